@@ -1,0 +1,53 @@
+"""Freshness and replay protection (ENV-2.3, ENV-2.4).
+
+An envelope is fresh if its timestamp is within `max_skew` seconds of the
+receiver's clock. A fresh envelope is remembered by (sender key, type,
+request id) until it could no longer be fresh; seeing the same triple again
+in that time is a replay. Memory is bounded: when `capacity` triples are
+remembered the earliest remembered is forgotten first, so a replay can only
+slip through if more than `capacity` fresh envelopes arrived within one skew
+window; the node counts such evictions (`replay.evicted`).
+"""
+
+from collections import OrderedDict
+
+from railgun_ref.core.constants import MAX_CLOCK_SKEW
+from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
+
+
+class ReplayGuard:
+    def __init__(self, *, max_skew: float = MAX_CLOCK_SKEW, capacity: int = 65536) -> None:
+        self._max_skew = max_skew
+        self._capacity = capacity
+        self._seen: OrderedDict[tuple[bytes, int, int], float] = OrderedDict()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(
+        self, sender_key: bytes, msg_type: int, request_id: int, timestamp_ms: int, *, now: float
+    ) -> None:
+        """Accept the envelope or raise STALE / REPLAY. Remembers accepted ones."""
+        sent_at = timestamp_ms / 1000.0
+        if abs(sent_at - now) > self._max_skew:
+            raise RemoteProtocolError(
+                ErrorCode.STALE, f"timestamp {sent_at - now:+.1f} s from the receiver's clock"
+            )
+        self._forget_until(now)
+        key = (sender_key, msg_type, request_id)
+        if key in self._seen:
+            raise RemoteProtocolError(ErrorCode.REPLAY, "envelope already seen")
+        # It can be replayed while still fresh, i.e. until sent_at + max_skew.
+        self._seen[key] = sent_at + self._max_skew
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+            self.evicted += 1
+
+    def _forget_until(self, now: float) -> None:
+        # Entries are close to insertion order in expiry; stop at the first live one.
+        while self._seen:
+            key, expiry = next(iter(self._seen.items()))
+            if expiry >= now:
+                break
+            del self._seen[key]

@@ -1,0 +1,101 @@
+"""Deterministic CBOR (ENC-1.x): RFC 8949 §4.2.1 core deterministic encoding.
+
+The data model is deliberately small so that every implementation can produce
+the same bytes: unsigned and negative integers (64-bit range), byte strings,
+UTF-8 text strings, arrays, maps whose keys are unsigned integers, booleans and
+null. No floats, no tags, no indefinite lengths, no duplicate keys.
+
+Because map keys are unsigned integers only, RFC 8949's bytewise ordering of
+encoded keys is the same as numeric ordering, and the same as the older
+length-first "canonical" ordering of RFC 7049 that some libraries (cbor2's
+``canonical=True`` among them) implement. That removes the one place where
+common CBOR libraries disagree (ENC-1.3).
+
+Decoding is strict: an item is accepted only if re-encoding it gives back the
+exact input bytes (ENC-1.5). That single check rejects non-shortest integer
+and length heads, unsorted maps, trailing bytes, tags (which decode to values
+outside the data model or re-encode differently) and so on, without a parser
+of our own. Every failure is a `RemoteProtocolError(MALFORMED)`.
+"""
+
+from typing import Any, Final
+
+import cbor2
+
+from railgun_ref.core.constants import MAX_CBOR_DEPTH
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+
+#: ENC-1.2: integers are limited to what a 64-bit CBOR head can carry.
+_UINT64_MAX: Final = 2**64 - 1
+_NINT64_MIN: Final = -(2**64)
+
+#: The CBOR data model values this spec allows (ENC-1.2).
+CborValue = Any
+
+
+def _check(value: object, depth: int) -> str | None:
+    """Return why `value` is outside the data model, or None if it is inside."""
+    if depth > MAX_CBOR_DEPTH:
+        return f"nesting deeper than {MAX_CBOR_DEPTH}"
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if not _NINT64_MIN <= value <= _UINT64_MAX:
+            return "integer outside the 64-bit range"
+        return None
+    if isinstance(value, bytes | str):
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            reason = _check(item, depth + 1)
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not int or key < 0 or key > _UINT64_MAX:
+                return "map key is not an unsigned integer"
+            reason = _check(item, depth + 1)
+            if reason is not None:
+                return reason
+        return None
+    return f"type {type(value).__name__} is outside the data model"
+
+
+def encode(value: CborValue) -> bytes:
+    """Encode `value` deterministically (ENC-1.1).
+
+    Raises `LocalProtocolError` if `value` is outside the data model: that is
+    a bug in the caller, never something a peer can cause.
+    """
+    reason = _check(value, 0)
+    if reason is not None:
+        raise LocalProtocolError(f"cannot encode: {reason}")
+    return cbor2.dumps(value, canonical=True)
+
+
+def decode(data: bytes) -> CborValue:
+    """Decode one deterministic CBOR item that must span all of `data`.
+
+    Raises only `RemoteProtocolError(MALFORMED)`, whatever the bytes.
+    """
+    try:
+        value = cbor2.loads(
+            data,
+            max_depth=MAX_CBOR_DEPTH + 1,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
+    except Exception as exc:  # cbor2 raises several types; all mean "malformed"
+        raise RemoteProtocolError(ErrorCode.MALFORMED, f"not CBOR: {exc}") from None
+    reason = _check(value, 0)
+    if reason is not None:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, reason)
+    try:
+        again = cbor2.dumps(value, canonical=True)
+    except Exception as exc:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, f"not re-encodable: {exc}") from None
+    if again != data:
+        # ENC-1.5: non-shortest heads, unsorted keys, tags, trailing bytes...
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "not deterministic CBOR")
+    return value
