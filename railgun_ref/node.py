@@ -213,7 +213,12 @@ class Node:
         return request_id
 
     def _reply(
-        self, message: Message, envelope: Envelope, channel: Channel, reply_to: StreamTarget, now: float
+        self,
+        message: Message,
+        envelope: Envelope,
+        channel: Channel,
+        reply_to: StreamTarget,
+        now: float,
     ) -> None:
         try:
             data = self._encode(message, envelope.request_id, now, channel)
@@ -271,7 +276,11 @@ class Node:
             case Ping():
                 self.counters["ping.answered"] += 1
                 self._reply(
-                    Pong(observed=address, payload=message.payload), envelope, channel, reply_to, now
+                    Pong(observed=address, payload=message.payload),
+                    envelope,
+                    channel,
+                    reply_to,
+                    now,
                 )
                 self._events.append(
                     PingReceived(

@@ -61,7 +61,7 @@ class Envelope:
 def encode_envelope(
     identity: Identity,
     *,
-    type: int,  # noqa: A002 - the spec's own name for the field
+    type: int,
     request_id: int,
     timestamp_ms: int,
     body: dict[int, Any],

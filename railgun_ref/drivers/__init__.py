@@ -1,0 +1,1 @@
+"""All IO lives here: real sockets (anyio), the discrete-event simulator, files."""

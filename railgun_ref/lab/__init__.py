@@ -1,0 +1,1 @@
+"""Notebook helpers: live localhost networks, traces to pandas, altair charts."""
