@@ -1,0 +1,342 @@
+"""Discrete-event simulation driver: the same `Node` objects, in virtual time.
+
+A heap of timed events ``(time, seq, event)`` drives every node through the
+exact sans-IO calls the UDP driver makes — `receive_datagram`,
+`receive_stream_message`, `on_timer`, API calls — with `now` taken from the
+virtual clock. No asyncio, no sockets, no wall clock: a 30 s health-check
+interval or a 7-day TTL costs only the events that happen in it.
+
+Determinism: every random draw (loss, jitter, node identities and node RNGs)
+comes from one `random.Random(seed)`, and ties in time are broken by a
+sequence number in scheduling order, so the same seed and the same script
+give the same trace byte for byte (`Simulator.trace_lines()`).
+
+The network model (`SimNetwork`): per-link one-way latency, jitter, loss and
+bandwidth (serialisation delay); partitions as groups of addresses (a node in
+several groups is a bridge); stopped nodes drop what reaches them. Datagrams
+may be lost or reordered; stream messages are reliable and ordered per
+connection, and lost only when a partition or a stopped node breaks the
+connection, as TCP would.
+"""
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from railgun_ref.core.ids import Address
+from railgun_ref.events import NodeEvent
+from railgun_ref.identity.keys import Identity
+from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
+from railgun_ref.rpc.requests import Channel
+from railgun_ref.trace import TraceRecord, record_event
+
+_T = TypeVar("_T")
+
+#: Virtual time starts here (2026-01-01T00:00:00Z), so envelope timestamps look real.
+SIM_EPOCH: Final = 1_767_225_600.0
+
+
+def sim_address(index: int, port: int = 7000) -> Address:
+    """A loopback-looking label for simulated node `index` (never used on a socket)."""
+    return (f"127.{1 + index // 65536}.{(index // 256) % 256}.{index % 256}", port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkProfile:
+    """One direction of a link. Times in seconds, bandwidth in bytes/s."""
+
+    latency: float = 0.025
+    jitter: float = 0.0  #: uniform extra delay in [0, jitter)
+    loss: float = 0.0  #: probability a datagram is dropped
+    bandwidth: float | None = None  #: adds len(data)/bandwidth of serialisation delay
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or self.jitter < 0:
+            raise ValueError("latency and jitter must be >= 0")
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError("loss is a probability in [0, 1]")
+        if self.bandwidth is not None and self.bandwidth <= 0:
+            raise ValueError("bandwidth must be positive")
+
+
+@dataclass(slots=True)
+class SimNetwork:
+    """Who can reach whom, and how fast."""
+
+    default: LinkProfile = field(default_factory=LinkProfile)
+    links: dict[tuple[Address, Address], LinkProfile] = field(default_factory=dict)
+    #: When set, two addresses can talk only if some group holds both.
+    partition: list[frozenset[Address]] | None = None
+
+    def set_link(self, a: Address, b: Address, profile: LinkProfile, *, both: bool = True) -> None:
+        self.links[(a, b)] = profile
+        if both:
+            self.links[(b, a)] = profile
+
+    def profile(self, src: Address, dst: Address) -> LinkProfile:
+        return self.links.get((src, dst), self.default)
+
+    def split(self, groups: Iterable[Iterable[Address]]) -> None:
+        """Partition the network; an address listed in several groups bridges them."""
+        self.partition = [frozenset(g) for g in groups]
+
+    def heal(self) -> None:
+        self.partition = None
+
+    def reachable(self, src: Address, dst: Address) -> bool:
+        if self.partition is None:
+            return True
+        return any(src in group and dst in group for group in self.partition)
+
+
+@dataclass(slots=True)
+class _Connection:
+    """A simulated stream connection; each end knows it by its own id."""
+
+    opener: Address
+    acceptor: Address
+    opener_id: ConnectionId
+    acceptor_id: ConnectionId
+    last_delivery: dict[Address, float] = field(default_factory=dict)
+    broken: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _DatagramArrival:
+    data: bytes
+    src: Address
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamArrival:
+    data: bytes
+    src: Address
+    conn_id: ConnectionId
+
+
+@dataclass(frozen=True, slots=True)
+class _TimerDue:
+    pass
+
+
+_Action = Callable[["Simulator"], None]
+_Payload = _DatagramArrival | _StreamArrival | _TimerDue | _Action
+_TIMER_DUE: Final = _TimerDue()
+_NOWHERE: Final[Address] = ("", 0)
+# Heap entries are (time, seq, address, payload); seq is unique, so tuples
+# compare on (time, seq) and never reach the payload.
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        network: SimNetwork | None = None,
+        start_time: float = SIM_EPOCH,
+        keep_trace: bool = True,
+    ) -> None:
+        self.now = start_time
+        self.network = network or SimNetwork()
+        self.rng = random.Random(seed)
+        self.counters: Counter[str] = Counter()
+        self.nodes: dict[Address, Node] = {}
+        self.trace: list[TraceRecord] = []
+        self._keep_trace = keep_trace
+        self._listeners: list[Callable[[Address, NodeEvent, float], None]] = []
+        self._heap: list[tuple[float, int, Address, _Payload]] = []
+        self._seq = 0
+        self._timer_at: dict[Address, float | None] = {}
+        self._stopped: set[Address] = set()
+        self._connections: dict[ConnectionId, _Connection] = {}
+        self._outbound: dict[tuple[Address, Address], _Connection] = {}
+        self._next_conn = 1
+
+    # ------------------------------------------------------------ population
+
+    def add_node(self, node: Node, address: Address) -> None:
+        if address in self.nodes:
+            raise ValueError(f"{address} already hosts a node")
+        self.nodes[address] = node
+        self._timer_at[address] = None
+        self._stopped.discard(address)
+
+    def spawn(self, count: int, *, config: NodeConfig | None = None) -> list[Address]:
+        """Add `count` nodes with identities and RNGs drawn from the simulator's seed."""
+        addresses = []
+        for _ in range(count):
+            address = sim_address(len(self.nodes))
+            identity = Identity.from_seed(self.rng.randbytes(32))
+            node = Node(identity, rng=random.Random(self.rng.getrandbits(64)), config=config)
+            self.add_node(node, address)
+            addresses.append(address)
+        return addresses
+
+    def stop(self, address: Address) -> None:
+        """Crash-stop a node: it receives nothing more; its connections break."""
+        self._stopped.add(address)
+        for conn in self._connections.values():
+            if address in (conn.opener, conn.acceptor):
+                conn.broken = True
+
+    def is_running(self, address: Address) -> bool:
+        return address in self.nodes and address not in self._stopped
+
+    def subscribe(self, listener: Callable[[Address, NodeEvent, float], None]) -> None:
+        """Call `listener(address, event, now)` for every node event."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------ scheduling
+
+    def _push(self, at: float, address: Address, payload: _Payload) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, address, payload))
+
+    def at(self, time: float, action: Callable[["Simulator"], None]) -> None:
+        """Run `action(sim)` at virtual `time` (for scripted scenarios)."""
+        self._push(max(time, self.now), _NOWHERE, action)
+
+    def after(self, delay: float, action: Callable[["Simulator"], None]) -> None:
+        self.at(self.now + delay, action)
+
+    def call(self, address: Address, api: Callable[[Node, float], _T]) -> _T:
+        """Invoke a node API now (e.g. ``lambda n, now: n.ping(dst, now=now)``) and pump."""
+        if not self.is_running(address):
+            raise ValueError(f"no running node at {address}")
+        result = api(self.nodes[address], self.now)
+        self._pump(address)
+        return result
+
+    def ping(
+        self,
+        src: Address,
+        dst: Address,
+        *,
+        channel: Channel = Channel.DATAGRAM,
+        payload: bytes = b"",
+    ) -> int:
+        return self.call(src, lambda n, now: n.ping(dst, now=now, channel=channel, payload=payload))
+
+    # ------------------------------------------------------------ main loop
+
+    def step(self) -> bool:
+        """Process the next event; False when none is left."""
+        if not self._heap:
+            return False
+        at, _, address, payload = heapq.heappop(self._heap)
+        self.now = max(self.now, at)
+        if callable(payload):
+            payload(self)
+            return True
+        if not self.is_running(address):
+            if not isinstance(payload, _TimerDue):
+                self.counters["sim.dropped_no_running_node"] += 1
+            return True
+        node = self.nodes[address]
+        match payload:
+            case _TimerDue():
+                if self._timer_at.get(address) != at:
+                    return True  # superseded by a later reschedule
+                self._timer_at[address] = None
+                node.on_timer(now=self.now)
+            case _DatagramArrival(data, src):
+                self.counters["sim.datagrams_delivered"] += 1
+                node.receive_datagram(data, src, now=self.now)
+            case _StreamArrival(data, src, conn_id):
+                if self._connections[conn_id].broken:
+                    self.counters["sim.stream_lost_broken"] += 1
+                    return True
+                self.counters["sim.stream_delivered"] += 1
+                node.receive_stream_message(data, conn_id, src, now=self.now)
+        self._pump(address)
+        return True
+
+    def run(self, *, until: float | None = None, max_events: int | None = None) -> int:
+        """Process events up to virtual time `until` (inclusive); return how many ran."""
+        processed = 0
+        while self._heap:
+            if until is not None and self._heap[0][0] > until:
+                break
+            if max_events is not None and processed >= max_events:
+                break
+            self.step()
+            processed += 1
+        if until is not None and until > self.now:
+            self.now = until
+        return processed
+
+    def run_for(self, duration: float) -> int:
+        return self.run(until=self.now + duration)
+
+    # ------------------------------------------------------------ internals
+
+    def _delay(self, profile: LinkProfile, size: int) -> float:
+        delay = profile.latency
+        if profile.jitter:
+            delay += self.rng.random() * profile.jitter
+        if profile.bandwidth:
+            delay += size / profile.bandwidth
+        return delay
+
+    def _send_datagram(self, src: Address, data: bytes, dst: Address) -> None:
+        if not self.network.reachable(src, dst):
+            self.counters["sim.datagrams_partitioned"] += 1
+            return
+        profile = self.network.profile(src, dst)
+        if profile.loss and self.rng.random() < profile.loss:
+            self.counters["sim.datagrams_lost"] += 1
+            return
+        self._push(self.now + self._delay(profile, len(data)), dst, _DatagramArrival(data, src))
+
+    def _connection_for(self, src: Address, target: StreamTarget) -> tuple[_Connection, Address]:
+        if isinstance(target, tuple):
+            conn = self._outbound.get((src, target))
+            if conn is None or conn.broken:
+                opener_id = ConnectionId(self._next_conn)
+                acceptor_id = ConnectionId(self._next_conn + 1)
+                self._next_conn += 2
+                conn = _Connection(
+                    opener=src, acceptor=target, opener_id=opener_id, acceptor_id=acceptor_id
+                )
+                self._connections[opener_id] = conn
+                self._connections[acceptor_id] = conn
+                self._outbound[(src, target)] = conn
+                self.counters["sim.connections_opened"] += 1
+            return conn, target
+        conn = self._connections[target]
+        return conn, conn.opener if conn.acceptor == src else conn.acceptor
+
+    def _send_stream(self, src: Address, data: bytes, target: StreamTarget) -> None:
+        conn, dst = self._connection_for(src, target)
+        if conn.broken or not self.network.reachable(src, dst) or not self.is_running(dst):
+            conn.broken = True  # TCP would reset or time out; later sends reconnect
+            self.counters["sim.stream_lost_broken"] += 1
+            return
+        at = self.now + self._delay(self.network.profile(src, dst), len(data))
+        at = max(at, conn.last_delivery.get(dst, at))  # reliable, in order
+        conn.last_delivery[dst] = at
+        dst_conn_id = conn.acceptor_id if dst == conn.acceptor else conn.opener_id
+        self._push(at, dst, _StreamArrival(data, src, dst_conn_id))
+
+    def _pump(self, address: Address) -> None:
+        node = self.nodes[address]
+        for data, dst in node.datagrams_to_send():
+            self._send_datagram(address, data, dst)
+        for data, target in node.stream_messages_to_send():
+            self._send_stream(address, data, target)
+        while (event := node.next_event()) is not None:
+            if self._keep_trace:
+                self.trace.append(record_event(node.node_id, self.now, event))
+            for listener in self._listeners:
+                listener(address, event, self.now)
+        deadline = node.next_deadline()
+        if deadline is not None and deadline != self._timer_at.get(address):
+            self._timer_at[address] = deadline
+            self._push(deadline, address, _TIMER_DUE)
+
+    def trace_lines(self) -> list[str]:
+        """The trace as canonical JSON lines (what determinism is checked on)."""
+        return [record.to_json() for record in self.trace]
