@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each prints JSON comparing us with a named peer in the same run."""
