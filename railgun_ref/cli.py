@@ -1,0 +1,126 @@
+"""`railgun-ref`: run nodes, the demo, simulations, conformance and benchmarks.
+
+Subcommands import what they need lazily, so `--help` is instant and the base
+install (no notebook extras) runs everything but the lab.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _loopback_host(text: str) -> str:
+    from railgun_ref.drivers.addresses import check_loopback  # noqa: PLC0415
+
+    try:
+        check_loopback(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers.node_main import run_node  # noqa: PLC0415
+
+    return run_node(host=args.host, port=args.port, identity_path=args.identity)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(nodes=args.nodes, rounds=args.rounds, seed=args.seed)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers.sim_demo import run_ping_scenario  # noqa: PLC0415
+
+    return run_ping_scenario(
+        nodes=args.nodes,
+        seed=args.seed,
+        loss=args.loss,
+        latency_ms=args.latency_ms,
+        duration=args.duration,
+        json_output=args.json,
+    )
+
+
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    from railgun_ref.conformance.generate import main as generate_main  # noqa: PLC0415
+
+    return generate_main(check=args.check)
+
+
+def _cmd_conformance_run(args: argparse.Namespace) -> int:
+    from railgun_ref.conformance.wire_runner import main as runner_main  # noqa: PLC0415
+
+    return runner_main(args.target, json_output=args.json)
+
+
+def _cmd_bench_wire(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.wire import main as bench_main  # noqa: PLC0415
+
+    return bench_main(json_output=args.json, payload_size=args.payload_size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="railgun-ref",
+        description="Rail Gun hybrid transport: node, simulator, conformance, benchmarks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    node = sub.add_parser("node", help="run one node on real UDP + TCP sockets until interrupted")
+    node.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
+    node.add_argument("--port", type=int, default=0, help="UDP and TCP port (0: any free port)")
+    node.add_argument(
+        "--identity", default=None, help="identity file (created 0600 if missing); default: fresh"
+    )
+    node.set_defaults(func=_cmd_node)
+
+    demo = sub.add_parser("demo", help="the main job: a live localhost network, shown working")
+    demo.add_argument("--nodes", type=int, default=12, help="number of nodes (default 12)")
+    demo.add_argument("--rounds", type=int, default=3, help="all-pairs ping rounds (default 3)")
+    demo.add_argument("--seed", type=int, default=1, help="seed for node identities")
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("sim", help="the same nodes in the discrete-event simulator")
+    sim.add_argument("--nodes", type=int, default=50)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--loss", type=float, default=0.01, help="datagram loss probability")
+    sim.add_argument("--latency-ms", type=float, default=25.0, help="one-way link latency")
+    sim.add_argument("--duration", type=float, default=60.0, help="virtual seconds to run")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim.set_defaults(func=_cmd_sim)
+
+    conf = sub.add_parser("conformance", help="test vectors and the wire runner")
+    conf_sub = conf.add_subparsers(dest="conformance_command", required=True, metavar="ACTION")
+    vectors = conf_sub.add_parser("vectors", help="regenerate the JSON vectors (or --check them)")
+    vectors.add_argument(
+        "--check", action="store_true", help="fail if committed vectors differ from generated"
+    )
+    vectors.set_defaults(func=_cmd_vectors)
+    run = conf_sub.add_parser("run", help="check a running node over the wire")
+    run.add_argument("--target", required=True, help="udp://HOST:PORT of the node (127.0.0.0/8)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.set_defaults(func=_cmd_conformance_run)
+
+    bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
+    wire.add_argument("--json", action="store_true", help="print JSON")
+    wire.add_argument("--payload-size", type=int, default=64, help="PING payload bytes")
+    wire.set_defaults(func=_cmd_bench_wire)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
