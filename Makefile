@@ -35,7 +35,7 @@ unit: $(VENV)/.test
 	$(BIN)/python -m pytest tests
 
 notebooks: $(VENV)/.test
-	$(BIN)/python -m pytest --nbval notebooks --sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
 vectors: $(VENV)/.test
 	$(BIN)/railgun-ref conformance vectors --check

@@ -10,19 +10,30 @@ from collections.abc import Sequence
 
 
 def _loopback_host(text: str) -> str:
-    from railgun_ref.drivers.addresses import check_loopback  # noqa: PLC0415
+    from railgun_ref.drivers.addresses import check_loopback_host  # noqa: PLC0415
 
     try:
-        check_loopback(text)
+        check_loopback_host(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
+def _loopback_target(text: str) -> tuple[str, int]:
+    from railgun_ref.drivers.addresses import parse_target  # noqa: PLC0415
+
+    try:
+        return parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_node(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.node_main import run_node  # noqa: PLC0415
 
-    return run_node(host=args.host, port=args.port, identity_path=args.identity)
+    return run_node(
+        host=args.host, port=args.port, identity_path=args.identity, bootstrap=args.bootstrap
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -74,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--port", type=int, default=0, help="UDP and TCP port (0: any free port)")
     node.add_argument(
         "--identity", default=None, help="identity file (created 0600 if missing); default: fresh"
+    )
+    node.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        type=_loopback_target,
+        metavar="HOST:PORT",
+        help="join the DHT through this node (repeatable)",
     )
     node.set_defaults(func=_cmd_node)
 

@@ -57,4 +57,77 @@ class MessageRejected:
     reason: str
 
 
-NodeEvent = PingReceived | PongReceived | RequestTimedOut | ErrorReceived | MessageRejected
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookupFinished:
+    """A FIND_NODE lookup ended (DHT-6.3). `peers` describes every peer it knew, for study."""
+
+    query_id: int
+    target: bytes
+    closest: tuple[tuple[NodeId, Address], ...]  #: up to k that answered, nearest first
+    queries: int
+    failures: int
+    late_answers: int
+    hops: int  #: hop count at which the closest peer was learned (seeds are hop 1)
+    started_at: float
+    duration: float
+    peers: tuple[dict[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetFinished:
+    """`get(key)` ended: the valid records found, newest per publisher (DHT-8.3)."""
+
+    query_id: int
+    key: bytes
+    records: tuple[bytes, ...]  #: encoded records (deterministic CBOR), ordered by publisher id
+    found: bool
+    queries: int
+    failures: int
+    hops: int
+    started_at: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreFinished:
+    """`store(...)` ended: how many of the k closest nodes accepted the record (DHT-8.1)."""
+
+    query_id: int
+    key: bytes
+    accepted: int
+    refused: int
+    failed: int
+    started_at: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordStored:
+    """This node now holds `record` (CBOR): a driver with a disk persists it (DHT-4.5)."""
+
+    key: bytes
+    publisher_id: NodeId
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDropped:
+    """This node no longer holds the record of `publisher_id` under `key` (expired/replaced)."""
+
+    key: bytes
+    publisher_id: NodeId
+    reason: str
+
+
+NodeEvent = (
+    PingReceived
+    | PongReceived
+    | RequestTimedOut
+    | ErrorReceived
+    | MessageRejected
+    | LookupFinished
+    | GetFinished
+    | StoreFinished
+    | RecordStored
+    | RecordDropped
+)

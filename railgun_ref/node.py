@@ -22,12 +22,13 @@ Invariants:
 
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NewType, assert_never
 
 from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.service import Dht, DhtConfig
 from railgun_ref.events import (
     ErrorReceived,
     MessageRejected,
@@ -40,7 +41,28 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
-from railgun_ref.wire.messages import ErrorReply, Message, MessageType, Ping, Pong, parse_message
+from railgun_ref.wire.messages import (
+    ErrorReply,
+    FindNode,
+    FindValue,
+    Message,
+    MessageType,
+    Nodes,
+    Ping,
+    Pong,
+    Store,
+    Stored,
+    Value,
+    parse_message,
+)
+
+#: RPC-1.4: which response type answers which request type (ERROR answers any).
+_RESPONSE_TO: dict[MessageType, MessageType] = {
+    MessageType.PONG: MessageType.PING,
+    MessageType.NODES: MessageType.FIND_NODE,
+    MessageType.VALUE: MessageType.FIND_VALUE,
+    MessageType.STORED: MessageType.STORE,
+}
 
 #: A stream connection, numbered by the driver that owns it.
 ConnectionId = NewType("ConnectionId", int)
@@ -60,6 +82,8 @@ class NodeConfig:
     max_clock_skew: float = MAX_CLOCK_SKEW
     #: ENV-2.4: how many recent (sender, type, request id) triples are remembered.
     replay_capacity: int = 65536
+    #: DHT-9.1: the DHT's parameters.
+    dht: DhtConfig = field(default_factory=DhtConfig)
 
     def __post_init__(self) -> None:
         if not self.request_timeout > 0:
@@ -76,8 +100,15 @@ def _limit(channel: Channel) -> int:
 
 class Node:
     def __init__(
-        self, identity: Identity, *, rng: random.Random, config: NodeConfig | None = None
+        self,
+        identity: Identity,
+        *,
+        rng: random.Random,
+        config: NodeConfig | None = None,
+        now: float,
     ) -> None:
+        """`now` is the creation time (seconds since the epoch): periodic DHT
+        maintenance is scheduled from it."""
         self.identity = identity
         self.config = config or NodeConfig()
         self.counters: Counter[str] = Counter()
@@ -89,6 +120,14 @@ class Node:
         self._datagrams: list[tuple[bytes, Address]] = []
         self._stream_out: list[tuple[bytes, StreamTarget]] = []
         self._events: deque[NodeEvent] = deque()
+        self.dht = Dht(
+            identity,
+            rng=rng,
+            send=self._dht_send,
+            emit=self._events.append,
+            config=self.config.dht,
+            now=now,
+        )
 
     @property
     def node_id(self) -> NodeId:
@@ -118,6 +157,8 @@ class Node:
                     channel=request.channel,
                 )
             )
+            self.dht.on_timeout(request, now=now)
+        self.dht.on_timer(now=now)
 
     # ------------------------------------------------------------------- API
 
@@ -154,7 +195,16 @@ class Node:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
-        return self._pending.next_deadline()
+        pending, dht = self._pending.next_deadline(), self.dht.next_deadline()
+        deadlines = [d for d in (pending, dht) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _dht_send(
+        self, message: Message, address: Address, expected_peer: NodeId | None, now: float
+    ) -> int:
+        return self._request(
+            message, address, now=now, channel=Channel.DATAGRAM, expected_peer=expected_peer
+        )
 
     @property
     def requests_in_flight(self) -> int:
@@ -252,13 +302,17 @@ class Node:
             self._reject(address, channel, exc)  # NODE-1.2: no reply to what we can't trust
             return
         self.counters["replay.evicted"] = self._replay.evicted
+        if channel is Channel.DATAGRAM:
+            # DHT-5.1: the signature binds the sender's id to the address it sent from.
+            self.dht.observe(envelope.sender_id, address, now=now)
         try:
             message = parse_message(envelope)
             self._dispatch(message, envelope, address, channel, reply_to, now)
         except RemoteProtocolError as exc:
             self._reject(address, channel, exc)
-            if exc.code is ErrorCode.UNKNOWN_TYPE:
-                # MSG-1.3: an authenticated request of an unknown type gets an ERROR.
+            if exc.code is ErrorCode.UNKNOWN_TYPE or _is_request(envelope.type):
+                # MSG-1.3 / NODE-1.4: an authenticated request that cannot be
+                # served gets an ERROR naming why; a bad response gets nothing.
                 self._reply(
                     ErrorReply(code=exc.code, reason=exc.message), envelope, channel, reply_to, now
                 )
@@ -290,8 +344,25 @@ class Node:
                         channel=channel,
                     )
                 )
+            case FindNode():
+                reply = self.dht.handle_find_node(message, envelope.sender_id, channel)
+                self._reply(reply, envelope, channel, reply_to, now)
+            case FindValue():
+                reply_value = self.dht.handle_find_value(
+                    message, envelope.sender_id, channel, now=now
+                )
+                self._reply(reply_value, envelope, channel, reply_to, now)
+            case Store():
+                stored = self.dht.handle_store(message, envelope.sender_id, now=now)
+                self._reply(stored, envelope, channel, reply_to, now)
+            case Nodes() | Value() | Stored():
+                request = self._complete(envelope, _RESPONSE_TO[message.TYPE])
+                self.counters[f"response.{message.TYPE.name.lower()}"] += 1
+                self.dht.on_response(request, envelope.sender_id, message, now=now)
             case Pong():
                 request = self._complete(envelope, MessageType.PING)
+                if self.dht.owns(request.request_id):
+                    self.dht.on_response(request, envelope.sender_id, message, now=now)
                 self.counters["pong.received"] += 1
                 self._events.append(
                     PongReceived(
@@ -305,7 +376,9 @@ class Node:
                     )
                 )
             case ErrorReply():
-                self._complete(envelope, None)
+                request = self._complete(envelope, None)
+                if self.dht.owns(request.request_id):
+                    self.dht.on_error(request, message.code, now=now)
                 self.counters["error.received"] += 1
                 self._events.append(
                     ErrorReceived(
@@ -320,10 +393,15 @@ class Node:
                 assert_never(message)
 
     def _complete(self, envelope: Envelope, kind: MessageType | None) -> PendingRequest:
-        request = self._pending.complete(envelope.request_id, envelope.sender_id)
-        if kind is not None and request.kind != kind:
-            raise RemoteProtocolError(
-                ErrorCode.UNEXPECTED_RESPONSE,
-                f"{MessageType(request.kind).name} answered with a {kind.name} response",
-            )
-        return request
+        # RPC-1.4: the type is checked before the request is removed, so a response
+        # of the wrong type leaves it in flight instead of ending it without an event.
+        return self._pending.complete(envelope.request_id, envelope.sender_id, kind=kind)
+
+
+def _is_request(msg_type: int) -> bool:
+    return msg_type in (
+        MessageType.PING,
+        MessageType.FIND_NODE,
+        MessageType.FIND_VALUE,
+        MessageType.STORE,
+    )

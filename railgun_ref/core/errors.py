@@ -23,6 +23,12 @@ class ErrorCode(IntEnum):
     WRONG_SENDER = 8  #: signed by a key other than the one expected
     UNEXPECTED_RESPONSE = 9  #: a response matching no request in flight
     BAD_KEY = 10  #: public key not acceptable (ID-2.x rules)
+    EXPIRED = 11  #: a record whose expiry is past
+    WRONG_KEY = 12  #: a record offered under a key it does not derive to
+    FORBIDDEN = 13  #: a publisher not entitled to this key (DHT-3.4)
+    STALE_SEQUENCE = 14  #: a record older than the one held from the same publisher
+    QUOTA = 15  #: storage or relay limit reached; try another node
+    TTL_TOO_LONG = 16  #: a record expiring further ahead than the maximum TTL
 
 
 class ProtocolError(Exception):

@@ -170,7 +170,12 @@ class Simulator:
         for _ in range(count):
             address = sim_address(len(self.nodes))
             identity = Identity.from_seed(self.rng.randbytes(32))
-            node = Node(identity, rng=random.Random(self.rng.getrandbits(64)), config=config)
+            node = Node(
+                identity,
+                rng=random.Random(self.rng.getrandbits(64)),
+                config=config,
+                now=self.now,
+            )
             self.add_node(node, address)
             addresses.append(address)
         return addresses
@@ -255,7 +260,13 @@ class Simulator:
         return True
 
     def run(self, *, until: float | None = None, max_events: int | None = None) -> int:
-        """Process events up to virtual time `until` (inclusive); return how many ran."""
+        """Process events up to virtual time `until` (inclusive); return how many ran.
+
+        Nodes keep periodic maintenance timers, so the heap never empties by
+        itself: give `until`, `max_events`, or both.
+        """
+        if until is None and max_events is None:
+            raise ValueError("give until= or max_events=: maintenance timers never run out")
         processed = 0
         while self._heap:
             if until is not None and self._heap[0][0] > until:

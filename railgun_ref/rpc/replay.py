@@ -3,13 +3,18 @@
 An envelope is fresh if its timestamp is within `max_skew` seconds of the
 receiver's clock. A fresh envelope is remembered by (sender key, type,
 request id) until it could no longer be fresh; seeing the same triple again
-in that time is a replay. Memory is bounded: when `capacity` triples are
-remembered the earliest remembered is forgotten first, so a replay can only
-slip through if more than `capacity` fresh envelopes arrived within one skew
-window; the node counts such evictions (`replay.evicted`).
+in that time is a replay. Memory is bounded: triples that can no longer be
+fresh are forgotten first, and when more than `capacity` still-fresh triples
+are remembered the one that stops being fresh soonest is forgotten, so a
+replay can only slip through if more than `capacity` envelopes are fresh at
+once; the node counts such evictions (`replay.evicted`).
+
+Expiries live in a heap beside the table, one heap entry per remembered
+triple (a triple enters both or neither and leaves both at once): expiry
+does not follow arrival order, since each sender stamps its own clock.
 """
 
-from collections import OrderedDict
+import heapq
 
 from railgun_ref.core.constants import MAX_CLOCK_SKEW
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
@@ -19,7 +24,8 @@ class ReplayGuard:
     def __init__(self, *, max_skew: float = MAX_CLOCK_SKEW, capacity: int = 65536) -> None:
         self._max_skew = max_skew
         self._capacity = capacity
-        self._seen: OrderedDict[tuple[bytes, int, int], float] = OrderedDict()
+        self._seen: dict[tuple[bytes, int, int], float] = {}
+        self._expiries: list[tuple[float, tuple[bytes, int, int]]] = []
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -39,15 +45,15 @@ class ReplayGuard:
         if key in self._seen:
             raise RemoteProtocolError(ErrorCode.REPLAY, "envelope already seen")
         # It can be replayed while still fresh, i.e. until sent_at + max_skew.
-        self._seen[key] = sent_at + self._max_skew
+        expiry = sent_at + self._max_skew
+        self._seen[key] = expiry
+        heapq.heappush(self._expiries, (expiry, key))
         if len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
+            _, soonest = heapq.heappop(self._expiries)
+            del self._seen[soonest]
             self.evicted += 1
 
     def _forget_until(self, now: float) -> None:
-        # Entries are close to insertion order in expiry; stop at the first live one.
-        while self._seen:
-            key, expiry = next(iter(self._seen.items()))
-            if expiry >= now:
-                break
+        while self._expiries and self._expiries[0][0] < now:
+            _, key = heapq.heappop(self._expiries)
             del self._seen[key]

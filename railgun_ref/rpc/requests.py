@@ -9,7 +9,9 @@ Invariants:
 * every request ends in exactly one of "answered" or "timed out" (RPC-1.2).
 
 Deadlines live in a heap with lazy deletion: answering a request removes it
-from the table but leaves its heap entry, which `expire` skips.
+from the table but leaves its heap entry, which `expire` skips. An entry is
+live only while the table holds a request with that id *and* that deadline,
+so a stale entry never expires a later request that reuses the id.
 """
 
 import heapq
@@ -55,8 +57,15 @@ class PendingRequests:
         self._by_id[request.request_id] = request
         heapq.heappush(self._deadlines, (request.deadline, request.request_id))
 
-    def complete(self, request_id: int, sender: NodeId) -> PendingRequest:
-        """Match a response; raises `RemoteProtocolError` if it matches nothing."""
+    def complete(
+        self, request_id: int, sender: NodeId, *, kind: int | None = None
+    ) -> PendingRequest:
+        """Match a response; raises `RemoteProtocolError` if it matches nothing.
+
+        `kind` is the request type the response answers (None for ERROR, which
+        answers any). Every check comes before removal: a refused response
+        leaves the request in flight, so it still ends in exactly one outcome.
+        """
         request = self._by_id.get(request_id)
         if request is None:
             raise RemoteProtocolError(
@@ -65,6 +74,12 @@ class PendingRequests:
         if request.expected_sender is not None and request.expected_sender != sender:
             # RPC-1.3: the request stays in flight; the right node may still answer.
             raise RemoteProtocolError(ErrorCode.WRONG_SENDER, "response from another node")
+        if kind is not None and request.kind != kind:
+            # RPC-1.4: a response of the wrong type does not end the request either.
+            raise RemoteProtocolError(
+                ErrorCode.UNEXPECTED_RESPONSE,
+                f"request {request_id} is of type {request.kind}, not {kind}",
+            )
         del self._by_id[request_id]
         return request
 
@@ -75,13 +90,16 @@ class PendingRequests:
         """Remove and return every request whose deadline is at or before `now`."""
         expired: list[PendingRequest] = []
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, request_id = heapq.heappop(self._deadlines)
-            request = self._by_id.pop(request_id, None)
-            if request is not None:
-                expired.append(request)
+            deadline, request_id = heapq.heappop(self._deadlines)
+            if self._is_live(deadline, request_id):
+                expired.append(self._by_id.pop(request_id))
         return expired
 
     def next_deadline(self) -> float | None:
-        while self._deadlines and self._deadlines[0][1] not in self._by_id:
+        while self._deadlines and not self._is_live(*self._deadlines[0]):
             heapq.heappop(self._deadlines)  # answered or cancelled
         return self._deadlines[0][0] if self._deadlines else None
+
+    def _is_live(self, deadline: float, request_id: int) -> bool:
+        request = self._by_id.get(request_id)
+        return request is not None and request.deadline == deadline

@@ -80,7 +80,10 @@ def encode(value: CborValue) -> bytes:
     reason = _check(value, 0)
     if reason is not None:
         raise LocalProtocolError(f"cannot encode: {reason}")
-    return cbor2.dumps(value, canonical=True)
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except UnicodeEncodeError as exc:  # a str holding a lone surrogate has no UTF-8 form
+        raise LocalProtocolError(f"cannot encode: text is not valid Unicode ({exc})") from None
 
 
 def decode(data: bytes) -> CborValue:

@@ -7,12 +7,14 @@ are refused rather than ignored, so two implementations never disagree on
 what a signed message said. Extensions take a new type number or version.
 """
 
+import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final, Self
 
-from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
-from railgun_ref.core.ids import Address
+from railgun_ref.core.constants import NODE_ID_SIZE
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.wire.envelope import Envelope
 
 #: MSG-3.1: error replies carry at most this many characters of reason text.
@@ -27,6 +29,12 @@ class MessageType(IntEnum):
     PING = 1
     PONG = 2
     ERROR = 3
+    FIND_NODE = 16
+    NODES = 17
+    FIND_VALUE = 18
+    VALUE = 19
+    STORE = 20
+    STORED = 21
 
 
 def _malformed(reason: str) -> RemoteProtocolError:
@@ -115,12 +123,195 @@ class ErrorReply:
         return cls(code=code, reason=reason)
 
 
-Message = Ping | Pong | ErrorReply
+# ---------------------------------------------------------------- DHT (DHT-7.x)
 
-_PARSERS: Final[dict[int, type[Ping] | type[Pong] | type[ErrorReply]]] = {
+#: DHT-7.2: a contact is [node id, packed IPv4 (4 bytes) or IPv6 (16 bytes), port].
+WireContact = tuple[NodeId, Address]
+
+
+def encode_contact(node_id: NodeId, address: Address) -> list[Any]:
+    try:
+        packed = ipaddress.ip_address(address[0]).packed
+    except ValueError:
+        raise LocalProtocolError(f"contact host {address[0]!r} is not an IP literal") from None
+    return [node_id, packed, address[1]]
+
+
+def decode_contact(value: object) -> WireContact:
+    if not isinstance(value, list) or len(value) != 3:
+        raise _malformed("contact must be [node id, ip, port]")
+    node_id, packed, port = value
+    if not isinstance(node_id, bytes) or len(node_id) != NODE_ID_SIZE:
+        raise _malformed("contact node id must be 32 bytes")
+    if not isinstance(packed, bytes) or len(packed) not in (4, 16):
+        raise _malformed("contact ip must be 4 or 16 bytes")
+    if type(port) is not int or not 0 < port <= 0xFFFF:
+        raise _malformed("contact port must be 1..65535")
+    return NodeId(node_id), (str(ipaddress.ip_address(packed)), port)
+
+
+def _decode_contacts(value: object, what: str) -> tuple[WireContact, ...]:
+    if not isinstance(value, list) or len(value) > MAX_CONTACTS:
+        raise _malformed(f"{what} must be a list of at most {MAX_CONTACTS} contacts")
+    return tuple(decode_contact(item) for item in value)
+
+
+def _key_field(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != NODE_ID_SIZE:
+        raise _malformed(f"{what} must be 32 bytes")
+    return value
+
+
+def _record_maps(value: object) -> tuple[dict[int, Any], ...]:
+    if not isinstance(value, list) or len(value) > MAX_RECORDS:
+        raise _malformed(f"records must be a list of at most {MAX_RECORDS} maps")
+    for item in value:
+        if not isinstance(item, dict):
+            raise _malformed("each record must be a map")
+    return tuple(value)
+
+
+#: DHT-7.2: a NODES or VALUE reply names at most this many contacts.
+MAX_CONTACTS: Final = 20
+#: DHT-7.4: a VALUE reply carries at most this many records.
+MAX_RECORDS: Final = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindNode:
+    """DHT-7.1: ask for the contacts closest to `target`."""
+
+    TYPE: ClassVar[MessageType] = MessageType.FIND_NODE
+    target: bytes
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.target}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "FIND_NODE")
+        return cls(target=_key_field(body[0], "FIND_NODE target"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nodes:
+    """DHT-7.2: the answer to FIND_NODE: up to k contacts, closest first."""
+
+    TYPE: ClassVar[MessageType] = MessageType.NODES
+    contacts: tuple[WireContact, ...]
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: [encode_contact(n, a) for n, a in self.contacts]}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "NODES")
+        return cls(contacts=_decode_contacts(body[0], "NODES contacts"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindValue:
+    """DHT-7.3: ask for the records under `key` (and closer contacts)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.FIND_VALUE
+    key: bytes
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.key}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "FIND_VALUE")
+        return cls(key=_key_field(body[0], "FIND_VALUE key"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Value:
+    """DHT-7.4: records held under the key, closer contacts, and whether records were left out.
+
+    `records` are record maps as received; the DHT checks each one (DHT-3.3).
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.VALUE
+    records: tuple[dict[int, Any], ...]
+    contacts: tuple[WireContact, ...]
+    truncated: bool = False
+
+    def to_body(self) -> dict[int, Any]:
+        return {
+            0: list(self.records),
+            1: [encode_contact(n, a) for n, a in self.contacts],
+            2: self.truncated,
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0, 1, 2}), "VALUE")
+        if not isinstance(body[2], bool):
+            raise _malformed("VALUE truncated flag must be a boolean")
+        return cls(
+            records=_record_maps(body[0]),
+            contacts=_decode_contacts(body[1], "VALUE contacts"),
+            truncated=body[2],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Store:
+    """DHT-7.5: ask the receiver to hold one signed record."""
+
+    TYPE: ClassVar[MessageType] = MessageType.STORE
+    record: dict[int, Any]
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.record}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "STORE")
+        if not isinstance(body[0], dict):
+            raise _malformed("STORE record must be a map")
+        return cls(record=body[0])
+
+
+class StoreStatus(IntEnum):
+    """DHT-7.6: what the holder did with a STORE it accepted."""
+
+    STORED = 0
+    REPLACED = 1
+    UNCHANGED = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stored:
+    """DHT-7.6: the acceptance of a STORE (refusals are ERROR replies)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.STORED
+    status: StoreStatus
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.status}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "STORED")
+        if type(body[0]) is not int or body[0] not in set(StoreStatus):
+            raise _malformed("STORED status must be 0, 1 or 2")
+        return cls(status=StoreStatus(body[0]))
+
+
+Message = Ping | Pong | ErrorReply | FindNode | Nodes | FindValue | Value | Store | Stored
+
+_PARSERS: Final[dict[int, Any]] = {
     MessageType.PING: Ping,
     MessageType.PONG: Pong,
     MessageType.ERROR: ErrorReply,
+    MessageType.FIND_NODE: FindNode,
+    MessageType.NODES: Nodes,
+    MessageType.FIND_VALUE: FindValue,
+    MessageType.VALUE: Value,
+    MessageType.STORE: Store,
+    MessageType.STORED: Stored,
 }
 
 
@@ -129,4 +320,5 @@ def parse_message(envelope: Envelope) -> Message:
     parser = _PARSERS.get(envelope.type)
     if parser is None:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"message type {envelope.type}")
-    return parser.from_body(envelope.body)
+    message: Message = parser.from_body(envelope.body)
+    return message

@@ -1,0 +1,1 @@
+"""Vector builders, one module per area; `railgun_ref.conformance.generate` runs them all."""

@@ -1,0 +1,415 @@
+"""node_ping.json: scripted behaviour of one node (NODE-1.x, MSG-x, RPC-1.x, ENV-2.3/2.4).
+
+Each test is a script: a fresh node under test (fixed seed and RNG seed) is fed
+inputs — datagrams and stream messages from fixed peers, its own `ping` calls,
+timer calls — each at a fixed `now`, and everything it emits after each step
+is recorded with `common.drain`. The inputs are made by well-behaved peer
+nodes (so they are real traffic) or built by hand where the point is that they
+are wrong. Assertions here restate what the spec says each script must show,
+so a regression in the node stops the generator instead of silently changing
+a vector.
+"""
+
+import random
+from typing import Any, Final
+
+from railgun_ref.conformance.builders.base import T0, T0_MS, Vectors, flip, pseudo_random, seed_for
+from railgun_ref.conformance.builders.base import payload_for_size as _payload_for_size
+from railgun_ref.conformance.builders.envelope import seal, signed_fields
+from railgun_ref.conformance.common import JsonObject, address_json, base_counters, drain
+from railgun_ref.core.constants import MAX_DATAGRAM_SIZE
+from railgun_ref.core.errors import ErrorCode
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.identity import ed25519_math as ed
+from railgun_ref.identity.keys import Identity
+from railgun_ref.node import ConnectionId, Node, NodeConfig
+from railgun_ref.rpc.requests import Channel
+from railgun_ref.wire import cbor
+from railgun_ref.wire.envelope import encode_envelope
+from railgun_ref.wire.messages import ErrorReply, MessageType, Pong
+
+NODE_ADDR: Final[Address] = ("127.0.0.1", 7000)
+PEER_A: Final[Address] = ("127.0.0.1", 40001)
+PEER_B: Final[Address] = ("127.0.0.1", 40002)
+PEER_V6: Final[Address] = ("::1", 40003)
+NODE_RNG_SEED: Final = 7000
+NODE_CONFIG: Final = NodeConfig()
+
+NOTES: Final = {
+    "Answered": "A request the node must answer.",
+    "NoReply": "An input the node must refuse without any reply (NODE-1.2).",
+    "Boundary": "A time exactly at a limit.",
+    "Stream": "Input arriving on a stream connection.",
+    "IPv6": "A peer with an IPv6 address.",
+    "Request": "The node under test sends a request and handles its outcome.",
+}
+
+HEADER: Final = [
+    "Scripted behaviour of one node (NODE-1.x, MSG-x, RPC-1.x, ENV-2.3/2.4).",
+    "Build the node from 'nodeSeed' at time 'createdAt' and feed each step's input",
+    "at its 'now' (seconds since the Unix epoch). After each step the node must have",
+    "emitted exactly the 'expect' datagrams and stream messages, in order, and hold",
+    "'requestsInFlight' requests. Emitted messages are byte-exact except ERROR",
+    "replies, whose reason text is informative (MSG-3.1): compare those by their",
+    "summary (messageType, requestId, errorCode). 'result' is invalid when the",
+    "script feeds input the node must refuse.",
+    "Request ids: the reference draws them from Python's random.Random(rngSeed);",
+    "a 'ping' step records the id drawn in expect.requestId, so another",
+    "implementation injects that id instead. Events and 'counters' use the",
+    "reference's trace names (railgun_ref.trace) and base-protocol counter names",
+    "(rx., tx., rejected.<CODE>, request., ...); others map what they have.",
+]
+
+
+def node_under_test() -> Node:
+    return Node(
+        Identity.from_seed(seed_for("node_ping/node")),
+        rng=random.Random(NODE_RNG_SEED),
+        config=NODE_CONFIG,
+        now=T0,
+    )
+
+
+class Script:
+    """The node under test fed scripted inputs, recording what it emits."""
+
+    def __init__(self) -> None:
+        self.node = node_under_test()
+        self.steps: list[JsonObject] = []
+
+    def _step(self, step: JsonObject) -> JsonObject:
+        expect = drain(self.node)
+        step["expect"] = expect
+        self.steps.append(step)
+        return expect
+
+    def receive(self, data: bytes, source: Address, now: float, note: str) -> JsonObject:
+        self.node.receive_datagram(data, source, now=now)
+        return self._step({"op": "receive_datagram", "comment": note, "now": now,
+                           "from": address_json(source), "data": data.hex()})  # fmt: skip
+
+    def receive_stream(
+        self, data: bytes, connection: int, source: Address, now: float, note: str
+    ) -> JsonObject:
+        self.node.receive_stream_message(data, ConnectionId(connection), source, now=now)
+        return self._step({"op": "receive_stream", "comment": note, "now": now,
+                           "connection": connection, "from": address_json(source),
+                           "data": data.hex()})  # fmt: skip
+
+    def ping(self, to: Address, now: float, note: str, *, expected_peer: bytes | None = None,
+             payload: bytes = b"") -> bytes:  # fmt: skip
+        """Make the node send a PING; returns the datagram it emitted."""
+        peer = None if expected_peer is None else NodeId(expected_peer)
+        request_id = self.node.ping(to, now=now, payload=payload, expected_peer=peer)
+        expect = self._step({"op": "ping", "comment": note, "now": now, "to": address_json(to),
+                             "payload": payload.hex(),
+                             "expectedPeer": None if peer is None else peer.hex()})  # fmt: skip
+        expect["requestId"] = str(request_id)
+        (datagram,) = expect["datagrams"]
+        return bytes.fromhex(datagram["data"])
+
+    def timer(self, now: float, note: str) -> JsonObject:
+        self.node.on_timer(now=now)
+        return self._step({"op": "timer", "comment": note, "now": now})
+
+    def finish(self) -> JsonObject:
+        return {"steps": self.steps, "counters": base_counters(self.node.counters)}
+
+
+class Peer:
+    """A well-behaved peer whose traffic is the scripted input."""
+
+    def __init__(self, label: str, rng_seed: int) -> None:
+        self.identity = Identity.from_seed(seed_for(label))
+        self.node = Node(self.identity, rng=random.Random(rng_seed), now=T0)
+
+    def ping(self, now: float, payload: bytes = b"", channel: Channel = Channel.DATAGRAM) -> bytes:
+        self.node.ping(NODE_ADDR, now=now, payload=payload, channel=channel)
+        if channel is Channel.STREAM:
+            ((data, _),) = self.node.stream_messages_to_send()
+        else:
+            ((data, _),) = self.node.datagrams_to_send()
+        return data
+
+    def answer(self, request: bytes, now: float) -> bytes:
+        self.node.receive_datagram(request, NODE_ADDR, now=now)
+        ((data, _),) = self.node.datagrams_to_send()
+        return data
+
+    def envelope(self, msg_type: int, body: dict[int, Any], now: float, request_id: int) -> bytes:
+        return encode_envelope(self.identity, type=msg_type, request_id=request_id,
+                               timestamp_ms=round(now * 1000), body=body)  # fmt: skip
+
+
+def _peers() -> tuple[Peer, Peer]:
+    return Peer("node_ping/peer-a", 1), Peer("node_ping/peer-b", 2)
+
+
+def _types(out: JsonObject, key: str = "datagrams") -> list[str]:
+    return [message["messageType"] for message in out[key]]
+
+
+def _events(out: JsonObject) -> list[str]:
+    return [event["event"] for event in out["events"]]
+
+
+def _rejected(out: JsonObject) -> list[str]:
+    return [e["data"]["code"] for e in out["events"] if e["event"] == "MessageRejected"]
+
+
+def _silent_refusal(out: JsonObject, code: str) -> bool:
+    return _rejected(out) == [code] and not out["datagrams"] and not out["streamMessages"]
+
+
+# Each scenario returns (script, comment, clause, result, flags).
+_Scenario = tuple[Script, str, str, str, tuple[str, ...]]
+
+
+def _ping_pong() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    out = s.receive(a.ping(T0, b"hi"), PEER_A, T0, "PING from peer A")
+    assert _types(out) == ["PONG"] and out["datagrams"][0]["to"] == address_json(PEER_A)
+    s6 = Script()
+    out = s6.receive(Peer("node_ping/peer-v6", 3).ping(T0), PEER_V6, T0, "PING from ::1")
+    assert _types(out) == ["PONG"] and out["datagrams"][0]["to"] == address_json(PEER_V6)
+    s2, (a, _) = Script(), _peers()
+    out = s2.receive(a.ping(T0), PEER_A, T0 + 0.2506, "PING from A, received at T0 + 0.2506 s")
+    assert out["datagrams"][0]["timestampMs"] == T0_MS + 251
+    s3, (a, _) = Script(), _peers()
+    request = s3.ping(PEER_A, T0, "the node pings peer A", payload=b"probe")
+    out = s3.receive(a.answer(request, T0 + 0.25), PEER_A, T0 + 0.25, "A's PONG")
+    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    return [
+        (s, "PING gets a PONG to its source address, echoing the payload", "MSG-2.2", "valid",
+         ("Answered",)),
+        (s6, "PONG to an IPv6 peer carries its IPv6 address", "MSG-2.3", "valid",
+         ("Answered", "IPv6")),
+        (s2, "the PONG is stamped with the node's clock, rounded to the millisecond", "ENV-1.5",
+         "valid", ("Answered",)),
+        (s3, "a PING request completed by its PONG (rtt 0.25 s)", "RPC-1.1", "valid",
+         ("Request",)),
+    ]  # fmt: skip
+
+
+def _freshness() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    ping = a.ping(T0)
+    s.receive(ping, PEER_A, T0, "PING from A")
+    assert _silent_refusal(s.receive(ping, PEER_A, T0 + 1, "the same PING again"), "REPLAY")
+    out = s.receive(ping, PEER_B, T0 + 2, "the same PING from another address")
+    assert _silent_refusal(out, "REPLAY")
+    assert _types(s.receive(a.ping(T0 + 3), PEER_A, T0 + 3, "a new PING from A")) == ["PONG"]
+    s2, (a, _) = Script(), _peers()
+    ping = a.ping(T0)
+    s2.receive(ping, PEER_A, T0, "PING from A")
+    out = s2.receive(ping, PEER_A, T0 + 300, "the same PING 300 s later: fresh and remembered")
+    assert _silent_refusal(out, "REPLAY")
+    out = s2.receive(ping, PEER_A, T0 + 300.5, "the same PING 300.5 s later")
+    assert _silent_refusal(out, "STALE")
+    s3, (a, _) = Script(), _peers()
+    out = s3.receive(a.ping(T0 - 300.001), PEER_A, T0, "PING stamped 300.001 s ago")
+    assert _silent_refusal(out, "STALE")
+    out = s3.receive(a.ping(T0 + 300.001), PEER_A, T0, "PING stamped 300.001 s ahead")
+    assert _silent_refusal(out, "STALE")
+    s4, (a, _) = Script(), _peers()
+    assert _types(s4.receive(a.ping(T0 - 300), PEER_A, T0, "PING stamped 300 s ago")) == ["PONG"]
+    assert _types(s4.receive(a.ping(T0 + 300), PEER_A, T0, "PING stamped 300 s ahead")) == ["PONG"]
+    return [
+        (s, "a replayed PING is refused with no reply, from any address", "ENV-2.4", "invalid",
+         ("NoReply",)),
+        (s2, "a PING replayed at 300 s is a replay; after that it is stale", "ENV-2.4", "invalid",
+         ("NoReply", "Boundary")),
+        (s3, "PINGs more than 300 s off the receiver's clock are stale", "ENV-2.3", "invalid",
+         ("NoReply",)),
+        (s4, "PINGs exactly 300 s off are fresh", "ENV-2.3", "valid", ("Answered", "Boundary")),
+    ]  # fmt: skip
+
+
+def _unknown_and_malformed() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    out = s.receive(a.envelope(99, {}, T0, 77), PEER_A, T0, "an envelope of type 99")
+    assert _types(out) == ["ERROR"] and _rejected(out) == ["UNKNOWN_TYPE"]
+    s2, (a, _) = Script(), _peers()
+    out = s2.receive_stream(a.envelope(99, {}, T0, 77), 3, PEER_A, T0, "type 99 on connection 3")
+    assert _types(out, "streamMessages") == ["ERROR"] and not out["datagrams"]
+    assert out["streamMessages"][0]["to"] == {"connection": 3}
+    s3, (a, _) = Script(), _peers()
+    out = s3.receive(a.envelope(MessageType.PING, {0: b"", 1: 0}, T0, 77), PEER_A, T0,
+                     "PING body with an extra key 1")  # fmt: skip
+    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
+    out = s3.receive(a.envelope(MessageType.PING, {0: "text"}, T0, 78), PEER_A, T0,
+                     "PING payload as text")  # fmt: skip
+    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
+    request = s3.ping(PEER_A, T0, "the node pings A")
+    request_id = cbor.decode(cbor.decode(request)[0])[2]
+    pong = a.envelope(MessageType.PONG, {0: ["127.0.0.1", 7000]}, T0 + 1, request_id)
+    out = s3.receive(pong, PEER_A, T0 + 1, "a PONG body without its payload key")
+    assert _silent_refusal(out, "MALFORMED") and out["requestsInFlight"] == 1
+    return [
+        (s, "an authenticated envelope of unknown type 99 gets ERROR UNKNOWN_TYPE", "MSG-1.3",
+         "invalid", ("Answered",)),
+        (s2, "ERROR UNKNOWN_TYPE goes back on the stream connection it came on", "NODE-1.3",
+         "invalid", ("Answered", "Stream")),
+        (s3, "a malformed request body gets ERROR MALFORMED; a malformed response nothing",
+         "MSG-1.2", "invalid", ("Answered", "NoReply")),
+    ]  # fmt: skip
+
+
+def _garbage() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    good = a.ping(T0)
+    signed, signature = cbor.decode(good)
+    version2 = signed_fields(a.identity.public_key, k0=2, k4=T0_MS)
+    garbage = [
+        (pseudo_random("node_ping/garbage", 100), "100 random bytes", "MALFORMED"),
+        (good[:-10], "an envelope cut short", "MALFORMED"),
+        (cbor.encode([signed, flip(signature, 300)]), "a bad signature", "BAD_SIGNATURE"),
+        (pseudo_random("node_ping/oversize", 1300), "1300 bytes", "TOO_LARGE"),
+        (seal(a.identity, cbor.encode(version2)), "a signed envelope of version 2",
+         "UNSUPPORTED_VERSION"),
+        (seal(a.identity, cbor.encode(signed_fields(ed.encode(ed.IDENTITY)))),
+         "sender key = the identity point", "BAD_KEY"),
+    ]  # fmt: skip
+    for data, note, code in garbage:
+        assert _silent_refusal(s.receive(data, PEER_B, T0, note), code), note
+    assert _types(s.receive(good, PEER_A, T0 + 1, "then a good PING")) == ["PONG"]
+
+    s2, (a, _) = Script(), _peers()
+    good = a.ping(T0)
+    signed, signature = cbor.decode(good)
+    out = s2.receive_stream(cbor.encode([signed, flip(signature, 300)]), 4, PEER_A, T0,
+                            "a bad signature on stream connection 4")  # fmt: skip
+    assert _silent_refusal(out, "BAD_SIGNATURE")
+    out = s2.receive_stream(good, 4, PEER_A, T0, "the good PING on the same connection")
+    assert _types(out, "streamMessages") == ["PONG"]
+    big = a.ping(T0 + 1, payload=bytes(1200), channel=Channel.STREAM)
+    out = s2.receive_stream(big, 4, PEER_A, T0 + 1, "a PING of over 1200 bytes on the stream")
+    assert len(big) > MAX_DATAGRAM_SIZE and _types(out, "streamMessages") == ["PONG"]
+    s3, (a, _) = Script(), _peers()
+    request = s3.ping(PEER_A, T0, "the node pings A")
+    pong = a.answer(request, T0 + 0.5)
+    signed, signature = cbor.decode(pong)
+    forged = cbor.encode([signed, flip(signature, 300)])
+    out = s3.receive(forged, PEER_A, T0 + 0.5, "A's PONG with one signature bit flipped")
+    assert _silent_refusal(out, "BAD_SIGNATURE") and out["requestsInFlight"] == 1
+    out = s3.receive(pong, PEER_A, T0 + 0.6, "A's genuine PONG")
+    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+
+    s4, (a, _) = Script(), _peers()
+    request = s4.ping(PEER_A, T0, "the node pings A")
+    for index in range(3):
+        junk = pseudo_random(f"node_ping/junk-{index}", 50 + index)
+        assert _rejected(s4.receive(junk, PEER_B, T0 + 0.1, f"junk datagram {index}")) == [
+            "MALFORMED"
+        ]
+    out = s4.receive(a.answer(request, T0 + 0.2), PEER_A, T0 + 0.2, "A's PONG")
+    assert _events(out) == ["PongReceived"]
+    out = s4.receive(a.ping(T0 + 0.3), PEER_A, T0 + 0.3, "a PING from A")
+    assert _types(out) == ["PONG"]
+    return [
+        (s3, "a forged PONG changes nothing: the request stays in flight for the real one",
+         "ENV-2.2", "invalid", ("Request", "NoReply")),
+        (s4, "refused input is counted and leaves the node's state and service intact",
+         "NODE-1.1", "invalid", ("Request", "NoReply")),
+        (s, "unauthenticated input is counted, never answered, and the node keeps serving",
+         "NODE-1.2", "invalid", ("NoReply",)),
+        (s2, "stream peers are authenticated per envelope; replies go back on the connection",
+         "STR-1.4", "invalid", ("Stream", "NoReply")),
+    ]  # fmt: skip
+
+
+def _too_large_reply() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    payload = _payload_for_size(
+        lambda n: a.envelope(MessageType.PING, {0: bytes(n)}, T0, 77), MAX_DATAGRAM_SIZE
+    )
+    ping = a.envelope(MessageType.PING, {0: payload}, T0, 77)
+    out = s.receive(ping, PEER_A, T0, "a PING of exactly 1200 bytes")
+    assert len(ping) == MAX_DATAGRAM_SIZE and _types(out) == ["ERROR"]
+    return [
+        (s, "a PONG that would exceed 1200 bytes is replaced by ERROR TOO_LARGE", "NODE-1.4",
+         "valid", ("Answered", "Boundary")),
+    ]  # fmt: skip
+
+
+def _responses() -> list[_Scenario]:
+    s, (a, _) = Script(), _peers()
+    pong = a.envelope(MessageType.PONG, Pong(observed=NODE_ADDR).to_body(), T0, 77)
+    out = s.receive(pong, PEER_A, T0, "a PONG for request 77, which the node never sent")
+    assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
+    error = a.envelope(MessageType.ERROR, ErrorReply(code=5, reason="x").to_body(), T0, 78)
+    out = s.receive(error, PEER_A, T0, "an ERROR for request 78, which the node never sent")
+    assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
+
+    s2, (a, _) = Script(), _peers()
+    request = s2.ping(PEER_A, T0, "the node pings A")
+    out = s2.timer(T0 + 4.999, "just before the deadline")
+    assert not out["events"] and out["requestsInFlight"] == 1
+    assert _events(s2.timer(T0 + 5.0, "exactly at the deadline")) == ["RequestTimedOut"]
+    assert not s2.timer(T0 + 6.0, "later: nothing more")["events"]
+    out = s2.receive(a.answer(request, T0 + 5.5), PEER_A, T0 + 5.5, "A's late PONG")
+    assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
+
+    s3, (a, b) = Script(), _peers()
+    request = s3.ping(PEER_A, T0, "the node pings A, expecting A's node id",
+                      expected_peer=a.identity.node_id)  # fmt: skip
+    out = s3.receive(b.answer(request, T0 + 0.5), PEER_A, T0 + 0.5,
+                     "B answers the request id, from A's address")  # fmt: skip
+    assert _silent_refusal(out, "WRONG_SENDER") and out["requestsInFlight"] == 1
+    assert _events(s3.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers")) == [
+        "PongReceived"
+    ]
+
+    s4, (a, b) = Script(), _peers()
+    request = s4.ping(PEER_A, T0, "the node pings A's address with no expected peer")
+    out = s4.receive(b.answer(request, T0 + 0.5), PEER_B, T0 + 0.5, "B answers from B's address")
+    assert _events(out) == ["PongReceived"]
+
+    s5, (a, _) = Script(), _peers()
+    request = s5.ping(PEER_A, T0, "the node pings A")
+    request_id = cbor.decode(cbor.decode(request)[0])[2]
+    error = a.envelope(MessageType.ERROR, {0: int(ErrorCode.TOO_LARGE), 1: "r" * 200}, T0 + 1,
+                       request_id)  # fmt: skip
+    out = s5.receive(error, PEER_A, T0 + 1, "A answers with ERROR TOO_LARGE")
+    assert _events(out) == ["ErrorReceived"] and out["requestsInFlight"] == 0
+    s6, (a, _) = Script(), _peers()
+    request = s6.ping(PEER_A, T0, "the node pings A")
+    request_id = cbor.decode(cbor.decode(request)[0])[2]
+    nodes = a.envelope(MessageType.NODES, {0: []}, T0 + 1, request_id)
+    out = s6.receive(nodes, PEER_A, T0 + 1, "A answers the PING with a NODES response")
+    assert _silent_refusal(out, "UNEXPECTED_RESPONSE") and out["requestsInFlight"] == 1
+    out = s6.receive(a.answer(request, T0 + 2), PEER_A, T0 + 2, "then with the PONG")
+    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    return [
+        (s, "responses to no request in flight are refused without reply", "RPC-1.3", "invalid",
+         ("NoReply",)),
+        (s2, "a request times out exactly at its deadline; a late PONG is unexpected", "RPC-1.2",
+         "invalid", ("Request", "Boundary")),
+        (s3, "a PONG signed by another node than the expected one is refused and the request"
+         " stays in flight", "RPC-1.3", "invalid", ("Request",)),
+        (s4, "with no expected peer, any signer's PONG with the request id completes it",
+         "RPC-1.3", "valid", ("Request",)),
+        (s5, "an ERROR response completes the request it names", "MSG-3.1", "valid",
+         ("Request",)),
+        (s6, "a response of the wrong type is refused and the request stays in flight",
+         "RPC-1.4", "invalid", ("Request", "NoReply")),
+    ]  # fmt: skip
+
+
+def build() -> JsonObject:
+    v = Vectors("node_ping", "railgun-node-ping-v1", HEADER, NOTES)
+    node = node_under_test()
+    config = {
+        "requestTimeout": NODE_CONFIG.request_timeout,
+        "maxClockSkew": NODE_CONFIG.max_clock_skew,
+        "replayCapacity": NODE_CONFIG.replay_capacity,
+    }
+    tests = v.group("NodeScriptTest", nodeSeed=node.identity.seed.hex(),
+                    nodeId=node.node_id.hex(), rngSeed=NODE_RNG_SEED, createdAt=T0,
+                    config=config)  # fmt: skip
+    for scenarios in (_ping_pong, _freshness, _unknown_and_malformed, _garbage,
+                      _too_large_reply, _responses):  # fmt: skip
+        for script, comment, clause, result, flags in scenarios():
+            v.test(tests, comment=comment, result=result, clause=clause, flags=flags,
+                   **script.finish())  # fmt: skip
+    return v.document()

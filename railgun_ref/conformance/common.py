@@ -1,0 +1,192 @@
+"""What the generator and both runners share: file names, loading, JSON forms of values.
+
+Vector files ship as package data (``railgun_ref/conformance/vectors/*.json``)
+and are always opened through `importlib.resources`, so the runners work from
+an installed wheel as well as from a checkout.
+
+JSON forms, fixed here once so every file spells a value the same way:
+
+* byte strings are lowercase hex;
+* unsigned 64-bit integers that can exceed 2^53 (request ids) are decimal
+  *strings*, because a JSON number that large loses precision in JavaScript;
+* addresses are ``{"host": ..., "port": ...}``;
+* a decoded CBOR value is written in RFC 8949 §8 diagnostic notation
+  (`diagnostic`), which is exact and language-neutral.
+"""
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any, Final
+
+from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
+from railgun_ref.core.errors import ErrorCode
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.events import NodeEvent
+from railgun_ref.node import Node, StreamTarget
+from railgun_ref.trace import record_event
+from railgun_ref.wire.envelope import decode_envelope
+from railgun_ref.wire.messages import ErrorReply, MessageType, Pong, parse_message
+
+#: The vector files, by area, in the order the generator writes them.
+VECTOR_AREAS: Final = ("cbor", "ed25519", "identity", "envelope", "framing", "node_ping")
+
+#: A vector file or one of its parts, as parsed JSON.
+JsonObject = dict[str, Any]
+
+
+def _package_dir(name: str) -> Traversable:
+    return resources.files("railgun_ref.conformance").joinpath(name)
+
+
+def vector_file_name(area: str) -> str:
+    return f"{area}.json"
+
+
+def schema_file_name(area: str) -> str:
+    return f"{area}_schema.json"
+
+
+def load_vectors(area: str) -> JsonObject:
+    """Parse the committed vector file of `area` (e.g. ``"cbor"``)."""
+    text = _package_dir("vectors").joinpath(vector_file_name(area)).read_text(encoding="utf-8")
+    document: JsonObject = json.loads(text)
+    return document
+
+
+def load_schema(area: str) -> JsonObject:
+    """Parse the JSON schema that `area`'s vector file names."""
+    text = _package_dir("schemas").joinpath(schema_file_name(area)).read_text(encoding="utf-8")
+    document: JsonObject = json.loads(text)
+    return document
+
+
+def read_committed(area: str) -> str | None:
+    """The committed text of `area`'s vector file, or None if it does not exist."""
+    path = _package_dir("vectors").joinpath(vector_file_name(area))
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8")
+
+
+def render_json(document: JsonObject) -> str:
+    """The one textual form of a vector file: 2-space indent, UTF-8, final newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def address_json(address: Address) -> JsonObject:
+    return {"host": address[0], "port": address[1]}
+
+
+def address_from_json(value: JsonObject) -> Address:
+    return (str(value["host"]), int(value["port"]))
+
+
+def diagnostic(value: object) -> str:
+    """RFC 8949 §8 diagnostic notation of a value of the ENC-1.2 data model."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return f"h'{value.hex()}'"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(diagnostic(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{diagnostic(k)}: {diagnostic(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"{type(value).__name__} is outside the ENC-1.2 data model")
+
+
+def event_json(event: NodeEvent) -> JsonObject:
+    """A node event as vectors record it: the trace record's class name and fields.
+
+    Field names and forms are those of `railgun_ref.trace.record_event`, except
+    that ``request_id`` is a decimal string (see the module docstring).
+    """
+    record = record_event(NodeId(b"\x00" * 32), 0.0, event)
+    data = dict(record.data)
+    if "request_id" in data:
+        data["request_id"] = str(data["request_id"])
+    return {"event": record.event, "data": data}
+
+
+def message_summary(data: bytes) -> JsonObject:
+    """What an envelope a node emitted says, for readers and for byte-blind comparison.
+
+    ERROR reason texts are informative (MSG-3.1), so an implementation whose
+    texts differ compares ERROR replies by this summary instead of by bytes.
+    """
+    envelope = decode_envelope(data, max_size=MAX_STREAM_MESSAGE_SIZE)
+    summary: JsonObject = {
+        "messageType": MessageType(envelope.type).name,
+        "requestId": str(envelope.request_id),
+        "timestampMs": envelope.timestamp_ms,
+    }
+    message = parse_message(envelope)
+    if isinstance(message, ErrorReply):
+        known = message.code in ErrorCode._value2member_map_
+        summary["errorCode"] = ErrorCode(message.code).name if known else message.code
+    elif isinstance(message, Pong):
+        summary["observed"] = address_json(message.observed)
+    return summary
+
+
+def stream_target_json(target: StreamTarget) -> JsonObject:
+    if isinstance(target, tuple):
+        return {"address": address_json(target)}
+    return {"connection": int(target)}
+
+
+def drain(node: Node) -> JsonObject:
+    """Everything `node` has to say after one input, in the form node vectors record it.
+
+    The generator and the runner both call this, so they can differ only in
+    what the node did, never in how it is written down.
+    """
+    datagrams = [
+        {"to": address_json(address), "data": data.hex(), **message_summary(data)}
+        for data, address in node.datagrams_to_send()
+    ]
+    streams = [
+        {"to": stream_target_json(target), "data": data.hex(), **message_summary(data)}
+        for data, target in node.stream_messages_to_send()
+    ]
+    events = []
+    while (event := node.next_event()) is not None:
+        events.append(event_json(event))
+    return {
+        "datagrams": datagrams,
+        "streamMessages": streams,
+        "events": events,
+        "requestsInFlight": node.requests_in_flight,
+    }
+
+
+#: Counter name prefixes of the base protocol that node vectors record (NODE-1.1).
+BASE_COUNTER_PREFIXES: Final = (
+    "rx.",
+    "tx.",
+    "rejected.",
+    "request.",
+    "ping.",
+    "pong.",
+    "error.",
+    "reply.",
+)
+
+
+def base_counters(counters: Mapping[str, int]) -> dict[str, int]:
+    """The base-protocol counters, sorted by name; component counters (``dht.*``) left out."""
+    return {
+        name: value
+        for name, value in sorted(counters.items())
+        if name.startswith(BASE_COUNTER_PREFIXES) and value
+    }

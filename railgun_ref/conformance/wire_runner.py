@@ -1,0 +1,532 @@
+"""The wire runner: check a running node it did not start, over UDP, clause by clause.
+
+``railgun-ref conformance run --target udp://127.0.0.1:PORT`` drives a node as
+h2spec or Autobahn drive an HTTP/2 or WebSocket server: from outside, with its
+own fresh identity, knowing nothing but the address. Each check names the
+clause it tests and says what it saw:
+
+* a PING gets a PONG (MSG-2.1) whose envelope authenticates (ENV-2.1, ID-2),
+  with our request id (RPC-1.1), our payload and the address we sent from
+  (MSG-2.2), stamped by a clock within 300 s of ours (ENV-1.5);
+* each kind of bad datagram — random bytes, a truncated envelope, a bad
+  signature, 1300 bytes, version 2, a stale timestamp — gets *no* reply within
+  the timeout, and the node still answers a PING afterwards (NODE-1.2,
+  ENV-1.4, ENV-2.3);
+* a replayed PING gets no second PONG (ENV-2.4);
+* an authenticated envelope of unknown type gets ERROR UNKNOWN_TYPE (MSG-1.3),
+  and a PING with a malformed body gets ERROR MALFORMED (MSG-1.2).
+
+Every check uses its own UDP socket, so a reply can only belong to it, and
+the checks that wait for silence run concurrently: a run takes about three
+timeouts. Every wait is bounded by the timeout. The runner refuses targets
+outside 127.0.0.0/8 and ::1: it is a test tool and sends garbage on purpose.
+"""
+
+import functools
+import ipaddress
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from rich.console import Console
+from rich.table import Table
+
+from railgun_ref.conformance.builders.base import payload_for_size
+from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
+from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.identity.keys import Identity
+from railgun_ref.wire import cbor
+from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, Envelope, decode_envelope, encode_envelope
+from railgun_ref.wire.messages import ErrorReply, MessageType, Ping, Pong, parse_message
+
+#: Message types a node sends on its own initiative; seeing one is not an answer to us.
+_REQUEST_TYPES: Final = frozenset({1, 16, 18, 20})
+#: Size of the oversized datagram: over the 1200-byte limit, under any MTU of loopback.
+_OVERSIZE: Final = 1300
+_LOOPBACK_V4: Final = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6: Final = ipaddress.IPv6Address("::1")
+
+
+class TargetError(ValueError):
+    """The target is not a udp:// URL of a loopback address."""
+
+
+def parse_target(target: str) -> Address:
+    """``udp://HOST:PORT`` -> (host, port), for IP literals in 127.0.0.0/8 or ::1 only."""
+    parts = urlsplit(target)
+    if parts.scheme != "udp":
+        raise TargetError(f"target must be udp://HOST:PORT, got {target!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.hostname is None or port is None or port == 0:
+        raise TargetError(f"target must name a host and a non-zero port, got {target!r}")
+    try:
+        host = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        raise TargetError(
+            f"target host must be an IP literal in 127.0.0.0/8 or ::1, got {parts.hostname!r}"
+        ) from None
+    loopback = host == _LOOPBACK_V6 if host.version == 6 else host in _LOOPBACK_V4
+    if not loopback:
+        raise TargetError(
+            f"refusing {host}: the wire runner only talks to 127.0.0.0/8 and ::1, since it"
+            " sends malformed traffic on purpose"
+        )
+    return (str(host), port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """One check of the run: the clause it tests, whether it passed, what was seen."""
+
+    check: str
+    clause: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """The outcome of a run against one target."""
+
+    target: str
+    node_id: str | None  #: hex node id that signed the first PONG, if any
+    timeout: float
+    checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    @property
+    def failed_clauses(self) -> list[str]:
+        return sorted({check.clause for check in self.checks if not check.passed})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "nodeId": self.node_id,
+            "timeout": self.timeout,
+            "passed": self.passed,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_table(self) -> Table:
+        table = Table(title=f"railgun-ref conformance: {self.target}", show_lines=False)
+        table.add_column("clause", style="bold")
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("detail", overflow="fold")
+        for check in self.checks:
+            verdict = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
+            table.add_row(check.clause, check.check, verdict, check.detail)
+        return table
+
+
+# ------------------------------------------------------------------ probes
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
+
+
+def _request_id() -> int:
+    return secrets.randbits(64)
+
+
+class _Probe:
+    """One connected UDP socket to the target, with our identity."""
+
+    def __init__(
+        self, socket: anyio.abc.ConnectedUDPSocket, identity: Identity, timeout: float
+    ) -> None:
+        self.socket = socket
+        self.identity = identity
+        self.timeout = timeout
+        local = socket.extra(SocketAttribute.local_address)
+        assert isinstance(local, tuple)  # an IP socket, never a UNIX one
+        self.local: Address = (str(local[0]), int(local[1]))
+
+    def envelope(
+        self,
+        msg_type: int,
+        body: dict[int, Any],
+        *,
+        request_id: int | None = None,
+        timestamp_ms: int | None = None,
+        max_size: int = MAX_DATAGRAM_SIZE,
+    ) -> tuple[bytes, int]:
+        request_id = _request_id() if request_id is None else request_id
+        data = encode_envelope(
+            self.identity,
+            type=msg_type,
+            request_id=request_id,
+            timestamp_ms=_now_ms() if timestamp_ms is None else timestamp_ms,
+            body=body,
+            max_size=max_size,
+        )
+        return data, request_id
+
+    async def send(self, data: bytes) -> None:
+        await self.socket.send(data)
+
+    async def replies(self) -> list[bytes]:
+        """Every datagram that arrives within the timeout (the node's own requests excluded)."""
+        out: list[bytes] = []
+        with anyio.move_on_after(self.timeout):
+            while True:
+                try:
+                    data = await self.socket.receive()
+                except OSError:  # e.g. ICMP port unreachable: nobody is listening
+                    await anyio.sleep(self.timeout / 10)
+                    continue
+                if not _is_own_request(data, self.identity.public_key):
+                    out.append(data)
+        return out
+
+    async def reply(self, request_id: int) -> bytes | None:
+        """The first datagram within the timeout that is not the node's own request."""
+        with anyio.move_on_after(self.timeout):
+            while True:
+                try:
+                    data = await self.socket.receive()
+                except OSError:
+                    await anyio.sleep(self.timeout / 10)
+                    continue
+                if not _is_own_request(data, self.identity.public_key):
+                    return data
+        return None
+
+
+def _is_own_request(data: bytes, our_key: bytes) -> bool:
+    """A request the node signed itself (e.g. DHT traffic): not a reply to us.
+
+    Our own envelopes sent back to us are replies (echoes), never the node's requests.
+    """
+    try:
+        envelope = decode_envelope(data)
+    except RemoteProtocolError:
+        return False
+    return envelope.type in _REQUEST_TYPES and envelope.sender_key != our_key
+
+
+def _describe(data: bytes) -> str:
+    try:
+        envelope = decode_envelope(data, max_size=MAX_STREAM_MESSAGE_SIZE)
+    except RemoteProtocolError as exc:
+        return f"{len(data)} bytes that do not authenticate ({exc.code.name})"
+    try:
+        name = MessageType(envelope.type).name
+    except ValueError:
+        name = f"type {envelope.type}"
+    return f"{len(data)} bytes: {name} for request {envelope.request_id}"
+
+
+@dataclass(slots=True)
+class _Run:
+    target: Address
+    timeout: float
+    identity: Identity
+    node_id: NodeId | None = None
+    results: list[tuple[int, CheckResult]] = field(default_factory=list)
+
+    def record(self, order: int, check: str, clause: str, passed: bool, detail: str) -> None:
+        self.results.append(
+            (order, CheckResult(check=check, clause=clause, passed=passed, detail=detail))
+        )
+
+    async def probe(self, use: Callable[[_Probe], Awaitable[None]]) -> None:
+        host, port = self.target
+        async with await anyio.create_connected_udp_socket(host, port, local_host=host) as sock:
+            await use(_Probe(sock, self.identity, self.timeout))
+
+    def authenticate(self, data: bytes) -> Envelope | RemoteProtocolError:
+        try:
+            return decode_envelope(data, expected_sender=self.node_id)
+        except RemoteProtocolError as exc:
+            return exc
+
+    async def ping_answered(self, probe: _Probe) -> str | None:
+        """Send a PING; None if a valid PONG answers it, else why not."""
+        data, request_id = probe.envelope(MessageType.PING, Ping(payload=b"alive?").to_body())
+        await probe.send(data)
+        reply = await probe.reply(request_id)
+        if reply is None:
+            return f"no reply to a PING within {self.timeout} s"
+        envelope = self.authenticate(reply)
+        if isinstance(envelope, RemoteProtocolError):
+            return f"reply to a PING does not authenticate: {envelope.code.name}"
+        if envelope.type != MessageType.PONG or envelope.request_id != request_id:
+            return f"a PING was answered with {_describe(reply)}"
+        return None
+
+
+# ------------------------------------------------------------------ checks
+
+
+async def _check_ping(run: _Run, probe: _Probe) -> None:
+    """MSG-2.1/2.2, RPC-1.1, ENV-2.1, ENV-2.3: the PONG and everything it must carry."""
+    payload = os.urandom(16)
+    data, request_id = probe.envelope(MessageType.PING, Ping(payload=payload).to_body())
+    await probe.send(data)
+    reply = await probe.reply(request_id)
+    if reply is None:
+        run.record(0, "PING is answered", "MSG-2.1", False, f"no reply within {run.timeout} s")
+        return
+    run.record(0, "PING is answered", "MSG-2.1", True, f"{len(reply)}-byte reply")
+    try:
+        envelope = decode_envelope(reply)
+    except RemoteProtocolError as exc:
+        run.record(1, "reply envelope authenticates", "ENV-2.1", False, str(exc))
+        return
+    run.node_id = envelope.sender_id
+    run.record(
+        1,
+        "reply envelope authenticates",
+        "ENV-2.1",
+        True,
+        f"Ed25519 signature valid under ID-2; node id {envelope.sender_id.hex()}",
+    )
+    same_id = envelope.request_id == request_id
+    run.record(
+        2,
+        "reply carries the PING's request id",
+        "RPC-1.1",
+        same_id,
+        f"sent {request_id}, got {envelope.request_id}",
+    )
+    skew = envelope.timestamp_ms / 1000 - time.time()
+    run.record(
+        3,
+        "reply stamped with the node's clock",
+        "ENV-1.5",
+        abs(skew) <= MAX_CLOCK_SKEW,
+        f"{skew:+.3f} s from our clock",
+    )
+    try:
+        message = parse_message(envelope)
+    except RemoteProtocolError as exc:
+        run.record(
+            4,
+            "reply is a PONG echoing payload and our address",
+            "MSG-2.2",
+            False,
+            f"body refused: {exc}",
+        )
+        return
+    if not isinstance(message, Pong):
+        run.record(
+            4,
+            "reply is a PONG echoing payload and our address",
+            "MSG-2.2",
+            False,
+            f"got {type(message).__name__}",
+        )
+        return
+    problems = []
+    if message.payload != payload:
+        problems.append(f"payload {message.payload.hex()} != {payload.hex()}")
+    if message.observed != probe.local:
+        problems.append(f"observed {message.observed} but we sent from {probe.local}")
+    run.record(
+        4,
+        "reply is a PONG echoing payload and our address",
+        "MSG-2.2",
+        not problems,
+        "; ".join(problems) or f"observed {message.observed[0]}:{message.observed[1]}",
+    )
+
+
+def _garbage_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
+    """(check name, clause, datagram) of each input the node must not answer."""
+    request_id = _request_id()
+    good, _ = probe.envelope(MessageType.PING, Ping().to_body(), request_id=request_id)
+    signed, signature = cbor.decode(good)
+    bad_signature = bytearray(signature)
+    bad_signature[40] ^= 0x01
+
+    def ping_of(size: int) -> bytes:
+        body = {0: bytes(size)}
+        return probe.envelope(MessageType.PING, body, request_id=request_id, max_size=1 << 20)[0]
+
+    oversize = ping_of(len(payload_for_size(ping_of, _OVERSIZE)))
+    stale, _ = probe.envelope(
+        MessageType.PING, Ping().to_body(), timestamp_ms=_now_ms() - 3_600_000
+    )
+    version2 = dict(cbor.decode(signed))
+    version2[0] = 2
+    v2_signed = cbor.encode(version2)
+    return [
+        ("random bytes get no reply", "NODE-1.2", os.urandom(200)),
+        ("a truncated envelope gets no reply", "NODE-1.2", good[:-10]),
+        ("a bad signature gets no reply", "NODE-1.2", cbor.encode([signed, bytes(bad_signature)])),
+        (f"a {_OVERSIZE}-byte PING gets no reply", "ENV-1.4", oversize),
+        (
+            "a version-2 envelope gets no reply",
+            "ENV-2.1",
+            cbor.encode([v2_signed, probe.identity.sign(ENVELOPE_DOMAIN + v2_signed)]),
+        ),
+        ("a PING stamped an hour ago gets no reply", "ENV-2.3", stale),
+    ]
+
+
+async def _check_silence(run: _Run, order: int, kind: int) -> None:
+    async def use(probe: _Probe) -> None:
+        name, clause, data = _garbage_kinds(probe)[kind]
+        await probe.send(data)
+        replies = await probe.replies()
+        if replies:
+            detail = "answered with " + "; ".join(_describe(r) for r in replies)
+            run.record(order, name, clause, False, detail)
+            return
+        still = await run.ping_answered(probe)
+        run.record(
+            order,
+            name,
+            clause,
+            still is None,
+            f"silent for {run.timeout} s, then " + (still or "a PING was answered"),
+        )
+
+    await run.probe(use)
+
+
+async def _check_replay(run: _Run, order: int) -> None:
+    async def use(probe: _Probe) -> None:
+        name = "a replayed PING gets no second PONG"
+        data, request_id = probe.envelope(MessageType.PING, Ping().to_body())
+        await probe.send(data)
+        first = await probe.reply(request_id)
+        if first is None:
+            run.record(order, name, "ENV-2.4", False, "the first PING was not answered")
+            return
+        await probe.send(data)
+        again = await probe.replies()
+        run.record(
+            order,
+            name,
+            "ENV-2.4",
+            not again,
+            "answered again: " + "; ".join(_describe(r) for r in again)
+            if again
+            else f"first PING answered, replay met {run.timeout} s of silence",
+        )
+
+    await run.probe(use)
+
+
+async def _check_error_reply(
+    run: _Run,
+    order: int,
+    name: str,
+    clause: str,
+    msg_type: int,
+    body: dict[int, Any],
+    code: ErrorCode,
+) -> None:
+    async def use(probe: _Probe) -> None:
+        data, request_id = probe.envelope(msg_type, body)
+        await probe.send(data)
+        reply = await probe.reply(request_id)
+        if reply is None:
+            run.record(order, name, clause, False, f"no reply within {run.timeout} s")
+            return
+        envelope = run.authenticate(reply)
+        if isinstance(envelope, RemoteProtocolError):
+            run.record(order, name, clause, False, f"reply refused: {envelope}")
+            return
+        try:
+            message = parse_message(envelope)
+        except RemoteProtocolError as exc:
+            run.record(order, name, clause, False, f"reply body refused: {exc}")
+            return
+        ok = (
+            isinstance(message, ErrorReply)
+            and message.code == code
+            and envelope.request_id == request_id
+        )
+        got = type(message).__name__
+        if isinstance(message, ErrorReply):
+            known = message.code in ErrorCode._value2member_map_
+            got = f"ERROR {ErrorCode(message.code).name if known else message.code}"
+        run.record(
+            order,
+            name,
+            clause,
+            ok,
+            f"got {got} for request {envelope.request_id} (sent {request_id})",
+        )
+
+    await run.probe(use)
+
+
+async def run(target: str, *, timeout: float = 2.0) -> Report:
+    """Check the node at `target` (``udp://HOST:PORT`` on loopback) and report per clause."""
+    address = parse_target(target)
+    state = _Run(target=address, timeout=timeout, identity=Identity.generate(os.urandom))
+
+    async def first(probe: _Probe) -> None:
+        await _check_ping(state, probe)
+
+    await state.probe(first)
+    async with anyio.create_task_group() as tg:
+        for kind in range(6):
+            tg.start_soon(_check_silence, state, 10 + kind, kind)
+        tg.start_soon(_check_replay, state, 20)
+        tg.start_soon(
+            _check_error_reply,
+            state,
+            30,
+            "unknown type 200 gets ERROR UNKNOWN_TYPE",
+            "MSG-1.3",
+            200,
+            {},
+            ErrorCode.UNKNOWN_TYPE,
+        )
+        tg.start_soon(
+            _check_error_reply,
+            state,
+            31,
+            "malformed PING body gets ERROR MALFORMED",
+            "MSG-1.2",
+            MessageType.PING,
+            {0: b"", 9: 0},
+            ErrorCode.MALFORMED,
+        )
+    checks = tuple(result for _, result in sorted(state.results, key=lambda item: item[0]))
+    node_id = None if state.node_id is None else state.node_id.hex()
+    return Report(target=target, node_id=node_id, timeout=timeout, checks=checks)
+
+
+def main(target: str, json_output: bool, *, timeout: float = 2.0) -> int:
+    """CLI entry: 0 if every check passed, 1 if any failed, 2 if the target is refused."""
+    try:
+        parse_target(target)
+    except TargetError as exc:
+        print(f"railgun-ref conformance run: {exc}", file=sys.stderr)
+        return 2
+    report = anyio.run(functools.partial(run, target, timeout=timeout))
+    if json_output:
+        print(report.to_json())
+    else:
+        console = Console()
+        console.print(report.to_table())
+        failed = report.failed_clauses
+        verdict = "all checks pass" if report.passed else f"FAILED clauses: {', '.join(failed)}"
+        console.print(f"{sum(c.passed for c in report.checks)}/{len(report.checks)}: {verdict}")
+    return 0 if report.passed else 1

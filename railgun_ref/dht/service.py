@@ -1,0 +1,679 @@
+"""The DHT service: Kademlia RPCs, lookups, storage and maintenance (DHT-7/8).
+
+`Dht` is a sans-IO component owned by `Node`. The node hands it every
+authenticated datagram sender (`observe`), every DHT request (`handle_*`),
+the outcome of every request it sent (`on_response`, `on_error`,
+`on_timeout`), and timer ticks; the DHT sends through the node's `send`
+callback and reports through `emit`. It keeps no clock and no socket.
+
+Operations (the seed's API) each get a query id and end in one event:
+`find_node` -> `LookupFinished`; `get` -> `GetFinished`; `store`,
+`announce_room` -> `StoreFinished`; `find_room_peers` is a `get` of the
+room key. `bootstrap` pings the given addresses and then looks up the
+node's own id (the Kademlia join), ending in `LookupFinished`.
+
+Maintenance: idle buckets are refreshed (DHT-5.4); the original publisher
+republishes its records with a fresh seq and expiry (DHT-8.4); holders
+replicate what they hold to the k closest contacts they know (DHT-8.5);
+records expire (DHT-4.3). Every holder change is reported as
+`RecordStored` / `RecordDropped` so a driver can persist it before the
+STORED reply leaves (the node queues replies behind events).
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from railgun_ref.core.constants import MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
+from railgun_ref.dht.keys import KeyType, derive_key
+from railgun_ref.dht.lookup import Finished, Lookup, QueryPeer
+from railgun_ref.dht.records import Record, check_record, sign_record
+from railgun_ref.dht.routing import Contact, Observed, RoutingTable
+from railgun_ref.dht.storage import PutOutcome, RecordTable, StorageLimits
+from railgun_ref.events import (
+    GetFinished,
+    LookupFinished,
+    NodeEvent,
+    RecordDropped,
+    RecordStored,
+    StoreFinished,
+)
+from railgun_ref.identity.keys import Identity
+from railgun_ref.rpc.requests import Channel, PendingRequest
+from railgun_ref.wire import cbor
+from railgun_ref.wire.messages import (
+    FindNode,
+    FindValue,
+    Message,
+    Nodes,
+    Ping,
+    Store,
+    Stored,
+    StoreStatus,
+    Value,
+    WireContact,
+    encode_contact,
+)
+
+#: Sends a request: (message, address, expected peer or None, now) -> request id.
+SendRequest = Callable[[Message, Address, NodeId | None, float], int]
+Emit = Callable[[NodeEvent], None]
+
+#: Room for the envelope around a reply body (signature, key, headers), bytes.
+_ENVELOPE_OVERHEAD: Final = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DhtConfig:
+    """DHT parameters (DHT-9.1 lists them with their defaults)."""
+
+    k: int = 20  #: bucket size and replication factor
+    alpha: int = 3  #: queries in flight per lookup
+    max_failures: int = 2  #: consecutive failed requests before a contact is dropped
+    slow_after_min: float = 0.25  #: DHT-6.2 floor, seconds
+    slow_after_max: float = 2.0  #: DHT-6.2 ceiling, seconds
+    slow_after_rtt_factor: float = 3.0  #: slow_after = factor x smoothed RTT within the bounds
+    refresh_interval: float = 3600.0  #: DHT-5.4 idle-bucket refresh, seconds
+    republish_interval: float = 3600.0  #: DHT-8.4 publisher republish, seconds
+    replicate_interval: float = 3600.0  #: DHT-8.5 holder replication, seconds
+    record_ttl: float = 24 * 3600.0  #: default lifetime of a published record, seconds
+    storage: StorageLimits = field(default_factory=StorageLimits)
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.alpha < 1:
+            raise LocalProtocolError("k and alpha must be at least 1")
+        if not 0 < self.slow_after_min <= self.slow_after_max:
+            raise LocalProtocolError("need 0 < slow_after_min <= slow_after_max")
+        for name in ("refresh_interval", "republish_interval", "replicate_interval", "record_ttl"):
+            if getattr(self, name) <= 0:
+                raise LocalProtocolError(f"{name} must be positive")
+
+
+class _Kind(Enum):
+    FIND_NODE = "find_node"
+    GET = "get"
+    STORE = "store"
+    JOIN = "join"
+    REFRESH = "refresh"
+    REPUBLISH = "republish"
+
+
+@dataclass(slots=True)
+class _Query:
+    query_id: int
+    kind: _Kind
+    target: bytes
+    lookup: Lookup
+    started_at: float
+    wake_at: float | None = None
+    failures: int = 0
+    found: dict[NodeId, Record] = field(default_factory=dict)
+    holders: int = 0  #: peers that returned at least one valid record
+    quorum: int = 1
+    record: Record | None = None  #: what a store query stores
+    storing: set[int] = field(default_factory=set)  #: STORE request ids outstanding
+    accepted: int = 0
+    refused: int = 0
+    store_failed: int = 0
+    done: bool = False
+
+
+class _Purpose(Enum):
+    LOOKUP = "lookup"
+    STORE = "store"
+    CHECK = "check"
+    BOOTSTRAP = "bootstrap"
+    REPLICATE = "replicate"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    purpose: _Purpose
+    query_id: int | None
+    peer: NodeId | None
+
+
+@dataclass(slots=True)
+class _Published:
+    key_type: KeyType
+    ident: bytes
+    value: bytes
+    ttl: float
+    seq: int
+
+
+class Dht:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        rng: random.Random,
+        send: SendRequest,
+        emit: Emit,
+        config: DhtConfig | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.identity = identity
+        self.config = config or DhtConfig()
+        self.routing = RoutingTable(
+            identity.node_id, k=self.config.k, max_failures=self.config.max_failures, now=now
+        )
+        self.records = RecordTable(self.config.storage)
+        self.counters: dict[str, int] = {}
+        self._rng = rng
+        self._send = send
+        self._emit = emit
+        self._queries: dict[int, _Query] = {}
+        self._requests: dict[int, _Request] = {}
+        self._published: dict[bytes, _Published] = {}
+        self._next_query = 1
+        self._srtt: float | None = None
+        self._pending_join: int | None = None
+        self._bootstrap_outstanding = 0
+        self._next_refresh = now + self.config.refresh_interval
+        self._next_republish = now + self.config.republish_interval
+        self._next_replicate = now + self.config.replicate_interval
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def owns(self, request_id: int) -> bool:
+        return request_id in self._requests
+
+    # ------------------------------------------------------------ contacts
+
+    def observe(self, node_id: NodeId, address: Address, *, now: float) -> None:
+        """DHT-5.1: an authenticated datagram from `node_id` arrived from `address`."""
+        outcome, oldest = self.routing.observe(Contact(node_id=node_id, address=address), now=now)
+        if outcome is Observed.CHECK_OLDEST and oldest is not None:
+            request_id = self._send(Ping(), oldest.address, oldest.node_id, now)
+            self._requests[request_id] = _Request(_Purpose.CHECK, None, oldest.node_id)
+            self._count("dht.eviction_checks")
+
+    def _slow_after(self) -> float:
+        cfg = self.config
+        if self._srtt is None:
+            return cfg.slow_after_max / 2
+        return min(
+            cfg.slow_after_max, max(cfg.slow_after_min, cfg.slow_after_rtt_factor * self._srtt)
+        )
+
+    def _rtt_sample(self, rtt: float) -> None:
+        self._srtt = rtt if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt
+
+    # ------------------------------------------------------------ serving
+
+    def _wire_contacts(
+        self, target: bytes, exclude: NodeId, budget: int
+    ) -> tuple[WireContact, ...]:
+        out: list[WireContact] = []
+        for contact in self.routing.closest(target, self.config.k, exclude=exclude):
+            try:
+                size = len(cbor.encode(encode_contact(contact.node_id, contact.address)))
+            except LocalProtocolError:
+                continue  # not an IP literal: cannot be named on the wire
+            if size > budget:
+                break
+            budget -= size
+            out.append((contact.node_id, contact.address))
+        return tuple(out)
+
+    def handle_find_node(self, message: FindNode, sender: NodeId, channel: Channel) -> Nodes:
+        """DHT-7.2: the k closest contacts to the target this node knows, minus the asker."""
+        self._count("dht.served_find_node")
+        budget = _channel_limit(channel) - _ENVELOPE_OVERHEAD
+        return Nodes(contacts=self._wire_contacts(message.target, sender, budget))
+
+    def handle_find_value(
+        self, message: FindValue, sender: NodeId, channel: Channel, *, now: float
+    ) -> Value:
+        """DHT-7.4: records held under the key that fit, then closer contacts."""
+        self._count("dht.served_find_value")
+        budget = _channel_limit(channel) - _ENVELOPE_OVERHEAD
+        records = []
+        truncated = False
+        for record in self.records.get(message.key, now=now):
+            size = len(record.encode())
+            if size > budget:
+                truncated = True
+                break
+            budget -= size
+            records.append(record.to_cbor_value())
+        contacts = self._wire_contacts(message.key, sender, budget)
+        return Value(records=tuple(records), contacts=contacts, truncated=truncated)
+
+    def handle_store(self, message: Store, sender: NodeId, *, now: float) -> Stored:
+        """DHT-7.6: check and hold one record; refusals raise RemoteProtocolError."""
+        record = Record.from_cbor_value(message.record)
+        check_record(record, now=now)
+        outcome = self.records.put(record)
+        self._count(f"dht.store_{outcome.value}")
+        if outcome is not PutOutcome.UNCHANGED:
+            self._emit(
+                RecordStored(
+                    key=record.key, publisher_id=record.publisher_id, record=record.encode()
+                )
+            )
+        return Stored(status=_STORE_STATUS[outcome])
+
+    # ------------------------------------------------------------ API
+
+    def _new_query(self, kind: _Kind, target: bytes, now: float, *, seeds: bool = True) -> _Query:
+        query = _Query(
+            query_id=self._next_query,
+            kind=kind,
+            target=target,
+            lookup=Lookup(
+                target,
+                self.routing.closest(target, self.config.k) if seeds else [],
+                local_id=self.identity.node_id,
+                k=self.config.k,
+                alpha=self.config.alpha,
+                slow_after=self._slow_after(),
+            ),
+            started_at=now,
+        )
+        self._next_query += 1
+        self._queries[query.query_id] = query
+        return query
+
+    def find_node(self, peer_id: bytes, *, now: float) -> int:
+        """The seed's `findNode(peerId)`: the k closest nodes to `peer_id` that answered."""
+        query = self._new_query(_Kind.FIND_NODE, peer_id, now)
+        self._drive(query, now)
+        return query.query_id
+
+    def get(self, key: bytes, *, now: float, quorum: int = 1) -> int:
+        """The seed's `get(key)`: valid records under `key` (newest per publisher).
+
+        The lookup stops once `quorum` peers returned valid records; with a
+        quorum above the number of holders it runs to completion, which is what
+        set-valued keys (rooms) use to merge every member's announcement.
+        """
+        query = self._new_query(_Kind.GET, key, now)
+        query.quorum = max(1, quorum)
+        for record in self.records.get(key, now=now):
+            query.found[record.publisher_id] = record
+        self._drive(query, now)
+        return query.query_id
+
+    def store(
+        self,
+        key_type: KeyType,
+        ident: bytes,
+        value: bytes,
+        *,
+        now: float,
+        ttl: float | None = None,
+    ) -> int:
+        """The seed's `store(key, value)`: sign a record as this node and put it on the k closest.
+
+        The record's seq is the publish time in milliseconds (strictly
+        increasing per key), so a restarted publisher still supersedes itself.
+        """
+        key = derive_key(key_type, ident)
+        ttl = self.config.record_ttl if ttl is None else ttl
+        previous = self._published.get(key)
+        seq = max(round(now * 1000), previous.seq + 1 if previous else 0)
+        self._published[key] = _Published(key_type, ident, value, ttl, seq)
+        return self._start_store(key, now, _Kind.STORE)
+
+    def _start_store(self, key: bytes, now: float, kind: _Kind) -> int:
+        published = self._published[key]
+        record = sign_record(
+            self.identity,
+            key_type=published.key_type,
+            ident=published.ident,
+            seq=published.seq,
+            expires_ms=round((now + published.ttl) * 1000),
+            value=published.value,
+        )
+        query = self._new_query(kind, key, now)
+        query.record = record
+        self._drive(query, now)
+        return query.query_id
+
+    def announce_room(self, room_id: bytes, *, now: float, value: bytes = b"") -> int:
+        """The seed's `announceRoom(roomId)`: add this node's signed entry to the room's set."""
+        return self.store(KeyType.ROOM, room_id, value, now=now)
+
+    def find_room_peers(self, room_id: bytes, *, now: float) -> int:
+        """The seed's `findRoomPeers(roomId)`: every member announcement found (a full lookup)."""
+        return self.get(derive_key(KeyType.ROOM, room_id), now=now, quorum=self.config.k)
+
+    def bootstrap(self, addresses: list[Address], *, now: float) -> int:
+        """Join: ping `addresses` (ids unknown), then look up our own id. Returns the query id."""
+        query_id = self._next_query
+        self._next_query += 1
+        self._pending_join = query_id
+        self._bootstrap_outstanding = 0
+        for address in addresses:
+            request_id = self._send(Ping(), address, None, now)
+            self._requests[request_id] = _Request(_Purpose.BOOTSTRAP, query_id, None)
+            self._bootstrap_outstanding += 1
+        if not addresses:
+            self._start_join(now)
+        return query_id
+
+    def _start_join(self, now: float) -> None:
+        if self._pending_join is None:
+            return
+        query = _Query(
+            query_id=self._pending_join,
+            kind=_Kind.JOIN,
+            target=self.identity.node_id,
+            lookup=Lookup(
+                self.identity.node_id,
+                self.routing.closest(self.identity.node_id, self.config.k),
+                local_id=self.identity.node_id,
+                k=self.config.k,
+                alpha=self.config.alpha,
+                slow_after=self._slow_after(),
+            ),
+            started_at=now,
+        )
+        self._pending_join = None
+        self._queries[query.query_id] = query
+        self._drive(query, now)
+
+    def _refresh_beyond(self, nearest: NodeId, now: float) -> None:
+        """Kademlia §2.3 join: refresh every bucket further away than our nearest neighbour."""
+        start = bucket_index(self.identity.node_id, nearest)
+        if start is None:
+            return
+        for index in range(start + 1, KEY_BITS):
+            target = self.routing.random_id_in_bucket(index, self._rng)
+            self._count("dht.join_refresh")
+            self._drive(self._new_query(_Kind.REFRESH, target, now), now)
+
+    # ------------------------------------------------------------ driving lookups
+
+    def _drive(self, query: _Query, now: float) -> None:
+        if query.done:
+            return
+        while True:
+            step = query.lookup.next(now=now)
+            if isinstance(step, QueryPeer):
+                contact = step.contact
+                message: Message = (
+                    FindValue(key=query.target)
+                    if query.kind is _Kind.GET
+                    else FindNode(target=query.target)
+                )
+                request_id = self._send(message, contact.address, contact.node_id, now)
+                self._requests[request_id] = _Request(
+                    _Purpose.LOOKUP, query.query_id, contact.node_id
+                )
+                continue
+            if isinstance(step, Finished):
+                query.wake_at = None
+                self._lookup_done(query, now)
+            else:
+                query.wake_at = step.until
+            return
+
+    def _lookup_done(self, query: _Query, now: float) -> None:
+        lookup = query.lookup
+        closest = lookup.closest_succeeded()
+        hops = lookup.hops_to(closest[0].node_id) if closest else 0
+        if query.kind in (_Kind.STORE, _Kind.REPUBLISH):
+            self._store_phase(query, closest, now)
+            return
+        query.done = True
+        del self._queries[query.query_id]
+        self.routing.touch(query.target, now=now)
+        if query.kind is _Kind.JOIN and closest:
+            self._refresh_beyond(closest[0].node_id, now)
+        if query.kind is _Kind.GET:
+            records = tuple(query.found[p].encode() for p in sorted(query.found))
+            self._emit(
+                GetFinished(
+                    query_id=query.query_id,
+                    key=query.target,
+                    records=records,
+                    found=bool(records),
+                    queries=lookup.queries,
+                    failures=query.failures,
+                    hops=hops or 0,
+                    started_at=query.started_at,
+                    duration=now - query.started_at,
+                )
+            )
+        elif query.kind in (_Kind.FIND_NODE, _Kind.JOIN):
+            self._emit(
+                LookupFinished(
+                    query_id=query.query_id,
+                    target=query.target,
+                    closest=tuple((c.node_id, c.address) for c in closest),
+                    queries=lookup.queries,
+                    failures=query.failures,
+                    late_answers=lookup.late_answers,
+                    hops=hops or 0,
+                    started_at=query.started_at,
+                    duration=now - query.started_at,
+                    peers=tuple(lookup.peer_table()),
+                )
+            )
+        else:
+            self._count("dht.refresh_done")
+
+    def _store_phase(self, query: _Query, closest: list[Contact], now: float) -> None:
+        record = query.record
+        assert record is not None
+        targets = closest[: self.config.k]
+        own_distance = distance(self.identity.node_id, record.key)
+        if len(targets) < self.config.k or own_distance < distance(targets[-1].node_id, record.key):
+            # DHT-8.1: the publisher is itself among the k closest: it holds a copy too.
+            try:
+                outcome = self.records.put(record)
+                if outcome is not PutOutcome.UNCHANGED:
+                    self._emit(
+                        RecordStored(
+                            key=record.key, publisher_id=record.publisher_id, record=record.encode()
+                        )
+                    )
+                query.accepted += 1
+            except RemoteProtocolError:
+                query.refused += 1
+        for contact in targets:
+            request_id = self._send(
+                Store(record=record.to_cbor_value()), contact.address, contact.node_id, now
+            )
+            self._requests[request_id] = _Request(_Purpose.STORE, query.query_id, contact.node_id)
+            query.storing.add(request_id)
+        self._maybe_store_done(query, now)
+
+    def _maybe_store_done(self, query: _Query, now: float) -> None:
+        if query.storing or query.done:
+            return
+        query.done = True
+        self._queries.pop(query.query_id, None)
+        self._count("dht.store_rounds")
+        if query.kind is _Kind.STORE:
+            self._emit(
+                StoreFinished(
+                    query_id=query.query_id,
+                    key=query.target,
+                    accepted=query.accepted,
+                    refused=query.refused,
+                    failed=query.store_failed,
+                    started_at=query.started_at,
+                    duration=now - query.started_at,
+                )
+            )
+
+    # ------------------------------------------------------------ outcomes
+
+    def on_response(
+        self, request: PendingRequest, sender: NodeId, message: Message, *, now: float
+    ) -> None:
+        """A response to one of our requests arrived (already matched and authenticated)."""
+        entry = self._requests.pop(request.request_id, None)
+        if entry is None:
+            return
+        self._rtt_sample(now - request.sent_at)
+        match entry.purpose:
+            case _Purpose.CHECK:
+                self.routing.check_result(sender, alive=True, now=now)
+            case _Purpose.BOOTSTRAP:
+                self._bootstrap_outstanding -= 1
+                self._start_join(now)
+            case _Purpose.REPLICATE:
+                self._count("dht.replicated")
+            case _Purpose.STORE:
+                query = self._queries.get(entry.query_id or 0)
+                if query is not None:
+                    query.storing.discard(request.request_id)
+                    query.accepted += 1
+                    self._maybe_store_done(query, now)
+            case _Purpose.LOOKUP:
+                self._lookup_response(entry, sender, message, now)
+
+    def _lookup_response(
+        self, entry: _Request, sender: NodeId, message: Message, now: float
+    ) -> None:
+        query = self._queries.get(entry.query_id or 0)
+        if query is None or entry.peer is None:
+            return
+        contacts: tuple[WireContact, ...] = ()
+        if isinstance(message, Nodes | Value):
+            contacts = message.contacts
+        closer = [Contact(node_id=n, address=a) for n, a in contacts]
+        query.lookup.on_success(entry.peer, closer, now=now)
+        if isinstance(message, Value) and query.kind is _Kind.GET:
+            valid = 0
+            for item in message.records:
+                try:
+                    record = Record.from_cbor_value(item)
+                    check_record(record, now=now, key=query.target)
+                except RemoteProtocolError as exc:
+                    self._count(f"dht.rejected_record.{exc.code.name}")
+                    continue
+                valid += 1
+                held = query.found.get(record.publisher_id)
+                if held is None or record.seq > held.seq:
+                    query.found[record.publisher_id] = record
+            if valid:
+                query.holders += 1
+                if query.holders >= query.quorum:
+                    query.lookup.finish()
+        self._drive(query, now)
+
+    def on_error(self, request: PendingRequest, code: int, *, now: float) -> None:
+        """The peer refused one of our requests with an ERROR reply."""
+        entry = self._requests.pop(request.request_id, None)
+        if entry is None:
+            return
+        self._count(f"dht.refused.{_code_name(code)}")
+        if entry.purpose is _Purpose.STORE:
+            query = self._queries.get(entry.query_id or 0)
+            if query is not None:
+                query.storing.discard(request.request_id)
+                query.refused += 1
+                self._maybe_store_done(query, now)
+        elif entry.purpose is _Purpose.LOOKUP:
+            self._lookup_failed(entry, now)
+        elif entry.purpose is _Purpose.BOOTSTRAP:
+            self._bootstrap_outstanding -= 1
+            if self._bootstrap_outstanding <= 0:
+                self._start_join(now)
+
+    def on_timeout(self, request: PendingRequest, *, now: float) -> None:
+        entry = self._requests.pop(request.request_id, None)
+        if entry is None:
+            return
+        if entry.peer is not None and entry.purpose is not _Purpose.CHECK:
+            self.routing.record_failure(entry.peer)
+        match entry.purpose:
+            case _Purpose.CHECK:
+                if entry.peer is not None:
+                    self.routing.check_result(entry.peer, alive=False, now=now)
+            case _Purpose.BOOTSTRAP:
+                self._bootstrap_outstanding -= 1
+                if self._bootstrap_outstanding <= 0:
+                    self._start_join(now)
+            case _Purpose.REPLICATE:
+                self._count("dht.replicate_failed")
+            case _Purpose.STORE:
+                query = self._queries.get(entry.query_id or 0)
+                if query is not None:
+                    query.storing.discard(request.request_id)
+                    query.store_failed += 1
+                    self._maybe_store_done(query, now)
+            case _Purpose.LOOKUP:
+                self._lookup_failed(entry, now)
+
+    def _lookup_failed(self, entry: _Request, now: float) -> None:
+        query = self._queries.get(entry.query_id or 0)
+        if query is None or entry.peer is None:
+            return
+        query.failures += 1
+        query.lookup.on_failure(entry.peer, now=now)
+        self._drive(query, now)
+
+    # ------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        candidates = [self._next_refresh, self._next_republish, self._next_replicate]
+        candidates.extend(q.wake_at for q in self._queries.values() if q.wake_at is not None)
+        expiry = self.records.next_expiry()
+        if expiry is not None:
+            candidates.append(expiry)
+        return min(candidates)
+
+    def on_timer(self, *, now: float) -> None:
+        for query in list(self._queries.values()):
+            if query.wake_at is not None and query.wake_at <= now:
+                self._drive(query, now)
+        for record in self.records.expire(now=now):
+            self._count("dht.expired")
+            self._emit(
+                RecordDropped(key=record.key, publisher_id=record.publisher_id, reason="expired")
+            )
+        if now >= self._next_refresh:
+            self._next_refresh = now + self.config.refresh_interval
+            for index in self.routing.stale_buckets(now=now, interval=self.config.refresh_interval):
+                target = self.routing.random_id_in_bucket(index, self._rng)
+                self._drive(self._new_query(_Kind.REFRESH, target, now), now)
+        if now >= self._next_republish:
+            self._next_republish = now + self.config.republish_interval
+            for key, published in self._published.items():
+                published.seq = max(round(now * 1000), published.seq + 1)
+                self._start_store(key, now, _Kind.REPUBLISH)
+        if now >= self._next_replicate:
+            self._next_replicate = now + self.config.replicate_interval
+            self._replicate(now)
+
+    def _replicate(self, now: float) -> None:
+        """DHT-8.5: push every held record to the k closest contacts this node knows."""
+        for record in self.records.all_records():
+            if record.expires_at <= now:
+                continue
+            for contact in self.routing.closest(record.key, self.config.k):
+                request_id = self._send(
+                    Store(record=record.to_cbor_value()), contact.address, contact.node_id, now
+                )
+                self._requests[request_id] = _Request(_Purpose.REPLICATE, None, contact.node_id)
+
+
+_STORE_STATUS: Final = {
+    PutOutcome.STORED: StoreStatus.STORED,
+    PutOutcome.REPLACED: StoreStatus.REPLACED,
+    PutOutcome.UNCHANGED: StoreStatus.UNCHANGED,
+}
+
+
+def _channel_limit(channel: Channel) -> int:
+    return MAX_DATAGRAM_SIZE if channel is Channel.DATAGRAM else MAX_STREAM_MESSAGE_SIZE
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)

@@ -1,0 +1,55 @@
+"""`railgun-ref node`: one node on real sockets until SIGINT/SIGTERM.
+
+Its first line on stdout is the contract other programs (the conformance
+runner's tests, scripts) rely on::
+
+    railgun-ref node listening udp://HOST:PORT id=<64 hex digits>
+
+With ``--bootstrap HOST:PORT`` (repeatable) it joins the DHT through those
+nodes and prints a second line ``joined: N contacts`` when the join lookup
+ends.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from railgun_ref.drivers.keystore import load_or_create_identity
+from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.identity.keys import Identity
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
+    async with anyio.create_task_group() as tg:
+        address = await tg.start(host.run)
+        _print(
+            f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
+        )
+        if bootstrap:
+            joined = await host.bootstrap(bootstrap)
+            _print(f"joined: {len(host.node.dht.routing)} contacts, {joined.queries} queries")
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                tg.cancel_scope.cancel()
+                return
+
+
+def run_node(
+    *, host: str, port: int, identity_path: str | None, bootstrap: list[tuple[str, int]]
+) -> int:
+    identity = (
+        load_or_create_identity(Path(identity_path))
+        if identity_path
+        else Identity.generate(os.urandom)
+    )
+    node_host = NodeHost(identity, host=host, port=port)
+    anyio.run(_serve, node_host, bootstrap)
+    return 0

@@ -1,0 +1,648 @@
+"""The anyio driver: one sans-IO `Node` behind one real UDP socket and one TCP listener.
+
+A `NodeHost` binds a UDP socket and a TCP listener on the *same* host:port of
+127.0.0.0/8. Datagrams (DHT RPCs, at most 1200 bytes) go over UDP; stream
+messages (up to the 64 KiB bucket) go over TCP as length-prefixed frames
+(STR-1.x, `wire.framing`). All protocol logic is in the node; this module
+only moves bytes and time:
+
+* every input — a datagram, a stream frame, a timer firing, an API call — is
+  fed to the node with ``now = clock()``, wall-clock seconds by default since
+  envelopes carry wall-clock timestamps; then `_pump` drains the node's
+  outputs synchronously into queues and its events into API waiters, trace
+  subscribers and a bounded trace list;
+* one task sends all datagrams (anyio forbids concurrent sends on a socket),
+  and each stream connection has one writer and one reader task, so a slow
+  peer only ever delays its own connection;
+* stream messages addressed to an `Address` open (or reuse) one outbound
+  connection per address, which gets a reader too, since replies come back on
+  it; messages addressed to a `ConnectionId` go back on that connection;
+* whatever a peer does — garbage datagrams, a bad frame length, a reset, a
+  refused connect — is counted under ``driver.*`` (or by the node under
+  ``rejected.*``) and the host goes on serving; the node's own request timeout
+  ends every request whose bytes were dropped;
+* the host only binds and sends to 127.0.0.0/8 and refuses anything else with
+  `ValueError`, so a test or a notebook can never send traffic off the machine.
+
+The clock is injectable so the same driver runs in virtual time under trio's
+`MockClock` (see tests/integration/test_udp_virtual_time.py).
+"""
+
+import itertools
+import random
+import socket
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from railgun_ref.core.errors import RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.keys import KeyType
+from railgun_ref.drivers.addresses import (
+    check_loopback_address,
+    check_loopback_host,
+)
+from railgun_ref.events import (
+    ErrorReceived,
+    GetFinished,
+    LookupFinished,
+    NodeEvent,
+    PongReceived,
+    RequestTimedOut,
+    StoreFinished,
+)
+from railgun_ref.identity.keys import Identity
+from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
+from railgun_ref.rpc.requests import Channel
+from railgun_ref.trace import TraceRecord, record_event
+from railgun_ref.wire.framing import FrameDecoder, encode_frame
+
+#: The only addresses this driver binds or sends to.
+#: Bytes asked of a stream socket per read.
+_READ_SIZE: Final = 65536
+#: How many times to pick a new port when the TCP half of an OS-chosen port is taken.
+_BIND_ATTEMPTS: Final = 8
+#: Consecutive UDP receive errors after which the socket is considered dead.
+_MAX_UDP_ERRORS: Final = 100
+
+#: What `NodeHost.ping` returns: the node's outcome event for the request.
+PingOutcome = PongReceived | ErrorReceived | RequestTimedOut
+#: What the DHT API calls return: the event that ends the query.
+QueryOutcome = LookupFinished | GetFinished | StoreFinished
+#: A trace subscriber: called synchronously with each record, must not block.
+TraceSubscriber = Callable[[TraceRecord], None]
+
+
+class HostStoppedError(RuntimeError):
+    """The host stopped (or never ran) while an API call needed it."""
+
+
+def _is_sendable(address: Address) -> bool:
+    try:
+        check_loopback_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+class HostState(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: PingOutcome | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _QueryWaiter:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: QueryOutcome | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    id: ConnectionId
+    peer: Address  #: remote address; for outbound connections the listening address dialled
+    outbound: bool
+    send: MemoryObjectSendStream[bytes]
+    receive: MemoryObjectReceiveStream[bytes]
+
+
+class NodeHost:
+    """One `Node` served on a UDP socket and a TCP listener sharing host:port.
+
+    Use it inside a task group: ``address = await tg.start(host.run)``; cancel
+    the group to stop it. `ping` and the other API calls must run on the same
+    event loop while `run` is active.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: NodeConfig | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        trace_limit: int = 10_000,
+        connect_timeout: float = 5.0,
+        max_connections: int = 512,
+        queue_size: int = 256,
+    ) -> None:
+        """`clock` gives ``now`` in seconds since the Unix epoch (envelope timestamps
+        use it); `rng` draws request ids (default: the OS's CSPRNG). Up to
+        `trace_limit` trace records are kept, the oldest dropped first;
+        `queue_size` bounds the datagrams and the frames per connection waiting
+        to be written (beyond it they are dropped and counted)."""
+        check_loopback_host(host)
+        if not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {port}")
+        self.node = Node(identity, rng=rng or random.SystemRandom(), config=config, now=clock())
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._queue_size = queue_size
+        self._state = HostState.NEW
+        self._driver_counters: Counter[str] = Counter()
+        self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
+        self._subscribers: list[TraceSubscriber] = []
+        self._waiters: dict[int, _Waiter] = {}
+        self._query_waiters: dict[int, _QueryWaiter] = {}
+        self._connections: dict[ConnectionId, _Connection] = {}
+        self._outbound: dict[Address, _Connection] = {}
+        self._connection_ids = itertools.count(1)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._udp_out: MemoryObjectSendStream[tuple[bytes, Address]] | None = None
+        self._wake: anyio.Event | None = None
+        self._sleeping_until: float | None = None
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.node.node_id
+
+    @property
+    def address(self) -> Address:
+        """The (host, port) both the UDP socket and the TCP listener are bound to."""
+        if self._port is None:
+            raise HostStoppedError("the host is not bound yet: start run() first")
+        return (self._host, self._port)
+
+    @property
+    def state(self) -> HostState:
+        return self._state
+
+    @property
+    def running(self) -> bool:
+        return self._state is HostState.RUNNING
+
+    @property
+    def counters(self) -> Counter[str]:
+        """The node's counters plus the driver's own (``driver.*``), as a new Counter."""
+        merged = Counter(self.node.counters)
+        merged.update(self._driver_counters)
+        return merged
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def trace(self) -> list[TraceRecord]:
+        """The most recent trace records (at most `trace_limit`), oldest first."""
+        return list(self._trace)
+
+    def subscribe(self, subscriber: TraceSubscriber) -> Callable[[], None]:
+        """Call `subscriber` with every new trace record; returns an unsubscribe function."""
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def __repr__(self) -> str:
+        where = f"{self._host}:{self._port}" if self._port is not None else self._host
+        return f"<NodeHost {self.node_id.hex()[:16]} {where} {self._state.value}>"
+
+    # ------------------------------------------------------------------- API
+
+    async def ping(
+        self,
+        address: Address,
+        *,
+        channel: Channel = Channel.DATAGRAM,
+        payload: bytes = b"",
+        expected_peer: NodeId | None = None,
+    ) -> PingOutcome:
+        """PING `address` (MSG-2.1) and wait for the outcome.
+
+        Returns `PongReceived`, `ErrorReceived` or, after the node's
+        request_timeout, `RequestTimedOut`. Raises ValueError for an address
+        outside 127.0.0.0/8, `LocalProtocolError` if the PING does not fit the
+        channel, `HostStoppedError` if the host is not running or stops.
+        """
+        address = check_loopback_address(address)
+        self._require_running()
+        now = self._clock()
+        request_id = self.node.ping(
+            address, now=now, channel=channel, payload=payload, expected_peer=expected_peer
+        )
+        waiter = _Waiter()
+        self._waiters[request_id] = waiter
+        try:
+            self._pump(now)
+            await waiter.done.wait()
+        finally:
+            del self._waiters[request_id]
+        if waiter.outcome is None:
+            raise HostStoppedError("the host stopped before the request ended")
+        return waiter.outcome
+
+    async def _query(self, start: Callable[[float], int]) -> QueryOutcome:
+        """Start a DHT operation (`start(now) -> query id`) and wait for its final event."""
+        self._require_running()
+        now = self._clock()
+        query_id = start(now)
+        waiter = _QueryWaiter()
+        self._query_waiters[query_id] = waiter
+        try:
+            self._pump(now)
+            await waiter.done.wait()
+        finally:
+            del self._query_waiters[query_id]
+        if waiter.outcome is None:
+            raise HostStoppedError("the host stopped before the query ended")
+        return waiter.outcome
+
+    async def bootstrap(self, addresses: list[Address]) -> LookupFinished:
+        """Join the DHT through `addresses` (ping them, then look up our own id)."""
+        checked = [check_loopback_address(a) for a in addresses]
+        outcome = await self._query(lambda now: self.node.dht.bootstrap(checked, now=now))
+        assert isinstance(outcome, LookupFinished)
+        return outcome
+
+    async def find_node(self, peer_id: bytes) -> LookupFinished:
+        """The seed's `findNode(peerId)`: the k closest nodes that answered."""
+        outcome = await self._query(lambda now: self.node.dht.find_node(peer_id, now=now))
+        assert isinstance(outcome, LookupFinished)
+        return outcome
+
+    async def get(self, key: bytes, *, quorum: int = 1) -> GetFinished:
+        """The seed's `get(key)`: valid records under the 256-bit `key`."""
+        outcome = await self._query(lambda now: self.node.dht.get(key, now=now, quorum=quorum))
+        assert isinstance(outcome, GetFinished)
+        return outcome
+
+    async def store(
+        self, key_type: KeyType, ident: bytes, value: bytes, *, ttl: float | None = None
+    ) -> StoreFinished:
+        """The seed's `store(key, value)`: publish a signed record on the k closest nodes."""
+        outcome = await self._query(
+            lambda now: self.node.dht.store(key_type, ident, value, now=now, ttl=ttl)
+        )
+        assert isinstance(outcome, StoreFinished)
+        return outcome
+
+    async def announce_room(self, room_id: bytes, value: bytes = b"") -> StoreFinished:
+        """The seed's `announceRoom(roomId)`."""
+        outcome = await self._query(
+            lambda now: self.node.dht.announce_room(room_id, now=now, value=value)
+        )
+        assert isinstance(outcome, StoreFinished)
+        return outcome
+
+    async def find_room_peers(self, room_id: bytes) -> GetFinished:
+        """The seed's `findRoomPeers(roomId)`: every member announcement found."""
+        outcome = await self._query(lambda now: self.node.dht.find_room_peers(room_id, now=now))
+        assert isinstance(outcome, GetFinished)
+        return outcome
+
+    # ------------------------------------------------------------------- run
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Address] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, report the bound address through `task_status`, serve until cancelled."""
+        if self._state is not HostState.NEW:
+            raise HostStoppedError("a NodeHost runs only once; make a new one")
+        self._state = HostState.RUNNING
+        try:
+            udp, listener = await self._bind()
+            udp_out, udp_queue = anyio.create_memory_object_stream[tuple[bytes, Address]](
+                self._queue_size
+            )
+            async with udp, listener, udp_out, udp_queue, anyio.create_task_group() as tg:
+                self._task_group = tg
+                self._udp_out = udp_out
+                tg.start_soon(self._udp_receive_loop, udp)
+                tg.start_soon(self._udp_send_loop, udp, udp_queue)
+                tg.start_soon(self._accept_loop, listener)
+                tg.start_soon(self._timer_loop)
+                task_status.started(self.address)
+        finally:
+            self._state = HostState.STOPPED
+            self._task_group = None
+            self._udp_out = None
+            for connection in list(self._connections.values()):
+                self._forget(connection)
+            for waiter in self._waiters.values():
+                waiter.done.set()
+            for query_waiter in self._query_waiters.values():
+                query_waiter.done.set()  # outcome None: ping() raises HostStoppedError
+
+    async def _bind(self) -> tuple[anyio.abc.UDPSocket, anyio.abc.SocketListener]:
+        attempts = _BIND_ATTEMPTS if self._requested_port == 0 else 1
+        for attempt in range(attempts):
+            udp = await anyio.create_udp_socket(
+                socket.AF_INET, local_host=self._host, local_port=self._requested_port
+            )
+            try:
+                port = udp.extra(SocketAttribute.local_port)
+                listeners = await anyio.create_tcp_listener(
+                    local_host=self._host, local_port=port, family=socket.AF_INET
+                )
+            except OSError:
+                await anyio.aclose_forcefully(udp)
+                if attempt + 1 == attempts:
+                    raise
+                continue  # the TCP half of the port the OS gave us is taken: try another
+            except BaseException:
+                await anyio.aclose_forcefully(udp)
+                raise
+            listener = listeners.listeners[0] if len(listeners.listeners) == 1 else None
+            if not isinstance(listener, anyio.abc.SocketListener):  # pragma: no cover
+                # An IPv4 literal always gives exactly one socket listener.
+                await anyio.aclose_forcefully(listeners)
+                await anyio.aclose_forcefully(udp)
+                raise OSError(f"expected one TCP listener on {self._host}:{port}")
+            self._port = port
+            return udp, listener
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _require_running(self) -> None:
+        if self._state is not HostState.RUNNING or self._task_group is None:
+            raise HostStoppedError(f"{self!r} is not running")
+
+    # ------------------------------------------------------ node plumbing
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self._driver_counters[f"driver.{name}"] += amount
+
+    def _pump(self, now: float) -> None:
+        """Drain the node after an input: outputs to queues, events to their consumers."""
+        for data, address in self.node.datagrams_to_send():
+            self._queue_datagram(data, address)
+        for data, target in self.node.stream_messages_to_send():
+            self._queue_stream_message(data, target)
+        while (event := self.node.next_event()) is not None:
+            self._deliver(event, now)
+        deadline = self.node.next_deadline()
+        if (
+            self._wake is not None
+            and deadline is not None
+            and (self._sleeping_until is None or deadline < self._sleeping_until)
+        ):
+            self._wake.set()
+
+    def _deliver(self, event: NodeEvent, now: float) -> None:
+        record = record_event(self.node.node_id, now, event)
+        if len(self._trace) == self._trace.maxlen:
+            self._count("trace_evicted")
+        self._trace.append(record)
+        for subscriber in tuple(self._subscribers):
+            subscriber(record)
+        # Only request outcomes end an API wait; every event goes to the trace.
+        if isinstance(event, LookupFinished | GetFinished | StoreFinished):
+            query_waiter = self._query_waiters.get(event.query_id)
+            if query_waiter is not None and query_waiter.outcome is None:
+                query_waiter.outcome = event
+                query_waiter.done.set()
+        if isinstance(event, PongReceived | ErrorReceived | RequestTimedOut):
+            waiter = self._waiters.get(event.request_id)
+            if waiter is not None and waiter.outcome is None:
+                waiter.outcome = event
+                waiter.done.set()
+
+    def _queue_datagram(self, data: bytes, address: Address) -> None:
+        if self._udp_out is None:
+            self._count("dropped_after_stop")
+            return
+        if not _is_sendable(address):
+            self._count("refused_address")
+            return
+        try:
+            self._udp_out.send_nowait((data, address))
+        except anyio.WouldBlock:
+            self._count("udp_queue_full")
+
+    def _queue_stream_message(self, data: bytes, target: StreamTarget) -> None:
+        frame = encode_frame(data)
+        if isinstance(target, int):
+            connection = self._connections.get(target)
+            if connection is None:
+                self._count("stream_target_gone")  # the peer hung up before our reply
+                return
+        else:
+            connection = self._outbound.get(target) or self._dial(target)
+            if connection is None:
+                return
+        try:
+            connection.send.send_nowait(frame)
+        except anyio.WouldBlock:
+            self._count("stream_queue_full")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._count("stream_target_gone")
+
+    def _new_connection(self, peer: Address, *, outbound: bool) -> _Connection:
+        send, receive = anyio.create_memory_object_stream[bytes](self._queue_size)
+        connection = _Connection(
+            id=ConnectionId(next(self._connection_ids)),
+            peer=peer,
+            outbound=outbound,
+            send=send,
+            receive=receive,
+        )
+        self._connections[connection.id] = connection
+        if outbound:
+            self._outbound[peer] = connection
+        return connection
+
+    def _forget(self, connection: _Connection) -> None:
+        self._connections.pop(connection.id, None)
+        if self._outbound.get(connection.peer) is connection:
+            del self._outbound[connection.peer]
+        connection.send.close()
+        connection.receive.close()
+
+    # ------------------------------------------------------------ datagrams
+
+    async def _udp_receive_loop(self, udp: anyio.abc.UDPSocket) -> None:
+        errors_in_a_row = 0
+        while True:
+            try:
+                data, (host, port) = await udp.receive()
+            except anyio.ClosedResourceError:
+                return
+            except (anyio.BrokenResourceError, OSError):
+                # e.g. an ICMP error reported on the socket; it stays usable.
+                self._count("udp_receive_error")
+                errors_in_a_row += 1
+                if errors_in_a_row >= _MAX_UDP_ERRORS:
+                    raise
+                await anyio.sleep(0)
+                continue
+            errors_in_a_row = 0
+            now = self._clock()
+            self.node.receive_datagram(data, (host, port), now=now)
+            self._pump(now)
+
+    async def _udp_send_loop(
+        self,
+        udp: anyio.abc.UDPSocket,
+        queue: MemoryObjectReceiveStream[tuple[bytes, Address]],
+    ) -> None:
+        async for data, (host, port) in queue:
+            try:
+                await udp.sendto(data, host, port)
+            except anyio.ClosedResourceError:
+                return
+            except (anyio.BrokenResourceError, OSError):
+                self._count("sendto_failed")
+
+    # ------------------------------------------------------------- streams
+
+    def _dial(self, address: Address) -> _Connection | None:
+        if not _is_sendable(address):
+            self._count("refused_address")
+            return None
+        if self._task_group is None or len(self._connections) >= self._max_connections:
+            self._count("connection_limit")
+            return None
+        connection = self._new_connection(address, outbound=True)
+        self._task_group.start_soon(self._run_outbound, connection)
+        return connection
+
+    async def _run_outbound(self, connection: _Connection) -> None:
+        host, port = connection.peer
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                # From our own host, so the peer sees this node's address, not 127.0.0.1.
+                stream = await anyio.connect_tcp(host, port, local_host=self._host)
+        except OSError:  # refused, unreachable, or TimeoutError from fail_after
+            self._count("connect_failed")
+            dropped = connection.receive.statistics().current_buffer_used
+            self._count("stream_dropped", dropped)
+            self._forget(connection)
+            return
+        self._count("connections_opened")
+        await self._serve_connection(connection, stream)
+
+    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except anyio.ClosedResourceError:
+                return
+            except (anyio.BrokenResourceError, OSError):
+                self._count("accept_error")  # e.g. out of file descriptors
+                await anyio.sleep(0.01)
+                continue
+            if len(self._connections) >= self._max_connections or self._task_group is None:
+                self._count("connection_limit")
+                await anyio.aclose_forcefully(stream)
+                continue
+            self._count("connections_accepted")
+            try:
+                remote = stream.extra(SocketAttribute.remote_address)
+            except (anyio.TypedAttributeLookupError, OSError):
+                self._count("connection_error")  # reset before we could even ask who it was
+                await anyio.aclose_forcefully(stream)
+                continue
+            assert isinstance(remote, tuple)  # an AF_INET socket's peer is (host, port)
+            connection = self._new_connection((remote[0], remote[1]), outbound=False)
+            self._task_group.start_soon(self._serve_connection, connection, stream)
+
+    async def _serve_connection(
+        self, connection: _Connection, stream: anyio.abc.SocketStream
+    ) -> None:
+        try:
+            async with stream, anyio.create_task_group() as tg:
+                tg.start_soon(self._write_loop, connection, stream, tg.cancel_scope)
+                await self._read_loop(connection, stream)
+                tg.cancel_scope.cancel()
+        except (anyio.BrokenResourceError, OSError):
+            self._count("connection_error")  # closing a reset socket may complain too
+        finally:
+            self._forget(connection)
+
+    async def _read_loop(self, connection: _Connection, stream: anyio.abc.SocketStream) -> None:
+        decoder = FrameDecoder()
+        while True:
+            try:
+                chunk = await stream.receive(_READ_SIZE)
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            except (anyio.BrokenResourceError, OSError):
+                self._count("connection_error")  # reset by peer
+                return
+            decoder.feed(chunk)
+            now = self._clock()
+            try:
+                while (frame := decoder.next_frame()) is not None:
+                    self.node.receive_stream_message(frame, connection.id, connection.peer, now=now)
+            except RemoteProtocolError:
+                # STR-1.3: a bad length cannot be resynchronised; close this connection only.
+                self._count("framing_error")
+                return
+            finally:
+                self._pump(now)
+
+    async def _write_loop(
+        self,
+        connection: _Connection,
+        stream: anyio.abc.SocketStream,
+        scope: anyio.CancelScope,
+    ) -> None:
+        async for frame in connection.receive:
+            try:
+                await stream.send(frame)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                self._count("connection_error")
+                scope.cancel()
+                return
+
+    # --------------------------------------------------------------- timers
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            deadline = self.node.next_deadline()
+            self._sleeping_until = deadline
+            if deadline is None:
+                await self._wake.wait()
+            else:
+                delay = deadline - self._clock()
+                if delay > 0:
+                    with anyio.move_on_after(delay):
+                        await self._wake.wait()
+            now = self._clock()
+            self.node.on_timer(now=now)
+            self._pump(now)
+
+
+async def serve_node(
+    *,
+    host: str,
+    port: int,
+    identity: Identity,
+    on_ready: Callable[[NodeHost], None],
+    config: NodeConfig | None = None,
+    **host_options: Any,
+) -> None:
+    """Serve one node on host:port (0: the OS picks) until cancelled.
+
+    `on_ready` is called once, with the running host, as soon as both sockets
+    listen. Extra keyword arguments go to `NodeHost`.
+    """
+    node_host = NodeHost(identity, host=host, port=port, config=config, **host_options)
+    async with anyio.create_task_group() as tg:
+        await tg.start(node_host.run)
+        on_ready(node_host)

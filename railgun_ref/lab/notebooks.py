@@ -1,0 +1,92 @@
+"""Execute a notebook in place, saving its outputs for ``pytest --nbval``.
+
+nbval compares a notebook's fresh outputs with the ones stored in it, so a
+notebook must be committed executed. This does what ``jupyter nbconvert
+--execute --inplace`` does, with only jupyter_client and nbformat (both come
+with ipykernel and nbval, so no extra install):
+
+    .venv/bin/python -m railgun_ref.lab.notebooks notebooks/00_tour.ipynb
+
+Cells run in order in a fresh ``python3`` kernel started in the notebook's
+directory; the first failing cell stops the run and nothing is written.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import nbformat
+from jupyter_client.manager import start_new_kernel
+from nbformat.v4 import output_from_msg
+
+#: Seconds a single cell may run before the execution is abandoned.
+CELL_TIMEOUT: Final = 300.0
+
+
+class CellError(RuntimeError):
+    """A cell raised; the notebook was not written."""
+
+
+def _run_cell(client: Any, source: str) -> tuple[list[Any], int | None]:
+    msg_id = client.execute(source)
+    outputs: list[Any] = []
+    while True:
+        msg = client.get_iopub_msg(timeout=CELL_TIMEOUT)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        if kind == "clear_output":
+            outputs = []
+        elif kind in ("stream", "display_data", "execute_result", "error"):
+            output = output_from_msg(msg)  # type: ignore[no-untyped-call]
+            last = outputs[-1] if outputs else None
+            if (
+                kind == "stream"
+                and last is not None
+                and last.get("output_type") == "stream"
+                and last["name"] == output["name"]
+            ):
+                last["text"] += output["text"]  # as Jupyter shows consecutive prints
+            else:
+                outputs.append(output)
+    reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
+    if reply["content"]["status"] != "ok":
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        trace = "\n".join(errors[-1]["traceback"]) if errors else reply["content"]
+        raise CellError(f"cell failed:\n{source}\n{trace}")
+    count = reply["content"].get("execution_count")
+    return outputs, count if isinstance(count, int) else None
+
+
+def execute_notebook(path: Path, *, kernel_name: str = "python3") -> None:
+    """Run every code cell of the notebook at `path` and store the outputs in it."""
+    notebook: Any = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(path.parent.resolve()))
+    try:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = _run_cell(client, cell.source)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    nbformat.validate(notebook)
+    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+
+
+def main(argv: list[str] | None = None) -> int:
+    paths = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        print("usage: python -m railgun_ref.lab.notebooks NOTEBOOK.ipynb...", file=sys.stderr)
+        return 2
+    for path in paths:
+        execute_notebook(path)
+        print(f"executed {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

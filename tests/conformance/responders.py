@@ -1,0 +1,79 @@
+"""Tiny stand-alone UDP responders for testing the wire runner, good and deliberately broken.
+
+Run as a script::
+
+    python tests/conformance/responders.py --mode good|bad-signature|echo-garbage|silent|replays-ok
+
+Like ``railgun-ref node``, it prints as its first stdout line
+``railgun-ref node listening udp://HOST:PORT id=<64 hex>`` and serves until
+terminated. "good" is the sans-IO `Node` behind a plain stdlib socket; the
+other modes break one rule each, so a test can show the runner catches it:
+
+* ``bad-signature``: every reply has one bit of its signature flipped (ENV-2.1);
+* ``echo-garbage``: bytes the node refused are sent back to their sender (NODE-1.2);
+* ``silent``: never answers anything (MSG-2.1);
+* ``replays-ok``: a fresh node per datagram, so replays are answered (ENV-2.4).
+"""
+
+import argparse
+import os
+import random
+import socket
+import sys
+import time
+
+from railgun_ref.events import MessageRejected
+from railgun_ref.identity.keys import Identity
+from railgun_ref.node import Node
+from railgun_ref.wire import cbor
+
+MODES = ("good", "bad-signature", "echo-garbage", "silent", "replays-ok")
+
+
+def _corrupt_signature(data: bytes) -> bytes:
+    signed, signature = cbor.decode(data)
+    flipped = bytearray(signature)
+    flipped[40] ^= 0x01
+    return cbor.encode([signed, bytes(flipped)])
+
+
+def serve(mode: str, host: str, port: int) -> None:
+    identity = Identity.generate(os.urandom)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"railgun-ref node listening udp://{shown}:{bound_port} id={identity.node_id.hex()}")
+    sys.stdout.flush()
+    node = Node(identity, rng=random.Random(), now=time.time())
+    while True:
+        data, source = sock.recvfrom(65536)
+        address = (str(source[0]), int(source[1]))
+        if mode == "silent":
+            continue
+        if mode == "replays-ok":
+            node = Node(identity, rng=random.Random(), now=time.time())
+        node.receive_datagram(data, address, now=time.time())
+        refused = False
+        while (event := node.next_event()) is not None:
+            refused = refused or isinstance(event, MessageRejected)
+        replies = node.datagrams_to_send()
+        for reply, destination in replies:
+            sent = _corrupt_signature(reply) if mode == "bad-signature" else reply
+            sock.sendto(sent, destination)
+        if mode == "echo-garbage" and refused and not replies:
+            sock.sendto(data[:1200], address)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=MODES, default="good")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.mode, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Property and fuzz tests of the sans-IO decoders and codecs (hypothesis)."""

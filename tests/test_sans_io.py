@@ -1,0 +1,368 @@
+"""The architecture's one rule: protocol cores are sans-IO (ARCHITECTURE.md, "The one rule").
+
+Every module of the cores -- every ``.py`` under ``railgun_ref/`` except the IO layers
+(``drivers/``, ``lab/``, ``conformance/``, ``bench/`` and ``cli.py``) -- is parsed with
+`ast` and must not:
+
+* import an event loop, socket, clock, ambient randomness, process/thread, media,
+  HTTP or storage library (`FORBIDDEN_MODULES`), at module level or inside a function,
+  with ``import x``, ``from x import y`` or a relative import;
+* import the IO layers of this package (a core that imports a driver is not a core);
+* use `random` for anything but the type ``random.Random`` in annotations (randomness
+  is an injected `random.Random`, never the module-level generator);
+* read a clock through ``datetime.now()``/``utcnow()``/``date.today()``;
+* call ``open``, ``print``, ``input``, ``__import__``, ``exec``, ``eval``, ``io.open``,
+  ``nacl.utils.random`` or ``SigningKey.generate()``/``PrivateKey.generate()``.
+
+The list of checked modules is everything *not* exempted, so a new core package is
+covered the day it is created. The checker itself is tested on synthetic modules.
+"""
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
+
+#: Parts of the package that do IO by design and are not protocol cores.
+EXEMPT_DIRS: Final = frozenset({"drivers", "lab", "conformance", "bench"})
+EXEMPT_FILES: Final = frozenset({"cli.py"})
+
+#: Module (or package) -> why a core must not import it. A name matches its submodules too.
+FORBIDDEN_MODULES: Final[dict[str, str]] = {
+    # event loops and concurrency
+    "asyncio": "event loop",
+    "anyio": "event loop",
+    "trio": "event loop",
+    "curio": "event loop",
+    "threading": "threads",
+    "_thread": "threads",
+    "multiprocessing": "processes",
+    "concurrent": "threads/processes",
+    "subprocess": "processes",
+    "signal": "process signals",
+    "sched": "scheduler with a clock",
+    # network
+    "socket": "network IO",
+    "socketserver": "network IO",
+    "selectors": "network IO",
+    "select": "network IO",
+    "ssl": "network IO",
+    "aiortc": "media/network IO",
+    "aioice": "network IO",
+    "httpx": "HTTP client",
+    "aiohttp": "HTTP client/server",
+    "requests": "HTTP client",
+    "urllib.request": "HTTP client",
+    "http.client": "HTTP client",
+    "http.server": "HTTP server",
+    "websockets": "WebSocket IO",
+    "starlette": "HTTP server",
+    "uvicorn": "HTTP server",
+    "fastapi": "HTTP server",
+    "dns.resolver": "DNS IO",
+    "socks": "SOCKS IO",
+    # clocks and ambient randomness
+    "time": "clock: time is a `now` argument",
+    "os": "os.urandom / environment / filesystem",
+    "secrets": "ambient randomness: inject a random.Random or byte source",
+    "uuid": "uuid1 reads the clock, uuid4 os.urandom",
+    "nacl.utils": "nacl.utils.random reads os.urandom",
+    # storage and files: persistence is injected into cores, drivers own it
+    "sqlite3": "storage must be injected",
+    "dbm": "storage must be injected",
+    "shelve": "storage must be injected",
+    "pathlib": "filesystem",
+    "shutil": "filesystem",
+    "tempfile": "filesystem",
+    "glob": "filesystem",
+    "fileinput": "filesystem",
+    "importlib": "dynamic imports / resource files",
+    # the IO layers of this package
+    "railgun_ref.drivers": "IO layer",
+    "railgun_ref.lab": "IO layer",
+    "railgun_ref.conformance": "IO layer",
+    "railgun_ref.bench": "IO layer",
+    "railgun_ref.cli": "IO layer",
+}
+
+FORBIDDEN_CALLS: Final = frozenset(
+    {"open", "print", "input", "breakpoint", "__import__", "exec", "eval"}
+)
+CLOCK_ATTRS: Final = frozenset({"now", "utcnow", "today"})
+CLOCK_OWNERS: Final = frozenset({"datetime", "date"})
+KEYGEN_OWNERS: Final = frozenset({"SigningKey", "PrivateKey"})
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    module: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line}: {self.what}"
+
+
+def forbidden_reason(module: str) -> str | None:
+    for name, reason in FORBIDDEN_MODULES.items():
+        if module == name or module.startswith(name + "."):
+            return reason
+    return None
+
+
+def _terminal_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _annotation_nodes(tree: ast.AST) -> set[int]:
+    """ids of every node that sits inside a type annotation."""
+    roots: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+            every += [a for a in (args.vararg, args.kwarg) if a is not None]
+            roots += [a.annotation for a in every if a.annotation is not None]
+            if node.returns is not None:
+                roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+    return {id(sub) for root in roots for sub in ast.walk(root)}
+
+
+def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str:
+    """The absolute module a (possibly relative) ``from`` import names."""
+    if level == 0:
+        return name or ""
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    base = parts[: len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join([*base, name] if name else base)
+
+
+def check_source(source: str, module: str, *, is_package: bool = False) -> list[Violation]:
+    """Every breach of the sans-IO rule in one module's source."""
+    tree = ast.parse(source)
+    found: list[Violation] = []
+    in_annotation = _annotation_nodes(tree)
+    random_aliases: set[str] = set()  # names bound to the `random` module
+    random_type_aliases: set[str] = set()  # names bound by `from random import Random`
+
+    def flag(node: ast.AST, what: str) -> None:
+        found.append(Violation(module, getattr(node, "lineno", 0), what))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "random":
+                    random_aliases.add(alias.asname or "random")
+                    continue
+                if alias.name.startswith("random."):
+                    flag(node, f"imports {alias.name}")
+                    continue
+                reason = forbidden_reason(alias.name)
+                if reason is not None:
+                    flag(node, f"imports {alias.name} ({reason})")
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node.level, node.module)
+            reason = forbidden_reason(base)
+            if reason is not None:
+                flag(node, f"imports from {base} ({reason})")
+                continue
+            for alias in node.names:
+                if base == "random":
+                    if alias.name == "Random":
+                        random_type_aliases.add(alias.asname or "Random")
+                    else:
+                        flag(node, f"imports random.{alias.name} (ambient randomness)")
+                    continue
+                full = f"{base}.{alias.name}" if base else alias.name
+                if full == "random":  # `from . import random` style cannot reach stdlib; be safe
+                    flag(node, "imports random indirectly")
+                    continue
+                reason = forbidden_reason(full)
+                if reason is not None:
+                    flag(node, f"imports {full} ({reason})")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:
+                flag(node, f"calls {func.id}()")
+            elif isinstance(func, ast.Attribute):
+                owner = _terminal_name(func.value)
+                if owner == "io" and func.attr == "open":
+                    flag(node, "calls io.open()")
+                elif owner in KEYGEN_OWNERS and func.attr == "generate":
+                    flag(node, f"calls {owner}.generate() (keys come from an injected source)")
+                elif owner == "importlib" or func.attr == "import_module":
+                    flag(node, f"calls {owner}.{func.attr}() (dynamic import)")
+        if isinstance(node, ast.Attribute):
+            owner = _terminal_name(node.value)
+            if node.attr in CLOCK_ATTRS and owner in CLOCK_OWNERS:
+                flag(node, f"reads a clock: {owner}.{node.attr}")
+
+    # Second pass: the random module may name only the type, only in annotations.
+    attribute_bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in random_aliases:
+                if node.attr != "Random":
+                    flag(node, f"uses {node.value.id}.{node.attr} (ambient randomness)")
+                elif id(node) not in in_annotation:
+                    flag(node, f"uses {node.value.id}.Random outside a type annotation")
+        elif isinstance(node, ast.Name) and id(node) not in in_annotation:
+            if node.id in random_type_aliases:
+                flag(node, f"uses {node.id} outside a type annotation")
+            elif node.id in random_aliases and id(node) not in attribute_bases:
+                flag(node, f"uses the {node.id} module itself")
+    return found
+
+
+def module_name(path: Path, root: Path) -> tuple[str, bool]:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts = parts[:-1]
+    return ".".join(parts), is_package
+
+
+def check_file(path: Path, *, module: str, is_package: bool = False) -> list[Violation]:
+    return check_source(path.read_text(encoding="utf-8"), module, is_package=is_package)
+
+
+def core_modules(root: Path = PACKAGE_ROOT) -> list[Path]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in EXEMPT_DIRS or (len(rel.parts) == 1 and rel.name in EXEMPT_FILES):
+            continue
+        out.append(path)
+    return out
+
+
+# ------------------------------------------------------------------------ the rule itself
+
+
+def test_core_set_is_not_empty() -> None:
+    """The checker looks at the real cores (guards against a vacuous pass)."""
+    names = {module_name(p, PACKAGE_ROOT)[0] for p in core_modules()}
+    for expected in (
+        "railgun_ref.node",
+        "railgun_ref.events",
+        "railgun_ref.trace",
+        "railgun_ref.wire.cbor",
+        "railgun_ref.wire.envelope",
+        "railgun_ref.identity.keys",
+        "railgun_ref.rpc.replay",
+        "railgun_ref.core.errors",
+    ):
+        assert expected in names
+    assert not any(n.startswith("railgun_ref.drivers") for n in names)
+
+
+@pytest.mark.parametrize(
+    "path", core_modules(), ids=lambda p: str(p.relative_to(PACKAGE_ROOT.parent))
+)
+def test_core_module_is_sans_io(path: Path) -> None:
+    """ARCHITECTURE "one rule": a protocol core imports no IO, clock or ambient randomness."""
+    module, is_package = module_name(path, PACKAGE_ROOT)
+    violations = check_file(path, module=module, is_package=is_package)
+    assert violations == [], "\n".join(str(v) for v in violations)
+
+
+# ------------------------------------------------------------------ the checker is tested
+
+
+OFFENDERS: Final = {
+    "import_asyncio": "import asyncio\n",
+    "import_as": "import socket as s\n",
+    "dotted_import": "import os.path\n",
+    "from_import": "from time import monotonic\n",
+    "from_package_import_submodule": "from urllib import request\n",
+    "http_client": "import http.client\n",
+    "import_in_function": "def f() -> None:\n    import trio\n",
+    "relative_import_of_driver": "from ..drivers import sim\n",
+    "relative_import_of_driver_module": "from ..drivers.sim import Simulator\n",
+    "sqlite": "import sqlite3\n",
+    "secrets": "from secrets import token_bytes\n",
+    "open_call": "def f() -> bytes:\n    return open('x', 'rb').read()\n",
+    "print_call": "print('hello')\n",
+    "random_function": "import random\nx = random.random()\n",
+    "random_in_function": "import random\ndef f() -> int:\n    return random.randint(1, 6)\n",
+    "random_aliased": "import random as r\nx = r.getrandbits(8)\n",
+    "from_random_function": "from random import randint\n",
+    "random_constructed": "import random\nrng = random.Random()\n",
+    "random_module_passed": "import random\ndef f(g: object) -> None: ...\nf(random)\n",
+    "from_random_type_called": "from random import Random\nrng = Random(1)\n",
+    "datetime_now": "import datetime\nx = datetime.datetime.now()\n",
+    "from_datetime_now": "from datetime import datetime\nx = datetime.utcnow()\n",
+    "date_today": "from datetime import date\nx = date.today()\n",
+    "signing_key_generate": "import nacl.signing\nk = nacl.signing.SigningKey.generate()\n",
+    "nacl_random": "from nacl.utils import random\n",
+    "dynamic_import": "x = __import__('socket')\n",
+    "importlib": "import importlib\nm = importlib.import_module('socket')\n",
+}
+
+
+@pytest.mark.parametrize("source", OFFENDERS.values(), ids=OFFENDERS.keys())
+def test_checker_flags_offending_module(tmp_path: Path, source: str) -> None:
+    """The checker flags a synthetic offending module written to disk."""
+    path = tmp_path / "offender.py"
+    path.write_text(source, encoding="utf-8")
+    violations = check_file(path, module="railgun_ref.wire.offender")
+    assert violations, f"not flagged:\n{source}"
+
+
+ALLOWED: Final = {
+    "random_type_in_annotations": (
+        "import random\n"
+        "def f(rng: random.Random, *, other: 'random.Random | None' = None) -> random.Random:\n"
+        "    x: list[random.Random] = [rng]\n"
+        "    return x[0]\n"
+    ),
+    "random_type_imported_for_annotation": (
+        "from random import Random\ndef f(rng: Random | None) -> None: ...\n"
+    ),
+    "pure_stdlib": (
+        "import hashlib\nimport heapq\nimport urllib.parse\nfrom collections import deque\n"
+    ),
+    "datetime_arithmetic": "from datetime import timedelta\nx = timedelta(seconds=1)\n",
+    "sibling_core": "from ..wire import cbor\nfrom . import envelope\n",
+    "method_named_open": "class A:\n    def open(self) -> None: ...\nA().open()\n",
+    "injected_clock_named_now": "def f(*, now: float) -> float:\n    return now\n",
+}
+
+
+@pytest.mark.parametrize("source", ALLOWED.values(), ids=ALLOWED.keys())
+def test_checker_allows_pure_module(tmp_path: Path, source: str) -> None:
+    """The checker does not flag what the rule allows (e.g. `random.Random` as a type)."""
+    path = tmp_path / "fine.py"
+    path.write_text(source, encoding="utf-8")
+    assert check_file(path, module="railgun_ref.wire.fine") == []
+
+
+def test_checker_reports_the_line(tmp_path: Path) -> None:
+    """A violation names the module and the offending line, so a failure is actionable."""
+    path = tmp_path / "late.py"
+    path.write_text("import hashlib\n\n\ndef f() -> None:\n    import anyio\n", encoding="utf-8")
+    (violation,) = check_file(path, module="railgun_ref.dht.late")
+    assert violation.line == 5
+    assert violation.module == "railgun_ref.dht.late"
+    assert "anyio" in violation.what
+
+
+def test_relative_import_resolution() -> None:
+    """Relative imports resolve against the importing module's package."""
+    assert _resolve("railgun_ref.wire.cbor", False, 2, "drivers") == "railgun_ref.drivers"
+    assert _resolve("railgun_ref.wire", True, 1, "cbor") == "railgun_ref.wire.cbor"
+    assert _resolve("railgun_ref.wire.cbor", False, 1, None) == "railgun_ref.wire"
+    assert _resolve("railgun_ref.node", False, 0, "socket") == "socket"
