@@ -25,8 +25,8 @@ demo: $(VENV)/.base
 test: $(VENV)/.test lint typecheck unit notebooks
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check railgun_ref tests benchmarks
-	$(BIN)/ruff format --check railgun_ref tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy --strict railgun_ref

@@ -28,7 +28,7 @@ from enum import Enum
 
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
-from railgun_ref.dht.geometry import bucket_index, bucket_range, distance, id_at_distance
+from railgun_ref.dht.geometry import as_int, bucket_index, bucket_range, id_at_distance
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +75,7 @@ class RoutingTable:
         self.max_failures = max_failures
         self._created = now
         self._buckets: dict[int, _Bucket] = {}
+        self._ints: list[tuple[int, Contact]] | None = None  # (id as int, contact) cache
 
     def __len__(self) -> int:
         return sum(len(b.entries) for b in self._buckets.values())
@@ -100,10 +101,13 @@ class RoutingTable:
         bucket.last_activity = now
         entry = bucket.entries.get(contact.node_id)
         if entry is not None:
+            if entry.contact != contact:
+                self._ints = None  # address changed
             entry.contact, entry.last_seen, entry.failures = contact, now, 0
             bucket.entries.move_to_end(contact.node_id)
             return Observed.REFRESHED, None
         if len(bucket.entries) < self.k:
+            self._ints = None
             bucket.entries[contact.node_id] = _Entry(contact, now)
             bucket.replacements.pop(contact.node_id, None)
             return Observed.INSERTED, None
@@ -135,6 +139,7 @@ class RoutingTable:
     def _evict(self, bucket: _Bucket, node_id: NodeId) -> Contact | None:
         if bucket.entries.pop(node_id, None) is None:
             return None
+        self._ints = None
         if bucket.checking == node_id:
             bucket.checking = None
         if not bucket.replacements:
@@ -172,8 +177,11 @@ class RoutingTable:
 
     def closest(self, target: bytes, count: int, *, exclude: NodeId | None = None) -> list[Contact]:
         """The `count` known contacts closest to `target`, nearest first."""
-        candidates = (c for c in self.contacts() if c.node_id != exclude)
-        return heapq.nsmallest(count, candidates, key=lambda c: distance(c.node_id, target))
+        if self._ints is None:
+            self._ints = [(as_int(c.node_id), c) for c in self.contacts()]
+        t = as_int(target)
+        best = heapq.nsmallest(count + 1, self._ints, key=lambda item: item[0] ^ t)
+        return [c for _, c in best if c.node_id != exclude][:count]
 
     def bucket_fill(self) -> dict[int, int]:
         """Bucket index -> number of contacts, for non-empty buckets."""

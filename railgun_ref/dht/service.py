@@ -45,7 +45,6 @@ from railgun_ref.events import (
 )
 from railgun_ref.identity.keys import Identity
 from railgun_ref.rpc.requests import Channel, PendingRequest
-from railgun_ref.wire import cbor
 from railgun_ref.wire.messages import (
     FindNode,
     FindValue,
@@ -57,7 +56,7 @@ from railgun_ref.wire.messages import (
     StoreStatus,
     Value,
     WireContact,
-    encode_contact,
+    contact_size,
 )
 
 #: Sends a request: (message, address, expected peer or None, now) -> request id.
@@ -213,9 +212,8 @@ class Dht:
     ) -> tuple[WireContact, ...]:
         out: list[WireContact] = []
         for contact in self.routing.closest(target, self.config.k, exclude=exclude):
-            try:
-                size = len(cbor.encode(encode_contact(contact.node_id, contact.address)))
-            except LocalProtocolError:
+            size = contact_size(contact.address)
+            if size is None:
                 continue  # not an IP literal: cannot be named on the wire
             if size > budget:
                 break

@@ -19,6 +19,7 @@ re-encode differently) and so on, without a parser of our own. Every failure
 is a `RemoteProtocolError(MALFORMED)`.
 """
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import cbor2
@@ -34,41 +35,75 @@ _NINT64_MIN: Final = -(2**64)
 CborValue = Any
 
 
+_SCALARS: Final = frozenset({bytes, str, bool, type(None)})
+
+
 def _check(value: object, depth: int, *, sorted_keys: bool = False) -> str | None:
     """Return why `value` is outside the data model, or None if it is inside.
 
     With `sorted_keys`, also require every map's keys to appear in strictly
     increasing order (ENC-1.3), as they do in a decoded deterministic item.
+    Scalars inside containers are checked inline: this runs on every message
+    encoded and decoded, and recursion per scalar would dominate its cost.
     """
     if depth > MAX_CBOR_DEPTH:
         return f"nesting deeper than {MAX_CBOR_DEPTH}"
     kind = type(value)
-    if kind is bytes or kind is str or kind is bool or value is None:
+    if kind in _SCALARS:
         return None
     if kind is int or isinstance(value, int):  # IntEnum members encode as their value
         if not _NINT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
             return "integer outside the 64-bit range"
         return None
     if kind is list or kind is tuple:
-        for item in value:  # type: ignore[attr-defined]
-            reason = _check(item, depth + 1, sorted_keys=sorted_keys)
-            if reason is not None:
-                return reason
-        return None
-    if kind is dict:
+        items: Iterable[object] = value  # type: ignore[assignment]
+    elif kind is dict:
         previous = -1
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key in value:  # type: ignore[attr-defined]
             if type(key) is not int or key < 0 or key > _UINT64_MAX:
                 return "map key is not an unsigned integer"
             if sorted_keys:
                 if key <= previous:
                     return "map keys not in increasing order"
                 previous = key
-            reason = _check(item, depth + 1, sorted_keys=sorted_keys)
-            if reason is not None:
-                return reason
-        return None
-    return f"type {kind.__name__} is outside the data model"
+        items = value.values()  # type: ignore[attr-defined]
+    else:
+        return f"type {kind.__name__} is outside the data model"
+    for item in items:
+        if depth >= MAX_CBOR_DEPTH:
+            return f"nesting deeper than {MAX_CBOR_DEPTH}"
+        item_kind = type(item)
+        if item_kind in _SCALARS:
+            continue
+        if item_kind is int:
+            if not _NINT64_MIN <= item <= _UINT64_MAX:  # type: ignore[operator]
+                return "integer outside the 64-bit range"
+            continue
+        reason = _check(item, depth + 1, sorted_keys=sorted_keys)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _keys_ascending(value: object) -> bool:
+    """True if every map in `value` lists its keys in increasing order."""
+    kind = type(value)
+    if kind is dict:
+        previous = -1
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if key <= previous:
+                return False
+            previous = key
+            if type(item) in (dict, list, tuple) and not _keys_ascending(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(
+            _keys_ascending(item)
+            for item in value  # type: ignore[attr-defined]
+            if type(item) in (dict, list, tuple)
+        )
+    return True
 
 
 def encode(value: CborValue) -> bytes:
@@ -81,6 +116,10 @@ def encode(value: CborValue) -> bytes:
     if reason is not None:
         raise LocalProtocolError(f"cannot encode: {reason}")
     try:
+        # Maps built in key order (as every message body is) encode canonically
+        # with the plain encoder, at a third of the canonical encoder's cost.
+        if _keys_ascending(value):
+            return cbor2.dumps(value)
         return cbor2.dumps(value, canonical=True)
     except UnicodeEncodeError as exc:  # a str holding a lone surrogate has no UTF-8 form
         raise LocalProtocolError(f"cannot encode: text is not valid Unicode ({exc})") from None

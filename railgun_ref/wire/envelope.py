@@ -24,6 +24,8 @@ memory, so the node checks them, not the codec.
 from dataclasses import dataclass
 from typing import Any, Final
 
+import cbor2
+
 from railgun_ref.core.constants import (
     MAX_DATAGRAM_SIZE,
     PROTOCOL_VERSION,
@@ -82,7 +84,8 @@ def encode_envelope(
             _KEY_BODY: body,
         }
     )
-    data = cbor.encode([signed, identity.sign(ENVELOPE_DOMAIN + signed)])
+    # Two byte strings: always inside the data model, no check needed.
+    data = cbor2.dumps([signed, identity.sign(ENVELOPE_DOMAIN + signed)])
     if len(data) > max_size:
         # ENV-1.4: a sender MUST NOT emit an envelope over the channel's limit.
         raise LocalProtocolError(f"envelope of {len(data)} bytes exceeds the {max_size}-byte limit")

@@ -7,6 +7,7 @@ are refused rather than ignored, so two implementations never disagree on
 what a signed message said. Extensions take a new type number or version.
 """
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum
@@ -129,12 +130,34 @@ class ErrorReply:
 WireContact = tuple[NodeId, Address]
 
 
-def encode_contact(node_id: NodeId, address: Address) -> list[Any]:
+@functools.lru_cache(maxsize=65536)
+def _pack_host(host: str) -> bytes | None:
     try:
-        packed = ipaddress.ip_address(address[0]).packed
+        return ipaddress.ip_address(host).packed
     except ValueError:
-        raise LocalProtocolError(f"contact host {address[0]!r} is not an IP literal") from None
+        return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _unpack_host(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
+
+
+def encode_contact(node_id: NodeId, address: Address) -> list[Any]:
+    packed = _pack_host(address[0])
+    if packed is None:
+        raise LocalProtocolError(f"contact host {address[0]!r} is not an IP literal")
     return [node_id, packed, address[1]]
+
+
+def contact_size(address: Address) -> int | None:
+    """DHT-7.2: encoded size of a contact at `address` in bytes, or None if it has none."""
+    packed = _pack_host(address[0])
+    if packed is None:
+        return None
+    port = address[1]
+    # array(3) head + bstr(32) + bstr(4|16) + uint port
+    return 1 + 2 + NODE_ID_SIZE + 1 + len(packed) + (1 if port < 24 else 2 if port < 256 else 3)
 
 
 def decode_contact(value: object) -> WireContact:
@@ -147,7 +170,7 @@ def decode_contact(value: object) -> WireContact:
         raise _malformed("contact ip must be 4 or 16 bytes")
     if type(port) is not int or not 0 < port <= 0xFFFF:
         raise _malformed("contact port must be 1..65535")
-    return NodeId(node_id), (str(ipaddress.ip_address(packed)), port)
+    return NodeId(node_id), (_unpack_host(packed), port)
 
 
 def _decode_contacts(value: object, what: str) -> tuple[WireContact, ...]:
