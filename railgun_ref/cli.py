@@ -32,7 +32,11 @@ def _cmd_node(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.node_main import run_node  # noqa: PLC0415
 
     return run_node(
-        host=args.host, port=args.port, identity_path=args.identity, bootstrap=args.bootstrap
+        host=args.host,
+        port=args.port,
+        identity_path=args.identity,
+        bootstrap=args.bootstrap,
+        data_dir=args.data_dir,
     )
 
 
@@ -85,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--port", type=int, default=0, help="UDP and TCP port (0: any free port)")
     node.add_argument(
         "--identity", default=None, help="identity file (created 0600 if missing); default: fresh"
+    )
+    node.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep identity, held records and cached peers here (SQLite); survives restarts",
     )
     node.add_argument(
         "--bootstrap",

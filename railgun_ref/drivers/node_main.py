@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 
 from railgun_ref.drivers.keystore import load_or_create_identity
+from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.identity.keys import Identity
 
@@ -36,6 +37,9 @@ async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
         if bootstrap:
             joined = await host.bootstrap(bootstrap)
             _print(f"joined: {len(host.node.dht.routing)} contacts, {joined.queries} queries")
+        restored = host.counters["driver.records_restored"]
+        if restored:
+            _print(f"restored: {restored} records")
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 tg.cancel_scope.cancel()
@@ -43,13 +47,32 @@ async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
 
 
 def run_node(
-    *, host: str, port: int, identity_path: str | None, bootstrap: list[tuple[str, int]]
+    *,
+    host: str,
+    port: int,
+    identity_path: str | None,
+    bootstrap: list[tuple[str, int]],
+    data_dir: str | None = None,
 ) -> int:
+    """Serve a node. With `data_dir`, its identity, held records and cached peers live
+    there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
+    no ``--bootstrap`` rejoins through its cached peers."""
+    store = None
+    if data_dir is not None:
+        directory = Path(data_dir)
+        identity_path = identity_path or str(directory / "identity")
+        store = SqliteNodeStore(directory / "node.sqlite3")
     identity = (
         load_or_create_identity(Path(identity_path))
         if identity_path
         else Identity.generate(os.urandom)
     )
-    node_host = NodeHost(identity, host=host, port=port)
-    anyio.run(_serve, node_host, bootstrap)
+    try:
+        node_host = NodeHost(identity, host=host, port=port, store=store)
+        if not bootstrap:
+            bootstrap = node_host.cached_peers()
+        anyio.run(_serve, node_host, bootstrap)
+    finally:
+        if store is not None:
+            store.close()
     return 0
