@@ -12,7 +12,10 @@ only moves bytes and time:
   outputs synchronously into queues and its events into API waiters, trace
   subscribers and a bounded trace list;
 * one task sends all datagrams (anyio forbids concurrent sends on a socket),
-  and each stream connection has one writer and one reader task, so a slow
+  each when it is due: at once, or `send_delay` seconds after the node
+  emitted it (link-delay emulation for benchmarks; the delay is the same for
+  every datagram, so the queue stays in due order and a datagram waits only
+  for its own due time); each stream connection has one writer and one reader task, so a slow
   peer only ever delays its own connection;
 * stream messages addressed to an `Address` open (or reuse) one outbound
   connection per address, which gets a reader too, since replies come back on
@@ -46,16 +49,20 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType
+from railgun_ref.dht.records import Record
 from railgun_ref.drivers.addresses import (
     check_loopback_address,
     check_loopback_host,
 )
+from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.events import (
     ErrorReceived,
     GetFinished,
     LookupFinished,
     NodeEvent,
     PongReceived,
+    RecordDropped,
+    RecordStored,
     RequestTimedOut,
     StoreFinished,
 )
@@ -63,6 +70,7 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord, record_event
+from railgun_ref.wire import cbor
 from railgun_ref.wire.framing import FrameDecoder, encode_frame
 
 #: The only addresses this driver binds or sends to.
@@ -141,13 +149,20 @@ class NodeHost:
         connect_timeout: float = 5.0,
         max_connections: int = 512,
         queue_size: int = 256,
+        send_delay: float = 0.0,
+        store: SqliteNodeStore | None = None,
     ) -> None:
         """`clock` gives ``now`` in seconds since the Unix epoch (envelope timestamps
         use it); `rng` draws request ids (default: the OS's CSPRNG). Up to
         `trace_limit` trace records are kept, the oldest dropped first;
         `queue_size` bounds the datagrams and the frames per connection waiting
-        to be written (beyond it they are dropped and counted)."""
+        to be written (beyond it they are dropped and counted). `send_delay`
+        (seconds, event-loop clock) holds every outgoing datagram that long
+        before it is sent, emulating one-way link delay; stream messages are
+        not delayed. Delayed datagrams count against `queue_size`."""
         check_loopback_host(host)
+        if not send_delay >= 0:
+            raise ValueError(f"send_delay must be >= 0 seconds, got {send_delay}")
         if not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be 0..65535, got {port}")
         self.node = Node(identity, rng=rng or random.SystemRandom(), config=config, now=clock())
@@ -158,6 +173,7 @@ class NodeHost:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._queue_size = queue_size
+        self._send_delay = send_delay
         self._state = HostState.NEW
         self._driver_counters: Counter[str] = Counter()
         self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
@@ -168,9 +184,18 @@ class NodeHost:
         self._outbound: dict[Address, _Connection] = {}
         self._connection_ids = itertools.count(1)
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._udp_out: MemoryObjectSendStream[tuple[bytes, Address]] | None = None
+        #: (due time on the event loop's clock, 0.0 = now; datagram; destination)
+        self._udp_out: MemoryObjectSendStream[tuple[float, bytes, Address]] | None = None
         self._wake: anyio.Event | None = None
         self._sleeping_until: float | None = None
+        self._store = store
+        if store is not None:
+            # DHT-4.5: what the node acknowledged before a restart, re-checked.
+            now = clock()
+            records, corrupt = store.load_records(now=now)
+            restored = sum(self.node.dht.records.restore(r, now=now) for r in records)
+            self._count("records_restored", restored)
+            self._count("records_unusable", corrupt + len(records) - restored)
 
     # ------------------------------------------------------------ properties
 
@@ -272,6 +297,10 @@ class NodeHost:
             raise HostStoppedError("the host stopped before the query ended")
         return waiter.outcome
 
+    def cached_peers(self) -> list[Address]:
+        """Addresses of the contacts saved when this node's store was last closed."""
+        return [address for _, address in self._store.load_peers()] if self._store else []
+
     async def bootstrap(self, addresses: list[Address]) -> LookupFinished:
         """Join the DHT through `addresses` (ping them, then look up our own id)."""
         checked = [check_loopback_address(a) for a in addresses]
@@ -326,7 +355,7 @@ class NodeHost:
         self._state = HostState.RUNNING
         try:
             udp, listener = await self._bind()
-            udp_out, udp_queue = anyio.create_memory_object_stream[tuple[bytes, Address]](
+            udp_out, udp_queue = anyio.create_memory_object_stream[tuple[float, bytes, Address]](
                 self._queue_size
             )
             async with udp, listener, udp_out, udp_queue, anyio.create_task_group() as tg:
@@ -347,6 +376,10 @@ class NodeHost:
                 waiter.done.set()
             for query_waiter in self._query_waiters.values():
                 query_waiter.done.set()  # outcome None: ping() raises HostStoppedError
+            if self._store is not None:
+                self._store.save_peers(
+                    [(c.node_id, c.address) for c in self.node.dht.routing.contacts()]
+                )
 
     async def _bind(self) -> tuple[anyio.abc.UDPSocket, anyio.abc.SocketListener]:
         attempts = _BIND_ATTEMPTS if self._requested_port == 0 else 1
@@ -409,6 +442,14 @@ class NodeHost:
         self._trace.append(record)
         for subscriber in tuple(self._subscribers):
             subscriber(record)
+        if self._store is not None:
+            # Persisted here, inside _pump, before the sender task can put the
+            # STORED reply on the wire (DHT-4.5).
+            if isinstance(event, RecordStored):
+                held = Record.from_cbor_value(cbor.decode(event.record))
+                self._store.put_record(event.key, event.publisher_id, event.record, held.expires_ms)
+            elif isinstance(event, RecordDropped):
+                self._store.delete_record(event.key, event.publisher_id)
         # Only request outcomes end an API wait; every event goes to the trace.
         if isinstance(event, LookupFinished | GetFinished | StoreFinished):
             query_waiter = self._query_waiters.get(event.query_id)
@@ -428,8 +469,9 @@ class NodeHost:
         if not _is_sendable(address):
             self._count("refused_address")
             return
+        due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
         try:
-            self._udp_out.send_nowait((data, address))
+            self._udp_out.send_nowait((due, data, address))
         except anyio.WouldBlock:
             self._count("udp_queue_full")
 
@@ -497,9 +539,15 @@ class NodeHost:
     async def _udp_send_loop(
         self,
         udp: anyio.abc.UDPSocket,
-        queue: MemoryObjectReceiveStream[tuple[bytes, Address]],
+        queue: MemoryObjectReceiveStream[tuple[float, bytes, Address]],
     ) -> None:
-        async for data, (host, port) in queue:
+        async for due, data, (host, port) in queue:
+            if due:
+                # Due times never decrease (one constant delay), so waiting for
+                # the head never holds a later datagram past its own due time.
+                wait = due - anyio.current_time()
+                if wait > 0:
+                    await anyio.sleep(wait)
             try:
                 await udp.sendto(data, host, port)
             except anyio.ClosedResourceError:
