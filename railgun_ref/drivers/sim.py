@@ -187,6 +187,32 @@ class Simulator:
             if address in (conn.opener, conn.acceptor):
                 conn.broken = True
 
+    def restart(self, address: Address, *, keep_records: bool = True) -> list[Address]:
+        """Bring a stopped node back: same identity, a fresh process state.
+
+        What a real node keeps on disk survives (its held records, as the
+        SQLite store would give them back) and its routing contacts become the
+        cached peers it may bootstrap from, which are returned. Everything in
+        memory — requests in flight, lookups, the replay cache — is lost.
+        """
+        old = self.nodes[address]
+        if address not in self._stopped:
+            raise ValueError(f"{address} is running; stop it first")
+        node = Node(
+            old.identity,
+            rng=random.Random(self.rng.getrandbits(64)),
+            config=old.config,
+            now=self.now,
+        )
+        if keep_records:
+            for record in old.dht.records.all_records():
+                node.dht.records.restore(record, now=self.now)
+        self.nodes[address] = node
+        self._timer_at[address] = None
+        self._stopped.discard(address)
+        self._pump(address)
+        return [c.address for c in old.dht.routing.contacts()]
+
     def is_running(self, address: Address) -> bool:
         return address in self.nodes and address not in self._stopped
 
