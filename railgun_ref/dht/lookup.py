@@ -36,6 +36,7 @@ class PeerState(Enum):
     UNRESPONSIVE = "unresponsive"  #: past slow_after, still may answer
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  #: claimed by another path of a disjoint lookup (DHT-6.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ class Lookup:
         all_answered = True
         for _, node_id in self._order:
             peer = self._peers[node_id]
-            if peer.state in (PeerState.FAILED, PeerState.UNRESPONSIVE):
+            if peer.state in (PeerState.FAILED, PeerState.UNRESPONSIVE, PeerState.SKIPPED):
                 continue
             considered += 1
             if peer.state is PeerState.NOT_CONTACTED:
@@ -188,6 +189,13 @@ class Lookup:
             peer.state = PeerState.FAILED
             peer.answered_at = now
 
+    def skip(self, node_id: NodeId) -> None:
+        """Withdraw a query `next` just issued: the peer belongs to another path."""
+        peer = self._peers.get(node_id)
+        if peer is not None and peer.state is PeerState.WAITING:
+            peer.state = PeerState.SKIPPED
+            self.queries -= 1
+
     # ------------------------------------------------------------------ results
 
     def closest_succeeded(self) -> list[Contact]:
@@ -220,3 +228,107 @@ class Lookup:
             for _, node_id in self._order
             for p in (self._peers[node_id],)
         ]
+
+
+class DisjointLookup:
+    """DHT-6.5: `d` lookups over disjoint peer sets (S/Kademlia, Baumgart & Mies 2007).
+
+    The seeds are dealt round-robin to `d` paths; a peer queried on one path
+    is never queried on another, so one adversarial node can poison at most
+    one path. The lookup ends when every path has ended; the result is the
+    k closest peers that answered on any path. Same interface as `Lookup`.
+    """
+
+    def __init__(
+        self,
+        target: bytes,
+        seeds: list[Contact],
+        *,
+        local_id: NodeId,
+        paths: int,
+        k: int = 20,
+        alpha: int = 3,
+        slow_after: float = 1.0,
+    ) -> None:
+        if paths < 1:
+            raise ValueError("need at least one path")
+        self.target = target
+        self.k = k
+        ordered = sorted(seeds, key=lambda c: distance(c.node_id, target))
+        self._paths = [
+            Lookup(
+                target,
+                ordered[i::paths],
+                local_id=local_id,
+                k=k,
+                alpha=alpha,
+                slow_after=slow_after,
+            )
+            for i in range(paths)
+        ]
+        self._owner: dict[NodeId, int] = {}
+        self._next_path = 0
+
+    @property
+    def finished(self) -> bool:
+        return all(p.finished for p in self._paths)
+
+    def finish(self) -> None:
+        for path in self._paths:
+            path.finish()
+
+    def add_seeds(self, contacts: list[Contact]) -> None:
+        for i, contact in enumerate(contacts):
+            self._paths[i % len(self._paths)].add_seeds([contact])
+
+    @property
+    def queries(self) -> int:
+        return sum(p.queries for p in self._paths)
+
+    @property
+    def late_answers(self) -> int:
+        return sum(p.late_answers for p in self._paths)
+
+    def next(self, *, now: float) -> Step:
+        """Poll the paths in turn; a peer another path already claimed is skipped."""
+        earliest: float | None = None
+        for _ in range(len(self._paths)):
+            index = self._next_path
+            self._next_path = (self._next_path + 1) % len(self._paths)
+            path = self._paths[index]
+            while True:
+                step = path.next(now=now)
+                if not isinstance(step, QueryPeer):
+                    break
+                owner = self._owner.setdefault(step.contact.node_id, index)
+                if owner == index:
+                    return step
+                path.skip(step.contact.node_id)  # claimed by another path
+            if isinstance(step, Waiting) and step.until is not None:
+                earliest = step.until if earliest is None else min(earliest, step.until)
+        return Finished() if self.finished else Waiting(until=earliest)
+
+    def on_success(self, node_id: NodeId, closer: list[Contact], *, now: float) -> None:
+        index = self._owner.get(node_id)
+        if index is not None:
+            self._paths[index].on_success(node_id, closer, now=now)
+
+    def on_failure(self, node_id: NodeId, *, now: float) -> None:
+        index = self._owner.get(node_id)
+        if index is not None:
+            self._paths[index].on_failure(node_id, now=now)
+
+    def closest_succeeded(self) -> list[Contact]:
+        merged = {c.node_id: c for p in self._paths for c in p.closest_succeeded()}
+        return sorted(merged.values(), key=lambda c: distance(c.node_id, self.target))[: self.k]
+
+    def hops_to(self, node_id: NodeId) -> int | None:
+        index = self._owner.get(node_id)
+        return self._paths[index].hops_to(node_id) if index is not None else None
+
+    def peer_table(self) -> list[dict[str, object]]:
+        rows = []
+        for index, path in enumerate(self._paths):
+            for row in path.peer_table():
+                rows.append({**row, "path": index})
+        return rows

@@ -31,7 +31,7 @@ from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtoco
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
-from railgun_ref.dht.lookup import Finished, Lookup, QueryPeer
+from railgun_ref.dht.lookup import DisjointLookup, Finished, Lookup, QueryPeer
 from railgun_ref.dht.records import Record, check_record, sign_record
 from railgun_ref.dht.routing import Contact, Observed, RoutingTable
 from railgun_ref.dht.storage import PutOutcome, RecordTable, StorageLimits
@@ -81,11 +81,13 @@ class DhtConfig:
     republish_interval: float = 3600.0  #: DHT-8.4 publisher republish, seconds
     replicate_interval: float = 3600.0  #: DHT-8.5 holder replication, seconds
     record_ttl: float = 24 * 3600.0  #: default lifetime of a published record, seconds
+    #: DHT-6.5: lookups over this many disjoint paths (1: plain Kademlia).
+    disjoint_paths: int = 1
     storage: StorageLimits = field(default_factory=StorageLimits)
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.alpha < 1:
-            raise LocalProtocolError("k and alpha must be at least 1")
+        if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:
+            raise LocalProtocolError("k, alpha and disjoint_paths must be at least 1")
         if not 0 < self.slow_after_min <= self.slow_after_max:
             raise LocalProtocolError("need 0 < slow_after_min <= slow_after_max")
         for name in ("refresh_interval", "republish_interval", "replicate_interval", "record_ttl"):
@@ -107,7 +109,7 @@ class _Query:
     query_id: int
     kind: _Kind
     target: bytes
-    lookup: Lookup
+    lookup: Lookup | DisjointLookup
     started_at: float
     wake_at: float | None = None
     failures: int = 0
@@ -261,18 +263,34 @@ class Dht:
 
     # ------------------------------------------------------------ API
 
+    def _lookup(self, target: bytes, seeds: list[Contact]) -> Lookup | DisjointLookup:
+        cfg = self.config
+        if cfg.disjoint_paths > 1:
+            return DisjointLookup(
+                target,
+                seeds,
+                local_id=self.identity.node_id,
+                paths=cfg.disjoint_paths,
+                k=cfg.k,
+                alpha=cfg.alpha,
+                slow_after=self._slow_after(),
+            )
+        return Lookup(
+            target,
+            seeds,
+            local_id=self.identity.node_id,
+            k=cfg.k,
+            alpha=cfg.alpha,
+            slow_after=self._slow_after(),
+        )
+
     def _new_query(self, kind: _Kind, target: bytes, now: float, *, seeds: bool = True) -> _Query:
         query = _Query(
             query_id=self._next_query,
             kind=kind,
             target=target,
-            lookup=Lookup(
-                target,
-                self.routing.closest(target, self.config.k) if seeds else [],
-                local_id=self.identity.node_id,
-                k=self.config.k,
-                alpha=self.config.alpha,
-                slow_after=self._slow_after(),
+            lookup=self._lookup(
+                target, self.routing.closest(target, self.config.k) if seeds else []
             ),
             started_at=now,
         )
@@ -365,13 +383,8 @@ class Dht:
             query_id=self._pending_join,
             kind=_Kind.JOIN,
             target=self.identity.node_id,
-            lookup=Lookup(
-                self.identity.node_id,
-                self.routing.closest(self.identity.node_id, self.config.k),
-                local_id=self.identity.node_id,
-                k=self.config.k,
-                alpha=self.config.alpha,
-                slow_after=self._slow_after(),
+            lookup=self._lookup(
+                self.identity.node_id, self.routing.closest(self.identity.node_id, self.config.k)
             ),
             started_at=now,
         )
