@@ -17,6 +17,7 @@ another node. ``room``, ``rendezvous`` and ``bootstrap`` keys hold one record
 per publisher (a set), so one publisher can never replace another's entry.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final, Self
 
@@ -58,7 +59,7 @@ class Record:
 
     def signed_fields(self) -> dict[int, Any]:
         return {
-            0: self.key_type,
+            0: int(self.key_type),  # a plain int, as from_cbor_value expects
             1: self.ident,
             2: self.publisher_key,
             3: self.seq,
@@ -125,15 +126,7 @@ def sign_record(
         signature=bytes(SIGNATURE_SIZE),
     )
     signature = identity.sign(RECORD_DOMAIN + cbor.encode(unsigned.signed_fields()))
-    return Record(
-        key_type=key_type,
-        ident=ident,
-        publisher_key=identity.public_key,
-        seq=seq,
-        expires_ms=expires_ms,
-        value=value,
-        signature=signature,
-    )
+    return dataclasses.replace(unsigned, signature=signature)
 
 
 def check_record(record: Record, *, now: float, key: bytes | None = None) -> None:

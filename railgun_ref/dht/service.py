@@ -532,18 +532,28 @@ class Dht:
             case _Purpose.CHECK:
                 self.routing.check_result(sender, alive=True, now=now)
             case _Purpose.BOOTSTRAP:
-                self._bootstrap_outstanding -= 1
-                self._start_join(now)
+                self._bootstrap_ended(now, answered=True)
             case _Purpose.REPLICATE:
                 self._count("dht.replicated")
             case _Purpose.STORE:
-                query = self._queries.get(entry.query_id or 0)
-                if query is not None:
-                    query.storing.discard(request.request_id)
-                    query.accepted += 1
-                    self._maybe_store_done(query, now)
+                self._store_ended(entry, request.request_id, "accepted", now)
             case _Purpose.LOOKUP:
                 self._lookup_response(entry, sender, message, now)
+
+    def _bootstrap_ended(self, now: float, *, answered: bool) -> None:
+        """One bootstrap PING ended: join on the first answer, or when none is left."""
+        self._bootstrap_outstanding -= 1
+        if answered or self._bootstrap_outstanding <= 0:
+            self._start_join(now)
+
+    def _store_ended(self, entry: _Request, request_id: int, outcome: str, now: float) -> None:
+        """One STORE of a store query ended as `accepted`, `refused` or `store_failed`."""
+        query = self._queries.get(entry.query_id or 0)
+        if query is None:
+            return
+        query.storing.discard(request_id)
+        setattr(query, outcome, getattr(query, outcome) + 1)
+        self._maybe_store_done(query, now)
 
     def _lookup_response(
         self, entry: _Request, sender: NodeId, message: Message, now: float
@@ -581,18 +591,18 @@ class Dht:
         if entry is None:
             return
         self._count(f"dht.refused.{_code_name(code)}")
-        if entry.purpose is _Purpose.STORE:
-            query = self._queries.get(entry.query_id or 0)
-            if query is not None:
-                query.storing.discard(request.request_id)
-                query.refused += 1
-                self._maybe_store_done(query, now)
-        elif entry.purpose is _Purpose.LOOKUP:
-            self._lookup_failed(entry, now)
-        elif entry.purpose is _Purpose.BOOTSTRAP:
-            self._bootstrap_outstanding -= 1
-            if self._bootstrap_outstanding <= 0:
-                self._start_join(now)
+        match entry.purpose:
+            case _Purpose.CHECK:
+                if entry.peer is not None:  # it refused, so it is alive (DHT-5.2)
+                    self.routing.check_result(entry.peer, alive=True, now=now)
+            case _Purpose.BOOTSTRAP:
+                self._bootstrap_ended(now, answered=False)
+            case _Purpose.REPLICATE:
+                self._count("dht.replicate_refused")
+            case _Purpose.STORE:
+                self._store_ended(entry, request.request_id, "refused", now)
+            case _Purpose.LOOKUP:
+                self._lookup_failed(entry, now)
 
     def on_timeout(self, request: PendingRequest, *, now: float) -> None:
         entry = self._requests.pop(request.request_id, None)
@@ -605,17 +615,11 @@ class Dht:
                 if entry.peer is not None:
                     self.routing.check_result(entry.peer, alive=False, now=now)
             case _Purpose.BOOTSTRAP:
-                self._bootstrap_outstanding -= 1
-                if self._bootstrap_outstanding <= 0:
-                    self._start_join(now)
+                self._bootstrap_ended(now, answered=False)
             case _Purpose.REPLICATE:
                 self._count("dht.replicate_failed")
             case _Purpose.STORE:
-                query = self._queries.get(entry.query_id or 0)
-                if query is not None:
-                    query.storing.discard(request.request_id)
-                    query.store_failed += 1
-                    self._maybe_store_done(query, now)
+                self._store_ended(entry, request.request_id, "store_failed", now)
             case _Purpose.LOOKUP:
                 self._lookup_failed(entry, now)
 
