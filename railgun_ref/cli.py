@@ -77,6 +77,37 @@ def _cmd_bench_wire(args: argparse.Namespace) -> int:
     return bench_main(json_output=args.json, payload_size=args.payload_size)
 
 
+def _cmd_bench_dht(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.dht import main as bench_main  # noqa: PLC0415
+
+    return bench_main(
+        json_output=args.json,
+        nodes=args.nodes,
+        keys=args.keys,
+        churn=args.churn,
+        rtt_ms=args.rtt_ms,
+        seed=args.seed,
+        impl=args.impl,
+        driver=args.driver,
+        timeout=args.timeout,
+        join_concurrency=args.join_concurrency,
+        op_concurrency=args.op_concurrency,
+        output=args.output,
+        quiet=args.quiet,
+    )
+
+
+def _cmd_bench_detectors(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.detectors import main as detectors_main  # noqa: PLC0415
+
+    return detectors_main(
+        json_output=args.json,
+        seed=args.seed,
+        client_hours=args.client_hours,
+        phi_threshold=args.phi,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="railgun-ref",
@@ -138,6 +169,45 @@ def build_parser() -> argparse.ArgumentParser:
     wire.add_argument("--json", action="store_true", help="print JSON")
     wire.add_argument("--payload-size", type=int, default=64, help="PING payload bytes")
     wire.set_defaults(func=_cmd_bench_wire)
+    det = bench_sub.add_parser(
+        "detectors", help="seed threshold rule vs phi-accrual: detection time, false failovers"
+    )
+    det.add_argument("--json", action="store_true", help="print JSON")
+    det.add_argument("--seed", type=int, default=1)
+    det.add_argument("--client-hours", type=float, default=1000.0)
+    det.add_argument("--phi", type=float, default=8.0, help="phi-accrual threshold")
+    det.set_defaults(func=_cmd_bench_detectors)
+    dht = bench_sub.add_parser(
+        "dht", help="our DHT vs the PyPI kademlia package: gets, latency, RPCs, setup, RSS"
+    )
+    dht.add_argument("--nodes", type=int, default=100, help="nodes (default 100)")
+    dht.add_argument("--keys", type=int, default=50, help="keys stored, then got (default 50)")
+    dht.add_argument(
+        "--churn", type=float, default=0.0, help="fraction of nodes stopped before the gets"
+    )
+    dht.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=None,
+        help="emulated round-trip time (default: 0 on UDP, 50 in the simulator)",
+    )
+    dht.add_argument("--seed", type=int, default=1)
+    dht.add_argument(
+        "--impl",
+        choices=("ours", "kademlia", "both"),
+        default=None,
+        help="default: both when kademlia is installed, else ours",
+    )
+    dht.add_argument(
+        "--driver", choices=("udp", "sim"), default="udp", help="sim: ours in virtual time"
+    )
+    dht.add_argument("--timeout", type=float, default=5.0, help="RPC timeout, both (default 5 s)")
+    dht.add_argument("--join-concurrency", type=int, default=8, help="joins in flight")
+    dht.add_argument("--op-concurrency", type=int, default=4, help="stores/gets in flight")
+    dht.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    dht.add_argument("--json", action="store_true", help="print JSON")
+    dht.set_defaults(func=_cmd_bench_dht)
     return parser
 
 

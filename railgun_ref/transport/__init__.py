@@ -1,0 +1,1 @@
+"""The hybrid transport: modes, states, central-service health and failover (HT-x)."""

@@ -1,0 +1,185 @@
+"""Central-service health: failure labels and the two failure detectors (HT-2.x).
+
+A health check is done by a driver (DNS lookup, TCP connect, HTTP GET
+``/health``) and reported here as a `HealthResult`: success with a latency, or
+failure with a label in the vocabulary network-measurement tools use (OONI's
+``dns_nxdomain``, ``generic_timeout``, ``connection_refused``...), so a
+researcher can tell *how* the service was blocked.
+
+Two detectors decide when the central path counts as down:
+
+* `ThresholdDetector` is the seed's rule: down after `failure_threshold`
+  consecutive failed checks, where a check slower than `latency_threshold`
+  counts as failed (HT-2.2). With 30 s checks and 3 failures it detects a
+  takedown 60–90 s after it happens.
+* `PhiAccrualDetector` (Hayashibara et al., SRDS 2004) treats successful
+  checks as heartbeats, models their inter-arrival times as a normal
+  distribution over a sliding window, and suspects the service when
+  ``phi = -log10(P(no heartbeat for this long))`` exceeds a threshold (HT-2.3).
+  With 1 s checks it detects in seconds, and adapts to jitter instead of
+  flapping on it.
+
+Both are pure: results and `now` in, a verdict out.
+"""
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class FailureLabel(Enum):
+    """HT-2.1: why a health check failed (OONI-style failure strings)."""
+
+    DNS_NXDOMAIN = "dns_nxdomain"  #: the resolver says the name does not exist
+    DNS_SERVFAIL = "dns_servfail"  #: the resolver failed (or refused)
+    DNS_TIMEOUT = "dns_timeout"  #: no answer from the resolver
+    GENERIC_TIMEOUT = "generic_timeout"  #: TCP connect or HTTP exchange timed out
+    CONNECTION_REFUSED = "connection_refused"  #: TCP RST to the SYN
+    CONNECTION_RESET = "connection_reset"  #: TCP RST after connecting
+    HTTP_ERROR = "http_error"  #: an HTTP status other than 200
+    INVALID_RESPONSE = "invalid_response"  #: a 200 whose body is not a health answer
+    HIGH_LATENCY = "high_latency"  #: answered, but slower than the latency threshold
+
+
+#: Labels that mean "the name itself is blocked" (scenario 1) rather than the address.
+DNS_FAILURES = frozenset(
+    {FailureLabel.DNS_NXDOMAIN, FailureLabel.DNS_SERVFAIL, FailureLabel.DNS_TIMEOUT}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthResult:
+    at: float  #: when the check ended (now), seconds
+    ok: bool
+    latency: float | None = None  #: seconds, when the service answered
+    label: FailureLabel | None = None  #: why it failed, when it did
+
+    def __post_init__(self) -> None:
+        if self.ok and self.label is not None:
+            raise ValueError("a successful check has no failure label")
+        if not self.ok and self.label is None:
+            raise ValueError("a failed check needs a failure label")
+
+
+class FailureDetector(Protocol):
+    def observe(self, result: HealthResult) -> None: ...
+
+    def suspects(self, *, now: float) -> bool: ...
+
+
+class ThresholdDetector:
+    """HT-2.2: the seed's rule — N consecutive failures (slow counts as failed)."""
+
+    def __init__(self, *, failure_threshold: int = 3, latency_threshold: float = 2.0) -> None:
+        if failure_threshold < 1 or latency_threshold <= 0:
+            raise ValueError("failure_threshold >= 1 and latency_threshold > 0")
+        self.failure_threshold = failure_threshold
+        self.latency_threshold = latency_threshold
+        self.consecutive_failures = 0
+
+    def classify(self, result: HealthResult) -> HealthResult:
+        """A success slower than the latency threshold becomes a HIGH_LATENCY failure."""
+        if result.ok and result.latency is not None and result.latency > self.latency_threshold:
+            return HealthResult(
+                at=result.at, ok=False, latency=result.latency, label=FailureLabel.HIGH_LATENCY
+            )
+        return result
+
+    def observe(self, result: HealthResult) -> None:
+        if self.classify(result).ok:
+            self.consecutive_failures = 0
+        else:
+            self.consecutive_failures += 1
+
+    def suspects(self, *, now: float) -> bool:
+        return self.consecutive_failures >= self.failure_threshold
+
+
+class PhiAccrualDetector:
+    """HT-2.3: phi-accrual failure detection over successful checks as heartbeats.
+
+    `min_std` keeps phi finite when checks are perfectly regular (as they are
+    in a quiet simulation), and `acceptable_pause` widens the tolerance for a
+    known pause, as in Akka's implementation of the same detector. The window
+    statistics are kept as running sums, so each heartbeat costs O(1).
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 8.0,
+        window: int = 100,
+        min_std: float = 0.1,
+        acceptable_pause: float = 0.0,
+        first_interval: float = 1.0,
+    ) -> None:
+        if threshold <= 0 or window < 2 or min_std <= 0 or acceptable_pause < 0:
+            raise ValueError("invalid phi-accrual parameters")
+        self.threshold = threshold
+        self.min_std = min_std
+        self.acceptable_pause = acceptable_pause
+        self._window = window
+        self._intervals: deque[float] = deque()
+        self._sum = 0.0
+        self._sum_sq = 0.0
+        self._last: float | None = None
+        self._first_interval = first_interval
+        self._z = _inverse_survival(10.0 ** (-threshold))
+
+    def observe(self, result: HealthResult) -> None:
+        if not result.ok:
+            return  # only heartbeats count; failures show up as silence
+        if self._last is not None:
+            interval = result.at - self._last
+            self._intervals.append(interval)
+            self._sum += interval
+            self._sum_sq += interval * interval
+            if len(self._intervals) > self._window:
+                old = self._intervals.popleft()
+                self._sum -= old
+                self._sum_sq -= old * old
+        self._last = result.at
+
+    def _mean_std(self) -> tuple[float, float]:
+        n = len(self._intervals)
+        if n == 0:
+            return self._first_interval + self.acceptable_pause, self._first_interval / 4
+        mean = self._sum / n
+        variance = max(self._sum_sq / n - mean * mean, 0.0)
+        return mean + self.acceptable_pause, max(math.sqrt(variance), self.min_std)
+
+    def phi(self, *, now: float) -> float:
+        if self._last is None:
+            return 0.0
+        mean, std = self._mean_std()
+        # P(X > elapsed) for X ~ N(mean, std), via the complementary error function.
+        p_later = 0.5 * math.erfc((now - self._last - mean) / (std * math.sqrt(2)))
+        return -math.log10(max(p_later, 1e-300))
+
+    def suspects(self, *, now: float) -> bool:
+        return self.phi(now=now) > self.threshold
+
+    def suspicion_time(self) -> float | None:
+        """When phi will cross the threshold if no heartbeat arrives (None before the first).
+
+        phi is monotonic in the silence, so this is exact: a driver can set
+        one timer instead of polling.
+        """
+        if self._last is None:
+            return None
+        mean, std = self._mean_std()
+        return self._last + mean + std * self._z
+
+
+def _inverse_survival(p: float) -> float:
+    """z with P(N(0,1) > z) = p, by bisection on erfc (p in (0, 0.5])."""
+    low, high = 0.0, 40.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        if 0.5 * math.erfc(mid / math.sqrt(2)) > p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2

@@ -1,0 +1,140 @@
+"""Transport modes and states, as one table (HT-1.x).
+
+The seed's six states are not driven by arbitrary events: each is the
+consequence of what the node currently knows — the configured mode, whether
+the central service is up, how much of the room is reachable peer to peer,
+and whether the device is offline altogether. `STATE_TABLE` lists the state
+for every combination (HT-1.3); the spec's table is generated from it, and
+`TransportStateMachine` moves between states only by looking it up, so no
+code path can invent a transition the table does not have.
+
+Telling "the central service is blocked" from "this device is offline"
+(HT-1.4): when the central service fails *and* nothing else is reachable
+either (no peer, no DNS, no bootstrap node), the node is offline; it reports
+`disconnected` and does not fail over, because failing over would change
+nothing and would hide the real cause.
+"""
+
+import itertools
+from enum import Enum
+from typing import Final
+
+from railgun_ref.core.errors import LocalProtocolError
+
+
+class TransportMode(Enum):
+    """HT-1.1: the seed's modes, with its wire values."""
+
+    AWS = "aws"  #: central first, automatic failover to P2P
+    HYBRID = "hybrid"  #: both paths at once when both are up
+    P2P_ONLY = "p2p-only"  #: never the central service
+
+
+class TransportState(Enum):
+    """HT-1.2: the seed's states, with its wire values."""
+
+    CONNECTED_AWS = "connected-aws"
+    CONNECTED_HYBRID = "connected-hybrid"
+    CONNECTED_P2P = "connected-p2p"
+    DEGRADED = "degraded"
+    CONNECTING = "connecting"
+    DISCONNECTED = "disconnected"
+
+
+class Central(Enum):
+    UNKNOWN = "unknown"  #: not checked yet
+    UP = "up"
+    DOWN = "down"  #: the failure detector suspects it
+
+
+class Reach(Enum):
+    """How much of the room is reachable over P2P."""
+
+    UNKNOWN = "unknown"
+    ALL = "all"
+    SOME = "some"
+    NONE = "none"
+
+
+def _state_for(
+    mode: TransportMode, central: Central, reach: Reach, offline: bool, redundancy: bool
+) -> TransportState:
+    if offline:
+        return TransportState.DISCONNECTED
+    p2p = {
+        Reach.ALL: TransportState.CONNECTED_P2P,
+        Reach.SOME: TransportState.DEGRADED,
+        Reach.NONE: TransportState.CONNECTING,
+        Reach.UNKNOWN: TransportState.CONNECTING,
+    }[reach]
+    if mode is TransportMode.P2P_ONLY:
+        return p2p
+    if central is Central.UP:
+        both = mode is TransportMode.HYBRID or redundancy
+        return (
+            TransportState.CONNECTED_HYBRID
+            if both and reach is Reach.ALL
+            else TransportState.CONNECTED_AWS
+        )
+    if central is Central.UNKNOWN:
+        return TransportState.CONNECTING
+    return p2p  # failover
+
+
+#: HT-1.3: (mode, central, reach, offline, redundancy) -> state, for every combination.
+STATE_TABLE: Final[dict[tuple[TransportMode, Central, Reach, bool, bool], TransportState]] = {
+    key: _state_for(*key)
+    for key in itertools.product(TransportMode, Central, Reach, (False, True), (False, True))
+}
+
+
+class TransportStateMachine:
+    """The current state, moved only through `STATE_TABLE`."""
+
+    def __init__(self, mode: TransportMode, *, redundancy: bool = False) -> None:
+        self.mode = mode
+        self.redundancy = redundancy
+        self.central = Central.UNKNOWN
+        self.reach = Reach.UNKNOWN
+        self.offline = False
+        self.state = TransportState.CONNECTING
+        self.stopped = False
+
+    def update(
+        self,
+        *,
+        central: Central | None = None,
+        reach: Reach | None = None,
+        offline: bool | None = None,
+    ) -> tuple[TransportState, TransportState] | None:
+        """Apply new knowledge; return (old, new) if the state changed."""
+        if self.stopped:
+            raise LocalProtocolError("the transport was stopped")
+        if central is not None:
+            self.central = central
+        if reach is not None:
+            self.reach = reach
+        if offline is not None:
+            self.offline = offline
+        new = STATE_TABLE[(self.mode, self.central, self.reach, self.offline, self.redundancy)]
+        if new is self.state:
+            return None
+        old, self.state = self.state, new
+        return old, new
+
+    def stop(self) -> TransportState:
+        self.stopped = True
+        self.state = TransportState.DISCONNECTED
+        return self.state
+
+    @property
+    def uses_central(self) -> bool:
+        return self.state in (TransportState.CONNECTED_AWS, TransportState.CONNECTED_HYBRID)
+
+    @property
+    def uses_p2p(self) -> bool:
+        return self.state in (
+            TransportState.CONNECTED_P2P,
+            TransportState.CONNECTED_HYBRID,
+            TransportState.DEGRADED,
+        )

