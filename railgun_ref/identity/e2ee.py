@@ -1,0 +1,188 @@
+"""End-to-end encrypted room messages (E2E-x).
+
+What every path — central service, relays, storage peers — carries is an
+opaque blob. Inside it, and only inside, are the sender's identity, the
+message id, the send time, the body and the sender's signature.
+
+Construction (all PyNaCl / libsodium primitives):
+
+1. The inner message ``{0: sender key, 1: message id, 2: sent_ms, 3: body,
+   4: Ed25519 signature}`` is signed over ``E2E_DOMAIN || room id ||
+   CBOR({0..3})`` (E2E-1.2), so a message cannot be replayed into another
+   room, and padded (ISO/IEC 7816-4: 0x80 then zeros) to the seed's size
+   buckets 256 B / 4 KiB / 64 KiB (E2E-1.4).
+2. It is encrypted once with a fresh 32-byte content key (XSalsa20-Poly1305
+   secretbox, random nonce).
+3. The content key is wrapped for each member with crypto_box between a
+   fresh *ephemeral* X25519 key and the member's X25519 key (converted from
+   their Ed25519 identity). Each wrap carries an 8-byte tag
+   ``SHA-256("railgun/v1/wrap-tag" || eph || member)[:8]`` so a member finds
+   its wrap without trial decryption, while tags of different messages
+   cannot be linked (E2E-1.3). Because the ephemeral key is used for one
+   message only, the wrap nonce can be derived from the two public keys.
+
+Randomness (content key, nonce, ephemeral key, message id) comes from an
+injected byte source, so vectors are byte-exact and the module stays sans-IO.
+`open_room_message` raises only `RemoteProtocolError`.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import nacl.bindings as sodium
+import nacl.exceptions
+
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import NodeId
+from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of, public_key_problem, verify
+from railgun_ref.wire import cbor
+
+E2E_DOMAIN: Final = b"railgun/v1/room-message\x00"
+_TAG_DOMAIN: Final = b"railgun/v1/wrap-tag\x00"
+_NONCE_DOMAIN: Final = b"railgun/v1/wrap-nonce\x00"
+#: E2E-1.4: the seed's padding buckets (small, medium, large), bytes.
+SIZE_BUCKETS: Final = (256, 4096, 65536)
+MESSAGE_ID_SIZE: Final = 16
+_VERSION: Final = 1
+_TAG_SIZE: Final = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomMessage:
+    room_id: bytes
+    message_id: bytes
+    sender_key: bytes
+    sender_id: NodeId
+    sent_ms: int
+    body: bytes
+    bucket: int  #: the padded size of the inner message
+
+
+def bucket_for(size: int) -> int:
+    """E2E-1.4: the smallest bucket that holds `size` bytes plus the padding marker."""
+    for bucket in SIZE_BUCKETS:
+        if size + 1 <= bucket:
+            return bucket
+    raise LocalProtocolError(f"a message of {size} bytes exceeds the largest bucket")
+
+
+def _x25519_public(ed_public: bytes) -> bytes:
+    converted: bytes = sodium.crypto_sign_ed25519_pk_to_curve25519(ed_public)
+    return converted
+
+
+def _tag(ephemeral: bytes, member_x: bytes) -> bytes:
+    return hashlib.sha256(_TAG_DOMAIN + ephemeral + member_x).digest()[:_TAG_SIZE]
+
+
+def _wrap_nonce(ephemeral: bytes, member_x: bytes) -> bytes:
+    return hashlib.sha256(_NONCE_DOMAIN + ephemeral + member_x).digest()[:24]
+
+
+def seal_room_message(
+    sender: Identity,
+    *,
+    room_id: bytes,
+    members: Sequence[bytes],
+    body: bytes,
+    sent_ms: int,
+    random_bytes: RandomBytes,
+) -> tuple[bytes, bytes]:
+    """Encrypt `body` for `members` (their Ed25519 public keys). Returns (blob, message id)."""
+    if not members:
+        raise LocalProtocolError("a room message needs at least one member")
+    message_id = random_bytes(MESSAGE_ID_SIZE)
+    signed = cbor.encode({0: sender.public_key, 1: message_id, 2: sent_ms, 3: body})
+    signature = sender.sign(E2E_DOMAIN + room_id + signed)
+    inner = cbor.encode({0: sender.public_key, 1: message_id, 2: sent_ms, 3: body, 4: signature})
+    bucket = bucket_for(len(inner))
+    padded = inner + b"\x80" + bytes(bucket - len(inner) - 1)
+    content_key = random_bytes(32)
+    nonce = random_bytes(24)
+    ciphertext = sodium.crypto_secretbox(padded, nonce, content_key)
+    eph_public, eph_secret = sodium.crypto_box_seed_keypair(random_bytes(32))
+    wraps = []
+    for member in dict.fromkeys(members):  # each member once, order kept
+        if public_key_problem(member) is not None:
+            raise LocalProtocolError("a member key is not a usable Ed25519 key")
+        member_x = _x25519_public(member)
+        boxed = sodium.crypto_box(
+            content_key, _wrap_nonce(eph_public, member_x), member_x, eph_secret
+        )
+        wraps.append([_tag(eph_public, member_x), boxed])
+    blob = cbor.encode([_VERSION, eph_public, wraps, nonce, ciphertext])
+    return blob, message_id
+
+
+def _malformed(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.MALFORMED, reason)
+
+
+def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> RoomMessage:
+    """Decrypt and authenticate a blob addressed to `recipient`. Raises only RemoteProtocolError."""
+    outer = cbor.decode(blob)
+    if not isinstance(outer, list) or len(outer) != 5 or outer[0] != _VERSION:
+        raise _malformed("room message must be [1, eph, wraps, nonce, ciphertext]")
+    _, eph_public, wraps, nonce, ciphertext = outer
+    if not (isinstance(eph_public, bytes) and len(eph_public) == 32):
+        raise _malformed("ephemeral key must be 32 bytes")
+    if not (isinstance(nonce, bytes) and len(nonce) == 24 and isinstance(ciphertext, bytes)):
+        raise _malformed("nonce must be 24 bytes and ciphertext a byte string")
+    if not isinstance(wraps, list):
+        raise _malformed("wraps must be a list")
+    my_x = _x25519_public(recipient.public_key)
+    my_secret: bytes = sodium.crypto_sign_ed25519_sk_to_curve25519(
+        recipient.seed + recipient.public_key
+    )
+    tag = _tag(eph_public, my_x)
+    content_key = None
+    for wrap in wraps:
+        if not (
+            isinstance(wrap, list) and len(wrap) == 2 and all(isinstance(x, bytes) for x in wrap)
+        ):
+            raise _malformed("each wrap is [tag, boxed key]")
+        if wrap[0] == tag:
+            try:
+                content_key = sodium.crypto_box_open(
+                    wrap[1], _wrap_nonce(eph_public, my_x), eph_public, my_secret
+                )
+            except (nacl.exceptions.CryptoError, ValueError, TypeError):
+                raise RemoteProtocolError(
+                    ErrorCode.BAD_SIGNATURE, "key wrap does not open"
+                ) from None
+            break
+    if content_key is None:
+        raise RemoteProtocolError(ErrorCode.FORBIDDEN, "not addressed to this member")
+    try:
+        padded = sodium.crypto_secretbox_open(ciphertext, nonce, content_key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "ciphertext does not open") from None
+    end = padded.rstrip(b"\x00")
+    if not end.endswith(b"\x80") or len(padded) not in SIZE_BUCKETS:
+        raise _malformed("bad padding")
+    inner = cbor.decode(end[:-1])
+    if not isinstance(inner, dict) or inner.keys() != set(range(5)):
+        raise _malformed("inner message must have keys 0..4")
+    sender_key, message_id, sent_ms, body, signature = (inner[i] for i in range(5))
+    if not (isinstance(sender_key, bytes) and isinstance(message_id, bytes)):
+        raise _malformed("sender key and message id are byte strings")
+    if len(message_id) != MESSAGE_ID_SIZE or type(sent_ms) is not int or sent_ms < 0:
+        raise _malformed("message id is 16 bytes, sent_ms an unsigned integer")
+    if not (isinstance(body, bytes) and isinstance(signature, bytes)):
+        raise _malformed("body and signature are byte strings")
+    signed = cbor.encode({0: sender_key, 1: message_id, 2: sent_ms, 3: body})
+    if public_key_problem(sender_key) is not None or not verify(
+        sender_key, E2E_DOMAIN + room_id + signed, signature
+    ):
+        raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "sender signature does not verify")
+    return RoomMessage(
+        room_id=room_id,
+        message_id=message_id,
+        sender_key=sender_key,
+        sender_id=node_id_of(sender_key),
+        sent_ms=sent_ms,
+        body=body,
+        bucket=len(padded),
+    )

@@ -1,0 +1,116 @@
+"""E2E-1.x: room messages readable by members only, sender hidden inside."""
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.identity.e2ee import SIZE_BUCKETS, bucket_for, open_room_message, seal_room_message
+from railgun_ref.identity.keys import Identity
+
+ALICE, BOB, CAROL, MALLORY = (Identity.from_seed(bytes([i]) * 32) for i in (1, 2, 3, 4))
+ROOM = b"room-42"
+
+
+def _seal(
+    body: bytes = b"hello", seed: int = 1, members: tuple[Identity, ...] = (ALICE, BOB, CAROL)
+):
+    rng = random.Random(seed)
+    return seal_room_message(
+        ALICE,
+        room_id=ROOM,
+        members=[m.public_key for m in members],
+        body=body,
+        sent_ms=1_767_225_600_000,
+        random_bytes=rng.randbytes,
+    )
+
+
+def test_every_member_reads_the_same_message() -> None:
+    """E2E-1.1: each member opens the blob and sees sender, id, time and body."""
+    blob, message_id = _seal()
+    for member in (ALICE, BOB, CAROL):
+        message = open_room_message(member, blob, room_id=ROOM)
+        assert message.body == b"hello"
+        assert message.sender_id == ALICE.node_id
+        assert message.message_id == message_id
+        assert message.sent_ms == 1_767_225_600_000
+
+
+def test_sender_identity_is_not_visible_outside() -> None:
+    """E2E-1.1: neither the sender's key nor its id appear in the blob."""
+    blob, _ = _seal()
+    assert ALICE.public_key not in blob
+    assert ALICE.node_id not in blob
+    for member in (BOB, CAROL):
+        assert member.public_key not in blob
+
+
+def test_non_member_cannot_read() -> None:
+    """E2E-1.3: a key wrap exists only for members."""
+    blob, _ = _seal()
+    with pytest.raises(RemoteProtocolError) as info:
+        open_room_message(MALLORY, blob, room_id=ROOM)
+    assert info.value.code is ErrorCode.FORBIDDEN
+
+
+def test_message_bound_to_its_room() -> None:
+    """E2E-1.2: the signature covers the room id, so a blob replayed elsewhere fails."""
+    blob, _ = _seal()
+    with pytest.raises(RemoteProtocolError) as info:
+        open_room_message(BOB, blob, room_id=b"another-room")
+    assert info.value.code is ErrorCode.BAD_SIGNATURE
+
+
+def test_tampering_is_detected() -> None:
+    blob, _ = _seal()
+    for position in (len(blob) - 1, len(blob) - 40, len(blob) - 200, len(blob) - 270):
+        tampered = bytearray(blob)
+        tampered[position] ^= 0x01
+        with pytest.raises(RemoteProtocolError):
+            open_room_message(BOB, bytes(tampered), room_id=ROOM)
+
+
+@pytest.mark.parametrize(("size", "bucket"), [(0, 256), (100, 256), (255, 4096), (3800, 4096)])
+def test_padding_buckets(size: int, bucket: int) -> None:
+    """E2E-1.4: the inner message is padded to the seed's buckets."""
+    blob, _ = _seal(body=bytes(size))
+    message = open_room_message(BOB, blob, room_id=ROOM)
+    assert message.bucket == bucket
+    assert bucket_for(bucket - 1) == bucket
+    assert bucket_for(bucket) == SIZE_BUCKETS[SIZE_BUCKETS.index(bucket) + 1]
+
+
+def test_blob_size_depends_only_on_bucket_and_room_size() -> None:
+    """E2E-1.4: two bodies in the same bucket give blobs of the same length."""
+    short, _ = _seal(body=b"x")
+    longer, _ = _seal(body=b"y" * 100)
+    assert len(short) == len(longer)
+
+
+def test_oversize_and_empty_membership_refused_locally() -> None:
+    with pytest.raises(LocalProtocolError):
+        _seal(body=bytes(70_000))
+    with pytest.raises(LocalProtocolError):
+        _seal(members=())
+
+
+def test_injected_randomness_makes_blobs_reproducible() -> None:
+    assert _seal(seed=5) == _seal(seed=5)
+    assert _seal(seed=5)[0] != _seal(seed=6)[0]
+
+
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_raise_only_remote_errors(data: bytes) -> None:
+    """E2E-1.5: opening any bytes raises only RemoteProtocolError."""
+    with pytest.raises(RemoteProtocolError):
+        open_room_message(BOB, data, room_id=ROOM)
+
+
+def test_every_truncation_is_refused() -> None:
+    blob, _ = _seal()
+    for cut in range(0, len(blob), 7):
+        with pytest.raises(RemoteProtocolError):
+            open_room_message(BOB, blob[:cut], room_id=ROOM)
