@@ -1,0 +1,397 @@
+"""HybridTransportService: the seed's transport, as a sans-IO state machine (HT-3.x).
+
+Inputs, each with `now`: health-check results for the central service,
+reachability reports from the P2P layer (how much of the room answers, and
+whether *anything* answers), `send()` from the application, acknowledgements
+from either path, messages received on either path, and timer ticks.
+Outputs (`next_action()`): checks to run, envelopes to send on a path,
+messages to deliver to the application once, outbox changes to persist, and
+events for every state change, failure and delivery.
+
+Failover (HT-3.2): when the configured detector suspects the central
+service *and* something else is still reachable, the state table moves to a
+P2P state and every unsettled outbox entry is re-sent on the P2P path at
+once. If nothing at all is reachable the device is offline: the state is
+`disconnected` and no failover happens (HT-1.4).
+
+Failback with hysteresis (HT-3.3): after a failover, the central path is
+trusted again only after `failback_successes` consecutive healthy checks
+spanning at least `failback_min_interval` seconds, so a service that
+flickers does not drag clients back and forth.
+"""
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final
+
+from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.ids import NodeId
+from railgun_ref.transport.health import (
+    FailureDetector,
+    FailureLabel,
+    HealthResult,
+    PhiAccrualDetector,
+    ThresholdDetector,
+)
+from railgun_ref.transport.outbox import Deduplicator, Outbox, OutboxChange, OutboxEntry, Path
+from railgun_ref.transport.state import (
+    Central,
+    Reach,
+    TransportMode,
+    TransportState,
+    TransportStateMachine,
+)
+
+_WEEK: Final = 7 * 24 * 3600.0
+
+
+class DetectorKind(Enum):
+    THRESHOLD = "threshold"  #: the seed's rule (HT-2.2)
+    PHI_ACCRUAL = "phi-accrual"  #: adaptive (HT-2.3), beyond the seed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreAndForwardConfig:
+    enabled: bool = True
+    default_ttl: float = _WEEK  #: seconds (seed: 7 days)
+    redundancy_factor: int = 3  #: storage peers per message (seed: 3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacitySharingConfig:
+    enabled: bool = True
+    max_upload_share: float = 0.5  #: fraction of upload bandwidth (seed: 0.5)
+    max_relay_connections: int = 20  #: (seed: 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HybridTransportConfig:
+    """HT-5.1: every field of the seed's `HybridTransportConfig`, with its defaults.
+
+    Times are seconds here (the seed's are milliseconds); `from_seed` takes the
+    seed's camelCase, millisecond form.
+    """
+
+    preferred_mode: TransportMode = TransportMode.AWS
+    aws_endpoint: str = "https://api.railgun.app"
+    aws_websocket_endpoint: str = "wss://ws.railgun.app"
+    aws_health_check_interval: float = 30.0
+    aws_latency_threshold: float = 2.0
+    aws_failure_threshold: int = 3
+    enable_hybrid_redundancy: bool = False
+    store_and_forward: StoreAndForwardConfig = field(default_factory=StoreAndForwardConfig)
+    capacity_sharing: CapacitySharingConfig = field(default_factory=CapacitySharingConfig)
+    # Beyond the seed (HT-5.2):
+    detector: DetectorKind = DetectorKind.THRESHOLD
+    heartbeat_interval: float = 1.0  #: check interval of the phi-accrual detector
+    phi_threshold: float = 8.0
+    phi_acceptable_pause: float = 2.0
+    failback_successes: int = 3
+    failback_min_interval: float = 10.0
+    resend_interval: float = 5.0  #: unsettled outbox entries are re-sent this often
+
+    def __post_init__(self) -> None:
+        positive = (
+            "aws_health_check_interval",
+            "aws_latency_threshold",
+            "heartbeat_interval",
+            "phi_threshold",
+            "resend_interval",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise LocalProtocolError(f"{name} must be positive")
+        if self.aws_failure_threshold < 1 or self.failback_successes < 1:
+            raise LocalProtocolError("thresholds must be at least 1")
+        if self.phi_acceptable_pause < 0 or self.failback_min_interval < 0:
+            raise LocalProtocolError("pauses and intervals must be >= 0")
+
+    @classmethod
+    def from_seed(cls, data: dict[str, Any]) -> "HybridTransportConfig":
+        """Read the seed's TypeScript-shaped config (camelCase, milliseconds)."""
+        saf = data.get("storeAndForward", {})
+        cap = data.get("capacitySharing", {})
+        defaults = cls()
+        return cls(
+            preferred_mode=TransportMode(data.get("preferredMode", "aws")),
+            aws_endpoint=data.get("awsEndpoint", defaults.aws_endpoint),
+            aws_websocket_endpoint=data.get(
+                "awsWebsocketEndpoint", defaults.aws_websocket_endpoint
+            ),
+            aws_health_check_interval=data.get("awsHealthCheckInterval", 30000) / 1000,
+            aws_latency_threshold=data.get("awsLatencyThreshold", 2000) / 1000,
+            aws_failure_threshold=data.get("awsFailureThreshold", 3),
+            enable_hybrid_redundancy=data.get("enableHybridRedundancy", False),
+            store_and_forward=StoreAndForwardConfig(
+                enabled=saf.get("enabled", True),
+                default_ttl=saf.get("defaultTTL", _WEEK * 1000) / 1000,
+                redundancy_factor=saf.get("redundancyFactor", 3),
+            ),
+            capacity_sharing=CapacitySharingConfig(
+                enabled=cap.get("enabled", True),
+                max_upload_share=cap.get("maxUploadShare", 0.5),
+                max_relay_connections=cap.get("maxRelayConnections", 20),
+            ),
+        )
+
+    @property
+    def check_interval(self) -> float:
+        if self.detector is DetectorKind.PHI_ACCRUAL:
+            return self.heartbeat_interval
+        return self.aws_health_check_interval
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class CheckHealth:
+    """Run one health check of the central service and report it with `health_result`."""
+
+    check_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendCentral:
+    entry: OutboxEntry
+
+
+@dataclass(frozen=True, slots=True)
+class SendP2P:
+    entry: OutboxEntry
+    members: frozenset[NodeId]  #: who has not acknowledged yet
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand a received message to the application (once per message id)."""
+
+    message_id: bytes
+    room_id: bytes
+    payload: bytes
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class PersistOutbox:
+    changes: tuple[OutboxChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    old: TransportState
+    new: TransportState
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CentralFailure:
+    at: float
+    label: FailureLabel
+
+
+Action = (
+    CheckHealth | SendCentral | SendP2P | Deliver | PersistOutbox | StateChanged | CentralFailure
+)
+
+
+class HybridTransportService:
+    def __init__(self, config: HybridTransportConfig, *, local_id: NodeId, now: float) -> None:
+        self.config = config
+        self.local_id = local_id
+        self.machine = TransportStateMachine(
+            config.preferred_mode, redundancy=config.enable_hybrid_redundancy
+        )
+        self.detector: FailureDetector = (
+            PhiAccrualDetector(
+                threshold=config.phi_threshold,
+                acceptable_pause=config.phi_acceptable_pause,
+                first_interval=config.heartbeat_interval,
+            )
+            if config.detector is DetectorKind.PHI_ACCRUAL
+            else ThresholdDetector(
+                failure_threshold=config.aws_failure_threshold,
+                latency_threshold=config.aws_latency_threshold,
+            )
+        )
+        self.outbox = Outbox()
+        self.dedup = Deduplicator()
+        self.counters: dict[str, int] = {}
+        self._actions: deque[Action] = deque()
+        self._next_check = now if config.preferred_mode is not TransportMode.P2P_ONLY else None
+        self._next_check_id = 1
+        self._next_resend = now + config.resend_interval
+        self._failed_over = False
+        self._healthy_streak: list[float] = []
+        self._anything_reachable = True
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    @property
+    def state(self) -> TransportState:
+        return self.machine.state
+
+    # ------------------------------------------------------------ inputs
+
+    def health_result(self, result: HealthResult, *, now: float) -> None:
+        if isinstance(self.detector, ThresholdDetector):
+            result = self.detector.classify(result)
+        self.detector.observe(result)
+        if not result.ok:
+            assert result.label is not None
+            self._count(f"central.failure.{result.label.value}")
+            self._actions.append(CentralFailure(at=now, label=result.label))
+            self._healthy_streak.clear()
+        else:
+            self._healthy_streak.append(now)
+        self._evaluate_central(now)
+
+    def reachability(self, *, reach: Reach, anything_reachable: bool, now: float) -> None:
+        """From the P2P layer: how much of the room answers, and whether anything does."""
+        self._anything_reachable = anything_reachable
+        self._apply(reach=reach, reason="p2p reachability", now=now)
+        self._evaluate_central(now)
+
+    def send(
+        self,
+        *,
+        room_id: bytes,
+        members: frozenset[NodeId],
+        blob: bytes,
+        message_id: bytes,
+        now: float,
+        ttl: float | None = None,
+    ) -> None:
+        """Accept a message: it is in the outbox (persisted) before this returns (HT-4.1)."""
+        ttl = self.config.store_and_forward.default_ttl if ttl is None else ttl
+        entry = OutboxEntry(
+            message_id=message_id,
+            room_id=room_id,
+            blob=blob,
+            members=members - {self.local_id},
+            accepted_at=now,
+            expires_at=now + ttl,
+        )
+        self.outbox.add(entry)
+        self._persist()
+        self._route(entry)
+
+    def central_acked(self, message_id: bytes, *, now: float) -> None:
+        if self.outbox.central_ack(message_id):
+            self._count("outbox.settled_central")
+        self._persist()
+
+    def p2p_acked(self, message_id: bytes, member: NodeId, *, now: float) -> None:
+        if self.outbox.p2p_ack(message_id, member):
+            self._count("outbox.settled_p2p")
+        self._persist()
+
+    def received(
+        self,
+        *,
+        message_id: bytes,
+        room_id: bytes,
+        payload: bytes,
+        expires_at: float,
+        path: Path,
+        now: float,
+    ) -> bool:
+        """A message arrived on `path`; delivered to the application only the first time."""
+        if not self.dedup.first_time(message_id, expires_at=expires_at, now=now):
+            self._count(f"received.duplicate.{path.value}")
+            return False
+        self._count(f"received.{path.value}")
+        self._actions.append(
+            Deliver(message_id=message_id, room_id=room_id, payload=payload, path=path)
+        )
+        return True
+
+    def on_timer(self, *, now: float) -> None:
+        if self._next_check is not None and now >= self._next_check:
+            self._actions.append(CheckHealth(self._next_check_id))
+            self._next_check_id += 1
+            self._next_check = now + self.config.check_interval
+        if isinstance(self.detector, PhiAccrualDetector):
+            self._evaluate_central(now)  # silence alone can raise phi
+        if now >= self._next_resend:
+            self._next_resend = now + self.config.resend_interval
+            for entry in self.outbox.unsettled(now=now):
+                self._route(entry, resend=True)
+            self._persist()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self._next_resend]
+        if self._next_check is not None:
+            deadlines.append(self._next_check)
+        if isinstance(self.detector, PhiAccrualDetector):
+            suspicion = self.detector.suspicion_time()
+            if suspicion is not None and self.machine.central is Central.UP:
+                deadlines.append(suspicion)
+        return min(deadlines)
+
+    def next_action(self) -> Action | None:
+        return self._actions.popleft() if self._actions else None
+
+    # ------------------------------------------------------------ internals
+
+    def _evaluate_central(self, now: float) -> None:
+        if self.config.preferred_mode is TransportMode.P2P_ONLY:
+            return
+        suspects = self.detector.suspects(now=now)
+        if suspects:
+            offline = not self._anything_reachable
+            self._apply(central=Central.DOWN, offline=offline, reason="central down", now=now)
+            if not offline:
+                self._failed_over = True
+            return
+        healthy = bool(self._healthy_streak)
+        if not healthy:
+            return
+        if self._failed_over:
+            streak = self._healthy_streak
+            enough = len(streak) >= self.config.failback_successes
+            long_enough = streak[-1] - streak[0] >= self.config.failback_min_interval
+            if not (enough and long_enough):
+                return  # HT-3.3: hysteresis
+            self._failed_over = False
+        self._apply(central=Central.UP, offline=False, reason="central healthy", now=now)
+
+    def _apply(
+        self,
+        *,
+        now: float,
+        reason: str,
+        central: Central | None = None,
+        reach: Reach | None = None,
+        offline: bool | None = None,
+    ) -> None:
+        change = self.machine.update(central=central, reach=reach, offline=offline)
+        if change is None:
+            return
+        old, new = change
+        self._count(f"state.{new.value}")
+        self._actions.append(StateChanged(old=old, new=new, at=now, reason=reason))
+        # HT-3.2: whatever is unsettled goes out on the paths now in use.
+        for entry in self.outbox.unsettled(now=now):
+            self._route(entry, resend=True)
+        self._persist()
+
+    def _route(self, entry: OutboxEntry, *, resend: bool = False) -> None:
+        if self.machine.uses_central:
+            entry.attempts[Path.CENTRAL] = entry.attempts.get(Path.CENTRAL, 0) + 1
+            self._actions.append(SendCentral(entry))
+        if self.machine.uses_p2p:
+            missing = entry.missing_p2p()
+            if missing:
+                entry.attempts[Path.P2P] = entry.attempts.get(Path.P2P, 0) + 1
+                self._actions.append(SendP2P(entry, missing))
+        if resend:
+            self._count("outbox.resent")
+
+    def _persist(self) -> None:
+        changes = self.outbox.drain_changes()
+        if changes:
+            self._actions.append(PersistOutbox(tuple(changes)))

@@ -1,0 +1,172 @@
+"""HybridTransportService: failover, offline, failback hysteresis, exactly-once (HT-3, HT-4)."""
+
+from railgun_ref.core.ids import NodeId
+from railgun_ref.transport.health import FailureLabel, HealthResult
+from railgun_ref.transport.outbox import Path
+from railgun_ref.transport.service import (
+    CentralFailure,
+    CheckHealth,
+    Deliver,
+    DetectorKind,
+    HybridTransportConfig,
+    HybridTransportService,
+    PersistOutbox,
+    SendCentral,
+    SendP2P,
+    StateChanged,
+)
+from railgun_ref.transport.state import Reach, TransportMode, TransportState
+
+ME, BOB, CAROL = NodeId(b"\x01" * 32), NodeId(b"\x02" * 32), NodeId(b"\x03" * 32)
+T0 = 1_800_000_000.0
+
+
+def drain(service: HybridTransportService) -> list[object]:
+    out = []
+    while (action := service.next_action()) is not None:
+        out.append(action)
+    return out
+
+
+def ok(at: float) -> HealthResult:
+    return HealthResult(at=at, ok=True, latency=0.05)
+
+
+def refused(at: float) -> HealthResult:
+    return HealthResult(at=at, ok=False, label=FailureLabel.CONNECTION_REFUSED)
+
+
+def started(config: HybridTransportConfig | None = None) -> HybridTransportService:
+    service = HybridTransportService(config or HybridTransportConfig(), local_id=ME, now=T0)
+    service.on_timer(now=T0)
+    assert any(isinstance(a, CheckHealth) for a in drain(service))
+    service.health_result(ok(T0), now=T0)
+    service.reachability(reach=Reach.ALL, anything_reachable=True, now=T0)
+    drain(service)
+    assert service.state in (TransportState.CONNECTED_AWS, TransportState.CONNECTED_HYBRID)
+    return service
+
+
+def test_seed_defaults_and_from_seed() -> None:
+    """HT-5.1: every seed field, its default, and the seed's millisecond form."""
+    default = HybridTransportConfig()
+    seeded = HybridTransportConfig.from_seed(
+        {
+            "preferredMode": "aws",
+            "awsHealthCheckInterval": 30000,
+            "awsLatencyThreshold": 2000,
+            "awsFailureThreshold": 3,
+            "enableHybridRedundancy": False,
+            "storeAndForward": {"enabled": True, "defaultTTL": 604800000, "redundancyFactor": 3},
+            "capacitySharing": {"enabled": True, "maxUploadShare": 0.5, "maxRelayConnections": 20},
+        }
+    )
+    assert seeded == default
+    assert default.aws_health_check_interval == 30.0
+    assert default.store_and_forward.default_ttl == 7 * 24 * 3600
+
+
+def test_failover_after_three_failures_resends_unsettled_on_p2p() -> None:
+    """HT-3.2: three failed checks -> connected-p2p, and the unsettled message goes P2P."""
+    service = started()
+    service.send(room_id=b"r", members=frozenset({ME, BOB, CAROL}), blob=b"x", message_id=b"m1",
+                 now=T0 + 1)  # fmt: skip
+    actions = drain(service)
+    assert any(isinstance(a, PersistOutbox) for a in actions)
+    assert [type(a) for a in actions if isinstance(a, SendCentral | SendP2P)] == [SendCentral]
+    for k in (1, 2):
+        service.health_result(refused(T0 + 30 * k), now=T0 + 30 * k)
+        assert service.state is TransportState.CONNECTED_AWS
+    service.health_result(refused(T0 + 90), now=T0 + 90)
+    actions = drain(service)
+    changes = [a for a in actions if isinstance(a, StateChanged)]
+    assert [(c.old, c.new) for c in changes] == [
+        (TransportState.CONNECTED_AWS, TransportState.CONNECTED_P2P)
+    ]
+    p2p = [a for a in actions if isinstance(a, SendP2P)]
+    assert p2p and p2p[0].members == frozenset({BOB, CAROL})
+    assert sum(isinstance(a, CentralFailure) for a in actions) == 3  # one per failed check
+
+
+def test_offline_device_does_not_fail_over() -> None:
+    """HT-1.4: nothing reachable at all -> disconnected, not connected-p2p."""
+    service = started()
+    service.reachability(reach=Reach.NONE, anything_reachable=False, now=T0 + 1)
+    for k in (1, 2, 3):
+        service.health_result(refused(T0 + 30 * k), now=T0 + 30 * k)
+    assert service.state is TransportState.DISCONNECTED
+
+
+def test_failback_needs_consecutive_healthy_checks() -> None:
+    """HT-3.3: after failover, one healthy check is not enough to go back."""
+    config = HybridTransportConfig(failback_successes=3, failback_min_interval=20.0)
+    service = started(config)
+    for k in (1, 2, 3):
+        service.health_result(refused(T0 + 30 * k), now=T0 + 30 * k)
+    assert service.state is TransportState.CONNECTED_P2P
+    service.health_result(ok(T0 + 120), now=T0 + 120)
+    service.health_result(refused(T0 + 150), now=T0 + 150)  # flicker: streak resets
+    service.health_result(ok(T0 + 180), now=T0 + 180)
+    service.health_result(ok(T0 + 190), now=T0 + 190)
+    assert service.state is TransportState.CONNECTED_P2P
+    service.health_result(ok(T0 + 200), now=T0 + 200)
+    assert service.state is TransportState.CONNECTED_AWS
+
+
+def test_settled_by_central_ack_or_all_p2p_acks() -> None:
+    """HT-4.2: the outbox empties on a central ack, or when every member acked over P2P."""
+    service = started()
+    members = frozenset({ME, BOB, CAROL})
+    service.send(room_id=b"r", members=members, blob=b"1", message_id=b"a", now=T0)
+    service.send(room_id=b"r", members=members, blob=b"2", message_id=b"b", now=T0)
+    service.central_acked(b"a", now=T0 + 1)
+    assert b"a" not in service.outbox and b"b" in service.outbox
+    service.p2p_acked(b"b", BOB, now=T0 + 1)
+    assert b"b" in service.outbox
+    service.p2p_acked(b"b", CAROL, now=T0 + 1)
+    assert len(service.outbox) == 0
+
+
+def test_receiver_delivers_each_message_once_whatever_the_path() -> None:
+    """HT-4.3: the same message over both paths reaches the application once."""
+    service = started(HybridTransportConfig(enable_hybrid_redundancy=True))
+    kwargs = {"room_id": b"r", "payload": b"hi", "expires_at": T0 + 60}
+    assert service.received(message_id=b"m", path=Path.CENTRAL, now=T0, **kwargs)
+    assert not service.received(message_id=b"m", path=Path.P2P, now=T0 + 0.1, **kwargs)
+    delivered = [a for a in drain(service) if isinstance(a, Deliver)]
+    assert len(delivered) == 1 and delivered[0].path is Path.CENTRAL
+
+
+def test_hybrid_redundancy_sends_on_both_paths() -> None:
+    service = started(HybridTransportConfig(enable_hybrid_redundancy=True))
+    assert service.state is TransportState.CONNECTED_HYBRID
+    service.send(room_id=b"r", members=frozenset({ME, BOB}), blob=b"x", message_id=b"m", now=T0)
+    kinds = {type(a) for a in drain(service) if isinstance(a, SendCentral | SendP2P)}
+    assert kinds == {SendCentral, SendP2P}
+
+
+def test_phi_detector_fails_over_in_seconds_on_silence() -> None:
+    """HT-2.3: with 1 s heartbeats, silence alone triggers failover within seconds."""
+    config = HybridTransportConfig(detector=DetectorKind.PHI_ACCRUAL)
+    service = HybridTransportService(config, local_id=ME, now=T0)
+    service.reachability(reach=Reach.ALL, anything_reachable=True, now=T0)
+    for k in range(30):
+        service.health_result(ok(T0 + k), now=T0 + k)
+    assert service.state is TransportState.CONNECTED_AWS
+    deadline = service.next_deadline()
+    assert deadline is not None
+    now = T0 + 29
+    while service.state is TransportState.CONNECTED_AWS and now < T0 + 60:
+        now += 0.5
+        service.on_timer(now=now)
+    assert service.state is TransportState.CONNECTED_P2P
+    assert now - (T0 + 29) < 10.0
+
+
+def test_p2p_only_never_checks_the_central_service() -> None:
+    config = HybridTransportConfig(preferred_mode=TransportMode.P2P_ONLY)
+    service = HybridTransportService(config, local_id=ME, now=T0)
+    service.on_timer(now=T0 + 100)
+    assert not any(isinstance(a, CheckHealth) for a in drain(service))
+    service.reachability(reach=Reach.SOME, anything_reachable=True, now=T0)
+    assert service.state is TransportState.DEGRADED
