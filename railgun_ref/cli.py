@@ -40,6 +40,18 @@ def _cmd_node(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_central(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers.central import run_central  # noqa: PLC0415
+
+    return run_central(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        sweep_interval=args.sweep_interval,
+        origin=args.origin,
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.demo import run_demo  # noqa: PLC0415
 
@@ -135,6 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="join the DHT through this node (repeatable)",
     )
     node.set_defaults(func=_cmd_node)
+
+    central = sub.add_parser(
+        "central",
+        help="the central service (the seed's AWS path): HTTP + WebSocket relay with a mailbox",
+    )
+    central.add_argument(
+        "--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only"
+    )
+    central.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    central.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help="SQLite mailbox (survives restarts); default: in memory",
+    )
+    central.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often expired mailbox entries are deleted (default 60)",
+    )
+    central.add_argument(
+        "--origin",
+        default=None,
+        help="origin clients sign at AUTH (default: ws://HOST:PORT of the listening socket)",
+    )
+    central.set_defaults(func=_cmd_central)
 
     demo = sub.add_parser("demo", help="the main job: a live localhost network, shown working")
     demo.add_argument("--nodes", type=int, default=12, help="number of nodes (default 12)")

@@ -1,8 +1,9 @@
 """Conformance: JSON test vectors, their schemas and generator, in-process and wire runners.
 
 * ``vectors/<area>.json`` and ``schemas/<area>_schema.json``: Wycheproof-style
-  vectors for cbor, ed25519, identity, envelope, framing and node_ping, each
-  test tied to a clause of paper/spec.md (loaded via `common.load_vectors`);
+  vectors for cbor, ed25519, identity, envelope, framing and node_ping, and
+  for the DHT dht_geometry, dht_records, dht_lookup, dht_messages and dht_node,
+  each test tied to a clause of paper/spec.md (loaded via `common.load_vectors`);
 * `generate` (with `builders`, one module per area): rebuilds the vectors from
   the reference with fixed seeds; ``--check`` fails when the committed files
   are stale (``railgun-ref conformance vectors --check``);

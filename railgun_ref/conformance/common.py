@@ -21,16 +21,43 @@ from importlib.resources.abc import Traversable
 from typing import Any, Final
 
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
-from railgun_ref.core.errors import ErrorCode
+from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.events import NodeEvent
 from railgun_ref.node import Node, StreamTarget
 from railgun_ref.trace import record_event
+from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope
-from railgun_ref.wire.messages import ErrorReply, MessageType, Pong, parse_message
+from railgun_ref.wire.messages import (
+    ErrorReply,
+    FindNode,
+    FindValue,
+    Message,
+    MessageType,
+    Nodes,
+    Pong,
+    Store,
+    Stored,
+    Value,
+    WireContact,
+    parse_message,
+)
 
 #: The vector files, by area, in the order the generator writes them.
-VECTOR_AREAS: Final = ("cbor", "ed25519", "identity", "envelope", "framing", "node_ping")
+VECTOR_AREAS: Final = (
+    "cbor",
+    "ed25519",
+    "identity",
+    "envelope",
+    "framing",
+    "node_ping",
+    "dht_geometry",
+    "dht_records",
+    "dht_lookup",
+    "dht_messages",
+    "dht_node",
+    "capacity",
+)
 
 #: A vector file or one of its parts, as parsed JSON.
 JsonObject = dict[str, Any]
@@ -190,3 +217,51 @@ def base_counters(counters: Mapping[str, int]) -> dict[str, int]:
         for name, value in sorted(counters.items())
         if name.startswith(BASE_COUNTER_PREFIXES) and value
     }
+
+
+#: The body parsers of the DHT message types (DHT-7.x), by type number.
+DHT_BODY_PARSERS: Final[Mapping[int, Any]] = {
+    MessageType.FIND_NODE: FindNode,
+    MessageType.NODES: Nodes,
+    MessageType.FIND_VALUE: FindValue,
+    MessageType.VALUE: Value,
+    MessageType.STORE: Store,
+    MessageType.STORED: Stored,
+}
+
+
+def parse_dht_body(msg_type: int, body: object) -> Message:
+    """Parse the body map of a DHT message; raises RemoteProtocolError (MALFORMED) if wrong."""
+    if not isinstance(body, dict):
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "a body is a map")
+    message: Message = DHT_BODY_PARSERS[msg_type].from_body(body)
+    return message
+
+
+def _contacts_json(contacts: tuple[WireContact, ...]) -> list[JsonObject]:
+    return [{"nodeId": node_id.hex(), "host": a[0], "port": a[1]} for node_id, a in contacts]
+
+
+def dht_message_json(message: Message) -> JsonObject:
+    """What a parsed DHT message (types 16..21) says, in the JSON form dht vectors use.
+
+    Records inside VALUE and STORE are the hex of their own CBOR encoding.
+    """
+    match message:
+        case FindNode():
+            return {"target": message.target.hex()}
+        case FindValue():
+            return {"key": message.key.hex()}
+        case Nodes():
+            return {"contacts": _contacts_json(message.contacts)}
+        case Value():
+            return {
+                "records": [cbor.encode(record).hex() for record in message.records],
+                "contacts": _contacts_json(message.contacts),
+                "truncated": message.truncated,
+            }
+        case Store():
+            return {"record": cbor.encode(message.record).hex()}
+        case Stored():
+            return {"status": message.status.name}
+    raise TypeError(f"{type(message).__name__} is not a DHT message")

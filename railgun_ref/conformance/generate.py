@@ -15,7 +15,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-from railgun_ref.conformance.builders import cbor, ed25519, envelope, framing, identity, node_ping
+from railgun_ref.conformance.builders import (
+    capacity,
+    cbor,
+    dht_geometry,
+    dht_lookup,
+    dht_messages,
+    dht_node,
+    dht_records,
+    ed25519,
+    envelope,
+    framing,
+    identity,
+    node_ping,
+)
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -33,6 +46,12 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "envelope": envelope.build,
     "framing": framing.build,
     "node_ping": node_ping.build,
+    "dht_geometry": dht_geometry.build,
+    "dht_records": dht_records.build,
+    "dht_lookup": dht_lookup.build,
+    "dht_messages": dht_messages.build,
+    "dht_node": dht_node.build,
+    "capacity": capacity.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -18,17 +18,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from railgun_ref import capacity
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
     address_from_json,
     base_counters,
+    dht_message_json,
     diagnostic,
     drain,
     load_vectors,
+    parse_dht_body,
 )
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
+from railgun_ref.dht import geometry, keys, lookup, records, storage
+from railgun_ref.dht.routing import Contact
 from railgun_ref.identity import ed25519_math
 from railgun_ref.identity.keyfile import KeyFileError, load_identity
 from railgun_ref.identity.keys import Identity, verify
@@ -36,6 +41,7 @@ from railgun_ref.node import ConnectionId, Node, NodeConfig
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder
+from railgun_ref.wire.messages import MessageType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +237,339 @@ def _check_node_script(group: JsonObject, test: JsonObject) -> None:
     _equal("counters", base_counters(node.counters), test["counters"])
 
 
+# ------------------------------------------------------------------ DHT checks
+
+
+def _hex_or_none(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _check_dht_distance(group: JsonObject, test: JsonObject) -> None:
+    a, b = bytes.fromhex(test["a"]), bytes.fromhex(test["b"])
+    d = geometry.distance(a, b)
+    _equal("distance", d.to_bytes(geometry.KEY_BYTES, "big").hex(), test["distance"])
+    index = geometry.bucket_index(a, b)
+    _equal("bucket index", index, test["bucketIndex"])
+    if index is not None:
+        low, high = geometry.bucket_range(index)
+        _expect(low <= d < high, f"distance outside bucket {index}'s range [{low}, {high})")
+    _accepted(test)
+
+
+def _check_dht_key(group: JsonObject, test: JsonObject) -> None:
+    ident = bytes.fromhex(test["ident"])
+    _equal("key domain", keys.KEY_DOMAIN.hex(), group["domain"])
+    try:
+        key_type = keys.parse_key_type(test["keyType"])
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    try:
+        key = keys.derive_key(key_type, ident)
+    except ValueError:
+        # DHT-2.2: an ident over 64 bytes; in a record it is refused as TOO_LARGE (DHT-3.3).
+        _refused_with(test, "TOO_LARGE")
+        return
+    _accepted(test)
+    _equal("key type name", key_type.wire_name.decode("ascii"), test["keyTypeName"])
+    data = keys.KEY_DOMAIN + key_type.wire_name + b"\x00" + ident
+    _equal("SHA-256 input", data.hex(), test["input"])
+    _equal("key", key.hex(), test["key"])
+
+
+def _check_dht_record_sign(group: JsonObject, test: JsonObject) -> None:
+    identity = Identity.from_seed(bytes.fromhex(group["seed"]))
+    _equal("public key", identity.public_key.hex(), group["publicKey"])
+    _equal("node id", identity.node_id.hex(), group["nodeId"])
+    try:
+        record = records.sign_record(
+            identity,
+            key_type=keys.KeyType(test["keyType"]),
+            ident=bytes.fromhex(test["ident"]),
+            seq=int(test["seq"]),
+            expires_ms=test["expiresMs"],
+            value=bytes.fromhex(test["value"]),
+        )
+    except LocalProtocolError:
+        _refused_with(test, None)
+        return
+    _accepted(test)
+    _equal("signed part", cbor.encode(record.signed_fields()).hex(), test["signedPart"])
+    _equal("signature", record.signature.hex(), test["signature"])
+    _equal("record", record.encode().hex(), test["record"])
+    _equal("key", record.key.hex(), test["key"])
+    _equal("publisher id", record.publisher_id.hex(), test["publisherId"])
+
+
+def _check_dht_record_accept(group: JsonObject, test: JsonObject) -> None:
+    store_key = test["storeKey"]
+    try:
+        record = records.decode_record(
+            cbor.decode(bytes.fromhex(test["record"])),
+            now=group["now"],
+            key=None if store_key is None else bytes.fromhex(store_key),
+        )
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("key", record.key.hex(), test["key"])
+    _equal("publisher id", record.publisher_id.hex(), test["publisherId"])
+
+
+def _check_dht_store_sequence(group: JsonObject, test: JsonObject) -> None:
+    limits = group["limits"]
+    table = storage.RecordTable(
+        storage.StorageLimits(
+            per_key=limits["perKey"], per_publisher=limits["perPublisher"], total=limits["total"]
+        )
+    )
+    last_key, now = b"", 0.0
+    refused: str | None = None
+    for index, step in enumerate(test["steps"], start=1):
+        now = step["now"]
+        table.expire(now=now)  # DHT-4.3: what expired by now is gone
+        what = f"step {index} ({step['comment']})"
+        try:
+            record = records.decode_record(cbor.decode(bytes.fromhex(step["record"])), now=now)
+            last_key = record.key
+            outcome: str = table.put(record).name
+            refused = None
+        except RemoteProtocolError as exc:
+            _equal(f"{what}: refusal", exc.code.name, step.get("expectedError"))
+            refused = exc.code.name
+            continue
+        _equal(f"{what}: outcome", outcome, step.get("outcome"))
+    held = [r.encode().hex() for r in table.get(last_key, now=now)]
+    _equal("records held under the last key", held, test["held"])
+    if refused is None:
+        _accepted(test)
+    else:
+        _refused_with(test, refused)
+
+
+def _lookup_step_json(step: lookup.Step, result: list[str]) -> JsonObject:
+    match step:
+        case lookup.QueryPeer():
+            return {"step": "query", "nodeId": step.contact.node_id.hex()}
+        case lookup.Waiting():
+            return {"step": "waiting", "until": step.until}
+        case lookup.Finished():
+            return {"step": "finished", "closest": result}
+    raise TypeError(step)
+
+
+def _check_dht_lookup(group: JsonObject, test: JsonObject) -> None:
+    address = ("192.0.2.1", 7000)
+
+    def contact(hex_id: str) -> Contact:
+        return Contact(node_id=NodeId(bytes.fromhex(hex_id)), address=address)
+
+    it = lookup.Lookup(
+        bytes.fromhex(group["target"]),
+        [contact(seed) for seed in test["seeds"]],
+        local_id=NodeId(bytes.fromhex(group["localId"])),
+        k=group["k"],
+        alpha=group["alpha"],
+        slow_after=group["slowAfter"],
+    )
+    result: list[str] | None = None  # DHT-6.3: fixed when the lookup finishes
+    for index, step in enumerate(test["steps"], start=1):
+        now, op = step["now"], step["op"]
+        if op == "next":
+            got = it.next(now=now)
+            if isinstance(got, lookup.Finished) and result is None:
+                result = [c.node_id.hex() for c in it.closest_succeeded()]
+            shown = _lookup_step_json(got, result or [])
+            want = step["expect"]
+            if "closest" not in want:
+                shown.pop("closest", None)
+            _equal(f"step {index} (next at {now})", shown, want)
+        elif op == "success":
+            closer = [contact(c) for c in step["closer"]]
+            it.on_success(NodeId(bytes.fromhex(step["nodeId"])), closer, now=now)
+        elif op == "failure":
+            it.on_failure(NodeId(bytes.fromhex(step["nodeId"])), now=now)
+        else:
+            raise _MismatchError(f"step {index}: unknown op {op!r}")
+
+
+def _check_dht_message_body(group: JsonObject, test: JsonObject) -> None:
+    data = bytes.fromhex(test["body"])
+    try:
+        message = parse_dht_body(group["messageType"], cbor.decode(data))
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("message type", MessageType(message.TYPE).name, group["messageName"])
+    _equal("decoded body", dht_message_json(message), test["decoded"])
+    _equal("re-encoding", cbor.encode(message.to_body()).hex(), test["body"])
+
+
+# ------------------------------------------------------------------ capacity (CAP-x)
+
+_NON_FINITE: Final = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _capabilities(value: JsonObject) -> capacity.DeviceCapabilities:
+    return capacity.DeviceCapabilities.from_json(value)
+
+
+def _check_capability_score(group: JsonObject, test: JsonObject) -> None:
+    caps = _capabilities(test["capabilities"])
+    _accepted(test)
+    _equal("score", capacity.score(caps).to_json(), test["score"])
+
+
+def _check_capability_validation(group: JsonObject, test: JsonObject) -> None:
+    value = json.loads(json.dumps(test["capabilities"]))  # a deep copy to poke NaN into
+    for path, name in test.get("nonFinite", {}).items():
+        *parents, leaf = path.split(".")
+        target = value
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = _NON_FINITE[name]
+    try:
+        caps = capacity.DeviceCapabilities.from_json(value)
+    except capacity.CapabilityError as exc:
+        _refused_with(test, None)
+        _equal("field refused", exc.field, test["invalidField"])
+        return
+    _accepted(test)
+    _equal("normalized", caps.to_json(), test["normalized"])
+
+
+def _check_capability_encode(group: JsonObject, test: JsonObject) -> None:
+    value = capacity.encode_capabilities(_capabilities(test["capabilities"]))
+    _accepted(test)
+    _equal("value", value.hex(), test["value"])
+    _equal("size", len(value), test["size"])
+
+
+def _check_capability_decode(group: JsonObject, test: JsonObject) -> None:
+    try:
+        caps = capacity.decode_capabilities(bytes.fromhex(test["value"]))
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("capabilities", caps.to_json(), test["capabilities"])
+
+
+def _check_capability_record(group: JsonObject, test: JsonObject) -> None:
+    node_id = test["nodeId"]
+    try:
+        advert = capacity.verify_advertisement(
+            bytes.fromhex(test["record"]),
+            now=test["now"],
+            node_id=None if node_id is None else NodeId(bytes.fromhex(node_id)),
+        )
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("publisher id", advert.node_id.hex(), test["publisherId"])
+    _equal("seq", str(advert.seq), test["seq"])
+    _equal("expiry", round(advert.expires_at * 1000), test["expiresMs"])
+    _equal("capabilities", advert.capabilities.to_json(), test["capabilities"])
+
+
+def _check_capability_directory(group: JsonObject, test: JsonObject) -> None:
+    directory = capacity.CapabilityDirectory()
+    now = 0.0
+    for index, step in enumerate(test["steps"], start=1):
+        now = step["now"]
+        node_id = step["nodeId"]
+        try:
+            outcome = directory.offer(
+                bytes.fromhex(step["record"]),
+                now=now,
+                node_id=None if node_id is None else NodeId(bytes.fromhex(node_id)),
+            )
+        except RemoteProtocolError as exc:
+            _equal(f"step {index}: refusal", exc.code.name, step.get("expectedError"))
+            continue
+        _equal(f"step {index}: outcome", outcome.name, step.get("outcome"))
+    held = {}
+    for candidate in directory.candidates(now=now):
+        advert = directory.get(candidate.node_id, now=now)
+        if advert is not None:
+            held[candidate.node_id.hex()] = str(advert.seq)
+    _equal("held", held, test["held"])
+
+
+def _check_selection(group: JsonObject, test: JsonObject) -> None:
+    candidates = [
+        capacity.Candidate(
+            node_id=NodeId(bytes.fromhex(c["nodeId"])),
+            capabilities=_capabilities(c["capabilities"]),
+        )
+        for c in test["candidates"]
+    ]
+    try:
+        ranking = capacity.rank_candidates(candidates, capacity.Role(test["role"]))
+    except LocalProtocolError:
+        _refused_with(test, None)
+        return
+    _accepted(test)
+    ranked = [{"nodeId": r.node_id.hex(), "total": r.score.total} for r in ranking.ranked]
+    _equal("ranked", ranked, test["ranked"])
+    excluded = [
+        {"nodeId": n.hex(), "reasons": [reason.value for reason in reasons]}
+        for n, reasons in ranking.excluded
+    ]
+    _equal("excluded", excluded, test["excluded"])
+
+
+def _sharing_outcome(outcome: capacity.Granted | capacity.Refusal) -> JsonObject:
+    if isinstance(outcome, capacity.Granted):
+        return {"granted": True, "limit": outcome.limit, "inUse": outcome.in_use}
+    retry_ms = outcome.retry_after_ms if isinstance(outcome, capacity.BandwidthRefused) else None
+    return {
+        "granted": False,
+        "kind": outcome.kind.value,
+        "limit": outcome.limit,
+        "inUse": outcome.in_use,
+        "retryAfter": outcome.retry_after,
+        "retryAfterMs": retry_ms,
+        "reason": outcome.reason(),
+    }
+
+
+def _check_sharing_script(group: JsonObject, test: JsonObject) -> None:
+    config = test["config"]
+    sharing = capacity.CapacitySharing(
+        _capabilities(test["capabilities"]),
+        capacity.CapacitySharingConfig(
+            enabled=config["enabled"],
+            max_upload_share=config["maxUploadShare"],
+            max_relay_connections=config["maxRelayConnections"],
+            burst=config["burst"],
+        ),
+        now=test["createdAt"],
+    )
+    _equal("rate", sharing.rate, test["rate"])
+    _equal("burst", sharing.burst, test["burst"])
+    for index, step in enumerate(test["steps"], start=1):
+        now, op = step["now"], step["op"]
+        got: JsonObject = {"now": now, "op": op}
+        if op == "bandwidth":
+            got["bytes"] = step["bytes"]
+            got.update(_sharing_outcome(sharing.request_bandwidth(step["bytes"], now=now)))
+            got["available"] = sharing.available(now=now)
+        elif op == "open":
+            got["key"] = step["key"]
+            got.update(_sharing_outcome(sharing.open_relay_connection(step["key"])))
+        elif op == "close":
+            got["key"] = step["key"]
+            sharing.close_relay_connection(step["key"])
+            got["inUse"] = sharing.connections_in_use
+        else:
+            raise _MismatchError(f"step {index}: unknown op {op!r}")
+        _equal(f"step {index} ({op} at {now})", got, step)
+
+
 _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "CborDecodeTest": _check_cbor,
     "Ed25519VerifyTest": _check_ed25519,
@@ -239,6 +578,21 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "EnvelopeDecodeTest": _check_envelope_decode,
     "FrameDecodeTest": _check_framing,
     "NodeScriptTest": _check_node_script,
+    "DhtDistanceTest": _check_dht_distance,
+    "DhtKeyDerivationTest": _check_dht_key,
+    "DhtRecordSignTest": _check_dht_record_sign,
+    "DhtRecordAcceptTest": _check_dht_record_accept,
+    "DhtStoreSequenceTest": _check_dht_store_sequence,
+    "DhtLookupTest": _check_dht_lookup,
+    "DhtMessageBodyTest": _check_dht_message_body,
+    "CapabilityScoreTest": _check_capability_score,
+    "CapabilityValidationTest": _check_capability_validation,
+    "CapabilityEncodeTest": _check_capability_encode,
+    "CapabilityDecodeTest": _check_capability_decode,
+    "CapabilityRecordTest": _check_capability_record,
+    "CapabilityDirectoryTest": _check_capability_directory,
+    "SelectionTest": _check_selection,
+    "SharingScriptTest": _check_sharing_script,
 }
 
 

@@ -14,7 +14,17 @@ clause it tests and says what it saw:
   ENV-1.4, ENV-2.3);
 * a replayed PING gets no second PONG (ENV-2.4);
 * an authenticated envelope of unknown type gets ERROR UNKNOWN_TYPE (MSG-1.3),
-  and a PING with a malformed body gets ERROR MALFORMED (MSG-1.2).
+  and a PING with a malformed body gets ERROR MALFORMED (MSG-1.2);
+* the DHT (section 10 of the spec): a few extra identities of the runner, each
+  on its own socket, PING the node so that it learns them (DHT-5.1), then a
+  FIND_NODE gets a NODES listing them at their source addresses, nearest the
+  target first, without the asker (DHT-7.1, DHT-7.2); a STORE of a forged
+  record gets ERROR BAD_SIGNATURE (DHT-3.3) and of a `peer` record naming
+  another node ERROR FORBIDDEN (DHT-3.4); a valid rendezvous record of the
+  runner is STORED and a FIND_VALUE for its key returns it byte for byte
+  (DHT-7.6, DHT-7.4); malformed and truncated DHT bodies get ERROR MALFORMED
+  and the node still answers a PING (DHT-7.1, DHT-7.3, DHT-7.5, DHT-3.3);
+  unsolicited DHT responses get no reply (DHT-7.7).
 
 Every check uses its own UDP socket, so a reply can only belong to it, and
 the checks that wait for silence run concurrently: a run takes about three
@@ -24,14 +34,16 @@ outside 127.0.0.0/8 and ::1: it is a test tool and sends garbage on purpose.
 
 import functools
 import ipaddress
+import itertools
 import json
 import os
 import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -44,10 +56,28 @@ from railgun_ref.conformance.builders.base import payload_for_size
 from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.geometry import distance
+from railgun_ref.dht.keys import KeyType
+from railgun_ref.dht.records import Record, sign_record
 from railgun_ref.identity.keys import Identity
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, Envelope, decode_envelope, encode_envelope
-from railgun_ref.wire.messages import ErrorReply, MessageType, Ping, Pong, parse_message
+from railgun_ref.wire.messages import (
+    MAX_CONTACTS,
+    ErrorReply,
+    FindNode,
+    FindValue,
+    Message,
+    MessageType,
+    Nodes,
+    Ping,
+    Pong,
+    Store,
+    Stored,
+    StoreStatus,
+    Value,
+    parse_message,
+)
 
 #: Message types a node sends on its own initiative; seeing one is not an answer to us.
 _REQUEST_TYPES: Final = frozenset({1, 16, 18, 20})
@@ -55,6 +85,10 @@ _REQUEST_TYPES: Final = frozenset({1, 16, 18, 20})
 _OVERSIZE: Final = 1300
 _LOOPBACK_V4: Final = ipaddress.IPv4Network("127.0.0.0/8")
 _LOOPBACK_V6: Final = ipaddress.IPv6Address("::1")
+#: Extra identities that PING the node before FIND_NODE, so it has contacts to return.
+_HELPERS: Final = 4
+#: Lifetime of the records the runner stores, seconds (well under the maximum TTL).
+_RECORD_TTL: Final = 600
 
 
 class TargetError(ValueError):
@@ -250,10 +284,33 @@ class _Run:
             (order, CheckResult(check=check, clause=clause, passed=passed, detail=detail))
         )
 
-    async def probe(self, use: Callable[[_Probe], Awaitable[None]]) -> None:
+    async def probe(
+        self, use: Callable[[_Probe], Awaitable[None]], *, identity: Identity | None = None
+    ) -> None:
+        """Run `use` on a fresh socket, as `identity` (the run's own by default)."""
         host, port = self.target
         async with await anyio.create_connected_udp_socket(host, port, local_host=host) as sock:
-            await use(_Probe(sock, self.identity, self.timeout))
+            await use(_Probe(sock, identity or self.identity, self.timeout))
+
+    async def request(
+        self, probe: _Probe, msg_type: int, body: dict[int, Any]
+    ) -> tuple[Envelope, Message] | str:
+        """Send one request; the authenticated reply and its message, or why there is none."""
+        data, request_id = probe.envelope(msg_type, body)
+        await probe.send(data)
+        reply = await probe.reply(request_id)
+        if reply is None:
+            return f"no reply within {self.timeout} s"
+        envelope = self.authenticate(reply)
+        if isinstance(envelope, RemoteProtocolError):
+            return f"reply does not authenticate: {envelope.code.name}"
+        if envelope.request_id != request_id:
+            return f"reply for request {envelope.request_id}, not ours ({request_id})"
+        try:
+            message = parse_message(envelope)
+        except RemoteProtocolError as exc:
+            return f"reply body refused: {exc}"
+        return envelope, message
 
     def authenticate(self, data: bytes) -> Envelope | RemoteProtocolError:
         try:
@@ -385,9 +442,14 @@ def _garbage_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
     ]
 
 
-async def _check_silence(run: _Run, order: int, kind: int) -> None:
+async def _check_silence(
+    run: _Run,
+    order: int,
+    kind: int,
+    kinds: Callable[[_Probe], list[tuple[str, str, bytes]]] = _garbage_kinds,
+) -> None:
     async def use(probe: _Probe) -> None:
-        name, clause, data = _garbage_kinds(probe)[kind]
+        name, clause, data = kinds(probe)[kind]
         await probe.send(data)
         replies = await probe.replies()
         if replies:
@@ -438,6 +500,8 @@ async def _check_error_reply(
     msg_type: int,
     body: dict[int, Any],
     code: ErrorCode,
+    *,
+    then_ping: bool = False,
 ) -> None:
     async def use(probe: _Probe) -> None:
         data, request_id = probe.envelope(msg_type, body)
@@ -460,19 +524,254 @@ async def _check_error_reply(
             and message.code == code
             and envelope.request_id == request_id
         )
-        got = type(message).__name__
-        if isinstance(message, ErrorReply):
-            known = message.code in ErrorCode._value2member_map_
-            got = f"ERROR {ErrorCode(message.code).name if known else message.code}"
+        detail = f"got {_name(message)} for request {envelope.request_id} (sent {request_id})"
+        if ok and then_ping:
+            still = await run.ping_answered(probe)
+            ok = still is None
+            detail += "; then " + (still or "a PING was answered")
+        run.record(order, name, clause, ok, detail)
+
+    await run.probe(use)
+
+
+# ------------------------------------------------------------------ DHT checks
+
+
+_M = TypeVar("_M", Nodes, Value, Stored)
+
+
+def _typed(got: tuple[Envelope, Message] | str, kind: type[_M]) -> tuple[Envelope, _M] | str:
+    """`got` if its message is a `kind`, else why not."""
+    if isinstance(got, str):
+        return got
+    envelope, message = got
+    if not isinstance(message, kind):
+        return f"got {_name(message)}"
+    return envelope, message
+
+
+def _name(message: Message) -> str:
+    """A message's type name, and an ERROR's code name."""
+    if isinstance(message, ErrorReply):
+        known = message.code in ErrorCode._value2member_map_
+        return f"ERROR {ErrorCode(message.code).name if known else message.code}"
+    return MessageType(message.TYPE).name
+
+
+def _record(identity: Identity, key_type: KeyType, ident: bytes) -> Record:
+    """A record of `identity`, valid for `_RECORD_TTL` seconds from now (DHT-3.1)."""
+    now_ms = _now_ms()
+    return sign_record(
+        identity,
+        key_type=key_type,
+        ident=ident,
+        seq=now_ms,
+        expires_ms=now_ms + _RECORD_TTL * 1000,
+        value=b"railgun-ref conformance",
+    )
+
+
+async def _check_find_node(run: _Run, order: int) -> None:
+    """DHT-5.1, DHT-7.1, DHT-7.2: the node returns the helpers it learned, nearest first.
+
+    A helper may be missing from the answer only if the node listed 20 contacts all
+    closer to the target than it. A node whose bucket for a helper is already full
+    (DHT-5.2) would fail this check; the runner is meant for test nodes, whose tables
+    have room.
+    """
+    helpers = [Identity.generate(os.urandom) for _ in range(_HELPERS)]
+    asker = Identity.generate(os.urandom)
+    learn = "authenticated PING senders are returned at their source address"
+    async with AsyncExitStack() as stack:
+        host, port = run.target
+        probes = []
+        for identity in (*helpers, asker):
+            sock = await stack.enter_async_context(
+                await anyio.create_connected_udp_socket(host, port, local_host=host)
+            )
+            probes.append(_Probe(sock, identity, run.timeout))
+        for probe in probes:
+            problem = await run.ping_answered(probe)
+            if problem is not None:
+                run.record(
+                    order,
+                    "FIND_NODE is answered with NODES",
+                    "DHT-7.1",
+                    False,
+                    f"a helper's PING: {problem}",
+                )
+                return
+        asking = probes[-1]
+        target = asker.node_id
+        got = _typed(
+            await run.request(asking, MessageType.FIND_NODE, FindNode(target=target).to_body()),
+            Nodes,
+        )
+    if isinstance(got, str):
+        run.record(order, "FIND_NODE is answered with NODES", "DHT-7.1", False, got)
+        return
+    envelope, nodes = got
+    contacts = nodes.contacts
+    run.record(
+        order, "FIND_NODE is answered with NODES", "DHT-7.1", True, f"{len(contacts)} contacts"
+    )
+    ids = [node_id for node_id, _ in contacts]
+    problems = []
+    if len(ids) > MAX_CONTACTS:
+        problems.append(f"{len(ids)} contacts, more than {MAX_CONTACTS}")
+    distances = [distance(node_id, target) for node_id in ids]
+    if any(a >= b for a, b in itertools.pairwise(distances)):
+        problems.append("contacts not strictly nearest first")
+    if asker.node_id in ids:
+        problems.append("the asker is listed")
+    if envelope.sender_id in ids:
+        problems.append("the node lists itself")
+    run.record(
+        order + 1,
+        "NODES: at most 20, nearest the target first, without the asker",
+        "DHT-7.2",
+        not problems,
+        "; ".join(problems) or f"{len(ids)} contacts in XOR order",
+    )
+    listed = dict(contacts)
+    missing = []
+    for identity, probe in zip(helpers, probes, strict=False):
+        address = listed.get(identity.node_id)
+        if address is None:
+            farthest = distances[-1] if distances else -1
+            crowded = len(ids) >= MAX_CONTACTS and farthest < distance(identity.node_id, target)
+            if not crowded:  # the node knows closer contacts than this helper: fine
+                missing.append(f"{identity.node_id.hex()[:8]} absent")
+        elif address != probe.local:
+            missing.append(f"{identity.node_id.hex()[:8]} at {address}, not {probe.local}")
+    run.record(
+        order + 2,
+        learn,
+        "DHT-5.1",
+        not missing,
+        "; ".join(missing) or f"all {_HELPERS} helpers listed where they sent from",
+    )
+
+
+async def _check_store_and_find_value(run: _Run, order: int) -> None:
+    """DHT-7.6, DHT-7.4: a valid record is STORED, then served byte for byte."""
+
+    async def use(probe: _Probe) -> None:
+        record = _record(probe.identity, KeyType.RENDEZVOUS, os.urandom(16))
+        name = "a valid record of ours is STORED"
+        store = Store(record=record.to_cbor_value()).to_body()
+        got = _typed(await run.request(probe, MessageType.STORE, store), Stored)
+        if isinstance(got, str):
+            run.record(order, name, "DHT-7.6", False, got)
+            run.record(
+                order + 1,
+                "FIND_VALUE returns the stored record byte for byte",
+                "DHT-7.4",
+                False,
+                "nothing was stored",
+            )
+            return
+        _, stored = got
         run.record(
             order,
             name,
-            clause,
+            "DHT-7.6",
+            stored.status is StoreStatus.STORED,
+            f"status {stored.status.name}",
+        )
+        find = FindValue(key=record.key).to_body()
+        answer = _typed(await run.request(probe, MessageType.FIND_VALUE, find), Value)
+        name = "FIND_VALUE returns the stored record byte for byte"
+        if isinstance(answer, str):
+            run.record(order + 1, name, "DHT-7.4", False, answer)
+            return
+        _, value = answer
+        served = [cbor.encode(item) for item in value.records]
+        ok = record.encode() in served
+        run.record(
+            order + 1,
+            name,
+            "DHT-7.4",
             ok,
-            f"got {got} for request {envelope.request_id} (sent {request_id})",
+            f"{len(served)} record(s), ours {'among them' if ok else 'missing'},"
+            f" truncated={value.truncated}",
         )
 
     await run.probe(use)
+
+
+def _dht_error_cases(identity: Identity) -> list[tuple[str, str, int, dict[int, Any], ErrorCode]]:
+    """(check name, clause, type, body, expected code) of DHT requests the node must refuse."""
+    good = _record(identity, KeyType.RENDEZVOUS, os.urandom(16)).to_cbor_value()
+    forged = dict(good)
+    forged[6] = bytes([good[6][0] ^ 0x01]) + good[6][1:]
+    naming = _record(identity, KeyType.PEER, os.urandom(32)).to_cbor_value()
+    cut = {i: good[i] for i in range(6)}
+    bad = ErrorCode.MALFORMED
+    return [
+        (
+            "STORE of a forged record gets ERROR BAD_SIGNATURE",
+            "DHT-3.3",
+            MessageType.STORE,
+            {0: forged},
+            ErrorCode.BAD_SIGNATURE,
+        ),
+        (
+            "STORE of a peer record naming another node gets ERROR FORBIDDEN",
+            "DHT-3.4",
+            MessageType.STORE,
+            {0: naming},
+            ErrorCode.FORBIDDEN,
+        ),
+        (
+            "FIND_NODE of a 31-byte target gets ERROR MALFORMED",
+            "DHT-7.1",
+            MessageType.FIND_NODE,
+            {0: os.urandom(31)},
+            bad,
+        ),
+        ("an empty FIND_NODE body gets ERROR MALFORMED", "DHT-7.1", MessageType.FIND_NODE, {}, bad),
+        (
+            "FIND_VALUE with an extra key gets ERROR MALFORMED",
+            "DHT-7.3",
+            MessageType.FIND_VALUE,
+            {0: os.urandom(32), 1: 0},
+            bad,
+        ),
+        (
+            "STORE of random bytes gets ERROR MALFORMED",
+            "DHT-7.5",
+            MessageType.STORE,
+            {0: os.urandom(100)},
+            bad,
+        ),
+        (
+            "STORE of a record without its signature gets ERROR MALFORMED",
+            "DHT-3.3",
+            MessageType.STORE,
+            {0: cut},
+            bad,
+        ),
+    ]
+
+
+def _dht_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
+    """(check name, clause, datagram) of DHT input the node must not answer."""
+    request_id = _request_id()
+    store, _ = probe.envelope(MessageType.STORE, {0: {0: 3}}, request_id=request_id)
+    return [
+        (
+            "an unsolicited NODES gets no reply",
+            "DHT-7.7",
+            probe.envelope(MessageType.NODES, {0: []})[0],
+        ),
+        (
+            "an unsolicited VALUE gets no reply",
+            "DHT-7.7",
+            probe.envelope(MessageType.VALUE, {0: [], 1: [], 2: False})[0],
+        ),
+        ("a STORE envelope cut short gets no reply", "NODE-1.2", store[:-7]),
+    ]
 
 
 async def run(target: str, *, timeout: float = 2.0) -> Report:
@@ -508,6 +807,26 @@ async def run(target: str, *, timeout: float = 2.0) -> Report:
             {0: b"", 9: 0},
             ErrorCode.MALFORMED,
         )
+        tg.start_soon(_check_find_node, state, 40)
+        tg.start_soon(_check_store_and_find_value, state, 43)
+        for index, (name, clause, msg_type, body, code) in enumerate(
+            _dht_error_cases(state.identity)
+        ):
+            tg.start_soon(
+                functools.partial(
+                    _check_error_reply,
+                    state,
+                    50 + index,
+                    name,
+                    clause,
+                    msg_type,
+                    body,
+                    code,
+                    then_ping=True,
+                )
+            )
+        for kind in range(3):
+            tg.start_soon(_check_silence, state, 60 + kind, kind, _dht_silent_kinds)
     checks = tuple(result for _, result in sorted(state.results, key=lambda item: item[0]))
     node_id = None if state.node_id is None else state.node_id.hex()
     return Report(target=target, node_id=node_id, timeout=timeout, checks=checks)

@@ -16,7 +16,10 @@ Rules:
   paper promises ("without imposing timeout delays").
 * DHT-6.3: the lookup is finished when the `k` closest peers it knows of,
   not counting failed or unresponsive ones, have all answered — or when no
-  candidate is left to ask and nothing is waiting.
+  candidate is left to ask and nothing is waiting. While fewer than `k`
+  peers have answered, unresponsive peers are still waited for (until they
+  answer or their RPC times out): a lookup whose only paths are slow ends
+  late rather than empty.
 * DHT-6.4: contacts are ordered by XOR distance to the target; ties cannot
   happen between distinct ids. The local node is never a candidate.
 """
@@ -159,6 +162,10 @@ class Lookup:
             if considered >= self.k:
                 break
         if all_answered:
+            if self._answered() < self.k and self._any(PeerState.UNRESPONSIVE):
+                # DHT-6.3: short of k answers, a slow peer is still worth its RPC
+                # timeout: wait for it to answer or fail rather than end short.
+                return Waiting(until=None)
             self._finished = True
             return Finished()
         if candidate is not None and waiting < self.alpha:  # DHT-6.1
@@ -167,6 +174,12 @@ class Lookup:
             self.queries += 1
             return QueryPeer(candidate.contact)
         return Waiting(until=earliest_slow)
+
+    def _answered(self) -> int:
+        return sum(1 for p in self._peers.values() if p.state is PeerState.SUCCEEDED)
+
+    def _any(self, state: PeerState) -> bool:
+        return any(p.state is state for p in self._peers.values())
 
     # ------------------------------------------------------------------ outcomes
 

@@ -9,6 +9,10 @@ Theory of operation (Kademlia §2.2, libp2p `kbucket`):
   at the address it came from. Contacts merely *named* by other peers are
   lookup candidates, never table entries until they talk to us themselves.
   Garbage that does not authenticate therefore cannot touch the table.
+  An envelope does not bind the address it comes from, though: anyone who
+  once received a datagram from a contact can replay it from elsewhere. So
+  a known contact heard from another address is not moved there; it moves
+  only after its old address fails (DHT-5.3) and it is heard from again.
 * DHT-5.2: a full bucket does not drop its oldest contact for a newcomer.
   The newcomer waits in the bucket's replacement cache and the oldest
   contact is pinged; if it answers it moves to the tail (Kademlia's
@@ -48,10 +52,10 @@ class Observed(Enum):
     """What `RoutingTable.observe` did with a contact."""
 
     INSERTED = "inserted"
-    REFRESHED = "refreshed"  #: already known; moved to the tail (address updated)
+    REFRESHED = "refreshed"  #: already known, same address; moved to the tail
     CHECK_OLDEST = "check_oldest"  #: bucket full: cached; ping the returned oldest contact
     CACHED = "cached"  #: bucket full, a check is already running: cached only
-    IGNORED = "ignored"  #: our own id
+    IGNORED = "ignored"  #: our own id, or a known contact heard from another address
 
 
 class _Bucket:
@@ -98,12 +102,13 @@ class RoutingTable:
         if index is None:
             return Observed.IGNORED, None
         bucket = self._bucket(index, now)
-        bucket.last_activity = now
         entry = bucket.entries.get(contact.node_id)
+        if entry is not None and entry.contact.address != contact.address:
+            # DHT-5.1: possibly a replay from another address; the contact stays put.
+            return Observed.IGNORED, None
+        bucket.last_activity = now
         if entry is not None:
-            if entry.contact != contact:
-                self._ints = None  # address changed
-            entry.contact, entry.last_seen, entry.failures = contact, now, 0
+            entry.last_seen, entry.failures = now, 0
             bucket.entries.move_to_end(contact.node_id)
             return Observed.REFRESHED, None
         if len(bucket.entries) < self.k:

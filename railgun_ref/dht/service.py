@@ -26,13 +26,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from railgun_ref.core.constants import MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
+from railgun_ref.core.constants import (
+    MAX_CLOCK_SKEW,
+    MAX_DATAGRAM_SIZE,
+    MAX_STREAM_MESSAGE_SIZE,
+)
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.lookup import DisjointLookup, Finished, Lookup, QueryPeer
-from railgun_ref.dht.records import Record, check_record, sign_record
+from railgun_ref.dht.records import MAX_TTL, Record, check_record, sign_record
 from railgun_ref.dht.routing import Contact, Observed, RoutingTable
 from railgun_ref.dht.storage import PutOutcome, RecordTable, StorageLimits
 from railgun_ref.events import (
@@ -46,6 +50,7 @@ from railgun_ref.events import (
 from railgun_ref.identity.keys import Identity
 from railgun_ref.rpc.requests import Channel, PendingRequest
 from railgun_ref.wire.messages import (
+    MAX_CONTACTS,
     FindNode,
     FindValue,
     Message,
@@ -88,6 +93,8 @@ class DhtConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:
             raise LocalProtocolError("k, alpha and disjoint_paths must be at least 1")
+        if self.k > MAX_CONTACTS:
+            raise LocalProtocolError(f"k is at most {MAX_CONTACTS}: a NODES reply names no more")
         if not 0 < self.slow_after_min <= self.slow_after_max:
             raise LocalProtocolError("need 0 < slow_after_min <= slow_after_max")
         for name in ("refresh_interval", "republish_interval", "replicate_interval", "record_ttl"):
@@ -118,6 +125,7 @@ class _Query:
     quorum: int = 1
     record: Record | None = None  #: what a store query stores
     storing: set[int] = field(default_factory=set)  #: STORE request ids outstanding
+    stores_sent: bool = False  #: the STOREs went out (once: late lookup answers add none)
     accepted: int = 0
     refused: int = 0
     store_failed: int = 0
@@ -251,6 +259,7 @@ class Dht:
         """DHT-7.6: check and hold one record; refusals raise RemoteProtocolError."""
         record = Record.from_cbor_value(message.record)
         check_record(record, now=now)
+        self._expire(now)  # DHT-4.3: an expired record neither blocks nor counts
         outcome = self.records.put(record)
         self._count(f"dht.store_{outcome.value}")
         if outcome is not PutOutcome.UNCHANGED:
@@ -284,14 +293,21 @@ class Dht:
             slow_after=self._slow_after(),
         )
 
+    def _seeds(self, target: bytes) -> list[Contact]:
+        """DHT-6.3: a lookup starts from the 2k known contacts nearest `target`.
+
+        Seeds beyond the k nearest are asked only if nearer ones fail, so a lookup
+        whose k nearest known contacts all died at once (a crashed replica set, not
+        yet noticed) goes on with the next ones instead of running dry.
+        """
+        return self.routing.closest(target, 2 * self.config.k)
+
     def _new_query(self, kind: _Kind, target: bytes, now: float, *, seeds: bool = True) -> _Query:
         query = _Query(
             query_id=self._next_query,
             kind=kind,
             target=target,
-            lookup=self._lookup(
-                target, self.routing.closest(target, self.config.k) if seeds else []
-            ),
+            lookup=self._lookup(target, self._seeds(target) if seeds else []),
             started_at=now,
         )
         self._next_query += 1
@@ -334,6 +350,8 @@ class Dht:
         """
         key = derive_key(key_type, ident)
         ttl = self.config.record_ttl if ttl is None else ttl
+        if not 0 < ttl <= MAX_TTL - MAX_CLOCK_SKEW:
+            raise LocalProtocolError(f"ttl must be in (0, {MAX_TTL - MAX_CLOCK_SKEW}] seconds")
         previous = self._published.get(key)
         seq = max(round(now * 1000), previous.seq + 1 if previous else 0)
         self._published[key] = _Published(key_type, ident, value, ttl, seq)
@@ -383,9 +401,7 @@ class Dht:
             query_id=self._pending_join,
             kind=_Kind.JOIN,
             target=self.identity.node_id,
-            lookup=self._lookup(
-                self.identity.node_id, self.routing.closest(self.identity.node_id, self.config.k)
-            ),
+            lookup=self._lookup(self.identity.node_id, self._seeds(self.identity.node_id)),
             started_at=now,
         )
         self._pending_join = None
@@ -433,7 +449,9 @@ class Dht:
         closest = lookup.closest_succeeded()
         hops = lookup.hops_to(closest[0].node_id) if closest else 0
         if query.kind in (_Kind.STORE, _Kind.REPUBLISH):
-            self._store_phase(query, closest, now)
+            if not query.stores_sent:
+                query.stores_sent = True
+                self._store_phase(query, closest, now)
             return
         query.done = True
         del self._queries[query.query_id]
@@ -479,8 +497,10 @@ class Dht:
         targets = closest[: self.config.k]
         own_distance = distance(self.identity.node_id, record.key)
         if len(targets) < self.config.k or own_distance < distance(targets[-1].node_id, record.key):
-            # DHT-8.1: the publisher is itself among the k closest: it holds a copy too.
+            # DHT-8.1: the publisher is itself among the k closest: it holds a copy too,
+            # if it is one the other holders would accept (DHT-3.3/3.4).
             try:
+                check_record(record, now=now)
                 outcome = self.records.put(record)
                 if outcome is not PutOutcome.UNCHANGED:
                     self._emit(
@@ -532,6 +552,11 @@ class Dht:
             case _Purpose.CHECK:
                 self.routing.check_result(sender, alive=True, now=now)
             case _Purpose.BOOTSTRAP:
+                join = self._queries.get(entry.query_id or 0)
+                if join is not None and not join.done:
+                    # A later bootstrap answer joins the running join lookup.
+                    join.lookup.add_seeds([Contact(node_id=sender, address=request.address)])
+                    self._drive(join, now)
                 self._bootstrap_ended(now, answered=True)
             case _Purpose.REPLICATE:
                 self._count("dht.replicated")
@@ -645,11 +670,7 @@ class Dht:
         for query in list(self._queries.values()):
             if query.wake_at is not None and query.wake_at <= now:
                 self._drive(query, now)
-        for record in self.records.expire(now=now):
-            self._count("dht.expired")
-            self._emit(
-                RecordDropped(key=record.key, publisher_id=record.publisher_id, reason="expired")
-            )
+        self._expire(now)
         if now >= self._next_refresh:
             self._next_refresh = now + self.config.refresh_interval
             for index in self.routing.stale_buckets(now=now, interval=self.config.refresh_interval):
@@ -663,6 +684,13 @@ class Dht:
         if now >= self._next_replicate:
             self._next_replicate = now + self.config.replicate_interval
             self._replicate(now)
+
+    def _expire(self, now: float) -> None:
+        for record in self.records.expire(now=now):
+            self._count("dht.expired")
+            self._emit(
+                RecordDropped(key=record.key, publisher_id=record.publisher_id, reason="expired")
+            )
 
     def _replicate(self, now: float) -> None:
         """DHT-8.5: push every held record to the k closest contacts this node knows."""

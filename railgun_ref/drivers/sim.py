@@ -17,6 +17,16 @@ several groups is a bridge); stopped nodes drop what reaches them. Datagrams
 may be lost or reordered; stream messages are reliable and ordered per
 connection, and lost only when a partition or a stopped node breaks the
 connection, as TCP would.
+
+Middleboxes and apps (NAT emulation, `railgun_ref.drivers.sim_nat`): every
+datagram passes the network's `Middlebox`es -- `outbound` when sent (it may
+rewrite the source or drop it), `inbound` when it arrives (it may rewrite the
+destination or drop it) -- in list order out and reverse order in, so an inner
+NAT listed before a carrier-grade one nests inside it. Link profiles and
+partitions apply to the addresses as sent, before translation. Stream messages
+bypass middleboxes. Besides `Node`s, the simulator hosts `SimApp`s: datagram-only
+sans-IO endpoints that may own several addresses (an RFC 5780 STUN server has
+four) and say which one each datagram leaves from.
 """
 
 import heapq
@@ -24,7 +34,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from railgun_ref.core.ids import Address
 from railgun_ref.events import NodeEvent
@@ -62,6 +72,36 @@ class LinkProfile:
             raise ValueError("bandwidth must be positive")
 
 
+class Middlebox(Protocol):
+    """A box on the path of every datagram (a NAT, a firewall): it may rewrite or drop it."""
+
+    def outbound(self, src: Address, dst: Address, *, now: float) -> Address | None:
+        """The source address a datagram from `src` leaves with: `src` itself if the box
+        does not handle it, a translated one, or None to drop it."""
+        ...
+
+    def inbound(self, src: Address, dst: Address, *, now: float) -> Address | None:
+        """Where a datagram addressed to `dst` goes: `dst` itself if the box does not
+        handle it, the translated destination, or None to drop (filter) it."""
+        ...
+
+
+class SimApp(Protocol):
+    """A datagram-only sans-IO endpoint hosted on one or more addresses."""
+
+    def receive_datagram(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
+        """A datagram from `src` arrived on the app's address `local`."""
+        ...
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
+        """(data, destination, which of the app's addresses it leaves from), oldest first."""
+        ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def on_timer(self, *, now: float) -> None: ...
+
+
 @dataclass(slots=True)
 class SimNetwork:
     """Who can reach whom, and how fast."""
@@ -70,6 +110,26 @@ class SimNetwork:
     links: dict[tuple[Address, Address], LinkProfile] = field(default_factory=dict)
     #: When set, two addresses can talk only if some group holds both.
     partition: list[frozenset[Address]] | None = None
+    #: Applied to every datagram (see the module docstring); e.g. `sim_nat.NatBox`.
+    middleboxes: list[Middlebox] = field(default_factory=list)
+
+    def outbound(self, src: Address, dst: Address, *, now: float) -> Address | None:
+        """The source `dst` sees for a datagram `src` sends, or None if a box drops it."""
+        for box in self.middleboxes:
+            translated = box.outbound(src, dst, now=now)
+            if translated is None:
+                return None
+            src = translated
+        return src
+
+    def inbound(self, src: Address, dst: Address, *, now: float) -> Address | None:
+        """Where a datagram arriving for `dst` is delivered, or None if a box drops it."""
+        for box in reversed(self.middleboxes):
+            translated = box.inbound(src, dst, now=now)
+            if translated is None:
+                return None
+            dst = translated
+        return dst
 
     def set_link(self, a: Address, b: Address, profile: LinkProfile, *, both: bool = True) -> None:
         self.links[(a, b)] = profile
@@ -122,6 +182,12 @@ class _TimerDue:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _HostedApp:
+    app: SimApp
+    addresses: tuple[Address, ...]  #: the first one keys its timer
+
+
 _Action = Callable[["Simulator"], None]
 _Payload = _DatagramArrival | _StreamArrival | _TimerDue | _Action
 _TIMER_DUE: Final = _TimerDue()
@@ -154,11 +220,12 @@ class Simulator:
         self._connections: dict[ConnectionId, _Connection] = {}
         self._outbound: dict[tuple[Address, Address], _Connection] = {}
         self._next_conn = 1
+        self._apps: dict[Address, _HostedApp] = {}
 
     # ------------------------------------------------------------ population
 
     def add_node(self, node: Node, address: Address) -> None:
-        if address in self.nodes:
+        if address in self.nodes or address in self._apps:
             raise ValueError(f"{address} already hosts a node")
         self.nodes[address] = node
         self._timer_at[address] = None
@@ -214,7 +281,25 @@ class Simulator:
         return [c.address for c in old.dht.routing.contacts()]
 
     def is_running(self, address: Address) -> bool:
-        return address in self.nodes and address not in self._stopped
+        hosted = address in self.nodes or address in self._apps
+        return hosted and address not in self._stopped
+
+    def add_app(self, app: SimApp, *addresses: Address) -> None:
+        """Host `app` on `addresses` (at least one) and send what it has queued."""
+        if not addresses:
+            raise ValueError("an app needs at least one address")
+        for address in addresses:
+            if address in self.nodes or address in self._apps:
+                raise ValueError(f"{address} already hosts a node or an app")
+        hosted = _HostedApp(app, tuple(addresses))
+        for address in addresses:
+            self._apps[address] = hosted
+        self._timer_at[addresses[0]] = None
+        self._pump_app(hosted)
+
+    def pump_app(self, address: Address) -> None:
+        """Send what the app at `address` queued and re-arm its timer (after an API call)."""
+        self._pump_app(self._apps[address])
 
     def subscribe(self, listener: Callable[[Address, NodeEvent, float], None]) -> None:
         """Call `listener(address, event, now)` for every node event."""
@@ -262,9 +347,19 @@ class Simulator:
         if callable(payload):
             payload(self)
             return True
+        if isinstance(payload, _DatagramArrival) and self.network.middleboxes:
+            inner = self.network.inbound(payload.src, address, now=self.now)
+            if inner is None:
+                self.counters["sim.datagrams_filtered"] += 1
+                return True
+            address = inner
         if not self.is_running(address):
             if not isinstance(payload, _TimerDue):
                 self.counters["sim.dropped_no_running_node"] += 1
+            return True
+        hosted = self._apps.get(address)
+        if hosted is not None:
+            self._step_app(hosted, address, at, payload)
             return True
         node = self.nodes[address]
         match payload:
@@ -319,6 +414,13 @@ class Simulator:
         return delay
 
     def _send_datagram(self, src: Address, data: bytes, dst: Address) -> None:
+        seen_from = src
+        if self.network.middleboxes:
+            translated = self.network.outbound(src, dst, now=self.now)
+            if translated is None:
+                self.counters["sim.datagrams_filtered"] += 1
+                return
+            seen_from = translated
         if not self.network.reachable(src, dst):
             self.counters["sim.datagrams_partitioned"] += 1
             return
@@ -326,7 +428,8 @@ class Simulator:
         if profile.loss and self.rng.random() < profile.loss:
             self.counters["sim.datagrams_lost"] += 1
             return
-        self._push(self.now + self._delay(profile, len(data)), dst, _DatagramArrival(data, src))
+        at = self.now + self._delay(profile, len(data))
+        self._push(at, dst, _DatagramArrival(data, seen_from))
 
     def _connection_for(self, src: Address, target: StreamTarget) -> tuple[_Connection, Address]:
         if isinstance(target, tuple):
@@ -357,6 +460,32 @@ class Simulator:
         conn.last_delivery[dst] = at
         dst_conn_id = conn.acceptor_id if dst == conn.acceptor else conn.opener_id
         self._push(at, dst, _StreamArrival(data, src, dst_conn_id))
+
+    def _step_app(self, hosted: _HostedApp, address: Address, at: float, payload: _Payload) -> None:
+        match payload:
+            case _TimerDue():
+                if self._timer_at.get(address) != at:
+                    return  # superseded by a later reschedule
+                self._timer_at[address] = None
+                hosted.app.on_timer(now=self.now)
+            case _DatagramArrival(data, src):
+                self.counters["sim.datagrams_delivered"] += 1
+                hosted.app.receive_datagram(data, src, local=address, now=self.now)
+            case _StreamArrival():
+                self.counters["sim.stream_lost_no_stream_app"] += 1  # apps are datagram-only
+                return
+        self._pump_app(hosted)
+
+    def _pump_app(self, hosted: _HostedApp) -> None:
+        for data, dst, local in hosted.app.datagrams_to_send():
+            if local not in hosted.addresses:
+                raise ValueError(f"the app sent from {local}, which is not one of its addresses")
+            self._send_datagram(local, data, dst)
+        home = hosted.addresses[0]
+        deadline = hosted.app.next_deadline()
+        if deadline is not None and deadline != self._timer_at.get(home):
+            self._timer_at[home] = deadline
+            self._push(deadline, home, _TIMER_DUE)
 
     def _pump(self, address: Address) -> None:
         node = self.nodes[address]

@@ -46,6 +46,15 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from railgun_ref.capacity.advert import (
+    DEFAULT_ADVERT_TTL,
+    MAX_ADVERT_TTL,
+    Advertisement,
+    capability_key,
+    encode_capabilities,
+    pick_advertisement,
+)
+from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType
@@ -674,6 +683,22 @@ class NodeHost:
             now = self._clock()
             self.node.on_timer(now=now)
             self._pump(now)
+
+    # ------------------------------------------------ capabilities (CAP-3)
+
+    async def advertise_capabilities(
+        self, capabilities: DeviceCapabilities, ttl: float = DEFAULT_ADVERT_TTL
+    ) -> StoreFinished:
+        """CAP-3.3: publish this node's signed capability record, living `ttl` seconds."""
+        if not 0 < ttl <= MAX_ADVERT_TTL:
+            raise ValueError(f"ttl must be within (0, {MAX_ADVERT_TTL}] seconds, got {ttl}")
+        value = encode_capabilities(capabilities)
+        return await self.store(KeyType.CAPABILITY, self.node_id, value, ttl=ttl)
+
+    async def fetch_capabilities(self, node_id: NodeId) -> Advertisement | None:
+        """CAP-3.5: `node_id`'s newest valid capability advertisement, or None if none is found."""
+        outcome = await self.get(capability_key(node_id))
+        return pick_advertisement(outcome.records, now=self._clock(), node_id=node_id)
 
 
 async def serve_node(

@@ -1,4 +1,4 @@
-"""End-to-end encrypted room messages (E2E-x).
+"""End-to-end encrypted room messages (ROOM-x).
 
 What every path — central service, relays, storage peers — carries is an
 opaque blob. Inside it, and only inside, are the sender's identity, the
@@ -8,9 +8,9 @@ Construction (all PyNaCl / libsodium primitives):
 
 1. The inner message ``{0: sender key, 1: message id, 2: sent_ms, 3: body,
    4: Ed25519 signature}`` is signed over ``E2E_DOMAIN || room id ||
-   CBOR({0..3})`` (E2E-1.2), so a message cannot be replayed into another
+   CBOR({0..3})`` (ROOM-1.2), so a message cannot be replayed into another
    room, and padded (ISO/IEC 7816-4: 0x80 then zeros) to the seed's size
-   buckets 256 B / 4 KiB / 64 KiB (E2E-1.4).
+   buckets 256 B / 4 KiB / 64 KiB (ROOM-1.4).
 2. It is encrypted once with a fresh 32-byte content key (XSalsa20-Poly1305
    secretbox, random nonce).
 3. The content key is wrapped for each member with crypto_box between a
@@ -18,7 +18,7 @@ Construction (all PyNaCl / libsodium primitives):
    their Ed25519 identity). Each wrap carries an 8-byte tag
    ``SHA-256("railgun/v1/wrap-tag" || eph || member)[:8]`` so a member finds
    its wrap without trial decryption, while tags of different messages
-   cannot be linked (E2E-1.3). Because the ephemeral key is used for one
+   cannot be linked (ROOM-1.3). Because the ephemeral key is used for one
    message only, the wrap nonce can be derived from the two public keys.
 
 Randomness (content key, nonce, ephemeral key, message id) comes from an
@@ -42,7 +42,7 @@ from railgun_ref.wire import cbor
 E2E_DOMAIN: Final = b"railgun/v1/room-message\x00"
 _TAG_DOMAIN: Final = b"railgun/v1/wrap-tag\x00"
 _NONCE_DOMAIN: Final = b"railgun/v1/wrap-nonce\x00"
-#: E2E-1.4: the seed's padding buckets (small, medium, large), bytes.
+#: ROOM-1.4: the seed's padding buckets (small, medium, large), bytes.
 SIZE_BUCKETS: Final = (256, 4096, 65536)
 MESSAGE_ID_SIZE: Final = 16
 _VERSION: Final = 1
@@ -61,7 +61,7 @@ class RoomMessage:
 
 
 def bucket_for(size: int) -> int:
-    """E2E-1.4: the smallest bucket that holds `size` bytes plus the padding marker."""
+    """ROOM-1.4: the smallest bucket that holds `size` bytes plus the padding marker."""
     for bucket in SIZE_BUCKETS:
         if size + 1 <= bucket:
             return bucket

@@ -4,17 +4,48 @@ Notebooks import from here and from the public API only; the logic lives in
 these modules, where it is typed and tested (tests/lab/).
 """
 
-from railgun_ref.lab.charts import rtt_cdf, rtt_heatmap, rtt_histogram
-from railgun_ref.lab.network import PING_COLUMNS, LocalNetwork
-from railgun_ref.lab.widgets import NetworkPanel, network_panel
+from railgun_ref.dht.keys import KeyType
+from railgun_ref.lab.charts import (
+    bucket_fill_chart,
+    duration_cdf,
+    hops_histogram,
+    lookup_distances,
+    lookup_graph,
+    rtt_cdf,
+    rtt_heatmap,
+    rtt_histogram,
+)
+from railgun_ref.lab.lookups import (
+    BUCKET_COLUMNS,
+    LOOKUP_COLUMNS,
+    RECORD_COLUMNS,
+    SUMMARY_COLUMNS,
+    room_key,
+)
+from railgun_ref.lab.network import PING_COLUMNS, ROUTING_COLUMNS, LocalNetwork
+from railgun_ref.lab.widgets import LookupPanel, NetworkPanel, lookup_panel, network_panel
 from railgun_ref.rpc.requests import Channel
 
 __all__ = [
+    "BUCKET_COLUMNS",
+    "LOOKUP_COLUMNS",
     "PING_COLUMNS",
+    "RECORD_COLUMNS",
+    "ROUTING_COLUMNS",
+    "SUMMARY_COLUMNS",
     "Channel",
+    "KeyType",
     "LocalNetwork",
+    "LookupPanel",
     "NetworkPanel",
+    "bucket_fill_chart",
+    "duration_cdf",
+    "hops_histogram",
+    "lookup_distances",
+    "lookup_graph",
+    "lookup_panel",
     "network_panel",
+    "room_key",
     "rtt_cdf",
     "rtt_heatmap",
     "rtt_histogram",

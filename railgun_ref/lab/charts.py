@@ -1,16 +1,22 @@
 """Altair charts of what a `LocalNetwork` measured.
 
-Each function takes a DataFrame from `LocalNetwork.ping_pairs` /
-`ping_all_pairs` (columns src, dst, outcome, rtt_ms, channel, ...) and returns
-an `alt.Chart`, so a notebook can tweak it further (``.properties(...)``,
-``|``, ``&``). Altair embeds the data in the chart spec and refuses more than
-5000 rows by default: an all-pairs table of up to 71 nodes fits; for bigger
-networks aggregate first.
+Each function takes a DataFrame from a `LocalNetwork` method and returns an
+altair chart, so a notebook can tweak it further (``.properties(...)``,
+``|``, ``&``): the RTT charts take `ping_pairs` / `ping_all_pairs` (columns
+src, dst, outcome, rtt_ms, channel, ...); the DHT charts take
+`lookup_frame`, `bucket_fill` and `many_lookups`. Graphs are laid out with
+networkx and drawn as altair points and rules, so they stay data. Altair
+embeds the data in the chart spec and refuses more than 5000 rows by
+default: an all-pairs table of up to 71 nodes fits; for bigger networks
+aggregate first.
 """
 
+import math
+from collections.abc import Sequence
 from typing import Any, Final
 
 import altair as alt
+import networkx as nx
 import numpy as np
 import pandas as pd
 
@@ -84,4 +90,271 @@ def rtt_cdf(pings: pd.DataFrame) -> Any:
             color=alt.Color("channel:N", title="channel"),
         )
         .properties(width=320, height=200)
+    )
+
+
+# --------------------------------------------------------------------- DHT
+
+#: Colour of each lookup peer state (and of the node that ran the lookup), shared by all charts.
+STATE_COLOURS: Final = {
+    "start": "#000000",
+    "succeeded": "#2ca02c",
+    "unresponsive": "#ff7f0e",
+    "failed": "#d62728",
+    "waiting": "#9467bd",
+    "not_contacted": "#9e9e9e",
+    "skipped": "#c7c7c7",
+}
+#: Graph layouts `lookup_graph` knows; "hops" puts hop h in column h, nearest peers on top.
+LAYOUTS: Final = ("hops", "spring", "kamada_kawai")
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"not {what}: missing columns {missing}")
+
+
+def _state_colour(title: str = "peer state") -> Any:
+    return alt.Color(
+        "state:N",
+        title=title,
+        scale=alt.Scale(domain=list(STATE_COLOURS), range=list(STATE_COLOURS.values())),
+    )
+
+
+def lookup_layout(
+    lookup: pd.DataFrame, *, layout: str = "hops", seed: int = 0
+) -> dict[int, tuple[float, float]]:
+    """Node index -> (x, y) for the query graph of a lookup table (`lookup_frame`).
+
+    The graph has an edge ``learned_from -> node`` for every peer, so it is a
+    tree rooted at the node that ran the lookup. ``hops`` is networkx's
+    multipartite layout with one column per hop, nearest peer on top;
+    ``spring`` and ``kamada_kawai`` are networkx's force layouts (``seed``
+    fixes the spring one).
+    """
+    _require(lookup, ("node", "learned_from", "hop", "distance_bits"), "a lookup table")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    graph = nx.DiGraph()
+    roots = sorted(set(lookup["learned_from"].tolist()) - set(lookup["node"].tolist()))
+    layers: dict[int, list[int]] = {0: roots} if roots else {}
+    # Farthest first within a column: the layout stacks upwards, so the nearest ends on top.
+    ordered = lookup.sort_values(["hop", "distance_bits", "node"], ascending=[True, False, False])
+    for node, hop in zip(ordered["node"].tolist(), ordered["hop"].tolist(), strict=True):
+        layers.setdefault(int(hop), []).append(int(node))
+    graph.add_nodes_from(roots)
+    graph.add_nodes_from(lookup["node"].tolist())
+    graph.add_edges_from(zip(lookup["learned_from"].tolist(), lookup["node"].tolist(), strict=True))
+    if len(graph) == 0:
+        return {}
+    if layout == "hops":
+        positions = nx.multipartite_layout(graph, subset_key=layers)
+    elif layout == "spring":
+        positions = nx.spring_layout(graph, seed=seed)
+    else:
+        positions = nx.kamada_kawai_layout(graph.to_undirected())
+    return {int(node): (float(x), float(y)) for node, (x, y) in positions.items()}
+
+
+def lookup_graph(
+    lookup: pd.DataFrame,
+    *,
+    layout: str = "hops",
+    seed: int = 0,
+    title: str = "who named whom",
+) -> Any:
+    """The query graph of one lookup: an edge from each peer to every peer it named.
+
+    Points are peers (colour: state when the lookup ended, black: the node
+    that ran it), rules go ``learned_from -> node``, labels are node indices;
+    positions come from `lookup_layout` (a networkx layout), so the chart is
+    data a notebook can inspect, not a picture.
+    """
+    positions = lookup_layout(lookup, layout=layout, seed=seed)
+    roots = sorted(set(lookup["learned_from"].tolist()) - set(lookup["node"].tolist()))
+    points = pd.concat(
+        [
+            pd.DataFrame({"node": roots, "state": "start", "hop": 0}),
+            lookup[["node", "state", "hop", "distance_bits", "query"]],
+        ],
+        ignore_index=True,
+    )
+    points["x"] = [positions[int(n)][0] for n in points["node"]]
+    points["y"] = [positions[int(n)][1] for n in points["node"]]
+    edges = pd.DataFrame(
+        {
+            "from": lookup["learned_from"].astype("int64"),
+            "to": lookup["node"].astype("int64"),
+            "state": lookup["state"],
+        }
+    )
+    edges["x"] = [positions[int(n)][0] for n in edges["from"]]
+    edges["y"] = [positions[int(n)][1] for n in edges["from"]]
+    edges["x2"] = [positions[int(n)][0] for n in edges["to"]]
+    edges["y2"] = [positions[int(n)][1] for n in edges["to"]]
+    x = alt.X("x:Q", axis=None)
+    y = alt.Y("y:Q", axis=None)
+    rules = (
+        alt.Chart(edges)
+        .mark_rule(opacity=0.35)
+        .encode(x=x, y=y, x2="x2:Q", y2="y2:Q", tooltip=["from:O", "to:O", "state:N"])
+    )
+    dots = (
+        alt.Chart(points)
+        .mark_circle(size=90, opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            color=_state_colour(),
+            tooltip=["node:O", "state:N", "hop:O", "distance_bits:Q", "query:Q"],
+        )
+    )
+    labels = (
+        alt.Chart(points).mark_text(dx=9, align="left", fontSize=9).encode(x=x, y=y, text="node:O")
+    )
+    return (rules + dots + labels).properties(title=title, width=360, height=300)
+
+
+def lookup_distances(lookup: pd.DataFrame, *, title: str = "distance to the target") -> Any:
+    """Each query of one lookup in the order sent (x) by its peer's distance to the target (y).
+
+    Distance is ``distance_bits``, the bit length of the XOR distance (one
+    bit less is half as far); colour is the peer's state when the lookup
+    ended, shape the hop at which it was learned.
+    """
+    _require(lookup, ("query", "distance_bits", "state", "node", "hop"), "a lookup table")
+    asked = lookup[lookup["query"].notna()].sort_values("query")
+    data = asked[["query", "node", "state", "distance_bits", "hop"]].astype({"query": "int64"})
+    return (
+        alt.Chart(data)
+        .mark_point(size=80, filled=True, opacity=0.9)
+        .encode(
+            x=alt.X("query:Q", title="query (in the order sent)", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y(
+                "distance_bits:Q",
+                title="XOR distance to target (bits)",
+                scale=alt.Scale(zero=False),
+                axis=alt.Axis(tickMinStep=1),
+            ),
+            color=_state_colour(),
+            shape=alt.Shape("hop:O", title="hop"),
+            tooltip=["query:Q", "node:O", "state:N", "hop:O", "distance_bits:Q"],
+        )
+        .properties(title=title, width=320, height=300)
+    )
+
+
+def bucket_fill_chart(buckets: pd.DataFrame, *, title: str = "routing table") -> Any:
+    """Contacts per k-bucket (bars), other nodes in the bucket's range (ticks), capacity k (rule).
+
+    Takes `LocalNetwork.bucket_fill`. Far buckets cover half, a quarter, ...
+    of the id space and hold at most k; near ones hold all the few nodes there are.
+    """
+    _require(buckets, ("bucket", "contacts", "in_network", "k"), "a bucket table")
+    x = alt.X("bucket:O", title="bucket (bit length of the XOR distance)")
+    bars = (
+        alt.Chart(buckets)
+        .mark_bar(opacity=0.8)
+        .encode(
+            x=x,
+            y=alt.Y("contacts:Q", title="contacts"),
+            tooltip=["bucket:O", "contacts:Q", "in_network:Q", "k:Q"],
+        )
+    )
+    ticks = (
+        alt.Chart(buckets)
+        .mark_tick(color="#d62728", thickness=2)
+        .encode(x=x, y="in_network:Q", tooltip=["bucket:O", "in_network:Q"])
+    )
+    capacity = (
+        alt.Chart(buckets.head(1)).mark_rule(strokeDash=[4, 4], color="#555555").encode(y="k:Q")
+    )
+    return (bars + ticks + capacity).properties(
+        title=alt.TitleParams(
+            title, subtitle="bars: contacts; red ticks: nodes in range; dashed: capacity k"
+        ),
+        width=320,
+        height=220,
+    )
+
+
+def hops_histogram(
+    lookups: pd.DataFrame,
+    *,
+    n: int,
+    column: str = "hops",
+    color: str | None = None,
+    title: str = "hops per lookup",
+) -> Any:
+    """How many lookups took each number of hops, with a rule at log2(n).
+
+    Takes `LocalNetwork.many_lookups` (or several concatenated, told apart by
+    the `color` column, e.g. before/after churn: their bars stand side by
+    side). `column` is ``hops`` (hop of the nearest peer found) or ``max_hop``.
+    """
+    _require(lookups, (column,) + ((color,) if color else ()), "a lookups table")
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    bound = math.log2(n)
+    keys = [column] + ([color] if color else [])
+    counts = lookups.groupby(keys).size().reset_index(name="lookups")
+    groups = sorted(counts[color].astype(str).unique()) if color else [""]
+    width = 0.8 / len(groups)
+    slot = {group: (i - (len(groups) - 1) / 2) * width for i, group in enumerate(groups)}
+    offset = counts[color].astype(str).map(slot) if color else 0.0
+    counts["left"] = counts[column] + offset - width / 2
+    counts["right"] = counts["left"] + width
+    top = max(int(lookups[column].max()) if len(lookups) else 0, math.ceil(bound)) + 1
+    x = alt.X(
+        "left:Q",
+        title=column.replace("_", " "),
+        scale=alt.Scale(domain=[-0.5, top], nice=False),
+        axis=alt.Axis(tickMinStep=1),
+    )
+    encoding: dict[str, Any] = {
+        "x": x,
+        "x2": "right:Q",
+        "y": alt.Y("lookups:Q", title="lookups"),
+        "y2": alt.datum(0),
+    }
+    if color:
+        encoding["color"] = alt.Color(f"{color}:N", title=color)
+    bars = alt.Chart(counts).mark_bar().encode(**encoding, tooltip=[*keys, "lookups:Q"])
+    rule_data = pd.DataFrame({"x": [bound], "label": [f"log2(n) = {bound:.1f}"]})
+    rule = alt.Chart(rule_data).mark_rule(color="#d62728", strokeDash=[4, 4]).encode(x="x:Q")
+    label = (
+        alt.Chart(rule_data)
+        .mark_text(align="left", dx=4, baseline="top", color="#d62728")
+        .encode(x="x:Q", y=alt.value(4), text="label:N")
+    )
+    return (bars + rule + label).properties(title=title, width=320, height=220)
+
+
+def duration_cdf(
+    lookups: pd.DataFrame, *, color: str | None = None, title: str = "lookup duration"
+) -> Any:
+    """Empirical CDF of lookup duration (ms), one line per value of `color` if given."""
+    _require(lookups, ("duration_ms",) + ((color,) if color else ()), "a lookups table")
+    groups = lookups.groupby(color, sort=True) if color else [("all", lookups)]
+    parts = []
+    for name, group in groups:
+        ms = np.sort(group["duration_ms"].to_numpy(dtype=float))
+        fraction = np.arange(1, len(ms) + 1) / len(ms)
+        parts.append(pd.DataFrame({"duration_ms": ms, "fraction": fraction, "group": str(name)}))
+    data = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"duration_ms": [], "fraction": [], "group": []})
+    )
+    return (
+        alt.Chart(data, title=title)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=alt.X("duration_ms:Q", title="duration (ms)"),
+            y=alt.Y("fraction:Q", title="fraction of lookups", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("group:N", title=color or "lookups"),
+        )
+        .properties(width=320, height=220)
     )

@@ -17,12 +17,19 @@ Invariants:
   hands work to that loop and waits for the result;
 * `close` stops every host, releases every port and ends the thread; it is
   idempotent and also runs on ``with``-block exit.
+
+The DHT methods (`join_dht`, `find_node`, `get`, `store`, `announce_room`,
+`find_room_peers`) wrap the `NodeHost` API by node index; `lookup_frame`,
+`bucket_fill` and `many_lookups` turn what they return into tables
+(railgun_ref/lab/lookups.py), judged against the ground truth only a lab
+has: every node's id and whether it runs.
 """
 
 import contextlib
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future
 from functools import partial
@@ -36,9 +43,25 @@ import pandas as pd
 from anyio.from_thread import BlockingPortal
 
 from railgun_ref.core.ids import Address
+from railgun_ref.dht.keys import KeyType
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost, PingOutcome
-from railgun_ref.events import ErrorReceived, PongReceived, RequestTimedOut
+from railgun_ref.events import (
+    ErrorReceived,
+    GetFinished,
+    LookupFinished,
+    PongReceived,
+    RequestTimedOut,
+    StoreFinished,
+)
 from railgun_ref.identity.keys import Identity
+from railgun_ref.lab.lookups import (
+    bucket_table,
+    index_map,
+    lookup_summary,
+    lookup_table,
+    records_table,
+    summary_frame,
+)
 from railgun_ref.node import NodeConfig
 from railgun_ref.rpc.requests import Channel
 
@@ -47,6 +70,19 @@ from railgun_ref.rpc.requests import Channel
 #: work: more pings in flight finish no sooner (the loop is CPU-bound) but
 #: inflate every RTT. 16 keeps 380 pairs well under a second.
 DEFAULT_CONCURRENCY: Final = 16
+#: Nodes joining the DHT at once in `join_dht`. Each join is a lookup of the
+#: joiner's own id plus a refresh of its farther buckets. The loop is CPU-bound,
+#: so more at once join no sooner but inflate every RTT, and with it the
+#: smoothed RTT each node derives its slow_after from (DHT-6.2).
+JOIN_CONCURRENCY: Final = 4
+#: Lookups in flight at once in `many_lookups`, by default.
+LOOKUP_CONCURRENCY: Final = 4
+#: Columns of `routing_tables`, in order.
+ROUTING_COLUMNS: Final = ("node", "running", "contacts", "buckets")
+#: How many lookups `lookup_frame` remembers the start node of.
+_REMEMBERED_LOOKUPS: Final = 4096
+#: Seconds between two looks at the nodes' requests in flight while settling.
+_SETTLE_POLL: Final = 0.02
 #: Columns of the DataFrame returned by the ping methods, in order.
 PING_COLUMNS: Final = (
     "src",
@@ -75,6 +111,10 @@ def identities(n: int, seed: int) -> list[tuple[Identity, random.Random]]:
         (Identity.from_seed(rng.randbytes(32)), random.Random(rng.getrandbits(64)))
         for _ in range(n)
     ]
+
+
+def _utf8(value: bytes | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
 
 
 def _outcome_name(outcome: PingOutcome) -> str:
@@ -155,6 +195,9 @@ class LocalNetwork:
         self._serving: Future[None] | None = None
         self._host_scopes: list[anyio.CancelScope] = []
         self._host_stopped: list[anyio.Event] = []
+        self._index: dict[str, int] = {}
+        #: (query id, target, started_at) of recent `find_node` results -> start node.
+        self._lookup_starts: OrderedDict[tuple[int, bytes, float], int] = OrderedDict()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -167,17 +210,26 @@ class LocalNetwork:
         host: str = "127.0.0.1",
         config: NodeConfig | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        join: bool = False,
     ) -> Self:
-        """A new network of `n` running nodes whose ids are drawn from `seed`."""
+        """A new network of `n` running nodes whose ids are drawn from `seed`.
+
+        With ``join=True`` the nodes also join the DHT (`join_dht`).
+        """
         network = cls(host=host, config=config, concurrency=concurrency)
-        network.restart(n, seed=seed)
+        try:
+            network.restart(n, seed=seed, join=join)
+        except BaseException:
+            network.close()
+            raise
         return network
 
-    def restart(self, n: int, *, seed: int | None = None) -> None:
+    def restart(self, n: int, *, seed: int | None = None, join: bool = False) -> None:
         """Stop the current nodes (if any) and start `n` new ones.
 
         With the same seed, the first nodes keep their ids (node i's identity
-        depends only on the seed and i), so results stay comparable.
+        depends only on the seed and i), so results stay comparable. With
+        ``join=True`` the new nodes join the DHT through node 0 (`join_dht`).
         """
         if n < 1:
             raise ValueError("a network needs at least one node")
@@ -193,6 +245,10 @@ class LocalNetwork:
         self.started_at = time.time()
         future, stop = self._loop.portal.start_task(self._serve, hosts)
         self._hosts, self._serving, self._stop = hosts, future, stop
+        self._index = index_map(host.node_id for host in hosts)
+        self._lookup_starts.clear()
+        if join:
+            self.join_dht()
 
     def close(self) -> None:
         """Stop every node, release every port, end the background thread."""
@@ -260,6 +316,11 @@ class LocalNetwork:
         self._host_scopes[index].cancel()
         await self._host_stopped[index].wait()
 
+    def _check_index(self, index: int) -> int:
+        if not 0 <= index < self.size:
+            raise IndexError(f"no node {index} in a network of {self.size}")
+        return index
+
     def _call(self, func: Callable[..., Awaitable[_T]], *args: object) -> _T:
         if self._loop is None or self._stop is None:
             raise RuntimeError(f"{self!r} is not running: start() or restart() it first")
@@ -292,9 +353,45 @@ class LocalNetwork:
         PINGs to it then time out after the nodes' request_timeout, and
         `ping_all_pairs` no longer sends from it.
         """
-        if not 0 <= index < self.size:
-            raise IndexError(f"no node {index} in a network of {self.size}")
+        self._check_index(index)
         self._call(self._stop_host, index)
+
+    def running_nodes(self) -> list[int]:
+        """Indices of the nodes that run, ascending."""
+        return [i for i, host in enumerate(self._hosts) if host.running]
+
+    def stop_nodes(self, indices: Iterable[int]) -> None:
+        """Stop the nodes at `indices` at once (see `stop_node`); stopped ones are skipped."""
+        chosen = sorted({self._check_index(int(i)) for i in indices})
+        self._call(self._stop_hosts_at, chosen)
+
+    async def _stop_hosts_at(self, indices: list[int]) -> None:
+        async with anyio.create_task_group() as tg:
+            for index in indices:
+                tg.start_soon(self._stop_host, index)
+
+    def stop_fraction(
+        self, fraction: float, *, seed: int = 0, keep: Iterable[int] = ()
+    ) -> list[int]:
+        """Stop ``round(fraction * size)`` running nodes drawn with `seed`; return them, sorted.
+
+        Nodes in `keep` (those a notebook goes on using) are never drawn. The
+        draw depends only on `seed`, `fraction`, `keep` and which nodes run, so
+        it is the same on every run. Raises ValueError if too few nodes are
+        left to draw from.
+        """
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        count = round(fraction * self.size)
+        kept = {int(i) for i in keep}
+        pool = [i for i in self.running_nodes() if i not in kept]
+        if count > len(pool):
+            raise ValueError(
+                f"cannot stop {count} of {self.size} nodes: only {len(pool)} run outside `keep`"
+            )
+        chosen = sorted(random.Random(seed).sample(pool, count))
+        self.stop_nodes(chosen)
+        return chosen
 
     def nodes(self) -> pd.DataFrame:
         """One row per node: index, id, address, whether it runs."""
@@ -434,6 +531,232 @@ class LocalNetwork:
             for i, (s, d) in enumerate(pairs):
                 tg.start_soon(one, i, self._hosts[s], self._hosts[d])
         return rows
+
+    # ------------------------------------------------------------------ DHT
+
+    def _running_host(self, index: int) -> NodeHost:
+        host = self._hosts[self._check_index(index)]
+        if not host.running:
+            raise HostStoppedError(f"node {index} was stopped")
+        return host
+
+    def join_dht(
+        self, *, via: int = 0, concurrency: int = JOIN_CONCURRENCY, settle_timeout: float = 10.0
+    ) -> pd.DataFrame:
+        """Every other running node joins the DHT through node `via`; returns `routing_tables`.
+
+        Each joiner pings `via` and looks up its own id, then refreshes its
+        buckets farther than its nearest neighbour (the Kademlia join, DHT
+        `bootstrap`); `concurrency` nodes join at once. Afterwards this waits
+        (up to `settle_timeout` seconds) until no node has a request in
+        flight, so the tables no longer change under the caller's feet.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        address = self._running_host(via).address
+        joiners = [i for i in self.running_nodes() if i != via]
+        self._call(self._join, joiners, address, concurrency)
+        self.settle(timeout=settle_timeout)
+        return self.routing_tables()
+
+    async def _join(self, joiners: list[int], address: Address, concurrency: int) -> None:
+        limiter = anyio.CapacityLimiter(concurrency)
+
+        async def one(host: NodeHost) -> None:
+            async with limiter:
+                await host.bootstrap([address])
+
+        async with anyio.create_task_group() as tg:
+            for index in joiners:
+                tg.start_soon(one, self._hosts[index])
+
+    def settle(self, *, timeout: float = 10.0) -> bool:
+        """Wait until no running node has a request in flight; False if `timeout` passed first.
+
+        Background work (bucket refreshes after a join, requests to stopped
+        nodes that still have to time out) ends this way before a measurement.
+        """
+        return self._call(self._settle, timeout)
+
+    async def _settle(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while any(h.running and h.node.requests_in_flight for h in self._hosts):
+                await anyio.sleep(_SETTLE_POLL)
+            return True
+        return False
+
+    def routing_tables(self) -> pd.DataFrame:
+        """One row per node (`ROUTING_COLUMNS`): whether it runs, its contacts and buckets."""
+        rows = self._call(self._routing_rows) if self.running else self._routing_rows_now()
+        return pd.DataFrame(rows, columns=list(ROUTING_COLUMNS))
+
+    async def _routing_rows(self) -> list[dict[str, Any]]:
+        return self._routing_rows_now()
+
+    def _routing_rows_now(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "node": i,
+                "running": host.running,
+                "contacts": len(host.node.dht.routing),
+                "buckets": len(host.node.dht.routing.bucket_fill()),
+            }
+            for i, host in enumerate(self._hosts)
+        ]
+
+    def _target(self, target: bytes | int) -> bytes:
+        if isinstance(target, int):
+            return self._hosts[self._check_index(target)].node_id
+        if len(target) != 32:
+            raise ValueError(f"a DHT key is 32 bytes, got {len(target)}")
+        return bytes(target)
+
+    def find_node(self, start: int, target: bytes | int) -> LookupFinished:
+        """Node `start` looks up `target`: a 32-byte key, or a node index (that node's id).
+
+        Returns the node's `LookupFinished`; `lookup_frame` turns it into a table.
+        """
+        host = self._running_host(start)
+        result = self._call(host.find_node, self._target(target))
+        self._lookup_starts[(result.query_id, result.target, result.started_at)] = start
+        while len(self._lookup_starts) > _REMEMBERED_LOOKUPS:
+            self._lookup_starts.popitem(last=False)
+        return result
+
+    def lookup_frame(self, result: LookupFinished, *, start: int | None = None) -> pd.DataFrame:
+        """Every peer `result` knew of, one row each (`lookups.LOOKUP_COLUMNS`), nearest first.
+
+        `start` is the node that ran the lookup; it may be left out for a
+        result of this network's `find_node`, which remembers it.
+        """
+        if start is None:
+            start = self._lookup_starts.get((result.query_id, result.target, result.started_at))
+            if start is None:
+                raise ValueError("not a recent find_node result of this network: pass start=")
+        return lookup_table(result, start=start, index=self._index)
+
+    def bucket_fill(self, index: int) -> pd.DataFrame:
+        """Node `index`'s routing table bucket by bucket (`lookups.BUCKET_COLUMNS`).
+
+        ``in_network`` counts the other nodes (running or not) whose distance
+        falls in each bucket: what the bucket could hold, capped by ``k``.
+        """
+        host = self._hosts[self._check_index(index)]
+        fill = self._call(self._bucket_fill, index) if self.running else self._fill_now(index)
+        return bucket_table(
+            host.node_id,
+            fill,
+            [h.node_id for h in self._hosts],
+            k=host.node.dht.routing.k,
+        )
+
+    async def _bucket_fill(self, index: int) -> dict[int, int]:
+        return self._fill_now(index)
+
+    def _fill_now(self, index: int) -> dict[int, int]:
+        return self._hosts[index].node.dht.routing.bucket_fill()
+
+    def many_lookups(
+        self,
+        count: int,
+        *,
+        seed: int = 0,
+        starts: Sequence[int] | None = None,
+        concurrency: int = LOOKUP_CONCURRENCY,
+    ) -> pd.DataFrame:
+        """`count` lookups of random keys from random running nodes; one row each.
+
+        Keys and start nodes (drawn from `starts`, default: every running
+        node) come from ``random.Random(seed)``. Each row (`lookups.SUMMARY_COLUMNS`)
+        judges the lookup against the nodes running right now: ``success`` if
+        the first peer returned is the running node closest to the key,
+        ``recall`` the share of the true k closest it returned.
+        """
+        if count < 0 or concurrency < 1:
+            raise ValueError("count must be >= 0 and concurrency >= 1")
+        pool = list(self.running_nodes() if starts is None else starts)
+        for index in pool:
+            self._running_host(index)
+        if count and not pool:
+            raise ValueError("no running node to start lookups from")
+        rng = random.Random(seed)
+        plan = [(rng.choice(pool), rng.randbytes(32)) for _ in range(count)]
+        results = self._call(self._many_lookups, plan, concurrency)
+        live = [(i, h.node_id) for i, h in enumerate(self._hosts) if h.running]
+        rows = []
+        for number, ((start, _), result) in enumerate(zip(plan, results, strict=True)):
+            host = self._hosts[start]
+            rows.append(
+                lookup_summary(
+                    result,
+                    lookup=number,
+                    start=start,
+                    live_ids=[node_id for i, node_id in live if i != start],
+                    k=host.node.dht.routing.k,
+                )
+            )
+        return summary_frame(rows)
+
+    async def _many_lookups(
+        self, plan: list[tuple[int, bytes]], concurrency: int
+    ) -> list[LookupFinished]:
+        limiter = anyio.CapacityLimiter(concurrency)
+        results: list[LookupFinished | None] = [None] * len(plan)
+
+        async def one(number: int, host: NodeHost, target: bytes) -> None:
+            async with limiter:
+                results[number] = await host.find_node(target)
+
+        async with anyio.create_task_group() as tg:
+            for number, (start, target) in enumerate(plan):
+                tg.start_soon(one, number, self._hosts[start], target)
+        return [result for result in results if result is not None]
+
+    def store(
+        self,
+        index: int,
+        key_type: KeyType,
+        ident: bytes | str,
+        value: bytes | str,
+        *,
+        ttl: float | None = None,
+    ) -> StoreFinished:
+        """Node `index` publishes a signed record on the k closest nodes (`NodeHost.store`).
+
+        Text idents and values are stored as UTF-8.
+        """
+        host = self._running_host(index)
+        return self._call(partial(host.store, key_type, _utf8(ident), _utf8(value), ttl=ttl))
+
+    def get(self, index: int, key: bytes, *, quorum: int = 1) -> GetFinished:
+        """Node `index` fetches the records under `key` (`NodeHost.get`).
+
+        `records_frame` turns the result into a table.
+        """
+        host = self._running_host(index)
+        return self._call(partial(host.get, key, quorum=quorum))
+
+    def announce_room(
+        self, index: int, room_id: bytes | str, value: bytes | str = b""
+    ) -> StoreFinished:
+        """Node `index` announces itself as a member of `room_id` (`NodeHost.announce_room`)."""
+        host = self._running_host(index)
+        return self._call(host.announce_room, _utf8(room_id), _utf8(value))
+
+    def find_room_peers(self, index: int, room_id: bytes | str) -> GetFinished:
+        """Node `index` collects every member announcement of `room_id`.
+
+        The seed's `findRoomPeers` (`NodeHost.find_room_peers`); `records_frame` reads it.
+        """
+        host = self._running_host(index)
+        return self._call(host.find_room_peers, _utf8(room_id))
+
+    def records_frame(self, result: GetFinished) -> pd.DataFrame:
+        """The records a `get` / `find_room_peers` returned, one row each.
+
+        Columns: `lookups.RECORD_COLUMNS`.
+        """
+        return records_table(result, index=self._index)
 
     # ---------------------------------------------- async twins (Jupyter)
 

@@ -153,9 +153,9 @@ def encode_contact(node_id: NodeId, address: Address) -> list[Any]:
 def contact_size(address: Address) -> int | None:
     """DHT-7.2: encoded size of a contact at `address` in bytes, or None if it has none."""
     packed = _pack_host(address[0])
-    if packed is None:
-        return None
     port = address[1]
+    if packed is None or not 0 < port <= 0xFFFF:
+        return None  # DHT-7.2: only nameable contacts are listed
     # array(3) head + bstr(32) + bstr(4|16) + uint port
     return 1 + 2 + NODE_ID_SIZE + 1 + len(packed) + (1 if port < 24 else 2 if port < 256 else 3)
 

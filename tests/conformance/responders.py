@@ -2,7 +2,7 @@
 
 Run as a script::
 
-    python tests/conformance/responders.py --mode good|bad-signature|echo-garbage|silent|replays-ok
+    python tests/conformance/responders.py --mode MODE   (one of MODES)
 
 Like ``railgun-ref node``, it prints as its first stdout line
 ``railgun-ref node listening udp://HOST:PORT id=<64 hex>`` and serves until
@@ -12,7 +12,11 @@ other modes break one rule each, so a test can show the runner catches it:
 * ``bad-signature``: every reply has one bit of its signature flipped (ENV-2.1);
 * ``echo-garbage``: bytes the node refused are sent back to their sender (NODE-1.2);
 * ``silent``: never answers anything (MSG-2.1);
-* ``replays-ok``: a fresh node per datagram, so replays are answered (ENV-2.4).
+* ``replays-ok``: the node forgets every envelope it saw (a fresh replay guard per
+  datagram), so replays are answered (ENV-2.4); everything else, the DHT's routing
+  table and records included, is kept;
+* ``nodes-unsorted``: NODES replies list their contacts farthest first (DHT-7.2);
+* ``forgets-records``: STOREs are acknowledged, then the records are lost (DHT-7.4).
 """
 
 import argparse
@@ -22,12 +26,24 @@ import socket
 import sys
 import time
 
+from railgun_ref.dht.storage import RecordTable
 from railgun_ref.events import MessageRejected
 from railgun_ref.identity.keys import Identity
 from railgun_ref.node import Node
+from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.wire import cbor
+from railgun_ref.wire.envelope import decode_envelope, encode_envelope
+from railgun_ref.wire.messages import MessageType
 
-MODES = ("good", "bad-signature", "echo-garbage", "silent", "replays-ok")
+MODES = (
+    "good",
+    "bad-signature",
+    "echo-garbage",
+    "silent",
+    "replays-ok",
+    "nodes-unsorted",
+    "forgets-records",
+)
 
 
 def _corrupt_signature(data: bytes) -> bytes:
@@ -35,6 +51,20 @@ def _corrupt_signature(data: bytes) -> bytes:
     flipped = bytearray(signature)
     flipped[40] ^= 0x01
     return cbor.encode([signed, bytes(flipped)])
+
+
+def _reverse_nodes(data: bytes, identity: Identity) -> bytes:
+    """A NODES reply re-signed with its contacts in reverse order; other replies as they are."""
+    envelope = decode_envelope(data)
+    if envelope.type != MessageType.NODES or len(envelope.body[0]) < 2:
+        return data
+    return encode_envelope(
+        identity,
+        type=envelope.type,
+        request_id=envelope.request_id,
+        timestamp_ms=envelope.timestamp_ms,
+        body={0: list(reversed(envelope.body[0]))},
+    )
 
 
 def serve(mode: str, host: str, port: int) -> None:
@@ -53,14 +83,22 @@ def serve(mode: str, host: str, port: int) -> None:
         if mode == "silent":
             continue
         if mode == "replays-ok":
-            node = Node(identity, rng=random.Random(), now=time.time())
+            node._replay = ReplayGuard(
+                max_skew=node.config.max_clock_skew, capacity=node.config.replay_capacity
+            )
         node.receive_datagram(data, address, now=time.time())
         refused = False
         while (event := node.next_event()) is not None:
             refused = refused or isinstance(event, MessageRejected)
         replies = node.datagrams_to_send()
+        if mode == "forgets-records":
+            node.dht.records = RecordTable(node.dht.config.storage)
         for reply, destination in replies:
-            sent = _corrupt_signature(reply) if mode == "bad-signature" else reply
+            sent = reply
+            if mode == "bad-signature":
+                sent = _corrupt_signature(reply)
+            elif mode == "nodes-unsorted":
+                sent = _reverse_nodes(reply, identity)
             sock.sendto(sent, destination)
         if mode == "echo-garbage" and refused and not replies:
             sock.sendto(data[:1200], address)

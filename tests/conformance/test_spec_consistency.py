@@ -12,10 +12,21 @@ import pytest
 from railgun_ref.conformance.traceability import SPEC_PATH, parse_spec
 from railgun_ref.core import constants
 from railgun_ref.core.errors import ErrorCode
+from railgun_ref.dht import service
+from railgun_ref.dht.keys import KEY_DOMAIN, MAX_IDENT_SIZE, KeyType
+from railgun_ref.dht.records import MAX_TTL, MAX_VALUE_SIZE, RECORD_DOMAIN
+from railgun_ref.dht.service import DhtConfig
+from railgun_ref.dht.storage import StorageLimits
 from railgun_ref.identity import ed25519_math
 from railgun_ref.node import NodeConfig
 from railgun_ref.wire.envelope import ENVELOPE_DOMAIN
-from railgun_ref.wire.messages import MAX_HOST_LENGTH, MAX_REASON_LENGTH, MessageType
+from railgun_ref.wire.messages import (
+    MAX_CONTACTS,
+    MAX_HOST_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_RECORDS,
+    MessageType,
+)
 
 SPEC = SPEC_PATH.read_text(encoding="utf-8")
 
@@ -83,7 +94,10 @@ def test_clause_ids_are_unique_and_well_formed() -> None:
     assert len({c.id for c in clauses}) == len(clauses) > 40
     assert all(c.section for c in clauses)
     areas = {c.id.split("-")[0] for c in clauses}
-    assert areas == {"ENC", "ID", "ENV", "MSG", "RPC", "NODE", "STR", "ERR"}
+    assert areas == {
+        *("ENC", "ID", "ENV", "MSG", "RPC", "NODE", "STR", "ERR"),
+        *("DHT", "ROOM", "HT", "CAP", "CEN"),
+    }
 
 
 def test_every_decision_follows_a_clause() -> None:
@@ -94,3 +108,65 @@ def test_every_decision_follows_a_clause() -> None:
             seen_clause = True
         if line.startswith("**Decision:**"):
             assert seen_clause, line
+
+
+@pytest.mark.clause("DHT-2.1")
+def test_key_type_table_matches_the_enum() -> None:
+    rows = _table_after("**DHT-2.1**")
+    assert {name: int(number) for number, name, *_ in rows} == {
+        t.wire_name.decode("ascii"): t.value for t in KeyType
+    }
+    assert KEY_DOMAIN.hex() in SPEC and RECORD_DOMAIN.hex() in SPEC
+
+
+@pytest.mark.clause("DHT-9.1")
+def test_dht_parameters_table_matches_the_code() -> None:
+    """DHT-9.1 against DhtConfig, StorageLimits and the wire constants of the DHT."""
+    rows = {name: (value, kind) for name, value, kind, _ in _table_after("**DHT-9.1**")}
+
+    def number(name: str) -> float:
+        match = re.match(r"[0-9.]+", rows[name][0])
+        assert match is not None, rows[name]
+        return float(match.group())
+
+    def last(name: str) -> int:
+        return int(re.findall(r"\d+", rows[name][0].split(" (")[0])[-1])
+
+    config, limits = DhtConfig(), StorageLimits()
+    assert {name for name, (_, kind) in rows.items() if kind == "wire"} == {
+        "id and key size",
+        "key derivation domain",
+        "ident size",
+        "record signature domain",
+        "record value size",
+        "maximum TTL",
+        "contacts per NODES or VALUE",
+        "records per VALUE",
+        "reply overhead",
+    }
+    assert number("id and key size") == 32
+    assert rows["key derivation domain"][0] == "`railgun/v1/dht-key` 0x00 (19 bytes)"
+    assert KEY_DOMAIN == b"railgun/v1/dht-key\x00"
+    assert rows["record signature domain"][0] == "`railgun/v1/record` 0x00 (18 bytes)"
+    assert RECORD_DOMAIN == b"railgun/v1/record\x00"
+    assert last("ident size") == MAX_IDENT_SIZE
+    assert last("record value size") == MAX_VALUE_SIZE
+    assert number("maximum TTL") == MAX_TTL
+    assert number("contacts per NODES or VALUE") == MAX_CONTACTS
+    assert number("records per VALUE") == MAX_RECORDS
+    assert number("reply overhead") == service._ENVELOPE_OVERHEAD
+    assert number("k (bucket size, replication)") == config.k
+    assert number("α (queries in flight)") == config.alpha
+    assert number("max_failures") == config.max_failures
+    slow = rows["slow_after"][0]
+    assert f"{config.slow_after_rtt_factor:g} × SRTT" in slow
+    assert f"{config.slow_after_min:g}..{config.slow_after_max:g} s" in slow
+    assert f"({config.slow_after_max / 2:g} s before any sample)" in slow
+    assert number("refresh interval") == config.refresh_interval
+    assert number("republish interval") == config.republish_interval
+    assert number("replicate interval") == config.replicate_interval
+    assert number("record TTL") == config.record_ttl
+    assert number("records per key") == limits.per_key
+    assert number("records per publisher") == limits.per_publisher
+    assert number("records in total") == limits.total
+    assert number("disjoint paths") == config.disjoint_paths

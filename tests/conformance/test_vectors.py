@@ -114,6 +114,12 @@ def test_generator_is_deterministic() -> None:
     assert generate.build_all() == generate.build_all()
 
 
+def _other_outcome(step: dict[str, Any]) -> None:
+    """Make a store step expect an outcome other than the one it has."""
+    step.pop("expectedError", None)
+    step["outcome"] = "STORED" if step.get("outcome") == "REPLACED" else "REPLACED"
+
+
 def _is(result: str) -> Any:
     return lambda test: test["result"] == result
 
@@ -159,6 +165,70 @@ def _is(result: str) -> Any:
             _is("invalid"),
             lambda t: t["counters"].update({"rx.datagram": 0}),
             id="node-counters",
+        ),
+        pytest.param(
+            "dht_geometry",
+            lambda t: t.get("bucketIndex") is not None,
+            lambda t: t.update(bucketIndex=t["bucketIndex"] + 1),
+            id="dht-bucket",
+        ),
+        pytest.param(
+            "dht_geometry", lambda t: "key" in t, lambda t: t.update(key="00" * 32), id="dht-key"
+        ),
+        pytest.param(
+            "dht_records",
+            lambda t: "signature" in t,
+            lambda t: t.update(signature="00" * 64),
+            id="dht-record-signature",
+        ),
+        pytest.param(
+            "dht_records",
+            lambda t: "expectedError" in t,
+            lambda t: t.update(expectedError="QUOTA"),
+            id="dht-record-code",
+        ),
+        pytest.param(
+            "dht_records",
+            lambda t: bool(t.get("held")),
+            lambda t: t.update(held=[]),
+            id="dht-store-held",
+        ),
+        pytest.param(
+            "dht_records",
+            lambda t: "steps" in t,
+            lambda t: _other_outcome(t["steps"][-1]),
+            id="dht-store-outcome",
+        ),
+        pytest.param(
+            "dht_lookup",
+            lambda t: True,
+            lambda t: t["steps"][0].update(expect={"step": "waiting", "until": None}),
+            id="dht-lookup-step",
+        ),
+        pytest.param(
+            "dht_lookup",
+            lambda t: any("closest" in s.get("expect", {}) for s in t["steps"]),
+            lambda t: [
+                s["expect"].update(closest=[])
+                for s in t["steps"]
+                if "closest" in s.get("expect", {})
+            ],
+            id="dht-lookup-result",
+        ),
+        pytest.param(
+            "dht_messages", _is("valid"), lambda t: t.update(decoded={}), id="dht-message-decoded"
+        ),
+        pytest.param(
+            "dht_messages",
+            _is("invalid"),
+            lambda t: t.update(result="valid"),
+            id="dht-message-result",
+        ),
+        pytest.param(
+            "dht_node",
+            lambda t: True,
+            lambda t: t["steps"][-1]["expect"].update(datagrams=[]),
+            id="dht-node-step",
         ),
     ],
 )

@@ -35,7 +35,19 @@ CHECKED = {
     "ENV-2.4",
     "MSG-1.3",
     "MSG-1.2",
+    "DHT-5.1",
+    "DHT-7.1",
+    "DHT-7.2",
+    "DHT-7.3",
+    "DHT-7.4",
+    "DHT-7.5",
+    "DHT-7.6",
+    "DHT-7.7",
+    "DHT-3.3",
+    "DHT-3.4",
 }
+#: Checks in a full run.
+CHECK_COUNT = 29
 
 
 def _run(target: str) -> Report:
@@ -49,13 +61,14 @@ def _run(target: str) -> Report:
 @pytest.mark.integration
 @pytest.mark.clause(*sorted(CHECKED))
 def test_good_responder_passes_every_check(responder: Starter) -> None:
-    """A node built on the sans-IO core passes MSG-2.1/2.2, NODE-1.2, ENV-2.4, MSG-1.3 ..."""
+    """A node built on the sans-IO core passes MSG-2.1/2.2, NODE-1.2, ENV-2.4, MSG-1.3 ...
+    and the DHT checks (DHT-5.1, DHT-7.1 .. DHT-7.7, DHT-3.3, DHT-3.4)."""
     with responder("good") as (target, node_id):
         report = _run(target)
     assert report.passed, report.to_json()
     assert report.node_id == node_id
     assert {check.clause for check in report.checks} == CHECKED
-    assert len(report.checks) == 14
+    assert len(report.checks) == CHECK_COUNT
 
 
 @pytest.mark.integration
@@ -66,6 +79,8 @@ def test_good_responder_passes_every_check(responder: Starter) -> None:
         ("echo-garbage", "NODE-1.2", False),
         ("silent", "MSG-2.1", False),
         ("replays-ok", "ENV-2.4", True),
+        ("nodes-unsorted", "DHT-7.2", True),
+        ("forgets-records", "DHT-7.4", True),
     ],
 )
 def test_broken_responder_fails_the_clause_it_breaks(
@@ -100,7 +115,7 @@ def test_main_prints_json_and_a_table(
         assert wire_runner.main(target, json_output=True, timeout=TIMEOUT) == 0
         printed = json.loads(capsys.readouterr().out)
         assert printed["passed"] is True and printed["target"] == target
-        assert len(printed["checks"]) == 14
+        assert len(printed["checks"]) == CHECK_COUNT
         assert wire_runner.main(target, json_output=False, timeout=TIMEOUT) == 0
         table = capsys.readouterr().out
     assert "PASS" in table and "FAIL" not in table and "NODE-1.2" in table

@@ -1,4 +1,4 @@
-"""E2E-1.x: room messages readable by members only, sender hidden inside."""
+"""ROOM-1.x: room messages readable by members only, sender hidden inside."""
 
 import random
 
@@ -29,7 +29,7 @@ def _seal(
 
 
 def test_every_member_reads_the_same_message() -> None:
-    """E2E-1.1: each member opens the blob and sees sender, id, time and body."""
+    """ROOM-1.1: each member opens the blob and sees sender, id, time and body."""
     blob, message_id = _seal()
     for member in (ALICE, BOB, CAROL):
         message = open_room_message(member, blob, room_id=ROOM)
@@ -40,7 +40,7 @@ def test_every_member_reads_the_same_message() -> None:
 
 
 def test_sender_identity_is_not_visible_outside() -> None:
-    """E2E-1.1: neither the sender's key nor its id appear in the blob."""
+    """ROOM-1.1: neither the sender's key nor its id appear in the blob."""
     blob, _ = _seal()
     assert ALICE.public_key not in blob
     assert ALICE.node_id not in blob
@@ -49,7 +49,7 @@ def test_sender_identity_is_not_visible_outside() -> None:
 
 
 def test_non_member_cannot_read() -> None:
-    """E2E-1.3: a key wrap exists only for members."""
+    """ROOM-1.3: a key wrap exists only for members."""
     blob, _ = _seal()
     with pytest.raises(RemoteProtocolError) as info:
         open_room_message(MALLORY, blob, room_id=ROOM)
@@ -57,7 +57,7 @@ def test_non_member_cannot_read() -> None:
 
 
 def test_message_bound_to_its_room() -> None:
-    """E2E-1.2: the signature covers the room id, so a blob replayed elsewhere fails."""
+    """ROOM-1.2: the signature covers the room id, so a blob replayed elsewhere fails."""
     blob, _ = _seal()
     with pytest.raises(RemoteProtocolError) as info:
         open_room_message(BOB, blob, room_id=b"another-room")
@@ -75,7 +75,7 @@ def test_tampering_is_detected() -> None:
 
 @pytest.mark.parametrize(("size", "bucket"), [(0, 256), (100, 256), (255, 4096), (3800, 4096)])
 def test_padding_buckets(size: int, bucket: int) -> None:
-    """E2E-1.4: the inner message is padded to the seed's buckets."""
+    """ROOM-1.4: the inner message is padded to the seed's buckets."""
     blob, _ = _seal(body=bytes(size))
     message = open_room_message(BOB, blob, room_id=ROOM)
     assert message.bucket == bucket
@@ -84,7 +84,7 @@ def test_padding_buckets(size: int, bucket: int) -> None:
 
 
 def test_blob_size_depends_only_on_bucket_and_room_size() -> None:
-    """E2E-1.4: two bodies in the same bucket give blobs of the same length."""
+    """ROOM-1.4: two bodies in the same bucket give blobs of the same length."""
     short, _ = _seal(body=b"x")
     longer, _ = _seal(body=b"y" * 100)
     assert len(short) == len(longer)
@@ -104,7 +104,7 @@ def test_injected_randomness_makes_blobs_reproducible() -> None:
 
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_raise_only_remote_errors(data: bytes) -> None:
-    """E2E-1.5: opening any bytes raises only RemoteProtocolError."""
+    """ROOM-1.5: opening any bytes raises only RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError):
         open_room_message(BOB, data, room_id=ROOM)
 

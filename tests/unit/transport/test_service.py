@@ -1,6 +1,9 @@
 """HybridTransportService: failover, offline, failback hysteresis, exactly-once (HT-3, HT-4)."""
 
+import pathlib
+
 from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import Path
 from railgun_ref.transport.service import (
@@ -164,9 +167,56 @@ def test_phi_detector_fails_over_in_seconds_on_silence() -> None:
 
 
 def test_p2p_only_never_checks_the_central_service() -> None:
+    """HT-3.1: no health checks in p2p-only mode."""
     config = HybridTransportConfig(preferred_mode=TransportMode.P2P_ONLY)
     service = HybridTransportService(config, local_id=ME, now=T0)
     service.on_timer(now=T0 + 100)
     assert not any(isinstance(a, CheckHealth) for a in drain(service))
     service.reachability(reach=Reach.SOME, anything_reachable=True, now=T0)
     assert service.state is TransportState.DEGRADED
+
+
+def test_modes_and_states_use_the_seed_wire_values() -> None:
+    """HT-1.1/HT-1.2: the TypeScript client's strings, exactly."""
+    assert {m.value for m in TransportMode} == {"aws", "hybrid", "p2p-only"}
+    assert {s.value for s in TransportState} == {
+        "connected-aws",
+        "connected-hybrid",
+        "connected-p2p",
+        "degraded",
+        "connecting",
+        "disconnected",
+    }
+
+
+def test_outbox_is_persisted_before_anything_is_sent() -> None:
+    """HT-4.1: the PersistOutbox action precedes every send action of the same input."""
+    service = started()
+    service.send(room_id=b"r", members=frozenset({ME, BOB}), blob=b"x", message_id=b"m", now=T0)
+    kinds = [type(a) for a in drain(service)]
+    assert kinds.index(PersistOutbox) < kinds.index(SendCentral)
+
+
+def test_outbox_survives_a_restart(tmp_path: pathlib.Path) -> None:
+    """HT-4.4: unsettled entries written through SQLite come back after a restart."""
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
+    service = started()
+    members = frozenset({ME, BOB, CAROL})
+    for mid in (b"a", b"b", b"c"):
+        service.send(room_id=b"r", members=members, blob=mid * 3, message_id=mid, now=T0)
+    service.central_acked(b"a", now=T0 + 1)
+    service.p2p_acked(b"b", BOB, now=T0 + 1)
+    for action in drain(service):
+        if isinstance(action, PersistOutbox):
+            store.apply(action.changes)
+    store.close()
+
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
+    restarted = HybridTransportService(HybridTransportConfig(), local_id=ME, now=T0 + 100)
+    for entry in store.load():
+        restarted.outbox.restore(entry)
+    unsettled = {e.message_id: e for e in restarted.outbox.unsettled(now=T0 + 100)}
+    assert set(unsettled) == {b"b", b"c"}
+    assert unsettled[b"b"].missing_p2p() == frozenset({CAROL})
+    assert unsettled[b"c"].blob == b"ccc"
+    store.close()

@@ -1,0 +1,1030 @@
+"""`railgun-ref bench dht`: our DHT and the PyPI `kademlia` package, one harness, one run.
+
+The workload (`make_workload`) is drawn from the seed alone, so every
+implementation gets the same node seeds, keys, values, storers, stopped
+nodes and getters:
+
+1. **setup**: N real UDP nodes on 127.0.0.1 in one event loop; node 0 starts
+   alone and every other node joins through it, `join_concurrency` joins at a
+   time. ``setup_s`` runs from binding the first socket to the end of the last
+   join; then the network settles for ``settle_s`` (not counted).
+2. **stores**: K random 32-byte idents with small random values, each stored
+   from a random node, `op_concurrency` at a time.
+3. **churn**: round(F·N) random nodes stop (sockets closed: they answer
+   nothing, as a crashed peer). Getters are drawn from the survivors only.
+4. **gets**: K gets, each from a random live node, `op_concurrency` at a time
+   and at most one per getter at a time, each timed with `perf_counter`; a
+   get succeeds when the value found equals the value stored. Latency
+   statistics cover every get, failed ones included (what a caller waited).
+
+`--rtt-ms R` delays every datagram R/2 ms on send, both directions, both
+implementations (ours: `NodeHost(send_delay=...)`; kademlia: its transport's
+``sendto`` through ``loop.call_later``). Both use a 5 s RPC timeout.
+
+Each implementation runs in its own subprocess (``python -m
+railgun_ref.bench.dht --worker IMPL``), one after the other, so
+``peak_rss_mb`` (``ru_maxrss``, process-wide and monotonic) is that
+implementation's own and the two never compete for the CPU. The worker
+imports an implementation's modules only once it knows which one it runs.
+
+``--driver sim`` runs ours in the discrete-event simulator instead: the same
+`Node` code in virtual time, the same workload, latency from the simulated
+links, plus lookup hops against log2(N), events processed and wall time.
+This is the mode for runs of 10^4 nodes and more.
+
+Percentiles are nearest-rank: p95 of n samples is the ceil(0.95·n)-th smallest.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from importlib.util import find_spec
+from typing import Any, Final
+
+from railgun_ref.core.ids import Address
+
+#: Goal 1 (issue text): N=500, no churn: 100 % of gets succeed.
+GOAL1_NODES: Final = 500
+#: Goal 2: N=200, churn 0.3, RTT 50 ms, 5 s RPC timeout for both.
+GOAL2_NODES: Final = 200
+GOAL2_CHURN: Final = 0.3
+GOAL2_RTT_MS: Final = 50.0
+GOAL2_SUCCESS: Final = 0.995
+GOAL2_MEDIAN_RTTS: Final = 3.0
+GOAL2_P95_MS: Final = 1000.0
+GOAL_RPC_TIMEOUT: Final = 5.0
+
+IMPLS: Final = ("ours", "kademlia")
+#: The RTT of simulated links when --rtt-ms is not given (zero would make virtual time moot).
+SIM_DEFAULT_RTT_MS: Final = 50.0
+#: NodeHost's datagram queue in the benchmark: with --rtt-ms it is also the delay line,
+#: which must not drop what an emulated link would carry (kademlia's call_later has no bound).
+_DELAY_LINE_SIZE: Final = 8192
+#: A worker that runs longer than this is killed and reported as an error, seconds.
+_WORKER_TIMEOUT: Final = 3 * 3600.0
+
+MACHINE_NOTE: Final = (
+    "2 CPU cores shared with other engineers' concurrent work (builds, tests, "
+    "other benchmarks); wall-clock timings are noisy, compare within one run"
+)
+
+
+# ------------------------------------------------------------------ parameters
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchParams:
+    """One benchmark run. Times in seconds unless the name says otherwise."""
+
+    nodes: int = 100
+    keys: int = 50
+    churn: float = 0.0  #: fraction of nodes stopped after the stores, before the gets
+    rtt_ms: float = 0.0  #: emulated round-trip time; each datagram waits rtt_ms/2 on send
+    seed: int = 1
+    rpc_timeout: float = 5.0  #: per-RPC timeout, the same for both implementations
+    k: int = 20
+    alpha: int = 3
+    value_size: int = 32  #: bytes per stored value
+    join_concurrency: int = 8  #: joins in flight at once during setup
+    op_concurrency: int = 4  #: stores (then gets) in flight at once
+    settle_s: float = 2.0  #: pause after setup, before the stores (virtual in the simulator)
+    op_timeout: float = 300.0  #: harness cap per operation; a get past it is a failure
+
+    def __post_init__(self) -> None:
+        if self.nodes < 2 or self.keys < 1:
+            raise ValueError("need at least 2 nodes and 1 key")
+        if not 0.0 <= self.churn < 1.0 or round(self.churn * self.nodes) >= self.nodes:
+            raise ValueError("churn is a fraction in [0, 1) that leaves a node running")
+        if self.rtt_ms < 0 or self.rpc_timeout <= 0 or self.op_timeout <= 0:
+            raise ValueError("rtt_ms must be >= 0, timeouts > 0")
+        if min(self.join_concurrency, self.op_concurrency, self.k, self.alpha) < 1:
+            raise ValueError("concurrencies, k and alpha are at least 1")
+        if not 1 <= self.value_size <= 256:
+            raise ValueError("value_size is 1..256 bytes (DHT-3.2)")
+
+    @property
+    def send_delay(self) -> float:
+        """One-way delay added to every datagram, seconds."""
+        return self.rtt_ms / 2000.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """Everything random in a run, drawn from the seed, shared by all implementations."""
+
+    node_seeds: tuple[bytes, ...]  #: 32 bytes per node (ours: Ed25519 seed; kademlia: id)
+    idents: tuple[bytes, ...]  #: per key: the application key (32 bytes)
+    values: tuple[bytes, ...]  #: per key: the value stored
+    store_from: tuple[int, ...]  #: per key: index of the node that stores it
+    stopped: tuple[int, ...]  #: indices of the nodes stopped by churn, sorted
+    get_from: tuple[int, ...]  #: per key: index of the (surviving) node that gets it
+
+
+def make_workload(params: BenchParams) -> Workload:
+    rng = random.Random(params.seed)
+    n = params.nodes
+    node_seeds = tuple(rng.randbytes(32) for _ in range(n))
+    idents = tuple(rng.randbytes(32) for _ in range(params.keys))
+    values = tuple(rng.randbytes(params.value_size) for _ in range(params.keys))
+    store_from = tuple(rng.randrange(n) for _ in range(params.keys))
+    stopped = tuple(sorted(rng.sample(range(n), round(params.churn * n))))
+    stopped_set = set(stopped)
+    alive = [i for i in range(n) if i not in stopped_set]
+    get_from = tuple(rng.choice(alive) for _ in range(params.keys))
+    return Workload(
+        node_seeds=node_seeds,
+        idents=idents,
+        values=values,
+        store_from=store_from,
+        stopped=stopped,
+        get_from=get_from,
+    )
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(slots=True)
+class LoopLag:
+    """How late a periodic sleeper wakes, per phase: the event loop's own queueing delay.
+
+    All N nodes share one loop on a shared 2-core machine; a late wake-up is
+    time every datagram handler waited too, so it explains latency noise.
+    """
+
+    interval: float = 0.05  #: seconds between samples
+    phase: str = "setup"
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, lateness: float) -> None:
+        self.samples.setdefault(self.phase, []).append(max(0.0, lateness))
+
+    def report(self) -> dict[str, dict[str, float | None]]:
+        return {phase: distribution([x * 1000 for x in xs]) for phase, xs in self.samples.items()}
+
+
+@dataclass(slots=True, kw_only=True)
+class OpResult:
+    """One store or get as the harness saw it."""
+
+    ok: bool
+    latency_s: float  #: wall (or virtual) seconds the caller waited
+    rpcs: int | None = None
+    hops: int | None = None
+    error: str | None = None  #: why it failed, when it did
+    local: bool | None = None  #: a get whose getter itself held the value when it started
+
+
+@dataclass(slots=True, kw_only=True)
+class ImplRun:
+    """What one implementation's worker measured."""
+
+    impl: str
+    driver: str
+    setup_s: float
+    joins_failed: int
+    stores: list[OpResult]
+    gets: list[OpResult]
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    loop_lag: LoopLag | None = None
+
+
+def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
+    """The nearest-rank q-quantile (0 < q <= 1) of already sorted values."""
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def distribution(values: Sequence[float], *, digits: int = 1) -> dict[str, float | None]:
+    """median, p95 (nearest rank), max and mean of `values`, rounded; None when empty."""
+    if not values:
+        return {"median": None, "p95": None, "max": None, "mean": None}
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), digits),
+        "p95": round(nearest_rank(ordered, 0.95), digits),
+        "max": round(ordered[-1], digits),
+        "mean": round(statistics.fmean(ordered), digits),
+    }
+
+
+def summarise_ops(ops: Sequence[OpResult]) -> dict[str, Any]:
+    ok = sum(1 for op in ops if op.ok)
+    out: dict[str, Any] = {
+        "n": len(ops),
+        "succeeded": ok,
+        "success_rate": round(ok / len(ops), 4) if ops else None,
+        "latency_ms": distribution([op.latency_s * 1000 for op in ops]),
+    }
+    rpcs = [op.rpcs for op in ops if op.rpcs is not None]
+    if rpcs:
+        out["rpcs"] = distribution([float(r) for r in rpcs])
+    hops = [op.hops for op in ops if op.hops is not None]
+    if hops:
+        out["hops"] = distribution([float(h) for h in hops])
+    local = [op.local for op in ops if op.local is not None]
+    if local:
+        out["getter_held_value"] = sum(local)
+    errors = Counter(op.error for op in ops if op.error is not None)
+    if errors:
+        out["failures"] = dict(sorted(errors.items()))
+    return out
+
+
+def _rss_now_mb() -> float | None:
+    """Current resident set (VmRSS) in MiB, or None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def impl_report(run: ImplRun, *, baseline_rss_mb: float | None, wall_s: float) -> dict[str, Any]:
+    peak = _peak_rss_mb()
+    return {
+        "impl": run.impl,
+        "driver": run.driver,
+        "setup_s": round(run.setup_s, 3),
+        "joins_failed": run.joins_failed,
+        "peak_rss_mb": peak,
+        "baseline_rss_mb": baseline_rss_mb,
+        "peak_rss_over_baseline_mb": (
+            round(peak - baseline_rss_mb, 1) if baseline_rss_mb is not None else None
+        ),
+        "stores": summarise_ops(run.stores),
+        "gets": summarise_ops(run.gets),
+        "worker_wall_s": round(wall_s, 2),
+        **({"event_loop_lag_ms": run.loop_lag.report()} if run.loop_lag else {}),
+        **run.extra,
+        "notes": run.notes,
+    }
+
+
+class Progress:
+    """Phase lines on stderr, so a long run shows where it is."""
+
+    def __init__(self, label: str, *, enabled: bool = True) -> None:
+        self._label = label
+        self._enabled = enabled
+        self._start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self._enabled:
+            elapsed = time.perf_counter() - self._start
+            print(f"[{self._label} {elapsed:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ ours, real UDP
+
+
+def _records_hold(records: Sequence[bytes], value: bytes) -> bool:
+    """Whether one of the encoded records a get returned carries `value`."""
+    from railgun_ref.dht.records import Record  # noqa: PLC0415
+    from railgun_ref.wire import cbor  # noqa: PLC0415
+
+    return any(Record.from_cbor_value(cbor.decode(r)).value == value for r in records)
+
+
+def run_ours_udp(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
+    """Our nodes on real UDP sockets (one anyio loop, asyncio backend)."""
+    import anyio  # noqa: PLC0415
+
+    return anyio.run(_ours_udp, params, workload, progress)
+
+
+async def _ours_udp(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
+    import anyio  # noqa: PLC0415
+    import anyio.abc  # noqa: PLC0415
+
+    from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
+    from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+    from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
+    from railgun_ref.identity.keys import Identity  # noqa: PLC0415
+    from railgun_ref.node import NodeConfig  # noqa: PLC0415
+
+    config = NodeConfig(
+        request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
+    )
+    seeds_rng = random.Random(params.seed ^ 0x5EED)
+    hosts = [
+        NodeHost(
+            Identity.from_seed(seed),
+            config=config,
+            rng=random.Random(seeds_rng.getrandbits(64)),
+            trace_limit=0,  # the lab's trace is not part of a DHT node's cost
+            send_delay=params.send_delay,
+            queue_size=_DELAY_LINE_SIZE,
+        )
+        for seed in workload.node_seeds
+    ]
+    scopes = [anyio.CancelScope() for _ in hosts]
+    stopped = [anyio.Event() for _ in hosts]
+
+    async def serve(
+        i: int, *, task_status: anyio.abc.TaskStatus[Address] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            with scopes[i]:
+                await hosts[i].run(task_status=task_status)
+        finally:
+            stopped[i].set()
+
+    joins_failed = 0
+    stores: list[OpResult | None] = [None] * params.keys
+    gets: list[OpResult | None] = [None] * params.keys
+    limiter = anyio.CapacityLimiter(params.op_concurrency)
+    getter_locks = [anyio.Lock() for _ in hosts]
+
+    lag = LoopLag()
+
+    async def watch_lag() -> None:
+        while True:
+            begin = anyio.current_time()
+            await anyio.sleep(lag.interval)
+            lag.record(anyio.current_time() - begin - lag.interval)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_lag)
+        started = time.perf_counter()
+        await tg.start(serve, 0)
+        bootstrap = hosts[0].address
+        for i in range(1, len(hosts)):
+            await tg.start(serve, i)
+        join_limiter = anyio.CapacityLimiter(params.join_concurrency)
+
+        async def join(i: int) -> None:
+            nonlocal joins_failed
+            async with join_limiter:
+                with anyio.move_on_after(params.op_timeout):
+                    outcome = await hosts[i].bootstrap([bootstrap])
+                    if outcome.closest:
+                        return
+            joins_failed += 1
+
+        async with anyio.create_task_group() as joins:
+            for i in range(1, len(hosts)):
+                joins.start_soon(join, i)
+        setup_s = time.perf_counter() - started
+        progress(f"setup {len(hosts)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
+        lag.phase = "settle"
+        await anyio.sleep(params.settle_s)
+        lag.phase = "stores"
+
+        async def store(i: int) -> None:
+            host = hosts[workload.store_from[i]]
+            async with limiter:
+                begin = time.perf_counter()
+                with anyio.move_on_after(params.op_timeout) as cap:
+                    outcome = await host.store(
+                        KeyType.RENDEZVOUS, workload.idents[i], workload.values[i]
+                    )
+                elapsed = time.perf_counter() - begin
+            if cap.cancelled_caught:
+                stores[i] = OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
+            else:
+                ok = outcome.accepted >= 1
+                stores[i] = OpResult(
+                    ok=ok, latency_s=elapsed, error=None if ok else "no_replica_accepted"
+                )
+
+        async with anyio.create_task_group() as ops:
+            for i in range(params.keys):
+                ops.start_soon(store, i)
+        progress(f"{params.keys} stores done")
+
+        for i in workload.stopped:
+            scopes[i].cancel()
+        for i in workload.stopped:
+            await stopped[i].wait()
+        progress(f"churn: stopped {len(workload.stopped)} nodes")
+        lag.phase = "gets"
+
+        async def get(i: int) -> None:
+            getter = workload.get_from[i]
+            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
+            async with getter_locks[getter], limiter:
+                local = bool(hosts[getter].node.dht.records.get(key, now=time.time()))
+                begin = time.perf_counter()
+                with anyio.move_on_after(params.op_timeout) as cap:
+                    outcome = await hosts[getter].get(key)
+                elapsed = time.perf_counter() - begin
+            if cap.cancelled_caught:
+                gets[i] = OpResult(
+                    ok=False, latency_s=elapsed, error="harness_timeout", local=local
+                )
+                return
+            ok = outcome.found and _records_hold(outcome.records, workload.values[i])
+            error = None if ok else ("wrong_value" if outcome.found else "not_found")
+            gets[i] = OpResult(
+                ok=ok,
+                latency_s=elapsed,
+                rpcs=outcome.queries,
+                hops=outcome.hops,
+                error=error,
+                local=local,
+            )
+
+        async with anyio.create_task_group() as ops:
+            for i in range(params.keys):
+                ops.start_soon(get, i)
+        progress(f"{params.keys} gets done")
+        counters: Counter[str] = Counter()
+        for host in hosts:
+            counters.update(host.counters)
+        tg.cancel_scope.cancel()
+
+    driver_counters = {
+        name: count
+        for name, count in sorted(counters.items())
+        if name.startswith(("driver.", "rejected.")) and name != "driver.trace_evicted"
+    }
+    return ImplRun(
+        impl="ours",
+        driver="udp",
+        setup_s=setup_s,
+        joins_failed=joins_failed,
+        stores=[op for op in stores if op is not None],
+        gets=[op for op in gets if op is not None],
+        notes=[
+            "RPC timeout: NodeConfig(request_timeout=5.0) (the default)",
+            "rpcs per get: GetFinished.queries, the FIND_VALUE requests the get's lookup sent",
+            "link delay: NodeHost(send_delay=rtt/2) on every node, requests and replies",
+            "lookups are not in lockstep rounds: a peer silent for slow_after (3x smoothed "
+            "RTT within 0.25..2 s) stops counting against alpha (DHT-6.2)",
+        ],
+        extra={"driver_and_rejection_counters": driver_counters},
+        loop_lag=lag,
+    )
+
+
+# ------------------------------------------------------------------ ours, simulated
+
+
+@dataclass(frozen=True, slots=True)
+class _Joined:
+    closest: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    accepted: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Got:
+    found: bool
+    records: tuple[bytes, ...]
+    queries: int
+    hops: int
+    duration: float
+
+
+_Outcome = _Joined | _Stored | _Got
+
+
+def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
+    """Our nodes in the discrete-event simulator: virtual time, same workload."""
+    from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
+    from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+    from railgun_ref.drivers.sim import (  # noqa: PLC0415
+        LinkProfile,
+        SimNetwork,
+        Simulator,
+        sim_address,
+    )
+    from railgun_ref.events import (  # noqa: PLC0415
+        GetFinished,
+        LookupFinished,
+        NodeEvent,
+        StoreFinished,
+    )
+    from railgun_ref.identity.keys import Identity  # noqa: PLC0415
+    from railgun_ref.node import Node, NodeConfig  # noqa: PLC0415
+
+    config = NodeConfig(
+        request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
+    )
+    network = SimNetwork(default=LinkProfile(latency=params.send_delay))
+    sim = Simulator(seed=params.seed, network=network, keep_trace=False)
+    seeds_rng = random.Random(params.seed ^ 0x5EED)
+    addresses = []
+    wall_start = time.perf_counter()
+    for i, seed in enumerate(workload.node_seeds):
+        node = Node(
+            Identity.from_seed(seed),
+            rng=random.Random(seeds_rng.getrandbits(64)),
+            config=config,
+            now=sim.now,
+        )
+        address = sim_address(i)
+        sim.add_node(node, address)
+        addresses.append(address)
+
+    done: dict[tuple[Address, int], _Outcome] = {}
+    recent: list[tuple[Address, int]] = []
+
+    def listen(address: Address, event: NodeEvent, _now: float) -> None:
+        # Keep only what the harness needs: LookupFinished carries a per-peer table.
+        outcome: _Outcome
+        if isinstance(event, GetFinished):
+            outcome = _Got(
+                found=event.found,
+                records=event.records,
+                queries=event.queries,
+                hops=event.hops,
+                duration=event.duration,
+            )
+        elif isinstance(event, StoreFinished):
+            outcome = _Stored(accepted=event.accepted, duration=event.duration)
+        elif isinstance(event, LookupFinished):
+            outcome = _Joined(closest=len(event.closest))
+        else:
+            return
+        done[(address, event.query_id)] = outcome
+        recent.append((address, event.query_id))
+
+    sim.subscribe(listen)
+    events = 0
+
+    def run_ops(
+        starts: Sequence[Callable[[], tuple[Address, int]]], concurrency: int
+    ) -> list[tuple[_Outcome | None, float]]:
+        """Start ops `concurrency` at a time; (outcome or None on timeout, virtual seconds)."""
+        nonlocal events
+        results: list[tuple[_Outcome | None, float]] = [(None, 0.0)] * len(starts)
+        pending: dict[tuple[Address, int], tuple[int, float]] = {}
+        next_op = 0
+        while next_op < len(starts) or pending:
+            while next_op < len(starts) and len(pending) < concurrency:
+                pending[starts[next_op]()] = (next_op, sim.now)
+                next_op += 1
+            deadline = min(begin for _, begin in pending.values()) + params.op_timeout
+            while not recent and sim.now <= deadline:
+                if not sim.step():
+                    deadline = -math.inf  # nothing left to happen: all pending time out
+                    break
+                events += 1
+            for key in recent:
+                outcome = done.pop(key, None)
+                if key in pending and outcome is not None:
+                    index, begin = pending.pop(key)
+                    results[index] = (outcome, sim.now - begin)
+            recent.clear()
+            for key, (index, begin) in list(pending.items()):
+                if sim.now > begin + params.op_timeout or deadline == -math.inf:
+                    del pending[key]
+                    results[index] = (None, sim.now - begin)
+        return results
+
+    bootstrap = addresses[0]
+
+    def join(i: int) -> Callable[[], tuple[Address, int]]:
+        def start() -> tuple[Address, int]:
+            a = addresses[i]
+            return a, sim.call(a, lambda n, now: n.dht.bootstrap([bootstrap], now=now))
+
+        return start
+
+    def store(i: int) -> Callable[[], tuple[Address, int]]:
+        def start() -> tuple[Address, int]:
+            a, ident, value = (
+                addresses[workload.store_from[i]],
+                workload.idents[i],
+                workload.values[i],
+            )
+            return a, sim.call(
+                a, lambda n, now: n.dht.store(KeyType.RENDEZVOUS, ident, value, now=now)
+            )
+
+        return start
+
+    held = [False] * params.keys
+
+    def get(i: int) -> Callable[[], tuple[Address, int]]:
+        def start() -> tuple[Address, int]:
+            a, key = (
+                addresses[workload.get_from[i]],
+                derive_key(KeyType.RENDEZVOUS, workload.idents[i]),
+            )
+            held[i] = bool(sim.nodes[a].dht.records.get(key, now=sim.now))
+            return a, sim.call(a, lambda n, now: n.dht.get(key, now=now))
+
+        return start
+
+    virtual_start = sim.now
+    joins = run_ops([join(i) for i in range(1, len(addresses))], params.join_concurrency)
+    joins_failed = sum(
+        1 for outcome, _ in joins if not isinstance(outcome, _Joined) or outcome.closest == 0
+    )
+    setup_virtual = sim.now - virtual_start
+    setup_wall = time.perf_counter() - wall_start
+    progress(
+        f"setup {len(addresses)} nodes: {setup_virtual:.1f} virtual s, {setup_wall:.1f} wall s, "
+        f"{events} events"
+    )
+    events += sim.run_for(params.settle_s)
+
+    wall_stores = time.perf_counter()
+    stores_done = run_ops([store(i) for i in range(params.keys)], params.op_concurrency)
+    stores: list[OpResult] = []
+    for outcome, waited in stores_done:
+        if isinstance(outcome, _Stored):
+            ok = outcome.accepted >= 1
+            error = None if ok else "no_replica_accepted"
+            stores.append(OpResult(ok=ok, latency_s=outcome.duration, error=error))
+        else:
+            stores.append(OpResult(ok=False, latency_s=waited, error="harness_timeout"))
+    wall_stores = time.perf_counter() - wall_stores
+    progress(f"{params.keys} stores done ({wall_stores:.1f} wall s)")
+
+    for i in workload.stopped:
+        sim.stop(addresses[i])
+
+    wall_gets = time.perf_counter()
+    gets_done = run_ops([get(i) for i in range(params.keys)], params.op_concurrency)
+    gets: list[OpResult] = []
+    for i, (outcome, waited) in enumerate(gets_done):
+        if isinstance(outcome, _Got):
+            ok = outcome.found and _records_hold(outcome.records, workload.values[i])
+            error = None if ok else ("wrong_value" if outcome.found else "not_found")
+            gets.append(
+                OpResult(
+                    ok=ok,
+                    latency_s=outcome.duration,
+                    rpcs=outcome.queries,
+                    hops=outcome.hops,
+                    error=error,
+                    local=held[i],
+                )
+            )
+        else:
+            gets.append(
+                OpResult(ok=False, latency_s=waited, error="harness_timeout", local=held[i])
+            )
+    wall_gets = time.perf_counter() - wall_gets
+    wall_total = time.perf_counter() - wall_start
+    progress(f"{params.keys} gets done ({wall_gets:.1f} wall s); {events} events in total")
+    return ImplRun(
+        impl="ours",
+        driver="sim",
+        setup_s=setup_virtual,
+        joins_failed=joins_failed,
+        stores=stores,
+        gets=gets,
+        notes=[
+            "virtual time: setup_s and latency_ms are simulated seconds (link latency "
+            "rtt/2 each way, no CPU cost), not wall time",
+            "rpcs per get: GetFinished.queries; hops: GetFinished.hops, the hop at which the "
+            "closest peer that answered was learned (seeds are hop 1)",
+            "the same Node code and the same workload as the UDP driver",
+        ],
+        extra={
+            "log2_nodes": round(math.log2(params.nodes), 2),
+            "virtual": {
+                "setup_s": round(setup_virtual, 3),
+                "end_time_s": round(sim.now - virtual_start, 3),
+            },
+            "wall_s": {
+                "setup": round(setup_wall, 2),
+                "stores": round(wall_stores, 2),
+                "gets": round(wall_gets, 2),
+                "total": round(wall_total, 2),
+            },
+            "events_processed": events,
+            "events_per_wall_s": round(events / wall_total) if wall_total > 0 else None,
+            "sim_counters": dict(sorted(sim.counters.items())),
+        },
+    )
+
+
+# ------------------------------------------------------------------ worker
+
+
+def _run_worker(impl: str, driver: str, params: BenchParams, *, quiet: bool) -> dict[str, Any]:
+    progress = Progress(f"{impl}/{driver}", enabled=not quiet)
+    workload = make_workload(params)
+    wall = time.perf_counter()
+    runner: Callable[[BenchParams, Workload, Progress], ImplRun]
+    if impl == "ours" and driver == "udp":
+        import anyio  # noqa: PLC0415, F401  (baseline RSS counts the implementation's imports)
+
+        import railgun_ref.drivers.udp  # noqa: PLC0415
+
+        runner = run_ours_udp
+    elif impl == "ours" and driver == "sim":
+        import railgun_ref.drivers.sim  # noqa: PLC0415, F401
+
+        runner = run_ours_sim
+    elif impl == "kademlia" and driver == "udp":
+        from railgun_ref.bench.dht_kademlia import import_kademlia, run_kademlia  # noqa: PLC0415
+
+        import_kademlia()
+        runner = run_kademlia
+    else:
+        raise ValueError(f"no runner for impl={impl!r} driver={driver!r}")
+    baseline = _rss_now_mb()
+    run = runner(params, workload, progress)
+    return impl_report(run, baseline_rss_mb=baseline, wall_s=time.perf_counter() - wall)
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """``python -m railgun_ref.bench.dht --worker IMPL --driver D --params JSON``."""
+    parser = argparse.ArgumentParser(prog="python -m railgun_ref.bench.dht")
+    parser.add_argument("--worker", choices=IMPLS, required=True)
+    parser.add_argument("--driver", choices=("udp", "sim"), default="udp")
+    parser.add_argument("--params", required=True, help="BenchParams as a JSON object")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    params = BenchParams(**json.loads(args.params))
+    print(json.dumps(_run_worker(args.worker, args.driver, params, quiet=args.quiet)))
+    return 0
+
+
+def _spawn_worker(impl: str, driver: str, params: BenchParams, *, quiet: bool) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "railgun_ref.bench.dht",
+        "--worker",
+        impl,
+        "--driver",
+        driver,
+        "--params",
+        json.dumps(asdict(params)),
+    ]
+    if quiet:
+        command.append("--quiet")
+    try:
+        proc = subprocess.run(  # stderr passes through: progress lines
+            command, stdout=subprocess.PIPE, text=True, check=False, timeout=_WORKER_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "driver": driver, "error": f"worker ran over {_WORKER_TIMEOUT}s"}
+    if proc.returncode != 0:
+        return {"impl": impl, "driver": driver, "error": f"worker exited {proc.returncode}"}
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+# ------------------------------------------------------------------ goals and report
+
+
+def kademlia_available() -> bool:
+    return find_spec("kademlia") is not None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _goal_check(name: str, value: float | None, op: str, threshold: float) -> dict[str, Any]:
+    met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+    return {"what": name, "value": value, "op": op, "threshold": threshold, "met": met}
+
+
+def evaluate_goals(
+    params: BenchParams, driver: str, impls: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The issue's goals, each marked whether this run's parameters are the goal's."""
+    both = all(name in impls and "error" not in impls[name] for name in IMPLS)
+    ours = impls.get("ours", {})
+    gets = ours.get("gets", {})
+    real = driver == "udp"
+    same_timeout = params.rpc_timeout == GOAL_RPC_TIMEOUT
+    goals: list[dict[str, Any]] = []
+
+    applies = real and params.nodes == GOAL1_NODES and params.churn == 0 and same_timeout
+    checks = [_goal_check("ours: get success rate", gets.get("success_rate"), ">=", 1.0)]
+    peer = impls.get("kademlia", {}).get("gets", {}).get("success_rate")
+    goals.append(
+        {
+            "id": "G1",
+            "goal": "N=500, no churn: 100 % get success, both implementations in the same run",
+            "applies": applies,
+            "both_in_same_run": both,
+            "checks": checks,
+            "peer_success_rate": peer,
+            "met": (applies and both and all(c["met"] for c in checks) if applies else None),
+        }
+    )
+
+    applies = (
+        real
+        and params.nodes == GOAL2_NODES
+        and params.churn == GOAL2_CHURN
+        and params.rtt_ms == GOAL2_RTT_MS
+        and same_timeout
+    )
+    latency = gets.get("latency_ms", {})
+    checks = [
+        _goal_check("ours: get success rate", gets.get("success_rate"), ">=", GOAL2_SUCCESS),
+        _goal_check(
+            "ours: median get latency, ms",
+            latency.get("median"),
+            "<=",
+            GOAL2_MEDIAN_RTTS * GOAL2_RTT_MS,
+        ),
+        _goal_check("ours: p95 get latency, ms", latency.get("p95"), "<=", GOAL2_P95_MS),
+    ]
+    goals.append(
+        {
+            "id": "G2",
+            "goal": (
+                "N=200, churn 0.3, RTT 50 ms, 5 s RPC timeout for both: ours >= 99.5 % "
+                "success, median get <= 3 RTT, p95 <= 1 s, both implementations in the same run"
+            ),
+            "applies": applies,
+            "both_in_same_run": both,
+            "checks": checks,
+            "peer_success_rate": impls.get("kademlia", {}).get("gets", {}).get("success_rate"),
+            "met": (applies and both and all(c["met"] for c in checks) if applies else None),
+        }
+    )
+    return goals
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "machine_note": MACHINE_NOTE,
+        "versions": {
+            dist: _version(dist)
+            for dist in ("railgun-ref", "anyio", "pynacl", "cbor2", "kademlia", "rpcudp")
+        },
+        "network": "127.0.0.1 only, one event loop per implementation",
+    }
+
+
+HOW_COUNTED: Final = {
+    "latency": "perf_counter around each awaited get (simulator: GetFinished.duration, "
+    "virtual); statistics over every get, failed ones included",
+    "success": "the value found equals the value stored under that key",
+    "rpcs_ours": "GetFinished.queries: FIND_VALUE requests the get's lookup sent",
+    "rpcs_kademlia": "request datagrams (rpcudp type byte 0x00) the getter's transport sent "
+    "while its get ran (one get per getter at a time); includes the STORE kademlia sends to "
+    "the nearest peer without the value once found, excludes replies to other nodes",
+    "peak_rss_mb": "ru_maxrss of the implementation's own worker subprocess; "
+    "baseline_rss_mb is VmRSS after its imports, before any node",
+    "setup_s": "start of node 0 to the end of the last join (joins through node 0, "
+    "join_concurrency at a time)",
+    "getter_held_value": "gets whose getter held the value itself when the get began "
+    "(kademlia's Server.get then answers from local storage with no RPC; ours still "
+    "looks the key up on the network, since a record may have newer versions elsewhere)",
+    "percentiles": "nearest rank",
+    "rtt": "each datagram is held rtt_ms/2 before it is sent, on every node, both directions",
+    "event_loop_lag_ms": "how late a 50 ms sleeper in the same loop woke, per phase: "
+    "queueing delay every node in that loop suffered (CPU-bound loop, shared cores)",
+}
+
+
+def run(
+    params: BenchParams,
+    *,
+    impls: Sequence[str],
+    driver: str = "udp",
+    quiet: bool = False,
+    in_process: bool = False,
+) -> dict[str, Any]:
+    """Run each implementation (in its own subprocess unless `in_process`) and merge."""
+    env = environment()
+    results: dict[str, dict[str, Any]] = {}
+    for impl in impls:
+        if in_process:
+            results[impl] = _run_worker(impl, driver, params, quiet=quiet)
+        else:
+            results[impl] = _spawn_worker(impl, driver, params, quiet=quiet)
+    env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    notes = []
+    if "kademlia" not in impls and driver == "udp":
+        notes.append(
+            "kademlia not run"
+            + ("" if kademlia_available() else " (not installed: pip install '.[bench]')")
+        )
+    if in_process:
+        notes.append("in-process run: peak_rss_mb is the whole process's, not per impl")
+    return {
+        "benchmark": "dht",
+        "driver": driver,
+        "parameters": asdict(params),
+        "workload": {
+            "stopped_nodes": round(params.churn * params.nodes),
+            "key_type_ours": "RENDEZVOUS (SHA-256 key of the ident, DHT-2.1)",
+            "key_kademlia": "the ident (kademlia hashes it with SHA-1)",
+            "seed_determines": "node ids, keys, values, storers, stopped set, getters",
+        },
+        "peer": {
+            "name": "kademlia (PyPI, bmuller)",
+            "version": _version("kademlia"),
+            "settings": f"Server(ksize={params.k}, alpha={params.alpha}), RPC timeout "
+            f"{params.rpc_timeout} s",
+        },
+        "how_counted": HOW_COUNTED,
+        "impls": results,
+        "goals": evaluate_goals(params, driver, results),
+        "environment": env,
+        "notes": notes,
+    }
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    print(f"bench dht, driver {result['driver']}: {result['parameters']}")
+    for name, report in result["impls"].items():
+        if "error" in report:
+            print(f"  {name:9} ERROR {report['error']}")
+            continue
+        gets = report["gets"]
+        print(
+            f"  {name:9} setup {report['setup_s']:8.2f}s  rss {report['peak_rss_mb']:7.1f} MB  "
+            f"get ok {gets['success_rate']:.3f}  latency ms {gets['latency_ms']}  "
+            f"rpcs {gets.get('rpcs')}"
+        )
+    for goal in result["goals"]:
+        print(f"  goal {goal['id']}: applies={goal['applies']} met={goal['met']}")
+
+
+def main(
+    *,
+    json_output: bool,
+    nodes: int,
+    keys: int,
+    churn: float,
+    rtt_ms: float | None,
+    seed: int,
+    impl: str | None,
+    driver: str = "udp",
+    timeout: float = 5.0,
+    join_concurrency: int = 8,
+    op_concurrency: int = 4,
+    output: str | None = None,
+    quiet: bool = False,
+) -> int:
+    if rtt_ms is None:
+        rtt_ms = SIM_DEFAULT_RTT_MS if driver == "sim" else 0.0
+    params = BenchParams(
+        nodes=nodes,
+        keys=keys,
+        churn=churn,
+        rtt_ms=rtt_ms,
+        seed=seed,
+        rpc_timeout=timeout,
+        join_concurrency=join_concurrency,
+        op_concurrency=op_concurrency,
+    )
+    if impl is None:
+        impl = "both" if driver == "udp" and kademlia_available() else "ours"
+    if driver == "sim" and impl != "ours":
+        print("--driver sim runs ours only (kademlia has no sans-IO core)", file=sys.stderr)
+        return 2
+    if impl in ("kademlia", "both") and not kademlia_available():
+        print("kademlia is not installed: pip install 'railgun-ref[bench]'", file=sys.stderr)
+        return 2
+    impls = list(IMPLS) if impl == "both" else [impl]
+    result = run(params, impls=impls, driver=driver, quiet=quiet)
+    text = json.dumps(result, indent=2)
+    if output:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    if json_output:
+        print(text)
+    else:
+        _print_table(result)
+    return 0 if all("error" not in r for r in result["impls"].values()) else 1
+
+
+if __name__ == "__main__":
+    # Run the worker from the imported module, not this `__main__` copy, so the
+    # kademlia adapter and the harness share one set of classes.
+    import importlib
+
+    sys.exit(importlib.import_module("railgun_ref.bench.dht").worker_main(sys.argv[1:]))

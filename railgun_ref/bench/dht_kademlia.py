@@ -1,0 +1,226 @@
+"""The PyPI `kademlia` package (bmuller, asyncio, k=20, alpha=3) under the `bench dht` harness.
+
+`kademlia` is an optional benchmark extra (``pip install 'railgun-ref[bench]'``),
+never a runtime dependency: it is imported only inside `import_kademlia`,
+which the benchmark worker calls once it knows it runs the peer.
+
+How the peer is set up, as little changed as possible:
+
+* ``Server(ksize=k, alpha=alpha, node_id=SHA-1(node seed))`` listening on
+  127.0.0.1:0, so the node ids come from the harness seed as ours do.
+* RPC timeout: ``rpcudp.RPCProtocol.__init__(wait_timeout=5)`` is the only
+  knob, and ``KademliaProtocol.__init__`` passes nothing, so the default is
+  already 5 s. After ``listen()`` the adapter sets ``protocol._wait_timeout``
+  to the harness timeout anyway, so the two implementations use the same
+  number even if a release changes the default.
+* Link delay and RPC counting: after ``listen()`` the protocol's transport is
+  wrapped (`LinkTransport`): ``sendto`` counts datagrams and requests (rpcudp
+  frames start with 0x00 for a request, 0x01 for a reply) and, with a delay,
+  sends through ``loop.call_later``. It drops anything not addressed to
+  127.0.0.0/8. The server keeps the real transport, which ``stop()`` closes.
+* kademlia logs every timeout at WARNING/ERROR; the adapter silences its
+  loggers so the logging module's last-resort handler does not flood stderr.
+
+What the peer does that ours does not (reported, not corrected):
+``ValueSpiderCrawl`` waits for whole rounds (``asyncio.gather`` over alpha
+peers), so one dead peer in a round costs the full RPC timeout; and once it
+finds a value it awaits a STORE of it on the nearest peer that lacked it
+before ``get`` returns.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+from railgun_ref.bench.dht import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
+
+_REQUEST: bytes = b"\x00"  # rpcudp: first byte of a request datagram
+
+
+def import_kademlia() -> Any:
+    """Import `kademlia.network` (the optional extra) and silence its chatty loggers."""
+    import kademlia.network  # noqa: PLC0415
+
+    for name in ("kademlia", "rpcudp"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return kademlia.network
+
+
+class LinkTransport:
+    """A datagram transport that counts what it sends and may hold it `delay` seconds."""
+
+    def __init__(
+        self, inner: asyncio.DatagramTransport, loop: asyncio.AbstractEventLoop, delay: float
+    ) -> None:
+        self.inner = inner
+        self.loop = loop
+        self.delay = delay
+        self.datagrams = 0
+        self.requests = 0
+        self.refused = 0
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if addr is None or not str(addr[0]).startswith("127."):
+            self.refused += 1  # the benchmark never leaves 127.0.0.0/8
+            return
+        self.datagrams += 1
+        if data[:1] == _REQUEST:
+            self.requests += 1
+        if self.delay > 0:
+            self.loop.call_later(self.delay, self._send, data, addr)
+        else:
+            self._send(data, addr)
+
+    def _send(self, data: bytes, addr: Any) -> None:
+        if not self.inner.is_closing():
+            self.inner.sendto(data, addr)
+
+    def is_closing(self) -> bool:
+        return self.inner.is_closing()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+
+def run_kademlia(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
+    """The peer on real UDP sockets, one asyncio loop, the harness's workload."""
+    return asyncio.run(_run(params, workload, progress))
+
+
+async def _with_cap(coro: Any, cap: float) -> tuple[Any, bool]:
+    """(result, False), or (None, True) if `coro` ran past `cap` seconds (then cancelled)."""
+    try:
+        return await asyncio.wait_for(coro, cap), False
+    except TimeoutError:
+        return None, True
+
+
+async def _run(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
+    network = import_kademlia()
+    loop = asyncio.get_running_loop()
+    servers: list[Any] = []
+    links: list[LinkTransport] = []
+
+    async def start(seed: bytes) -> None:
+        server = network.Server(
+            ksize=params.k, alpha=params.alpha, node_id=hashlib.sha1(seed).digest()
+        )
+        await server.listen(0, interface="127.0.0.1")
+        protocol = server.protocol
+        protocol._wait_timeout = params.rpc_timeout
+        link = LinkTransport(protocol.transport, loop, params.send_delay)
+        protocol.transport = link
+        servers.append(server)
+        links.append(link)
+
+    lag = LoopLag()
+
+    async def watch_lag() -> None:
+        while True:
+            begin = loop.time()
+            await asyncio.sleep(lag.interval)
+            lag.record(loop.time() - begin - lag.interval)
+
+    watcher = asyncio.create_task(watch_lag())
+    started = time.perf_counter()
+    for seed in workload.node_seeds:
+        await start(seed)
+    bootstrap = servers[0].transport.get_extra_info("sockname")[:2]
+    join_limit = asyncio.Semaphore(params.join_concurrency)
+    joins_failed = 0
+
+    async def join(i: int) -> None:
+        nonlocal joins_failed
+        async with join_limit:
+            found, capped = await _with_cap(servers[i].bootstrap([bootstrap]), params.op_timeout)
+        if capped or not found:
+            joins_failed += 1
+
+    await asyncio.gather(*(join(i) for i in range(1, len(servers))))
+    setup_s = time.perf_counter() - started
+    progress(f"setup {len(servers)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
+    lag.phase = "settle"
+    await asyncio.sleep(params.settle_s)
+    lag.phase = "stores"
+
+    limit = asyncio.Semaphore(params.op_concurrency)
+
+    async def store(i: int) -> OpResult:
+        server = servers[workload.store_from[i]]
+        async with limit:
+            begin = time.perf_counter()
+            ok, capped = await _with_cap(
+                server.set(workload.idents[i], workload.values[i]), params.op_timeout
+            )
+            elapsed = time.perf_counter() - begin
+        if capped:
+            return OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
+        ok = bool(ok)
+        return OpResult(ok=ok, latency_s=elapsed, error=None if ok else "no_replica_accepted")
+
+    stores = list(await asyncio.gather(*(store(i) for i in range(params.keys))))
+    progress(f"{params.keys} stores done")
+
+    for i in workload.stopped:
+        servers[i].stop()
+    progress(f"churn: stopped {len(workload.stopped)} nodes")
+    lag.phase = "gets"
+
+    getter_locks = [asyncio.Lock() for _ in servers]
+
+    async def get(i: int) -> OpResult:
+        getter = workload.get_from[i]
+        link = links[getter]
+        async with getter_locks[getter], limit:
+            local = servers[getter].storage.get(hashlib.sha1(workload.idents[i]).digest())
+            requests_before = link.requests
+            begin = time.perf_counter()
+            value, capped = await _with_cap(
+                servers[getter].get(workload.idents[i]), params.op_timeout
+            )
+            elapsed = time.perf_counter() - begin
+            rpcs = link.requests - requests_before
+        held = local is not None
+        if capped:
+            return OpResult(
+                ok=False, latency_s=elapsed, rpcs=rpcs, error="harness_timeout", local=held
+            )
+        ok = value == workload.values[i]
+        error = None if ok else ("not_found" if value is None else "wrong_value")
+        return OpResult(ok=ok, latency_s=elapsed, rpcs=rpcs, error=error, local=held)
+
+    gets = list(await asyncio.gather(*(get(i) for i in range(params.keys))))
+    progress(f"{params.keys} gets done")
+    refused = sum(link.refused for link in links)
+    for i, server in enumerate(servers):
+        if i not in set(workload.stopped):
+            server.stop()
+    watcher.cancel()
+    await asyncio.sleep(0)  # let the transports' close callbacks and the cancellation run
+    return ImplRun(
+        impl="kademlia",
+        driver="udp",
+        setup_s=setup_s,
+        joins_failed=joins_failed,
+        stores=stores,
+        gets=gets,
+        notes=[
+            f"Server(ksize={params.k}, alpha={params.alpha}); RPC timeout: "
+            f"protocol._wait_timeout = {params.rpc_timeout} s (rpcudp's default is already 5)",
+            "rpcs per get: request datagrams the getter's transport sent during its get "
+            "(includes the STORE to the nearest peer without the value)",
+            "link delay: the protocol's transport.sendto goes through loop.call_later(rtt/2)",
+            "lookups wait for whole rounds (asyncio.gather over alpha peers): a dead peer "
+            "costs its round the full RPC timeout",
+        ],
+        extra={
+            "datagrams_sent_total": sum(link.datagrams for link in links),
+            "datagrams_refused_non_loopback": refused,
+        },
+        loop_lag=lag,
+    )

@@ -1,0 +1,1311 @@
+"""capacity.json: device capabilities, score, advertisement, selection, sharing (CAP-x).
+
+Every vector is computed by the reference (`railgun_ref.capacity`) while it is
+built; the expected numbers below are also written out by hand where the
+spec gives them (scores, rates), and the builder asserts both agree, so a
+regression in the reference cannot silently rewrite the file.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+import cbor2
+
+from railgun_ref.capacity.advert import (
+    MAX_ADVERT_LIFETIME,
+    CapabilityDirectory,
+    capability_key,
+    decode_capabilities,
+    encode_capabilities,
+    sign_advertisement,
+    verify_advertisement,
+)
+from railgun_ref.capacity.scoring import score
+from railgun_ref.capacity.selection import Candidate, Role, rank_candidates
+from railgun_ref.capacity.sharing import (
+    BandwidthRefused,
+    CapacitySharing,
+    CapacitySharingConfig,
+    Granted,
+    Refusal,
+)
+from railgun_ref.capacity.types import CapabilityError, DeviceCapabilities
+from railgun_ref.conformance.builders.base import T0, T0_MS, Vectors, flip, seed_for
+from railgun_ref.conformance.common import JsonObject
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import NodeId
+from railgun_ref.dht.keys import KeyType
+from railgun_ref.dht.records import RECORD_DOMAIN, sign_record
+from railgun_ref.identity.keys import Identity
+from railgun_ref.wire import cbor
+
+NOTES: Final = {
+    "DeviceClass": "One case per device class of CAP-1.2.",
+    "NatType": "One case per NAT type of CAP-1.2.",
+    "Availability": "One case per availability value of CAP-1.2.",
+    "Bandwidth": "The bandwidth factor: which direction counts and the linear scale.",
+    "Boundary": "A value exactly at, or one unit either side of, a limit.",
+    "Battery": "A battery status or battery device class.",
+    "NonFinite": "A number JSON cannot write (NaN, Infinity): 'nonFinite' sets it.",
+    "Negative": "A negative count, bandwidth or level.",
+    "Fraction": "A number with a fractional part where an integer is required.",
+    "WrongType": "A value of the wrong JSON or CBOR type.",
+    "UnknownEnum": "A string that is not a value of its enumeration (CAP-1.2).",
+    "Shape": "A missing or unexpected field or key.",
+    "Version": "The advertisement format version (CAP-3.1 key 0).",
+    "NonCanonical": "Not deterministic CBOR (ENC-1.x).",
+    "SizeLimit": "The 256-byte DHT value limit.",
+    "Forged": "A record not validly signed by the node it claims to describe.",
+    "WrongKey": "A record under another key type or of another node.",
+    "Expiry": "The record's expiry relative to now.",
+    "Sequence": "Several advertisements of one node with various seq.",
+    "TieBreak": "Candidates with equal totals, ordered by NodeId.",
+    "Eligibility": "Candidates ruled out by a rule of CAP-4.2.",
+    "Duplicate": "The same NodeId twice among the candidates: the caller's error.",
+    "ClockBack": "The caller's clock steps backwards.",
+    "Disabled": "capacitySharing.enabled is false.",
+    "RateCap": "The sharing rate capped by maxRelayBandwidth or rounded down.",
+}
+
+HEADER: Final = [
+    "Capacity (CAP-x). Capabilities are written in their JSON form (CAP-1.1: the seed's",
+    "field names and enumeration strings); scores are integers in millipoints (CAP-2.1).",
+    "CapabilityScoreTest: score 'capabilities'; 'score' is the breakdown and total.",
+    "CapabilityValidationTest: build 'capabilities' after setting each field named in",
+    "'nonFinite' (a dotted path) to the IEEE 754 value named ('NaN', 'Infinity',",
+    "'-Infinity'); invalid tests name the field refused ('invalidField').",
+    "CapabilityEncodeTest: the advertisement value (CAP-3.1) byte for byte.",
+    "CapabilityDecodeTest: decode 'value'; valid tests give the capabilities, invalid",
+    "ones the code (CAP-3.2).",
+    "CapabilityRecordTest: verify 'record' (a DHT record, deterministic CBOR) at 'now'",
+    "as an advertisement of 'nodeId' (null: of whichever node published it), CAP-3.5.",
+    "CapabilityDirectoryTest: offer each step's record at its 'now' to one directory",
+    "(CAP-3.6); each step gives the outcome or the code; 'held' is the seq held per",
+    "node after the last step at its 'now'.",
+    "SelectionTest: rank 'candidates' for 'role' (CAP-4.x): 'ranked' in order with",
+    "totals, 'excluded' by NodeId with every reason in CAP-4.2's order; an invalid",
+    "test must be refused as the caller's error.",
+    "SharingScriptTest: a device with 'capabilities' and 'config' (the seed's",
+    "capacitySharing plus 'burst' seconds) created at 'createdAt' has 'rate' and",
+    "'burst'; each step requests 'bytes' of bandwidth, or opens or closes the relay",
+    "connection 'key', at 'now'; 'granted' or the refusal (kind, limit, inUse,",
+    "retryAfter in seconds and retryAfterMs rounded up, or null: never) follow, with",
+    "the bytes 'available' after a bandwidth step (IEEE 754 binary64, CAP-5.2) and",
+    "the SHOULD reason text of CAP-5.4.",
+]
+
+_NODE_IDS: Final = [NodeId(bytes([n]) * 32) for n in range(16)]
+
+
+def _base(**changes: Any) -> JsonObject:
+    """A valid JSON-form capabilities object, with `changes` applied (None deletes)."""
+    value: JsonObject = {
+        "deviceClass": "desktop-standard",
+        "uploadBandwidth": 1_250_000,
+        "downloadBandwidth": 12_500_000,
+        "maxRelayConnections": 20,
+        "maxRelayBandwidth": 625_000,
+        "canActAsTurn": True,
+        "canStoreMessages": True,
+        "natType": "open",
+        "availability": "always",
+    }
+    for key, item in changes.items():
+        if item is None:
+            value.pop(key, None)
+        else:
+            value[key] = item
+    return value
+
+
+def _caps(value: JsonObject) -> DeviceCapabilities:
+    return DeviceCapabilities.from_json(value)
+
+
+# ------------------------------------------------------------------ score
+
+
+def _score_tests(v: Vectors) -> None:
+    tests = v.group("CapabilityScoreTest", unit="millipoint")
+
+    def add(
+        caps: JsonObject,
+        want: tuple[int, int, int, int],
+        comment: str,
+        clause: str,
+        flags: tuple[str, ...],
+    ) -> None:
+        got = score(_caps(caps))
+        assert (got.device_class, got.bandwidth, got.nat, got.availability) == want, comment
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause=clause,
+            flags=flags,
+            capabilities=caps,
+            score=got.to_json(),
+        )
+
+    classes = [
+        ("server", 30_000),
+        ("desktop-powerful", 25_000),
+        ("desktop-standard", 20_000),
+        ("laptop-plugged", 15_000),
+        ("laptop-battery", 10_000),
+        ("mobile-wifi", 5_000),
+        ("mobile-cellular", 0),
+    ]
+    for name, points in classes:
+        add(
+            _base(deviceClass=name),
+            (points, 50_000, 10_000, 10_000),
+            f"device class {name}",
+            "CAP-2.2",
+            ("DeviceClass",),
+        )
+
+    bandwidths: list[tuple[int, int, int, str, tuple[str, ...]]] = [
+        (0, 0, 0, "no bandwidth at all", ("Boundary",)),
+        (24, 24, 0, "24 bytes/s: below one millipoint", ("Boundary",)),
+        (25, 25, 1, "25 bytes/s: one millipoint", ("Boundary",)),
+        (49, 49, 1, "49 bytes/s rounds down to one millipoint", ()),
+        (625_000, 625_000, 25_000, "5 Mbps: half marks", ()),
+        (1_249_975, 10**7, 49_999, "one millipoint short of full marks", ("Boundary",)),
+        (1_249_999, 10**7, 49_999, "1 byte/s under 10 Mbps", ("Boundary",)),
+        (1_250_000, 1_250_000, 50_000, "exactly 10 Mbps (10^7 bit/s) both ways", ("Boundary",)),
+        (1_250_001, 10**7, 50_000, "1 byte/s over 10 Mbps", ("Boundary",)),
+        (1_310_720, 10**7, 50_000, "10 binary megabits: over the SI 10 Mbps", ()),
+        (2**53 - 1, 2**53 - 1, 50_000, "the largest bandwidth", ("Boundary",)),
+        (10**8, 500_000, 20_000, "fast upload, 4 Mbps download: download counts", ()),
+        (400_000, 10**8, 16_000, "asymmetric: 3.2 Mbps upload counts", ()),
+    ]
+    for up, down, points, comment, extra in bandwidths:
+        add(
+            _base(uploadBandwidth=up, downloadBandwidth=down),
+            (20_000, points, 10_000, 10_000),
+            comment,
+            "CAP-2.3",
+            ("Bandwidth", *extra),
+        )
+
+    nats = [
+        ("open", 10_000),
+        ("full-cone", 10_000),
+        ("restricted", 6_000),
+        ("port-restricted", 4_000),
+        ("symmetric", 2_000),
+        ("unknown", 0),
+        ("udp-blocked", 0),
+    ]
+    for name, points in nats:
+        add(
+            _base(natType=name),
+            (20_000, 50_000, points, 10_000),
+            f"NAT type {name}",
+            "CAP-2.4",
+            ("NatType",),
+        )
+    for name, points in [("always", 10_000), ("when-active", 5_000), ("scheduled", 5_000)]:
+        add(
+            _base(availability=name),
+            (20_000, 50_000, 10_000, points),
+            f"availability {name}",
+            "CAP-2.5",
+            ("Availability",),
+        )
+
+    for battery, comment in [
+        ({"levelPercent": 100, "pluggedIn": True}, "full battery on mains: same score"),
+        ({"levelPercent": 3, "pluggedIn": False}, "3 % on battery: same score"),
+    ]:
+        add(
+            _base(deviceClass="laptop-plugged", batteryStatus=battery),
+            (15_000, 50_000, 10_000, 10_000),
+            comment,
+            "CAP-2.6",
+            ("Battery",),
+        )
+    add(
+        _base(deviceClass="server", uploadBandwidth=10**9, downloadBandwidth=10**9),
+        (30_000, 50_000, 10_000, 10_000),
+        "the best device: 100 points",
+        "CAP-2.1",
+        (),
+    )
+    add(
+        _base(
+            deviceClass="mobile-cellular",
+            uploadBandwidth=0,
+            natType="unknown",
+            availability="when-active",
+            batteryStatus={"levelPercent": 15, "pluggedIn": False},
+        ),
+        (0, 0, 0, 5_000),
+        "a phone on cellular with no measured bandwidth: 5 points",
+        "CAP-2.1",
+        (),
+    )
+    add(
+        _base(
+            deviceClass="laptop-plugged",
+            uploadBandwidth=312_500,
+            downloadBandwidth=6_250_000,
+            natType="port-restricted",
+            availability="scheduled",
+        ),
+        (15_000, 12_500, 4_000, 5_000),
+        "a typical laptop: 36.5 points",
+        "CAP-2.1",
+        (),
+    )
+
+
+# ------------------------------------------------------------------ validation
+
+
+_NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def apply_non_finite(value: JsonObject, non_finite: dict[str, str]) -> JsonObject:
+    """`value` with each dotted path of `non_finite` set to the IEEE value it names."""
+    out = {k: dict(item) if isinstance(item, dict) else item for k, item in value.items()}
+    for path, name in non_finite.items():
+        target = out
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = _NON_FINITE[name]
+    return out
+
+
+def _validation_tests(v: Vectors) -> None:
+    tests = v.group("CapabilityValidationTest")
+
+    def add(
+        caps: JsonObject,
+        comment: str,
+        clause: str,
+        flags: tuple[str, ...],
+        invalid_field: str | None = None,
+        non_finite: dict[str, str] | None = None,
+    ) -> None:
+        fields: JsonObject = {"capabilities": caps}
+        if non_finite:
+            fields["nonFinite"] = non_finite
+        try:
+            built = DeviceCapabilities.from_json(apply_non_finite(caps, non_finite or {}))
+        except CapabilityError as exc:
+            assert exc.field == invalid_field, (comment, exc)
+            v.test(
+                tests,
+                comment=comment,
+                result="invalid",
+                clause=clause,
+                flags=flags,
+                **fields,
+                invalidField=invalid_field,
+            )
+            return
+        assert invalid_field is None, comment
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause=clause,
+            flags=flags,
+            **fields,
+            normalized=built.to_json(),
+        )
+
+    add(_base(), "all fields, no battery", "CAP-1.1", ())
+    add(
+        _base(batteryStatus={"levelPercent": 0, "pluggedIn": False}),
+        "battery at 0 %",
+        "CAP-1.3",
+        ("Battery", "Boundary"),
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 100, "pluggedIn": True}),
+        "battery at 100 %",
+        "CAP-1.3",
+        ("Battery", "Boundary"),
+    )
+    add(
+        _base(uploadBandwidth=0, downloadBandwidth=0, maxRelayConnections=0, maxRelayBandwidth=0),
+        "every count and bandwidth 0",
+        "CAP-1.3",
+        ("Boundary",),
+    )
+    top = 2**53 - 1
+    add(
+        _base(
+            uploadBandwidth=top,
+            downloadBandwidth=top,
+            maxRelayConnections=top,
+            maxRelayBandwidth=top,
+        ),
+        "every count and bandwidth 2^53 - 1",
+        "CAP-1.3",
+        ("Boundary",),
+    )
+    add(
+        _base(uploadBandwidth=1_000_000.0),
+        "a whole number written 1000000.0 is the integer 1000000",
+        "CAP-1.3",
+        ("Fraction",),
+    )
+    for name in ("server", "mobile-cellular"):
+        add(_base(deviceClass=name), f"device class {name}", "CAP-1.2", ("DeviceClass",))
+    for name in ("port-restricted", "udp-blocked"):
+        add(_base(natType=name), f"NAT type {name}", "CAP-1.2", ("NatType",))
+    add(_base(availability="scheduled"), "availability scheduled", "CAP-1.2", ("Availability",))
+
+    for path, name in [
+        ("uploadBandwidth", "NaN"),
+        ("downloadBandwidth", "Infinity"),
+        ("maxRelayBandwidth", "-Infinity"),
+        ("maxRelayConnections", "NaN"),
+    ]:
+        add(
+            _base(),
+            f"{path} is {name}",
+            "CAP-1.3",
+            ("NonFinite",),
+            path,
+            {path: name},
+        )
+    add(
+        _base(batteryStatus={"levelPercent": 50, "pluggedIn": False}),
+        "battery level is NaN",
+        "CAP-1.3",
+        ("NonFinite", "Battery"),
+        "batteryStatus.levelPercent",
+        {"batteryStatus.levelPercent": "NaN"},
+    )
+    for field in ("uploadBandwidth", "downloadBandwidth", "maxRelayConnections"):
+        add(_base(**{field: -1}), f"{field} is -1", "CAP-1.3", ("Negative",), field)
+    add(
+        _base(batteryStatus={"levelPercent": -1, "pluggedIn": True}),
+        "battery level -1",
+        "CAP-1.3",
+        ("Negative", "Battery", "Boundary"),
+        "batteryStatus.levelPercent",
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 101, "pluggedIn": True}),
+        "battery level 101",
+        "CAP-1.3",
+        ("Battery", "Boundary"),
+        "batteryStatus.levelPercent",
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 50.5, "pluggedIn": True}),
+        "battery level 50.5",
+        "CAP-1.3",
+        ("Battery", "Fraction"),
+        "batteryStatus.levelPercent",
+    )
+    add(
+        _base(uploadBandwidth=1_250_000.5),
+        "uploadBandwidth 1250000.5",
+        "CAP-1.3",
+        ("Fraction",),
+        "uploadBandwidth",
+    )
+    add(
+        _base(maxRelayBandwidth=2**53),
+        "maxRelayBandwidth 2^53",
+        "CAP-1.3",
+        ("Boundary",),
+        "maxRelayBandwidth",
+    )
+    add(
+        _base(uploadBandwidth="1250000"),
+        "a bandwidth written as a string",
+        "CAP-1.3",
+        ("WrongType",),
+        "uploadBandwidth",
+    )
+    add(
+        _base(maxRelayConnections=True),
+        "a count written as a boolean",
+        "CAP-1.3",
+        ("WrongType",),
+        "maxRelayConnections",
+    )
+    add(
+        _base(canActAsTurn=1),
+        "canActAsTurn written as a number",
+        "CAP-1.3",
+        ("WrongType",),
+        "canActAsTurn",
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 80, "pluggedIn": "yes"}),
+        "pluggedIn written as a string",
+        "CAP-1.3",
+        ("WrongType", "Battery"),
+        "batteryStatus.pluggedIn",
+    )
+    for field, value in [
+        ("deviceClass", "laptop"),
+        ("deviceClass", "Server"),
+        ("deviceClass", "desktop_powerful"),
+        ("natType", "cone"),
+        ("natType", "Symmetric"),
+        ("availability", "never"),
+        ("availability", ""),
+    ]:
+        add(
+            _base(**{field: value}),
+            f"{field} {value!r}",
+            "CAP-1.2",
+            ("UnknownEnum",),
+            field,
+        )
+    add(_base(deviceClass=3), "deviceClass written as a number", "CAP-1.3", ("WrongType",),
+        "deviceClass")  # fmt: skip
+    add(_base(natType=None), "natType missing", "CAP-1.3", ("Shape",), "natType")
+    add(_base(availability=None), "availability missing", "CAP-1.3", ("Shape",), "availability")
+    add(_base(cpuCores=8), "a field the seed does not have", "CAP-1.3", ("Shape",), "cpuCores")
+    add(
+        {**_base(), "batteryStatus": None},
+        "batteryStatus null (absent is the way to say none)",
+        "CAP-1.3",
+        ("Shape", "Battery"),
+        "batteryStatus",
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 80}),
+        "batteryStatus without pluggedIn",
+        "CAP-1.3",
+        ("Shape", "Battery"),
+        "batteryStatus.pluggedIn",
+    )
+    add(
+        _base(batteryStatus={"levelPercent": 80, "pluggedIn": True, "charging": True}),
+        "batteryStatus with a field of the W3C Battery API",
+        "CAP-1.3",
+        ("Shape", "Battery"),
+        "batteryStatus.charging",
+    )
+
+
+# ------------------------------------------------------------------ the value
+
+
+_ENCODE_CASES: Final = [
+    (_base(), "desktop, no battery", ()),
+    (
+        _base(
+            deviceClass="laptop-plugged",
+            uploadBandwidth=625_000,
+            downloadBandwidth=5_000_000,
+            maxRelayBandwidth=312_500,
+            canActAsTurn=False,
+            natType="restricted",
+            availability="when-active",
+            batteryStatus={"levelPercent": 80, "pluggedIn": True},
+        ),
+        "laptop with a battery status",
+        ("Battery",),
+    ),
+    (
+        _base(
+            deviceClass="desktop-powerful",
+            uploadBandwidth=2**53 - 1,
+            downloadBandwidth=2**53 - 1,
+            maxRelayConnections=2**53 - 1,
+            maxRelayBandwidth=2**53 - 1,
+            natType="port-restricted",
+            availability="when-active",
+            batteryStatus={"levelPercent": 100, "pluggedIn": False},
+        ),
+        "the largest value: every integer 2^53 - 1, longest strings",
+        ("Boundary", "SizeLimit", "Battery"),
+    ),
+    (
+        _base(
+            deviceClass="mobile-cellular",
+            uploadBandwidth=0,
+            downloadBandwidth=0,
+            maxRelayConnections=0,
+            maxRelayBandwidth=0,
+            canActAsTurn=False,
+            canStoreMessages=False,
+            natType="symmetric",
+            availability="scheduled",
+            batteryStatus={"levelPercent": 0, "pluggedIn": False},
+        ),
+        "a phone offering nothing",
+        ("Boundary", "Battery"),
+    ),
+    (
+        _base(deviceClass="server", natType="full-cone", uploadBandwidth=23, downloadBandwidth=24),
+        "integers at the one-byte head limit (23, 24)",
+        ("Boundary",),
+    ),
+]
+
+
+def _encode_tests(v: Vectors) -> None:
+    tests = v.group("CapabilityEncodeTest", maxValueSize=256)
+    for caps, comment, flags in _ENCODE_CASES:
+        value = encode_capabilities(_caps(caps))
+        assert decode_capabilities(value) == _caps(caps)
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause="CAP-3.1",
+            flags=flags,
+            capabilities=caps,
+            value=value.hex(),
+            size=len(value),
+        )
+
+
+def _map(**changes: Any) -> dict[int, Any]:
+    """The CAP-3.1 map of `_base()` with integer-keyed `changes` (k<n>=..., None deletes)."""
+    body: dict[int, Any] = cbor.decode(encode_capabilities(_caps(_base())))
+    for name, item in changes.items():
+        key = int(name[1:])
+        if item is None:
+            body.pop(key, None)
+        else:
+            body[key] = item
+    return dict(sorted(body.items()))
+
+
+def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) == 1, (data.hex(), old.hex())
+    return data.replace(old, new)
+
+
+def _decode_tests(v: Vectors) -> None:
+    tests = v.group("CapabilityDecodeTest", maxValueSize=256)
+
+    def add(
+        data: bytes,
+        comment: str,
+        flags: tuple[str, ...],
+        error: ErrorCode | None = None,
+        clause: str = "CAP-3.2",
+    ) -> None:
+        try:
+            got = decode_capabilities(data)
+        except RemoteProtocolError as exc:
+            assert exc.code is error, (comment, exc)
+            v.test(
+                tests,
+                comment=comment,
+                result="invalid",
+                clause=clause,
+                flags=flags,
+                value=data.hex(),
+                expectedError=exc.code.name,
+            )
+            return
+        assert error is None, comment
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause=clause,
+            flags=flags,
+            value=data.hex(),
+            capabilities=got.to_json(),
+        )
+
+    add(cbor.encode(_map()), "the desktop of the encode tests", ())
+    battery = {0: 42, 1: False}
+    add(cbor.encode(_map(k9=battery)), "with a battery map", ("Battery",))
+    add(
+        cbor.encode(_map(k2=2**53 - 1)), "uploadBandwidth 2^53 - 1", ("Boundary",), clause="CAP-1.3"
+    )
+
+    malformed = ErrorCode.MALFORMED
+    add(b"\xff", "not CBOR", ("NonCanonical",), malformed)
+    add(b"", "empty", ("Shape",), malformed)
+    add(cbor.encode([1, "server"]), "an array, not a map", ("WrongType",), malformed)
+    add(cbor.encode(_map(k0=2)), "version 2", ("Version",), ErrorCode.UNSUPPORTED_VERSION)
+    add(cbor.encode(_map(k0=0)), "version 0", ("Version",), ErrorCode.UNSUPPORTED_VERSION)
+    add(
+        cbor.encode({**_map(k0=2), 11: b"future"}),
+        "version 2 with a key version 1 lacks: the version is checked first",
+        ("Version", "Shape"),
+        ErrorCode.UNSUPPORTED_VERSION,
+    )
+    add(cbor.encode(_map(k0="1")), "version as text", ("Version", "WrongType"), malformed)
+    add(cbor.encode(_map(k0=None)), "no version key", ("Version", "Shape"), malformed)
+    add(cbor.encode(_map(k8=None)), "natType (key 8) missing", ("Shape",), malformed)
+    add(cbor.encode({**_map(), 11: 0}), "an unknown key 11", ("Shape",), malformed)
+    add(cbor.encode(_map(k2=-1)), "uploadBandwidth -1", ("Negative",), malformed, "CAP-1.3")
+    add(cbor.encode(_map(k3=2**53)), "downloadBandwidth 2^53", ("Boundary",), malformed, "CAP-1.3")
+    add(cbor.encode(_map(k4=b"\x14")), "maxRelayConnections as bytes", ("WrongType",), malformed)
+    add(cbor.encode(_map(k6=1)), "canActAsTurn as the integer 1", ("WrongType",), malformed)
+    add(cbor.encode(_map(k7=None)), "canStoreMessages missing", ("Shape",), malformed)
+    add(cbor.encode(_map(k1="laptop")), "deviceClass 'laptop'", ("UnknownEnum",), malformed)
+    add(cbor.encode(_map(k1=1)), "deviceClass as an integer", ("WrongType",), malformed)
+    add(cbor.encode(_map(k8="SYMMETRIC")), "natType upper case", ("UnknownEnum",), malformed)
+    add(cbor.encode(_map(k10="never")), "availability 'never'", ("UnknownEnum",), malformed)
+    add(
+        cbor.encode(_map(k9={0: 101, 1: True})),
+        "battery level 101",
+        ("Battery", "Boundary"),
+        malformed,
+        "CAP-1.3",
+    )
+    add(
+        cbor.encode(_map(k9={0: 50, 1: True, 2: 0})),
+        "battery map with a key 2",
+        ("Battery", "Shape"),
+        malformed,
+    )
+    add(
+        cbor.encode(_map(k9=[50, True])),
+        "battery as an array",
+        ("Battery", "WrongType"),
+        malformed,
+    )
+    add(
+        cbor.encode(_map(k9={0: 50, 1: 1})),
+        "battery pluggedIn as an integer",
+        ("Battery", "WrongType"),
+        malformed,
+    )
+    good = cbor.encode(_map())
+    add(good + b"\x00", "a trailing byte", ("NonCanonical",), malformed)
+    body = _map()
+    swapped = {1: body[1], 0: body[0], **{k: body[k] for k in body if k > 1}}
+    add(cbor2.dumps(swapped), "keys 0 and 1 out of order", ("NonCanonical",), malformed)
+    add(
+        _replace_once(
+            good, b"\x05\x1a\x00\x09\x89\x68", b"\x05\x1b" + (625_000).to_bytes(8, "big")
+        ),
+        "maxRelayBandwidth 625000 in a non-shortest 8-byte head",
+        ("NonCanonical",),
+        malformed,
+    )
+    add(
+        _replace_once(good, b"\x06\xf5", b"\x06\xf9\x3c\x00"),
+        "canActAsTurn as a half-precision float 1.0",
+        ("NonCanonical", "WrongType"),
+        malformed,
+    )
+    oversized = cbor.encode({**_map(), 11: bytes(256 - len(good) - 3 + 1)})
+    assert len(oversized) == 257
+    add(oversized, "257 bytes: over the DHT value limit", ("SizeLimit",), ErrorCode.TOO_LARGE)
+
+
+# ------------------------------------------------------------------ records
+
+
+def _publisher(n: int) -> Identity:
+    return Identity.from_seed(seed_for(f"capacity/publisher-{n}"))
+
+
+def _record_tests(v: Vectors) -> None:
+    alice, mallory = _publisher(1), _publisher(2)
+    caps = _caps(_base(batteryStatus={"levelPercent": 64, "pluggedIn": True}))
+    value = encode_capabilities(caps)
+    now = T0
+    tests = v.group(
+        "CapabilityRecordTest",
+        publisherSeed=alice.seed.hex(),
+        publisherKey=alice.public_key.hex(),
+        publisherId=alice.node_id.hex(),
+        capabilityKey=capability_key(alice.node_id).hex(),
+        maxLifetime=MAX_ADVERT_LIFETIME,
+    )
+
+    def add(
+        record: bytes,
+        comment: str,
+        clause: str,
+        flags: tuple[str, ...],
+        error: ErrorCode | None = None,
+        node_id: NodeId | None = alice.node_id,
+    ) -> None:
+        fields: JsonObject = {
+            "record": record.hex(),
+            "nodeId": None if node_id is None else node_id.hex(),
+            "now": now,
+        }
+        try:
+            advert = verify_advertisement(record, now=now, node_id=node_id)
+        except RemoteProtocolError as exc:
+            assert exc.code is error, (comment, exc)
+            v.test(
+                tests,
+                comment=comment,
+                result="invalid",
+                clause=clause,
+                flags=flags,
+                **fields,
+                expectedError=exc.code.name,
+            )
+            return
+        assert error is None, comment
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause=clause,
+            flags=flags,
+            **fields,
+            publisherId=advert.node_id.hex(),
+            seq=str(advert.seq),
+            expiresMs=round(advert.expires_at * 1000),
+            capabilities=advert.capabilities.to_json(),
+        )
+
+    def signed(
+        identity: Identity = alice,
+        *,
+        key_type: KeyType = KeyType.CAPABILITY,
+        ident: bytes | None = None,
+        seq: int = T0_MS,
+        ttl_ms: int = 1_800_000,
+        payload: bytes = value,
+    ) -> bytes:
+        return sign_record(
+            identity,
+            key_type=key_type,
+            ident=identity.node_id if ident is None else ident,
+            seq=seq,
+            expires_ms=T0_MS + ttl_ms,
+            value=payload,
+        ).encode()
+
+    record = sign_advertisement(alice, caps, seq=T0_MS, expires_ms=T0_MS + 1_800_000).encode()
+    assert record == signed()
+    add(record, "a 30-minute advertisement of the node asked for", "CAP-3.3", ())
+    add(record, "the same, not asked for a particular node", "CAP-3.5", (), node_id=None)
+    lifetime_ms = round(MAX_ADVERT_LIFETIME * 1000)
+    add(
+        signed(ttl_ms=lifetime_ms),
+        "expires exactly now + 24 h + 300 s",
+        "CAP-3.5",
+        ("Expiry", "Boundary"),
+    )
+    add(
+        signed(ttl_ms=lifetime_ms + 1),
+        "expires 1 ms past now + 24 h + 300 s",
+        "CAP-3.5",
+        ("Expiry", "Boundary"),
+        ErrorCode.TTL_TOO_LONG,
+    )
+    add(
+        signed(ttl_ms=7 * 86_400_000),
+        "a 7-day record: fine for the DHT, too long for capabilities",
+        "CAP-3.5",
+        ("Expiry",),
+        ErrorCode.TTL_TOO_LONG,
+    )
+    add(signed(ttl_ms=0), "expires exactly now", "CAP-3.5", ("Expiry", "Boundary"),
+        ErrorCode.EXPIRED)  # fmt: skip
+    add(signed(ttl_ms=-60_000), "expired a minute ago", "CAP-3.5", ("Expiry",),
+        ErrorCode.EXPIRED)  # fmt: skip
+
+    fields = cbor.decode(record)
+    add(
+        cbor.encode({**fields, 6: flip(fields[6], 9)}),
+        "one signature bit flipped",
+        "CAP-3.5",
+        ("Forged",),
+        ErrorCode.BAD_SIGNATURE,
+    )
+    better = encode_capabilities(_caps(_base(deviceClass="server")))
+    add(
+        cbor.encode({**fields, 5: better}),
+        "the value upgraded to server after signing",
+        "CAP-3.5",
+        ("Forged",),
+        ErrorCode.BAD_SIGNATURE,
+    )
+    unsigned = {**fields, 2: mallory.public_key}
+    del unsigned[6]
+    resigned = {**unsigned, 6: mallory.sign(RECORD_DOMAIN + cbor.encode(unsigned))}
+    add(
+        cbor.encode(resigned),
+        "mallory signs a capability record naming alice",
+        "CAP-3.5",
+        ("Forged",),
+        ErrorCode.FORBIDDEN,
+    )
+    add(
+        signed(mallory),
+        "mallory's own valid advertisement, offered as alice's",
+        "CAP-3.5",
+        ("WrongKey",),
+        ErrorCode.WRONG_KEY,
+    )
+    add(
+        signed(key_type=KeyType.PEER),
+        "alice's peer record (same ident, another key type)",
+        "CAP-3.5",
+        ("WrongKey",),
+        ErrorCode.WRONG_KEY,
+    )
+    add(
+        signed(key_type=KeyType.PEER),
+        "alice's peer record, not asked for a node: still not a capability record",
+        "CAP-3.5",
+        ("WrongKey",),
+        ErrorCode.WRONG_KEY,
+        node_id=None,
+    )
+    add(
+        signed(payload=cbor.encode(_map(k0=2))),
+        "validly signed, value of format version 2",
+        "CAP-3.5",
+        ("Version",),
+        ErrorCode.UNSUPPORTED_VERSION,
+    )
+    add(
+        signed(payload=b"\xa1\x00\x01"),
+        "validly signed, value of version 1 missing every field",
+        "CAP-3.5",
+        ("Shape",),
+        ErrorCode.MALFORMED,
+    )
+    add(record[:-1], "the record cut short", "CAP-3.5", ("Shape",), ErrorCode.MALFORMED)
+
+
+#: (now, record, the node asked for or None)
+_DirectoryStep = tuple[float, bytes, Identity | None]
+
+
+def _directory_tests(v: Vectors) -> None:
+    alice, bob = _publisher(1), _publisher(3)
+    tests = v.group(
+        "CapabilityDirectoryTest",
+        publishers=[
+            {"name": "alice", "nodeId": alice.node_id.hex()},
+            {"name": "bob", "nodeId": bob.node_id.hex()},
+        ],
+    )
+
+    def record(identity: Identity, seq: int, ttl_s: int, **changes: Any) -> bytes:
+        caps = _caps(_base(**changes))
+        return sign_advertisement(identity, caps, seq=seq, expires_ms=seq + ttl_s * 1000).encode()
+
+    def add(steps: list[_DirectoryStep], comment: str, flags: tuple[str, ...], result: str) -> None:
+        directory = CapabilityDirectory()
+        out: list[JsonObject] = []
+        for now, data, asked in steps:
+            step: JsonObject = {
+                "now": now,
+                "record": data.hex(),
+                "nodeId": None if asked is None else asked.node_id.hex(),
+            }
+            try:
+                outcome = directory.offer(
+                    data, now=now, node_id=None if asked is None else asked.node_id
+                )
+                step["outcome"] = outcome.name
+            except RemoteProtocolError as exc:
+                step["expectedError"] = exc.code.name
+            out.append(step)
+        last = steps[-1][0]
+        held: dict[str, str] = {}
+        for candidate in directory.candidates(now=last):
+            advert = directory.get(candidate.node_id, now=last)
+            assert advert is not None
+            held[candidate.node_id.hex()] = str(advert.seq)
+        v.test(
+            tests,
+            comment=comment,
+            result=result,
+            clause="CAP-3.6",
+            flags=flags,
+            steps=out,
+            held=held,
+        )
+
+    t = T0_MS
+    a1 = record(alice, t, 1800)
+    a2 = record(alice, t + 60_000, 1800, natType="symmetric")
+    add(
+        [(T0, a1, alice), (T0 + 60, a2, alice), (T0 + 61, a2, alice)],
+        "a newer advertisement replaces; the same one again changes nothing",
+        ("Sequence",),
+        "valid",
+    )
+    add(
+        [(T0 + 60, a2, alice), (T0 + 61, a1, alice)],
+        "an older advertisement after a newer one is stale",
+        ("Sequence",),
+        "invalid",
+    )
+    twin = record(alice, t, 1800, availability="when-active")
+    add(
+        [(T0, a1, alice), (T0 + 1, twin, None)],
+        "the same seq with a different value is refused",
+        ("Sequence",),
+        "invalid",
+    )
+    b1 = record(bob, t + 5, 600, deviceClass="server")
+    add(
+        [(T0, a1, alice), (T0 + 1, b1, bob), (T0 + 2, a2, None)],
+        "two nodes held side by side",
+        ("Sequence",),
+        "valid",
+    )
+    short = record(alice, t + 120_000, 60)
+    add(
+        [(T0 + 120, short, alice), (T0 + 180, a1, alice)],
+        "after the held advertisement expired an older one is taken (it is still valid)",
+        ("Sequence", "Expiry"),
+        "valid",
+    )
+    add(
+        [(T0 + 1800, a1, alice)],
+        "an advertisement offered at its expiry",
+        ("Expiry", "Boundary"),
+        "invalid",
+    )
+
+
+# ------------------------------------------------------------------ selection
+
+
+def _selection_tests(v: Vectors) -> None:
+    tests = v.group("SelectionTest")
+    ids = _NODE_IDS
+
+    def add(
+        role: Role,
+        candidates: list[tuple[NodeId, JsonObject]],
+        comment: str,
+        clause: str,
+        flags: tuple[str, ...],
+    ) -> None:
+        fields: JsonObject = {
+            "role": role.value,
+            "candidates": [{"nodeId": n.hex(), "capabilities": c} for n, c in candidates],
+        }
+        built = [Candidate(node_id=n, capabilities=_caps(c)) for n, c in candidates]
+        try:
+            ranking = rank_candidates(built, role)
+        except LocalProtocolError:
+            v.test(tests, comment=comment, result="invalid", clause=clause, flags=flags, **fields)
+            return
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause=clause,
+            flags=flags,
+            **fields,
+            ranked=[{"nodeId": r.node_id.hex(), "total": r.score.total} for r in ranking.ranked],
+            excluded=[
+                {"nodeId": n.hex(), "reasons": [reason.value for reason in reasons]}
+                for n, reasons in ranking.excluded
+            ],
+        )
+
+    plugged = {"levelPercent": 90, "pluggedIn": True}
+    population: list[tuple[NodeId, JsonObject]] = [
+        (ids[9], _base(deviceClass="server", uploadBandwidth=10**8, natType="full-cone")),
+        (ids[3], _base(deviceClass="desktop-powerful", natType="restricted")),
+        (ids[5], _base(deviceClass="desktop-standard", natType="symmetric", canActAsTurn=False)),
+        (
+            ids[7],
+            _base(
+                deviceClass="laptop-plugged",
+                uploadBandwidth=500_000,
+                natType="port-restricted",
+                availability="when-active",
+                batteryStatus=plugged,
+            ),
+        ),
+        (
+            ids[2],
+            _base(
+                deviceClass="laptop-battery",
+                availability="when-active",
+                batteryStatus={"levelPercent": 72, "pluggedIn": False},
+            ),
+        ),
+        (
+            ids[4],
+            _base(
+                deviceClass="mobile-wifi",
+                uploadBandwidth=250_000,
+                canActAsTurn=False,
+                canStoreMessages=False,
+                natType="symmetric",
+                availability="when-active",
+                batteryStatus={"levelPercent": 95, "pluggedIn": True},
+            ),
+        ),
+        (
+            ids[6],
+            _base(
+                deviceClass="mobile-cellular",
+                uploadBandwidth=1_250_000,
+                natType="symmetric",
+                availability="when-active",
+            ),
+        ),
+        (ids[8], _base(deviceClass="desktop-standard", maxRelayConnections=0, natType="unknown")),
+        (ids[1], _base(deviceClass="desktop-standard", natType="udp-blocked")),
+    ]
+    for role in Role:
+        add(role, population, f"a mixed population, role {role.value}", "CAP-4.2",
+            ("Eligibility", "Battery"))  # fmt: skip
+
+    same = _base(deviceClass="desktop-standard")
+    add(
+        Role.RELAY,
+        [(ids[12], same), (ids[2], same), (ids[10], same), (NodeId(bytes(31) + b"\xff"), same)],
+        "four equal totals: NodeId bytes ascending",
+        "CAP-4.4",
+        ("TieBreak",),
+    )
+    add(
+        Role.SFU_HOST,
+        [
+            (ids[1], _base(uploadBandwidth=1_249_975)),
+            (ids[2], _base(uploadBandwidth=1_250_000)),
+            (ids[0], _base(uploadBandwidth=1_249_999)),
+        ],
+        "one millipoint decides before the NodeId does",
+        "CAP-4.4",
+        ("TieBreak", "Boundary"),
+    )
+
+    def on_battery(level: int | None, device_class: str = "laptop-battery") -> JsonObject:
+        battery = None if level is None else {"levelPercent": level, "pluggedIn": False}
+        return _base(deviceClass=device_class, batteryStatus=battery)
+
+    batteries: list[tuple[NodeId, JsonObject]] = [
+        (ids[1], on_battery(49)),
+        (ids[2], on_battery(50)),
+        (ids[3], on_battery(None)),
+        (ids[4], _base(deviceClass="laptop-battery", batteryStatus=plugged)),
+        (ids[5], on_battery(100, "desktop-standard")),
+        (ids[6], on_battery(None, "laptop-plugged")),
+        (ids[7], on_battery(80, "mobile-wifi")),
+    ]
+    for role in Role:
+        add(role, batteries, f"battery rules, role {role.value}", "CAP-4.3",
+            ("Battery", "Boundary"))  # fmt: skip
+    add(
+        Role.TURN,
+        [(ids[1], same), (ids[2], _base(deviceClass="server")), (ids[1], same)],
+        "a NodeId given twice",
+        "CAP-4.4",
+        ("Duplicate",),
+    )
+    add(Role.MESSAGE_STORAGE, [], "no candidates: nothing ranked", "CAP-4.4", ())
+
+
+# ------------------------------------------------------------------ sharing
+
+
+def _outcome_json(outcome: Granted | Refusal) -> JsonObject:
+    if isinstance(outcome, Granted):
+        return {"granted": True, "limit": outcome.limit, "inUse": outcome.in_use}
+    out: JsonObject = {
+        "granted": False,
+        "kind": outcome.kind.value,
+        "limit": outcome.limit,
+        "inUse": outcome.in_use,
+        "retryAfter": outcome.retry_after,
+        "retryAfterMs": outcome.retry_after_ms if isinstance(outcome, BandwidthRefused) else None,
+        "reason": outcome.reason(),
+    }
+    return out
+
+
+def _sharing_tests(v: Vectors) -> None:
+    tests = v.group("SharingScriptTest")
+
+    def add(
+        caps: JsonObject,
+        config: CapacitySharingConfig,
+        steps: list[tuple[float, str, Any]],
+        comment: str,
+        clause: str,
+        flags: tuple[str, ...],
+        rate: int,
+        burst: int,
+    ) -> None:
+        sharing = CapacitySharing(_caps(caps), config, now=T0)
+        assert (sharing.rate, sharing.burst) == (rate, burst), comment
+        out: list[JsonObject] = []
+        refused = False
+        for offset, op, arg in steps:
+            now = T0 + offset
+            step: JsonObject = {"now": now, "op": op}
+            if op == "bandwidth":
+                step["bytes"] = arg
+                outcome = sharing.request_bandwidth(arg, now=now)
+                step.update(_outcome_json(outcome))
+                step["available"] = sharing.available(now=now)
+            elif op == "open":
+                step["key"] = arg
+                step.update(_outcome_json(sharing.open_relay_connection(arg)))
+            else:
+                step["key"] = arg
+                sharing.close_relay_connection(arg)
+                step["inUse"] = sharing.connections_in_use
+            refused = refused or step.get("granted") is False
+            out.append(step)
+        v.test(
+            tests,
+            comment=comment,
+            result="invalid" if refused else "valid",
+            clause=clause,
+            flags=flags,
+            capabilities=caps,
+            config={
+                "enabled": config.enabled,
+                "maxUploadShare": config.max_upload_share,
+                "maxRelayConnections": config.max_relay_connections,
+                "burst": config.burst,
+            },
+            createdAt=T0,
+            rate=rate,
+            burst=burst,
+            steps=out,
+        )
+
+    default = CapacitySharingConfig()
+    small = _base(uploadBandwidth=2000, maxRelayBandwidth=10**6)
+    add(
+        small,
+        default,
+        [
+            (0.0, "bandwidth", 600),
+            (0.0, "bandwidth", 600),
+            (0.25, "bandwidth", 600),
+            (0.25, "bandwidth", 1001),
+            (0.25, "bandwidth", 1000),
+            (10.0, "bandwidth", 1000),
+            (10.0, "bandwidth", 0),
+        ],
+        "rate 1000 B/s, burst 1000 B: grant, refuse with retry-after, refill, never-fits",
+        "CAP-5.2",
+        ("Boundary",),
+        1000,
+        1000,
+    )
+    add(
+        small,
+        default,
+        [
+            (10.0, "bandwidth", 1000),
+            (9.0, "bandwidth", 1),
+            (9.5, "bandwidth", 1),
+            (10.5, "bandwidth", 500),
+            (10.5, "bandwidth", 1),
+        ],
+        "the clock steps back a second: no tokens minted, then refill from the mark",
+        "CAP-5.2",
+        ("ClockBack",),
+        1000,
+        1000,
+    )
+    add(
+        small,
+        CapacitySharingConfig(burst=0.5),
+        [(0.0, "bandwidth", 500), (0.0, "bandwidth", 501), (0.125, "bandwidth", 125)],
+        "half a second of burst",
+        "CAP-5.2",
+        ("Boundary",),
+        1000,
+        500,
+    )
+    add(
+        _base(uploadBandwidth=10**7, maxRelayBandwidth=10**6),
+        default,
+        [(0.0, "bandwidth", 10**6), (0.0, "bandwidth", 250_000)],
+        "half of 80 Mbps upload capped at maxRelayBandwidth 1 MB/s",
+        "CAP-5.1",
+        ("RateCap",),
+        10**6,
+        10**6,
+    )
+    add(
+        _base(uploadBandwidth=1_000_001, maxRelayBandwidth=10**6),
+        CapacitySharingConfig(max_upload_share=0.3),
+        [(0.0, "bandwidth", 300_000), (0.0, "bandwidth", 1)],
+        "share 0.3 of 1000001 B/s: 300000.3 rounds down",
+        "CAP-5.1",
+        ("RateCap",),
+        300_000,
+        300_000,
+    )
+    add(
+        small,
+        CapacitySharingConfig(max_upload_share=0.0),
+        [(0.0, "bandwidth", 0), (0.0, "bandwidth", 1)],
+        "share 0: nothing ever fits",
+        "CAP-5.4",
+        ("Boundary",),
+        0,
+        0,
+    )
+    add(
+        small,
+        CapacitySharingConfig(enabled=False),
+        [(0.0, "bandwidth", 1), (0.0, "open", "peer-a")],
+        "sharing disabled: every request refused",
+        "CAP-5.4",
+        ("Disabled",),
+        0,
+        0,
+    )
+    add(
+        _base(maxRelayConnections=3),
+        default,
+        [
+            (0.0, "open", "peer-a"),
+            (0.0, "open", "peer-b"),
+            (0.0, "open", "peer-c"),
+            (0.0, "open", "peer-d"),
+            (1.0, "close", "peer-b"),
+            (1.0, "open", "peer-d"),
+            (1.0, "open", "peer-e"),
+        ],
+        "the device's maxRelayConnections 3 is below the config's 20",
+        "CAP-5.3",
+        ("Boundary",),
+        625_000,
+        625_000,
+    )
+    add(
+        _base(maxRelayConnections=100),
+        CapacitySharingConfig(max_relay_connections=2),
+        [(0.0, "open", "a"), (0.0, "open", "b"), (0.0, "open", "c")],
+        "the config's 2 connections is below the device's 100",
+        "CAP-5.3",
+        ("Boundary",),
+        625_000,
+        625_000,
+    )
+
+
+_BUILDERS: Final[list[Callable[[Vectors], None]]] = [
+    _score_tests,
+    _validation_tests,
+    _encode_tests,
+    _decode_tests,
+    _record_tests,
+    _directory_tests,
+    _selection_tests,
+    _sharing_tests,
+]
+
+
+def build() -> JsonObject:
+    v = Vectors("capacity", "railgun-capacity-v1", HEADER, NOTES)
+    for builder in _BUILDERS:
+        builder(v)
+    return v.document()

@@ -1,0 +1,314 @@
+"""An RFC 5780 STUN server on real UDP sockets, and NAT detection against it (anyio).
+
+`StunServer` binds four sockets -- primary and alternate host, each on the
+primary and the alternate port (127.0.0.1 and 127.0.0.2 by default, both
+ports chosen by the OS and equal on the two hosts) -- and answers Binding
+requests through the sans-IO `railgun_ref.stun.server.BindingServer`, sending
+each reply from the socket the reply names (that is how CHANGE-REQUEST is
+honoured). Each socket has one receiving task and one sending task, since
+anyio forbids concurrent sends on a socket. Whatever arrives -- garbage,
+responses, an ICMP error reported on the socket -- is counted and the server
+goes on.
+
+`detect_nat_type` runs the sans-IO `NatClassifier` from one UDP socket bound
+to a loopback host, with ``now`` from the event loop's clock (so it also runs
+under trio's MockClock).
+
+Like every driver here, both bind and send only within 127.0.0.0/8.
+"""
+
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from railgun_ref.capacity.nat import NatClassifier, NatDetection, NatDetectionConfig
+from railgun_ref.core.ids import Address
+from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses
+
+#: How many times to pick new ports when one is taken on the other host.
+_BIND_ATTEMPTS: Final = 16
+#: Consecutive receive errors after which a socket is considered dead.
+_MAX_RECEIVE_ERRORS: Final = 100
+#: Replies waiting per socket before new ones are dropped (and counted).
+_QUEUE_SIZE: Final = 256
+#: Bytes asked of the socket per datagram (any STUN message over UDP fits).
+_MAX_DATAGRAM: Final = 65535
+
+
+def _port_of(sock: anyio.abc.UDPSocket) -> int:
+    address = sock.extra(SocketAttribute.local_address)
+    assert isinstance(address, tuple)
+    port = address[1]
+    assert isinstance(port, int)
+    return port
+
+
+async def _udp_socket(host: str, port: int) -> anyio.abc.UDPSocket:
+    return await anyio.create_udp_socket(family=socket.AF_INET, local_host=host, local_port=port)
+
+
+class StunServer:
+    """An RFC 5780 STUN server on 127.0.0.0/8. Run it with ``await tg.start(server.run)``.
+
+    `primary_port` / `alternate_port` of 0 let the OS choose (the same number
+    on both hosts). `alternate_host=None` makes a single-socket RFC 8489 server
+    that refuses CHANGE-REQUEST with 420.
+    """
+
+    def __init__(
+        self,
+        *,
+        primary_host: str = "127.0.0.1",
+        alternate_host: str | None = "127.0.0.2",
+        primary_port: int = 0,
+        alternate_port: int = 0,
+        software: str | None = DEFAULT_SOFTWARE,
+    ) -> None:
+        check_loopback_host(primary_host)
+        if alternate_host is not None:
+            check_loopback_host(alternate_host)
+            if alternate_host == primary_host:
+                raise ValueError("the alternate host must differ from the primary host")
+        for port in (primary_port, alternate_port):
+            if not 0 <= port <= 0xFFFF:
+                raise ValueError(f"port must be 0..65535, got {port}")
+        if primary_port and primary_port == alternate_port:
+            raise ValueError("the alternate port must differ from the primary port")
+        self._primary_host = primary_host
+        self._alternate_host = alternate_host
+        self._primary_port = primary_port
+        self._alternate_port = alternate_port
+        self._software = software
+        self._server: BindingServer | None = None
+        self._driver_counters: Counter[str] = Counter()
+
+    @property
+    def addresses(self) -> ServerAddresses:
+        """The bound addresses; only once `run` has reported itself started."""
+        if self._server is None:
+            raise RuntimeError("the STUN server is not bound yet: start run() first")
+        return self._server.addresses
+
+    @property
+    def primary(self) -> Address:
+        return self.addresses.primary
+
+    @property
+    def alternate(self) -> Address | None:
+        return self.addresses.alternate
+
+    @property
+    def counters(self) -> Counter[str]:
+        """``stun.*`` counts of the protocol core plus the driver's own ``driver.*``."""
+        merged = Counter(self._server.counters if self._server is not None else {})
+        merged.update(self._driver_counters)
+        return merged
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus["StunServer"] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, report `self` through `task_status`, serve until cancelled."""
+        if self._server is not None:
+            raise RuntimeError("a StunServer runs only once; make a new one")
+        sockets, ports = await self._bind()
+        self._server = BindingServer(self._addresses_of(ports), software=self._software)
+        queues: dict[Address, MemoryObjectSendStream[tuple[bytes, Address]]] = {}
+        try:
+            async with anyio.create_task_group() as tg:
+                for address, sock in sockets.items():
+                    send, receive = anyio.create_memory_object_stream[tuple[bytes, Address]](
+                        _QUEUE_SIZE
+                    )
+                    queues[address] = send
+                    tg.start_soon(self._send_loop, sock, receive)
+                for address, sock in sockets.items():
+                    tg.start_soon(self._receive_loop, sock, address, queues)
+                task_status.started(self)
+        finally:
+            for queue in queues.values():
+                queue.close()
+            for sock in sockets.values():
+                await sock.aclose()
+
+    # ------------------------------------------------------------- internals
+
+    def _addresses_of(self, ports: list[int]) -> ServerAddresses:
+        if self._alternate_host is None:
+            return ServerAddresses(primary_host=self._primary_host, primary_port=ports[0])
+        return ServerAddresses(
+            primary_host=self._primary_host,
+            primary_port=ports[0],
+            alternate_host=self._alternate_host,
+            alternate_port=ports[1],
+        )
+
+    async def _bind(self) -> tuple[dict[Address, anyio.abc.UDPSocket], list[int]]:
+        """Bind every (host, port) pair, choosing free ports common to both hosts.
+
+        Returns the sockets and the ports in order (primary, then alternate).
+        """
+        hosts = [self._primary_host]
+        wanted = [self._primary_port]
+        if self._alternate_host is not None:
+            hosts.append(self._alternate_host)
+            wanted.append(self._alternate_port)
+        bound: dict[Address, anyio.abc.UDPSocket] = {}
+        ports: list[int] = []
+        try:
+            for want in wanted:
+                for attempt in range(_BIND_ATTEMPTS):
+                    first = await _udp_socket(hosts[0], want)
+                    port = _port_of(first)
+                    if port in ports:  # cannot happen while the other socket is open; be safe
+                        await first.aclose()
+                        continue
+                    try:
+                        others = [await _udp_socket(host, port) for host in hosts[1:]]
+                    except OSError:
+                        await first.aclose()
+                        if want or attempt == _BIND_ATTEMPTS - 1:
+                            raise
+                        continue
+                    ports.append(port)
+                    bound[(hosts[0], port)] = first
+                    for host, sock in zip(hosts[1:], others, strict=True):
+                        bound[(host, port)] = sock
+                    break
+                else:
+                    raise OSError("could not find a port free on every STUN server host")
+        except BaseException:
+            for sock in bound.values():
+                await sock.aclose()
+            raise
+        return bound, ports
+
+    async def _receive_loop(
+        self,
+        sock: anyio.abc.UDPSocket,
+        local: Address,
+        queues: dict[Address, MemoryObjectSendStream[tuple[bytes, Address]]],
+    ) -> None:
+        assert self._server is not None
+        errors_in_a_row = 0
+        while True:
+            try:
+                data, (host, port) = await sock.receive()
+            except anyio.ClosedResourceError:
+                return
+            except (anyio.BrokenResourceError, OSError):
+                self._driver_counters["driver.udp_receive_error"] += 1
+                errors_in_a_row += 1
+                if errors_in_a_row >= _MAX_RECEIVE_ERRORS:
+                    raise
+                await anyio.sleep(0)
+                continue
+            errors_in_a_row = 0
+            for reply in self._server.handle_datagram(data, (host, port), local=local):
+                try:
+                    check_loopback_address(reply.destination)
+                except ValueError:
+                    self._driver_counters["driver.refused_address"] += 1
+                    continue
+                try:
+                    queues[reply.source].send_nowait((reply.data, reply.destination))
+                except anyio.WouldBlock:
+                    self._driver_counters["driver.send_queue_full"] += 1
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+
+    async def _send_loop(
+        self,
+        sock: anyio.abc.UDPSocket,
+        queue: MemoryObjectReceiveStream[tuple[bytes, Address]],
+    ) -> None:
+        async with queue:
+            async for data, (host, port) in queue:
+                try:
+                    await sock.sendto(data, host, port)
+                except anyio.ClosedResourceError:
+                    return
+                except (anyio.BrokenResourceError, OSError):
+                    self._driver_counters["driver.sendto_failed"] += 1
+
+
+async def serve_stun(
+    *,
+    primary_host: str = "127.0.0.1",
+    alternate_host: str | None = "127.0.0.2",
+    primary_port: int = 0,
+    alternate_port: int = 0,
+    software: str | None = DEFAULT_SOFTWARE,
+    task_status: anyio.abc.TaskStatus[StunServer] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve STUN until cancelled; ``server = await tg.start(serve_stun)`` gives the handle."""
+    server = StunServer(
+        primary_host=primary_host,
+        alternate_host=alternate_host,
+        primary_port=primary_port,
+        alternate_port=alternate_port,
+        software=software,
+    )
+    await server.run(task_status=task_status)
+
+
+async def detect_nat_type(
+    server_primary: Address,
+    server_alternate: Address | None = None,
+    *,
+    local_host: str = "127.0.0.1",
+    local_port: int = 0,
+    config: NatDetectionConfig | None = None,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> NatDetection:
+    """Classify the NAT between `local_host` and the STUN server (RFC 5780 §4.3/§4.4).
+
+    `server_alternate` is the server's OTHER-ADDRESS if known; otherwise the
+    first response's OTHER-ADDRESS is used. Takes as long as the tests do:
+    with no NAT and a responsive server, a few round trips; each silent test
+    costs ``rto * (2**max_transmissions - 1)`` seconds (3.5 s by default).
+    """
+    check_loopback_address(server_primary)
+    if server_alternate is not None:
+        check_loopback_address(server_alternate)
+    check_loopback_host(local_host)
+    async with await _udp_socket(local_host, local_port) as sock:
+        local = (local_host, _port_of(sock))
+        classifier = NatClassifier(
+            primary=server_primary,
+            alternate=server_alternate,
+            local=local,
+            random_bytes=random_bytes,
+            config=config,
+        )
+        classifier.start(now=anyio.current_time())
+        while not classifier.done:
+            for data, (host, port) in classifier.datagrams_to_send():
+                try:
+                    check_loopback_address((host, port))
+                    await sock.sendto(data, host, port)
+                except (ValueError, OSError):
+                    classifier.counters["driver.send_failed"] += 1  # the test will time out
+            deadline = classifier.next_deadline()
+            assert deadline is not None  # a classifier that is not done waits for something
+            received: tuple[bytes, tuple[str, int]] | None = None
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                try:
+                    received = await sock.receive()
+                except (anyio.BrokenResourceError, OSError):
+                    classifier.counters["driver.receive_error"] += 1
+                    await anyio.sleep(0)
+            now = anyio.current_time()
+            if received is not None:
+                data, (host, port) = received
+                classifier.receive_datagram(data, (host, port), now=now)
+            classifier.on_timer(now=now)  # a no-op unless the deadline has passed
+    assert classifier.result is not None
+    return classifier.result

@@ -1,0 +1,188 @@
+"""An RFC 5780-capable STUN Binding responder, sans-IO.
+
+RFC 5780 §3: a server that supports behaviour discovery listens on two IP
+addresses and two ports -- four transport addresses. A Binding request that
+arrives on one of them is answered (§6.1, RFC 8489 §7.3) with:
+
+* XOR-MAPPED-ADDRESS: the request's source address, as the server saw it;
+* RESPONSE-ORIGIN: the address the response is sent from;
+* OTHER-ADDRESS: the address differing in both IP and port from the one the
+  request arrived on -- where "change IP and port" answers come from;
+
+and sent from the receiving address, or, when the request carries
+CHANGE-REQUEST, from the address with the IP and/or port changed. A server
+configured without alternates is a plain RFC 8489 server: it omits
+OTHER-ADDRESS and answers a change request with 420 (RFC 5780 §6.1).
+
+`BindingServer` is stateless apart from its counters: `handle_datagram` takes
+the bytes, who sent them and which of the server's addresses received them,
+and returns the replies to send (each with the local address to send it from).
+Garbage, responses and indications are counted and dropped; it never raises for
+anything a peer sends. Drivers: `railgun_ref.drivers.stun_server` (real UDP),
+`railgun_ref.drivers.sim_nat` (the simulator).
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address
+from railgun_ref.stun.codec import (
+    Attribute,
+    AttributeType,
+    ChangeRequest,
+    Fingerprint,
+    MessageClass,
+    Method,
+    OtherAddress,
+    ResponseOrigin,
+    ResponsePort,
+    Software,
+    UnknownAttributes,
+    XorMappedAddress,
+    decode_message,
+    encode_message,
+    error_response,
+    success_response,
+)
+
+#: SOFTWARE this implementation puts in its responses.
+DEFAULT_SOFTWARE = "railgun-ref"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerAddresses:
+    """The server's IPs and ports (RFC 5780 §3). Alternates: both given, or neither."""
+
+    primary_host: str
+    primary_port: int
+    alternate_host: str | None = None
+    alternate_port: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.alternate_host is None) != (self.alternate_port is None):
+            raise LocalProtocolError(
+                "give both an alternate host and an alternate port, or neither"
+            )
+        if self.alternate_host == self.primary_host or self.alternate_port == self.primary_port:
+            raise LocalProtocolError(
+                "the alternate host and port must differ from the primary ones"
+            )
+
+    @property
+    def primary(self) -> Address:
+        return (self.primary_host, self.primary_port)
+
+    @property
+    def alternate(self) -> Address | None:
+        """The address differing from the primary in both IP and port (OTHER-ADDRESS of it)."""
+        if self.alternate_host is None or self.alternate_port is None:
+            return None
+        return (self.alternate_host, self.alternate_port)
+
+    @property
+    def supports_change(self) -> bool:
+        return self.alternate_host is not None
+
+    def all(self) -> tuple[Address, ...]:
+        """Every address the server listens on: 1, or 4 with alternates."""
+        if self.alternate_host is None or self.alternate_port is None:
+            return (self.primary,)
+        return tuple(
+            (host, port)
+            for host in (self.primary_host, self.alternate_host)
+            for port in (self.primary_port, self.alternate_port)
+        )
+
+    def changed(self, local: Address, *, change_ip: bool, change_port: bool) -> Address:
+        """The address a response leaves from: `local` with its IP and/or port swapped."""
+        if local not in self.all():
+            raise LocalProtocolError(f"{local} is not one of this server's addresses")
+        host, port = local
+        if change_ip or change_port:
+            if self.alternate_host is None or self.alternate_port is None:
+                raise LocalProtocolError("this server has no alternate address")
+            if change_ip:
+                host = self.alternate_host if host == self.primary_host else self.primary_host
+            if change_port:
+                port = self.alternate_port if port == self.primary_port else self.primary_port
+        return (host, port)
+
+    def other(self, local: Address) -> Address:
+        """OTHER-ADDRESS for a request received on `local` (RFC 5780 §7.4)."""
+        return self.changed(local, change_ip=True, change_port=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StunReply:
+    """Send `data` to `destination` from the server's local address `source`."""
+
+    data: bytes
+    destination: Address
+    source: Address
+
+
+class BindingServer:
+    """Answers STUN Binding requests for the addresses in `addresses` (see module docstring)."""
+
+    def __init__(
+        self, addresses: ServerAddresses, *, software: str | None = DEFAULT_SOFTWARE
+    ) -> None:
+        self.addresses = addresses
+        self._software = (Software(software),) if software is not None else ()
+        #: ``stun.*`` counts of what was answered and what was dropped, and why.
+        self.counters: Counter[str] = Counter()
+
+    def handle_datagram(self, data: bytes, src: Address, *, local: Address) -> list[StunReply]:
+        """The replies to one datagram `src` sent to our address `local` (possibly none)."""
+        if local not in self.addresses.all():
+            raise LocalProtocolError(f"{local} is not one of this server's addresses")
+        try:
+            request = decode_message(data)
+        except RemoteProtocolError:
+            self.counters["stun.malformed"] += 1
+            return []
+        if request.message_class is not MessageClass.REQUEST:
+            # RFC 8489 §6.3: a server never answers responses or indications.
+            self.counters[f"stun.ignored_{request.message_class.name.lower()}"] += 1
+            return []
+        fingerprint = request.find(Fingerprint) is not None
+
+        def reply(
+            response_attributes: tuple[Attribute, ...], *, code: int | None = None
+        ) -> list[StunReply]:
+            if code is None:
+                response = success_response(request, *response_attributes, *self._software)
+            else:
+                response = error_response(request, code, *response_attributes, *self._software)
+                self.counters[f"stun.error_{code}"] += 1
+            encoded = encode_message(response, fingerprint=fingerprint)
+            return [StunReply(encoded, src, local)]
+
+        # RFC 8489 §6.3.1: unknown comprehension-required attributes -> 420.
+        unknown = request.unknown_comprehension_required
+        if unknown:
+            return reply((UnknownAttributes(unknown),), code=420)
+        if request.method != Method.BINDING:
+            return reply((), code=400)
+        change = request.find(ChangeRequest)
+        change_ip = change is not None and change.change_ip
+        change_port = change is not None and change.change_port
+        if (change_ip or change_port) and not self.addresses.supports_change:
+            # RFC 5780 §6.1: no alternate address to answer from.
+            return reply((UnknownAttributes((AttributeType.CHANGE_REQUEST,)),), code=420)
+        source = self.addresses.changed(local, change_ip=change_ip, change_port=change_port)
+        destination = src
+        response_port = request.find(ResponsePort)
+        if response_port is not None:
+            if response_port.value == 0:
+                return reply((), code=400)
+            destination = (src[0], response_port.value)  # RFC 5780 §6.1
+        attributes: tuple[Attribute, ...] = (XorMappedAddress(src), ResponseOrigin(source))
+        if self.addresses.supports_change:
+            attributes += (OtherAddress(self.addresses.other(local)),)
+        response = success_response(request, *attributes, *self._software)
+        self.counters["stun.binding_answered"] += 1
+        if source != local:
+            self.counters["stun.binding_answered_changed"] += 1
+        return [StunReply(encode_message(response, fingerprint=fingerprint), destination, source)]

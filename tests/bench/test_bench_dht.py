@@ -1,0 +1,134 @@
+"""`bench dht` smoke tests: the harness runs both implementations and reports the JSON shape.
+
+Small networks (10 nodes, 3 keys) on 127.0.0.1; no timing is asserted, only
+that the gets find what the stores put and that the report has its fields.
+"""
+
+import json
+from typing import Any
+
+import pytest
+
+from railgun_ref.bench.dht import (
+    BenchParams,
+    evaluate_goals,
+    make_workload,
+    nearest_rank,
+    run,
+    worker_main,
+)
+from railgun_ref.cli import build_parser
+
+pytestmark = pytest.mark.timeout(60)
+
+SMALL = BenchParams(nodes=10, keys=3, seed=7, settle_s=0.1)
+
+
+def _check_impl_report(report: dict[str, Any], *, impl: str, driver: str) -> None:
+    assert "error" not in report, report
+    assert report["impl"] == impl
+    assert report["driver"] == driver
+    assert report["joins_failed"] == 0
+    assert report["setup_s"] >= 0
+    assert report["peak_rss_mb"] > 0
+    for phase in ("stores", "gets"):
+        summary = report[phase]
+        assert summary["n"] == SMALL.keys
+        assert summary["succeeded"] == SMALL.keys
+        assert summary["success_rate"] == 1.0
+        assert set(summary["latency_ms"]) == {"median", "p95", "max", "mean"}
+    assert set(report["gets"]["rpcs"]) == {"median", "p95", "max", "mean"}
+    assert isinstance(report["notes"], list) and report["notes"]
+
+
+def test_the_workload_is_a_function_of_the_seed_and_spares_the_getters() -> None:
+    params = BenchParams(nodes=50, keys=20, churn=0.3, seed=3)
+    first, second = make_workload(params), make_workload(params)
+    assert first == second
+    assert len(first.stopped) == 15
+    assert not set(first.get_from) & set(first.stopped)
+    assert make_workload(BenchParams(nodes=50, keys=20, churn=0.3, seed=4)) != first
+
+
+def test_nearest_rank_p95() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert nearest_rank(values, 0.95) == 95.0
+    assert nearest_rank([4.0], 0.95) == 4.0
+
+
+def test_ours_on_udp_finds_every_value_it_stored() -> None:
+    result = run(SMALL, impls=["ours"], in_process=True, quiet=True)
+    assert result["benchmark"] == "dht"
+    assert result["parameters"]["nodes"] == 10
+    _check_impl_report(result["impls"]["ours"], impl="ours", driver="udp")
+    assert result["impls"]["ours"]["gets"]["rpcs"]["median"] >= 1
+    assert [goal["id"] for goal in result["goals"]] == ["G1", "G2"]
+    assert all(goal["applies"] is False and goal["met"] is None for goal in result["goals"])
+    assert {"python", "cpu_count", "machine_note"} <= set(result["environment"])
+
+
+def test_ours_on_udp_survives_churn_with_link_delay() -> None:
+    params = BenchParams(nodes=10, keys=3, churn=0.3, rtt_ms=10.0, seed=7, settle_s=0.1)
+    report = run(params, impls=["ours"], in_process=True, quiet=True)["impls"]["ours"]
+    assert report["gets"]["success_rate"] == 1.0
+
+
+def test_ours_in_the_simulator_reports_hops_and_events() -> None:
+    params = BenchParams(nodes=10, keys=3, rtt_ms=50.0, seed=7, settle_s=0.1)
+    result = run(params, impls=["ours"], driver="sim", in_process=True, quiet=True)
+    report = result["impls"]["ours"]
+    _check_impl_report(report, impl="ours", driver="sim")
+    assert report["gets"]["hops"]["median"] >= 1
+    assert report["events_processed"] > 0
+    assert report["log2_nodes"] == pytest.approx(3.32, abs=0.01)
+    # Virtual time: a get asks the network even when the getter holds the value,
+    # so it lasts at least one simulated 50 ms round trip.
+    assert report["gets"]["latency_ms"]["median"] >= 50.0
+
+
+def test_kademlia_under_the_same_harness() -> None:
+    pytest.importorskip("kademlia")
+    result = run(SMALL, impls=["kademlia"], in_process=True, quiet=True)
+    report = result["impls"]["kademlia"]
+    _check_impl_report(report, impl="kademlia", driver="udp")
+    assert report["datagrams_refused_non_loopback"] == 0
+
+
+def test_the_worker_prints_one_implementations_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    params = json.dumps({"nodes": 4, "keys": 1, "settle_s": 0.1})
+    assert worker_main(["--worker", "ours", "--params", params, "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["impl"] == "ours"
+    assert report["gets"]["success_rate"] == 1.0
+
+
+def test_by_default_each_implementation_runs_in_its_own_subprocess() -> None:
+    params = BenchParams(nodes=4, keys=1, settle_s=0.1)
+    result = run(params, impls=["ours"], quiet=True)
+    assert result["impls"]["ours"]["gets"]["success_rate"] == 1.0
+    assert not any("in-process" in note for note in result["notes"])
+
+
+def test_goal_two_is_evaluated_only_for_its_parameters() -> None:
+    params = BenchParams(nodes=200, keys=5, churn=0.3, rtt_ms=50.0)
+    ours = {"gets": {"success_rate": 1.0, "latency_ms": {"median": 120.0, "p95": 900.0}}}
+    peer = {"gets": {"success_rate": 0.9}}
+    goals = {g["id"]: g for g in evaluate_goals(params, "udp", {"ours": ours, "kademlia": peer})}
+    assert goals["G1"]["applies"] is False
+    assert goals["G2"]["applies"] is True and goals["G2"]["met"] is True
+    assert goals["G2"]["peer_success_rate"] == 0.9
+    slow = {"gets": {"success_rate": 1.0, "latency_ms": {"median": 151.0, "p95": 900.0}}}
+    goals = {g["id"]: g for g in evaluate_goals(params, "udp", {"ours": slow, "kademlia": peer})}
+    assert goals["G2"]["met"] is False
+    alone = {g["id"]: g for g in evaluate_goals(params, "udp", {"ours": ours})}
+    assert alone["G2"]["both_in_same_run"] is False and alone["G2"]["met"] is False
+
+
+def test_the_cli_has_a_bench_dht_command() -> None:
+    args = build_parser().parse_args(
+        ["bench", "dht", "--nodes", "500", "--churn", "0.3", "--rtt-ms", "50", "--json"]
+    )
+    assert (args.nodes, args.churn, args.rtt_ms, args.json) == (500, 0.3, 50.0, True)
+    assert args.impl is None and args.driver == "udp"
