@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
+from railgun_ref.capacity.sharing import CapacitySharingConfig
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.transport.health import (
@@ -56,13 +57,6 @@ class StoreAndForwardConfig:
     enabled: bool = True
     default_ttl: float = _WEEK  #: seconds (seed: 7 days)
     redundancy_factor: int = 3  #: storage peers per message (seed: 3)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CapacitySharingConfig:
-    enabled: bool = True
-    max_upload_share: float = 0.5  #: fraction of upload bandwidth (seed: 0.5)
-    max_relay_connections: int = 20  #: (seed: 20)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
