@@ -38,7 +38,7 @@ def detect(nat: NatBox | None, *, seed: int = 1, network: SimNetwork | None = No
 
 @pytest.mark.parametrize("nat_type", list(NAT_BEHAVIOURS), ids=lambda t: t.value)
 def test_each_emulated_nat_is_classified(nat_type: NatType) -> None:
-    """The issue's acceptance test: all four emulated NAT types are classified correctly."""
+    """CAP-6.1/CAP-6.3: all four emulated NAT types are classified correctly."""
     sim = Simulator(seed=1)
     server = add_stun_server(sim)
     sim.network.middleboxes.append(NatBox.of_type(nat_type, inside=[CLIENT[0]]))
@@ -52,6 +52,7 @@ def test_each_emulated_nat_is_classified(nat_type: NatType) -> None:
 
 
 def test_no_nat_is_open() -> None:
+    """CAP-6.3."""
     sim = Simulator(seed=1)
     server = add_stun_server(sim)
     outcome = detect_nat_in_sim(sim, CLIENT, server=server)
@@ -172,7 +173,7 @@ def test_mapping_behaviours() -> None:
 
 
 def test_filtering_behaviours() -> None:
-    """RFC 4787 §5: who may send back through a mapping opened towards A."""
+    """CAP-6.1: RFC 4787 §5: who may send back through a mapping opened towards A."""
     expectations = {
         EIM: {A: True, A2: True, B: True},
         ADM: {A: True, A2: True, B: False},

@@ -169,7 +169,7 @@ CLASSIC = {
 def test_every_behaviour_combination_behind_a_nat(
     mapping: NatBehaviour, filtering: NatBehaviour
 ) -> None:
-    """RFC 5780 §4.3/§4.4: all nine (mapping, filtering) pairs are recovered exactly."""
+    """CAP-6.3: RFC 5780 §4.3/§4.4: all nine (mapping, filtering) pairs are recovered exactly."""
     outcome = run(nat_script(mapping, filtering)).result
     assert (outcome.mapping, outcome.filtering) == (mapping, filtering)
     assert outcome.behind_nat is True
@@ -198,7 +198,7 @@ def test_no_nat(filtering: NatBehaviour, expected: NatType) -> None:
 
 
 def test_request_sequences() -> None:
-    """The tests run in the documented order; decisive answers skip the rest."""
+    """CAP-6.1: The tests run in the documented order; decisive answers skip the rest."""
     assert run(nat_script(EIM, EIM)).tests == ["I", "filtering-II", "mapping-II"]
     assert run(nat_script(EIM, ADM)).tests == ["I"] + ["filtering-II"] * 3 + [
         "filtering-III",
@@ -221,6 +221,7 @@ def test_udp_blocked_after_every_retransmission() -> None:
 
 
 def test_retransmissions_repeat_the_same_bytes_at_doubling_intervals() -> None:
+    """CAP-6.2."""
     classifier = NatClassifier(
         primary=PRIMARY, local=LOCAL, random_bytes=random.Random(1).randbytes
     )
@@ -270,7 +271,7 @@ def test_error_response_to_test_one_is_unknown_not_blocked() -> None:
 
 
 def test_server_ignoring_change_request_is_inconclusive() -> None:
-    """A "change IP and port" answer from the primary address proves nothing about filtering."""
+    """CAP-6.2: a "change IP and port" answer from the primary proves nothing."""
     classifier = NatClassifier(
         primary=PRIMARY, local=LOCAL, random_bytes=random.Random(3).randbytes
     )
@@ -391,7 +392,7 @@ def test_classify_table(
     filtering: NatBehaviour | None,
     expected: NatType,
 ) -> None:
-    """The RFC 5780 -> classic name table of the module docstring."""
+    """CAP-6.3: The RFC 5780 -> classic name table of the module docstring."""
     got = classify(reachable=reachable, behind_nat=behind_nat, mapping=mapping, filtering=filtering)
     assert got is expected
 
