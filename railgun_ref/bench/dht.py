@@ -185,6 +185,7 @@ class OpResult:
     hops: int | None = None
     error: str | None = None  #: why it failed, when it did
     local: bool | None = None  #: a get whose getter itself held the value when it started
+    replicas: int | None = None  #: a store: nodes other than the publisher that accepted it
 
 
 @dataclass(slots=True, kw_only=True)
@@ -231,6 +232,9 @@ def summarise_ops(ops: Sequence[OpResult]) -> dict[str, Any]:
     rpcs = [op.rpcs for op in ops if op.rpcs is not None]
     if rpcs:
         out["rpcs"] = distribution([float(r) for r in rpcs])
+    replicas = [op.replicas for op in ops if op.replicas is not None]
+    if replicas:
+        out["remote_replicas"] = distribution([float(r) for r in replicas])
     hops = [op.hops for op in ops if op.hops is not None]
     if hops:
         out["hops"] = distribution([float(h) for h in hops])
@@ -305,6 +309,17 @@ def _records_hold(records: Sequence[bytes], value: bytes) -> bool:
     from railgun_ref.wire import cbor  # noqa: PLC0415
 
     return any(Record.from_cbor_value(cbor.decode(r)).value == value for r in records)
+
+
+def _store_result(remote_replicas: int, latency_s: float) -> OpResult:
+    """A store succeeds when at least one node besides the publisher accepted it."""
+    ok = remote_replicas >= 1
+    return OpResult(
+        ok=ok,
+        latency_s=latency_s,
+        replicas=remote_replicas,
+        error=None if ok else "no_remote_replica",
+    )
 
 
 def run_ours_udp(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
@@ -394,6 +409,7 @@ async def _ours_udp(params: BenchParams, workload: Workload, progress: Progress)
 
         async def store(i: int) -> None:
             host = hosts[workload.store_from[i]]
+            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
             async with limiter:
                 begin = time.perf_counter()
                 with anyio.move_on_after(params.op_timeout) as cap:
@@ -404,10 +420,9 @@ async def _ours_udp(params: BenchParams, workload: Workload, progress: Progress)
             if cap.cancelled_caught:
                 stores[i] = OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
             else:
-                ok = outcome.accepted >= 1
-                stores[i] = OpResult(
-                    ok=ok, latency_s=elapsed, error=None if ok else "no_replica_accepted"
-                )
+                # StoreFinished.accepted counts the publisher's own copy (DHT-8.1) too.
+                own = bool(host.node.dht.records.get(key, now=time.time()))
+                stores[i] = _store_result(outcome.accepted - own, elapsed)
 
         async with anyio.create_task_group() as ops:
             for i in range(params.keys):
@@ -489,7 +504,7 @@ class _Joined:
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    accepted: int
+    accepted: int  #: including the publisher's own copy, if it kept one
     duration: float
 
 
@@ -650,11 +665,12 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
     wall_stores = time.perf_counter()
     stores_done = run_ops([store(i) for i in range(params.keys)], params.op_concurrency)
     stores: list[OpResult] = []
-    for outcome, waited in stores_done:
+    for i, (outcome, waited) in enumerate(stores_done):
         if isinstance(outcome, _Stored):
-            ok = outcome.accepted >= 1
-            error = None if ok else "no_replica_accepted"
-            stores.append(OpResult(ok=ok, latency_s=outcome.duration, error=error))
+            publisher = sim.nodes[addresses[workload.store_from[i]]]
+            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
+            own = bool(publisher.dht.records.get(key, now=sim.now))
+            stores.append(_store_result(outcome.accepted - own, outcome.duration))
         else:
             stores.append(OpResult(ok=False, latency_s=waited, error="harness_timeout"))
     wall_stores = time.perf_counter() - wall_stores
@@ -869,8 +885,27 @@ def evaluate_goals(
     return goals
 
 
+def _git(*args: str) -> str | None:
+    """Read-only git query about the checkout the package runs from, or None."""
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def environment() -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--", "railgun_ref")
     return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_package_tree_modified": None if status is None else bool(status),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -898,6 +933,9 @@ HOW_COUNTED: Final = {
     "baseline_rss_mb is VmRSS after its imports, before any node",
     "setup_s": "start of node 0 to the end of the last join (joins through node 0, "
     "join_concurrency at a time)",
+    "store_success": "ours: at least one node besides the publisher accepted the record "
+    "(StoreFinished.accepted minus the publisher's own copy; remote_replicas is that count); "
+    "kademlia: Server.set returned True (some STORE RPC succeeded)",
     "getter_held_value": "gets whose getter held the value itself when the get began "
     "(kademlia's Server.get then answers from local storage with no RPC; ours still "
     "looks the key up on the network, since a record may have newer versions elsewhere)",
@@ -943,12 +981,16 @@ def run(
             "key_kademlia": "the ident (kademlia hashes it with SHA-1)",
             "seed_determines": "node ids, keys, values, storers, stopped set, getters",
         },
-        "peer": {
-            "name": "kademlia (PyPI, bmuller)",
-            "version": _version("kademlia"),
-            "settings": f"Server(ksize={params.k}, alpha={params.alpha}), RPC timeout "
-            f"{params.rpc_timeout} s",
-        },
+        "peer": (
+            {
+                "name": "kademlia (PyPI, bmuller)",
+                "version": _version("kademlia"),
+                "settings": f"Server(ksize={params.k}, alpha={params.alpha}), RPC timeout "
+                f"{params.rpc_timeout} s",
+            }
+            if "kademlia" in impls
+            else None
+        ),
         "how_counted": HOW_COUNTED,
         "impls": results,
         "goals": evaluate_goals(params, driver, results),

@@ -161,7 +161,7 @@ async def _run(params: BenchParams, workload: Workload, progress: Progress) -> I
         if capped:
             return OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
         ok = bool(ok)
-        return OpResult(ok=ok, latency_s=elapsed, error=None if ok else "no_replica_accepted")
+        return OpResult(ok=ok, latency_s=elapsed, error=None if ok else "no_remote_replica")
 
     stores = list(await asyncio.gather(*(store(i) for i in range(params.keys))))
     progress(f"{params.keys} stores done")

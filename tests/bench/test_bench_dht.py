@@ -62,6 +62,8 @@ def test_ours_on_udp_finds_every_value_it_stored() -> None:
     assert result["parameters"]["nodes"] == 10
     _check_impl_report(result["impls"]["ours"], impl="ours", driver="udp")
     assert result["impls"]["ours"]["gets"]["rpcs"]["median"] >= 1
+    # Every store reached the other nine nodes (k=20 > 9), not only the publisher's own table.
+    assert result["impls"]["ours"]["stores"]["remote_replicas"]["median"] == 9.0
     assert [goal["id"] for goal in result["goals"]] == ["G1", "G2"]
     assert all(goal["applies"] is False and goal["met"] is None for goal in result["goals"])
     assert {"python", "cpu_count", "machine_note"} <= set(result["environment"])
