@@ -45,7 +45,10 @@ from railgun_ref.capacity.types import (
     DeviceCapabilities,
     DeviceClass,
 )
+from railgun_ref.core.ids import Address
 from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.events import PongReceived
+from railgun_ref.rpc.requests import Channel
 
 #: desktop-powerful needs at least this many logical CPU cores ...
 POWERFUL_MIN_CORES: Final = 8
@@ -200,3 +203,63 @@ async def keep_advertising(
         due = advertiser.next_deadline()
         wake = next_reading if due is None else min(due, next_reading)
         await anyio.sleep(max(0.0, wake - clock()))
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthMeasurement:
+    """What `measure_bandwidth` saw: bytes/s carried each way over the stream channel."""
+
+    bytes_per_second: int  #: payload bytes delivered per second in each direction
+    payload_bytes: int  #: echoed payload bytes in total
+    seconds: float
+    pings: int
+    failures: int
+
+
+async def measure_bandwidth(
+    host: NodeHost,
+    peer: Address,
+    *,
+    duration: float = 1.0,
+    payload_size: int = 60_000,
+    in_flight: int = 4,
+    clock: Callable[[], float] | None = None,
+) -> BandwidthMeasurement:
+    """Probe the path to `peer` with stream PINGs of `payload_size` bytes (MSG-2.1).
+
+    Each PONG echoes its payload, so every ping moves the payload once each way
+    and the rate measured is that of the slower direction: a probe against a
+    peer whose link is faster than ours measures our own. `in_flight` pings are
+    kept outstanding so the link, not the round trip, is the bottleneck. The
+    result feeds `detect_capabilities(upload_bandwidth=..., download_bandwidth=...)`.
+    """
+    if duration <= 0 or payload_size < 1 or in_flight < 1:
+        raise ValueError("duration, payload_size and in_flight must be positive")
+    now = clock or anyio.current_time
+    payload = bytes(payload_size)
+    delivered = 0
+    pings = failures = 0
+    start = now()
+    deadline = start + duration
+
+    async def worker() -> None:
+        nonlocal delivered, pings, failures
+        while now() < deadline:
+            outcome = await host.ping(peer, channel=Channel.STREAM, payload=payload)
+            pings += 1
+            if isinstance(outcome, PongReceived) and outcome.payload_size == payload_size:
+                delivered += payload_size
+            else:
+                failures += 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(in_flight):
+            tg.start_soon(worker)
+    elapsed = now() - start
+    return BandwidthMeasurement(
+        bytes_per_second=int(delivered / elapsed) if elapsed > 0 else 0,
+        payload_bytes=delivered,
+        seconds=elapsed,
+        pings=pings,
+        failures=failures,
+    )

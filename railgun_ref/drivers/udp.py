@@ -159,6 +159,7 @@ class NodeHost:
         max_connections: int = 512,
         queue_size: int = 256,
         send_delay: float = 0.0,
+        stream_rate: float | None = None,
         store: SqliteNodeStore | None = None,
     ) -> None:
         """`clock` gives ``now`` in seconds since the Unix epoch (envelope timestamps
@@ -183,6 +184,12 @@ class NodeHost:
         self._max_connections = max_connections
         self._queue_size = queue_size
         self._send_delay = send_delay
+        if stream_rate is not None and not stream_rate > 0:
+            raise ValueError(f"stream_rate must be positive bytes/s, got {stream_rate}")
+        #: Upload cap of this host's stream writes, bytes/s (emulates an access link
+        #: for bandwidth probes); None: as fast as the socket takes them.
+        self._stream_rate = stream_rate
+        self._stream_next_free = 0.0
         self._state = HostState.NEW
         self._driver_counters: Counter[str] = Counter()
         self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
@@ -659,6 +666,13 @@ class NodeHost:
         scope: anyio.CancelScope,
     ) -> None:
         async for frame in connection.receive:
+            if self._stream_rate is not None:
+                # One shared link for all of this host's streams: each frame
+                # occupies it for len/rate seconds (a serialisation-delay model).
+                now = anyio.current_time()
+                start = max(now, self._stream_next_free)
+                self._stream_next_free = start + len(frame) / self._stream_rate
+                await anyio.sleep(self._stream_next_free - now)
             try:
                 await stream.send(frame)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
