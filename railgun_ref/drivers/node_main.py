@@ -28,6 +28,25 @@ def _print(line: str) -> None:
     sys.stdout.flush()
 
 
+#: A join that found nobody is retried this often, doubling up to the cap (seconds).
+_JOIN_RETRY_FIRST = 2.0
+_JOIN_RETRY_MAX = 60.0
+
+
+async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
+    """Join through `bootstrap`; while nobody answers, retry with exponential backoff."""
+    delay = _JOIN_RETRY_FIRST
+    while True:
+        joined = await host.bootstrap(bootstrap)
+        contacts = len(host.node.dht.routing)
+        if joined.closest or contacts:
+            _print(f"joined: {contacts} contacts, {joined.queries} queries")
+            return
+        _print(f"join: no bootstrap node answered; retrying in {delay:.0f} s")
+        await anyio.sleep(delay)
+        delay = min(delay * 2, _JOIN_RETRY_MAX)
+
+
 async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
     async with anyio.create_task_group() as tg:
         address = await tg.start(host.run)
@@ -35,8 +54,7 @@ async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
             f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
         )
         if bootstrap:
-            joined = await host.bootstrap(bootstrap)
-            _print(f"joined: {len(host.node.dht.routing)} contacts, {joined.queries} queries")
+            tg.start_soon(_join, host, bootstrap)
         restored = host.counters["driver.records_restored"]
         if restored:
             _print(f"restored: {restored} records")
