@@ -100,7 +100,7 @@ class Identity:
 
     @classmethod
     def generate(cls, random_bytes: RandomBytes) -> "Identity":
-        """A fresh identity from `random_bytes` (os.urandom in drivers)."""
+        """A fresh identity from `random_bytes` (the OS CSPRNG, passed in by drivers)."""
         return cls(random_bytes(SEED_SIZE))
 
     def sign(self, message: bytes) -> bytes:
