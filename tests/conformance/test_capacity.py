@@ -34,7 +34,7 @@ from railgun_ref.conformance import runner
 from railgun_ref.conformance.traceability import SPEC_PATH, parse_spec
 
 SPEC = SPEC_PATH.read_text(encoding="utf-8")
-CAP = SPEC[SPEC.index("## Capacity (CAP)") :]
+CAP = SPEC[SPEC.index("## 13. Capacity (CAP)") :]
 VECTORS = list(runner.iter_vectors("capacity"))
 
 
@@ -91,7 +91,7 @@ def test_ineligibility_table_matches_the_code() -> None:
 
 def test_parameter_table_matches_the_code() -> None:
     """The CAP parameter table against the constants and defaults."""
-    rows = {name: value for name, value, _ in _table_after("## Capacity (CAP)")}
+    rows = {name: value for name, value, _ in _table_after("## 13. Capacity (CAP)")}
 
     def number(name: str) -> float:
         match = re.match(r"[\d.]+", rows[name])
