@@ -370,36 +370,27 @@ class _BytesAttribute:
 
 @dataclass(frozen=True, slots=True)
 class _UInt32Attribute:
+    """An unsigned big-endian integer filling the whole value (`_BYTES` bytes)."""
+
     TYPE: ClassVar[int]
+    _BYTES: ClassVar[int] = 4
     value: int
 
     def __post_init__(self) -> None:
-        _check_uint(self.value, 32, type(self).__name__)
+        _check_uint(self.value, 8 * self._BYTES, type(self).__name__)
 
     @classmethod
     def from_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        _expect_size(value, 4, cls.__name__)
+        _expect_size(value, cls._BYTES, cls.__name__)
         return cls(int.from_bytes(value, "big"))
 
     def value_bytes(self, transaction_id: bytes) -> bytes:
-        return self.value.to_bytes(4, "big")
+        return self.value.to_bytes(self._BYTES, "big")
 
 
 @dataclass(frozen=True, slots=True)
-class _UInt64Attribute:
-    TYPE: ClassVar[int]
-    value: int
-
-    def __post_init__(self) -> None:
-        _check_uint(self.value, 64, type(self).__name__)
-
-    @classmethod
-    def from_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        _expect_size(value, 8, cls.__name__)
-        return cls(int.from_bytes(value, "big"))
-
-    def value_bytes(self, transaction_id: bytes) -> bytes:
-        return self.value.to_bytes(8, "big")
+class _UInt64Attribute(_UInt32Attribute):
+    _BYTES: ClassVar[int] = 8
 
 
 @dataclass(frozen=True, slots=True)
