@@ -119,6 +119,17 @@ class RecordDropped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppMessageReceived:
+    """APP-1.3: an authenticated application message for `topic` arrived from `sender`."""
+
+    sender: NodeId
+    address: Address
+    topic: int
+    payload: bytes
+    channel: Channel
+
+
 NodeEvent = (
     PingReceived
     | PongReceived
@@ -130,4 +141,5 @@ NodeEvent = (
     | StoreFinished
     | RecordStored
     | RecordDropped
+    | AppMessageReceived
 )

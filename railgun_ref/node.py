@@ -30,6 +30,7 @@ from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtoco
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.service import Dht, DhtConfig
 from railgun_ref.events import (
+    AppMessageReceived,
     ErrorReceived,
     MessageRejected,
     NodeEvent,
@@ -42,6 +43,7 @@ from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
 from railgun_ref.wire.messages import (
+    AppMessage,
     ErrorReply,
     FindNode,
     FindValue,
@@ -161,6 +163,26 @@ class Node:
         self.dht.on_timer(now=now)
 
     # ------------------------------------------------------------------- API
+
+    def send_app(
+        self,
+        address: Address,
+        topic: int,
+        payload: bytes,
+        *,
+        now: float,
+        channel: Channel = Channel.STREAM,
+    ) -> None:
+        """Send an application message (APP-1.1) to the node at `address`.
+
+        One-way: nothing answers it, so delivery is the caller's concern (the
+        room path acknowledges at its own layer). Raises `LocalProtocolError`
+        for a bad topic or a payload that does not fit `channel`.
+        """
+        message = AppMessage(topic=topic, payload=payload)
+        data = self._encode(message, self._new_request_id(), now, channel)
+        self.counters["app.sent"] += 1
+        self._emit(data, channel, address)
 
     def ping(
         self,
@@ -355,6 +377,17 @@ class Node:
             case Store():
                 stored = self.dht.handle_store(message, envelope.sender_id, now=now)
                 self._reply(stored, envelope, channel, reply_to, now)
+            case AppMessage():
+                self.counters["app.received"] += 1
+                self._events.append(
+                    AppMessageReceived(
+                        sender=envelope.sender_id,
+                        address=address,
+                        topic=message.topic,
+                        payload=message.payload,
+                        channel=channel,
+                    )
+                )
             case Nodes() | Value() | Stored():
                 request = self._complete(envelope, _RESPONSE_TO[message.TYPE])
                 self.counters[f"response.{message.TYPE.name.lower()}"] += 1

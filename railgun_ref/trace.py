@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from railgun_ref.core.ids import NodeId
-from railgun_ref.events import NodeEvent
+from railgun_ref.events import AppMessageReceived, NodeEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,4 +44,9 @@ def _jsonable(value: object) -> Any:
 
 def record_event(node_id: NodeId, now: float, event: NodeEvent) -> TraceRecord:
     data = {f.name: _jsonable(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    if isinstance(event, AppMessageReceived):
+        # The payload belongs to the application (often ciphertext, up to 64 KiB):
+        # the trace keeps its size only.
+        del data["payload"]
+        data["payload_size"] = len(event.payload)
     return TraceRecord(time=now, node=node_id.hex(), event=type(event).__name__, data=data)

@@ -30,3 +30,7 @@ REPLAY_WINDOW: Final = 2 * MAX_CLOCK_SKEW
 
 #: ENC-1.4: nesting depth limit for decoded CBOR items.
 MAX_CBOR_DEPTH: Final = 8
+
+#: APP-1.4: application-message topics used by this implementation.
+APP_TOPIC_ROOM: Final = 1  #: room envelopes and their acknowledgements (HT P2P path)
+APP_TOPIC_VOICE: Final = 2  #: voice call signalling (offers, answers, call control)

@@ -65,6 +65,7 @@ from railgun_ref.drivers.addresses import (
 )
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.events import (
+    AppMessageReceived,
     ErrorReceived,
     GetFinished,
     LookupFinished,
@@ -81,6 +82,7 @@ from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord, record_event
 from railgun_ref.wire import cbor
 from railgun_ref.wire.framing import FrameDecoder, encode_frame
+from railgun_ref.wire.messages import MAX_APP_TOPIC
 
 #: The only addresses this driver binds or sends to.
 #: Bytes asked of a stream socket per read.
@@ -204,6 +206,8 @@ class NodeHost:
         self._udp_out: MemoryObjectSendStream[tuple[float, bytes, Address]] | None = None
         self._wake: anyio.Event | None = None
         self._sleeping_until: float | None = None
+        #: APP-1.3: one receiver per topic, filled by `_deliver`.
+        self._app_inboxes: dict[int, MemoryObjectSendStream[AppMessageReceived]] = {}
         self._store = store
         if store is not None:
             # DHT-4.5: what the node acknowledged before a restart, re-checked.
@@ -313,6 +317,38 @@ class NodeHost:
             raise HostStoppedError("the host stopped before the query ended")
         return waiter.outcome
 
+    async def send_app(self, address: Address, topic: int, payload: bytes) -> None:
+        """Send an application message (APP-1.1) to the node at `address` over a stream.
+
+        One-way and unacknowledged at this layer. Raises `ValueError` for an
+        address outside 127.0.0.0/8, `LocalProtocolError` for a bad topic or
+        an oversized payload, `HostStoppedError` if the host is not running.
+        """
+        address = check_loopback_address(address)
+        self._require_running()
+        now = self._clock()
+        self.node.send_app(address, topic, payload, now=now)
+        self._pump(now)
+
+    def app_inbox(
+        self, topic: int, *, buffer: int = 1024
+    ) -> MemoryObjectReceiveStream[AppMessageReceived]:
+        """The application messages for `topic` (APP-1.3), in arrival order.
+
+        One receiver per topic; subscribing again replaces the earlier one
+        (which then ends). Messages for a topic nobody subscribed to, or that
+        find the buffer full, are dropped and counted
+        (``driver.app_unrouted`` / ``driver.app_inbox_full``).
+        """
+        if not 1 <= topic <= MAX_APP_TOPIC:
+            raise ValueError(f"topic must be 1..{MAX_APP_TOPIC}, got {topic}")
+        send, receive = anyio.create_memory_object_stream[AppMessageReceived](buffer)
+        old = self._app_inboxes.pop(topic, None)
+        if old is not None:
+            old.close()
+        self._app_inboxes[topic] = send
+        return receive
+
     def cached_peers(self) -> list[Address]:
         """Addresses of the contacts saved when this node's store was last closed."""
         return [address for _, address in self._store.load_peers()] if self._store else []
@@ -392,6 +428,9 @@ class NodeHost:
                 waiter.done.set()
             for query_waiter in self._query_waiters.values():
                 query_waiter.done.set()  # outcome None: ping() raises HostStoppedError
+            for inbox in self._app_inboxes.values():
+                inbox.close()  # an `async for` over app_inbox() ends
+            self._app_inboxes.clear()
             if self._store is not None:
                 self._store.save_peers(
                     [(c.node_id, c.address) for c in self.node.dht.routing.contacts()]
@@ -466,6 +505,18 @@ class NodeHost:
                 self._store.put_record(event.key, event.publisher_id, event.record, held.expires_ms)
             elif isinstance(event, RecordDropped):
                 self._store.delete_record(event.key, event.publisher_id)
+        if isinstance(event, AppMessageReceived):
+            inbox = self._app_inboxes.get(event.topic)
+            if inbox is None:
+                self._count("app_unrouted")
+            else:
+                try:
+                    inbox.send_nowait(event)
+                except anyio.WouldBlock:
+                    self._count("app_inbox_full")
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    del self._app_inboxes[event.topic]
+                    self._count("app_unrouted")
         # Only request outcomes end an API wait; every event goes to the trace.
         if isinstance(event, LookupFinished | GetFinished | StoreFinished):
             query_waiter = self._query_waiters.get(event.query_id)

@@ -36,6 +36,7 @@ class MessageType(IntEnum):
     VALUE = 19
     STORE = 20
     STORED = 21
+    APP = 22
 
 
 def _malformed(reason: str) -> RemoteProtocolError:
@@ -323,7 +324,50 @@ class Stored:
         return cls(status=StoreStatus(body[0]))
 
 
-Message = Ping | Pong | ErrorReply | FindNode | Nodes | FindValue | Value | Store | Stored
+# --------------------------------------------------------- application (APP-1.x)
+
+#: APP-1.2: topic numbers are 1..65535; 0 is reserved.
+MAX_APP_TOPIC: Final = 0xFFFF
+#: APP-1.2: an application payload is at most 64 KiB (it fits one stream message).
+MAX_APP_PAYLOAD: Final = 65536
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppMessage:
+    """APP-1.1: an application message from one node to another; one-way, no reply.
+
+    The upper layers (room delivery, voice signalling) own `payload`; the node
+    only authenticates the sender and hands it over by `topic`.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.APP
+    topic: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.topic <= MAX_APP_TOPIC:
+            raise LocalProtocolError(f"APP topic must be 1..{MAX_APP_TOPIC}, not {self.topic}")
+        if len(self.payload) > MAX_APP_PAYLOAD:
+            raise LocalProtocolError(f"APP payload exceeds {MAX_APP_PAYLOAD} bytes")
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.topic, 1: self.payload}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0, 1}), "APP")
+        topic, payload = body[0], body[1]
+        if type(topic) is not int or not 1 <= topic <= MAX_APP_TOPIC:
+            raise _malformed(f"APP topic must be an integer 1..{MAX_APP_TOPIC}")
+        payload = _bytes_field(payload, "APP payload")
+        if len(payload) > MAX_APP_PAYLOAD:
+            raise _malformed(f"APP payload must be at most {MAX_APP_PAYLOAD} bytes")
+        return cls(topic=topic, payload=payload)
+
+
+Message = (
+    Ping | Pong | ErrorReply | FindNode | Nodes | FindValue | Value | Store | Stored | AppMessage
+)
 
 _PARSERS: Final[dict[int, Any]] = {
     MessageType.PING: Ping,
@@ -335,6 +379,7 @@ _PARSERS: Final[dict[int, Any]] = {
     MessageType.VALUE: Value,
     MessageType.STORE: Store,
     MessageType.STORED: Stored,
+    MessageType.APP: AppMessage,
 }
 
 
