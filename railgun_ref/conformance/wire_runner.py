@@ -774,6 +774,22 @@ def _dht_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
     ]
 
 
+def _app_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
+    """(check name, clause, datagram) of APP messages the node must not answer."""
+    return [
+        (
+            "a valid APP gets no reply",
+            "APP-1.1",
+            probe.envelope(MessageType.APP, {0: 1, 1: b"conformance"})[0],
+        ),
+        (
+            "an APP with topic 0 gets no reply",
+            "APP-1.2",
+            probe.envelope(MessageType.APP, {0: 0, 1: b"x"})[0],
+        ),
+    ]
+
+
 async def run(target: str, *, timeout: float = 2.0) -> Report:
     """Check the node at `target` (``udp://HOST:PORT`` on loopback) and report per clause."""
     address = parse_target(target)
@@ -827,6 +843,8 @@ async def run(target: str, *, timeout: float = 2.0) -> Report:
             )
         for kind in range(3):
             tg.start_soon(_check_silence, state, 60 + kind, kind, _dht_silent_kinds)
+        for kind in range(2):
+            tg.start_soon(_check_silence, state, 70 + kind, kind, _app_silent_kinds)
     checks = tuple(result for _, result in sorted(state.results, key=lambda item: item[0]))
     node_id = None if state.node_id is None else state.node_id.hex()
     return Report(target=target, node_id=node_id, timeout=timeout, checks=checks)

@@ -16,7 +16,8 @@ other modes break one rule each, so a test can show the runner catches it:
   datagram), so replays are answered (ENV-2.4); everything else, the DHT's routing
   table and records included, is kept;
 * ``nodes-unsorted``: NODES replies list their contacts farthest first (DHT-7.2);
-* ``forgets-records``: STOREs are acknowledged, then the records are lost (DHT-7.4).
+* ``forgets-records``: STOREs are acknowledged, then the records are lost (DHT-7.4);
+* ``answers-app``: APP messages, valid or not, are echoed to their sender (APP-1.1).
 """
 
 import argparse
@@ -43,7 +44,16 @@ MODES = (
     "replays-ok",
     "nodes-unsorted",
     "forgets-records",
+    "answers-app",
 )
+
+
+def _is_app(data: bytes) -> bool:
+    try:
+        signed = cbor.decode(data)[0]
+        return bool(cbor.decode(signed)[1] == MessageType.APP)
+    except Exception:
+        return False
 
 
 def _corrupt_signature(data: bytes) -> bytes:
@@ -100,6 +110,8 @@ def serve(mode: str, host: str, port: int) -> None:
             elif mode == "nodes-unsorted":
                 sent = _reverse_nodes(reply, identity)
             sock.sendto(sent, destination)
+        if mode == "answers-app" and _is_app(data):
+            sock.sendto(data[:1200], address)
         if mode == "echo-garbage" and refused and not replies:
             sock.sendto(data[:1200], address)
 

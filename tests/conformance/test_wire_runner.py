@@ -45,9 +45,11 @@ CHECKED = {
     "DHT-7.7",
     "DHT-3.3",
     "DHT-3.4",
+    "APP-1.1",
+    "APP-1.2",
 }
 #: Checks in a full run.
-CHECK_COUNT = 29
+CHECK_COUNT = 31
 
 
 def _run(target: str) -> Report:
@@ -62,7 +64,7 @@ def _run(target: str) -> Report:
 @pytest.mark.clause(*sorted(CHECKED))
 def test_good_responder_passes_every_check(responder: Starter) -> None:
     """A node built on the sans-IO core passes MSG-2.1/2.2, NODE-1.2, ENV-2.4, MSG-1.3 ...
-    and the DHT checks (DHT-5.1, DHT-7.1 .. DHT-7.7, DHT-3.3, DHT-3.4)."""
+    the DHT checks (DHT-5.1, DHT-7.1 .. DHT-7.7, DHT-3.3, DHT-3.4) and APP-1.1/APP-1.2."""
     with responder("good") as (target, node_id):
         report = _run(target)
     assert report.passed, report.to_json()
@@ -81,6 +83,7 @@ def test_good_responder_passes_every_check(responder: Starter) -> None:
         ("replays-ok", "ENV-2.4", True),
         ("nodes-unsorted", "DHT-7.2", True),
         ("forgets-records", "DHT-7.4", True),
+        ("answers-app", "APP-1.1", False),
     ],
 )
 def test_broken_responder_fails_the_clause_it_breaks(
