@@ -57,6 +57,7 @@ VECTOR_AREAS: Final = (
     "dht_messages",
     "dht_node",
     "capacity",
+    "voice",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

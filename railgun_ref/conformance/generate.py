@@ -28,6 +28,7 @@ from railgun_ref.conformance.builders import (
     framing,
     identity,
     node_ping,
+    voice,
 )
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
@@ -52,6 +53,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "dht_messages": dht_messages.build,
     "dht_node": dht_node.build,
     "capacity": capacity.build,
+    "voice": voice.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from railgun_ref import capacity
+from railgun_ref import capacity, voice
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -570,6 +570,79 @@ def _check_sharing_script(group: JsonObject, test: JsonObject) -> None:
         _equal(f"step {index} ({op} at {now})", got, step)
 
 
+# ------------------------------------------------------------------ voice (VOICE-x)
+
+
+def _voice_node(text: str) -> NodeId:
+    return NodeId(bytes.fromhex(text))
+
+
+def _check_voice_plan(group: JsonObject, test: JsonObject) -> None:
+    config = voice.VoiceConfig.from_json(group["config"])
+    try:
+        participants = voice.participants_from_json(test["participants"])
+        previous = None if test["previous"] is None else voice.CallPlan.from_json(test["previous"])
+        plan = voice.plan_call(
+            participants,
+            config=config,
+            previous=previous,
+            excluded={_voice_node(n) for n in test["excluded"]},
+        )
+    except LocalProtocolError:
+        _refused_with(test, None)
+        return
+    _accepted(test)
+    _equal("plan", plan.to_json(), test["plan"])
+    _equal("links", [[a.hex(), b.hex()] for a, b in plan.media_links()], test["links"])
+    streams = {p.hex(): list(c) for p, c in voice.stream_counts(plan).items()}
+    _equal("streams", streams, test["streams"])
+    rate = config.stream_bitrate_bps
+    bandwidth = {p.hex(): list(b) for p, b in voice.bandwidth_per_participant(plan, rate).items()}
+    _equal("bandwidth", bandwidth, {p: [u * rate, d * rate] for p, (u, d) in streams.items()})
+
+
+def _voice_step(controller: voice.CallController, step: JsonObject) -> None:
+    now, event = step["now"], step["event"]
+    if event == "join":
+        caps = capacity.DeviceCapabilities.from_json(step["capabilities"])
+        controller.join(_voice_node(step["nodeId"]), caps, now=now)
+    elif event == "leave":
+        controller.leave(_voice_node(step["nodeId"]), now=now)
+    elif event == "capabilitiesChanged":
+        caps = capacity.DeviceCapabilities.from_json(step["capabilities"])
+        controller.capabilities_changed(_voice_node(step["nodeId"]), caps, now=now)
+    elif event == "hostFailed":
+        controller.host_failed(_voice_node(step["nodeId"]), now=now)
+    elif event == "linksReady":
+        links = [(_voice_node(a), _voice_node(b)) for a, b in step["links"]]
+        controller.links_ready(links, now=now)
+    elif event == "timer":
+        controller.on_timer(now=now)
+    else:
+        raise _MismatchError(f"unknown event {event!r}")
+
+
+def _check_voice_controller(group: JsonObject, test: JsonObject) -> None:
+    controller = voice.CallController(config=voice.VoiceConfig.from_json(group["config"]))
+    refused = False
+    for index, step in enumerate(test["steps"], start=1):
+        got: JsonObject = {}
+        try:
+            _voice_step(controller, step)
+        except LocalProtocolError:
+            refused = True
+            got["error"] = "caller"
+        got["actions"] = [action.to_json() for action in controller.actions()]
+        got["state"] = controller.state.value
+        got["nextDeadline"] = controller.next_deadline()
+        _equal(f"step {index} ({step['event']} at {step['now']})", got, step["expect"])
+    _equal("counters", dict(sorted(controller.counters.items())), test["counters"])
+    if refused:
+        _refused_with(test, None)
+    else:
+        _accepted(test)
+
+
 _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "CborDecodeTest": _check_cbor,
     "Ed25519VerifyTest": _check_ed25519,
@@ -593,6 +666,8 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "CapabilityDirectoryTest": _check_capability_directory,
     "SelectionTest": _check_selection,
     "SharingScriptTest": _check_sharing_script,
+    "VoicePlanTest": _check_voice_plan,
+    "VoiceControllerTest": _check_voice_controller,
 }
 
 

@@ -96,7 +96,7 @@ def test_clause_ids_are_unique_and_well_formed() -> None:
     areas = {c.id.split("-")[0] for c in clauses}
     assert areas == {
         *("ENC", "ID", "ENV", "MSG", "RPC", "NODE", "STR", "ERR"),
-        *("DHT", "ROOM", "HT", "CAP", "CEN", "APP"),
+        *("DHT", "ROOM", "HT", "CAP", "CEN", "APP", "VOICE", "TURN"),
     }
 
 

@@ -230,6 +230,27 @@ def _is(result: str) -> Any:
             lambda t: t["steps"][-1]["expect"].update(datagrams=[]),
             id="dht-node-step",
         ),
+        pytest.param(
+            "voice",
+            lambda t: "plan" in t,
+            lambda t: t["plan"].update(hosts=list(reversed(t["plan"]["participants"]))[:1]),
+            id="voice-plan-hosts",
+        ),
+        pytest.param(
+            "voice",
+            lambda t: "streams" in t,
+            lambda t: t["streams"].update({k: [0, 0] for k in t["streams"]}),
+            id="voice-plan-streams",
+        ),
+        pytest.param(
+            "voice", _is("invalid"), lambda t: t.update(result="valid"), id="voice-result"
+        ),
+        pytest.param(
+            "voice",
+            lambda t: "steps" in t,
+            lambda t: t["steps"][-1]["expect"].update(actions=[]),
+            id="voice-step-actions",
+        ),
     ],
 )
 def test_runner_catches_a_tampered_vector(area: str, applies: Any, mutate: Any) -> None:
