@@ -1,0 +1,213 @@
+"""The integration API (the seed's ``integration.ts``): a messenger client in five calls.
+
+::
+
+    from railgun_ref.client import connect, fast_profile
+
+    async with connect(central_url="http://127.0.0.1:8000", data_dir=path,
+                       bootstrap=[("127.0.0.1", 9000)], profile=fast_profile()) as client:
+        await client.join("lobby")
+        await client.wait_for_members("lobby", 3)
+        message_id = await client.send("lobby", "hello")
+        async for item in client:          # MessageReceived and every other event
+            ...
+        client.state                        # "connected-aws", "connected-p2p", ...
+
+`connect` starts a `HybridTransport` (railgun_ref/drivers/transport.py): a
+DHT node and the P2P room path, the central-service session, health checks,
+automatic failover and failback, the durable outbox and E2EE. Everything the
+client keeps — its identity key, outbox, rooms, ids of messages already
+shown — lives in `data_dir`, so a client restarted on the same directory is
+the same member and delivers what it had not sent yet.
+
+Room names may be given as text (UTF-8) or bytes; bodies of `send` are text.
+"""
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.central_client import Resolver
+from railgun_ref.drivers.keystore import load_or_create_identity
+from railgun_ref.drivers.transport import (
+    Failure,
+    HybridTransport,
+    MembersChange,
+    MessageAccepted,
+    MessageAcked,
+    MessageReceived,
+    NoMembersError,
+    PathChange,
+    ReachChange,
+    StateChange,
+    TransportEvent,
+)
+from railgun_ref.identity.keys import Identity
+from railgun_ref.transport.p2p import P2PConfig
+from railgun_ref.transport.service import HybridTransportConfig
+from railgun_ref.transport.state import TransportMode, TransportState
+
+__all__ = [
+    "Client",
+    "Failure",
+    "MembersChange",
+    "MessageAccepted",
+    "MessageAcked",
+    "MessageReceived",
+    "NoMembersError",
+    "PathChange",
+    "Profile",
+    "ReachChange",
+    "StateChange",
+    "TransportEvent",
+    "TransportMode",
+    "TransportState",
+    "connect",
+    "fast_profile",
+    "seed_profile",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The timing knobs of both paths."""
+
+    transport: HybridTransportConfig = field(default_factory=HybridTransportConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+
+
+def seed_profile(**overrides: object) -> Profile:
+    """The seed's defaults: health check every 30 s, failover after 3 failures (HT-5.1)."""
+    return Profile(transport=HybridTransportConfig(**overrides))  # type: ignore[arg-type]
+
+
+def fast_profile(**overrides: object) -> Profile:
+    """For localhost demos and tests: health check every 1 s (failover within ~3 s),
+    failback after 3 healthy checks over 2 s, re-sends every second, probes every second."""
+    settings: dict[str, object] = {
+        "aws_health_check_interval": 1.0,
+        "failback_min_interval": 2.0,
+        "resend_interval": 1.0,
+    }
+    settings.update(overrides)
+    return Profile(
+        transport=HybridTransportConfig(**settings),  # type: ignore[arg-type]
+        p2p=P2PConfig(
+            probe_interval=1.0,
+            probe_timeout=1.0,
+            initial_backoff=0.3,
+            max_backoff=2.0,
+            lookup_interval=2.0,
+            announce_interval=5.0,
+            unknown_lookup_interval=1.0,
+        ),
+    )
+
+
+def _room(room: str | bytes) -> bytes:
+    return room.encode() if isinstance(room, str) else room
+
+
+class Client:
+    """A connected messenger client. Make one with `connect`."""
+
+    def __init__(self, transport: HybridTransport, address: Address) -> None:
+        self.transport = transport
+        self.address = address  #: where its DHT node / P2P path listens
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.transport.node_id
+
+    @property
+    def state(self) -> str:
+        """The seed's transport state (``connected-aws``, ``connected-p2p``, ``degraded``...)."""
+        return self.transport.state.value
+
+    async def join(self, room: str | bytes) -> None:
+        await self.transport.join(_room(room))
+
+    def members(self, room: str | bytes) -> frozenset[NodeId]:
+        """The other members of `room` this client knows (and encrypts for)."""
+        return self.transport.members(_room(room))
+
+    async def wait_for_members(self, room: str | bytes, count: int, *, timeout: float = 20) -> None:
+        """Wait until at least `count` other members of `room` are known (TimeoutError)."""
+        with anyio.fail_after(timeout):
+            while len(self.members(room)) < count:
+                await anyio.sleep(0.05)
+
+    async def send(self, room: str | bytes, text: str) -> bytes:
+        """Send `text` to `room`; returns the message id once it is durably accepted."""
+        return await self.transport.send(_room(room), text.encode())
+
+    async def next_event(self) -> TransportEvent:
+        return await self.transport.events.receive()
+
+    def __aiter__(self) -> AsyncIterator[TransportEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[TransportEvent]:
+        try:
+            while True:
+                yield await self.transport.events.receive()
+        except anyio.EndOfStream:
+            return
+
+
+@asynccontextmanager
+async def connect(
+    *,
+    data_dir: Path | str,
+    central_url: str | None = None,
+    bootstrap: list[Address] | None = None,
+    identity: Identity | None = None,
+    keystore: Path | str | None = None,
+    profile: Profile | None = None,
+    mode: TransportMode | str | None = None,
+    resolve: Resolver | None = None,
+    origin: str | None = None,
+    port: int = 0,
+) -> AsyncIterator[Client]:
+    """Start a client and yield it; everything stops when the block ends.
+
+    `identity` wins over `keystore` (default: ``data_dir/identity.key``,
+    created on first use). `mode` overrides the profile's preferred mode
+    (``aws``, ``hybrid``, ``p2p-only``); without `central_url` it is
+    ``p2p-only``. `resolve` resolves a central host name (DNS scenario);
+    `origin` is the origin to sign when `central_url` is a proxy (CEN-3.2).
+    """
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    if identity is None:
+        identity = load_or_create_identity(Path(keystore or data / "identity.key"), os.urandom)
+    chosen = profile or Profile()
+    config = chosen.transport
+    wanted = TransportMode(mode) if mode is not None else config.preferred_mode
+    if central_url is None:
+        wanted = TransportMode.P2P_ONLY
+    if wanted is not config.preferred_mode:
+        config = dataclasses.replace(config, preferred_mode=wanted)
+    transport = HybridTransport(
+        identity,
+        data_dir=data,
+        central_url=central_url,
+        config=config,
+        p2p_config=chosen.p2p,
+        bootstrap=bootstrap,
+        resolve=resolve,
+        origin=origin,
+        port=port,
+    )
+    async with anyio.create_task_group() as tg:
+        address = await tg.start(transport.run)
+        try:
+            yield Client(transport, address)
+        finally:
+            tg.cancel_scope.cancel()

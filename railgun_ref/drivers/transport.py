@@ -1,0 +1,744 @@
+"""The hybrid transport driver: one client's `HybridTransportService` on real IO (HT-x).
+
+`HybridTransport` runs, for one identity, inside one task group:
+
+* a `NodeHost` (DHT + application channel) and a `P2PRoomCore` for the P2P
+  path: announcements, member look-ups, APP frames in and out;
+* a `CentralClient` session for the central path, reconnected with backoff
+  whenever it drops, joined to every room, pushing mailbox deliveries in;
+* health checks of the central service (`check_health`) whenever the
+  service asks (`CheckHealth`), optionally resolving a host name with
+  `resolve` (DNS scenario) and dialling any URL, e.g. a fault proxy;
+* the SQLite outbox (HT-4.4) and a small state database: rooms joined and
+  message ids already handed to the application, so a restarted client
+  resumes sending what was not settled and never shows a message twice;
+* E2EE (ROOM-1.x): `send` seals the text for the members the DHT names;
+  every delivery is opened, its inner message id checked against the outer.
+
+Ordering invariants: every input (a frame, a delivery, a timer, an API call)
+is fed to the cores with ``now = clock()`` and then `_pump` drains them
+synchronously. Outbox changes are committed in `_pump` before any send of
+the same input is queued (HT-4.1); a message id is committed to the seen
+table before the message goes to the application, and a central delivery
+is ACKed only after that (HT-4.3).
+
+Everything that happens is an event on `events` (state changes, path
+switches, messages, acknowledgements, failures).
+"""
+
+import contextlib
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.central_client import (
+    CentralClient,
+    CentralError,
+    DnsError,
+    Resolver,
+    check_health,
+    connect_central,
+)
+from railgun_ref.drivers.outbox_store import SqliteOutboxStore
+from railgun_ref.drivers.udp import HostStoppedError, NodeHost
+from railgun_ref.events import AppMessageReceived
+from railgun_ref.identity.e2ee import open_room_message, seal_room_message
+from railgun_ref.identity.keys import Identity, RandomBytes
+from railgun_ref.transport import p2p
+from railgun_ref.transport.health import FailureLabel
+from railgun_ref.transport.outbox import OutboxEntry
+from railgun_ref.transport.outbox import Path as DeliveryPath
+from railgun_ref.transport.service import (
+    CentralFailure,
+    CheckHealth,
+    Deliver,
+    HybridTransportConfig,
+    HybridTransportService,
+    PersistOutbox,
+    SendCentral,
+    SendP2P,
+    StateChanged,
+)
+from railgun_ref.transport.state import Reach, TransportMode, TransportState
+from railgun_ref.wire.central import MAX_TTL
+
+_STATE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rooms (room_id BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, expires_at REAL NOT NULL);
+"""
+#: Reconnect backoff of the central session, seconds.
+_RECONNECT_MIN: Final = 0.2
+_RECONNECT_MAX: Final = 5.0
+
+
+# ------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived:
+    room_id: bytes
+    message_id: bytes
+    sender: NodeId  #: from inside the ciphertext (ROOM-1.1)
+    body: bytes
+    sent_ms: int
+    path: str  #: "central" or "p2p": the first path that brought it
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageAccepted:
+    room_id: bytes
+    message_id: bytes
+    members: frozenset[NodeId]
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageAcked:
+    """The central service committed it (member None), or a member's P2P receipt came."""
+
+    message_id: bytes
+    path: str
+    member: NodeId | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChange:
+    old: TransportState
+    new: TransportState
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PathChange:
+    """The paths in use switched (the seed's mode switch: central <-> P2P <-> both)."""
+
+    central: bool
+    p2p: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReachChange:
+    reach: Reach
+    reachable: int
+    members: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembersChange:
+    room_id: bytes
+    members: frozenset[NodeId]
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """Something failed: `kind` is e.g. ``health``, ``central``, ``open``, ``p2p``."""
+
+    kind: str
+    detail: str
+    at: float
+    label: FailureLabel | None = None
+
+
+TransportEvent = (
+    MessageReceived
+    | MessageAccepted
+    | MessageAcked
+    | StateChange
+    | PathChange
+    | ReachChange
+    | MembersChange
+    | Failure
+)
+
+
+class NoMembersError(LocalProtocolError):
+    """`send` to a room whose other members are not known yet (nobody to encrypt for)."""
+
+
+# ------------------------------------------------------------------ state DB
+
+
+class _StateStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_STATE_SCHEMA)
+
+    def rooms(self) -> list[bytes]:
+        return [bytes(r) for (r,) in self._db.execute("SELECT room_id FROM rooms")]
+
+    def add_room(self, room_id: bytes) -> None:
+        self._db.execute("INSERT OR IGNORE INTO rooms VALUES (?)", (room_id,))
+
+    def seen(self, *, now: float) -> list[tuple[bytes, float]]:
+        self._db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
+        rows = self._db.execute("SELECT message_id, expires_at FROM seen").fetchall()
+        return [(bytes(m), float(e)) for m, e in rows]
+
+    def add_seen(self, message_id: bytes, expires_at: float) -> None:
+        self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (message_id, expires_at))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# ------------------------------------------------------------------ driver
+
+
+class HybridTransport:
+    """One client's hybrid transport on localhost. Start with ``await tg.start(t.run)``."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        data_dir: Path,
+        central_url: str | None,
+        config: HybridTransportConfig | None = None,
+        p2p_config: p2p.P2PConfig | None = None,
+        bootstrap: list[Address] | None = None,
+        resolve: Resolver | None = None,
+        origin: str | None = None,
+        health_timeout: float | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> None:
+        """`central_url` is the service's base URL (``http://HOST:PORT``; a host name
+        needs `resolve`), or a fault proxy's; None runs P2P only. `origin`
+        overrides the origin signed at AUTH (needed behind a proxy, CEN-3.2).
+        `clock` gives wall-clock seconds (outbox times survive restarts)."""
+        self.identity = identity
+        self.config = config or HybridTransportConfig()
+        if central_url is None and self.config.preferred_mode is not TransportMode.P2P_ONLY:
+            raise ValueError("a central_url is needed unless preferred_mode is p2p-only")
+        self.p2p_config = p2p_config or p2p.P2PConfig()
+        self.central_url = central_url
+        self.data_dir = Path(data_dir)
+        self.bootstrap_peers = list(bootstrap or [])
+        self.resolve = resolve
+        self.origin = origin
+        self.health_timeout = health_timeout or min(5.0, max(1.0, self.config.check_interval))
+        self.counters: dict[str, int] = {}
+        self._clock = clock
+        self._random_bytes = random_bytes
+        self.host = NodeHost(identity, host=host, port=port, clock=clock)
+        self.service = HybridTransportService(self.config, local_id=identity.node_id, now=clock())
+        self.p2p: p2p.P2PRoomCore | None = None
+        self._outbox_store: SqliteOutboxStore | None = None
+        self._state: _StateStore | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._events_in: MemoryObjectSendStream[TransportEvent]
+        self.events: MemoryObjectReceiveStream[TransportEvent]
+        self._events_in, self.events = anyio.create_memory_object_stream[TransportEvent](math.inf)
+        self._app_out: MemoryObjectSendStream[p2p.SendApp] | None = None
+        self._central_out: MemoryObjectSendStream[OutboxEntry] | None = None
+        self._central: CentralClient | None = None
+        self._central_seqs: set[int] = set()
+        self._checking = False
+        self._lookups: set[bytes] = set()
+        self._dht_alive = True
+        self._p2p_anything = True
+        self._reach = Reach.UNKNOWN
+        self._paths = (False, False)
+        self._wake = anyio.Event()
+        self._sleeping_until: float | None = None
+        self._stopped = False
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.identity.node_id
+
+    @property
+    def state(self) -> TransportState:
+        return self.service.state
+
+    @property
+    def rooms(self) -> frozenset[bytes]:
+        return self.p2p.rooms if self.p2p is not None else frozenset()
+
+    def members(self, room_id: bytes) -> frozenset[NodeId]:
+        """The other members of `room_id` known from the DHT (whom `send` encrypts for)."""
+        return frozenset(self.p2p.members(room_id)) if self.p2p is not None else frozenset()
+
+    @property
+    def central_connected(self) -> bool:
+        return self._central is not None
+
+    async def join(self, room_id: bytes) -> None:
+        """Join `room_id` on both paths (persisted: a restarted client rejoins it)."""
+        core, state = self._running()
+        state.add_room(room_id)
+        core.join(room_id, now=self._clock())
+        self._pump()
+        if self._central is not None:
+            try:
+                await self._central.join(room_id)
+            except (CentralError, OSError, RemoteProtocolError, ConnectionError) as exc:
+                self._emit_failure("central", f"join failed: {exc}")
+
+    async def send(self, room_id: bytes, body: bytes, *, ttl: float | None = None) -> bytes:
+        """Encrypt `body` for the room's known members and accept it (HT-4.1).
+
+        Returns the message id once the message is in the durable outbox.
+        Raises `NoMembersError` if no other member of the room is known yet.
+        """
+        core, _ = self._running()
+        if room_id not in core.rooms:
+            raise LocalProtocolError("join the room first")
+        members = core.members(room_id)
+        if not members:
+            raise NoMembersError("no other member of this room is known yet")
+        now = self._clock()
+        blob, message_id = seal_room_message(
+            self.identity,
+            room_id=room_id,
+            members=[self.identity.public_key, *members.values()],
+            body=body,
+            sent_ms=round(now * 1000),
+            random_bytes=self._random_bytes,
+        )
+        self.service.send(
+            room_id=room_id,
+            members=frozenset(members),
+            blob=blob,
+            message_id=message_id,
+            now=now,
+            ttl=ttl,
+        )
+        self._emit(
+            MessageAccepted(
+                room_id=room_id, message_id=message_id, members=frozenset(members), at=now
+            )
+        )
+        self._pump()
+        return message_id
+
+    def outbox_size(self) -> int:
+        return len(self.service.outbox)
+
+    # ------------------------------------------------------------------ run
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Address] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled; reports the node's address through `task_status`."""
+        self._outbox_store = SqliteOutboxStore(self.data_dir / "outbox.sqlite3")
+        self._state = _StateStore(self.data_dir / "transport.sqlite3")
+        app_out, app_in = anyio.create_memory_object_stream[p2p.SendApp](math.inf)
+        central_out, central_in = anyio.create_memory_object_stream[OutboxEntry](math.inf)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                address = await tg.start(self.host.run)
+                now = self._clock()
+                self.p2p = p2p.P2PRoomCore(self.identity, address, config=self.p2p_config, now=now)
+                inbox = self.host.app_inbox(self.p2p_config.topic)
+                self._restore(now)
+                self._app_out = app_out
+                tg.start_soon(self._app_sender, app_in)
+                tg.start_soon(self._app_receiver, inbox)
+                tg.start_soon(self._timer_loop)
+                if self.bootstrap_peers:
+                    tg.start_soon(self._bootstrap)
+                if self.config.preferred_mode is not TransportMode.P2P_ONLY:
+                    tg.start_soon(self._central_loop, central_out, central_in)
+                self._pump()
+                task_status.started(address)
+        finally:
+            self._stopped = True
+            self._tg = None
+            self._app_out = None
+            self._central_out = None
+            self._events_in.close()
+            if self._outbox_store is not None:
+                self._outbox_store.close()
+            if self._state is not None:
+                self._state.close()
+
+    def _running(self) -> tuple[p2p.P2PRoomCore, _StateStore]:
+        if self.p2p is None or self._state is None or self._stopped:
+            raise LocalProtocolError("the transport is not running")
+        return self.p2p, self._state
+
+    def _restore(self, now: float) -> None:
+        """HT-4.4: reload the outbox, the rooms joined and the ids already delivered."""
+        assert self._outbox_store is not None and self._state is not None
+        assert self.p2p is not None
+        for room_id in self._state.rooms():
+            self.p2p.join(room_id, now=now)
+        restored = 0
+        for entry in self._outbox_store.load():
+            if entry.expires_at > now:
+                self.service.outbox.restore(entry)
+                restored += 1
+                if entry.room_id not in self.p2p.rooms:
+                    self.p2p.join(entry.room_id, now=now)
+        self._count("outbox.restored", restored)
+        for message_id, expires_at in self._state.seen(now=now):
+            self.service.dedup.first_time(message_id, expires_at=expires_at, now=now)
+
+    # ------------------------------------------------------------- plumbing
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def _emit(self, event: TransportEvent) -> None:
+        # Events are best-effort once nobody listens any more (or we stopped).
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._events_in.send_nowait(event)
+
+    def _emit_failure(self, kind: str, detail: str, label: FailureLabel | None = None) -> None:
+        self._count(f"failure.{kind}")
+        self._emit(Failure(kind=kind, detail=detail, at=self._clock(), label=label))
+
+    def _pump(self) -> None:
+        """Drain both cores until neither has an action left."""
+        core = self.p2p
+        if core is None:
+            return
+        busy = True
+        while busy:
+            busy = False
+            while (action := self.service.next_action()) is not None:
+                busy = True
+                self._service_action(action, core)
+            while (p2p_action := core.next_action()) is not None:
+                busy = True
+                self._p2p_action(p2p_action)
+        deadlines = [d for d in (self.service.next_deadline(), core.next_deadline()) if d]
+        if deadlines and (self._sleeping_until is None or min(deadlines) < self._sleeping_until):
+            self._wake.set()
+
+    def _service_action(self, action: object, core: p2p.P2PRoomCore) -> None:
+        now = self._clock()
+        match action:
+            case PersistOutbox(changes=changes):
+                assert self._outbox_store is not None
+                self._outbox_store.apply(changes)
+            case CheckHealth():
+                if self._checking:
+                    self._count("health.skipped_busy")
+                elif self._tg is not None:
+                    self._checking = True
+                    self._tg.start_soon(self._health_check)
+            case SendCentral(entry=entry):
+                if self._central_out is None:
+                    self._count("central.send_unconnected")
+                else:
+                    self._central_out.send_nowait(entry)
+            case SendP2P(entry=entry, members=members):
+                if entry.room_id not in core.rooms:
+                    core.join(entry.room_id, now=now)
+                core.send(
+                    room_id=entry.room_id,
+                    message_id=entry.message_id,
+                    blob=entry.blob,
+                    expires_at=entry.expires_at,
+                    members=members,
+                    now=now,
+                )
+            case Deliver():
+                self._deliver(action, now)
+            case StateChanged(old=old, new=new, reason=reason):
+                self._emit(StateChange(old=old, new=new, reason=reason, at=now))
+                paths = (self.service.machine.uses_central, self.service.machine.uses_p2p)
+                if paths != self._paths:
+                    self._paths = paths
+                    self._emit(PathChange(central=paths[0], p2p=paths[1], at=now))
+            case CentralFailure(label=label):
+                self._emit_failure("health", label.value, label)
+            case _:
+                raise AssertionError(f"unexpected action {action!r}")
+
+    def _deliver(self, action: Deliver, now: float) -> None:
+        try:
+            opened = open_room_message(self.identity, action.payload, room_id=action.room_id)
+        except RemoteProtocolError as exc:
+            self._emit_failure("open", f"{action.message_id.hex()}: {exc}")
+            return
+        if opened.message_id != action.message_id:
+            self._emit_failure("open", "inner message id differs from the envelope's")
+            return
+        assert self._state is not None
+        # HT-4.3: remembered durably before the application sees it.
+        self._state.add_seen(action.message_id, now + self.config.store_and_forward.default_ttl)
+        self._count(f"delivered.{action.path.value}")
+        self._emit(
+            MessageReceived(
+                room_id=action.room_id,
+                message_id=action.message_id,
+                sender=opened.sender_id,
+                body=opened.body,
+                sent_ms=opened.sent_ms,
+                path=action.path.value,
+                at=now,
+            )
+        )
+
+    def _p2p_action(self, action: p2p.P2PAction) -> None:
+        now = self._clock()
+        match action:
+            case p2p.SendApp():
+                if self._app_out is not None:
+                    self._app_out.send_nowait(action)
+            case p2p.Delivered():
+                self.service.received(
+                    message_id=action.message_id,
+                    room_id=action.room_id,
+                    payload=action.blob,
+                    expires_at=action.expires_at,
+                    path=DeliveryPath.P2P,
+                    now=now,
+                )
+            case p2p.Acked():
+                self.service.p2p_acked(action.message_id, action.member, now=now)
+                self._emit(
+                    MessageAcked(
+                        message_id=action.message_id, path="p2p", member=action.member, at=now
+                    )
+                )
+            case p2p.ReachabilityChanged():
+                self._p2p_anything = action.anything_reachable
+                self._reach = action.reach
+                self._emit(
+                    ReachChange(
+                        reach=action.reach,
+                        reachable=action.reachable,
+                        members=action.members,
+                        at=now,
+                    )
+                )
+                self._report_reach(now)
+            case p2p.DeliveryStalled():
+                self._emit_failure(
+                    "p2p",
+                    f"{action.message_id.hex()} to {action.member.hex()[:16]}: {action.reason}",
+                )
+            case p2p.Announce():
+                if self._tg is not None:
+                    self._tg.start_soon(self._announce, action.room_id, action.value)
+            case p2p.LookupMembers():
+                if self._tg is not None and action.room_id not in self._lookups:
+                    self._lookups.add(action.room_id)
+                    self._tg.start_soon(self._lookup, action.room_id)
+            case p2p.MembersChanged():
+                self._emit(MembersChange(room_id=action.room_id, members=action.members, at=now))
+
+    def _report_reach(self, now: float) -> None:
+        anything = self._p2p_anything or self._dht_alive
+        self.service.reachability(reach=self._reach, anything_reachable=anything, now=now)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadlines = [
+                d
+                for d in (
+                    self.service.next_deadline(),
+                    self.p2p.next_deadline() if self.p2p else None,
+                )
+                if d is not None
+            ]
+            self._wake = anyio.Event()
+            if deadlines:
+                self._sleeping_until = min(deadlines)
+                delay = max(0.0, self._sleeping_until - self._clock())
+            else:
+                self._sleeping_until = None
+                delay = math.inf
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            self._sleeping_until = None
+            now = self._clock()
+            self.service.on_timer(now=now)
+            if self.p2p is not None:
+                self.p2p.on_timer(now=now)
+            self._pump()
+            await anyio.sleep(0)  # never spin without yielding
+
+    async def _health_check(self) -> None:
+        assert self.central_url is not None
+        try:
+            result = await check_health(
+                self.central_url, self.health_timeout, resolve=self.resolve, clock=self._clock
+            )
+        finally:
+            self._checking = False
+        self._count("health.ok" if result.ok else "health.failed")
+        self.service.health_result(result, now=self._clock())
+        self._pump()
+
+    async def _bootstrap(self) -> None:
+        for attempt in range(10):
+            try:
+                outcome = await self.host.bootstrap(self.bootstrap_peers)
+            except HostStoppedError:
+                return
+            if outcome.closest:
+                break
+            self._emit_failure("dht", f"bootstrap found nobody (attempt {attempt + 1})")
+            await anyio.sleep(min(0.5 * 2**attempt, 5.0))
+        # Announce again now that the DHT has peers to store on.
+        if self.p2p is not None:
+            for room_id in self.p2p.rooms:
+                await self._announce(
+                    room_id, p2p.encode_announcement(self.p2p.address), count=False
+                )
+
+    async def _announce(self, room_id: bytes, value: bytes, *, count: bool = True) -> None:
+        try:
+            outcome = await self.host.announce_room(room_id, value)
+        except HostStoppedError:
+            return
+        if count:
+            self._count("dht.announce")
+        if outcome.accepted == 0:
+            self._count("dht.announce_unstored")
+
+    async def _lookup(self, room_id: bytes) -> None:
+        try:
+            outcome = await self.host.find_room_peers(room_id)
+        except HostStoppedError:
+            return
+        finally:
+            self._lookups.discard(room_id)
+        if self.p2p is None or room_id not in self.p2p.rooms:
+            return
+        alive = outcome.queries > outcome.failures
+        if alive != self._dht_alive:
+            self._dht_alive = alive
+            self._report_reach(self._clock())
+        self.p2p.members_found(room_id, outcome.records, now=self._clock())
+        self._pump()
+
+    async def _app_sender(self, queue: MemoryObjectReceiveStream[p2p.SendApp]) -> None:
+        async with queue:
+            async for action in queue:
+                try:
+                    await self.host.send_app(action.address, action.topic, action.payload)
+                except HostStoppedError:
+                    return
+                except (ValueError, LocalProtocolError, OSError) as exc:
+                    self._emit_failure("p2p", f"send to {action.address}: {exc}")
+
+    async def _app_receiver(self, inbox: MemoryObjectReceiveStream[AppMessageReceived]) -> None:
+        async with inbox:
+            async for event in inbox:
+                if self.p2p is not None:
+                    self.p2p.receive(event.sender, event.address, event.payload, now=self._clock())
+                    self._pump()
+
+    # ----------------------------------------------------------- central path
+
+    async def _central_target(self) -> str:
+        """The URL to dial: a host name is resolved with `resolve` first (DNS scenario)."""
+        assert self.central_url is not None
+        parts = urlsplit(self.central_url)
+        host = parts.hostname or ""
+        if self.resolve is None or host.replace(".", "").isdigit():
+            return self.central_url
+        with anyio.fail_after(self.health_timeout):
+            address = await self.resolve(host)
+        netloc = f"{address}:{parts.port}" if parts.port else address
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    async def _central_loop(
+        self,
+        central_out: MemoryObjectSendStream[OutboxEntry],
+        central_in: MemoryObjectReceiveStream[OutboxEntry],
+    ) -> None:
+        delay = _RECONNECT_MIN
+        while True:
+            try:
+                url = await self._central_target()
+                async with connect_central(
+                    url,
+                    self.identity,
+                    timeout=self.health_timeout,
+                    origin=self.origin,
+                    seen_seqs=self._central_seqs,
+                    random_bytes=self._random_bytes,
+                ) as client:
+                    for room_id in self.rooms:
+                        await client.join(room_id)
+                    self._central = client
+                    self._central_out = central_out
+                    delay = _RECONNECT_MIN
+                    self._count("central.connected")
+                    # Whatever is unsettled goes out now on this session (HT-4.2).
+                    for entry in self.service.outbox.unsettled(now=self._clock()):
+                        if self.service.machine.uses_central:
+                            central_out.send_nowait(entry)
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._central_sender, client, central_in)
+                        while True:
+                            delivery = await client.receive()
+                            now = self._clock()
+                            self.service.received(
+                                message_id=delivery.message_id,
+                                room_id=delivery.room_id,
+                                payload=delivery.blob,
+                                expires_at=delivery.timestamp_ms / 1000 + delivery.ttl,
+                                path=DeliveryPath.CENTRAL,
+                                now=now,
+                            )
+                            self._pump()  # delivered (and its id committed) before the ACK
+                            await client.ack([delivery.seq])
+            except Exception as exc:  # every way a session ends: reconnect
+                if isinstance(exc, DnsError):
+                    self._emit_failure("central", f"resolve failed: {exc!r}", exc.label)
+                else:
+                    self._emit_failure("central", f"session ended: {exc!r}")
+            finally:
+                self._central = None
+                self._central_out = None
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX)
+
+    async def _central_sender(
+        self, client: CentralClient, queue: MemoryObjectReceiveStream[OutboxEntry]
+    ) -> None:
+        while True:
+            entry = await queue.receive()
+            if entry.message_id not in self.service.outbox:
+                continue  # settled meanwhile
+            now = self._clock()
+            ttl = int(min(MAX_TTL, max(1.0, entry.expires_at - now)))
+            try:
+                await client.send(entry.room_id, entry.blob, ttl=ttl, message_id=entry.message_id)
+            except CentralError as exc:
+                self._emit_failure("central", f"send refused: {exc}")
+                continue
+            now = self._clock()
+            self.service.central_acked(entry.message_id, now=now)
+            if self.p2p is not None:
+                self.p2p.cancel(entry.message_id)
+            self._emit(
+                MessageAcked(message_id=entry.message_id, path="central", member=None, at=now)
+            )
+            self._pump()

@@ -1,0 +1,1012 @@
+"""The P2P path of the hybrid transport: room delivery between peers (HT-6.x).
+
+One `P2PRoomCore` per client. It keeps, for every room the client joined,
+the members it learned from the DHT (`find_room_peers` records whose value
+is a room announcement, HT-6.1), and delivers end-to-end encrypted blobs to
+them over the node's application channel (APP messages on `config.topic`).
+It is sans-IO: inputs carry `now`; outputs are pulled with `next_action()`;
+`next_deadline()` / `on_timer(now=)` drive retries and probes.
+
+Theory of operation:
+
+* **Jobs.** Every (message id, member) still to deliver is a *job*. A job
+  sends the ROOM frame straight to the member's announced address, with
+  exponential backoff, until the member's signed *receipt* comes back
+  (HT-6.3), the message expires, or `max_attempts` is used up (the job
+  stalls; the HybridTransportService's periodic re-send revives it).
+* **Receipts.** A member acknowledges a message with an ACK frame holding
+  its Ed25519 signature over the room id and message id (HT-6.3). Because a
+  receipt is signed by the member itself, it can travel back through
+  bridges and still prove delivery; `Acked` feeds
+  `HybridTransportService.p2p_acked`.
+* **Bridges** (HT-6.5). When a member does not answer directly (its probes
+  fail, or `relay_after` direct attempts went unacknowledged), the sender
+  asks up to `max_bridges` members it *can* reach to relay: the same ROOM
+  frame with ``relay_to`` naming only the members the sender could not
+  reach, and a hop budget. A bridge delivers the message to itself, then
+  runs its own jobs for those members (dedup per (message, member), so a
+  message is relayed at most once per bridge and target), forwards their
+  receipts upstream, and, while the hop budget lasts, may itself ask
+  bridges. A partitioned room with a few bridge peers thus gets eventual
+  delivery, and the traffic stays bounded by members × bridges × hops.
+* **Reachability** (HT-6.4). Every member is probed each `probe_interval`;
+  any valid frame from it counts as an answer. A member is *reachable* once
+  it answered and fewer than `probe_failures` probes in a row timed out,
+  *unreachable* after that many. The room's reach (all / some / none) goes
+  to `HybridTransportService.reachability`; `some` gives `degraded`.
+* **Strict decoding.** Frames are deterministic CBOR maps decoded by
+  `decode_frame`, which raises only `RemoteProtocolError`; `receive` counts
+  each refusal under ``rejected.<code>`` and never raises for peer input.
+"""
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, Final
+
+from railgun_ref.core.constants import APP_TOPIC_ROOM
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId, parse_node_id
+from railgun_ref.dht.keys import KeyType, derive_key
+from railgun_ref.dht.records import decode_record
+from railgun_ref.identity.keys import Identity, node_id_of, verify
+from railgun_ref.transport.state import Reach
+from railgun_ref.wire import cbor
+
+#: HT-6.2: the P2P room frames' format version.
+P2P_VERSION: Final = 1
+#: HT-6.3: domain of a member's delivery receipt signature.
+RECEIPT_DOMAIN: Final = b"railgun/v1/room-receipt\x00"
+#: HT-6.1: domain-separating tag of a room announcement value.
+ANNOUNCEMENT_VERSION: Final = 1
+#: HT-6.2: room ids are 1..64 bytes (as on the central path, CEN-2).
+MAX_ROOM_ID_SIZE: Final = 64
+#: HT-6.2: message ids are 16 bytes (ROOM-1.2).
+MESSAGE_ID_SIZE: Final = 16
+#: HT-6.5: the largest hop budget a frame may carry.
+MAX_HOPS: Final = 8
+#: HT-6.2: at most this many members in one relay request or receipts in one ACK.
+MAX_LIST: Final = 256
+#: HT-6.2: a message id is remembered at most this long (the seed's 7-day TTL), seconds.
+MAX_MESSAGE_TTL: Final = 7 * 24 * 3600.0
+#: An APP payload is at most 64 KiB (APP-1.2); a ROOM frame must fit in one.
+MAX_FRAME_SIZE: Final = 65536
+_SIGNATURE_SIZE: Final = 64
+
+
+class FrameType(IntEnum):
+    """HT-6.2: the P2P room frame types."""
+
+    ROOM = 1  #: a room message (possibly a relay request)
+    ACK = 2  #: signed delivery receipts
+    PROBE = 3  #: are you there?
+    PROBE_ACK = 4  #: yes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomFrame:
+    """HT-6.2: ``{0: 1, 1: 1, 2: room, 3: msg id, 4: expires_ms, 5: blob, 6: hops,
+    7: relay_to}``."""
+
+    room_id: bytes
+    message_id: bytes
+    expires_ms: int
+    blob: bytes
+    hops: int = 0  #: HT-6.5: how many further relay levels the receiver may ask for
+    relay_to: tuple[NodeId, ...] = ()  #: HT-6.5: members the receiver is asked to relay to
+
+    def to_value(self) -> dict[int, Any]:
+        return {
+            0: P2P_VERSION,
+            1: FrameType.ROOM,
+            2: self.room_id,
+            3: self.message_id,
+            4: self.expires_ms,
+            5: self.blob,
+            6: self.hops,
+            7: list(self.relay_to),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    """HT-6.3: `member` signed ``RECEIPT_DOMAIN || room id || message id``."""
+
+    member: NodeId
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckFrame:
+    """HT-6.2: ``{0: 1, 1: 2, 2: room, 3: msg id, 4: [[member, signature]...]}``."""
+
+    room_id: bytes
+    message_id: bytes
+    receipts: tuple[Receipt, ...]
+
+    def to_value(self) -> dict[int, Any]:
+        return {
+            0: P2P_VERSION,
+            1: FrameType.ACK,
+            2: self.room_id,
+            3: self.message_id,
+            4: [[r.member, r.signature] for r in self.receipts],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeFrame:
+    """HT-6.2: ``{0: 1, 1: 3 or 4, 2: nonce}``."""
+
+    nonce: int
+    answer: bool = False
+
+    def to_value(self) -> dict[int, Any]:
+        kind = FrameType.PROBE_ACK if self.answer else FrameType.PROBE
+        return {0: P2P_VERSION, 1: kind, 2: self.nonce}
+
+
+Frame = RoomFrame | AckFrame | ProbeFrame
+
+
+def encode_frame(frame: Frame) -> bytes:
+    return cbor.encode(frame.to_value())
+
+
+def _malformed(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.MALFORMED, reason)
+
+
+def _keys(value: dict[int, Any], expected: int, name: str) -> None:
+    if value.keys() != set(range(expected)):
+        raise _malformed(f"{name} frame must have keys 0..{expected - 1}")
+
+
+def _bstr(value: object, name: str, low: int, high: int) -> bytes:
+    if not isinstance(value, bytes) or not low <= len(value) <= high:
+        raise _malformed(f"{name} must be a byte string of {low}..{high} bytes")
+    return value
+
+
+def _uint(value: object, name: str, high: int = 2**64 - 1) -> int:
+    if type(value) is not int or not 0 <= value <= high:
+        raise _malformed(f"{name} must be an unsigned integer <= {high}")
+    return value
+
+
+def _node_ids(value: object, name: str) -> tuple[NodeId, ...]:
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise _malformed(f"{name} must be a list of at most {MAX_LIST} node ids")
+    ids = tuple(parse_node_id(_bstr(item, name, 32, 32)) for item in value)
+    if len(set(ids)) != len(ids):
+        raise _malformed(f"{name} lists a node twice")
+    return ids
+
+
+def decode_frame(data: bytes) -> Frame:
+    """HT-6.2: parse one P2P room frame. Raises only `RemoteProtocolError`, whatever the bytes."""
+    if len(data) > MAX_FRAME_SIZE:
+        raise RemoteProtocolError(ErrorCode.TOO_LARGE, f"frame over {MAX_FRAME_SIZE} bytes")
+    value = cbor.decode(data)
+    if not isinstance(value, dict) or 0 not in value or 1 not in value:
+        raise _malformed("a P2P frame is a map with a version and a type")
+    if value[0] != P2P_VERSION or type(value[0]) is not int:
+        raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"P2P version {value[0]!r}")
+    kind = value[1]
+    if type(kind) is not int or kind not in set(FrameType):
+        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"P2P frame type {kind!r}")
+    if kind == FrameType.ROOM:
+        _keys(value, 8, "ROOM")
+        return RoomFrame(
+            room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
+            message_id=_bstr(value[3], "message id", MESSAGE_ID_SIZE, MESSAGE_ID_SIZE),
+            expires_ms=_uint(value[4], "expires_ms"),
+            blob=_bstr(value[5], "blob", 1, MAX_FRAME_SIZE),
+            hops=_uint(value[6], "hops", MAX_HOPS),
+            relay_to=_node_ids(value[7], "relay_to"),
+        )
+    if kind == FrameType.ACK:
+        _keys(value, 5, "ACK")
+        raw = value[4]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LIST:
+            raise _malformed(f"receipts must be a list of 1..{MAX_LIST}")
+        receipts = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 2:
+                raise _malformed("a receipt is [member, signature]")
+            receipts.append(
+                Receipt(
+                    member=parse_node_id(_bstr(item[0], "member", 32, 32)),
+                    signature=_bstr(item[1], "signature", _SIGNATURE_SIZE, _SIGNATURE_SIZE),
+                )
+            )
+        return AckFrame(
+            room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
+            message_id=_bstr(value[3], "message id", MESSAGE_ID_SIZE, MESSAGE_ID_SIZE),
+            receipts=tuple(receipts),
+        )
+    _keys(value, 3, "PROBE")
+    return ProbeFrame(nonce=_uint(value[2], "nonce"), answer=kind == FrameType.PROBE_ACK)
+
+
+def receipt_message(room_id: bytes, message_id: bytes) -> bytes:
+    """HT-6.3: the bytes a member signs to acknowledge `message_id` in `room_id`."""
+    return RECEIPT_DOMAIN + room_id + message_id
+
+
+# ------------------------------------------------------------- membership (HT-6.1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomMember:
+    """A member as announced in the DHT: identity, P2P address, announcement expiry."""
+
+    node_id: NodeId
+    public_key: bytes
+    address: Address
+    expires_at: float
+
+
+def encode_announcement(address: Address) -> bytes:
+    """HT-6.1: the value `announce_room` stores: ``{0: 1, 1: host, 2: port}``."""
+    host, port = address
+    if not 0 < port <= 0xFFFF:
+        raise LocalProtocolError(f"port must be 1..65535, not {port}")
+    return cbor.encode({0: ANNOUNCEMENT_VERSION, 1: host, 2: port})
+
+
+def decode_announcement(value: bytes) -> Address:
+    """HT-6.1: parse an announcement value; raises only `RemoteProtocolError`."""
+    parsed = cbor.decode(value)
+    if not isinstance(parsed, dict) or parsed.keys() != {0, 1, 2}:
+        raise _malformed("a room announcement is {0: 1, 1: host, 2: port}")
+    if parsed[0] != ANNOUNCEMENT_VERSION or type(parsed[0]) is not int:
+        raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, "room announcement version")
+    host, port = parsed[1], parsed[2]
+    if not isinstance(host, str) or not 1 <= len(host) <= 253:
+        raise _malformed("announcement host must be text of 1..253 characters")
+    return host, _uint(port, "announcement port", 0xFFFF)
+
+
+def member_from_record(record_bytes: bytes, *, room_id: bytes, now: float) -> RoomMember:
+    """HT-6.1: a `find_room_peers` record, fully checked (signature, key, expiry) and parsed."""
+    record = decode_record(
+        cbor.decode(record_bytes), now=now, key=derive_key(KeyType.ROOM, room_id)
+    )
+    if record.key_type is not KeyType.ROOM or record.ident != room_id:
+        raise RemoteProtocolError(ErrorCode.WRONG_KEY, "not an announcement for this room")
+    address = decode_announcement(record.value)
+    if address[1] == 0:
+        raise _malformed("announcement port 0")
+    return RoomMember(
+        node_id=record.publisher_id,
+        public_key=record.publisher_key,
+        address=address,
+        expires_at=record.expires_at,
+    )
+
+
+# ------------------------------------------------------------------ config
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class P2PConfig:
+    """HT-6.6: parameters of the P2P path (seconds unless stated)."""
+
+    topic: int = APP_TOPIC_ROOM  #: APP topic of room frames
+    initial_backoff: float = 0.5  #: first retry after this long
+    backoff_factor: float = 2.0
+    max_backoff: float = 8.0
+    max_attempts: int = 6  #: direct attempts per job before it stalls
+    relay_after: int = 2  #: unacknowledged direct attempts before bridges are asked
+    max_bridges: int = 2  #: bridges asked per (message, round)
+    max_relay_hops: int = 2  #: relay levels a message may go through
+    max_relay_jobs: int = 1024  #: relay jobs a node runs for others at once
+    probe_interval: float = 5.0
+    probe_timeout: float = 2.0
+    probe_failures: int = 2  #: timed-out probes in a row before a member is unreachable
+    announce_interval: float = 600.0  #: re-announce membership this often
+    lookup_interval: float = 30.0  #: refresh the member list this often
+    unknown_lookup_interval: float = 5.0  #: at most this often for a stranger's frame
+    max_seen: int = 200_000  #: message ids remembered for dedup
+
+    def __post_init__(self) -> None:
+        for name in (
+            "initial_backoff",
+            "max_backoff",
+            "probe_interval",
+            "probe_timeout",
+            "announce_interval",
+            "lookup_interval",
+            "unknown_lookup_interval",
+        ):
+            if not getattr(self, name) > 0:
+                raise LocalProtocolError(f"{name} must be positive")
+        if self.backoff_factor < 1:
+            raise LocalProtocolError("backoff_factor must be >= 1")
+        if min(self.max_attempts, self.relay_after, self.probe_failures, self.max_seen) < 1:
+            raise LocalProtocolError("counts must be at least 1")
+        if not 0 <= self.max_relay_hops <= MAX_HOPS or self.max_bridges < 0:
+            raise LocalProtocolError(f"max_relay_hops must be 0..{MAX_HOPS}, max_bridges >= 0")
+        if not 1 <= self.topic <= 0xFFFF:
+            raise LocalProtocolError("topic must be 1..65535")
+
+    def backoff(self, attempts: int) -> float:
+        return float(
+            min(self.initial_backoff * self.backoff_factor ** (attempts - 1), self.max_backoff)
+        )
+
+
+# ----------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendApp:
+    """Send `payload` as an APP message on `topic` to node `peer` at `address`."""
+
+    peer: NodeId
+    address: Address
+    topic: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivered:
+    """A room message arrived (first time at this node): hand it to the service's `received`."""
+
+    room_id: bytes
+    message_id: bytes
+    blob: bytes
+    expires_at: float
+    via: NodeId  #: the node it came from (the sender or a bridge)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Acked:
+    """`member`'s signed receipt for our message: feed `HybridTransportService.p2p_acked`."""
+
+    room_id: bytes
+    message_id: bytes
+    member: NodeId
+    via: NodeId  #: who brought the receipt (the member, or a bridge)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryStalled:
+    """A job for one of our messages stopped without a receipt (re-sent by the service later)."""
+
+    room_id: bytes
+    message_id: bytes
+    member: NodeId
+    attempts: int
+    reason: str  #: "attempts" or "too_large"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReachabilityChanged:
+    """HT-6.4: the P2P reach of the joined rooms changed."""
+
+    reach: Reach
+    anything_reachable: bool  #: at least one member answers
+    reachable: int
+    members: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Announce:
+    """Publish our membership: `NodeHost.announce_room(room_id, value)`."""
+
+    room_id: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookupMembers:
+    """Look the room's members up (`find_room_peers`) and report them with `members_found`."""
+
+    room_id: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembersChanged:
+    room_id: bytes
+    members: frozenset[NodeId]  #: other members with a known address and key
+
+
+P2PAction = (
+    SendApp
+    | Delivered
+    | Acked
+    | DeliveryStalled
+    | ReachabilityChanged
+    | Announce
+    | LookupMembers
+    | MembersChanged
+)
+
+
+# ----------------------------------------------------------------- internals
+
+
+class PeerStatus(Enum):
+    UNKNOWN = "unknown"
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(slots=True)
+class _Peer:
+    node_id: NodeId
+    public_key: bytes
+    address: Address
+    rooms: dict[bytes, float] = field(default_factory=dict)  #: room id -> announcement expiry
+    heard: bool = False
+    last_heard: float = float("-inf")
+    failures: int = 0
+    probe_sent_at: float | None = None
+    next_probe: float = float("-inf")
+
+
+@dataclass(slots=True)
+class _Room:
+    room_id: bytes
+    next_announce: float
+    next_lookup: float
+    last_unknown_lookup: float = float("-inf")
+
+
+@dataclass(slots=True)
+class _Job:
+    """Deliver one message to one member (ours, or relayed for `upstream`)."""
+
+    room_id: bytes
+    message_id: bytes
+    blob: bytes
+    expires_at: float
+    target: NodeId
+    hops: int  #: relay levels this node may still ask for
+    origin: bool  #: our own message (receipts become `Acked`)
+    upstream: dict[NodeId, Address] = field(default_factory=dict)
+    attempts: int = 0
+    next_at: float = 0.0
+    bridges_asked: set[NodeId] = field(default_factory=set)
+
+
+class P2PRoomCore:
+    """The P2P room path of one client. See the module docstring."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        address: Address,
+        *,
+        config: P2PConfig | None = None,
+        now: float,
+    ) -> None:
+        self.identity = identity
+        self.node_id = identity.node_id
+        self.address = address
+        self.config = config or P2PConfig()
+        self.counters: dict[str, int] = {}
+        self._actions: deque[P2PAction] = deque()
+        self._rooms: dict[bytes, _Room] = {}
+        self._peers: dict[NodeId, _Peer] = {}
+        self._jobs: dict[tuple[bytes, NodeId], _Job] = {}
+        self._relay_jobs = 0
+        #: (message id, member) -> (receipt signature, expiry): what we can prove was delivered.
+        self._receipts: dict[tuple[bytes, NodeId], tuple[bytes, float]] = {}
+        self._receipt_expiries: list[tuple[float, bytes, NodeId]] = []
+        self._seen: dict[bytes, float] = {}
+        self._seen_expiries: list[tuple[float, bytes]] = []
+        self._next_nonce = 1
+        self._reported: tuple[Reach, bool, int, int] | None = None
+
+    # ----------------------------------------------------------- queries
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    @property
+    def rooms(self) -> frozenset[bytes]:
+        return frozenset(self._rooms)
+
+    def members(self, room_id: bytes) -> dict[NodeId, bytes]:
+        """The other members of `room_id` with a known address: NodeId -> Ed25519 public key."""
+        return {p.node_id: p.public_key for p in self._peers.values() if room_id in p.rooms}
+
+    def member_address(self, node_id: NodeId) -> Address | None:
+        peer = self._peers.get(node_id)
+        return None if peer is None else peer.address
+
+    def status(self, node_id: NodeId) -> PeerStatus:
+        peer = self._peers.get(node_id)
+        return PeerStatus.UNKNOWN if peer is None else self._status(peer)
+
+    def reach(self) -> Reach:
+        return self._reach()[0]
+
+    def pending(self) -> int:
+        """Jobs in flight (ours and relayed)."""
+        return len(self._jobs)
+
+    def next_action(self) -> P2PAction | None:
+        return self._actions.popleft() if self._actions else None
+
+    # ---------------------------------------------------------- membership
+
+    def join(self, room_id: bytes, *, now: float) -> None:
+        """Start announcing our membership of `room_id` and looking its members up."""
+        if not 1 <= len(room_id) <= MAX_ROOM_ID_SIZE:
+            raise LocalProtocolError(f"room id must be 1..{MAX_ROOM_ID_SIZE} bytes")
+        if room_id in self._rooms:
+            return
+        self._rooms[room_id] = _Room(room_id=room_id, next_announce=now, next_lookup=now)
+        self._timers(now)
+
+    def leave(self, room_id: bytes, *, now: float) -> None:
+        if self._rooms.pop(room_id, None) is None:
+            return
+        for peer in list(self._peers.values()):
+            peer.rooms.pop(room_id, None)
+            if not peer.rooms:
+                del self._peers[peer.node_id]
+        for key in [k for k, job in self._jobs.items() if job.room_id == room_id]:
+            self._drop_job(key)
+        self._report_reach(now)
+
+    def members_found(self, room_id: bytes, records: Iterable[bytes], *, now: float) -> int:
+        """Feed `find_room_peers` records; returns how many valid members they named.
+
+        Records that fail any check are counted under ``rejected.member.<code>``.
+        """
+        members = []
+        for record in records:
+            try:
+                members.append(member_from_record(record, room_id=room_id, now=now))
+            except RemoteProtocolError as exc:
+                self._count(f"rejected.member.{exc.code.name.lower()}")
+        self.add_members(room_id, members, now=now)
+        return len(members)
+
+    def add_members(self, room_id: bytes, members: Iterable[RoomMember], *, now: float) -> None:
+        """Learn members of `room_id` (from the DHT, or given directly by a simulator)."""
+        if room_id not in self._rooms:
+            raise LocalProtocolError("join the room before adding its members")
+        before = frozenset(self.members(room_id))
+        for member in members:
+            if member.node_id == self.node_id or member.expires_at <= now:
+                continue
+            if node_id_of(member.public_key) != member.node_id:
+                raise LocalProtocolError("member node id does not match its key")
+            peer = self._peers.get(member.node_id)
+            if peer is None:
+                peer = _Peer(member.node_id, member.public_key, member.address)
+                self._peers[member.node_id] = peer
+            elif peer.address != member.address:
+                peer.address = member.address
+                peer.failures = 0  # a new address deserves a fresh chance
+                peer.next_probe = now
+            peer.rooms[room_id] = max(peer.rooms.get(room_id, 0.0), member.expires_at)
+        after = frozenset(self.members(room_id))
+        if after != before:
+            self._actions.append(MembersChanged(room_id=room_id, members=after))
+        self._timers(now)
+
+    # ------------------------------------------------------------- sending
+
+    def send(
+        self,
+        *,
+        room_id: bytes,
+        message_id: bytes,
+        blob: bytes,
+        expires_at: float,
+        members: Iterable[NodeId],
+        now: float,
+    ) -> None:
+        """Deliver our message to `members` (those that have not acknowledged it yet).
+
+        Idempotent per (message, member): a job already running keeps its
+        backoff; a stalled one starts again (the service's re-send, HT-4.2).
+        """
+        if room_id not in self._rooms:
+            raise LocalProtocolError("join the room before sending to it")
+        if len(message_id) != MESSAGE_ID_SIZE:
+            raise LocalProtocolError(f"message ids are {MESSAGE_ID_SIZE} bytes")
+        frame = RoomFrame(
+            room_id=room_id,
+            message_id=message_id,
+            expires_ms=_ms(expires_at),
+            blob=blob,
+            hops=self.config.max_relay_hops,
+            relay_to=tuple(sorted(self._peers)[:MAX_LIST]),  # the largest a relay ask gets
+        )
+        too_large = len(encode_frame(frame)) > MAX_FRAME_SIZE
+        for member in sorted(set(members) - {self.node_id}):
+            if too_large:
+                self._count("send.too_large")
+                self._actions.append(
+                    DeliveryStalled(
+                        room_id=room_id,
+                        message_id=message_id,
+                        member=member,
+                        attempts=0,
+                        reason="too_large",
+                    )
+                )
+                continue
+            key = (message_id, member)
+            if key in self._jobs:
+                continue
+            self._jobs[key] = _Job(
+                room_id=room_id,
+                message_id=message_id,
+                blob=blob,
+                expires_at=expires_at,
+                target=member,
+                hops=self.config.max_relay_hops,
+                origin=True,
+                next_at=now,
+            )
+        self._timers(now)
+
+    def cancel(self, message_id: bytes) -> None:
+        """Stop delivering our message (it was settled another way, e.g. the central path)."""
+        for key in [k for k, job in self._jobs.items() if job.origin and k[0] == message_id]:
+            self._drop_job(key)
+
+    # ----------------------------------------------------------- receiving
+
+    def receive(self, sender: NodeId, address: Address, payload: bytes, *, now: float) -> None:
+        """An APP message on our topic from the authenticated node `sender`. Never raises."""
+        try:
+            frame = decode_frame(payload)
+        except RemoteProtocolError as exc:
+            self._count(f"rejected.{exc.code.name.lower()}")
+            return
+        self._heard(sender, now)
+        match frame:
+            case ProbeFrame(answer=False):
+                self._count("probe.answered")
+                self._send(sender, address, ProbeFrame(nonce=frame.nonce, answer=True))
+            case ProbeFrame(answer=True):
+                self._count("probe.answer")
+            case RoomFrame():
+                self._on_room(sender, address, frame, now)
+            case AckFrame():
+                self._on_ack(sender, frame, now)
+        self._timers(now)
+
+    def _reply_address(self, sender: NodeId, address: Address) -> Address:
+        peer = self._peers.get(sender)
+        return peer.address if peer is not None else address
+
+    def _on_room(self, sender: NodeId, address: Address, frame: RoomFrame, now: float) -> None:
+        room = self._rooms.get(frame.room_id)
+        if room is None:
+            self._count("rejected.not_joined")
+            return
+        expires_at = min(frame.expires_ms / 1000, now + MAX_MESSAGE_TTL)
+        if expires_at <= now:
+            self._count("rejected.expired")
+            return
+        known = sender in self._peers and frame.room_id in self._peers[sender].rooms
+        if not known and now - room.last_unknown_lookup >= self.config.unknown_lookup_interval:
+            # A member we have not seen announced yet: refresh the member list.
+            room.last_unknown_lookup = now
+            self._actions.append(LookupMembers(room_id=frame.room_id))
+        reply_to = self._reply_address(sender, address)
+        if self._first_time(frame.message_id, expires_at, now):
+            self._count("room.delivered")
+            self._actions.append(
+                Delivered(
+                    room_id=frame.room_id,
+                    message_id=frame.message_id,
+                    blob=frame.blob,
+                    expires_at=expires_at,
+                    via=sender,
+                )
+            )
+        else:
+            self._count("room.duplicate")
+        # HT-6.3: acknowledge every copy (the previous receipt may have been lost).
+        own = Receipt(
+            member=self.node_id,
+            signature=self.identity.sign(receipt_message(frame.room_id, frame.message_id)),
+        )
+        receipts = [own]
+        if frame.relay_to:
+            receipts += self._relay(sender, reply_to, frame, expires_at, known, now)
+        for start in range(0, len(receipts), MAX_LIST):
+            chunk = tuple(receipts[start : start + MAX_LIST])
+            ack = AckFrame(room_id=frame.room_id, message_id=frame.message_id, receipts=chunk)
+            self._send(sender, reply_to, ack)
+
+    def _relay(
+        self,
+        sender: NodeId,
+        reply_to: Address,
+        frame: RoomFrame,
+        expires_at: float,
+        known: bool,
+        now: float,
+    ) -> list[Receipt]:
+        """HT-6.5: run relay jobs for `frame.relay_to`; returns receipts already held."""
+        if not known:
+            self._count("relay.refused_stranger")
+            return []
+        held = []
+        for target in frame.relay_to:
+            if target in (self.node_id, sender):
+                continue
+            receipt = self._receipts.get((frame.message_id, target))
+            if receipt is not None:
+                held.append(Receipt(member=target, signature=receipt[0]))
+                continue
+            key = (frame.message_id, target)
+            job = self._jobs.get(key)
+            if job is not None:
+                job.upstream[sender] = reply_to
+                continue
+            if self._relay_jobs >= self.config.max_relay_jobs:
+                self._count("relay.refused_quota")
+                continue
+            self._count("relay.started")
+            self._relay_jobs += 1
+            self._jobs[key] = _Job(
+                room_id=frame.room_id,
+                message_id=frame.message_id,
+                blob=frame.blob,
+                expires_at=expires_at,
+                target=target,
+                hops=min(frame.hops, self.config.max_relay_hops),
+                origin=False,
+                upstream={sender: reply_to},
+                next_at=now,
+            )
+        return held
+
+    def _on_ack(self, sender: NodeId, frame: AckFrame, now: float) -> None:
+        forward: dict[NodeId, tuple[Address, list[Receipt]]] = {}
+        for receipt in frame.receipts:
+            peer = self._peers.get(receipt.member)
+            if peer is None or frame.room_id not in peer.rooms:
+                self._count("ack.unknown_member")
+                continue
+            message = receipt_message(frame.room_id, frame.message_id)
+            if not verify(peer.public_key, message, receipt.signature):
+                self._count("rejected.bad_receipt")
+                continue
+            key = (frame.message_id, receipt.member)
+            job = self._jobs.get(key)
+            if job is None:
+                self._count("ack.unsolicited")
+                continue
+            self._count("ack.verified")
+            self._remember_receipt(key, receipt.signature, job.expires_at)
+            self._drop_job(key)
+            if job.origin:
+                self._actions.append(
+                    Acked(
+                        room_id=job.room_id,
+                        message_id=job.message_id,
+                        member=receipt.member,
+                        via=sender,
+                    )
+                )
+            for up, up_address in job.upstream.items():
+                forward.setdefault(up, (up_address, []))[1].append(receipt)
+        for up, (up_address, receipts) in forward.items():
+            self._count("relay.receipts_forwarded", len(receipts))
+            ack = AckFrame(
+                room_id=frame.room_id,
+                message_id=frame.message_id,
+                receipts=tuple(receipts[:MAX_LIST]),
+            )
+            self._send(up, up_address, ack)
+
+    # -------------------------------------------------------------- timers
+
+    def next_deadline(self) -> float | None:
+        deadlines = [job.next_at for job in self._jobs.values()]
+        deadlines += [min(r.next_announce, r.next_lookup) for r in self._rooms.values()]
+        for peer in self._peers.values():
+            if peer.probe_sent_at is not None:
+                deadlines.append(peer.probe_sent_at + self.config.probe_timeout)
+            else:
+                deadlines.append(peer.next_probe)
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, *, now: float) -> None:
+        self._timers(now)
+
+    def _timers(self, now: float) -> None:
+        config = self.config
+        for room in self._rooms.values():
+            if now >= room.next_announce:
+                room.next_announce = now + config.announce_interval
+                self._actions.append(
+                    Announce(room_id=room.room_id, value=encode_announcement(self.address))
+                )
+            if now >= room.next_lookup:
+                room.next_lookup = now + config.lookup_interval
+                self._actions.append(LookupMembers(room_id=room.room_id))
+        self._expire_members(now)
+        for peer in self._peers.values():
+            if peer.probe_sent_at is not None and now >= peer.probe_sent_at + config.probe_timeout:
+                peer.probe_sent_at = None
+                peer.failures += 1
+                self._count("probe.timeout")
+            if peer.probe_sent_at is None and now >= peer.next_probe:
+                peer.probe_sent_at = now
+                peer.next_probe = now + config.probe_interval
+                nonce = self._next_nonce
+                self._next_nonce += 1
+                self._send(peer.node_id, peer.address, ProbeFrame(nonce=nonce))
+        self._run_jobs(now)
+        self._report_reach(now)
+        self._forget(now)
+
+    def _run_jobs(self, now: float) -> None:
+        config = self.config
+        asks: dict[tuple[bytes, NodeId], tuple[_Job, list[NodeId]]] = {}
+        for key, job in list(self._jobs.items()):
+            if job.next_at > now:
+                continue
+            if job.expires_at <= now or job.attempts >= config.max_attempts:
+                self._drop_job(key)
+                if job.origin:
+                    self._count("send.stalled")
+                    self._actions.append(
+                        DeliveryStalled(
+                            room_id=job.room_id,
+                            message_id=job.message_id,
+                            member=job.target,
+                            attempts=job.attempts,
+                            reason="expired" if job.expires_at <= now else "attempts",
+                        )
+                    )
+                else:
+                    self._count("relay.stalled")
+                continue
+            job.attempts += 1
+            job.next_at = now + config.backoff(job.attempts)
+            peer = self._peers.get(job.target)
+            frame = RoomFrame(
+                room_id=job.room_id,
+                message_id=job.message_id,
+                expires_ms=_ms(job.expires_at),
+                blob=job.blob,
+            )
+            if peer is not None:
+                self._count("send.direct" if job.origin else "relay.direct")
+                self._send(peer.node_id, peer.address, frame)
+            unreachable = peer is None or self._status(peer) is PeerStatus.UNREACHABLE
+            if job.hops >= 1 and (unreachable or job.attempts > config.relay_after):
+                for bridge in self._bridges(job):
+                    job.bridges_asked.add(bridge)
+                    asks.setdefault((job.message_id, bridge), (job, []))[1].append(job.target)
+        for (_, bridge), (job, targets) in asks.items():
+            peer = self._peers[bridge]
+            self._count("relay.asked")
+            frame = RoomFrame(
+                room_id=job.room_id,
+                message_id=job.message_id,
+                expires_ms=_ms(job.expires_at),
+                blob=job.blob,
+                hops=job.hops - 1,
+                relay_to=tuple(sorted(targets)[:MAX_LIST]),
+            )
+            self._send(bridge, peer.address, frame)
+
+    def _bridges(self, job: _Job) -> list[NodeId]:
+        """Up to `max_bridges` reachable members to relay `job`, most recently heard first."""
+        candidates = [
+            p
+            for p in self._peers.values()
+            if job.room_id in p.rooms
+            and p.node_id != job.target
+            and p.node_id not in job.upstream
+            and self._status(p) is PeerStatus.REACHABLE
+        ]
+        # Prefer bridges not asked yet, then the most recently heard.
+        candidates.sort(key=lambda p: (p.node_id in job.bridges_asked, -p.last_heard, p.node_id))
+        return [p.node_id for p in candidates[: self.config.max_bridges]]
+
+    # ----------------------------------------------------------- internals
+
+    def _status(self, peer: _Peer) -> PeerStatus:
+        if peer.failures >= self.config.probe_failures:
+            return PeerStatus.UNREACHABLE
+        return PeerStatus.REACHABLE if peer.heard else PeerStatus.UNKNOWN
+
+    def _heard(self, node_id: NodeId, now: float) -> None:
+        peer = self._peers.get(node_id)
+        if peer is None:
+            return
+        peer.heard = True
+        peer.last_heard = now
+        peer.failures = 0
+        peer.probe_sent_at = None
+
+    def _reach(self) -> tuple[Reach, bool, int, int]:
+        statuses = [self._status(p) for p in self._peers.values()]
+        total = len(statuses)
+        reachable = statuses.count(PeerStatus.REACHABLE)
+        if PeerStatus.UNKNOWN in statuses:
+            reach = Reach.UNKNOWN
+        elif total == 0 or reachable == 0:
+            reach = Reach.NONE if self._rooms else Reach.UNKNOWN
+        elif reachable == total:
+            reach = Reach.ALL
+        else:
+            reach = Reach.SOME
+        return reach, reachable > 0, reachable, total
+
+    def _report_reach(self, now: float) -> None:
+        current = self._reach()
+        if current == self._reported:
+            return
+        self._reported = current
+        reach, anything, reachable, total = current
+        self._actions.append(
+            ReachabilityChanged(
+                reach=reach, anything_reachable=anything, reachable=reachable, members=total, at=now
+            )
+        )
+
+    def _expire_members(self, now: float) -> None:
+        for peer in list(self._peers.values()):
+            for room_id, expires_at in list(peer.rooms.items()):
+                if expires_at <= now:
+                    del peer.rooms[room_id]
+                    self._count("member.expired")
+            if not peer.rooms:
+                del self._peers[peer.node_id]
+
+    def _send(self, peer: NodeId, address: Address, frame: Frame) -> None:
+        self._actions.append(
+            SendApp(
+                peer=peer, address=address, topic=self.config.topic, payload=encode_frame(frame)
+            )
+        )
+
+    def _drop_job(self, key: tuple[bytes, NodeId]) -> None:
+        job = self._jobs.pop(key, None)
+        if job is not None and not job.origin:
+            self._relay_jobs -= 1
+
+    def _first_time(self, message_id: bytes, expires_at: float, now: float) -> bool:
+        if message_id in self._seen:
+            return False
+        if len(self._seen) >= self.config.max_seen:
+            # Forget the id closest to expiry (its copies are the least likely to recur).
+            while self._seen_expiries:
+                _, old = heapq.heappop(self._seen_expiries)
+                if self._seen.pop(old, None) is not None:
+                    self._count("seen.evicted")
+                    break
+        self._seen[message_id] = expires_at
+        heapq.heappush(self._seen_expiries, (expires_at, message_id))
+        return True
+
+    def _remember_receipt(
+        self, key: tuple[bytes, NodeId], signature: bytes, expires: float
+    ) -> None:
+        self._receipts[key] = (signature, expires)
+        heapq.heappush(self._receipt_expiries, (expires, key[0], key[1]))
+
+    def _forget(self, now: float) -> None:
+        while self._seen_expiries and self._seen_expiries[0][0] <= now:
+            _, message_id = heapq.heappop(self._seen_expiries)
+            self._seen.pop(message_id, None)
+        while self._receipt_expiries and self._receipt_expiries[0][0] <= now:
+            _, message_id, member = heapq.heappop(self._receipt_expiries)
+            self._receipts.pop((message_id, member), None)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
