@@ -52,6 +52,19 @@ def _cmd_central(args: argparse.Namespace) -> int:
     )
 
 
+def _turn_user(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
+    return name, password
+
+
+def _cmd_turn(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers.turn_server import run_turn  # noqa: PLC0415
+
+    return run_turn(host=args.host, port=args.port, realm=args.realm, users=dict(args.user))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.demo import run_demo  # noqa: PLC0415
 
@@ -106,6 +119,18 @@ def _cmd_bench_dht(args: argparse.Namespace) -> int:
         op_concurrency=args.op_concurrency,
         output=args.output,
         quiet=args.quiet,
+    )
+
+
+def _cmd_bench_voice(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.voice import main as voice_main  # noqa: PLC0415
+
+    return voice_main(
+        participants=[int(n) for n in args.participants.split(",")],
+        duration=args.duration,
+        workers=args.workers,
+        json_output=args.json,
+        output=args.output,
     )
 
 
@@ -175,6 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="origin clients sign at AUTH (default: ws://HOST:PORT of the listening socket)",
     )
     central.set_defaults(func=_cmd_central)
+
+    turn = sub.add_parser(
+        "turn", help="a peer-hosted TURN server (RFC 8656 subset, UDP) until interrupted"
+    )
+    turn.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
+    turn.add_argument("--port", type=int, default=3478, help="UDP port (0: any free port)")
+    turn.add_argument("--realm", default="railgun", help="long-term credential realm")
+    turn.add_argument(
+        "--user",
+        action="append",
+        required=True,
+        type=_turn_user,
+        metavar="NAME:PASSWORD",
+        help="a TURN user (repeatable)",
+    )
+    turn.set_defaults(func=_cmd_turn)
 
     demo = sub.add_parser("demo", help="the main job: a live localhost network, shown working")
     demo.add_argument("--nodes", type=int, default=12, help="number of nodes (default 12)")
@@ -248,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     dht.add_argument("--json", action="store_true", help="print JSON")
     dht.set_defaults(func=_cmd_bench_dht)
+    voice = bench_sub.add_parser(
+        "voice", help="WebRTC voice SFU: our encoded-packet forwarder vs aiortc MediaRelay"
+    )
+    voice.add_argument("--participants", default="4,8,12", help="comma-separated counts")
+    voice.add_argument("--duration", type=float, default=10.0, help="measured seconds per call")
+    voice.add_argument("--workers", type=int, default=2, help="participant processes")
+    voice.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    voice.add_argument("--json", action="store_true", help="print JSON")
+    voice.set_defaults(func=_cmd_bench_voice)
     return parser
 
 

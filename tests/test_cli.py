@@ -10,6 +10,7 @@ from railgun_ref.drivers.addresses import check_loopback_host, parse_target
 SUBCOMMANDS = [
     [],
     ["node"],
+    ["turn"],
     ["demo"],
     ["sim"],
     ["conformance"],
@@ -27,6 +28,20 @@ def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixtu
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: railgun-ref")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["turn", "--host", "192.0.2.1", "--user", "a:b"],
+        ["turn", "--user", "no-password"],
+        ["turn"],  # at least one user
+    ],
+)
+def test_turn_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
 
 
 def test_node_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:

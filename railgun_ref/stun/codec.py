@@ -1170,3 +1170,67 @@ def decode_message(data: bytes) -> StunMessage:
         integrity_offset=integrity_offset,
         integrity_sha256_offset=sha256_offset,
     )
+
+
+# ---------------------------------------------------------------- ChannelData
+#
+# RFC 8656 §12.4 (RFC 5766 §11.4): the compact framing of data on a TURN
+# channel -- a 16-bit channel number, a 16-bit length of the application data,
+# then the data. Its first two bits are 01, which is how it is told from STUN
+# (00) on the same socket (RFC 7983 §7). Over UDP the padding to a multiple of
+# 4 bytes is optional (§12.5), so a datagram may carry up to 3 bytes after the
+# data; they are ignored. Anything shorter than the length says, or longer
+# than the padding allows, is malformed.
+
+#: RFC 5766 §11: channel numbers a client may bind (RFC 8656 §12 narrows it to 0x4FFF).
+CHANNEL_NUMBER_MIN: Final = 0x4000
+CHANNEL_NUMBER_MAX: Final = 0x7FFF
+#: RFC 8656 §12.4: channel number and length.
+CHANNEL_DATA_HEADER_SIZE: Final = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelDataMessage:
+    """RFC 8656 §12.4: application `data` sent on TURN channel `channel`."""
+
+    channel: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not CHANNEL_NUMBER_MIN <= self.channel <= CHANNEL_NUMBER_MAX:
+            raise LocalProtocolError(
+                f"a channel number is {CHANNEL_NUMBER_MIN:#06x}..{CHANNEL_NUMBER_MAX:#06x},"
+                f" got {self.channel!r}"
+            )
+        if len(self.data) > 0xFFFF:
+            raise LocalProtocolError(f"ChannelData of {len(self.data)} bytes (at most 65535)")
+
+
+def is_channel_data(data: bytes) -> bool:
+    """RFC 7983 §7 demultiplexing: the first two bits are 01 (STUN has 00)."""
+    return len(data) >= 1 and data[0] & 0xC0 == 0x40
+
+
+def encode_channel_data(message: ChannelDataMessage, *, pad: bool = False) -> bytes:
+    """Header then data; `pad` adds the zero padding that TCP needs and UDP allows."""
+    frame = message.channel.to_bytes(2, "big") + len(message.data).to_bytes(2, "big") + message.data
+    if pad:
+        frame += bytes(_padding(len(message.data)))
+    return frame
+
+
+def decode_channel_data(data: bytes) -> ChannelDataMessage:
+    """Decode one ChannelData datagram; raises only RemoteProtocolError (code MALFORMED)."""
+    data = bytes(data)
+    if len(data) < CHANNEL_DATA_HEADER_SIZE:
+        raise _malformed(f"ChannelData of {len(data)} bytes is shorter than its 4-byte header")
+    channel = int.from_bytes(data[0:2], "big")
+    if not CHANNEL_NUMBER_MIN <= channel <= CHANNEL_NUMBER_MAX:
+        raise _malformed(f"channel number {channel:#06x} outside 0x4000..0x7fff")
+    length = int.from_bytes(data[2:4], "big")
+    end = CHANNEL_DATA_HEADER_SIZE + length
+    if len(data) < end:
+        raise _malformed(f"ChannelData length says {length} bytes, datagram has {len(data) - 4}")
+    if len(data) > end + _padding(length):
+        raise _malformed(f"{len(data) - end} bytes after ChannelData of {length} bytes")
+    return ChannelDataMessage(channel=channel, data=data[CHANNEL_DATA_HEADER_SIZE:end])
