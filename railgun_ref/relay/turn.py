@@ -24,6 +24,13 @@ Theory of operation:
 * Quotas come from `CapacitySharing` (CAP-5): each allocation holds one relay
   connection slot for its whole life, and every relayed payload byte is
   charged to the sharing token bucket (TURN-1.6).
+* A permission expires at the later of its own 300 s (from the last
+  CreatePermission or ChannelBind naming its IP) and the expiry of a channel
+  bound to a peer at that IP (TURN-1.8, a deliberate departure from RFC 8656
+  §12 so that aioice's 500 s re-binding keeps working). Expiries only move
+  forward, and only on client requests, so `_Allocation.permissions` stores
+  that maximum, taken when a request is answered, and checking a permission
+  stays one lookup. Data from a peer refreshes nothing.
 * Time is the caller's ``now`` (seconds). Expiries are checked against
   ``now`` wherever they matter, so correctness does not depend on when
   `on_timer` runs; `on_timer` frees expired allocations (emitting
@@ -95,7 +102,7 @@ DEFAULT_LIFETIME: Final = 600
 MAX_LIFETIME: Final = 3600
 #: TURN-1.7: a permission lasts 300 s (RFC 8656 §9, a fixed value).
 PERMISSION_LIFETIME: Final = 300
-#: TURN-1.8: a channel binding lasts 600 s (RFC 8656 §12).
+#: TURN-1.8: a channel binding lasts 600 s (RFC 8656 §12) and keeps its peer's permission alive.
 CHANNEL_LIFETIME: Final = 600
 #: TURN-1.3: how long a nonce stays valid, s.
 NONCE_LIFETIME: Final = 3600
@@ -235,7 +242,8 @@ class _Allocation:
     state: AllocationState = AllocationState.PENDING
     relayed: Address | None = None
     success_response: bytes | None = None  #: answered again to a retransmitted Allocate
-    permissions: dict[str, float] = field(default_factory=dict)  #: peer IP -> expiry
+    #: peer IP -> expiry: max(own 300 s, its channel's expiry) (TURN-1.7, TURN-1.8)
+    permissions: dict[str, float] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     peer_channels: dict[Address, int] = field(default_factory=dict)
     bytes_to_peer: int = 0  #: payload bytes relayed from the client to peers
@@ -250,6 +258,11 @@ class _Allocation:
     def has_permission(self, ip: str, now: float) -> bool:
         expiry = self.permissions.get(ip)
         return expiry is not None and expiry > now
+
+    def extend_permission(self, ip: str, until: float) -> None:
+        """TURN-1.7, TURN-1.8: the permission for `ip` lasts at least `until`, never less than
+        it already did (a CreatePermission must not cut short what a live channel holds open)."""
+        self.permissions[ip] = max(self.permissions.get(ip, until), until)
 
     def channel_for(self, peer: Address, now: float) -> Channel | None:
         number = self.peer_channels.get(peer)
@@ -634,7 +647,7 @@ class TurnServer:
         for peer in peers:  # TURN-1.7: all of them or none
             self._check_peer(peer.address)
         for peer in peers:
-            current.permissions[peer.address[0]] = now + self.config.permission_lifetime
+            current.extend_permission(peer.address[0], now + self.config.permission_lifetime)
         self._deadline_stale = True
         self.counters["turn.permissions_created"] += len(peers)
         return self._reply(request, client, key=key)
@@ -663,12 +676,17 @@ class TurnServer:
         stale_number = current.peer_channels.pop(peer, None)
         if stale_number is not None:
             current.channels.pop(stale_number, None)
-        current.channels[number.value] = Channel(
+        channel = Channel(
             number=number.value, peer=peer, expires=now + self.config.channel_lifetime
         )
+        current.channels[number.value] = channel
         current.peer_channels[peer] = number.value
-        # TURN-1.8: ChannelBind installs or refreshes the peer's permission too.
-        current.permissions[peer[0]] = now + self.config.permission_lifetime
+        # TURN-1.8: ChannelBind installs or refreshes the peer's permission too, and (unlike
+        # RFC 8656 §12) the permission lives as long as the binding: aioice re-binds every
+        # 500 s and never sends CreatePermission.
+        current.extend_permission(
+            peer[0], max(now + self.config.permission_lifetime, channel.expires)
+        )
         self._deadline_stale = True
         self.counters["turn.channels_bound"] += 1
         return self._reply(request, client, key=key)
