@@ -1,0 +1,506 @@
+"""`railgun-ref bench voice`: our encoded-packet SFU vs aiortc's stock `MediaRelay` SFU.
+
+For each participant count N and each implementation, in one run on one
+machine, one after the other:
+
+* **Processes.** The SFU host runs alone in its own process (so its CPU time
+  is its own: `time.process_time`, all threads, over the measurement window);
+  the N participants share `--workers` other processes (default 2). Every
+  process runs real `NodeHost` nodes on 127.0.0.1 and signals over their
+  application channel (`drivers/voice_signalling`); media is real WebRTC
+  (ICE, DTLS-SRTP, Opus) between them (`drivers/voice_media`).
+* **The call.** An SFU plan over N speaking participants plus the host node,
+  which forwards and does not speak, so it forwards N(N-1) streams. The
+  participants are identical for both implementations: they send real,
+  pre-encoded Opus packets (capture costs no encoding) and count what they
+  receive without decoding it. Only the host differs: `ours` forwards the
+  encoded packets (`Forwarding.OURS`); `stock` receives with aiortc's decoding
+  receivers and sends `MediaRelay.subscribe(track)` to each listener, which
+  aiortc re-encodes per listener (`Forwarding.STOCK`).
+* **Measurement window.** The plan is applied at T; frames *captured* in
+  [T + warmup, T + warmup + duration) count; processes keep running `drain`
+  seconds more so late frames can arrive. A frame captured in the window but
+  arriving after that is lost.
+
+Reported per implementation and N:
+
+* `frames_per_s`: per (source, listener) stream, distinct frames captured in
+  the window that arrived, per second (50 is all): min / median / mean, and
+  how many streams reached 49.5.
+  `arrivals_per_s_median` is throughput instead: packets that arrived during
+  the window per second, whenever captured (an overloaded SFU's queues make
+  the two differ).
+* `delay_ms`: one-way, arrival at the listener (after SRTP) minus the frame's
+  capture time, both CLOCK_MONOTONIC on this machine: median over streams of
+  the per-stream median, worst per-stream p95, worst max. Our frames are named
+  by their payload bytes; the stock SFU's re-encoded frames by RTP sequence
+  number and the RFC 6465 audio level it attaches, matched against the clip's
+  level pattern (`alignment` is the fraction of matching levels).
+* `host_cpu`: host process CPU seconds in the window, as cores, per forwarded
+  stream (cores / N(N-1)), and per frame delivered in the window (us).
+* `setup_ms`: from applying the plan to a participant's first frame from every
+  other participant (call setup), median and max over participants; plus link
+  connect time (ICE + DTLS) median and max.
+
+Goals (from the issue): G1 at N=8 every stream of ours >= 49.5 frames/s;
+G2 at N=12 our host's CPU per forwarded stream <= 1/10 of the stock host's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from importlib import metadata
+from typing import IO, Any, Final
+
+#: Frames per second a 20 ms stream carries.
+FULL_RATE: Final = 50.0
+G1_RATE: Final = 49.5
+
+
+def _identity_seed(run_seed: int, index: int) -> bytes:
+    return (run_seed * 1000 + index).to_bytes(4, "big") * 8
+
+
+# ------------------------------------------------------------------- worker
+
+
+async def _worker(role: str, impl: str, indices: list[int], seed: int) -> None:
+    import anyio  # noqa: PLC0415
+
+    from railgun_ref.core.ids import NodeId  # noqa: PLC0415
+    from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
+    from railgun_ref.drivers.voice_media import (  # noqa: PLC0415
+        CallRunner,
+        Forwarding,
+        MediaClock,
+        opus_clip,
+        sfu_plan,
+        summarize_stream,
+    )
+    from railgun_ref.drivers.voice_signalling import NodeSignalling  # noqa: PLC0415
+    from railgun_ref.identity.keys import Identity  # noqa: PLC0415
+
+    clip = opus_clip()
+    hosts = [NodeHost(Identity.from_seed(_identity_seed(seed, i))) for i in indices]
+    async with anyio.create_task_group() as tg:
+        for host in hosts:
+            await tg.start(host.run)
+        print(json.dumps({"nodes": [[h.node_id.hex(), h.address[1]] for h in hosts]}), flush=True)
+        line = await anyio.to_thread.run_sync(sys.stdin.readline)
+        config = json.loads(line)
+        directory = {
+            NodeId(bytes.fromhex(i)): ("127.0.0.1", port) for i, port in config["directory"]
+        }
+        host_id = NodeId(bytes.fromhex(config["host"]))
+        clock = MediaClock(config["origin"])
+        applied, w0, w1, end = (
+            config["applied"],
+            config["window"][0],
+            config["window"][1],
+            config["end"],
+        )
+        plan = sfu_plan(sorted(directory), host_id)
+        is_host = role == "host"
+        forwarding = Forwarding(impl) if is_host else Forwarding.OURS
+        runners = []
+        for host in hosts:
+            runner = CallRunner(
+                NodeSignalling(host, directory),
+                call_id=bytes(16),
+                clock=clock,
+                clip=clip,
+                capture=not is_host,
+                forwarding=forwarding,
+                loss_timeout=None,  # an overloaded stock SFU is slow, not gone
+                connect_timeout=20.0,
+            )
+            await tg.start(runner.run)
+            runners.append(runner)
+        await anyio.sleep(max(0.0, applied - time.monotonic()))
+        for runner in runners:
+            tg.start_soon(runner.apply, plan)
+        await anyio.sleep(max(0.0, w0 - time.monotonic()))
+        cpu0 = time.process_time()
+        await anyio.sleep(max(0.0, w1 - time.monotonic()))
+        cpu1 = time.process_time()
+        await anyio.sleep(max(0.0, end - time.monotonic()))
+        result: dict[str, Any] = {"cpu_s": cpu1 - cpu0, "nodes": []}
+        for runner in runners:
+            streams = {}
+            first_arrivals = []
+            for source, log in runner.router.logs.items():
+                if source == host_id:
+                    continue
+                summary = summarize_stream(log, clock=clock, clip=clip, window=(w0, w1))
+                streams[source.hex()] = asdict(summary)
+                arrivals = log.arrivals or log.raw_arrivals
+                if arrivals:
+                    first_arrivals.append(min(arrivals))
+            expected = 0 if is_host else len(directory) - 2
+            result["nodes"].append(
+                {
+                    "id": runner.node_id.hex(),
+                    "streams": streams,
+                    "call_setup_ms": (max(first_arrivals) - applied) * 1000
+                    if len(first_arrivals) == expected and expected
+                    else None,
+                    "link_connect_ms": [
+                        (s.connected - s.created) * 1000 for s in runner.setups if s.connected
+                    ],
+                    "counters": dict(runner.counters + runner.router.counters),
+                    "forward_dropped": runner.forward_drops(),
+                }
+            )
+        print(json.dumps({"result": result}), flush=True)
+        tg.cancel_scope.cancel()
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="railgun_ref.bench.voice --worker")
+    parser.add_argument("--worker", choices=("host", "participants"), required=True)
+    parser.add_argument("--impl", choices=("ours", "stock"), default="ours")
+    parser.add_argument("--indices", required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    import anyio  # noqa: PLC0415
+
+    indices = [int(i) for i in args.indices.split(",")]
+    anyio.run(_worker, args.worker, args.impl, indices, args.seed)
+    return 0
+
+
+# ------------------------------------------------------------- orchestrator
+
+
+def _spawn(role: str, impl: str, indices: list[int], seed: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "railgun_ref.bench.voice", "--worker", role]
+    command += ["--impl", impl, "--indices", ",".join(map(str, indices)), "--seed", str(seed)]
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back on failure)
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    _logs[process.pid] = log
+    return process
+
+
+#: Each worker's stderr, read back when it fails.
+_logs: dict[int, IO[str]] = {}
+
+
+def _stderr_tail(process: subprocess.Popen[str]) -> str:
+    log = _logs.get(process.pid)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+def _read_json(process: subprocess.Popen[str], key: str, timeout: float) -> Any:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"worker exited with {process.wait()} before sending {key!r}:\n"
+                + _stderr_tail(process)
+            )
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(message, dict) and key in message:
+            return message[key]
+    raise RuntimeError(f"worker sent no {key!r} in {timeout} s")
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"min": None, "median": None, "mean": None, "max": None}
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "mean": round(statistics.fmean(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def run_one(
+    impl: str,
+    participants: int,
+    *,
+    duration: float,
+    warmup: float,
+    drain: float,
+    workers: int,
+    seed: int,
+) -> dict[str, Any]:
+    """One call of `participants` speakers through one SFU host of `impl`."""
+    host_proc = _spawn("host", impl, [0], seed)
+    groups = [
+        list(range(1, participants + 1))[w::workers] for w in range(min(workers, participants))
+    ]
+    procs = [host_proc] + [_spawn("participants", impl, g, seed) for g in groups]
+    try:
+        nodes: list[list[Any]] = []
+        for proc in procs:
+            nodes.extend(_read_json(proc, "nodes", 120.0))
+        host_id = nodes[0][0]
+        origin = time.monotonic()
+        applied = origin + 0.5
+        w0 = applied + warmup
+        w1 = w0 + duration
+        config = {
+            "directory": nodes,
+            "host": host_id,
+            "origin": origin,
+            "applied": applied,
+            "window": [w0, w1],
+            "end": w1 + drain,
+        }
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(config) + "\n")
+            proc.stdin.flush()
+        results = [_read_json(proc, "result", duration + warmup + drain + 120.0) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            log = _logs.pop(proc.pid, None)
+            if log is not None:
+                log.close()
+    host_result, participant_results = results[0], results[1:]
+    listeners = [node for r in participant_results for node in r["nodes"]]
+    streams = [s for node in listeners for s in node["streams"].values()]
+    expected_streams = participants * (participants - 1)
+    rates = [s["frames_per_s"] for s in streams] + [0.0] * (expected_streams - len(streams))
+    medians = [s["delay_ms_median"] for s in streams if s["delay_ms_median"] is not None]
+    p95s = [s["delay_ms_p95"] for s in streams if s["delay_ms_p95"] is not None]
+    maxima = [s["delay_ms_max"] for s in streams if s["delay_ms_max"] is not None]
+    delivered = sum(s["frames"] for s in streams)
+    arrived = sum(s["arrivals_per_s"] for s in streams) * duration
+    cpu = host_result["cpu_s"]
+    cores = cpu / duration
+    setups = [n["call_setup_ms"] for n in listeners if n["call_setup_ms"] is not None]
+    connects = [ms for n in listeners for ms in n["link_connect_ms"]]
+    alignments = [s["alignment"] for s in streams if s["alignment"] is not None]
+    return {
+        "impl": impl,
+        "participants": participants,
+        "forwarded_streams": expected_streams,
+        "streams_reported": len(streams),
+        "frames_per_s": {
+            **_quantiles(rates),
+            "streams_at_or_above_49_5": sum(r >= G1_RATE for r in rates),
+            "arrivals_per_s_median": round(
+                statistics.median([s["arrivals_per_s"] for s in streams]), 2
+            )
+            if streams
+            else None,
+        },
+        "delay_ms": {
+            "median_of_stream_medians": round(statistics.median(medians), 2) if medians else None,
+            "worst_stream_p95": round(max(p95s), 2) if p95s else None,
+            "worst_max": round(max(maxima), 2) if maxima else None,
+            "streams_measured": len(medians),
+            "method": sorted({s["method"] for s in streams}),
+            "alignment_min": round(min(alignments), 3) if alignments else None,
+        },
+        "host_cpu": {
+            "cpu_s": round(cpu, 3),
+            "cores": round(cores, 4),
+            "cores_per_forwarded_stream": round(cores / expected_streams, 6),
+            "us_per_delivered_frame": round(cpu / delivered * 1e6, 1) if delivered else None,
+            "us_per_arrived_packet": round(cpu / arrived * 1e6, 1) if arrived else None,
+        },
+        "setup_ms": {
+            "call_setup": _quantiles(setups),
+            "calls_complete": len(setups),
+            "link_connect": _quantiles(connects),
+        },
+        "participant_cpu_cores": round(sum(r["cpu_s"] for r in participant_results) / duration, 3),
+        "host_counters": host_result["nodes"][0]["counters"],
+        "host_forward_queue_drops": host_result["nodes"][0]["forward_dropped"],
+        "participant_capture_skipped": sum(
+            n["counters"].get("capture.skipped", 0) for n in listeners
+        ),
+    }
+
+
+def _environment() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for package in ("aiortc", "aioice", "av", "pylibsrtp"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def row(impl: str, n: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["impl"] == impl and r["participants"] == n), None)
+
+    goals: dict[str, Any] = {}
+    ours8 = row("ours", 8)
+    goals["G1_every_stream_at_8_ge_49_5_fps"] = (
+        {
+            "min_frames_per_s": ours8["frames_per_s"]["min"],
+            "met": ours8["frames_per_s"]["min"] >= G1_RATE,
+        }
+        if ours8
+        else {"met": None, "why": "no run at 8 participants"}
+    )
+    ours12, stock12 = row("ours", 12), row("stock", 12)
+    if ours12 and stock12:
+        ours_cpu = ours12["host_cpu"]["cores_per_forwarded_stream"]
+        stock_cpu = stock12["host_cpu"]["cores_per_forwarded_stream"]
+        ratio = ours_cpu / stock_cpu if stock_cpu else None
+        per_frame = (
+            ours12["host_cpu"]["us_per_delivered_frame"]
+            / stock12["host_cpu"]["us_per_delivered_frame"]
+            if ours12["host_cpu"]["us_per_delivered_frame"]
+            and stock12["host_cpu"]["us_per_delivered_frame"]
+            else None
+        )
+        ours_packet = ours12["host_cpu"]["us_per_arrived_packet"]
+        stock_packet = stock12["host_cpu"]["us_per_arrived_packet"]
+        goals["G2_host_cpu_per_stream_at_12_le_tenth_of_stock"] = {
+            "ours_over_stock_per_stream": round(ratio, 4) if ratio is not None else None,
+            "ours_over_stock_per_arrived_packet": round(ours_packet / stock_packet, 4)
+            if ours_packet and stock_packet
+            else None,
+            "ours_over_stock_per_delivered_frame": round(per_frame, 4) if per_frame else None,
+            "met": ratio is not None and ratio <= 0.1,
+        }
+    else:
+        goals["G2_host_cpu_per_stream_at_12_le_tenth_of_stock"] = {
+            "met": None,
+            "why": "needs ours and stock at 12 participants",
+        }
+    return goals
+
+
+def run(
+    participants: Sequence[int],
+    *,
+    duration: float = 10.0,
+    warmup: float = 3.0,
+    drain: float = 2.0,
+    workers: int = 2,
+    impls: Sequence[str] = ("ours", "stock"),
+    seed: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    env = _environment()
+    rows = []
+    for n in participants:
+        for impl in impls:
+            if progress:
+                print(f"bench voice: {impl} SFU, {n} participants", file=sys.stderr, flush=True)
+            rows.append(
+                run_one(
+                    impl,
+                    n,
+                    duration=duration,
+                    warmup=warmup,
+                    drain=drain,
+                    workers=workers,
+                    seed=seed,
+                )
+            )
+    env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return {
+        "benchmark": "voice",
+        "parameters": {
+            "participants": list(participants),
+            "duration_s": duration,
+            "warmup_s": warmup,
+            "drain_s": drain,
+            "participant_workers": workers,
+            "impls": list(impls),
+            "seed": seed,
+        },
+        "how_counted": {
+            "call": "SFU plan: N speaking participants + 1 non-speaking host node in its own "
+            "process; the host forwards N(N-1) streams",
+            "ours": "host forwards the encoded Opus packets (no decode, no encode)",
+            "stock": "host: aiortc decoding receivers + MediaRelay.subscribe per listener "
+            "(one Opus encode per listener per frame)",
+            "participants": "same for both: send pre-encoded real Opus packets every 20 ms, "
+            "count received packets without decoding",
+            "frames_per_s": "distinct frames captured in the window that arrived, per second, "
+            "per (source, listener) stream; a stream that never arrived counts 0",
+            "delay": "arrival at the listener minus capture time, CLOCK_MONOTONIC",
+            "host_cpu": "time.process_time of the host process (all threads) over the window",
+        },
+        "results": rows,
+        "goals": _goals(rows),
+        "environment": env,
+    }
+
+
+def main(
+    *,
+    participants: Sequence[int] = (4, 8, 12),
+    duration: float = 10.0,
+    warmup: float = 3.0,
+    drain: float = 2.0,
+    workers: int = 2,
+    impls: Sequence[str] = ("ours", "stock"),
+    json_output: bool = True,
+    output: str | None = None,
+) -> int:
+    report = run(
+        participants, duration=duration, warmup=warmup, drain=drain, workers=workers, impls=impls
+    )
+    text = json.dumps(report, indent=2)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    if json_output:
+        print(text)
+    else:
+        for row in report["results"]:
+            print(
+                f"{row['impl']:5} N={row['participants']:2}  "
+                f"fps min {row['frames_per_s']['min']}  "
+                f"delay med {row['delay_ms']['median_of_stream_medians']} ms  "
+                f"host {row['host_cpu']['cores']} cores"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        sys.exit(worker_main(sys.argv[1:]))
+    parser = argparse.ArgumentParser(prog="python -m railgun_ref.bench.voice")
+    parser.add_argument("--participants", default="4,8,12")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    cli = parser.parse_args()
+    sys.exit(
+        main(
+            participants=[int(x) for x in cli.participants.split(",")],
+            duration=cli.duration,
+            json_output=cli.json,
+        )
+    )

@@ -1,0 +1,293 @@
+"""Voice call signalling over our own node channels (no signalling server).
+
+Theory of operation
+-------------------
+A call needs three kinds of messages between participants: the SDP offer and
+answer of each WebRTC media link, and call control (a re-plan after a host
+vanished). They travel as application messages on topic `APP_TOPIC_VOICE`
+(APP-1.x): `NodeHost.send_app` carries them on the node's stream channel,
+signed by the sender's node identity, and `NodeHost.app_inbox` hands them over
+with the *authenticated* sender `NodeId`. Nothing here trusts a node id found
+inside a payload for who sent it.
+
+Every message is one deterministic CBOR map (ENC-1.x, integer keys) with a
+version and a type tag:
+
+    {0: version, 1: type, 2: call id (bytes), 3: epoch (uint), ...}
+
+    OFFER   4: sdp (text), 5: offerer->answerer streams, 6: answerer->offerer
+            streams; a stream list is [[mid (text), source node id (32 bytes)], ...]
+    ANSWER  4: sdp (text)
+    REPLAN  7: node ids the sender found gone (list of 32-byte ids)
+
+`epoch` numbers the call plans of one call: every media link belongs to the
+epoch of the plan that asked for it, so the old and new links of a
+make-before-break switch between the same two nodes never get mixed up.
+
+`decode_message` raises only `RemoteProtocolError` whatever the bytes; the
+channel counts such messages (``signalling.malformed``) and drops them, so a
+peer sending garbage never stops a call.
+
+The media driver (`voice_media`) only needs `SignallingChannel`: `send` to a
+node id and `receive` the next (sender, message). `NodeSignalling` is that
+interface over a running `NodeHost` and a directory of participants'
+addresses.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final, Protocol
+
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from railgun_ref.core.constants import APP_TOPIC_VOICE
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId, parse_node_id
+from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.events import AppMessageReceived
+from railgun_ref.wire import cbor
+
+#: The version of the voice signalling messages this driver speaks.
+SIGNALLING_VERSION: Final = 1
+#: Longest SDP accepted, in characters (a 16-stream offer is about 10 000).
+MAX_SDP_SIZE: Final = 60_000
+#: Most streams one media link may carry in one direction.
+MAX_STREAMS: Final = 256
+#: Longest accepted mid (RFC 8843 identification-tag), in characters.
+MAX_MID_SIZE: Final = 32
+#: Call ids are this many bytes.
+CALL_ID_SIZE: Final = 16
+
+
+class MessageType(IntEnum):
+    OFFER = 1
+    ANSWER = 2
+    REPLAN = 3
+
+
+class _Key(IntEnum):
+    VERSION = 0
+    TYPE = 1
+    CALL = 2
+    EPOCH = 3
+    SDP = 4
+    FORWARD = 5
+    BACKWARD = 6
+    GONE = 7
+
+
+#: (mid, source node id): which transceiver carries which participant's audio.
+StreamMap = tuple[tuple[str, NodeId], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Offer:
+    """The offerer's SDP and which of its transceivers carry whose audio."""
+
+    call_id: bytes
+    epoch: int
+    sdp: str
+    #: Streams the offerer sends to the answerer (mid, source).
+    forward: StreamMap
+    #: Streams the offerer expects from the answerer (mid, source).
+    backward: StreamMap
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    call_id: bytes
+    epoch: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replan:
+    """Call control: the sender moved to plan `epoch` because `gone` vanished."""
+
+    call_id: bytes
+    epoch: int
+    gone: tuple[NodeId, ...]
+
+
+SignalMessage = Offer | Answer | Replan
+
+
+def _encode_streams(streams: StreamMap) -> list[list[object]]:
+    return [[mid, bytes(source)] for mid, source in streams]
+
+
+def encode_message(message: SignalMessage) -> bytes:
+    """The deterministic CBOR encoding of `message`."""
+    if len(message.call_id) != CALL_ID_SIZE:
+        raise LocalProtocolError(f"call id must be {CALL_ID_SIZE} bytes")
+    if message.epoch < 0:
+        raise LocalProtocolError("epoch must be >= 0")
+    body: dict[int, object] = {
+        _Key.VERSION: SIGNALLING_VERSION,
+        _Key.CALL: message.call_id,
+        _Key.EPOCH: message.epoch,
+    }
+    match message:
+        case Offer():
+            body[_Key.TYPE] = MessageType.OFFER
+            body[_Key.SDP] = message.sdp
+            body[_Key.FORWARD] = _encode_streams(message.forward)
+            body[_Key.BACKWARD] = _encode_streams(message.backward)
+        case Answer():
+            body[_Key.TYPE] = MessageType.ANSWER
+            body[_Key.SDP] = message.sdp
+        case Replan():
+            body[_Key.TYPE] = MessageType.REPLAN
+            body[_Key.GONE] = [bytes(node) for node in message.gone]
+    return cbor.encode({int(k): v for k, v in sorted(body.items())})
+
+
+def _malformed(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.MALFORMED, f"voice signalling: {reason}")
+
+
+def _field(body: Mapping[int, object], key: _Key, kind: type) -> object:
+    value = body.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _malformed(f"field {key.name.lower()} missing or not {kind.__name__}")
+    return value
+
+
+def _decode_streams(value: object) -> StreamMap:
+    if not isinstance(value, list) or len(value) > MAX_STREAMS:
+        raise _malformed("stream list must be a list of at most 256 entries")
+    streams: list[tuple[str, NodeId]] = []
+    for entry in value:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise _malformed("stream entry must be [mid, source]")
+        mid, source = entry
+        if not isinstance(mid, str) or not 0 < len(mid) <= MAX_MID_SIZE:
+            raise _malformed("mid must be 1..32 characters")
+        if not isinstance(source, bytes):
+            raise _malformed("stream source must be a node id")
+        streams.append((mid, parse_node_id(source)))
+    if len({mid for mid, _ in streams}) != len(streams):
+        raise _malformed("duplicate mid in a stream list")
+    return tuple(streams)
+
+
+def decode_message(data: bytes) -> SignalMessage:
+    """Parse one signalling message; raises only `RemoteProtocolError`."""
+    body = cbor.decode(data)
+    if not isinstance(body, dict):
+        raise _malformed("message must be a map")
+    version = _field(body, _Key.VERSION, int)
+    if version != SIGNALLING_VERSION:
+        raise RemoteProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION, f"voice signalling version {version}"
+        )
+    kind = _field(body, _Key.TYPE, int)
+    call_id = _field(body, _Key.CALL, bytes)
+    epoch = _field(body, _Key.EPOCH, int)
+    assert isinstance(call_id, bytes) and isinstance(epoch, int)
+    if len(call_id) != CALL_ID_SIZE:
+        raise _malformed(f"call id must be {CALL_ID_SIZE} bytes")
+    if epoch < 0:
+        raise _malformed("epoch must be >= 0")
+    allowed = {_Key.VERSION, _Key.TYPE, _Key.CALL, _Key.EPOCH}
+    message: SignalMessage
+    if kind in (MessageType.OFFER, MessageType.ANSWER):
+        sdp = _field(body, _Key.SDP, str)
+        assert isinstance(sdp, str)
+        if len(sdp) > MAX_SDP_SIZE:
+            raise RemoteProtocolError(ErrorCode.TOO_LARGE, "SDP too long")
+        allowed.add(_Key.SDP)
+        if kind == MessageType.OFFER:
+            allowed |= {_Key.FORWARD, _Key.BACKWARD}
+            message = Offer(
+                call_id=call_id,
+                epoch=epoch,
+                sdp=sdp,
+                forward=_decode_streams(body.get(_Key.FORWARD)),
+                backward=_decode_streams(body.get(_Key.BACKWARD)),
+            )
+        else:
+            message = Answer(call_id=call_id, epoch=epoch, sdp=sdp)
+    elif kind == MessageType.REPLAN:
+        gone = body.get(_Key.GONE)
+        if not isinstance(gone, list) or len(gone) > MAX_STREAMS:
+            raise _malformed("gone must be a list of node ids")
+        nodes = []
+        for node in gone:
+            if not isinstance(node, bytes):
+                raise _malformed("gone must hold node ids")
+            nodes.append(parse_node_id(node))
+        allowed.add(_Key.GONE)
+        message = Replan(call_id=call_id, epoch=epoch, gone=tuple(nodes))
+    else:
+        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"voice message type {kind}")
+    extra = set(body) - {int(k) for k in allowed}
+    if extra:
+        raise _malformed(f"unexpected fields {sorted(extra)}")
+    return message
+
+
+class SignallingChannel(Protocol):
+    """What the media driver needs from signalling: addressed by node id."""
+
+    @property
+    def node_id(self) -> NodeId: ...
+
+    async def send(self, peer: NodeId, message: SignalMessage) -> None: ...
+
+    async def receive(self) -> tuple[NodeId, SignalMessage]: ...
+
+
+class NodeSignalling:
+    """`SignallingChannel` over a running `NodeHost`'s application messages.
+
+    `directory` maps each participant's node id to its node address; a message
+    to a node missing from it is a caller bug (`LocalProtocolError`). Messages
+    that do not parse are dropped and counted in `counters`
+    (``signalling.malformed``), as are send failures (``signalling.send_failed``:
+    the peer's node is gone, which the call notices through its media).
+    """
+
+    def __init__(self, host: NodeHost, directory: Mapping[NodeId, Address]) -> None:
+        self._host = host
+        self._directory = dict(directory)
+        self._inbox: MemoryObjectReceiveStream[AppMessageReceived] | None = None
+        self.counters: Counter[str] = Counter()
+
+    @property
+    def node_id(self) -> NodeId:
+        return self._host.node_id
+
+    def add_peer(self, node: NodeId, address: Address) -> None:
+        self._directory[node] = address
+
+    async def send(self, peer: NodeId, message: SignalMessage) -> None:
+        address = self._directory.get(peer)
+        if address is None:
+            raise LocalProtocolError(f"no address known for node {peer.hex()[:12]}")
+        try:
+            await self._host.send_app(address, APP_TOPIC_VOICE, encode_message(message))
+        except (OSError, RuntimeError, LocalProtocolError):
+            self.counters["signalling.send_failed"] += 1
+            raise
+        self.counters["signalling.sent"] += 1
+
+    async def receive(self) -> tuple[NodeId, SignalMessage]:
+        self.subscribe()
+        assert self._inbox is not None
+        while True:
+            received = await self._inbox.receive()
+            try:
+                message = decode_message(received.payload)
+            except RemoteProtocolError:
+                self.counters["signalling.malformed"] += 1
+                continue
+            self.counters["signalling.received"] += 1
+            return received.sender, message
+
+    def subscribe(self) -> None:
+        """Open the inbox now, so messages arriving before the first `receive` are kept."""
+        if self._inbox is None:
+            self._inbox = self._host.app_inbox(APP_TOPIC_VOICE)
