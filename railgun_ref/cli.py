@@ -68,7 +68,21 @@ def _cmd_turn(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(nodes=args.nodes, rounds=args.rounds, seed=args.seed)
+    return run_demo(
+        peers=args.peers, report_dir=args.report, scenarios=args.scenarios, quick=args.quick
+    )
+
+
+def _scenario_list(text: str) -> list[str]:
+    from railgun_ref.drivers.demo import SCENARIOS  # noqa: PLC0415
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(SCENARIOS)}, got {text!r}"
+        )
+    return names
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -145,6 +159,24 @@ def _cmd_bench_detectors(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_bench_failover(args: argparse.Namespace) -> int:
+    if args.driver == "localhost":
+        sys.stderr.write(
+            "railgun-ref bench failover: --driver localhost is not available yet "
+            "(it needs the localhost transport driver); use --driver sim\n"
+        )
+        return 2
+    from railgun_ref.bench.failover import main as failover_main  # noqa: PLC0415
+
+    return failover_main(
+        json_output=args.json,
+        seed=args.seed,
+        clients=args.clients,
+        scenarios=args.scenario,
+        output=args.output,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="railgun-ref",
@@ -217,10 +249,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     turn.set_defaults(func=_cmd_turn)
 
-    demo = sub.add_parser("demo", help="the main job: a live localhost network, shown working")
-    demo.add_argument("--nodes", type=int, default=12, help="number of nodes (default 12)")
-    demo.add_argument("--rounds", type=int, default=3, help="all-pairs ping rounds (default 3)")
-    demo.add_argument("--seed", type=int, default=1, help="seed for node identities")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job: a messenger surviving DNS blocking, IP blocking and a takedown",
+    )
+    demo.add_argument(
+        "--peers", type=int, default=None, help="chatting clients (default 12; 4 with --quick)"
+    )
+    demo.add_argument(
+        "--report",
+        default="railgun-demo-report",
+        metavar="DIR",
+        help="write events.json (and report.html with the lab extra) here",
+    )
+    demo.add_argument(
+        "--scenarios",
+        type=_scenario_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated, run in order (default dns,ip,takedown; takedown with --quick)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="4 peers, the takedown only, short holds (tests)"
+    )
     demo.set_defaults(func=_cmd_demo)
 
     sim = sub.add_parser("sim", help="the same nodes in the discrete-event simulator")
@@ -258,6 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--client-hours", type=float, default=1000.0)
     det.add_argument("--phi", type=float, default=8.0, help="phi-accrual threshold")
     det.set_defaults(func=_cmd_bench_detectors)
+    fo = bench_sub.add_parser(
+        "failover",
+        help="the takedown scenarios: detection, P2P delivery, loss, duplicates, failback",
+    )
+    fo.add_argument("--driver", choices=("sim", "localhost"), default="sim")
+    fo.add_argument("--seed", type=int, default=1)
+    fo.add_argument("--clients", type=int, default=12, help="clients in the room (default 12)")
+    fo.add_argument(
+        "--scenario",
+        action="append",
+        default=None,
+        help="run only this scenario (repeatable; default: all)",
+    )
+    fo.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    fo.add_argument("--json", action="store_true", help="print JSON")
+    fo.set_defaults(func=_cmd_bench_failover)
     dht = bench_sub.add_parser(
         "dht", help="our DHT vs the PyPI kademlia package: gets, latency, RPCs, setup, RSS"
     )

@@ -1,175 +1,1026 @@
-"""`railgun-ref demo`: the main job — a live localhost network, shown working.
+"""`railgun-ref demo`: a messenger surviving a takedown, live on localhost (issue 6).
 
-Starts `nodes` real nodes (UDP + TCP sockets on 127.0.0.1, 127.0.0.2 and
-127.0.0.3), then:
+What runs, all on 127.0.0.0/8 and in a temporary directory:
 
-1. pings every ordered pair for `rounds` rounds, over datagrams and, in the
-   last round, over the TCP stream channel with a payload no datagram could
-   carry, with a live table of per-node RTTs;
-2. joins every node to the Kademlia DHT through the first one, stores signed
-   records, announces a room and finds its peers from other nodes;
-3. prints a summary and exits non-zero if anything that must work did not.
+* the central service -- a real ``railgun-ref central`` process on
+  127.0.0.1 with its SQLite mailbox -- reached through a `FaultProxy` on
+  127.0.0.2 (the service's "public address") under the name
+  ``central.railgun.test``, which a `DnsServer` on 127.0.0.53 resolves;
+* `peers` messenger clients (`railgun_ref.client.connect`, fast profile:
+  a health check every second) in one room, taking turns to chat every
+  `chat_interval` seconds.
 
-The failover demo of the hybrid transport will take this command over.
+Then the scenarios, one after another. Each waits until every client is on
+the central path with a live session, chats there for `hold` seconds,
+applies the fault, waits until every client has failed over to P2P and a
+message has arrived over P2P, chats on for `hold` seconds, lifts the fault
+and waits until every client has failed back:
+
+* ``dns``      -- the DNS server answers NXDOMAIN for the service's name;
+* ``ip``       -- the proxy blackholes the address (accepts, never answers);
+* ``takedown`` -- the central process is killed (SIGKILL), then started
+  again on the same port and database. Behind the proxy the clients see
+  their connections reset (``connection_reset``), as behind a load
+  balancer whose backend died.
+
+At the end the chat stops, every outbox drains, and `judge` compares what
+each client's application was handed with what was sent: every message
+exactly once at every other member (duplicates 0, lost 0). `write_report`
+writes ``events.json`` (every event of every client, plus phases, faults and
+the event loop's lag once a second; times are seconds since the start) and,
+when the ``lab`` extra (pandas + altair) is installed, ``report.html`` with
+the charts of railgun_ref/lab/failover.py.
+
+All clients share one event loop (and the host's CPU with the central
+process): on a busy machine a late loop looks like a slow service, so the
+chat rate is modest (`chat_interval`) and the report records the loop's lag.
+
+`FailoverNetwork` is the engine; the command (`run_demo`) adds the terminal
+view, and railgun_ref/lab/failover.py drives the same engine from a notebook.
+Nothing here asserts on timings: a phase that does not complete within its
+bound is reported as failed and the run goes on to restore the service.
 """
 
-import random
-import statistics
+import json
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
 import anyio
-from rich.console import Console, Group
+import anyio.abc
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.panel import Panel
 from rich.table import Table
 
-from railgun_ref.dht.keys import KeyType, derive_key
-from railgun_ref.drivers.udp import NodeHost
-from railgun_ref.events import PongReceived
-from railgun_ref.identity.keys import Identity
-from railgun_ref.node import NodeConfig
-from railgun_ref.rpc.requests import Channel
+from railgun_ref.client import (
+    Client,
+    Failure,
+    MembersChange,
+    MessageAccepted,
+    MessageAcked,
+    MessageReceived,
+    NoMembersError,
+    PathChange,
+    Profile,
+    ReachChange,
+    StateChange,
+    TransportEvent,
+    connect,
+    fast_profile,
+)
+from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.dns_server import DnsMode, DnsServer
+from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
+from railgun_ref.drivers.resolver import StubResolver
 
-_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
-_STREAM_PAYLOAD = 20_000  # far above the 1200-byte datagram limit
+#: The scenarios in the order the demo runs them.
+SCENARIOS: Final = ("dns", "ip", "takedown")
+#: What each scenario does, for banners and reports.
+SCENARIO_TITLES: Final = {
+    "dns": "DNS blocking: the service's name answers NXDOMAIN",
+    "ip": "IP blocking: the service's address is blackholed",
+    "takedown": "Complete takedown: the central process is killed",
+}
+#: The health-check label each scenario is expected to produce first.
+EXPECTED_LABELS: Final = {
+    "dns": "dns_nxdomain",
+    "ip": "generic_timeout",
+    "takedown": "connection_reset",
+}
+CENTRAL_NAME: Final = "central.railgun.test"
+ROOM: Final = "railgun-demo"
+CENTRAL_HOST: Final = "127.0.0.1"  #: the central process listens here
+PROXY_HOST: Final = "127.0.0.2"  #: the service's "public address": the fault proxy
+DNS_HOST: Final = "127.0.0.53"  #: the resolver the clients ask
+#: States in which a client carries the room over P2P without the central service.
+ON_P2P: Final = frozenset({"connected-p2p", "degraded"})
+ON_CENTRAL: Final = "connected-aws"
+#: Seconds the central process may take to print its listening line.
+CENTRAL_START_TIMEOUT: Final = 30.0
+#: Seconds of bounds on the phases (generous: the host may be busy).
+JOIN_TIMEOUT: Final = 60.0
+SETTLE_TIMEOUT: Final = 30.0
+FAILOVER_TIMEOUT: Final = 30.0
+FAILBACK_TIMEOUT: Final = 40.0
+DRAIN_TIMEOUT: Final = 40.0
+#: Seconds to wait after the drain for a late duplicate to show up.
+LATE_DUPLICATE_WAIT: Final = 1.5
+_POLL: Final = 0.05
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(output: bytes, lines: int = 5) -> str:
+    text = output.decode(errors="replace").strip().splitlines()[-lines:]
+    return " | ".join(text) or "(no output)"
+
+
+def path_name(*, central: bool, p2p: bool) -> str:
+    """The paths a client sends on, as one word."""
+    if central and p2p:
+        return "both"
+    return "central" if central else "p2p" if p2p else "none"
+
+
+# ------------------------------------------------------------------ results
 
 
 @dataclass(slots=True)
-class _Stats:
-    ok: int = 0
-    failed: int = 0
-    rtts_ms: list[float] = field(default_factory=list)
+class ClientView:
+    """What one client has done so far (the rows of the live table)."""
+
+    index: int
+    address: str
+    node_id: str
+    state: str = "connecting"
+    path: str = "none"
+    sent: int = 0
+    delivered: int = 0
+    via_central: int = 0
+    via_p2p: int = 0
+    duplicates: int = 0
+    last_failure: str = ""
 
 
-def _table(hosts: list[NodeHost], stats: list[_Stats]) -> Table:
-    table = Table(title="Rail Gun nodes on localhost", expand=False)
-    for column in ("#", "address", "node id", "pongs", "failed", "median RTT ms", "rejected"):
-        table.add_column(
-            column, justify="right" if column not in ("address", "node id") else "left"
+def _median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScenarioResult:
+    """One scenario's outcome; times are seconds since the demo started, durations seconds."""
+
+    scenario: str
+    clients: int
+    fault_at: float
+    restored_at: float
+    failed_over: bool  #: every client reached connected-p2p or degraded within the bound
+    failed_back: bool  #: every client was connected-aws again within the bound
+    detection: dict[int, float]  #: client -> fault to its first failed health check
+    failover: dict[int, float]  #: client -> fault to its leaving connected-aws for P2P
+    failback: dict[int, float]  #: client -> restore to its being connected-aws again
+    labels: dict[str, int]  #: failure labels of health checks during the fault
+    first_p2p_delivery: float | None  #: fault to the first message delivered over P2P
+    sent_during_fault: int
+    delivered_over_p2p: int  #: messages handed to applications over P2P during the fault
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_over and self.failed_back
+
+    def to_json(self) -> dict[str, Any]:
+        def stats(values: dict[int, float]) -> dict[str, float | None]:
+            numbers = list(values.values())
+            median = _median(numbers)
+            return {
+                "median_s": None if median is None else round(median, 3),
+                "max_s": max(numbers) if numbers else None,
+            }
+
+        return {
+            "scenario": self.scenario,
+            "title": SCENARIO_TITLES[self.scenario],
+            "clients": self.clients,
+            "fault_at": self.fault_at,
+            "restored_at": self.restored_at,
+            "failed_over": self.failed_over,
+            "failed_back": self.failed_back,
+            "detection": stats(self.detection),
+            "failover": stats(self.failover),
+            "failback": stats(self.failback),
+            "per_client": [
+                {
+                    "client": index,
+                    "detection_s": self.detection.get(index),
+                    "failover_s": self.failover.get(index),
+                    "failback_s": self.failback.get(index),
+                }
+                for index in range(self.clients)
+            ],
+            "labels": dict(self.labels),
+            "first_p2p_delivery_s": self.first_p2p_delivery,
+            "sent_during_fault": self.sent_during_fault,
+            "delivered_over_p2p": self.delivered_over_p2p,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverySummary:
+    """What the applications were handed, judged against what was sent (HT-4.3)."""
+
+    members: int
+    sent: int  #: messages accepted by `send` (durably, HT-4.1)
+    expected: int  #: sent x (members - 1): each message at every other member
+    delivered: int  #: distinct (member, message) pairs handed to an application
+    duplicates: int  #: messages handed to the same application more than once
+    lost: int  #: expected pairs never handed over
+    unexpected: int  #: deliveries of messages nobody sent, or to their own sender
+    by_path: dict[str, int] = field(default_factory=dict)  #: first path that brought each
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.sent > 0
+            and self.lost == 0
+            and self.duplicates == 0
+            and self.unexpected == 0
+            and self.delivered == self.expected
         )
-    for i, (host, stat) in enumerate(zip(hosts, stats, strict=True)):
-        rejected = sum(v for k, v in host.counters.items() if k.startswith("rejected."))
-        median = f"{statistics.median(stat.rtts_ms):.2f}" if stat.rtts_ms else "-"
-        table.add_row(
-            str(i),
-            f"{host.address[0]}:{host.address[1]}",
-            host.node_id.hex()[:16],
-            str(stat.ok),
-            str(stat.failed),
-            median,
-            str(rejected),
+
+    def line(self) -> str:
+        verdict = "OK" if self.ok else "FAILED"
+        return (
+            f"exactly once: {self.sent} sent x {self.members - 1} other members = "
+            f"{self.expected} expected, {self.delivered} delivered, "
+            f"{self.duplicates} duplicates, {self.lost} lost - {verdict}"
         )
-    return table
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "members": self.members,
+            "sent": self.sent,
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "duplicates": self.duplicates,
+            "lost": self.lost,
+            "unexpected": self.unexpected,
+            "by_path": dict(self.by_path),
+            "exactly_once": self.ok,
+        }
 
 
-async def _demo(nodes: int, rounds: int, seed: int, console: Console) -> bool:
-    rng = random.Random(seed)
-    config = NodeConfig(request_timeout=2.0)
-    hosts = [
-        NodeHost(
-            Identity.from_seed(rng.randbytes(32)),
-            host=_HOSTS[i % len(_HOSTS)],
-            config=config,
-            rng=random.Random(rng.getrandbits(64)),
-        )
-        for i in range(nodes)
-    ]
-    stats = [_Stats() for _ in hosts]
-    pairs = [(i, j) for i in range(nodes) for j in range(nodes) if i != j]
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+def judge(
+    members: int,
+    sender_of: Mapping[bytes, int],
+    received: Sequence[Mapping[bytes, int]],
+    first_paths: Sequence[Mapping[bytes, str]],
+) -> DeliverySummary:
+    """Exactly once, checked: `sender_of` maps each message accepted by `send` to its
+    sender's index; `received[i]` counts how often member i's application was handed
+    each message id, and `first_paths[i]` the path that brought it first. Every message
+    is expected once at each of the other ``members - 1`` members."""
+    delivered = duplicates = unexpected = 0
+    by_path: Counter[str] = Counter()
+    for index, counts in enumerate(received):
+        for message_id, count in counts.items():
+            duplicates += max(0, count - 1)
+            if sender_of.get(message_id, index) == index:
+                unexpected += 1  # nobody sent it, or it came back to its sender
+            else:
+                delivered += 1
+                by_path[first_paths[index].get(message_id, "unknown")] += 1
+    expected = len(sender_of) * (members - 1)
+    return DeliverySummary(
+        members=members,
+        sent=len(sender_of),
+        expected=expected,
+        delivered=delivered,
+        duplicates=duplicates,
+        lost=expected - delivered,
+        unexpected=unexpected,
+        by_path=dict(by_path),
     )
-    ping_task = progress.add_task("pings (all pairs)", total=len(pairs) * rounds)
-    dht_task = progress.add_task("DHT join + store/get", total=nodes + 6)
-    ok = True
-    async with anyio.create_task_group() as tg:
-        for host in hosts:
-            await tg.start(host.run)
-        with Live(
-            Group(progress, _table(hosts, stats)), console=console, refresh_per_second=8
-        ) as live:
-            limiter = anyio.CapacityLimiter(16)
 
-            async def ping(i: int, j: int, channel: Channel, payload: int) -> None:
-                async with limiter:
-                    outcome = await hosts[i].ping(
-                        hosts[j].address, channel=channel, payload=bytes(payload)
-                    )
-                if isinstance(outcome, PongReceived):
-                    stats[i].ok += 1
-                    stats[i].rtts_ms.append(outcome.rtt * 1000)
-                else:
-                    stats[i].failed += 1
-                progress.advance(ping_task)
 
-            for r in range(rounds):
-                last = r == rounds - 1
-                channel = Channel.STREAM if last else Channel.DATAGRAM
-                async with anyio.create_task_group() as pings:
-                    for i, j in pairs:
-                        pings.start_soon(ping, i, j, channel, _STREAM_PAYLOAD if last else 0)
-                live.update(Group(progress, _table(hosts, stats)))
+# ------------------------------------------------------------------ engine
 
-            first = hosts[0].address
-            for host in hosts[1:]:
-                await host.bootstrap([first])
-                progress.advance(dht_task)
-            progress.advance(dht_task)
-            stores = [
-                await hosts[k % nodes].store(KeyType.RENDEZVOUS, f"mailbox-{k}".encode(), b"hi")
-                for k in range(3)
-            ]
-            progress.advance(dht_task, 3)
-            gets = [
-                await hosts[(k + nodes // 2) % nodes].get(
-                    derive_key(KeyType.RENDEZVOUS, f"mailbox-{k}".encode())
+
+class CentralProcess:
+    """``railgun-ref central`` on a fixed port and database; killed and restarted at will."""
+
+    def __init__(self, *, data_dir: Path, port: int, origin: str) -> None:
+        self.port = port
+        self.origin = origin
+        self.db = data_dir / "central.sqlite3"
+        self.log = data_dir / "central.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def start(self) -> None:
+        """Start the process and wait for its listening line (RuntimeError if it dies)."""
+        if self.running:
+            return
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "railgun_ref.cli", "central"),
+                    *("--host", CENTRAL_HOST, "--port", str(self.port)),
+                    *("--db", str(self.db), "--origin", self.origin),
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        self.starts += 1
+        output = b""
+        with anyio.move_on_after(CENTRAL_START_TIMEOUT):
+            while True:
+                with self.log.open("rb") as log:
+                    log.seek(offset)
+                    output = log.read()
+                if b"railgun-ref central listening" in output:
+                    return
+                if self.proc.poll() is not None:
+                    self.kill()
+                    raise RuntimeError(f"the central process exited: {_tail(output)}")
+                await anyio.sleep(_POLL)
+        self.kill()
+        raise RuntimeError(
+            f"the central process did not listen within {CENTRAL_START_TIMEOUT} s: {_tail(output)}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL (a takedown: no goodbye to anyone) and reap the process."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class FailoverNetwork:
+    """The central service, the fault injectors and `peers` chatting clients (module doc).
+
+    Start with ``await tg.start(network.run)``; then `run_scenario` for each
+    scenario and `finish` for the delivery summary. Cancelling `run` stops the
+    clients and kills the central process.
+    """
+
+    def __init__(
+        self,
+        *,
+        peers: int,
+        data_dir: Path,
+        chat_interval: float = 0.5,
+        hold: float = 3.0,
+        profile: Profile | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if peers < 2:
+            raise ValueError("a room needs at least two peers")
+        if chat_interval <= 0 or hold < 0:
+            raise ValueError("chat_interval must be positive and hold not negative")
+        self.peers = peers
+        self.data_dir = Path(data_dir)
+        self.chat_interval = chat_interval
+        self.hold = hold
+        self.profile = profile or fast_profile()
+        self._log = log or (lambda line: None)
+        self.started_at = time.time()
+        #: Every event, as JSON-ready dicts with ``t`` (s since start), ``client``, ``kind``.
+        self.records: list[dict[str, Any]] = []
+        self.views: list[ClientView] = []
+        self.results: list[ScenarioResult] = []
+        self.scenario = "start"
+        self.phase = "starting the central service"
+        self.chatting = False
+        self.central: CentralProcess | None = None
+        self.proxy: FaultProxy | None = None
+        self.dns: DnsServer | None = None
+        self.clients: list[Client] = []
+        self._index_of: dict[NodeId, int] = {}
+        self._received: list[Counter[bytes]] = []
+        self._paths: list[dict[bytes, str]] = []
+        self._sender_of: dict[bytes, int] = {}
+        self._sent_at: dict[bytes, float] = {}
+        self.chat_errors: Counter[str] = Counter()
+        #: When a message was last handed to an application over P2P (s since start).
+        self.last_p2p_delivery = -1.0
+        #: The longest the event loop woke up late, seconds (see `_watch_loop`).
+        self.max_lag = 0.0
+
+    # ------------------------------------------------------------ helpers
+
+    def now(self) -> float:
+        """Seconds since the demo started."""
+        return time.time() - self.started_at
+
+    def _record(self, client: int | None, kind: str, at: float | None = None, **data: Any) -> None:
+        t = self.now() if at is None else at - self.started_at
+        self.records.append({"t": round(t, 4), "client": client, "kind": kind, **data})
+
+    def _set_phase(self, phase: str) -> None:
+        self.phase = phase
+        self._record(None, "phase", scenario=self.scenario, phase=phase)
+        self._log(f"[{self.now():6.1f} s] {self.scenario}: {phase}")
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Poll `predicate` until it holds (True) or `timeout` seconds pass (False)."""
+        with anyio.move_on_after(timeout):
+            while not predicate():
+                await anyio.sleep(_POLL)
+            return True
+        return False
+
+    def states(self) -> list[str]:
+        return [client.state for client in self.clients]
+
+    def all_on_central(self) -> bool:
+        return all(c.state == ON_CENTRAL and c.transport.central_connected for c in self.clients)
+
+    def all_on_p2p(self) -> bool:
+        return all(state in ON_P2P for state in self.states())
+
+    def all_delivered(self) -> bool:
+        for index, received in enumerate(self._received):
+            for message_id, sender in self._sender_of.items():
+                if sender != index and message_id not in received:
+                    return False
+        return True
+
+    def outboxes_empty(self) -> bool:
+        return all(c.transport.outbox_size() == 0 for c in self.clients)
+
+    # ------------------------------------------------------------ run
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus["FailoverNetwork"] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start everything, report `self` through `task_status`, chat until cancelled."""
+        self.started_at = time.time()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
+                self.dns = await tg.start(DnsServer(host=DNS_HOST).run)
+                self.dns.register(CENTRAL_NAME, PROXY_HOST)
+                central_port = _free_port(CENTRAL_HOST)
+                self.proxy = await tg.start(
+                    FaultProxy((CENTRAL_HOST, central_port), host=PROXY_HOST).run
                 )
-                for k in range(3)
-            ]
-            progress.advance(dht_task)
-            room = b"demo-room"
-            for host in hosts[: min(4, nodes)]:
-                await host.announce_room(room)
-            members = await hosts[-1].find_room_peers(room)
-            progress.advance(dht_task, 2)
-            live.update(Group(progress, _table(hosts, stats)))
-        tg.cancel_scope.cancel()
+                url = f"http://{CENTRAL_NAME}:{self.proxy.address[1]}"
+                origin = f"ws://{CENTRAL_NAME}:{self.proxy.address[1]}"
+                self.central = CentralProcess(
+                    data_dir=self.data_dir, port=central_port, origin=origin
+                )
+                await self.central.start()
+                self._record(None, "central", action="started", port=central_port)
+                self._set_phase(f"starting {self.peers} clients")
+                resolve = StubResolver(self.dns.address, timeout=0.5)
+                for index in range(self.peers):
+                    bootstrap = [self.clients[0].address] if self.clients else []
+                    client = await stack.enter_async_context(
+                        connect(
+                            data_dir=self.data_dir / f"client-{index:02d}",
+                            central_url=url,
+                            bootstrap=bootstrap,
+                            profile=self.profile,
+                            resolve=resolve,
+                            origin=origin,
+                        )
+                    )
+                    self._add_client(client)
+                    tg.start_soon(self._collect, index, client)
+                    await client.join(ROOM)
+                self._set_phase("waiting until every client knows the room's members")
+                joined = await self.wait_until(
+                    lambda: all(len(c.members(ROOM)) >= self.peers - 1 for c in self.clients),
+                    JOIN_TIMEOUT,
+                )
+                if not joined:
+                    raise RuntimeError("the clients did not find each other in the DHT")
+                tg.start_soon(self._chat)
+                tg.start_soon(self._watch_loop)
+                self.chatting = True
+                self._set_phase("chatting via the central service")
+                task_status.started(self)
+                await anyio.sleep_forever()
+        finally:
+            self.chatting = False
+            if self.central is not None:
+                self.central.kill()
 
-    sent = len(pairs) * rounds
-    pongs = sum(s.ok for s in stats)
-    rtts = sorted(r for s in stats for r in s.rtts_ms)
-    summary = Table(title="Summary", show_header=False)
-    summary.add_column("what")
-    summary.add_column("value", justify="right")
-    summary.add_row("nodes", str(nodes))
-    summary.add_row("pings answered", f"{pongs} / {sent}")
-    if rtts:
-        summary.add_row(
-            "RTT median / p95 ms", f"{rtts[len(rtts) // 2]:.2f} / {rtts[int(len(rtts) * 0.95)]:.2f}"
+    def _add_client(self, client: Client) -> None:
+        index = len(self.clients)
+        self.clients.append(client)
+        self._index_of[client.node_id] = index
+        self._received.append(Counter())
+        self._paths.append({})
+        host, port = client.address
+        self.views.append(
+            ClientView(index=index, address=f"{host}:{port}", node_id=client.node_id.hex())
         )
-    tables = [len(h.node.dht.routing) for h in hosts]
-    summary.add_row(
-        "DHT contacts per node (min/median)", f"{min(tables)} / {statistics.median(tables)}"
+        self._record(index, "client", address=f"{host}:{port}", node_id=client.node_id.hex())
+
+    async def _collect(self, index: int, client: Client) -> None:
+        async for event in client:
+            self._on_event(index, event)
+
+    def _on_event(self, index: int, event: TransportEvent) -> None:
+        view = self.views[index]
+        match event:
+            case MessageReceived():
+                mid = event.message_id
+                count = self._received[index][mid]
+                self._received[index][mid] = count + 1
+                if count:
+                    view.duplicates += 1
+                else:
+                    view.delivered += 1
+                    self._paths[index][mid] = event.path
+                    if event.path == "p2p":
+                        view.via_p2p += 1
+                        self.last_p2p_delivery = event.at - self.started_at
+                    else:
+                        view.via_central += 1
+                self._record(
+                    index,
+                    "received",
+                    event.at,
+                    message_id=mid.hex(),
+                    sender=self._index_of.get(event.sender),
+                    path=event.path,
+                    latency_ms=round(event.at * 1000 - event.sent_ms, 1),
+                    duplicate=bool(count),
+                )
+            case MessageAccepted():
+                self._record(
+                    index,
+                    "accepted",
+                    event.at,
+                    message_id=event.message_id.hex(),
+                    recipients=len(event.members),
+                )
+            case MessageAcked():
+                member = self._index_of.get(event.member) if event.member is not None else None
+                self._record(
+                    index,
+                    "acked",
+                    event.at,
+                    message_id=event.message_id.hex(),
+                    path=event.path,
+                    member=member,
+                )
+            case StateChange():
+                view.state = event.new.value
+                self._record(
+                    index,
+                    "state",
+                    event.at,
+                    old=event.old.value,
+                    new=event.new.value,
+                    reason=event.reason,
+                )
+            case PathChange():
+                view.path = path_name(central=event.central, p2p=event.p2p)
+                self._record(index, "path", event.at, path=view.path)
+            case ReachChange():
+                self._record(
+                    index,
+                    "reach",
+                    event.at,
+                    reach=event.reach.value,
+                    reachable=event.reachable,
+                    members=event.members,
+                )
+            case MembersChange():
+                self._record(index, "members", event.at, members=len(event.members))
+            case Failure():
+                label = event.label.value if event.label is not None else None
+                if event.kind == "health" and label is not None:
+                    view.last_failure = label
+                self._record(
+                    index, "failure", event.at, failure=event.kind, label=label, detail=event.detail
+                )
+
+    async def _watch_loop(self) -> None:
+        """Record how late the event loop wakes up, once a second (``lag`` events).
+
+        Every client shares this loop: on a busy host a lag near the health-check
+        timeout turns into failed checks and stalled P2P deliveries.
+        """
+        while True:
+            worst = 0.0
+            for _ in range(10):
+                before = time.monotonic()
+                await anyio.sleep(0.1)
+                worst = max(worst, time.monotonic() - before - 0.1)
+            self.max_lag = max(self.max_lag, worst)
+            self._record(None, "lag", lag_ms=round(worst * 1000, 1))
+
+    async def _chat(self) -> None:
+        """One message every `chat_interval` seconds, the clients taking turns."""
+        turn = 0
+        while True:
+            await anyio.sleep(self.chat_interval)
+            if not self.chatting:
+                continue
+            index = turn % self.peers
+            turn += 1
+            try:
+                message_id = await self.clients[index].send(
+                    ROOM, f"client {index:02d}, message {turn}"
+                )
+            except NoMembersError:
+                self.chat_errors["no_members"] += 1
+                continue
+            except LocalProtocolError:
+                return  # the client stopped: the demo is ending
+            self._sender_of[message_id] = index
+            self._sent_at[message_id] = self.now()
+            self.views[index].sent += 1
+
+    # ------------------------------------------------------------ scenarios
+
+    async def apply_fault(self, scenario: str) -> None:
+        assert self.dns is not None and self.proxy is not None and self.central is not None
+        if scenario == "dns":
+            self.dns.set_mode(DnsMode.NXDOMAIN, name=CENTRAL_NAME)
+        elif scenario == "ip":
+            self.proxy.set_mode(ProxyMode.BLACKHOLE)
+        elif scenario == "takedown":
+            self.central.kill()
+            self._record(None, "central", action="killed")
+        else:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+
+    async def lift_fault(self, scenario: str) -> None:
+        assert self.dns is not None and self.proxy is not None and self.central is not None
+        if scenario == "dns":
+            self.dns.set_mode(DnsMode.ANSWER, name=CENTRAL_NAME)
+        elif scenario == "ip":
+            self.proxy.set_mode(ProxyMode.PASS)
+        elif scenario == "takedown":
+            await self.central.start()
+            self._record(None, "central", action="started")
+        else:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+
+    async def run_scenario(self, scenario: str) -> ScenarioResult:
+        """Fault, failover, chat over P2P, restore, failback (module doc)."""
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        self.scenario = scenario
+        self._set_phase("waiting until every client is on the central service")
+        settled = await self.wait_until(self.all_on_central, SETTLE_TIMEOUT)
+        if not settled:
+            self._log(f"  not every client is on the central service: {Counter(self.states())}")
+        self._set_phase("chatting via the central service")
+        await anyio.sleep(self.hold)
+        fault_at = self.now()
+        await self.apply_fault(scenario)
+        self._record(None, "fault", scenario=scenario)
+        self._set_phase(f"FAULT - {SCENARIO_TITLES[scenario]}")
+        failed_over = await self.wait_until(self.all_on_p2p, FAILOVER_TIMEOUT)
+        if failed_over:
+            self._set_phase(f"every client failed over to P2P in {self.now() - fault_at:.1f} s")
+        else:
+            self._set_phase(f"failover incomplete: {dict(Counter(self.states()))}")
+        await self.wait_until(lambda: self.last_p2p_delivery >= fault_at, FAILOVER_TIMEOUT)
+        await anyio.sleep(self.hold)
+        restored_at = self.now()
+        self._set_phase("restoring the central service")
+        await self.lift_fault(scenario)
+        self._record(None, "restored", scenario=scenario)
+        failed_back = await self.wait_until(
+            lambda: all(s == ON_CENTRAL for s in self.states()), FAILBACK_TIMEOUT
+        )
+        if failed_back:
+            self._set_phase(
+                f"every client failed back to the central service in "
+                f"{self.now() - restored_at:.1f} s"
+            )
+        else:
+            self._set_phase(f"failback incomplete: {dict(Counter(self.states()))}")
+        result = self._result(scenario, fault_at, restored_at, failed_over, failed_back)
+        self.results.append(result)
+        return result
+
+    def _result(
+        self,
+        scenario: str,
+        fault_at: float,
+        restored_at: float,
+        failed_over: bool,
+        failed_back: bool,
+    ) -> ScenarioResult:
+        detection: dict[int, float] = {}
+        failover: dict[int, float] = {}
+        failback: dict[int, float] = {}
+        labels: Counter[str] = Counter()
+        first_p2p: float | None = None
+        delivered_p2p = 0
+        for r in self.records:
+            t, client = r["t"], r["client"]
+            if t < fault_at or client is None:
+                continue
+            kind = r["kind"]
+            if kind == "failure" and r["failure"] == "health" and t < restored_at:
+                labels[str(r["label"])] += 1
+                detection.setdefault(client, t - fault_at)
+            elif kind == "state":
+                if r["new"] in ON_P2P and t < restored_at:
+                    failover.setdefault(client, t - fault_at)
+                elif r["new"] == ON_CENTRAL and t >= restored_at:
+                    failback.setdefault(client, t - restored_at)
+            elif kind == "received" and r["path"] == "p2p" and t < restored_at:
+                delivered_p2p += not r["duplicate"]
+                if first_p2p is None:
+                    first_p2p = t - fault_at
+        sent = sum(1 for at in self._sent_at.values() if fault_at <= at < restored_at)
+        return ScenarioResult(
+            scenario=scenario,
+            clients=self.peers,
+            fault_at=fault_at,
+            restored_at=restored_at,
+            failed_over=failed_over,
+            failed_back=failed_back,
+            detection={k: round(v, 3) for k, v in detection.items()},
+            failover={k: round(v, 3) for k, v in failover.items()},
+            failback={k: round(v, 3) for k, v in failback.items()},
+            labels=dict(labels),
+            first_p2p_delivery=None if first_p2p is None else round(first_p2p, 3),
+            sent_during_fault=sent,
+            delivered_over_p2p=delivered_p2p,
+        )
+
+    async def finish(self) -> DeliverySummary:
+        """Stop chatting, let every outbox drain, and judge the deliveries."""
+        self.scenario = "end"
+        if self.results:
+            self._set_phase("chatting via the central service again")
+            await anyio.sleep(self.hold)
+        self.chatting = False
+        self._set_phase("chat stopped; waiting until every message is delivered")
+        drained = await self.wait_until(
+            lambda: self.all_delivered() and self.outboxes_empty(), DRAIN_TIMEOUT
+        )
+        if not drained:
+            self._log("  the outboxes did not drain within the bound")
+        await anyio.sleep(LATE_DUPLICATE_WAIT)  # room for a late duplicate to show up
+        summary = self.summary()
+        self._set_phase(summary.line())
+        return summary
+
+    def summary(self) -> DeliverySummary:
+        """`judge` what the applications were handed so far."""
+        return judge(self.peers, self._sender_of, self._received, self._paths)
+
+    def report(self, summary: DeliverySummary | None = None) -> dict[str, Any]:
+        """Everything observed, JSON-ready (``events.json``)."""
+        return {
+            "demo": {
+                "peers": self.peers,
+                "room": ROOM,
+                "central_name": CENTRAL_NAME,
+                "chat_interval_s": self.chat_interval,
+                "hold_s": self.hold,
+                "health_check_interval_s": self.profile.transport.aws_health_check_interval,
+                "started_at_unix": self.started_at,
+                "duration_s": round(self.now(), 3),
+            },
+            "summary": (summary or self.summary()).to_json(),
+            "scenarios": [r.to_json() for r in self.results],
+            "clients": [
+                {
+                    "client": v.index,
+                    "address": v.address,
+                    "node_id": v.node_id,
+                    "state": c.state,
+                    "outbox": c.transport.outbox_size(),
+                    "counters": dict(sorted(c.transport.counters.items())),
+                }
+                for v, c in zip(self.views, self.clients, strict=True)
+            ],
+            "max_loop_lag_ms": round(self.max_lag * 1000, 1),
+            "events": self.records,
+        }
+
+
+# ------------------------------------------------------------------ report
+
+
+def write_report(report: dict[str, Any], directory: Path) -> list[str]:
+    """Write ``events.json`` and, with the lab extra, ``report.html``; returns notes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "events.json").write_text(json.dumps(report, indent=1) + "\n")
+    notes = [f"events: {directory / 'events.json'}"]
+    try:
+        from railgun_ref.lab.failover import write_html_report  # noqa: PLC0415
+    except ImportError as exc:
+        notes.append(
+            f"no report.html: the charts need the lab extra (pip install -e '.[lab]'): {exc}"
+        )
+    else:
+        write_html_report(report, directory / "report.html")
+        notes.append(f"charts: {directory / 'report.html'}")
+    return notes
+
+
+# ------------------------------------------------------------------ terminal view
+
+_STATE_STYLES: Final = {
+    "connected-aws": "green",
+    "connected-hybrid": "cyan",
+    "connected-p2p": "yellow",
+    "degraded": "magenta",
+    "connecting": "dim",
+    "disconnected": "red",
+}
+
+
+def render(network: FailoverNetwork, scenarios: Sequence[str]) -> RenderableType:
+    """The live view: a scenario banner over one row per client."""
+    if network.scenario in scenarios:
+        number = f"{scenarios.index(network.scenario) + 1}/{len(scenarios)} "
+        title = SCENARIO_TITLES[network.scenario]
+    else:
+        number, title = "", network.scenario
+    banner = Panel(
+        f"[bold]{number}{title}[/]\n{network.phase}",
+        title=f"railgun-ref demo - {network.now():.0f} s",
+        expand=False,
     )
-    summary.add_row("records stored on k closest", ", ".join(str(s.accepted) for s in stores))
-    summary.add_row("records found by other nodes", f"{sum(g.found for g in gets)} / {len(gets)}")
-    summary.add_row("room members found", f"{len(members.records)} / {min(4, nodes)}")
-    console.print()
-    console.print(summary)
-    ok = pongs == sent and all(g.found for g in gets) and len(members.records) == min(4, nodes)
-    console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED[/]")
-    return ok
+    table = Table(expand=False)
+    for column in ("client", "address", "state", "path in use"):
+        table.add_column(column)
+    for column in ("sent", "delivered", "via central", "via p2p", "dup"):
+        table.add_column(column, justify="right")
+    table.add_column("last health failure")
+    for view in network.views:
+        style = _STATE_STYLES.get(view.state, "")
+        table.add_row(
+            f"c{view.index:02d}",
+            view.address,
+            f"[{style}]{view.state}[/]" if style else view.state,
+            view.path,
+            str(view.sent),
+            str(view.delivered),
+            str(view.via_central),
+            str(view.via_p2p),
+            str(view.duplicates),
+            view.last_failure,
+        )
+    summary = network.summary()
+    totals = (
+        f"sent {summary.sent}, delivered {summary.delivered} of {summary.expected} so far, "
+        f"duplicates {summary.duplicates}"
+    )
+    return Group(banner, table, totals)
 
 
-def run_demo(*, nodes: int, rounds: int, seed: int) -> int:
-    if nodes < 2 or rounds < 1:
-        raise SystemExit("need at least 2 nodes and 1 round")
-    console = Console()
-    started = time.perf_counter()
-    ok = anyio.run(_demo, nodes, rounds, seed, console)
-    console.print(f"finished in {time.perf_counter() - started:.1f} s")
+def _scenario_lines(result: ScenarioResult) -> list[str]:
+    data = result.to_json()
+
+    def fmt(stats: dict[str, float | None]) -> str:
+        median, top = stats["median_s"], stats["max_s"]
+        if median is None or top is None:
+            return "-"
+        return f"median {median:.1f} s, max {top:.1f} s"
+
+    labels = ", ".join(f"{k} x{v}" for k, v in sorted(result.labels.items())) or "-"
+    first = result.first_p2p_delivery
+    verdict = "OK" if result.ok else "FAILED"
+    return [
+        f"{result.scenario}: {verdict} - {SCENARIO_TITLES[result.scenario]}",
+        f"  detection {fmt(data['detection'])}; failover {fmt(data['failover'])}; "
+        f"failback {fmt(data['failback'])}",
+        f"  health-check labels: {labels}",
+        f"  first P2P delivery after {'-' if first is None else f'{first:.1f} s'}; "
+        f"{result.sent_during_fault} sent and {result.delivered_over_p2p} delivered over P2P "
+        f"during the fault",
+    ]
+
+
+async def _demo(
+    *,
+    peers: int,
+    scenarios: Sequence[str],
+    data_dir: Path,
+    report_dir: Path,
+    hold: float,
+    console: Console,
+) -> int:
+    tty = console.is_terminal
+    live: Live | None = None
+
+    def log(line: str) -> None:
+        if live is not None:
+            live.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, flush=True)
+
+    network = FailoverNetwork(peers=peers, data_dir=data_dir, hold=hold, log=log)
+    summary: DeliverySummary | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            if tty:
+                live = Live(render(network, scenarios), console=console, refresh_per_second=4)
+                live.start()
+
+                async def refresh() -> None:
+                    while True:
+                        assert live is not None
+                        live.update(render(network, scenarios))
+                        await anyio.sleep(0.25)
+
+                tg.start_soon(refresh)
+            await tg.start(network.run)
+            for scenario in scenarios:
+                await network.run_scenario(scenario)
+            summary = await network.finish()
+            tg.cancel_scope.cancel()
+    finally:
+        if live is not None:
+            live.update(render(network, scenarios))
+            live.stop()
+    assert summary is not None
+    print("", flush=True)
+    print("Summary", flush=True)
+    for result in network.results:
+        for line in _scenario_lines(result):
+            print(line, flush=True)
+    paths = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_path.items()))
+    print(f"deliveries by first path: {paths or '-'}", flush=True)
+    print(summary.line(), flush=True)
+    for note in write_report(network.report(summary), report_dir):
+        print(note, flush=True)
+    ok = summary.ok and all(r.ok for r in network.results)
+    print(f"demo {'OK' if ok else 'FAILED'} in {network.now():.1f} s", flush=True)
     return 0 if ok else 1
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions inside `group` and its nested groups."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def run_demo(
+    *,
+    peers: int | None = None,
+    report_dir: str | Path = "railgun-demo-report",
+    scenarios: Sequence[str] | None = None,
+    quick: bool = False,
+) -> int:
+    """`railgun-ref demo`: exit status 0 only if every scenario failed over and back and
+    every message was delivered exactly once. `quick`: 4 peers, the takedown only, a
+    shorter stay on P2P (for tests); explicit `peers`/`scenarios` still win."""
+    chosen = tuple(scenarios) if scenarios else (("takedown",) if quick else SCENARIOS)
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    count = peers if peers is not None else (4 if quick else 12)
+    if count < 2:
+        raise SystemExit("need at least 2 peers")
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="railgun-demo-") as tmp:
+        if console.is_terminal:
+            console.print(f"data in {tmp}; central service, DNS server and proxy on 127.0.0.x")
+        else:
+            print(f"railgun-ref demo: {count} peers, scenarios {','.join(chosen)}", flush=True)
+        try:
+            return anyio.run(
+                lambda: _demo(
+                    peers=count,
+                    scenarios=chosen,
+                    data_dir=Path(tmp),
+                    report_dir=Path(report_dir),
+                    hold=1.5 if quick else 3.0,
+                    console=console,
+                )
+            )
+        except KeyboardInterrupt:
+            print("interrupted: the clients are stopped and the central process killed")
+            return 130
+        except (RuntimeError, OSError, ExceptionGroup) as exc:
+            # A setup step that could not be done (the central process did not start,
+            # the clients did not find each other): say so, exit 1. Anything else is a bug.
+            if isinstance(exc, ExceptionGroup):
+                setup, other = exc.split((RuntimeError, OSError))
+                if other is not None or setup is None:
+                    raise
+                errors = _leaves(setup)
+            else:
+                errors = [exc]
+            for error in errors:
+                print(f"demo FAILED: {error!r}", flush=True)
+            return 1

@@ -57,17 +57,36 @@ is a localhost lab driver and every participant is given the same `MediaClock`
 origin (the benchmark passes it to its worker processes).
 
 **Make-before-break.** `CallRunner.apply(plan)` starts plan epoch e+1: it
-offers the new links, waits until every one of them is connected (or a
-timeout), and only then closes the links of older epochs. Until then frames
-arrive twice, and the `MediaRouter` drops the second copy by ``(source, n)``.
+offers the new links and waits until every one of them is connected. Its own
+links being up does not yet mean the new plan carries the call (VOICE-4.2
+waits for *every* link of the plan): a forwarder may still be feeding a new
+link from an old one, and a peer's links may still be connecting. So a node
+breaks only once it has heard every source the new plan routes to it over
+links of the new epoch, end to end: forwarding is *epoch-pure* (a frame that
+arrived on an epoch-e link is forwarded only on epoch-e links; a node's own
+frames go on all), so a frame heard on an epoch-e link came along an epoch-e
+path, and the reverse path, made of the same peer connections, carries this
+node's audio to that source. Then it closes its old links that forward nobody
+else's audio; an old link it forwards others' audio on (an old host's) is
+closed by its other end, whose listeners it serves, and only at the timeout
+(`connect_timeout` from the start of `apply`) by the forwarder. Until the
+break frames arrive twice, and the `MediaRouter` logs the first copy of
+``(source, n)`` and forwards the first copy per epoch.
 
 **A host that vanishes.** A link whose media stopped for `loss_timeout`
 seconds after having flowed marks its peer gone. The runner computes the next
-plan without it (`replan_without`: deterministic, so every survivor arrives at
-the same plan; the real election is `voice.topology.plan_call` and can be
-passed in as `replan`), tells the other survivors with a REPLAN message (so
-they need not wait for their own timeout) and applies it. Nothing raises
-because a peer vanished; links that never connect are counted and closed.
+plan without it, tells the other survivors with a REPLAN message (so they need
+not wait for their own timeout) and applies it. The next plan is the VOICE
+election (`elect_without`): `voice.topology.plan_call` over the survivors'
+advertised capabilities, with the plan in force as ``previous`` and the gone
+peers excluded from hosting (VOICE-5.1), so the new host is the best-ranked
+eligible survivor and every survivor, holding the same advertisements, the
+same plan and the same REPLAN, computes the same plan. A runner given no
+capabilities, or lacking a survivor's, falls back to `replan_without` (same
+topology, smallest surviving id hosts: deterministic too, but no election) and
+counts ``call.replan_fallback``; a `replan` callable overrides both. Nothing
+raises because a peer vanished; links that never connect are counted and
+closed.
 
 **ICE on loopback.** aioice gathers host candidates on every interface except
 127.0.0.1 and aiortc defaults to a public STUN server. `use_loopback_ice`
@@ -110,6 +129,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.voice_signalling import (
@@ -118,6 +138,14 @@ from railgun_ref.drivers.voice_signalling import (
     Replan,
     SignallingChannel,
     SignalMessage,
+)
+from railgun_ref.voice.topology import (
+    DEFAULT_CONFIG,
+    CallPlan,
+    Topology,
+    VoiceConfig,
+    VoiceError,
+    plan_call,
 )
 
 #: Opus at 48 kHz with 20 ms packets (RFC 7587 §4.2 default ptime).
@@ -344,6 +372,59 @@ def replan_without(plan: CallPlanLike, gone: frozenset[NodeId]) -> LabPlan:
     return LabPlan(topology=topology, participants=members, hosts=hosts, assignment=assignment)
 
 
+#: What a runner calls to re-plan once peers are gone: (plan in force, gone peers) -> next plan.
+Replanner = Callable[[CallPlanLike, frozenset[NodeId]], CallPlanLike]
+
+
+def as_call_plan(plan: CallPlanLike) -> CallPlan:
+    """`plan` as the voice core's `CallPlan` (participants sorted); `VoiceError` if malformed."""
+    if isinstance(plan, CallPlan):
+        return plan
+    try:
+        topology = Topology(str(plan.topology.value))
+    except ValueError:
+        raise VoiceError(f"unknown topology {plan.topology.value!r}") from None
+    return CallPlan(
+        topology=topology,
+        participants=tuple(sorted(plan.participants)),
+        hosts=tuple(plan.hosts),
+        assignment=dict(plan.assignment),
+    )
+
+
+def elect_without(
+    plan: CallPlanLike,
+    gone: frozenset[NodeId],
+    capabilities: Mapping[NodeId, DeviceCapabilities],
+    *,
+    config: VoiceConfig = DEFAULT_CONFIG,
+) -> CallPlan:
+    """VOICE-5.1: the plan of the survivors of `plan` once `gone` vanished, by election.
+
+    ``plan_call`` of the survivors with their `capabilities`, ``previous`` the
+    plan in force (its hosts are incumbents, its assignment sticks: VOICE-2.3,
+    VOICE-3.4) and ``excluded`` the gone peers. The gone leave the call
+    altogether: a vanished node can take no media link, so unlike the
+    controller's failed host (which stays a participant) it is not planned for.
+    Raises `VoiceError` if no participant survives or a survivor has no
+    capabilities; the plan in force is ignored as ``previous`` if it is not a
+    well-formed plan.
+    """
+    survivors = [p for p in plan.participants if p not in gone]
+    if not survivors:
+        raise VoiceError("no participant survives")
+    missing = [p for p in survivors if p not in capabilities]
+    if missing:
+        raise VoiceError(f"no capabilities known for {missing[0].hex()[:12]}")
+    try:
+        previous: CallPlan | None = as_call_plan(plan)
+    except VoiceError:
+        previous = None
+    return plan_call(
+        {p: capabilities[p] for p in survivors}, config=config, previous=previous, excluded=gone
+    )
+
+
 # -------------------------------------------------------------- the tracks
 
 
@@ -356,9 +437,12 @@ class ForwardTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, source: NodeId) -> None:
+    def __init__(self, source: NodeId, epoch: int | None = None) -> None:
         super().__init__()
         self.source = source
+        #: The plan epoch of the link it sends on: it gets frames that arrived on
+        #: links of that epoch, and the node's own (None: every frame of `source`).
+        self.epoch = epoch
         self._queue: deque[av.Packet[Any]] = deque(maxlen=FORWARD_QUEUE_FRAMES)
         self._ready = asyncio.Event()
         self.dropped = 0
@@ -565,15 +649,43 @@ def summarize_stream(
     )
 
 
+class _FrameWindow:
+    """The frame numbers of one stream seen lately (the last `DEDUP_WINDOW`)."""
+
+    __slots__ = ("_order", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def first_time(self, frame: int) -> bool:
+        """Record `frame`; False if it was seen (or is older than the whole window)."""
+        order = self._order
+        if frame in self._seen or (order and frame <= order[0] and len(order) == DEDUP_WINDOW):
+            return False
+        self._seen.add(frame)
+        order.append(frame)
+        if len(order) > DEDUP_WINDOW:
+            self._seen.discard(order.popleft())
+        return True
+
+
 class MediaRouter:
-    """One node's frame switch: de-duplicates per source, logs, fans out."""
+    """One node's frame switch: de-duplicates, logs, fans out.
+
+    A received frame is logged the first time it arrives from any link, and
+    forwarded the first time it arrives on a link of each epoch, to that
+    epoch's tracks only (epoch-pure forwarding, see the module docstring); the
+    node's own frames (``epoch=None``) go to every track of theirs.
+    """
 
     def __init__(self, node_id: NodeId) -> None:
         self.node_id = node_id
         self.logs: dict[NodeId, StreamLog] = {}
         self.counters: Counter[str] = Counter()
         self._outputs: dict[NodeId, list[ForwardTrack]] = {}
-        self._seen: dict[NodeId, tuple[set[int], deque[int]]] = {}
+        self._seen: dict[NodeId, _FrameWindow] = {}
+        self._forwarded: dict[tuple[NodeId, int], _FrameWindow] = {}
 
     def attach(self, track: ForwardTrack) -> None:
         self._outputs.setdefault(track.source, []).append(track)
@@ -582,26 +694,42 @@ class MediaRouter:
         outputs = self._outputs.get(track.source, [])
         if track in outputs:
             outputs.remove(track)
+        if track.epoch is not None and not any(t.epoch == track.epoch for t in outputs):
+            self._forwarded.pop((track.source, track.epoch), None)
 
     def detach_all(self) -> None:
         self._outputs.clear()
+        self._forwarded.clear()
 
-    def on_frame(self, source: NodeId, frame: int, payload: bytes, arrival: float) -> None:
-        seen, order = self._seen.setdefault(source, (set(), deque()))
-        if frame in seen or (order and frame <= order[0] and len(order) == DEDUP_WINDOW):
-            self.counters["media.duplicate_dropped"] += 1
-            return
-        seen.add(frame)
-        order.append(frame)
-        if len(order) > DEDUP_WINDOW:
-            seen.discard(order.popleft())
-        if source != self.node_id:
+    def on_frame(
+        self,
+        source: NodeId,
+        frame: int,
+        payload: bytes,
+        arrival: float,
+        *,
+        epoch: int | None = None,
+    ) -> None:
+        """Frame `frame` of `source`: captured here (`epoch` None) or received on a
+        link of plan epoch `epoch`."""
+        first = self._seen.setdefault(source, _FrameWindow()).first_time(frame)
+        if first and source != self.node_id:
             log = self.logs.setdefault(source, StreamLog())
             log.frames.append(frame)
             log.arrivals.append(arrival)
             if len(log.sample_payloads) < 20:
                 log.sample_payloads.append(payload)
         outputs = self._outputs.get(source)
+        if outputs and epoch is not None:
+            outputs = [t for t in outputs if t.epoch == epoch]
+            if outputs and not self._forwarded.setdefault(
+                (source, epoch), _FrameWindow()
+            ).first_time(frame):
+                outputs = []
+        elif not first:
+            outputs = []
+        if not first:
+            self.counters["media.duplicate_dropped"] += 1
         if outputs:
             packet = av.Packet(payload)
             packet.pts = frame * SAMPLES_PER_FRAME
@@ -639,6 +767,10 @@ class _Link:
     receives: bool = False
     tracks: list[ForwardTrack] = field(default_factory=list)
     closed: bool = False
+    #: Sources whose frames arrived on this link.
+    heard: set[NodeId] = field(default_factory=set)
+    #: This node sends other participants' audio on it (it forwards): others need it.
+    forwards: bool = False
 
 
 def _intercept_rtp(receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket, float], None]) -> None:
@@ -672,7 +804,10 @@ class CallRunner:
     Run it in a task group (``await tg.start(runner.run)``) next to the
     node's `NodeHost`, then `apply` a plan on every participant. `counters`
     and `router.logs` tell what happened; nothing a peer sends or fails to
-    send raises out of `run`.
+    send raises out of `run`. Given the participants' advertised
+    `capabilities` (CAP-1.1), a runner re-elects a vanished host's
+    replacement by VOICE (`elect_without`, with `voice_config`); `replan`
+    replaces that policy.
     """
 
     def __init__(
@@ -686,7 +821,9 @@ class CallRunner:
         forwarding: Forwarding = Forwarding.OURS,
         loss_timeout: float | None = 0.5,
         connect_timeout: float = 5.0,
-        replan: Callable[[CallPlanLike, frozenset[NodeId]], CallPlanLike] = replan_without,
+        capabilities: Mapping[NodeId, DeviceCapabilities] | None = None,
+        voice_config: VoiceConfig = DEFAULT_CONFIG,
+        replan: Replanner | None = None,
     ) -> None:
         self.signalling = signalling
         self.node_id = signalling.node_id
@@ -697,7 +834,11 @@ class CallRunner:
         self.forwarding = forwarding
         self.loss_timeout = loss_timeout
         self.connect_timeout = connect_timeout
-        self._replan = replan
+        #: Participants' advertised capabilities, read at every re-plan (a caller
+        #: may keep updating the mapping it passed); None: no election possible.
+        self.capabilities = capabilities
+        self.voice_config = voice_config
+        self._replan: Replanner = self._elect if replan is None else replan
         self.router = MediaRouter(self.node_id)
         self.counters: Counter[str] = Counter()
         self.plan: CallPlanLike | None = None
@@ -805,6 +946,16 @@ class CallRunner:
                     self._tg.start_soon(self._send, peer, message)
         self._tg.start_soon(functools.partial(self.apply, plan, epoch=epoch))
 
+    def _elect(self, plan: CallPlanLike, gone: frozenset[NodeId]) -> CallPlanLike:
+        """The default re-planner: `elect_without`, or `replan_without` if it cannot elect."""
+        if self.capabilities is not None:
+            try:
+                return elect_without(plan, gone, self.capabilities, config=self.voice_config)
+            except VoiceError:  # a survivor's capabilities unknown (or nobody left)
+                pass
+        self.counters["call.replan_fallback"] += 1
+        return replan_without(plan, gone)
+
     async def _send(self, peer: NodeId, message: SignalMessage) -> None:
         try:
             await self.signalling.send(peer, message)
@@ -848,10 +999,54 @@ class CallRunner:
                     for p in peers
                     if (epoch, p) not in self._links or not self._links[epoch, p].connected.is_set()
                 )
-        if self.epoch == epoch:  # break: close what older epochs built
-            old = [link for (e, _), link in self._links.items() if e < epoch]
-            await self._close_links(old)
+        if self.epoch == epoch and any(e < epoch for e, _ in self._links):
+            await self._break(epoch, streams, deadline)
         self._applying.discard(epoch)
+
+    async def _break(
+        self,
+        epoch: int,
+        streams: Mapping[tuple[NodeId, NodeId], tuple[NodeId, ...]],
+        deadline: float,
+    ) -> None:
+        """VOICE-4.2: close the links of older epochs once the new plan carries the call.
+
+        First wait until every source routed here has been heard on an epoch
+        link (end to end, by epoch-pure forwarding), then close the old links
+        this node forwards nobody's audio on; an old link it forwards on stays
+        until its other end closes it. Whatever is left goes at `deadline`.
+        """
+        me = self.node_id
+        expected = {s for (_, y), sources in streams.items() if y == me for s in sources}
+
+        def heard_all() -> bool:
+            new = [link for (e, _), link in self._links.items() if e == epoch]
+            return all(any(s in link.heard for link in new) for s in expected)
+
+        def old_links() -> list[_Link]:
+            return [link for (e, _), link in self._links.items() if e < epoch]
+
+        if self.forwarding is Forwarding.OURS:  # the stock path has no frame names to match
+            while not heard_all() and time.monotonic() < deadline and self.epoch == epoch:
+                await asyncio.sleep(0.01)
+            if self.epoch != epoch:
+                return
+            if not heard_all():
+                self.counters["call.break_unheard"] += 1
+            await self._close_links([link for link in old_links() if not link.forwards])
+            while (
+                any(link.pc.connectionState != "closed" for link in old_links())
+                and time.monotonic() < deadline
+                and self.epoch == epoch
+            ):
+                await asyncio.sleep(0.01)
+            if self.epoch != epoch:
+                return
+        left = old_links()
+        self.counters["call.break_timed_out"] += sum(
+            1 for link in left if link.pc.connectionState != "closed"
+        )
+        await self._close_links(left)
 
     def _new_link(self, epoch: int, peer: NodeId) -> _Link:
         pc = RTCPeerConnection(configuration=rtc_configuration())
@@ -880,9 +1075,10 @@ class CallRunner:
         return link
 
     def _send_track(self, link: _Link, source: NodeId) -> MediaStreamTrack:
+        link.forwards |= source != self.node_id
         if self.forwarding is Forwarding.STOCK and source != self.node_id:
             return _LateRelayTrack(self, source)
-        track = ForwardTrack(source)
+        track = ForwardTrack(source, epoch=link.epoch)
         link.tracks.append(track)
         self.router.attach(track)
         return track
@@ -895,14 +1091,18 @@ class CallRunner:
             return
         index, frames, clock, router = self.clip.index, self.clip.frames, self.clock, self.router
 
+        epoch = link.epoch
+
         def deliver(packet: RtpPacket, arrival: float) -> None:
             link.last_rx = arrival
             if link.closed:
                 return
+            link.heard.add(source)
             payload = packet.payload
             clip_index = index.get(payload)
             if clip_index is not None:
-                router.on_frame(source, clock.unwrap(clip_index, arrival, frames), payload, arrival)
+                frame = clock.unwrap(clip_index, arrival, frames)
+                router.on_frame(source, frame, payload, arrival, epoch=epoch)
             else:
                 level = packet.extensions.audio_level
                 router.on_unnamed(

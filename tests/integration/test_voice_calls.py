@@ -180,6 +180,8 @@ async def test_host_vanishing_mid_call_is_replaced_and_the_call_goes_on() -> Non
             assert runner.plan is not None and host not in runner.plan.participants
             assert runner.plan.hosts == (ids[1],)  # the smallest surviving id
             assert runner.counters["call.replans"] == 1
+            # No capabilities given: no election, the deterministic fallback.
+            assert runner.counters["call.replan_fallback"] == 1
         replanned = {
             me: max(max(r.frames_from(s)) for s in survivors if s != me)
             for me, r in survivors.items()

@@ -1,0 +1,190 @@
+"""A controllable DNS server on 127.0.0.0/8 for the DNS-blocking scenario (issue 6, scenario 1).
+
+The scenario needs a resolver the experiment owns: clients resolve the
+central service's name through it, and the experiment makes it start lying
+or going quiet, the way a censoring resolver does. `DnsServer` answers A
+queries for the names registered with `register`, over UDP, and its
+behaviour is switched at run time, globally or per name:
+
+* ``answer``   -- the registered A record (NXDOMAIN for a name it does not know);
+* ``nxdomain`` -- "no such name", whatever is registered (a DNS block);
+* ``servfail`` -- the resolver reports a failure;
+* ``refused``  -- the resolver refuses to answer;
+* ``silent``   -- the query is dropped: the client times out.
+
+A per-name mode wins over the global one, so "block only the central
+service's name" and "the whole resolver is down" are both one call.
+
+Packets are encoded and decoded with dnslib; `DnsServer.handle` is the whole
+protocol logic, bytes in and bytes (or nothing) out, so it is tested without
+sockets. Anything that is not a well-formed query -- garbage, a truncated
+header, a *response* sent to us, a query without a question -- is counted
+under ``malformed`` and dropped; the server never crashes on input.
+
+Counters (`counters`): ``queries``, ``answers.<mode>`` (one per reply, by the
+mode that produced it; ``answers.silent`` counts the dropped ones),
+``malformed``, ``send_errors``, ``receive_errors``.
+"""
+
+import socket
+from collections import Counter
+from enum import Enum
+from typing import Final
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+from railgun_ref.core.ids import Address
+from railgun_ref.drivers.addresses import check_loopback_host
+
+#: TTL of the A records served, seconds (short: scenarios flip answers at run time).
+ANSWER_TTL: Final = 5
+#: Bytes asked of the socket per datagram (DNS over UDP without EDNS fits in 512).
+_MAX_DATAGRAM: Final = 65535
+#: Consecutive receive errors after which the socket is considered dead.
+_MAX_RECEIVE_ERRORS: Final = 100
+
+
+class DnsMode(Enum):
+    """How the server treats a query (see the module docstring)."""
+
+    ANSWER = "answer"
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    SILENT = "silent"
+
+
+_RCODES: Final = {
+    DnsMode.NXDOMAIN: RCODE.NXDOMAIN,
+    DnsMode.SERVFAIL: RCODE.SERVFAIL,
+    DnsMode.REFUSED: RCODE.REFUSED,
+}
+
+
+def normalise_name(name: str) -> str:
+    """Lower case, no trailing dot: the form names are registered and matched in."""
+    return name.rstrip(".").lower()
+
+
+class DnsServer:
+    """A UDP DNS server on 127.0.0.0/8. Run it with ``await tg.start(server.run)``.
+
+    `address` is known once `run` has reported itself started.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        check_loopback_host(host)
+        if not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {port}")
+        self._host = host
+        self._port = port
+        self._address: Address | None = None
+        self._records: dict[str, str] = {}
+        self._name_modes: dict[str, DnsMode] = {}
+        self.mode = DnsMode.ANSWER  #: the global mode, for names without their own
+        self.counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------ control
+
+    @property
+    def address(self) -> Address:
+        if self._address is None:
+            raise RuntimeError("the DNS server is not bound yet: start run() first")
+        return self._address
+
+    def register(self, name: str, ipv4: str) -> None:
+        """Answer A queries for `name` with `ipv4` (a 127.0.0.0/8 literal) in ``answer`` mode."""
+        check_loopback_host(ipv4)
+        self._records[normalise_name(name)] = ipv4
+
+    def unregister(self, name: str) -> None:
+        self._records.pop(normalise_name(name), None)
+
+    def set_mode(self, mode: DnsMode, *, name: str | None = None) -> None:
+        """Switch the global mode, or (with `name`) the mode of that one name."""
+        if name is None:
+            self.mode = mode
+        else:
+            self._name_modes[normalise_name(name)] = mode
+
+    def clear_mode(self, name: str) -> None:
+        """Make `name` follow the global mode again."""
+        self._name_modes.pop(normalise_name(name), None)
+
+    def mode_for(self, name: str) -> DnsMode:
+        return self._name_modes.get(normalise_name(name), self.mode)
+
+    # ------------------------------------------------------------ protocol
+
+    def handle(self, data: bytes) -> bytes | None:
+        """One datagram in; the reply to send, or None (dropped: silent or malformed)."""
+        try:
+            query = DNSRecord.parse(data)
+        except Exception:  # dnslib raises several types on hostile input; all mean "malformed"
+            self.counters["malformed"] += 1
+            return None
+        if query.header.qr != 0 or len(query.questions) != 1:
+            self.counters["malformed"] += 1
+            return None
+        self.counters["queries"] += 1
+        question = query.q
+        name = normalise_name(str(question.qname))
+        mode = self.mode_for(name)
+        self.counters[f"answers.{mode.value}"] += 1
+        if mode is DnsMode.SILENT:
+            return None
+        reply = query.reply()  # copies id and question, sets QR, AA and RD/RA
+        if mode is not DnsMode.ANSWER:
+            reply.header.rcode = _RCODES[mode]
+        elif name not in self._records:
+            reply.header.rcode = RCODE.NXDOMAIN
+        elif question.qtype == QTYPE.A:
+            reply.add_answer(
+                RR(name, QTYPE.A, rdata=A(self._records[name]), ttl=ANSWER_TTL),
+            )
+        # Another type for a known name: NOERROR with no answer (NODATA).
+        packed: bytes = reply.pack()
+        return packed
+
+    # ------------------------------------------------------------ IO
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus["DnsServer"] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, report `self` through `task_status`, serve until cancelled."""
+        if self._address is not None:
+            raise RuntimeError("a DnsServer runs only once; make a new one")
+        sock = await anyio.create_udp_socket(
+            family=socket.AF_INET, local_host=self._host, local_port=self._port
+        )
+        async with sock:
+            local = sock.extra(SocketAttribute.local_address)
+            assert isinstance(local, tuple)
+            self._address = (str(local[0]), int(local[1]))
+            task_status.started(self)
+            errors_in_a_row = 0
+            while True:
+                try:
+                    data, (host, port) = await sock.receive()
+                except anyio.ClosedResourceError:
+                    return
+                except (anyio.BrokenResourceError, OSError):
+                    # e.g. an ICMP port-unreachable from a client that went away
+                    self.counters["receive_errors"] += 1
+                    errors_in_a_row += 1
+                    if errors_in_a_row >= _MAX_RECEIVE_ERRORS:
+                        raise
+                    await anyio.sleep(0)
+                    continue
+                errors_in_a_row = 0
+                reply = self.handle(data)
+                if reply is None:
+                    continue
+                try:
+                    check_loopback_host(host)
+                    await sock.sendto(reply, host, port)
+                except (ValueError, OSError, anyio.BrokenResourceError):
+                    self.counters["send_errors"] += 1

@@ -1,0 +1,126 @@
+"""A stub resolver that asks one DNS server on 127.0.0.0/8, for `check_health(resolve=...)`.
+
+`StubResolver(server)` is a `central_client.Resolver`: awaited with a host
+name, it sends one A query over UDP (dnslib) to `server` and returns the
+first IPv4 address of the answer, or raises the typed errors `check_health`
+turns into HT-2.1 labels:
+
+* NXDOMAIN, or an answer with no A record (NODATA) -> `DnsNxDomainError`
+  (``dns_nxdomain``: for a client, a name without an address is as blocked as
+  a name that does not exist);
+* SERVFAIL, REFUSED or any other error code -> `DnsServFailError`
+  (``dns_servfail``);
+* no usable answer before the deadline -> `DnsTimeoutError` (``dns_timeout``).
+
+A datagram that does not decode, is not a response, carries another query
+id, or answers another question is ignored and counted (``mismatched``), as
+stub resolvers do against spoofing: the wait goes on until the deadline.
+Query ids come from an injected byte source (default `os.urandom`), so a
+test can make them reproducible. Runs on any anyio backend.
+"""
+
+import os
+import socket
+from collections import Counter
+from typing import Final
+
+import anyio
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from railgun_ref.core.ids import Address
+from railgun_ref.drivers.addresses import check_loopback_address
+from railgun_ref.drivers.central_client import (
+    DnsNxDomainError,
+    DnsServFailError,
+    DnsTimeoutError,
+)
+from railgun_ref.drivers.dns_server import normalise_name
+from railgun_ref.identity.keys import RandomBytes
+
+#: Seconds to wait after a socket error before reading again (no busy loop).
+_ERROR_PAUSE: Final = 0.05
+
+
+class StubResolver:
+    """Resolve names with A queries to one DNS server (see the module docstring)."""
+
+    def __init__(
+        self,
+        server: Address,
+        *,
+        timeout: float = 2.0,
+        attempts: int = 1,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> None:
+        check_loopback_address(server)
+        if timeout <= 0 or attempts < 1:
+            raise ValueError("timeout must be positive and attempts at least 1")
+        self.server = server
+        self.timeout = timeout  #: seconds for all attempts together
+        self.attempts = attempts
+        self._random_bytes = random_bytes
+        self.counters: Counter[str] = Counter()
+
+    async def __call__(self, name: str) -> str:
+        wanted = normalise_name(name)
+        per_attempt = self.timeout / self.attempts
+        self.counters["queries"] += 1
+        async with await anyio.create_connected_udp_socket(
+            self.server[0], self.server[1], family=socket.AF_INET, local_host="127.0.0.1"
+        ) as sock:
+            for _attempt in range(self.attempts):
+                query = DNSRecord.question(wanted, "A")
+                query.header.id = int.from_bytes(self._random_bytes(2), "big")
+                try:
+                    await sock.send(query.pack())
+                except OSError:
+                    self.counters["send_errors"] += 1
+                    continue
+                reply: DNSRecord | None = None
+                with anyio.move_on_after(per_attempt):
+                    reply = await self._matching_reply(sock, query.header.id, wanted)
+                if reply is not None:
+                    return self._address_from(reply, name)
+        self.counters["timeouts"] += 1
+        raise DnsTimeoutError(f"no answer from {self.server[0]}:{self.server[1]} for {name}")
+
+    async def _matching_reply(
+        self, sock: anyio.abc.ConnectedUDPSocket, query_id: int, wanted: str
+    ) -> DNSRecord:
+        while True:
+            try:
+                data = await sock.receive()
+            except (anyio.BrokenResourceError, OSError):
+                # ICMP port unreachable: nobody listens there; keep waiting like a timeout
+                self.counters["receive_errors"] += 1
+                await anyio.sleep(_ERROR_PAUSE)
+                continue
+            try:
+                reply = DNSRecord.parse(data)
+            except Exception:  # dnslib raises several types on hostile input
+                self.counters["mismatched"] += 1
+                continue
+            if (
+                reply.header.qr != 1
+                or reply.header.id != query_id
+                or len(reply.questions) != 1
+                or normalise_name(str(reply.q.qname)) != wanted
+            ):
+                self.counters["mismatched"] += 1
+                continue
+            return reply
+
+    def _address_from(self, reply: DNSRecord, name: str) -> str:
+        rcode = reply.header.rcode
+        if rcode == RCODE.NXDOMAIN:
+            self.counters["nxdomain"] += 1
+            raise DnsNxDomainError(f"{name}: NXDOMAIN")
+        if rcode != RCODE.NOERROR:
+            self.counters["servfail"] += 1
+            raise DnsServFailError(f"{name}: {RCODE.get(rcode)}")
+        for record in reply.rr:
+            if record.rtype == QTYPE.A:
+                self.counters["answers"] += 1
+                return str(record.rdata)
+        self.counters["nodata"] += 1
+        raise DnsNxDomainError(f"{name}: no A record (NODATA)")
