@@ -11,9 +11,16 @@ and later call raises that `RemoteProtocolError`.
 
 Delivery is at-least-once until ACK: the service pushes a mailbox entry again
 on the next connection if it was not ACKed. The client drops a DELIVER whose
-mailbox seq it has already handed out (pass the same `seen_seqs` set to the
-next `connect_central` to keep that guarantee across reconnects), so the
-application sees each entry once. SEND is idempotent by message id, so a send
+mailbox seq it has already handed out with `receive()` (pass the same
+`seen_seqs` set to the next `connect_central` to keep that guarantee across
+reconnects), so the application sees each entry once. A seq counts as handed
+out only when `receive()` returns it, not when its frame is read off the
+socket: deliveries still buffered when a session ends were never handed
+over, so their re-push on the next session is delivered, not dropped (HT-4.3).
+An entry dropped as a duplicate is not ACKed by this client; a caller that
+may have lost an ACK to a session's end (HybridTransport) keeps no
+`seen_seqs` across sessions and deduplicates by message id instead, ACKing
+every re-pushed entry. SEND is idempotent by message id, so a send
 that timed out or was cut by a failover can be retried, on this service or
 after reconnecting, without creating a duplicate (CEN-4.3).
 
@@ -176,9 +183,10 @@ class CentralClient:
         self.timeout = timeout
         self.rooms: frozenset[bytes] = frozenset()  #: memberships the service reported at AUTH
         self.server_time_ms = 0  #: the service's clock at AUTH
-        self.duplicates_dropped = 0  #: DELIVERs of a seq already handed out
+        self.duplicates_dropped = 0  #: DELIVERs of a seq already handed out (or buffered)
         self._ws = websocket
-        self._seen = seen_seqs
+        self._seen = seen_seqs  #: seqs `receive()` has handed out
+        self._buffered: set[int] = set()  #: seqs read off the socket, not yet handed out
         self._random_bytes = random_bytes
         self._next_req = 1
         self._calls: dict[int, _Call] = {}
@@ -194,6 +202,11 @@ class CentralClient:
     @property
     def node_id(self) -> NodeId:
         return self.identity.node_id
+
+    @property
+    def buffered(self) -> int:
+        """Deliveries read off the socket that `receive()` has not handed out yet."""
+        return len(self._buffered)
 
     # ------------------------------------------------------------ handshake
 
@@ -254,10 +267,10 @@ class CentralClient:
         if isinstance(frame, Deliver):
             if req != 0:
                 raise _garbage("DELIVER must carry request id 0")
-            if frame.seq in self._seen:
+            if frame.seq in self._seen or frame.seq in self._buffered:
                 self.duplicates_dropped += 1
                 return
-            self._seen.add(frame.seq)
+            self._buffered.add(frame.seq)  # seen only once `receive()` hands it out (HT-4.3)
             await self._deliveries_in.send(
                 Delivery(
                     room_id=frame.room_id,
@@ -373,12 +386,18 @@ class CentralClient:
         return reply.deleted
 
     async def receive(self) -> Delivery:
-        """The next pushed mailbox entry. Raises the connection's failure once it is closed."""
+        """The next pushed mailbox entry. Raises the connection's failure once it is closed.
+
+        Its seq is marked seen (in `seen_seqs`) only now, as it is handed out (HT-4.3).
+        """
         try:
-            return await self._deliveries.receive()
+            delivery = await self._deliveries.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             assert self._failure is not None
             raise self._failure from None
+        self._buffered.discard(delivery.seq)
+        self._seen.add(delivery.seq)
+        return delivery
 
     async def aclose(self) -> None:
         """Close the connection (normal closure); pending calls fail with CentralClosedError."""

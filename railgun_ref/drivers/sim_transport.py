@@ -36,11 +36,11 @@ its own benchmarks. Membership lookups and announcements the core asks for
 are counted and otherwise ignored.
 
 Timers: each client has one simulator timer at the earlier of its two
-cores' `next_deadline()`. If a core asks again for the very instant its
-`on_timer` was just called at (the phi-accrual detector can, see
-`tests/sim/test_sim_failover.py::test_phi_deadline_makes_progress`), the
-timer is moved `NO_PROGRESS_STEP` later and ``timer.no_progress`` counted,
-as a real clock would have moved on; otherwise virtual time would stand still.
+cores' `next_deadline()`. The cores promise progress: after `on_timer(now=d)`
+no core asks for `d` again (for the phi-accrual detector see
+`tests/sim/test_sim_failover.py::test_phi_deadline_makes_progress`). A core
+that breaks that promise would stop virtual time, so the harness raises
+`LocalProtocolError` instead of looping.
 
 Determinism: all randomness comes from the `Simulator`'s seeded generator
 and one `random.Random` given here; nothing iterates a hash-ordered set of
@@ -55,6 +55,7 @@ from enum import Enum
 from functools import partial
 from typing import Final
 
+from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import AppMessageReceived, NodeEvent
@@ -88,8 +89,6 @@ from railgun_ref.transport.state import TransportState
 
 #: Seconds a membership given by the scenario stays valid (longer than any run).
 _MEMBERSHIP_TTL: Final = 30 * 24 * 3600.0
-#: Seconds the timer is pushed when a core asks again for the instant it was just called at.
-NO_PROGRESS_STEP: Final = 0.001
 #: States in which the P2P path carries the room's traffic.
 P2P_STATES: Final = frozenset({TransportState.CONNECTED_P2P, TransportState.DEGRADED})
 
@@ -363,10 +362,11 @@ class SimTransportNetwork:
         if deadlines:
             deadline = max(min(deadlines), now)
             if deadline <= now and client.fired_at == now:
-                # The timer just fired at `now` and the cores still ask for `now`: on_timer
-                # made no progress. A real clock would move on; step it (counted, reported).
-                self.counters["timer.no_progress"] += 1
-                deadline = now + NO_PROGRESS_STEP
+                # The timer just fired at `now` and a core still asks for `now`: it broke the
+                # sans-IO timer contract, and re-arming would stop virtual time for good.
+                raise LocalProtocolError(
+                    f"client {client.index}: on_timer(now={now}) made no progress"
+                )
             if deadline != client.timer_at:
                 client.timer_at = deadline
                 schedule(self.sim, deadline, partial(self._on_timer, client, deadline))

@@ -20,7 +20,11 @@ is fed to the cores with ``now = clock()`` and then `_pump` drains them
 synchronously. Outbox changes are committed in `_pump` before any send of
 the same input is queued (HT-4.1); a message id is committed to the seen
 table before the message goes to the application, and a central delivery
-is ACKed only after that (HT-4.3).
+is ACKed only after that (HT-4.3). Central sessions share no mailbox-seq
+set: an entry re-pushed by the next session (its ACK was cut, or it was
+still buffered when the session ended) reaches the service, which drops it
+by message id if it was delivered already, and is ACKed either way, so no
+entry is lost and none stays in the mailbox.
 
 Everything that happens is an event on `events` (state changes, path
 switches, messages, acknowledgements, failures).
@@ -255,7 +259,6 @@ class HybridTransport:
         self._app_out: MemoryObjectSendStream[p2p.SendApp] | None = None
         self._central_out: MemoryObjectSendStream[OutboxEntry] | None = None
         self._central: CentralClient | None = None
-        self._central_seqs: set[int] = set()
         self._checking = False
         self._lookups: set[bytes] = set()
         self._dht_alive = True
@@ -681,7 +684,6 @@ class HybridTransport:
                     self.identity,
                     timeout=self.health_timeout,
                     origin=self.origin,
-                    seen_seqs=self._central_seqs,
                     random_bytes=self._random_bytes,
                 ) as client:
                     for room_id in self.rooms:

@@ -15,7 +15,7 @@ Two detectors decide when the central path counts as down:
 * `PhiAccrualDetector` (Hayashibara et al., SRDS 2004) treats successful
   checks as heartbeats, models their inter-arrival times as a normal
   distribution over a sliding window, and suspects the service when
-  ``phi = -log10(P(no heartbeat for this long))`` exceeds a threshold (HT-2.3).
+  ``phi = -log10(P(no heartbeat for this long))`` reaches a threshold (HT-2.3).
   With 1 s checks it detects in seconds, and adapts to jitter instead of
   flapping on it.
 
@@ -104,6 +104,14 @@ class PhiAccrualDetector:
     in a quiet simulation), and `acceptable_pause` widens the tolerance for a
     known pause, as in Akka's implementation of the same detector. The window
     statistics are kept as running sums, so each heartbeat costs O(1).
+
+    `suspects` and `suspicion_time` are one formula (phi has reached the
+    threshold once `now >= suspicion_time()`), so a driver that sets its timer
+    to `suspicion_time()` finds the detector suspecting when it fires. A
+    heartbeat that ends a suspected silence restarts the window (HT-2.3): the
+    outage is not an inter-arrival time of the service, and left in the window
+    it would inflate the mean so much that the next takedown, soon after the
+    failback, is detected minutes late instead of seconds.
     """
 
     def __init__(
@@ -131,6 +139,9 @@ class PhiAccrualDetector:
     def observe(self, result: HealthResult) -> None:
         if not result.ok:
             return  # only heartbeats count; failures show up as silence
+        if self.suspects(now=result.at):
+            self._restart(result.at)  # the service is back after a suspected silence
+            return
         if self._last is not None:
             interval = result.at - self._last
             self._intervals.append(interval)
@@ -141,6 +152,13 @@ class PhiAccrualDetector:
                 self._sum -= old
                 self._sum_sq -= old * old
         self._last = result.at
+
+    def _restart(self, at: float) -> None:
+        """Forget the intervals: the model starts again from `first_interval` at `at`."""
+        self._intervals.clear()
+        self._sum = 0.0
+        self._sum_sq = 0.0
+        self._last = at
 
     def _mean_std(self) -> tuple[float, float]:
         n = len(self._intervals)
@@ -159,7 +177,9 @@ class PhiAccrualDetector:
         return -math.log10(max(p_later, 1e-300))
 
     def suspects(self, *, now: float) -> bool:
-        return self.phi(now=now) > self.threshold
+        """phi has reached the threshold: `now` is at or past `suspicion_time()` (HT-2.3)."""
+        when = self.suspicion_time()
+        return when is not None and now >= when
 
     def suspicion_time(self) -> float | None:
         """When phi will cross the threshold if no heartbeat arrives (None before the first).

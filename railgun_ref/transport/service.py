@@ -17,7 +17,17 @@ once. If nothing at all is reachable the device is offline: the state is
 Failback with hysteresis (HT-3.3): after a failover, the central path is
 trusted again only after `failback_successes` consecutive healthy checks
 spanning at least `failback_min_interval` seconds, so a service that
-flickers does not drag clients back and forth.
+flickers does not drag clients back and forth. The streak restarts on a
+failed check and whenever the detector suspects the service: phi-accrual
+fails over on silence alone (slow or lost answers, no failed check), and
+the successes from before that silence must not count towards failback.
+The streak is kept as its first time and its length, so it costs O(1)
+however long the service stays healthy.
+
+Timers: `next_deadline()` includes the phi-accrual detector's
+`suspicion_time()` while the central path is up, and the detector suspects
+from that instant on (`now >= suspicion_time()`), so `on_timer` at the
+deadline always acts and virtual time never stands still.
 """
 
 from collections import deque
@@ -218,7 +228,9 @@ class HybridTransportService:
         self._next_check_id = 1
         self._next_resend = now + config.resend_interval
         self._failed_over = False
-        self._healthy_streak: list[float] = []
+        self._streak_start: float | None = None  #: first healthy check of the streak (HT-3.3)
+        self._streak_length = 0
+        self._streak_last = now
         self._anything_reachable = True
 
     def _count(self, name: str) -> None:
@@ -238,9 +250,12 @@ class HybridTransportService:
             assert result.label is not None
             self._count(f"central.failure.{result.label.value}")
             self._actions.append(CentralFailure(at=now, label=result.label))
-            self._healthy_streak.clear()
+            self._end_streak()
         else:
-            self._healthy_streak.append(now)
+            if self._streak_start is None:
+                self._streak_start = now
+            self._streak_length += 1
+            self._streak_last = now
         self._evaluate_central(now)
 
     def reachability(self, *, reach: Reach, anything_reachable: bool, now: float) -> None:
@@ -336,22 +351,26 @@ class HybridTransportService:
             return
         suspects = self.detector.suspects(now=now)
         if suspects:
+            self._end_streak()  # HT-3.3: a suspected service restarts the failback count
             offline = not self._anything_reachable
             self._apply(central=Central.DOWN, offline=offline, reason="central down", now=now)
             if not offline:
                 self._failed_over = True
             return
-        healthy = bool(self._healthy_streak)
-        if not healthy:
+        if self._streak_start is None:
             return
         if self._failed_over:
-            streak = self._healthy_streak
-            enough = len(streak) >= self.config.failback_successes
-            long_enough = streak[-1] - streak[0] >= self.config.failback_min_interval
+            enough = self._streak_length >= self.config.failback_successes
+            spanned = self._streak_last - self._streak_start
+            long_enough = spanned >= self.config.failback_min_interval
             if not (enough and long_enough):
                 return  # HT-3.3: hysteresis
             self._failed_over = False
         self._apply(central=Central.UP, offline=False, reason="central healthy", now=now)
+
+    def _end_streak(self) -> None:
+        self._streak_start = None
+        self._streak_length = 0
 
     def _apply(
         self,

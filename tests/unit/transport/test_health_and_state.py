@@ -68,6 +68,46 @@ def test_phi_rises_with_silence_and_heartbeats_clear_it() -> None:
     assert not detector.suspects(now=when + 0.6)
 
 
+def test_phi_suspects_exactly_from_the_suspicion_time() -> None:
+    """HT-2.3: `suspects` and `suspicion_time` are one formula: at the suspicion time
+    itself the detector suspects (phi has reached the threshold), an instant before not."""
+    detector = PhiAccrualDetector(threshold=8.0, acceptable_pause=2.0)
+    for i in range(10):
+        detector.observe(ok(i * 1.0 + 0.05))
+    when = detector.suspicion_time()
+    assert when is not None
+    assert detector.suspects(now=when)
+    assert not detector.suspects(now=when - 1e-9)
+    assert detector.phi(now=when) == pytest.approx(8.0, abs=1e-6)
+
+
+def test_phi_restarts_its_window_after_a_suspected_silence() -> None:
+    """HT-2.3: the heartbeat that ends a suspected silence does not put the outage in the
+    window: the suspicion time after it is what a fresh detector would compute, and a
+    second silence is suspected as soon as the first one was."""
+    detector = PhiAccrualDetector(threshold=8.0, acceptable_pause=2.0)
+    t = 0.0
+    for _ in range(100):
+        t += 1.0
+        detector.observe(ok(t))
+    first = detector.suspicion_time()
+    assert first is not None
+    first_delay = first - t
+    t += 120.0  # an outage: two minutes without a heartbeat
+    assert detector.suspects(now=t)
+    detector.observe(ok(t))
+    assert not detector.suspects(now=t)
+    fresh = PhiAccrualDetector(threshold=8.0, acceptable_pause=2.0)
+    fresh.observe(ok(t))
+    assert detector.suspicion_time() == fresh.suspicion_time()
+    for _ in range(20):
+        t += 1.0
+        detector.observe(ok(t))
+    again = detector.suspicion_time()
+    assert again is not None
+    assert again - t == pytest.approx(first_delay, abs=0.01)
+
+
 def test_phi_ignores_failed_checks() -> None:
     detector = PhiAccrualDetector()
     detector.observe(ok(0.0))
@@ -105,10 +145,14 @@ def test_failover_and_failback_through_the_machine() -> None:
     assert machine.uses_p2p and not machine.uses_central
     machine.update(reach=Reach.SOME)
     assert machine.state is TransportState.DEGRADED
-    machine.update(central=Central.UP)
-    assert machine.state is TransportState.CONNECTED_AWS
-    machine.update(offline=True)
-    assert machine.state is TransportState.DISCONNECTED
+    assert machine.update(central=Central.UP) == (
+        TransportState.DEGRADED,
+        TransportState.CONNECTED_AWS,
+    )
+    assert machine.update(offline=True) == (
+        TransportState.CONNECTED_AWS,
+        TransportState.DISCONNECTED,
+    )
     machine.stop()
     with pytest.raises(LocalProtocolError):
         machine.update(central=Central.UP)
