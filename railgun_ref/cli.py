@@ -160,12 +160,6 @@ def _cmd_bench_detectors(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_failover(args: argparse.Namespace) -> int:
-    if args.driver == "localhost":
-        sys.stderr.write(
-            "railgun-ref bench failover: --driver localhost is not available yet "
-            "(it needs the localhost transport driver); use --driver sim\n"
-        )
-        return 2
     from railgun_ref.bench.failover import main as failover_main  # noqa: PLC0415
 
     return failover_main(
@@ -174,6 +168,7 @@ def _cmd_bench_failover(args: argparse.Namespace) -> int:
         clients=args.clients,
         scenarios=args.scenario,
         output=args.output,
+        driver=args.driver,
     )
 
 
@@ -313,14 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
         "failover",
         help="the takedown scenarios: detection, P2P delivery, loss, duplicates, failback",
     )
-    fo.add_argument("--driver", choices=("sim", "localhost"), default="sim")
-    fo.add_argument("--seed", type=int, default=1)
-    fo.add_argument("--clients", type=int, default=12, help="clients in the room (default 12)")
+    fo.add_argument(
+        "--driver",
+        choices=("sim", "localhost"),
+        default="sim",
+        help="sim: virtual time, 6 scenarios x 2 detectors; localhost: real central "
+        "process, proxy, DNS and clients (fast profile), dns_block/ip_block/takedown",
+    )
+    fo.add_argument("--seed", type=int, default=None, help="sim only (default 1)")
+    fo.add_argument(
+        "--clients", type=int, default=None, help="clients in the room (sim 12, localhost 8)"
+    )
     fo.add_argument(
         "--scenario",
         action="append",
         default=None,
-        help="run only this scenario (repeatable; default: all)",
+        help="run only this scenario (repeatable or comma-separated; default: all)",
     )
     fo.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
     fo.add_argument("--json", action="store_true", help="print JSON")
