@@ -38,13 +38,12 @@ from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.udp_receive import udp_datagrams
 
 #: TTL of the A records served, seconds (short: scenarios flip answers at run time).
 ANSWER_TTL: Final = 5
 #: Bytes asked of the socket per datagram (DNS over UDP without EDNS fits in 512).
 _MAX_DATAGRAM: Final = 65535
-#: Consecutive receive errors after which the socket is considered dead.
-_MAX_RECEIVE_ERRORS: Final = 100
 
 
 class DnsMode(Enum):
@@ -151,6 +150,10 @@ class DnsServer:
 
     # ------------------------------------------------------------ IO
 
+    def _count_receive_error(self) -> None:
+        # e.g. an ICMP port-unreachable from a client that went away
+        self.counters["receive_errors"] += 1
+
     async def run(
         self, *, task_status: anyio.abc.TaskStatus["DnsServer"] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -165,21 +168,7 @@ class DnsServer:
             assert isinstance(local, tuple)
             self._address = (str(local[0]), int(local[1]))
             task_status.started(self)
-            errors_in_a_row = 0
-            while True:
-                try:
-                    data, (host, port) = await sock.receive()
-                except anyio.ClosedResourceError:
-                    return
-                except (anyio.BrokenResourceError, OSError):
-                    # e.g. an ICMP port-unreachable from a client that went away
-                    self.counters["receive_errors"] += 1
-                    errors_in_a_row += 1
-                    if errors_in_a_row >= _MAX_RECEIVE_ERRORS:
-                        raise
-                    await anyio.sleep(0)
-                    continue
-                errors_in_a_row = 0
+            async for data, (host, port) in udp_datagrams(sock, on_error=self._count_receive_error):
                 reply = self.handle(data)
                 if reply is None:
                     continue

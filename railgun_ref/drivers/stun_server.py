@@ -31,12 +31,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from railgun_ref.capacity.nat import NatClassifier, NatDetection, NatDetectionConfig
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.udp_receive import udp_datagrams
 from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses
 
 #: How many times to pick new ports when one is taken on the other host.
 _BIND_ATTEMPTS: Final = 16
-#: Consecutive receive errors after which a socket is considered dead.
-_MAX_RECEIVE_ERRORS: Final = 100
 #: Replies waiting per socket before new ones are dropped (and counted).
 _QUEUE_SIZE: Final = 256
 #: Bytes asked of the socket per datagram (any STUN message over UDP fits).
@@ -190,6 +189,9 @@ class StunServer:
             raise
         return bound, ports
 
+    def _count_receive_error(self) -> None:
+        self._driver_counters["driver.udp_receive_error"] += 1
+
     async def _receive_loop(
         self,
         sock: anyio.abc.UDPSocket,
@@ -197,21 +199,8 @@ class StunServer:
         queues: dict[Address, MemoryObjectSendStream[tuple[bytes, Address]]],
     ) -> None:
         assert self._server is not None
-        errors_in_a_row = 0
-        while True:
-            try:
-                data, (host, port) = await sock.receive()
-            except anyio.ClosedResourceError:
-                return
-            except (anyio.BrokenResourceError, OSError):
-                self._driver_counters["driver.udp_receive_error"] += 1
-                errors_in_a_row += 1
-                if errors_in_a_row >= _MAX_RECEIVE_ERRORS:
-                    raise
-                await anyio.sleep(0)
-                continue
-            errors_in_a_row = 0
-            for reply in self._server.handle_datagram(data, (host, port), local=local):
+        async for data, source in udp_datagrams(sock, on_error=self._count_receive_error):
+            for reply in self._server.handle_datagram(data, source, local=local):
                 try:
                     check_loopback_address(reply.destination)
                 except ValueError:

@@ -37,6 +37,7 @@ from railgun_ref.capacity.sharing import DEFAULT_SHARING, CapacitySharing, Capac
 from railgun_ref.capacity.types import Availability, DeviceCapabilities, DeviceClass
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.udp_receive import udp_datagrams
 from railgun_ref.relay.turn import (
     AllocationId,
     AllocationInfo,
@@ -49,8 +50,6 @@ from railgun_ref.relay.turn import (
     TurnServer,
 )
 
-#: Consecutive receive errors after which a socket is considered dead.
-_MAX_RECEIVE_ERRORS: Final = 100
 #: Datagrams waiting per socket before new ones are dropped (and counted).
 _QUEUE_SIZE: Final = 512
 #: Relay peers may only be on loopback: the core answers 403 for anything else.
@@ -261,23 +260,12 @@ class TurnUdpServer:
         async for data, source in self._datagrams(sock):
             self._execute(core.receive_relayed(data, source, allocation, now=anyio.current_time()))
 
-    async def _datagrams(self, sock: anyio.abc.UDPSocket) -> AsyncIterator[tuple[bytes, Address]]:
-        """Yield (data, (host, port)) until the socket closes; count and skip receive errors."""
-        errors_in_a_row = 0
-        while True:
-            try:
-                data, (host, port) = await sock.receive()
-            except (anyio.ClosedResourceError, anyio.EndOfStream):
-                return
-            except (anyio.BrokenResourceError, OSError):
-                self._driver_counters["driver.udp_receive_error"] += 1
-                errors_in_a_row += 1
-                if errors_in_a_row >= _MAX_RECEIVE_ERRORS:
-                    raise
-                await anyio.sleep(0)
-                continue
-            errors_in_a_row = 0
-            yield data, (host, port)
+    def _datagrams(self, sock: anyio.abc.UDPSocket) -> AsyncIterator[tuple[bytes, Address]]:
+        """(data, (host, port)) until the socket closes; receive errors counted and skipped."""
+        return udp_datagrams(sock, on_error=self._count_receive_error)
+
+    def _count_receive_error(self) -> None:
+        self._driver_counters["driver.udp_receive_error"] += 1
 
     async def _send_loop(
         self, sock: anyio.abc.UDPSocket, queue: MemoryObjectReceiveStream[tuple[bytes, Address]]
