@@ -98,7 +98,7 @@ HEADER: Final = [
 _NODE_IDS: Final = [NodeId(bytes([n]) * 32) for n in range(16)]
 
 
-def _base(**changes: Any) -> JsonObject:
+def caps_json(**changes: Any) -> JsonObject:
     """A valid JSON-form capabilities object, with `changes` applied (None deletes)."""
     value: JsonObject = {
         "deviceClass": "desktop-standard",
@@ -159,7 +159,7 @@ def _score_tests(v: Vectors) -> None:
     ]
     for name, points in classes:
         add(
-            _base(deviceClass=name),
+            caps_json(deviceClass=name),
             (points, 50_000, 10_000, 10_000),
             f"device class {name}",
             "CAP-2.2",
@@ -183,7 +183,7 @@ def _score_tests(v: Vectors) -> None:
     ]
     for up, down, points, comment, extra in bandwidths:
         add(
-            _base(uploadBandwidth=up, downloadBandwidth=down),
+            caps_json(uploadBandwidth=up, downloadBandwidth=down),
             (20_000, points, 10_000, 10_000),
             comment,
             "CAP-2.3",
@@ -201,7 +201,7 @@ def _score_tests(v: Vectors) -> None:
     ]
     for name, points in nats:
         add(
-            _base(natType=name),
+            caps_json(natType=name),
             (20_000, 50_000, points, 10_000),
             f"NAT type {name}",
             "CAP-2.4",
@@ -209,7 +209,7 @@ def _score_tests(v: Vectors) -> None:
         )
     for name, points in [("always", 10_000), ("when-active", 5_000), ("scheduled", 5_000)]:
         add(
-            _base(availability=name),
+            caps_json(availability=name),
             (20_000, 50_000, 10_000, points),
             f"availability {name}",
             "CAP-2.5",
@@ -221,21 +221,21 @@ def _score_tests(v: Vectors) -> None:
         ({"levelPercent": 3, "pluggedIn": False}, "3 % on battery: same score"),
     ]:
         add(
-            _base(deviceClass="laptop-plugged", batteryStatus=battery),
+            caps_json(deviceClass="laptop-plugged", batteryStatus=battery),
             (15_000, 50_000, 10_000, 10_000),
             comment,
             "CAP-2.6",
             ("Battery",),
         )
     add(
-        _base(deviceClass="server", uploadBandwidth=10**9, downloadBandwidth=10**9),
+        caps_json(deviceClass="server", uploadBandwidth=10**9, downloadBandwidth=10**9),
         (30_000, 50_000, 10_000, 10_000),
         "the best device: 100 points",
         "CAP-2.1",
         (),
     )
     add(
-        _base(
+        caps_json(
             deviceClass="mobile-cellular",
             uploadBandwidth=0,
             natType="unknown",
@@ -248,7 +248,7 @@ def _score_tests(v: Vectors) -> None:
         (),
     )
     add(
-        _base(
+        caps_json(
             deviceClass="laptop-plugged",
             uploadBandwidth=312_500,
             downloadBandwidth=6_250_000,
@@ -319,28 +319,30 @@ def _validation_tests(v: Vectors) -> None:
             normalized=built.to_json(),
         )
 
-    add(_base(), "all fields, no battery", "CAP-1.1", ())
+    add(caps_json(), "all fields, no battery", "CAP-1.1", ())
     add(
-        _base(batteryStatus={"levelPercent": 0, "pluggedIn": False}),
+        caps_json(batteryStatus={"levelPercent": 0, "pluggedIn": False}),
         "battery at 0 %",
         "CAP-1.3",
         ("Battery", "Boundary"),
     )
     add(
-        _base(batteryStatus={"levelPercent": 100, "pluggedIn": True}),
+        caps_json(batteryStatus={"levelPercent": 100, "pluggedIn": True}),
         "battery at 100 %",
         "CAP-1.3",
         ("Battery", "Boundary"),
     )
     add(
-        _base(uploadBandwidth=0, downloadBandwidth=0, maxRelayConnections=0, maxRelayBandwidth=0),
+        caps_json(
+            uploadBandwidth=0, downloadBandwidth=0, maxRelayConnections=0, maxRelayBandwidth=0
+        ),
         "every count and bandwidth 0",
         "CAP-1.3",
         ("Boundary",),
     )
     top = 2**53 - 1
     add(
-        _base(
+        caps_json(
             uploadBandwidth=top,
             downloadBandwidth=top,
             maxRelayConnections=top,
@@ -351,16 +353,21 @@ def _validation_tests(v: Vectors) -> None:
         ("Boundary",),
     )
     add(
-        _base(uploadBandwidth=1_000_000.0),
+        caps_json(uploadBandwidth=1_000_000.0),
         "a whole number written 1000000.0 is the integer 1000000",
         "CAP-1.3",
         ("Fraction",),
     )
     for name in ("server", "mobile-cellular"):
-        add(_base(deviceClass=name), f"device class {name}", "CAP-1.2", ("DeviceClass",))
+        add(caps_json(deviceClass=name), f"device class {name}", "CAP-1.2", ("DeviceClass",))
     for name in ("port-restricted", "udp-blocked"):
-        add(_base(natType=name), f"NAT type {name}", "CAP-1.2", ("NatType",))
-    add(_base(availability="scheduled"), "availability scheduled", "CAP-1.2", ("Availability",))
+        add(caps_json(natType=name), f"NAT type {name}", "CAP-1.2", ("NatType",))
+    add(
+        caps_json(availability="scheduled"),
+        "availability scheduled",
+        "CAP-1.2",
+        ("Availability",),
+    )
 
     for path, name in [
         ("uploadBandwidth", "NaN"),
@@ -369,7 +376,7 @@ def _validation_tests(v: Vectors) -> None:
         ("maxRelayConnections", "NaN"),
     ]:
         add(
-            _base(),
+            caps_json(),
             f"{path} is {name}",
             "CAP-1.3",
             ("NonFinite",),
@@ -377,7 +384,7 @@ def _validation_tests(v: Vectors) -> None:
             {path: name},
         )
     add(
-        _base(batteryStatus={"levelPercent": 50, "pluggedIn": False}),
+        caps_json(batteryStatus={"levelPercent": 50, "pluggedIn": False}),
         "battery level is NaN",
         "CAP-1.3",
         ("NonFinite", "Battery"),
@@ -385,65 +392,65 @@ def _validation_tests(v: Vectors) -> None:
         {"batteryStatus.levelPercent": "NaN"},
     )
     for field in ("uploadBandwidth", "downloadBandwidth", "maxRelayConnections"):
-        add(_base(**{field: -1}), f"{field} is -1", "CAP-1.3", ("Negative",), field)
+        add(caps_json(**{field: -1}), f"{field} is -1", "CAP-1.3", ("Negative",), field)
     add(
-        _base(batteryStatus={"levelPercent": -1, "pluggedIn": True}),
+        caps_json(batteryStatus={"levelPercent": -1, "pluggedIn": True}),
         "battery level -1",
         "CAP-1.3",
         ("Negative", "Battery", "Boundary"),
         "batteryStatus.levelPercent",
     )
     add(
-        _base(batteryStatus={"levelPercent": 101, "pluggedIn": True}),
+        caps_json(batteryStatus={"levelPercent": 101, "pluggedIn": True}),
         "battery level 101",
         "CAP-1.3",
         ("Battery", "Boundary"),
         "batteryStatus.levelPercent",
     )
     add(
-        _base(batteryStatus={"levelPercent": 50.5, "pluggedIn": True}),
+        caps_json(batteryStatus={"levelPercent": 50.5, "pluggedIn": True}),
         "battery level 50.5",
         "CAP-1.3",
         ("Battery", "Fraction"),
         "batteryStatus.levelPercent",
     )
     add(
-        _base(uploadBandwidth=1_250_000.5),
+        caps_json(uploadBandwidth=1_250_000.5),
         "uploadBandwidth 1250000.5",
         "CAP-1.3",
         ("Fraction",),
         "uploadBandwidth",
     )
     add(
-        _base(maxRelayBandwidth=2**53),
+        caps_json(maxRelayBandwidth=2**53),
         "maxRelayBandwidth 2^53",
         "CAP-1.3",
         ("Boundary",),
         "maxRelayBandwidth",
     )
     add(
-        _base(uploadBandwidth="1250000"),
+        caps_json(uploadBandwidth="1250000"),
         "a bandwidth written as a string",
         "CAP-1.3",
         ("WrongType",),
         "uploadBandwidth",
     )
     add(
-        _base(maxRelayConnections=True),
+        caps_json(maxRelayConnections=True),
         "a count written as a boolean",
         "CAP-1.3",
         ("WrongType",),
         "maxRelayConnections",
     )
     add(
-        _base(canActAsTurn=1),
+        caps_json(canActAsTurn=1),
         "canActAsTurn written as a number",
         "CAP-1.3",
         ("WrongType",),
         "canActAsTurn",
     )
     add(
-        _base(batteryStatus={"levelPercent": 80, "pluggedIn": "yes"}),
+        caps_json(batteryStatus={"levelPercent": 80, "pluggedIn": "yes"}),
         "pluggedIn written as a string",
         "CAP-1.3",
         ("WrongType", "Battery"),
@@ -459,33 +466,45 @@ def _validation_tests(v: Vectors) -> None:
         ("availability", ""),
     ]:
         add(
-            _base(**{field: value}),
+            caps_json(**{field: value}),
             f"{field} {value!r}",
             "CAP-1.2",
             ("UnknownEnum",),
             field,
         )
-    add(_base(deviceClass=3), "deviceClass written as a number", "CAP-1.3", ("WrongType",),
+    add(caps_json(deviceClass=3), "deviceClass written as a number", "CAP-1.3", ("WrongType",),
         "deviceClass")  # fmt: skip
-    add(_base(natType=None), "natType missing", "CAP-1.3", ("Shape",), "natType")
-    add(_base(availability=None), "availability missing", "CAP-1.3", ("Shape",), "availability")
-    add(_base(cpuCores=8), "a field the seed does not have", "CAP-1.3", ("Shape",), "cpuCores")
+    add(caps_json(natType=None), "natType missing", "CAP-1.3", ("Shape",), "natType")
     add(
-        {**_base(), "batteryStatus": None},
+        caps_json(availability=None),
+        "availability missing",
+        "CAP-1.3",
+        ("Shape",),
+        "availability",
+    )
+    add(
+        caps_json(cpuCores=8),
+        "a field the seed does not have",
+        "CAP-1.3",
+        ("Shape",),
+        "cpuCores",
+    )
+    add(
+        {**caps_json(), "batteryStatus": None},
         "batteryStatus null (absent is the way to say none)",
         "CAP-1.3",
         ("Shape", "Battery"),
         "batteryStatus",
     )
     add(
-        _base(batteryStatus={"levelPercent": 80}),
+        caps_json(batteryStatus={"levelPercent": 80}),
         "batteryStatus without pluggedIn",
         "CAP-1.3",
         ("Shape", "Battery"),
         "batteryStatus.pluggedIn",
     )
     add(
-        _base(batteryStatus={"levelPercent": 80, "pluggedIn": True, "charging": True}),
+        caps_json(batteryStatus={"levelPercent": 80, "pluggedIn": True, "charging": True}),
         "batteryStatus with a field of the W3C Battery API",
         "CAP-1.3",
         ("Shape", "Battery"),
@@ -497,9 +516,9 @@ def _validation_tests(v: Vectors) -> None:
 
 
 _ENCODE_CASES: Final = [
-    (_base(), "desktop, no battery", ()),
+    (caps_json(), "desktop, no battery", ()),
     (
-        _base(
+        caps_json(
             deviceClass="laptop-plugged",
             uploadBandwidth=625_000,
             downloadBandwidth=5_000_000,
@@ -513,7 +532,7 @@ _ENCODE_CASES: Final = [
         ("Battery",),
     ),
     (
-        _base(
+        caps_json(
             deviceClass="desktop-powerful",
             uploadBandwidth=2**53 - 1,
             downloadBandwidth=2**53 - 1,
@@ -527,7 +546,7 @@ _ENCODE_CASES: Final = [
         ("Boundary", "SizeLimit", "Battery"),
     ),
     (
-        _base(
+        caps_json(
             deviceClass="mobile-cellular",
             uploadBandwidth=0,
             downloadBandwidth=0,
@@ -543,7 +562,9 @@ _ENCODE_CASES: Final = [
         ("Boundary", "Battery"),
     ),
     (
-        _base(deviceClass="server", natType="full-cone", uploadBandwidth=23, downloadBandwidth=24),
+        caps_json(
+            deviceClass="server", natType="full-cone", uploadBandwidth=23, downloadBandwidth=24
+        ),
         "integers at the one-byte head limit (23, 24)",
         ("Boundary",),
     ),
@@ -568,8 +589,8 @@ def _encode_tests(v: Vectors) -> None:
 
 
 def _map(**changes: Any) -> dict[int, Any]:
-    """The CAP-3.1 map of `_base()` with integer-keyed `changes` (k<n>=..., None deletes)."""
-    body: dict[int, Any] = cbor.decode(encode_capabilities(_caps(_base())))
+    """The CAP-3.1 map of `caps_json()` with integer-keyed `changes` (k<n>=..., None deletes)."""
+    body: dict[int, Any] = cbor.decode(encode_capabilities(_caps(caps_json())))
     for name, item in changes.items():
         key = int(name[1:])
         if item is None:
@@ -709,7 +730,7 @@ def _publisher(n: int) -> Identity:
 
 def _record_tests(v: Vectors) -> None:
     alice, mallory = _publisher(1), _publisher(2)
-    caps = _caps(_base(batteryStatus={"levelPercent": 64, "pluggedIn": True}))
+    caps = _caps(caps_json(batteryStatus={"levelPercent": 64, "pluggedIn": True}))
     value = encode_capabilities(caps)
     now = T0
     tests = v.group(
@@ -818,7 +839,7 @@ def _record_tests(v: Vectors) -> None:
         ("Forged",),
         ErrorCode.BAD_SIGNATURE,
     )
-    better = encode_capabilities(_caps(_base(deviceClass="server")))
+    better = encode_capabilities(_caps(caps_json(deviceClass="server")))
     add(
         cbor.encode({**fields, 5: better}),
         "the value upgraded to server after signing",
@@ -890,7 +911,7 @@ def _directory_tests(v: Vectors) -> None:
     )
 
     def record(identity: Identity, seq: int, ttl_s: int, **changes: Any) -> bytes:
-        caps = _caps(_base(**changes))
+        caps = _caps(caps_json(**changes))
         return sign_advertisement(identity, caps, seq=seq, expires_ms=seq + ttl_s * 1000).encode()
 
     def add(steps: list[_DirectoryStep], comment: str, flags: tuple[str, ...], result: str) -> None:
@@ -1010,12 +1031,18 @@ def _selection_tests(v: Vectors) -> None:
 
     plugged = {"levelPercent": 90, "pluggedIn": True}
     population: list[tuple[NodeId, JsonObject]] = [
-        (ids[9], _base(deviceClass="server", uploadBandwidth=10**8, natType="full-cone")),
-        (ids[3], _base(deviceClass="desktop-powerful", natType="restricted")),
-        (ids[5], _base(deviceClass="desktop-standard", natType="symmetric", canActAsTurn=False)),
+        (
+            ids[9],
+            caps_json(deviceClass="server", uploadBandwidth=10**8, natType="full-cone"),
+        ),
+        (ids[3], caps_json(deviceClass="desktop-powerful", natType="restricted")),
+        (
+            ids[5],
+            caps_json(deviceClass="desktop-standard", natType="symmetric", canActAsTurn=False),
+        ),
         (
             ids[7],
-            _base(
+            caps_json(
                 deviceClass="laptop-plugged",
                 uploadBandwidth=500_000,
                 natType="port-restricted",
@@ -1025,7 +1052,7 @@ def _selection_tests(v: Vectors) -> None:
         ),
         (
             ids[2],
-            _base(
+            caps_json(
                 deviceClass="laptop-battery",
                 availability="when-active",
                 batteryStatus={"levelPercent": 72, "pluggedIn": False},
@@ -1033,7 +1060,7 @@ def _selection_tests(v: Vectors) -> None:
         ),
         (
             ids[4],
-            _base(
+            caps_json(
                 deviceClass="mobile-wifi",
                 uploadBandwidth=250_000,
                 canActAsTurn=False,
@@ -1045,21 +1072,24 @@ def _selection_tests(v: Vectors) -> None:
         ),
         (
             ids[6],
-            _base(
+            caps_json(
                 deviceClass="mobile-cellular",
                 uploadBandwidth=1_250_000,
                 natType="symmetric",
                 availability="when-active",
             ),
         ),
-        (ids[8], _base(deviceClass="desktop-standard", maxRelayConnections=0, natType="unknown")),
-        (ids[1], _base(deviceClass="desktop-standard", natType="udp-blocked")),
+        (
+            ids[8],
+            caps_json(deviceClass="desktop-standard", maxRelayConnections=0, natType="unknown"),
+        ),
+        (ids[1], caps_json(deviceClass="desktop-standard", natType="udp-blocked")),
     ]
     for role in Role:
         add(role, population, f"a mixed population, role {role.value}", "CAP-4.2",
             ("Eligibility", "Battery"))  # fmt: skip
 
-    same = _base(deviceClass="desktop-standard")
+    same = caps_json(deviceClass="desktop-standard")
     add(
         Role.RELAY,
         [(ids[12], same), (ids[2], same), (ids[10], same), (NodeId(bytes(31) + b"\xff"), same)],
@@ -1070,9 +1100,9 @@ def _selection_tests(v: Vectors) -> None:
     add(
         Role.SFU_HOST,
         [
-            (ids[1], _base(uploadBandwidth=1_249_975)),
-            (ids[2], _base(uploadBandwidth=1_250_000)),
-            (ids[0], _base(uploadBandwidth=1_249_999)),
+            (ids[1], caps_json(uploadBandwidth=1_249_975)),
+            (ids[2], caps_json(uploadBandwidth=1_250_000)),
+            (ids[0], caps_json(uploadBandwidth=1_249_999)),
         ],
         "one millipoint decides before the NodeId does",
         "CAP-4.4",
@@ -1081,13 +1111,13 @@ def _selection_tests(v: Vectors) -> None:
 
     def on_battery(level: int | None, device_class: str = "laptop-battery") -> JsonObject:
         battery = None if level is None else {"levelPercent": level, "pluggedIn": False}
-        return _base(deviceClass=device_class, batteryStatus=battery)
+        return caps_json(deviceClass=device_class, batteryStatus=battery)
 
     batteries: list[tuple[NodeId, JsonObject]] = [
         (ids[1], on_battery(49)),
         (ids[2], on_battery(50)),
         (ids[3], on_battery(None)),
-        (ids[4], _base(deviceClass="laptop-battery", batteryStatus=plugged)),
+        (ids[4], caps_json(deviceClass="laptop-battery", batteryStatus=plugged)),
         (ids[5], on_battery(100, "desktop-standard")),
         (ids[6], on_battery(None, "laptop-plugged")),
         (ids[7], on_battery(80, "mobile-wifi")),
@@ -1097,7 +1127,7 @@ def _selection_tests(v: Vectors) -> None:
             ("Battery", "Boundary"))  # fmt: skip
     add(
         Role.TURN,
-        [(ids[1], same), (ids[2], _base(deviceClass="server")), (ids[1], same)],
+        [(ids[1], same), (ids[2], caps_json(deviceClass="server")), (ids[1], same)],
         "a NodeId given twice",
         "CAP-4.4",
         ("Duplicate",),
@@ -1177,7 +1207,7 @@ def _sharing_tests(v: Vectors) -> None:
         )
 
     default = CapacitySharingConfig()
-    small = _base(uploadBandwidth=2000, maxRelayBandwidth=10**6)
+    small = caps_json(uploadBandwidth=2000, maxRelayBandwidth=10**6)
     add(
         small,
         default,
@@ -1223,7 +1253,7 @@ def _sharing_tests(v: Vectors) -> None:
         500,
     )
     add(
-        _base(uploadBandwidth=10**7, maxRelayBandwidth=10**6),
+        caps_json(uploadBandwidth=10**7, maxRelayBandwidth=10**6),
         default,
         [(0.0, "bandwidth", 10**6), (0.0, "bandwidth", 250_000)],
         "half of 80 Mbps upload capped at maxRelayBandwidth 1 MB/s",
@@ -1233,7 +1263,7 @@ def _sharing_tests(v: Vectors) -> None:
         10**6,
     )
     add(
-        _base(uploadBandwidth=1_000_001, maxRelayBandwidth=10**6),
+        caps_json(uploadBandwidth=1_000_001, maxRelayBandwidth=10**6),
         CapacitySharingConfig(max_upload_share=0.3),
         [(0.0, "bandwidth", 300_000), (0.0, "bandwidth", 1)],
         "share 0.3 of 1000001 B/s: 300000.3 rounds down",
@@ -1263,7 +1293,7 @@ def _sharing_tests(v: Vectors) -> None:
         0,
     )
     add(
-        _base(maxRelayConnections=3),
+        caps_json(maxRelayConnections=3),
         default,
         [
             (0.0, "open", "peer-a"),
@@ -1281,7 +1311,7 @@ def _sharing_tests(v: Vectors) -> None:
         625_000,
     )
     add(
-        _base(maxRelayConnections=100),
+        caps_json(maxRelayConnections=100),
         CapacitySharingConfig(max_relay_connections=2),
         [(0.0, "open", "a"), (0.0, "open", "b"), (0.0, "open", "c")],
         "the config's 2 connections is below the device's 100",

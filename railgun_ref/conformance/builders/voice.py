@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.conformance.builders.base import T0, Vectors
+from railgun_ref.conformance.builders.capacity import caps_json
 from railgun_ref.conformance.common import JsonObject
 from railgun_ref.core.ids import NodeId
 from railgun_ref.voice import (
@@ -66,32 +67,15 @@ def _node(n: int) -> NodeId:
     return NodeId(bytes([n]) * 32)
 
 
-def _caps(**changes: Any) -> JsonObject:
-    """A desktop (90 points; 78 streams at 64 kbit/s, 20 connections), with `changes`."""
-    value: JsonObject = {
-        "deviceClass": "desktop-standard",
-        "uploadBandwidth": 1_250_000,
-        "downloadBandwidth": 12_500_000,
-        "maxRelayConnections": 20,
-        "maxRelayBandwidth": 625_000,
-        "canActAsTurn": True,
-        "canStoreMessages": True,
-        "natType": "open",
-        "availability": "always",
-    }
-    value.update(changes)
-    return value
-
-
-DESKTOP: Final = _caps()
-SERVER: Final = _caps(
+DESKTOP: Final = caps_json()
+SERVER: Final = caps_json(
     deviceClass="server",
     uploadBandwidth=12_500_000,
     maxRelayConnections=100,
     maxRelayBandwidth=6_250_000,
 )  # 100 points, 781 streams
-POWERFUL: Final = _caps(deviceClass="desktop-powerful")  # 95 points
-LAPTOP: Final = _caps(
+POWERFUL: Final = caps_json(deviceClass="desktop-powerful")  # 95 points
+LAPTOP: Final = caps_json(
     deviceClass="laptop-plugged",
     uploadBandwidth=625_000,
     downloadBandwidth=2_500_000,
@@ -100,9 +84,9 @@ LAPTOP: Final = _caps(
     natType="restricted",
     availability="when-active",
 )  # 51 points, 39 streams
-PHONE: Final = _caps(deviceClass="mobile-cellular", natType="symmetric")  # never hosts
-SYMMETRIC_SERVER: Final = _caps(deviceClass="server", natType="symmetric")  # 92, cannot host
-NO_CONNECTIONS_SERVER: Final = _caps(deviceClass="server", maxRelayConnections=0)
+PHONE: Final = caps_json(deviceClass="mobile-cellular", natType="symmetric")  # never hosts
+SYMMETRIC_SERVER: Final = caps_json(deviceClass="server", natType="symmetric")  # 92, cannot host
+NO_CONNECTIONS_SERVER: Final = caps_json(deviceClass="server", maxRelayConnections=0)
 
 
 def _people(*profiles: tuple[int, JsonObject]) -> list[JsonObject]:
@@ -264,7 +248,7 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
         topology="sfu",
         hosts=[2],
     )
-    weak = _caps(deviceClass="server", maxRelayBandwidth=127_999)  # 15 streams
+    weak = caps_json(deviceClass="server", maxRelayBandwidth=127_999)  # 15 streams
     add(
         "a weak server (15 streams) cannot carry five: the first set that does is one desktop",
         "VOICE-3.3",
@@ -277,7 +261,10 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
         "exactly 16 streams carry five",
         "VOICE-3.2",
         ("Capacity", "Threshold"),
-        [(1, _caps(deviceClass="server", maxRelayBandwidth=128_000)), *_same(4, DESKTOP, first=2)],
+        [
+            (1, caps_json(deviceClass="server", maxRelayBandwidth=128_000)),
+            *_same(4, DESKTOP, first=2),
+        ],
         topology="sfu",
         hosts=[1],
     )
@@ -382,7 +369,7 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
         "the incumbent's capacity is gone: a challenger takes over",
         "VOICE-2.3",
         ("Incumbent", "Capacity"),
-        [(1, _caps(maxRelayBandwidth=0)), *_same(4, DESKTOP, 2)],
+        [(1, caps_json(maxRelayBandwidth=0)), *_same(4, DESKTOP, 2)],
         previous=five,
         topology="sfu",
         hosts=[2],
@@ -423,12 +410,12 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
         "eligible but no connections: nobody served, a degraded mesh",
         "VOICE-3.5",
         ("Degraded",),
-        _same(5, _caps(maxRelayConnections=0)),
+        _same(5, caps_json(maxRelayConnections=0)),
         topology="mesh",
         hosts=[],
         degraded="no-eligible-host",
     )
-    tiny = _caps(maxRelayBandwidth=200_000)  # 25 streams: 3 of 13 at one host
+    tiny = caps_json(maxRelayBandwidth=200_000)  # 25 streams: 3 of 13 at one host
     add(
         "thirteen with one weak host: overloaded and degraded",
         "VOICE-3.5",
@@ -438,7 +425,7 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
         hosts=[1],
         degraded="insufficient-capacity",
     )
-    weak2 = _caps(maxRelayBandwidth=56_000)  # 7 streams: 2 of 6 each with two hosts
+    weak2 = caps_json(maxRelayBandwidth=56_000)  # 7 streams: 2 of 6 each with two hosts
     add(
         "six with two weak hosts: both, overloaded evenly",
         "VOICE-3.5",

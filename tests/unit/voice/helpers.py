@@ -1,31 +1,14 @@
 """Participants and capabilities to build voice tests from."""
 
-from typing import Any
-
 from railgun_ref.capacity import Availability, DeviceCapabilities, DeviceClass, NatType
 from railgun_ref.core.ids import NodeId
+from unit.capacity.helpers import caps
+
+# `caps()` is a desktop: 625_000 bytes/s to relay = 78 streams at 64 kbit/s, 20 connections.
 
 
 def node(n: int) -> NodeId:
     return NodeId(bytes([n]) * 32)
-
-
-def caps(**changes: Any) -> DeviceCapabilities:
-    """A desktop: 90 points, 625_000 bytes/s to relay (78 streams at 64 kbit/s), 20 connections."""
-    fields: dict[str, Any] = {
-        "device_class": DeviceClass.DESKTOP_STANDARD,
-        "upload_bandwidth": 1_250_000,
-        "download_bandwidth": 12_500_000,
-        "max_relay_connections": 20,
-        "max_relay_bandwidth": 625_000,
-        "can_act_as_turn": True,
-        "can_store_messages": True,
-        "nat_type": NatType.OPEN,
-        "battery_status": None,
-        "availability": Availability.ALWAYS,
-    }
-    fields.update(changes)
-    return DeviceCapabilities(**fields)
 
 
 def server() -> DeviceCapabilities:
