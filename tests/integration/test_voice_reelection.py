@@ -26,7 +26,6 @@ from railgun_ref.capacity.types import (
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.drivers.voice_media import (
-    CallPlanLike,
     CallRunner,
     LabPlan,
     MediaClock,
@@ -40,6 +39,7 @@ from railgun_ref.lab.voice import MAX_CONCEALED_FRAMES, RecordingRouter
 from railgun_ref.voice.topology import CallPlan, Topology, VoiceError, link, plan_call
 
 from .conftest import identity, wait_until
+from .voice_helpers import apply_everywhere, hearing_everyone, longest_loss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -100,41 +100,6 @@ async def call_with(
             await tg.start(runner.run)
         yield runners, capabilities
         tg.cancel_scope.cancel()
-
-
-async def apply_everywhere(runners: Mapping[NodeId, CallRunner], plan: CallPlanLike) -> None:
-    async with anyio.create_task_group() as tg:
-        for runner in runners.values():
-            tg.start_soon(runner.apply, plan)
-
-
-def hearing_everyone(
-    runners: Mapping[NodeId, CallRunner], *, after: Mapping[NodeId, int], frames: int
-) -> bool:
-    """Each listener has `frames` frames numbered above `after[listener]` from every other."""
-    return all(
-        sum(n > after[me] for n in runner.frames_from(source)) >= frames
-        for me, runner in runners.items()
-        for source in runners
-        if source != me
-    )
-
-
-def longest_loss(runners: Mapping[NodeId, CallRunner], *, since: int, until: int) -> int:
-    """The longest run of frames a source captured in [since, until] that a listener lost."""
-    longest = 0
-    for me, runner in runners.items():
-        for source, other in runners.items():
-            if source == me:
-                continue
-            assert isinstance(other.router, RecordingRouter)
-            got = set(runner.frames_from(source))
-            run = 0
-            for n in other.router.captured:
-                if since <= n <= until:
-                    run = 0 if n in got else run + 1
-                    longest = max(longest, run)
-    return longest
 
 
 def latest_frames(runners: Mapping[NodeId, CallRunner]) -> dict[NodeId, int]:
