@@ -50,7 +50,7 @@ from railgun_ref.drivers.demo import (
     FailoverNetwork,
     ScenarioResult,
 )
-from railgun_ref.lab.network import _PortalThread
+from railgun_ref.lab.network import PortalThread
 from railgun_ref.lab.widgets import show_chart
 
 #: Colours of the transport states, the same in every chart.
@@ -436,7 +436,7 @@ class FailoverLab:
             profile=profile,
         )
         self.summary: DeliverySummary | None = None
-        self._loop: _PortalThread | None = None
+        self._loop: PortalThread | None = None
         self._serving: Future[None] | None = None
         self._stop: anyio.Event | None = None
 
@@ -455,7 +455,7 @@ class FailoverLab:
         """
         lab = cls(peers=peers, chat_interval=chat_interval, hold=hold, profile=profile)
         try:
-            lab._loop = _PortalThread()
+            lab._loop = PortalThread()
             lab._serving, lab._stop = lab._loop.portal.start_task(lab._serve)
         except BaseException:
             lab.close()

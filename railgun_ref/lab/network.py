@@ -129,7 +129,7 @@ def _outcome_name(outcome: PingOutcome) -> str:
             assert_never(outcome)
 
 
-class _PortalThread:
+class PortalThread:
     """An event loop in a daemon thread, reached through an anyio `BlockingPortal`.
 
     Like `anyio.from_thread.start_blocking_portal`, but the thread is a daemon:
@@ -190,7 +190,7 @@ class LocalNetwork:
         #: Unix time at which the current nodes were started; traces' ``t`` counts from it.
         self.started_at = 0.0
         self._hosts: list[NodeHost] = []
-        self._loop: _PortalThread | None = None
+        self._loop: PortalThread | None = None
         self._stop: anyio.Event | None = None
         self._serving: Future[None] | None = None
         self._host_scopes: list[anyio.CancelScope] = []
@@ -241,7 +241,7 @@ class LocalNetwork:
             for identity, rng in identities(n, self.seed)
         ]
         if self._loop is None:
-            self._loop = _PortalThread()
+            self._loop = PortalThread()
         self.started_at = time.time()
         future, stop = self._loop.portal.start_task(self._serve, hosts)
         self._hosts, self._serving, self._stop = hosts, future, stop
