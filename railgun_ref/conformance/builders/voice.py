@@ -7,8 +7,9 @@ must produce, and the builder asserts both agree, so a regression in the
 reference cannot silently rewrite the file.
 """
 
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.conformance.builders.base import T0, Vectors
@@ -93,358 +94,430 @@ def _people(*profiles: tuple[int, JsonObject]) -> list[JsonObject]:
     return [{"nodeId": _node(n).hex(), "capabilities": caps} for n, caps in profiles]
 
 
-def _same(count: int, caps: JsonObject, first: int = 1) -> list[tuple[int, JsonObject]]:
-    return [(n, caps) for n in range(first, first + count)]
-
-
-def _plan_of(people: list[JsonObject], config: VoiceConfig, **kwargs: Any) -> CallPlan:
-    return plan_call(participants_from_json(people), config=config, **kwargs)
-
-
 # ------------------------------------------------------------------ plans
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PlanCase:
+    """One VoicePlanTest: who is in the call and what the spec makes of it.
+
+    `previous` names an earlier case (its `name`) whose plan is the previous plan;
+    `check` is an extra assertion given the plan and the earlier named plans.
+    """
+
+    comment: str
+    clause: str
+    flags: tuple[str, ...] = ()
+    people: tuple[tuple[int, JsonObject], ...]
+    topology: str
+    hosts: tuple[int, ...] = ()
+    degraded: str | None = None
+    previous: str | None = None
+    excluded: tuple[int, ...] = ()
+    name: str | None = None
+    check: Callable[[CallPlan, Mapping[str, CallPlan]], bool] | None = None
+
+
+def _same(count: int, caps: JsonObject, first: int = 1) -> tuple[tuple[int, JsonObject], ...]:
+    return tuple((n, caps) for n in range(first, first + count))
+
+
+_WEAK_SERVER: Final = caps_json(deviceClass="server", maxRelayBandwidth=127_999)  # 15 streams
+_SIXTEEN_SERVER: Final = caps_json(deviceClass="server", maxRelayBandwidth=128_000)
+_TINY: Final = caps_json(maxRelayBandwidth=200_000)  # 25 streams: 3 of 13 at one host
+_WEAK2: Final = caps_json(maxRelayBandwidth=56_000)  # 7 streams: 2 of 6 each with two hosts
+_ELEVEN: Final = (*_same(10, DESKTOP), (0, DESKTOP))
+
+
+def _kept_assignments(plan: CallPlan, earlier: Mapping[str, CallPlan]) -> bool:
+    ten = earlier["ten"]
+    return all(plan.assignment[q] == ten.assignment[q] for q in ten.participants)
+
+
+PLAN_CASES: Final = (
+    _PlanCase(
+        comment="one participant: a mesh with no link",
+        clause="VOICE-2.1",
+        people=_same(1, DESKTOP),
+        topology="mesh",
+    ),
+    _PlanCase(
+        comment="two participants: one link",
+        clause="VOICE-1.1",
+        people=_same(2, DESKTOP),
+        topology="mesh",
+    ),
+    _PlanCase(
+        comment="four participants: the largest mesh",
+        clause="VOICE-2.1",
+        flags=("Threshold",),
+        people=_same(4, DESKTOP),
+        topology="mesh",
+    ),
+    _PlanCase(
+        comment="five equal desktops: one host, the smallest NodeId",
+        clause="VOICE-2.3",
+        flags=("Threshold", "TieBreak"),
+        people=_same(5, DESKTOP),
+        topology="sfu",
+        hosts=(1,),
+        name="five",
+    ),
+    _PlanCase(
+        comment="given in reverse order: the same plan",
+        clause="VOICE-1.2",
+        flags=("TieBreak",),
+        people=tuple(reversed(_same(5, DESKTOP))),
+        topology="sfu",
+        hosts=(1,),
+        check=lambda plan, earlier: plan == earlier["five"],
+    ),
+    _PlanCase(
+        comment="a server among desktops hosts",
+        clause="VOICE-2.3",
+        people=(*_same(4, DESKTOP), (9, SERVER)),
+        topology="sfu",
+        hosts=(9,),
+    ),
+    _PlanCase(
+        comment="the best score cannot host (symmetric NAT): the next one does",
+        clause="VOICE-2.3",
+        flags=("Eligibility",),
+        people=((1, LAPTOP), (2, LAPTOP), (3, PHONE), (4, PHONE), (5, SYMMETRIC_SERVER)),
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="nine desktops: 64 streams fit one desktop's 78",
+        clause="VOICE-3.3",
+        flags=("Capacity",),
+        people=_same(9, DESKTOP),
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="ten desktops: 81 streams do not fit 78, two hosts do",
+        clause="VOICE-3.3",
+        flags=("Capacity",),
+        people=_same(10, DESKTOP),
+        topology="distributed-sfu",
+        hosts=(1, 2),
+        name="ten",
+    ),
+    _PlanCase(
+        comment="twelve desktops and a server: the server alone",
+        clause="VOICE-2.1",
+        flags=("Threshold",),
+        people=(*_same(11, DESKTOP), (20, SERVER)),
+        topology="sfu",
+        hosts=(20,),
+    ),
+    _PlanCase(
+        comment="thirteen with a server: at least two hosts",
+        clause="VOICE-2.1",
+        flags=("Threshold",),
+        people=(*_same(12, DESKTOP), (20, SERVER)),
+        topology="distributed-sfu",
+        hosts=(20, 1),
+        name="thirteen",
+    ),
+    _PlanCase(
+        comment="thirteen desktops: three hosts",
+        clause="VOICE-3.2",
+        flags=("Capacity",),
+        people=_same(13, DESKTOP),
+        topology="distributed-sfu",
+        hosts=(1, 2, 3),
+    ),
+    _PlanCase(
+        comment="twenty desktops: five hosts of four",
+        clause="VOICE-3.4",
+        flags=("Capacity",),
+        people=_same(20, DESKTOP),
+        topology="distributed-sfu",
+        hosts=(1, 2, 3, 4, 5),
+        check=lambda plan, _: all(len(plan.served_by(h)) == 4 for h in plan.hosts),
+    ),
+    _PlanCase(
+        comment="a server with no relay connections cannot host: a desktop does",
+        clause="VOICE-3.2",
+        flags=("Capacity",),
+        people=((1, NO_CONNECTIONS_SERVER), *_same(4, DESKTOP, first=2)),
+        topology="sfu",
+        hosts=(2,),
+    ),
+    _PlanCase(
+        comment=(
+            "a weak server (15 streams) cannot carry five: the first set that does is one desktop"
+        ),
+        clause="VOICE-3.3",
+        flags=("Capacity",),
+        people=((1, _WEAK_SERVER), *_same(4, DESKTOP, first=2)),
+        topology="sfu",
+        hosts=(2,),
+    ),
+    _PlanCase(
+        comment="exactly 16 streams carry five",
+        clause="VOICE-3.2",
+        flags=("Capacity", "Threshold"),
+        people=((1, _SIXTEEN_SERVER), *_same(4, DESKTOP, first=2)),
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="a failed host cooling down is skipped",
+        clause="VOICE-5.1",
+        flags=("Excluded",),
+        people=_same(5, DESKTOP),
+        excluded=(1,),
+        topology="sfu",
+        hosts=(2,),
+    ),
+    # hysteresis (VOICE-2.2, VOICE-3.3)
+    _PlanCase(
+        comment="four after a hosted five: still hosted",
+        clause="VOICE-2.2",
+        flags=("Hysteresis", "Threshold"),
+        people=_same(4, DESKTOP),
+        previous="five",
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="three after a hosted five: a mesh again",
+        clause="VOICE-2.2",
+        flags=("Hysteresis", "Threshold"),
+        people=_same(3, DESKTOP),
+        previous="five",
+        topology="mesh",
+    ),
+    _PlanCase(
+        comment="twelve after a distributed thirteen: still two hosts",
+        clause="VOICE-2.2",
+        flags=("Hysteresis", "Threshold"),
+        people=(*_same(11, DESKTOP), (20, SERVER)),
+        previous="thirteen",
+        topology="distributed-sfu",
+        hosts=(20, 1),
+    ),
+    _PlanCase(
+        comment="eleven after a distributed thirteen: the server alone",
+        clause="VOICE-2.2",
+        flags=("Hysteresis", "Threshold"),
+        people=(*_same(10, DESKTOP), (20, SERVER)),
+        previous="thirteen",
+        topology="sfu",
+        hosts=(20,),
+    ),
+    _PlanCase(
+        comment="nine after two hosts for ten: two hosts while they would carry ten",
+        clause="VOICE-3.3",
+        flags=("Hysteresis", "Capacity"),
+        people=_same(9, DESKTOP),
+        previous="ten",
+        topology="distributed-sfu",
+        hosts=(1, 2),
+    ),
+    _PlanCase(
+        comment="eight after two hosts for ten: one host carries nine, so one",
+        clause="VOICE-3.3",
+        flags=("Hysteresis", "Capacity"),
+        people=_same(8, DESKTOP),
+        previous="ten",
+        topology="sfu",
+        hosts=(1,),
+    ),
+    # incumbents (VOICE-2.3)
+    _PlanCase(
+        comment="five laptops",
+        clause="VOICE-2.3",
+        flags=("TieBreak",),
+        people=_same(5, LAPTOP),
+        topology="sfu",
+        hosts=(1,),
+        name="laptop host",
+    ),
+    _PlanCase(
+        comment="a desktop (90) beats a laptop host (51) by more than the margin",
+        clause="VOICE-2.3",
+        flags=("Incumbent",),
+        people=(*_same(4, LAPTOP), (9, DESKTOP)),
+        previous="laptop host",
+        topology="sfu",
+        hosts=(9,),
+    ),
+    _PlanCase(
+        comment="a 95-point challenger does not unseat a 90-point host",
+        clause="VOICE-2.3",
+        flags=("Incumbent",),
+        people=(*_same(4, DESKTOP), (0, POWERFUL)),
+        previous="five",
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="a server exactly 10 points better: the tie keeps the incumbent",
+        clause="VOICE-2.3",
+        flags=("Incumbent", "TieBreak"),
+        people=(*_same(4, DESKTOP), (0, SERVER)),
+        previous="five",
+        topology="sfu",
+        hosts=(1,),
+    ),
+    _PlanCase(
+        comment="the incumbent's capacity is gone: a challenger takes over",
+        clause="VOICE-2.3",
+        flags=("Incumbent", "Capacity"),
+        people=((1, caps_json(maxRelayBandwidth=0)), *_same(4, DESKTOP, 2)),
+        previous="five",
+        topology="sfu",
+        hosts=(2,),
+    ),
+    # stickiness (VOICE-3.4)
+    _PlanCase(
+        comment="a newcomer goes where there is room; the others keep their hosts",
+        clause="VOICE-3.4",
+        flags=("Sticky",),
+        people=_ELEVEN,
+        previous="ten",
+        topology="distributed-sfu",
+        hosts=(1, 2),
+        check=_kept_assignments,
+    ),
+    _PlanCase(
+        comment="without the previous plan the newcomer (smallest id) lands first",
+        clause="VOICE-3.4",
+        flags=("Sticky",),
+        people=_ELEVEN,
+        topology="distributed-sfu",
+        hosts=(0, 1),
+    ),
+    # degraded (VOICE-3.5)
+    _PlanCase(
+        comment="five phones: nobody can host, a degraded mesh",
+        clause="VOICE-3.5",
+        flags=("Degraded",),
+        people=_same(5, PHONE),
+        topology="mesh",
+        degraded="no-eligible-host",
+    ),
+    _PlanCase(
+        comment="eligible but no connections: nobody served, a degraded mesh",
+        clause="VOICE-3.5",
+        flags=("Degraded",),
+        people=_same(5, caps_json(maxRelayConnections=0)),
+        topology="mesh",
+        degraded="no-eligible-host",
+    ),
+    _PlanCase(
+        comment="thirteen with one weak host: overloaded and degraded",
+        clause="VOICE-3.5",
+        flags=("Degraded",),
+        people=((1, _TINY), *_same(12, PHONE, first=2)),
+        topology="sfu",
+        hosts=(1,),
+        degraded="insufficient-capacity",
+    ),
+    _PlanCase(
+        comment="six with two weak hosts: both, overloaded evenly",
+        clause="VOICE-3.5",
+        flags=("Degraded",),
+        people=((1, _WEAK2), (2, _WEAK2), *_same(4, PHONE, first=3)),
+        topology="distributed-sfu",
+        hosts=(1, 2),
+        degraded="insufficient-capacity",
+        check=lambda plan, _: [len(plan.served_by(h)) for h in plan.hosts] == [3, 3],
+    ),
+)
+
+
+def _add_plan(
+    v: Vectors,
+    tests: list[JsonObject],
+    config: VoiceConfig,
+    case: _PlanCase,
+    earlier: Mapping[str, CallPlan],
+) -> CallPlan:
+    listed = _people(*case.people)
+    previous = None if case.previous is None else earlier[case.previous]
+    excluded = {_node(n) for n in case.excluded}
+    plan = plan_call(
+        participants_from_json(listed), config=config, previous=previous, excluded=excluded
+    )
+    assert plan.topology.value == case.topology, (case.comment, plan.topology)
+    assert list(plan.hosts) == [_node(n) for n in case.hosts], (case.comment, plan.hosts)
+    assert (plan.degraded.value if plan.degraded else None) == case.degraded, case.comment
+    assert case.check is None or case.check(plan, earlier), case.comment
+    v.test(
+        tests,
+        comment=case.comment,
+        result="valid",
+        clause=case.clause,
+        flags=case.flags,
+        participants=listed,
+        previous=None if previous is None else previous.to_json(),
+        excluded=[_node(n).hex() for n in case.excluded],
+        plan=plan.to_json(),
+        links=[[a.hex(), b.hex()] for a, b in plan.media_links()],
+        streams={p.hex(): list(c) for p, c in stream_counts(plan).items()},
+    )
+    return plan
+
+
+def _broken_plans(good: JsonObject) -> list[tuple[str, JsonObject]]:
+    """Previous plans that break VOICE-1.1, each made from the valid plan `good`."""
+    members = good["participants"]
+    assignment = good["assignment"]
+    return [
+        ("a mesh with a host", {**good, "topology": "mesh"}),
+        ("an sfu with two hosts", {**good, "hosts": good["hosts"] + [members[1]]}),
+        ("a distributed SFU with one host", {**good, "topology": "distributed-sfu"}),
+        (
+            "a participant without a host",
+            {**good, "assignment": {k: h for k, h in list(assignment.items())[:-1]}},
+        ),
+        ("participants out of order", {**good, "participants": list(reversed(members))}),
+        ("assigned to a non-host", {**good, "assignment": {**assignment, members[2]: members[3]}}),
+        ("an unknown topology", {**good, "topology": "star"}),
+    ]
+
+
+def _refusal_cases(
+    five: CallPlan,
+) -> list[tuple[str, str, tuple[str, ...], list[JsonObject], JsonObject | None]]:
+    """(comment, clause, flags, participants, previous) of every plan the reference refuses."""
+    people5 = _people(*_same(5, DESKTOP))
+    return [
+        ("no participant", "VOICE-1.2", ("Empty",), [], None),
+        (
+            "a NodeId twice",
+            "VOICE-1.2",
+            ("Duplicate",),
+            _people((1, DESKTOP), (2, DESKTOP), (1, LAPTOP)),
+            None,
+        ),
+        (
+            "a NodeId of 31 bytes",
+            "VOICE-1.2",
+            (),
+            [{"nodeId": "01" * 31, "capabilities": DESKTOP}],
+            None,
+        ),
+        *(
+            (f"previous plan: {comment}", "VOICE-1.1", ("MalformedPlan",), people5, previous)
+            for comment, previous in _broken_plans(five.to_json())
+        ),
+    ]
 
 
 def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
     tests = v.group("VoicePlanTest", config=config.to_json())
-
-    def add(
-        comment: str,
-        clause: str,
-        flags: tuple[str, ...],
-        people: list[tuple[int, JsonObject]],
-        *,
-        topology: str,
-        hosts: list[int],
-        degraded: str | None = None,
-        previous: CallPlan | None = None,
-        excluded: tuple[int, ...] = (),
-        check: Callable[[CallPlan], bool] | None = None,
-    ) -> CallPlan:
-        listed = _people(*people)
-        plan = _plan_of(listed, config, previous=previous, excluded={_node(n) for n in excluded})
-        assert plan.topology.value == topology, (comment, plan.topology)
-        assert list(plan.hosts) == [_node(n) for n in hosts], (comment, plan.hosts)
-        assert (plan.degraded.value if plan.degraded else None) == degraded, comment
-        assert check is None or check(plan), comment
-        v.test(
-            tests,
-            comment=comment,
-            result="valid",
-            clause=clause,
-            flags=flags,
-            participants=listed,
-            previous=None if previous is None else previous.to_json(),
-            excluded=[_node(n).hex() for n in excluded],
-            plan=plan.to_json(),
-            links=[[a.hex(), b.hex()] for a, b in plan.media_links()],
-            streams={p.hex(): list(c) for p, c in stream_counts(plan).items()},
-        )
-        return plan
-
-    add(
-        "one participant: a mesh with no link",
-        "VOICE-2.1",
-        (),
-        _same(1, DESKTOP),
-        topology="mesh",
-        hosts=[],
-    )
-    add("two participants: one link", "VOICE-1.1", (), _same(2, DESKTOP), topology="mesh", hosts=[])
-    add(
-        "four participants: the largest mesh",
-        "VOICE-2.1",
-        ("Threshold",),
-        _same(4, DESKTOP),
-        topology="mesh",
-        hosts=[],
-    )
-    five = add(
-        "five equal desktops: one host, the smallest NodeId",
-        "VOICE-2.3",
-        ("Threshold", "TieBreak"),
-        _same(5, DESKTOP),
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "given in reverse order: the same plan",
-        "VOICE-1.2",
-        ("TieBreak",),
-        list(reversed(_same(5, DESKTOP))),
-        topology="sfu",
-        hosts=[1],
-        check=lambda p: p == five,
-    )
-    add(
-        "a server among desktops hosts",
-        "VOICE-2.3",
-        (),
-        [*_same(4, DESKTOP), (9, SERVER)],
-        topology="sfu",
-        hosts=[9],
-    )
-    add(
-        "the best score cannot host (symmetric NAT): the next one does",
-        "VOICE-2.3",
-        ("Eligibility",),
-        [(1, LAPTOP), (2, LAPTOP), (3, PHONE), (4, PHONE), (5, SYMMETRIC_SERVER)],
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "nine desktops: 64 streams fit one desktop's 78",
-        "VOICE-3.3",
-        ("Capacity",),
-        _same(9, DESKTOP),
-        topology="sfu",
-        hosts=[1],
-    )
-    ten = add(
-        "ten desktops: 81 streams do not fit 78, two hosts do",
-        "VOICE-3.3",
-        ("Capacity",),
-        _same(10, DESKTOP),
-        topology="distributed-sfu",
-        hosts=[1, 2],
-    )
-    add(
-        "twelve desktops and a server: the server alone",
-        "VOICE-2.1",
-        ("Threshold",),
-        [*_same(11, DESKTOP), (20, SERVER)],
-        topology="sfu",
-        hosts=[20],
-    )
-    thirteen = add(
-        "thirteen with a server: at least two hosts",
-        "VOICE-2.1",
-        ("Threshold",),
-        [*_same(12, DESKTOP), (20, SERVER)],
-        topology="distributed-sfu",
-        hosts=[20, 1],
-    )
-    add(
-        "thirteen desktops: three hosts",
-        "VOICE-3.2",
-        ("Capacity",),
-        _same(13, DESKTOP),
-        topology="distributed-sfu",
-        hosts=[1, 2, 3],
-    )
-    add(
-        "twenty desktops: five hosts of four",
-        "VOICE-3.4",
-        ("Capacity",),
-        _same(20, DESKTOP),
-        topology="distributed-sfu",
-        hosts=[1, 2, 3, 4, 5],
-        check=lambda p: all(len(p.served_by(h)) == 4 for h in p.hosts),
-    )
-    add(
-        "a server with no relay connections cannot host: a desktop does",
-        "VOICE-3.2",
-        ("Capacity",),
-        [(1, NO_CONNECTIONS_SERVER), *_same(4, DESKTOP, first=2)],
-        topology="sfu",
-        hosts=[2],
-    )
-    weak = caps_json(deviceClass="server", maxRelayBandwidth=127_999)  # 15 streams
-    add(
-        "a weak server (15 streams) cannot carry five: the first set that does is one desktop",
-        "VOICE-3.3",
-        ("Capacity",),
-        [(1, weak), *_same(4, DESKTOP, first=2)],
-        topology="sfu",
-        hosts=[2],
-    )
-    add(
-        "exactly 16 streams carry five",
-        "VOICE-3.2",
-        ("Capacity", "Threshold"),
-        [
-            (1, caps_json(deviceClass="server", maxRelayBandwidth=128_000)),
-            *_same(4, DESKTOP, first=2),
-        ],
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "a failed host cooling down is skipped",
-        "VOICE-5.1",
-        ("Excluded",),
-        _same(5, DESKTOP),
-        excluded=(1,),
-        topology="sfu",
-        hosts=[2],
-    )
-
-    # hysteresis (VOICE-2.2, VOICE-3.3)
-    add(
-        "four after a hosted five: still hosted",
-        "VOICE-2.2",
-        ("Hysteresis", "Threshold"),
-        _same(4, DESKTOP),
-        previous=five,
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "three after a hosted five: a mesh again",
-        "VOICE-2.2",
-        ("Hysteresis", "Threshold"),
-        _same(3, DESKTOP),
-        previous=five,
-        topology="mesh",
-        hosts=[],
-    )
-    add(
-        "twelve after a distributed thirteen: still two hosts",
-        "VOICE-2.2",
-        ("Hysteresis", "Threshold"),
-        [*_same(11, DESKTOP), (20, SERVER)],
-        previous=thirteen,
-        topology="distributed-sfu",
-        hosts=[20, 1],
-    )
-    add(
-        "eleven after a distributed thirteen: the server alone",
-        "VOICE-2.2",
-        ("Hysteresis", "Threshold"),
-        [*_same(10, DESKTOP), (20, SERVER)],
-        previous=thirteen,
-        topology="sfu",
-        hosts=[20],
-    )
-    add(
-        "nine after two hosts for ten: two hosts while they would carry ten",
-        "VOICE-3.3",
-        ("Hysteresis", "Capacity"),
-        _same(9, DESKTOP),
-        previous=ten,
-        topology="distributed-sfu",
-        hosts=[1, 2],
-    )
-    add(
-        "eight after two hosts for ten: one host carries nine, so one",
-        "VOICE-3.3",
-        ("Hysteresis", "Capacity"),
-        _same(8, DESKTOP),
-        previous=ten,
-        topology="sfu",
-        hosts=[1],
-    )
-
-    # incumbents (VOICE-2.3)
-    laptop_host = add(
-        "five laptops", "VOICE-2.3", ("TieBreak",), _same(5, LAPTOP), topology="sfu", hosts=[1]
-    )
-    add(
-        "a desktop (90) beats a laptop host (51) by more than the margin",
-        "VOICE-2.3",
-        ("Incumbent",),
-        [*_same(4, LAPTOP), (9, DESKTOP)],
-        previous=laptop_host,
-        topology="sfu",
-        hosts=[9],
-    )
-    add(
-        "a 95-point challenger does not unseat a 90-point host",
-        "VOICE-2.3",
-        ("Incumbent",),
-        [*_same(4, DESKTOP), (0, POWERFUL)],
-        previous=five,
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "a server exactly 10 points better: the tie keeps the incumbent",
-        "VOICE-2.3",
-        ("Incumbent", "TieBreak"),
-        [*_same(4, DESKTOP), (0, SERVER)],
-        previous=five,
-        topology="sfu",
-        hosts=[1],
-    )
-    add(
-        "the incumbent's capacity is gone: a challenger takes over",
-        "VOICE-2.3",
-        ("Incumbent", "Capacity"),
-        [(1, caps_json(maxRelayBandwidth=0)), *_same(4, DESKTOP, 2)],
-        previous=five,
-        topology="sfu",
-        hosts=[2],
-    )
-
-    # stickiness (VOICE-3.4)
-    eleven = [*_same(10, DESKTOP), (0, DESKTOP)]
-    add(
-        "a newcomer goes where there is room; the others keep their hosts",
-        "VOICE-3.4",
-        ("Sticky",),
-        eleven,
-        previous=ten,
-        topology="distributed-sfu",
-        hosts=[1, 2],
-        check=lambda p: all(p.assignment[q] == ten.assignment[q] for q in ten.participants),
-    )
-    add(
-        "without the previous plan the newcomer (smallest id) lands first",
-        "VOICE-3.4",
-        ("Sticky",),
-        eleven,
-        topology="distributed-sfu",
-        hosts=[0, 1],
-    )
-
-    # degraded (VOICE-3.5)
-    add(
-        "five phones: nobody can host, a degraded mesh",
-        "VOICE-3.5",
-        ("Degraded",),
-        _same(5, PHONE),
-        topology="mesh",
-        hosts=[],
-        degraded="no-eligible-host",
-    )
-    add(
-        "eligible but no connections: nobody served, a degraded mesh",
-        "VOICE-3.5",
-        ("Degraded",),
-        _same(5, caps_json(maxRelayConnections=0)),
-        topology="mesh",
-        hosts=[],
-        degraded="no-eligible-host",
-    )
-    tiny = caps_json(maxRelayBandwidth=200_000)  # 25 streams: 3 of 13 at one host
-    add(
-        "thirteen with one weak host: overloaded and degraded",
-        "VOICE-3.5",
-        ("Degraded",),
-        [(1, tiny), *_same(12, PHONE, first=2)],
-        topology="sfu",
-        hosts=[1],
-        degraded="insufficient-capacity",
-    )
-    weak2 = caps_json(maxRelayBandwidth=56_000)  # 7 streams: 2 of 6 each with two hosts
-    add(
-        "six with two weak hosts: both, overloaded evenly",
-        "VOICE-3.5",
-        ("Degraded",),
-        [(1, weak2), (2, weak2), *_same(4, PHONE, first=3)],
-        topology="distributed-sfu",
-        hosts=[1, 2],
-        degraded="insufficient-capacity",
-        check=lambda p: [len(p.served_by(h)) for h in p.hosts] == [3, 3],
-    )
-
-    # refusals (VOICE-1.1, VOICE-1.2)
-    def refuse(
-        comment: str,
-        clause: str,
-        flags: tuple[str, ...],
-        participants: list[JsonObject],
-        previous: JsonObject | None = None,
-    ) -> None:
+    earlier: dict[str, CallPlan] = {}
+    for case in PLAN_CASES:
+        plan = _add_plan(v, tests, config, case, earlier)
+        if case.name is not None:
+            earlier[case.name] = plan
+    for comment, clause, flags, participants, previous in _refusal_cases(earlier["five"]):
         try:
             prior = None if previous is None else CallPlan.from_json(previous)
             plan_call(participants_from_json(participants), config=config, previous=prior)
@@ -463,307 +536,318 @@ def _plan_tests(v: Vectors, config: VoiceConfig) -> None:
             excluded=[],
         )
 
-    refuse("no participant", "VOICE-1.2", ("Empty",), [])
-    refuse(
-        "a NodeId twice",
-        "VOICE-1.2",
-        ("Duplicate",),
-        _people((1, DESKTOP), (2, DESKTOP), (1, LAPTOP)),
-    )
-    refuse(
-        "a NodeId of 31 bytes", "VOICE-1.2", (), [{"nodeId": "01" * 31, "capabilities": DESKTOP}]
-    )
-    people5 = _people(*_same(5, DESKTOP))
-    good = five.to_json()
-    broken: list[tuple[str, JsonObject]] = [
-        ("a mesh with a host", {**good, "topology": "mesh"}),
-        ("an sfu with two hosts", {**good, "hosts": good["hosts"] + [good["participants"][1]]}),
-        ("a distributed SFU with one host", {**good, "topology": "distributed-sfu"}),
-        (
-            "a participant without a host",
-            {**good, "assignment": {k: h for k, h in list(good["assignment"].items())[:-1]}},
-        ),
-        (
-            "participants out of order",
-            {**good, "participants": list(reversed(good["participants"]))},
-        ),
-        (
-            "assigned to a non-host",
-            {
-                **good,
-                "assignment": {
-                    **good["assignment"],
-                    good["participants"][2]: good["participants"][3],
-                },
-            },
-        ),
-        ("an unknown topology", {**good, "topology": "star"}),
-    ]
-    for comment, previous in broken:
-        refuse(f"previous plan: {comment}", "VOICE-1.1", ("MalformedPlan",), people5, previous)
-
 
 # ------------------------------------------------------------------ controller
 
 
-class _Script:
-    """Drive a controller step by step and record what each step produced."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Step:
+    """One controller event at `at`; `kinds` the actions it must produce (None: not checked).
 
-    def __init__(self, config: VoiceConfig) -> None:
-        self.controller = CallController(config=config)
-        self.steps: list[JsonObject] = []
+    A linksReady step with `links` None reports every link the controller waits for.
+    """
 
-    def step(
-        self,
-        now: float,
-        event: str,
-        *,
-        kinds: list[str] | None = None,
-        error: bool = False,
-        **fields: Any,
-    ) -> list[JsonObject]:
-        c = self.controller
-        record: JsonObject = {"now": now, "event": event, **fields}
+    at: float
+    event: str
+    node: int | None = None
+    caps: JsonObject | None = None
+    links: tuple[tuple[int, int], ...] | None = None
+    kinds: tuple[str, ...] | None = None
+    error: bool = False
+
+
+def _join(at: float, n: int, caps: JsonObject, *kinds: str, error: bool = False) -> _Step:
+    return _Step(at=at, event="join", node=n, caps=caps, kinds=kinds, error=error)
+
+
+def _leave(at: float, n: int, *kinds: str, error: bool = False) -> _Step:
+    return _Step(at=at, event="leave", node=n, kinds=kinds, error=error)
+
+
+def _failed(at: float, n: int, *kinds: str, error: bool = False) -> _Step:
+    return _Step(at=at, event="hostFailed", node=n, kinds=kinds, error=error)
+
+
+def _changed(at: float, n: int, caps: JsonObject, *kinds: str, error: bool = False) -> _Step:
+    return _Step(at=at, event="capabilitiesChanged", node=n, caps=caps, kinds=kinds, error=error)
+
+
+def _ready(at: float, pairs: tuple[tuple[int, int], ...] | None, *kinds: str) -> _Step:
+    return _Step(at=at, event="linksReady", links=pairs, kinds=kinds)
+
+
+def _timer(at: float, *kinds: str) -> _Step:
+    return _Step(at=at, event="timer", kinds=kinds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ScriptCase:
+    """One VoiceControllerTest: `call` participants with `caps` join first, one a second
+    (their links reported ready), then `steps` run."""
+
+    comment: str
+    clause: str
+    flags: tuple[str, ...] = ()
+    result: str = "valid"
+    call: int = 0
+    caps: JsonObject = field(default_factory=lambda: DESKTOP)
+    steps: tuple[_Step, ...]
+
+
+def _server_and_laptops() -> tuple[_Step, ...]:
+    """A server joins first, then four laptops, each one's links reported ready."""
+    joins = [
+        step
+        for n in range(2, 6)
+        for step in (
+            _Step(at=T0 + n, event="join", node=n, caps=LAPTOP),
+            _Step(at=T0 + n + 0.1, event="linksReady"),
+        )
+    ]
+    return (_Step(at=T0, event="join", node=1, caps=SERVER), *joins)
+
+
+SCRIPT_CASES: Final = (
+    _ScriptCase(
+        comment="a call of one, then two: the link first, then the switch",
+        clause="VOICE-4.2",
+        flags=("MakeBeforeBreak",),
+        steps=(
+            _join(T0, 1, DESKTOP, "switch"),
+            _join(T0 + 1, 2, DESKTOP, "connect"),
+            _ready(T0 + 1.5, ((1, 2),), "switch"),
+        ),
+    ),
+    _ScriptCase(
+        comment="mesh of four to one host: only the host's new link, then the mesh links go",
+        clause="VOICE-4.2",
+        flags=("MakeBeforeBreak", "Threshold"),
+        call=4,
+        steps=(
+            _join(T0 + 10, 5, DESKTOP, "connect"),
+            _ready(T0 + 10.4, ((1, 5),), "switch", "disconnect"),
+        ),
+    ),
+    _ScriptCase(
+        comment="the new link never reported: switch at the timeout, and it joins later",
+        clause="VOICE-4.2",
+        flags=("Timeout",),
+        call=4,
+        steps=(
+            _join(T0 + 10, 5, DESKTOP, "connect"),
+            _timer(T0 + 14.999),
+            _timer(T0 + 15, "switch", "disconnect"),
+            _ready(T0 + 16, ((1, 5),)),
+        ),
+    ),
+    _ScriptCase(
+        comment="a join while switching retargets; the first change's deadline holds",
+        clause="VOICE-4.4",
+        flags=("Retarget", "Timeout"),
+        call=5,
+        steps=(
+            _join(T0 + 10, 6, DESKTOP, "connect"),
+            _join(T0 + 12, 7, DESKTOP, "connect"),
+            _ready(T0 + 13, ((1, 6),)),
+            _timer(T0 + 15, "switch"),
+        ),
+    ),
+    _ScriptCase(
+        comment="join then leave while switching: the newcomer's link closes, the plan stays",
+        clause="VOICE-4.4",
+        flags=("Retarget",),
+        call=5,
+        steps=(
+            _join(T0 + 10, 6, DESKTOP, "connect"),
+            _leave(T0 + 11, 6, "disconnect"),
+        ),
+    ),
+    _ScriptCase(
+        comment="five, four, five, four: one host throughout, no mesh links opened",
+        clause="VOICE-2.2",
+        flags=("Hysteresis", "Threshold"),
+        call=5,
+        steps=(
+            _leave(T0 + 10, 3, "disconnect", "switch"),
+            _join(T0 + 11, 3, DESKTOP, "connect"),
+            _ready(T0 + 11.2, ((1, 3),), "switch"),
+            _leave(T0 + 12, 3, "disconnect", "switch"),
+        ),
+    ),
+    _ScriptCase(
+        comment="the host leaves: its links close at once; the next host is elected",
+        clause="VOICE-4.3",
+        call=5,
+        steps=(
+            _leave(T0 + 10, 1, "disconnect", "connect"),
+            _ready(T0 + 11, None, "switch"),
+        ),
+    ),
+    _ScriptCase(
+        comment="a failed server sits out 60 s, then takes the host role back from a laptop",
+        clause="VOICE-5.2",
+        flags=("HostFailure", "Incumbent", "MakeBeforeBreak"),
+        steps=(
+            *_server_and_laptops(),
+            _failed(T0 + 10, 1, "disconnect", "connect"),
+            _ready(T0 + 11, None, "switch"),
+            _timer(T0 + 69.9),
+            _timer(T0 + 70, "connect"),
+            _ready(T0 + 71, None, "switch", "disconnect"),
+        ),
+    ),
+    _ScriptCase(
+        comment="a failed desktop host returns as a challenger and does not unseat its equal",
+        clause="VOICE-5.1",
+        flags=("HostFailure", "Incumbent"),
+        call=5,
+        steps=(
+            _failed(T0 + 10, 1, "disconnect", "connect"),
+            _ready(T0 + 11, None, "switch"),
+            _timer(T0 + 70),
+        ),
+    ),
+    _ScriptCase(
+        comment="late reports: a host failure of a non-host and links never asked for",
+        clause="VOICE-4.6",
+        flags=("LateReport",),
+        call=5,
+        steps=(
+            _failed(T0 + 10, 3),
+            _ready(T0 + 11, ((2, 3),)),
+            _ready(T0 + 12, ((1, 2),)),
+        ),
+    ),
+    _ScriptCase(
+        comment="everyone leaves: idle, nothing left open",
+        clause="VOICE-4.5",
+        call=3,
+        steps=(
+            _leave(T0 + 10, 2, "disconnect", "switch"),
+            _leave(T0 + 11, 3, "disconnect", "switch"),
+            _leave(T0 + 12, 1),
+        ),
+    ),
+    _ScriptCase(
+        comment="caller errors are refused and change nothing",
+        clause="VOICE-4.6",
+        flags=("CallerError",),
+        result="invalid",
+        call=2,
+        steps=(
+            _join(T0 + 10, 2, DESKTOP, error=True),
+            _leave(T0 + 11, 9, error=True),
+            _failed(T0 + 12, 9, error=True),
+            _changed(T0 + 13, 9, DESKTOP, error=True),
+            _join(T0 + 14, 3, DESKTOP, "connect"),
+        ),
+    ),
+    _ScriptCase(
+        comment="a participant upgrades past the margin: the host moves make-before-break",
+        clause="VOICE-4.1",
+        flags=("Incumbent", "MakeBeforeBreak"),
+        call=5,
+        caps=LAPTOP,
+        steps=(
+            _changed(T0 + 10, 5, DESKTOP, "connect"),
+            _ready(T0 + 10.5, None, "switch", "disconnect"),
+        ),
+    ),
+)
+
+
+def _nodes(pairs: list[list[str]]) -> list[tuple[NodeId, NodeId]]:
+    return [(NodeId(bytes.fromhex(a)), NodeId(bytes.fromhex(b))) for a, b in pairs]
+
+
+def _apply(c: CallController, now: float, event: str, fields: JsonObject) -> None:
+    """Feed one event, in its JSON form, to the controller."""
+    node = NodeId(bytes.fromhex(fields["nodeId"])) if "nodeId" in fields else None
+    caps = (
+        DeviceCapabilities.from_json(fields["capabilities"]) if "capabilities" in fields else None
+    )
+    match event:
+        case "join":
+            assert node is not None and caps is not None
+            c.join(node, caps, now=now)
+        case "leave":
+            assert node is not None
+            c.leave(node, now=now)
+        case "capabilitiesChanged":
+            assert node is not None and caps is not None
+            c.capabilities_changed(node, caps, now=now)
+        case "hostFailed":
+            assert node is not None
+            c.host_failed(node, now=now)
+        case "linksReady":
+            c.links_ready(_nodes(fields["links"]), now=now)
+        case "timer":
+            c.on_timer(now=now)
+        case _:
+            raise AssertionError(event)
+
+
+def _event_fields(c: CallController, step: _Step) -> JsonObject:
+    fields: JsonObject = {}
+    if step.node is not None:
+        fields["nodeId"] = _node(step.node).hex()
+    if step.caps is not None:
+        fields["capabilities"] = step.caps
+    if step.event == "linksReady":
+        pairs = (
+            sorted(c.links_pending)
+            if step.links is None
+            else [(_node(a), _node(b)) for a, b in step.links]
+        )
+        fields["links"] = [[a.hex(), b.hex()] for a, b in pairs]
+    return fields
+
+
+def _run_step(c: CallController, step: _Step) -> JsonObject:
+    """Run `step` on `c`, check it, and give its JSON record with what it produced."""
+    fields = _event_fields(c, step)
+    try:
+        _apply(c, step.at, step.event, fields)
         refused = False
-        try:
-            match event:
-                case "join":
-                    c.join(
-                        NodeId(bytes.fromhex(fields["nodeId"])),
-                        DeviceCapabilities.from_json(fields["capabilities"]),
-                        now=now,
-                    )
-                case "leave":
-                    c.leave(NodeId(bytes.fromhex(fields["nodeId"])), now=now)
-                case "capabilitiesChanged":
-                    c.capabilities_changed(
-                        NodeId(bytes.fromhex(fields["nodeId"])),
-                        DeviceCapabilities.from_json(fields["capabilities"]),
-                        now=now,
-                    )
-                case "hostFailed":
-                    c.host_failed(NodeId(bytes.fromhex(fields["nodeId"])), now=now)
-                case "linksReady":
-                    c.links_ready(
-                        [
-                            (NodeId(bytes.fromhex(a)), NodeId(bytes.fromhex(b)))
-                            for a, b in fields["links"]
-                        ],
-                        now=now,
-                    )
-                case "timer":
-                    c.on_timer(now=now)
-                case _:
-                    raise AssertionError(event)
-        except VoiceError:
-            refused = True
-        assert refused == error, (event, now)
-        actions = [a.to_json() for a in c.actions()]
-        if kinds is not None:
-            assert [a["action"] for a in actions] == kinds, (event, now, actions)
-        expect: JsonObject = {
-            "actions": actions,
-            "state": c.state.value,
-            "nextDeadline": c.next_deadline(),
-        }
-        if error:
-            expect = {"error": "caller", **expect}
-        record["expect"] = expect
-        self.steps.append(record)
-        return actions
+    except VoiceError:
+        refused = True
+    assert refused == step.error, (step.event, step.at)
+    actions = [a.to_json() for a in c.actions()]
+    if step.kinds is not None:
+        assert [a["action"] for a in actions] == list(step.kinds), (step, actions)
+    expect: JsonObject = {
+        "actions": actions,
+        "state": c.state.value,
+        "nextDeadline": c.next_deadline(),
+    }
+    if step.error:
+        expect = {"error": "caller", **expect}
+    return {"now": step.at, "event": step.event, **fields, "expect": expect}
 
-    def join(self, now: float, n: int, caps: JsonObject, **kw: Any) -> list[JsonObject]:
-        return self.step(now, "join", nodeId=_node(n).hex(), capabilities=caps, **kw)
 
-    def leave(self, now: float, n: int, **kw: Any) -> list[JsonObject]:
-        return self.step(now, "leave", nodeId=_node(n).hex(), **kw)
-
-    def ready_all(self, now: float, **kw: Any) -> list[JsonObject]:
-        pending = sorted(self.controller.links_pending)
-        return self.step(now, "linksReady", links=[[a.hex(), b.hex()] for a, b in pending], **kw)
-
-    def ready(self, now: float, pairs: list[tuple[int, int]], **kw: Any) -> list[JsonObject]:
-        links = [[_node(a).hex(), _node(b).hex()] for a, b in pairs]
-        return self.step(now, "linksReady", links=links, **kw)
+def _call_of(count: int, caps: JsonObject, c: CallController) -> Iterator[_Step]:
+    """The steps that bring `count` participants into the call, one a second."""
+    for n in range(1, count + 1):
+        yield _Step(at=T0 + n, event="join", node=n, caps=caps)
+        if c.links_pending:
+            yield _Step(at=T0 + n + 0.1, event="linksReady")
 
 
 def _controller_tests(v: Vectors, config: VoiceConfig) -> None:
     tests = v.group("VoiceControllerTest", config=config.to_json())
-
-    def add(
-        comment: str, clause: str, flags: tuple[str, ...], script: _Script, result: str = "valid"
-    ) -> None:
+    for case in SCRIPT_CASES:
+        c = CallController(config=config)
+        steps = [_run_step(c, step) for step in _call_of(case.call, case.caps, c)]
+        steps += [_run_step(c, step) for step in case.steps]
         v.test(
             tests,
-            comment=comment,
-            result=result,
-            clause=clause,
-            flags=flags,
-            steps=script.steps,
-            counters=dict(sorted(script.controller.counters.items())),
+            comment=case.comment,
+            result=case.result,
+            clause=case.clause,
+            flags=case.flags,
+            steps=steps,
+            counters=dict(sorted(c.counters.items())),
         )
-
-    def call_of(count: int, caps: JsonObject = DESKTOP) -> _Script:
-        s = _Script(config)
-        for n in range(1, count + 1):
-            s.join(T0 + n, n, caps)
-            if s.controller.links_pending:
-                s.ready_all(T0 + n + 0.1)
-        return s
-
-    s = _Script(config)
-    s.join(T0, 1, DESKTOP, kinds=["switch"])
-    s.join(T0 + 1, 2, DESKTOP, kinds=["connect"])
-    s.ready(T0 + 1.5, [(1, 2)], kinds=["switch"])
-    add(
-        "a call of one, then two: the link first, then the switch",
-        "VOICE-4.2",
-        ("MakeBeforeBreak",),
-        s,
-    )
-
-    s = call_of(4)
-    s.join(T0 + 10, 5, DESKTOP, kinds=["connect"])
-    s.ready(T0 + 10.4, [(1, 5)], kinds=["switch", "disconnect"])
-    add(
-        "mesh of four to one host: only the host's new link, then the mesh links go",
-        "VOICE-4.2",
-        ("MakeBeforeBreak", "Threshold"),
-        s,
-    )
-
-    s = call_of(4)
-    s.join(T0 + 10, 5, DESKTOP, kinds=["connect"])
-    s.step(T0 + 14.999, "timer", kinds=[])
-    s.step(T0 + 15, "timer", kinds=["switch", "disconnect"])
-    s.ready(T0 + 16, [(1, 5)], kinds=[])
-    add(
-        "the new link never reported: switch at the timeout, and it joins later",
-        "VOICE-4.2",
-        ("Timeout",),
-        s,
-    )
-
-    s = call_of(5)
-    s.join(T0 + 10, 6, DESKTOP, kinds=["connect"])
-    s.join(T0 + 12, 7, DESKTOP, kinds=["connect"])
-    s.ready(T0 + 13, [(1, 6)], kinds=[])
-    s.step(T0 + 15, "timer", kinds=["switch"])
-    add(
-        "a join while switching retargets; the first change's deadline holds",
-        "VOICE-4.4",
-        ("Retarget", "Timeout"),
-        s,
-    )
-
-    s = call_of(5)
-    s.join(T0 + 10, 6, DESKTOP, kinds=["connect"])
-    s.leave(T0 + 11, 6, kinds=["disconnect"])
-    add(
-        "join then leave while switching: the newcomer's link closes, the plan stays",
-        "VOICE-4.4",
-        ("Retarget",),
-        s,
-    )
-
-    s = call_of(5)
-    s.leave(T0 + 10, 3, kinds=["disconnect", "switch"])
-    s.join(T0 + 11, 3, DESKTOP, kinds=["connect"])
-    s.ready(T0 + 11.2, [(1, 3)], kinds=["switch"])
-    s.leave(T0 + 12, 3, kinds=["disconnect", "switch"])
-    add(
-        "five, four, five, four: one host throughout, no mesh links opened",
-        "VOICE-2.2",
-        ("Hysteresis", "Threshold"),
-        s,
-    )
-
-    s = call_of(5)
-    s.leave(T0 + 10, 1, kinds=["disconnect", "connect"])
-    s.ready_all(T0 + 11, kinds=["switch"])
-    add("the host leaves: its links close at once; the next host is elected", "VOICE-4.3", (), s)
-
-    s = _Script(config)
-    s.join(T0, 1, SERVER)
-    for n in range(2, 6):
-        s.join(T0 + n, n, LAPTOP)
-        s.ready_all(T0 + n + 0.1)
-    s.step(T0 + 10, "hostFailed", nodeId=_node(1).hex(), kinds=["disconnect", "connect"])
-    s.ready_all(T0 + 11, kinds=["switch"])
-    s.step(T0 + 69.9, "timer", kinds=[])
-    s.step(T0 + 70, "timer", kinds=["connect"])
-    s.ready_all(T0 + 71, kinds=["switch", "disconnect"])
-    add(
-        "a failed server sits out 60 s, then takes the host role back from a laptop",
-        "VOICE-5.2",
-        ("HostFailure", "Incumbent", "MakeBeforeBreak"),
-        s,
-    )
-
-    s = call_of(5)
-    s.step(T0 + 10, "hostFailed", nodeId=_node(1).hex(), kinds=["disconnect", "connect"])
-    s.ready_all(T0 + 11, kinds=["switch"])
-    s.step(T0 + 70, "timer", kinds=[])
-    add(
-        "a failed desktop host returns as a challenger and does not unseat its equal",
-        "VOICE-5.1",
-        ("HostFailure", "Incumbent"),
-        s,
-    )
-
-    s = call_of(5)
-    s.step(T0 + 10, "hostFailed", nodeId=_node(3).hex(), kinds=[])
-    s.ready(T0 + 11, [(2, 3)], kinds=[])
-    s.ready(T0 + 12, [(1, 2)], kinds=[])
-    add(
-        "late reports: a host failure of a non-host and links never asked for",
-        "VOICE-4.6",
-        ("LateReport",),
-        s,
-    )
-
-    s = call_of(3)
-    s.leave(T0 + 10, 2, kinds=["disconnect", "switch"])
-    s.leave(T0 + 11, 3, kinds=["disconnect", "switch"])
-    s.leave(T0 + 12, 1, kinds=[])
-    add("everyone leaves: idle, nothing left open", "VOICE-4.5", (), s)
-
-    s = call_of(2)
-    s.join(T0 + 10, 2, DESKTOP, error=True, kinds=[])
-    s.leave(T0 + 11, 9, error=True, kinds=[])
-    s.step(T0 + 12, "hostFailed", nodeId=_node(9).hex(), error=True, kinds=[])
-    s.step(
-        T0 + 13,
-        "capabilitiesChanged",
-        nodeId=_node(9).hex(),
-        capabilities=DESKTOP,
-        error=True,
-        kinds=[],
-    )
-    s.join(T0 + 14, 3, DESKTOP, kinds=["connect"])
-    add(
-        "caller errors are refused and change nothing",
-        "VOICE-4.6",
-        ("CallerError",),
-        s,
-        result="invalid",
-    )
-
-    s = call_of(5, LAPTOP)
-    s.step(
-        T0 + 10,
-        "capabilitiesChanged",
-        nodeId=_node(5).hex(),
-        capabilities=DESKTOP,
-        kinds=["connect"],
-    )
-    s.ready_all(T0 + 10.5, kinds=["switch", "disconnect"])
-    add(
-        "a participant upgrades past the margin: the host moves make-before-break",
-        "VOICE-4.1",
-        ("Incumbent", "MakeBeforeBreak"),
-        s,
-    )
 
 
 def build() -> JsonObject:
