@@ -10,6 +10,9 @@ holder with fixed quotas a sequence of records, each at its own time, and give
 the outcome of every step and what the key holds at the end.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any, Final
 
 from railgun_ref.conformance.builders.base import T0, T0_MS, Vectors, flip, seed_for
@@ -103,6 +106,137 @@ def _signed(
     return {**fields, 6: signer.sign(domain + cbor.encode(fields))}
 
 
+# ------------------------------------------------------------------ signing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SignCase:
+    """Fields publisher 1 signs; `ident` None is its own node id."""
+
+    comment: str
+    flags: tuple[str, ...]
+    clause: str = "DHT-3.1"
+    key_type: KeyType
+    ident: bytes | None
+    seq: int
+    value: bytes
+    expires_ms: int = _EXPIRES
+
+
+SIGN_CASES: Final = (
+    _SignCase(
+        comment="peer record: the publisher announces itself",
+        flags=("KeyType",),
+        key_type=KeyType.PEER,
+        ident=None,
+        seq=1,
+        value=b"\x82\x69127.0.0.1\x19\x1b\x58",
+    ),
+    _SignCase(
+        comment="room membership, seq = publish time in ms, empty value",
+        flags=("KeyType",),
+        key_type=KeyType.ROOM,
+        ident=b"room-1",
+        seq=1_700_000_000_000,
+        value=b"",
+    ),
+    _SignCase(
+        comment="rendezvous record",
+        flags=("KeyType",),
+        key_type=KeyType.RENDEZVOUS,
+        ident=bytes(range(32)),
+        seq=7,
+        value=b"pickup",
+    ),
+    _SignCase(
+        comment="capability record",
+        flags=("KeyType",),
+        key_type=KeyType.CAPABILITY,
+        ident=None,
+        seq=2,
+        value=b"\xa1\x00\x01",
+    ),
+    _SignCase(
+        comment="bootstrap record",
+        flags=("KeyType",),
+        key_type=KeyType.BOOTSTRAP,
+        ident=b"mainnet",
+        seq=3,
+        value=b"node",
+    ),
+    _SignCase(
+        comment="64-byte ident, 256-byte value, seq 0",
+        flags=("Boundary", "SizeLimit"),
+        clause="DHT-3.2",
+        key_type=KeyType.ROOM,
+        ident=b"r" * 64,
+        seq=0,
+        value=bytes(MAX_VALUE_SIZE),
+    ),
+    _SignCase(
+        comment="seq 2^64 - 1",
+        flags=("Boundary",),
+        clause="DHT-3.2",
+        key_type=KeyType.ROOM,
+        ident=b"room-1",
+        seq=2**64 - 1,
+        value=b"x",
+    ),
+    _SignCase(
+        comment="a 257-byte value: a signer refuses it",
+        flags=("SizeLimit", "NotProduced"),
+        clause="DHT-3.2",
+        key_type=KeyType.ROOM,
+        ident=b"room-1",
+        seq=1,
+        value=bytes(MAX_VALUE_SIZE + 1),
+    ),
+    _SignCase(
+        comment="a 65-byte ident: a signer refuses it",
+        flags=("SizeLimit", "NotProduced"),
+        clause="DHT-2.2",
+        key_type=KeyType.ROOM,
+        ident=b"r" * 65,
+        seq=1,
+        value=b"x",
+    ),
+    _SignCase(
+        comment="seq 2^64: not a 64-bit integer",
+        flags=("Boundary", "NotProduced"),
+        clause="DHT-3.2",
+        key_type=KeyType.ROOM,
+        ident=b"room-1",
+        seq=2**64,
+        value=b"x",
+    ),
+)
+
+
+def _signed_entry(identity: Identity, case: _SignCase, ident: bytes) -> JsonObject | None:
+    """What signing `case` must give, or None if a signer must refuse it."""
+    try:
+        record = sign_record(
+            identity,
+            key_type=case.key_type,
+            ident=ident,
+            seq=case.seq,
+            expires_ms=case.expires_ms,
+            value=case.value,
+        )
+    except LocalProtocolError:
+        return None
+    signed_part = cbor.encode(record.signed_fields())
+    assert record.signature == identity.sign(RECORD_DOMAIN + signed_part)
+    assert record.encode() == cbor.encode({**record.signed_fields(), 6: record.signature})
+    return {
+        "signedPart": signed_part.hex(),
+        "signature": record.signature.hex(),
+        "record": record.encode().hex(),
+        "key": record.key.hex(),
+        "publisherId": record.publisher_id.hex(),
+    }
+
+
 def _sign_tests(v: Vectors) -> None:
     identity = _publisher(1)
     tests = v.group(
@@ -111,504 +245,426 @@ def _sign_tests(v: Vectors) -> None:
         publicKey=identity.public_key.hex(),
         nodeId=identity.node_id.hex(),
     )
-
-    def add(
-        key_type: KeyType,
-        ident: bytes,
-        seq: int,
-        expires_ms: int,
-        value: bytes,
-        comment: str,
-        flags: tuple[str, ...],
-        clause: str = "DHT-3.1",
-    ) -> None:
+    for case in SIGN_CASES:
+        ident = identity.node_id if case.ident is None else case.ident
         fields: JsonObject = {
-            "keyType": int(key_type),
+            "keyType": int(case.key_type),
             "ident": ident.hex(),
-            "seq": str(seq),
-            "expiresMs": expires_ms,
-            "value": value.hex(),
+            "seq": str(case.seq),
+            "expiresMs": case.expires_ms,
+            "value": case.value.hex(),
         }
-        try:
-            record = sign_record(
-                identity,
-                key_type=key_type,
-                ident=ident,
-                seq=seq,
-                expires_ms=expires_ms,
-                value=value,
-            )
-        except LocalProtocolError:
-            v.test(tests, comment=comment, result="invalid", clause=clause, flags=flags, **fields)
-            return
-        signed_part = cbor.encode(record.signed_fields())
-        assert record.signature == identity.sign(RECORD_DOMAIN + signed_part)
-        assert record.encode() == cbor.encode({**record.signed_fields(), 6: record.signature})
+        signed = _signed_entry(identity, case, ident)
         v.test(
             tests,
-            comment=comment,
-            result="valid",
-            clause=clause,
-            flags=flags,
+            comment=case.comment,
+            result="invalid" if signed is None else "valid",
+            clause=case.clause,
+            flags=case.flags,
             **fields,
-            signedPart=signed_part.hex(),
-            signature=record.signature.hex(),
-            record=record.encode().hex(),
-            key=record.key.hex(),
-            publisherId=record.publisher_id.hex(),
+            **(signed or {}),
         )
 
-    node_id = identity.node_id
-    add(
-        KeyType.PEER,
-        node_id,
-        1,
-        _EXPIRES,
-        b"\x82\x69127.0.0.1\x19\x1b\x58",
-        "peer record: the publisher announces itself",
-        ("KeyType",),
-    )
-    add(
-        KeyType.ROOM,
-        b"room-1",
-        1_700_000_000_000,
-        _EXPIRES,
-        b"",
-        "room membership, seq = publish time in ms, empty value",
-        ("KeyType",),
-    )
-    add(
-        KeyType.RENDEZVOUS,
-        bytes(range(32)),
-        7,
-        _EXPIRES,
-        b"pickup",
-        "rendezvous record",
-        ("KeyType",),
-    )
-    add(
-        KeyType.CAPABILITY, node_id, 2, _EXPIRES, b"\xa1\x00\x01", "capability record", ("KeyType",)
-    )
-    add(KeyType.BOOTSTRAP, b"mainnet", 3, _EXPIRES, b"node", "bootstrap record", ("KeyType",))
-    add(
-        KeyType.ROOM,
-        b"r" * 64,
-        0,
-        _EXPIRES,
-        bytes(MAX_VALUE_SIZE),
-        "64-byte ident, 256-byte value, seq 0",
-        ("Boundary", "SizeLimit"),
-        "DHT-3.2",
-    )
-    add(
-        KeyType.ROOM, b"room-1", 2**64 - 1, _EXPIRES, b"x", "seq 2^64 - 1", ("Boundary",), "DHT-3.2"
-    )
-    add(
-        KeyType.ROOM,
-        b"room-1",
-        1,
-        _EXPIRES,
-        bytes(MAX_VALUE_SIZE + 1),
-        "a 257-byte value: a signer refuses it",
-        ("SizeLimit", "NotProduced"),
-        "DHT-3.2",
-    )
-    add(
-        KeyType.ROOM,
-        b"r" * 65,
-        1,
-        _EXPIRES,
-        b"x",
-        "a 65-byte ident: a signer refuses it",
-        ("SizeLimit", "NotProduced"),
-        "DHT-2.2",
-    )
-    add(
-        KeyType.ROOM,
-        b"room-1",
-        2**64,
-        _EXPIRES,
-        b"x",
-        "seq 2^64: not a 64-bit integer",
-        ("Boundary", "NotProduced"),
-        "DHT-3.2",
-    )
+
+# ------------------------------------------------------------------ acceptance
+
+_Map = dict[int, Any]
 
 
-def _accept_tests(v: Vectors) -> None:
-    p1, p2 = _publisher(1), _publisher(2)
-    now = T0
-    tests = v.group("DhtRecordAcceptTest", now=now, maxTtl=MAX_TTL)
+@cache
+def _p1() -> Identity:
+    return _publisher(1)
 
-    def add(
-        record: object,
-        comment: str,
-        flags: tuple[str, ...],
-        clause: str,
-        error: ErrorCode | None = None,
-        *,
-        store_key: bytes | None = None,
-        encoded: bytes | None = None,
-    ) -> None:
-        data = cbor.encode(record) if encoded is None else encoded
-        fields: JsonObject = {
-            "record": data.hex(),
-            "storeKey": None if store_key is None else store_key.hex(),
-        }
-        try:
-            got = decode_record(cbor.decode(data), now=now, key=store_key)
-        except RemoteProtocolError as exc:
-            assert error is not None and exc.code is error, (comment, exc)
-            v.test(
-                tests,
-                comment=comment,
-                result="invalid",
-                clause=clause,
-                flags=flags,
-                **fields,
-                expectedError=error.name,
-            )
-            return
-        assert error is None, comment
-        v.test(
-            tests,
-            comment=comment,
-            result="valid",
-            clause=clause,
-            flags=flags,
-            **fields,
-            key=got.key.hex(),
-            publisherId=got.publisher_id.hex(),
-        )
 
-    def good(
-        key_type: KeyType = KeyType.ROOM, ident: bytes | None = None, **changes: Any
-    ) -> dict[int, Any]:
-        return _signed(p1, _fields(p1, key_type, ident, **changes))
+@cache
+def _p2() -> Identity:
+    return _publisher(2)
 
-    for key_type in KeyType:
-        record = good(key_type)
-        add(
-            record,
-            f"a {key_type.name.lower()} record of its publisher",
-            ("KeyType",),
-            "DHT-3.3",
-            store_key=derive_key(key_type, record[1]),
-        )
-    add(good(KeyType.ROOM, b"room-1"), "a room record, not offered under a key", (), "DHT-3.3")
-    add(
-        good(KeyType.ROOM, b"room-2", value=bytes(256)),
-        "a 256-byte value",
-        ("Boundary", "SizeLimit"),
-        "DHT-3.2",
-    )
-    add(good(KeyType.ROOM, b"i" * 64), "a 64-byte ident", ("Boundary", "SizeLimit"), "DHT-2.2")
-    add(good(expires_ms=T0_MS + 1), "expires 1 ms after now", ("Boundary", "Expiry"), "DHT-3.3")
-    max_ms = T0_MS + round(MAX_TTL * 1000)
-    add(
-        good(expires_ms=max_ms),
-        "expires exactly now + 7 days + 300 s",
-        ("Boundary", "Expiry"),
-        "DHT-3.2",
-    )
 
-    add(
-        good(expires_ms=T0_MS),
-        "expires exactly at now",
-        ("Boundary", "Expiry"),
-        "DHT-3.3",
-        ErrorCode.EXPIRED,
-    )
-    add(
-        good(expires_ms=T0_MS - 86_400_000),
-        "expired a day ago",
-        ("Expiry",),
-        "DHT-3.3",
-        ErrorCode.EXPIRED,
-    )
-    add(good(expires_ms=0), "expires at the epoch", ("Expiry",), "DHT-3.3", ErrorCode.EXPIRED)
-    add(
-        good(expires_ms=max_ms + 1),
-        "expires 1 ms past now + 7 days + 300 s",
-        ("Boundary", "Expiry"),
-        "DHT-3.2",
-        ErrorCode.TTL_TOO_LONG,
-    )
-    add(
-        good(expires_ms=T0_MS + 30 * 86_400_000),
-        "expires in 30 days",
-        ("Expiry",),
-        "DHT-3.2",
-        ErrorCode.TTL_TOO_LONG,
-    )
+def _good(key_type: KeyType = KeyType.ROOM, ident: bytes | None = None, **changes: Any) -> _Map:
+    """A record validly signed by publisher 1, with `changes` to the default fields."""
+    return _signed(_p1(), _fields(_p1(), key_type, ident, **changes))
 
-    record = good()
-    add(
-        {**record, 6: flip(record[6], 5)},
-        "one signature bit flipped",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        {**record, 5: b"hellO"},
-        "value changed after signing",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        {**record, 3: 2},
-        "seq raised after signing",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        {**record, 4: _EXPIRES + 1},
-        "expiry moved after signing",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        _signed(p2, _fields(p1, KeyType.ROOM)),
-        "signed by another key than field 2",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        _signed(p1, _fields(p1, KeyType.ROOM), domain=b""),
-        "signed without the record domain",
-        ("BadSignature", "DomainSeparation"),
-        "DHT-3.1",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        _signed(p1, _fields(p1, KeyType.ROOM), domain=ENVELOPE_DOMAIN),
-        "signed under the envelope domain",
-        ("BadSignature", "DomainSeparation"),
-        "DHT-3.1",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        {**record, 6: bytes(64)},
-        "an all-zero signature",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
 
-    add(
-        good(KeyType.ROOM, b"room-1"),
-        "a room-1 record offered under the key of room-2",
-        ("WrongKey",),
-        "DHT-3.3",
-        ErrorCode.WRONG_KEY,
-        store_key=derive_key(KeyType.ROOM, b"room-2"),
-    )
-    add(
-        good(KeyType.ROOM, b"room-1"),
-        "a room record offered under the rendezvous key of its ident",
-        ("WrongKey",),
-        "DHT-3.3",
-        ErrorCode.WRONG_KEY,
-        store_key=derive_key(KeyType.RENDEZVOUS, b"room-1"),
-    )
+def _p1_with_key(publisher_key: bytes) -> Callable[[], _Map]:
+    """A publisher-1 room record whose key field is `publisher_key`, signed by publisher 1."""
+    return lambda: _signed(_p1(), _fields(_p1(), KeyType.ROOM), publisher_key=publisher_key)
 
-    add(
-        good(KeyType.PEER, p2.node_id),
-        "a peer record naming another node",
-        ("Entitlement",),
-        "DHT-3.4",
-        ErrorCode.FORBIDDEN,
-    )
-    add(
-        good(KeyType.CAPABILITY, p2.node_id),
-        "a capability record naming another node",
-        ("Entitlement",),
-        "DHT-3.4",
-        ErrorCode.FORBIDDEN,
-    )
-    add(
-        good(KeyType.PEER, p1.public_key),
-        "a peer record naming its publisher's public key, not node id",
-        ("Entitlement",),
-        "DHT-3.4",
-        ErrorCode.FORBIDDEN,
-    )
-    add(
-        good(KeyType.PEER, b"room-1"),
-        "a peer record with a room-like ident",
-        ("Entitlement",),
-        "DHT-3.4",
-        ErrorCode.FORBIDDEN,
-    )
-    add(
-        good(KeyType.ROOM, p2.node_id),
-        "a room record may have any ident, even a node id",
-        ("Entitlement",),
-        "DHT-3.4",
-    )
 
-    add(
-        good(value=bytes(257)),
-        "a 257-byte value, validly signed",
-        ("SizeLimit",),
-        "DHT-3.2",
-        ErrorCode.TOO_LARGE,
-    )
-    add(
-        good(KeyType.ROOM, b"i" * 65),
-        "a 65-byte ident, validly signed",
-        ("SizeLimit",),
-        "DHT-2.2",
-        ErrorCode.TOO_LARGE,
-    )
+def _key_of(key_type: KeyType, ident: bytes) -> Callable[[], bytes]:
+    return lambda: derive_key(key_type, ident)
 
-    identity_point = ed.encode(ed.IDENTITY)
-    add(
-        _signed(p1, _fields(p1, KeyType.ROOM), publisher_key=identity_point),
-        "publisher key = the identity point (small order)",
-        ("BadKey",),
-        "DHT-3.3",
-        ErrorCode.BAD_KEY,
-    )
-    non_canonical = (ed.P + 1).to_bytes(32, "little")
-    add(
-        _signed(p1, _fields(p1, KeyType.ROOM), publisher_key=non_canonical),
-        "publisher key with y = p + 1 (non-canonical)",
-        ("BadKey",),
-        "DHT-3.3",
-        ErrorCode.BAD_KEY,
-    )
-    off_curve = first_off_curve_y().to_bytes(32, "little")
-    add(
-        _signed(p1, _fields(p1, KeyType.ROOM), publisher_key=off_curve),
-        "publisher key not on the curve: caught by the signature check",
-        ("BadSignature",),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
 
-    malformed: list[tuple[object, str]] = [
-        ([record[i] for i in range(7)], "an array instead of a map"),
-        ({i: record[i] for i in range(6)}, "no signature (key 6)"),
-        ({**record, 7: 0}, "an extra key 7"),
-        ({**record, 0: 0}, "key type 0"),
-        ({**record, 0: 6}, "key type 6"),
-        ({**record, 0: "room"}, "key type as text"),
-        ({**record, 1: "room-1"}, "ident as text"),
-        ({**record, 5: "hello"}, "value as text"),
-        ({**record, 2: record[2][:31]}, "a 31-byte publisher key"),
-        ({**record, 6: record[6][:63]}, "a 63-byte signature"),
-        ({**record, 3: -1}, "seq -1"),
-        ({**record, 3: True}, "seq true"),
-        ({**record, 4: b"\x01"}, "expiry as bytes"),
-        ({**record, 5: None}, "value null"),
-        ({}, "an empty map"),
-    ]
-    for value, what in malformed:
-        add(value, f"malformed: {what}", ("Malformed",), "DHT-3.3", ErrorCode.MALFORMED)
+def _own_key(key_type: KeyType) -> bytes:
+    return derive_key(key_type, _good(key_type)[1])
+
+
+def _keys_swapped(record: object) -> bytes:
+    """The CBOR of `record` with its first two entries (keys 0, 1) swapped (ENC-1.3)."""
+    assert isinstance(record, dict)
     encoded = cbor.encode(record)
-    # Swap the first two entries: keys 1 then 0, a map out of order (ENC-1.3).
     head, body = encoded[:1], encoded[1:]
     first = cbor.encode(0) + cbor.encode(record[0])
     second = cbor.encode(1) + cbor.encode(record[1])
     assert body.startswith(first + second)
-    swapped = head + second + first + body[len(first + second) :]
-    add(
-        None,
-        "map keys out of order: not deterministic CBOR",
-        ("NonCanonical",),
-        "DHT-3.1",
-        ErrorCode.MALFORMED,
-        encoded=swapped,
-    )
-
-    add(
-        {**record, 5: bytes(257), 6: bytes(63)},
-        "a 63-byte signature and a 257-byte value: MALFORMED first",
-        ("CheckOrder", "Malformed"),
-        "DHT-3.3",
-        ErrorCode.MALFORMED,
-    )
-    add(
-        {**record, 5: bytes(257)},
-        "a 257-byte value, signature not over it: TOO_LARGE first",
-        ("CheckOrder", "SizeLimit"),
-        "DHT-3.3",
-        ErrorCode.TOO_LARGE,
-    )
-    add(
-        {**_signed(p1, _fields(p1, KeyType.ROOM), publisher_key=identity_point), 6: bytes(64)},
-        "small-order key and a bad signature: BAD_KEY first",
-        ("CheckOrder", "BadKey"),
-        "DHT-3.3",
-        ErrorCode.BAD_KEY,
-    )
-    expired = good(expires_ms=T0_MS - 1)
-    add(
-        {**expired, 6: flip(expired[6], 9)},
-        "expired and a bad signature: BAD_SIGNATURE first",
-        ("CheckOrder", "BadSignature"),
-        "DHT-3.3",
-        ErrorCode.BAD_SIGNATURE,
-    )
-    add(
-        good(KeyType.PEER, p2.node_id),
-        "a peer record naming another node, offered under another key: WRONG_KEY first",
-        ("CheckOrder", "WrongKey"),
-        "DHT-3.3",
-        ErrorCode.WRONG_KEY,
-        store_key=derive_key(KeyType.PEER, p1.node_id),
-    )
-    add(
-        good(KeyType.PEER, p2.node_id, expires_ms=T0_MS),
-        "a peer record naming another node, expired: FORBIDDEN first",
-        ("CheckOrder", "Entitlement"),
-        "DHT-3.3",
-        ErrorCode.FORBIDDEN,
-    )
-    add(
-        good(KeyType.ROOM, b"room-1", expires_ms=T0_MS),
-        "an expired record offered under another key: WRONG_KEY first",
-        ("CheckOrder", "WrongKey"),
-        "DHT-3.3",
-        ErrorCode.WRONG_KEY,
-        store_key=derive_key(KeyType.ROOM, b"room-2"),
-    )
+    return head + second + first + body[len(first + second) :]
 
 
-class _Holder:
-    """A holder fed records one step at a time, recording each outcome."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AcceptCase:
+    """A record as received: `record()` then `mutate`, encoded with `encode`, checked under
+    `store_key()` (None: not offered under a key); `error` None means accepted."""
 
-    def __init__(self, limits: StorageLimits) -> None:
-        self.table = RecordTable(limits)
-        self.steps: list[JsonObject] = []
-        self.last_key = b""
-        self.now = T0
+    comment: str
+    flags: tuple[str, ...]
+    clause: str
+    error: ErrorCode | None = None
+    record: Callable[[], _Map] = _good
+    mutate: Callable[[_Map], object] | None = None
+    encode: Callable[[object], bytes] = cbor.encode
+    store_key: Callable[[], bytes] | None = None
 
-    def offer(self, record: Record, now: float, comment: str) -> str:
-        self.table.expire(now=now)
-        self.now, self.last_key = now, record.key
-        step: JsonObject = {"comment": comment, "now": now, "record": record.encode().hex()}
-        try:
-            check_record(record, now=now)
-            outcome = self.table.put(record)
-        except RemoteProtocolError as exc:
-            step["expectedError"] = exc.code.name
-            self.steps.append(step)
-            return exc.code.name
-        step["outcome"] = outcome.name
-        self.steps.append(step)
-        return outcome.name
 
-    def finish(self) -> JsonObject:
-        held = self.table.get(self.last_key, now=self.now)
-        result = "invalid" if "expectedError" in self.steps[-1] else "valid"
-        return {"result": result, "steps": self.steps, "held": [r.encode().hex() for r in held]}
+_IDENTITY_POINT: Final = ed.encode(ed.IDENTITY)
+_MAX_MS: Final = T0_MS + round(MAX_TTL * 1000)
+_MALFORMED: Final[tuple[tuple[Callable[[_Map], object], str], ...]] = (
+    (lambda r: [r[i] for i in range(7)], "an array instead of a map"),
+    (lambda r: {i: r[i] for i in range(6)}, "no signature (key 6)"),
+    (lambda r: {**r, 7: 0}, "an extra key 7"),
+    (lambda r: {**r, 0: 0}, "key type 0"),
+    (lambda r: {**r, 0: 6}, "key type 6"),
+    (lambda r: {**r, 0: "room"}, "key type as text"),
+    (lambda r: {**r, 1: "room-1"}, "ident as text"),
+    (lambda r: {**r, 5: "hello"}, "value as text"),
+    (lambda r: {**r, 2: r[2][:31]}, "a 31-byte publisher key"),
+    (lambda r: {**r, 6: r[6][:63]}, "a 63-byte signature"),
+    (lambda r: {**r, 3: -1}, "seq -1"),
+    (lambda r: {**r, 3: True}, "seq true"),
+    (lambda r: {**r, 4: b"\x01"}, "expiry as bytes"),
+    (lambda r: {**r, 5: None}, "value null"),
+    (lambda r: {}, "an empty map"),
+)
+
+ACCEPT_CASES: Final = (
+    *(
+        _AcceptCase(
+            comment=f"a {key_type.name.lower()} record of its publisher",
+            flags=("KeyType",),
+            clause="DHT-3.3",
+            record=partial(_good, key_type),
+            store_key=partial(_own_key, key_type),
+        )
+        for key_type in KeyType
+    ),
+    _AcceptCase(
+        comment="a room record, not offered under a key",
+        flags=(),
+        clause="DHT-3.3",
+        record=partial(_good, KeyType.ROOM, b"room-1"),
+    ),
+    _AcceptCase(
+        comment="a 256-byte value",
+        flags=("Boundary", "SizeLimit"),
+        clause="DHT-3.2",
+        record=partial(_good, KeyType.ROOM, b"room-2", value=bytes(256)),
+    ),
+    _AcceptCase(
+        comment="a 64-byte ident",
+        flags=("Boundary", "SizeLimit"),
+        clause="DHT-2.2",
+        record=partial(_good, KeyType.ROOM, b"i" * 64),
+    ),
+    _AcceptCase(
+        comment="expires 1 ms after now",
+        flags=("Boundary", "Expiry"),
+        clause="DHT-3.3",
+        record=partial(_good, expires_ms=T0_MS + 1),
+    ),
+    _AcceptCase(
+        comment="expires exactly now + 7 days + 300 s",
+        flags=("Boundary", "Expiry"),
+        clause="DHT-3.2",
+        record=partial(_good, expires_ms=_MAX_MS),
+    ),
+    _AcceptCase(
+        comment="expires exactly at now",
+        flags=("Boundary", "Expiry"),
+        clause="DHT-3.3",
+        error=ErrorCode.EXPIRED,
+        record=partial(_good, expires_ms=T0_MS),
+    ),
+    _AcceptCase(
+        comment="expired a day ago",
+        flags=("Expiry",),
+        clause="DHT-3.3",
+        error=ErrorCode.EXPIRED,
+        record=partial(_good, expires_ms=T0_MS - 86_400_000),
+    ),
+    _AcceptCase(
+        comment="expires at the epoch",
+        flags=("Expiry",),
+        clause="DHT-3.3",
+        error=ErrorCode.EXPIRED,
+        record=partial(_good, expires_ms=0),
+    ),
+    _AcceptCase(
+        comment="expires 1 ms past now + 7 days + 300 s",
+        flags=("Boundary", "Expiry"),
+        clause="DHT-3.2",
+        error=ErrorCode.TTL_TOO_LONG,
+        record=partial(_good, expires_ms=_MAX_MS + 1),
+    ),
+    _AcceptCase(
+        comment="expires in 30 days",
+        flags=("Expiry",),
+        clause="DHT-3.2",
+        error=ErrorCode.TTL_TOO_LONG,
+        record=partial(_good, expires_ms=T0_MS + 30 * 86_400_000),
+    ),
+    _AcceptCase(
+        comment="one signature bit flipped",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        mutate=lambda r: {**r, 6: flip(r[6], 5)},
+    ),
+    _AcceptCase(
+        comment="value changed after signing",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        mutate=lambda r: {**r, 5: b"hellO"},
+    ),
+    _AcceptCase(
+        comment="seq raised after signing",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        mutate=lambda r: {**r, 3: 2},
+    ),
+    _AcceptCase(
+        comment="expiry moved after signing",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        mutate=lambda r: {**r, 4: _EXPIRES + 1},
+    ),
+    _AcceptCase(
+        comment="signed by another key than field 2",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        record=lambda: _signed(_p2(), _fields(_p1(), KeyType.ROOM)),
+    ),
+    _AcceptCase(
+        comment="signed without the record domain",
+        flags=("BadSignature", "DomainSeparation"),
+        clause="DHT-3.1",
+        error=ErrorCode.BAD_SIGNATURE,
+        record=lambda: _signed(_p1(), _fields(_p1(), KeyType.ROOM), domain=b""),
+    ),
+    _AcceptCase(
+        comment="signed under the envelope domain",
+        flags=("BadSignature", "DomainSeparation"),
+        clause="DHT-3.1",
+        error=ErrorCode.BAD_SIGNATURE,
+        record=lambda: _signed(_p1(), _fields(_p1(), KeyType.ROOM), domain=ENVELOPE_DOMAIN),
+    ),
+    _AcceptCase(
+        comment="an all-zero signature",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        mutate=lambda r: {**r, 6: bytes(64)},
+    ),
+    _AcceptCase(
+        comment="a room-1 record offered under the key of room-2",
+        flags=("WrongKey",),
+        clause="DHT-3.3",
+        error=ErrorCode.WRONG_KEY,
+        record=partial(_good, KeyType.ROOM, b"room-1"),
+        store_key=_key_of(KeyType.ROOM, b"room-2"),
+    ),
+    _AcceptCase(
+        comment="a room record offered under the rendezvous key of its ident",
+        flags=("WrongKey",),
+        clause="DHT-3.3",
+        error=ErrorCode.WRONG_KEY,
+        record=partial(_good, KeyType.ROOM, b"room-1"),
+        store_key=_key_of(KeyType.RENDEZVOUS, b"room-1"),
+    ),
+    _AcceptCase(
+        comment="a peer record naming another node",
+        flags=("Entitlement",),
+        clause="DHT-3.4",
+        error=ErrorCode.FORBIDDEN,
+        record=lambda: _good(KeyType.PEER, _p2().node_id),
+    ),
+    _AcceptCase(
+        comment="a capability record naming another node",
+        flags=("Entitlement",),
+        clause="DHT-3.4",
+        error=ErrorCode.FORBIDDEN,
+        record=lambda: _good(KeyType.CAPABILITY, _p2().node_id),
+    ),
+    _AcceptCase(
+        comment="a peer record naming its publisher's public key, not node id",
+        flags=("Entitlement",),
+        clause="DHT-3.4",
+        error=ErrorCode.FORBIDDEN,
+        record=lambda: _good(KeyType.PEER, _p1().public_key),
+    ),
+    _AcceptCase(
+        comment="a peer record with a room-like ident",
+        flags=("Entitlement",),
+        clause="DHT-3.4",
+        error=ErrorCode.FORBIDDEN,
+        record=partial(_good, KeyType.PEER, b"room-1"),
+    ),
+    _AcceptCase(
+        comment="a room record may have any ident, even a node id",
+        flags=("Entitlement",),
+        clause="DHT-3.4",
+        record=lambda: _good(KeyType.ROOM, _p2().node_id),
+    ),
+    _AcceptCase(
+        comment="a 257-byte value, validly signed",
+        flags=("SizeLimit",),
+        clause="DHT-3.2",
+        error=ErrorCode.TOO_LARGE,
+        record=partial(_good, value=bytes(257)),
+    ),
+    _AcceptCase(
+        comment="a 65-byte ident, validly signed",
+        flags=("SizeLimit",),
+        clause="DHT-2.2",
+        error=ErrorCode.TOO_LARGE,
+        record=partial(_good, KeyType.ROOM, b"i" * 65),
+    ),
+    _AcceptCase(
+        comment="publisher key = the identity point (small order)",
+        flags=("BadKey",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_KEY,
+        record=_p1_with_key(_IDENTITY_POINT),
+    ),
+    _AcceptCase(
+        comment="publisher key with y = p + 1 (non-canonical)",
+        flags=("BadKey",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_KEY,
+        record=_p1_with_key((ed.P + 1).to_bytes(32, "little")),
+    ),
+    _AcceptCase(
+        comment="publisher key not on the curve: caught by the signature check",
+        flags=("BadSignature",),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        record=_p1_with_key(first_off_curve_y().to_bytes(32, "little")),
+    ),
+    *(
+        _AcceptCase(
+            comment=f"malformed: {what}",
+            flags=("Malformed",),
+            clause="DHT-3.3",
+            error=ErrorCode.MALFORMED,
+            mutate=mutate,
+        )
+        for mutate, what in _MALFORMED
+    ),
+    _AcceptCase(
+        comment="map keys out of order: not deterministic CBOR",
+        flags=("NonCanonical",),
+        clause="DHT-3.1",
+        error=ErrorCode.MALFORMED,
+        encode=_keys_swapped,
+    ),
+    _AcceptCase(
+        comment="a 63-byte signature and a 257-byte value: MALFORMED first",
+        flags=("CheckOrder", "Malformed"),
+        clause="DHT-3.3",
+        error=ErrorCode.MALFORMED,
+        mutate=lambda r: {**r, 5: bytes(257), 6: bytes(63)},
+    ),
+    _AcceptCase(
+        comment="a 257-byte value, signature not over it: TOO_LARGE first",
+        flags=("CheckOrder", "SizeLimit"),
+        clause="DHT-3.3",
+        error=ErrorCode.TOO_LARGE,
+        mutate=lambda r: {**r, 5: bytes(257)},
+    ),
+    _AcceptCase(
+        comment="small-order key and a bad signature: BAD_KEY first",
+        flags=("CheckOrder", "BadKey"),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_KEY,
+        record=_p1_with_key(_IDENTITY_POINT),
+        mutate=lambda r: {**r, 6: bytes(64)},
+    ),
+    _AcceptCase(
+        comment="expired and a bad signature: BAD_SIGNATURE first",
+        flags=("CheckOrder", "BadSignature"),
+        clause="DHT-3.3",
+        error=ErrorCode.BAD_SIGNATURE,
+        record=partial(_good, expires_ms=T0_MS - 1),
+        mutate=lambda r: {**r, 6: flip(r[6], 9)},
+    ),
+    _AcceptCase(
+        comment="a peer record naming another node, offered under another key: WRONG_KEY first",
+        flags=("CheckOrder", "WrongKey"),
+        clause="DHT-3.3",
+        error=ErrorCode.WRONG_KEY,
+        record=lambda: _good(KeyType.PEER, _p2().node_id),
+        store_key=lambda: derive_key(KeyType.PEER, _p1().node_id),
+    ),
+    _AcceptCase(
+        comment="a peer record naming another node, expired: FORBIDDEN first",
+        flags=("CheckOrder", "Entitlement"),
+        clause="DHT-3.3",
+        error=ErrorCode.FORBIDDEN,
+        record=lambda: _good(KeyType.PEER, _p2().node_id, expires_ms=T0_MS),
+    ),
+    _AcceptCase(
+        comment="an expired record offered under another key: WRONG_KEY first",
+        flags=("CheckOrder", "WrongKey"),
+        clause="DHT-3.3",
+        error=ErrorCode.WRONG_KEY,
+        record=partial(_good, KeyType.ROOM, b"room-1", expires_ms=T0_MS),
+        store_key=_key_of(KeyType.ROOM, b"room-2"),
+    ),
+)
+
+
+def _accepted(data: bytes, store_key: bytes | None, case: _AcceptCase) -> JsonObject:
+    """The expected fields of `case`: the key and publisher, or the refusal code."""
+    try:
+        got = decode_record(cbor.decode(data), now=T0, key=store_key)
+    except RemoteProtocolError as exc:
+        assert case.error is not None and exc.code is case.error, (case.comment, exc)
+        return {"expectedError": case.error.name}
+    assert case.error is None, case.comment
+    return {"key": got.key.hex(), "publisherId": got.publisher_id.hex()}
+
+
+def _accept_tests(v: Vectors) -> None:
+    tests = v.group("DhtRecordAcceptTest", now=T0, maxTtl=MAX_TTL)
+    for case in ACCEPT_CASES:
+        record = case.record()
+        data = case.encode(record if case.mutate is None else case.mutate(record))
+        store_key = None if case.store_key is None else case.store_key()
+        v.test(
+            tests,
+            comment=case.comment,
+            result="valid" if case.error is None else "invalid",
+            clause=case.clause,
+            flags=case.flags,
+            record=data.hex(),
+            storeKey=None if store_key is None else store_key.hex(),
+            **_accepted(data, store_key, case),
+        )
+
+
+# ------------------------------------------------------------------ holding
 
 
 def _record(
@@ -628,9 +684,266 @@ def _record(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Offer:
+    """One store step: publisher `n`'s record (the `_record` arguments) at `at`; `expect`
+    the outcome or refusal code the reference must give (None: not checked)."""
+
+    at: float
+    comment: str
+    n: int
+    key_type: KeyType = KeyType.ROOM
+    ident: bytes = b"room-1"
+    seq: int = 1
+    expires_ms: int = _EXPIRES
+    value: bytes = b"v"
+    expect: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StoreCase:
+    comment: str
+    clause: str
+    flags: tuple[str, ...] = ()
+    steps: tuple[_Offer, ...]
+
+
+def _offer(at: float, comment: str, n: int, expect: str | None = None, **record: Any) -> _Offer:
+    return _Offer(at=at, comment=comment, n=n, expect=expect, **record)
+
+
+_A1: Final = _offer(T0, "A's record, seq 1", 1)
+
+
+def _peers(*ns: int) -> tuple[_Offer, ...]:
+    return tuple(
+        _offer(T0 + n, f"publisher {n}'s peer record", n, key_type=KeyType.PEER) for n in ns
+    )
+
+
+_DEFAULT_CASES: Final = (
+    _StoreCase(
+        comment="a first record is stored",
+        clause="DHT-4.1",
+        steps=(_offer(T0, "A's record, seq 1", 1, "STORED"),),
+    ),
+    _StoreCase(
+        comment="a higher seq replaces the held record",
+        clause="DHT-3.5",
+        flags=("Sequence",),
+        steps=(_A1, _offer(T0 + 1, "A's record, seq 2", 1, "REPLACED", seq=2, value=b"w")),
+    ),
+    _StoreCase(
+        comment="the same seq with identical bytes changes nothing",
+        clause="DHT-3.5",
+        flags=("Sequence",),
+        steps=(_A1, _offer(T0 + 1, "the same record again", 1, "UNCHANGED")),
+    ),
+    _StoreCase(
+        comment="the same seq with different bytes is refused; the held one stays",
+        clause="DHT-3.5",
+        flags=("Sequence",),
+        steps=(_A1, _offer(T0 + 1, "seq 1 with another value", 1, "STALE_SEQUENCE", value=b"w")),
+    ),
+    _StoreCase(
+        comment="the same seq with another expiry is refused",
+        clause="DHT-3.5",
+        flags=("Sequence",),
+        steps=(
+            _A1,
+            _offer(
+                T0 + 1,
+                "seq 1 with a later expiry",
+                1,
+                "STALE_SEQUENCE",
+                expires_ms=_EXPIRES + 1000,
+            ),
+        ),
+    ),
+    _StoreCase(
+        comment="a lower seq is refused",
+        clause="DHT-3.5",
+        flags=("Sequence",),
+        steps=(
+            _offer(T0, "A's record, seq 5", 1, seq=5),
+            _offer(T0 + 1, "A's record, seq 4", 1, "STALE_SEQUENCE", seq=4, value=b"w"),
+        ),
+    ),
+    _StoreCase(
+        comment="a room key holds one record per publisher, ordered by publisher id",
+        clause="DHT-4.1",
+        flags=("SetOfPublishers",),
+        steps=tuple(
+            _offer(T0 + n, f"publisher {n}'s room-1 record", n, "STORED") for n in (1, 2, 3)
+        ),
+    ),
+    _StoreCase(
+        comment="seq is per publisher: another publisher's lower seq is stored",
+        clause="DHT-3.5",
+        flags=("SetOfPublishers", "Sequence"),
+        steps=(
+            _offer(T0, "publisher 1, seq 9", 1, seq=9),
+            _offer(T0 + 1, "publisher 2, seq 1", 2, "STORED", seq=1),
+        ),
+    ),
+    _StoreCase(
+        comment="once the held record expired, a lower seq is a new entry",
+        clause="DHT-4.3",
+        flags=("Sequence", "ExpiryFrees"),
+        steps=(
+            _offer(T0, "A's record expiring at T0 + 10 s", 1, expires_ms=T0_MS + 10_000),
+            _offer(
+                T0 + 10, "A's seq 0 at T0 + 10 s", 1, "STORED", seq=0, expires_ms=T0_MS + 20_000
+            ),
+        ),
+    ),
+    _StoreCase(
+        comment="1 ms before the held record expires, a lower seq is still stale",
+        clause="DHT-4.3",
+        flags=("Sequence", "Boundary"),
+        steps=(
+            _offer(T0, "A's record expiring at T0 + 10 s", 1, expires_ms=T0_MS + 10_000),
+            _offer(
+                T0 + 9.999,
+                "A's seq 0 at T0 + 9.999 s",
+                1,
+                "STALE_SEQUENCE",
+                seq=0,
+                expires_ms=T0_MS + 20_000,
+            ),
+        ),
+    ),
+)
+
+_PER_KEY_CASES: Final = (
+    _StoreCase(
+        comment="a third publisher under a key holding its quota of 2 is refused",
+        clause="DHT-4.4",
+        flags=("Quota", "SetOfPublishers"),
+        steps=(
+            _offer(T0, "publisher 1", 1),
+            _offer(T0 + 1, "publisher 2", 2),
+            _offer(T0 + 2, "publisher 3", 3, "QUOTA"),
+        ),
+    ),
+    _StoreCase(
+        comment="a full key still takes a newer record of a held publisher",
+        clause="DHT-4.4",
+        flags=("Quota", "Replacement"),
+        steps=(
+            _offer(T0, "publisher 1", 1),
+            _offer(T0 + 1, "publisher 2", 2),
+            _offer(T0 + 2, "publisher 2, seq 2", 2, "REPLACED", seq=2),
+        ),
+    ),
+    _StoreCase(
+        comment="an expired record frees its place under the key",
+        clause="DHT-4.3",
+        flags=("Quota", "ExpiryFrees"),
+        steps=(
+            _offer(T0, "publisher 1, expiring at T0 + 5 s", 1, expires_ms=T0_MS + 5_000),
+            _offer(T0 + 1, "publisher 2", 2),
+            _offer(T0 + 5, "publisher 3 at T0 + 5 s", 3, "STORED"),
+        ),
+    ),
+)
+
+_PER_PUBLISHER_CASES: Final = (
+    _StoreCase(
+        comment="a publisher holding its quota of 2 records cannot add a third",
+        clause="DHT-4.4",
+        flags=("Quota",),
+        steps=(
+            _offer(T0, "publisher 1 in room-1", 1, ident=b"room-1"),
+            _offer(T0 + 1, "publisher 1's peer record", 1, key_type=KeyType.PEER),
+            _offer(T0 + 2, "publisher 1 in room-2", 1, "QUOTA", ident=b"room-2"),
+        ),
+    ),
+    _StoreCase(
+        comment="the per-publisher quota does not limit other publishers",
+        clause="DHT-4.4",
+        flags=("Quota", "SetOfPublishers"),
+        steps=(
+            _offer(T0, "publisher 1 in room-1", 1, ident=b"room-1"),
+            _offer(T0 + 1, "publisher 1 in room-2", 1, ident=b"room-2"),
+            _offer(T0 + 2, "publisher 2 in room-2", 2, "STORED", ident=b"room-2"),
+        ),
+    ),
+)
+
+_TOTAL_CASES: Final = (
+    _StoreCase(
+        comment="a holder at its total quota of 3 refuses a new entry",
+        clause="DHT-4.4",
+        flags=("Quota",),
+        steps=(
+            *_peers(1, 2, 3),
+            _offer(T0 + 4, "publisher 4's peer record", 4, "QUOTA", key_type=KeyType.PEER),
+        ),
+    ),
+    _StoreCase(
+        comment="a holder at its total quota still replaces a held entry",
+        clause="DHT-4.4",
+        flags=("Quota", "Replacement"),
+        steps=(
+            *_peers(1, 2, 3),
+            _offer(
+                T0 + 4,
+                "publisher 3's peer record, seq 2",
+                3,
+                "REPLACED",
+                key_type=KeyType.PEER,
+                seq=2,
+            ),
+        ),
+    ),
+)
+
+#: The store sequences, one group per set of quotas.
+STORE_GROUPS: Final = (
+    (StorageLimits(), _DEFAULT_CASES),
+    (StorageLimits(per_key=2, per_publisher=256, total=100_000), _PER_KEY_CASES),
+    (StorageLimits(per_key=64, per_publisher=2, total=100_000), _PER_PUBLISHER_CASES),
+    (StorageLimits(per_key=64, per_publisher=256, total=3), _TOTAL_CASES),
+)
+
+
+def _hold(table: RecordTable, offer: _Offer) -> JsonObject:
+    """Offer one record to `table` (after expiring what is due) and give the step's record."""
+    record = _record(
+        offer.n,
+        offer.key_type,
+        offer.ident,
+        seq=offer.seq,
+        expires_ms=offer.expires_ms,
+        value=offer.value,
+    )
+    table.expire(now=offer.at)
+    step: JsonObject = {"comment": offer.comment, "now": offer.at, "record": record.encode().hex()}
+    try:
+        check_record(record, now=offer.at)
+        step["outcome"] = table.put(record).name
+    except RemoteProtocolError as exc:
+        step["expectedError"] = exc.code.name
+    got = step.get("outcome", step.get("expectedError"))
+    assert offer.expect is None or got == offer.expect, (offer.comment, got)
+    return step
+
+
+def _store_case(limits: StorageLimits, case: _StoreCase) -> JsonObject:
+    """The fields of one store-sequence test: its steps, result and what the last key holds."""
+    table = RecordTable(limits)
+    steps = [_hold(table, offer) for offer in case.steps]
+    last = case.steps[-1]
+    key = _record(last.n, last.key_type, last.ident).key
+    held = table.get(key, now=last.at)
+    result = "invalid" if "expectedError" in steps[-1] else "valid"
+    return {"result": result, "steps": steps, "held": [r.encode().hex() for r in held]}
+
+
 def _store_tests(v: Vectors) -> None:
-    def group(limits: StorageLimits) -> list[JsonObject]:
-        return v.group(
+    for limits, cases in STORE_GROUPS:
+        tests = v.group(
             "DhtStoreSequenceTest",
             limits={
                 "perKey": limits.per_key,
@@ -638,172 +951,16 @@ def _store_tests(v: Vectors) -> None:
                 "total": limits.total,
             },
         )
-
-    def add(
-        tests: list[JsonObject], holder: _Holder, comment: str, clause: str, flags: tuple[str, ...]
-    ) -> None:
-        done = holder.finish()
-        v.test(
-            tests, comment=comment, result=done.pop("result"), clause=clause, flags=flags, **done
-        )
-
-    default = StorageLimits()
-    tests = group(default)
-    h = _Holder(default)
-    assert h.offer(_record(1), T0, "A's record, seq 1") == "STORED"
-    add(tests, h, "a first record is stored", "DHT-4.1", ())
-    h = _Holder(default)
-    h.offer(_record(1), T0, "A's record, seq 1")
-    assert h.offer(_record(1, seq=2, value=b"w"), T0 + 1, "A's record, seq 2") == "REPLACED"
-    add(tests, h, "a higher seq replaces the held record", "DHT-3.5", ("Sequence",))
-    h = _Holder(default)
-    h.offer(_record(1), T0, "A's record, seq 1")
-    assert h.offer(_record(1), T0 + 1, "the same record again") == "UNCHANGED"
-    add(tests, h, "the same seq with identical bytes changes nothing", "DHT-3.5", ("Sequence",))
-    h = _Holder(default)
-    h.offer(_record(1), T0, "A's record, seq 1")
-    assert h.offer(_record(1, value=b"w"), T0 + 1, "seq 1 with another value") == ("STALE_SEQUENCE")
-    add(
-        tests,
-        h,
-        "the same seq with different bytes is refused; the held one stays",
-        "DHT-3.5",
-        ("Sequence",),
-    )
-    h = _Holder(default)
-    h.offer(_record(1), T0, "A's record, seq 1")
-    out = h.offer(_record(1, expires_ms=_EXPIRES + 1000), T0 + 1, "seq 1 with a later expiry")
-    assert out == "STALE_SEQUENCE"
-    add(tests, h, "the same seq with another expiry is refused", "DHT-3.5", ("Sequence",))
-    h = _Holder(default)
-    h.offer(_record(1, seq=5), T0, "A's record, seq 5")
-    assert h.offer(_record(1, seq=4, value=b"w"), T0 + 1, "A's record, seq 4") == "STALE_SEQUENCE"
-    add(tests, h, "a lower seq is refused", "DHT-3.5", ("Sequence",))
-    h = _Holder(default)
-    for n in (1, 2, 3):
-        assert h.offer(_record(n), T0 + n, f"publisher {n}'s room-1 record") == "STORED"
-    add(
-        tests,
-        h,
-        "a room key holds one record per publisher, ordered by publisher id",
-        "DHT-4.1",
-        ("SetOfPublishers",),
-    )
-    h = _Holder(default)
-    h.offer(_record(1, seq=9), T0, "publisher 1, seq 9")
-    assert h.offer(_record(2, seq=1), T0 + 1, "publisher 2, seq 1") == "STORED"
-    add(
-        tests,
-        h,
-        "seq is per publisher: another publisher's lower seq is stored",
-        "DHT-3.5",
-        ("SetOfPublishers", "Sequence"),
-    )
-    h = _Holder(default)
-    h.offer(_record(1, expires_ms=T0_MS + 10_000), T0, "A's record expiring at T0 + 10 s")
-    out = h.offer(_record(1, seq=0, expires_ms=T0_MS + 20_000), T0 + 10, "A's seq 0 at T0 + 10 s")
-    assert out == "STORED"
-    add(
-        tests,
-        h,
-        "once the held record expired, a lower seq is a new entry",
-        "DHT-4.3",
-        ("Sequence", "ExpiryFrees"),
-    )
-    h = _Holder(default)
-    h.offer(_record(1, expires_ms=T0_MS + 10_000), T0, "A's record expiring at T0 + 10 s")
-    out = h.offer(
-        _record(1, seq=0, expires_ms=T0_MS + 20_000), T0 + 9.999, "A's seq 0 at T0 + 9.999 s"
-    )
-    assert out == "STALE_SEQUENCE"
-    add(
-        tests,
-        h,
-        "1 ms before the held record expires, a lower seq is still stale",
-        "DHT-4.3",
-        ("Sequence", "Boundary"),
-    )
-
-    limits = StorageLimits(per_key=2, per_publisher=256, total=100_000)
-    tests = group(limits)
-    h = _Holder(limits)
-    h.offer(_record(1), T0, "publisher 1")
-    h.offer(_record(2), T0 + 1, "publisher 2")
-    assert h.offer(_record(3), T0 + 2, "publisher 3") == "QUOTA"
-    add(
-        tests,
-        h,
-        "a third publisher under a key holding its quota of 2 is refused",
-        "DHT-4.4",
-        ("Quota", "SetOfPublishers"),
-    )
-    h = _Holder(limits)
-    h.offer(_record(1), T0, "publisher 1")
-    h.offer(_record(2), T0 + 1, "publisher 2")
-    assert h.offer(_record(2, seq=2), T0 + 2, "publisher 2, seq 2") == "REPLACED"
-    add(
-        tests,
-        h,
-        "a full key still takes a newer record of a held publisher",
-        "DHT-4.4",
-        ("Quota", "Replacement"),
-    )
-    h = _Holder(limits)
-    h.offer(_record(1, expires_ms=T0_MS + 5_000), T0, "publisher 1, expiring at T0 + 5 s")
-    h.offer(_record(2), T0 + 1, "publisher 2")
-    assert h.offer(_record(3), T0 + 5, "publisher 3 at T0 + 5 s") == "STORED"
-    add(
-        tests,
-        h,
-        "an expired record frees its place under the key",
-        "DHT-4.3",
-        ("Quota", "ExpiryFrees"),
-    )
-
-    limits = StorageLimits(per_key=64, per_publisher=2, total=100_000)
-    tests = group(limits)
-    h = _Holder(limits)
-    h.offer(_record(1, ident=b"room-1"), T0, "publisher 1 in room-1")
-    h.offer(_record(1, KeyType.PEER), T0 + 1, "publisher 1's peer record")
-    assert h.offer(_record(1, ident=b"room-2"), T0 + 2, "publisher 1 in room-2") == "QUOTA"
-    add(
-        tests,
-        h,
-        "a publisher holding its quota of 2 records cannot add a third",
-        "DHT-4.4",
-        ("Quota",),
-    )
-    h = _Holder(limits)
-    h.offer(_record(1, ident=b"room-1"), T0, "publisher 1 in room-1")
-    h.offer(_record(1, ident=b"room-2"), T0 + 1, "publisher 1 in room-2")
-    assert h.offer(_record(2, ident=b"room-2"), T0 + 2, "publisher 2 in room-2") == "STORED"
-    add(
-        tests,
-        h,
-        "the per-publisher quota does not limit other publishers",
-        "DHT-4.4",
-        ("Quota", "SetOfPublishers"),
-    )
-
-    limits = StorageLimits(per_key=64, per_publisher=256, total=3)
-    tests = group(limits)
-    h = _Holder(limits)
-    for n in (1, 2, 3):
-        h.offer(_record(n, KeyType.PEER), T0 + n, f"publisher {n}'s peer record")
-    assert h.offer(_record(4, KeyType.PEER), T0 + 4, "publisher 4's peer record") == "QUOTA"
-    add(tests, h, "a holder at its total quota of 3 refuses a new entry", "DHT-4.4", ("Quota",))
-    h = _Holder(limits)
-    for n in (1, 2, 3):
-        h.offer(_record(n, KeyType.PEER), T0 + n, f"publisher {n}'s peer record")
-    out = h.offer(_record(3, KeyType.PEER, seq=2), T0 + 4, "publisher 3's peer record, seq 2")
-    assert out == "REPLACED"
-    add(
-        tests,
-        h,
-        "a holder at its total quota still replaces a held entry",
-        "DHT-4.4",
-        ("Quota", "Replacement"),
-    )
+        for case in cases:
+            done = _store_case(limits, case)
+            v.test(
+                tests,
+                comment=case.comment,
+                result=done.pop("result"),
+                clause=case.clause,
+                flags=case.flags,
+                **done,
+            )
 
 
 def build() -> JsonObject:
