@@ -8,7 +8,7 @@ means an ERROR MALFORMED reply. The parsers are those of
 `railgun_ref.wire.messages`.
 """
 
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from railgun_ref.conformance.builders.base import Vectors, pseudo_random, seed_for
 from railgun_ref.conformance.common import JsonObject, dht_message_json, parse_dht_body
@@ -53,144 +53,147 @@ def _node(n: int) -> NodeId:
     return NodeId(pseudo_random(f"dht_messages/node-{n}", 32))
 
 
-def build() -> JsonObject:
-    v = Vectors("dht_messages", "railgun-dht-messages-v1", HEADER, NOTES)
-    groups: dict[MessageType, list[JsonObject]] = {}
+class _BodyCase(NamedTuple):
+    """One body of `msg_type`; `valid` says whether it must parse."""
 
-    def add(
-        msg_type: MessageType,
-        body: dict[int, Any],
-        comment: str,
-        flags: tuple[str, ...],
-        clause: str,
-        valid: bool,
-    ) -> None:
-        tests = groups.get(msg_type)
-        if tests is None:
-            tests = groups[msg_type] = v.group(
-                "DhtMessageBodyTest", messageType=int(msg_type), messageName=msg_type.name
-            )
-        data = cbor.encode(body)
-        try:
-            message = parse_dht_body(msg_type, cbor.decode(data))
-        except RemoteProtocolError as exc:
-            assert not valid, (comment, exc)
-            v.test(
-                tests,
-                comment=comment,
-                result="invalid",
-                clause=clause,
-                flags=flags,
-                body=data.hex(),
-                expectedError=exc.code.name,
-            )
-            return
-        assert valid, comment
-        assert cbor.encode(message.to_body()) == data, comment
-        v.test(
-            tests,
-            comment=comment,
-            result="valid",
-            clause=clause,
-            flags=flags,
-            body=data.hex(),
-            decoded=dht_message_json(message),
-        )
+    msg_type: MessageType
+    body: object
+    comment: str
+    flags: tuple[str, ...]
+    clause: str
+    valid: bool
 
-    target = pseudo_random("dht_messages/target", 32)
-    for msg_type, clause in (
-        (MessageType.FIND_NODE, "DHT-7.1"),
-        (MessageType.FIND_VALUE, "DHT-7.3"),
-    ):
-        name = msg_type.name
-        add(msg_type, {0: target}, f"{name} of a 32-byte id", ("Request",), clause, True)
-        add(
-            msg_type,
-            {0: target[:31]},
-            f"{name} of 31 bytes",
-            ("Request", "WrongLength"),
-            clause,
-            False,
-        )
-        add(
-            msg_type,
-            {0: target + b"\x00"},
-            f"{name} of 33 bytes",
-            ("Request", "WrongLength"),
-            clause,
-            False,
-        )
-        add(
-            msg_type,
-            {0: b""},
-            f"{name} of an empty byte string",
-            ("Request", "WrongLength"),
-            clause,
-            False,
-        )
-        add(
-            msg_type,
-            {0: target.hex()},
-            f"{name} target as text",
-            ("Request", "WrongType"),
-            clause,
-            False,
-        )
-        add(
-            msg_type,
-            {0: target, 1: 0},
-            f"{name} with an extra key 1",
-            ("Request", "ExtraKey"),
-            clause,
-            False,
-        )
-        add(msg_type, {}, f"{name} with an empty body", ("Request", "MissingKey"), clause, False)
-        add(
-            msg_type,
-            {1: target},
-            f"{name} with its id under key 1",
-            ("Request", "MissingKey"),
-            clause,
-            False,
-        )
 
-    v4 = encode_contact(_node(1), ("127.0.0.1", 7000))
-    v6 = encode_contact(_node(2), ("2001:db8::7", 443))
-    low = encode_contact(_node(3), ("10.0.0.1", 1))
-    high = encode_contact(_node(4), ("192.0.2.200", 65535))
-    full = [encode_contact(_node(10 + i), (f"10.1.0.{i + 1}", 7000 + i)) for i in range(20)]
-    assert len(full) == MAX_CONTACTS
-    nodes_cases: list[tuple[object, str, tuple[str, ...], bool]] = [
-        ([], "no contacts", (), True),
-        ([v4], "one IPv4 contact", ("Contacts",), True),
-        ([v6], "one IPv6 contact", ("Contacts", "IPv6"), True),
-        ([v4, v6, low, high], "four contacts, ports 1 and 65535", ("Contacts", "Limit"), True),
-        (full, "20 contacts: the limit", ("Contacts", "Limit"), True),
-        ([*full, v4], "21 contacts", ("Contacts", "Limit"), False),
-        ([[_node(1)[:31], v4[1], v4[2]]], "a 31-byte node id", ("Contacts", "WrongLength"), False),
-        ([[_node(1), b"\x7f\x00\x00", 7000]], "a 3-byte IP", ("Contacts", "WrongLength"), False),
-        (
-            [[_node(1), b"\x7f\x00\x00\x01\x00", 7000]],
-            "a 5-byte IP",
-            ("Contacts", "WrongLength"),
-            False,
-        ),
-        ([[_node(1), "127.0.0.1", 7000]], "the IP as text", ("Contacts", "WrongType"), False),
-        ([[_node(1), v4[1], 0]], "port 0", ("Contacts", "Limit"), False),
-        ([[_node(1), v4[1], 65536]], "port 65536", ("Contacts", "Limit"), False),
-        ([[_node(1), v4[1], -1]], "port -1", ("Contacts", "WrongType"), False),
-        ([[_node(1), v4[1]]], "a contact of two elements", ("Contacts", "MissingKey"), False),
-        ([[*v4, 0]], "a contact of four elements", ("Contacts", "ExtraKey"), False),
-        (
-            [{0: _node(1), 1: v4[1], 2: 7000}],
-            "a contact as a map",
-            ("Contacts", "WrongType"),
-            False,
-        ),
-        ({0: v4}, "contacts as a map", ("Contacts", "WrongType"), False),
-    ]
-    for contacts, what, flags, valid in nodes_cases:
-        add(
+_TARGET: Final = pseudo_random("dht_messages/target", 32)
+
+#: (body, what, flags, valid) of the two lookup requests, which share one body shape.
+_REQUEST_BODIES: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = (
+    ({0: _TARGET}, "of a 32-byte id", (), True),
+    ({0: _TARGET[:31]}, "of 31 bytes", ("WrongLength",), False),
+    ({0: _TARGET + b"\x00"}, "of 33 bytes", ("WrongLength",), False),
+    ({0: b""}, "of an empty byte string", ("WrongLength",), False),
+    ({0: _TARGET.hex()}, "target as text", ("WrongType",), False),
+    ({0: _TARGET, 1: 0}, "with an extra key 1", ("ExtraKey",), False),
+    ({}, "with an empty body", ("MissingKey",), False),
+    ({1: _TARGET}, "with its id under key 1", ("MissingKey",), False),
+)
+
+_V4: Final = encode_contact(_node(1), ("127.0.0.1", 7000))
+_V6: Final = encode_contact(_node(2), ("2001:db8::7", 443))
+_LOW: Final = encode_contact(_node(3), ("10.0.0.1", 1))
+_HIGH: Final = encode_contact(_node(4), ("192.0.2.200", 65535))
+_FULL: Final = [encode_contact(_node(10 + i), (f"10.1.0.{i + 1}", 7000 + i)) for i in range(20)]
+assert len(_FULL) == MAX_CONTACTS
+_N1: Final = _node(1)
+
+#: (contacts, what, flags, valid) of NODES bodies {0: contacts}.
+_NODES_CONTACTS: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = (
+    ([], "no contacts", (), True),
+    ([_V4], "one IPv4 contact", ("Contacts",), True),
+    ([_V6], "one IPv6 contact", ("Contacts", "IPv6"), True),
+    ([_V4, _V6, _LOW, _HIGH], "four contacts, ports 1 and 65535", ("Contacts", "Limit"), True),
+    (_FULL, "20 contacts: the limit", ("Contacts", "Limit"), True),
+    ([*_FULL, _V4], "21 contacts", ("Contacts", "Limit"), False),
+    ([[_N1[:31], _V4[1], _V4[2]]], "a 31-byte node id", ("Contacts", "WrongLength"), False),
+    ([[_N1, b"\x7f\x00\x00", 7000]], "a 3-byte IP", ("Contacts", "WrongLength"), False),
+    ([[_N1, b"\x7f\x00\x00\x01\x00", 7000]], "a 5-byte IP", ("Contacts", "WrongLength"), False),
+    ([[_N1, "127.0.0.1", 7000]], "the IP as text", ("Contacts", "WrongType"), False),
+    ([[_N1, _V4[1], 0]], "port 0", ("Contacts", "Limit"), False),
+    ([[_N1, _V4[1], 65536]], "port 65536", ("Contacts", "Limit"), False),
+    ([[_N1, _V4[1], -1]], "port -1", ("Contacts", "WrongType"), False),
+    ([[_N1, _V4[1]]], "a contact of two elements", ("Contacts", "MissingKey"), False),
+    ([[*_V4, 0]], "a contact of four elements", ("Contacts", "ExtraKey"), False),
+    ([{0: _N1, 1: _V4[1], 2: 7000}], "a contact as a map", ("Contacts", "WrongType"), False),
+    ({0: _V4}, "contacts as a map", ("Contacts", "WrongType"), False),
+)
+
+_RECORD: Final = sign_record(
+    Identity.from_seed(seed_for("dht_messages/publisher")),
+    key_type=KeyType.ROOM,
+    ident=b"room-1",
+    seq=1,
+    expires_ms=1_700_003_600_000,
+    value=b"hello",
+).to_cbor_value()
+
+#: (body, what, flags, valid) of VALUE bodies.
+_VALUE_BODIES: Final[tuple[tuple[dict[int, Any], str, tuple[str, ...], bool], ...]] = (
+    ({0: [], 1: [], 2: False}, "nothing held, no contacts", (), True),
+    ({0: [_RECORD], 1: [_V4], 2: False}, "one record and one contact", ("Contacts",), True),
+    ({0: [_RECORD], 1: [], 2: True}, "one record, truncated", (), True),
+    (
+        {0: [{}], 1: [], 2: False},
+        "an empty record map: parsed, refused later by DHT-3.3",
+        ("RecordCheckedLater",),
+        True,
+    ),
+    (
+        {0: [{**_RECORD, 6: b""}], 1: [], 2: False},
+        "a record with a bad signature field: parsed, refused later by DHT-3.3",
+        ("RecordCheckedLater",),
+        True,
+    ),
+    ({0: [_RECORD] * MAX_RECORDS, 1: [], 2: False}, "64 records: the limit", ("Limit",), True),
+    ({0: [_RECORD] * (MAX_RECORDS + 1), 1: [], 2: False}, "65 records", ("Limit",), False),
+    ({0: [_RECORD], 1: [*_FULL, _V4], 2: False}, "21 contacts", ("Contacts", "Limit"), False),
+    (
+        {0: [cbor.encode(_RECORD)], 1: [], 2: False},
+        "a record as a byte string",
+        ("WrongType",),
+        False,
+    ),
+    ({0: _RECORD, 1: [], 2: False}, "records as a map, not a list", ("WrongType",), False),
+    ({0: [], 1: [], 2: 0}, "truncated as 0", ("WrongType",), False),
+    ({0: [], 1: [], 2: None}, "truncated as null", ("WrongType",), False),
+    ({0: [], 1: []}, "no truncated flag", ("MissingKey",), False),
+    ({0: [], 1: [], 2: False, 3: 0}, "an extra key 3", ("ExtraKey",), False),
+    (
+        {0: [], 1: [[_N1, _V4[1], 0]], 2: False},
+        "a contact with port 0",
+        ("Contacts", "Limit"),
+        False,
+    ),
+)
+
+#: (body, what, flags, valid) of STORE bodies.
+_STORE_BODIES: Final[tuple[tuple[dict[int, Any], str, tuple[str, ...], bool], ...]] = (
+    ({0: _RECORD}, "a record", (), True),
+    (
+        {0: {}},
+        "an empty record map: parsed, refused later by DHT-3.3",
+        ("RecordCheckedLater",),
+        True,
+    ),
+    ({0: cbor.encode(_RECORD)}, "the record as a byte string", ("WrongType",), False),
+    ({0: [_RECORD]}, "a list of records", ("WrongType",), False),
+    ({0: _RECORD, 1: _RECORD}, "two records", ("ExtraKey",), False),
+    ({}, "an empty body", ("MissingKey",), False),
+)
+
+#: (body, what, flags, valid) of STORED bodies.
+_STORED_BODIES: Final[tuple[tuple[dict[int, Any], str, tuple[str, ...], bool], ...]] = (
+    ({0: 0}, "status 0 (STORED)", (), True),
+    ({0: 1}, "status 1 (REPLACED)", (), True),
+    ({0: 2}, "status 2 (UNCHANGED)", ("Limit",), True),
+    ({0: 3}, "status 3", ("Limit",), False),
+    ({0: -1}, "status -1", ("WrongType",), False),
+    ({0: True}, "status true", ("WrongType",), False),
+    ({0: "STORED"}, "status as text", ("WrongType",), False),
+    ({0: 0, 1: 0}, "an extra key 1", ("ExtraKey",), False),
+    ({}, "an empty body", ("MissingKey",), False),
+)
+
+BODY_CASES: Final = (
+    *(
+        _BodyCase(msg_type, body, f"{msg_type.name} {what}", ("Request", *flags), clause, valid)
+        for msg_type, clause in (
+            (MessageType.FIND_NODE, "DHT-7.1"),
+            (MessageType.FIND_VALUE, "DHT-7.3"),
+        )
+        for body, what, flags, valid in _REQUEST_BODIES
+    ),
+    *(
+        _BodyCase(
             MessageType.NODES,
             {0: contacts},
             f"NODES: {what}",
@@ -198,99 +201,69 @@ def build() -> JsonObject:
             "DHT-7.2",
             valid,
         )
-    add(
+        for contacts, what, flags, valid in _NODES_CONTACTS
+    ),
+    _BodyCase(
         MessageType.NODES,
         {0: [], 1: []},
         "NODES with an extra key 1",
         ("Response", "ExtraKey"),
         "DHT-7.2",
         False,
-    )
-    add(
+    ),
+    _BodyCase(
         MessageType.NODES,
         {},
         "NODES with an empty body",
         ("Response", "MissingKey"),
         "DHT-7.2",
         False,
-    )
+    ),
+    *(
+        _BodyCase(MessageType.VALUE, body, f"VALUE: {what}", ("Response", *flags), "DHT-7.4", ok)
+        for body, what, flags, ok in _VALUE_BODIES
+    ),
+    *(
+        _BodyCase(MessageType.STORE, body, f"STORE: {what}", ("Request", *flags), "DHT-7.5", ok)
+        for body, what, flags, ok in _STORE_BODIES
+    ),
+    *(
+        _BodyCase(MessageType.STORED, body, f"STORED: {what}", ("Response", *flags), "DHT-7.6", ok)
+        for body, what, flags, ok in _STORED_BODIES
+    ),
+)
 
-    publisher = Identity.from_seed(seed_for("dht_messages/publisher"))
-    record = sign_record(
-        publisher,
-        key_type=KeyType.ROOM,
-        ident=b"room-1",
-        seq=1,
-        expires_ms=1_700_003_600_000,
-        value=b"hello",
-    ).to_cbor_value()
-    value_cases: list[tuple[dict[int, Any], str, tuple[str, ...], bool]] = [
-        ({0: [], 1: [], 2: False}, "nothing held, no contacts", (), True),
-        ({0: [record], 1: [v4], 2: False}, "one record and one contact", ("Contacts",), True),
-        ({0: [record], 1: [], 2: True}, "one record, truncated", (), True),
-        (
-            {0: [{}], 1: [], 2: False},
-            "an empty record map: parsed, refused later by DHT-3.3",
-            ("RecordCheckedLater",),
-            True,
-        ),
-        (
-            {0: [{**record, 6: b""}], 1: [], 2: False},
-            "a record with a bad signature field: parsed, refused later by DHT-3.3",
-            ("RecordCheckedLater",),
-            True,
-        ),
-        ({0: [record] * MAX_RECORDS, 1: [], 2: False}, "64 records: the limit", ("Limit",), True),
-        ({0: [record] * (MAX_RECORDS + 1), 1: [], 2: False}, "65 records", ("Limit",), False),
-        ({0: [record], 1: [*full, v4], 2: False}, "21 contacts", ("Contacts", "Limit"), False),
-        (
-            {0: [cbor.encode(record)], 1: [], 2: False},
-            "a record as a byte string",
-            ("WrongType",),
-            False,
-        ),
-        ({0: record, 1: [], 2: False}, "records as a map, not a list", ("WrongType",), False),
-        ({0: [], 1: [], 2: 0}, "truncated as 0", ("WrongType",), False),
-        ({0: [], 1: [], 2: None}, "truncated as null", ("WrongType",), False),
-        ({0: [], 1: []}, "no truncated flag", ("MissingKey",), False),
-        ({0: [], 1: [], 2: False, 3: 0}, "an extra key 3", ("ExtraKey",), False),
-        (
-            {0: [], 1: [[_node(1), v4[1], 0]], 2: False},
-            "a contact with port 0",
-            ("Contacts", "Limit"),
-            False,
-        ),
-    ]
-    for body, what, flags, valid in value_cases:
-        add(MessageType.VALUE, body, f"VALUE: {what}", ("Response", *flags), "DHT-7.4", valid)
 
-    store_cases: list[tuple[dict[int, Any], str, tuple[str, ...], bool]] = [
-        ({0: record}, "a record", (), True),
-        (
-            {0: {}},
-            "an empty record map: parsed, refused later by DHT-3.3",
-            ("RecordCheckedLater",),
-            True,
-        ),
-        ({0: cbor.encode(record)}, "the record as a byte string", ("WrongType",), False),
-        ({0: [record]}, "a list of records", ("WrongType",), False),
-        ({0: record, 1: record}, "two records", ("ExtraKey",), False),
-        ({}, "an empty body", ("MissingKey",), False),
-    ]
-    for body, what, flags, valid in store_cases:
-        add(MessageType.STORE, body, f"STORE: {what}", ("Request", *flags), "DHT-7.5", valid)
+def _parsed(data: bytes, case: _BodyCase) -> JsonObject:
+    """The expected fields of `case`: the decoded message, or the refusal code."""
+    try:
+        message = parse_dht_body(case.msg_type, cbor.decode(data))
+    except RemoteProtocolError as exc:
+        assert not case.valid, (case.comment, exc)
+        return {"expectedError": exc.code.name}
+    assert case.valid, case.comment
+    assert cbor.encode(message.to_body()) == data, case.comment
+    return {"decoded": dht_message_json(message)}
 
-    stored_cases: list[tuple[dict[int, Any], str, tuple[str, ...], bool]] = [
-        ({0: 0}, "status 0 (STORED)", (), True),
-        ({0: 1}, "status 1 (REPLACED)", (), True),
-        ({0: 2}, "status 2 (UNCHANGED)", ("Limit",), True),
-        ({0: 3}, "status 3", ("Limit",), False),
-        ({0: -1}, "status -1", ("WrongType",), False),
-        ({0: True}, "status true", ("WrongType",), False),
-        ({0: "STORED"}, "status as text", ("WrongType",), False),
-        ({0: 0, 1: 0}, "an extra key 1", ("ExtraKey",), False),
-        ({}, "an empty body", ("MissingKey",), False),
-    ]
-    for body, what, flags, valid in stored_cases:
-        add(MessageType.STORED, body, f"STORED: {what}", ("Response", *flags), "DHT-7.6", valid)
+
+def build() -> JsonObject:
+    v = Vectors("dht_messages", "railgun-dht-messages-v1", HEADER, NOTES)
+    groups: dict[MessageType, list[JsonObject]] = {}
+    for case in BODY_CASES:
+        if case.msg_type not in groups:
+            groups[case.msg_type] = v.group(
+                "DhtMessageBodyTest",
+                messageType=int(case.msg_type),
+                messageName=case.msg_type.name,
+            )
+        data = cbor.encode(case.body)
+        v.test(
+            groups[case.msg_type],
+            comment=case.comment,
+            result="valid" if case.valid else "invalid",
+            clause=case.clause,
+            flags=case.flags,
+            body=data.hex(),
+            **_parsed(data, case),
+        )
     return v.document()
