@@ -9,6 +9,8 @@ strictness, never by the signature.
 """
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from railgun_ref.conformance.builders.base import (
@@ -135,102 +137,167 @@ def _encode_cases(sender: Identity) -> list[tuple[str, tuple[str, ...], int, int
     ]  # fmt: skip
 
 
-def _datagram_decode_cases(sender: Identity, other: Identity) -> list[_Decode]:
-    mal, bad_sig = ErrorCode.MALFORMED, ErrorCode.BAD_SIGNATURE
-    pk = sender.public_key
-    signed = cbor.encode(signed_fields(pk))
-    signature = sender.sign(ENVELOPE_DOMAIN + signed)
-    good = cbor.encode([signed, signature])
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What the datagram decode cases are cut from: the sender's PING (`signed`, its
+    `signature`, the whole envelope `good`) and a second node, `other`."""
 
-    def resealed(**changes: Any) -> bytes:
-        return seal(sender, cbor.encode(signed_fields(pk, **changes)))
+    sender: Identity
+    other: Identity
+    signed: bytes
+    signature: bytes
 
-    big = encode_envelope(sender, type=1, request_id=1, timestamp_ms=T0_MS,
-                          body={0: ping_payload(sender, MAX_DATAGRAM_SIZE + 1)},
+    @property
+    def pk(self) -> bytes:
+        return self.sender.public_key
+
+    @property
+    def good(self) -> bytes:
+        return cbor.encode([self.signed, self.signature])
+
+    def resealed(self, **changes: Any) -> bytes:
+        """The sender's PING with `changes` to the signed map, validly signed again."""
+        return seal(self.sender, cbor.encode(signed_fields(self.pk, **changes)))
+
+
+def _parts(sender: Identity, other: Identity) -> _Parts:
+    signed = cbor.encode(signed_fields(sender.public_key))
+    return _Parts(sender, other, signed, sender.sign(ENVELOPE_DOMAIN + signed))
+
+
+def _oversized(p: _Parts) -> bytes:
+    """A validly signed PING of one byte over the datagram limit."""
+    big = encode_envelope(p.sender, type=1, request_id=1, timestamp_ms=T0_MS,
+                          body={0: ping_payload(p.sender, MAX_DATAGRAM_SIZE + 1)},
                           max_size=MAX_STREAM_MESSAGE_SIZE)  # fmt: skip
     assert len(big) == MAX_DATAGRAM_SIZE + 1, len(big)
-    # Request id 1 with an 8-byte argument: the same value, other bytes.
-    long_id = signed.replace(bytes([0x02, 0x01]), bytes([0x02, 0x1B]) + (1).to_bytes(8, "big"), 1)
-    # The signed map with keys 0 and 1 swapped (a6 00 01 01 01 ... -> a6 01 01 00 01 ...).
-    unsorted = signed[:1] + signed[3:5] + signed[1:3] + signed[5:]
-    assert long_id != signed and unsorted[1] == 0x01 and unsorted[3] == 0x00
+    return big
+
+
+def _long_id(p: _Parts) -> bytes:
+    """The signed map with request id 1 in an 8-byte head: the same value, other bytes."""
+    long_id = p.signed.replace(bytes([0x02, 0x01]), bytes([0x02, 0x1B]) + (1).to_bytes(8, "big"), 1)
+    assert long_id != p.signed
+    return long_id
+
+
+def _unsorted(p: _Parts) -> bytes:
+    """The signed map with keys 0 and 1 swapped (a6 00 01 01 01 ... -> a6 01 01 00 01 ...)."""
+    unsorted = p.signed[:1] + p.signed[3:5] + p.signed[1:3] + p.signed[5:]
+    assert unsorted[1] == 0x01 and unsorted[3] == 0x00
+    return unsorted
+
+
+def _small_order_lax() -> bytes:
+    """Sender key = the identity point, with a signature that satisfies the bare equation."""
     identity_key = ed.encode(ed.IDENTITY)
     small_signed = cbor.encode(signed_fields(identity_key))
     r = int.from_bytes(hashlib.sha512(b"envelope/small" + small_signed).digest(), "little") % ed.L
     lax = ed.encode(ed.mul(r, ed.BASE)) + r.to_bytes(32, "little")  # [S]B = R + [k]·identity
     assert ed.verify_equation(identity_key, ENVELOPE_DOMAIN + small_signed, lax, cofactored=False)
-    s_plus_l = int.from_bytes(signature[32:], "little") + ed.L
-    return [
-        (big, "validly signed PING of 1201 bytes", "ENV-1.4", ("SizeLimit",), ErrorCode.TOO_LARGE),
-        (pseudo_random("envelope/garbage-1201", 1201), "1201 random bytes: size is checked first",
-         "ENV-2.1", ("SizeLimit", "NotCbor", "CheckOrder"), ErrorCode.TOO_LARGE),
-        (b"", "empty datagram", "ENV-2.1", ("NotCbor",), mal),
-        (pseudo_random("envelope/garbage-64", 64), "64 random bytes", "ENV-2.1", ("NotCbor",), mal),
-        (good[:-1], "envelope cut short by one byte", "ENV-2.1", ("NotCbor",), mal),
-        (good + b"\x00", "envelope followed by a zero byte", "ENV-2.1", ("NotCbor",), mal),
-        (b"\x98\x02" + good[1:], "outer array length in a non-shortest head", "ENC-1.5",
-         ("NotCbor",), mal),
-        (cbor.encode({0: signed, 1: signature}), "a map instead of an array", "ENV-1.1",
-         ("Structure",), mal),
-        (cbor.encode([signed]), "array of 1 element", "ENV-1.1", ("Structure",), mal),
-        (cbor.encode([signed, signature, b""]), "array of 3 elements", "ENV-1.1", ("Structure",),
-         mal),
-        (cbor.encode([signature, signed]), "elements swapped", "ENV-1.1", ("Structure",), mal),
-        (cbor.encode([signed_fields(pk), signature]), "signed part as a map, not a byte string",
-         "ENV-1.1", ("Structure",), mal),
-        (cbor.encode([signed, signature[:63]]), "signature of 63 bytes", "ENV-1.1",
-         ("Structure",), mal),
-        (cbor.encode([signed, signature + b"\x00"]), "signature of 65 bytes", "ENV-1.1",
-         ("Structure",), mal),
-        (seal(sender, b"\xff"), "signed part is not CBOR", "ENV-1.2", ("NotCbor",), mal),
-        (seal(sender, cbor.encode([1, 1, 1])), "signed part is an array", "ENV-1.2",
-         ("Structure",), mal),
-        (resealed(k5=None), "signed map without key 5 (body)", "ENV-1.2", ("MissingKey",), mal),
-        (resealed(k6=0), "signed map with an extra key 6", "ENV-1.2", ("ExtraKey",), mal),
-        (seal(sender, long_id), "request id in a non-shortest head", "ENC-1.5",
-         ("NonCanonicalInner",), mal),
-        (seal(sender, unsorted), "keys 0 and 1 of the signed map swapped", "ENC-1.3",
-         ("NonCanonicalInner",), mal),
-        (resealed(k0="1"), "version as text", "ENV-1.2", ("Structure",), mal),
-        (resealed(k1=-1), "negative message type", "ENV-1.2", ("Structure",), mal),
-        (resealed(k2=b"\x01"), "request id as a byte string", "ENV-1.2", ("Structure",), mal),
-        (resealed(k4=-1), "negative timestamp", "ENV-1.2", ("Structure",), mal),
-        (resealed(k3=pk[:31]), "sender key of 31 bytes", "ENV-1.2", ("Structure",), mal),
-        (resealed(k5=b""), "body as a byte string", "ENV-1.2", ("Structure",), mal),
-        (resealed(k5=[]), "body as an array", "ENV-1.2", ("Structure",), mal),
-        (resealed(k0=0), "version 0", "ENV-2.1", ("Version",), ErrorCode.UNSUPPORTED_VERSION),
-        (resealed(k0=2), "version 2", "ENV-2.1", ("Version",), ErrorCode.UNSUPPORTED_VERSION),
-        (cbor.encode([cbor.encode(signed_fields(pk, k0=2)), bytes(64)]),
-         "version 2 and an all-zero signature", "ENV-2.1", ("Version", "BadSignature",
-         "CheckOrder"), ErrorCode.UNSUPPORTED_VERSION),
-        (resealed(k0=2, k6=0), "version 2 with an extra key: shape is checked before version",
-         "ENV-2.1", ("Version", "ExtraKey", "CheckOrder"), mal),
-        (cbor.encode([small_signed, lax]),
-         "sender key = identity point, signature satisfying the bare equation", "ENV-2.1",
-         ("BadKey", "CheckOrder"), ErrorCode.BAD_KEY),
-        (resealed(k3=ed.encode(order8_point())), "sender key of order 8", "ENV-2.1",
-         ("BadKey",), ErrorCode.BAD_KEY),
-        (resealed(k3=(ed.P + 1).to_bytes(32, "little")), "sender key with y = p + 1", "ENV-2.1",
-         ("BadKey",), ErrorCode.BAD_KEY),
-        (resealed(k3=first_off_curve_y().to_bytes(32, "little")),
-         "sender key that is no curve point: refused by the signature check", "ENV-2.1",
-         ("BadSignature",), bad_sig),
-        (cbor.encode([signed, flip(signature, 256)]), "bit 0 of S flipped", "ENV-2.1",
-         ("BadSignature",), bad_sig),
-        (cbor.encode([signed, flip(signature, 0)]), "bit 0 of R flipped", "ENV-2.1",
-         ("BadSignature",), bad_sig),
-        (cbor.encode([cbor.encode(signed_fields(pk, k4=T0_MS + 1)), signature]),
-         "timestamp changed after signing", "ENV-2.1", ("BadSignature",), bad_sig),
-        (cbor.encode([signed, other.sign(ENVELOPE_DOMAIN + signed)]),
-         "signed by another key than the sender key", "ENV-2.1", ("BadSignature",), bad_sig),
-        (cbor.encode([signed, sender.sign(signed)]), "signature without the domain prefix",
-         "ENV-1.3", ("BadSignature",), bad_sig),
-        (seal(sender, signed, domain=b"railgun/v1/record\x00"),
-         "signature under another domain prefix", "ENV-1.3", ("BadSignature",), bad_sig),
-        (cbor.encode([signed, signature[:32] + s_plus_l.to_bytes(32, "little")]),
-         "S replaced by S + L", "ID-2.4", ("BadSignature",), bad_sig),
-        *_mixed_key_cases(),
-    ]  # fmt: skip
+    return cbor.encode([small_signed, lax])
+
+
+def _s_plus_l(p: _Parts) -> bytes:
+    s_plus_l = int.from_bytes(p.signature[32:], "little") + ed.L
+    return cbor.encode([p.signed, p.signature[:32] + s_plus_l.to_bytes(32, "little")])
+
+
+_MAL: Final = ErrorCode.MALFORMED
+_BAD_SIG: Final = ErrorCode.BAD_SIGNATURE
+_VERSION: Final = ErrorCode.UNSUPPORTED_VERSION
+
+#: (make the bytes from the parts, comment, clause, flags, expected code) per datagram test.
+DATAGRAM_CASES: Final[tuple[
+    tuple[Callable[[_Parts], bytes], str, str, tuple[str, ...], ErrorCode | None], ...
+]] = (
+    (_oversized, "validly signed PING of 1201 bytes", "ENV-1.4", ("SizeLimit",),
+     ErrorCode.TOO_LARGE),
+    (lambda p: pseudo_random("envelope/garbage-1201", 1201),
+     "1201 random bytes: size is checked first", "ENV-2.1",
+     ("SizeLimit", "NotCbor", "CheckOrder"), ErrorCode.TOO_LARGE),
+    (lambda p: b"", "empty datagram", "ENV-2.1", ("NotCbor",), _MAL),
+    (lambda p: pseudo_random("envelope/garbage-64", 64), "64 random bytes", "ENV-2.1",
+     ("NotCbor",), _MAL),
+    (lambda p: p.good[:-1], "envelope cut short by one byte", "ENV-2.1", ("NotCbor",), _MAL),
+    (lambda p: p.good + b"\x00", "envelope followed by a zero byte", "ENV-2.1", ("NotCbor",),
+     _MAL),
+    (lambda p: b"\x98\x02" + p.good[1:], "outer array length in a non-shortest head", "ENC-1.5",
+     ("NotCbor",), _MAL),
+    (lambda p: cbor.encode({0: p.signed, 1: p.signature}), "a map instead of an array",
+     "ENV-1.1", ("Structure",), _MAL),
+    (lambda p: cbor.encode([p.signed]), "array of 1 element", "ENV-1.1", ("Structure",), _MAL),
+    (lambda p: cbor.encode([p.signed, p.signature, b""]), "array of 3 elements", "ENV-1.1",
+     ("Structure",), _MAL),
+    (lambda p: cbor.encode([p.signature, p.signed]), "elements swapped", "ENV-1.1",
+     ("Structure",), _MAL),
+    (lambda p: cbor.encode([signed_fields(p.pk), p.signature]),
+     "signed part as a map, not a byte string", "ENV-1.1", ("Structure",), _MAL),
+    (lambda p: cbor.encode([p.signed, p.signature[:63]]), "signature of 63 bytes", "ENV-1.1",
+     ("Structure",), _MAL),
+    (lambda p: cbor.encode([p.signed, p.signature + b"\x00"]), "signature of 65 bytes",
+     "ENV-1.1", ("Structure",), _MAL),
+    (lambda p: seal(p.sender, b"\xff"), "signed part is not CBOR", "ENV-1.2", ("NotCbor",), _MAL),
+    (lambda p: seal(p.sender, cbor.encode([1, 1, 1])), "signed part is an array", "ENV-1.2",
+     ("Structure",), _MAL),
+    (lambda p: p.resealed(k5=None), "signed map without key 5 (body)", "ENV-1.2",
+     ("MissingKey",), _MAL),
+    (lambda p: p.resealed(k6=0), "signed map with an extra key 6", "ENV-1.2", ("ExtraKey",),
+     _MAL),
+    (lambda p: seal(p.sender, _long_id(p)), "request id in a non-shortest head", "ENC-1.5",
+     ("NonCanonicalInner",), _MAL),
+    (lambda p: seal(p.sender, _unsorted(p)), "keys 0 and 1 of the signed map swapped",
+     "ENC-1.3", ("NonCanonicalInner",), _MAL),
+    (lambda p: p.resealed(k0="1"), "version as text", "ENV-1.2", ("Structure",), _MAL),
+    (lambda p: p.resealed(k1=-1), "negative message type", "ENV-1.2", ("Structure",), _MAL),
+    (lambda p: p.resealed(k2=b"\x01"), "request id as a byte string", "ENV-1.2",
+     ("Structure",), _MAL),
+    (lambda p: p.resealed(k4=-1), "negative timestamp", "ENV-1.2", ("Structure",), _MAL),
+    (lambda p: p.resealed(k3=p.pk[:31]), "sender key of 31 bytes", "ENV-1.2", ("Structure",),
+     _MAL),
+    (lambda p: p.resealed(k5=b""), "body as a byte string", "ENV-1.2", ("Structure",), _MAL),
+    (lambda p: p.resealed(k5=[]), "body as an array", "ENV-1.2", ("Structure",), _MAL),
+    (lambda p: p.resealed(k0=0), "version 0", "ENV-2.1", ("Version",), _VERSION),
+    (lambda p: p.resealed(k0=2), "version 2", "ENV-2.1", ("Version",), _VERSION),
+    (lambda p: cbor.encode([cbor.encode(signed_fields(p.pk, k0=2)), bytes(64)]),
+     "version 2 and an all-zero signature", "ENV-2.1",
+     ("Version", "BadSignature", "CheckOrder"), _VERSION),
+    (lambda p: p.resealed(k0=2, k6=0),
+     "version 2 with an extra key: shape is checked before version", "ENV-2.1",
+     ("Version", "ExtraKey", "CheckOrder"), _MAL),
+    (lambda p: _small_order_lax(),
+     "sender key = identity point, signature satisfying the bare equation", "ENV-2.1",
+     ("BadKey", "CheckOrder"), ErrorCode.BAD_KEY),
+    (lambda p: p.resealed(k3=ed.encode(order8_point())), "sender key of order 8", "ENV-2.1",
+     ("BadKey",), ErrorCode.BAD_KEY),
+    (lambda p: p.resealed(k3=(ed.P + 1).to_bytes(32, "little")), "sender key with y = p + 1",
+     "ENV-2.1", ("BadKey",), ErrorCode.BAD_KEY),
+    (lambda p: p.resealed(k3=first_off_curve_y().to_bytes(32, "little")),
+     "sender key that is no curve point: refused by the signature check", "ENV-2.1",
+     ("BadSignature",), _BAD_SIG),
+    (lambda p: cbor.encode([p.signed, flip(p.signature, 256)]), "bit 0 of S flipped", "ENV-2.1",
+     ("BadSignature",), _BAD_SIG),
+    (lambda p: cbor.encode([p.signed, flip(p.signature, 0)]), "bit 0 of R flipped", "ENV-2.1",
+     ("BadSignature",), _BAD_SIG),
+    (lambda p: cbor.encode([cbor.encode(signed_fields(p.pk, k4=T0_MS + 1)), p.signature]),
+     "timestamp changed after signing", "ENV-2.1", ("BadSignature",), _BAD_SIG),
+    (lambda p: cbor.encode([p.signed, p.other.sign(ENVELOPE_DOMAIN + p.signed)]),
+     "signed by another key than the sender key", "ENV-2.1", ("BadSignature",), _BAD_SIG),
+    (lambda p: cbor.encode([p.signed, p.sender.sign(p.signed)]),
+     "signature without the domain prefix", "ENV-1.3", ("BadSignature",), _BAD_SIG),
+    (lambda p: seal(p.sender, p.signed, domain=b"railgun/v1/record\x00"),
+     "signature under another domain prefix", "ENV-1.3", ("BadSignature",), _BAD_SIG),
+    (_s_plus_l, "S replaced by S + L", "ID-2.4", ("BadSignature",), _BAD_SIG),
+)  # fmt: skip
+
+
+def _datagram_decode_cases(sender: Identity, other: Identity) -> list[_Decode]:
+    parts = _parts(sender, other)
+    made: list[_Decode] = [
+        (make(parts), comment, clause, flags, expect)
+        for make, comment, clause, flags, expect in DATAGRAM_CASES
+    ]
+    return [*made, *_mixed_key_cases()]
 
 
 def _mixed_key_cases() -> list[_Decode]:
@@ -254,11 +321,8 @@ def _mixed_key_cases() -> list[_Decode]:
     ]  # fmt: skip
 
 
-def build() -> JsonObject:
-    v = Vectors("envelope", "railgun-envelope-v1", HEADER, NOTES)
-    sender = Identity.from_seed(seed_for("envelope/sender-1"))
-    other = Identity.from_seed(seed_for("envelope/sender-2"))
-
+def _encode_tests(v: Vectors, sender: Identity) -> list[tuple[bytes, str, tuple[str, ...]]]:
+    """The encode tests; the envelopes the sender may emit, with their comments and flags."""
     tests = v.group("EnvelopeEncodeTest", seed=sender.seed.hex(),
                     publicKey=sender.public_key.hex(), nodeId=sender.node_id.hex())  # fmt: skip
     encoded: list[tuple[bytes, str, tuple[str, ...]]] = []
@@ -283,37 +347,52 @@ def build() -> JsonObject:
         v.test(tests, comment=comment, result="valid", clause="ENV-1.2", flags=flags, **fields,
                envelope=data.hex())  # fmt: skip
     assert {MAX_DATAGRAM_SIZE, 1300} <= {len(data) for data, _, _ in encoded}
+    return encoded
 
-    def decode_group(max_size: int, expected: NodeId | None, cases: list[_Decode]) -> None:
-        tests = v.group("EnvelopeDecodeTest", maxSize=max_size,
-                        expectedSender=None if expected is None else expected.hex())  # fmt: skip
-        for data, comment, clause, flags, expect in cases:
-            outcome = _decoded(data, max_size, expected)
-            if isinstance(outcome, ErrorCode):
-                assert outcome is expect, (comment, outcome)
-                v.test(tests, comment=comment, result="invalid", clause=clause, flags=flags,
-                       envelope=data.hex(), expectedError=outcome.name)  # fmt: skip
-            else:
-                assert expect is None, comment
-                v.test(tests, comment=comment, result="valid", clause=clause, flags=flags,
-                       envelope=data.hex(), decoded=outcome)  # fmt: skip
 
-    decode_group(
-        MAX_DATAGRAM_SIZE,
-        None,
-        [(d, c, "ENV-2.1", f, None) for d, c, f in encoded if len(d) <= MAX_DATAGRAM_SIZE]
-        + _datagram_decode_cases(sender, other),
-    )
+def _decode_group(v: Vectors, max_size: int, expected: NodeId | None, cases: list[_Decode]) -> None:
+    tests = v.group("EnvelopeDecodeTest", maxSize=max_size,
+                    expectedSender=None if expected is None else expected.hex())  # fmt: skip
+    for data, comment, clause, flags, expect in cases:
+        outcome = _decoded(data, max_size, expected)
+        if isinstance(outcome, ErrorCode):
+            assert outcome is expect, (comment, outcome)
+            v.test(tests, comment=comment, result="invalid", clause=clause, flags=flags,
+                   envelope=data.hex(), expectedError=outcome.name)  # fmt: skip
+        else:
+            assert expect is None, comment
+            v.test(tests, comment=comment, result="valid", clause=clause, flags=flags,
+                   envelope=data.hex(), decoded=outcome)  # fmt: skip
+
+
+def _sender_cases(sender: Identity, other: Identity) -> list[_Decode]:
+    """Decode tests of a receiver that expects `sender`."""
     good = seal(sender, cbor.encode(signed_fields(sender.public_key)))
     from_other = cbor.encode(signed_fields(other.public_key))
-    decode_group(MAX_DATAGRAM_SIZE, sender.node_id, [
+    return [
         (good, "signed by the expected node", "ENV-2.1", ("Ping",), None),
         (seal(other, from_other), "validly signed by another node", "ENV-2.1", ("WrongSender",),
          ErrorCode.WRONG_SENDER),
         (cbor.encode([from_other, bytes(64)]), "another node's key and a bad signature",
          "ENV-2.1", ("WrongSender", "BadSignature", "CheckOrder"), ErrorCode.BAD_SIGNATURE),
-    ])  # fmt: skip
-    decode_group(
+    ]  # fmt: skip
+
+
+def build() -> JsonObject:
+    v = Vectors("envelope", "railgun-envelope-v1", HEADER, NOTES)
+    sender = Identity.from_seed(seed_for("envelope/sender-1"))
+    other = Identity.from_seed(seed_for("envelope/sender-2"))
+    encoded = _encode_tests(v, sender)
+    _decode_group(
+        v,
+        MAX_DATAGRAM_SIZE,
+        None,
+        [(d, c, "ENV-2.1", f, None) for d, c, f in encoded if len(d) <= MAX_DATAGRAM_SIZE]
+        + _datagram_decode_cases(sender, other),
+    )
+    _decode_group(v, MAX_DATAGRAM_SIZE, sender.node_id, _sender_cases(sender, other))
+    _decode_group(
+        v,
         MAX_STREAM_MESSAGE_SIZE,
         None,
         [(d, c + ", on a stream", "STR-1.2", f, None) for d, c, f in encoded if len(d) > 1200],
