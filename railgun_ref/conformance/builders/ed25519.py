@@ -104,8 +104,6 @@ def first_off_curve_y() -> int:
 
 def _ordinary_key_cases(seed: bytes) -> list[_Case]:
     key = Identity.from_seed(seed)
-    a, _ = ed.secret_scalar(seed)
-    pk = key.public_key
     cases: list[_Case] = []
     for message in (b"", b"abc", bytes(64), pseudo_random("ed25519/long", 200)):
         signature = key.sign(message)
@@ -129,6 +127,13 @@ def _ordinary_key_cases(seed: bytes) -> list[_Case]:
                        (509, "S bit 253"), (511, "S bit 255")):  # fmt: skip
         cases.append((message, flip(good, bit), f"{where} flipped", "ID-2.5",
                       ("ModifiedSignature",)))  # fmt: skip
+    return cases + _odd_r_cases(seed, message, good)
+
+
+def _odd_r_cases(seed: bytes, message: bytes, good: bytes) -> list[_Case]:
+    """Signatures over `message` whose R has small or mixed order, and wrong lengths."""
+    a, _ = ed.secret_scalar(seed)
+    pk = Identity.from_seed(seed).public_key
 
     def k_times_a(r_enc: bytes) -> bytes:
         k = ed.challenge(r_enc, pk, message)
@@ -138,7 +143,7 @@ def _ordinary_key_cases(seed: bytes) -> list[_Case]:
     r = _scalar("ed25519/mixed-r", message)
     r_mixed = ed.add(ed.mul(r, ed.BASE), t8)
     k = ed.challenge(ed.encode(r_mixed), pk, message)
-    cases += [
+    return [
         (message, k_times_a(ed.encode(ed.IDENTITY)),
          "R = identity and S = k*a: the cofactorless equation holds", "ID-2.3", ("SmallOrderR",)),
         (message, k_times_a(ed.encode(t8)), "R of order 8 and S = k*a", "ID-2.3",
@@ -153,7 +158,6 @@ def _ordinary_key_cases(seed: bytes) -> list[_Case]:
         (message, good[:63], "signature of 63 bytes", "ID-2.1", ("WrongLength",)),
         (message, good + b"\x00", "signature of 65 bytes", "ID-2.1", ("WrongLength",)),
     ]  # fmt: skip
-    return cases
 
 
 def _mixed_key(seed: bytes) -> tuple[bytes, list[_Case]]:
@@ -200,53 +204,65 @@ def _small_order_case(index: int, small: bytes, what: str, extra: tuple[str, ...
             ("SmallOrderPublicKey", *extra))  # fmt: skip
 
 
-def build() -> JsonObject:
-    v = Vectors("ed25519", "EDDSA-Ed25519-railgun-ID-2", HEADER, NOTES)
+#: (public key, key comment, the tests under that key) of one test group.
+_Group = tuple[bytes, str, list[_Case]]
 
-    def group(public_key: bytes, comment: str, cases: list[_Case]) -> None:
-        tests = v.group("Ed25519VerifyTest", publicKey=public_key.hex(), keyComment=comment)
-        for message, signature, test_comment, clause, flags in cases:
-            accepted = verify(public_key, message, signature)
-            assert accepted == (flags[-1] == "Valid"), test_comment
-            v.test(
-                tests,
-                comment=test_comment,
-                result="valid" if accepted else "invalid",
-                clause=clause,
-                flags=flags,
-                msg=message.hex(),
-                sig=signature.hex(),
-                cofactorless=ed.verify_equation(public_key, message, signature, cofactored=False),
-                cofactored=ed.verify_equation(public_key, message, signature, cofactored=True),
-            )
 
-    seed = seed_for("ed25519/key-1")
-    key = Identity.from_seed(seed)
-    group(key.public_key, f"the key of seed {seed.hex()}", _ordinary_key_cases(seed))
-    seed = seed_for("ed25519/mixed")
-    mixed, cases = _mixed_key(seed)
-    group(mixed, f"A0 + T: A0 the key of seed {seed.hex()}, T of order 8", cases)
-    for index, (small, what, extra) in enumerate(_small_order_keys()):
-        group(small, f"small-order key: {what}", [_small_order_case(index, small, what, extra)])
+def _verify_group(v: Vectors, public_key: bytes, comment: str, cases: list[_Case]) -> None:
+    tests = v.group("Ed25519VerifyTest", publicKey=public_key.hex(), keyComment=comment)
+    for message, signature, test_comment, clause, flags in cases:
+        accepted = verify(public_key, message, signature)
+        assert accepted == (flags[-1] == "Valid"), test_comment
+        v.test(
+            tests,
+            comment=test_comment,
+            result="valid" if accepted else "invalid",
+            clause=clause,
+            flags=flags,
+            msg=message.hex(),
+            sig=signature.hex(),
+            cofactorless=ed.verify_equation(public_key, message, signature, cofactored=False),
+            cofactored=ed.verify_equation(public_key, message, signature, cofactored=True),
+        )
 
+
+def _bad_key_groups(key: Identity) -> list[_Group]:
+    """Keys refused whatever the signature: non-canonical, off the curve, wrong length."""
     signed_elsewhere = key.sign(b"abc")
+    groups: list[_Group] = []
     for c in range(2, 19):
         candidate = (ed.P + c).to_bytes(32, "little")
         point = ed.decode(candidate, allow_non_canonical=True)
         if point is not None and not ed.has_small_order(point):
-            group(candidate, f"y = p + {c}, a non-canonical encoding of y = {c}", [
+            groups.append((candidate, f"y = p + {c}, a non-canonical encoding of y = {c}", [
                 (b"abc", signed_elsewhere, "non-canonical key of a point not of small order",
                  "ID-2.2", ("NonCanonicalPublicKey",)),
-            ])  # fmt: skip
+            ]))  # fmt: skip
             break
     y = first_off_curve_y()
-    group(y.to_bytes(32, "little"), f"y = {y}: no x satisfies the curve equation", [
+    groups.append((y.to_bytes(32, "little"), f"y = {y}: no x satisfies the curve equation", [
         (b"abc", signed_elsewhere, "public key that is not a curve point", "ID-2.2",
          ("InvalidPublicKey",)),
-    ])  # fmt: skip
+    ]))  # fmt: skip
     for size in (31, 33):
         wrong = (key.public_key + b"\x00")[:size]
-        group(wrong, f"public key of {size} bytes", [
+        groups.append((wrong, f"public key of {size} bytes", [
             (b"abc", signed_elsewhere, f"public key of {size} bytes", "ID-2.1", ("WrongLength",)),
-        ])  # fmt: skip
+        ]))  # fmt: skip
+    return groups
+
+
+def build() -> JsonObject:
+    v = Vectors("ed25519", "EDDSA-Ed25519-railgun-ID-2", HEADER, NOTES)
+    seed = seed_for("ed25519/key-1")
+    key = Identity.from_seed(seed)
+    _verify_group(v, key.public_key, f"the key of seed {seed.hex()}", _ordinary_key_cases(seed))
+    seed = seed_for("ed25519/mixed")
+    mixed, cases = _mixed_key(seed)
+    _verify_group(v, mixed, f"A0 + T: A0 the key of seed {seed.hex()}, T of order 8", cases)
+    for index, (small, what, extra) in enumerate(_small_order_keys()):
+        case = _small_order_case(index, small, what, extra)
+        _verify_group(v, small, f"small-order key: {what}", [case])
+    for public_key, comment, group_cases in _bad_key_groups(key):
+        _verify_group(v, public_key, comment, group_cases)
     return v.document()
