@@ -11,6 +11,7 @@ a vector.
 """
 
 import random
+from collections.abc import Callable
 from typing import Any, Final
 
 from railgun_ref.conformance.builders.base import T0, T0_MS, Vectors, flip, pseudo_random, seed_for
@@ -161,37 +162,42 @@ def _silent_refusal(out: JsonObject, code: str) -> bool:
     return _rejected(out) == [code] and not out["datagrams"] and not out["streamMessages"]
 
 
-# Each scenario returns (script, comment, clause, result, flags).
-_Scenario = tuple[Script, str, str, str, tuple[str, ...]]
+# ------------------------------------------------------------------ answered PINGs
 
 
-def _ping_pong() -> list[_Scenario]:
+def _pong_to_source() -> Script:
     s, (a, _) = Script(), _peers()
     out = s.receive(a.ping(T0, b"hi"), PEER_A, T0, "PING from peer A")
     assert _types(out) == ["PONG"] and out["datagrams"][0]["to"] == address_json(PEER_A)
-    s6 = Script()
-    out = s6.receive(Peer("node_ping/peer-v6", 3).ping(T0), PEER_V6, T0, "PING from ::1")
+    return s
+
+
+def _pong_to_ipv6() -> Script:
+    s = Script()
+    out = s.receive(Peer("node_ping/peer-v6", 3).ping(T0), PEER_V6, T0, "PING from ::1")
     assert _types(out) == ["PONG"] and out["datagrams"][0]["to"] == address_json(PEER_V6)
-    s2, (a, _) = Script(), _peers()
-    out = s2.receive(a.ping(T0), PEER_A, T0 + 0.2506, "PING from A, received at T0 + 0.2506 s")
+    return s
+
+
+def _pong_timestamp() -> Script:
+    s, (a, _) = Script(), _peers()
+    out = s.receive(a.ping(T0), PEER_A, T0 + 0.2506, "PING from A, received at T0 + 0.2506 s")
     assert out["datagrams"][0]["timestampMs"] == T0_MS + 251
-    s3, (a, _) = Script(), _peers()
-    request = s3.ping(PEER_A, T0, "the node pings peer A", payload=b"probe")
-    out = s3.receive(a.answer(request, T0 + 0.25), PEER_A, T0 + 0.25, "A's PONG")
+    return s
+
+
+def _ping_completed() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings peer A", payload=b"probe")
+    out = s.receive(a.answer(request, T0 + 0.25), PEER_A, T0 + 0.25, "A's PONG")
     assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
-    return [
-        (s, "PING gets a PONG to its source address, echoing the payload", "MSG-2.2", "valid",
-         ("Answered",)),
-        (s6, "PONG to an IPv6 peer carries its IPv6 address", "MSG-2.3", "valid",
-         ("Answered", "IPv6")),
-        (s2, "the PONG is stamped with the node's clock, rounded to the millisecond", "ENV-1.5",
-         "valid", ("Answered",)),
-        (s3, "a PING request completed by its PONG (rtt 0.25 s)", "RPC-1.1", "valid",
-         ("Request",)),
-    ]  # fmt: skip
+    return s
 
 
-def _freshness() -> list[_Scenario]:
+# ------------------------------------------------------------------ freshness
+
+
+def _replayed() -> Script:
     s, (a, _) = Script(), _peers()
     ping = a.ping(T0)
     s.receive(ping, PEER_A, T0, "PING from A")
@@ -199,68 +205,77 @@ def _freshness() -> list[_Scenario]:
     out = s.receive(ping, PEER_B, T0 + 2, "the same PING from another address")
     assert _silent_refusal(out, "REPLAY")
     assert _types(s.receive(a.ping(T0 + 3), PEER_A, T0 + 3, "a new PING from A")) == ["PONG"]
-    s2, (a, _) = Script(), _peers()
+    return s
+
+
+def _replay_then_stale() -> Script:
+    s, (a, _) = Script(), _peers()
     ping = a.ping(T0)
-    s2.receive(ping, PEER_A, T0, "PING from A")
-    out = s2.receive(ping, PEER_A, T0 + 300, "the same PING 300 s later: fresh and remembered")
+    s.receive(ping, PEER_A, T0, "PING from A")
+    out = s.receive(ping, PEER_A, T0 + 300, "the same PING 300 s later: fresh and remembered")
     assert _silent_refusal(out, "REPLAY")
-    out = s2.receive(ping, PEER_A, T0 + 300.5, "the same PING 300.5 s later")
+    out = s.receive(ping, PEER_A, T0 + 300.5, "the same PING 300.5 s later")
     assert _silent_refusal(out, "STALE")
-    s3, (a, _) = Script(), _peers()
-    out = s3.receive(a.ping(T0 - 300.001), PEER_A, T0, "PING stamped 300.001 s ago")
-    assert _silent_refusal(out, "STALE")
-    out = s3.receive(a.ping(T0 + 300.001), PEER_A, T0, "PING stamped 300.001 s ahead")
-    assert _silent_refusal(out, "STALE")
-    s4, (a, _) = Script(), _peers()
-    assert _types(s4.receive(a.ping(T0 - 300), PEER_A, T0, "PING stamped 300 s ago")) == ["PONG"]
-    assert _types(s4.receive(a.ping(T0 + 300), PEER_A, T0, "PING stamped 300 s ahead")) == ["PONG"]
-    return [
-        (s, "a replayed PING is refused with no reply, from any address", "ENV-2.4", "invalid",
-         ("NoReply",)),
-        (s2, "a PING replayed at 300 s is a replay; after that it is stale", "ENV-2.4", "invalid",
-         ("NoReply", "Boundary")),
-        (s3, "PINGs more than 300 s off the receiver's clock are stale", "ENV-2.3", "invalid",
-         ("NoReply",)),
-        (s4, "PINGs exactly 300 s off are fresh", "ENV-2.3", "valid", ("Answered", "Boundary")),
-    ]  # fmt: skip
+    return s
 
 
-def _unknown_and_malformed() -> list[_Scenario]:
+def _stale() -> Script:
+    s, (a, _) = Script(), _peers()
+    out = s.receive(a.ping(T0 - 300.001), PEER_A, T0, "PING stamped 300.001 s ago")
+    assert _silent_refusal(out, "STALE")
+    out = s.receive(a.ping(T0 + 300.001), PEER_A, T0, "PING stamped 300.001 s ahead")
+    assert _silent_refusal(out, "STALE")
+    return s
+
+
+def _fresh_at_the_limit() -> Script:
+    s, (a, _) = Script(), _peers()
+    assert _types(s.receive(a.ping(T0 - 300), PEER_A, T0, "PING stamped 300 s ago")) == ["PONG"]
+    assert _types(s.receive(a.ping(T0 + 300), PEER_A, T0, "PING stamped 300 s ahead")) == ["PONG"]
+    return s
+
+
+# ------------------------------------------------------------------ unknown and malformed
+
+
+def _unknown_type() -> Script:
     s, (a, _) = Script(), _peers()
     out = s.receive(a.envelope(99, {}, T0, 77), PEER_A, T0, "an envelope of type 99")
     assert _types(out) == ["ERROR"] and _rejected(out) == ["UNKNOWN_TYPE"]
-    s2, (a, _) = Script(), _peers()
-    out = s2.receive_stream(a.envelope(99, {}, T0, 77), 3, PEER_A, T0, "type 99 on connection 3")
+    return s
+
+
+def _unknown_type_on_stream() -> Script:
+    s, (a, _) = Script(), _peers()
+    out = s.receive_stream(a.envelope(99, {}, T0, 77), 3, PEER_A, T0, "type 99 on connection 3")
     assert _types(out, "streamMessages") == ["ERROR"] and not out["datagrams"]
     assert out["streamMessages"][0]["to"] == {"connection": 3}
-    s3, (a, _) = Script(), _peers()
-    out = s3.receive(a.envelope(MessageType.PING, {0: b"", 1: 0}, T0, 77), PEER_A, T0,
-                     "PING body with an extra key 1")  # fmt: skip
-    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
-    out = s3.receive(a.envelope(MessageType.PING, {0: "text"}, T0, 78), PEER_A, T0,
-                     "PING payload as text")  # fmt: skip
-    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
-    request = s3.ping(PEER_A, T0, "the node pings A")
-    request_id = cbor.decode(cbor.decode(request)[0])[2]
-    pong = a.envelope(MessageType.PONG, {0: ["127.0.0.1", 7000]}, T0 + 1, request_id)
-    out = s3.receive(pong, PEER_A, T0 + 1, "a PONG body without its payload key")
-    assert _silent_refusal(out, "MALFORMED") and out["requestsInFlight"] == 1
-    return [
-        (s, "an authenticated envelope of unknown type 99 gets ERROR UNKNOWN_TYPE", "MSG-1.3",
-         "invalid", ("Answered",)),
-        (s2, "ERROR UNKNOWN_TYPE goes back on the stream connection it came on", "NODE-1.3",
-         "invalid", ("Answered", "Stream")),
-        (s3, "a malformed request body gets ERROR MALFORMED; a malformed response nothing",
-         "MSG-1.2", "invalid", ("Answered", "NoReply")),
-    ]  # fmt: skip
+    return s
 
 
-def _garbage() -> list[_Scenario]:
+def _malformed_bodies() -> Script:
     s, (a, _) = Script(), _peers()
-    good = a.ping(T0)
+    out = s.receive(a.envelope(MessageType.PING, {0: b"", 1: 0}, T0, 77), PEER_A, T0,
+                    "PING body with an extra key 1")  # fmt: skip
+    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
+    out = s.receive(a.envelope(MessageType.PING, {0: "text"}, T0, 78), PEER_A, T0,
+                    "PING payload as text")  # fmt: skip
+    assert _types(out) == ["ERROR"] and _rejected(out) == ["MALFORMED"]
+    request = s.ping(PEER_A, T0, "the node pings A")
+    pong = a.envelope(MessageType.PONG, {0: ["127.0.0.1", 7000]}, T0 + 1, _request_id(request))
+    out = s.receive(pong, PEER_A, T0 + 1, "a PONG body without its payload key")
+    assert _silent_refusal(out, "MALFORMED") and out["requestsInFlight"] == 1
+    return s
+
+
+# ------------------------------------------------------------------ unauthenticated input
+
+
+def _garbage_cases(a: Peer, good: bytes) -> list[tuple[bytes, str, str]]:
+    """(datagram, note, the code it is refused with) of input that fails authentication."""
     signed, signature = cbor.decode(good)
     version2 = signed_fields(a.identity.public_key, k0=2, k4=T0_MS)
-    garbage = [
+    return [
         (pseudo_random("node_ping/garbage", 100), "100 random bytes", "MALFORMED"),
         (good[:-10], "an envelope cut short", "MALFORMED"),
         (cbor.encode([signed, flip(signature, 300)]), "a bad signature", "BAD_SIGNATURE"),
@@ -270,55 +285,60 @@ def _garbage() -> list[_Scenario]:
         (seal(a.identity, cbor.encode(signed_fields(ed.encode(ed.IDENTITY)))),
          "sender key = the identity point", "BAD_KEY"),
     ]  # fmt: skip
-    for data, note, code in garbage:
+
+
+def _garbage() -> Script:
+    s, (a, _) = Script(), _peers()
+    good = a.ping(T0)
+    for data, note, code in _garbage_cases(a, good):
         assert _silent_refusal(s.receive(data, PEER_B, T0, note), code), note
     assert _types(s.receive(good, PEER_A, T0 + 1, "then a good PING")) == ["PONG"]
+    return s
 
-    s2, (a, _) = Script(), _peers()
+
+def _stream_per_envelope() -> Script:
+    s, (a, _) = Script(), _peers()
     good = a.ping(T0)
     signed, signature = cbor.decode(good)
-    out = s2.receive_stream(cbor.encode([signed, flip(signature, 300)]), 4, PEER_A, T0,
-                            "a bad signature on stream connection 4")  # fmt: skip
+    out = s.receive_stream(cbor.encode([signed, flip(signature, 300)]), 4, PEER_A, T0,
+                           "a bad signature on stream connection 4")  # fmt: skip
     assert _silent_refusal(out, "BAD_SIGNATURE")
-    out = s2.receive_stream(good, 4, PEER_A, T0, "the good PING on the same connection")
+    out = s.receive_stream(good, 4, PEER_A, T0, "the good PING on the same connection")
     assert _types(out, "streamMessages") == ["PONG"]
     big = a.ping(T0 + 1, payload=bytes(1200), channel=Channel.STREAM)
-    out = s2.receive_stream(big, 4, PEER_A, T0 + 1, "a PING of over 1200 bytes on the stream")
+    out = s.receive_stream(big, 4, PEER_A, T0 + 1, "a PING of over 1200 bytes on the stream")
     assert len(big) > MAX_DATAGRAM_SIZE and _types(out, "streamMessages") == ["PONG"]
-    s3, (a, _) = Script(), _peers()
-    request = s3.ping(PEER_A, T0, "the node pings A")
+    return s
+
+
+def _forged_pong() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A")
     pong = a.answer(request, T0 + 0.5)
     signed, signature = cbor.decode(pong)
     forged = cbor.encode([signed, flip(signature, 300)])
-    out = s3.receive(forged, PEER_A, T0 + 0.5, "A's PONG with one signature bit flipped")
+    out = s.receive(forged, PEER_A, T0 + 0.5, "A's PONG with one signature bit flipped")
     assert _silent_refusal(out, "BAD_SIGNATURE") and out["requestsInFlight"] == 1
-    out = s3.receive(pong, PEER_A, T0 + 0.6, "A's genuine PONG")
+    out = s.receive(pong, PEER_A, T0 + 0.6, "A's genuine PONG")
     assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    return s
 
-    s4, (a, _) = Script(), _peers()
-    request = s4.ping(PEER_A, T0, "the node pings A")
+
+def _junk_while_waiting() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A")
     for index in range(3):
         junk = pseudo_random(f"node_ping/junk-{index}", 50 + index)
-        assert _rejected(s4.receive(junk, PEER_B, T0 + 0.1, f"junk datagram {index}")) == [
-            "MALFORMED"
-        ]
-    out = s4.receive(a.answer(request, T0 + 0.2), PEER_A, T0 + 0.2, "A's PONG")
+        out = s.receive(junk, PEER_B, T0 + 0.1, f"junk datagram {index}")
+        assert _rejected(out) == ["MALFORMED"]
+    out = s.receive(a.answer(request, T0 + 0.2), PEER_A, T0 + 0.2, "A's PONG")
     assert _events(out) == ["PongReceived"]
-    out = s4.receive(a.ping(T0 + 0.3), PEER_A, T0 + 0.3, "a PING from A")
+    out = s.receive(a.ping(T0 + 0.3), PEER_A, T0 + 0.3, "a PING from A")
     assert _types(out) == ["PONG"]
-    return [
-        (s3, "a forged PONG changes nothing: the request stays in flight for the real one",
-         "ENV-2.2", "invalid", ("Request", "NoReply")),
-        (s4, "refused input is counted and leaves the node's state and service intact",
-         "NODE-1.1", "invalid", ("Request", "NoReply")),
-        (s, "unauthenticated input is counted, never answered, and the node keeps serving",
-         "NODE-1.2", "invalid", ("NoReply",)),
-        (s2, "stream peers are authenticated per envelope; replies go back on the connection",
-         "STR-1.4", "invalid", ("Stream", "NoReply")),
-    ]  # fmt: skip
+    return s
 
 
-def _too_large_reply() -> list[_Scenario]:
+def _too_large_reply() -> Script:
     s, (a, _) = Script(), _peers()
     payload = _payload_for_size(
         lambda n: a.envelope(MessageType.PING, {0: bytes(n)}, T0, 77), MAX_DATAGRAM_SIZE
@@ -326,13 +346,19 @@ def _too_large_reply() -> list[_Scenario]:
     ping = a.envelope(MessageType.PING, {0: payload}, T0, 77)
     out = s.receive(ping, PEER_A, T0, "a PING of exactly 1200 bytes")
     assert len(ping) == MAX_DATAGRAM_SIZE and _types(out) == ["ERROR"]
-    return [
-        (s, "a PONG that would exceed 1200 bytes is replaced by ERROR TOO_LARGE", "NODE-1.4",
-         "valid", ("Answered", "Boundary")),
-    ]  # fmt: skip
+    return s
 
 
-def _responses() -> list[_Scenario]:
+# ------------------------------------------------------------------ responses
+
+
+def _request_id(request: bytes) -> int:
+    """The request id of an envelope the node emitted."""
+    request_id: int = cbor.decode(cbor.decode(request)[0])[2]
+    return request_id
+
+
+def _unsolicited() -> Script:
     s, (a, _) = Script(), _peers()
     pong = a.envelope(MessageType.PONG, Pong(observed=NODE_ADDR).to_body(), T0, 77)
     out = s.receive(pong, PEER_A, T0, "a PONG for request 77, which the node never sent")
@@ -340,76 +366,127 @@ def _responses() -> list[_Scenario]:
     error = a.envelope(MessageType.ERROR, ErrorReply(code=5, reason="x").to_body(), T0, 78)
     out = s.receive(error, PEER_A, T0, "an ERROR for request 78, which the node never sent")
     assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
+    return s
 
-    s2, (a, _) = Script(), _peers()
-    request = s2.ping(PEER_A, T0, "the node pings A")
-    out = s2.timer(T0 + 4.999, "just before the deadline")
+
+def _timeout() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A")
+    out = s.timer(T0 + 4.999, "just before the deadline")
     assert not out["events"] and out["requestsInFlight"] == 1
-    assert _events(s2.timer(T0 + 5.0, "exactly at the deadline")) == ["RequestTimedOut"]
-    assert not s2.timer(T0 + 6.0, "later: nothing more")["events"]
-    out = s2.receive(a.answer(request, T0 + 5.5), PEER_A, T0 + 5.5, "A's late PONG")
+    assert _events(s.timer(T0 + 5.0, "exactly at the deadline")) == ["RequestTimedOut"]
+    assert not s.timer(T0 + 6.0, "later: nothing more")["events"]
+    out = s.receive(a.answer(request, T0 + 5.5), PEER_A, T0 + 5.5, "A's late PONG")
     assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
+    return s
 
-    s3, (a, b) = Script(), _peers()
-    request = s3.ping(PEER_A, T0, "the node pings A, expecting A's node id",
-                      expected_peer=a.identity.node_id)  # fmt: skip
-    out = s3.receive(b.answer(request, T0 + 0.5), PEER_A, T0 + 0.5,
-                     "B answers the request id, from A's address")  # fmt: skip
+
+def _wrong_signer() -> Script:
+    s, (a, b) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A, expecting A's node id",
+                     expected_peer=a.identity.node_id)  # fmt: skip
+    out = s.receive(b.answer(request, T0 + 0.5), PEER_A, T0 + 0.5,
+                    "B answers the request id, from A's address")  # fmt: skip
     assert _silent_refusal(out, "WRONG_SENDER") and out["requestsInFlight"] == 1
-    assert _events(s3.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers")) == [
-        "PongReceived"
-    ]
-
-    s4, (a, b) = Script(), _peers()
-    request = s4.ping(PEER_A, T0, "the node pings A's address with no expected peer")
-    out = s4.receive(b.answer(request, T0 + 0.5), PEER_B, T0 + 0.5, "B answers from B's address")
+    out = s.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers")
     assert _events(out) == ["PongReceived"]
+    return s
 
-    s5, (a, _) = Script(), _peers()
-    request = s5.ping(PEER_A, T0, "the node pings A")
-    request_id = cbor.decode(cbor.decode(request)[0])[2]
+
+def _any_signer() -> Script:
+    s, (_, b) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A's address with no expected peer")
+    out = s.receive(b.answer(request, T0 + 0.5), PEER_B, T0 + 0.5, "B answers from B's address")
+    assert _events(out) == ["PongReceived"]
+    return s
+
+
+def _error_response() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A")
     error = a.envelope(MessageType.ERROR, {0: int(ErrorCode.TOO_LARGE), 1: "r" * 200}, T0 + 1,
-                       request_id)  # fmt: skip
-    out = s5.receive(error, PEER_A, T0 + 1, "A answers with ERROR TOO_LARGE")
+                       _request_id(request))  # fmt: skip
+    out = s.receive(error, PEER_A, T0 + 1, "A answers with ERROR TOO_LARGE")
     assert _events(out) == ["ErrorReceived"] and out["requestsInFlight"] == 0
-    s6, (a, _) = Script(), _peers()
-    request = s6.ping(PEER_A, T0, "the node pings A")
-    request_id = cbor.decode(cbor.decode(request)[0])[2]
-    nodes = a.envelope(MessageType.NODES, {0: []}, T0 + 1, request_id)
-    out = s6.receive(nodes, PEER_A, T0 + 1, "A answers the PING with a NODES response")
+    return s
+
+
+def _wrong_response_type() -> Script:
+    s, (a, _) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A")
+    nodes = a.envelope(MessageType.NODES, {0: []}, T0 + 1, _request_id(request))
+    out = s.receive(nodes, PEER_A, T0 + 1, "A answers the PING with a NODES response")
     assert _silent_refusal(out, "UNEXPECTED_RESPONSE") and out["requestsInFlight"] == 1
-    out = s6.receive(a.answer(request, T0 + 2), PEER_A, T0 + 2, "then with the PONG")
+    out = s.receive(a.answer(request, T0 + 2), PEER_A, T0 + 2, "then with the PONG")
     assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
-    return [
-        (s, "responses to no request in flight are refused without reply", "RPC-1.3", "invalid",
-         ("NoReply",)),
-        (s2, "a request times out exactly at its deadline; a late PONG is unexpected", "RPC-1.2",
-         "invalid", ("Request", "Boundary")),
-        (s3, "a PONG signed by another node than the expected one is refused and the request"
-         " stays in flight", "RPC-1.3", "invalid", ("Request",)),
-        (s4, "with no expected peer, any signer's PONG with the request id completes it",
-         "RPC-1.3", "valid", ("Request",)),
-        (s5, "an ERROR response completes the request it names", "MSG-3.1", "valid",
-         ("Request",)),
-        (s6, "a response of the wrong type is refused and the request stays in flight",
-         "RPC-1.4", "invalid", ("Request", "NoReply")),
-    ]  # fmt: skip
+    return s
+
+
+#: (script, comment, clause, result, flags) of every test, in file order.
+SCENARIOS: Final[tuple[tuple[Callable[[], Script], str, str, str, tuple[str, ...]], ...]] = (
+    (_pong_to_source, "PING gets a PONG to its source address, echoing the payload", "MSG-2.2",
+     "valid", ("Answered",)),
+    (_pong_to_ipv6, "PONG to an IPv6 peer carries its IPv6 address", "MSG-2.3", "valid",
+     ("Answered", "IPv6")),
+    (_pong_timestamp, "the PONG is stamped with the node's clock, rounded to the millisecond",
+     "ENV-1.5", "valid", ("Answered",)),
+    (_ping_completed, "a PING request completed by its PONG (rtt 0.25 s)", "RPC-1.1", "valid",
+     ("Request",)),
+    (_replayed, "a replayed PING is refused with no reply, from any address", "ENV-2.4",
+     "invalid", ("NoReply",)),
+    (_replay_then_stale, "a PING replayed at 300 s is a replay; after that it is stale",
+     "ENV-2.4", "invalid", ("NoReply", "Boundary")),
+    (_stale, "PINGs more than 300 s off the receiver's clock are stale", "ENV-2.3", "invalid",
+     ("NoReply",)),
+    (_fresh_at_the_limit, "PINGs exactly 300 s off are fresh", "ENV-2.3", "valid",
+     ("Answered", "Boundary")),
+    (_unknown_type, "an authenticated envelope of unknown type 99 gets ERROR UNKNOWN_TYPE",
+     "MSG-1.3", "invalid", ("Answered",)),
+    (_unknown_type_on_stream, "ERROR UNKNOWN_TYPE goes back on the stream connection it came on",
+     "NODE-1.3", "invalid", ("Answered", "Stream")),
+    (_malformed_bodies, "a malformed request body gets ERROR MALFORMED; a malformed response"
+     " nothing", "MSG-1.2", "invalid", ("Answered", "NoReply")),
+    (_forged_pong, "a forged PONG changes nothing: the request stays in flight for the real one",
+     "ENV-2.2", "invalid", ("Request", "NoReply")),
+    (_junk_while_waiting, "refused input is counted and leaves the node's state and service"
+     " intact", "NODE-1.1", "invalid", ("Request", "NoReply")),
+    (_garbage, "unauthenticated input is counted, never answered, and the node keeps serving",
+     "NODE-1.2", "invalid", ("NoReply",)),
+    (_stream_per_envelope, "stream peers are authenticated per envelope; replies go back on the"
+     " connection", "STR-1.4", "invalid", ("Stream", "NoReply")),
+    (_too_large_reply, "a PONG that would exceed 1200 bytes is replaced by ERROR TOO_LARGE",
+     "NODE-1.4", "valid", ("Answered", "Boundary")),
+    (_unsolicited, "responses to no request in flight are refused without reply", "RPC-1.3",
+     "invalid", ("NoReply",)),
+    (_timeout, "a request times out exactly at its deadline; a late PONG is unexpected",
+     "RPC-1.2", "invalid", ("Request", "Boundary")),
+    (_wrong_signer, "a PONG signed by another node than the expected one is refused and the"
+     " request stays in flight", "RPC-1.3", "invalid", ("Request",)),
+    (_any_signer, "with no expected peer, any signer's PONG with the request id completes it",
+     "RPC-1.3", "valid", ("Request",)),
+    (_error_response, "an ERROR response completes the request it names", "MSG-3.1", "valid",
+     ("Request",)),
+    (_wrong_response_type, "a response of the wrong type is refused and the request stays in"
+     " flight", "RPC-1.4", "invalid", ("Request", "NoReply")),
+)  # fmt: skip
+
+
+def node_config_json() -> JsonObject:
+    """The node configuration every NodeScriptTest group states."""
+    return {
+        "requestTimeout": NODE_CONFIG.request_timeout,
+        "maxClockSkew": NODE_CONFIG.max_clock_skew,
+        "replayCapacity": NODE_CONFIG.replay_capacity,
+    }
 
 
 def build() -> JsonObject:
     v = Vectors("node_ping", "railgun-node-ping-v1", HEADER, NOTES)
     node = node_under_test()
-    config = {
-        "requestTimeout": NODE_CONFIG.request_timeout,
-        "maxClockSkew": NODE_CONFIG.max_clock_skew,
-        "replayCapacity": NODE_CONFIG.replay_capacity,
-    }
     tests = v.group("NodeScriptTest", nodeSeed=node.identity.seed.hex(),
                     nodeId=node.node_id.hex(), rngSeed=NODE_RNG_SEED, createdAt=T0,
-                    config=config)  # fmt: skip
-    for scenarios in (_ping_pong, _freshness, _unknown_and_malformed, _garbage,
-                      _too_large_reply, _responses):  # fmt: skip
-        for script, comment, clause, result, flags in scenarios():
-            v.test(tests, comment=comment, result=result, clause=clause, flags=flags,
-                   **script.finish())  # fmt: skip
+                    config=node_config_json())  # fmt: skip
+    for make, comment, clause, result, flags in SCENARIOS:
+        v.test(tests, comment=comment, result=result, clause=clause, flags=flags,
+               **make().finish())  # fmt: skip
     return v.document()
