@@ -826,7 +826,10 @@ def _run_step(c: CallController, step: _Step) -> JsonObject:
 
 
 def _call_of(count: int, caps: JsonObject, c: CallController) -> Iterator[_Step]:
-    """The steps that bring `count` participants into the call, one a second."""
+    """The steps that bring `count` participants into the call, one a second.
+
+    Lazy on purpose: each join must have run on `c` before its pending links are read.
+    """
     for n in range(1, count + 1):
         yield _Step(at=T0 + n, event="join", node=n, caps=caps)
         if c.links_pending:
