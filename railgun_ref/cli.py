@@ -66,7 +66,7 @@ def _cmd_turn(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from railgun_ref.drivers.demo import run_demo  # noqa: PLC0415
+    from railgun_ref.apps.demo import run_demo  # noqa: PLC0415
 
     return run_demo(
         peers=args.peers, report_dir=args.report, scenarios=args.scenarios, quick=args.quick
@@ -74,7 +74,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _scenario_list(text: str) -> list[str]:
-    from railgun_ref.drivers.demo import SCENARIOS  # noqa: PLC0415
+    from railgun_ref.apps.demo import SCENARIOS  # noqa: PLC0415
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in SCENARIOS]
@@ -86,7 +86,7 @@ def _scenario_list(text: str) -> list[str]:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from railgun_ref.drivers.sim_demo import run_ping_scenario  # noqa: PLC0415
+    from railgun_ref.apps.sim_demo import run_ping_scenario  # noqa: PLC0415
 
     return run_ping_scenario(
         nodes=args.nodes,

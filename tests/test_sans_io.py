@@ -1,7 +1,7 @@
 """The architecture's one rule: protocol cores are sans-IO (ARCHITECTURE.md, "The one rule").
 
 Every module of the cores -- every ``.py`` under ``railgun_ref/`` except the IO layers
-(``drivers/``, ``lab/``, ``conformance/``, ``bench/`` and ``cli.py``) -- is parsed with
+(``drivers/``, ``apps/``, ``lab/``, ``conformance/``, ``bench/`` and ``cli.py``) -- is parsed with
 `ast` and must not:
 
 * import an event loop, socket, clock, ambient randomness, process/thread, media,
@@ -28,7 +28,7 @@ import pytest
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
 
 #: Parts of the package that do IO by design and are not protocol cores.
-EXEMPT_DIRS: Final = frozenset({"drivers", "lab", "conformance", "bench"})
+EXEMPT_DIRS: Final = frozenset({"drivers", "apps", "lab", "conformance", "bench"})
 #: cli.py and client.py (the integration API over drivers/transport.py) are entry points, not cores.
 EXEMPT_FILES: Final = frozenset({"cli.py", "client.py"})
 
@@ -84,6 +84,7 @@ FORBIDDEN_MODULES: Final[dict[str, str]] = {
     "importlib": "dynamic imports / resource files",
     # the IO layers of this package
     "railgun_ref.drivers": "IO layer",
+    "railgun_ref.apps": "IO layer",
     "railgun_ref.lab": "IO layer",
     "railgun_ref.conformance": "IO layer",
     "railgun_ref.bench": "IO layer",

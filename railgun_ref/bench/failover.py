@@ -38,7 +38,7 @@ Everything is virtual time, deterministic per seed. Nothing here asserts:
 
 Driver ``localhost`` (`run_localhost`, at the end of this module): ``dns_block``,
 ``ip_block`` and ``takedown`` on real sockets, built on the demo's engine
-`railgun_ref.drivers.demo.FailoverNetwork` (a real central process, fault proxy,
+`railgun_ref.apps.demo.FailoverNetwork` (a real central process, fault proxy,
 DNS server, N clients with the fast profile: a health check every second). One
 fresh network per scenario; per scenario over clients: `detection_s` (fault ->
 first failed health check), `failover_s` (fault -> first P2P state: the sim's
@@ -62,14 +62,14 @@ from typing import Any, Final
 
 import anyio
 
-from railgun_ref.client import fast_profile
-from railgun_ref.drivers.demo import (
+from railgun_ref.apps.demo import (
     ON_CENTRAL,
     ON_P2P,
     DeliverySummary,
     FailoverNetwork,
     ScenarioResult,
 )
+from railgun_ref.client import fast_profile
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.drivers.sim_transport import (
     P2P_STATES,
@@ -596,7 +596,7 @@ def main(
 
 # ------------------------------------------------------------------ driver localhost
 #
-# The same scenarios on real sockets: `railgun_ref.drivers.demo.FailoverNetwork` runs a
+# The same scenarios on real sockets: `railgun_ref.apps.demo.FailoverNetwork` runs a
 # real ``railgun-ref central`` process behind a fault proxy and a DNS server on
 # 127.0.0.0/8, and N `HybridTransport` clients with the fast profile (health check every
 # 1 s) chatting in one room. Each scenario gets a fresh network, so its exactly-once

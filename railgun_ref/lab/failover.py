@@ -1,7 +1,7 @@
 """The failover demo in a notebook: live clients, a button per scenario, timelines.
 
 `FailoverLab` runs the engine of ``railgun-ref demo``
-(`railgun_ref.drivers.demo.FailoverNetwork`: a real ``railgun-ref central``
+(`railgun_ref.apps.demo.FailoverNetwork`: a real ``railgun-ref central``
 process behind a fault proxy and a DNS server, and chatting clients) in an
 event loop of its own in a background thread, like `LocalNetwork`, so its
 methods are plain blocking calls that work from a Jupyter cell.
@@ -41,8 +41,7 @@ import anyio.to_thread
 import ipywidgets as widgets
 import pandas as pd
 
-from railgun_ref.client import Profile
-from railgun_ref.drivers.demo import (
+from railgun_ref.apps.demo import (
     CENTRAL_NAME,
     SCENARIO_TITLES,
     SCENARIOS,
@@ -50,6 +49,7 @@ from railgun_ref.drivers.demo import (
     FailoverNetwork,
     ScenarioResult,
 )
+from railgun_ref.client import Profile
 from railgun_ref.lab.network import PortalThread
 from railgun_ref.lab.widgets import show_chart
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from railgun_ref.apps.demo import EXPECTED_LABELS, judge, path_name
 from railgun_ref.cli import build_parser
-from railgun_ref.drivers.demo import EXPECTED_LABELS, judge, path_name
 
 EXACTLY_ONCE = re.compile(
     r"^exactly once: (\d+) sent x (\d+) other members = (\d+) expected, "

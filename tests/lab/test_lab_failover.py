@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from railgun_ref.drivers.demo import ScenarioResult
+from railgun_ref.apps.demo import ScenarioResult
 from railgun_ref.lab.failover import (
     CLIENT_TIMING_COLUMNS,
     DELIVERY_COLUMNS,
