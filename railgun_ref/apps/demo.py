@@ -29,7 +29,7 @@ exactly once at every other member (duplicates 0, lost 0). `write_report`
 writes ``events.json`` (every event of every client, plus phases, faults and
 the event loop's lag once a second; times are seconds since the start) and,
 when the ``lab`` extra (pandas + altair) is installed, ``report.html`` with
-the charts of railgun_ref/lab/failover.py.
+the charts of railgun_ref/apps/demo_report.py.
 
 All clients share one event loop (and the host's CPU with the central
 process): on a busy machine a late loop looks like a slow service, so the
@@ -822,7 +822,7 @@ def write_report(report: dict[str, Any], directory: Path) -> list[str]:
     (directory / "events.json").write_text(json.dumps(report, indent=1) + "\n")
     notes = [f"events: {directory / 'events.json'}"]
     try:
-        from railgun_ref.lab.failover import write_html_report  # noqa: PLC0415
+        from railgun_ref.apps.demo_report import write_html_report  # noqa: PLC0415
     except ImportError as exc:
         notes.append(
             f"no report.html: the charts need the lab extra (pip install -e '.[lab]'): {exc}"
