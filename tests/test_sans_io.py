@@ -261,6 +261,7 @@ def test_core_set_is_not_empty() -> None:
         "railgun_ref.node",
         "railgun_ref.events",
         "railgun_ref.trace",
+        "railgun_ref.core.cbor",
         "railgun_ref.wire.cbor",
         "railgun_ref.wire.envelope",
         "railgun_ref.identity.keys",

@@ -34,10 +34,10 @@ from typing import Final
 import nacl.bindings as sodium
 import nacl.exceptions
 
+from railgun_ref.core import cbor
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of, public_key_problem, verify
-from railgun_ref.wire import cbor
 
 E2E_DOMAIN: Final = b"railgun/v1/room-message\x00"
 _TAG_DOMAIN: Final = b"railgun/v1/wrap-tag\x00"

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final, Self
 
+from railgun_ref.core import cbor
 from railgun_ref.core.constants import NODE_ID_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
-from railgun_ref.wire import cbor
 
 #: CEN-2.1: the version every frame carries in key 0.
 CENTRAL_VERSION: Final = 1

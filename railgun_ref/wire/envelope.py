@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import cbor2
 
+from railgun_ref.core import cbor
 from railgun_ref.core.constants import (
     MAX_DATAGRAM_SIZE,
     PROTOCOL_VERSION,
@@ -35,7 +36,6 @@ from railgun_ref.core.constants import (
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity, node_id_of, public_key_problem, verify
-from railgun_ref.wire import cbor
 
 #: ENV-1.3: domain separation prefix of the envelope signature input.
 ENVELOPE_DOMAIN: Final = b"railgun/v1/envelope\x00"
