@@ -16,6 +16,12 @@ Every module of the cores -- every ``.py`` under ``railgun_ref/`` except the IO 
 
 The list of checked modules is everything *not* exempted, so a new core package is
 covered the day it is created. The checker itself is tested on synthetic modules.
+
+The layer rule (ARCHITECTURE "Layout") is checked on the same parse: ``cli``, ``apps``,
+``lab``, ``bench`` -> ``client`` -> ``drivers`` -> cores, with ``conformance`` on the
+cores and the UDP driver. Layers above the cores are listed (`LAYER_RANKS`); every other
+unit is a core. No import points up a layer, and the units import each other without a
+cycle (networkx over the graph of imports between top-level packages and modules).
 """
 
 import ast
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import networkx as nx
 import pytest
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
@@ -371,3 +378,170 @@ def test_relative_import_resolution() -> None:
     assert _resolve("railgun_ref.wire", True, 1, "cbor") == "railgun_ref.wire.cbor"
     assert _resolve("railgun_ref.wire.cbor", False, 1, None) == "railgun_ref.wire"
     assert _resolve("railgun_ref.node", False, 0, "socket") == "socket"
+
+
+# ------------------------------------------------------------------ the layer rule
+
+#: The layers above the cores and their rank; a unit (a top-level module or package of
+#: railgun_ref) not listed here is a core, rank 0, so a new core package is covered at once.
+#: ARCHITECTURE "Layout": cli, apps, lab, bench -> client -> drivers -> cores; conformance
+#: uses the cores and the UDP driver (wire runner). An import never goes to a higher rank.
+LAYER_RANKS: Final[dict[str, int]] = {
+    "cli": 4,
+    "apps": 4,
+    "lab": 4,
+    "bench": 4,
+    "client": 3,
+    "conformance": 2,
+    "drivers": 1,
+}
+#: The root package (``railgun_ref/__init__.py``) holds only the version; it is a core.
+ROOT_UNIT: Final = "railgun_ref"
+
+
+def unit_of(module: str) -> str:
+    """The layer unit of a ``railgun_ref.*`` module: its top-level package or module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ROOT_UNIT
+
+
+def rank_of(unit: str) -> int:
+    return LAYER_RANKS.get(unit, 0)
+
+
+def imported_modules(tree: ast.AST, module: str, *, is_package: bool) -> list[tuple[str, int]]:
+    """Every ``railgun_ref`` module a parsed module imports (any depth), with its line."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node.level, node.module)
+            if base == ROOT_UNIT:  # `from railgun_ref import client` names a unit
+                found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+            else:
+                found.append((base, node.lineno))
+    return [(name, line) for name, line in found if name.split(".")[0] == ROOT_UNIT]
+
+
+def package_imports(root: Path = PACKAGE_ROOT) -> dict[tuple[str, str], list[str]]:
+    """(importing unit, imported unit) -> where, for every import between two units."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    paths = sorted(root.rglob("*.py"))
+    units = {unit_of(module_name(path, root)[0]) for path in paths}
+    for path in paths:
+        module, is_package = module_name(path, root)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for target, line in imported_modules(tree, module, is_package=is_package):
+            source, dest = unit_of(module), unit_of(target)
+            dest = dest if dest in units else ROOT_UNIT  # `from railgun_ref import __version__`
+            if dest != source:
+                edges.setdefault((source, dest), []).append(f"{module}:{line}")
+    return edges
+
+
+def layer_violations(edges: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Every import that points up a layer, as 'where: a imports b'."""
+    return [
+        f"{where[0]}: {source} (rank {rank_of(source)}) imports {dest} (rank {rank_of(dest)})"
+        for (source, dest), where in sorted(edges.items())
+        if rank_of(dest) > rank_of(source)
+    ]
+
+
+def import_cycles(edges: dict[tuple[str, str], list[str]]) -> list[list[str]]:
+    """The import cycles between units (empty when the unit graph is acyclic)."""
+    graph = nx.DiGraph(list(edges))
+    return [
+        sorted(component)
+        for component in nx.strongly_connected_components(graph)
+        if len(component) > 1
+    ]
+
+
+def test_layer_units_exist() -> None:
+    """Every listed layer is a real unit of the package (a typo would exempt nothing)."""
+    units = {unit_of(module_name(p, PACKAGE_ROOT)[0]) for p in PACKAGE_ROOT.rglob("*.py")}
+    assert set(LAYER_RANKS) <= units
+    assert {"core", "wire", "identity", "dht", "transport", "node"} <= units
+
+
+def test_no_import_points_up_a_layer() -> None:
+    """No core imports a driver or above; no driver imports conformance, client, apps,
+    lab, bench or cli; client imports no application; conformance no client or above."""
+    edges = package_imports()
+    assert ("drivers", "core") in edges  # the checker sees real imports
+    violations = layer_violations(edges)
+    assert violations == [], "\n".join(violations)
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """The units of the package import each other without a cycle (any import depth)."""
+    edges = package_imports()
+    cycles = import_cycles(edges)
+    detail = [
+        f"{c}: " + "; ".join(f"{a}->{b} at {edges[a, b][0]}" for a, b in edges if a in c and b in c)
+        for c in cycles
+    ]
+    assert cycles == [], "\n".join(detail)
+
+
+SYNTHETIC_TREE: Final = {
+    "__init__.py": "",
+    "core/__init__.py": "",
+    "core/ids.py": "",
+    "wire/__init__.py": "",
+    "wire/envelope.py": "from railgun_ref.core import ids\n",
+    "drivers/__init__.py": "",
+    "drivers/udp.py": "from ..wire import envelope\n",
+    "client.py": "from railgun_ref.drivers import udp\n",
+    "apps/__init__.py": "",
+    "apps/demo.py": "from railgun_ref import client\n",
+}
+
+
+def _write_tree(root: Path, files: dict[str, str]) -> Path:
+    package = root / "railgun_ref"
+    for name, source in files.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return package
+
+
+def test_layer_checker_passes_a_layered_tree(tmp_path: Path) -> None:
+    """A tree whose imports all point down has no violation and no cycle."""
+    edges = package_imports(_write_tree(tmp_path, SYNTHETIC_TREE))
+    assert ("apps", "client") in edges and ("drivers", "wire") in edges
+    assert layer_violations(edges) == []
+    assert import_cycles(edges) == []
+
+
+UPWARD_IMPORTS: Final = {
+    "core_imports_driver": ("core/ids.py", "from railgun_ref.drivers import udp\n"),
+    "driver_imports_client": (
+        "drivers/udp.py",
+        "def f() -> None:\n    import railgun_ref.client\n",
+    ),
+    "driver_imports_app": ("drivers/udp.py", "from ..apps.demo import x\n"),
+    "client_imports_app": ("client.py", "from railgun_ref.apps import demo\n"),
+    "core_imports_root_unit": ("wire/envelope.py", "from railgun_ref import client\n"),
+    "root_imports_app": ("__init__.py", "from .apps import demo\n"),
+}
+
+
+@pytest.mark.parametrize("file, source", UPWARD_IMPORTS.values(), ids=UPWARD_IMPORTS.keys())
+def test_layer_checker_flags_an_upward_import(tmp_path: Path, file: str, source: str) -> None:
+    """An import from a lower layer to a higher one is reported with its module and line."""
+    package = _write_tree(tmp_path, {**SYNTHETIC_TREE, file: source})
+    (violation,) = layer_violations(package_imports(package))
+    module, _ = module_name(package / file, package)
+    assert violation.startswith(f"{module}:")
+
+
+def test_cycle_checker_flags_a_cycle_between_cores(tmp_path: Path) -> None:
+    """Two cores importing each other (same layer, so no layer violation) form a cycle."""
+    tree = {**SYNTHETIC_TREE, "core/ids.py": "from railgun_ref.wire.envelope import x\n"}
+    edges = package_imports(_write_tree(tmp_path, tree))
+    assert layer_violations(edges) == []
+    assert import_cycles(edges) == [["core", "wire"]]
