@@ -59,6 +59,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.identity.keys import RandomBytes, node_id_of, public_key_problem, verify
 from railgun_ref.wire.central import (
     MAX_FRAME_SIZE,
@@ -88,10 +89,9 @@ from railgun_ref.wire.central import (
 
 #: The WebSocket endpoint's path (CEN-1.1).
 WEBSOCKET_PATH: Final = "/ws"
-SCHEMA_VERSION: Final = 1
 _DEDUP_DOMAIN: Final = b"railgun/v1/central-dedup\x00"
 
-_SCHEMA: Final = """
+_SCHEMA_1: Final = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
     room_id BLOB NOT NULL,
@@ -118,6 +118,10 @@ CREATE TABLE IF NOT EXISTS mailbox (
 CREATE INDEX IF NOT EXISTS mailbox_by_member ON mailbox (member, seq);
 CREATE INDEX IF NOT EXISTS mailbox_by_envelope ON mailbox (envelope);
 """
+#: The mailbox's migrations: 1 is the original schema, whose `meta` table held the
+#: version before ``PRAGMA user_version`` did; 2 drops that table.
+SCHEMA: Final = Schema(name="central mailbox", migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;"))
+SCHEMA_VERSION: Final = SCHEMA.version
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,21 +190,10 @@ class MailboxStore:
     """
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         # The service opens the store before uvicorn starts its loop and uses it
         # from that loop only; with in-process serving that can be another thread.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise ValueError(f"{path}: schema {row[0]}, this version reads {SCHEMA_VERSION}")
+        self._db = open_database(path, SCHEMA, check_same_thread=False)
 
     def close(self) -> None:
         self._db.close()

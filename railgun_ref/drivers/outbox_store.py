@@ -7,21 +7,27 @@ a driver applies it here, committed, before it sends anything, so a message
 resumes delivering whatever was not settled.
 """
 
-import sqlite3
 from pathlib import Path
 from typing import Final
 
 from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.transport.outbox import OutboxChange, OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
 from railgun_ref.wire import cbor
 
-_SCHEMA: Final = """
+#: The outbox's migrations: 1 is its one table.
+SCHEMA: Final = Schema(
+    name="transport outbox",
+    migrations=(
+        """
 CREATE TABLE IF NOT EXISTS outbox (
     message_id BLOB PRIMARY KEY,
     entry BLOB NOT NULL
 );
-"""
+""",
+    ),
+)
 
 
 def _encode(entry: OutboxEntry) -> bytes:
@@ -59,11 +65,7 @@ def _decode(message_id: bytes, data: bytes) -> OutboxEntry:
 
 class SqliteOutboxStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, SCHEMA)
 
     def apply(self, changes: tuple[OutboxChange, ...] | list[OutboxChange]) -> None:
         """Write a batch of changes in one transaction."""

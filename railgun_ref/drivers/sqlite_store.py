@@ -15,18 +15,16 @@ as a STORE (`check_record`): expired or corrupt rows are dropped and counted,
 never trusted.
 """
 
-import sqlite3
 from pathlib import Path
 from typing import Final
 
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.records import Record, check_record
+from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.wire import cbor
 
-SCHEMA_VERSION: Final = 1
-
-_SCHEMA: Final = """
+_SCHEMA_1: Final = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     key BLOB NOT NULL,
@@ -41,23 +39,18 @@ CREATE TABLE IF NOT EXISTS peers (
     port INTEGER NOT NULL
 );
 """
+#: The node store's migrations: 1 is the original schema, whose `meta` table held the
+#: version before ``PRAGMA user_version`` did; 2 drops that table.
+SCHEMA: Final = Schema(name="node store", migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;"))
+SCHEMA_VERSION: Final = SCHEMA.version
 
 
 class SqliteNodeStore:
     """One node's durable state. Not thread-safe: use it from the node's event loop."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit txns
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise ValueError(f"{path}: schema {row[0]}, this version reads {SCHEMA_VERSION}")
+        self._db = open_database(path, SCHEMA)  # autocommit; explicit transactions
 
     def close(self) -> None:
         self._db.close()

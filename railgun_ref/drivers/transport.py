@@ -33,7 +33,6 @@ switches, messages, acknowledgements, failures).
 import contextlib
 import math
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from railgun_ref.drivers.central_client import (
     connect_central,
 )
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
+from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.identity.e2ee import open_room_message, seal_room_message
@@ -78,10 +78,16 @@ from railgun_ref.transport.service import (
 from railgun_ref.transport.state import Reach, TransportMode, TransportState
 from railgun_ref.wire.central import MAX_TTL
 
-_STATE_SCHEMA: Final = """
+#: The transport state's migrations: 1 is the joined rooms and the ids already delivered.
+_STATE_SCHEMA: Final = Schema(
+    name="transport state",
+    migrations=(
+        """
 CREATE TABLE IF NOT EXISTS rooms (room_id BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, expires_at REAL NOT NULL);
-"""
+""",
+    ),
+)
 #: Reconnect backoff of the central session, seconds.
 _RECONNECT_MIN: Final = 0.2
 _RECONNECT_MAX: Final = 5.0
@@ -182,11 +188,7 @@ class NoMembersError(LocalProtocolError):
 
 class _StateStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_STATE_SCHEMA)
+        self._db = open_database(path, _STATE_SCHEMA)
 
     def rooms(self) -> list[bytes]:
         return [bytes(r) for (r,) in self._db.execute("SELECT room_id FROM rooms")]
