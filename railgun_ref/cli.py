@@ -7,6 +7,7 @@ install (no notebook extras) runs everything but the lab.
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 
 def _loopback_host(text: str) -> str:
@@ -172,13 +173,32 @@ def _cmd_bench_failover(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="railgun-ref",
-        description="Rail Gun hybrid transport: node, simulator, conformance, benchmarks.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+#: What `add_subparsers` returns (argparse does not name the type publicly).
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked (module docstring: fast start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "print the version and exit")
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from railgun_ref import __version__  # noqa: PLC0415
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
+def _add_node(sub: _Subparsers) -> None:
+    """`railgun-ref node`."""
     node = sub.add_parser("node", help="run one node on real UDP + TCP sockets until interrupted")
     node.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
     node.add_argument("--port", type=int, default=0, help="UDP and TCP port (0: any free port)")
@@ -200,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.set_defaults(func=_cmd_node)
 
+
+def _add_central(sub: _Subparsers) -> None:
+    """`railgun-ref central`."""
     central = sub.add_parser(
         "central",
         help="the central service (the seed's AWS path): HTTP + WebSocket relay with a mailbox",
@@ -228,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     central.set_defaults(func=_cmd_central)
 
+
+def _add_turn(sub: _Subparsers) -> None:
+    """`railgun-ref turn`."""
     turn = sub.add_parser(
         "turn", help="a peer-hosted TURN server (RFC 8656 subset, UDP) until interrupted"
     )
@@ -244,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     turn.set_defaults(func=_cmd_turn)
 
+
+def _add_demo(sub: _Subparsers) -> None:
+    """`railgun-ref demo`."""
     demo = sub.add_parser(
         "demo",
         help="the main job: a messenger surviving DNS blocking, IP blocking and a takedown",
@@ -269,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_sim(sub: _Subparsers) -> None:
+    """`railgun-ref sim`."""
     sim = sub.add_parser("sim", help="the same nodes in the discrete-event simulator")
     sim.add_argument("--nodes", type=int, default=50)
     sim.add_argument("--seed", type=int, default=1)
@@ -278,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=_cmd_sim)
 
+
+def _add_conformance(sub: _Subparsers) -> None:
+    """`railgun-ref conformance vectors|run`."""
     conf = sub.add_parser("conformance", help="test vectors and the wire runner")
     conf_sub = conf.add_subparsers(dest="conformance_command", required=True, metavar="ACTION")
     vectors = conf_sub.add_parser("vectors", help="regenerate the JSON vectors (or --check them)")
@@ -290,12 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(func=_cmd_conformance_run)
 
-    bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+
+def _add_bench_wire(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench wire`."""
     wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
     wire.add_argument("--json", action="store_true", help="print JSON")
     wire.add_argument("--payload-size", type=int, default=64, help="PING payload bytes")
     wire.set_defaults(func=_cmd_bench_wire)
+
+
+def _add_bench_detectors(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench detectors`."""
     det = bench_sub.add_parser(
         "detectors", help="seed threshold rule vs phi-accrual: detection time, false failovers"
     )
@@ -304,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--client-hours", type=float, default=1000.0)
     det.add_argument("--phi", type=float, default=8.0, help="phi-accrual threshold")
     det.set_defaults(func=_cmd_bench_detectors)
+
+
+def _add_bench_failover(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench failover`."""
     fo = bench_sub.add_parser(
         "failover",
         help="the takedown scenarios: detection, P2P delivery, loss, duplicates, failback",
@@ -328,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
     fo.add_argument("--json", action="store_true", help="print JSON")
     fo.set_defaults(func=_cmd_bench_failover)
+
+
+def _add_bench_dht(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench dht`."""
     dht = bench_sub.add_parser(
         "dht", help="our DHT vs the PyPI kademlia package: gets, latency, RPCs, setup, RSS"
     )
@@ -359,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     dht.add_argument("--json", action="store_true", help="print JSON")
     dht.set_defaults(func=_cmd_bench_dht)
+
+
+def _add_bench_voice(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench voice`."""
     voice = bench_sub.add_parser(
         "voice", help="WebRTC voice SFU: our encoded-packet forwarder vs aiortc MediaRelay"
     )
@@ -368,6 +420,39 @@ def build_parser() -> argparse.ArgumentParser:
     voice.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
     voice.add_argument("--json", action="store_true", help="print JSON")
     voice.set_defaults(func=_cmd_bench_voice)
+
+
+def _add_bench(sub: _Subparsers) -> None:
+    """`railgun-ref bench ...`, in the order `--help` lists them."""
+    bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    for add in (
+        _add_bench_wire,
+        _add_bench_detectors,
+        _add_bench_failover,
+        _add_bench_dht,
+        _add_bench_voice,
+    ):
+        add(bench_sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="railgun-ref",
+        description="Rail Gun hybrid transport: node, simulator, conformance, benchmarks.",
+    )
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_node,
+        _add_central,
+        _add_turn,
+        _add_demo,
+        _add_sim,
+        _add_conformance,
+        _add_bench,
+    ):
+        add(sub)
     return parser
 
 

@@ -1,15 +1,20 @@
 """The `railgun-ref` command line: help everywhere, loopback-only, sim determinism."""
 
 import json
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
+import railgun_ref
 from railgun_ref.cli import build_parser, main
 from railgun_ref.drivers.addresses import check_loopback_host, parse_target
 
 SUBCOMMANDS = [
     [],
     ["node"],
+    ["central"],
     ["turn"],
     ["demo"],
     ["sim"],
@@ -18,6 +23,10 @@ SUBCOMMANDS = [
     ["conformance", "run"],
     ["bench"],
     ["bench", "wire"],
+    ["bench", "detectors"],
+    ["bench", "failover"],
+    ["bench", "dht"],
+    ["bench", "voice"],
 ]
 
 
@@ -28,6 +37,37 @@ def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixtu
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: railgun-ref")
+
+
+def _pyproject_version() -> str:
+    pyproject = Path(railgun_ref.__file__).resolve().parent.parent / "pyproject.toml"
+    return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+def test_version_option_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`railgun-ref --version` prints the installed version, the one pyproject.toml names."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"railgun-ref {railgun_ref.__version__}\n"
+    assert railgun_ref.__version__ == _pyproject_version()
+    assert "__version__" in railgun_ref.__all__
+
+
+def test_version_of_an_uninstalled_checkout_comes_from_pyproject(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without installed metadata (a bare checkout on PYTHONPATH) pyproject.toml answers."""
+
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    railgun_ref._version.cache_clear()
+    try:
+        assert railgun_ref.__version__ == _pyproject_version()
+    finally:
+        railgun_ref._version.cache_clear()
 
 
 @pytest.mark.parametrize(

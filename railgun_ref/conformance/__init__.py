@@ -12,3 +12,13 @@
   (``railgun-ref conformance run --target udp://127.0.0.1:PORT``);
 * `traceability`: writes paper/traceability.md (clause -> vectors -> tests).
 """
+
+#: The submodules, imported on use only (each pulls in its own dependencies).
+__all__ = [
+    "builders",
+    "common",
+    "generate",
+    "runner",
+    "traceability",
+    "wire_runner",
+]

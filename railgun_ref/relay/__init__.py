@@ -2,3 +2,6 @@
 
 The driver that gives it sockets is `railgun_ref.drivers.turn_server`.
 """
+
+#: The submodules, imported on use only.
+__all__ = ["turn"]

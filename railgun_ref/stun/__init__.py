@@ -5,3 +5,6 @@ requests the way an RFC 5780 server on two addresses and two ports does. The
 drivers (`railgun_ref.drivers.stun_server`, `railgun_ref.drivers.sim_nat`) move
 their bytes; the NAT classifier lives in `railgun_ref.capacity.nat`.
 """
+
+#: The submodules, imported on use only.
+__all__ = ["codec", "server"]
