@@ -536,47 +536,9 @@ class FailoverNetwork:
         view = self.views[index]
         match event:
             case MessageReceived():
-                mid = event.message_id
-                count = self._received[index][mid]
-                self._received[index][mid] = count + 1
-                if count:
-                    view.duplicates += 1
-                else:
-                    view.delivered += 1
-                    self._paths[index][mid] = event.path
-                    if event.path == "p2p":
-                        view.via_p2p += 1
-                        self.last_p2p_delivery = event.at - self.started_at
-                    else:
-                        view.via_central += 1
-                self._record(
-                    index,
-                    "received",
-                    event.at,
-                    message_id=mid.hex(),
-                    sender=self._index_of.get(event.sender),
-                    path=event.path,
-                    latency_ms=round(event.at * 1000 - event.sent_ms, 1),
-                    duplicate=bool(count),
-                )
-            case MessageAccepted():
-                self._record(
-                    index,
-                    "accepted",
-                    event.at,
-                    message_id=event.message_id.hex(),
-                    recipients=len(event.members),
-                )
-            case MessageAcked():
-                member = self._index_of.get(event.member) if event.member is not None else None
-                self._record(
-                    index,
-                    "acked",
-                    event.at,
-                    message_id=event.message_id.hex(),
-                    path=event.path,
-                    member=member,
-                )
+                self._on_received(index, event)
+            case MessageAccepted() | MessageAcked():
+                self._on_sent_progress(index, event)
             case StateChange():
                 view.state = event.new.value
                 self._record(
@@ -607,6 +569,55 @@ class FailoverNetwork:
                     view.last_failure = label
                 self._record(
                     index, "failure", event.at, failure=event.kind, label=label, detail=event.detail
+                )
+
+    def _on_received(self, index: int, event: MessageReceived) -> None:
+        """Count a delivery (or a duplicate) by path and record it."""
+        view = self.views[index]
+        mid = event.message_id
+        count = self._received[index][mid]
+        self._received[index][mid] = count + 1
+        if count:
+            view.duplicates += 1
+        else:
+            view.delivered += 1
+            self._paths[index][mid] = event.path
+            if event.path == "p2p":
+                view.via_p2p += 1
+                self.last_p2p_delivery = event.at - self.started_at
+            else:
+                view.via_central += 1
+        self._record(
+            index,
+            "received",
+            event.at,
+            message_id=mid.hex(),
+            sender=self._index_of.get(event.sender),
+            path=event.path,
+            latency_ms=round(event.at * 1000 - event.sent_ms, 1),
+            duplicate=bool(count),
+        )
+
+    def _on_sent_progress(self, index: int, event: MessageAccepted | MessageAcked) -> None:
+        """Record that a message sent by client `index` was accepted or acknowledged."""
+        match event:
+            case MessageAccepted():
+                self._record(
+                    index,
+                    "accepted",
+                    event.at,
+                    message_id=event.message_id.hex(),
+                    recipients=len(event.members),
+                )
+            case MessageAcked():
+                member = self._index_of.get(event.member) if event.member is not None else None
+                self._record(
+                    index,
+                    "acked",
+                    event.at,
+                    message_id=event.message_id.hex(),
+                    path=event.path,
+                    member=member,
                 )
 
     async def _watch_loop(self) -> None:

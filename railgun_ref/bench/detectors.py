@@ -22,6 +22,7 @@ heartbeats and the threshold given. Time is virtual: 1,000 client-hours of
 1 s heartbeats is 3.6 million checks, a few seconds of computing.
 """
 
+import functools
 import heapq
 import json
 import random
@@ -140,6 +141,89 @@ def _phi_trial(
     return None, false_alarms
 
 
+def _one_trial(
+    link: LinkModel,
+    rng: random.Random,
+    *,
+    kind: str,
+    interval: float,
+    phi_threshold: float,
+    acceptable_pause: float,
+    takedown: float | None,
+    horizon: float,
+) -> tuple[float | None, int]:
+    """One run of the `kind` detector ("threshold": 3 failures or 2 s latency; "phi")."""
+    if kind == "threshold":
+        return _threshold_trial(
+            link,
+            rng,
+            interval=interval,
+            threshold=3,
+            latency=2.0,
+            takedown=takedown,
+            horizon=horizon,
+        )
+    return _phi_trial(
+        link,
+        rng,
+        interval=interval,
+        phi=phi_threshold,
+        pause=acceptable_pause,
+        takedown=takedown,
+        horizon=horizon,
+    )
+
+
+def _detector_row(
+    link: LinkModel,
+    rng: random.Random,
+    *,
+    kind: str,
+    trials: int,
+    client_hours: float,
+    phi_threshold: float,
+    acceptable_pause: float,
+) -> dict[str, Any]:
+    """Detection delays over `trials` takedowns, then false failovers on a healthy service."""
+    interval = (kind == "threshold" and 30.0) or 1.0
+    warmup = 600.0 if kind == "threshold" else 120.0
+    trial = functools.partial(
+        _one_trial,
+        link,
+        rng,
+        kind=kind,
+        interval=interval,
+        phi_threshold=phi_threshold,
+        acceptable_pause=acceptable_pause,
+    )
+    delays: list[float] = []
+    for _ in range(trials):
+        takedown = warmup + rng.uniform(0, interval * 3)
+        delay, _ = trial(takedown=takedown, horizon=takedown + 600.0)
+        if delay is not None:
+            delays.append(delay)
+    # False failovers: healthy service, in 100 clients' worth of hours.
+    clients = 100
+    per_client = client_hours * 3600.0 / clients
+    false_alarms = 0
+    for _ in range(clients):
+        _, alarms = trial(takedown=None, horizon=per_client)
+        false_alarms += alarms
+    return {
+        "check_interval_s": interval,
+        "takedowns": trials,
+        "detected": len(delays),
+        "detection_s": {
+            "median": round(statistics.median(delays), 3),
+            "p95": round(_percentile(delays, 0.95), 3),
+            "max": round(max(delays), 3),
+        },
+        "client_hours": client_hours,
+        "false_failovers": false_alarms,
+        "false_failovers_per_1000_client_hours": round(false_alarms * 1000 / client_hours, 3),
+    }
+
+
 def run(
     *,
     seed: int = 1,
@@ -157,73 +241,15 @@ def run(
         f"phi_1s_{phi_threshold:g}": {"kind": "phi", "interval": 1.0},
     }
     for name, cfg in configs.items():
-        interval = (cfg["kind"] == "threshold" and 30.0) or 1.0
-        warmup = 600.0 if cfg["kind"] == "threshold" else 120.0
-        delays: list[float] = []
-        for _ in range(trials):
-            takedown = warmup + rng.uniform(0, interval * 3)
-            horizon = takedown + 600.0
-            if cfg["kind"] == "threshold":
-                delay, _ = _threshold_trial(
-                    link,
-                    rng,
-                    interval=interval,
-                    threshold=3,
-                    latency=2.0,
-                    takedown=takedown,
-                    horizon=horizon,
-                )
-            else:
-                delay, _ = _phi_trial(
-                    link,
-                    rng,
-                    interval=interval,
-                    phi=phi_threshold,
-                    pause=acceptable_pause,
-                    takedown=takedown,
-                    horizon=horizon,
-                )
-            if delay is not None:
-                delays.append(delay)
-        # False failovers: healthy service, in 100 clients' worth of hours.
-        clients = 100
-        per_client = client_hours * 3600.0 / clients
-        false_alarms = 0
-        for _ in range(clients):
-            if cfg["kind"] == "threshold":
-                _, alarms = _threshold_trial(
-                    link,
-                    rng,
-                    interval=interval,
-                    threshold=3,
-                    latency=2.0,
-                    takedown=None,
-                    horizon=per_client,
-                )
-            else:
-                _, alarms = _phi_trial(
-                    link,
-                    rng,
-                    interval=interval,
-                    phi=phi_threshold,
-                    pause=acceptable_pause,
-                    takedown=None,
-                    horizon=per_client,
-                )
-            false_alarms += alarms
-        out[name] = {
-            "check_interval_s": interval,
-            "takedowns": trials,
-            "detected": len(delays),
-            "detection_s": {
-                "median": round(statistics.median(delays), 3),
-                "p95": round(_percentile(delays, 0.95), 3),
-                "max": round(max(delays), 3),
-            },
-            "client_hours": client_hours,
-            "false_failovers": false_alarms,
-            "false_failovers_per_1000_client_hours": round(false_alarms * 1000 / client_hours, 3),
-        }
+        out[name] = _detector_row(
+            link,
+            rng,
+            kind=str(cfg["kind"]),
+            trials=trials,
+            client_hours=client_hours,
+            phi_threshold=phi_threshold,
+            acceptable_pause=acceptable_pause,
+        )
     phi = out[f"phi_1s_{phi_threshold:g}"]
     out["goal_adaptive"] = {
         "detection_p95_le_10s": phi["detection_s"]["p95"] <= 10.0,

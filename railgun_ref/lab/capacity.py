@@ -423,6 +423,31 @@ class CapacityPanel:
         self.last_score: CapacityScore | None = None
         self.last_eligibility: dict[str, str] = {}
         self._quiet = False
+        self._make_controls()
+        self.status = widgets.Label(value="")
+        self.roles = widgets.HTML(value="")
+        self.output = widgets.Output()
+        self.controls: dict[str, Any] = {
+            "device_class": self.device_class,
+            "upload_bandwidth": self.upload,
+            "download_bandwidth": self.download,
+            "max_relay_connections": self.max_relay_connections,
+            "max_relay_bandwidth": self.max_relay_bandwidth,
+            "can_act_as_turn": self.can_act_as_turn,
+            "can_store_messages": self.can_store_messages,
+            "nat_type": self.nat_type,
+            "battery_reported": self.battery_reported,
+            "battery_level_percent": self.battery_level,
+            "battery_plugged_in": self.plugged_in,
+            "availability": self.availability,
+        }
+        self.widget = self._layout()
+        self.set_capabilities(capabilities or DEFAULT_CAPABILITIES)
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+
+    def _make_controls(self) -> None:
+        """One widget per capability field (class docstring)."""
         log = {"base": 10, "min": -2, "max": 4, "step": 0.01, "readout_format": ".3g"}
         self.device_class = widgets.Dropdown(
             options=[(member.value, member) for member in DeviceClass], description="class"
@@ -445,24 +470,10 @@ class CapacityPanel:
             options=[(member.value, member) for member in Availability],
             description="availability",
         )
-        self.status = widgets.Label(value="")
-        self.roles = widgets.HTML(value="")
-        self.output = widgets.Output()
-        self.controls: dict[str, Any] = {
-            "device_class": self.device_class,
-            "upload_bandwidth": self.upload,
-            "download_bandwidth": self.download,
-            "max_relay_connections": self.max_relay_connections,
-            "max_relay_bandwidth": self.max_relay_bandwidth,
-            "can_act_as_turn": self.can_act_as_turn,
-            "can_store_messages": self.can_store_messages,
-            "nat_type": self.nat_type,
-            "battery_reported": self.battery_reported,
-            "battery_level_percent": self.battery_level,
-            "battery_plugged_in": self.plugged_in,
-            "availability": self.availability,
-        }
-        self.widget = widgets.VBox(
+
+    def _layout(self) -> Any:
+        """Two columns of controls over the status line, the roles and the chart."""
+        return widgets.VBox(
             [
                 widgets.HBox(
                     [
@@ -493,9 +504,6 @@ class CapacityPanel:
                 self.output,
             ]
         )
-        self.set_capabilities(capabilities or DEFAULT_CAPABILITIES)
-        for control in self.controls.values():
-            control.observe(self._on_change, names="value")
 
     @property
     def capabilities(self) -> DeviceCapabilities:
