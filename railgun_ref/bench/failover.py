@@ -283,9 +283,14 @@ def _state_at(history: list[tuple[float, TransportState]], t: float) -> Transpor
     return current
 
 
-def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> dict[str, Any]:
-    clients = range(len(network.clients))
-    states: dict[int, list[tuple[float, TransportState]]] = {i: [] for i in clients}
+_States = dict[int, list[tuple[float, TransportState]]]
+
+
+def _histories(
+    network: SimTransportNetwork, clients: range
+) -> tuple[_States, dict[int, list[float]], dict[tuple[int, bytes], float]]:
+    """Each client's state changes and P2P delivery times, and when each message arrived."""
+    states: _States = {i: [] for i in clients}
     for record in network.states:
         states[record.client].append((record.at, record.new))
     p2p_deliveries: dict[int, list[float]] = {i: [] for i in clients}
@@ -294,92 +299,126 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
         delivered_at[(d.client, d.message_id)] = d.at
         if d.path is Path.P2P:
             p2p_deliveries[d.client].append(d.at)
+    return states, p2p_deliveries, delivered_at
 
-    row: dict[str, Any] = {"clients": len(network.clients)}
-    first_fault = timeline.faults[0]
-    row["false_failovers_before_fault"] = sum(
-        1 for i in clients for at, new in states[i] if new in P2P_STATES and at < first_fault
-    )
-    per_fault = []
-    for k, fault in enumerate(timeline.faults):
-        next_fault = timeline.faults[k + 1] if k + 1 < len(timeline.faults) else None
-        detections = [
-            _first_after((at for at, new in states[i] if new in P2P_STATES), fault, next_fault)
+
+def _fault_entry(
+    k: int,
+    timeline: _Timeline,
+    t0: float,
+    states: _States,
+    p2p_deliveries: dict[int, list[float]],
+) -> dict[str, Any]:
+    """Detection, first P2P delivery and failback around the `k`-th fault."""
+    clients = range(len(states))
+    fault = timeline.faults[k]
+    next_fault = timeline.faults[k + 1] if k + 1 < len(timeline.faults) else None
+    detections = [
+        _first_after((at for at, new in states[i] if new in P2P_STATES), fault, next_fault)
+        for i in clients
+    ]
+    first_p2p = [_first_after(p2p_deliveries[i], fault, next_fault) for i in clients]
+    entry: dict[str, Any] = {
+        "fault_at_s": round(fault - t0, 3),
+        "detected": sum(d is not None for d in detections),
+        "detection_s": _percentiles(d for d in detections if d is not None),
+        "first_p2p_delivery_s": _percentiles(d for d in first_p2p if d is not None),
+    }
+    if k < len(timeline.restores):
+        restore = timeline.restores[k]
+        # A detector that lets clients back onto the central path while it is still
+        # faulty (e.g. a slow service with a detector that ignores latency) shows here.
+        entry["back_on_central_during_fault"] = sum(
+            1
+            for i in clients
+            for at, new in states[i]
+            if new is TransportState.CONNECTED_AWS and fault < at < restore
+        )
+        entry["in_p2p_at_restore"] = sum(
+            1 for i in clients if _state_at(states[i], restore) in P2P_STATES
+        )
+        failbacks = [
+            _first_after(
+                (at for at, new in states[i] if new is TransportState.CONNECTED_AWS),
+                restore,
+                next_fault,
+            )
             for i in clients
         ]
-        first_p2p = [_first_after(p2p_deliveries[i], fault, next_fault) for i in clients]
-        entry: dict[str, Any] = {
-            "fault_at_s": round(fault - t0, 3),
-            "detected": sum(d is not None for d in detections),
-            "detection_s": _percentiles(d for d in detections if d is not None),
-            "first_p2p_delivery_s": _percentiles(d for d in first_p2p if d is not None),
-        }
-        if k < len(timeline.restores):
-            restore = timeline.restores[k]
-            # A detector that lets clients back onto the central path while it is still
-            # faulty (e.g. a slow service with a detector that ignores latency) shows here.
-            entry["back_on_central_during_fault"] = sum(
-                1
-                for i in clients
-                for at, new in states[i]
-                if new is TransportState.CONNECTED_AWS and fault < at < restore
-            )
-            entry["in_p2p_at_restore"] = sum(
-                1 for i in clients if _state_at(states[i], restore) in P2P_STATES
-            )
-            failbacks = [
-                _first_after(
-                    (at for at, new in states[i] if new is TransportState.CONNECTED_AWS),
-                    restore,
-                    next_fault,
-                )
-                for i in clients
-            ]
-            entry["restored_at_s"] = round(restore - t0, 3)
-            entry["failed_back"] = sum(f is not None for f in failbacks)
-            entry["failback_s"] = _percentiles(f for f in failbacks if f is not None)
-        per_fault.append(entry)
-    row["faults"] = per_fault
+        entry["restored_at_s"] = round(restore - t0, 3)
+        entry["failed_back"] = sum(f is not None for f in failbacks)
+        entry["failback_s"] = _percentiles(f for f in failbacks if f is not None)
+    return entry
 
-    # Exactly once: every other member got every message, and no application got one twice.
-    missing = 0
-    lost_messages = 0
-    delays: list[float] = []
-    outage_delays: list[float] = []
-    all_members: list[float] = []
+
+@dataclass(slots=True)
+class _Deliveries:
+    """What reached the other members of the room, message by message (`_deliveries`)."""
+
+    missing: int = 0
+    lost_messages: int = 0
+    delays: list[float] = field(default_factory=list)
+    outage_delays: list[float] = field(default_factory=list)
+    all_members: list[float] = field(default_factory=list)
+    in_p2p: list[float] = field(default_factory=list)
+
+
+def _deliveries(
+    network: SimTransportNetwork,
+    timeline: _Timeline,
+    delivered_at: dict[tuple[int, bytes], float],
+    first_detections: dict[str, float] | None,
+) -> _Deliveries:
+    """Exactly once: every other member got every message (duplicates are counted apart)."""
+    out = _Deliveries()
+    first_fault = timeline.faults[0]
     first_restore = timeline.restores[0] if timeline.restores else None
     # Steady P2P phase: from when the last client detected the first fault to the restore.
-    first_detections = per_fault[0]["detection_s"]
     steady_from = first_fault + first_detections["max"] if first_detections is not None else None
-    in_p2p: list[float] = []
     for message_id, sent in sorted(network.sent.items(), key=lambda kv: (kv[1].at, kv[0])):
         latest = sent.at
         complete = True
-        for member in clients:
+        for member in range(len(network.clients)):
             if member == sent.sender:
                 continue
             at = delivered_at.get((member, message_id))
             if at is None:
-                missing += 1
+                out.missing += 1
                 complete = False
                 continue
-            delays.append(at - sent.at)
+            out.delays.append(at - sent.at)
             latest = max(latest, at)
             in_outage = sent.at >= first_fault and (
                 first_restore is None or sent.at < first_restore
             )
             if in_outage:
-                outage_delays.append(at - sent.at)
+                out.outage_delays.append(at - sent.at)
         if not complete:
-            lost_messages += 1
+            out.lost_messages += 1
             continue
         if sent.at >= first_fault:
-            all_members.append(latest - sent.at)
+            out.all_members.append(latest - sent.at)
         steady = steady_from is not None and sent.at >= steady_from
         if steady and (first_restore is None or sent.at < first_restore):
-            in_p2p.append(latest - sent.at)
-    row["lost_messages"] = lost_messages
-    row["missing_deliveries"] = missing
+            out.in_p2p.append(latest - sent.at)
+    return out
+
+
+def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> dict[str, Any]:
+    clients = range(len(network.clients))
+    states, p2p_deliveries, delivered_at = _histories(network, clients)
+    row: dict[str, Any] = {"clients": len(network.clients)}
+    first_fault = timeline.faults[0]
+    row["false_failovers_before_fault"] = sum(
+        1 for i in clients for at, new in states[i] if new in P2P_STATES and at < first_fault
+    )
+    per_fault = [
+        _fault_entry(k, timeline, t0, states, p2p_deliveries) for k in range(len(timeline.faults))
+    ]
+    row["faults"] = per_fault
+    deliveries = _deliveries(network, timeline, delivered_at, per_fault[0]["detection_s"])
+    row["lost_messages"] = deliveries.lost_messages
+    row["missing_deliveries"] = deliveries.missing
     row["duplicates_to_app"] = len(network.duplicates_to_app)
     service_counters: Counter[str] = Counter()
     core_counters: Counter[str] = Counter()
@@ -389,10 +428,10 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
     row["duplicates_suppressed"] = {
         path.value: service_counters[f"received.duplicate.{path.value}"] for path in Path
     }
-    row["delivery_delay_s"] = _percentiles(delays)
-    row["delivery_delay_during_outage_s"] = _percentiles(outage_delays)
-    row["all_members_after_fault_s"] = _percentiles(all_members)
-    row["all_members_in_p2p_s"] = _percentiles(in_p2p)
+    row["delivery_delay_s"] = _percentiles(deliveries.delays)
+    row["delivery_delay_during_outage_s"] = _percentiles(deliveries.outage_delays)
+    row["all_members_after_fault_s"] = _percentiles(deliveries.all_members)
+    row["all_members_in_p2p_s"] = _percentiles(deliveries.in_p2p)
     row["failure_labels"] = dict(sorted(network.failures.items()))
     row["p2p_counters"] = {
         key: core_counters[key]
@@ -715,19 +754,9 @@ async def _localhost_scenario(
     return row
 
 
-def run_localhost(
-    params: LocalhostParams | None = None,
-    *,
-    scenarios: Iterable[str] = tuple(LOCALHOST_SCENARIOS),
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Each scenario on a fresh localhost network (module section above); JSON-ready.
-    `log` gets the engine's progress lines (phases, with seconds since that network started)."""
-    params = params or LocalhostParams()
-    chosen = [localhost_scenario(name) for name in scenarios]
-    profile = fast_profile()
-    config = profile.transport
-    out: dict[str, Any] = {
+def _localhost_header(params: LocalhostParams, config: HybridTransportConfig) -> dict[str, Any]:
+    """The JSON of a localhost run before its scenarios: parameters, detector, definitions."""
+    return {
         "benchmark": "failover",
         "driver": "localhost",
         "seed": None,
@@ -772,6 +801,19 @@ def run_localhost(
         },
         "scenarios": {},
     }
+
+
+def run_localhost(
+    params: LocalhostParams | None = None,
+    *,
+    scenarios: Iterable[str] = tuple(LOCALHOST_SCENARIOS),
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Each scenario on a fresh localhost network (module section above); JSON-ready.
+    `log` gets the engine's progress lines (phases, with seconds since that network started)."""
+    params = params or LocalhostParams()
+    chosen = [localhost_scenario(name) for name in scenarios]
+    out = _localhost_header(params, fast_profile().transport)
     with tempfile.TemporaryDirectory(prefix="railgun-bench-failover-") as tmp:
         for name in chosen:
             data_dir = pathlib.Path(tmp) / name
