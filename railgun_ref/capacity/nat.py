@@ -2,10 +2,12 @@
 
 `NatClassifier` runs the mapping (RFC 5780 §4.3) and filtering (§4.4) tests
 against a STUN server that has a primary and an alternate address (two IPs,
-two ports), from one local socket. It never touches a socket or a clock: the
-driver calls `start(now=)`, sends `datagrams_to_send()`, feeds every datagram
-that arrives on the socket to `receive_datagram(..., now=)`, calls
-`on_timer(now=)` at `next_deadline()`, and reads `result` once `done`.
+two ports), from one local socket. It never touches a socket or a clock; it
+is a protocol core like any other (CORE-1): the driver calls `start(now=)`,
+pulls actions with `next_action()` (`SendRequest`: send these bytes; and
+last, `NatDetected`: the conclusion, also kept in `result`), feeds every
+datagram that arrives on the socket to `receive_datagram(..., now=)`, and
+calls `on_timer(now=)` at `next_deadline()`.
 
 The tests, in the order run (A = primary, B = alternate IP, a = primary port,
 b = alternate port; the server is at Aa, its OTHER-ADDRESS is Bb):
@@ -61,12 +63,13 @@ firewall") is reachable exactly like the cone NAT with the same filtering, so
 it gets that name: ``open`` means unsolicited datagrams from anywhere arrive.
 """
 
-from collections import Counter
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Final
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address
 from railgun_ref.stun.codec import (
@@ -171,6 +174,38 @@ class NatDetectionConfig:
             raise LocalProtocolError("max_transmissions must be at least 1")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendRequest:
+    """Send `data` (a Binding request) from the local socket to `destination`."""
+
+    data: bytes
+    destination: Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NatDetected:
+    """The tests are over: `detection` is the conclusion (the classifier's last action)."""
+
+    detection: NatDetection
+
+
+#: Everything a `NatClassifier` asks its driver to do.
+NatAction = SendRequest | NatDetected
+
+
+class NatCounter(StrEnum):
+    """What `NatClassifier.counters` counts."""
+
+    TEST_TIMEOUTS = "nat.test_timeouts"  #: a test whose every transmission went unanswered
+    REJECTED_MALFORMED = "nat.rejected_malformed"  #: not a STUN message
+    IGNORED_STALE = "nat.ignored_stale"  #: no test waits for this transaction id
+    IGNORED_NOT_RESPONSE = "nat.ignored_not_response"  #: a request or an indication
+    WRONG_ORIGIN = "nat.wrong_origin"  #: answered from an unexpected address: inconclusive
+    UNUSABLE_RESPONSE = "nat.unusable_response"  #: error, unknown attribute or no address
+    UNUSABLE_OTHER_ADDRESS = "nat.unusable_other_address"  #: OTHER-ADDRESS not an alternate
+    RESULT = "nat.result"  #: label: the `NatType` concluded
+
+
 class ProbeState(Enum):
     IDLE = "idle"
     TEST_I = "test-i"
@@ -257,12 +292,12 @@ class NatClassifier:
         self.primary = primary
         self.local = local
         self.config = config or NatDetectionConfig()
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[NatCounter] = Counters()
         self._random_bytes = random_bytes
         self._alternate = alternate
         self._state = ProbeState.IDLE
         self._probe: _Probe | None = None
-        self._outbox: list[tuple[bytes, Address]] = []
+        self._actions: deque[NatAction] = deque()
         self._started_at = 0.0
         self._requests_sent = 0
         self._reachable = False
@@ -293,10 +328,9 @@ class NatClassifier:
         self._started_at = now
         self._fire(ProbeEvent.START, now=now)
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
-        """(data, destination) pairs to send from the local socket, oldest first."""
-        out, self._outbox = self._outbox, []
-        return out
+    def next_action(self) -> NatAction | None:
+        """The oldest action not yet taken, or None (CORE-1.2)."""
+        return self._actions.popleft() if self._actions else None
 
     def next_deadline(self) -> float | None:
         """When `on_timer` must run next (a retransmission or a test's timeout)."""
@@ -318,7 +352,7 @@ class NatClassifier:
                 now + wait,
             )
             return
-        self.counters["nat.test_timeouts"] += 1
+        self.counters.inc(NatCounter.TEST_TIMEOUTS)
         self._probe = None
         if self._state is ProbeState.FILTERING_III:
             self._filtering = NatBehaviour.ADDRESS_AND_PORT_DEPENDENT
@@ -330,19 +364,19 @@ class NatClassifier:
         try:
             message = decode_message(data)
         except RemoteProtocolError:
-            self.counters["nat.rejected_malformed"] += 1
+            self.counters.inc(NatCounter.REJECTED_MALFORMED)
             return
         if probe is None or message.transaction_id != probe.transaction_id:
-            self.counters["nat.ignored_stale"] += 1  # a late answer to an earlier request
+            self.counters.inc(NatCounter.IGNORED_STALE)  # a late answer to an earlier request
             return
         if message.message_class is MessageClass.REQUEST or (
             message.message_class is MessageClass.INDICATION
         ):
-            self.counters["nat.ignored_not_response"] += 1
+            self.counters.inc(NatCounter.IGNORED_NOT_RESPONSE)
             return
         if src != probe.expected_origin:
             # A server that ignored CHANGE-REQUEST, or something spoofing it: inconclusive.
-            self.counters["nat.wrong_origin"] += 1
+            self.counters.inc(NatCounter.WRONG_ORIGIN)
             self._conclude_test(None, now=now)
             return
         mapped = message.mapped_address
@@ -351,7 +385,7 @@ class NatClassifier:
             or message.unknown_comprehension_required
             or mapped is None
         ):
-            self.counters["nat.unusable_response"] += 1
+            self.counters.inc(NatCounter.UNUSABLE_RESPONSE)
             self._conclude_test(None, now=now)
             return
         self._conclude_test((message, mapped), now=now)
@@ -377,7 +411,7 @@ class NatClassifier:
                     try:
                         _check_alternate(self.primary, other.address)
                     except LocalProtocolError:
-                        self.counters["nat.unusable_other_address"] += 1
+                        self.counters.inc(NatCounter.UNUSABLE_OTHER_ADDRESS)
                     else:
                         self._alternate = other.address
                 self._fire(ProbeEvent.RESPONSE, now=now)
@@ -469,7 +503,7 @@ class NatClassifier:
 
     def _transmit(self, data: bytes, destination: Address) -> None:
         self._requests_sent += 1
-        self._outbox.append((data, destination))
+        self._actions.append(SendRequest(data=data, destination=destination))
 
     def _finish(self, now: float) -> None:
         nat_type = classify(
@@ -489,7 +523,8 @@ class NatClassifier:
             requests_sent=self._requests_sent,
             duration=now - self._started_at,
         )
-        self.counters[f"nat.result.{nat_type.value}"] += 1
+        self.counters.inc(NatCounter.RESULT, label=nat_type)
+        self._actions.append(NatDetected(detection=self._result))
 
 
 def _check_alternate(primary: Address, alternate: Address) -> None:

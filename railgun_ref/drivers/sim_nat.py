@@ -38,14 +38,16 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, assert_never
 
 from railgun_ref.capacity.nat import (
     NatBehaviour,
     NatClassifier,
+    NatDetected,
     NatDetection,
     NatDetectionConfig,
     NatType,
+    SendRequest,
 )
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.sim import Simulator
@@ -228,7 +230,8 @@ class SimStunServer:
         return self.server.addresses
 
     def receive_datagram(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
-        for reply in self.server.handle_datagram(data, src, local=local):
+        self.server.receive(data, src, local=local, now=now)
+        while (reply := self.server.next_action()) is not None:
             self._outbox.append((reply.data, reply.destination, reply.source))
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
@@ -252,8 +255,16 @@ class SimNatClient:
         self.classifier.receive_datagram(data, src, now=now)
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
-        local = self.classifier.local
-        return [(data, dst, local) for data, dst in self.classifier.datagrams_to_send()]
+        out: list[tuple[bytes, Address, Address]] = []
+        while (action := self.classifier.next_action()) is not None:
+            match action:
+                case SendRequest(data=data, destination=destination):
+                    out.append((data, destination, self.classifier.local))
+                case NatDetected():
+                    pass  # `detect_nat_in_sim` reads `classifier.result`
+                case _:
+                    assert_never(action)
+        return out
 
     def next_deadline(self) -> float | None:
         return self.classifier.next_deadline()

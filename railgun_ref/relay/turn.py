@@ -8,9 +8,10 @@ Theory of operation:
 
 * One client-facing socket. `TurnServer.receive` takes each datagram a
   client sent to it; `receive_relayed` takes each datagram a peer sent to an
-  allocation's relayed address. Both return *actions* (`SendToClient`,
-  `SendToPeer`, `OpenRelay`, `CloseRelay`) for the driver to carry out, and
-  never raise for anything the network sends (TURN-1.10).
+  allocation's relayed address. Both queue *actions* (`SendToClient`,
+  `SendToPeer`, `OpenRelay`, `CloseRelay`) that the driver pulls with
+  `next_action` and carries out (the core contract, CORE-1), and never raise
+  for anything the network sends (TURN-1.10).
 * An allocation is keyed by the client's transport address (the 5-tuple of
   RFC 8656 §2, since the server side and the protocol are fixed). It is born
   PENDING: the core grants it and asks the driver to `OpenRelay`; the driver
@@ -42,13 +43,14 @@ import hashlib
 import hmac
 import ipaddress
 import math
-from collections import Counter
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final, NewType
 
 from railgun_ref.capacity.sharing import CapacitySharing, Granted
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address
 from railgun_ref.stun.codec import (
@@ -76,6 +78,7 @@ from railgun_ref.stun.codec import (
     RequestedTransport,
     ReservationToken,
     Software,
+    StunErrorCode,
     StunMessage,
     UnknownAttributes,
     Username,
@@ -114,6 +117,46 @@ _NONCE_MAC_SIZE: Final = 12
 _NONCE_LENGTH: Final = 2 * (8 + _NONCE_MAC_SIZE)
 #: SOFTWARE this implementation puts in its responses.
 DEFAULT_SOFTWARE: Final = "railgun-ref turn"
+
+
+class TurnCounter(StrEnum):
+    """What `TurnServer.counters` counts: answered, relayed and dropped, by reason."""
+
+    ALLOCATE_RETRANSMITTED = "turn.allocate_retransmitted"
+    ALLOCATIONS_CREATED = "turn.allocations_created"
+    ALLOCATIONS_DELETED = "turn.allocations_deleted"
+    ALLOCATIONS_EXPIRED = "turn.allocations_expired"
+    BAD_CREDENTIALS = "turn.bad_credentials"
+    BINDING_ANSWERED = "turn.binding_answered"
+    CHALLENGED = "turn.challenged"
+    CHANNEL_DATA_TO_CLIENT = "turn.channel_data_to_client"
+    CHANNELS_BOUND = "turn.channels_bound"
+    CHANNELS_EXPIRED = "turn.channels_expired"
+    DATA_INDICATIONS = "turn.data_indications"
+    DROPPED_BANDWIDTH = "turn.dropped_bandwidth"
+    DROPPED_CHANNEL_NO_ALLOCATION = "turn.dropped_channel_no_allocation"
+    DROPPED_CHANNEL_UNBOUND = "turn.dropped_channel_unbound"
+    DROPPED_CLIENT_NO_PERMISSION = "turn.dropped_client_no_permission"
+    DROPPED_PEER_NO_ALLOCATION = "turn.dropped_peer_no_allocation"
+    DROPPED_PEER_NO_PERMISSION = "turn.dropped_peer_no_permission"
+    DROPPED_PEER_TOO_LARGE = "turn.dropped_peer_too_large"
+    DROPPED_SEND_DONT_FRAGMENT = "turn.dropped_send_dont_fragment"
+    DROPPED_SEND_INCOMPLETE = "turn.dropped_send_incomplete"
+    DROPPED_SEND_NO_ALLOCATION = "turn.dropped_send_no_allocation"
+    MALFORMED = "turn.malformed"
+    MALFORMED_CHANNEL_DATA = "turn.malformed_channel_data"
+    PERMISSIONS_CREATED = "turn.permissions_created"
+    PERMISSIONS_EXPIRED = "turn.permissions_expired"
+    REFRESHED = "turn.refreshed"
+    RELAY_OPEN_FAILED = "turn.relay_open_failed"
+    RELAYED_TO_CLIENT_BYTES = "turn.relayed_to_client_bytes"
+    RELAYED_TO_CLIENT_DATAGRAMS = "turn.relayed_to_client_datagrams"
+    RELAYED_TO_PEER_BYTES = "turn.relayed_to_peer_bytes"
+    RELAYED_TO_PEER_DATAGRAMS = "turn.relayed_to_peer_datagrams"
+    IGNORED = "turn.ignored"  #: label: the `MessageClass` of a response or indication
+    CAPACITY_REFUSED = "turn.capacity_refused"  #: label: the `LimitKind` that refused
+    ERROR = "turn.error"  #: label: the `StunErrorCode` answered
+
 
 AllocationId = NewType("AllocationId", int)
 
@@ -296,7 +339,7 @@ class AllocationInfo:
 class _RejectError(Exception):
     """Internal: answer the request with this error (signed if `key` is known)."""
 
-    def __init__(self, code: int, reason: str | None = None, *extra: Attribute) -> None:
+    def __init__(self, code: StunErrorCode, reason: str | None = None, *extra: Attribute) -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
@@ -340,48 +383,75 @@ class TurnServer:
         self._next_id = 1
         self._deadline: float | None = None
         self._deadline_stale = False
+        self._actions: deque[TurnAction] = deque()
         #: ``turn.*`` counts of what was answered, relayed and dropped, and why.
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[TurnCounter] = Counters()
 
-    # ---------------------------------------------------------- public API
+    # ------------------------------------------------- public API (CORE-1)
 
-    def receive(self, data: bytes, from_addr: Address, *, now: float) -> list[TurnAction]:
+    def receive(self, data: bytes, from_addr: Address, *, now: float) -> None:
         """One datagram a client sent to the server's listening socket."""
+        self._actions.extend(self._receive(data, from_addr, now))
+
+    def receive_relayed(
+        self, data: bytes, from_peer: Address, allocation: AllocationId, *, now: float
+    ) -> None:
+        """One datagram `from_peer` sent to the relayed address of `allocation`."""
+        self._actions.extend(self._receive_relayed(data, from_peer, allocation, now))
+
+    def relay_opened(self, allocation: AllocationId, relayed: Address, *, now: float) -> None:
+        """The driver bound `relayed` for `allocation`: answer the Allocate (TURN-1.4)."""
+        self._actions.extend(self._relay_opened(allocation, relayed, now))
+
+    def relay_failed(self, allocation: AllocationId, *, now: float) -> None:
+        """The driver could not bind a socket for `allocation`: 508 (TURN-1.6)."""
+        self._actions.extend(self._relay_failed(allocation, now))
+
+    def on_timer(self, *, now: float) -> None:
+        """Free whatever has expired by `now` (allocations become `CloseRelay` actions)."""
+        self._actions.extend(self._expire(now))
+
+    def next_action(self) -> TurnAction | None:
+        """The oldest action the driver has not taken yet, or None (CORE-1.2)."""
+        return self._actions.popleft() if self._actions else None
+
+    # ------------------------------------------------------------- inputs
+
+    def _receive(self, data: bytes, from_addr: Address, now: float) -> list[TurnAction]:
         actions = self._expire_due(now)
         if is_channel_data(data):
             return actions + self._client_channel_data(data, from_addr, now)
         try:
             message = decode_message(data)
         except RemoteProtocolError as exc:
-            self.counters["turn.malformed"] += 1
+            self.counters.inc(TurnCounter.MALFORMED)
             return actions + self._malformed_request(data, from_addr, exc)
         if message.message_class is MessageClass.REQUEST:
             return actions + self._request(message, from_addr, now)
         if message.message_class is MessageClass.INDICATION and message.method == Method.SEND:
             return actions + self._send_indication(message, from_addr, now)
         # RFC 8489 §6.3: responses and other indications are not answered.
-        self.counters[f"turn.ignored_{message.message_class.name.lower()}"] += 1
+        self.counters.inc(TurnCounter.IGNORED, label=message.message_class)
         return actions
 
-    def receive_relayed(
-        self, data: bytes, from_peer: Address, allocation: AllocationId, *, now: float
+    def _receive_relayed(
+        self, data: bytes, from_peer: Address, allocation: AllocationId, now: float
     ) -> list[TurnAction]:
-        """One datagram `from_peer` sent to the relayed address of `allocation`."""
         actions = self._expire_due(now)
         current = self._by_id.get(allocation)
         if current is None or current.state is not AllocationState.ACTIVE:
-            self.counters["turn.dropped_peer_no_allocation"] += 1
+            self.counters.inc(TurnCounter.DROPPED_PEER_NO_ALLOCATION)
             return actions
         if not current.has_permission(from_peer[0], now):
             # TURN-1.7: data from a peer without a permission is dropped.
-            self.counters["turn.dropped_peer_no_permission"] += 1
+            self.counters.inc(TurnCounter.DROPPED_PEER_NO_PERMISSION)
             return actions
         if not self._charge(len(data), now):
             return actions
         channel = current.channel_for(from_peer, now)
         if channel is not None:
             frame = encode_channel_data(ChannelDataMessage(channel=channel.number, data=data))
-            self.counters["turn.channel_data_to_client"] += 1
+            self.counters.inc(TurnCounter.CHANNEL_DATA_TO_CLIENT)
         else:
             indication = StunMessage(
                 method=Method.DATA,
@@ -392,18 +462,17 @@ class TurnServer:
             try:
                 frame = encode_message(indication, fingerprint=True)
             except LocalProtocolError:
-                self.counters["turn.dropped_peer_too_large"] += 1
+                self.counters.inc(TurnCounter.DROPPED_PEER_TOO_LARGE)
                 return actions
-            self.counters["turn.data_indications"] += 1
-        self.counters["turn.relayed_to_client_datagrams"] += 1
-        self.counters["turn.relayed_to_client_bytes"] += len(data)
+            self.counters.inc(TurnCounter.DATA_INDICATIONS)
+        self.counters.inc(TurnCounter.RELAYED_TO_CLIENT_DATAGRAMS)
+        self.counters.inc(TurnCounter.RELAYED_TO_CLIENT_BYTES, len(data))
         current.bytes_to_client += len(data)
         return [*actions, SendToClient(client=current.client, data=frame)]
 
-    def relay_opened(
-        self, allocation: AllocationId, relayed: Address, *, now: float
+    def _relay_opened(
+        self, allocation: AllocationId, relayed: Address, now: float
     ) -> list[TurnAction]:
-        """The driver bound `relayed` for `allocation`: answer the Allocate (TURN-1.4)."""
         actions = self._expire_due(now)
         current = self._pending(allocation)
         if current is None:
@@ -421,21 +490,20 @@ class TurnServer:
         current.success_response = encode_message(
             response, integrity_key=current.key, fingerprint=True
         )
-        self.counters["turn.allocations_created"] += 1
+        self.counters.inc(TurnCounter.ALLOCATIONS_CREATED)
         return [*actions, SendToClient(client=current.client, data=current.success_response)]
 
-    def relay_failed(self, allocation: AllocationId, *, now: float) -> list[TurnAction]:
-        """The driver could not bind a socket for `allocation`: 508 (TURN-1.6)."""
+    def _relay_failed(self, allocation: AllocationId, now: float) -> list[TurnAction]:
         actions = self._expire_due(now)
         current = self._pending(allocation)
         if current is None:
             return actions
         self._remove(current, AllocationEvent.RELAY_FAILED)
-        self.counters["turn.relay_open_failed"] += 1
+        self.counters.inc(TurnCounter.RELAY_OPEN_FAILED)
         return actions + self._reply(
             current.request,
             current.client,
-            code=508,
+            code=StunErrorCode.INSUFFICIENT_CAPACITY,
             reason="could not open a relayed socket",
             key=current.key,
         )
@@ -452,24 +520,23 @@ class TurnServer:
             self._deadline_stale = False
         return self._deadline
 
-    def on_timer(self, *, now: float) -> list[TurnAction]:
-        """Free whatever has expired by `now` (allocations become `CloseRelay` actions)."""
+    def _expire(self, now: float) -> list[TurnAction]:
         actions: list[TurnAction] = []
         for current in list(self._by_id.values()):
             if current.expires <= now:
                 self._remove(current, AllocationEvent.EXPIRED)
-                self.counters["turn.allocations_expired"] += 1
+                self.counters.inc(TurnCounter.ALLOCATIONS_EXPIRED)
                 actions.append(CloseRelay(allocation=current.id))
                 continue
             for ip, expiry in list(current.permissions.items()):
                 if expiry <= now:
                     del current.permissions[ip]
-                    self.counters["turn.permissions_expired"] += 1
+                    self.counters.inc(TurnCounter.PERMISSIONS_EXPIRED)
             for number, channel in list(current.channels.items()):
                 if channel.expires <= now:
                     del current.channels[number]
                     current.peer_channels.pop(channel.peer, None)
-                    self.counters["turn.channels_expired"] += 1
+                    self.counters.inc(TurnCounter.CHANNELS_EXPIRED)
         self._deadline_stale = True
         return actions
 
@@ -516,7 +583,7 @@ class TurnServer:
         method = request.method
         if method == Method.BINDING:
             # Answered like any STUN server, without credentials (RFC 8489 §7.3).
-            self.counters["turn.binding_answered"] += 1
+            self.counters.inc(TurnCounter.BINDING_ANSWERED)
             return self._reply(request, client, XorMappedAddress(client))
         if method not in (
             Method.ALLOCATE,
@@ -524,7 +591,9 @@ class TurnServer:
             Method.CREATE_PERMISSION,
             Method.CHANNEL_BIND,
         ):
-            return self._reply(request, client, code=400, reason="method not supported")
+            return self._reply(
+                request, client, code=StunErrorCode.BAD_REQUEST, reason="method not supported"
+            )
         credentials = self._authenticate(request, client, now)
         if isinstance(credentials, list):
             return credentials
@@ -532,7 +601,9 @@ class TurnServer:
         try:
             unknown = request.unknown_comprehension_required
             if unknown:
-                raise _RejectError(420, None, UnknownAttributes(unknown))
+                raise _RejectError(
+                    StunErrorCode.UNKNOWN_ATTRIBUTE, None, UnknownAttributes(unknown)
+                )
             if method == Method.ALLOCATE:
                 return self._allocate(request, client, username, key, now)
             if method == Method.REFRESH:
@@ -551,19 +622,24 @@ class TurnServer:
         """TURN-1.2: (user name, key), or the unsigned 400/401/438 reply to send instead."""
         challenge = (Realm(self.config.realm), Nonce(self.new_nonce(now=now)))
         if request.find(MessageIntegrity) is None:
-            self.counters["turn.challenged"] += 1
-            return self._reply(request, client, *challenge, code=401)
+            self.counters.inc(TurnCounter.CHALLENGED)
+            return self._reply(request, client, *challenge, code=StunErrorCode.UNAUTHENTICATED)
         username = request.find(Username)
         realm = request.find(Realm)
         nonce = request.find(Nonce)
         if username is None or realm is None or nonce is None:
-            return self._reply(request, client, code=400, reason="USERNAME, REALM or NONCE missing")
+            return self._reply(
+                request,
+                client,
+                code=StunErrorCode.BAD_REQUEST,
+                reason="USERNAME, REALM or NONCE missing",
+            )
         key = self._keys.get(username.text) if realm.text == self.config.realm else None
         if key is None or not check_integrity(request, key):
-            self.counters["turn.bad_credentials"] += 1
-            return self._reply(request, client, *challenge, code=401)
+            self.counters.inc(TurnCounter.BAD_CREDENTIALS)
+            return self._reply(request, client, *challenge, code=StunErrorCode.UNAUTHENTICATED)
         if not self.nonce_valid(nonce.text, now=now):
-            return self._reply(request, client, *challenge, code=438)
+            return self._reply(request, client, *challenge, code=StunErrorCode.STALE_NONCE)
         return username.text, key
 
     def _allocate(
@@ -573,36 +649,41 @@ class TurnServer:
         if existing is not None:
             if existing.request.transaction_id == request.transaction_id:
                 # TURN-1.4: a retransmission gets the same answer (none yet while pending).
-                self.counters["turn.allocate_retransmitted"] += 1
+                self.counters.inc(TurnCounter.ALLOCATE_RETRANSMITTED)
                 if existing.success_response is None:
                     return []
                 return [SendToClient(client=client, data=existing.success_response)]
-            raise _RejectError(437, "this 5-tuple already has an allocation")
+            raise _RejectError(
+                StunErrorCode.ALLOCATION_MISMATCH, "this 5-tuple already has an allocation"
+            )
         transport = request.find(RequestedTransport)
         if transport is None:
-            raise _RejectError(400, "REQUESTED-TRANSPORT missing")
+            raise _RejectError(StunErrorCode.BAD_REQUEST, "REQUESTED-TRANSPORT missing")
         if transport.protocol != TRANSPORT_UDP:
-            raise _RejectError(442)
+            raise _RejectError(StunErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
         unsupported = tuple(
             kind.TYPE
             for kind in (DontFragment, EvenPort, ReservationToken)
             if request.find(kind) is not None
         )
         if unsupported:
-            raise _RejectError(420, None, UnknownAttributes(unsupported))
+            raise _RejectError(
+                StunErrorCode.UNKNOWN_ATTRIBUTE, None, UnknownAttributes(unsupported)
+            )
         family = request.find(RequestedAddressFamily)
         if family is not None and family.family != FAMILY_IPV4:
-            raise _RejectError(440)
+            raise _RejectError(StunErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
         held = sum(1 for a in self._by_id.values() if a.username == username)
         if held >= self.config.max_allocations_per_user:
             raise _RejectError(
-                486, f"user holds {held} allocations (limit {self.config.max_allocations_per_user})"
+                StunErrorCode.ALLOCATION_QUOTA_REACHED,
+                f"user holds {held} allocations (limit {self.config.max_allocations_per_user})",
             )
         allocation = AllocationId(self._next_id)
         grant = self._sharing.open_relay_connection(("turn", allocation))
         if not isinstance(grant, Granted):
-            self.counters[f"turn.capacity_refused_{grant.kind.value}"] += 1
-            raise _RejectError(508, grant.reason())
+            self.counters.inc(TurnCounter.CAPACITY_REFUSED, label=grant.kind)
+            raise _RejectError(StunErrorCode.INSUFFICIENT_CAPACITY, grant.reason())
         self._next_id += 1
         lifetime = self._lifetime(request)
         current = _Allocation(
@@ -626,7 +707,7 @@ class TurnServer:
         requested = request.find(Lifetime)
         if requested is not None and requested.value == 0:
             self._remove(current, AllocationEvent.DELETED)
-            self.counters["turn.allocations_deleted"] += 1
+            self.counters.inc(TurnCounter.ALLOCATIONS_DELETED)
             return [
                 *self._reply(request, client, Lifetime(0), key=key),
                 CloseRelay(allocation=current.id),
@@ -634,7 +715,7 @@ class TurnServer:
         current.lifetime = self._lifetime(request)
         current.expires = now + current.lifetime
         self._deadline_stale = True
-        self.counters["turn.refreshed"] += 1
+        self.counters.inc(TurnCounter.REFRESHED)
         return self._reply(request, client, Lifetime(current.lifetime), key=key)
 
     def _create_permission(
@@ -643,13 +724,13 @@ class TurnServer:
         current = self._owned(client, username)
         peers = request.find_all(XorPeerAddress)
         if not peers:
-            raise _RejectError(400, "XOR-PEER-ADDRESS missing")
+            raise _RejectError(StunErrorCode.BAD_REQUEST, "XOR-PEER-ADDRESS missing")
         for peer in peers:  # TURN-1.7: all of them or none
             self._check_peer(peer.address)
         for peer in peers:
             current.extend_permission(peer.address[0], now + self.config.permission_lifetime)
         self._deadline_stale = True
-        self.counters["turn.permissions_created"] += len(peers)
+        self.counters.inc(TurnCounter.PERMISSIONS_CREATED, len(peers))
         return self._reply(request, client, key=key)
 
     def _channel_bind(
@@ -659,17 +740,26 @@ class TurnServer:
         number = request.find(ChannelNumber)
         peer_attribute = request.find(XorPeerAddress)
         if number is None or peer_attribute is None:
-            raise _RejectError(400, "CHANNEL-NUMBER or XOR-PEER-ADDRESS missing")
+            raise _RejectError(
+                StunErrorCode.BAD_REQUEST, "CHANNEL-NUMBER or XOR-PEER-ADDRESS missing"
+            )
         if not CHANNEL_NUMBER_MIN <= number.value <= CHANNEL_NUMBER_MAX:
-            raise _RejectError(400, f"channel number {number.value:#06x} outside 0x4000..0x7fff")
+            raise _RejectError(
+                StunErrorCode.BAD_REQUEST,
+                f"channel number {number.value:#06x} outside 0x4000..0x7fff",
+            )
         peer = peer_attribute.address
         self._check_peer(peer)
         bound = current.live_channel(number.value, now)
         if bound is not None and bound.peer != peer:
-            raise _RejectError(400, f"channel {number.value:#06x} is bound to another peer")
+            raise _RejectError(
+                StunErrorCode.BAD_REQUEST, f"channel {number.value:#06x} is bound to another peer"
+            )
         other = current.channel_for(peer, now)
         if other is not None and other.number != number.value:
-            raise _RejectError(400, f"the peer is bound to channel {other.number:#06x}")
+            raise _RejectError(
+                StunErrorCode.BAD_REQUEST, f"the peer is bound to channel {other.number:#06x}"
+            )
         stale = current.channels.get(number.value)
         if stale is not None:  # expired, or this very binding being refreshed
             current.peer_channels.pop(stale.peer, None)
@@ -688,7 +778,7 @@ class TurnServer:
             peer[0], max(now + self.config.permission_lifetime, channel.expires)
         )
         self._deadline_stale = True
-        self.counters["turn.channels_bound"] += 1
+        self.counters.inc(TurnCounter.CHANNELS_BOUND)
         return self._reply(request, client, key=key)
 
     # ---------------------------------------------------------------- data
@@ -699,15 +789,15 @@ class TurnServer:
         """RFC 8656 §10.2: relay DATA to XOR-PEER-ADDRESS; drop (and count) anything amiss."""
         current = self._active(client)
         if current is None:
-            self.counters["turn.dropped_send_no_allocation"] += 1
+            self.counters.inc(TurnCounter.DROPPED_SEND_NO_ALLOCATION)
             return []
         peer = indication.find(XorPeerAddress)
         data = indication.find(Data)
         if peer is None or data is None:
-            self.counters["turn.dropped_send_incomplete"] += 1
+            self.counters.inc(TurnCounter.DROPPED_SEND_INCOMPLETE)
             return []
         if indication.find(DontFragment) is not None:
-            self.counters["turn.dropped_send_dont_fragment"] += 1
+            self.counters.inc(TurnCounter.DROPPED_SEND_DONT_FRAGMENT)
             return []
         return self._to_peer(current, peer.address, data.value, now)
 
@@ -715,15 +805,15 @@ class TurnServer:
         try:
             message = decode_channel_data(data)
         except RemoteProtocolError:
-            self.counters["turn.malformed_channel_data"] += 1
+            self.counters.inc(TurnCounter.MALFORMED_CHANNEL_DATA)
             return []
         current = self._active(client)
         if current is None:
-            self.counters["turn.dropped_channel_no_allocation"] += 1
+            self.counters.inc(TurnCounter.DROPPED_CHANNEL_NO_ALLOCATION)
             return []
         channel = current.live_channel(message.channel, now)
         if channel is None:
-            self.counters["turn.dropped_channel_unbound"] += 1
+            self.counters.inc(TurnCounter.DROPPED_CHANNEL_UNBOUND)
             return []
         return self._to_peer(current, channel.peer, message.data, now)
 
@@ -731,12 +821,12 @@ class TurnServer:
         self, current: _Allocation, peer: Address, data: bytes, now: float
     ) -> list[TurnAction]:
         if not current.has_permission(peer[0], now):
-            self.counters["turn.dropped_client_no_permission"] += 1
+            self.counters.inc(TurnCounter.DROPPED_CLIENT_NO_PERMISSION)
             return []
         if not self._charge(len(data), now):
             return []
-        self.counters["turn.relayed_to_peer_datagrams"] += 1
-        self.counters["turn.relayed_to_peer_bytes"] += len(data)
+        self.counters.inc(TurnCounter.RELAYED_TO_PEER_DATAGRAMS)
+        self.counters.inc(TurnCounter.RELAYED_TO_PEER_BYTES, len(data))
         current.bytes_to_peer += len(data)
         return [SendToPeer(allocation=current.id, peer=peer, data=bytes(data))]
 
@@ -744,7 +834,7 @@ class TurnServer:
         """TURN-1.6: spend `size` bytes of the shared bandwidth; False (and counted) if refused."""
         if isinstance(self._sharing.request_bandwidth(size, now=now), Granted):
             return True
-        self.counters["turn.dropped_bandwidth"] += 1
+        self.counters.inc(TurnCounter.DROPPED_BANDWIDTH)
         return False
 
     # ------------------------------------------------------------- helpers
@@ -754,7 +844,7 @@ class TurnServer:
         request: StunMessage,
         client: Address,
         *attributes: Attribute,
-        code: int | None = None,
+        code: StunErrorCode | None = None,
         reason: str | None = None,
         key: bytes | None = None,
     ) -> list[TurnAction]:
@@ -765,7 +855,7 @@ class TurnServer:
             if reason is not None:
                 reason = reason[:MAX_TEXT_CHARS]
             response = error_response(request, code, *attributes, *self._software, reason=reason)
-            self.counters[f"turn.error_{code}"] += 1
+            self.counters.inc(TurnCounter.ERROR, label=code)
         data = encode_message(response, integrity_key=key, fingerprint=True)
         return [SendToClient(client=client, data=data)]
 
@@ -788,7 +878,7 @@ class TurnServer:
         request = StunMessage(
             method=method, message_class=message_class, transaction_id=data[8:HEADER_SIZE]
         )
-        return self._reply(request, client, code=400, reason=error.message)
+        return self._reply(request, client, code=StunErrorCode.BAD_REQUEST, reason=error.message)
 
     def _lifetime(self, request: StunMessage) -> int:
         """TURN-1.5: max(default, min(requested, max)); the default when none is asked."""
@@ -807,17 +897,19 @@ class TurnServer:
         """TURN-1.5: the client's active allocation (437 if none), made by `username` (441)."""
         current = self._active(client)
         if current is None:
-            raise _RejectError(437, "no allocation for this 5-tuple")
+            raise _RejectError(StunErrorCode.ALLOCATION_MISMATCH, "no allocation for this 5-tuple")
         if current.username != username:
-            raise _RejectError(441, "the allocation belongs to another user")
+            raise _RejectError(
+                StunErrorCode.WRONG_CREDENTIALS, "the allocation belongs to another user"
+            )
         return current
 
     def _check_peer(self, peer: Address) -> None:
         ip = ipaddress.ip_address(peer[0])
         if not isinstance(ip, ipaddress.IPv4Address):
-            raise _RejectError(443)
+            raise _RejectError(StunErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
         if not any(ip in network for network in self._allowed):
-            raise _RejectError(403, "peer address not allowed")
+            raise _RejectError(StunErrorCode.FORBIDDEN, "peer address not allowed")
 
     def _pending(self, allocation: AllocationId) -> _Allocation | None:
         if not 0 < allocation < self._next_id:
@@ -841,7 +933,7 @@ class TurnServer:
         deadline = self.next_deadline()
         if deadline is None or now < deadline:
             return []
-        return self.on_timer(now=now)
+        return self._expire(now)
 
     def _nonce_mac(self, stamp: bytes) -> bytes:
         return hmac.new(self._nonce_secret, stamp, hashlib.sha256).digest()[:_NONCE_MAC_SIZE]

@@ -148,6 +148,28 @@ def is_comprehension_required(attribute_type: int) -> bool:
     return attribute_type < 0x8000
 
 
+class StunErrorCode(IntEnum):
+    """RFC 8489 §14.8 / RFC 8656 §18: the ERROR-CODE values this codebase sends.
+
+    An `int`, so it goes on the wire unchanged; its name labels error counters.
+    """
+
+    TRY_ALTERNATE = 300
+    BAD_REQUEST = 400
+    UNAUTHENTICATED = 401
+    FORBIDDEN = 403
+    UNKNOWN_ATTRIBUTE = 420
+    ALLOCATION_MISMATCH = 437
+    STALE_NONCE = 438
+    ADDRESS_FAMILY_NOT_SUPPORTED = 440
+    WRONG_CREDENTIALS = 441
+    UNSUPPORTED_TRANSPORT_PROTOCOL = 442
+    PEER_ADDRESS_FAMILY_MISMATCH = 443
+    ALLOCATION_QUOTA_REACHED = 486
+    SERVER_ERROR = 500
+    INSUFFICIENT_CAPACITY = 508
+
+
 #: RFC 8489 §14.8 / RFC 8656 §18: the reason phrases this codebase sends.
 REASON_PHRASES: Final[dict[int, str]] = {
     300: "Try Alternate",

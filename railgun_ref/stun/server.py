@@ -14,17 +14,22 @@ CHANGE-REQUEST, from the address with the IP and/or port changed. A server
 configured without alternates is a plain RFC 8489 server: it omits
 OTHER-ADDRESS and answers a change request with 420 (RFC 5780 §6.1).
 
-`BindingServer` is stateless apart from its counters: `handle_datagram` takes
-the bytes, who sent them and which of the server's addresses received them,
-and returns the replies to send (each with the local address to send it from).
-Garbage, responses and indications are counted and dropped; it never raises for
-anything a peer sends. Drivers: `railgun_ref.drivers.stun_server` (real UDP),
+`BindingServer` is stateless apart from its counters and its queue of
+replies. It is a protocol core like any other (CORE-1): `receive` takes the
+bytes, who sent them, which of the server's addresses received them and
+``now``, and queues the replies to send (`StunReply`, each with the local
+address to send it from) for the driver to pull with `next_action`; it has
+no timers (`next_deadline` is always None). Garbage, responses and
+indications are counted and dropped; it never raises for anything a peer
+sends. Drivers: `railgun_ref.drivers.stun_server` (real UDP),
 `railgun_ref.drivers.sim_nat` (the simulator).
 """
 
-from collections import Counter
+from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address
 from railgun_ref.stun.codec import (
@@ -38,6 +43,7 @@ from railgun_ref.stun.codec import (
     ResponseOrigin,
     ResponsePort,
     Software,
+    StunErrorCode,
     UnknownAttributes,
     XorMappedAddress,
     decode_message,
@@ -46,8 +52,27 @@ from railgun_ref.stun.codec import (
     success_response,
 )
 
+__all__ = [
+    "DEFAULT_SOFTWARE",
+    "BindingServer",
+    "ServerAddresses",
+    "StunAction",
+    "StunCounter",
+    "StunReply",
+]
+
 #: SOFTWARE this implementation puts in its responses.
 DEFAULT_SOFTWARE = "railgun-ref"
+
+
+class StunCounter(StrEnum):
+    """What `BindingServer.counters` counts: answered and dropped, and why."""
+
+    MALFORMED = "stun.malformed"  #: not a STUN message
+    IGNORED = "stun.ignored"  #: label: the `MessageClass` of a response or indication
+    ERROR = "stun.error"  #: label: the `StunErrorCode` answered
+    BINDING_ANSWERED = "stun.binding_answered"
+    BINDING_ANSWERED_CHANGED = "stun.binding_answered_changed"  #: from a changed address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,13 +138,17 @@ class ServerAddresses:
         return self.changed(local, change_ip=True, change_port=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StunReply:
     """Send `data` to `destination` from the server's local address `source`."""
 
     data: bytes
     destination: Address
     source: Address
+
+
+#: Everything a `BindingServer` asks its driver to do (a closed union of one).
+StunAction = StunReply
 
 
 class BindingServer:
@@ -130,59 +159,78 @@ class BindingServer:
     ) -> None:
         self.addresses = addresses
         self._software = (Software(software),) if software is not None else ()
+        self._replies: deque[StunAction] = deque()
         #: ``stun.*`` counts of what was answered and what was dropped, and why.
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[StunCounter] = Counters()
 
-    def handle_datagram(self, data: bytes, src: Address, *, local: Address) -> list[StunReply]:
-        """The replies to one datagram `src` sent to our address `local` (possibly none)."""
+    def receive(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
+        """One datagram `src` sent to our address `local`; queues its reply, if any."""
+        self._replies.extend(self._answer(data, src, local))
+
+    def next_action(self) -> StunAction | None:
+        """The oldest reply not yet sent, or None (CORE-1.2)."""
+        return self._replies.popleft() if self._replies else None
+
+    def next_deadline(self) -> float | None:
+        """Never: a Binding responder keeps no timers (CORE-1.3)."""
+        return None
+
+    def on_timer(self, *, now: float) -> None:
+        """Nothing is ever due (CORE-1.3)."""
+
+    def _answer(self, data: bytes, src: Address, local: Address) -> list[StunReply]:
         if local not in self.addresses.all():
             raise LocalProtocolError(f"{local} is not one of this server's addresses")
         try:
             request = decode_message(data)
         except RemoteProtocolError:
-            self.counters["stun.malformed"] += 1
+            self.counters.inc(StunCounter.MALFORMED)
             return []
         if request.message_class is not MessageClass.REQUEST:
             # RFC 8489 §6.3: a server never answers responses or indications.
-            self.counters[f"stun.ignored_{request.message_class.name.lower()}"] += 1
+            self.counters.inc(StunCounter.IGNORED, label=request.message_class)
             return []
         fingerprint = request.find(Fingerprint) is not None
 
         def reply(
-            response_attributes: tuple[Attribute, ...], *, code: int | None = None
+            response_attributes: tuple[Attribute, ...], *, code: StunErrorCode | None = None
         ) -> list[StunReply]:
             if code is None:
                 response = success_response(request, *response_attributes, *self._software)
             else:
                 response = error_response(request, code, *response_attributes, *self._software)
-                self.counters[f"stun.error_{code}"] += 1
+                self.counters.inc(StunCounter.ERROR, label=code)
             encoded = encode_message(response, fingerprint=fingerprint)
-            return [StunReply(encoded, src, local)]
+            return [StunReply(data=encoded, destination=src, source=local)]
 
         # RFC 8489 §6.3.1: unknown comprehension-required attributes -> 420.
         unknown = request.unknown_comprehension_required
         if unknown:
-            return reply((UnknownAttributes(unknown),), code=420)
+            return reply((UnknownAttributes(unknown),), code=StunErrorCode.UNKNOWN_ATTRIBUTE)
         if request.method != Method.BINDING:
-            return reply((), code=400)
+            return reply((), code=StunErrorCode.BAD_REQUEST)
         change = request.find(ChangeRequest)
         change_ip = change is not None and change.change_ip
         change_port = change is not None and change.change_port
         if (change_ip or change_port) and not self.addresses.supports_change:
             # RFC 5780 §6.1: no alternate address to answer from.
-            return reply((UnknownAttributes((AttributeType.CHANGE_REQUEST,)),), code=420)
+            return reply(
+                (UnknownAttributes((AttributeType.CHANGE_REQUEST,)),),
+                code=StunErrorCode.UNKNOWN_ATTRIBUTE,
+            )
         source = self.addresses.changed(local, change_ip=change_ip, change_port=change_port)
         destination = src
         response_port = request.find(ResponsePort)
         if response_port is not None:
             if response_port.value == 0:
-                return reply((), code=400)
+                return reply((), code=StunErrorCode.BAD_REQUEST)
             destination = (src[0], response_port.value)  # RFC 5780 §6.1
         attributes: tuple[Attribute, ...] = (XorMappedAddress(src), ResponseOrigin(source))
         if self.addresses.supports_change:
             attributes += (OtherAddress(self.addresses.other(local)),)
         response = success_response(request, *attributes, *self._software)
-        self.counters["stun.binding_answered"] += 1
+        self.counters.inc(StunCounter.BINDING_ANSWERED)
         if source != local:
-            self.counters["stun.binding_answered_changed"] += 1
-        return [StunReply(encode_message(response, fingerprint=fingerprint), destination, source)]
+            self.counters.inc(StunCounter.BINDING_ANSWERED_CHANGED)
+        encoded = encode_message(response, fingerprint=fingerprint)
+        return [StunReply(data=encoded, destination=destination, source=source)]

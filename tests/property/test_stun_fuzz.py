@@ -190,7 +190,8 @@ def test_truncated_with_length_fixed_up(vector: bytes) -> None:
 def test_binding_server_never_raises(data: bytes) -> None:
     """The responder answers or drops anything; whatever it sends decodes."""
     server = BindingServer(SERVER)
-    for reply in server.handle_datagram(data, ("127.0.0.9", 9), local=SERVER.primary):
+    server.receive(data, ("127.0.0.9", 9), local=SERVER.primary, now=0.0)
+    for reply in iter(server.next_action, None):
         assert decode_message(reply.data).transaction_id == data[8:20]
 
 
@@ -199,7 +200,8 @@ def test_binding_server_mutated_requests(data: st.DataObject) -> None:
     server = BindingServer(SERVER)
     candidate = data.draw(mutated(SAMPLE_REQUEST))
     local = data.draw(st.sampled_from(SERVER.all()))
-    for reply in server.handle_datagram(candidate, ("127.0.0.9", 9), local=local):
+    server.receive(candidate, ("127.0.0.9", 9), local=local, now=0.0)
+    for reply in iter(server.next_action, None):
         assert reply.source in SERVER.all()
         decode_message(reply.data)
 

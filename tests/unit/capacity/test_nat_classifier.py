@@ -15,11 +15,14 @@ from railgun_ref.capacity.nat import (
     TRANSITIONS,
     NatBehaviour,
     NatClassifier,
+    NatCounter,
+    NatDetected,
     NatDetection,
     NatDetectionConfig,
     NatType,
     ProbeEvent,
     ProbeState,
+    SendRequest,
     advertised_nat_type,
     classify,
 )
@@ -69,6 +72,21 @@ ORIGIN = {
 }
 
 
+def sent(
+    classifier: NatClassifier, detected: list[NatDetection] | None = None
+) -> list[tuple[bytes, tuple[str, int]]]:
+    """Pull every action: the requests to send, and the conclusion into `detected`."""
+    out: list[tuple[bytes, tuple[str, int]]] = []
+    while (action := classifier.next_action()) is not None:
+        match action:
+            case SendRequest(data=data, destination=destination):
+                out.append((data, destination))
+            case NatDetected(detection=detection):
+                assert detected is not None, f"concluded unexpectedly: {detection}"
+                detected.append(detection)
+    return out
+
+
 @dataclass
 class Run:
     result: NatDetection
@@ -99,11 +117,12 @@ def run(
     )
     now = 0.0
     classifier.start(now=now)
-    sent: list[str] = []
+    tests: list[str] = []
+    detected: list[NatDetection] = []
     for _ in range(100):
         if classifier.done:
             break
-        out = classifier.datagrams_to_send()
+        out = sent(classifier, detected)
         if not out:
             deadline = classifier.next_deadline()
             assert deadline is not None and deadline > now
@@ -116,7 +135,7 @@ def run(
             assert request.find(Fingerprint) is not None
             change = request.find(ChangeRequest) or ChangeRequest()
             test = TESTS[(destination, change.change_ip, change.change_port)]
-            sent.append(test)
+            tests.append(test)
             if respond is not None and test in respond:
                 response = respond[test]
                 response = StunMessage(
@@ -137,7 +156,9 @@ def run(
             now += 0.01
             classifier.receive_datagram(encode_message(response), ORIGIN[test], now=now)
     assert classifier.result is not None
-    return Run(classifier.result, sent, classifier)
+    sent(classifier, detected)
+    assert detected == [classifier.result]  # CORE-1.2: the conclusion is an action, once
+    return Run(classifier.result, tests, classifier)
 
 
 def nat_script(mapping: NatBehaviour, filtering: NatBehaviour) -> dict[str, tuple[str, int] | None]:
@@ -226,7 +247,7 @@ def test_retransmissions_repeat_the_same_bytes_at_doubling_intervals() -> None:
         primary=PRIMARY, local=LOCAL, random_bytes=random.Random(1).randbytes
     )
     classifier.start(now=10.0)
-    [(first, destination)] = classifier.datagrams_to_send()
+    [(first, destination)] = sent(classifier)
     assert destination == PRIMARY
     deadlines = []
     for _ in range(2):
@@ -234,9 +255,9 @@ def test_retransmissions_repeat_the_same_bytes_at_doubling_intervals() -> None:
         assert deadline is not None
         deadlines.append(deadline)
         classifier.on_timer(now=deadline - 0.001)  # early: nothing happens
-        assert classifier.datagrams_to_send() == []
+        assert sent(classifier) == []
         classifier.on_timer(now=deadline)
-        assert classifier.datagrams_to_send() == [(first, PRIMARY)]
+        assert sent(classifier) == [(first, PRIMARY)]
     assert deadlines == [10.5, 11.5]
     assert classifier.next_deadline() == 13.5
 
@@ -259,7 +280,7 @@ def test_useless_other_address_is_not_used() -> None:
     """An OTHER-ADDRESS sharing the primary's IP or port cannot answer "change IP and port"."""
     outcome = run(nat_script(EIM, EIM), other_address=(PRIMARY[0], 9999))
     assert outcome.result.nat_type is NatType.UNKNOWN
-    assert outcome.classifier.counters["nat.unusable_other_address"] == 1
+    assert outcome.classifier.counters.get_count(NatCounter.UNUSABLE_OTHER_ADDRESS) == 1
 
 
 def test_error_response_to_test_one_is_unknown_not_blocked() -> None:
@@ -276,16 +297,16 @@ def test_server_ignoring_change_request_is_inconclusive() -> None:
         primary=PRIMARY, local=LOCAL, random_bytes=random.Random(3).randbytes
     )
     classifier.start(now=0.0)
-    [(data, _)] = classifier.datagrams_to_send()
+    [(data, _)] = sent(classifier)
     reply = success_response(
         decode_message(data), XorMappedAddress(PUBLIC), OtherAddress(ALTERNATE)
     )
     classifier.receive_datagram(encode_message(reply), PRIMARY, now=0.01)
     assert classifier.state is ProbeState.FILTERING_II
-    [(data, _)] = classifier.datagrams_to_send()
+    [(data, _)] = sent(classifier)
     reply = success_response(decode_message(data), XorMappedAddress(PUBLIC))
     classifier.receive_datagram(encode_message(reply), PRIMARY, now=0.02)  # wrong origin
-    assert classifier.counters["nat.wrong_origin"] == 1
+    assert classifier.counters.get_count(NatCounter.WRONG_ORIGIN) == 1
     assert classifier.state is ProbeState.MAPPING_II
 
 
@@ -300,7 +321,7 @@ def test_unusable_success_responses(attributes: tuple[Attribute, ...]) -> None:
     request = StunMessage(method=1, message_class=MessageClass.REQUEST, transaction_id=bytes(12))
     outcome = run({}, respond={"I": success_response(request, *attributes)})
     assert outcome.result.nat_type is NatType.UNKNOWN
-    assert outcome.classifier.counters["nat.unusable_response"] == 1
+    assert outcome.classifier.counters.get_count(NatCounter.UNUSABLE_RESPONSE) == 1
 
 
 def test_plain_mapped_address_is_accepted() -> None:
@@ -316,7 +337,7 @@ def test_stale_garbage_and_requests_are_ignored() -> None:
         primary=PRIMARY, local=LOCAL, random_bytes=random.Random(4).randbytes
     )
     classifier.start(now=0.0)
-    [(data, _)] = classifier.datagrams_to_send()
+    [(data, _)] = sent(classifier)
     request = decode_message(data)
     stale = StunMessage(
         method=1,
@@ -328,10 +349,10 @@ def test_stale_garbage_and_requests_are_ignored() -> None:
     classifier.receive_datagram(b"not stun at all", PRIMARY, now=0.01)
     classifier.receive_datagram(data, PRIMARY, now=0.01)  # our own request reflected
     assert classifier.state is ProbeState.TEST_I
-    assert classifier.counters == {
-        "nat.ignored_stale": 1,
-        "nat.rejected_malformed": 1,
-        "nat.ignored_not_response": 1,
+    assert classifier.counters.snapshot() == {
+        NatCounter.IGNORED_STALE.value: 1,
+        NatCounter.REJECTED_MALFORMED.value: 1,
+        NatCounter.IGNORED_NOT_RESPONSE.value: 1,
     }
     reply = success_response(request, XorMappedAddress(LOCAL), OtherAddress(ALTERNATE))
     classifier.receive_datagram(encode_message(reply), PRIMARY, now=0.02)

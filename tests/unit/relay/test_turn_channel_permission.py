@@ -19,6 +19,7 @@ from railgun_ref.relay.turn import (
     SendToClient,
     SendToPeer,
     TurnAction,
+    TurnCounter,
     TurnServer,
 )
 from railgun_ref.stun.codec import (
@@ -36,7 +37,7 @@ from railgun_ref.stun.codec import (
     encode_message,
 )
 
-from .turn_client import PEER, PEER_2, Client, make_server
+from .turn_client import PEER, PEER_2, Client, make_server, on_timer, receive_relayed
 
 CHANNEL = 0x4000
 #: aioice's DEFAULT_CHANNEL_REFRESH_TIME, and 5/6 of the 600 s allocation it asks for.
@@ -48,7 +49,7 @@ def run_timers(server: TurnServer, until: float) -> list[TurnAction]:
     actions: list[TurnAction] = []
     deadline = server.next_deadline()
     while deadline is not None and deadline <= until:
-        actions += server.on_timer(now=deadline)
+        actions += on_timer(server, now=deadline)
         deadline = server.next_deadline()
     return actions
 
@@ -98,7 +99,7 @@ class Call:
         """`peer` sends to the relayed address; the frame the client gets, or None if dropped."""
         run_timers(self.server, now)
         assert self.client.allocation is not None
-        actions = self.server.receive_relayed(data, peer, self.client.allocation, now=now)
+        actions = receive_relayed(self.server, data, peer, self.client.allocation, now=now)
         frames = [a.data for a in actions if isinstance(a, SendToClient)]
         assert len(frames) <= 1
         return frames[0] if frames else None
@@ -127,12 +128,12 @@ def test_aioice_timeline_keeps_channel_data_flowing_past_300_seconds() -> None:
         assert call.to_peer(b"audio %d" % t, now=t), t
         assert call.channel_data_from_peer(b"audio back %d" % t, now=t), t
     counters = call.server.counters
-    assert counters["turn.dropped_client_no_permission"] == 0
-    assert counters["turn.dropped_peer_no_permission"] == 0
-    assert counters["turn.dropped_channel_unbound"] == 0
-    assert counters["turn.permissions_expired"] == 0
-    assert counters["turn.relayed_to_peer_datagrams"] == 5
-    assert counters["turn.channel_data_to_client"] == 5
+    assert counters.get_count(TurnCounter.DROPPED_CLIENT_NO_PERMISSION) == 0
+    assert counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 0
+    assert counters.get_count(TurnCounter.DROPPED_CHANNEL_UNBOUND) == 0
+    assert counters.get_count(TurnCounter.PERMISSIONS_EXPIRED) == 0
+    assert counters.get_count(TurnCounter.RELAYED_TO_PEER_DATAGRAMS) == 5
+    assert counters.get_count(TurnCounter.CHANNEL_DATA_TO_CLIENT) == 5
     (info,) = call.server.allocations()
     assert info.permissions == (PEER[0],)
 
@@ -145,7 +146,7 @@ def test_permission_held_by_a_channel_covers_the_whole_peer_address() -> None:
     frame = call.from_peer(b"other port", now=400, peer=(PEER[0], PEER[1] + 1))
     assert frame is not None and decode_message(frame).find(Data) == Data(b"other port")
     assert call.from_peer(b"stranger", now=400, peer=PEER_2) is None
-    assert call.server.counters["turn.dropped_peer_no_permission"] == 1
+    assert call.server.counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 1
 
 
 def test_binding_not_refreshed_ends_600_seconds_after_the_last_channel_bind() -> None:
@@ -163,10 +164,10 @@ def test_binding_not_refreshed_ends_600_seconds_after_the_last_channel_bind() ->
         assert not call.to_peer(b"late", now=t), t
         assert call.from_peer(b"late back", now=t) is None, t
     counters = call.server.counters
-    assert counters["turn.dropped_channel_unbound"] == 3
-    assert counters["turn.dropped_peer_no_permission"] == 3
-    assert counters["turn.channels_expired"] == 1
-    assert counters["turn.permissions_expired"] == 1
+    assert counters.get_count(TurnCounter.DROPPED_CHANNEL_UNBOUND) == 3
+    assert counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 3
+    assert counters.get_count(TurnCounter.CHANNELS_EXPIRED) == 1
+    assert counters.get_count(TurnCounter.PERMISSIONS_EXPIRED) == 1
     (info,) = call.server.allocations()
     assert (info.channels, info.permissions) == ((), ())
 
@@ -182,8 +183,8 @@ def test_data_on_a_channel_refreshes_neither_binding_nor_permission() -> None:
         assert call.channel_data_from_peer(b"down", now=t + 5), t
     assert not call.to_peer(b"up", now=CHANNEL_LIFETIME)
     assert call.from_peer(b"down", now=CHANNEL_LIFETIME) is None
-    assert call.server.counters["turn.dropped_channel_unbound"] == 1
-    assert call.server.counters["turn.dropped_peer_no_permission"] == 1
+    assert call.server.counters.get_count(TurnCounter.DROPPED_CHANNEL_UNBOUND) == 1
+    assert call.server.counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 1
 
 
 def test_create_permission_alone_still_lasts_300_seconds() -> None:
@@ -200,9 +201,9 @@ def test_create_permission_alone_still_lasts_300_seconds() -> None:
         attributes=(XorPeerAddress(PEER_2), Data(b"late")),
     )
     assert call.client.send(encode_message(indication), now=PERMISSION_LIFETIME) == []
-    assert call.server.counters["turn.dropped_peer_no_permission"] == 1
-    assert call.server.counters["turn.dropped_client_no_permission"] == 1
-    assert call.server.counters["turn.permissions_expired"] == 1
+    assert call.server.counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 1
+    assert call.server.counters.get_count(TurnCounter.DROPPED_CLIENT_NO_PERMISSION) == 1
+    assert call.server.counters.get_count(TurnCounter.PERMISSIONS_EXPIRED) == 1
     assert call.channel_data_from_peer(b"channel peer", now=PERMISSION_LIFETIME + 10)
     (info,) = call.server.allocations()
     assert info.permissions == (PEER[0],)

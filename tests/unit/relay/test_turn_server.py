@@ -23,6 +23,7 @@ from railgun_ref.relay.turn import (
     SendToClient,
     SendToPeer,
     TurnConfig,
+    TurnCounter,
     TurnServer,
 )
 from railgun_ref.stun.codec import (
@@ -57,14 +58,28 @@ from railgun_ref.stun.codec import (
 )
 from unit.capacity.helpers import caps
 
-from .turn_client import PEER, PEER_2, REALM, USERS, Client, error_code, make_server, only_reply
+from .turn_client import (
+    PEER,
+    PEER_2,
+    REALM,
+    USERS,
+    Client,
+    error_code,
+    make_server,
+    on_timer,
+    only_reply,
+    receive,
+    receive_relayed,
+    relay_failed,
+    relay_opened,
+)
 
 
 def peer_says(
     server: TurnServer, client: Client, data: bytes, *, now: float, peer: tuple[str, int] = PEER
 ) -> list[SendToClient]:
     assert client.allocation is not None
-    actions = server.receive_relayed(data, peer, client.allocation, now=now)
+    actions = receive_relayed(server, data, peer, client.allocation, now=now)
     assert all(isinstance(a, SendToClient) for a in actions)
     return [a for a in actions if isinstance(a, SendToClient)]
 
@@ -136,7 +151,7 @@ def test_wrong_credentials_get_401_and_no_allocation(user: str, password: str, r
     assert error_code(reply) == 401
     assert reply.find(Nonce) is not None and reply.find(Realm) == Realm(REALM)
     assert server.allocations() == ()
-    assert server.counters["turn.bad_credentials"] == 1
+    assert server.counters.get_count(TurnCounter.BAD_CREDENTIALS) == 1
 
 
 @pytest.mark.parametrize("missing", [Username, Realm, Nonce])
@@ -238,7 +253,7 @@ def test_second_allocate_gets_437_and_a_retransmission_the_same_answer() -> None
     (opened,) = client.send(request, now=0)
     assert isinstance(opened, OpenRelay)
     assert client.send(request, now=0.1) == []  # pending: no answer yet
-    (first,) = server.relay_opened(opened.allocation, ("127.0.0.1", 61000), now=0.2)
+    (first,) = relay_opened(server, opened.allocation, ("127.0.0.1", 61000), now=0.2)
     (again,) = client.send(request, now=0.5)
     assert isinstance(first, SendToClient) and isinstance(again, SendToClient)
     assert again.data == first.data
@@ -273,8 +288,8 @@ def test_refresh_with_lifetime_zero_deletes_the_allocation() -> None:
     assert server.allocations() == ()
     assert error_code(client.refresh(0, now=6)) == 437
     assert error_code(client.reply(Method.CREATE_PERMISSION, XorPeerAddress(PEER), now=6)) == 437
-    assert server.receive_relayed(b"late", PEER, AllocationId(1), now=6) == []
-    assert server.counters["turn.dropped_peer_no_allocation"] == 1
+    assert receive_relayed(server, b"late", PEER, AllocationId(1), now=6) == []
+    assert server.counters.get_count(TurnCounter.DROPPED_PEER_NO_ALLOCATION) == 1
     client.allocate(now=7)  # the 5-tuple is free again
     assert len(server.allocations()) == 1
 
@@ -285,13 +300,13 @@ def test_allocation_expires_at_its_lifetime() -> None:
     client = Client(server)
     client.allocate(now=0)
     assert server.next_deadline() == DEFAULT_LIFETIME
-    assert server.on_timer(now=DEFAULT_LIFETIME - 0.001) == []
+    assert on_timer(server, now=DEFAULT_LIFETIME - 0.001) == []
     client.refresh(None, now=100)  # pushes expiry to 700
-    assert server.on_timer(now=DEFAULT_LIFETIME) == []
+    assert on_timer(server, now=DEFAULT_LIFETIME) == []
     assert server.next_deadline() == 100 + DEFAULT_LIFETIME
-    assert server.on_timer(now=700) == [CloseRelay(allocation=AllocationId(1))]
+    assert on_timer(server, now=700) == [CloseRelay(allocation=AllocationId(1))]
     assert server.allocations() == () and server.next_deadline() is None
-    assert server.counters["turn.allocations_expired"] == 1
+    assert server.counters.get_count(TurnCounter.ALLOCATIONS_EXPIRED) == 1
     assert error_code(client.refresh(None, now=701)) == 437
 
 
@@ -348,7 +363,7 @@ def test_relay_socket_failure_is_508_and_frees_the_slot() -> None:
     client = Client(server)
     (opened,) = client.request(Method.ALLOCATE, RequestedTransport(), now=0)
     assert isinstance(opened, OpenRelay)
-    reply = only_reply(server.relay_failed(opened.allocation, now=0))
+    reply = only_reply(relay_failed(server, opened.allocation, now=0))
     assert error_code(reply) == 508 and check_integrity(reply, client.key)
     assert server.allocations() == ()
     assert Client(server, address=("127.0.0.1", 50009)).allocate(now=1).find(XorRelayedAddress)
@@ -371,7 +386,7 @@ def test_relayed_bytes_are_charged_to_the_sharing_bucket() -> None:
     client.reply(Method.CREATE_PERMISSION, XorPeerAddress(PEER), now=0)
     sent = [client.send(send_indication(client, PEER, bytes(400)), now=0) for _ in range(3)]
     assert [len(a) for a in sent] == [1, 1, 0]  # 800 bytes fit the burst, 1200 do not
-    assert server.counters["turn.dropped_bandwidth"] == 1
+    assert server.counters.get_count(TurnCounter.DROPPED_BANDWIDTH) == 1
     assert len(peer_says(server, client, bytes(150), now=0.5)) == 1  # refilled 500 bytes by then
 
 
@@ -385,7 +400,7 @@ def test_create_permission_lets_peer_data_in_as_data_indications() -> None:
     client = Client(server)
     client.allocate(now=0)
     assert peer_says(server, client, b"knock", now=1) == []
-    assert server.counters["turn.dropped_peer_no_permission"] == 1
+    assert server.counters.get_count(TurnCounter.DROPPED_PEER_NO_PERMISSION) == 1
     reply = client.reply(Method.CREATE_PERMISSION, XorPeerAddress(PEER), now=1)
     assert reply.message_class is MessageClass.SUCCESS_RESPONSE
     (delivered,) = peer_says(server, client, b"knock", now=2)
@@ -410,7 +425,7 @@ def test_permission_lasts_300_seconds_unless_refreshed() -> None:
     assert peer_says(server, client, b"b", now=10 + PERMISSION_LIFETIME) == []
     client.reply(Method.CREATE_PERMISSION, XorPeerAddress(PEER), now=400)
     assert len(peer_says(server, client, b"c", now=650)) == 1
-    server.on_timer(now=700)
+    on_timer(server, now=700)
     (info,) = server.allocations()
     assert info.permissions == ()
 
@@ -422,7 +437,7 @@ def test_send_indication_needs_a_permission() -> None:
     assert client.send(send_indication(client, PEER, b"early"), now=0) == []  # no allocation
     client.allocate(now=0)
     assert client.send(send_indication(client, PEER, b"hi"), now=1) == []
-    assert server.counters["turn.dropped_client_no_permission"] == 1
+    assert server.counters.get_count(TurnCounter.DROPPED_CLIENT_NO_PERMISSION) == 1
     client.reply(Method.CREATE_PERMISSION, XorPeerAddress(PEER), now=1)
     actions = client.send(send_indication(client, PEER, b"hi"), now=2)
     assert actions == [SendToPeer(allocation=AllocationId(1), peer=PEER, data=b"hi")]
@@ -509,7 +524,7 @@ def test_channel_expires_after_600_seconds() -> None:
     frame = encode_channel_data(ChannelDataMessage(channel=0x4000, data=b"x"))
     assert len(client.send(frame, now=CHANNEL_LIFETIME - 1)) == 1
     assert client.send(frame, now=CHANNEL_LIFETIME) == []
-    assert server.counters["turn.dropped_channel_unbound"] == 1
+    assert server.counters.get_count(TurnCounter.DROPPED_CHANNEL_UNBOUND) == 1
     (late,) = peer_says(server, client, b"y", now=CHANNEL_LIFETIME)
     assert decode_message(late.data).method == Method.DATA  # no channel: Data indication
     rebound = client.reply(
@@ -539,7 +554,7 @@ def test_request_with_a_sound_header_but_a_bad_attribute_gets_400_with_the_reaso
     assert error_code(reply) == 400
     assert reply.transaction_id == bytes(bad[8:20])
     assert reply.error is not None and "Lifetime" in reply.error.reason
-    assert server.counters["turn.malformed"] == 1
+    assert server.counters.get_count(TurnCounter.MALFORMED) == 1
 
 
 @pytest.mark.parametrize(
@@ -557,7 +572,7 @@ def test_request_with_a_sound_header_but_a_bad_attribute_gets_400_with_the_reaso
 def test_garbage_is_dropped_silently_and_counted(data: bytes) -> None:
     """TURN-1.10: bytes that are not a sound STUN request get no answer and a counter."""
     server = make_server()
-    assert server.receive(data, ("127.0.0.1", 5), now=0) == []
+    assert receive(server, data, ("127.0.0.1", 5), now=0) == []
     assert sum(server.counters.values()) == 1
 
 
@@ -568,7 +583,7 @@ def test_a_corrupted_fingerprint_is_not_answered() -> None:
     data = bytearray(client.build(Method.ALLOCATE, RequestedTransport(), sign=False))
     data[-1] ^= 1
     assert client.send(bytes(data), now=0) == []
-    assert server.counters["turn.malformed"] == 1
+    assert server.counters.get_count(TurnCounter.MALFORMED) == 1
 
 
 def test_responses_indications_and_unknown_methods() -> None:
@@ -617,18 +632,18 @@ def test_incomplete_send_indications_are_dropped() -> None:
             attributes=attributes,
         )
         assert client.send(encode_message(message), now=1) == []
-    assert server.counters["turn.dropped_send_incomplete"] == 2
-    assert server.counters["turn.dropped_send_dont_fragment"] == 1
+    assert server.counters.get_count(TurnCounter.DROPPED_SEND_INCOMPLETE) == 2
+    assert server.counters.get_count(TurnCounter.DROPPED_SEND_DONT_FRAGMENT) == 1
 
 
 def test_driver_misuse_is_a_local_protocol_error() -> None:
     server = make_server()
     with pytest.raises(LocalProtocolError):
-        server.relay_opened(AllocationId(1), ("127.0.0.1", 1), now=0)
+        relay_opened(server, AllocationId(1), ("127.0.0.1", 1), now=0)
     client = Client(server)
     client.allocate(now=0)
     with pytest.raises(LocalProtocolError):
-        server.relay_opened(AllocationId(1), ("127.0.0.1", 1), now=0)  # already active
+        relay_opened(server, AllocationId(1), ("127.0.0.1", 1), now=0)  # already active
     with pytest.raises(LocalProtocolError):
         TurnConfig(realm=REALM, default_lifetime=4000)
     with pytest.raises(LocalProtocolError):

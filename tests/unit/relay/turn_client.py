@@ -58,6 +58,40 @@ def make_server(
     )
 
 
+def drain(server: TurnServer) -> list[TurnAction]:
+    """Every action the server has queued, oldest first (what a driver's pump takes)."""
+    return list(iter(server.next_action, None))
+
+
+def receive(server: TurnServer, data: bytes, client: Address, *, now: float) -> list[TurnAction]:
+    server.receive(data, client, now=now)
+    return drain(server)
+
+
+def receive_relayed(
+    server: TurnServer, data: bytes, peer: Address, allocation: AllocationId, *, now: float
+) -> list[TurnAction]:
+    server.receive_relayed(data, peer, allocation, now=now)
+    return drain(server)
+
+
+def relay_opened(
+    server: TurnServer, allocation: AllocationId, relayed: Address, *, now: float
+) -> list[TurnAction]:
+    server.relay_opened(allocation, relayed, now=now)
+    return drain(server)
+
+
+def relay_failed(server: TurnServer, allocation: AllocationId, *, now: float) -> list[TurnAction]:
+    server.relay_failed(allocation, now=now)
+    return drain(server)
+
+
+def on_timer(server: TurnServer, *, now: float) -> list[TurnAction]:
+    server.on_timer(now=now)
+    return drain(server)
+
+
 def only_reply(actions: list[TurnAction]) -> StunMessage:
     """The single STUN message among `actions` (asserting there is exactly one)."""
     replies = [a for a in actions if isinstance(a, SendToClient)]
@@ -107,7 +141,7 @@ class Client:
         return encode_message(message, integrity_key=self.key, fingerprint=True)
 
     def send(self, data: bytes, *, now: float) -> list[TurnAction]:
-        return self.server.receive(data, self.address, now=now)
+        return receive(self.server, data, self.address, now=now)
 
     def request(self, method: Method, *attributes: Attribute, now: float) -> list[TurnAction]:
         """Send `method` signed, learning a nonce from a 401/438 first if needed."""
@@ -142,7 +176,7 @@ class Client:
         assert opened.client == self.address
         self.allocation = opened.allocation
         relayed = ("127.0.0.1", 60000 + int(opened.allocation))
-        response = only_reply(self.server.relay_opened(opened.allocation, relayed, now=now))
+        response = only_reply(relay_opened(self.server, opened.allocation, relayed, now=now))
         assert check_integrity(response, self.key)
         return response
 

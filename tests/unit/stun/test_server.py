@@ -15,6 +15,7 @@ from railgun_ref.stun.codec import (
     ResponseOrigin,
     ResponsePort,
     Software,
+    StunErrorCode,
     StunMessage,
     UnknownAttributes,
     XorMappedAddress,
@@ -22,7 +23,7 @@ from railgun_ref.stun.codec import (
     decode_message,
     encode_message,
 )
-from railgun_ref.stun.server import BindingServer, ServerAddresses
+from railgun_ref.stun.server import BindingServer, ServerAddresses, StunCounter, StunReply
 
 ADDRESSES = ServerAddresses(
     primary_host="127.0.0.1", primary_port=3478, alternate_host="127.0.0.2", alternate_port=3479
@@ -30,6 +31,14 @@ ADDRESSES = ServerAddresses(
 PRIMARY, ALTERNATE = ADDRESSES.primary, ADDRESSES.alternate
 CLIENT = ("127.0.0.9", 40000)
 TID = b"\x07" * 12
+
+
+def replies_to(
+    server: BindingServer, data: bytes, *, local: tuple[str, int] = PRIMARY
+) -> list[StunReply]:
+    """Feed one datagram from CLIENT and pull every reply the server queued."""
+    server.receive(data, CLIENT, local=local, now=0.0)
+    return list(iter(server.next_action, None))
 
 
 def answer(
@@ -40,9 +49,7 @@ def answer(
     fingerprint: bool = False,
 ) -> tuple[StunMessage, tuple[str, int], tuple[str, int]]:
     """The single reply: (decoded message, destination, source)."""
-    replies = server.handle_datagram(
-        encode_message(request, fingerprint=fingerprint), CLIENT, local=local
-    )
+    replies = replies_to(server, encode_message(request, fingerprint=fingerprint), local=local)
     assert len(replies) == 1
     (reply,) = replies
     return decode_message(reply.data), reply.destination, reply.source
@@ -81,7 +88,7 @@ def test_binding_response_attributes() -> None:
     assert response.find(Software) == Software("railgun-ref")
     assert response.find(Fingerprint) is None  # the request had none
     assert (destination, source) == (CLIENT, PRIMARY)
-    assert server.counters["stun.binding_answered"] == 1
+    assert server.counters.get_count(StunCounter.BINDING_ANSWERED) == 1
 
 
 @pytest.mark.parametrize(
@@ -137,7 +144,7 @@ def test_unknown_required_attribute_gets_420() -> None:
     assert response.find(UnknownAttributes) == UnknownAttributes((0x7FF0,))
     assert response.find(Software) is None
     assert (destination, source) == (CLIENT, PRIMARY)
-    assert server.counters["stun.error_420"] == 1
+    assert server.counters.get_count(StunCounter.ERROR, StunErrorCode.UNKNOWN_ATTRIBUTE) == 1
 
 
 def test_single_address_server_refuses_change_request() -> None:
@@ -164,15 +171,23 @@ def test_garbage_responses_and_indications_are_counted_not_answered() -> None:
     """RFC 8489 §6.3: nothing answers a response or an indication; garbage is dropped."""
     server = BindingServer(ADDRESSES)
     for data in (b"", b"GET / HTTP/1.1\r\n", bytes(20), bytes(range(256))):
-        assert server.handle_datagram(data, CLIENT, local=PRIMARY) == []
+        assert replies_to(server, data) == []
     for cls in (MessageClass.INDICATION, MessageClass.SUCCESS_RESPONSE):
         msg = StunMessage(method=Method.BINDING, message_class=cls, transaction_id=TID)
-        assert server.handle_datagram(encode_message(msg), CLIENT, local=PRIMARY) == []
-    assert server.counters["stun.malformed"] == 4
-    assert server.counters["stun.ignored_indication"] == 1
-    assert server.counters["stun.ignored_success_response"] == 1
+        assert replies_to(server, encode_message(msg)) == []
+    assert server.counters.get_count(StunCounter.MALFORMED) == 4
+    assert server.counters.get_count(StunCounter.IGNORED, MessageClass.INDICATION) == 1
+    assert server.counters.get_count(StunCounter.IGNORED, MessageClass.SUCCESS_RESPONSE) == 1
 
 
 def test_local_must_be_one_of_ours() -> None:
     with pytest.raises(LocalProtocolError):
-        BindingServer(ADDRESSES).handle_datagram(b"", CLIENT, local=("127.0.0.3", 3478))
+        replies_to(BindingServer(ADDRESSES), b"", local=("127.0.0.3", 3478))
+
+
+def test_the_responder_is_a_core_without_timers() -> None:
+    """CORE-1.3: a stateless responder still has the timer half of the contract."""
+    server = BindingServer(ADDRESSES)
+    assert server.next_deadline() is None
+    server.on_timer(now=1e9)
+    assert server.next_action() is None and server.next_deadline() is None
