@@ -632,7 +632,7 @@ def _check_voice_controller(group: JsonObject, test: JsonObject) -> None:
         except LocalProtocolError:
             refused = True
             got["error"] = "caller"
-        got["actions"] = [action.to_json() for action in controller.actions()]
+        got["actions"] = [action.to_json() for action in iter(controller.next_action, None)]
         got["state"] = controller.state.value
         got["nextDeadline"] = controller.next_deadline()
         _equal(f"step {index} ({step['event']} at {step['now']})", got, step["expect"])

@@ -4,7 +4,7 @@ A `CallController` owns the participants of one call, the plan in force and,
 while a change is under way, the plan being switched to. It is sans-IO: the
 media driver (aiortc) feeds it events with ``now`` — `join`, `leave`,
 `capabilities_changed`, `host_failed`, `links_ready`, `on_timer` — and pulls
-actions with `next_action`:
+actions one at a time with `next_action` (the core contract, CORE-1):
 
 * `Connect(links)`: open these peer connections (each driver opens the ones it
   is an endpoint of; the controller computes the plan of the whole call, the
@@ -33,11 +33,12 @@ anything else raises `LocalProtocolError`.
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.voice.topology import (
@@ -94,6 +95,16 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Trigger, CallState]]] = MappingPro
         ),
     }
 )
+
+
+class CallCounter(StrEnum):
+    """What `CallController.counters` counts (the names the voice vectors record)."""
+
+    HOST_FAILED = "host_failed"  #: VOICE-5.1: a host was reported failed and excluded
+    HOST_FAILED_NOT_HOST = "host_failed.not_host"  #: ...about a node that hosts nothing: late
+    LINKS_READY_UNEXPECTED = "links_ready.unexpected"  #: a link reported up crossed a change
+    SWITCH_TIMEOUT = "switch.timeout"  #: VOICE-4.2: switched with links still down
+    SWITCH_COMPLETED = "switch.completed"  #: media moved to a new plan
 
 
 def state_diagram() -> str:
@@ -156,7 +167,7 @@ class CallController:
         self._requested: set[Link] = set()
         self._cooldown: dict[NodeId, float] = {}
         self._actions: deque[Action] = deque()
-        self._counters: dict[str, int] = {}
+        self._counters: Counters[CallCounter] = Counters()
 
     # ---------------------------------------------------------------- views
 
@@ -193,18 +204,12 @@ class CallController:
         return MappingProxyType(dict(self._cooldown))
 
     @property
-    def counters(self) -> Mapping[str, int]:
-        return MappingProxyType(dict(self._counters))
+    def counters(self) -> Counters[CallCounter]:
+        return self._counters
 
     def next_action(self) -> Action | None:
-        """The oldest action not yet taken, or None."""
+        """The oldest action not yet taken, or None (CORE-1.2)."""
         return self._actions.popleft() if self._actions else None
-
-    def actions(self) -> list[Action]:
-        """Every action not yet taken, oldest first."""
-        out = list(self._actions)
-        self._actions.clear()
-        return out
 
     def next_deadline(self) -> float | None:
         """When `on_timer` must next be called: the switch timeout or a cool-down's end."""
@@ -257,9 +262,9 @@ class CallController:
         hosts = set(self._active.hosts if self._active else ())
         hosts |= set(self._pending.hosts if self._pending else ())
         if node_id not in hosts:
-            self._count("host_failed.not_host")
+            self._count(CallCounter.HOST_FAILED_NOT_HOST)
             return
-        self._count("host_failed")
+        self._count(CallCounter.HOST_FAILED)
         self._cooldown[node_id] = now + self.config.host_cooldown
         self._drop_links_of(node_id)
         self._replan(now)
@@ -276,7 +281,7 @@ class CallController:
                 self._requested.discard(pair)
                 self._up.add(pair)
             else:
-                self._count("links_ready.unexpected")
+                self._count(CallCounter.LINKS_READY_UNEXPECTED)
         if self._state is CallState.SWITCHING:
             assert self._pending is not None
             if set(self._pending.media_links()) <= self._up:
@@ -288,7 +293,7 @@ class CallController:
         if self._state is CallState.SWITCHING:
             assert self._pending is not None and self._deadline is not None
             if now >= self._deadline:
-                self._count("switch.timeout")
+                self._count(CallCounter.SWITCH_TIMEOUT)
                 self._transition(Trigger.SWITCH_TIMEOUT)
                 self._commit(self._pending)
         ended = [node_id for node_id, until in self._cooldown.items() if until <= now]
@@ -299,8 +304,8 @@ class CallController:
 
     # ---------------------------------------------------------------- internals
 
-    def _count(self, name: str) -> None:
-        self._counters[name] = self._counters.get(name, 0) + 1
+    def _count(self, name: CallCounter) -> None:
+        self._counters.inc(name)
 
     def _require_participant(self, node_id: NodeId) -> None:
         if node_id not in self._participants:
@@ -359,7 +364,7 @@ class CallController:
         self._pending = None
         self._deadline = None
         if changed:
-            self._count("switch.completed")
+            self._count(CallCounter.SWITCH_COMPLETED)
             self._actions.append(SwitchTo(plan=plan))
         stale = (self._up | self._requested) - set(plan.media_links())
         if stale:

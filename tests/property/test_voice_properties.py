@@ -193,7 +193,7 @@ def test_controller_never_closes_a_link_in_use(
             c.links_ready(sorted(c.links_pending)[: n % 4], now=now)
         elif kind == "timer":
             c.on_timer(now=now)
-        for action in c.actions():
+        for action in iter(c.next_action, None):
             if isinstance(action, Disconnect) and c.plan is not None:
                 in_use = set(c.plan.media_links())
                 assert all(

@@ -812,7 +812,9 @@ def _run_step(c: CallController, step: _Step) -> JsonObject:
     except VoiceError:
         refused = True
     assert refused == step.error, (step.event, step.at)
-    actions = [a.to_json() for a in c.actions()]
+    actions: list[JsonObject] = []
+    while (action := c.next_action()) is not None:
+        actions.append(action.to_json())
     if step.kinds is not None:
         assert [a["action"] for a in actions] == list(step.kinds), (step, actions)
     expect: JsonObject = {

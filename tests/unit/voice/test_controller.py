@@ -6,6 +6,7 @@ from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.voice import (
     TRANSITIONS,
     CallController,
+    CallCounter,
     CallState,
     Connect,
     Disconnect,
@@ -22,6 +23,11 @@ from .helpers import caps, laptop, node, server
 T0 = 1000.0
 
 
+def pulled(c: CallController) -> list[Action]:
+    """Every action the controller has queued, oldest first (what a driver's pump takes)."""
+    return list(iter(c.next_action, None))
+
+
 def kinds(actions: list[Action]) -> list[str]:
     return [type(a).__name__ for a in actions]
 
@@ -32,7 +38,7 @@ def call_of(count: int) -> CallController:
     for n in range(1, count + 1):
         c.join(node(n), caps(), now=T0 + n)
         c.links_ready(c.links_pending, now=T0 + n)
-    c.actions()
+    pulled(c)
     assert c.state is CallState.ACTIVE
     return c
 
@@ -42,14 +48,14 @@ def test_first_participants() -> None:
     c = CallController()
     states = [c.state]
     c.join(node(1), caps(), now=T0)
-    assert kinds(c.actions()) == ["SwitchTo"]
+    assert kinds(pulled(c)) == ["SwitchTo"]
     c.join(node(2), caps(), now=T0 + 1)
-    (connect,) = c.actions()
+    (connect,) = pulled(c)
     assert connect == Connect(links=(link(node(1), node(2)),))
     states.append(c.state)
     assert c.plan is not None and len(c.plan.participants) == 1
     c.links_ready([(node(2), node(1))], now=T0 + 2)  # either order names the link
-    assert kinds(c.actions()) == ["SwitchTo"]
+    assert kinds(pulled(c)) == ["SwitchTo"]
     states.append(c.state)
     assert states == [CallState.IDLE, CallState.SWITCHING, CallState.ACTIVE]
 
@@ -59,12 +65,12 @@ def test_make_before_break_mesh_to_sfu() -> None:
     c = call_of(4)
     mesh_links = set(c.links_up)
     c.join(node(5), caps(), now=T0 + 10)
-    actions = c.actions()
+    actions = pulled(c)
     assert actions == [Connect(links=(link(node(1), node(5)),))]
     assert mesh_links <= c.links_up  # old links still carry media
     assert c.plan is not None and c.plan.topology is Topology.MESH
     c.links_ready([link(node(1), node(5))], now=T0 + 10.5)
-    switch, disconnect = c.actions()
+    switch, disconnect = pulled(c)
     assert isinstance(switch, SwitchTo) and switch.plan.topology is Topology.SFU
     assert isinstance(disconnect, Disconnect)
     assert set(disconnect.links) == mesh_links - set(switch.plan.media_links())
@@ -75,16 +81,16 @@ def test_timeout_switches_anyway() -> None:
     """VOICE-4.2: after switch_timeout the switch happens; the late link joins later."""
     c = call_of(4)
     c.join(node(5), caps(), now=T0 + 10)
-    c.actions()
+    pulled(c)
     assert c.next_deadline() == T0 + 15
     c.on_timer(now=T0 + 14.9)
-    assert c.actions() == [] and c.state is CallState.SWITCHING
+    assert pulled(c) == [] and c.state is CallState.SWITCHING
     c.on_timer(now=T0 + 15)
-    assert kinds(c.actions()) == ["SwitchTo", "Disconnect"]
-    assert c.counters["switch.timeout"] == 1
+    assert kinds(pulled(c)) == ["SwitchTo", "Disconnect"]
+    assert c.counters.get_count(CallCounter.SWITCH_TIMEOUT) == 1
     assert link(node(1), node(5)) in c.links_pending
     c.links_ready([link(node(1), node(5))], now=T0 + 16)
-    assert c.actions() == [] and link(node(1), node(5)) in c.links_up
+    assert pulled(c) == [] and link(node(1), node(5)) in c.links_up
 
 
 def test_retarget_keeps_the_deadline() -> None:
@@ -92,16 +98,16 @@ def test_retarget_keeps_the_deadline() -> None:
     c = call_of(5)
     c.join(node(6), caps(), now=T0 + 10)
     c.join(node(7), caps(), now=T0 + 12)
-    assert c.actions() == [
+    assert pulled(c) == [
         Connect(links=(link(node(1), node(6)),)),
         Connect(links=(link(node(1), node(7)),)),
     ]
     assert c.next_deadline() == T0 + 15
     c.join(node(8), caps(), now=T0 + 13)
     c.leave(node(8), now=T0 + 13.5)
-    assert kinds(c.actions()) == ["Connect", "Disconnect"]
+    assert kinds(pulled(c)) == ["Connect", "Disconnect"]
     c.links_ready([link(node(1), node(6)), link(node(1), node(7))], now=T0 + 14)
-    (switch,) = c.actions()
+    (switch,) = pulled(c)
     assert isinstance(switch, SwitchTo) and len(switch.plan.participants) == 7
 
 
@@ -109,13 +115,13 @@ def test_leaver_links_close_at_once() -> None:
     """VOICE-4.3: a departed participant's links close before re-planning."""
     c = call_of(5)
     c.leave(node(1), now=T0 + 10)  # the host
-    first, second = c.actions()
+    first, second = pulled(c)
     assert isinstance(first, Disconnect)
     assert all(node(1) in pair for pair in first.links) and len(first.links) == 4
     assert isinstance(second, Connect)
     assert all(node(2) in pair for pair in second.links)
     c.links_ready(c.links_pending, now=T0 + 11)
-    assert kinds(c.actions()) == ["SwitchTo"]
+    assert kinds(pulled(c)) == ["SwitchTo"]
 
 
 def test_host_failure_cooldown_and_return() -> None:
@@ -125,20 +131,20 @@ def test_host_failure_cooldown_and_return() -> None:
     for n in range(2, 6):
         c.join(node(n), laptop(), now=T0 + n)
         c.links_ready(c.links_pending, now=T0 + n)
-    c.actions()
+    pulled(c)
     assert c.plan is not None and c.plan.hosts == (node(1),)
     c.host_failed(node(1), now=T0 + 10)
-    assert kinds(c.actions()) == ["Disconnect", "Connect"]
+    assert kinds(pulled(c)) == ["Disconnect", "Connect"]
     assert c.cooling_down == {node(1): T0 + 70}
     c.links_ready(c.links_pending, now=T0 + 11)
-    (switch,) = c.actions()
+    (switch,) = pulled(c)
     assert isinstance(switch, SwitchTo) and switch.plan.hosts == (node(2),)
     assert node(1) in switch.plan.participants
     assert c.next_deadline() == T0 + 70
     c.on_timer(now=T0 + 70)
-    assert kinds(c.actions()) == ["Connect"]  # the server (100) beats a laptop (51 + 10)
+    assert kinds(pulled(c)) == ["Connect"]  # the server (100) beats a laptop (51 + 10)
     c.links_ready(c.links_pending, now=T0 + 71)
-    switch, _ = c.actions()
+    switch, _ = pulled(c)
     assert isinstance(switch, SwitchTo) and switch.plan.hosts == (node(1),)
     assert c.next_deadline() is None
 
@@ -149,13 +155,12 @@ def test_late_reports_are_counted() -> None:
     before = (c.plan, c.links_up, c.state)
     c.host_failed(node(3), now=T0 + 10)
     c.links_ready([link(node(2), node(3)), link(node(1), node(2))], now=T0 + 11)
-    assert c.actions() == []
+    assert pulled(c) == []
     assert (c.plan, c.links_up, c.state) == before
-    assert c.counters == {
-        "switch.completed": 5,
-        "host_failed.not_host": 1,
-        "links_ready.unexpected": 2,
-    }
+    assert c.counters.get_count(CallCounter.SWITCH_COMPLETED) == 5
+    assert c.counters.get_count(CallCounter.HOST_FAILED_NOT_HOST) == 1
+    assert c.counters.get_count(CallCounter.LINKS_READY_UNEXPECTED) == 2
+    assert c.counters.total(CallCounter.HOST_FAILED) == 0
 
 
 def test_caller_errors_change_nothing() -> None:
@@ -173,7 +178,7 @@ def test_caller_errors_change_nothing() -> None:
     with pytest.raises(VoiceError):
         c.links_ready([(node(1), node(1))], now=T0 + 10)
     assert (c.plan, c.links_up, c.state, dict(c.participants)) == before
-    assert c.actions() == []
+    assert pulled(c) == []
 
 
 def test_capability_change_moves_the_host() -> None:
@@ -182,11 +187,11 @@ def test_capability_change_moves_the_host() -> None:
     for n in range(1, 6):
         c.join(node(n), laptop(), now=T0 + n)
         c.links_ready(c.links_pending, now=T0 + n)
-    c.actions()
+    pulled(c)
     c.capabilities_changed(node(5), caps(), now=T0 + 10)
-    assert kinds(c.actions()) == ["Connect"]
+    assert kinds(pulled(c)) == ["Connect"]
     c.links_ready(c.links_pending, now=T0 + 11)
-    switch, _ = c.actions()
+    switch, _ = pulled(c)
     assert isinstance(switch, SwitchTo) and switch.plan.hosts == (node(5),)
 
 
