@@ -632,7 +632,10 @@ def _check_voice_controller(group: JsonObject, test: JsonObject) -> None:
         except LocalProtocolError:
             refused = True
             got["error"] = "caller"
-        got["actions"] = [action.to_json() for action in iter(controller.next_action, None)]
+        actions: list[JsonObject] = []
+        while (action := controller.next_action()) is not None:
+            actions.append(action.to_json())
+        got["actions"] = actions
         got["state"] = controller.state.value
         got["nextDeadline"] = controller.next_deadline()
         _equal(f"step {index} ({step['event']} at {step['now']})", got, step["expect"])

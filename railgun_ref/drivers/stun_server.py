@@ -3,36 +3,53 @@
 `StunServer` binds four sockets -- primary and alternate host, each on the
 primary and the alternate port (127.0.0.1 and 127.0.0.2 by default, both
 ports chosen by the OS and equal on the two hosts) -- and answers Binding
-requests through the sans-IO `railgun_ref.stun.server.BindingServer`, sending
-each reply from the socket the reply names (that is how CHANGE-REQUEST is
-honoured). Each socket has one receiving task and one sending task, since
-anyio forbids concurrent sends on a socket. Whatever arrives -- garbage,
-responses, an ICMP error reported on the socket -- is counted and the server
-goes on.
+requests through the sans-IO `railgun_ref.stun.server.BindingServer`, pumped
+by the shared `CoreLoop`, sending each reply from the socket the reply names
+(that is how CHANGE-REQUEST is honoured). Each socket has one receiving task
+and one sending task, since anyio forbids concurrent sends on a socket.
+Whatever arrives -- garbage, responses, an ICMP error reported on the socket
+-- is counted and the server goes on.
 
 `detect_nat_type` runs the sans-IO `NatClassifier` from one UDP socket bound
-to a loopback host, with ``now`` from the event loop's clock (so it also runs
-under trio's MockClock).
+to a loopback host, pumped by a `CoreLoop` on the event loop's clock (so it
+also runs under trio's MockClock).
 
 Like every driver here, both bind and send only within 127.0.0.0/8.
 """
 
+import contextlib
 import os
 import socket
-from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from enum import StrEnum
+from typing import Final, assert_never
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from railgun_ref.capacity.nat import NatClassifier, NatDetection, NatDetectionConfig
+from railgun_ref.capacity.nat import (
+    NatAction,
+    NatClassifier,
+    NatDetected,
+    NatDetection,
+    NatDetectionConfig,
+    SendRequest,
+)
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
-from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses
+from railgun_ref.stun.server import (
+    DEFAULT_SOFTWARE,
+    BindingServer,
+    ServerAddresses,
+    StunAction,
+    StunReply,
+)
 
 #: How many times to pick new ports when one is taken on the other host.
 _BIND_ATTEMPTS: Final = 16
@@ -40,6 +57,18 @@ _BIND_ATTEMPTS: Final = 16
 _QUEUE_SIZE: Final = 256
 #: Bytes asked of the socket per datagram (any STUN message over UDP fits).
 _MAX_DATAGRAM: Final = 65535
+
+_Queue = MemoryObjectSendStream[tuple[bytes, Address]]
+
+
+class StunDriverCounter(StrEnum):
+    """What the STUN driver itself counts (the core counts the protocol: `StunCounter`)."""
+
+    UDP_RECEIVE_ERROR = "driver.udp_receive_error"
+    REFUSED_ADDRESS = "driver.refused_address"  #: a destination outside 127.0.0.0/8
+    SEND_QUEUE_FULL = "driver.send_queue_full"
+    SEND_QUEUE_CLOSED = "driver.send_queue_closed"
+    SENDTO_FAILED = "driver.sendto_failed"
 
 
 def _port_of(sock: anyio.abc.UDPSocket) -> int:
@@ -87,7 +116,10 @@ class StunServer:
         self._alternate_port = alternate_port
         self._software = software
         self._server: BindingServer | None = None
-        self._driver_counters: Counter[str] = Counter()
+        self._queues: dict[Address, _Queue] = {}
+        self._loop = CoreLoop(clock=anyio.current_time)
+        #: What the driver counts; the protocol's counts are ``core.counters``.
+        self.driver_counters: Counters[StunDriverCounter] = Counters()
 
     @property
     def addresses(self) -> ServerAddresses:
@@ -105,11 +137,16 @@ class StunServer:
         return self.addresses.alternate
 
     @property
-    def counters(self) -> Counter[str]:
-        """``stun.*`` counts of the protocol core plus the driver's own ``driver.*``."""
-        merged = Counter(self._server.counters if self._server is not None else {})
-        merged.update(self._driver_counters)
-        return merged
+    def core(self) -> BindingServer:
+        if self._server is None:
+            raise RuntimeError("the STUN server is not bound yet: start run() first")
+        return self._server
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """``stun.*`` counts of the protocol core plus the driver's own ``driver.*``, flat."""
+        merged = self._server.counters.snapshot() if self._server is not None else {}
+        return {**merged, **self.driver_counters.snapshot()}
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus["StunServer"] = anyio.TASK_STATUS_IGNORED
@@ -119,20 +156,22 @@ class StunServer:
             raise RuntimeError("a StunServer runs only once; make a new one")
         sockets, ports = await self._bind()
         self._server = BindingServer(self._addresses_of(ports), software=self._software)
-        queues: dict[Address, MemoryObjectSendStream[tuple[bytes, Address]]] = {}
+        core: ProtocolCore[StunAction] = self._server
         try:
             async with anyio.create_task_group() as tg:
                 for address, sock in sockets.items():
                     send, receive = anyio.create_memory_object_stream[tuple[bytes, Address]](
                         _QUEUE_SIZE
                     )
-                    queues[address] = send
+                    self._queues[address] = send
                     tg.start_soon(self._send_loop, sock, receive)
+                self._loop.add(core, self._dispatch)
+                tg.start_soon(self._loop.run)
                 for address, sock in sockets.items():
-                    tg.start_soon(self._receive_loop, sock, address, queues)
+                    tg.start_soon(self._receive_loop, sock, address)
                 task_status.started(self)
         finally:
-            for queue in queues.values():
+            for queue in self._queues.values():
                 queue.close()
             for sock in sockets.values():
                 await sock.aclose()
@@ -190,28 +229,31 @@ class StunServer:
         return bound, ports
 
     def _count_receive_error(self) -> None:
-        self._driver_counters["driver.udp_receive_error"] += 1
+        self.driver_counters.inc(StunDriverCounter.UDP_RECEIVE_ERROR)
 
-    async def _receive_loop(
-        self,
-        sock: anyio.abc.UDPSocket,
-        local: Address,
-        queues: dict[Address, MemoryObjectSendStream[tuple[bytes, Address]]],
-    ) -> None:
-        assert self._server is not None
+    async def _receive_loop(self, sock: anyio.abc.UDPSocket, local: Address) -> None:
+        core = self.core
         async for data, source in udp_datagrams(sock, on_error=self._count_receive_error):
-            for reply in self._server.handle_datagram(data, source, local=local):
+            core.receive(data, source, local=local, now=self._loop.now())
+            self._loop.poke()
+
+    def _dispatch(self, action: StunAction) -> None:
+        """Queue one reply on the socket it must leave from; never blocks."""
+        match action:
+            case StunReply(data=data, destination=destination, source=source):
                 try:
-                    check_loopback_address(reply.destination)
+                    check_loopback_address(destination)
                 except ValueError:
-                    self._driver_counters["driver.refused_address"] += 1
-                    continue
-                try:
-                    queues[reply.source].send_nowait((reply.data, reply.destination))
-                except anyio.WouldBlock:
-                    self._driver_counters["driver.send_queue_full"] += 1
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    self.driver_counters.inc(StunDriverCounter.REFUSED_ADDRESS)
                     return
+                try:
+                    self._queues[source].send_nowait((data, destination))
+                except anyio.WouldBlock:
+                    self.driver_counters.inc(StunDriverCounter.SEND_QUEUE_FULL)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    self.driver_counters.inc(StunDriverCounter.SEND_QUEUE_CLOSED)
+            case _:
+                assert_never(action)
 
     async def _send_loop(
         self,
@@ -225,7 +267,7 @@ class StunServer:
                 except anyio.ClosedResourceError:
                     return
                 except (anyio.BrokenResourceError, OSError):
-                    self._driver_counters["driver.sendto_failed"] += 1
+                    self.driver_counters.inc(StunDriverCounter.SENDTO_FAILED)
 
 
 async def serve_stun(
@@ -269,35 +311,69 @@ async def detect_nat_type(
         check_loopback_address(server_alternate)
     check_loopback_host(local_host)
     async with await _udp_socket(local_host, local_port) as sock:
-        local = (local_host, _port_of(sock))
         classifier = NatClassifier(
             primary=server_primary,
             alternate=server_alternate,
-            local=local,
+            local=(local_host, _port_of(sock)),
             random_bytes=random_bytes,
             config=config,
         )
-        classifier.start(now=anyio.current_time())
-        while not classifier.done:
-            for data, (host, port) in classifier.datagrams_to_send():
+        return await _NatProbe(sock, classifier).run()
+
+
+class _NatProbe:
+    """Pumps one `NatClassifier` on one socket with a `CoreLoop` until it concludes."""
+
+    def __init__(self, sock: anyio.abc.UDPSocket, classifier: NatClassifier) -> None:
+        self._sock = sock
+        self._classifier = classifier
+        self._loop = CoreLoop(clock=anyio.current_time)
+        self._outbox, self._sending = anyio.create_memory_object_stream[tuple[bytes, Address]](
+            _QUEUE_SIZE
+        )
+        self._result: NatDetection | None = None
+        self._done = anyio.Event()
+
+    async def run(self) -> NatDetection:
+        classifier = self._classifier
+        core: ProtocolCore[NatAction] = classifier
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._send_loop)
+            tg.start_soon(self._receive_loop)
+            classifier.start(now=self._loop.now())
+            self._loop.add(core, self._dispatch)
+            tg.start_soon(self._loop.run)
+            await self._done.wait()
+            tg.cancel_scope.cancel()
+        assert self._result is not None
+        return self._result
+
+    def _dispatch(self, action: NatAction) -> None:
+        match action:
+            case SendRequest(data=data, destination=destination):
+                # A request lost here is like one lost on the wire: it is retransmitted.
+                with contextlib.suppress(anyio.WouldBlock):
+                    self._outbox.send_nowait((data, destination))
+            case NatDetected(detection=detection):
+                self._result = detection
+                self._done.set()
+            case _:
+                assert_never(action)
+
+    async def _send_loop(self) -> None:
+        async with self._sending:
+            async for data, destination in self._sending:
                 try:
-                    check_loopback_address((host, port))
-                    await sock.sendto(data, host, port)
-                except (ValueError, OSError):
-                    classifier.counters["driver.send_failed"] += 1  # the test will time out
-            deadline = classifier.next_deadline()
-            assert deadline is not None  # a classifier that is not done waits for something
-            received: tuple[bytes, tuple[str, int]] | None = None
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                try:
-                    received = await sock.receive()
-                except (anyio.BrokenResourceError, OSError):
-                    classifier.counters["driver.receive_error"] += 1
-                    await anyio.sleep(0)
-            now = anyio.current_time()
-            if received is not None:
-                data, (host, port) = received
-                classifier.receive_datagram(data, (host, port), now=now)
-            classifier.on_timer(now=now)  # a no-op unless the deadline has passed
-    assert classifier.result is not None
-    return classifier.result
+                    check_loopback_address(destination)
+                    await self._sock.sendto(data, *destination)
+                except (ValueError, OSError, anyio.BrokenResourceError):
+                    pass  # the test times out, as if the request was lost
+
+    async def _receive_loop(self) -> None:
+        async for data, source in udp_datagrams(self._sock, on_error=_ignore):
+            self._classifier.receive_datagram(data, source, now=self._loop.now())
+            self._loop.poke()
+
+
+def _ignore() -> None:
+    """A receive error (an ICMP error from a silent server): the test just times out."""

@@ -6,8 +6,10 @@ allocation gets its own relayed UDP socket on an ephemeral port of
 (`OpenRelay`) and closed when the core lets the allocation go (`CloseRelay`:
 Refresh with LIFETIME 0, or expiry). Every socket has one receiving task and
 one sending task fed by a bounded queue, since anyio forbids concurrent sends
-on a socket. A timer task sleeps until the core's `next_deadline` and runs
-`on_timer`, so allocations expire even when nothing arrives.
+on a socket. The core is pumped by the shared `CoreLoop` (drivers/loop.py):
+every input is followed by ``poke()``, which drains its actions into
+`_dispatch`, and the loop's timer task runs `on_timer` at `next_deadline`,
+so allocations expire even when nothing arrives.
 
 Time is the event loop's clock (`anyio.current_time`), so the server also
 runs under trio's MockClock. Randomness (the nonce secret, Data indication
@@ -15,17 +17,17 @@ transaction ids) comes from ``random_bytes``, `os.urandom` unless injected.
 
 Whatever arrives -- garbage, datagrams for expired allocations, replies to
 non-loopback addresses the core would produce, full queues, receive errors --
-is counted in ``counters`` (``turn.*`` from the core, ``driver.*`` from here)
+is counted (``core.counters``: `TurnCounter`; ``driver_counters``:
+`TurnDriverCounter`; ``counters`` is the flat union of both)
 and the server goes on. Like every driver here it binds and sends only within
 127.0.0.0/8.
 """
 
-import math
 import os
 import socket
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Final
+from enum import StrEnum
+from typing import Final, assert_never
 
 import anyio
 import anyio.abc
@@ -35,8 +37,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.capacity.sharing import DEFAULT_SHARING, CapacitySharing, CapacitySharingConfig
 from railgun_ref.capacity.types import Availability, DeviceCapabilities, DeviceClass
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
 from railgun_ref.relay.turn import (
     AllocationId,
@@ -70,6 +75,20 @@ DEFAULT_TURN_CAPABILITIES: Final = DeviceCapabilities(
 )
 
 _Queue = MemoryObjectSendStream[tuple[bytes, Address]]
+
+
+class TurnDriverCounter(StrEnum):
+    """What the TURN driver itself counts (the core counts the protocol: `TurnCounter`)."""
+
+    RELAY_NOT_OPEN = "driver.relay_not_open"  #: data for a relay whose socket is not open
+    REFUSED_ADDRESS = "driver.refused_address"  #: a destination outside 127.0.0.0/8
+    SEND_QUEUE_FULL = "driver.send_queue_full"
+    SEND_QUEUE_CLOSED = "driver.send_queue_closed"
+    RELAY_BIND_FAILED = "driver.relay_bind_failed"
+    RELAYS_OPENED = "driver.relays_opened"
+    RELAYS_CLOSED = "driver.relays_closed"
+    UDP_RECEIVE_ERROR = "driver.udp_receive_error"
+    SENDTO_FAILED = "driver.sendto_failed"
 
 
 class TurnUdpServer:
@@ -114,8 +133,9 @@ class TurnUdpServer:
         self._relay_scopes: dict[AllocationId, anyio.CancelScope] = {}
         self._relay_queues: dict[AllocationId, _Queue] = {}
         self._relay_addresses: dict[AllocationId, Address] = {}
-        self._wake: anyio.Event | None = None  # made in run(): an Event needs the event loop
-        self._driver_counters: Counter[str] = Counter()
+        self._loop = CoreLoop(clock=anyio.current_time)
+        #: What the driver counts; the protocol's counts are ``core.counters``.
+        self.driver_counters: Counters[TurnDriverCounter] = Counters()
 
     @property
     def address(self) -> Address:
@@ -131,11 +151,10 @@ class TurnUdpServer:
         return self._core
 
     @property
-    def counters(self) -> Counter[str]:
-        """``turn.*`` counts of the protocol core plus the driver's own ``driver.*``."""
-        merged = Counter(self._core.counters if self._core is not None else {})
-        merged.update(self._driver_counters)
-        return merged
+    def counters(self) -> dict[str, int]:
+        """``turn.*`` counts of the protocol core plus the driver's own ``driver.*``, flat."""
+        merged = self._core.counters.snapshot() if self._core is not None else {}
+        return {**merged, **self.driver_counters.snapshot()}
 
     def allocations(self) -> tuple[AllocationInfo, ...]:
         return self.core.allocations()
@@ -157,6 +176,8 @@ class TurnUdpServer:
         self._core = TurnServer(
             self._config, users=self._users, sharing=sharing, random_bytes=self._random_bytes
         )
+        # Declared, because mypy does not infer `A` of `add` from a union of actions.
+        core: ProtocolCore[TurnAction] = self._core
         sock = await anyio.create_udp_socket(
             family=socket.AF_INET, local_host=self._host, local_port=self._port
         )
@@ -168,7 +189,8 @@ class TurnUdpServer:
                 self._task_group = tg
                 tg.start_soon(self._send_loop, sock, receive)
                 tg.start_soon(self._client_receive_loop, sock)
-                tg.start_soon(self._timer_loop)
+                self._loop.add(core, self._dispatch)
+                tg.start_soon(self._loop.run)
                 task_status.started(self)
         finally:
             send.close()
@@ -176,48 +198,47 @@ class TurnUdpServer:
 
     # ---------------------------------------------------------- internals
 
-    def _execute(self, actions: list[TurnAction]) -> None:
-        """Carry out what the core asked for; never blocks."""
-        for action in actions:
-            match action:
-                case SendToClient(client=client, data=data):
-                    self._enqueue(self._client_queue, data, client)
-                case SendToPeer(allocation=allocation, peer=peer, data=data):
-                    queue = self._relay_queues.get(allocation)
-                    if queue is None:
-                        self._driver_counters["driver.relay_not_open"] += 1
-                    else:
-                        self._enqueue(queue, data, peer)
-                case OpenRelay(allocation=allocation):
-                    scope = anyio.CancelScope()
-                    self._relay_scopes[allocation] = scope
-                    assert self._task_group is not None
-                    self._task_group.start_soon(self._run_relay, allocation, scope)
-                case CloseRelay(allocation=allocation):
-                    closing = self._relay_scopes.pop(allocation, None)
-                    if closing is not None:
-                        closing.cancel()
-                    queue = self._relay_queues.pop(allocation, None)
-                    if queue is not None:
-                        queue.close()
-                    self._relay_addresses.pop(allocation, None)
-        if self._wake is not None:
-            self._wake.set()
+    def _dispatch(self, action: TurnAction) -> None:
+        """Carry out one action of the core; never blocks."""
+        match action:
+            case SendToClient(client=client, data=data):
+                self._enqueue(self._client_queue, data, client)
+            case SendToPeer(allocation=allocation, peer=peer, data=data):
+                queue = self._relay_queues.get(allocation)
+                if queue is None:
+                    self.driver_counters.inc(TurnDriverCounter.RELAY_NOT_OPEN)
+                else:
+                    self._enqueue(queue, data, peer)
+            case OpenRelay(allocation=allocation):
+                scope = anyio.CancelScope()
+                self._relay_scopes[allocation] = scope
+                assert self._task_group is not None
+                self._task_group.start_soon(self._run_relay, allocation, scope)
+            case CloseRelay(allocation=allocation):
+                closing = self._relay_scopes.pop(allocation, None)
+                if closing is not None:
+                    closing.cancel()
+                queue = self._relay_queues.pop(allocation, None)
+                if queue is not None:
+                    queue.close()
+                self._relay_addresses.pop(allocation, None)
+            case _:
+                assert_never(action)
 
     def _enqueue(self, queue: _Queue | None, data: bytes, destination: Address) -> None:
         try:
             check_loopback_address(destination)
         except ValueError:
-            self._driver_counters["driver.refused_address"] += 1
+            self.driver_counters.inc(TurnDriverCounter.REFUSED_ADDRESS)
             return
         if queue is None:
             return
         try:
             queue.send_nowait((data, destination))
         except anyio.WouldBlock:
-            self._driver_counters["driver.send_queue_full"] += 1
+            self.driver_counters.inc(TurnDriverCounter.SEND_QUEUE_FULL)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._driver_counters["driver.send_queue_closed"] += 1
+            self.driver_counters.inc(TurnDriverCounter.SEND_QUEUE_CLOSED)
 
     async def _run_relay(self, allocation: AllocationId, scope: anyio.CancelScope) -> None:
         core = self.core
@@ -227,9 +248,10 @@ class TurnUdpServer:
                     family=socket.AF_INET, local_host=self._relay_host, local_port=0
                 )
             except OSError:
-                self._driver_counters["driver.relay_bind_failed"] += 1
+                self.driver_counters.inc(TurnDriverCounter.RELAY_BIND_FAILED)
                 self._relay_scopes.pop(allocation, None)
-                self._execute(core.relay_failed(allocation, now=anyio.current_time()))
+                core.relay_failed(allocation, now=self._loop.now())
+                self._loop.poke()
                 return
             send, receive = anyio.create_memory_object_stream[tuple[bytes, Address]](_QUEUE_SIZE)
             try:
@@ -238,34 +260,37 @@ class TurnUdpServer:
                     relayed = (self._relay_host, _port_of(sock))
                     self._relay_queues[allocation] = send
                     self._relay_addresses[allocation] = relayed
-                    self._driver_counters["driver.relays_opened"] += 1
-                    self._execute(core.relay_opened(allocation, relayed, now=anyio.current_time()))
+                    self.driver_counters.inc(TurnDriverCounter.RELAYS_OPENED)
+                    core.relay_opened(allocation, relayed, now=self._loop.now())
+                    self._loop.poke()
                     await self._relay_receive_loop(sock, allocation)
                     tg.cancel_scope.cancel()
             finally:
                 send.close()
                 with anyio.CancelScope(shield=True):
                     await sock.aclose()
-                self._driver_counters["driver.relays_closed"] += 1
+                self.driver_counters.inc(TurnDriverCounter.RELAYS_CLOSED)
 
     async def _client_receive_loop(self, sock: anyio.abc.UDPSocket) -> None:
         core = self.core
         async for data, source in self._datagrams(sock):
-            self._execute(core.receive(data, source, now=anyio.current_time()))
+            core.receive(data, source, now=self._loop.now())
+            self._loop.poke()
 
     async def _relay_receive_loop(
         self, sock: anyio.abc.UDPSocket, allocation: AllocationId
     ) -> None:
         core = self.core
         async for data, source in self._datagrams(sock):
-            self._execute(core.receive_relayed(data, source, allocation, now=anyio.current_time()))
+            core.receive_relayed(data, source, allocation, now=self._loop.now())
+            self._loop.poke()
 
     def _datagrams(self, sock: anyio.abc.UDPSocket) -> AsyncIterator[tuple[bytes, Address]]:
         """(data, (host, port)) until the socket closes; receive errors counted and skipped."""
         return udp_datagrams(sock, on_error=self._count_receive_error)
 
     def _count_receive_error(self) -> None:
-        self._driver_counters["driver.udp_receive_error"] += 1
+        self.driver_counters.inc(TurnDriverCounter.UDP_RECEIVE_ERROR)
 
     async def _send_loop(
         self, sock: anyio.abc.UDPSocket, queue: MemoryObjectReceiveStream[tuple[bytes, Address]]
@@ -277,18 +302,7 @@ class TurnUdpServer:
                 except anyio.ClosedResourceError:
                     return
                 except (anyio.BrokenResourceError, OSError):
-                    self._driver_counters["driver.sendto_failed"] += 1
-
-    async def _timer_loop(self) -> None:
-        core = self.core
-        while True:
-            self._wake = anyio.Event()
-            deadline = core.next_deadline()
-            delay = math.inf if deadline is None else max(0.0, deadline - anyio.current_time())
-            with anyio.move_on_after(delay):
-                await self._wake.wait()
-            if deadline is not None and anyio.current_time() >= deadline:
-                self._execute(core.on_timer(now=anyio.current_time()))
+                    self.driver_counters.inc(TurnDriverCounter.SENDTO_FAILED)
 
 
 def _port_of(sock: anyio.abc.UDPSocket) -> int:

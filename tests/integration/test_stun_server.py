@@ -38,6 +38,7 @@ from railgun_ref.stun.codec import (
     decode_message,
     encode_message,
 )
+from railgun_ref.stun.server import StunCounter
 
 from .conftest import wait_until
 
@@ -82,7 +83,7 @@ async def test_server_binds_four_sockets_on_two_addresses() -> None:
             assert source == local
             assert response.find(ResponseOrigin) == ResponseOrigin(local)
             assert response.find(OtherAddress) == OtherAddress(addresses.other(local))
-        assert server.counters["stun.binding_answered"] == 4
+        assert server.core.counters.get_count(StunCounter.BINDING_ANSWERED) == 4
 
 
 @pytest.mark.parametrize(("change_ip", "change_port"), [(True, True), (True, False), (False, True)])
@@ -110,10 +111,12 @@ async def test_bad_packets_are_counted_and_the_server_goes_on() -> None:
                 # (not b"": anyio's asyncio backend never delivers an empty datagram)
                 for junk in (b"\x00", b"GET / HTTP/1.1\r\n\r\n", bytes(20), bytes(1500)):
                     await sock.sendto(junk, *local)
-        await wait_until(lambda: server.counters["stun.malformed"] == 16, timeout=TIMEOUT)
+        await wait_until(
+            lambda: server.core.counters.get_count(StunCounter.MALFORMED) == 16, timeout=TIMEOUT
+        )
         response, _ = await ask(binding_request(random.randbytes(12)), server.primary)
         assert response.find(XorMappedAddress) is not None
-        assert server.counters["stun.malformed"] == 16
+        assert server.core.counters.get_count(StunCounter.MALFORMED) == 16
 
 
 async def test_detect_nat_type_on_plain_localhost_is_open() -> None:

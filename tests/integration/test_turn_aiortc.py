@@ -36,6 +36,7 @@ from aiortc import (
 from av import AudioFrame
 
 from railgun_ref.drivers.turn_server import TurnUdpServer
+from railgun_ref.relay.turn import TurnCounter
 
 pytestmark = pytest.mark.integration
 
@@ -187,13 +188,13 @@ async def test_audio_call_relayed_only_through_our_turn_server(
     # into its allocation and out of the callee's to the callee; RTCP and ICE the other way.
     assert sender.bytes_to_peer > 10_000 and listener.bytes_to_client > 10_000
     assert sender.bytes_to_client > 0 and listener.bytes_to_peer > 0
-    counters = turn_server.counters
-    assert counters["turn.allocations_created"] == 2  # one per peer connection
-    assert counters["turn.relayed_to_peer_datagrams"] > 150
-    assert counters["turn.relayed_to_client_datagrams"] > 150
-    assert counters["turn.dropped_bandwidth"] == 0
+    counters = turn_server.core.counters
+    assert counters.get_count(TurnCounter.ALLOCATIONS_CREATED) == 2  # one per peer connection
+    assert counters.get_count(TurnCounter.RELAYED_TO_PEER_DATAGRAMS) > 150
+    assert counters.get_count(TurnCounter.RELAYED_TO_CLIENT_DATAGRAMS) > 150
+    assert counters.get_count(TurnCounter.DROPPED_BANDWIDTH) == 0
     # Hanging up deletes both allocations (Refresh with LIFETIME 0) and closes the relays.
     with anyio.fail_after(5):
         while turn_server.allocations() or turn_server.relay_sockets:
             await anyio.sleep(0.05)
-    assert turn_server.counters["turn.allocations_deleted"] == 2
+    assert turn_server.core.counters.get_count(TurnCounter.ALLOCATIONS_DELETED) == 2

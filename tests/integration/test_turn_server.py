@@ -23,15 +23,16 @@ import trio
 import trio.testing
 from unit.relay.turn_client import Client
 
-from railgun_ref.capacity.sharing import CapacitySharingConfig
-from railgun_ref.drivers.turn_server import LOOPBACK_PEERS, TurnUdpServer
-from railgun_ref.relay.turn import DEFAULT_LIFETIME, TurnConfig
+from railgun_ref.capacity.sharing import CapacitySharingConfig, LimitKind
+from railgun_ref.drivers.turn_server import LOOPBACK_PEERS, TurnDriverCounter, TurnUdpServer
+from railgun_ref.relay.turn import DEFAULT_LIFETIME, TurnConfig, TurnCounter
 from railgun_ref.stun.codec import (
     ErrorCodeAttribute,
     Lifetime,
     Method,
     Nonce,
     RequestedTransport,
+    StunErrorCode,
     XorRelayedAddress,
     decode_message,
 )
@@ -125,11 +126,12 @@ async def test_aioice_allocates_binds_and_relays_both_ways(turn_server: TurnUdpS
         peer_transport.close()
         transport.close()
     await wait_until(lambda: not turn_server.allocations() and not turn_server.relay_sockets)
-    counters = turn_server.counters
-    assert counters["turn.challenged"] == 1 and counters["turn.allocations_created"] == 1
-    assert counters["turn.channel_data_to_client"] == 1
-    assert counters["turn.allocations_deleted"] == 1
-    assert counters["driver.relays_closed"] == 1
+    counters = turn_server.core.counters
+    assert counters.get_count(TurnCounter.CHALLENGED) == 1
+    assert counters.get_count(TurnCounter.ALLOCATIONS_CREATED) == 1
+    assert counters.get_count(TurnCounter.CHANNEL_DATA_TO_CLIENT) == 1
+    assert counters.get_count(TurnCounter.ALLOCATIONS_DELETED) == 1
+    assert turn_server.driver_counters.get_count(TurnDriverCounter.RELAYS_CLOSED) == 1
 
 
 @pytest.mark.anyio
@@ -152,7 +154,7 @@ async def test_aioice_refresh_and_stale_nonce() -> None:
             response, _ = await client.request_with_retry(request)
             assert response.attributes["LIFETIME"] == 1200
             assert client.nonce != first_nonce
-            assert server.counters["turn.error_438"] == 1
+            assert server.core.counters.get_count(TurnCounter.ERROR, StunErrorCode.STALE_NONCE) == 1
             (allocation,) = server.allocations()
             assert allocation.expires - anyio.current_time() == pytest.approx(1200, abs=2)
         finally:
@@ -169,7 +171,7 @@ async def test_aioice_with_a_wrong_password_is_refused(turn_server: TurnUdpServe
         )
     assert info.value.response.error_code == 401
     assert turn_server.allocations() == ()
-    assert turn_server.counters["turn.bad_credentials"] == 1
+    assert turn_server.core.counters.get_count(TurnCounter.BAD_CREDENTIALS) == 1
 
 
 @pytest.mark.anyio
@@ -187,7 +189,10 @@ async def test_capacity_quota_refuses_with_a_signed_508() -> None:
                 await aioice_turn.create_turn_endpoint(Inbox, server.address, "bob", USERS["bob"])
             assert info.value.response.error_code == 508
             assert "quota connections limit=1" in info.value.response.attributes["ERROR-CODE"][1]
-            assert server.counters["turn.capacity_refused_connections"] == 1
+            refused = server.core.counters.get_count(
+                TurnCounter.CAPACITY_REFUSED, LimitKind.CONNECTIONS
+            )
+            assert refused == 1
         finally:
             first.close()
         await wait_until(lambda: not server.allocations())
@@ -215,8 +220,8 @@ async def test_garbage_is_counted_and_the_server_keeps_serving(
         error = reply.find(ErrorCodeAttribute)
         assert error is not None and error.code == 400 and "Lifetime" in error.reason
         assert reply.transaction_id == bytes(bad_lifetime[8:20])
-    await wait_until(lambda: turn_server.counters["turn.malformed"] == 3)
-    assert turn_server.counters["turn.malformed_channel_data"] == 1
+    await wait_until(lambda: turn_server.core.counters.get_count(TurnCounter.MALFORMED) == 3)
+    assert turn_server.core.counters.get_count(TurnCounter.MALFORMED_CHANNEL_DATA) == 1
     transport, _ = await aioice_turn.create_turn_endpoint(
         Inbox, turn_server.address, "alice", USERS["alice"]
     )
@@ -258,13 +263,13 @@ def test_allocation_expires_and_its_relay_closes_in_virtual_time() -> None:
                 await sock.sendto(b"anyone?", *relayed)
                 await anyio.sleep(1)
             tg.cancel_scope.cancel()
-        return elapsed, dict(server.counters), len(server.allocations())
+        return elapsed, server, len(server.allocations())
 
-    elapsed, counters, left = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    elapsed, server, left = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert DEFAULT_LIFETIME <= elapsed <= DEFAULT_LIFETIME + 1
-    assert counters["turn.allocations_expired"] == 1 and left == 0
-    assert counters["driver.relays_closed"] == 1
-    assert counters.get("turn.relayed_to_client_datagrams", 0) == 0
+    assert server.core.counters.get_count(TurnCounter.ALLOCATIONS_EXPIRED) == 1 and left == 0
+    assert server.driver_counters.get_count(TurnDriverCounter.RELAYS_CLOSED) == 1
+    assert server.core.counters.get_count(TurnCounter.RELAYED_TO_CLIENT_DATAGRAMS) == 0
 
 
 def test_only_loopback() -> None:

@@ -1,5 +1,5 @@
 """The TURN server, the STUN responder, the NAT classifier and the call controller are
-`ProtocolCore`s (CORE-1): mypy checks the assignments below, and the tests check the
+`ProtocolCore`s (the core contract): mypy checks the assignments below, and the tests check the
 behaviour the contract promises (pull one action at a time, None when idle)."""
 
 import random
@@ -38,7 +38,9 @@ def stun_core() -> ProtocolCore[StunAction]:
 
 def nat_core() -> ProtocolCore[NatAction]:
     return NatClassifier(
-        primary=ADDRESSES.primary, local=("127.0.0.1", 5000), random_bytes=random.Random(1).randbytes
+        primary=ADDRESSES.primary,
+        local=("127.0.0.1", 5000),
+        random_bytes=random.Random(1).randbytes,
     )
 
 
@@ -58,7 +60,9 @@ def test_a_fresh_core_is_idle(make: object) -> None:
 
 def test_nat_classifier_actions_are_pulled_one_at_a_time() -> None:
     classifier = NatClassifier(
-        primary=ADDRESSES.primary, local=("127.0.0.1", 5000), random_bytes=random.Random(1).randbytes
+        primary=ADDRESSES.primary,
+        local=("127.0.0.1", 5000),
+        random_bytes=random.Random(1).randbytes,
     )
     classifier.start(now=0.0)
     first = classifier.next_action()

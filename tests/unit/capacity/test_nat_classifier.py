@@ -157,7 +157,7 @@ def run(
             classifier.receive_datagram(encode_message(response), ORIGIN[test], now=now)
     assert classifier.result is not None
     sent(classifier, detected)
-    assert detected == [classifier.result]  # CORE-1.2: the conclusion is an action, once
+    assert detected == [classifier.result]  # the conclusion is an action, once
     return Run(classifier.result, tests, classifier)
 
 

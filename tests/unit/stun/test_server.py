@@ -186,7 +186,7 @@ def test_local_must_be_one_of_ours() -> None:
 
 
 def test_the_responder_is_a_core_without_timers() -> None:
-    """CORE-1.3: a stateless responder still has the timer half of the contract."""
+    """A stateless responder still has the timer half of the core contract."""
     server = BindingServer(ADDRESSES)
     assert server.next_deadline() is None
     server.on_timer(now=1e9)
