@@ -21,14 +21,13 @@ sockets. Anything that is not a well-formed query -- garbage, a truncated
 header, a *response* sent to us, a query without a question -- is counted
 under ``malformed`` and dropped; the server never crashes on input.
 
-Counters (`counters`): ``queries``, ``answers.<mode>`` (one per reply, by the
-mode that produced it; ``answers.silent`` counts the dropped ones),
-``malformed``, ``send_errors``, ``receive_errors``.
+Counters (`counters`, named by `DnsCounter`): ``queries``, ``answers``
+labelled by the `DnsMode` that produced the reply (``answers.silent`` counts
+the dropped ones), ``malformed``, ``send_errors``, ``receive_errors``.
 """
 
 import socket
-from collections import Counter
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final
 
 import anyio
@@ -36,6 +35,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_host
 from railgun_ref.drivers.udp_receive import udp_datagrams
@@ -54,6 +54,16 @@ class DnsMode(Enum):
     SERVFAIL = "servfail"
     REFUSED = "refused"
     SILENT = "silent"
+
+
+class DnsCounter(StrEnum):
+    """What `DnsServer.counters` counts."""
+
+    QUERIES = "queries"  #: well-formed queries
+    ANSWERS = "answers"  #: label: the `DnsMode` that produced the reply (or the silence)
+    MALFORMED = "malformed"  #: not a query with one question: dropped
+    SEND_ERRORS = "send_errors"
+    RECEIVE_ERRORS = "receive_errors"
 
 
 _RCODES: Final = {
@@ -84,7 +94,7 @@ class DnsServer:
         self._records: dict[str, str] = {}
         self._name_modes: dict[str, DnsMode] = {}
         self.mode = DnsMode.ANSWER  #: the global mode, for names without their own
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[DnsCounter] = Counters()
 
     # ------------------------------------------------------------ control
 
@@ -123,16 +133,16 @@ class DnsServer:
         try:
             query = DNSRecord.parse(data)
         except Exception:  # dnslib raises several types on hostile input; all mean "malformed"
-            self.counters["malformed"] += 1
+            self.counters.inc(DnsCounter.MALFORMED)
             return None
         if query.header.qr != 0 or len(query.questions) != 1:
-            self.counters["malformed"] += 1
+            self.counters.inc(DnsCounter.MALFORMED)
             return None
-        self.counters["queries"] += 1
+        self.counters.inc(DnsCounter.QUERIES)
         question = query.q
         name = normalise_name(str(question.qname))
         mode = self.mode_for(name)
-        self.counters[f"answers.{mode.value}"] += 1
+        self.counters.inc(DnsCounter.ANSWERS, label=mode)
         if mode is DnsMode.SILENT:
             return None
         reply = query.reply()  # copies id and question, sets QR, AA and RD/RA
@@ -152,7 +162,7 @@ class DnsServer:
 
     def _count_receive_error(self) -> None:
         # e.g. an ICMP port-unreachable from a client that went away
-        self.counters["receive_errors"] += 1
+        self.counters.inc(DnsCounter.RECEIVE_ERRORS)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus["DnsServer"] = anyio.TASK_STATUS_IGNORED
@@ -176,4 +186,4 @@ class DnsServer:
                     check_loopback_host(host)
                     await sock.sendto(reply, host, port)
                 except (ValueError, OSError, anyio.BrokenResourceError):
-                    self.counters["send_errors"] += 1
+                    self.counters.inc(DnsCounter.SEND_ERRORS)
