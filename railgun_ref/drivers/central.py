@@ -746,13 +746,31 @@ def create_app(service: CentralService) -> Starlette:
     )
 
 
+#: The uvicorn.Server method that installs its SIGINT/SIGTERM handlers around
+#: `serve` (verified: uvicorn 0.55; pinned in pyproject.toml). `_Server` replaces it.
+UVICORN_SIGNAL_HOOK: Final = "capture_signals"
+
+
+def check_uvicorn_signal_hook() -> None:
+    """Fail loudly unless uvicorn still installs its signal handlers through the hook.
+
+    Raises RuntimeError naming the installed uvicorn version: if the hook were
+    renamed, overriding it would not error, and uvicorn would take SIGINT and
+    SIGTERM away from our caller.
+    """
+    hook = getattr(uvicorn.Server, UVICORN_SIGNAL_HOOK, None)
+    if not callable(hook) or UVICORN_SIGNAL_HOOK not in uvicorn.Server.serve.__code__.co_names:
+        raise RuntimeError(
+            f"uvicorn {uvicorn.__version__}: Server.serve no longer calls "
+            f"Server.{UVICORN_SIGNAL_HOOK}, which the central service overrides to keep its "
+            "own signal handling (verified: uvicorn 0.55; see pyproject.toml)"
+        )
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: our caller decides when to stop."""
 
-    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
-        pass
-
-    def capture_signals(self) -> Any:  # uvicorn >= 0.29
+    def capture_signals(self) -> Any:
         return nullcontext()
 
 
@@ -787,6 +805,7 @@ async def serve_central(
     (code 1012) and the store is left consistent. The socket is closed on
     return.
     """
+    check_uvicorn_signal_hook()
     if sock is None:
         sock = bind_listener(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

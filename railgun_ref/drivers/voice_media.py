@@ -32,7 +32,11 @@ audio level, computed in Python) per listener per 20 ms frame. Here:
   (`_intercept_rtp`), never on the class, so other connections in the process
   (the stock SFU of the benchmark) keep aiortc's behaviour. Subclassing is not
   possible: `RTCPeerConnection` constructs its receivers itself. The receiver
-  still starts an idle decoder thread, which then never gets work.
+  still starts an idle decoder thread, which then never gets work. Because
+  that method is private, pyproject.toml pins aiortc to the versions it was
+  verified on, and `check_aiortc_hooks` (run when a call is set up, by
+  `CallRunner.run`) fails with the installed version named if the method is
+  gone or no longer has that shape: a rename must not leave the SFU silent.
 
 Participants use the same interception: a listener counts and times packets
 without decoding them (the benchmark's participants are expensive enough).
@@ -101,6 +105,7 @@ import asyncio
 import contextlib
 import fractions
 import functools
+import inspect
 import itertools
 import math
 import random
@@ -110,8 +115,9 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Final, Protocol
+from enum import Enum, StrEnum
+from importlib import metadata
+from typing import Any, Final, Protocol, assert_never
 
 import aioice.ice
 import anyio
@@ -130,6 +136,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.voice_signalling import (
@@ -177,7 +184,50 @@ def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 def use_loopback_ice() -> None:
     """Make aioice gather exactly one host candidate, 127.0.0.1 (idempotent)."""
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        # Setting a name aioice no longer reads would gather every interface's address.
+        raise RuntimeError(
+            f"aioice {_version('aioice')} has no aioice.ice.get_host_addresses: "
+            "this driver cannot keep ICE on 127.0.0.1 with it"
+        )
     aioice.ice.get_host_addresses = _loopback_host_addresses
+
+
+# ------------------------------------------------------- third-party hooks
+
+#: The private method of aiortc's `RTCRtpReceiver` that its DTLS transport calls
+#: with every routed RTP packet (aiortc 1.16), and its parameters after ``self``.
+RTP_HOOK: Final = "_handle_rtp_packet"
+_RTP_HOOK_PARAMETERS: Final = ("packet", "arrival_time_ms")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+def check_aiortc_hooks() -> None:
+    """Fail loudly unless aiortc still has the receive hook `_intercept_rtp` replaces.
+
+    Raises RuntimeError naming the installed aiortc version: with the hook
+    renamed, replacing it would not error, and forwarded media would be
+    decoded and dropped instead -- a silent SFU.
+    """
+    hook = getattr(RTCRtpReceiver, RTP_HOOK, None)
+    if hook is None or not inspect.iscoroutinefunction(hook):
+        raise RuntimeError(
+            f"aiortc {_version('aiortc')} has no coroutine RTCRtpReceiver.{RTP_HOOK}, which "
+            "this driver replaces to receive encoded RTP (verified: aiortc 1.16; "
+            "see pyproject.toml)"
+        )
+    parameters = tuple(inspect.signature(hook).parameters)[1:]
+    if parameters != _RTP_HOOK_PARAMETERS:
+        raise RuntimeError(
+            f"aiortc {_version('aiortc')}: RTCRtpReceiver.{RTP_HOOK} takes {parameters}, "
+            f"not {_RTP_HOOK_PARAMETERS} (verified: aiortc 1.16; see pyproject.toml)"
+        )
 
 
 def rtc_configuration() -> RTCConfiguration:
@@ -670,6 +720,36 @@ class _FrameWindow:
         return True
 
 
+class MediaCounter(StrEnum):
+    """What a `MediaRouter` counts."""
+
+    MEDIA_DUPLICATE_DROPPED = "media.duplicate_dropped"  #: a frame seen before (two paths)
+    MEDIA_FORWARDED = "media.forwarded"  #: frames pushed to outgoing tracks
+
+
+class CallRunnerCounter(StrEnum):
+    """What a `CallRunner` counts (its router counts the media: `MediaCounter`)."""
+
+    CAPTURE_SKIPPED = "capture.skipped"  #: frames not captured: the loop fell behind
+    CALL_PEERS_LOST = "call.peers_lost"  #: peers silent for loss_timeout
+    CALL_REPLANS = "call.replans"
+    CALL_REPLAN_FALLBACK = "call.replan_fallback"  #: no election possible: hosts kept
+    CALL_LINKS_TIMED_OUT = "call.links_timed_out"  #: links not up by connect_timeout
+    CALL_BREAK_UNHEARD = "call.break_unheard"
+    CALL_BREAK_TIMED_OUT = "call.break_timed_out"  #: old links closed without a clean close
+    LINK_REPLACED = "link.replaced"
+    LINK_FAILED = "link.failed"
+    LINK_OFFER_FAILED = "link.offer_failed"
+    SIGNALLING_SEND_FAILED = "signalling.send_failed"
+    SIGNALLING_STALE_OFFER = "signalling.stale_offer"  #: an offer for an epoch gone by
+    SIGNALLING_PLAN_MISMATCH = "signalling.plan_mismatch"
+    SIGNALLING_BAD_OFFER = "signalling.bad_offer"
+    SIGNALLING_UNEXPECTED_ANSWER = "signalling.unexpected_answer"
+    SIGNALLING_BAD_ANSWER = "signalling.bad_answer"
+    SIGNALLING_OTHER_CALL = "signalling.other_call"
+    SIGNALLING_UNEXPECTED_REPLAN = "signalling.unexpected_replan"
+
+
 class MediaRouter:
     """One node's frame switch: de-duplicates, logs, fans out.
 
@@ -682,7 +762,7 @@ class MediaRouter:
     def __init__(self, node_id: NodeId) -> None:
         self.node_id = node_id
         self.logs: dict[NodeId, StreamLog] = {}
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[MediaCounter] = Counters()
         self._outputs: dict[NodeId, list[ForwardTrack]] = {}
         self._seen: dict[NodeId, _FrameWindow] = {}
         self._forwarded: dict[tuple[NodeId, int], _FrameWindow] = {}
@@ -729,14 +809,14 @@ class MediaRouter:
         elif not first:
             outputs = []
         if not first:
-            self.counters["media.duplicate_dropped"] += 1
+            self.counters.inc(MediaCounter.MEDIA_DUPLICATE_DROPPED)
         if outputs:
             packet = av.Packet(payload)
             packet.pts = frame * SAMPLES_PER_FRAME
             packet.time_base = TIME_BASE
             for track in outputs:
                 track.push(packet)
-            self.counters["media.forwarded"] += len(outputs)
+            self.counters.inc(MediaCounter.MEDIA_FORWARDED, len(outputs))
 
     def on_unnamed(self, source: NodeId, seq: int, arrival: float, level: int | None) -> None:
         log = self.logs.setdefault(source, StreamLog())
@@ -779,8 +859,10 @@ def _intercept_rtp(receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket, float
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
         deliver(packet, time.monotonic())
 
+    if not hasattr(receiver, RTP_HOOK):  # checked at call set-up too (`check_aiortc_hooks`)
+        raise RuntimeError(f"aiortc {_version('aiortc')}: the receiver has no {RTP_HOOK}")
     # The DTLS transport calls this per routed packet (its RtpReceiver protocol).
-    setattr(receiver, "_handle_rtp_packet", handle_rtp_packet)  # noqa: B010
+    setattr(receiver, RTP_HOOK, handle_rtp_packet)
 
 
 def _prefer_opus(transceiver: RTCRtpTransceiver) -> None:
@@ -840,7 +922,7 @@ class CallRunner:
         self.voice_config = voice_config
         self._replan: Replanner = self._elect if replan is None else replan
         self.router = MediaRouter(self.node_id)
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[CallRunnerCounter] = Counters()
         self.plan: CallPlanLike | None = None
         self.epoch = 0
         self.gone: set[NodeId] = set()
@@ -862,6 +944,7 @@ class CallRunner:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        check_aiortc_hooks()  # before any link: a missing hook fails the call, loudly
         use_loopback_ice()
         try:
             async with anyio.create_task_group() as tg:
@@ -904,7 +987,7 @@ class CallRunner:
                 await asyncio.sleep(delay)
             elif -delay > MAX_CAPTURE_LAG:
                 now_frame = self.clock.current_frame(time.monotonic())
-                self.counters["capture.skipped"] += now_frame - frame
+                self.counters.inc(CallRunnerCounter.CAPTURE_SKIPPED, now_frame - frame)
                 frame = now_frame
             self.router.on_frame(
                 self.node_id, frame, clip.payloads[frame % clip.frames], time.monotonic()
@@ -926,7 +1009,7 @@ class CallRunner:
                 and link.peer not in self.gone
             }
             if lost and self.plan is not None and not self._abandoned:
-                self.counters["call.peers_lost"] += len(lost)
+                self.counters.inc(CallRunnerCounter.CALL_PEERS_LOST, len(lost))
                 self._start_replan(self.epoch + 1, frozenset(lost), announce=True)
 
     def _start_replan(self, epoch: int, gone: frozenset[NodeId], *, announce: bool) -> None:
@@ -934,7 +1017,7 @@ class CallRunner:
             return
         self.gone |= gone
         plan = self._replan(self.plan, frozenset(self.gone))
-        self.counters["call.replans"] += 1
+        self.counters.inc(CallRunnerCounter.CALL_REPLANS)
         assert self._tg is not None
         # VOICE-4.3: a gone peer's links close at once, before the new plan's links.
         doomed = [link for link in self._links.values() if link.peer in self.gone]
@@ -953,14 +1036,14 @@ class CallRunner:
                 return elect_without(plan, gone, self.capabilities, config=self.voice_config)
             except VoiceError:  # a survivor's capabilities unknown (or nobody left)
                 pass
-        self.counters["call.replan_fallback"] += 1
+        self.counters.inc(CallRunnerCounter.CALL_REPLAN_FALLBACK)
         return replan_without(plan, gone)
 
     async def _send(self, peer: NodeId, message: SignalMessage) -> None:
         try:
             await self.signalling.send(peer, message)
         except Exception:  # a vanished peer's node: the media path notices it
-            self.counters["signalling.send_failed"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_SEND_FAILED)
 
     # --------------------------------------------------------------- plans
 
@@ -985,7 +1068,7 @@ class CallRunner:
             if key[0] == epoch:
                 self._tg.start_soon(self._answer, key[1], offer)
             else:
-                self.counters["signalling.stale_offer"] += key[0] < epoch
+                self.counters.inc(CallRunnerCounter.SIGNALLING_STALE_OFFER, int(key[0] < epoch))
         deadline = time.monotonic() + self.connect_timeout
         while time.monotonic() < deadline and self.epoch == epoch:
             links = [self._links.get((epoch, p)) for p in peers]
@@ -994,11 +1077,12 @@ class CallRunner:
             await asyncio.sleep(0.01)
         else:
             if self.epoch == epoch:
-                self.counters["call.links_timed_out"] += sum(
+                down = sum(
                     1
                     for p in peers
                     if (epoch, p) not in self._links or not self._links[epoch, p].connected.is_set()
                 )
+                self.counters.inc(CallRunnerCounter.CALL_LINKS_TIMED_OUT, down)
         if self.epoch == epoch and any(e < epoch for e, _ in self._links):
             await self._break(epoch, streams, deadline)
         self._applying.discard(epoch)
@@ -1032,7 +1116,7 @@ class CallRunner:
             if self.epoch != epoch:
                 return
             if not heard_all():
-                self.counters["call.break_unheard"] += 1
+                self.counters.inc(CallRunnerCounter.CALL_BREAK_UNHEARD)
             await self._close_links([link for link in old_links() if not link.forwards])
             while (
                 any(link.pc.connectionState != "closed" for link in old_links())
@@ -1043,9 +1127,8 @@ class CallRunner:
             if self.epoch != epoch:
                 return
         left = old_links()
-        self.counters["call.break_timed_out"] += sum(
-            1 for link in left if link.pc.connectionState != "closed"
-        )
+        open_links = sum(1 for link in left if link.pc.connectionState != "closed")
+        self.counters.inc(CallRunnerCounter.CALL_BREAK_TIMED_OUT, open_links)
         await self._close_links(left)
 
     def _new_link(self, epoch: int, peer: NodeId) -> _Link:
@@ -1053,7 +1136,7 @@ class CallRunner:
         link = _Link(epoch=epoch, peer=peer, pc=pc, created=time.monotonic())
         previous = self._links.get((epoch, peer))
         if previous is not None:
-            self.counters["link.replaced"] += 1
+            self.counters.inc(CallRunnerCounter.LINK_REPLACED)
             assert self._tg is not None
             self._tg.start_soon(self._close_links, [previous])
         self._links[epoch, peer] = link
@@ -1070,7 +1153,7 @@ class CallRunner:
                     )
                 )
             elif state == "failed":
-                self.counters["link.failed"] += 1
+                self.counters.inc(CallRunnerCounter.LINK_FAILED)
 
         return link
 
@@ -1137,7 +1220,7 @@ class CallRunner:
         try:
             await pc.setLocalDescription(await pc.createOffer())
         except Exception:
-            self.counters["link.offer_failed"] += 1
+            self.counters.inc(CallRunnerCounter.LINK_OFFER_FAILED)
             await self._close_links([link])
             return
         description = pc.localDescription
@@ -1160,7 +1243,7 @@ class CallRunner:
             or sorted(s for _, s in offer.backward) != list(expect_out)
             or not self.node_id > peer
         ):
-            self.counters["signalling.plan_mismatch"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_PLAN_MISMATCH)
             return
         link = self._new_link(offer.epoch, peer)
         pc = link.pc
@@ -1177,7 +1260,7 @@ class CallRunner:
                 transceiver.direction = "sendonly"
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:  # an SDP aiortc refuses, or m-lines the lists do not name
-            self.counters["signalling.bad_offer"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_BAD_OFFER)
             await self._close_links([link])
             return
         await self._send(
@@ -1187,18 +1270,18 @@ class CallRunner:
     async def _on_answer(self, peer: NodeId, answer: Answer) -> None:
         link = self._links.get((answer.epoch, peer))
         if link is None or link.closed or link.pc.signalingState != "have-local-offer":
-            self.counters["signalling.unexpected_answer"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_UNEXPECTED_ANSWER)
             return
         try:
             await link.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
         except Exception:
-            self.counters["signalling.bad_answer"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_BAD_ANSWER)
             await self._close_links([link])
 
     def _on_message(self, sender: NodeId, message: SignalMessage) -> None:
         assert self._tg is not None
         if message.call_id != self.call_id:
-            self.counters["signalling.other_call"] += 1
+            self.counters.inc(CallRunnerCounter.SIGNALLING_OTHER_CALL)
             return
         match message:
             case Offer():
@@ -1207,14 +1290,16 @@ class CallRunner:
                 elif message.epoch > self.epoch and len(self._pending) < 64:
                     self._pending[message.epoch, sender] = message
                 else:
-                    self.counters["signalling.stale_offer"] += 1
+                    self.counters.inc(CallRunnerCounter.SIGNALLING_STALE_OFFER)
             case Answer():
                 self._tg.start_soon(self._on_answer, sender, message)
             case Replan():
                 if self.plan is not None and sender in self.plan.participants:
                     self._start_replan(message.epoch, frozenset(message.gone), announce=False)
                 else:
-                    self.counters["signalling.unexpected_replan"] += 1
+                    self.counters.inc(CallRunnerCounter.SIGNALLING_UNEXPECTED_REPLAN)
+            case _:
+                assert_never(message)
 
     async def _close_links(self, links: Sequence[_Link]) -> None:
         for link in links:

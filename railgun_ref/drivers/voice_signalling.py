@@ -34,15 +34,15 @@ interface over a running `NodeHost` and a directory of participants'
 addresses.
 """
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Final, Protocol
+from enum import IntEnum, StrEnum
+from typing import Final, Protocol, assert_never
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from railgun_ref.core.constants import APP_TOPIC_VOICE
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.drivers.udp import NodeHost
@@ -141,6 +141,8 @@ def encode_message(message: SignalMessage) -> bytes:
         case Replan():
             body[_Key.TYPE] = MessageType.REPLAN
             body[_Key.GONE] = [bytes(node) for node in message.gone]
+        case _:
+            assert_never(message)
     return cbor.encode({int(k): v for k, v in sorted(body.items())})
 
 
@@ -240,6 +242,15 @@ class SignallingChannel(Protocol):
     async def receive(self) -> tuple[NodeId, SignalMessage]: ...
 
 
+class SignallingCounter(StrEnum):
+    """What `NodeSignalling.counters` counts."""
+
+    SENT = "signalling.sent"
+    SEND_FAILED = "signalling.send_failed"  #: the peer's node is gone
+    RECEIVED = "signalling.received"
+    MALFORMED = "signalling.malformed"  #: dropped: it does not parse
+
+
 class NodeSignalling:
     """`SignallingChannel` over a running `NodeHost`'s application messages.
 
@@ -254,7 +265,7 @@ class NodeSignalling:
         self._host = host
         self._directory = dict(directory)
         self._inbox: MemoryObjectReceiveStream[AppMessageReceived] | None = None
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[SignallingCounter] = Counters()
 
     @property
     def node_id(self) -> NodeId:
@@ -270,9 +281,9 @@ class NodeSignalling:
         try:
             await self._host.send_app(address, APP_TOPIC_VOICE, encode_message(message))
         except (OSError, RuntimeError, LocalProtocolError):
-            self.counters["signalling.send_failed"] += 1
+            self.counters.inc(SignallingCounter.SEND_FAILED)
             raise
-        self.counters["signalling.sent"] += 1
+        self.counters.inc(SignallingCounter.SENT)
 
     async def receive(self) -> tuple[NodeId, SignalMessage]:
         self.subscribe()
@@ -282,9 +293,9 @@ class NodeSignalling:
             try:
                 message = decode_message(received.payload)
             except RemoteProtocolError:
-                self.counters["signalling.malformed"] += 1
+                self.counters.inc(SignallingCounter.MALFORMED)
                 continue
-            self.counters["signalling.received"] += 1
+            self.counters.inc(SignallingCounter.RECEIVED)
             return received.sender, message
 
     def subscribe(self) -> None:

@@ -20,7 +20,9 @@ from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.drivers.voice_media import (
     LEVELS_DBOV,
     CallRunner,
+    CallRunnerCounter,
     MediaClock,
+    MediaCounter,
     directed_streams,
     mesh_plan,
     opus_clip,
@@ -72,7 +74,9 @@ async def test_mesh_call_of_three_carries_real_opus_both_ways() -> None:
         await wait_until(lambda: hearing_everyone(runners, after=start, frames=25), timeout=20)
         for me, runner in runners.items():
             assert sorted(p for _, p, up in runner.links() if up) == [i for i in ids if i != me]
-            assert runner.router.counters["media.forwarded"] > 0  # its own voice, twice
+            assert (
+                runner.router.counters.get_count(MediaCounter.MEDIA_FORWARDED) > 0
+            )  # its own voice, twice
         # The packets are real Opus: they decode, at the clip's levels (audio kept its shape).
         clip = opus_clip()
         runner = runners[ids[0]]
@@ -108,8 +112,8 @@ async def test_sfu_call_of_five_through_one_host() -> None:
             peers = {p for _, p, _ in runner.links()}
             assert peers == ({host} if me != host else set(ids) - {host})
         # 4 listeners per source minus the host's own: the host forwards, it does not decode.
-        assert runners[host].router.counters["media.forwarded"] > 0
-        assert runners[ids[0]].router.counters["media.forwarded"] > 0
+        assert runners[host].router.counters.get_count(MediaCounter.MEDIA_FORWARDED) > 0
+        assert runners[ids[0]].router.counters.get_count(MediaCounter.MEDIA_FORWARDED) > 0
         assert directed_streams(plan)[ids[0], host] == (ids[0],)
 
 
@@ -142,7 +146,13 @@ async def test_switch_from_mesh_to_sfu_loses_no_frames() -> None:
         # No listener lost more than two frames in a row the source captured.
         assert longest_loss(runners, since=min(before.values()) - 4, until=until) <= 2
         # Both paths carried some frames at once; the router dropped the copies.
-        assert sum(r.router.counters["media.duplicate_dropped"] for r in runners.values()) > 0
+        assert (
+            sum(
+                r.router.counters.get_count(MediaCounter.MEDIA_DUPLICATE_DROPPED)
+                for r in runners.values()
+            )
+            > 0
+        )
 
 
 async def test_host_vanishing_mid_call_is_replaced_and_the_call_goes_on() -> None:
@@ -162,9 +172,9 @@ async def test_host_vanishing_mid_call_is_replaced_and_the_call_goes_on() -> Non
         for runner in survivors.values():
             assert runner.plan is not None and host not in runner.plan.participants
             assert runner.plan.hosts == (ids[1],)  # the smallest surviving id
-            assert runner.counters["call.replans"] == 1
+            assert runner.counters.get_count(CallRunnerCounter.CALL_REPLANS) == 1
             # No capabilities given: no election, the deterministic fallback.
-            assert runner.counters["call.replan_fallback"] == 1
+            assert runner.counters.get_count(CallRunnerCounter.CALL_REPLAN_FALLBACK) == 1
         replanned = {
             me: max(max(r.frames_from(s)) for s in survivors if s != me)
             for me, r in survivors.items()

@@ -27,8 +27,10 @@ from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.drivers.voice_media import (
     CallRunner,
+    CallRunnerCounter,
     LabPlan,
     MediaClock,
+    MediaCounter,
     PlanTopology,
     elect_without,
     opus_clip,
@@ -139,8 +141,8 @@ async def test_survivors_elect_the_second_best_host_and_keep_talking() -> None:
             assert new.topology is Topology.SFU  # 4 left: hysteresis keeps a host (VOICE-2.2)
             assert new.hosts == (second,)
             assert new.participants == tuple(sorted(survivors))
-            assert runner.counters["call.replans"] == 1
-            assert runner.counters["call.replan_fallback"] == 0
+            assert runner.counters.get_count(CallRunnerCounter.CALL_REPLANS) == 1
+            assert runner.counters.get_count(CallRunnerCounter.CALL_REPLAN_FALLBACK) == 0
         assert len({repr(p) for p in plans.values()}) == 1  # the same plan on every survivor
 
         replanned = latest_frames(survivors)
@@ -150,7 +152,7 @@ async def test_survivors_elect_the_second_best_host_and_keep_talking() -> None:
         for me, runner in survivors.items():
             peers = {p for _, p, _ in runner.links()}
             assert peers == ({second} if me != second else set(survivors) - {second})
-        assert runners[second].router.counters["media.forwarded"] > 0
+        assert runners[second].router.counters.get_count(MediaCounter.MEDIA_FORWARDED) > 0
 
 
 async def test_distributed_sfu_forwards_between_hosts() -> None:
@@ -185,7 +187,7 @@ async def test_distributed_sfu_forwards_between_hosts() -> None:
         for host in plan.hosts:
             far = [p for p in plan.participants if plan.assignment[p] != host]
             assert all(len(runners[host].frames_from(s)) >= 25 for s in far)
-            assert runners[host].router.counters["media.forwarded"] > 0
+            assert runners[host].router.counters.get_count(MediaCounter.MEDIA_FORWARDED) > 0
 
 
 def test_election_falls_back_without_a_survivors_capabilities() -> None:
@@ -238,10 +240,18 @@ async def test_a_newcomer_taking_over_as_host_is_make_before_break() -> None:
             peers = {p for _, p, _ in runner.links()}
             assert peers == ({newcomer} if me != newcomer else set(first))
             assert all(e == 2 for e, _, _ in runner.links())
-            assert runner.counters["call.break_timed_out"] == 0  # nobody waited for the timeout
+            assert (
+                runner.counters.get_count(CallRunnerCounter.CALL_BREAK_TIMED_OUT) == 0
+            )  # nobody waited for the timeout
         after = latest_frames(runners)
         await wait_until(lambda: hearing_everyone(runners, after=after, frames=25), timeout=20)
         until = min(latest_frames(runners).values()) - 5
         assert longest_loss(first, since=switch, until=until) <= MAX_CONCEALED_FRAMES
         # Both paths carried frames during the switch; the copies were dropped.
-        assert sum(r.router.counters["media.duplicate_dropped"] for r in first.values()) > 0
+        assert (
+            sum(
+                r.router.counters.get_count(MediaCounter.MEDIA_DUPLICATE_DROPPED)
+                for r in first.values()
+            )
+            > 0
+        )

@@ -7,12 +7,19 @@ from railgun_ref.core.constants import APP_TOPIC_VOICE
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.udp import NodeHost
-from railgun_ref.drivers.voice_media import CallRunner, MediaClock, opus_clip, sfu_plan
+from railgun_ref.drivers.voice_media import (
+    CallRunner,
+    CallRunnerCounter,
+    MediaClock,
+    opus_clip,
+    sfu_plan,
+)
 from railgun_ref.drivers.voice_signalling import (
     Answer,
     NodeSignalling,
     Offer,
     Replan,
+    SignallingCounter,
     SignalMessage,
     decode_message,
     encode_message,
@@ -71,7 +78,7 @@ async def test_offer_travels_signed_over_node_channels_and_garbage_is_counted() 
         with anyio.fail_after(5):
             sender, message = await channel_b.receive()
     assert (sender, message) == (a.node_id, offer)
-    assert channel_b.counters["signalling.malformed"] == 1
+    assert channel_b.counters.get_count(SignallingCounter.MALFORMED) == 1
 
 
 async def test_offer_that_contradicts_the_plan_is_refused_and_counted() -> None:
@@ -100,8 +107,8 @@ async def test_offer_that_contradicts_the_plan_is_refused_and_counted() -> None:
             await NodeSignalling(low, directory).send(high.node_id, other_call)
             await wait_until(
                 lambda: (
-                    runner.counters["signalling.plan_mismatch"] == 1
-                    and runner.counters["signalling.other_call"] == 1
+                    runner.counters.get_count(CallRunnerCounter.SIGNALLING_PLAN_MISMATCH) == 1
+                    and runner.counters.get_count(CallRunnerCounter.SIGNALLING_OTHER_CALL) == 1
                 ),
                 timeout=5,
             )
