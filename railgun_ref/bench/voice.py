@@ -58,9 +58,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from railgun_ref.core.ids import NodeId
+
+if TYPE_CHECKING:  # the worker imports these lazily: the orchestrator never needs aiortc
+    from anyio.abc import TaskGroup
+
+    from railgun_ref.drivers.udp import NodeHost
+    from railgun_ref.drivers.voice_media import CallRunner, MediaClock, OpusClip
 
 #: Frames per second a 20 ms stream carries.
 FULL_RATE: Final = 50.0
@@ -80,19 +88,11 @@ def _flat_counters(*sources: Mapping[str, int]) -> dict[str, int]:
 
 
 async def _worker(role: str, impl: str, indices: list[int], seed: int) -> None:
+    """One worker process: its nodes join the call, then report what they measured."""
     import anyio  # noqa: PLC0415
 
-    from railgun_ref.core.ids import NodeId  # noqa: PLC0415
     from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
-    from railgun_ref.drivers.voice_media import (  # noqa: PLC0415
-        CallRunner,
-        Forwarding,
-        MediaClock,
-        opus_clip,
-        sfu_plan,
-        summarize_stream,
-    )
-    from railgun_ref.drivers.voice_signalling import NodeSignalling  # noqa: PLC0415
+    from railgun_ref.drivers.voice_media import MediaClock, opus_clip, sfu_plan  # noqa: PLC0415
     from railgun_ref.identity.keys import Identity  # noqa: PLC0415
 
     clip = opus_clip()
@@ -101,73 +101,111 @@ async def _worker(role: str, impl: str, indices: list[int], seed: int) -> None:
         for host in hosts:
             await tg.start(host.run)
         print(json.dumps({"nodes": [[h.node_id.hex(), h.address[1]] for h in hosts]}), flush=True)
-        line = await anyio.to_thread.run_sync(sys.stdin.readline)
-        config = json.loads(line)
-        directory = {
-            NodeId(bytes.fromhex(i)): ("127.0.0.1", port) for i, port in config["directory"]
-        }
-        host_id = NodeId(bytes.fromhex(config["host"]))
-        clock = MediaClock(config["origin"])
-        applied, w0, w1, end = (
-            config["applied"],
-            config["window"][0],
-            config["window"][1],
-            config["end"],
-        )
-        plan = sfu_plan(sorted(directory), host_id)
+        config = _WorkerConfig.parse(await anyio.to_thread.run_sync(sys.stdin.readline))
+        clock = MediaClock(config.origin)
         is_host = role == "host"
-        forwarding = Forwarding(impl) if is_host else Forwarding.OURS
-        runners = []
-        for host in hosts:
-            runner = CallRunner(
-                NodeSignalling(host, directory),
-                call_id=bytes(16),
-                clock=clock,
-                clip=clip,
-                capture=not is_host,
-                forwarding=forwarding,
-                loss_timeout=None,  # an overloaded stock SFU is slow, not gone
-                connect_timeout=20.0,
-            )
-            await tg.start(runner.run)
-            runners.append(runner)
-        await anyio.sleep(max(0.0, applied - time.monotonic()))
+        runners = await _start_runners(tg, hosts, config, clock, clip, is_host=is_host, impl=impl)
+        plan = sfu_plan(sorted(config.directory), config.host_id)
+        await anyio.sleep(max(0.0, config.applied - time.monotonic()))
         for runner in runners:
             tg.start_soon(runner.apply, plan)
-        await anyio.sleep(max(0.0, w0 - time.monotonic()))
+        await anyio.sleep(max(0.0, config.window[0] - time.monotonic()))
         cpu0 = time.process_time()
-        await anyio.sleep(max(0.0, w1 - time.monotonic()))
+        await anyio.sleep(max(0.0, config.window[1] - time.monotonic()))
         cpu1 = time.process_time()
-        await anyio.sleep(max(0.0, end - time.monotonic()))
-        result: dict[str, Any] = {"cpu_s": cpu1 - cpu0, "nodes": []}
-        for runner in runners:
-            streams = {}
-            first_arrivals = []
-            for source, log in runner.router.logs.items():
-                if source == host_id:
-                    continue
-                summary = summarize_stream(log, clock=clock, clip=clip, window=(w0, w1))
-                streams[source.hex()] = asdict(summary)
-                arrivals = log.arrivals or log.raw_arrivals
-                if arrivals:
-                    first_arrivals.append(min(arrivals))
-            expected = 0 if is_host else len(directory) - 2
-            result["nodes"].append(
-                {
-                    "id": runner.node_id.hex(),
-                    "streams": streams,
-                    "call_setup_ms": (max(first_arrivals) - applied) * 1000
-                    if len(first_arrivals) == expected and expected
-                    else None,
-                    "link_connect_ms": [
-                        (s.connected - s.created) * 1000 for s in runner.setups if s.connected
-                    ],
-                    "counters": _flat_counters(runner.counters, runner.router.counters),
-                    "forward_dropped": runner.forward_drops(),
-                }
-            )
+        await anyio.sleep(max(0.0, config.end - time.monotonic()))
+        expected = 0 if is_host else len(config.directory) - 2
+        result: dict[str, Any] = {
+            "cpu_s": cpu1 - cpu0,
+            "nodes": [_node_report(r, config, clock, clip, expected) for r in runners],
+        }
         print(json.dumps({"result": result}), flush=True)
         tg.cancel_scope.cancel()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _WorkerConfig:
+    """What the orchestrator tells every worker once all nodes are up (times: monotonic)."""
+
+    directory: dict[NodeId, tuple[str, int]]
+    host_id: NodeId
+    origin: float
+    applied: float
+    window: tuple[float, float]
+    end: float
+
+    @classmethod
+    def parse(cls, line: str) -> _WorkerConfig:
+        config = json.loads(line)
+        return cls(
+            directory={
+                NodeId(bytes.fromhex(i)): ("127.0.0.1", port) for i, port in config["directory"]
+            },
+            host_id=NodeId(bytes.fromhex(config["host"])),
+            origin=config["origin"],
+            applied=config["applied"],
+            window=(config["window"][0], config["window"][1]),
+            end=config["end"],
+        )
+
+
+async def _start_runners(
+    tg: TaskGroup,
+    hosts: Sequence[NodeHost],
+    config: _WorkerConfig,
+    clock: MediaClock,
+    clip: OpusClip,
+    *,
+    is_host: bool,
+    impl: str,
+) -> list[CallRunner]:
+    """A running `CallRunner` per node: the host forwards by `impl`, participants speak."""
+    from railgun_ref.drivers.voice_media import CallRunner, Forwarding  # noqa: PLC0415
+    from railgun_ref.drivers.voice_signalling import NodeSignalling  # noqa: PLC0415
+
+    forwarding = Forwarding(impl) if is_host else Forwarding.OURS
+    runners = []
+    for host in hosts:
+        runner = CallRunner(
+            NodeSignalling(host, config.directory),
+            call_id=bytes(16),
+            clock=clock,
+            clip=clip,
+            capture=not is_host,
+            forwarding=forwarding,
+            loss_timeout=None,  # an overloaded stock SFU is slow, not gone
+            connect_timeout=20.0,
+        )
+        await tg.start(runner.run)
+        runners.append(runner)
+    return runners
+
+
+def _node_report(
+    runner: CallRunner, config: _WorkerConfig, clock: MediaClock, clip: OpusClip, expected: int
+) -> dict[str, Any]:
+    """What one node measured: its streams, call set-up, link set-up and counters."""
+    from railgun_ref.drivers.voice_media import summarize_stream  # noqa: PLC0415
+
+    streams = {}
+    first_arrivals = []
+    for source, log in runner.router.logs.items():
+        if source == config.host_id:
+            continue
+        summary = summarize_stream(log, clock=clock, clip=clip, window=config.window)
+        streams[source.hex()] = asdict(summary)
+        arrivals = log.arrivals or log.raw_arrivals
+        if arrivals:
+            first_arrivals.append(min(arrivals))
+    complete = len(first_arrivals) == expected and expected
+    return {
+        "id": runner.node_id.hex(),
+        "streams": streams,
+        "call_setup_ms": (max(first_arrivals) - config.applied) * 1000 if complete else None,
+        "link_connect_ms": [(s.connected - s.created) * 1000 for s in runner.setups if s.connected],
+        "counters": _flat_counters(runner.counters, runner.router.counters),
+        "forward_dropped": runner.forward_drops(),
+    }
 
 
 def worker_main(argv: Sequence[str]) -> int:
@@ -251,6 +289,53 @@ def run_one(
     seed: int,
 ) -> dict[str, Any]:
     """One call of `participants` speakers through one SFU host of `impl`."""
+    host_result, participant_results = _run_call(
+        impl,
+        participants,
+        duration=duration,
+        warmup=warmup,
+        drain=drain,
+        workers=workers,
+        seed=seed,
+    )
+    listeners = [node for r in participant_results for node in r["nodes"]]
+    streams = [s for node in listeners for s in node["streams"].values()]
+    expected_streams = participants * (participants - 1)
+    setups = [n["call_setup_ms"] for n in listeners if n["call_setup_ms"] is not None]
+    connects = [ms for n in listeners for ms in n["link_connect_ms"]]
+    return {
+        "impl": impl,
+        "participants": participants,
+        "forwarded_streams": expected_streams,
+        "streams_reported": len(streams),
+        "frames_per_s": _frames_report(streams, expected_streams),
+        "delay_ms": _delay_report(streams),
+        "host_cpu": _host_cpu_report(host_result["cpu_s"], streams, duration, expected_streams),
+        "setup_ms": {
+            "call_setup": _quantiles(setups),
+            "calls_complete": len(setups),
+            "link_connect": _quantiles(connects),
+        },
+        "participant_cpu_cores": round(sum(r["cpu_s"] for r in participant_results) / duration, 3),
+        "host_counters": host_result["nodes"][0]["counters"],
+        "host_forward_queue_drops": host_result["nodes"][0]["forward_dropped"],
+        "participant_capture_skipped": sum(
+            n["counters"].get("capture.skipped", 0) for n in listeners
+        ),
+    }
+
+
+def _run_call(
+    impl: str,
+    participants: int,
+    *,
+    duration: float,
+    warmup: float,
+    drain: float,
+    workers: int,
+    seed: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Spawn the host and participant workers, start the call, collect their results."""
     host_proc = _spawn("host", impl, [0], seed)
     groups = [
         list(range(1, participants + 1))[w::workers] for w in range(min(workers, participants))
@@ -260,14 +345,13 @@ def run_one(
         nodes: list[list[Any]] = []
         for proc in procs:
             nodes.extend(_read_json(proc, "nodes", 120.0))
-        host_id = nodes[0][0]
         origin = time.monotonic()
         applied = origin + 0.5
         w0 = applied + warmup
         w1 = w0 + duration
         config = {
             "directory": nodes,
-            "host": host_id,
+            "host": nodes[0][0],
             "origin": origin,
             "applied": applied,
             "window": [w0, w1],
@@ -286,61 +370,48 @@ def run_one(
             log = _logs.pop(proc.pid, None)
             if log is not None:
                 log.close()
-    host_result, participant_results = results[0], results[1:]
-    listeners = [node for r in participant_results for node in r["nodes"]]
-    streams = [s for node in listeners for s in node["streams"].values()]
-    expected_streams = participants * (participants - 1)
+    return results[0], results[1:]
+
+
+def _frames_report(streams: list[dict[str, Any]], expected_streams: int) -> dict[str, Any]:
+    """`frames_per_s`: a stream that never arrived counts 0."""
     rates = [s["frames_per_s"] for s in streams] + [0.0] * (expected_streams - len(streams))
+    return {
+        **_quantiles(rates),
+        "streams_at_or_above_49_5": sum(r >= G1_RATE for r in rates),
+        "arrivals_per_s_median": round(statistics.median([s["arrivals_per_s"] for s in streams]), 2)
+        if streams
+        else None,
+    }
+
+
+def _delay_report(streams: list[dict[str, Any]]) -> dict[str, Any]:
     medians = [s["delay_ms_median"] for s in streams if s["delay_ms_median"] is not None]
     p95s = [s["delay_ms_p95"] for s in streams if s["delay_ms_p95"] is not None]
     maxima = [s["delay_ms_max"] for s in streams if s["delay_ms_max"] is not None]
-    delivered = sum(s["frames"] for s in streams)
-    arrived = sum(s["arrivals_per_s"] for s in streams) * duration
-    cpu = host_result["cpu_s"]
-    cores = cpu / duration
-    setups = [n["call_setup_ms"] for n in listeners if n["call_setup_ms"] is not None]
-    connects = [ms for n in listeners for ms in n["link_connect_ms"]]
     alignments = [s["alignment"] for s in streams if s["alignment"] is not None]
     return {
-        "impl": impl,
-        "participants": participants,
-        "forwarded_streams": expected_streams,
-        "streams_reported": len(streams),
-        "frames_per_s": {
-            **_quantiles(rates),
-            "streams_at_or_above_49_5": sum(r >= G1_RATE for r in rates),
-            "arrivals_per_s_median": round(
-                statistics.median([s["arrivals_per_s"] for s in streams]), 2
-            )
-            if streams
-            else None,
-        },
-        "delay_ms": {
-            "median_of_stream_medians": round(statistics.median(medians), 2) if medians else None,
-            "worst_stream_p95": round(max(p95s), 2) if p95s else None,
-            "worst_max": round(max(maxima), 2) if maxima else None,
-            "streams_measured": len(medians),
-            "method": sorted({s["method"] for s in streams}),
-            "alignment_min": round(min(alignments), 3) if alignments else None,
-        },
-        "host_cpu": {
-            "cpu_s": round(cpu, 3),
-            "cores": round(cores, 4),
-            "cores_per_forwarded_stream": round(cores / expected_streams, 6),
-            "us_per_delivered_frame": round(cpu / delivered * 1e6, 1) if delivered else None,
-            "us_per_arrived_packet": round(cpu / arrived * 1e6, 1) if arrived else None,
-        },
-        "setup_ms": {
-            "call_setup": _quantiles(setups),
-            "calls_complete": len(setups),
-            "link_connect": _quantiles(connects),
-        },
-        "participant_cpu_cores": round(sum(r["cpu_s"] for r in participant_results) / duration, 3),
-        "host_counters": host_result["nodes"][0]["counters"],
-        "host_forward_queue_drops": host_result["nodes"][0]["forward_dropped"],
-        "participant_capture_skipped": sum(
-            n["counters"].get("capture.skipped", 0) for n in listeners
-        ),
+        "median_of_stream_medians": round(statistics.median(medians), 2) if medians else None,
+        "worst_stream_p95": round(max(p95s), 2) if p95s else None,
+        "worst_max": round(max(maxima), 2) if maxima else None,
+        "streams_measured": len(medians),
+        "method": sorted({s["method"] for s in streams}),
+        "alignment_min": round(min(alignments), 3) if alignments else None,
+    }
+
+
+def _host_cpu_report(
+    cpu: float, streams: list[dict[str, Any]], duration: float, expected_streams: int
+) -> dict[str, Any]:
+    delivered = sum(s["frames"] for s in streams)
+    arrived = sum(s["arrivals_per_s"] for s in streams) * duration
+    cores = cpu / duration
+    return {
+        "cpu_s": round(cpu, 3),
+        "cores": round(cores, 4),
+        "cores_per_forwarded_stream": round(cores / expected_streams, 6),
+        "us_per_delivered_frame": round(cpu / delivered * 1e6, 1) if delivered else None,
+        "us_per_arrived_packet": round(cpu / arrived * 1e6, 1) if arrived else None,
     }
 
 
