@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ from railgun_ref.drivers.voice_media import (
     CallRunner,
     MediaClock,
     MediaRouter,
+    OpusClip,
     opus_clip,
 )
 from railgun_ref.drivers.voice_signalling import NodeSignalling
@@ -230,6 +231,23 @@ def topology_chart(
     points["host"] = points["host"].astype("object").where(points["host"].notna(), None)
     points["x"] = [positions[p][0] for p in plan.participants]
     points["y"] = [positions[p][1] for p in plan.participants]
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
+    rules = _link_rules(_link_frame(plan, index, positions), x, y)
+    labels = (
+        alt.Chart(points)
+        .mark_text(dx=10, align="left", fontSize=10)
+        .encode(x=x, y=y, text="node:O")
+    )
+    return (rules + _participant_dots(points, x, y) + labels).properties(
+        title=title or describe_plan(plan, index), width=300, height=300
+    )
+
+
+def _link_frame(
+    plan: CallPlan, index: Mapping[NodeId, int], positions: Mapping[NodeId, tuple[float, float]]
+) -> pd.DataFrame:
+    """One row per media link of `plan`: its ends' indices, its kind and its ends' positions."""
     rows = []
     for a, b in plan.media_links():
         between_hosts = a in plan.hosts and b in plan.hosts
@@ -245,10 +263,12 @@ def topology_chart(
                 "y2": positions[b][1],
             }
         )
-    edges = pd.DataFrame(rows, columns=["a", "b", "kind", "x", "y", "x2", "y2"])
-    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
-    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
-    rules = (
+    return pd.DataFrame(rows, columns=["a", "b", "kind", "x", "y", "x2", "y2"])
+
+
+def _link_rules(edges: pd.DataFrame, x: Any, y: Any) -> Any:
+    """A rule per link; links between hosts are drawn thicker."""
+    return (
         alt.Chart(edges)
         .mark_rule(opacity=0.5)
         .encode(
@@ -264,12 +284,16 @@ def topology_chart(
             tooltip=["a:O", "b:O", "kind:N"],
         )
     )
+
+
+def _participant_dots(points: pd.DataFrame, x: Any, y: Any) -> Any:
+    """A point per participant, coloured and sized by role, with its streams as tooltip."""
     role = alt.Color(
         "role:N",
         title="role",
         scale=alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values())),
     )
-    dots = (
+    return (
         alt.Chart(points)
         .mark_circle(opacity=1)
         .encode(
@@ -292,14 +316,6 @@ def topology_chart(
                 "download_kbps:Q",
             ],
         )
-    )
-    labels = (
-        alt.Chart(points)
-        .mark_text(dx=10, align="left", fontSize=10)
-        .encode(x=x, y=y, text="node:O")
-    )
-    return (rules + dots + labels).properties(
-        title=title or describe_plan(plan, index), width=300, height=300
     )
 
 
@@ -617,12 +633,11 @@ async def _grow(
     connect_timeout: float,
 ) -> GrownCall:
     clip = opus_clip()
-    clock = MediaClock(time.monotonic())
-    began = time.monotonic()
+    call = _LabCall(
+        clip=clip, clock=MediaClock(time.monotonic()), began=time.monotonic(), config=config
+    )
     hosts = [NodeHost(identity) for identity in people]
     ids = [host.node_id for host in hosts]
-    runners: dict[NodeId, CallRunner] = {}
-    steps: list[CallStep] = []
     async with anyio.create_task_group() as tg:
         for host in hosts:
             await tg.start(host.run)
@@ -630,11 +645,11 @@ async def _grow(
         plan: CallPlan | None = None
         for size in range(start, len(hosts) + 1):
             for host in hosts[:size]:
-                if host.node_id not in runners:
+                if host.node_id not in call.runners:
                     runner = CallRunner(
                         NodeSignalling(host, directory),
                         call_id=LAB_CALL_ID,
-                        clock=clock,
+                        clock=call.clock,
                         clip=clip,
                         connect_timeout=connect_timeout,
                         capabilities=capabilities,
@@ -642,43 +657,62 @@ async def _grow(
                     )
                     runner.router = RecordingRouter(host.node_id)  # before any frame flows
                     await tg.start(runner.run)
-                    runners[host.node_id] = runner
+                    call.runners[host.node_id] = runner
             plan = plan_call({p: capabilities[p] for p in ids[:size]}, config=config, previous=plan)
-            epoch = len(steps) + 1
-            applied = time.monotonic() - began
-            async with anyio.create_task_group() as apply_group:
-                for runner in runners.values():
-                    apply_group.start_soon(partial(runner.apply, plan, epoch=epoch))
-            switched = time.monotonic() - began
-            mark = clock.current_frame(time.monotonic())
-            heard = await _hear_everyone(runners, after=mark)
-            steps.append(
-                CallStep(epoch=epoch, plan=plan, applied=applied, switched=switched, heard=heard)
-            )
+            await call.step(plan)
             await anyio.sleep(hold)
-        last = clock.current_frame(time.monotonic())
-        frames = {
-            (me, source): tuple(sorted(set(runner.frames_from(source))))
-            for me, runner in runners.items()
-            for source in runners
-            if source != me
-        }
-        counters = {me: dict(runner.counters) for me, runner in runners.items()}
-        captured = {
-            me: tuple(runner.router.captured)
-            for me, runner in runners.items()
-            if isinstance(runner.router, RecordingRouter)
-        }
+        grown = call.record(ids)
         tg.cancel_scope.cancel()
-    return GrownCall(
-        participants=tuple(ids),
-        steps=tuple(steps),
-        frames=frames,
-        captured=captured,
-        first_frame=clock.current_frame(began),
-        last_frame=last,
-        counters=counters,
-    )
+    return grown
+
+
+@dataclass(slots=True, kw_only=True)
+class _LabCall:
+    """The running call of `grow_call`: its runners and the steps taken so far."""
+
+    clip: OpusClip
+    clock: MediaClock
+    began: float  #: CLOCK_MONOTONIC second the call started (time 0 of its steps)
+    config: VoiceConfig
+    runners: dict[NodeId, CallRunner] = field(default_factory=dict)
+    steps: list[CallStep] = field(default_factory=list)
+
+    async def step(self, plan: CallPlan) -> None:
+        """Apply `plan` on every runner (make-before-break), then wait to hear everyone."""
+        epoch = len(self.steps) + 1
+        applied = time.monotonic() - self.began
+        async with anyio.create_task_group() as apply_group:
+            for runner in self.runners.values():
+                apply_group.start_soon(partial(runner.apply, plan, epoch=epoch))
+        switched = time.monotonic() - self.began
+        mark = self.clock.current_frame(time.monotonic())
+        heard = await _hear_everyone(self.runners, after=mark)
+        self.steps.append(
+            CallStep(epoch=epoch, plan=plan, applied=applied, switched=switched, heard=heard)
+        )
+
+    def record(self, participants: Sequence[NodeId]) -> GrownCall:
+        """What every listener received and every source captured, up to now."""
+        last = self.clock.current_frame(time.monotonic())
+        runners = self.runners
+        return GrownCall(
+            participants=tuple(participants),
+            steps=tuple(self.steps),
+            frames={
+                (me, source): tuple(sorted(set(runner.frames_from(source))))
+                for me, runner in runners.items()
+                for source in runners
+                if source != me
+            },
+            captured={
+                me: tuple(runner.router.captured)
+                for me, runner in runners.items()
+                if isinstance(runner.router, RecordingRouter)
+            },
+            first_frame=self.clock.current_frame(self.began),
+            last_frame=last,
+            counters={me: dict(runner.counters) for me, runner in runners.items()},
+        )
 
 
 async def _hear_everyone(runners: Mapping[NodeId, CallRunner], *, after: int) -> bool:
