@@ -3,5 +3,34 @@
 The driver that gives it sockets is `railgun_ref.drivers.turn_server`.
 """
 
-#: The submodules, imported on use only.
-__all__ = ["turn"]
+from railgun_ref.relay.turn import (
+    TRANSITIONS,
+    AllocationId,
+    AllocationInfo,
+    AllocationState,
+    Channel,
+    CloseRelay,
+    OpenRelay,
+    SendToClient,
+    SendToPeer,
+    TurnAction,
+    TurnConfig,
+    TurnCounter,
+    TurnServer,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "AllocationId",
+    "AllocationInfo",
+    "AllocationState",
+    "Channel",
+    "CloseRelay",
+    "OpenRelay",
+    "SendToClient",
+    "SendToPeer",
+    "TurnAction",
+    "TurnConfig",
+    "TurnCounter",
+    "TurnServer",
+]

@@ -6,5 +6,32 @@ drivers (`railgun_ref.drivers.stun_server`, `railgun_ref.drivers.sim_nat`) move
 their bytes; the NAT classifier lives in `railgun_ref.capacity.nat`.
 """
 
-#: The submodules, imported on use only.
-__all__ = ["codec", "server"]
+from railgun_ref.stun.codec import (
+    MessageClass,
+    Method,
+    StunErrorCode,
+    StunMessage,
+    decode_message,
+    encode_message,
+)
+from railgun_ref.stun.server import (
+    BindingServer,
+    ServerAddresses,
+    StunAction,
+    StunCounter,
+    StunReply,
+)
+
+__all__ = [
+    "BindingServer",
+    "MessageClass",
+    "Method",
+    "ServerAddresses",
+    "StunAction",
+    "StunCounter",
+    "StunErrorCode",
+    "StunMessage",
+    "StunReply",
+    "decode_message",
+    "encode_message",
+]
