@@ -22,12 +22,13 @@ demo imports it only when it writes the page.
 """
 
 import html
-import json
 from pathlib import Path
 from typing import Any, Final
 
 import altair as alt
 import pandas as pd
+
+from railgun_ref.lab.offline import standalone_chart_html
 
 __all__ = [
     "CLIENT_TIMING_COLUMNS",
@@ -345,9 +346,6 @@ _PAGE: Final = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <title>railgun-ref demo report</title>
-<script src="https://cdn.jsdelivr.net/npm/vega@{vega}"></script>
-<script src="https://cdn.jsdelivr.net/npm/vega-lite@{vegalite}"></script>
-<script src="https://cdn.jsdelivr.net/npm/vega-embed@{embed}"></script>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
@@ -364,18 +362,16 @@ td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
 <h2>Scenarios</h2>
 {timings}
 <h2>Timeline</h2>
-<div id="charts"></div>
+{charts}
 <p>The events behind these charts are in <code>events.json</code>.</p>
-<script>
-vegaEmbed("#charts", {spec}, {{"actions": false}});
-</script>
 </body>
 </html>
 """
 
 
 def write_html_report(report: dict[str, Any], path: Path) -> None:
-    """Write one HTML page with the report's tables and charts (vega from a CDN)."""
+    """Write one HTML page with the report's tables and charts; it needs no network
+    (Vega inlined, an SVG copy for viewers that block scripts: `standalone_chart_html`)."""
     demo = report["demo"]
     summary = report["summary"]
     intro = (
@@ -393,15 +389,12 @@ def write_html_report(report: dict[str, Any], path: Path) -> None:
     )
     summary_table = pd.DataFrame([summary]).drop(columns=["by_path"]).to_html(index=False)
     page = _PAGE.format(
-        vega=alt.VEGA_VERSION.split(".")[0],
-        vegalite=alt.VEGALITE_VERSION.split(".")[0],
-        embed=alt.VEGAEMBED_VERSION.split(".")[0],
         intro=intro,
         verdict_class="ok" if ok else "failed",
         verdict=html.escape(verdict),
         summary=summary_table,
         timings=timings_frame(report).to_html(index=False, na_rep="-"),
-        spec=json.dumps(report_charts(report).to_dict()).replace("</", "<\\/"),
+        charts=standalone_chart_html(report_charts(report)),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")

@@ -1,7 +1,10 @@
 """Notebook helpers: live localhost networks, traces to pandas, altair charts, widgets.
 
 Notebooks import from here and from the public API only; the logic lives in
-these modules, where it is typed and tested (tests/lab/).
+these modules, where it is typed and tested (tests/lab/). Importing this
+package enables the offline chart renderer (`offline.enable_offline_charts`):
+every altair chart a notebook shows is stored as Vega-Lite JSON plus a PNG,
+so stored notebooks read well offline and on code-hosting sites.
 """
 
 from railgun_ref.dht.keys import KeyType
@@ -43,6 +46,12 @@ from railgun_ref.lab.lookups import (
     room_key,
 )
 from railgun_ref.lab.network import PING_COLUMNS, ROUTING_COLUMNS, LocalNetwork
+from railgun_ref.lab.offline import (
+    RemoteReference,
+    enable_offline_charts,
+    remote_script_references,
+    standalone_chart_html,
+)
 from railgun_ref.lab.widgets import LookupPanel, NetworkPanel, lookup_panel, network_panel
 from railgun_ref.rpc.requests import Channel
 
@@ -62,6 +71,7 @@ __all__ = [
     "LocalNetwork",
     "LookupPanel",
     "NetworkPanel",
+    "RemoteReference",
     "advertise_population",
     "bucket_fill_chart",
     "capabilities_from_row",
@@ -69,6 +79,7 @@ __all__ = [
     "capacity_panel",
     "duration_cdf",
     "eligibility_summary",
+    "enable_offline_charts",
     "fetch_advertisements",
     "hops_histogram",
     "load_population",
@@ -77,6 +88,7 @@ __all__ = [
     "lookup_panel",
     "network_panel",
     "ranking_frame",
+    "remote_script_references",
     "room_key",
     "rtt_cdf",
     "rtt_heatmap",
@@ -87,4 +99,7 @@ __all__ = [
     "score_frame",
     "score_histogram",
     "selection_frame",
+    "standalone_chart_html",
 ]
+
+enable_offline_charts()

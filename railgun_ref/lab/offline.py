@@ -1,0 +1,176 @@
+"""Charts that render without a network: in stored notebooks, in the HTML report.
+
+Altair's default renderer stores a chart as HTML that loads Vega from a
+CDN. Offline, on a code-hosting site, or in a freshly cloned (untrusted)
+notebook, that script never runs and the chart is blank. Importing
+`railgun_ref.lab` therefore enables `RENDERER` (`enable_offline_charts`):
+each chart is stored as its Vega-Lite JSON (for frontends that draw it
+live) plus a PNG drawn here by vl-convert (for everything else: GitHub,
+nbviewer, VS Code, JupyterLab without a Vega extension). No script, no URL.
+
+`standalone_chart_html` gives the report's chart as one ``<script>`` with
+Vega, Vega-Lite and vega-embed inlined (also from vl-convert), plus an SVG
+copy for viewers that block scripts. `remote_script_references` finds what
+would still need the network in a notebook or an HTML file; the tests run
+it over the stored notebooks and the demo report.
+"""
+
+import base64
+import json
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import altair as alt
+import vl_convert
+
+#: The name of the renderer `enable_offline_charts` registers with altair.
+RENDERER: Final = "railgun-offline"
+#: Pixels per CSS pixel of the stored PNG; frontends show it at its CSS size.
+PNG_SCALE: Final = 2
+#: The mime type of the stored spec. Altair's own (``application/vnd.vegalite.v6.json``)
+#: is not a JSON mime type to nbformat, which then refuses the spec as a dict;
+#: this is the ``+json`` form Jupyter frontends use for earlier Vega-Lite versions.
+VEGALITE_MIME: Final = f"application/vnd.vegalite.{alt.SCHEMA_VERSION.split('.')[0]}+json"
+#: What a frontend that shows only text prints for a chart.
+TEXT: Final = "<altair chart: Vega-Lite JSON and a PNG copy are stored with this output>"
+
+_REMOTE: Final = re.compile(
+    r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^\s"'>]+"""  # <script src="http...">
+    r"""|\bimport\s*\(\s*["'](?:https?:)?//[^"']+"""  # import("https://...")
+    r"""|\brequire\.config\b"""  # requirejs paths to a CDN (altair's html renderer)
+    r"""|(?:https?:)?//(?:cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.cloudflare\.com)/[^\s"'<>]*""",
+    re.IGNORECASE,
+)
+
+
+def vl_convert_version() -> str:
+    """vl-convert's name of the Vega-Lite version altair writes, e.g. ``v6_4``."""
+    major, minor = alt.SCHEMA_VERSION.lstrip("v").split(".")[:2]
+    return f"v{major}_{minor}"
+
+
+def _png_width(png: bytes) -> int:
+    """Width in pixels from a PNG's IHDR chunk."""
+    (width,) = struct.unpack(">I", png[16:20])
+    return int(width)
+
+
+def chart_png(spec: dict[str, Any], *, scale: int = PNG_SCALE) -> bytes:
+    """The Vega-Lite `spec` drawn as a PNG (no browser, no network)."""
+    return bytes(vl_convert.vegalite_to_png(spec, vl_version=vl_convert_version(), scale=scale))
+
+
+def chart_svg(spec: dict[str, Any]) -> str:
+    """The Vega-Lite `spec` drawn as an SVG document."""
+    return str(vl_convert.vegalite_to_svg(spec, vl_version=vl_convert_version()))
+
+
+def offline_renderer(
+    spec: dict[str, Any], **_options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Altair renderer: the spec as Vega-Lite JSON (`VEGALITE_MIME`), a PNG, a text line."""
+    png = chart_png(spec)
+    data = {
+        VEGALITE_MIME: spec,
+        "image/png": base64.b64encode(png).decode("ascii"),
+        "text/plain": TEXT,
+    }
+    metadata = {"image/png": {"width": _png_width(png) // PNG_SCALE}}
+    return data, metadata
+
+
+def enable_offline_charts() -> None:
+    """Register `RENDERER` with altair and make it the active one.
+
+    ``alt.renderers.enable("default")`` goes back to altair's CDN-loading HTML.
+    """
+    if RENDERER not in alt.renderers.names():
+        alt.renderers.register(RENDERER, offline_renderer)
+    alt.renderers.enable(RENDERER)
+
+
+#: The bundle's entry point: put the three libraries on ``window`` for the next script.
+_GLOBALS: Final = "window.vegaEmbed = vegaEmbed; window.vegaLite = vegaLite; window.vega = vega;"
+
+_STANDALONE: Final = """<div id="{div}"></div>
+<script>
+{bundle}
+</script>
+<script>
+vegaEmbed("#{div}", {spec}, {{"actions": false}});
+</script>
+<noscript>{svg}</noscript>"""
+
+
+def _script_safe(text: str) -> str:
+    return text.replace("</", "<\\/")
+
+
+def standalone_chart_html(chart: Any, *, div: str = "charts") -> str:
+    """An HTML fragment drawing `chart` with everything inlined: no request leaves the page.
+
+    Vega, Vega-Lite and vega-embed come inlined from vl-convert (about
+    0.9 MB); a ``<noscript>`` SVG copy stands in where scripts are blocked.
+    """
+    spec = chart.to_dict()
+    svg = re.sub(r"^<\?xml[^>]*>\s*", "", chart_svg(spec))
+    bundle = vl_convert.javascript_bundle(_GLOBALS, vl_version=vl_convert_version())
+    return _STANDALONE.format(
+        div=div, bundle=_script_safe(bundle), spec=_script_safe(json.dumps(spec)), svg=svg
+    )
+
+
+# ------------------------------------------------------------------ the checker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteReference:
+    """One place where stored output would load something from the network."""
+
+    where: str
+    snippet: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.snippet}"
+
+
+def _text_references(text: str, where: str) -> Iterator[RemoteReference]:
+    for match in _REMOTE.finditer(text):
+        yield RemoteReference(where=where, snippet=match.group(0)[:120])
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return "".join(value)
+    return json.dumps(value)
+
+
+def _notebook_references(notebook: dict[str, Any], name: str) -> Iterator[RemoteReference]:
+    for number, cell in enumerate(notebook.get("cells", [])):
+        for index, output in enumerate(cell.get("outputs", [])):
+            where = f"{name} cell {number} output {index}"
+            for mime, value in output.get("data", {}).items():
+                yield from _text_references(_as_text(value), f"{where} {mime}")
+    widgets = notebook.get("metadata", {}).get("widgets")
+    if widgets is not None:
+        yield from _text_references(json.dumps(widgets), f"{name} widget state")
+
+
+def remote_script_references(path: Path) -> list[RemoteReference]:
+    """Every place in a notebook's stored outputs or an HTML file that loads a remote script.
+
+    A ``.ipynb`` is read as JSON and only its outputs (and saved widget
+    state) are searched; any other file is searched as text. Flagged:
+    ``<script src="http...">``, ``import("https://...")``, requirejs
+    configuration, and any URL on a public JavaScript CDN.
+    """
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        return list(_notebook_references(json.loads(text), path.name))
+    return list(_text_references(text, path.name))
