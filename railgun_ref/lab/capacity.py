@@ -46,7 +46,7 @@ from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.lab.lookups import short
 from railgun_ref.lab.network import LocalNetwork
-from railgun_ref.lab.widgets import show_chart
+from railgun_ref.lab.widgets import panel_mimebundle, show_chart
 
 #: The committed population (a repository checkout; pass a path when installed elsewhere).
 POPULATION_PATH: Final = Path(__file__).resolve().parents[2] / "datasets" / "device_population.csv"
@@ -575,7 +575,7 @@ class CapacityPanel:
         return result
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return panel_mimebundle(self.widget, **kwargs)
 
 
 def capacity_panel(capabilities: DeviceCapabilities | None = None, **options: Any) -> CapacityPanel:

@@ -59,7 +59,7 @@ from railgun_ref.apps.demo_report import (
 )
 from railgun_ref.client import Profile
 from railgun_ref.lab.network import PortalThread
-from railgun_ref.lab.widgets import show_chart
+from railgun_ref.lab.widgets import panel_mimebundle, show_chart
 
 __all__ = [
     "CLIENT_TIMING_COLUMNS",
@@ -298,7 +298,7 @@ class FailoverPanel:
         return result
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return panel_mimebundle(self.widget, **kwargs)
 
 
 class _FrameBundle:

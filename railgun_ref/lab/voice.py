@@ -57,7 +57,7 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.lab.capacity import network_candidates
 from railgun_ref.lab.lookups import short
 from railgun_ref.lab.network import LocalNetwork, identities
-from railgun_ref.lab.widgets import show_chart
+from railgun_ref.lab.widgets import panel_mimebundle, show_chart
 from railgun_ref.voice.topology import (
     DEFAULT_CONFIG,
     STREAM_BITRATE_BPS,
@@ -500,7 +500,7 @@ class TopologyPanel:
         return plan
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return panel_mimebundle(self.widget, **kwargs)
 
 
 def topology_panel(

@@ -5,9 +5,17 @@
 draws it hop by hop. Panels only call the network's synchronous API, which
 runs the nodes in the network's own background thread, so a button callback
 never touches the kernel's event loop.
+
+A stored notebook has no widget state, so every panel's mime bundle also
+carries a static snapshot of what it shows (`panel_mimebundle`): HTML with
+the controls' values, the status lines and the chart as a PNG, and a plain
+text summary. Live frontends draw the widget; GitHub and nbviewer show the
+snapshot instead of ``VBox(children=(HBox(...``.
 """
 
-from typing import Any
+import html
+import re
+from typing import Any, Final
 
 import ipywidgets as widgets
 import pandas as pd
@@ -30,6 +38,83 @@ def show_chart(output: widgets.Output, chart: Any) -> None:
     bundle = chart._repr_mimebundle_()
     data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
     output.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
+
+
+#: First line of a panel snapshot, for readers of a stored notebook.
+SNAPSHOT_NOTE: Final = "Snapshot of an interactive panel: run the notebook to use it."
+_TAG: Final = re.compile(r"<[^>]+>")
+_ROW: Final = "display:flex;flex-wrap:wrap;gap:0.4em 1.5em;align-items:center"
+
+
+def _output_html(output: dict[str, Any]) -> str:
+    data, metadata = output.get("data", {}), output.get("metadata", {})
+    if "image/png" in data:
+        width = metadata.get("image/png", {}).get("width")
+        size = f' width="{int(width)}"' if width else ""
+        return f'<img src="data:image/png;base64,{data["image/png"]}"{size}>'
+    for mime in ("image/svg+xml", "text/html"):
+        if mime in data:
+            return str(data[mime])
+    text = data.get("text/plain", output.get("text", ""))
+    return f"<pre>{html.escape(str(text))}</pre>"
+
+
+def _control(widget: Any) -> tuple[str, str] | None:
+    """(label, shown value) of a control with a description, or None."""
+    description = str(getattr(widget, "description", "") or "")
+    if isinstance(widget, widgets.Button):
+        return description, ""
+    if not isinstance(widget, widgets.ValueWidget) or isinstance(widget, widgets.Label):
+        return None
+    value = getattr(widget, "label", None) or widget.value
+    return description, str(value)
+
+
+def static_html(widget: Any) -> str:
+    """HTML drawing what `widget` (and its children) show now, without any script."""
+    if isinstance(widget, widgets.Box):
+        inner = "".join(static_html(child) for child in widget.children)
+        style = f' style="{_ROW}"' if isinstance(widget, widgets.HBox) else ""
+        return f"<div{style}>{inner}</div>"
+    if isinstance(widget, widgets.Output):
+        return "".join(_output_html(dict(output)) for output in widget.outputs)
+    if isinstance(widget, widgets.HTML):
+        return f"<div>{widget.value}</div>"
+    if isinstance(widget, widgets.Label):
+        return f"<div>{html.escape(str(widget.value))}</div>" if widget.value else ""
+    control = _control(widget)
+    if control is None:
+        return ""
+    label, value = control
+    if isinstance(widget, widgets.Button):
+        return f"<button disabled>{html.escape(label)}</button>"
+    return f"<span><b>{html.escape(label)}</b> {html.escape(value)}</span>"
+
+
+def static_text(widget: Any) -> list[str]:
+    """One line per control, status line and output of `widget`, as plain text."""
+    if isinstance(widget, widgets.Box):
+        return [line for child in widget.children for line in static_text(child)]
+    if isinstance(widget, widgets.Output):
+        return [f"[{len(widget.outputs)} output(s): chart or table]"] if widget.outputs else []
+    if isinstance(widget, widgets.HTML | widgets.Label):
+        text = html.unescape(_TAG.sub("", str(widget.value).replace("<br>", "; ")))
+        return [text] if text else []
+    control = _control(widget)
+    if control is None:
+        return []
+    label, value = control
+    return [f"[{label}]" if isinstance(widget, widgets.Button) else f"{label}: {value}"]
+
+
+def panel_mimebundle(widget: Any, **kwargs: Any) -> dict[str, Any]:
+    """`widget`'s own mime bundle plus a static HTML and text snapshot of what it shows."""
+    bundle = dict(widget._repr_mimebundle_(**kwargs))
+    bundle["text/html"] = (
+        f'<div class="railgun-panel"><p><i>{SNAPSHOT_NOTE}</i></p>{static_html(widget)}</div>'
+    )
+    bundle["text/plain"] = "\n".join([SNAPSHOT_NOTE, *static_text(widget)])
+    return bundle
 
 
 class NetworkPanel:
@@ -86,7 +171,7 @@ class NetworkPanel:
         show_chart(self.output, chart)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return panel_mimebundle(self.widget, **kwargs)
 
 
 def network_panel(network: LocalNetwork, **options: Any) -> NetworkPanel:
@@ -159,7 +244,7 @@ class LookupPanel:
         show_chart(self.output, chart)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return panel_mimebundle(self.widget, **kwargs)
 
 
 def lookup_panel(network: LocalNetwork, **options: Any) -> LookupPanel:
