@@ -1,11 +1,18 @@
 # The README's two commands:
 #   make demo   - create .venv, install, run the main job
 #   make test   - create .venv, install with test extras, run every check
+# `make help` lists every target. A target's help is the `## ` comment on its line.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit notebooks vectors bench clean
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint typecheck unit notebooks vectors bench lab docs docs-serve clean
+
+help: ## list the targets
+	@echo "usage: make TARGET   (everything installs into $(VENV))"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,31 +25,48 @@ $(VENV)/.base: $(BIN)/python pyproject.toml
 
 $(VENV)/.test: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@ $(VENV)/.base
+	touch $@ $(VENV)/.base $(VENV)/.docs
 
-demo: $(VENV)/.base
+$(VENV)/.lab: $(VENV)/.base pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	touch $@
+
+$(VENV)/.docs: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+demo: $(VENV)/.base ## run the takedown demo on localhost (report in railgun-demo-report/)
 	$(BIN)/railgun-ref demo
 
-test: $(VENV)/.test lint typecheck unit notebooks
+test: $(VENV)/.test lint typecheck unit notebooks ## every check: lint, typecheck, unit, notebooks
 
-lint: $(VENV)/.test
+lint: $(VENV)/.test ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(VENV)/.test
+typecheck: $(VENV)/.test ## mypy --strict railgun_ref
 	$(BIN)/mypy --strict railgun_ref
 
-unit: $(VENV)/.test
+unit: $(VENV)/.test ## pytest tests (unit, property, conformance, sim, integration, lab, docs)
 	$(BIN)/python -m pytest tests
 
-notebooks: $(VENV)/.test
+notebooks: $(VENV)/.test ## run every notebook and compare it with its stored outputs (nbval)
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
-vectors: $(VENV)/.test
+vectors: $(VENV)/.test ## check that the committed conformance vectors are current
 	$(BIN)/railgun-ref conformance vectors --check
 
-bench: $(VENV)/.base
+bench: $(VENV)/.base ## the wire codec benchmark, as JSON
 	$(BIN)/railgun-ref bench wire --json
 
-clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+lab: $(VENV)/.lab ## install JupyterLab and open the notebooks
+	$(BIN)/jupyter lab notebooks/
+
+docs: $(VENV)/.docs ## build the documentation site into site/ (mkdocs build --strict)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.docs ## serve the documentation on http://127.0.0.1:8000, rebuilt on change
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+clean: ## delete .venv, site/ and the tool caches
+	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache
