@@ -330,13 +330,14 @@ def delivery_rate_chart(deliveries: pd.DataFrame, windows: pd.DataFrame | None =
 
 
 def report_charts(report: dict[str, Any]) -> Any:
-    """The three charts of a report, one above the other."""
+    """The three charts of a report, one above the other, each with its own colours
+    and legend (states and paths are different things)."""
     windows = scenario_windows(report)
     return alt.vconcat(
         state_timeline(state_intervals(report), windows),
         message_path_chart(message_paths(report), windows),
         delivery_rate_chart(deliveries_frame(report), windows),
-    )
+    ).resolve_scale(color="independent")
 
 
 # ------------------------------------------------------------------ HTML report

@@ -106,8 +106,9 @@ vegaEmbed("#{div}", {spec}, {{"actions": false}});
 <noscript>{svg}</noscript>"""
 
 
-def _script_safe(text: str) -> str:
-    return text.replace("</", "<\\/")
+def script_safe(text: str) -> str:
+    """`text` (JSON or minified JavaScript) with nothing that would end its ``<script>``."""
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
 
 
 def standalone_chart_html(chart: Any, *, div: str = "charts") -> str:
@@ -120,7 +121,7 @@ def standalone_chart_html(chart: Any, *, div: str = "charts") -> str:
     svg = re.sub(r"^<\?xml[^>]*>\s*", "", chart_svg(spec))
     bundle = vl_convert.javascript_bundle(_GLOBALS, vl_version=vl_convert_version())
     return _STANDALONE.format(
-        div=div, bundle=_script_safe(bundle), spec=_script_safe(json.dumps(spec)), svg=svg
+        div=div, bundle=script_safe(bundle), spec=script_safe(json.dumps(spec)), svg=svg
     )
 
 

@@ -20,6 +20,7 @@ from railgun_ref.lab.offline import (
     VEGALITE_MIME,
     chart_png,
     remote_script_references,
+    script_safe,
     standalone_chart_html,
 )
 from tests.lab.test_lab_failover import report  # noqa: F401  (the fixture)
@@ -161,6 +162,17 @@ def test_a_standalone_chart_inlines_vega_and_an_svg_copy(tmp_path: Path) -> None
     assert len(fragment) > 500_000  # vega, vega-lite and vega-embed themselves
     noscript = fragment[fragment.index("<noscript>") :]
     assert "<svg" in noscript and ">rtt</text>" in noscript
+
+
+def test_inlined_scripts_cannot_close_their_tag_and_stay_intact() -> None:
+    code = 'const e = /</g; s.replace(e, "&lt;"); x = "</SCRIPT>"; y = "</div>";'
+    assert (
+        script_safe(code)
+        == 'const e = /</g; s.replace(e, "&lt;"); x = "<\\/SCRIPT>"; y = "</div>";'
+    )
+    assert script_safe(json.dumps({"title": "</script><script>alert(1)"})) == (
+        '{"title": "<\\/script><script>alert(1)"}'
+    )
 
 
 def test_the_demo_report_loads_no_remote_script(
