@@ -168,7 +168,7 @@ def verify_equation(
 ) -> bool:
     """The bare verification equation, with none of ID-2's extra rules.
 
-    Cofactorless: [S]B == R + [k]A. Cofactored: [8][S]B == [8]R + [8][k]A.
+    Cofactorless: `[S]B == R + [k]A`. Cofactored: `[8][S]B == [8]R + [8][k]A`.
     Points are decoded leniently and S is not range-checked, so the result
     shows what a library that checks only the equation would answer.
     """

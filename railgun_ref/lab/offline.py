@@ -38,10 +38,15 @@ VEGALITE_MIME: Final = f"application/vnd.vegalite.{alt.SCHEMA_VERSION.split('.')
 #: What a frontend that shows only text prints for a chart.
 TEXT: Final = "<altair chart: Vega-Lite JSON and a PNG copy are stored with this output>"
 
-_REMOTE: Final = re.compile(
-    r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^\s"'>]+"""  # <script src="http...">
-    r"""|\bimport\s*\(\s*["'](?:https?:)?//[^"']+"""  # import("https://...")
-    r"""|\brequire\.config\b"""  # requirejs paths to a CDN (altair's html renderer)
+#: A script element: its attributes and its code.
+_SCRIPT: Final = re.compile(r"<script\b([^>]*)>(.*?)(?:</script\s*>|$)", re.IGNORECASE | re.DOTALL)
+#: A ``src`` attribute naming another host (``http://``, ``https://`` or ``//``).
+_REMOTE_SRC: Final = re.compile(r"""\bsrc\s*=\s*["']?((?:https?:)?//[^\s"'>]+)""", re.IGNORECASE)
+#: In script code: a dynamic import of a URL, requirejs configuration (altair's
+#: HTML renderer points it at a CDN), or any URL on a public JavaScript CDN.
+_REMOTE_CODE: Final = re.compile(
+    r"""\bimport\s*\(\s*["'](?:https?:)?//[^"']+"""
+    r"""|\brequire\.config\b"""
     r"""|(?:https?:)?//(?:cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.cloudflare\.com)/[^\s"'<>]*""",
     re.IGNORECASE,
 )
@@ -139,39 +144,61 @@ class RemoteReference:
         return f"{self.where}: {self.snippet}"
 
 
-def _text_references(text: str, where: str) -> Iterator[RemoteReference]:
-    for match in _REMOTE.finditer(text):
+def _code_references(code: str, where: str) -> Iterator[RemoteReference]:
+    for match in _REMOTE_CODE.finditer(code):
         yield RemoteReference(where=where, snippet=match.group(0)[:120])
 
 
+def _html_references(page: str, where: str) -> Iterator[RemoteReference]:
+    """Remote loads in the ``<script>`` elements of `page`; its text may mention URLs freely."""
+    for script in _SCRIPT.finditer(page):
+        attributes, code = script.groups()
+        if _REMOTE_SRC.search(attributes) is not None:
+            tag = page[script.start() : script.start(2)]
+            yield RemoteReference(where=where, snippet=tag[:120])
+        yield from _code_references(code, where)
+
+
 def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
     if isinstance(value, list) and all(isinstance(part, str) for part in value):
         return "".join(value)
-    return json.dumps(value)
+    return value if isinstance(value, str) else ""
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON value (saved widget state holds HTML in places)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _notebook_references(notebook: dict[str, Any], name: str) -> Iterator[RemoteReference]:
     for number, cell in enumerate(notebook.get("cells", [])):
         for index, output in enumerate(cell.get("outputs", [])):
             where = f"{name} cell {number} output {index}"
-            for mime, value in output.get("data", {}).items():
-                yield from _text_references(_as_text(value), f"{where} {mime}")
-    widgets = notebook.get("metadata", {}).get("widgets")
-    if widgets is not None:
-        yield from _text_references(json.dumps(widgets), f"{name} widget state")
+            data = output.get("data", {})
+            yield from _html_references(_as_text(data.get("text/html")), f"{where} text/html")
+            code = _as_text(data.get("application/javascript"))
+            yield from _code_references(code, f"{where} application/javascript")
+    for text in _strings(notebook.get("metadata", {}).get("widgets")):
+        yield from _html_references(text, f"{name} widget state")
 
 
 def remote_script_references(path: Path) -> list[RemoteReference]:
     """Every place in a notebook's stored outputs or an HTML file that loads a remote script.
 
-    A ``.ipynb`` is read as JSON and only its outputs (and saved widget
-    state) are searched; any other file is searched as text. Flagged:
-    ``<script src="http...">``, ``import("https://...")``, requirejs
-    configuration, and any URL on a public JavaScript CDN.
+    Only what would run is searched: the ``<script>`` elements of an HTML
+    file, or of a notebook's HTML outputs and saved widget state, and its
+    JavaScript outputs (a page or a printed value may *mention* a URL).
+    Flagged: a ``src`` on another host, ``import("https://...")``, requirejs
+    configuration and any URL on a public JavaScript CDN.
     """
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         return list(_notebook_references(json.loads(text), path.name))
-    return list(_text_references(text, path.name))
+    return list(_html_references(text, path.name))

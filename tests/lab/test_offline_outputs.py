@@ -71,34 +71,49 @@ def test_remote_scripts_are_found_in_html(html: str, tmp_path: Path) -> None:
     assert found.snippet in html
 
 
-def test_inline_scripts_links_and_svg_namespaces_are_not_remote(tmp_path: Path) -> None:
+def test_inline_scripts_links_and_mentions_are_not_remote(tmp_path: Path) -> None:
     page = tmp_path / "page.html"
     page.write_text(
         '<a href="https://www.rfc-editor.org/rfc/rfc2119">RFC 2119</a>'
         '<svg xmlns="http://www.w3.org/2000/svg"></svg>'
+        '<p>Never <code>import("https://cdn.jsdelivr.net/npm/vega")</code> here.</p>'
         '<script src="vega.js"></script><script>vegaEmbed("#c", {})</script>'
     )
     assert remote_script_references(page) == []
 
 
-def test_only_notebook_outputs_are_searched(tmp_path: Path) -> None:
+def test_only_what_a_notebook_would_run_is_searched(tmp_path: Path) -> None:
     notebook = new_notebook(
+        metadata={
+            "widgets": {
+                "state": {"m1": {"state": {"value": "<script src='https://unpkg.com/w.js'>"}}}
+            }
+        },
         cells=[
             new_code_cell('html = "<script src=\\"https://cdn.jsdelivr.net/x\\">"'),
             new_code_cell(
                 "chart",
                 outputs=[
-                    new_output("display_data", data={"text/plain": "ok"}),
+                    new_output("display_data", data={"text/plain": "//unpkg.com/x.js"}),
                     new_output("display_data", data={"text/html": CDN_HTML, "text/plain": "c"}),
+                    new_output(
+                        "display_data", data={"application/javascript": "require.config({})"}
+                    ),
                 ],
             ),
-        ]
+        ],
     )
     path = tmp_path / "n.ipynb"
     nbformat.write(notebook, path)
     found = remote_script_references(path)
-    assert {r.where for r in found} == {"n.ipynb cell 1 output 1 text/html"}
+    assert [r.where for r in found] == [
+        "n.ipynb cell 1 output 1 text/html",
+        "n.ipynb cell 1 output 2 application/javascript",
+        "n.ipynb widget state",
+    ]
     assert "cdn.jsdelivr.net" in str(found[0])
+    assert found[1].snippet == "require.config"
+    assert found[2].snippet == "<script src='https://unpkg.com/w.js'>"
 
 
 # ------------------------------------------------------------------ notebooks
