@@ -46,7 +46,7 @@ from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.lab.lookups import short
 from railgun_ref.lab.network import LocalNetwork
-from railgun_ref.lab.widgets import panel_mimebundle, show_chart
+from railgun_ref.lab.widgets import SnapshotPanel, show_chart
 
 #: The committed population (a repository checkout; pass a path when installed elsewhere).
 POPULATION_PATH: Final = Path(__file__).resolve().parents[2] / "datasets" / "device_population.csv"
@@ -401,7 +401,7 @@ DEFAULT_CAPABILITIES: Final = DeviceCapabilities(
 )
 
 
-class CapacityPanel:
+class CapacityPanel(SnapshotPanel):
     """One control per capability field; the score breakdown redraws as any of them moves.
 
     Enumerations are dropdowns, flags checkboxes, bandwidths logarithmic
@@ -572,10 +572,8 @@ class CapacityPanel:
         show_chart(
             self.output, score_breakdown_chart({"this device": capabilities, **self.compare_with})
         )
+        self.refresh_snapshot()
         return result
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return panel_mimebundle(self.widget, **kwargs)
 
 
 def capacity_panel(capabilities: DeviceCapabilities | None = None, **options: Any) -> CapacityPanel:

@@ -59,7 +59,7 @@ from railgun_ref.apps.demo_report import (
 )
 from railgun_ref.client import Profile
 from railgun_ref.lab.network import PortalThread
-from railgun_ref.lab.widgets import panel_mimebundle, show_chart
+from railgun_ref.lab.widgets import SnapshotPanel, show_chart
 
 __all__ = [
     "CLIENT_TIMING_COLUMNS",
@@ -250,7 +250,7 @@ class FailoverLab:
 # ------------------------------------------------------------------ widget
 
 
-class FailoverPanel:
+class FailoverPanel(SnapshotPanel):
     """A button per scenario, a status line and the timeline.
 
     Pressing a button runs that scenario on the lab (the kernel waits for
@@ -295,10 +295,8 @@ class FailoverPanel:
         report = self.lab.report()
         show_chart(self.table, _FrameBundle(timings_frame(report)))
         show_chart(self.output, state_timeline(state_intervals(report), scenario_windows(report)))
+        self.refresh_snapshot()
         return result
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return panel_mimebundle(self.widget, **kwargs)
 
 
 class _FrameBundle:

@@ -8,7 +8,9 @@ with ipykernel and nbval, so no extra install):
     .venv/bin/python -m railgun_ref.lab.notebooks notebooks/00_tour.ipynb
 
 Cells run in order in a fresh ``python3`` kernel started in the notebook's
-directory; the first failing cell stops the run and nothing is written.
+directory; the first failing cell stops the run and nothing is written. An
+output updated later (``update_display_data``, as a lab panel does after a
+redraw) is stored as it was last updated, as Jupyter would save it.
 """
 
 import sys
@@ -17,7 +19,7 @@ from typing import Any, Final
 
 import nbformat
 from jupyter_client.manager import start_new_kernel
-from nbformat.v4 import output_from_msg
+from nbformat.v4 import new_output, output_from_msg
 
 #: Seconds a single cell may run before the execution is abandoned.
 CELL_TIMEOUT: Final = 300.0
@@ -27,7 +29,19 @@ class CellError(RuntimeError):
     """A cell raised; the notebook was not written."""
 
 
-def _run_cell(client: Any, source: str) -> tuple[list[Any], int | None]:
+def _update_display(msg: Any, displays: dict[str, list[Any]]) -> None:
+    """Apply an ``update_display_data`` to every stored output shown with its display id."""
+    content = msg["content"]
+    updated = new_output(  # type: ignore[no-untyped-call]
+        "display_data", data=content["data"], metadata=content.get("metadata", {})
+    )
+    for output in displays.get(content.get("transient", {}).get("display_id"), []):
+        output["data"], output["metadata"] = updated["data"], updated["metadata"]
+
+
+def _run_cell(
+    client: Any, source: str, displays: dict[str, list[Any]]
+) -> tuple[list[Any], int | None]:
     msg_id = client.execute(source)
     outputs: list[Any] = []
     while True:
@@ -39,8 +53,13 @@ def _run_cell(client: Any, source: str) -> tuple[list[Any], int | None]:
             break
         if kind == "clear_output":
             outputs = []
+        elif kind == "update_display_data":
+            _update_display(msg, displays)
         elif kind in ("stream", "display_data", "execute_result", "error"):
             output = output_from_msg(msg)  # type: ignore[no-untyped-call]
+            display_id = msg["content"].get("transient", {}).get("display_id")
+            if display_id is not None:
+                displays.setdefault(display_id, []).append(output)
             last = outputs[-1] if outputs else None
             if (
                 kind == "stream"
@@ -66,10 +85,11 @@ def execute_notebook(path: Path, *, kernel_name: str = "python3") -> None:
     """Run every code cell of the notebook at `path` and store the outputs in it."""
     notebook: Any = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(path.parent.resolve()))
+    displays: dict[str, list[Any]] = {}  # display id -> outputs showing it, for updates
     try:
         for cell in notebook.cells:
             if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = _run_cell(client, cell.source)
+                cell.outputs, cell.execution_count = _run_cell(client, cell.source, displays)
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)

@@ -57,7 +57,7 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.lab.capacity import network_candidates
 from railgun_ref.lab.lookups import short
 from railgun_ref.lab.network import LocalNetwork, identities
-from railgun_ref.lab.widgets import panel_mimebundle, show_chart
+from railgun_ref.lab.widgets import SnapshotPanel, show_chart
 from railgun_ref.voice.topology import (
     DEFAULT_CONFIG,
     STREAM_BITRATE_BPS,
@@ -447,7 +447,7 @@ def bandwidth_chart(frame: pd.DataFrame, *, title: str = "bandwidth per particip
 # ----------------------------------------------------------------- panel
 
 
-class TopologyPanel:
+class TopologyPanel(SnapshotPanel):
     """A participant-count slider (1..`maximum`) and a bit rate; each move re-plans
     a call of the first n nodes of `capabilities` and redraws its graph and the
     bandwidth of each participant. `last_plan` is what was drawn."""
@@ -497,10 +497,8 @@ class TopologyPanel:
         self.status.value = describe_plan(plan, self.index)
         show_chart(self.output, chart)
         self.last_plan = plan
+        self.refresh_snapshot()
         return plan
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return panel_mimebundle(self.widget, **kwargs)
 
 
 def topology_panel(

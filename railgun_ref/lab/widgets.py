@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 import pandas as pd
+from IPython.display import display
 
 from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.events import LookupFinished
@@ -117,7 +118,32 @@ def panel_mimebundle(widget: Any, **kwargs: Any) -> dict[str, Any]:
     return bundle
 
 
-class NetworkPanel:
+class SnapshotPanel:
+    """Base of the panels: shown as the live widget plus a snapshot that follows redraws.
+
+    Shown by IPython (a cell's value or ``display(panel)``), a panel keeps the
+    display's handle; `refresh_snapshot` (called after every redraw) updates
+    that output in place, so a stored notebook holds the last state drawn,
+    even when a later cell pressed the button.
+    """
+
+    widget: widgets.Box
+    _handle: Any = None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return panel_mimebundle(self.widget, **kwargs)
+
+    def _ipython_display_(self) -> None:
+        bundle = self._repr_mimebundle_()
+        self._handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
+    def refresh_snapshot(self) -> None:
+        """Update the snapshot where the panel was last displayed (if it was)."""
+        if self._handle is not None:
+            self._handle.update(self._repr_mimebundle_(), raw=True)
+
+
+class NetworkPanel(SnapshotPanel):
     """A node-count slider, a restart button, a status line and a chart area.
 
     Display it as the last expression of a cell (or ``display(panel.widget)``).
@@ -164,14 +190,12 @@ class NetworkPanel:
         outcomes = pings["outcome"].value_counts().to_dict()
         self.status.value = f"{self.network.size} nodes, {len(pings)} pings: {outcomes}"
         self.show(rtt_heatmap(pings))
+        self.refresh_snapshot()
         return pings
 
     def show(self, chart: Any) -> None:
         """Replace the chart area's content with `chart` (see `show_chart`)."""
         show_chart(self.output, chart)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return panel_mimebundle(self.widget, **kwargs)
 
 
 def network_panel(network: LocalNetwork, **options: Any) -> NetworkPanel:
@@ -179,7 +203,7 @@ def network_panel(network: LocalNetwork, **options: Any) -> NetworkPanel:
     return NetworkPanel(network, **options)
 
 
-class LookupPanel:
+class LookupPanel(SnapshotPanel):
     """Pick a start node and a room name, press the button, see the lookup hop by hop.
 
     The room name is hashed to its DHT key (`lookups.room_key`); the start
@@ -218,6 +242,7 @@ class LookupPanel:
             stopped = self.start.value
             self.refresh_nodes()
             self.status.value = f"node {stopped} was stopped; pick another"
+            self.refresh_snapshot()
 
     def run(self) -> pd.DataFrame:
         """Look up the room's key from the chosen node, draw it, return its lookup table.
@@ -237,14 +262,12 @@ class LookupPanel:
             f"{result.duration * 1000:.1f} ms; peers {states}"
         )
         self.show(lookup_graph(frame) | lookup_distances(frame))
+        self.refresh_snapshot()
         return frame
 
     def show(self, chart: Any) -> None:
         """Replace the chart area's content with `chart` (see `show_chart`)."""
         show_chart(self.output, chart)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return panel_mimebundle(self.widget, **kwargs)
 
 
 def lookup_panel(network: LocalNetwork, **options: Any) -> LookupPanel:

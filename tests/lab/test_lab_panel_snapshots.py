@@ -7,9 +7,11 @@ import altair as alt
 import ipywidgets as widgets
 import nbformat
 import pandas as pd
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from railgun_ref.lab import capacity_panel
+from railgun_ref.lab.notebooks import execute_notebook
 from railgun_ref.lab.offline import remote_script_references
 from railgun_ref.lab.widgets import (
     SNAPSHOT_NOTE,
@@ -92,3 +94,29 @@ def test_a_bare_widget_gets_the_snapshot_too() -> None:
     bundle = panel_mimebundle(slider)
     assert bundle["text/plain"] == f"{SNAPSHOT_NOTE}\nloss: 0.5"
     assert "<b>loss</b> 0.5" in bundle["text/html"]
+
+
+@pytest.mark.integration
+def test_a_stored_panel_shows_its_last_redraw(tmp_path: Path) -> None:
+    """The panel is shown in one cell and changed in the next: the stored output of the
+    first cell is the snapshot after the change (as Jupyter saves an updated display)."""
+    path = tmp_path / "panel.ipynb"
+    notebook = new_notebook(
+        cells=[
+            new_code_cell("from railgun_ref.lab import capacity_panel\npanel = capacity_panel()"),
+            new_code_cell("panel"),
+            new_code_cell("panel.upload.value = 1.5  # moving the slider redraws"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    nbformat.write(notebook, path)
+    execute_notebook(path)
+    cells = nbformat.read(path, as_version=4).cells
+    (shown,) = cells[1].outputs
+    assert shown["output_type"] == "display_data"
+    assert WIDGET_VIEW in shown["data"]
+    text = shown["data"]["text/plain"]
+    assert "upload Mbps: 1.5" in text and "upload Mbps: 20.0" not in text
+    assert "<b>upload Mbps</b> 1.5" in shown["data"]["text/html"]
+    assert cells[2].outputs == []
+    assert remote_script_references(path) == []
