@@ -29,8 +29,10 @@ import vl_convert
 
 #: The name of the renderer `enable_offline_charts` registers with altair.
 RENDERER: Final = "railgun-offline"
-#: Pixels per CSS pixel of the stored PNG; frontends show it at its CSS size.
-PNG_SCALE: Final = 2
+#: Pixels per CSS pixel of the stored PNG (frontends show it at its CSS size). 1 keeps a
+#: stored notebook small (a chart is 30-120 kB); 2 is sharper on high-density screens
+#: at about three times the size: ``enable_offline_charts(png_scale=2)``.
+PNG_SCALE: Final = 1
 #: The mime type of the stored spec. Altair's own (``application/vnd.vegalite.v6.json``)
 #: is not a JSON mime type to nbformat, which then refuses the spec as a dict;
 #: this is the ``+json`` form Jupyter frontends use for earlier Vega-Lite versions.
@@ -64,7 +66,7 @@ def _png_width(png: bytes) -> int:
     return int(width)
 
 
-def chart_png(spec: dict[str, Any], *, scale: int = PNG_SCALE) -> bytes:
+def chart_png(spec: dict[str, Any], *, scale: float = PNG_SCALE) -> bytes:
     """The Vega-Lite `spec` drawn as a PNG (no browser, no network)."""
     return bytes(vl_convert.vegalite_to_png(spec, vl_version=vl_convert_version(), scale=scale))
 
@@ -75,27 +77,27 @@ def chart_svg(spec: dict[str, Any]) -> str:
 
 
 def offline_renderer(
-    spec: dict[str, Any], **_options: Any
+    spec: dict[str, Any], *, png_scale: float = PNG_SCALE, **_options: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Altair renderer: the spec as Vega-Lite JSON (`VEGALITE_MIME`), a PNG, a text line."""
-    png = chart_png(spec)
+    png = chart_png(spec, scale=png_scale)
     data = {
         VEGALITE_MIME: spec,
         "image/png": base64.b64encode(png).decode("ascii"),
         "text/plain": TEXT,
     }
-    metadata = {"image/png": {"width": _png_width(png) // PNG_SCALE}}
+    metadata = {"image/png": {"width": round(_png_width(png) / png_scale)}}
     return data, metadata
 
 
-def enable_offline_charts() -> None:
+def enable_offline_charts(*, png_scale: float = PNG_SCALE) -> None:
     """Register `RENDERER` with altair and make it the active one.
 
     ``alt.renderers.enable("default")`` goes back to altair's CDN-loading HTML.
     """
     if RENDERER not in alt.renderers.names():
         alt.renderers.register(RENDERER, offline_renderer)
-    alt.renderers.enable(RENDERER)
+    alt.renderers.enable(RENDERER, png_scale=png_scale)
 
 
 #: The bundle's entry point: put the three libraries on ``window`` for the next script.

@@ -15,10 +15,12 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 import railgun_ref.lab
 from railgun_ref.lab.failover import write_html_report
 from railgun_ref.lab.offline import (
+    PNG_SCALE,
     RENDERER,
     TEXT,
     VEGALITE_MIME,
     chart_png,
+    enable_offline_charts,
     remote_script_references,
     script_safe,
     standalone_chart_html,
@@ -133,11 +135,23 @@ def test_a_chart_is_stored_as_vega_lite_json_and_png(tmp_path: Path) -> None:
     assert spec["datasets"] == chart.to_dict()["datasets"]
     png = base64.b64decode(data["image/png"])
     assert png.startswith(PNG_MAGIC)
-    assert 0 < metadata["image/png"]["width"] < int.from_bytes(png[16:20], "big")
+    assert metadata["image/png"]["width"] == int.from_bytes(png[16:20], "big") // PNG_SCALE
     assert data["text/plain"] == TEXT
     stored = _notebook(tmp_path / "n.ipynb", data)
     nbformat.validate(nbformat.read(stored, as_version=4))
     assert remote_script_references(stored) == []
+
+
+def test_the_png_scale_is_a_renderer_option() -> None:
+    try:
+        enable_offline_charts(png_scale=2)
+        data, metadata = _chart()._repr_mimebundle_()
+    finally:
+        enable_offline_charts()
+    png = base64.b64decode(data["image/png"])
+    assert int.from_bytes(png[16:20], "big") == 2 * metadata["image/png"]["width"]
+    assert alt.renderers.active == RENDERER
+    assert alt.renderers.options == {"png_scale": PNG_SCALE}
 
 
 def test_the_png_is_a_drawing_of_the_chart() -> None:
