@@ -28,7 +28,7 @@ from typing import Any, Final
 import altair as alt
 import pandas as pd
 
-from railgun_ref.lab.offline import standalone_chart_html
+from railgun_ref.apps.inline_charts import standalone_chart_html
 
 __all__ = [
     "CLIENT_TIMING_COLUMNS",

@@ -8,11 +8,13 @@ each chart is stored as its Vega-Lite JSON (for frontends that draw it
 live) plus a PNG drawn here by vl-convert (for everything else: GitHub,
 nbviewer, VS Code, JupyterLab without a Vega extension). No script, no URL.
 
-`standalone_chart_html` gives the report's chart as one ``<script>`` with
-Vega, Vega-Lite and vega-embed inlined (also from vl-convert), plus an SVG
-copy for viewers that block scripts. `remote_script_references` finds what
-would still need the network in a notebook or an HTML file; the tests run
-it over the stored notebooks and the demo report.
+The report's charts come from `railgun_ref.apps.inline_charts` (re-exported
+here): `standalone_chart_html` inlines Vega, Vega-Lite and vega-embed, plus
+an SVG copy for viewers that block scripts. `remote_script_references`
+finds what would still need the network in a notebook or an HTML file; the
+tests run it over the stored notebooks and the demo report. A chart is
+stored at `PNG_SCALE`; ``enable_offline_charts(png_scale=2)`` is sharper on
+high-density screens at about three times the size.
 """
 
 import base64
@@ -25,14 +27,34 @@ from pathlib import Path
 from typing import Any, Final
 
 import altair as alt
-import vl_convert
+
+from railgun_ref.apps.inline_charts import (
+    PNG_SCALE,
+    chart_png,
+    chart_svg,
+    script_safe,
+    standalone_chart_html,
+    vl_convert_version,
+)
+
+__all__ = [
+    "PNG_SCALE",
+    "RENDERER",
+    "TEXT",
+    "VEGALITE_MIME",
+    "RemoteReference",
+    "chart_png",
+    "chart_svg",
+    "enable_offline_charts",
+    "offline_renderer",
+    "remote_script_references",
+    "script_safe",
+    "standalone_chart_html",
+    "vl_convert_version",
+]
 
 #: The name of the renderer `enable_offline_charts` registers with altair.
 RENDERER: Final = "railgun-offline"
-#: Pixels per CSS pixel of the stored PNG (frontends show it at its CSS size). 1 keeps a
-#: stored notebook small (a chart is 30-120 kB); 2 is sharper on high-density screens
-#: at about three times the size: ``enable_offline_charts(png_scale=2)``.
-PNG_SCALE: Final = 1
 #: The mime type of the stored spec. Altair's own (``application/vnd.vegalite.v6.json``)
 #: is not a JSON mime type to nbformat, which then refuses the spec as a dict;
 #: this is the ``+json`` form Jupyter frontends use for earlier Vega-Lite versions.
@@ -54,26 +76,10 @@ _REMOTE_CODE: Final = re.compile(
 )
 
 
-def vl_convert_version() -> str:
-    """vl-convert's name of the Vega-Lite version altair writes, e.g. ``v6_4``."""
-    major, minor = alt.SCHEMA_VERSION.lstrip("v").split(".")[:2]
-    return f"v{major}_{minor}"
-
-
 def _png_width(png: bytes) -> int:
     """Width in pixels from a PNG's IHDR chunk."""
     (width,) = struct.unpack(">I", png[16:20])
     return int(width)
-
-
-def chart_png(spec: dict[str, Any], *, scale: float = PNG_SCALE) -> bytes:
-    """The Vega-Lite `spec` drawn as a PNG (no browser, no network)."""
-    return bytes(vl_convert.vegalite_to_png(spec, vl_version=vl_convert_version(), scale=scale))
-
-
-def chart_svg(spec: dict[str, Any]) -> str:
-    """The Vega-Lite `spec` drawn as an SVG document."""
-    return str(vl_convert.vegalite_to_svg(spec, vl_version=vl_convert_version()))
 
 
 def offline_renderer(
@@ -98,38 +104,6 @@ def enable_offline_charts(*, png_scale: float = PNG_SCALE) -> None:
     if RENDERER not in alt.renderers.names():
         alt.renderers.register(RENDERER, offline_renderer)
     alt.renderers.enable(RENDERER, png_scale=png_scale)
-
-
-#: The bundle's entry point: put the three libraries on ``window`` for the next script.
-_GLOBALS: Final = "window.vegaEmbed = vegaEmbed; window.vegaLite = vegaLite; window.vega = vega;"
-
-_STANDALONE: Final = """<div id="{div}"></div>
-<script>
-{bundle}
-</script>
-<script>
-vegaEmbed("#{div}", {spec}, {{"actions": false}});
-</script>
-<noscript>{svg}</noscript>"""
-
-
-def script_safe(text: str) -> str:
-    """`text` (JSON or minified JavaScript) with nothing that would end its ``<script>``."""
-    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
-
-
-def standalone_chart_html(chart: Any, *, div: str = "charts") -> str:
-    """An HTML fragment drawing `chart` with everything inlined: no request leaves the page.
-
-    Vega, Vega-Lite and vega-embed come inlined from vl-convert (about
-    0.9 MB); a ``<noscript>`` SVG copy stands in where scripts are blocked.
-    """
-    spec = chart.to_dict()
-    svg = re.sub(r"^<\?xml[^>]*>\s*", "", chart_svg(spec))
-    bundle = vl_convert.javascript_bundle(_GLOBALS, vl_version=vl_convert_version())
-    return _STANDALONE.format(
-        div=div, bundle=script_safe(bundle), spec=script_safe(json.dumps(spec)), svg=svg
-    )
 
 
 # ------------------------------------------------------------------ the checker
