@@ -2,7 +2,6 @@
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +160,6 @@ def test_the_png_is_a_drawing_of_the_chart() -> None:
     assert int.from_bytes(large[16:20], "big") == 2 * int.from_bytes(small[16:20], "big")
 
 
-@pytest.mark.skipif(
-    os.environ.get("RAILGUN_NOTEBOOKS_RERUN") != "1",
-    reason="the stored notebooks predate the offline renderer: set RAILGUN_NOTEBOOKS_RERUN=1 "
-    "once they are re-executed (python -m railgun_ref.lab.notebooks notebooks/*.ipynb)",
-)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.name for n in NOTEBOOKS])
 def test_stored_notebooks_load_no_remote_script(notebook: Path) -> None:
     assert [str(r) for r in remote_script_references(notebook)] == []
