@@ -64,9 +64,23 @@ class HealthResult:
 
 
 class FailureDetector(Protocol):
-    def observe(self, result: HealthResult) -> None: ...
+    """What the transport service asks of a detector (HT-2.2, HT-2.3)."""
 
-    def suspects(self, *, now: float) -> bool: ...
+    def classify(self, result: HealthResult) -> HealthResult:
+        """The result as this detector counts it (a slow success may count as a failure)."""
+        ...
+
+    def observe(self, result: HealthResult) -> None:
+        """Take one check result into account."""
+        ...
+
+    def suspects(self, *, now: float) -> bool:
+        """Whether the central service counts as down at `now`."""
+        ...
+
+    def suspicion_time(self) -> float | None:
+        """When silence alone will make the detector suspect (None: only results can)."""
+        ...
 
 
 class ThresholdDetector:
@@ -95,6 +109,10 @@ class ThresholdDetector:
 
     def suspects(self, *, now: float) -> bool:
         return self.consecutive_failures >= self.failure_threshold
+
+    def suspicion_time(self) -> float | None:
+        """Never: the seed's rule moves only on check results, not on silence."""
+        return None
 
 
 class PhiAccrualDetector:
@@ -135,6 +153,10 @@ class PhiAccrualDetector:
         self._last: float | None = None
         self._first_interval = first_interval
         self._z = _inverse_survival(10.0 ** (-threshold))
+
+    def classify(self, result: HealthResult) -> HealthResult:
+        """Unchanged: a slow heartbeat is still a heartbeat (its lateness is the signal)."""
+        return result
 
     def observe(self, result: HealthResult) -> None:
         if not result.ok:

@@ -36,17 +36,18 @@ Theory of operation:
   to `HybridTransportService.reachability`; `some` gives `degraded`.
 * **Strict decoding.** Frames are deterministic CBOR maps decoded by
   `decode_frame`, which raises only `RemoteProtocolError`; `receive` counts
-  each refusal under ``rejected.<code>`` and never raises for peer input.
+  each refusal under `P2PCounter.REJECTED` (label: its code) and never raises for peer input.
 """
 
 import heapq
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any, Final
 
 from railgun_ref.core.constants import APP_TOPIC_ROOM
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.dht.keys import KeyType, derive_key
@@ -416,7 +417,8 @@ class MembersChanged:
     members: frozenset[NodeId]  #: other members with a known address and key
 
 
-P2PAction = (
+#: The closed set of what `P2PRoomCore.next_action` returns (CORE-1.2).
+Action = (
     SendApp
     | Delivered
     | Acked
@@ -426,6 +428,41 @@ P2PAction = (
     | LookupMembers
     | MembersChanged
 )
+
+
+class P2PCounter(StrEnum):
+    """Counters of `P2PRoomCore` (labels: `ErrorCode` or `Refusal` for refusals)."""
+
+    REJECTED = "rejected"  #: a frame refused; label: its `ErrorCode` or `Refusal`
+    REJECTED_MEMBER = "rejected.member"  #: a member record refused; label: its `ErrorCode`
+    PROBE_ANSWERED = "probe.answered"  #: probes we answered
+    PROBE_ANSWER = "probe.answer"  #: answers to our probes
+    PROBE_TIMEOUT = "probe.timeout"
+    ROOM_DELIVERED = "room.delivered"
+    ROOM_DUPLICATE = "room.duplicate"
+    RELAY_REFUSED_STRANGER = "relay.refused_stranger"
+    RELAY_REFUSED_QUOTA = "relay.refused_quota"
+    RELAY_STARTED = "relay.started"
+    RELAY_RECEIPTS_FORWARDED = "relay.receipts_forwarded"
+    RELAY_ASKED = "relay.asked"
+    RELAY_DIRECT = "relay.direct"
+    RELAY_STALLED = "relay.stalled"
+    ACK_UNKNOWN_MEMBER = "ack.unknown_member"
+    ACK_UNSOLICITED = "ack.unsolicited"
+    ACK_VERIFIED = "ack.verified"
+    SEND_DIRECT = "send.direct"
+    SEND_STALLED = "send.stalled"
+    SEND_TOO_LARGE = "send.too_large"
+    MEMBER_EXPIRED = "member.expired"
+    SEEN_EVICTED = "seen.evicted"
+
+
+class Refusal(StrEnum):
+    """Why a well-formed frame was refused (labels of `P2PCounter.REJECTED`)."""
+
+    NOT_JOINED = "not_joined"  #: a ROOM frame for a room this node has not joined
+    EXPIRED = "expired"  #: a ROOM frame whose message has expired
+    BAD_RECEIPT = "bad_receipt"  #: a receipt whose signature does not verify (HT-6.3)
 
 
 # ----------------------------------------------------------------- internals
@@ -490,8 +527,8 @@ class P2PRoomCore:
         self.node_id = identity.node_id
         self.address = address
         self.config = config or P2PConfig()
-        self.counters: dict[str, int] = {}
-        self._actions: deque[P2PAction] = deque()
+        self.counters: Counters[P2PCounter] = Counters()
+        self._actions: deque[Action] = deque()
         self._rooms: dict[bytes, _Room] = {}
         self._peers: dict[NodeId, _Peer] = {}
         self._jobs: dict[tuple[bytes, NodeId], _Job] = {}
@@ -505,9 +542,6 @@ class P2PRoomCore:
         self._reported: tuple[Reach, bool, int, int] | None = None
 
     # ----------------------------------------------------------- queries
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + amount
 
     @property
     def rooms(self) -> frozenset[bytes]:
@@ -532,7 +566,7 @@ class P2PRoomCore:
         """Jobs in flight (ours and relayed)."""
         return len(self._jobs)
 
-    def next_action(self) -> P2PAction | None:
+    def next_action(self) -> Action | None:
         return self._actions.popleft() if self._actions else None
 
     # ---------------------------------------------------------- membership
@@ -560,14 +594,14 @@ class P2PRoomCore:
     def members_found(self, room_id: bytes, records: Iterable[bytes], *, now: float) -> int:
         """Feed `find_room_peers` records; returns how many valid members they named.
 
-        Records that fail any check are counted under ``rejected.member.<code>``.
+        Records that fail any check are counted under `P2PCounter.REJECTED_MEMBER`.
         """
         members = []
         for record in records:
             try:
                 members.append(member_from_record(record, room_id=room_id, now=now))
             except RemoteProtocolError as exc:
-                self._count(f"rejected.member.{exc.code.name.lower()}")
+                self.counters.inc(P2PCounter.REJECTED_MEMBER, label=exc.code)
         self.add_members(room_id, members, now=now)
         return len(members)
 
@@ -627,7 +661,7 @@ class P2PRoomCore:
         too_large = len(encode_frame(frame)) > MAX_FRAME_SIZE
         for member in sorted(set(members) - {self.node_id}):
             if too_large:
-                self._count("send.too_large")
+                self.counters.inc(P2PCounter.SEND_TOO_LARGE)
                 self._actions.append(
                     DeliveryStalled(
                         room_id=room_id,
@@ -665,15 +699,15 @@ class P2PRoomCore:
         try:
             frame = decode_frame(payload)
         except RemoteProtocolError as exc:
-            self._count(f"rejected.{exc.code.name.lower()}")
+            self.counters.inc(P2PCounter.REJECTED, label=exc.code)
             return
         self._heard(sender, now)
         match frame:
             case ProbeFrame(answer=False):
-                self._count("probe.answered")
+                self.counters.inc(P2PCounter.PROBE_ANSWERED)
                 self._send(sender, address, ProbeFrame(nonce=frame.nonce, answer=True))
             case ProbeFrame(answer=True):
-                self._count("probe.answer")
+                self.counters.inc(P2PCounter.PROBE_ANSWER)
             case RoomFrame():
                 self._on_room(sender, address, frame, now)
             case AckFrame():
@@ -687,11 +721,11 @@ class P2PRoomCore:
     def _on_room(self, sender: NodeId, address: Address, frame: RoomFrame, now: float) -> None:
         room = self._rooms.get(frame.room_id)
         if room is None:
-            self._count("rejected.not_joined")
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.NOT_JOINED)
             return
         expires_at = min(frame.expires_ms / 1000, now + MAX_MESSAGE_TTL)
         if expires_at <= now:
-            self._count("rejected.expired")
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.EXPIRED)
             return
         known = sender in self._peers and frame.room_id in self._peers[sender].rooms
         if not known and now - room.last_unknown_lookup >= self.config.unknown_lookup_interval:
@@ -700,7 +734,7 @@ class P2PRoomCore:
             self._actions.append(LookupMembers(room_id=frame.room_id))
         reply_to = self._reply_address(sender, address)
         if self._first_time(frame.message_id, expires_at, now):
-            self._count("room.delivered")
+            self.counters.inc(P2PCounter.ROOM_DELIVERED)
             self._actions.append(
                 Delivered(
                     room_id=frame.room_id,
@@ -711,7 +745,7 @@ class P2PRoomCore:
                 )
             )
         else:
-            self._count("room.duplicate")
+            self.counters.inc(P2PCounter.ROOM_DUPLICATE)
         # HT-6.3: acknowledge every copy (the previous receipt may have been lost).
         own = Receipt(
             member=self.node_id,
@@ -736,7 +770,7 @@ class P2PRoomCore:
     ) -> list[Receipt]:
         """HT-6.5: run relay jobs for `frame.relay_to`; returns receipts already held."""
         if not known:
-            self._count("relay.refused_stranger")
+            self.counters.inc(P2PCounter.RELAY_REFUSED_STRANGER)
             return []
         held = []
         for target in frame.relay_to:
@@ -752,9 +786,9 @@ class P2PRoomCore:
                 job.upstream[sender] = reply_to
                 continue
             if self._relay_jobs >= self.config.max_relay_jobs:
-                self._count("relay.refused_quota")
+                self.counters.inc(P2PCounter.RELAY_REFUSED_QUOTA)
                 continue
-            self._count("relay.started")
+            self.counters.inc(P2PCounter.RELAY_STARTED)
             self._relay_jobs += 1
             self._jobs[key] = _Job(
                 room_id=frame.room_id,
@@ -774,18 +808,18 @@ class P2PRoomCore:
         for receipt in frame.receipts:
             peer = self._peers.get(receipt.member)
             if peer is None or frame.room_id not in peer.rooms:
-                self._count("ack.unknown_member")
+                self.counters.inc(P2PCounter.ACK_UNKNOWN_MEMBER)
                 continue
             message = receipt_message(frame.room_id, frame.message_id)
             if not verify(peer.public_key, message, receipt.signature):
-                self._count("rejected.bad_receipt")
+                self.counters.inc(P2PCounter.REJECTED, label=Refusal.BAD_RECEIPT)
                 continue
             key = (frame.message_id, receipt.member)
             job = self._jobs.get(key)
             if job is None:
-                self._count("ack.unsolicited")
+                self.counters.inc(P2PCounter.ACK_UNSOLICITED)
                 continue
-            self._count("ack.verified")
+            self.counters.inc(P2PCounter.ACK_VERIFIED)
             self._remember_receipt(key, receipt.signature, job.expires_at)
             self._drop_job(key)
             if job.origin:
@@ -800,7 +834,7 @@ class P2PRoomCore:
             for up, up_address in job.upstream.items():
                 forward.setdefault(up, (up_address, []))[1].append(receipt)
         for up, (up_address, receipts) in forward.items():
-            self._count("relay.receipts_forwarded", len(receipts))
+            self.counters.inc(P2PCounter.RELAY_RECEIPTS_FORWARDED, len(receipts))
             ack = AckFrame(
                 room_id=frame.room_id,
                 message_id=frame.message_id,
@@ -839,7 +873,7 @@ class P2PRoomCore:
             if peer.probe_sent_at is not None and now >= peer.probe_sent_at + config.probe_timeout:
                 peer.probe_sent_at = None
                 peer.failures += 1
-                self._count("probe.timeout")
+                self.counters.inc(P2PCounter.PROBE_TIMEOUT)
             if peer.probe_sent_at is None and now >= peer.next_probe:
                 peer.probe_sent_at = now
                 peer.next_probe = now + config.probe_interval
@@ -859,7 +893,7 @@ class P2PRoomCore:
             if job.expires_at <= now or job.attempts >= config.max_attempts:
                 self._drop_job(key)
                 if job.origin:
-                    self._count("send.stalled")
+                    self.counters.inc(P2PCounter.SEND_STALLED)
                     self._actions.append(
                         DeliveryStalled(
                             room_id=job.room_id,
@@ -870,7 +904,7 @@ class P2PRoomCore:
                         )
                     )
                 else:
-                    self._count("relay.stalled")
+                    self.counters.inc(P2PCounter.RELAY_STALLED)
                 continue
             job.attempts += 1
             job.next_at = now + config.backoff(job.attempts)
@@ -882,7 +916,7 @@ class P2PRoomCore:
                 blob=job.blob,
             )
             if peer is not None:
-                self._count("send.direct" if job.origin else "relay.direct")
+                self.counters.inc(P2PCounter.SEND_DIRECT if job.origin else P2PCounter.RELAY_DIRECT)
                 self._send(peer.node_id, peer.address, frame)
             unreachable = peer is None or self._status(peer) is PeerStatus.UNREACHABLE
             if job.hops >= 1 and (unreachable or job.attempts > config.relay_after):
@@ -891,7 +925,7 @@ class P2PRoomCore:
                     asks.setdefault((job.message_id, bridge), (job, []))[1].append(job.target)
         for (_, bridge), (job, targets) in asks.items():
             peer = self._peers[bridge]
-            self._count("relay.asked")
+            self.counters.inc(P2PCounter.RELAY_ASKED)
             frame = RoomFrame(
                 room_id=job.room_id,
                 message_id=job.message_id,
@@ -963,7 +997,7 @@ class P2PRoomCore:
             for room_id, expires_at in list(peer.rooms.items()):
                 if expires_at <= now:
                     del peer.rooms[room_id]
-                    self._count("member.expired")
+                    self.counters.inc(P2PCounter.MEMBER_EXPIRED)
             if not peer.rooms:
                 del self._peers[peer.node_id]
 
@@ -987,7 +1021,7 @@ class P2PRoomCore:
             while self._seen_expiries:
                 _, old = heapq.heappop(self._seen_expiries)
                 if self._seen.pop(old, None) is not None:
-                    self._count("seen.evicted")
+                    self.counters.inc(P2PCounter.SEEN_EVICTED)
                     break
         self._seen[message_id] = expires_at
         heapq.heappush(self._seen_expiries, (expires_at, message_id))

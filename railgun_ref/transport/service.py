@@ -32,10 +32,11 @@ deadline always acts and virtual time never stands still.
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Final
 
 from railgun_ref.capacity.sharing import CapacitySharingConfig
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.transport.health import (
@@ -48,6 +49,7 @@ from railgun_ref.transport.health import (
 from railgun_ref.transport.outbox import Deduplicator, Outbox, OutboxChange, OutboxEntry, Path
 from railgun_ref.transport.state import (
     Central,
+    CentralTrigger,
     Reach,
     TransportMode,
     TransportState,
@@ -149,25 +151,25 @@ class HybridTransportConfig:
 # ---------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckHealth:
     """Run one health check of the central service and report it with `health_result`."""
 
     check_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendCentral:
     entry: OutboxEntry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendP2P:
     entry: OutboxEntry
     members: frozenset[NodeId]  #: who has not acknowledged yet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Deliver:
     """Hand a received message to the application (once per message id)."""
 
@@ -177,12 +179,12 @@ class Deliver:
     path: Path
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PersistOutbox:
     changes: tuple[OutboxChange, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateChanged:
     old: TransportState
     new: TransportState
@@ -190,51 +192,81 @@ class StateChanged:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CentralFailure:
     at: float
     label: FailureLabel
 
 
+#: The closed set of what `HybridTransportService.next_action` returns (CORE-1.2).
 Action = (
     CheckHealth | SendCentral | SendP2P | Deliver | PersistOutbox | StateChanged | CentralFailure
 )
 
 
+class ServiceCounter(StrEnum):
+    """Counters of `HybridTransportService` (labels: `FailureLabel`, `Path`, `TransportState`)."""
+
+    CENTRAL_FAILURE = "central.failure"  #: label: the check's `FailureLabel` (HT-2.1)
+    SETTLED_CENTRAL = "outbox.settled_central"
+    SETTLED_P2P = "outbox.settled_p2p"
+    RESENT = "outbox.resent"
+    RECEIVED = "received"  #: label: the `Path` that brought it first
+    RECEIVED_DUPLICATE = "received.duplicate"  #: label: the `Path` of the dropped copy
+    STATE = "state"  #: label: the `TransportState` entered
+
+
+def make_detector(config: HybridTransportConfig) -> FailureDetector:
+    """The failure detector `config.detector` names (HT-2.2, HT-2.3)."""
+    if config.detector is DetectorKind.PHI_ACCRUAL:
+        return PhiAccrualDetector(
+            threshold=config.phi_threshold,
+            acceptable_pause=config.phi_acceptable_pause,
+            first_interval=config.heartbeat_interval,
+        )
+    return ThresholdDetector(
+        failure_threshold=config.aws_failure_threshold,
+        latency_threshold=config.aws_latency_threshold,
+    )
+
+
+_REASONS: Final = {
+    CentralTrigger.SUSPECTED: "central down",
+    CentralTrigger.SUSPECTED_OFFLINE: "central down",
+    CentralTrigger.HEALTHY: "central healthy",
+    CentralTrigger.FAILBACK_READY: "central healthy",
+}
+
+
 class HybridTransportService:
-    def __init__(self, config: HybridTransportConfig, *, local_id: NodeId, now: float) -> None:
+    """The hybrid transport's core; a `ProtocolCore[Action]` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: HybridTransportConfig,
+        *,
+        local_id: NodeId,
+        now: float,
+        detector: FailureDetector | None = None,
+    ) -> None:
+        """`detector` overrides the one `config.detector` names (any `FailureDetector`)."""
         self.config = config
         self.local_id = local_id
         self.machine = TransportStateMachine(
             config.preferred_mode, redundancy=config.enable_hybrid_redundancy
         )
-        self.detector: FailureDetector = (
-            PhiAccrualDetector(
-                threshold=config.phi_threshold,
-                acceptable_pause=config.phi_acceptable_pause,
-                first_interval=config.heartbeat_interval,
-            )
-            if config.detector is DetectorKind.PHI_ACCRUAL
-            else ThresholdDetector(
-                failure_threshold=config.aws_failure_threshold,
-                latency_threshold=config.aws_latency_threshold,
-            )
-        )
+        self.detector = detector if detector is not None else make_detector(config)
         self.outbox = Outbox()
         self.dedup = Deduplicator()
-        self.counters: dict[str, int] = {}
+        self.counters: Counters[ServiceCounter] = Counters()
         self._actions: deque[Action] = deque()
         self._next_check = now if config.preferred_mode is not TransportMode.P2P_ONLY else None
         self._next_check_id = 1
         self._next_resend = now + config.resend_interval
-        self._failed_over = False
         self._streak_start: float | None = None  #: first healthy check of the streak (HT-3.3)
         self._streak_length = 0
         self._streak_last = now
         self._anything_reachable = True
-
-    def _count(self, name: str) -> None:
-        self.counters[name] = self.counters.get(name, 0) + 1
 
     @property
     def state(self) -> TransportState:
@@ -243,12 +275,11 @@ class HybridTransportService:
     # ------------------------------------------------------------ inputs
 
     def health_result(self, result: HealthResult, *, now: float) -> None:
-        if isinstance(self.detector, ThresholdDetector):
-            result = self.detector.classify(result)
+        result = self.detector.classify(result)
         self.detector.observe(result)
         if not result.ok:
             assert result.label is not None
-            self._count(f"central.failure.{result.label.value}")
+            self.counters.inc(ServiceCounter.CENTRAL_FAILURE, label=result.label)
             self._actions.append(CentralFailure(at=now, label=result.label))
             self._end_streak()
         else:
@@ -261,7 +292,7 @@ class HybridTransportService:
     def reachability(self, *, reach: Reach, anything_reachable: bool, now: float) -> None:
         """From the P2P layer: how much of the room answers, and whether anything does."""
         self._anything_reachable = anything_reachable
-        self._apply(reach=reach, reason="p2p reachability", now=now)
+        self._apply(self.machine.update(reach=reach), reason="p2p reachability", now=now)
         self._evaluate_central(now)
 
     def send(
@@ -290,12 +321,12 @@ class HybridTransportService:
 
     def central_acked(self, message_id: bytes, *, now: float) -> None:
         if self.outbox.central_ack(message_id):
-            self._count("outbox.settled_central")
+            self.counters.inc(ServiceCounter.SETTLED_CENTRAL)
         self._persist()
 
     def p2p_acked(self, message_id: bytes, member: NodeId, *, now: float) -> None:
         if self.outbox.p2p_ack(message_id, member):
-            self._count("outbox.settled_p2p")
+            self.counters.inc(ServiceCounter.SETTLED_P2P)
         self._persist()
 
     def received(
@@ -310,9 +341,9 @@ class HybridTransportService:
     ) -> bool:
         """A message arrived on `path`; delivered to the application only the first time."""
         if not self.dedup.first_time(message_id, expires_at=expires_at, now=now):
-            self._count(f"received.duplicate.{path.value}")
+            self.counters.inc(ServiceCounter.RECEIVED_DUPLICATE, label=path)
             return False
-        self._count(f"received.{path.value}")
+        self.counters.inc(ServiceCounter.RECEIVED, label=path)
         self._actions.append(
             Deliver(message_id=message_id, room_id=room_id, payload=payload, path=path)
         )
@@ -320,11 +351,10 @@ class HybridTransportService:
 
     def on_timer(self, *, now: float) -> None:
         if self._next_check is not None and now >= self._next_check:
-            self._actions.append(CheckHealth(self._next_check_id))
+            self._actions.append(CheckHealth(check_id=self._next_check_id))
             self._next_check_id += 1
             self._next_check = now + self.config.check_interval
-        if isinstance(self.detector, PhiAccrualDetector):
-            self._evaluate_central(now)  # silence alone can raise phi
+        self._evaluate_central(now)  # silence alone can make a detector suspect (HT-2.3)
         if now >= self._next_resend:
             self._next_resend = now + self.config.resend_interval
             for entry in self.outbox.unsettled(now=now):
@@ -335,10 +365,9 @@ class HybridTransportService:
         deadlines = [self._next_resend]
         if self._next_check is not None:
             deadlines.append(self._next_check)
-        if isinstance(self.detector, PhiAccrualDetector):
-            suspicion = self.detector.suspicion_time()
-            if suspicion is not None and self.machine.central is Central.UP:
-                deadlines.append(suspicion)
+        suspicion = self.detector.suspicion_time()
+        if suspicion is not None and self.machine.central is Central.UP:
+            deadlines.append(suspicion)
         return min(deadlines)
 
     def next_action(self) -> Action | None:
@@ -346,46 +375,37 @@ class HybridTransportService:
 
     # ------------------------------------------------------------ internals
 
+    def _central_trigger(self, now: float) -> CentralTrigger | None:
+        """HT-3.3: the verdict on the central path now (None: nothing to judge yet)."""
+        if self.detector.suspects(now=now):
+            self._end_streak()  # HT-3.3: a suspected service restarts the failback count
+            if self._anything_reachable:
+                return CentralTrigger.SUSPECTED
+            return CentralTrigger.SUSPECTED_OFFLINE
+        if self._streak_start is None:
+            return None
+        enough = self._streak_length >= self.config.failback_successes
+        spanned = self._streak_last - self._streak_start >= self.config.failback_min_interval
+        return CentralTrigger.FAILBACK_READY if enough and spanned else CentralTrigger.HEALTHY
+
     def _evaluate_central(self, now: float) -> None:
         if self.config.preferred_mode is TransportMode.P2P_ONLY:
             return
-        suspects = self.detector.suspects(now=now)
-        if suspects:
-            self._end_streak()  # HT-3.3: a suspected service restarts the failback count
-            offline = not self._anything_reachable
-            self._apply(central=Central.DOWN, offline=offline, reason="central down", now=now)
-            if not offline:
-                self._failed_over = True
-            return
-        if self._streak_start is None:
-            return
-        if self._failed_over:
-            enough = self._streak_length >= self.config.failback_successes
-            spanned = self._streak_last - self._streak_start
-            long_enough = spanned >= self.config.failback_min_interval
-            if not (enough and long_enough):
-                return  # HT-3.3: hysteresis
-            self._failed_over = False
-        self._apply(central=Central.UP, offline=False, reason="central healthy", now=now)
+        trigger = self._central_trigger(now)
+        if trigger is not None:
+            self._apply(self.machine.judge_central(trigger), reason=_REASONS[trigger], now=now)
 
     def _end_streak(self) -> None:
         self._streak_start = None
         self._streak_length = 0
 
     def _apply(
-        self,
-        *,
-        now: float,
-        reason: str,
-        central: Central | None = None,
-        reach: Reach | None = None,
-        offline: bool | None = None,
+        self, change: tuple[TransportState, TransportState] | None, *, now: float, reason: str
     ) -> None:
-        change = self.machine.update(central=central, reach=reach, offline=offline)
         if change is None:
             return
         old, new = change
-        self._count(f"state.{new.value}")
+        self.counters.inc(ServiceCounter.STATE, label=new)
         self._actions.append(StateChanged(old=old, new=new, at=now, reason=reason))
         # HT-3.2: whatever is unsettled goes out on the paths now in use.
         for entry in self.outbox.unsettled(now=now):
@@ -395,16 +415,16 @@ class HybridTransportService:
     def _route(self, entry: OutboxEntry, *, resend: bool = False) -> None:
         if self.machine.uses_central:
             entry.attempts[Path.CENTRAL] = entry.attempts.get(Path.CENTRAL, 0) + 1
-            self._actions.append(SendCentral(entry))
+            self._actions.append(SendCentral(entry=entry))
         if self.machine.uses_p2p:
             missing = entry.missing_p2p()
             if missing:
                 entry.attempts[Path.P2P] = entry.attempts.get(Path.P2P, 0) + 1
-                self._actions.append(SendP2P(entry, missing))
+                self._actions.append(SendP2P(entry=entry, members=missing))
         if resend:
-            self._count("outbox.resent")
+            self.counters.inc(ServiceCounter.RESENT)
 
     def _persist(self) -> None:
         changes = self.outbox.drain_changes()
         if changes:
-            self._actions.append(PersistOutbox(tuple(changes)))
+            self._actions.append(PersistOutbox(changes=tuple(changes)))

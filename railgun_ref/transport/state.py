@@ -8,6 +8,13 @@ for every combination (HT-1.3); the spec's table is generated from it, and
 `TransportStateMachine` moves between states only by looking it up, so no
 code path can invent a transition the table does not have.
 
+Failback (HT-3.3) is a second, small machine: `CentralPhase` is what the
+node has concluded about the central path, moved only by `TRANSITIONS` on
+the verdicts of `CentralTrigger`; each phase stands for one (central,
+offline) input of `STATE_TABLE` (`PHASE_INPUTS`). Its hysteresis is the
+missing entries: once failed over, only `failback-ready` (a long enough
+healthy streak, judged by the service) brings the node back.
+
 Telling "the central service is blocked" from "this device is offline"
 (HT-1.4): when the central service fails *and* nothing else is reachable
 either (no peer, no DNS, no bootstrap node), the node is offline; it reports
@@ -16,7 +23,9 @@ nothing and would hide the real cause.
 """
 
 import itertools
+from collections.abc import Mapping
 from enum import Enum
+from types import MappingProxyType
 from typing import Final
 
 from railgun_ref.core.errors import LocalProtocolError
@@ -88,6 +97,91 @@ STATE_TABLE: Final[dict[tuple[TransportMode, Central, Reach, bool, bool], Transp
 }
 
 
+# ------------------------------------------------------------------ failback (HT-3.3)
+
+
+class CentralPhase(Enum):
+    """HT-3.3: what the node has concluded about the central path, failback included.
+
+    Each phase fixes the (central, offline) inputs of `STATE_TABLE` (`PHASE_INPUTS`).
+    """
+
+    UNCHECKED = "unchecked"  #: no verdict yet
+    TRUSTED = "trusted"  #: the central path is up and in use
+    OFFLINE = "offline"  #: down, but nothing else answers either: no failover (HT-1.4)
+    FAILED_OVER = "failed-over"  #: down while something else answers: on P2P (HT-3.2)
+    FAILED_OVER_OFFLINE = "failed-over-offline"  #: offline after a failover, not failed back
+
+
+class CentralTrigger(Enum):
+    """HT-3.3: the verdicts that move `CentralPhase` (judged after every input and timer)."""
+
+    SUSPECTED = "suspected"  #: the detector says down; something else is reachable
+    SUSPECTED_OFFLINE = "suspected-offline"  #: the detector says down; nothing is reachable
+    HEALTHY = "healthy"  #: a healthy streak shorter than the failback hysteresis
+    FAILBACK_READY = "failback-ready"  #: failback_successes checks over failback_min_interval
+
+
+_S, _SO, _H, _R = (
+    CentralTrigger.SUSPECTED,
+    CentralTrigger.SUSPECTED_OFFLINE,
+    CentralTrigger.HEALTHY,
+    CentralTrigger.FAILBACK_READY,
+)
+_BEFORE_FAILOVER: Final = {
+    _S: CentralPhase.FAILED_OVER,
+    _SO: CentralPhase.OFFLINE,
+    _H: CentralPhase.TRUSTED,
+    _R: CentralPhase.TRUSTED,
+}
+
+#: HT-3.3: the failback table, total over (phase, trigger). The hysteresis is its
+#: self-loops: once failed over, a healthy streak too short to fail back changes nothing.
+TRANSITIONS: Final[Mapping[CentralPhase, Mapping[CentralTrigger, CentralPhase]]] = MappingProxyType(
+    {
+        CentralPhase.UNCHECKED: MappingProxyType(_BEFORE_FAILOVER),
+        CentralPhase.TRUSTED: MappingProxyType(_BEFORE_FAILOVER),
+        CentralPhase.OFFLINE: MappingProxyType(_BEFORE_FAILOVER),
+        CentralPhase.FAILED_OVER: MappingProxyType(
+            {
+                _S: CentralPhase.FAILED_OVER,
+                _SO: CentralPhase.FAILED_OVER_OFFLINE,
+                _H: CentralPhase.FAILED_OVER,  # hysteresis
+                _R: CentralPhase.TRUSTED,
+            }
+        ),
+        CentralPhase.FAILED_OVER_OFFLINE: MappingProxyType(
+            {
+                _S: CentralPhase.FAILED_OVER,
+                _SO: CentralPhase.FAILED_OVER_OFFLINE,
+                _H: CentralPhase.FAILED_OVER_OFFLINE,  # hysteresis
+                _R: CentralPhase.TRUSTED,
+            }
+        ),
+    }
+)
+
+#: HT-1.3: the (central, offline) inputs of `STATE_TABLE` each phase stands for.
+PHASE_INPUTS: Final[Mapping[CentralPhase, tuple[Central, bool]]] = MappingProxyType(
+    {
+        CentralPhase.UNCHECKED: (Central.UNKNOWN, False),
+        CentralPhase.TRUSTED: (Central.UP, False),
+        CentralPhase.OFFLINE: (Central.DOWN, True),
+        CentralPhase.FAILED_OVER: (Central.DOWN, False),
+        CentralPhase.FAILED_OVER_OFFLINE: (Central.DOWN, True),
+    }
+)
+
+
+def state_diagram() -> str:
+    """The Mermaid state diagram of `TRANSITIONS` (paper/spec.md HT-3.3 embeds it)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {CentralPhase.UNCHECKED.value}"]
+    for phase, row in TRANSITIONS.items():
+        for trigger, target in row.items():
+            lines.append(f"    {phase.value} --> {target.value}: {trigger.value}")
+    return "\n".join(lines)
+
+
 class TransportStateMachine:
     """The current state, moved only through `STATE_TABLE`."""
 
@@ -98,7 +192,23 @@ class TransportStateMachine:
         self.reach = Reach.UNKNOWN
         self.offline = False
         self.state = TransportState.CONNECTING
+        self.phase = CentralPhase.UNCHECKED
         self.stopped = False
+
+    def judge_central(
+        self, trigger: CentralTrigger
+    ) -> tuple[TransportState, TransportState] | None:
+        """HT-3.3: move the central phase by `TRANSITIONS`; return (old, new) if the state moved."""
+        target = TRANSITIONS[self.phase][trigger]
+        if target is self.phase:
+            return None
+        self.phase = target
+        central, offline = PHASE_INPUTS[target]
+        return self.update(central=central, offline=offline)
+
+    @property
+    def failed_over(self) -> bool:
+        return self.phase in (CentralPhase.FAILED_OVER, CentralPhase.FAILED_OVER_OFFLINE)
 
     def update(
         self,

@@ -22,6 +22,7 @@ from railgun_ref.dht.records import sign_record
 from railgun_ref.identity.keys import Identity
 from railgun_ref.transport.p2p import (
     Acked,
+    Action,
     AckFrame,
     Announce,
     Delivered,
@@ -29,13 +30,14 @@ from railgun_ref.transport.p2p import (
     Frame,
     LookupMembers,
     MembersChanged,
-    P2PAction,
     P2PConfig,
+    P2PCounter,
     P2PRoomCore,
     PeerStatus,
     ProbeFrame,
     ReachabilityChanged,
     Receipt,
+    Refusal,
     RoomFrame,
     RoomMember,
     SendApp,
@@ -80,7 +82,7 @@ class RoomNet:
     down: set[NodeId] = field(default_factory=set)
     queue: list[tuple[float, int, Address, NodeId, Address, bytes]] = field(default_factory=list)
     seq: "itertools.count[int]" = field(default_factory=itertools.count)
-    outputs: dict[NodeId, list[P2PAction]] = field(default_factory=dict)
+    outputs: dict[NodeId, list[Action]] = field(default_factory=dict)
     sent: int = 0
 
     def add(self, n: int) -> list[P2PRoomCore]:
@@ -171,7 +173,7 @@ class RoomNet:
                 if deadline is not None and deadline <= self.now:
                     core.on_timer(now=self.now)
 
-    def of(self, core: P2PRoomCore, kind: type) -> list[P2PAction]:
+    def of(self, core: P2PRoomCore, kind: type) -> list[Action]:
         return [a for a in self.outputs[core.node_id] if isinstance(a, kind)]
 
     def delivered(self, core: P2PRoomCore) -> list[bytes]:
@@ -267,8 +269,8 @@ def test_garbage_is_counted_not_raised() -> None:
     net.join_all()
     a.receive(b.node_id, b.address, b"\xff\x00garbage", now=net.now)
     a.receive(b.node_id, b.address, cbor.encode({0: 1, 1: 42, 2: 0}), now=net.now)
-    assert a.counters["rejected.malformed"] == 1
-    assert a.counters["rejected.unknown_type"] == 1
+    assert a.counters.get_count(P2PCounter.REJECTED, ErrorCode.MALFORMED) == 1
+    assert a.counters.get_count(P2PCounter.REJECTED, ErrorCode.UNKNOWN_TYPE) == 1
 
 
 # --------------------------------------------------------- membership (HT-6.1)
@@ -325,7 +327,7 @@ def test_join_announces_and_looks_up_then_members_found() -> None:
         value=encode_announcement(("127.0.0.1", 5000)),
     )
     assert a.members_found(ROOM, [record.encode(), b"junk"], now=T0) == 1
-    assert a.counters["rejected.member.malformed"] == 1
+    assert a.counters.get_count(P2PCounter.REJECTED_MEMBER, ErrorCode.MALFORMED) == 1
     assert a.members(ROOM) == {bob.node_id: bob.public_key}
     net.pump()
     changed = net.of(a, MembersChanged)
@@ -364,7 +366,7 @@ def test_duplicate_copies_are_delivered_once_and_acked_every_time() -> None:
         b.receive(a.node_id, a.address, encode_frame(frame), now=net.now)
     net.pump()
     assert net.delivered(b) == [message_id(3)]
-    assert b.counters["room.duplicate"] == 2
+    assert b.counters.get_count(P2PCounter.ROOM_DUPLICATE) == 2
     acks = [
         decode_frame(payload)
         for _, _, to, _, _, payload in net.queue
@@ -390,7 +392,7 @@ def test_forged_receipt_does_not_settle() -> None:
     a.receive(c.node_id, c.address, encode_frame(forged), now=net.now)
     net.pump()
     assert b.node_id not in net.acked(a)
-    assert a.counters["rejected.bad_receipt"] == 1
+    assert a.counters.get_count(P2PCounter.REJECTED, Refusal.BAD_RECEIPT) == 1
 
 
 def test_retries_until_the_member_returns_then_stalls_and_revives() -> None:
@@ -453,8 +455,8 @@ def test_not_joined_and_expired_frames_are_refused() -> None:
     b.receive(a.node_id, a.address, encode_frame(old), now=net.now)
     net.pump()
     assert net.delivered(b) == []
-    assert b.counters["rejected.not_joined"] == 1
-    assert b.counters["rejected.expired"] == 1
+    assert b.counters.get_count(P2PCounter.REJECTED, Refusal.NOT_JOINED) == 1
+    assert b.counters.get_count(P2PCounter.REJECTED, Refusal.EXPIRED) == 1
 
 
 # ------------------------------------------------------------ reach (HT-6.4)
@@ -517,7 +519,7 @@ def test_partition_with_a_bridge_gets_eventual_delivery() -> None:
     assert net.acked(a1) == {a2.node_id, b1.node_id, b2.node_id, x.node_id}
     via = {a.member: a.via for a in net.of(a1, Acked) if isinstance(a, Acked)}
     assert via[b1.node_id] == x.node_id and via[b2.node_id] == x.node_id
-    assert x.counters["relay.started"] == 2
+    assert x.counters.get_count(P2PCounter.RELAY_STARTED) == 2
     assert a1.pending() == 0 and x.pending() == 0
 
 
@@ -580,7 +582,7 @@ def test_relay_request_from_a_stranger_is_refused() -> None:
     )
     a.receive(stranger.node_id, ("127.0.0.1", 9), encode_frame(frame), now=net.now)
     net.pump()
-    assert a.counters["relay.refused_stranger"] == 1
+    assert a.counters.get_count(P2PCounter.RELAY_REFUSED_STRANGER) == 1
     assert a.pending() == 0
     assert net.of(a, LookupMembers)  # a stranger's frame makes it refresh the member list
 
@@ -600,8 +602,8 @@ def test_relay_quota() -> None:
         relay_to=(c.node_id, d.node_id),
     )
     b.receive(a.node_id, a.address, encode_frame(frame), now=net.now)
-    assert b.counters["relay.started"] == 1
-    assert b.counters["relay.refused_quota"] == 1
+    assert b.counters.get_count(P2PCounter.RELAY_STARTED) == 1
+    assert b.counters.get_count(P2PCounter.RELAY_REFUSED_QUOTA) == 1
 
 
 def test_service_and_core_settle_the_outbox_over_bridges() -> None:
