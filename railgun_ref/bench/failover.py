@@ -76,12 +76,13 @@ from railgun_ref.drivers.sim_transport import (
     CentralFault,
     CentralLink,
     FaultWindow,
+    HarnessCounter,
     SimCentral,
     SimTransportNetwork,
     Traffic,
 )
 from railgun_ref.transport.outbox import Path
-from railgun_ref.transport.service import DetectorKind, HybridTransportConfig
+from railgun_ref.transport.service import DetectorKind, HybridTransportConfig, ServiceCounter
 from railgun_ref.transport.state import TransportState
 
 #: Seconds from the start of a run to the first fault (all clients settled by then).
@@ -420,13 +421,15 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
     row["lost_messages"] = deliveries.lost_messages
     row["missing_deliveries"] = deliveries.missing
     row["duplicates_to_app"] = len(network.duplicates_to_app)
-    service_counters: Counter[str] = Counter()
     core_counters: Counter[str] = Counter()
     for client in network.clients:
-        service_counters.update(client.service.counters)
-        core_counters.update(client.core.counters)
+        core_counters.update(client.core.counters.snapshot())
     row["duplicates_suppressed"] = {
-        path.value: service_counters[f"received.duplicate.{path.value}"] for path in Path
+        path.value: sum(
+            c.service.counters.get_count(ServiceCounter.RECEIVED_DUPLICATE, path)
+            for c in network.clients
+        )
+        for path in Path
     }
     row["delivery_delay_s"] = _percentiles(deliveries.delays)
     row["delivery_delay_during_outage_s"] = _percentiles(deliveries.outage_delays)
@@ -438,11 +441,11 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
         for key in sorted(core_counters)
         if key.startswith(("relay.", "send.", "ack.", "room.", "rejected."))
     }
-    row["central_counters"] = dict(sorted(network.central.counters.items()))
+    row["central_counters"] = network.central.counters.snapshot()
     row["harness_counters"] = {
         key: value
-        for key, value in sorted(network.counters.items())
-        if key.startswith("p2p.stalled")
+        for key, value in network.counters.snapshot().items()
+        if key.startswith(HarnessCounter.P2P_STALLED)
     }
     return row
 

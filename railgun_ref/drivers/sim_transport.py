@@ -51,46 +51,49 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from functools import partial
-from typing import Final
+from typing import Final, assert_never
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import AppMessageReceived, NodeEvent
+from railgun_ref.transport import p2p, service
 from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import OutboxEntry, Path
-from railgun_ref.transport.p2p import (
-    Acked,
-    Announce,
-    Delivered,
-    DeliveryStalled,
-    LookupMembers,
-    MembersChanged,
-    P2PConfig,
-    P2PRoomCore,
-    ReachabilityChanged,
-    RoomMember,
-    SendApp,
-)
-from railgun_ref.transport.service import (
-    CentralFailure,
-    CheckHealth,
-    Deliver,
-    HybridTransportConfig,
-    HybridTransportService,
-    PersistOutbox,
-    SendCentral,
-    SendP2P,
-    StateChanged,
-)
+from railgun_ref.transport.p2p import P2PConfig, P2PRoomCore, RoomMember
+from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
 from railgun_ref.transport.state import TransportState
 
 #: Seconds a membership given by the scenario stays valid (longer than any run).
 _MEMBERSHIP_TTL: Final = 30 * 24 * 3600.0
 #: States in which the P2P path carries the room's traffic.
 P2P_STATES: Final = frozenset({TransportState.CONNECTED_P2P, TransportState.DEGRADED})
+
+
+class SimCentralCounter(StrEnum):
+    """Counters of `SimCentral` (the bench's ``central_counters``)."""
+
+    SEND_LOST = "send.lost"  #: a SEND that met a fault on its way
+    SEND_DUPLICATE = "send.duplicate"  #: a SEND stored already (CEN-4.3)
+    SEND_STORED = "send.stored"
+    ACK_LOST = "ack.lost"  #: a SENT that met a fault on its way back
+    PUSH_HELD = "push.held"  #: mailbox entries kept for a member out of reach
+    PUSH_SENT = "push.sent"
+
+
+class HarnessCounter(StrEnum):
+    """Counters of `SimTransportNetwork`, the wiring itself."""
+
+    APP_OTHER_TOPIC = "app.other_topic"
+    CENTRAL_CHECKS = "central.checks"
+    OUTBOX_PERSISTED = "outbox.persisted"
+    P2P_STALLED = "p2p.stalled"
+    P2P_ANNOUNCE = "p2p.Announce"
+    P2P_LOOKUP_MEMBERS = "p2p.LookupMembers"
+    P2P_MEMBERS_CHANGED = "p2p.MembersChanged"
 
 
 def schedule(sim: Simulator, at: float, action: Callable[[], None]) -> None:
@@ -178,7 +181,7 @@ class SimCentral:
         self.rng = rng
         self.link = link or CentralLink()
         self.windows: list[FaultWindow] = list(windows)  #: `add_window` adds more at run time
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[SimCentralCounter] = Counters()
         #: (sender, message id) already stored: SEND is idempotent (CEN-4.3).
         self.stored: set[tuple[NodeId, bytes]] = set()
         #: member -> messages held for it, in store order.
@@ -252,7 +255,7 @@ class SimTransportNetwork:
         self.config = config
         self.room_id = room_id
         self.rng = rng
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[HarnessCounter] = Counters()
         self.deliveries: list[AppDelivery] = []
         self.duplicates_to_app: list[AppDelivery] = []
         self.states: list[StateRecord] = []
@@ -320,7 +323,7 @@ class SimTransportNetwork:
         if client is None or not isinstance(event, AppMessageReceived):
             return
         if event.topic != client.core.config.topic:
-            self.counters["app.other_topic"] += 1
+            self.counters.inc(HarnessCounter.APP_OTHER_TOPIC)
             return
         client.core.receive(event.sender, event.address, event.payload, now=now)
         # Drain later, in an event of its own: the simulator is inside this node's pump now.
@@ -351,9 +354,9 @@ class SimTransportNetwork:
             while (action := client.service.next_action()) is not None:
                 busy = True
                 self._service_action(client, action, now)
-            while (p2p := client.core.next_action()) is not None:
+            while (core_action := client.core.next_action()) is not None:
                 busy = True
-                self._core_action(client, p2p, now)
+                self._core_action(client, core_action, now)
         deadlines = [
             d
             for d in (client.service.next_deadline(), client.core.next_deadline())
@@ -371,15 +374,15 @@ class SimTransportNetwork:
                 client.timer_at = deadline
                 schedule(self.sim, deadline, partial(self._on_timer, client, deadline))
 
-    def _service_action(self, client: SimClient, action: object, now: float) -> None:
+    def _service_action(self, client: SimClient, action: service.Action, now: float) -> None:
         match action:
-            case CheckHealth():
+            case service.CheckHealth():
                 result = self.central.check(now)
-                self.counters["central.checks"] += 1
+                self.counters.inc(HarnessCounter.CENTRAL_CHECKS)
                 schedule(self.sim, result.at, partial(self._health, client, result))
-            case SendCentral(entry):
+            case service.SendCentral(entry=entry):
                 self._central_send(client, entry, now)
-            case SendP2P(entry, members):
+            case service.SendP2P(entry=entry, members=members):
                 client.core.send(
                     room_id=entry.room_id,
                     message_id=entry.message_id,
@@ -388,7 +391,7 @@ class SimTransportNetwork:
                     members=members,
                     now=now,
                 )
-            case Deliver(message_id=message_id, path=path):
+            case service.Deliver(message_id=message_id, path=path):
                 record = AppDelivery(client.index, message_id, now, path)
                 key = (client.index, message_id)
                 if key in self._delivered:
@@ -396,23 +399,23 @@ class SimTransportNetwork:
                 else:
                     self._delivered.add(key)
                     self.deliveries.append(record)
-            case PersistOutbox():
-                self.counters["outbox.persisted"] += 1
-            case StateChanged(old=old, new=new, at=at, reason=reason):
+            case service.PersistOutbox():
+                self.counters.inc(HarnessCounter.OUTBOX_PERSISTED)
+            case service.StateChanged(old=old, new=new, at=at, reason=reason):
                 self.states.append(StateRecord(client.index, at, old, new, reason))
-            case CentralFailure(label=label):
+            case service.CentralFailure(label=label):
                 self.failures[label.value] += 1
             case _:
-                raise TypeError(f"unexpected service action {action!r}")
+                assert_never(action)
 
-    def _core_action(self, client: SimClient, action: object, now: float) -> None:
+    def _core_action(self, client: SimClient, action: p2p.Action, now: float) -> None:
         match action:
-            case SendApp(address=address, topic=topic, payload=payload):
+            case p2p.SendApp(address=address, topic=topic, payload=payload):
                 self.sim.call(
                     client.address,
                     lambda n, t: n.send_app(address, topic, payload, now=t),
                 )
-            case Delivered(
+            case p2p.Delivered(
                 room_id=room_id, message_id=message_id, blob=blob, expires_at=expires_at
             ):
                 client.service.received(
@@ -423,16 +426,20 @@ class SimTransportNetwork:
                     path=Path.P2P,
                     now=now,
                 )
-            case Acked(message_id=message_id, member=member):
+            case p2p.Acked(message_id=message_id, member=member):
                 client.service.p2p_acked(message_id, member, now=now)
-            case ReachabilityChanged(reach=reach, anything_reachable=anything):
+            case p2p.ReachabilityChanged(reach=reach, anything_reachable=anything):
                 client.service.reachability(reach=reach, anything_reachable=anything, now=now)
-            case DeliveryStalled():
-                self.counters["p2p.stalled"] += 1
-            case Announce() | LookupMembers() | MembersChanged():
-                self.counters[f"p2p.{type(action).__name__}"] += 1
+            case p2p.DeliveryStalled():
+                self.counters.inc(HarnessCounter.P2P_STALLED)
+            case p2p.Announce():
+                self.counters.inc(HarnessCounter.P2P_ANNOUNCE)  # membership is the scenario's
+            case p2p.LookupMembers():
+                self.counters.inc(HarnessCounter.P2P_LOOKUP_MEMBERS)
+            case p2p.MembersChanged():
+                self.counters.inc(HarnessCounter.P2P_MEMBERS_CHANGED)
             case _:
-                raise TypeError(f"unexpected P2P action {action!r}")
+                assert_never(action)
 
     # ------------------------------------------------------------ central path
 
@@ -446,7 +453,7 @@ class SimTransportNetwork:
         central = self.central
         arrival = now + central.one_way(now)
         if not central.reachable(arrival):
-            central.counters["send.lost"] += 1
+            central.counters.inc(SimCentralCounter.SEND_LOST)
             return
         schedule(self.sim, arrival, partial(self._central_store, client, entry))
 
@@ -454,10 +461,10 @@ class SimTransportNetwork:
         central, now = self.central, self.sim.now
         key = (client.node_id, entry.message_id)
         if key in central.stored:
-            central.counters["send.duplicate"] += 1
+            central.counters.inc(SimCentralCounter.SEND_DUPLICATE)
         else:
             central.stored.add(key)
-            central.counters["send.stored"] += 1
+            central.counters.inc(SimCentralCounter.SEND_STORED)
             for member in sorted(entry.members):
                 central.mailbox.setdefault(member, []).append(entry)
                 self._push_mailbox(self._by_node[member])
@@ -465,7 +472,7 @@ class SimTransportNetwork:
         if central.reachable(ack_at):
             schedule(self.sim, ack_at, partial(self._central_acked, client, entry.message_id))
         else:
-            central.counters["ack.lost"] += 1
+            central.counters.inc(SimCentralCounter.ACK_LOST)
 
     def _central_acked(self, client: SimClient, message_id: bytes) -> None:
         client.service.central_acked(message_id, now=self.sim.now)
@@ -481,11 +488,11 @@ class SimTransportNetwork:
             return
         arrival = now + central.one_way(now)
         if not central.reachable(now) or not central.reachable(arrival):
-            central.counters["push.held"] += 1
+            central.counters.inc(SimCentralCounter.PUSH_HELD)
             return
         central.mailbox[member.node_id] = []
         for entry in held:
-            central.counters["push.sent"] += 1
+            central.counters.inc(SimCentralCounter.PUSH_SENT)
             schedule(self.sim, arrival, partial(self._central_deliver, member, entry))
 
     def _central_deliver(self, member: SimClient, entry: OutboxEntry) -> None:

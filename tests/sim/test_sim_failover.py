@@ -23,6 +23,7 @@ from railgun_ref.drivers.sim_transport import (
 )
 from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import Path
+from railgun_ref.transport.p2p import P2PCounter
 from railgun_ref.transport.service import (
     DetectorKind,
     HybridTransportConfig,
@@ -140,7 +141,7 @@ def test_partition_is_bridged() -> None:
     states = {network.state_of(i) for i in range(5)}
     assert states <= P2P_STATES
     assert TransportState.DEGRADED in states  # the non-bridges reach only part of the room
-    relayed = sum(c.core.counters.get("relay.started", 0) for c in network.clients)
+    relayed = sum(c.core.counters.get_count(P2PCounter.RELAY_STARTED) for c in network.clients)
     assert relayed > 0
     assert traffic.sent > 0
     check_exactly_once(network)

@@ -22,8 +22,8 @@ from railgun_ref.dht.records import sign_record
 from railgun_ref.identity.keys import Identity
 from railgun_ref.transport.p2p import (
     Acked,
-    Action,
     AckFrame,
+    Action,
     Announce,
     Delivered,
     DeliveryStalled,
