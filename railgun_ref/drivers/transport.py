@@ -16,8 +16,9 @@
   every delivery is opened, its inner message id checked against the outer.
 
 Ordering invariants: every input (a frame, a delivery, a timer, an API call)
-is fed to the cores with ``now = clock()`` and then `_pump` drains them
-synchronously. Outbox changes are committed in `_pump` before any send of
+is fed to the cores with ``now = clock()`` and then the `CoreLoop` is poked,
+which drains both cores synchronously (its `run` task fires their timers).
+Outbox changes are committed while draining, before any send of
 the same input is queued (HT-4.1); a message id is committed to the seen
 table before the message goes to the application, and a central delivery
 is ACKed only after that (HT-4.3). Central sessions share no mailbox-seq
@@ -36,14 +37,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Final, assert_never
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.central_client import (
@@ -54,27 +58,18 @@ from railgun_ref.drivers.central_client import (
     check_health,
     connect_central,
 )
+from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.identity.e2ee import open_room_message, seal_room_message
 from railgun_ref.identity.keys import Identity, RandomBytes
-from railgun_ref.transport import p2p
+from railgun_ref.transport import p2p, service
 from railgun_ref.transport.health import FailureLabel
 from railgun_ref.transport.outbox import OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
-from railgun_ref.transport.service import (
-    CentralFailure,
-    CheckHealth,
-    Deliver,
-    HybridTransportConfig,
-    HybridTransportService,
-    PersistOutbox,
-    SendCentral,
-    SendP2P,
-    StateChanged,
-)
+from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
 from railgun_ref.transport.state import Reach, TransportMode, TransportState
 from railgun_ref.wire.central import MAX_TTL
 
@@ -91,6 +86,34 @@ CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, expires_at REAL NO
 #: Reconnect backoff of the central session, seconds.
 _RECONNECT_MIN: Final = 0.2
 _RECONNECT_MAX: Final = 5.0
+
+
+# ------------------------------------------------------------------ counters
+
+
+class FailureKind(StrEnum):
+    """What failed, in a `Failure` event and the `TransportCounter.FAILURE` label."""
+
+    HEALTH = "health"  #: a health check of the central service failed
+    CENTRAL = "central"  #: the central session: connect, resolve, join, send
+    OPEN = "open"  #: a delivered blob did not open (ROOM-1.x)
+    P2P = "p2p"  #: the P2P path: a send, or a delivery that stalled
+    DHT = "dht"  #: bootstrapping the DHT
+
+
+class TransportCounter(StrEnum):
+    """Counters of the `HybridTransport` driver (its cores count in their own enums)."""
+
+    FAILURE = "failure"  #: label: the `FailureKind`
+    DELIVERED = "delivered"  #: handed to the application; label: the `Path`
+    HEALTH_OK = "health.ok"
+    HEALTH_FAILED = "health.failed"
+    HEALTH_SKIPPED_BUSY = "health.skipped_busy"  #: a check asked for while one runs
+    CENTRAL_CONNECTED = "central.connected"
+    CENTRAL_SEND_UNCONNECTED = "central.send_unconnected"
+    DHT_ANNOUNCE = "dht.announce"
+    DHT_ANNOUNCE_UNSTORED = "dht.announce_unstored"  #: no DHT node stored the announcement
+    OUTBOX_RESTORED = "outbox.restored"  #: unsettled entries reloaded at start (HT-4.4)
 
 
 # ------------------------------------------------------------------ events
@@ -159,9 +182,9 @@ class MembersChange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Failure:
-    """Something failed: `kind` is e.g. ``health``, ``central``, ``open``, ``p2p``."""
+    """Something failed; `kind` says where."""
 
-    kind: str
+    kind: FailureKind
     detail: str
     at: float
     label: FailureLabel | None = None
@@ -246,8 +269,9 @@ class HybridTransport:
         self.resolve = resolve
         self.origin = origin
         self.health_timeout = health_timeout or min(5.0, max(1.0, self.config.check_interval))
-        self.counters: dict[str, int] = {}
+        self.counters: Counters[TransportCounter] = Counters()
         self._clock = clock
+        self._loop = CoreLoop(clock=clock)
         self._random_bytes = random_bytes
         self.host = NodeHost(identity, host=host, port=port, clock=clock)
         self.service = HybridTransportService(self.config, local_id=identity.node_id, now=clock())
@@ -267,8 +291,6 @@ class HybridTransport:
         self._p2p_anything = True
         self._reach = Reach.UNKNOWN
         self._paths = (False, False)
-        self._wake = anyio.Event()
-        self._sleeping_until: float | None = None
         self._stopped = False
 
     # ------------------------------------------------------------ public API
@@ -298,12 +320,12 @@ class HybridTransport:
         core, state = self._running()
         state.add_room(room_id)
         core.join(room_id, now=self._clock())
-        self._pump()
+        self._loop.poke()
         if self._central is not None:
             try:
                 await self._central.join(room_id)
             except (CentralError, OSError, RemoteProtocolError, ConnectionError) as exc:
-                self._emit_failure("central", f"join failed: {exc}")
+                self._emit_failure(FailureKind.CENTRAL, f"join failed: {exc}")
 
     async def send(self, room_id: bytes, body: bytes, *, ttl: float | None = None) -> bytes:
         """Encrypt `body` for the room's known members and accept it (HT-4.1).
@@ -339,7 +361,7 @@ class HybridTransport:
                 room_id=room_id, message_id=message_id, members=frozenset(members), at=now
             )
         )
-        self._pump()
+        self._loop.poke()
         return message_id
 
     def outbox_size(self) -> int:
@@ -366,12 +388,17 @@ class HybridTransport:
                 self._app_out = app_out
                 tg.start_soon(self._app_sender, app_in)
                 tg.start_soon(self._app_receiver, inbox)
-                tg.start_soon(self._timer_loop)
+                tg.start_soon(self._loop.run)
                 if self.bootstrap_peers:
                     tg.start_soon(self._bootstrap)
                 if self.config.preferred_mode is not TransportMode.P2P_ONLY:
                     tg.start_soon(self._central_loop, central_out, central_in)
-                self._pump()
+                # Pumped from here on: both cores drain after every input (CORE-1.4).
+                # Annotated: mypy cannot infer a union type argument from the core alone.
+                service_core: ProtocolCore[service.Action] = self.service
+                p2p_core: ProtocolCore[p2p.Action] = self.p2p
+                self._loop.add(service_core, self._service_action)
+                self._loop.add(p2p_core, self._p2p_action)
                 task_status.started(address)
         finally:
             self._stopped = True
@@ -402,60 +429,42 @@ class HybridTransport:
                 restored += 1
                 if entry.room_id not in self.p2p.rooms:
                     self.p2p.join(entry.room_id, now=now)
-        self._count("outbox.restored", restored)
+        self.counters.inc(TransportCounter.OUTBOX_RESTORED, restored)
         for message_id, expires_at in self._state.seen(now=now):
             self.service.dedup.first_time(message_id, expires_at=expires_at, now=now)
 
     # ------------------------------------------------------------- plumbing
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + amount
 
     def _emit(self, event: TransportEvent) -> None:
         # Events are best-effort once nobody listens any more (or we stopped).
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._events_in.send_nowait(event)
 
-    def _emit_failure(self, kind: str, detail: str, label: FailureLabel | None = None) -> None:
-        self._count(f"failure.{kind}")
+    def _emit_failure(
+        self, kind: FailureKind, detail: str, label: FailureLabel | None = None
+    ) -> None:
+        self.counters.inc(TransportCounter.FAILURE, label=kind)
         self._emit(Failure(kind=kind, detail=detail, at=self._clock(), label=label))
 
-    def _pump(self) -> None:
-        """Drain both cores until neither has an action left."""
-        core = self.p2p
-        if core is None:
-            return
-        busy = True
-        while busy:
-            busy = False
-            while (action := self.service.next_action()) is not None:
-                busy = True
-                self._service_action(action, core)
-            while (p2p_action := core.next_action()) is not None:
-                busy = True
-                self._p2p_action(p2p_action)
-        deadlines = [d for d in (self.service.next_deadline(), core.next_deadline()) if d]
-        if deadlines and (self._sleeping_until is None or min(deadlines) < self._sleeping_until):
-            self._wake.set()
-
-    def _service_action(self, action: object, core: p2p.P2PRoomCore) -> None:
+    def _service_action(self, action: service.Action) -> None:
         now = self._clock()
         match action:
-            case PersistOutbox(changes=changes):
+            case service.PersistOutbox(changes=changes):
                 assert self._outbox_store is not None
                 self._outbox_store.apply(changes)
-            case CheckHealth():
+            case service.CheckHealth():
                 if self._checking:
-                    self._count("health.skipped_busy")
+                    self.counters.inc(TransportCounter.HEALTH_SKIPPED_BUSY)
                 elif self._tg is not None:
                     self._checking = True
                     self._tg.start_soon(self._health_check)
-            case SendCentral(entry=entry):
+            case service.SendCentral(entry=entry):
                 if self._central_out is None:
-                    self._count("central.send_unconnected")
+                    self.counters.inc(TransportCounter.CENTRAL_SEND_UNCONNECTED)
                 else:
                     self._central_out.send_nowait(entry)
-            case SendP2P(entry=entry, members=members):
+            case service.SendP2P(entry=entry, members=members):
+                core = self._core()
                 if entry.room_id not in core.rooms:
                     core.join(entry.room_id, now=now)
                 core.send(
@@ -466,32 +475,36 @@ class HybridTransport:
                     members=members,
                     now=now,
                 )
-            case Deliver():
+            case service.Deliver():
                 self._deliver(action, now)
-            case StateChanged(old=old, new=new, reason=reason):
+            case service.StateChanged(old=old, new=new, reason=reason):
                 self._emit(StateChange(old=old, new=new, reason=reason, at=now))
                 paths = (self.service.machine.uses_central, self.service.machine.uses_p2p)
                 if paths != self._paths:
                     self._paths = paths
                     self._emit(PathChange(central=paths[0], p2p=paths[1], at=now))
-            case CentralFailure(label=label):
-                self._emit_failure("health", label.value, label)
+            case service.CentralFailure(label=label):
+                self._emit_failure(FailureKind.HEALTH, label.value, label)
             case _:
-                raise AssertionError(f"unexpected action {action!r}")
+                assert_never(action)
 
-    def _deliver(self, action: Deliver, now: float) -> None:
+    def _core(self) -> p2p.P2PRoomCore:
+        assert self.p2p is not None, "the P2P core exists before any core is pumped"
+        return self.p2p
+
+    def _deliver(self, action: service.Deliver, now: float) -> None:
         try:
             opened = open_room_message(self.identity, action.payload, room_id=action.room_id)
         except RemoteProtocolError as exc:
-            self._emit_failure("open", f"{action.message_id.hex()}: {exc}")
+            self._emit_failure(FailureKind.OPEN, f"{action.message_id.hex()}: {exc}")
             return
         if opened.message_id != action.message_id:
-            self._emit_failure("open", "inner message id differs from the envelope's")
+            self._emit_failure(FailureKind.OPEN, "inner message id differs from the envelope's")
             return
         assert self._state is not None
         # HT-4.3: remembered durably before the application sees it.
         self._state.add_seen(action.message_id, now + self.config.store_and_forward.default_ttl)
-        self._count(f"delivered.{action.path.value}")
+        self.counters.inc(TransportCounter.DELIVERED, label=action.path)
         self._emit(
             MessageReceived(
                 room_id=action.room_id,
@@ -504,7 +517,7 @@ class HybridTransport:
             )
         )
 
-    def _p2p_action(self, action: p2p.P2PAction) -> None:
+    def _p2p_action(self, action: p2p.Action) -> None:
         now = self._clock()
         match action:
             case p2p.SendApp():
@@ -540,7 +553,7 @@ class HybridTransport:
                 self._report_reach(now)
             case p2p.DeliveryStalled():
                 self._emit_failure(
-                    "p2p",
+                    FailureKind.P2P,
                     f"{action.message_id.hex()} to {action.member.hex()[:16]}: {action.reason}",
                 )
             case p2p.Announce():
@@ -552,39 +565,14 @@ class HybridTransport:
                     self._tg.start_soon(self._lookup, action.room_id)
             case p2p.MembersChanged():
                 self._emit(MembersChange(room_id=action.room_id, members=action.members, at=now))
+            case _:
+                assert_never(action)
 
     def _report_reach(self, now: float) -> None:
         anything = self._p2p_anything or self._dht_alive
         self.service.reachability(reach=self._reach, anything_reachable=anything, now=now)
 
     # ------------------------------------------------------------------ tasks
-
-    async def _timer_loop(self) -> None:
-        while True:
-            deadlines = [
-                d
-                for d in (
-                    self.service.next_deadline(),
-                    self.p2p.next_deadline() if self.p2p else None,
-                )
-                if d is not None
-            ]
-            self._wake = anyio.Event()
-            if deadlines:
-                self._sleeping_until = min(deadlines)
-                delay = max(0.0, self._sleeping_until - self._clock())
-            else:
-                self._sleeping_until = None
-                delay = math.inf
-            with anyio.move_on_after(delay):
-                await self._wake.wait()
-            self._sleeping_until = None
-            now = self._clock()
-            self.service.on_timer(now=now)
-            if self.p2p is not None:
-                self.p2p.on_timer(now=now)
-            self._pump()
-            await anyio.sleep(0)  # never spin without yielding
 
     async def _health_check(self) -> None:
         assert self.central_url is not None
@@ -594,9 +582,11 @@ class HybridTransport:
             )
         finally:
             self._checking = False
-        self._count("health.ok" if result.ok else "health.failed")
+        self.counters.inc(
+            TransportCounter.HEALTH_OK if result.ok else TransportCounter.HEALTH_FAILED
+        )
         self.service.health_result(result, now=self._clock())
-        self._pump()
+        self._loop.poke()
 
     async def _bootstrap(self) -> None:
         for attempt in range(10):
@@ -606,7 +596,7 @@ class HybridTransport:
                 return
             if outcome.closest:
                 break
-            self._emit_failure("dht", f"bootstrap found nobody (attempt {attempt + 1})")
+            self._emit_failure(FailureKind.DHT, f"bootstrap found nobody (attempt {attempt + 1})")
             await anyio.sleep(min(0.5 * 2**attempt, 5.0))
         # Announce again now that the DHT has peers to store on.
         if self.p2p is not None:
@@ -621,9 +611,9 @@ class HybridTransport:
         except HostStoppedError:
             return
         if count:
-            self._count("dht.announce")
+            self.counters.inc(TransportCounter.DHT_ANNOUNCE)
         if outcome.accepted == 0:
-            self._count("dht.announce_unstored")
+            self.counters.inc(TransportCounter.DHT_ANNOUNCE_UNSTORED)
 
     async def _lookup(self, room_id: bytes) -> None:
         try:
@@ -639,7 +629,7 @@ class HybridTransport:
             self._dht_alive = alive
             self._report_reach(self._clock())
         self.p2p.members_found(room_id, outcome.records, now=self._clock())
-        self._pump()
+        self._loop.poke()
 
     async def _app_sender(self, queue: MemoryObjectReceiveStream[p2p.SendApp]) -> None:
         async with queue:
@@ -649,14 +639,14 @@ class HybridTransport:
                 except HostStoppedError:
                     return
                 except (ValueError, LocalProtocolError, OSError) as exc:
-                    self._emit_failure("p2p", f"send to {action.address}: {exc}")
+                    self._emit_failure(FailureKind.P2P, f"send to {action.address}: {exc}")
 
     async def _app_receiver(self, inbox: MemoryObjectReceiveStream[AppMessageReceived]) -> None:
         async with inbox:
             async for event in inbox:
                 if self.p2p is not None:
                     self.p2p.receive(event.sender, event.address, event.payload, now=self._clock())
-                    self._pump()
+                    self._loop.poke()
 
     # ----------------------------------------------------------- central path
 
@@ -677,6 +667,7 @@ class HybridTransport:
         central_out: MemoryObjectSendStream[OutboxEntry],
         central_in: MemoryObjectReceiveStream[OutboxEntry],
     ) -> None:
+        """Keep a central session up, reconnecting with backoff whenever it ends."""
         delay = _RECONNECT_MIN
         while True:
             try:
@@ -693,36 +684,44 @@ class HybridTransport:
                     self._central = client
                     self._central_out = central_out
                     delay = _RECONNECT_MIN
-                    self._count("central.connected")
-                    # Whatever is unsettled goes out now on this session (HT-4.2).
-                    for entry in self.service.outbox.unsettled(now=self._clock()):
-                        if self.service.machine.uses_central:
-                            central_out.send_nowait(entry)
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._central_sender, client, central_in)
-                        while True:
-                            delivery = await client.receive()
-                            now = self._clock()
-                            self.service.received(
-                                message_id=delivery.message_id,
-                                room_id=delivery.room_id,
-                                payload=delivery.blob,
-                                expires_at=delivery.timestamp_ms / 1000 + delivery.ttl,
-                                path=DeliveryPath.CENTRAL,
-                                now=now,
-                            )
-                            self._pump()  # delivered (and its id committed) before the ACK
-                            await client.ack([delivery.seq])
+                    await self._central_session(client, central_out, central_in)
             except Exception as exc:  # every way a session ends: reconnect
                 if isinstance(exc, DnsError):
-                    self._emit_failure("central", f"resolve failed: {exc!r}", exc.label)
+                    self._emit_failure(FailureKind.CENTRAL, f"resolve failed: {exc!r}", exc.label)
                 else:
-                    self._emit_failure("central", f"session ended: {exc!r}")
+                    self._emit_failure(FailureKind.CENTRAL, f"session ended: {exc!r}")
             finally:
                 self._central = None
                 self._central_out = None
             await anyio.sleep(delay)
             delay = min(delay * 2, _RECONNECT_MAX)
+
+    async def _central_session(
+        self,
+        client: CentralClient,
+        central_out: MemoryObjectSendStream[OutboxEntry],
+        central_in: MemoryObjectReceiveStream[OutboxEntry],
+    ) -> None:
+        """One authenticated session: send what is unsettled, take deliveries until it ends."""
+        self.counters.inc(TransportCounter.CENTRAL_CONNECTED)
+        # Whatever is unsettled goes out now on this session (HT-4.2).
+        for entry in self.service.outbox.unsettled(now=self._clock()):
+            if self.service.machine.uses_central:
+                central_out.send_nowait(entry)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._central_sender, client, central_in)
+            while True:
+                delivery = await client.receive()
+                self.service.received(
+                    message_id=delivery.message_id,
+                    room_id=delivery.room_id,
+                    payload=delivery.blob,
+                    expires_at=delivery.timestamp_ms / 1000 + delivery.ttl,
+                    path=DeliveryPath.CENTRAL,
+                    now=self._clock(),
+                )
+                self._loop.poke()  # delivered (and its id committed) before the ACK
+                await client.ack([delivery.seq])
 
     async def _central_sender(
         self, client: CentralClient, queue: MemoryObjectReceiveStream[OutboxEntry]
@@ -736,7 +735,7 @@ class HybridTransport:
             try:
                 await client.send(entry.room_id, entry.blob, ttl=ttl, message_id=entry.message_id)
             except CentralError as exc:
-                self._emit_failure("central", f"send refused: {exc}")
+                self._emit_failure(FailureKind.CENTRAL, f"send refused: {exc}")
                 continue
             now = self._clock()
             self.service.central_acked(entry.message_id, now=now)
@@ -745,4 +744,4 @@ class HybridTransport:
             self._emit(
                 MessageAcked(message_id=entry.message_id, path="central", member=None, at=now)
             )
-            self._pump()
+            self._loop.poke()
