@@ -40,10 +40,10 @@ import socket
 import sqlite3
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -57,6 +57,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.addresses import check_loopback_host
 from railgun_ref.drivers.sqlite import Schema, open_database
@@ -67,6 +68,7 @@ from railgun_ref.wire.central import (
     Ack,
     Acked,
     Auth,
+    BlobSizeBucket,
     CentralErrorCode,
     Challenge,
     Deliver,
@@ -76,16 +78,36 @@ from railgun_ref.wire.central import (
     Joined,
     Leave,
     Left,
+    RefusalName,
     Send,
     Sent,
     ServerFrame,
     Welcome,
     auth_message,
-    blob_size_bucket,
     close_code,
     decode_client_frame,
     encode_frame,
 )
+
+
+class CentralCounter(StrEnum):
+    """CEN-7.2: the service's counters, as ``GET /metrics`` names them."""
+
+    HTTP_HEALTH = "http.health"
+    WS_CONNECTIONS = "ws.connections"
+    WS_FRAMES_IN = "ws.frames_in"
+    AUTH_OK = "auth.ok"
+    REFUSED = "refused"  #: label: the `RefusalName` of the ERROR sent (CEN-7.2)
+    ROOMS_JOINED = "rooms.joined"
+    ROOMS_LEFT = "rooms.left"
+    SEND_STORED = "send.stored"
+    SEND_DUPLICATE = "send.duplicate"  #: a SEND whose message id was stored already (CEN-4.3)
+    SEND_BUCKET = "send.bucket"  #: label: the `BlobSizeBucket` of a stored blob (CEN-7.3)
+    MAILBOX_ROWS_WRITTEN = "mailbox.rows_written"
+    MAILBOX_PUSHED = "mailbox.pushed"
+    MAILBOX_ACKED = "mailbox.acked"
+    MAILBOX_EXPIRED = "mailbox.expired"
+
 
 #: The WebSocket endpoint's path (CEN-1.1).
 WEBSOCKET_PATH: Final = "/ws"
@@ -401,7 +423,7 @@ class CentralService:
     ) -> None:
         self.store = store
         self.config = config or CentralConfig()
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[CentralCounter] = Counters()
         self._clock = clock
         self._monotonic = monotonic
         self._random_bytes = random_bytes
@@ -414,13 +436,13 @@ class CentralService:
 
     async def health(self, request: Request) -> Response:
         """CEN-1.2: liveness and the server's clock."""
-        self.counters["http.health"] += 1
+        self.counters.inc(CentralCounter.HTTP_HEALTH)
         return JSONResponse({"status": "ok", "time": self._clock()})
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """CEN-7.2: counters (every refusal counted by code), sessions, mailbox size."""
         return {
-            "counters": dict(sorted(self.counters.items())),
+            "counters": self.counters.snapshot(),
             "sessions": sum(len(s) for s in self._sessions.values()),
             "mailbox_rows": self.store.mailbox_rows(),
         }
@@ -435,13 +457,13 @@ class CentralService:
         while True:
             await anyio.sleep(self.config.sweep_interval)
             swept = self.store.sweep(now_ms=self.now_ms())
-            self.counters["mailbox.expired"] += swept
+            self.counters.inc(CentralCounter.MAILBOX_EXPIRED, swept)
 
     # ------------------------------------------------------------ WebSocket
 
     async def websocket(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        self.counters["ws.connections"] += 1
+        self.counters.inc(CentralCounter.WS_CONNECTIONS)
         try:
             session = await self._authenticate(websocket)
         except _SessionEndedError:
@@ -492,7 +514,7 @@ class CentralService:
         retry_after: float = 0.0,
     ) -> None:
         """Send ERROR (CEN-6.1) and count the refusal by code (CEN-7.2)."""
-        self.counters[f"refused.{code.name}"] += 1
+        self.counters.inc(CentralCounter.REFUSED, label=RefusalName.of(code))
         frame = ErrorFrame(code=code, reason=reason, retry_after_ms=math.ceil(retry_after * 1000))
         await self._send_raw(websocket, lock, encode_frame(frame, req=req))
 
@@ -575,7 +597,7 @@ class CentralService:
             rooms=tuple(self.store.rooms_of(node_id)),
         )
         await self._send_raw(websocket, session.send_lock, encode_frame(welcome, req=req))
-        self.counters["auth.ok"] += 1
+        self.counters.inc(CentralCounter.AUTH_OK)
         return session
 
     async def _reply(self, session: _Session, frame: ServerFrame, req: int) -> None:
@@ -609,7 +631,7 @@ class CentralService:
         """CEN-4.x, CEN-5.x: handle the frames of an authenticated session until it ends."""
         while True:
             data = await self._receive(session.websocket)
-            self.counters["ws.frames_in"] += 1
+            self.counters.inc(CentralCounter.WS_FRAMES_IN)
             if not isinstance(data, bytes):
                 await self._bad_frame(session, CentralErrorCode.MALFORMED, "binary frames only")
                 continue
@@ -643,13 +665,13 @@ class CentralService:
                     await self._join(session, frame, req)
                 case Leave():
                     self.store.leave(frame.room_id, session.node_id)
-                    self.counters["rooms.left"] += 1
+                    self.counters.inc(CentralCounter.ROOMS_LEFT)
                     await self._reply(session, Left(room_id=frame.room_id), req)
                 case Send():
                     await self._send(session, frame, req)
                 case Ack():
                     deleted = self.store.ack(session.node_id, frame.seqs)
-                    self.counters["mailbox.acked"] += deleted
+                    self.counters.inc(CentralCounter.MAILBOX_ACKED, deleted)
                     await self._reply(session, Acked(deleted=deleted), req)
 
     async def _join(self, session: _Session, frame: Join, req: int) -> None:
@@ -660,7 +682,7 @@ class CentralService:
                 )
                 return
             self.store.join(frame.room_id, session.node_id)
-            self.counters["rooms.joined"] += 1
+            self.counters.inc(CentralCounter.ROOMS_JOINED)
         await self._reply(session, Joined(room_id=frame.room_id), req)
 
     async def _send(self, session: _Session, frame: Send, req: int) -> None:
@@ -679,11 +701,11 @@ class CentralService:
             )
             return
         if stored.duplicate:
-            self.counters["send.duplicate"] += 1
+            self.counters.inc(CentralCounter.SEND_DUPLICATE)
         else:
-            self.counters["send.stored"] += 1
-            self.counters[f"send.bucket.{blob_size_bucket(len(frame.blob))}"] += 1
-            self.counters["mailbox.rows_written"] += len(stored.recipients)
+            self.counters.inc(CentralCounter.SEND_STORED)
+            self.counters.inc(CentralCounter.SEND_BUCKET, label=BlobSizeBucket.of(len(frame.blob)))
+            self.counters.inc(CentralCounter.MAILBOX_ROWS_WRITTEN, len(stored.recipients))
         try:
             await self._reply(
                 session, Sent(message_id=frame.message_id, timestamp_ms=stored.timestamp_ms), req
@@ -720,7 +742,7 @@ class CentralService:
                 except _SessionEndedError:
                     return
                 session.cursor = row.seq
-                self.counters["mailbox.pushed"] += 1
+                self.counters.inc(CentralCounter.MAILBOX_PUSHED)
 
 
 # ---------------------------------------------------------------- app and server

@@ -21,7 +21,7 @@ only `FrameError` (a `RemoteProtocolError`).
 """
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, Final, Self
 
 from railgun_ref.core import cbor
@@ -93,6 +93,28 @@ class CentralErrorCode(IntEnum):
     AUTH_TIMEOUT = 101  #: no AUTH within the deadline
     NOT_MEMBER = 102  #: SEND to a room the session's node has not joined
     RATE_LIMITED = 103  #: the session's frame budget is spent; retry later
+
+
+class RefusalName(StrEnum):
+    """CEN-7.2: the label a refusal is counted under: its `CentralErrorCode` name."""
+
+    MALFORMED = "MALFORMED"
+    TOO_LARGE = "TOO_LARGE"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    REPLAY = "REPLAY"
+    BAD_KEY = "BAD_KEY"
+    QUOTA = "QUOTA"
+    TTL_TOO_LONG = "TTL_TOO_LONG"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    AUTH_TIMEOUT = "AUTH_TIMEOUT"
+    NOT_MEMBER = "NOT_MEMBER"
+    RATE_LIMITED = "RATE_LIMITED"
+
+    @classmethod
+    def of(cls, code: CentralErrorCode) -> "RefusalName":
+        return cls[code.name]
 
 
 #: CEN-6.3: the WebSocket close code the server uses when it closes for an error.
@@ -437,6 +459,20 @@ def auth_message(nonce: bytes, origin: str) -> bytes:
     if len(nonce) != NONCE_SIZE:
         raise LocalProtocolError(f"a challenge nonce is {NONCE_SIZE} bytes")
     return AUTH_DOMAIN + nonce + origin.encode("utf-8")
+
+
+class BlobSizeBucket(StrEnum):
+    """CEN-7.3: the label a stored blob is counted under (one per `BLOB_SIZE_BUCKETS`)."""
+
+    UP_TO_256 = "256"
+    UP_TO_4096 = "4096"
+    UP_TO_65536 = "65536"
+    UP_TO_MAX = str(MAX_BLOB_SIZE)
+
+    @classmethod
+    def of(cls, size: int) -> "BlobSizeBucket":
+        """The bucket of a blob of `size` bytes (`blob_size_bucket`)."""
+        return cls(str(blob_size_bucket(size)))
 
 
 def blob_size_bucket(size: int) -> int:

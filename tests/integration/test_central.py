@@ -28,6 +28,7 @@ from railgun_ref.conformance.traceability import SPEC_PATH
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.drivers.central import (
     CentralConfig,
+    CentralCounter,
     CentralService,
     MailboxStore,
     TokenBucket,
@@ -55,6 +56,7 @@ from railgun_ref.wire.central import (
     FrameType,
     Join,
     Joined,
+    RefusalName,
     Send,
     ServerFrame,
     Welcome,
@@ -182,7 +184,7 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
         metrics = await get_json(url + "/metrics")
         assert metrics["sessions"] == 0
         assert metrics["mailbox_rows"] == 0
-        assert metrics["counters"]["http.health"] == 1
+        assert metrics["counters"][CentralCounter.HTTP_HEALTH] == 1
 
 
 # ------------------------------------------------------------ authentication
@@ -195,7 +197,7 @@ async def test_auth_binds_the_session_to_the_node_id(tmp_path: Path) -> None:
             assert alice.node_id == ALICE.node_id
             assert alice.rooms == frozenset()
             assert service.metrics_snapshot()["sessions"] == 1
-        assert service.counters["auth.ok"] == 1
+        assert service.counters.get_count(CentralCounter.AUTH_OK) == 1
 
 
 async def test_wrong_signature_is_refused_and_closed(tmp_path: Path) -> None:
@@ -216,8 +218,8 @@ async def test_wrong_signature_is_refused_and_closed(tmp_path: Path) -> None:
             async with connect_central(url, ALICE, origin="ws://127.0.0.9:443"):
                 pass
         assert refused.value.code == CentralErrorCode.BAD_SIGNATURE
-        assert service.counters["refused.BAD_SIGNATURE"] == 2
-        assert service.counters["auth.ok"] == 0
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.BAD_SIGNATURE) == 2
+        assert service.counters.get_count(CentralCounter.AUTH_OK) == 0
 
 
 async def test_small_order_key_is_refused(tmp_path: Path) -> None:
@@ -248,8 +250,8 @@ async def test_replayed_auth_is_refused(tmp_path: Path) -> None:
                 await second.send(captured)
                 await expect_error(second, CentralErrorCode.REPLAY, req=1)
                 await expect_close(second, close_code(CentralErrorCode.REPLAY))
-        assert service.counters["refused.REPLAY"] == 2
-        assert service.counters["auth.ok"] == 1
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.REPLAY) == 2
+        assert service.counters.get_count(CentralCounter.AUTH_OK) == 1
 
 
 async def test_frames_before_auth_are_refused(tmp_path: Path) -> None:
@@ -267,7 +269,7 @@ async def test_frames_before_auth_are_refused(tmp_path: Path) -> None:
             await expect_error(ws, CentralErrorCode.MALFORMED)
             await expect_close(ws, close_code(CentralErrorCode.MALFORMED))
         assert service.metrics_snapshot()["mailbox_rows"] == 0
-        assert service.counters["refused.UNAUTHENTICATED"] == 1
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.UNAUTHENTICATED) == 1
 
 
 async def test_auth_deadline(tmp_path: Path) -> None:
@@ -279,7 +281,7 @@ async def test_auth_deadline(tmp_path: Path) -> None:
             assert challenge.auth_timeout_ms == 200
             await expect_error(ws, CentralErrorCode.AUTH_TIMEOUT)
             await expect_close(ws, close_code(CentralErrorCode.AUTH_TIMEOUT))
-        assert service.counters["refused.AUTH_TIMEOUT"] == 1
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.AUTH_TIMEOUT) == 1
 
 
 # ------------------------------------------------------------ rooms and mailbox
@@ -310,8 +312,8 @@ async def test_send_and_deliver_between_two_members(tmp_path: Path) -> None:
             opened = open_room_message(BOB, delivery.blob, room_id=ROOM)
             assert (opened.body, opened.message_id) == (b"hello bob", inner_id)
             await nothing_more(alice)
-        assert service.counters["send.stored"] == 1
-        assert service.counters["mailbox.rows_written"] == 1
+        assert service.counters.get_count(CentralCounter.SEND_STORED) == 1
+        assert service.counters.get_count(CentralCounter.MAILBOX_ROWS_WRITTEN) == 1
 
 
 async def test_offline_member_receives_on_reconnect(tmp_path: Path) -> None:
@@ -387,7 +389,7 @@ async def test_ttl_expiry_deletes_entries(tmp_path: Path) -> None:
         with anyio.fail_after(5):
             while service.metrics_snapshot()["mailbox_rows"] != 1:
                 await anyio.sleep(0.02)
-        assert service.counters["mailbox.expired"] == 1
+        assert service.counters.get_count(CentralCounter.MAILBOX_EXPIRED) == 1
         async with connect_central(url, BOB) as bob:
             assert (await receive(bob)).blob == b"long"
             await nothing_more(bob)
@@ -414,9 +416,9 @@ async def test_resend_is_acknowledged_but_not_duplicated(tmp_path: Path) -> None
             # The same id from another sender is another envelope.
             await bob.send(ROOM, b"bob's", message_id=message_id)
             assert (await receive(alice)).blob == b"bob's"
-        assert service.counters["send.stored"] == 2
-        assert service.counters["send.duplicate"] == 2
-        assert service.counters["mailbox.rows_written"] == 2
+        assert service.counters.get_count(CentralCounter.SEND_STORED) == 2
+        assert service.counters.get_count(CentralCounter.SEND_DUPLICATE) == 2
+        assert service.counters.get_count(CentralCounter.MAILBOX_ROWS_WRITTEN) == 2
 
 
 async def test_send_to_a_room_not_joined_is_refused(tmp_path: Path) -> None:
@@ -438,7 +440,7 @@ async def test_send_to_a_room_not_joined_is_refused(tmp_path: Path) -> None:
             with pytest.raises(CentralError):
                 await bob.send(ROOM, b"left already")
         assert service.metrics_snapshot()["mailbox_rows"] == 0
-        assert service.counters["refused.NOT_MEMBER"] == 2
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.NOT_MEMBER) == 2
         async with connect_central(url, BOB) as bob:
             assert bob.rooms == frozenset()
 
@@ -518,9 +520,9 @@ async def test_malformed_frames_get_errors_and_others_are_served(tmp_path: Path)
             await alice.send(ROOM, b"still fine")
             assert (await receive(bob)).blob == b"still fine"
         counters = service.counters
-        assert counters["refused.MALFORMED"] == 12
-        assert counters["refused.TOO_LARGE"] == 2
-        assert counters["refused.UNKNOWN_TYPE"] == 2
+        assert counters.get_count(CentralCounter.REFUSED, RefusalName.MALFORMED) == 12
+        assert counters.get_count(CentralCounter.REFUSED, RefusalName.TOO_LARGE) == 2
+        assert counters.get_count(CentralCounter.REFUSED, RefusalName.UNKNOWN_TYPE) == 2
 
 
 async def test_too_many_malformed_frames_close_the_session(tmp_path: Path) -> None:
@@ -550,8 +552,8 @@ async def test_rate_limit(tmp_path: Path) -> None:
             assert 0 < refused.value.retry_after <= 2.0
             assert [(await receive(bob)).blob for _ in range(2)] == [b"1", b"2"]
             await nothing_more(bob)
-        assert service.counters["refused.RATE_LIMITED"] == 1
-        assert service.counters["send.stored"] == 2
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.RATE_LIMITED) == 1
+        assert service.counters.get_count(CentralCounter.SEND_STORED) == 2
 
 
 def test_token_bucket_refills_at_the_rate() -> None:

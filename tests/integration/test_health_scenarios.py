@@ -38,6 +38,7 @@ from railgun_ref.transport.service import (
     CheckHealth,
     HybridTransportConfig,
     HybridTransportService,
+    ServiceCounter,
     StateChanged,
 )
 from railgun_ref.transport.state import Reach, TransportState
@@ -203,7 +204,10 @@ async def test_real_checks_drive_failover_and_failback(tmp_path: Path) -> None:
         await run_until(TransportState.CONNECTED_AWS, 10)
         s.proxy.set_mode(ProxyMode.BLACKHOLE)
         await run_until(TransportState.CONNECTED_P2P, 20)
-        assert service.counters["central.failure.generic_timeout"] == 3
+        assert (
+            service.counters.get_count(ServiceCounter.CENTRAL_FAILURE, FailureLabel.GENERIC_TIMEOUT)
+            == 3
+        )
         s.proxy.set_mode(ProxyMode.PASS)
         await run_until(TransportState.CONNECTED_AWS, 40)
         assert states == [
