@@ -109,8 +109,8 @@ class CentralPhase(Enum):
     UNCHECKED = "unchecked"  #: no verdict yet
     TRUSTED = "trusted"  #: the central path is up and in use
     OFFLINE = "offline"  #: down, but nothing else answers either: no failover (HT-1.4)
-    FAILED_OVER = "failed-over"  #: down while something else answers: on P2P (HT-3.2)
-    FAILED_OVER_OFFLINE = "failed-over-offline"  #: offline after a failover, not failed back
+    FAILED_OVER = "failed_over"  #: down while something else answers: on P2P (HT-3.2)
+    FAILED_OVER_OFFLINE = "failed_over_offline"  #: offline after a failover, not failed back
 
 
 class CentralTrigger(Enum):

@@ -1,5 +1,6 @@
 """Failure detectors and the transport state table (HT-1.x, HT-2.x)."""
 
+import pathlib
 import random
 
 import pytest
@@ -7,19 +8,28 @@ import pytest
 from railgun_ref.bench.detectors import LinkModel, run
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.transport.health import (
+    FailureDetector,
     FailureLabel,
     HealthResult,
     PhiAccrualDetector,
     ThresholdDetector,
 )
 from railgun_ref.transport.state import (
+    PHASE_INPUTS,
     STATE_TABLE,
+    TRANSITIONS,
     Central,
+    CentralPhase,
+    CentralTrigger,
     Reach,
     TransportMode,
     TransportState,
     TransportStateMachine,
+    state_diagram,
 )
+
+SPEC = (pathlib.Path(__file__).parents[3] / "paper" / "spec.md").read_text(encoding="utf-8")
+HT = SPEC[SPEC.index("## 12. Hybrid transport (HT)") : SPEC.index("## 13.")]
 
 
 def ok(at: float, latency: float = 0.05) -> HealthResult:
@@ -112,7 +122,9 @@ def test_phi_ignores_failed_checks() -> None:
     detector = PhiAccrualDetector()
     detector.observe(ok(0.0))
     detector.observe(failed(1.0))
-    assert detector.suspicion_time() == PhiAccrualDetector().suspicion_time() or True
+    only_heartbeat = PhiAccrualDetector()
+    only_heartbeat.observe(ok(0.0))
+    assert detector.suspicion_time() == only_heartbeat.suspicion_time()
     assert detector.phi(now=1.0) < detector.phi(now=5.0)
 
 
@@ -176,3 +188,62 @@ def test_detector_comparison_on_the_same_traces() -> None:
     assert 60.0 <= threshold["detection_s"]["median"] <= threshold["detection_s"]["max"] <= 90.5
     assert phi["detection_s"]["max"] < 10.0
     assert threshold["false_failovers"] == phi["false_failovers"] == 0
+
+
+def test_both_detectors_are_failure_detectors() -> None:
+    """HT-2.2/2.3: the service sees either only through the `FailureDetector` protocol."""
+    detectors: list[FailureDetector] = [ThresholdDetector(), PhiAccrualDetector()]
+    slow = ok(0.0, latency=5.0)
+    threshold, phi = detectors
+    assert threshold.classify(slow).label is FailureLabel.HIGH_LATENCY  # HT-2.2
+    assert phi.classify(slow) == slow  # phi-accrual judges lateness, not latency
+    assert threshold.suspicion_time() is None  # silence alone never moves the seed's rule
+    phi.observe(slow)
+    assert phi.suspicion_time() is not None
+
+
+def test_failback_table_is_total_and_matches_its_inputs() -> None:
+    """HT-3.3: every (phase, verdict) has a target; suspicion never trusts the central path;
+    failing back needs `failback-ready` once failed over."""
+    assert set(TRANSITIONS) == set(CentralPhase) == set(PHASE_INPUTS)
+    failed_over = {CentralPhase.FAILED_OVER, CentralPhase.FAILED_OVER_OFFLINE}
+    for phase, row in TRANSITIONS.items():
+        assert set(row) == set(CentralTrigger)
+        assert row[CentralTrigger.FAILBACK_READY] is CentralPhase.TRUSTED
+        assert row[CentralTrigger.SUSPECTED] is CentralPhase.FAILED_OVER
+        assert PHASE_INPUTS[row[CentralTrigger.SUSPECTED_OFFLINE]] == (Central.DOWN, True)
+        healthy = row[CentralTrigger.HEALTHY]
+        assert healthy is (phase if phase in failed_over else CentralPhase.TRUSTED)
+
+
+def test_judging_the_central_path_moves_the_state() -> None:
+    """HT-1.4/HT-3.3: offline is not a failover; once failed over, only failback-ready returns."""
+    machine = TransportStateMachine(TransportMode.AWS)
+    machine.update(reach=Reach.ALL)
+    assert machine.judge_central(CentralTrigger.HEALTHY) == (
+        TransportState.CONNECTING,
+        TransportState.CONNECTED_AWS,
+    )
+    assert machine.judge_central(CentralTrigger.SUSPECTED_OFFLINE) == (
+        TransportState.CONNECTED_AWS,
+        TransportState.DISCONNECTED,
+    )
+    assert not machine.failed_over
+    assert machine.judge_central(CentralTrigger.HEALTHY) is not None  # back, no hysteresis
+    assert machine.judge_central(CentralTrigger.SUSPECTED) == (
+        TransportState.CONNECTED_AWS,
+        TransportState.CONNECTED_P2P,
+    )
+    assert machine.failed_over
+    assert machine.judge_central(CentralTrigger.HEALTHY) is None  # hysteresis
+    assert machine.state is TransportState.CONNECTED_P2P
+    assert machine.judge_central(CentralTrigger.FAILBACK_READY) == (
+        TransportState.CONNECTED_P2P,
+        TransportState.CONNECTED_AWS,
+    )
+    assert machine.phase is CentralPhase.TRUSTED
+
+
+def test_spec_failback_diagram_is_generated_from_the_table() -> None:
+    """HT-3.3: paper/spec.md embeds `state_diagram()` verbatim."""
+    assert f"```mermaid\n{state_diagram()}\n```" in HT
