@@ -421,9 +421,6 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
     row["lost_messages"] = deliveries.lost_messages
     row["missing_deliveries"] = deliveries.missing
     row["duplicates_to_app"] = len(network.duplicates_to_app)
-    core_counters: Counter[str] = Counter()
-    for client in network.clients:
-        core_counters.update(client.core.counters.snapshot())
     row["duplicates_suppressed"] = {
         path.value: sum(
             c.service.counters.get_count(ServiceCounter.RECEIVED_DUPLICATE, path)
@@ -436,18 +433,28 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
     row["all_members_after_fault_s"] = _percentiles(deliveries.all_members)
     row["all_members_in_p2p_s"] = _percentiles(deliveries.in_p2p)
     row["failure_labels"] = dict(sorted(network.failures.items()))
-    row["p2p_counters"] = {
-        key: core_counters[key]
-        for key in sorted(core_counters)
-        if key.startswith(("relay.", "send.", "ack.", "room.", "rejected."))
-    }
-    row["central_counters"] = network.central.counters.snapshot()
-    row["harness_counters"] = {
-        key: value
-        for key, value in network.counters.snapshot().items()
-        if key.startswith(HarnessCounter.P2P_STALLED)
-    }
+    row.update(_counter_rows(network))
     return row
+
+
+def _counter_rows(network: SimTransportNetwork) -> dict[str, Any]:
+    """The counters the report shows, in their flat ``name.label`` form."""
+    core_counters: Counter[str] = Counter()
+    for client in network.clients:
+        core_counters.update(client.core.counters.snapshot())
+    return {
+        "p2p_counters": {
+            key: core_counters[key]
+            for key in sorted(core_counters)
+            if key.startswith(("relay.", "send.", "ack.", "room.", "rejected."))
+        },
+        "central_counters": network.central.counters.snapshot(),
+        "harness_counters": {
+            key: value
+            for key, value in network.counters.snapshot().items()
+            if key.startswith(HarnessCounter.P2P_STALLED)
+        },
+    }
 
 
 def detection_bound(config: HybridTransportConfig, check_duration: float) -> float:
