@@ -35,8 +35,12 @@ from the DHT: discovery is not what these scenarios measure, and the DHT has
 its own benchmarks. Membership lookups and announcements the core asks for
 are counted and otherwise ignored.
 
-Timers: each client has one simulator timer at the earlier of its two
-cores' `next_deadline()`. The cores promise progress: after `on_timer(now=d)`
+Pumping follows the core contract as `drivers/loop.CoreLoop` does, in
+virtual time (CORE-1.4): both cores are drained after every input (`_flush`,
+dispatching each closed `Action` union with ``match`` and ``assert_never``),
+and each client has one simulator timer at the earlier of its two cores'
+`next_deadline()`; when it fires both cores get `on_timer` (early is
+harmless, CORE-1.3). The cores promise progress: after `on_timer(now=d)`
 no core asks for `d` again (for the phi-accrual detector see
 `tests/sim/test_sim_failover.py::test_phi_deadline_makes_progress`). A core
 that breaks that promise would stop virtual time, so the harness raises
