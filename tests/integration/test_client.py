@@ -48,6 +48,8 @@ async def test_two_clients_chat_peer_to_peer(tmp_path: Path) -> None:
                     states.append(event.new.value)
                 if isinstance(event, MessageReceived):
                     received = event
+                # The ROOM frame may beat the probe answer that moves bob to connected-p2p.
+                if received is not None and states:
                     break
         assert states  # state changes come through the same iteration
         item = received
