@@ -5,9 +5,13 @@ install (no notebook extras) runs everything but the lab.
 """
 
 import argparse
+import errno
+import math
+import sqlite3
 import sys
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeAlias
 
 
 def _loopback_host(text: str) -> str:
@@ -21,12 +25,113 @@ def _loopback_host(text: str) -> str:
 
 
 def _loopback_target(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``udp://HOST:PORT`` on 127.0.0.0/8 (what ``--bootstrap`` takes)."""
     from railgun_ref.drivers.addresses import parse_target  # noqa: PLC0415
 
     try:
         return parse_target(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _wire_target(text: str) -> str:
+    """``udp://HOST:PORT`` of a node on loopback (`conformance run --target`)."""
+    from railgun_ref.conformance.wire_runner import TargetError, parse_target  # noqa: PLC0415
+
+    try:
+        parse_target(text)
+    except TargetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _number(text: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A UDP/TCP port; 0 asks the OS for any free one."""
+    port = int(_number(text, int))
+    if not 0 <= port <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0: any free port), got {port}")
+    return port
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        value = int(_number(text, int))
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    check.__name__ = f"integer >= {low}"  # argparse names the type in some messages
+    return check
+
+
+def _float_in(low: float, high: float | None, *, open_low: bool = False) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = _number(text, float)
+        too_low = value <= low if open_low else value < low
+        if too_low or (high is not None and value > high):
+            bound = f"> {low:g}" if open_low else f">= {low:g}"
+            span = f"in [{low:g}, {high:g}]" if high is not None else bound
+            raise argparse.ArgumentTypeError(f"must be {span}, got {text}")
+        return value
+
+    check.__name__ = "number"
+    return check
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+_positive_float = _float_in(0.0, None, open_low=True)
+_non_negative_float = _float_in(0.0, None)
+_probability = _float_in(0.0, 1.0)
+
+
+def _count_list(text: str) -> list[int]:
+    """Comma-separated positive integers (``4,8,12``)."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, got {text!r}"
+        )
+    return counts
+
+
+def _directory(text: str) -> str:
+    """A directory that exists or can be created (not an existing file)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return text
+
+
+def _new_file(text: str) -> str:
+    """A file to write: its directory must exist, and it must not be a directory."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {path.parent} does not exist")
+    return text
+
+
+def _file(text: str) -> str:
+    """A file that may not exist yet (created on first use), but not a directory."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    return text
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
@@ -38,6 +143,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         identity_path=args.identity,
         bootstrap=args.bootstrap,
         data_dir=args.data_dir,
+        verbosity=args.verbose,
     )
 
 
@@ -141,7 +247,7 @@ def _cmd_bench_voice(args: argparse.Namespace) -> int:
     from railgun_ref.bench.voice import main as voice_main  # noqa: PLC0415
 
     return voice_main(
-        participants=[int(n) for n in args.participants.split(",")],
+        participants=args.participants,
         duration=args.duration,
         workers=args.workers,
         json_output=args.json,
@@ -201,12 +307,16 @@ def _add_node(sub: _Subparsers) -> None:
     """`railgun-ref node`."""
     node = sub.add_parser("node", help="run one node on real UDP + TCP sockets until interrupted")
     node.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
-    node.add_argument("--port", type=int, default=0, help="UDP and TCP port (0: any free port)")
+    node.add_argument("--port", type=_port, default=0, help="UDP and TCP port (0: any free port)")
     node.add_argument(
-        "--identity", default=None, help="identity file (created 0600 if missing); default: fresh"
+        "--identity",
+        type=_file,
+        default=None,
+        help="identity file (created 0600 if missing); default: fresh",
     )
     node.add_argument(
         "--data-dir",
+        type=_directory,
         default=None,
         help="keep identity, held records and cached peers here (SQLite); survives restarts",
     )
@@ -216,7 +326,14 @@ def _add_node(sub: _Subparsers) -> None:
         default=[],
         type=_loopback_target,
         metavar="HOST:PORT",
-        help="join the DHT through this node (repeatable)",
+        help="join the DHT through this node, HOST:PORT or udp://HOST:PORT (repeatable)",
+    )
+    node.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log joins, lookups and traffic on stderr (-vv: every datagram)",
     )
     node.set_defaults(func=_cmd_node)
 
@@ -230,16 +347,17 @@ def _add_central(sub: _Subparsers) -> None:
     central.add_argument(
         "--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only"
     )
-    central.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    central.add_argument("--port", type=_port, default=0, help="TCP port (0: any free port)")
     central.add_argument(
         "--db",
+        type=_file,
         default=None,
         metavar="PATH",
         help="SQLite mailbox (survives restarts); default: in memory",
     )
     central.add_argument(
         "--sweep-interval",
-        type=float,
+        type=_positive_float,
         default=60.0,
         metavar="SECONDS",
         help="how often expired mailbox entries are deleted (default 60)",
@@ -258,7 +376,7 @@ def _add_turn(sub: _Subparsers) -> None:
         "turn", help="a peer-hosted TURN server (RFC 8656 subset, UDP) until interrupted"
     )
     turn.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
-    turn.add_argument("--port", type=int, default=3478, help="UDP port (0: any free port)")
+    turn.add_argument("--port", type=_port, default=3478, help="UDP port (0: any free port)")
     turn.add_argument("--realm", default="railgun", help="long-term credential realm")
     turn.add_argument(
         "--user",
@@ -278,10 +396,14 @@ def _add_demo(sub: _Subparsers) -> None:
         help="the main job: a messenger surviving DNS blocking, IP blocking and a takedown",
     )
     demo.add_argument(
-        "--peers", type=int, default=None, help="chatting clients (default 12; 4 with --quick)"
+        "--peers",
+        type=_int_at_least(2),
+        default=None,
+        help="chatting clients, at least 2 (default 12; 4 with --quick)",
     )
     demo.add_argument(
         "--report",
+        type=_directory,
         default="railgun-demo-report",
         metavar="DIR",
         help="write events.json (and report.html with the lab extra) here",
@@ -302,11 +424,17 @@ def _add_demo(sub: _Subparsers) -> None:
 def _add_sim(sub: _Subparsers) -> None:
     """`railgun-ref sim`."""
     sim = sub.add_parser("sim", help="the same nodes in the discrete-event simulator")
-    sim.add_argument("--nodes", type=int, default=50)
+    sim.add_argument("--nodes", type=_int_at_least(2), default=50, help="at least 2 (default 50)")
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--loss", type=float, default=0.01, help="datagram loss probability")
-    sim.add_argument("--latency-ms", type=float, default=25.0, help="one-way link latency")
-    sim.add_argument("--duration", type=float, default=60.0, help="virtual seconds to run")
+    sim.add_argument(
+        "--loss", type=_probability, default=0.01, help="datagram loss probability, 0..1"
+    )
+    sim.add_argument(
+        "--latency-ms", type=_non_negative_float, default=25.0, help="one-way link latency"
+    )
+    sim.add_argument(
+        "--duration", type=_positive_float, default=60.0, help="virtual seconds to run"
+    )
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=_cmd_sim)
 
@@ -321,7 +449,12 @@ def _add_conformance(sub: _Subparsers) -> None:
     )
     vectors.set_defaults(func=_cmd_vectors)
     run = conf_sub.add_parser("run", help="check a running node over the wire")
-    run.add_argument("--target", required=True, help="udp://HOST:PORT of the node (127.0.0.0/8)")
+    run.add_argument(
+        "--target",
+        required=True,
+        type=_wire_target,
+        help="udp://HOST:PORT of the node (127.0.0.0/8)",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(func=_cmd_conformance_run)
 
@@ -330,7 +463,9 @@ def _add_bench_wire(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench wire`."""
     wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
     wire.add_argument("--json", action="store_true", help="print JSON")
-    wire.add_argument("--payload-size", type=int, default=64, help="PING payload bytes")
+    wire.add_argument(
+        "--payload-size", type=_non_negative_int, default=64, help="PING payload bytes"
+    )
     wire.set_defaults(func=_cmd_bench_wire)
 
 
@@ -341,8 +476,8 @@ def _add_bench_detectors(bench_sub: _Subparsers) -> None:
     )
     det.add_argument("--json", action="store_true", help="print JSON")
     det.add_argument("--seed", type=int, default=1)
-    det.add_argument("--client-hours", type=float, default=1000.0)
-    det.add_argument("--phi", type=float, default=8.0, help="phi-accrual threshold")
+    det.add_argument("--client-hours", type=_positive_float, default=1000.0)
+    det.add_argument("--phi", type=_positive_float, default=8.0, help="phi-accrual threshold")
     det.set_defaults(func=_cmd_bench_detectors)
 
 
@@ -361,7 +496,10 @@ def _add_bench_failover(bench_sub: _Subparsers) -> None:
     )
     fo.add_argument("--seed", type=int, default=None, help="sim only (default 1)")
     fo.add_argument(
-        "--clients", type=int, default=None, help="clients in the room (sim 12, localhost 8)"
+        "--clients",
+        type=_int_at_least(2),
+        default=None,
+        help="clients in the room, at least 2 (sim 12, localhost 8)",
     )
     fo.add_argument(
         "--scenario",
@@ -369,7 +507,9 @@ def _add_bench_failover(bench_sub: _Subparsers) -> None:
         default=None,
         help="run only this scenario (repeatable or comma-separated; default: all)",
     )
-    fo.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    fo.add_argument(
+        "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"
+    )
     fo.add_argument("--json", action="store_true", help="print JSON")
     fo.set_defaults(func=_cmd_bench_failover)
 
@@ -379,14 +519,19 @@ def _add_bench_dht(bench_sub: _Subparsers) -> None:
     dht = bench_sub.add_parser(
         "dht", help="our DHT vs the PyPI kademlia package: gets, latency, RPCs, setup, RSS"
     )
-    dht.add_argument("--nodes", type=int, default=100, help="nodes (default 100)")
-    dht.add_argument("--keys", type=int, default=50, help="keys stored, then got (default 50)")
+    dht.add_argument("--nodes", type=_int_at_least(2), default=100, help="nodes (default 100)")
     dht.add_argument(
-        "--churn", type=float, default=0.0, help="fraction of nodes stopped before the gets"
+        "--keys", type=_positive_int, default=50, help="keys stored, then got (default 50)"
+    )
+    dht.add_argument(
+        "--churn",
+        type=_float_in(0.0, 1.0),
+        default=0.0,
+        help="fraction of nodes stopped before the gets, 0..1",
     )
     dht.add_argument(
         "--rtt-ms",
-        type=float,
+        type=_non_negative_float,
         default=None,
         help="emulated round-trip time (default: 0 on UDP, 50 in the simulator)",
     )
@@ -400,10 +545,16 @@ def _add_bench_dht(bench_sub: _Subparsers) -> None:
     dht.add_argument(
         "--driver", choices=("udp", "sim"), default="udp", help="sim: ours in virtual time"
     )
-    dht.add_argument("--timeout", type=float, default=5.0, help="RPC timeout, both (default 5 s)")
-    dht.add_argument("--join-concurrency", type=int, default=8, help="joins in flight")
-    dht.add_argument("--op-concurrency", type=int, default=4, help="stores/gets in flight")
-    dht.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    dht.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="RPC timeout, both (default 5 s)"
+    )
+    dht.add_argument("--join-concurrency", type=_positive_int, default=8, help="joins in flight")
+    dht.add_argument(
+        "--op-concurrency", type=_positive_int, default=4, help="stores/gets in flight"
+    )
+    dht.add_argument(
+        "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"
+    )
     dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     dht.add_argument("--json", action="store_true", help="print JSON")
     dht.set_defaults(func=_cmd_bench_dht)
@@ -414,10 +565,16 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
     voice = bench_sub.add_parser(
         "voice", help="WebRTC voice SFU: our encoded-packet forwarder vs aiortc MediaRelay"
     )
-    voice.add_argument("--participants", default="4,8,12", help="comma-separated counts")
-    voice.add_argument("--duration", type=float, default=10.0, help="measured seconds per call")
-    voice.add_argument("--workers", type=int, default=2, help="participant processes")
-    voice.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    voice.add_argument(
+        "--participants", type=_count_list, default=[4, 8, 12], help="comma-separated counts"
+    )
+    voice.add_argument(
+        "--duration", type=_positive_float, default=10.0, help="measured seconds per call"
+    )
+    voice.add_argument("--workers", type=_positive_int, default=2, help="participant processes")
+    voice.add_argument(
+        "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"
+    )
     voice.add_argument("--json", action="store_true", help="print JSON")
     voice.set_defaults(func=_cmd_bench_voice)
 
@@ -456,12 +613,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: OSError numbers that mean the user asked for something this machine refuses.
+_USER_ERRNOS: Final = frozenset(
+    {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS}
+    | {errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC}
+)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """`error`, or the exceptions inside it and its nested groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _one_line(error: BaseException) -> tuple[str, int] | None:
+    """The message and exit status for an error a user can act on; None for a bug."""
+    from railgun_ref.drivers.console import UsageError  # noqa: PLC0415
+    from railgun_ref.identity.keyfile import KeyFileError  # noqa: PLC0415
+
+    if isinstance(error, UsageError | KeyFileError):
+        return str(error), 2
+    if isinstance(error, sqlite3.DatabaseError):
+        return f"cannot use the database: {error}", 2
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{reason}", 2 if error.errno in _USER_ERRNOS else 1
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand. A user's mistake ends in one line on stderr and exit status 2
+    (argparse's own convention), a failure that is not the user's in one line and 1;
+    anything else is a bug and keeps its traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # sorted below: a bug is re-raised with its traceback
+        known = [_one_line(leaf) for leaf in _leaves(exc)]
+        if None in known:
+            raise
+        message, status = next(k for k in known if k is not None)
+        sys.stderr.write(f"{parser.prog}: error: {' '.join(message.split())}\n")
+        return status
     return result
 
 

@@ -7,25 +7,180 @@ runner's tests, scripts) rely on::
 
 With ``--bootstrap HOST:PORT`` (repeatable) it joins the DHT through those
 nodes and prints a second line ``joined: N contacts`` when the join lookup
-ends.
+ends. Nothing else goes to stdout.
+
+``-v`` logs on stderr, one timestamped line each: the join, every lookup, get
+and store this node ran or served, stream connections opened and closed, changes
+in the number of peers it knows, and every `SUMMARY_INTERVAL` seconds the
+datagrams and stream messages in and out by message type. ``-vv`` adds a line
+per datagram and stream message and every other node event.
 """
 
+import logging
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Final
 
 import anyio
 
+from railgun_ref.core import cbor
+from railgun_ref.core.errors import RemoteProtocolError
+from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
-from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.drivers.udp import (
+    Direction,
+    NodeHost,
+    StreamClosed,
+    StreamOpened,
+    TapEvent,
+    Traffic,
+)
 from railgun_ref.identity.keys import Identity
+from railgun_ref.trace import TraceRecord
+from railgun_ref.wire.messages import MessageType
+
+#: Seconds between two traffic summaries at ``-v``.
+SUMMARY_INTERVAL: Final = 10.0
+#: Node events logged at ``-v``; ``-vv`` logs every event.
+_EVENTS_AT_V: Final = frozenset(
+    {"LookupFinished", "GetFinished", "StoreFinished", "RecordStored", "RequestTimedOut"}
+)
+
+_log = logging.getLogger("railgun_ref.node")
 
 
 def _print(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def message_type(data: bytes) -> str:
+    """The envelope's message type name (``PING``...), unverified: for logs only."""
+    try:
+        outer = cbor.decode(data)
+        signed = outer[0] if isinstance(outer, list) and outer else None
+        fields = cbor.decode(signed) if isinstance(signed, bytes) else None
+    except RemoteProtocolError:
+        return "?"
+    number = fields.get(1) if isinstance(fields, dict) else None
+    if not isinstance(number, int):
+        return "?"
+    try:
+        return MessageType(number).name
+    except ValueError:
+        return f"type {number}"
+
+
+def _short(node_id: str) -> str:
+    return node_id[:12]
+
+
+class NodeLog:
+    """What ``-v``/``-vv`` print (module docstring): fed by the host's tap and trace."""
+
+    def __init__(self, host: NodeHost, verbosity: int) -> None:
+        self.host = host
+        self.verbosity = verbosity
+        self.traffic: Counter[tuple[Direction, str]] = Counter()
+        self.peers = 0
+
+    def on_traffic(self, event: TapEvent) -> None:
+        match event:
+            case Traffic(direction=direction, channel=channel, peer=peer, data=data):
+                kind = message_type(data)
+                self.traffic[(direction, kind)] += 1
+                if self.verbosity >= 2:
+                    arrow = "<-" if direction is Direction.IN else "->"
+                    where = f"{peer[0]}:{peer[1]}"
+                    _log.info("%s %s %s %s (%d B)", arrow, channel.value, kind, where, len(data))
+            case StreamOpened(peer=peer, outbound=outbound):
+                how = "to" if outbound else "from"
+                _log.info("stream connection opened %s %s:%d", how, peer[0], peer[1])
+            case StreamClosed(peer=peer, outbound=outbound):
+                how = "to" if outbound else "from"
+                _log.info("stream connection closed %s %s:%d", how, peer[0], peer[1])
+
+    def on_record(self, record: TraceRecord) -> None:
+        if record.event not in _EVENTS_AT_V and self.verbosity < 2:
+            return
+        data = record.data
+        match record.event:
+            case "LookupFinished":
+                _log.info(
+                    "lookup %s: %d closest, %d queries, %d failed, %d hops, %.0f ms",
+                    _short(data["target"]),
+                    len(data["closest"]),
+                    data["queries"],
+                    data["failures"],
+                    data["hops"],
+                    data["duration"] * 1000,
+                )
+            case "GetFinished":
+                found = "found" if data["found"] else "not found"
+                _log.info(
+                    "get %s: %s, %d queries, %.0f ms",
+                    _short(data["key"]),
+                    found,
+                    data["queries"],
+                    data["duration"] * 1000,
+                )
+            case "StoreFinished":
+                _log.info(
+                    "store %s: %d accepted, %d refused, %d failed",
+                    _short(data["key"]),
+                    data["accepted"],
+                    data["refused"],
+                    data["failed"],
+                )
+            case "RecordStored":
+                _log.info(
+                    "holding record %s from %s",
+                    _short(data["key"]),
+                    _short(data["publisher_id"]),
+                )
+            case _:
+                _log.info("%s %s", record.event, data)
+
+    def check_peers(self) -> None:
+        peers = len(self.host.node.dht.routing)
+        if peers != self.peers:
+            _log.info("peers known: %d (was %d)", peers, self.peers)
+            self.peers = peers
+
+    def summary(self) -> None:
+        if not self.traffic:
+            return
+        parts = []
+        for direction in Direction:
+            counts = sorted((k, n) for (d, k), n in self.traffic.items() if d is direction)
+            text = ", ".join(f"{kind} {n}" for kind, n in counts) or "-"
+            parts.append(f"{direction.value}: {text}")
+        _log.info("traffic in the last %.0f s; %s", SUMMARY_INTERVAL, "; ".join(parts))
+        self.traffic.clear()
+
+    async def run(self) -> None:
+        """Every second: peer count changes; every `SUMMARY_INTERVAL`: traffic."""
+        ticks = 0
+        while True:
+            await anyio.sleep(1.0)
+            self.check_peers()
+            ticks += 1
+            if ticks % int(SUMMARY_INTERVAL) == 0:
+                self.summary()
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    )
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
 
 
 #: A join that found nobody is retried this often, doubling up to the cap (seconds).
@@ -37,6 +192,7 @@ async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
     """Join through `bootstrap`; while nobody answers, retry with exponential backoff."""
     delay = _JOIN_RETRY_FIRST
     while True:
+        _log.info("joining through %s", ", ".join(f"{h}:{p}" for h, p in bootstrap))
         joined = await host.bootstrap(bootstrap)
         contacts = len(host.node.dht.routing)
         if joined.closest or contacts:
@@ -47,12 +203,22 @@ async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
         delay = min(delay * 2, _JOIN_RETRY_MAX)
 
 
-async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
+async def _serve(
+    host: NodeHost, bootstrap: list[tuple[str, int]], verbosity: int, where: str
+) -> None:
     async with anyio.create_task_group() as tg:
-        address = await tg.start(host.run)
+        try:
+            address = await tg.start(host.run)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         _print(
             f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
         )
+        if verbosity:
+            log = NodeLog(host, verbosity)
+            host.tap(log.on_traffic)
+            host.subscribe(log.on_record)
+            tg.start_soon(log.run)
         if bootstrap:
             tg.start_soon(_join, host, bootstrap)
         restored = host.counters["driver.records_restored"]
@@ -64,6 +230,12 @@ async def _serve(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
                 return
 
 
+def _open_data_dir(directory: Path) -> SqliteNodeStore:
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--data-dir {directory} exists and is not a directory")
+    return SqliteNodeStore(directory / "node.sqlite3")
+
+
 def run_node(
     *,
     host: str,
@@ -71,25 +243,29 @@ def run_node(
     identity_path: str | None,
     bootstrap: list[tuple[str, int]],
     data_dir: str | None = None,
+    verbosity: int = 0,
 ) -> int:
     """Serve a node. With `data_dir`, its identity, held records and cached peers live
     there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
-    no ``--bootstrap`` rejoins through its cached peers."""
+    no ``--bootstrap`` rejoins through its cached peers. `verbosity` 1 or 2: ``-v``,
+    ``-vv`` (module docstring)."""
+    if verbosity:
+        _configure_logging()
     store = None
     if data_dir is not None:
         directory = Path(data_dir)
         identity_path = identity_path or str(directory / "identity")
-        store = SqliteNodeStore(directory / "node.sqlite3")
-    identity = (
-        load_or_create_identity(Path(identity_path))
-        if identity_path
-        else Identity.generate(os.urandom)
-    )
+        store = _open_data_dir(directory)
     try:
+        identity = (
+            load_or_create_identity(Path(identity_path))
+            if identity_path
+            else Identity.generate(os.urandom)
+        )
         node_host = NodeHost(identity, host=host, port=port, store=store)
         if not bootstrap:
             bootstrap = node_host.cached_peers()
-        anyio.run(_serve, node_host, bootstrap)
+        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}")
     finally:
         if store is not None:
             store.close()

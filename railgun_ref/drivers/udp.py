@@ -100,6 +100,43 @@ QueryOutcome = LookupFinished | GetFinished | StoreFinished
 TraceSubscriber = Callable[[TraceRecord], None]
 
 
+class Direction(Enum):
+    IN = "in"
+    OUT = "out"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traffic:
+    """One datagram or stream message crossing this host's sockets (what a tap sees).
+
+    Inbound: as received, before the node checks it. Outbound: a datagram once
+    sent, a stream message once queued on its connection (without the frame's
+    length prefix)."""
+
+    direction: Direction
+    channel: Channel
+    peer: Address
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOpened:
+    peer: Address
+    outbound: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamClosed:
+    peer: Address
+    outbound: bool
+
+
+#: What a tap (`NodeHost.tap`) is called with.
+TapEvent = Traffic | StreamOpened | StreamClosed
+#: A tap: called synchronously for every `TapEvent`, must not block.
+TrafficTap = Callable[[TapEvent], None]
+
+
 class HostStoppedError(RuntimeError):
     """The host stopped (or never ran) while an API call needed it."""
 
@@ -196,6 +233,7 @@ class NodeHost:
         self._driver_counters: Counter[str] = Counter()
         self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
         self._subscribers: list[TraceSubscriber] = []
+        self._taps: list[TrafficTap] = []
         self._waiters: dict[int, _Waiter] = {}
         self._query_waiters: dict[int, _QueryWaiter] = {}
         self._connections: dict[ConnectionId, _Connection] = {}
@@ -262,6 +300,22 @@ class NodeHost:
                 self._subscribers.remove(subscriber)
 
         return unsubscribe
+
+    def tap(self, tap: TrafficTap) -> Callable[[], None]:
+        """Call `tap` with every datagram and stream message in or out and every stream
+        connection opened or closed (for logs: ``railgun-ref node -v``); returns an
+        untap function."""
+        self._taps.append(tap)
+
+        def untap() -> None:
+            if tap in self._taps:
+                self._taps.remove(tap)
+
+        return untap
+
+    def _report(self, event: TapEvent) -> None:
+        for tap in tuple(self._taps):
+            tap(event)
 
     def __repr__(self) -> str:
         where = f"{self._host}:{self._port}" if self._port is not None else self._host
@@ -555,6 +609,15 @@ class NodeHost:
                 return
         try:
             connection.send.send_nowait(frame)
+            if self._taps:
+                self._report(
+                    Traffic(
+                        direction=Direction.OUT,
+                        channel=Channel.STREAM,
+                        peer=connection.peer,
+                        data=data,
+                    )
+                )
         except anyio.WouldBlock:
             self._count("stream_queue_full")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -599,6 +662,15 @@ class NodeHost:
                 await anyio.sleep(0)
                 continue
             errors_in_a_row = 0
+            if self._taps:
+                self._report(
+                    Traffic(
+                        direction=Direction.IN,
+                        channel=Channel.DATAGRAM,
+                        peer=(host, port),
+                        data=data,
+                    )
+                )
             now = self._clock()
             self.node.receive_datagram(data, (host, port), now=now)
             self._pump(now)
@@ -621,6 +693,16 @@ class NodeHost:
                 return
             except (anyio.BrokenResourceError, OSError):
                 self._count("sendto_failed")
+            else:
+                if self._taps:
+                    self._report(
+                        Traffic(
+                            direction=Direction.OUT,
+                            channel=Channel.DATAGRAM,
+                            peer=(host, port),
+                            data=data,
+                        )
+                    )
 
     # ------------------------------------------------------------- streams
 
@@ -648,6 +730,7 @@ class NodeHost:
             self._forget(connection)
             return
         self._count("connections_opened")
+        self._report(StreamOpened(peer=connection.peer, outbound=True))
         await self._serve_connection(connection, stream)
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
@@ -673,6 +756,7 @@ class NodeHost:
                 continue
             assert isinstance(remote, tuple)  # an AF_INET socket's peer is (host, port)
             connection = self._new_connection((remote[0], remote[1]), outbound=False)
+            self._report(StreamOpened(peer=connection.peer, outbound=False))
             self._task_group.start_soon(self._serve_connection, connection, stream)
 
     async def _serve_connection(
@@ -687,6 +771,7 @@ class NodeHost:
             self._count("connection_error")  # closing a reset socket may complain too
         finally:
             self._forget(connection)
+            self._report(StreamClosed(peer=connection.peer, outbound=connection.outbound))
 
     async def _read_loop(self, connection: _Connection, stream: anyio.abc.SocketStream) -> None:
         decoder = FrameDecoder()
@@ -702,6 +787,15 @@ class NodeHost:
             now = self._clock()
             try:
                 while (frame := decoder.next_frame()) is not None:
+                    if self._taps:
+                        self._report(
+                            Traffic(
+                                direction=Direction.IN,
+                                channel=Channel.STREAM,
+                                peer=connection.peer,
+                                data=frame,
+                            )
+                        )
                     self.node.receive_stream_message(frame, connection.id, connection.peer, now=now)
             except RemoteProtocolError:
                 # STR-1.3: a bad length cannot be resynchronised; close this connection only.
