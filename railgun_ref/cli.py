@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 
 def _loopback_host(text: str) -> str:
@@ -279,8 +279,19 @@ def _cmd_bench_failover(args: argparse.Namespace) -> int:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line: ``PROG: error: MESSAGE (see --help)``.
+
+    argparse prints the usage block first; a user who typed a wrong value needs the
+    one line that says which, and ``--help`` gives the rest. Subparsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
 #: What `add_subparsers` returns (argparse does not name the type publicly).
-_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_Subparsers: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 class _VersionAction(argparse.Action):
@@ -594,7 +605,7 @@ def _add_bench(sub: _Subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="railgun-ref",
         description="Rail Gun hybrid transport: node, simulator, conformance, benchmarks.",
     )

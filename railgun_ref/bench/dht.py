@@ -54,6 +54,7 @@ from importlib.util import find_spec
 from typing import Any, Final
 
 from railgun_ref.core.ids import Address
+from railgun_ref.drivers.console import UsageError
 
 #: Goal 1 (issue text): N=500, no churn: 100 % of gets succeed.
 GOAL1_NODES: Final = 500
@@ -1046,11 +1047,9 @@ def main(
     if impl is None:
         impl = "both" if driver == "udp" and kademlia_available() else "ours"
     if driver == "sim" and impl != "ours":
-        print("--driver sim runs ours only (kademlia has no sans-IO core)", file=sys.stderr)
-        return 2
+        raise UsageError("--driver sim runs ours only (kademlia has no sans-IO core)")
     if impl in ("kademlia", "both") and not kademlia_available():
-        print("kademlia is not installed: pip install 'railgun-ref[bench]'", file=sys.stderr)
-        return 2
+        raise UsageError("--impl kademlia needs the bench extra: pip install 'railgun-ref[bench]'")
     impls = list(IMPLS) if impl == "both" else [impl]
     result = run(params, impls=impls, driver=driver, quiet=quiet)
     text = json.dumps(result, indent=2)

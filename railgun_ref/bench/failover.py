@@ -70,6 +70,7 @@ from railgun_ref.apps.demo import (
     ScenarioResult,
 )
 from railgun_ref.client import fast_profile
+from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.drivers.sim_transport import (
     P2P_STATES,
@@ -616,8 +617,7 @@ def main(
         else:
             raise ValueError(f"unknown driver {driver!r}; known: sim, localhost")
     except ValueError as exc:
-        sys.stderr.write(f"railgun-ref bench failover: {exc}\n")
-        return 2
+        raise UsageError(str(exc)) from None
     if driver == "localhost":
         result = run_localhost(local, scenarios=chosen, log=_stderr_line)
     else:

@@ -39,5 +39,5 @@ def parse_target(target: str, *, scheme: str = "udp") -> Address:
     rest = target.removeprefix(f"{scheme}://")
     host, sep, port_text = rest.rpartition(":")
     if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"expected {scheme}://HOST:PORT, got {target!r}")
+        raise ValueError(f"expected HOST:PORT or {scheme}://HOST:PORT, got {target!r}")
     return check_loopback_address((host, int(port_text)))

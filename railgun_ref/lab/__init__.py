@@ -5,9 +5,13 @@ these modules, where it is typed and tested (tests/lab/). Importing this
 package enables the offline chart renderer (`offline.enable_offline_charts`):
 every altair chart a notebook shows is stored as Vega-Lite JSON plus a PNG,
 so stored notebooks read well offline and on code-hosting sites.
+
+They need the ``lab`` extra (``pip install 'railgun-ref[lab]'``); without it,
+importing this package raises one `ImportError` that names that command.
 """
 
 from railgun_ref.dht.keys import KeyType
+from railgun_ref.lab._extra import LAB_EXTRA_MODULES  # first: says what to install
 from railgun_ref.lab.capacity import (
     ADVERTISED_COLUMNS,
     CAPABILITY_COLUMNS,
@@ -59,6 +63,7 @@ __all__ = [
     "ADVERTISED_COLUMNS",
     "BUCKET_COLUMNS",
     "CAPABILITY_COLUMNS",
+    "LAB_EXTRA_MODULES",
     "LOOKUP_COLUMNS",
     "PING_COLUMNS",
     "RECORD_COLUMNS",

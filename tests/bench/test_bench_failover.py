@@ -74,8 +74,10 @@ def test_cli_json_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "for --driver localhost" in capsys.readouterr().err
     assert main([*local, "--seed", "3"]) == 2
     assert "--seed applies to --driver sim only" in capsys.readouterr().err
-    assert main([*local, "--clients", "1"]) == 2
-    assert "at least 2 clients" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*local, "--clients", "1"])
+    assert exit_info.value.code == 2
+    assert "--clients: must be at least 2" in capsys.readouterr().err
 
 
 def test_localhost_scenario_names() -> None:
