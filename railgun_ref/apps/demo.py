@@ -60,6 +60,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from railgun_ref.client import (
     Client,
@@ -863,9 +864,11 @@ def render(network: FailoverNetwork, scenarios: Sequence[str]) -> RenderableType
         title = SCENARIO_TITLES[network.scenario]
     else:
         number, title = "", network.scenario
+    # Text, not markup strings: a live display re-rendered by a `print(markup=False)`
+    # (the log lines above it) would show markup as raw text.
     banner = Panel(
-        f"[bold]{number}{title}[/]\n{network.phase}",
-        title=f"railgun-ref demo - {network.now():.0f} s",
+        Text.assemble((f"{number}{title}", "bold"), "\n", network.phase),
+        title=Text(f"railgun-ref demo - {network.now():.0f} s"),
         expand=False,
     )
     table = Table(expand=False)
@@ -876,24 +879,21 @@ def render(network: FailoverNetwork, scenarios: Sequence[str]) -> RenderableType
     table.add_column("last health failure")
     for view in network.views:
         style = _STATE_STYLES.get(view.state, "")
+        counts = (view.sent, view.delivered, view.via_central, view.via_p2p, view.duplicates)
         table.add_row(
-            f"c{view.index:02d}",
-            view.address,
-            f"[{style}]{view.state}[/]" if style else view.state,
-            view.path,
-            str(view.sent),
-            str(view.delivered),
-            str(view.via_central),
-            str(view.via_p2p),
-            str(view.duplicates),
-            view.last_failure,
+            Text(f"c{view.index:02d}"),
+            Text(view.address),
+            Text(view.state, style=style),
+            Text(view.path),
+            *(Text(str(count)) for count in counts),
+            Text(view.last_failure),
         )
     summary = network.summary()
     totals = (
         f"sent {summary.sent}, delivered {summary.delivered} of {summary.expected} so far, "
         f"duplicates {summary.duplicates}"
     )
-    return Group(banner, table, totals)
+    return Group(banner, table, Text(totals))
 
 
 def _scenario_lines(result: ScenarioResult) -> list[str]:

@@ -9,19 +9,33 @@ import hashlib
 import json
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from rich.console import Console
 from rich.table import Table
 
+from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
 from railgun_ref.events import NodeEvent, PongReceived, RequestTimedOut
 from railgun_ref.node import NodeConfig
 
 
+#: Virtual seconds after the last ping for its request to end (answer or timeout).
+DRAIN: Final = 5.0
+
+
 def ping_scenario(
-    *, nodes: int, seed: int, loss: float, latency_ms: float, duration: float
+    *,
+    nodes: int,
+    seed: int,
+    loss: float,
+    latency_ms: float,
+    duration: float,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
+    """Run the workload; `progress` is called with the virtual seconds done, once per
+    virtual second (the run is the same with or without it)."""
     if nodes < 2:
         raise ValueError("need at least 2 nodes")
     network = SimNetwork(
@@ -52,7 +66,12 @@ def ping_scenario(
     end = sim.now + duration
     sim.after(0.0, tick)
     started = time.perf_counter()
-    events = sim.run(until=end + 5.0)  # let the last requests finish
+    events = 0
+    start, stop = sim.now, end + DRAIN
+    while sim.now < stop:
+        events += sim.run(until=min(sim.now + 1.0, stop))
+        if progress is not None:
+            progress(sim.now - start)
     wall = time.perf_counter() - started
     sent = sum(node.counters["request.ping"] for node in sim.nodes.values())
     quantiles = statistics.quantiles(rtts, n=20) if len(rtts) >= 2 else [float("nan")] * 19
@@ -77,9 +96,16 @@ def ping_scenario(
 def run_ping_scenario(
     *, nodes: int, seed: int, loss: float, latency_ms: float, duration: float, json_output: bool
 ) -> int:
-    summary = ping_scenario(
-        nodes=nodes, seed=seed, loss=loss, latency_ms=latency_ms, duration=duration
-    )
+    what = f"sim: {nodes} nodes, {duration:g} virtual s"
+    with ProgressReport(what, total=duration + DRAIN, unit="virtual s") as report:
+        summary = ping_scenario(
+            nodes=nodes,
+            seed=seed,
+            loss=loss,
+            latency_ms=latency_ms,
+            duration=duration,
+            progress=report.update,
+        )
     if json_output:
         print(json.dumps(summary, indent=2))
         return 0
