@@ -20,15 +20,18 @@ $(BIN)/python:
 
 # The demo writes an HTML report with altair charts: it needs the lab extra.
 $(VENV)/.base: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	@echo "installing into $(VENV) (first run takes a few minutes)..."
+	$(BIN)/python -m pip install -e '.[lab]'
 	touch $@
 
 $(VENV)/.test: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "installing into $(VENV) with the test tools (first run takes a few minutes)..."
+	$(BIN)/python -m pip install -e '.[test]'
 	touch $@ $(VENV)/.base $(VENV)/.docs
 
 $(VENV)/.lab: $(VENV)/.base pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	@echo "installing JupyterLab into $(VENV) (first run takes a few minutes)..."
+	$(BIN)/python -m pip install -e '.[notebooks]'
 	touch $@
 
 $(VENV)/.docs: $(BIN)/python pyproject.toml
