@@ -20,7 +20,6 @@ from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
 from railgun_ref.events import NodeEvent, PongReceived, RequestTimedOut
 from railgun_ref.node import NodeConfig
 
-
 #: Virtual seconds after the last ping for its request to end (answer or timeout).
 DRAIN: Final = 5.0
 

@@ -54,7 +54,7 @@ from importlib.util import find_spec
 from typing import Any, Final
 
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.console import UsageError
+from railgun_ref.drivers.console import ProgressReport, UsageError
 
 #: Goal 1 (issue text): N=500, no churn: 100 % of gets succeed.
 GOAL1_NODES: Final = 500
@@ -300,6 +300,16 @@ class Progress:
             elapsed = time.perf_counter() - self._start
             print(f"[{self._label} {elapsed:7.1f}s] {message}", file=sys.stderr, flush=True)
 
+    def phase(self, description: str, *, total: int, unit: str) -> ProgressReport:
+        """A counted phase (the joins): a bar on a terminal, else a line every 5 s."""
+        return ProgressReport(
+            f"{self._label}: {description}",
+            total=total,
+            unit=unit,
+            enabled=self._enabled,
+            final_line=False,  # the phase's own summary line follows
+        )
+
 
 # ------------------------------------------------------------------ ours, real UDP
 
@@ -390,18 +400,22 @@ async def _ours_udp(params: BenchParams, workload: Workload, progress: Progress)
             await tg.start(serve, i)
         join_limiter = anyio.CapacityLimiter(params.join_concurrency)
 
-        async def join(i: int) -> None:
+        async def join(i: int, report: ProgressReport) -> None:
             nonlocal joins_failed
             async with join_limiter:
                 with anyio.move_on_after(params.op_timeout):
                     outcome = await hosts[i].bootstrap([bootstrap])
                     if outcome.closest:
+                        report.advance()
                         return
             joins_failed += 1
+            report.advance()
 
-        async with anyio.create_task_group() as joins:
-            for i in range(1, len(hosts)):
-                joins.start_soon(join, i)
+        joining = progress.phase("setup", total=len(hosts) - 1, unit="nodes joined")
+        with joining:
+            async with anyio.create_task_group() as joins:
+                for i in range(1, len(hosts)):
+                    joins.start_soon(join, i, joining)
         setup_s = time.perf_counter() - started
         progress(f"setup {len(hosts)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
         lag.phase = "settle"
@@ -586,9 +600,12 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
     events = 0
 
     def run_ops(
-        starts: Sequence[Callable[[], tuple[Address, int]]], concurrency: int
+        starts: Sequence[Callable[[], tuple[Address, int]]],
+        concurrency: int,
+        report: ProgressReport | None = None,
     ) -> list[tuple[_Outcome | None, float]]:
-        """Start ops `concurrency` at a time; (outcome or None on timeout, virtual seconds)."""
+        """Start ops `concurrency` at a time; (outcome or None on timeout, virtual seconds).
+        `report` is told how many have ended."""
         nonlocal events
         results: list[tuple[_Outcome | None, float]] = [(None, 0.0)] * len(starts)
         pending: dict[tuple[Address, int], tuple[int, float]] = {}
@@ -613,6 +630,8 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
                 if sim.now > begin + params.op_timeout or deadline == -math.inf:
                     del pending[key]
                     results[index] = (None, sim.now - begin)
+            if report is not None:
+                report.update(next_op - len(pending))
         return results
 
     bootstrap = addresses[0]
@@ -651,7 +670,10 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
         return start
 
     virtual_start = sim.now
-    joins = run_ops([join(i) for i in range(1, len(addresses))], params.join_concurrency)
+    with progress.phase("setup", total=len(addresses) - 1, unit="nodes joined") as joining:
+        joins = run_ops(
+            [join(i) for i in range(1, len(addresses))], params.join_concurrency, joining
+        )
     joins_failed = sum(
         1 for outcome, _ in joins if not isinstance(outcome, _Joined) or outcome.closest == 0
     )

@@ -35,6 +35,7 @@ import time
 from typing import Any
 
 from railgun_ref.bench.dht import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
+from railgun_ref.drivers.console import ProgressReport
 
 _REQUEST: bytes = b"\x00"  # rpcudp: first byte of a request datagram
 
@@ -134,14 +135,16 @@ async def _run(params: BenchParams, workload: Workload, progress: Progress) -> I
     join_limit = asyncio.Semaphore(params.join_concurrency)
     joins_failed = 0
 
-    async def join(i: int) -> None:
+    async def join(i: int, report: ProgressReport) -> None:
         nonlocal joins_failed
         async with join_limit:
             found, capped = await _with_cap(servers[i].bootstrap([bootstrap]), params.op_timeout)
         if capped or not found:
             joins_failed += 1
+        report.advance()
 
-    await asyncio.gather(*(join(i) for i in range(1, len(servers))))
+    with progress.phase("setup", total=len(servers) - 1, unit="nodes joined") as joining:
+        await asyncio.gather(*(join(i, joining) for i in range(1, len(servers))))
     setup_s = time.perf_counter() - started
     progress(f"setup {len(servers)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
     lag.phase = "settle"

@@ -70,7 +70,7 @@ from railgun_ref.apps.demo import (
     ScenarioResult,
 )
 from railgun_ref.client import fast_profile
-from railgun_ref.drivers.console import UsageError
+from railgun_ref.drivers.console import ProgressReport, UsageError
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.drivers.sim_transport import (
     P2P_STATES,
@@ -474,8 +474,13 @@ def environment() -> dict[str, Any]:
 
 
 def run(
-    params: FailoverParams | None = None, *, scenarios: Iterable[str] = SCENARIOS
+    params: FailoverParams | None = None,
+    *,
+    scenarios: Iterable[str] = SCENARIOS,
+    on_run: Callable[[str, str], None] | None = None,
 ) -> dict[str, Any]:
+    """Every scenario under every detector in virtual time; `on_run(scenario, detector)`
+    after each run (progress)."""
     params = params or FailoverParams()
     configs = detector_configs()
     out: dict[str, Any] = {
@@ -518,10 +523,11 @@ def run(
         "scenarios": {},
     }
     for name in scenarios:
-        out["scenarios"][name] = {
-            detector: run_scenario(name, detector, params, config)
-            for detector, config in configs.items()
-        }
+        out["scenarios"][name] = {}
+        for detector, config in configs.items():
+            out["scenarios"][name][detector] = run_scenario(name, detector, params, config)
+            if on_run is not None:
+                on_run(name, detector)
     out["environment"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["goals"] = _goals(out, params, configs["threshold"])
     return out
@@ -621,7 +627,11 @@ def main(
     if driver == "localhost":
         result = run_localhost(local, scenarios=chosen, log=_stderr_line)
     else:
-        result = run(params, scenarios=names or SCENARIOS)
+        chosen_sim = names or list(SCENARIOS)
+        total = len(chosen_sim) * len(detector_configs())
+        what = f"bench failover: {params.clients} clients, scenario x detector runs"
+        with ProgressReport(what, total=total, unit="runs") as report:
+            result = run(params, scenarios=chosen_sim, on_run=lambda *_: report.advance())
     text = json.dumps(result, indent=2)
     if output is not None:
         with open(output, "w", encoding="utf-8") as handle:

@@ -59,6 +59,7 @@ from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import Record, sign_record
+from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.identity.keys import Identity
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, Envelope, decode_envelope, encode_envelope
@@ -278,11 +279,14 @@ class _Run:
     identity: Identity
     node_id: NodeId | None = None
     results: list[tuple[int, CheckResult]] = field(default_factory=list)
+    #: Called with each result as it is recorded (progress on the command line).
+    on_check: Callable[[CheckResult], None] | None = None
 
     def record(self, order: int, check: str, clause: str, passed: bool, detail: str) -> None:
-        self.results.append(
-            (order, CheckResult(check=check, clause=clause, passed=passed, detail=detail))
-        )
+        result = CheckResult(check=check, clause=clause, passed=passed, detail=detail)
+        self.results.append((order, result))
+        if self.on_check is not None:
+            self.on_check(result)
 
     async def probe(
         self, use: Callable[[_Probe], Awaitable[None]], *, identity: Identity | None = None
@@ -790,10 +794,18 @@ def _app_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
     ]
 
 
-async def run(target: str, *, timeout: float = 2.0) -> Report:
-    """Check the node at `target` (``udp://HOST:PORT`` on loopback) and report per clause."""
+async def run(
+    target: str,
+    *,
+    timeout: float = 2.0,
+    on_check: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """Check the node at `target` (``udp://HOST:PORT`` on loopback) and report per clause;
+    `on_check` sees each result as soon as it is known."""
     address = parse_target(target)
-    state = _Run(target=address, timeout=timeout, identity=Identity.generate(os.urandom))
+    state = _Run(
+        target=address, timeout=timeout, identity=Identity.generate(os.urandom), on_check=on_check
+    )
 
     async def first(probe: _Probe) -> None:
         await _check_ping(state, probe)
@@ -857,7 +869,10 @@ def main(target: str, json_output: bool, *, timeout: float = 2.0) -> int:
     except TargetError as exc:
         print(f"railgun-ref conformance run: {exc}", file=sys.stderr)
         return 2
-    report = anyio.run(functools.partial(run, target, timeout=timeout))
+    with ProgressReport(f"conformance run {target}", total=None, unit="checks") as progress:
+        report = anyio.run(
+            functools.partial(run, target, timeout=timeout, on_check=lambda _: progress.advance())
+        )
     if json_output:
         print(report.to_json())
     else:

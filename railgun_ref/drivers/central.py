@@ -908,7 +908,7 @@ def run_central(
         sock = bind_listener(host, port)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"railgun-ref central: cannot listen on {host}:{port}: {exc}\n")
-        return 1
+        return 2  # a port in use or refused: the user's choice, like any bad option
     if db_path is None:
         sys.stderr.write("railgun-ref central: no --db, the mailbox will not survive a restart\n")
     try:
@@ -916,7 +916,7 @@ def run_central(
     except (OSError, ValueError, sqlite3.Error) as exc:
         sock.close()
         sys.stderr.write(f"railgun-ref central: cannot open the mailbox {db_path}: {exc}\n")
-        return 1
+        return 2
     service = CentralService(store, config)
     try:
         anyio.run(_serve_until_signal, service, sock)

@@ -46,7 +46,8 @@ class ProgressReport:
     """Progress of one phase (`description`) towards `total` (None: unknown) on stderr.
 
     Use as a context manager; `update(completed)` or `advance(amount)` as work is done.
-    `enabled=False` makes it silent (``--quiet``, or output already captured).
+    `enabled=False` makes it silent (``--quiet``); `final_line=False` leaves out the
+    closing "done" line, for a caller that prints its own.
     """
 
     def __init__(
@@ -58,12 +59,14 @@ class ProgressReport:
         enabled: bool = True,
         interval: float = PLAIN_INTERVAL,
         terminal: bool | None = None,
+        final_line: bool = True,
     ) -> None:
         self.description = description
         self.total = total
         self.unit = unit
         self.completed = 0.0
         self._enabled = enabled
+        self._final_line = final_line
         self._interval = interval
         self._terminal = stderr_is_terminal() if terminal is None else terminal
         self._started = time.monotonic()
@@ -96,7 +99,7 @@ class ProgressReport:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        if self._enabled and exc_type is None:
+        if self._enabled and self._final_line and exc_type is None:
             self._line("done")
 
     def advance(self, amount: float = 1) -> None:

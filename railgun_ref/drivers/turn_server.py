@@ -41,6 +41,7 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
 from railgun_ref.relay.turn import (
@@ -332,7 +333,10 @@ def run_turn(*, host: str, port: int, realm: str, users: Mapping[str, str]) -> i
     async def main() -> None:
         server = TurnUdpServer(users=users, realm=realm, host=host, port=port)
         async with anyio.create_task_group() as tg:
-            await tg.start(server.run)
+            try:
+                await tg.start(server.run)
+            except OSError as exc:
+                raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             bound_host, bound_port = server.address
             print(f"turn: listening on udp://{bound_host}:{bound_port} realm={realm}", flush=True)
             try:

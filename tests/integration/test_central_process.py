@@ -141,8 +141,9 @@ def test_cli_reports_a_port_in_use(tmp_path: Path) -> None:
             text=True,
             timeout=30,
         )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "cannot listen on 127.0.0.1" in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stdout == ""
 
 
