@@ -33,7 +33,6 @@ def test_plain_progress_prints_lines_then_done(capsys: pytest.CaptureFixture[str
     assert [line.split("] ", 1)[1] for line in lines] == [
         "joining: 1/3 nodes",
         "joining: 2/3 nodes",
-        "joining: 3/3 nodes",
         "joining: 3/3 nodes done",
     ]
 

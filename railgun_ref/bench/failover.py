@@ -629,8 +629,8 @@ def main(
     else:
         chosen_sim = names or list(SCENARIOS)
         total = len(chosen_sim) * len(detector_configs())
-        what = f"bench failover: {params.clients} clients, scenario x detector runs"
-        with ProgressReport(what, total=total, unit="runs") as report:
+        what = f"bench failover: {params.clients} clients"
+        with ProgressReport(what, total=total, unit="scenario x detector runs") as report:
             result = run(params, scenarios=chosen_sim, on_run=lambda *_: report.advance())
     text = json.dumps(result, indent=2)
     if output is not None:

@@ -109,8 +109,8 @@ class ProgressReport:
         self.completed = completed
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=completed)
-        elif self._enabled and not self._terminal:
-            now = time.monotonic()
+        elif self._enabled and not self._terminal and completed != self.total:
+            now = time.monotonic()  # (the last step is left to the closing line)
             if now - self._last_line >= self._interval:
                 self._last_line = now
                 self._line()
