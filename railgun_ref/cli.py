@@ -96,15 +96,15 @@ _non_negative_float = _float_in(0.0, None)
 _probability = _float_in(0.0, 1.0)
 
 
-def _count_list(text: str) -> list[int]:
-    """Comma-separated positive integers (``4,8,12``)."""
+def _participant_counts(text: str) -> list[int]:
+    """Comma-separated call sizes (``4,8,12``); a call has at least 2 participants."""
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
         counts = []
-    if not counts or min(counts) < 1:
+    if not counts or min(counts) < 2:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers, got {text!r}"
+            f"expected comma-separated integers, each at least 2, got {text!r}"
         )
     return counts
 
@@ -577,7 +577,10 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
         "voice", help="WebRTC voice SFU: our encoded-packet forwarder vs aiortc MediaRelay"
     )
     voice.add_argument(
-        "--participants", type=_count_list, default=[4, 8, 12], help="comma-separated counts"
+        "--participants",
+        type=_participant_counts,
+        default=[4, 8, 12],
+        help="comma-separated call sizes, each >= 2 (default 4,8,12)",
     )
     voice.add_argument(
         "--duration", type=_positive_float, default=10.0, help="measured seconds per call"
