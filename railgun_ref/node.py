@@ -1,11 +1,15 @@
 """A Rail Gun node: the sans-IO composition of the protocol cores.
 
-Shape (aioquic's `QuicConnection`, h11's `Connection`): the driver feeds
-inputs — `receive_datagram`, `receive_stream_message`, `on_timer` and API
-calls such as `ping` — each with the current time `now` (seconds since the
-Unix epoch, the same clock that stamps envelopes), then drains the outputs:
-`datagrams_to_send()`, `stream_messages_to_send()`, `next_event()`, and asks
-`next_deadline()` when to call `on_timer` next. The node never reads a clock,
+Shape (the core contract, CORE-1; aioquic's `QuicConnection`, h11's
+`Connection`): the driver feeds inputs — `receive_datagram`,
+`receive_stream_message`, `on_timer` and API calls such as `ping` — each with
+the current time `now` (seconds since the Unix epoch, the same clock that
+stamps envelopes), then drains `next_action()` until it returns None: a
+`NodeAction` is `SendDatagram`, `SendStreamMessage` or `EmitEvent`, in the
+order the node produced them. It asks `next_deadline()` when to call
+`on_timer` next. The node owns the `Dht` core and pulls the DHT's actions
+itself (requests to encode and track, events to pass on), so a driver sees
+one core with one action union. The node never reads a clock,
 never sleeps, never touches a socket, and draws randomness only from the
 `random.Random` it was given, so the same inputs give the same outputs in the
 UDP driver and in the simulator.
@@ -13,22 +17,32 @@ UDP driver and in the simulator.
 Invariants:
 * every input is authenticated (ENV-2.1), fresh and not a replay (ENV-2.3/2.4)
   before any state changes; anything refused is counted under
-  ``rejected.<CODE>`` and reported as `MessageRejected`, and the node goes on;
+  ``rejected.<CODE>`` (`NodeCounter.REJECTED`) and reported as
+  `MessageRejected`, and the node goes on;
 * a node never answers bytes it could not authenticate (NODE-1.2), so it can't
   be used to reflect traffic at a spoofed address;
 * every request ends in exactly one `PongReceived`/`ErrorReceived` or
-  `RequestTimedOut` event.
+  `RequestTimedOut` event;
+* actions leave in the order they were produced, the DHT's included: a
+  `RecordStored` event is drained before the STORED reply it acknowledges.
 """
 
 import random
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NewType, assert_never
 
-from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
+from railgun_ref.core.constants import (
+    MAX_CLOCK_SKEW,
+    MAX_DATAGRAM_SIZE,
+    MAX_STREAM_MESSAGE_SIZE,
+    REQUEST_TIMEOUT,
+)
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
-from railgun_ref.dht.service import Dht, DhtConfig
+from railgun_ref.dht.service import Dht, DhtConfig, EmitDhtEvent, SendDhtRequest
 from railgun_ref.events import (
     AppMessageReceived,
     ErrorReceived,
@@ -39,6 +53,7 @@ from railgun_ref.events import (
     RequestTimedOut,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rpc.labels import error_label
 from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
@@ -75,11 +90,56 @@ StreamTarget = Address | ConnectionId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SendDatagram:
+    """Send `data` (one envelope, at most 1200 bytes) as one UDP datagram to `address`."""
+
+    data: bytes
+    address: Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendStreamMessage:
+    """Send `data` (one envelope) as one stream frame to `target` (STR-1.x)."""
+
+    data: bytes
+    target: StreamTarget
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmitEvent:
+    """Report `event` to the driver and the application."""
+
+    event: NodeEvent
+
+
+#: CORE-1.2: the node's closed action union.
+NodeAction = SendDatagram | SendStreamMessage | EmitEvent
+
+
+class NodeCounter(StrEnum):
+    """The node's counters (flat names as `Counters.snapshot()` and node vectors show them)."""
+
+    RX = "rx"  #: messages received, by `Channel`
+    TX = "tx"  #: messages sent, by `Channel`
+    REQUEST = "request"  #: requests sent, by `MessageType`
+    REQUEST_TIMEOUT = "request.timeout"
+    RESPONSE = "response"  #: DHT responses matched, by `MessageType`
+    REJECTED = "rejected"  #: inputs refused, by `ErrorLabel`
+    REPLY_TOO_LARGE = "reply.too_large"
+    REPLAY_EVICTED = "replay.evicted"  #: replay-cache entries evicted before their window
+    PING_ANSWERED = "ping.answered"
+    PONG_RECEIVED = "pong.received"
+    ERROR_RECEIVED = "error.received"
+    APP_SENT = "app.sent"
+    APP_RECEIVED = "app.received"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     """Node parameters; each names the spec clause that sets its default."""
 
     #: RPC-1.2: seconds a request waits for its response.
-    request_timeout: float = 5.0
+    request_timeout: float = REQUEST_TIMEOUT
     #: ENV-2.3: accepted clock skew of envelope timestamps, seconds.
     max_clock_skew: float = MAX_CLOCK_SKEW
     #: ENV-2.4: how many recent (sender, type, request id) triples are remembered.
@@ -100,7 +160,20 @@ def _limit(channel: Channel) -> int:
     return MAX_DATAGRAM_SIZE if channel is Channel.DATAGRAM else MAX_STREAM_MESSAGE_SIZE
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Inbound:
+    """One authenticated message being handled: where it came from and how to answer."""
+
+    envelope: Envelope
+    address: Address
+    channel: Channel
+    reply_to: StreamTarget
+    now: float
+
+
 class Node:
+    """A Rail Gun node; satisfies `ProtocolCore[NodeAction]`."""
+
     def __init__(
         self,
         identity: Identity,
@@ -113,23 +186,14 @@ class Node:
         maintenance is scheduled from it."""
         self.identity = identity
         self.config = config or NodeConfig()
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[NodeCounter] = Counters()
         self._rng = rng
         self._pending = PendingRequests()
         self._replay = ReplayGuard(
             max_skew=self.config.max_clock_skew, capacity=self.config.replay_capacity
         )
-        self._datagrams: list[tuple[bytes, Address]] = []
-        self._stream_out: list[tuple[bytes, StreamTarget]] = []
-        self._events: deque[NodeEvent] = deque()
-        self.dht = Dht(
-            identity,
-            rng=rng,
-            send=self._dht_send,
-            emit=self._events.append,
-            config=self.config.dht,
-            now=now,
-        )
+        self._actions: deque[NodeAction] = deque()
+        self.dht = Dht(identity, rng=rng, in_flight=self._pending, config=self.config.dht, now=now)
 
     @property
     def node_id(self) -> NodeId:
@@ -150,8 +214,8 @@ class Node:
     def on_timer(self, *, now: float) -> None:
         """Expire whatever is due at `now`. Safe to call early or often."""
         for request in self._pending.expire(now):
-            self.counters["request.timeout"] += 1
-            self._events.append(
+            self.counters.inc(NodeCounter.REQUEST_TIMEOUT)
+            self._event(
                 RequestTimedOut(
                     request_id=request.request_id,
                     address=request.address,
@@ -161,6 +225,7 @@ class Node:
             )
             self.dht.on_timeout(request, now=now)
         self.dht.on_timer(now=now)
+        self._pull_dht()
 
     # ------------------------------------------------------------------- API
 
@@ -181,8 +246,8 @@ class Node:
         """
         message = AppMessage(topic=topic, payload=payload)
         data = self._encode(message, self._new_request_id(), now, channel)
-        self.counters["app.sent"] += 1
-        self._emit(data, channel, address)
+        self.counters.inc(NodeCounter.APP_SENT)
+        self._send(data, channel, address)
 
     def ping(
         self,
@@ -199,45 +264,60 @@ class Node:
         `RequestTimedOut` with that id. Raises `LocalProtocolError` if the
         PING would not fit the channel.
         """
-        return self._request(
-            Ping(payload=payload), address, now=now, channel=channel, expected_peer=expected_peer
+        request_id = self._new_request_id()
+        self._request(
+            Ping(payload=payload),
+            request_id,
+            address,
+            now=now,
+            channel=channel,
+            expected_peer=expected_peer,
         )
+        return request_id
 
     # --------------------------------------------------------------- outputs
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
-        out, self._datagrams = self._datagrams, []
-        return out
-
-    def stream_messages_to_send(self) -> list[tuple[bytes, StreamTarget]]:
-        out, self._stream_out = self._stream_out, []
-        return out
-
-    def next_event(self) -> NodeEvent | None:
-        return self._events.popleft() if self._events else None
+    def next_action(self) -> NodeAction | None:
+        """CORE-1.2: the next datagram, stream message or event, oldest first."""
+        self._pull_dht()  # API calls on `node.dht` queue there
+        return self._actions.popleft() if self._actions else None
 
     def next_deadline(self) -> float | None:
+        self._pull_dht()
         pending, dht = self._pending.next_deadline(), self.dht.next_deadline()
         deadlines = [d for d in (pending, dht) if d is not None]
         return min(deadlines) if deadlines else None
 
-    def _dht_send(
-        self, message: Message, address: Address, expected_peer: NodeId | None, now: float
-    ) -> int:
-        return self._request(
-            message, address, now=now, channel=Channel.DATAGRAM, expected_peer=expected_peer
-        )
-
     @property
     def requests_in_flight(self) -> int:
+        self._pull_dht()
         return len(self._pending)
+
+    def _pull_dht(self) -> None:
+        """Move the DHT's actions into the node's queue, ahead of anything queued after."""
+        while (action := self.dht.next_action()) is not None:
+            match action:
+                case SendDhtRequest():
+                    self._request(
+                        action.message,
+                        action.request_id,
+                        action.address,
+                        now=action.sent_at,
+                        channel=Channel.DATAGRAM,
+                        expected_peer=action.expected_peer,
+                        pull=False,
+                    )
+                case EmitDhtEvent(event=event):
+                    self._actions.append(EmitEvent(event=event))
+                case _:
+                    assert_never(action)
 
     # ------------------------------------------------------------- internals
 
     def _new_request_id(self) -> int:
         while True:
             request_id = self._rng.getrandbits(64)
-            if request_id not in self._pending:
+            if request_id not in self._pending and not self.dht.owns(request_id):
                 return request_id
 
     def _encode(self, message: Message, request_id: int, now: float, channel: Channel) -> bytes:
@@ -250,24 +330,33 @@ class Node:
             max_size=_limit(channel),
         )
 
-    def _emit(self, data: bytes, channel: Channel, target: StreamTarget) -> None:
+    def _event(self, event: NodeEvent) -> None:
+        self._pull_dht()
+        self._actions.append(EmitEvent(event=event))
+
+    def _send(
+        self, data: bytes, channel: Channel, target: StreamTarget, *, pull: bool = True
+    ) -> None:
+        if pull:
+            self._pull_dht()
         if channel is Channel.DATAGRAM:
             assert isinstance(target, tuple)
-            self._datagrams.append((data, target))
+            self._actions.append(SendDatagram(data=data, address=target))
         else:
-            self._stream_out.append((data, target))
-        self.counters[f"tx.{channel.value}"] += 1
+            self._actions.append(SendStreamMessage(data=data, target=target))
+        self.counters.inc(NodeCounter.TX, label=channel)
 
     def _request(
         self,
         message: Message,
+        request_id: int,
         address: Address,
         *,
         now: float,
         channel: Channel,
         expected_peer: NodeId | None,
-    ) -> int:
-        request_id = self._new_request_id()
+        pull: bool = True,
+    ) -> None:
         data = self._encode(message, request_id, now, channel)
         self._pending.add(
             PendingRequest(
@@ -280,37 +369,31 @@ class Node:
                 deadline=now + self.config.request_timeout,
             )
         )
-        self.counters[f"request.{message.TYPE.name.lower()}"] += 1
-        self._emit(data, channel, address)
-        return request_id
+        self.counters.inc(NodeCounter.REQUEST, label=message.TYPE)
+        self._send(data, channel, address, pull=pull)
 
-    def _reply(
-        self,
-        message: Message,
-        envelope: Envelope,
-        channel: Channel,
-        reply_to: StreamTarget,
-        now: float,
-    ) -> None:
+    def _reply(self, message: Message, inbound: _Inbound) -> None:
+        """Answer `inbound` on the channel (or connection) it came in on, same request id."""
+        request_id, channel = inbound.envelope.request_id, inbound.channel
         try:
-            data = self._encode(message, envelope.request_id, now, channel)
+            data = self._encode(message, request_id, inbound.now, channel)
         except LocalProtocolError:
             # The answer would not fit the channel (e.g. an echo of a PING at the limit).
-            self.counters["reply.too_large"] += 1
+            self.counters.inc(NodeCounter.REPLY_TOO_LARGE)
             refusal = ErrorReply(code=ErrorCode.TOO_LARGE, reason="reply would exceed the limit")
-            data = self._encode(refusal, envelope.request_id, now, channel)
-        self._emit(data, channel, reply_to)
+            data = self._encode(refusal, request_id, inbound.now, channel)
+        self._send(data, channel, inbound.reply_to)
 
     def _reject(self, address: Address, channel: Channel, exc: RemoteProtocolError) -> None:
-        self.counters[f"rejected.{exc.code.name}"] += 1
-        self._events.append(
+        self.counters.inc(NodeCounter.REJECTED, label=error_label(exc.code))
+        self._event(
             MessageRejected(address=address, channel=channel, code=exc.code, reason=exc.message)
         )
 
     def _receive(
         self, data: bytes, address: Address, channel: Channel, reply_to: StreamTarget, now: float
     ) -> None:
-        self.counters[f"rx.{channel.value}"] += 1
+        self.counters.inc(NodeCounter.RX, label=channel)
         try:
             envelope = decode_envelope(data, max_size=_limit(channel))
             self._replay.check(
@@ -323,107 +406,108 @@ class Node:
         except RemoteProtocolError as exc:
             self._reject(address, channel, exc)  # NODE-1.2: no reply to what we can't trust
             return
-        self.counters["replay.evicted"] = self._replay.evicted
+        evicted = self._replay.evicted - self.counters.get_count(NodeCounter.REPLAY_EVICTED)
+        if evicted:
+            self.counters.inc(NodeCounter.REPLAY_EVICTED, evicted)
         if channel is Channel.DATAGRAM:
             # DHT-5.1: the signature binds the sender's id to the address it sent from.
             self.dht.observe(envelope.sender_id, address, now=now)
+        inbound = _Inbound(
+            envelope=envelope, address=address, channel=channel, reply_to=reply_to, now=now
+        )
         try:
-            message = parse_message(envelope)
-            self._dispatch(message, envelope, address, channel, reply_to, now)
+            self._dispatch(parse_message(envelope), inbound)
         except RemoteProtocolError as exc:
             self._reject(address, channel, exc)
             if exc.code is ErrorCode.UNKNOWN_TYPE or _is_request(envelope.type):
                 # MSG-1.3 / NODE-1.4: an authenticated request that cannot be
                 # served gets an ERROR naming why; a bad response gets nothing.
-                self._reply(
-                    ErrorReply(code=exc.code, reason=exc.message), envelope, channel, reply_to, now
-                )
+                self._reply(ErrorReply(code=exc.code, reason=exc.message), inbound)
+        self._pull_dht()
 
-    def _dispatch(
-        self,
-        message: Message,
-        envelope: Envelope,
-        address: Address,
-        channel: Channel,
-        reply_to: StreamTarget,
-        now: float,
-    ) -> None:
+    def _dispatch(self, message: Message, inbound: _Inbound) -> None:
         match message:
-            case Ping():
-                self.counters["ping.answered"] += 1
-                self._reply(
-                    Pong(observed=address, payload=message.payload),
-                    envelope,
-                    channel,
-                    reply_to,
-                    now,
-                )
-                self._events.append(
-                    PingReceived(
-                        peer_id=envelope.sender_id,
-                        address=address,
-                        request_id=envelope.request_id,
-                        channel=channel,
+            case Ping() | FindNode() | FindValue() | Store():
+                self._reply(self._serve(message, inbound), inbound)
+                if isinstance(message, Ping):
+                    self._event(
+                        PingReceived(
+                            peer_id=inbound.envelope.sender_id,
+                            address=inbound.address,
+                            request_id=inbound.envelope.request_id,
+                            channel=inbound.channel,
+                        )
                     )
-                )
-            case FindNode():
-                reply = self.dht.handle_find_node(message, envelope.sender_id, channel)
-                self._reply(reply, envelope, channel, reply_to, now)
-            case FindValue():
-                reply_value = self.dht.handle_find_value(
-                    message, envelope.sender_id, channel, now=now
-                )
-                self._reply(reply_value, envelope, channel, reply_to, now)
-            case Store():
-                stored = self.dht.handle_store(message, envelope.sender_id, now=now)
-                self._reply(stored, envelope, channel, reply_to, now)
             case AppMessage():
-                self.counters["app.received"] += 1
-                self._events.append(
+                self.counters.inc(NodeCounter.APP_RECEIVED)
+                self._event(
                     AppMessageReceived(
-                        sender=envelope.sender_id,
-                        address=address,
+                        sender=inbound.envelope.sender_id,
+                        address=inbound.address,
                         topic=message.topic,
                         payload=message.payload,
-                        channel=channel,
+                        channel=inbound.channel,
                     )
                 )
             case Nodes() | Value() | Stored():
-                request = self._complete(envelope, _RESPONSE_TO[message.TYPE])
-                self.counters[f"response.{message.TYPE.name.lower()}"] += 1
-                self.dht.on_response(request, envelope.sender_id, message, now=now)
+                request = self._complete(inbound.envelope, _RESPONSE_TO[message.TYPE])
+                self.counters.inc(NodeCounter.RESPONSE, label=message.TYPE)
+                self.dht.on_response(request, inbound.envelope.sender_id, message, now=inbound.now)
             case Pong():
-                request = self._complete(envelope, MessageType.PING)
-                if self.dht.owns(request.request_id):
-                    self.dht.on_response(request, envelope.sender_id, message, now=now)
-                self.counters["pong.received"] += 1
-                self._events.append(
-                    PongReceived(
-                        peer_id=envelope.sender_id,
-                        address=address,
-                        request_id=request.request_id,
-                        channel=channel,
-                        rtt=now - request.sent_at,
-                        observed=message.observed,
-                        payload_size=len(message.payload),
-                    )
-                )
+                self._on_pong(message, inbound)
             case ErrorReply():
-                request = self._complete(envelope, None)
-                if self.dht.owns(request.request_id):
-                    self.dht.on_error(request, message.code, now=now)
-                self.counters["error.received"] += 1
-                self._events.append(
-                    ErrorReceived(
-                        peer_id=envelope.sender_id,
-                        address=address,
-                        request_id=envelope.request_id,
-                        code=message.code,
-                        reason=message.reason,
-                    )
-                )
+                self._on_error_reply(message, inbound)
             case _:
                 assert_never(message)
+
+    def _serve(self, message: Ping | FindNode | FindValue | Store, inbound: _Inbound) -> Message:
+        """The answer to a request (MSG-2.1, DHT-7.x); refusals raise RemoteProtocolError."""
+        sender, channel, now = inbound.envelope.sender_id, inbound.channel, inbound.now
+        match message:
+            case Ping():
+                self.counters.inc(NodeCounter.PING_ANSWERED)
+                return Pong(observed=inbound.address, payload=message.payload)
+            case FindNode():
+                return self.dht.handle_find_node(message, sender, channel)
+            case FindValue():
+                return self.dht.handle_find_value(message, sender, channel, now=now)
+            case Store():
+                # The DHT's RecordStored event is queued ahead of this STORED reply.
+                return self.dht.handle_store(message, sender, now=now)
+            case _:
+                assert_never(message)
+
+    def _on_pong(self, message: Pong, inbound: _Inbound) -> None:
+        request = self._complete(inbound.envelope, MessageType.PING)
+        if self.dht.owns(request.request_id):
+            self.dht.on_response(request, inbound.envelope.sender_id, message, now=inbound.now)
+        self.counters.inc(NodeCounter.PONG_RECEIVED)
+        self._event(
+            PongReceived(
+                peer_id=inbound.envelope.sender_id,
+                address=inbound.address,
+                request_id=request.request_id,
+                channel=inbound.channel,
+                rtt=inbound.now - request.sent_at,
+                observed=message.observed,
+                payload_size=len(message.payload),
+            )
+        )
+
+    def _on_error_reply(self, message: ErrorReply, inbound: _Inbound) -> None:
+        request = self._complete(inbound.envelope, None)
+        if self.dht.owns(request.request_id):
+            self.dht.on_error(request, message.code, now=inbound.now)
+        self.counters.inc(NodeCounter.ERROR_RECEIVED)
+        self._event(
+            ErrorReceived(
+                peer_id=inbound.envelope.sender_id,
+                address=inbound.address,
+                request_id=inbound.envelope.request_id,
+                code=message.code,
+                reason=message.reason,
+            )
+        )
 
     def _complete(self, envelope: Envelope, kind: MessageType | None) -> PendingRequest:
         # RPC-1.4: the type is checked before the request is removed, so a response

@@ -18,7 +18,8 @@ from rich.table import Table
 from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
 from railgun_ref.events import NodeEvent, PongReceived, RequestTimedOut
-from railgun_ref.node import NodeConfig
+from railgun_ref.node import NodeConfig, NodeCounter
+from railgun_ref.wire.messages import MessageType
 
 #: Virtual seconds after the last ping for its request to end (answer or timeout).
 DRAIN: Final = 5.0
@@ -72,7 +73,10 @@ def ping_scenario(
         if progress is not None:
             progress(sim.now - start)
     wall = time.perf_counter() - started
-    sent = sum(node.counters["request.ping"] for node in sim.nodes.values())
+    sent = sum(
+        node.counters.get_count(NodeCounter.REQUEST, MessageType.PING)
+        for node in sim.nodes.values()
+    )
     quantiles = statistics.quantiles(rtts, n=20) if len(rtts) >= 2 else [float("nan")] * 19
     return {
         "nodes": nodes,

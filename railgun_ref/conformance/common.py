@@ -16,15 +16,16 @@ JSON forms, fixed here once so every file spells a value the same way:
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.events import NodeEvent
-from railgun_ref.node import Node, StreamTarget
+from railgun_ref.node import EmitEvent, Node, SendDatagram, SendStreamMessage, StreamTarget
 from railgun_ref.trace import record_event
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope
@@ -173,27 +174,50 @@ def stream_target_json(target: StreamTarget) -> JsonObject:
     return {"connection": int(target)}
 
 
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """A node's drained actions, sorted by kind (each list in the order the node produced it)."""
+
+    datagrams: list[tuple[bytes, Address]] = field(default_factory=list)
+    streams: list[tuple[bytes, StreamTarget]] = field(default_factory=list)
+    events: list[NodeEvent] = field(default_factory=list)
+
+
+def take_outputs(node: Node) -> Outputs:
+    """Drain `node.next_action()` until None (CORE-1.4), sorting the actions by kind."""
+    out = Outputs()
+    while (action := node.next_action()) is not None:
+        match action:
+            case SendDatagram(data=data, address=address):
+                out.datagrams.append((data, address))
+            case SendStreamMessage(data=data, target=target):
+                out.streams.append((data, target))
+            case EmitEvent(event=event):
+                out.events.append(event)
+            case _:
+                assert_never(action)
+    return out
+
+
 def drain(node: Node) -> JsonObject:
     """Everything `node` has to say after one input, in the form node vectors record it.
 
     The generator and the runner both call this, so they can differ only in
     what the node did, never in how it is written down.
     """
+    out = take_outputs(node)
     datagrams = [
         {"to": address_json(address), "data": data.hex(), **message_summary(data)}
-        for data, address in node.datagrams_to_send()
+        for data, address in out.datagrams
     ]
     streams = [
         {"to": stream_target_json(target), "data": data.hex(), **message_summary(data)}
-        for data, target in node.stream_messages_to_send()
+        for data, target in out.streams
     ]
-    events = []
-    while (event := node.next_event()) is not None:
-        events.append(event_json(event))
     return {
         "datagrams": datagrams,
         "streamMessages": streams,
-        "events": events,
+        "events": [event_json(event) for event in out.events],
         "requestsInFlight": node.requests_in_flight,
     }
 

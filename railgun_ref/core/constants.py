@@ -34,3 +34,13 @@ MAX_CBOR_DEPTH: Final = 8
 #: APP-1.4: application-message topics used by this implementation.
 APP_TOPIC_ROOM: Final = 1  #: room envelopes and their acknowledgements (HT P2P path)
 APP_TOPIC_VOICE: Final = 2  #: voice call signalling (offers, answers, call control)
+
+#: RPC-1.2: seconds a request waits for its response before it times out (default).
+REQUEST_TIMEOUT: Final = 5.0
+
+#: DHT-5.2: k, the bucket size and replication factor (default; DHT-9.1).
+DHT_K: Final = 20
+#: DHT-6.1: alpha, the FIND_NODE/FIND_VALUE queries a lookup keeps in flight (default; DHT-9.1).
+DHT_ALPHA: Final = 3
+#: DHT-5.3: consecutive failed requests after which a contact is dropped (default; DHT-9.1).
+DHT_MAX_FAILURES: Final = 2

@@ -28,6 +28,7 @@ import bisect
 from dataclasses import dataclass
 from enum import Enum
 
+from railgun_ref.core.constants import DHT_ALPHA, DHT_K
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.routing import Contact
@@ -78,8 +79,8 @@ class Lookup:
         seeds: list[Contact],
         *,
         local_id: NodeId,
-        k: int = 20,
-        alpha: int = 3,
+        k: int = DHT_K,
+        alpha: int = DHT_ALPHA,
         slow_after: float = 1.0,
     ) -> None:
         if k < 1 or alpha < 1 or slow_after <= 0:
@@ -259,8 +260,8 @@ class DisjointLookup:
         *,
         local_id: NodeId,
         paths: int,
-        k: int = 20,
-        alpha: int = 3,
+        k: int = DHT_K,
+        alpha: int = DHT_ALPHA,
         slow_after: float = 1.0,
     ) -> None:
         if paths < 1:

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
+from railgun_ref.core.constants import DHT_K, DHT_MAX_FAILURES
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import as_int, bucket_index, bucket_range, id_at_distance
@@ -70,7 +71,12 @@ class _Bucket:
 
 class RoutingTable:
     def __init__(
-        self, local_id: NodeId, *, k: int = 20, max_failures: int = 2, now: float = 0.0
+        self,
+        local_id: NodeId,
+        *,
+        k: int = DHT_K,
+        max_failures: int = DHT_MAX_FAILURES,
+        now: float = 0.0,
     ) -> None:
         if k < 1 or max_failures < 1:
             raise LocalProtocolError("k and max_failures must be at least 1")

@@ -1,10 +1,12 @@
 """The DHT service: Kademlia RPCs, lookups, storage and maintenance (DHT-7/8).
 
-`Dht` is a sans-IO component owned by `Node`. The node hands it every
-authenticated datagram sender (`observe`), every DHT request (`handle_*`),
-the outcome of every request it sent (`on_response`, `on_error`,
-`on_timeout`), and timer ticks; the DHT sends through the node's `send`
-callback and reports through `emit`. It keeps no clock and no socket.
+`Dht` is a sans-IO core (`ProtocolCore[DhtAction]`, CORE-1) owned by `Node`.
+The node hands it every authenticated datagram sender (`observe`), every DHT
+request (`handle_*`), the outcome of every request it sent (`on_response`,
+`on_error`, `on_timeout`), and timer ticks, and pulls what the DHT has to say
+with `next_action()`: `SendDhtRequest` (the node encodes, signs and tracks it
+under the request id the DHT drew) and `EmitDhtEvent`. It keeps no clock and
+no socket, and never calls back into the node.
 
 Operations (the seed's API) each get a query id and end in one event:
 `find_node` -> `LookupFinished`; `get` -> `GetFinished`; `store`,
@@ -21,17 +23,22 @@ STORED reply leaves (the node queues replies behind events).
 """
 
 import random
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final
 
 from railgun_ref.core.constants import (
+    DHT_ALPHA,
+    DHT_K,
+    DHT_MAX_FAILURES,
     MAX_CLOCK_SKEW,
     MAX_DATAGRAM_SIZE,
     MAX_STREAM_MESSAGE_SIZE,
 )
-from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.counters import Counters
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
@@ -42,12 +49,12 @@ from railgun_ref.dht.storage import PutOutcome, RecordTable, StorageLimits
 from railgun_ref.events import (
     GetFinished,
     LookupFinished,
-    NodeEvent,
     RecordDropped,
     RecordStored,
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rpc.labels import error_label
 from railgun_ref.rpc.requests import Channel, PendingRequest
 from railgun_ref.wire.messages import (
     MAX_CONTACTS,
@@ -64,9 +71,15 @@ from railgun_ref.wire.messages import (
     contact_size,
 )
 
-#: Sends a request: (message, address, expected peer or None, now) -> request id.
-SendRequest = Callable[[Message, Address, NodeId | None, float], int]
-Emit = Callable[[NodeEvent], None]
+__all__ = [
+    "Dht",
+    "DhtAction",
+    "DhtConfig",
+    "DhtCounter",
+    "DhtEvent",
+    "EmitDhtEvent",
+    "SendDhtRequest",
+]
 
 #: Room for the envelope around a reply body (signature, key, headers), bytes.
 _ENVELOPE_OVERHEAD: Final = 256
@@ -76,9 +89,10 @@ _ENVELOPE_OVERHEAD: Final = 256
 class DhtConfig:
     """DHT parameters (DHT-9.1 lists them with their defaults)."""
 
-    k: int = 20  #: bucket size and replication factor
-    alpha: int = 3  #: queries in flight per lookup
-    max_failures: int = 2  #: consecutive failed requests before a contact is dropped
+    k: int = DHT_K  #: DHT-5.2: bucket size and replication factor
+    alpha: int = DHT_ALPHA  #: DHT-6.1: queries in flight per lookup
+    #: DHT-5.3: consecutive failed requests before a contact is dropped
+    max_failures: int = DHT_MAX_FAILURES
     slow_after_min: float = 0.25  #: DHT-6.2 floor, seconds
     slow_after_max: float = 2.0  #: DHT-6.2 ceiling, seconds
     slow_after_rtt_factor: float = 3.0  #: slow_after = factor x smoothed RTT within the bounds
@@ -100,6 +114,52 @@ class DhtConfig:
         for name in ("refresh_interval", "republish_interval", "replicate_interval", "record_ttl"):
             if getattr(self, name) <= 0:
                 raise LocalProtocolError(f"{name} must be positive")
+
+
+class DhtCounter(StrEnum):
+    """The DHT's counters (flat names as `Counters.snapshot()` shows them)."""
+
+    EVICTION_CHECKS = "dht.eviction_checks"  #: DHT-5.2 PINGs to a full bucket's oldest
+    SERVED_FIND_NODE = "dht.served_find_node"
+    SERVED_FIND_VALUE = "dht.served_find_value"
+    STORE = "dht.store"  #: STOREs held, labelled by `PutOutcome`
+    STORE_ROUNDS = "dht.store_rounds"  #: store/republish queries ended
+    JOIN_REFRESH = "dht.join_refresh"  #: buckets refreshed after a join
+    REFRESH_DONE = "dht.refresh_done"
+    REPLICATED = "dht.replicated"
+    REPLICATE_REFUSED = "dht.replicate_refused"
+    REPLICATE_FAILED = "dht.replicate_failed"
+    REJECTED_RECORD = "dht.rejected_record"  #: records in a VALUE refused, by `ErrorLabel`
+    REFUSED = "dht.refused"  #: our requests refused with ERROR, by `ErrorLabel`
+    EXPIRED = "dht.expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendDhtRequest:
+    """Send `message` to `address` as request `request_id` (drawn by the DHT).
+
+    The node encodes and signs it at `sent_at`, tracks it (RPC-1.2) and
+    reports its outcome back through `on_response` / `on_error` / `on_timeout`.
+    """
+
+    request_id: int
+    message: Message
+    address: Address
+    expected_peer: NodeId | None
+    sent_at: float
+
+
+#: What the DHT reports: query outcomes and changes to the records it holds.
+DhtEvent = LookupFinished | GetFinished | StoreFinished | RecordStored | RecordDropped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmitDhtEvent:
+    event: DhtEvent
+
+
+#: CORE-1.2: the DHT's closed action union.
+DhtAction = SendDhtRequest | EmitDhtEvent
 
 
 class _Kind(Enum):
@@ -162,21 +222,22 @@ class Dht:
         identity: Identity,
         *,
         rng: random.Random,
-        send: SendRequest,
-        emit: Emit,
+        in_flight: Container[int] = frozenset(),
         config: DhtConfig | None = None,
         now: float = 0.0,
     ) -> None:
+        """`rng` draws request ids and refresh targets; a request id is never one
+        in `in_flight` (the owning node's requests) nor one of the DHT's own."""
         self.identity = identity
         self.config = config or DhtConfig()
         self.routing = RoutingTable(
             identity.node_id, k=self.config.k, max_failures=self.config.max_failures, now=now
         )
         self.records = RecordTable(self.config.storage)
-        self.counters: dict[str, int] = {}
+        self.counters: Counters[DhtCounter] = Counters()
         self._rng = rng
-        self._send = send
-        self._emit = emit
+        self._in_flight = in_flight
+        self._actions: deque[DhtAction] = deque()
         self._queries: dict[int, _Query] = {}
         self._requests: dict[int, _Request] = {}
         self._published: dict[bytes, _Published] = {}
@@ -188,8 +249,28 @@ class Dht:
         self._next_republish = now + self.config.republish_interval
         self._next_replicate = now + self.config.replicate_interval
 
-    def _count(self, name: str, n: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
+    def next_action(self) -> DhtAction | None:
+        """CORE-1.2: the next request to send or event to report, oldest first."""
+        return self._actions.popleft() if self._actions else None
+
+    def _send(self, message: Message, address: Address, peer: NodeId | None, now: float) -> int:
+        while True:
+            request_id = self._rng.getrandbits(64)
+            if request_id not in self._in_flight and request_id not in self._requests:
+                break
+        self._actions.append(
+            SendDhtRequest(
+                request_id=request_id,
+                message=message,
+                address=address,
+                expected_peer=peer,
+                sent_at=now,
+            )
+        )
+        return request_id
+
+    def _emit(self, event: DhtEvent) -> None:
+        self._actions.append(EmitDhtEvent(event=event))
 
     def owns(self, request_id: int) -> bool:
         return request_id in self._requests
@@ -202,7 +283,7 @@ class Dht:
         if outcome is Observed.CHECK_OLDEST and oldest is not None:
             request_id = self._send(Ping(), oldest.address, oldest.node_id, now)
             self._requests[request_id] = _Request(_Purpose.CHECK, None, oldest.node_id)
-            self._count("dht.eviction_checks")
+            self.counters.inc(DhtCounter.EVICTION_CHECKS)
 
     def _slow_after(self) -> float:
         cfg = self.config
@@ -233,7 +314,7 @@ class Dht:
 
     def handle_find_node(self, message: FindNode, sender: NodeId, channel: Channel) -> Nodes:
         """DHT-7.2: the k closest contacts to the target this node knows, minus the asker."""
-        self._count("dht.served_find_node")
+        self.counters.inc(DhtCounter.SERVED_FIND_NODE)
         budget = _channel_limit(channel) - _ENVELOPE_OVERHEAD
         return Nodes(contacts=self._wire_contacts(message.target, sender, budget))
 
@@ -241,7 +322,7 @@ class Dht:
         self, message: FindValue, sender: NodeId, channel: Channel, *, now: float
     ) -> Value:
         """DHT-7.4: records held under the key that fit, then closer contacts."""
-        self._count("dht.served_find_value")
+        self.counters.inc(DhtCounter.SERVED_FIND_VALUE)
         budget = _channel_limit(channel) - _ENVELOPE_OVERHEAD
         records = []
         truncated = False
@@ -261,7 +342,7 @@ class Dht:
         check_record(record, now=now)
         self._expire(now)  # DHT-4.3: an expired record neither blocks nor counts
         outcome = self.records.put(record)
-        self._count(f"dht.store_{outcome.value}")
+        self.counters.inc(DhtCounter.STORE, label=outcome)
         if outcome is not PutOutcome.UNCHANGED:
             self._emit(
                 RecordStored(
@@ -415,7 +496,7 @@ class Dht:
             return
         for index in range(start + 1, KEY_BITS):
             target = self.routing.random_id_in_bucket(index, self._rng)
-            self._count("dht.join_refresh")
+            self.counters.inc(DhtCounter.JOIN_REFRESH)
             self._drive(self._new_query(_Kind.REFRESH, target, now), now)
 
     # ------------------------------------------------------------ driving lookups
@@ -489,7 +570,7 @@ class Dht:
                 )
             )
         else:
-            self._count("dht.refresh_done")
+            self.counters.inc(DhtCounter.REFRESH_DONE)
 
     def _store_phase(self, query: _Query, closest: list[Contact], now: float) -> None:
         record = query.record
@@ -524,7 +605,7 @@ class Dht:
             return
         query.done = True
         self._queries.pop(query.query_id, None)
-        self._count("dht.store_rounds")
+        self.counters.inc(DhtCounter.STORE_ROUNDS)
         if query.kind is _Kind.STORE:
             self._emit(
                 StoreFinished(
@@ -559,7 +640,7 @@ class Dht:
                     self._drive(join, now)
                 self._bootstrap_ended(now, answered=True)
             case _Purpose.REPLICATE:
-                self._count("dht.replicated")
+                self.counters.inc(DhtCounter.REPLICATED)
             case _Purpose.STORE:
                 self._store_ended(entry, request.request_id, "accepted", now)
             case _Purpose.LOOKUP:
@@ -598,7 +679,7 @@ class Dht:
                     record = Record.from_cbor_value(item)
                     check_record(record, now=now, key=query.target)
                 except RemoteProtocolError as exc:
-                    self._count(f"dht.rejected_record.{exc.code.name}")
+                    self.counters.inc(DhtCounter.REJECTED_RECORD, label=error_label(exc.code))
                     continue
                 valid += 1
                 held = query.found.get(record.publisher_id)
@@ -615,7 +696,7 @@ class Dht:
         entry = self._requests.pop(request.request_id, None)
         if entry is None:
             return
-        self._count(f"dht.refused.{_code_name(code)}")
+        self.counters.inc(DhtCounter.REFUSED, label=error_label(code))
         match entry.purpose:
             case _Purpose.CHECK:
                 if entry.peer is not None:  # it refused, so it is alive (DHT-5.2)
@@ -623,7 +704,7 @@ class Dht:
             case _Purpose.BOOTSTRAP:
                 self._bootstrap_ended(now, answered=False)
             case _Purpose.REPLICATE:
-                self._count("dht.replicate_refused")
+                self.counters.inc(DhtCounter.REPLICATE_REFUSED)
             case _Purpose.STORE:
                 self._store_ended(entry, request.request_id, "refused", now)
             case _Purpose.LOOKUP:
@@ -642,7 +723,7 @@ class Dht:
             case _Purpose.BOOTSTRAP:
                 self._bootstrap_ended(now, answered=False)
             case _Purpose.REPLICATE:
-                self._count("dht.replicate_failed")
+                self.counters.inc(DhtCounter.REPLICATE_FAILED)
             case _Purpose.STORE:
                 self._store_ended(entry, request.request_id, "store_failed", now)
             case _Purpose.LOOKUP:
@@ -687,7 +768,7 @@ class Dht:
 
     def _expire(self, now: float) -> None:
         for record in self.records.expire(now=now):
-            self._count("dht.expired")
+            self.counters.inc(DhtCounter.EXPIRED)
             self._emit(
                 RecordDropped(key=record.key, publisher_id=record.publisher_id, reason="expired")
             )
@@ -713,10 +794,3 @@ _STORE_STATUS: Final = {
 
 def _channel_limit(channel: Channel) -> int:
     return MAX_DATAGRAM_SIZE if channel is Channel.DATAGRAM else MAX_STREAM_MESSAGE_SIZE
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return str(code)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.sim import Simulator
+from railgun_ref.drivers.sim import SimCounter, Simulator
 
 #: KAD, later crawls: shape 0.61511, scale 169.5385 min (Steiner et al. 2009).
 KAD_SESSION: Final = (0.61511, 169.5385 * 60)
@@ -86,14 +86,14 @@ def apply_churn(
         if not s.is_running(address):
             return
         s.stop(address)
-        s.counters["churn.left"] += 1
+        s.counters.inc(SimCounter.CHURN_LEFT)
         back = s.now + model.draw_offline(s)
         if back < until:
             s.at(back, lambda s2: come_back(s2, address))
 
     def come_back(s: Simulator, address: Address) -> None:
         peers = s.restart(address)
-        s.counters["churn.returned"] += 1
+        s.counters.inc(SimCounter.CHURN_RETURNED)
         if rejoin and peers:
             s.call(address, lambda n, now: n.dht.bootstrap(peers, now=now))
         end = s.now + model.draw_session(s)

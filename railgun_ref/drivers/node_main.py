@@ -33,6 +33,7 @@ from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.drivers.udp import (
     Direction,
+    DriverCounter,
     NodeHost,
     StreamClosed,
     StreamOpened,
@@ -221,7 +222,7 @@ async def _serve(
             tg.start_soon(log.run)
         if bootstrap:
             tg.start_soon(_join, host, bootstrap)
-        restored = host.counters["driver.records_restored"]
+        restored = host.driver_counters.get_count(DriverCounter.RECORDS_RESTORED)
         if restored:
             _print(f"restored: {restored} records")
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

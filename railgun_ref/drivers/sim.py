@@ -31,15 +31,24 @@ four) and say which one each datagram leaves from.
 
 import heapq
 import random
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol, TypeVar
+from enum import StrEnum
+from typing import Final, Protocol, TypeVar, assert_never
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.events import NodeEvent
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
+from railgun_ref.node import (
+    ConnectionId,
+    EmitEvent,
+    Node,
+    NodeConfig,
+    SendDatagram,
+    SendStreamMessage,
+    StreamTarget,
+)
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord, record_event
 
@@ -47,6 +56,22 @@ _T = TypeVar("_T")
 
 #: Virtual time starts here (2026-01-01T00:00:00Z), so envelope timestamps look real.
 SIM_EPOCH: Final = 1_767_225_600.0
+
+
+class SimCounter(StrEnum):
+    """What the simulated network (and the churn script, `drivers.churn`) counts."""
+
+    DATAGRAMS_DELIVERED = "sim.datagrams_delivered"
+    DATAGRAMS_LOST = "sim.datagrams_lost"
+    DATAGRAMS_PARTITIONED = "sim.datagrams_partitioned"
+    DATAGRAMS_FILTERED = "sim.datagrams_filtered"  #: dropped by a middlebox
+    DROPPED_NO_RUNNING_NODE = "sim.dropped_no_running_node"
+    STREAM_DELIVERED = "sim.stream_delivered"
+    STREAM_LOST_BROKEN = "sim.stream_lost_broken"
+    STREAM_LOST_NO_STREAM_APP = "sim.stream_lost_no_stream_app"
+    CONNECTIONS_OPENED = "sim.connections_opened"
+    CHURN_LEFT = "churn.left"
+    CHURN_RETURNED = "churn.returned"
 
 
 def sim_address(index: int, port: int = 7000) -> Address:
@@ -208,7 +233,7 @@ class Simulator:
         self.now = start_time
         self.network = network or SimNetwork()
         self.rng = random.Random(seed)
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[SimCounter] = Counters()
         self.nodes: dict[Address, Node] = {}
         self.trace: list[TraceRecord] = []
         self._keep_trace = keep_trace
@@ -350,12 +375,12 @@ class Simulator:
         if isinstance(payload, _DatagramArrival) and self.network.middleboxes:
             inner = self.network.inbound(payload.src, address, now=self.now)
             if inner is None:
-                self.counters["sim.datagrams_filtered"] += 1
+                self.counters.inc(SimCounter.DATAGRAMS_FILTERED)
                 return True
             address = inner
         if not self.is_running(address):
             if not isinstance(payload, _TimerDue):
-                self.counters["sim.dropped_no_running_node"] += 1
+                self.counters.inc(SimCounter.DROPPED_NO_RUNNING_NODE)
             return True
         hosted = self._apps.get(address)
         if hosted is not None:
@@ -369,13 +394,13 @@ class Simulator:
                 self._timer_at[address] = None
                 node.on_timer(now=self.now)
             case _DatagramArrival(data, src):
-                self.counters["sim.datagrams_delivered"] += 1
+                self.counters.inc(SimCounter.DATAGRAMS_DELIVERED)
                 node.receive_datagram(data, src, now=self.now)
             case _StreamArrival(data, src, conn_id):
                 if self._connections[conn_id].broken:
-                    self.counters["sim.stream_lost_broken"] += 1
+                    self.counters.inc(SimCounter.STREAM_LOST_BROKEN)
                     return True
-                self.counters["sim.stream_delivered"] += 1
+                self.counters.inc(SimCounter.STREAM_DELIVERED)
                 node.receive_stream_message(data, conn_id, src, now=self.now)
         self._pump(address)
         return True
@@ -418,15 +443,15 @@ class Simulator:
         if self.network.middleboxes:
             translated = self.network.outbound(src, dst, now=self.now)
             if translated is None:
-                self.counters["sim.datagrams_filtered"] += 1
+                self.counters.inc(SimCounter.DATAGRAMS_FILTERED)
                 return
             seen_from = translated
         if not self.network.reachable(src, dst):
-            self.counters["sim.datagrams_partitioned"] += 1
+            self.counters.inc(SimCounter.DATAGRAMS_PARTITIONED)
             return
         profile = self.network.profile(src, dst)
         if profile.loss and self.rng.random() < profile.loss:
-            self.counters["sim.datagrams_lost"] += 1
+            self.counters.inc(SimCounter.DATAGRAMS_LOST)
             return
         at = self.now + self._delay(profile, len(data))
         self._push(at, dst, _DatagramArrival(data, seen_from))
@@ -444,7 +469,7 @@ class Simulator:
                 self._connections[opener_id] = conn
                 self._connections[acceptor_id] = conn
                 self._outbound[(src, target)] = conn
-                self.counters["sim.connections_opened"] += 1
+                self.counters.inc(SimCounter.CONNECTIONS_OPENED)
             return conn, target
         conn = self._connections[target]
         return conn, conn.opener if conn.acceptor == src else conn.acceptor
@@ -453,7 +478,7 @@ class Simulator:
         conn, dst = self._connection_for(src, target)
         if conn.broken or not self.network.reachable(src, dst) or not self.is_running(dst):
             conn.broken = True  # TCP would reset or time out; later sends reconnect
-            self.counters["sim.stream_lost_broken"] += 1
+            self.counters.inc(SimCounter.STREAM_LOST_BROKEN)
             return
         at = self.now + self._delay(self.network.profile(src, dst), len(data))
         at = max(at, conn.last_delivery.get(dst, at))  # reliable, in order
@@ -469,10 +494,10 @@ class Simulator:
                 self._timer_at[address] = None
                 hosted.app.on_timer(now=self.now)
             case _DatagramArrival(data, src):
-                self.counters["sim.datagrams_delivered"] += 1
+                self.counters.inc(SimCounter.DATAGRAMS_DELIVERED)
                 hosted.app.receive_datagram(data, src, local=address, now=self.now)
             case _StreamArrival():
-                self.counters["sim.stream_lost_no_stream_app"] += 1  # apps are datagram-only
+                self.counters.inc(SimCounter.STREAM_LOST_NO_STREAM_APP)  # apps are datagram-only
                 return
         self._pump_app(hosted)
 
@@ -488,12 +513,25 @@ class Simulator:
             self._push(deadline, home, _TIMER_DUE)
 
     def _pump(self, address: Address) -> None:
+        """Drain the node after an input, then re-arm its timer at its deadline.
+
+        Sends go on the network as they are drained; events are reported after
+        the drain, so a listener that calls back into a node sees this node's
+        output already in flight.
+        """
         node = self.nodes[address]
-        for data, dst in node.datagrams_to_send():
-            self._send_datagram(address, data, dst)
-        for data, target in node.stream_messages_to_send():
-            self._send_stream(address, data, target)
-        while (event := node.next_event()) is not None:
+        events: list[NodeEvent] = []
+        while (action := node.next_action()) is not None:
+            match action:
+                case SendDatagram(data=data, address=dst):
+                    self._send_datagram(address, data, dst)
+                case SendStreamMessage(data=data, target=target):
+                    self._send_stream(address, data, target)
+                case EmitEvent(event=event):
+                    events.append(event)
+                case _:
+                    assert_never(action)
+        for event in events:
             if self._keep_trace:
                 self.trace.append(record_event(node.node_id, self.now, event))
             for listener in self._listeners:

@@ -35,9 +35,9 @@ Datagrams only: stream messages bypass middleboxes.
 """
 
 import itertools
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final, assert_never
 
 from railgun_ref.capacity.nat import (
@@ -49,6 +49,7 @@ from railgun_ref.capacity.nat import (
     NatType,
     SendRequest,
 )
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses
@@ -87,6 +88,19 @@ class _Mapping:
     permissions: set[Address] = field(default_factory=set)
 
 
+class NatBoxCounter(StrEnum):
+    """What a simulated NAT box counts (``nat.*``)."""
+
+    INBOUND = "nat.inbound"
+    INBOUND_FILTERED = "nat.inbound_filtered"
+    INBOUND_NO_MAPPING = "nat.inbound_no_mapping"
+    INBOUND_UNROUTABLE = "nat.inbound_unroutable"
+    MAPPINGS_CREATED = "nat.mappings_created"
+    MAPPINGS_EXPIRED = "nat.mappings_expired"
+    OUTBOUND = "nat.outbound"
+    PORTS_EXHAUSTED = "nat.ports_exhausted"
+
+
 class NatBox:
     """One NAT in front of the hosts whose IP is in `inside` (see the module docstring)."""
 
@@ -111,7 +125,7 @@ class NatBox:
         self.mapping = mapping
         self.filtering = filtering
         self.mapping_timeout = mapping_timeout
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[NatBoxCounter] = Counters()
         self._ports = itertools.count(first_port)
         self._by_key: dict[tuple[Address, str, int], _Mapping] = {}
         self._by_port: dict[int, _Mapping] = {}
@@ -153,31 +167,31 @@ class NatBox:
         if entry is None:
             port = self._allocate_port()
             if port is None:
-                self.counters["nat.ports_exhausted"] += 1
+                self.counters.inc(NatBoxCounter.PORTS_EXHAUSTED)
                 return None
             entry = _Mapping(src, port, now + self.mapping_timeout)
             self._by_key[key] = entry
             self._by_port[port] = entry
-            self.counters["nat.mappings_created"] += 1
+            self.counters.inc(NatBoxCounter.MAPPINGS_CREATED)
         entry.expires = now + self.mapping_timeout
         entry.permissions.add(dst)
-        self.counters["nat.outbound"] += 1
+        self.counters.inc(NatBoxCounter.OUTBOUND)
         return (self.public_host, entry.public_port)
 
     def inbound(self, src: Address, dst: Address, *, now: float) -> Address | None:
         if dst[0] in self.inside and src[0] not in self.inside:
-            self.counters["nat.inbound_unroutable"] += 1  # a private address, from outside
+            self.counters.inc(NatBoxCounter.INBOUND_UNROUTABLE)  # a private address, from outside
             return None
         if dst[0] != self.public_host:
             return dst
         entry = self._by_port.get(dst[1])
         if entry is None or entry.expires <= now:
-            self.counters["nat.inbound_no_mapping"] += 1
+            self.counters.inc(NatBoxCounter.INBOUND_NO_MAPPING)
             return None
         if not self._admits(entry, src):
-            self.counters["nat.inbound_filtered"] += 1
+            self.counters.inc(NatBoxCounter.INBOUND_FILTERED)
             return None
-        self.counters["nat.inbound"] += 1
+        self.counters.inc(NatBoxCounter.INBOUND)
         return entry.internal
 
     # ----------------------------------------------------------- inspection
@@ -208,7 +222,7 @@ class NatBox:
     def _expire(self, key: tuple[Address, str, int], entry: _Mapping) -> None:
         del self._by_key[key]
         del self._by_port[entry.public_port]
-        self.counters["nat.mappings_expired"] += 1
+        self.counters.inc(NatBoxCounter.MAPPINGS_EXPIRED)
 
     def _allocate_port(self) -> int | None:
         port = next(self._ports)

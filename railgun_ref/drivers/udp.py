@@ -8,9 +8,11 @@ only moves bytes and time:
 
 * every input — a datagram, a stream frame, a timer firing, an API call — is
   fed to the node with ``now = clock()``, wall-clock seconds by default since
-  envelopes carry wall-clock timestamps; then `_pump` drains the node's
-  outputs synchronously into queues and its events into API waiters, trace
-  subscribers and a bounded trace list;
+  envelopes carry wall-clock timestamps; then the shared `CoreLoop` is poked:
+  it drains the node's `NodeAction`s synchronously through `_dispatch` —
+  datagrams and stream messages into queues, events into API waiters, trace
+  subscribers and a bounded trace list — and runs `on_timer` at the node's
+  deadline (the loop's `run` is the host's only timer task);
 * one task sends all datagrams (anyio forbids concurrent sends on a socket),
   each when it is due: at once, or `send_delay` seconds after the node
   emitted it (link-delay emulation for benchmarks; the delay is the same for
@@ -21,8 +23,8 @@ only moves bytes and time:
   connection per address, which gets a reader too, since replies come back on
   it; messages addressed to a `ConnectionId` go back on that connection;
 * whatever a peer does — garbage datagrams, a bad frame length, a reset, a
-  refused connect — is counted under ``driver.*`` (or by the node under
-  ``rejected.*``) and the host goes on serving; the node's own request timeout
+  refused connect — is counted under ``driver.*`` (`DriverCounter`; or by the
+  node under ``rejected.*``) and the host goes on serving; the node's own request timeout
   ends every request whose bytes were dropped;
 * the host only binds and sends to 127.0.0.0/8 and refuses anything else with
   `ValueError`, so a test or a notebook can never send traffic off the machine.
@@ -38,8 +40,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Final
+from enum import Enum, StrEnum
+from typing import Any, Final, assert_never
 
 import anyio
 import anyio.abc
@@ -55,6 +57,8 @@ from railgun_ref.capacity.advert import (
     pick_advertisement,
 )
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType
@@ -63,6 +67,7 @@ from railgun_ref.drivers.addresses import (
     check_loopback_address,
     check_loopback_host,
 )
+from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.events import (
     AppMessageReceived,
@@ -77,7 +82,16 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
+from railgun_ref.node import (
+    ConnectionId,
+    EmitEvent,
+    Node,
+    NodeAction,
+    NodeConfig,
+    SendDatagram,
+    SendStreamMessage,
+    StreamTarget,
+)
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord, record_event
 from railgun_ref.wire import cbor
@@ -137,8 +151,44 @@ TapEvent = Traffic | StreamOpened | StreamClosed
 TrafficTap = Callable[[TapEvent], None]
 
 
+class DriverCounter(StrEnum):
+    """The UDP/TCP driver's own counters (``driver.*``)."""
+
+    RECORDS_RESTORED = "driver.records_restored"
+    RECORDS_UNUSABLE = "driver.records_unusable"
+    TRACE_EVICTED = "driver.trace_evicted"
+    APP_UNROUTED = "driver.app_unrouted"
+    APP_INBOX_FULL = "driver.app_inbox_full"
+    DROPPED_AFTER_STOP = "driver.dropped_after_stop"
+    REFUSED_ADDRESS = "driver.refused_address"
+    UDP_QUEUE_FULL = "driver.udp_queue_full"
+    UDP_RECEIVE_ERROR = "driver.udp_receive_error"
+    SENDTO_FAILED = "driver.sendto_failed"
+    STREAM_TARGET_GONE = "driver.stream_target_gone"
+    STREAM_QUEUE_FULL = "driver.stream_queue_full"
+    STREAM_DROPPED = "driver.stream_dropped"
+    CONNECTION_LIMIT = "driver.connection_limit"
+    CONNECT_FAILED = "driver.connect_failed"
+    CONNECTIONS_OPENED = "driver.connections_opened"
+    CONNECTIONS_ACCEPTED = "driver.connections_accepted"
+    ACCEPT_ERROR = "driver.accept_error"
+    CONNECTION_ERROR = "driver.connection_error"
+    FRAMING_ERROR = "driver.framing_error"
+
+
 class HostStoppedError(RuntimeError):
     """The host stopped (or never ran) while an API call needed it."""
+
+
+def _check_options(host: str, port: int, send_delay: float, stream_rate: float | None) -> None:
+    """`NodeHost`'s argument checks: ValueError for anything it cannot serve with."""
+    check_loopback_host(host)
+    if not send_delay >= 0:
+        raise ValueError(f"send_delay must be >= 0 seconds, got {send_delay}")
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port must be 0..65535, got {port}")
+    if stream_rate is not None and not stream_rate > 0:
+        raise ValueError(f"stream_rate must be positive bytes/s, got {stream_rate}")
 
 
 def _is_sendable(address: Address) -> bool:
@@ -209,11 +259,7 @@ class NodeHost:
         (seconds, event-loop clock) holds every outgoing datagram that long
         before it is sent, emulating one-way link delay; stream messages are
         not delayed. Delayed datagrams count against `queue_size`."""
-        check_loopback_host(host)
-        if not send_delay >= 0:
-            raise ValueError(f"send_delay must be >= 0 seconds, got {send_delay}")
-        if not 0 <= port <= 0xFFFF:
-            raise ValueError(f"port must be 0..65535, got {port}")
+        _check_options(host, port, send_delay, stream_rate)
         self.node = Node(identity, rng=rng or random.SystemRandom(), config=config, now=clock())
         self._host = host
         self._requested_port = port
@@ -223,14 +269,13 @@ class NodeHost:
         self._max_connections = max_connections
         self._queue_size = queue_size
         self._send_delay = send_delay
-        if stream_rate is not None and not stream_rate > 0:
-            raise ValueError(f"stream_rate must be positive bytes/s, got {stream_rate}")
         #: Upload cap of this host's stream writes, bytes/s (emulates an access link
         #: for bandwidth probes); None: as fast as the socket takes them.
         self._stream_rate = stream_rate
         self._stream_next_free = 0.0
         self._state = HostState.NEW
-        self._driver_counters: Counter[str] = Counter()
+        #: The driver's own counters (``driver.*``); the node keeps its own.
+        self.driver_counters: Counters[DriverCounter] = Counters()
         self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
         self._subscribers: list[TraceSubscriber] = []
         self._taps: list[TrafficTap] = []
@@ -242,18 +287,22 @@ class NodeHost:
         self._task_group: anyio.abc.TaskGroup | None = None
         #: (due time on the event loop's clock, 0.0 = now; datagram; destination)
         self._udp_out: MemoryObjectSendStream[tuple[float, bytes, Address]] | None = None
-        self._wake: anyio.Event | None = None
-        self._sleeping_until: float | None = None
         #: APP-1.3: one receiver per topic, filled by `_deliver`.
         self._app_inboxes: dict[int, MemoryObjectSendStream[AppMessageReceived]] = {}
         self._store = store
         if store is not None:
-            # DHT-4.5: what the node acknowledged before a restart, re-checked.
-            now = clock()
-            records, corrupt = store.load_records(now=now)
-            restored = sum(self.node.dht.records.restore(r, now=now) for r in records)
-            self._count("records_restored", restored)
-            self._count("records_unusable", corrupt + len(records) - restored)
+            self._restore_records(store)
+        self._loop = CoreLoop(clock=clock)
+        core: ProtocolCore[NodeAction] = self.node
+        self._loop.add(core, self._dispatch)
+
+    def _restore_records(self, store: SqliteNodeStore) -> None:
+        """DHT-4.5: what the node acknowledged before a restart, re-checked."""
+        now = self._clock()
+        records, corrupt = store.load_records(now=now)
+        restored = sum(self.node.dht.records.restore(r, now=now) for r in records)
+        self._count(DriverCounter.RECORDS_RESTORED, restored)
+        self._count(DriverCounter.RECORDS_UNUSABLE, corrupt + len(records) - restored)
 
     # ------------------------------------------------------------ properties
 
@@ -278,9 +327,11 @@ class NodeHost:
 
     @property
     def counters(self) -> Counter[str]:
-        """The node's counters plus the driver's own (``driver.*``), as a new Counter."""
-        merged = Counter(self.node.counters)
-        merged.update(self._driver_counters)
+        """The node's and the driver's counters by flat name (``rx.datagram``,
+        ``driver.connect_failed``), a new Counter for printing and /metrics; code
+        reads `node.counters` / `driver_counters` with their typed names."""
+        merged = Counter(self.node.counters.snapshot())
+        merged.update(self.driver_counters.snapshot())
         return merged
 
     @property
@@ -347,7 +398,7 @@ class NodeHost:
         waiter = _Waiter()
         self._waiters[request_id] = waiter
         try:
-            self._pump(now)
+            self._pump()
             await waiter.done.wait()
         finally:
             del self._waiters[request_id]
@@ -363,7 +414,7 @@ class NodeHost:
         waiter = _QueryWaiter()
         self._query_waiters[query_id] = waiter
         try:
-            self._pump(now)
+            self._pump()
             await waiter.done.wait()
         finally:
             del self._query_waiters[query_id]
@@ -382,7 +433,7 @@ class NodeHost:
         self._require_running()
         now = self._clock()
         self.node.send_app(address, topic, payload, now=now)
-        self._pump(now)
+        self._pump()
 
     def app_inbox(
         self, topic: int, *, buffer: int = 1024
@@ -470,7 +521,7 @@ class NodeHost:
                 tg.start_soon(self._udp_receive_loop, udp)
                 tg.start_soon(self._udp_send_loop, udp, udp_queue)
                 tg.start_soon(self._accept_loop, listener)
-                tg.start_soon(self._timer_loop)
+                tg.start_soon(self._loop.run)
                 task_status.started(self.address)
         finally:
             self._state = HostState.STOPPED
@@ -525,29 +576,28 @@ class NodeHost:
 
     # ------------------------------------------------------ node plumbing
 
-    def _count(self, name: str, amount: int = 1) -> None:
-        self._driver_counters[f"driver.{name}"] += amount
+    def _count(self, name: DriverCounter, amount: int = 1) -> None:
+        self.driver_counters.inc(name, amount)
 
-    def _pump(self, now: float) -> None:
-        """Drain the node after an input: outputs to queues, events to their consumers."""
-        for data, address in self.node.datagrams_to_send():
-            self._queue_datagram(data, address)
-        for data, target in self.node.stream_messages_to_send():
-            self._queue_stream_message(data, target)
-        while (event := self.node.next_event()) is not None:
-            self._deliver(event, now)
-        deadline = self.node.next_deadline()
-        if (
-            self._wake is not None
-            and deadline is not None
-            and (self._sleeping_until is None or deadline < self._sleeping_until)
-        ):
-            self._wake.set()
+    def _pump(self) -> None:
+        """After an input: drain the node through `_dispatch`, re-arm the timer."""
+        self._loop.poke()
+
+    def _dispatch(self, action: NodeAction) -> None:
+        match action:
+            case SendDatagram(data=data, address=address):
+                self._queue_datagram(data, address)
+            case SendStreamMessage(data=data, target=target):
+                self._queue_stream_message(data, target)
+            case EmitEvent(event=event):
+                self._deliver(event, self._loop.now())
+            case _:
+                assert_never(action)
 
     def _deliver(self, event: NodeEvent, now: float) -> None:
         record = record_event(self.node.node_id, now, event)
         if len(self._trace) == self._trace.maxlen:
-            self._count("trace_evicted")
+            self._count(DriverCounter.TRACE_EVICTED)
         self._trace.append(record)
         for subscriber in tuple(self._subscribers):
             subscriber(record)
@@ -562,15 +612,15 @@ class NodeHost:
         if isinstance(event, AppMessageReceived):
             inbox = self._app_inboxes.get(event.topic)
             if inbox is None:
-                self._count("app_unrouted")
+                self._count(DriverCounter.APP_UNROUTED)
             else:
                 try:
                     inbox.send_nowait(event)
                 except anyio.WouldBlock:
-                    self._count("app_inbox_full")
+                    self._count(DriverCounter.APP_INBOX_FULL)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     del self._app_inboxes[event.topic]
-                    self._count("app_unrouted")
+                    self._count(DriverCounter.APP_UNROUTED)
         # Only request outcomes end an API wait; every event goes to the trace.
         if isinstance(event, LookupFinished | GetFinished | StoreFinished):
             query_waiter = self._query_waiters.get(event.query_id)
@@ -585,23 +635,23 @@ class NodeHost:
 
     def _queue_datagram(self, data: bytes, address: Address) -> None:
         if self._udp_out is None:
-            self._count("dropped_after_stop")
+            self._count(DriverCounter.DROPPED_AFTER_STOP)
             return
         if not _is_sendable(address):
-            self._count("refused_address")
+            self._count(DriverCounter.REFUSED_ADDRESS)
             return
         due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
         try:
             self._udp_out.send_nowait((due, data, address))
         except anyio.WouldBlock:
-            self._count("udp_queue_full")
+            self._count(DriverCounter.UDP_QUEUE_FULL)
 
     def _queue_stream_message(self, data: bytes, target: StreamTarget) -> None:
         frame = encode_frame(data)
         if isinstance(target, int):
             connection = self._connections.get(target)
             if connection is None:
-                self._count("stream_target_gone")  # the peer hung up before our reply
+                self._count(DriverCounter.STREAM_TARGET_GONE)  # the peer hung up before our reply
                 return
         else:
             connection = self._outbound.get(target) or self._dial(target)
@@ -619,9 +669,9 @@ class NodeHost:
                     )
                 )
         except anyio.WouldBlock:
-            self._count("stream_queue_full")
+            self._count(DriverCounter.STREAM_QUEUE_FULL)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._count("stream_target_gone")
+            self._count(DriverCounter.STREAM_TARGET_GONE)
 
     def _new_connection(self, peer: Address, *, outbound: bool) -> _Connection:
         send, receive = anyio.create_memory_object_stream[bytes](self._queue_size)
@@ -655,7 +705,7 @@ class NodeHost:
                 return
             except (anyio.BrokenResourceError, OSError):
                 # e.g. an ICMP error reported on the socket; it stays usable.
-                self._count("udp_receive_error")
+                self._count(DriverCounter.UDP_RECEIVE_ERROR)
                 errors_in_a_row += 1
                 if errors_in_a_row >= _MAX_UDP_ERRORS:
                     raise
@@ -673,7 +723,7 @@ class NodeHost:
                 )
             now = self._clock()
             self.node.receive_datagram(data, (host, port), now=now)
-            self._pump(now)
+            self._pump()
 
     async def _udp_send_loop(
         self,
@@ -692,7 +742,7 @@ class NodeHost:
             except anyio.ClosedResourceError:
                 return
             except (anyio.BrokenResourceError, OSError):
-                self._count("sendto_failed")
+                self._count(DriverCounter.SENDTO_FAILED)
             else:
                 if self._taps:
                     self._report(
@@ -708,10 +758,10 @@ class NodeHost:
 
     def _dial(self, address: Address) -> _Connection | None:
         if not _is_sendable(address):
-            self._count("refused_address")
+            self._count(DriverCounter.REFUSED_ADDRESS)
             return None
         if self._task_group is None or len(self._connections) >= self._max_connections:
-            self._count("connection_limit")
+            self._count(DriverCounter.CONNECTION_LIMIT)
             return None
         connection = self._new_connection(address, outbound=True)
         self._task_group.start_soon(self._run_outbound, connection)
@@ -724,12 +774,12 @@ class NodeHost:
                 # From our own host, so the peer sees this node's address, not 127.0.0.1.
                 stream = await anyio.connect_tcp(host, port, local_host=self._host)
         except OSError:  # refused, unreachable, or TimeoutError from fail_after
-            self._count("connect_failed")
+            self._count(DriverCounter.CONNECT_FAILED)
             dropped = connection.receive.statistics().current_buffer_used
-            self._count("stream_dropped", dropped)
+            self._count(DriverCounter.STREAM_DROPPED, dropped)
             self._forget(connection)
             return
-        self._count("connections_opened")
+        self._count(DriverCounter.CONNECTIONS_OPENED)
         self._report(StreamOpened(peer=connection.peer, outbound=True))
         await self._serve_connection(connection, stream)
 
@@ -740,18 +790,20 @@ class NodeHost:
             except anyio.ClosedResourceError:
                 return
             except (anyio.BrokenResourceError, OSError):
-                self._count("accept_error")  # e.g. out of file descriptors
+                self._count(DriverCounter.ACCEPT_ERROR)  # e.g. out of file descriptors
                 await anyio.sleep(0.01)
                 continue
             if len(self._connections) >= self._max_connections or self._task_group is None:
-                self._count("connection_limit")
+                self._count(DriverCounter.CONNECTION_LIMIT)
                 await anyio.aclose_forcefully(stream)
                 continue
-            self._count("connections_accepted")
+            self._count(DriverCounter.CONNECTIONS_ACCEPTED)
             try:
                 remote = stream.extra(SocketAttribute.remote_address)
             except (anyio.TypedAttributeLookupError, OSError):
-                self._count("connection_error")  # reset before we could even ask who it was
+                self._count(
+                    DriverCounter.CONNECTION_ERROR
+                )  # reset before we could even ask who it was
                 await anyio.aclose_forcefully(stream)
                 continue
             assert isinstance(remote, tuple)  # an AF_INET socket's peer is (host, port)
@@ -768,7 +820,7 @@ class NodeHost:
                 await self._read_loop(connection, stream)
                 tg.cancel_scope.cancel()
         except (anyio.BrokenResourceError, OSError):
-            self._count("connection_error")  # closing a reset socket may complain too
+            self._count(DriverCounter.CONNECTION_ERROR)  # closing a reset socket may complain too
         finally:
             self._forget(connection)
             self._report(StreamClosed(peer=connection.peer, outbound=connection.outbound))
@@ -781,7 +833,7 @@ class NodeHost:
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return
             except (anyio.BrokenResourceError, OSError):
-                self._count("connection_error")  # reset by peer
+                self._count(DriverCounter.CONNECTION_ERROR)  # reset by peer
                 return
             decoder.feed(chunk)
             now = self._clock()
@@ -799,10 +851,10 @@ class NodeHost:
                     self.node.receive_stream_message(frame, connection.id, connection.peer, now=now)
             except RemoteProtocolError:
                 # STR-1.3: a bad length cannot be resynchronised; close this connection only.
-                self._count("framing_error")
+                self._count(DriverCounter.FRAMING_ERROR)
                 return
             finally:
-                self._pump(now)
+                self._pump()
 
     async def _write_loop(
         self,
@@ -821,27 +873,9 @@ class NodeHost:
             try:
                 await stream.send(frame)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                self._count("connection_error")
+                self._count(DriverCounter.CONNECTION_ERROR)
                 scope.cancel()
                 return
-
-    # --------------------------------------------------------------- timers
-
-    async def _timer_loop(self) -> None:
-        while True:
-            self._wake = anyio.Event()
-            deadline = self.node.next_deadline()
-            self._sleeping_until = deadline
-            if deadline is None:
-                await self._wake.wait()
-            else:
-                delay = deadline - self._clock()
-                if delay > 0:
-                    with anyio.move_on_after(delay):
-                        await self._wake.wait()
-            now = self._clock()
-            self.node.on_timer(now=now)
-            self._pump(now)
 
     # ------------------------------------------------ capabilities (CAP-3)
 

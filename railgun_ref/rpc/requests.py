@@ -48,7 +48,7 @@ class PendingRequests:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __contains__(self, request_id: int) -> bool:
+    def __contains__(self, request_id: object) -> bool:
         return request_id in self._by_id
 
     def add(self, request: PendingRequest) -> None:

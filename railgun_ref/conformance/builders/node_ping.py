@@ -17,7 +17,13 @@ from typing import Any, Final
 from railgun_ref.conformance.builders.base import T0, T0_MS, Vectors, flip, pseudo_random, seed_for
 from railgun_ref.conformance.builders.base import payload_for_size as _payload_for_size
 from railgun_ref.conformance.builders.envelope import seal, signed_fields
-from railgun_ref.conformance.common import JsonObject, address_json, base_counters, drain
+from railgun_ref.conformance.common import (
+    JsonObject,
+    address_json,
+    base_counters,
+    drain,
+    take_outputs,
+)
 from railgun_ref.core.constants import MAX_DATAGRAM_SIZE
 from railgun_ref.core.errors import ErrorCode
 from railgun_ref.core.ids import Address, NodeId
@@ -126,15 +132,13 @@ class Peer:
 
     def ping(self, now: float, payload: bytes = b"", channel: Channel = Channel.DATAGRAM) -> bytes:
         self.node.ping(NODE_ADDR, now=now, payload=payload, channel=channel)
-        if channel is Channel.STREAM:
-            ((data, _),) = self.node.stream_messages_to_send()
-        else:
-            ((data, _),) = self.node.datagrams_to_send()
+        out = take_outputs(self.node)
+        ((data, _),) = out.streams if channel is Channel.STREAM else out.datagrams
         return data
 
     def answer(self, request: bytes, now: float) -> bytes:
         self.node.receive_datagram(request, NODE_ADDR, now=now)
-        ((data, _),) = self.node.datagrams_to_send()
+        ((data, _),) = take_outputs(self.node).datagrams
         return data
 
     def envelope(self, msg_type: int, body: dict[int, Any], now: float, request_id: int) -> bytes:
