@@ -36,6 +36,7 @@ Percentiles are nearest-rank: p95 of n samples is the ceil(0.95·n)-th smallest.
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -51,10 +52,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from importlib.util import find_spec
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from railgun_ref.core.constants import DHT_ALPHA, DHT_K, REQUEST_TIMEOUT
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.console import ProgressReport, UsageError
+
+if TYPE_CHECKING:
+    from railgun_ref.drivers.udp import NodeHost
+    from railgun_ref.events import NodeEvent
 
 #: Goal 1 (issue text): N=500, no churn: 100 % of gets succeed.
 GOAL1_NODES: Final = 500
@@ -65,7 +71,7 @@ GOAL2_RTT_MS: Final = 50.0
 GOAL2_SUCCESS: Final = 0.995
 GOAL2_MEDIAN_RTTS: Final = 3.0
 GOAL2_P95_MS: Final = 1000.0
-GOAL_RPC_TIMEOUT: Final = 5.0
+GOAL_RPC_TIMEOUT: Final = REQUEST_TIMEOUT
 
 IMPLS: Final = ("ours", "kademlia")
 #: The RTT of simulated links when --rtt-ms is not given (zero would make virtual time moot).
@@ -94,9 +100,9 @@ class BenchParams:
     churn: float = 0.0  #: fraction of nodes stopped after the stores, before the gets
     rtt_ms: float = 0.0  #: emulated round-trip time; each datagram waits rtt_ms/2 on send
     seed: int = 1
-    rpc_timeout: float = 5.0  #: per-RPC timeout, the same for both implementations
-    k: int = 20
-    alpha: int = 3
+    rpc_timeout: float = REQUEST_TIMEOUT  #: per-RPC timeout, the same for both implementations
+    k: int = DHT_K
+    alpha: int = DHT_ALPHA
     value_size: int = 32  #: bytes per stored value
     join_concurrency: int = 8  #: joins in flight at once during setup
     op_concurrency: int = 4  #: stores (then gets) in flight at once
@@ -341,172 +347,202 @@ def run_ours_udp(params: BenchParams, workload: Workload, progress: Progress) ->
 
 
 async def _ours_udp(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
-    import anyio  # noqa: PLC0415
-    import anyio.abc  # noqa: PLC0415
+    return await _UdpBench(params, workload, progress).run()
 
-    from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
-    from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
-    from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
-    from railgun_ref.identity.keys import Identity  # noqa: PLC0415
-    from railgun_ref.node import NodeConfig  # noqa: PLC0415
 
-    config = NodeConfig(
-        request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
-    )
-    seeds_rng = random.Random(params.seed ^ 0x5EED)
-    hosts = [
-        NodeHost(
-            Identity.from_seed(seed),
-            config=config,
-            rng=random.Random(seeds_rng.getrandbits(64)),
-            trace_limit=0,  # the lab's trace is not part of a DHT node's cost
-            send_delay=params.send_delay,
-            queue_size=_DELAY_LINE_SIZE,
+class _UdpBench:
+    """One `run_ours_udp`: real `NodeHost`s on loopback, the workload, its outcomes."""
+
+    def __init__(self, params: BenchParams, workload: Workload, progress: Progress) -> None:
+        import anyio  # noqa: PLC0415
+
+        from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+        from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
+        from railgun_ref.identity.keys import Identity  # noqa: PLC0415
+        from railgun_ref.node import NodeConfig  # noqa: PLC0415
+
+        self.params, self.workload, self.progress = params, workload, progress
+        config = NodeConfig(
+            request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
         )
-        for seed in workload.node_seeds
-    ]
-    scopes = [anyio.CancelScope() for _ in hosts]
-    stopped = [anyio.Event() for _ in hosts]
+        seeds_rng = random.Random(params.seed ^ 0x5EED)
+        self.hosts = [
+            NodeHost(
+                Identity.from_seed(seed),
+                config=config,
+                rng=random.Random(seeds_rng.getrandbits(64)),
+                trace_limit=0,  # the lab's trace is not part of a DHT node's cost
+                send_delay=params.send_delay,
+                queue_size=_DELAY_LINE_SIZE,
+            )
+            for seed in workload.node_seeds
+        ]
+        self.scopes = [anyio.CancelScope() for _ in self.hosts]
+        self.stopped = [anyio.Event() for _ in self.hosts]
+        self.joins_failed = 0
+        self.stores: list[OpResult | None] = [None] * params.keys
+        self.gets: list[OpResult | None] = [None] * params.keys
+        self.limiter = anyio.CapacityLimiter(params.op_concurrency)
+        self.join_limiter = anyio.CapacityLimiter(params.join_concurrency)
+        self.getter_locks = [anyio.Lock() for _ in self.hosts]
+        self.lag = LoopLag()
 
-    async def serve(
-        i: int, *, task_status: anyio.abc.TaskStatus[Address] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def serve(self, i: int, *, task_status: Any = None) -> None:
+        import anyio  # noqa: PLC0415
+
         try:
-            with scopes[i]:
-                await hosts[i].run(task_status=task_status)
+            with self.scopes[i]:
+                await self.hosts[i].run(task_status=task_status or anyio.TASK_STATUS_IGNORED)
         finally:
-            stopped[i].set()
+            self.stopped[i].set()
 
-    joins_failed = 0
-    stores: list[OpResult | None] = [None] * params.keys
-    gets: list[OpResult | None] = [None] * params.keys
-    limiter = anyio.CapacityLimiter(params.op_concurrency)
-    getter_locks = [anyio.Lock() for _ in hosts]
+    async def watch_lag(self) -> None:
+        import anyio  # noqa: PLC0415
 
-    lag = LoopLag()
-
-    async def watch_lag() -> None:
         while True:
             begin = anyio.current_time()
-            await anyio.sleep(lag.interval)
-            lag.record(anyio.current_time() - begin - lag.interval)
+            await anyio.sleep(self.lag.interval)
+            self.lag.record(anyio.current_time() - begin - self.lag.interval)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_lag)
-        started = time.perf_counter()
-        await tg.start(serve, 0)
-        bootstrap = hosts[0].address
-        for i in range(1, len(hosts)):
-            await tg.start(serve, i)
-        join_limiter = anyio.CapacityLimiter(params.join_concurrency)
+    async def join(self, i: int, report: ProgressReport) -> None:
+        import anyio  # noqa: PLC0415
 
-        async def join(i: int, report: ProgressReport) -> None:
-            nonlocal joins_failed
-            async with join_limiter:
-                with anyio.move_on_after(params.op_timeout):
-                    outcome = await hosts[i].bootstrap([bootstrap])
-                    if outcome.closest:
-                        report.advance()
-                        return
-            joins_failed += 1
-            report.advance()
+        async with self.join_limiter:
+            with anyio.move_on_after(self.params.op_timeout):
+                outcome = await self.hosts[i].bootstrap([self.hosts[0].address])
+                if outcome.closest:
+                    report.advance()
+                    return
+        self.joins_failed += 1
+        report.advance()
 
-        joining = progress.phase("setup", total=len(hosts) - 1, unit="nodes joined")
-        with joining:
-            async with anyio.create_task_group() as joins:
-                for i in range(1, len(hosts)):
-                    joins.start_soon(join, i, joining)
-        setup_s = time.perf_counter() - started
-        progress(f"setup {len(hosts)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
-        lag.phase = "settle"
-        await anyio.sleep(params.settle_s)
-        lag.phase = "stores"
+    async def store(self, i: int) -> None:
+        import anyio  # noqa: PLC0415
 
-        async def store(i: int) -> None:
-            host = hosts[workload.store_from[i]]
-            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
-            async with limiter:
-                begin = time.perf_counter()
-                with anyio.move_on_after(params.op_timeout) as cap:
-                    outcome = await host.store(
-                        KeyType.RENDEZVOUS, workload.idents[i], workload.values[i]
-                    )
-                elapsed = time.perf_counter() - begin
-            if cap.cancelled_caught:
-                stores[i] = OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
-            else:
-                # StoreFinished.accepted counts the publisher's own copy (DHT-8.1) too.
-                own = bool(host.node.dht.records.get(key, now=time.time()))
-                stores[i] = _store_result(outcome.accepted - own, elapsed)
+        from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
 
-        async with anyio.create_task_group() as ops:
-            for i in range(params.keys):
-                ops.start_soon(store, i)
-        progress(f"{params.keys} stores done")
+        host = self.hosts[self.workload.store_from[i]]
+        ident = self.workload.idents[i]
+        async with self.limiter:
+            begin = time.perf_counter()
+            with anyio.move_on_after(self.params.op_timeout) as cap:
+                outcome = await host.store(KeyType.RENDEZVOUS, ident, self.workload.values[i])
+            elapsed = time.perf_counter() - begin
+        if cap.cancelled_caught:
+            self.stores[i] = OpResult(ok=False, latency_s=elapsed, error="harness_timeout")
+        else:
+            # StoreFinished.accepted counts the publisher's own copy (DHT-8.1) too.
+            key = derive_key(KeyType.RENDEZVOUS, ident)
+            own = bool(host.node.dht.records.get(key, now=time.time()))
+            self.stores[i] = _store_result(outcome.accepted - own, elapsed)
 
-        for i in workload.stopped:
-            scopes[i].cancel()
-        for i in workload.stopped:
-            await stopped[i].wait()
-        progress(f"churn: stopped {len(workload.stopped)} nodes")
-        lag.phase = "gets"
+    async def get(self, i: int) -> None:
+        import anyio  # noqa: PLC0415
 
-        async def get(i: int) -> None:
-            getter = workload.get_from[i]
-            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
-            async with getter_locks[getter], limiter:
-                local = bool(hosts[getter].node.dht.records.get(key, now=time.time()))
-                begin = time.perf_counter()
-                with anyio.move_on_after(params.op_timeout) as cap:
-                    outcome = await hosts[getter].get(key)
-                elapsed = time.perf_counter() - begin
-            if cap.cancelled_caught:
-                gets[i] = OpResult(
-                    ok=False, latency_s=elapsed, error="harness_timeout", local=local
-                )
-                return
-            ok = outcome.found and _records_hold(outcome.records, workload.values[i])
-            error = None if ok else ("wrong_value" if outcome.found else "not_found")
-            gets[i] = OpResult(
-                ok=ok,
-                latency_s=elapsed,
-                rpcs=outcome.queries,
-                hops=outcome.hops,
-                error=error,
-                local=local,
+        from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
+
+        getter = self.workload.get_from[i]
+        key = derive_key(KeyType.RENDEZVOUS, self.workload.idents[i])
+        async with self.getter_locks[getter], self.limiter:
+            local = bool(self.hosts[getter].node.dht.records.get(key, now=time.time()))
+            begin = time.perf_counter()
+            with anyio.move_on_after(self.params.op_timeout) as cap:
+                outcome = await self.hosts[getter].get(key)
+            elapsed = time.perf_counter() - begin
+        if cap.cancelled_caught:
+            self.gets[i] = OpResult(
+                ok=False, latency_s=elapsed, error="harness_timeout", local=local
             )
+            return
+        ok = outcome.found and _records_hold(outcome.records, self.workload.values[i])
+        error = None if ok else ("wrong_value" if outcome.found else "not_found")
+        self.gets[i] = OpResult(
+            ok=ok,
+            latency_s=elapsed,
+            rpcs=outcome.queries,
+            hops=outcome.hops,
+            error=error,
+            local=local,
+        )
+
+    async def each(self, op: Callable[[int], Any], indices: range) -> None:
+        """Run `op(i)` for every i in `indices` concurrently (each op limits itself)."""
+        import anyio  # noqa: PLC0415
 
         async with anyio.create_task_group() as ops:
-            for i in range(params.keys):
-                ops.start_soon(get, i)
-        progress(f"{params.keys} gets done")
-        counters: Counter[str] = Counter()
-        for host in hosts:
-            counters.update(host.counters)
-        tg.cancel_scope.cancel()
+            for i in indices:
+                ops.start_soon(op, i)
 
-    driver_counters = {
-        name: count
-        for name, count in sorted(counters.items())
-        if name.startswith(("driver.", "rejected.")) and name != "driver.trace_evicted"
-    }
-    return ImplRun(
-        impl="ours",
-        driver="udp",
-        setup_s=setup_s,
-        joins_failed=joins_failed,
-        stores=[op for op in stores if op is not None],
-        gets=[op for op in gets if op is not None],
-        notes=[
-            "RPC timeout: NodeConfig(request_timeout=5.0) (the default)",
-            "rpcs per get: GetFinished.queries, the FIND_VALUE requests the get's lookup sent",
-            "link delay: NodeHost(send_delay=rtt/2) on every node, requests and replies",
-            "lookups are not in lockstep rounds: a peer silent for slow_after (3x smoothed "
-            "RTT within 0.25..2 s) stops counting against alpha (DHT-6.2)",
-        ],
-        extra={"driver_and_rejection_counters": driver_counters},
-        loop_lag=lag,
-    )
+    async def run(self) -> ImplRun:
+        import anyio  # noqa: PLC0415
+
+        params, hosts, lag = self.params, self.hosts, self.lag
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.watch_lag)
+            started = time.perf_counter()
+            for i in range(len(hosts)):
+                await tg.start(self.serve, i)
+            with self.progress.phase("setup", total=len(hosts) - 1, unit="nodes joined") as joining:
+                await self.each(functools.partial(self.join, report=joining), range(1, len(hosts)))
+            setup_s = time.perf_counter() - started
+            self.progress(
+                f"setup {len(hosts)} nodes in {setup_s:.1f}s ({self.joins_failed} joins failed)"
+            )
+            lag.phase = "settle"
+            await anyio.sleep(params.settle_s)
+            lag.phase = "stores"
+            await self.each(self.store, range(params.keys))
+            self.progress(f"{params.keys} stores done")
+            await self.stop_churned()
+            lag.phase = "gets"
+            await self.each(self.get, range(params.keys))
+            self.progress(f"{params.keys} gets done")
+            counters = _udp_counters(hosts)
+            tg.cancel_scope.cancel()
+        return ImplRun(
+            impl="ours",
+            driver="udp",
+            setup_s=setup_s,
+            joins_failed=self.joins_failed,
+            stores=[op for op in self.stores if op is not None],
+            gets=[op for op in self.gets if op is not None],
+            notes=list(_UDP_NOTES),
+            extra={"driver_and_rejection_counters": counters},
+            loop_lag=lag,
+        )
+
+    async def stop_churned(self) -> None:
+        for i in self.workload.stopped:
+            self.scopes[i].cancel()
+        for i in self.workload.stopped:
+            await self.stopped[i].wait()
+        self.progress(f"churn: stopped {len(self.workload.stopped)} nodes")
+
+
+def _udp_counters(hosts: "Sequence[NodeHost]") -> dict[str, int]:
+    """The driver's counters and the nodes' rejections, summed over `hosts`, by flat name."""
+    from railgun_ref.drivers.udp import DriverCounter  # noqa: PLC0415
+    from railgun_ref.node import NodeCounter  # noqa: PLC0415
+
+    counters: Counter[str] = Counter()
+    for host in hosts:
+        driver = host.driver_counters.snapshot()
+        driver.pop(DriverCounter.TRACE_EVICTED.value, None)
+        counters.update(driver)
+        rejected = host.node.counters.snapshot()
+        counters.update(
+            {k: v for k, v in rejected.items() if k.startswith(f"{NodeCounter.REJECTED.value}.")}
+        )
+    return dict(sorted(counters.items()))
+
+
+_UDP_NOTES: Final = [
+    "RPC timeout: NodeConfig(request_timeout=5.0) (the default)",
+    "rpcs per get: GetFinished.queries, the FIND_VALUE requests the get's lookup sent",
+    "link delay: NodeHost(send_delay=rtt/2) on every node, requests and replies",
+    "lookups are not in lockstep rounds: a peer silent for slow_after (3x smoothed "
+    "RTT within 0.25..2 s) stops counting against alpha (DHT-6.2)",
+]
 
 
 # ------------------------------------------------------------------ ours, simulated
@@ -537,46 +573,55 @@ _Outcome = _Joined | _Stored | _Got
 
 def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
     """Our nodes in the discrete-event simulator: virtual time, same workload."""
-    from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
-    from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
-    from railgun_ref.drivers.sim import (  # noqa: PLC0415
-        LinkProfile,
-        SimNetwork,
-        Simulator,
-        sim_address,
-    )
-    from railgun_ref.events import (  # noqa: PLC0415
-        GetFinished,
-        LookupFinished,
-        NodeEvent,
-        StoreFinished,
-    )
-    from railgun_ref.identity.keys import Identity  # noqa: PLC0415
-    from railgun_ref.node import Node, NodeConfig  # noqa: PLC0415
+    return _SimBench(params, workload, progress).run()
 
-    config = NodeConfig(
-        request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
-    )
-    network = SimNetwork(default=LinkProfile(latency=params.send_delay))
-    sim = Simulator(seed=params.seed, network=network, keep_trace=False)
-    seeds_rng = random.Random(params.seed ^ 0x5EED)
-    addresses = []
-    wall_start = time.perf_counter()
-    for i, seed in enumerate(workload.node_seeds):
-        node = Node(
-            Identity.from_seed(seed),
-            rng=random.Random(seeds_rng.getrandbits(64)),
-            config=config,
-            now=sim.now,
+
+#: Starts one operation in the simulator; returns (node address, query id).
+_SimStart = Callable[[], tuple[Address, int]]
+
+
+class _SimBench:
+    """One `run_ours_sim`: the simulated population, its operations and their outcomes."""
+
+    def __init__(self, params: BenchParams, workload: Workload, progress: Progress) -> None:
+        from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+        from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator  # noqa: PLC0415
+        from railgun_ref.node import NodeConfig  # noqa: PLC0415
+
+        self.params, self.workload, self.progress = params, workload, progress
+        self.config = NodeConfig(
+            request_timeout=params.rpc_timeout, dht=DhtConfig(k=params.k, alpha=params.alpha)
         )
-        address = sim_address(i)
-        sim.add_node(node, address)
-        addresses.append(address)
+        network = SimNetwork(default=LinkProfile(latency=params.send_delay))
+        self.sim = Simulator(seed=params.seed, network=network, keep_trace=False)
+        self.addresses: list[Address] = []
+        self.done: dict[tuple[Address, int], _Outcome] = {}
+        self.recent: list[tuple[Address, int]] = []
+        self.events = 0
+        self.held = [False] * params.keys
+        self.wall_start = time.perf_counter()
 
-    done: dict[tuple[Address, int], _Outcome] = {}
-    recent: list[tuple[Address, int]] = []
+    def populate(self) -> None:
+        from railgun_ref.drivers.sim import sim_address  # noqa: PLC0415
+        from railgun_ref.identity.keys import Identity  # noqa: PLC0415
+        from railgun_ref.node import Node  # noqa: PLC0415
 
-    def listen(address: Address, event: NodeEvent, _now: float) -> None:
+        seeds_rng = random.Random(self.params.seed ^ 0x5EED)
+        for i, seed in enumerate(self.workload.node_seeds):
+            node = Node(
+                Identity.from_seed(seed),
+                rng=random.Random(seeds_rng.getrandbits(64)),
+                config=self.config,
+                now=self.sim.now,
+            )
+            address = sim_address(i)
+            self.sim.add_node(node, address)
+            self.addresses.append(address)
+        self.sim.subscribe(self.listen)
+
+    def listen(self, address: Address, event: "NodeEvent", _now: float) -> None:
+        from railgun_ref.events import GetFinished, LookupFinished, StoreFinished  # noqa: PLC0415
+
         # Keep only what the harness needs: LookupFinished carries a per-peer table.
         outcome: _Outcome
         if isinstance(event, GetFinished):
@@ -593,20 +638,18 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
             outcome = _Joined(closest=len(event.closest))
         else:
             return
-        done[(address, event.query_id)] = outcome
-        recent.append((address, event.query_id))
-
-    sim.subscribe(listen)
-    events = 0
+        self.done[(address, event.query_id)] = outcome
+        self.recent.append((address, event.query_id))
 
     def run_ops(
-        starts: Sequence[Callable[[], tuple[Address, int]]],
+        self,
+        starts: Sequence[_SimStart],
         concurrency: int,
         report: ProgressReport | None = None,
     ) -> list[tuple[_Outcome | None, float]]:
         """Start ops `concurrency` at a time; (outcome or None on timeout, virtual seconds).
         `report` is told how many have ended."""
-        nonlocal events
+        sim, timeout = self.sim, self.params.op_timeout
         results: list[tuple[_Outcome | None, float]] = [(None, 0.0)] * len(starts)
         pending: dict[tuple[Address, int], tuple[int, float]] = {}
         next_op = 0
@@ -614,149 +657,171 @@ def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) ->
             while next_op < len(starts) and len(pending) < concurrency:
                 pending[starts[next_op]()] = (next_op, sim.now)
                 next_op += 1
-            deadline = min(begin for _, begin in pending.values()) + params.op_timeout
-            while not recent and sim.now <= deadline:
+            deadline = min(begin for _, begin in pending.values()) + timeout
+            while not self.recent and sim.now <= deadline:
                 if not sim.step():
                     deadline = -math.inf  # nothing left to happen: all pending time out
                     break
-                events += 1
-            for key in recent:
-                outcome = done.pop(key, None)
+                self.events += 1
+            for key in self.recent:
+                outcome = self.done.pop(key, None)
                 if key in pending and outcome is not None:
                     index, begin = pending.pop(key)
                     results[index] = (outcome, sim.now - begin)
-            recent.clear()
+            self.recent.clear()
             for key, (index, begin) in list(pending.items()):
-                if sim.now > begin + params.op_timeout or deadline == -math.inf:
+                if sim.now > begin + timeout or deadline == -math.inf:
                     del pending[key]
                     results[index] = (None, sim.now - begin)
             if report is not None:
                 report.update(next_op - len(pending))
         return results
 
-    bootstrap = addresses[0]
-
-    def join(i: int) -> Callable[[], tuple[Address, int]]:
+    def join(self, i: int) -> _SimStart:
         def start() -> tuple[Address, int]:
-            a = addresses[i]
-            return a, sim.call(a, lambda n, now: n.dht.bootstrap([bootstrap], now=now))
+            a, bootstrap = self.addresses[i], self.addresses[0]
+            return a, self.sim.call(a, lambda n, now: n.dht.bootstrap([bootstrap], now=now))
 
         return start
 
-    def store(i: int) -> Callable[[], tuple[Address, int]]:
+    def store(self, i: int) -> _SimStart:
+        from railgun_ref.dht.keys import KeyType  # noqa: PLC0415
+
         def start() -> tuple[Address, int]:
-            a, ident, value = (
-                addresses[workload.store_from[i]],
-                workload.idents[i],
-                workload.values[i],
-            )
-            return a, sim.call(
+            a = self.addresses[self.workload.store_from[i]]
+            ident, value = self.workload.idents[i], self.workload.values[i]
+            return a, self.sim.call(
                 a, lambda n, now: n.dht.store(KeyType.RENDEZVOUS, ident, value, now=now)
             )
 
         return start
 
-    held = [False] * params.keys
-
-    def get(i: int) -> Callable[[], tuple[Address, int]]:
+    def get(self, i: int) -> _SimStart:
         def start() -> tuple[Address, int]:
-            a, key = (
-                addresses[workload.get_from[i]],
-                derive_key(KeyType.RENDEZVOUS, workload.idents[i]),
-            )
-            held[i] = bool(sim.nodes[a].dht.records.get(key, now=sim.now))
-            return a, sim.call(a, lambda n, now: n.dht.get(key, now=now))
+            a, key = self.addresses[self.workload.get_from[i]], self.key(i)
+            self.held[i] = bool(self.sim.nodes[a].dht.records.get(key, now=self.sim.now))
+            return a, self.sim.call(a, lambda n, now: n.dht.get(key, now=now))
 
         return start
 
-    virtual_start = sim.now
-    with progress.phase("setup", total=len(addresses) - 1, unit="nodes joined") as joining:
-        joins = run_ops(
-            [join(i) for i in range(1, len(addresses))], params.join_concurrency, joining
+    def key(self, i: int) -> bytes:
+        from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
+
+        return derive_key(KeyType.RENDEZVOUS, self.workload.idents[i])
+
+    def setup(self) -> tuple[int, float, float]:
+        """Join every node; (joins failed, virtual seconds, wall seconds)."""
+        self.populate()
+        start = self.sim.now
+        total = len(self.addresses) - 1
+        with self.progress.phase("setup", total=total, unit="nodes joined") as joining:
+            joins = self.run_ops(
+                [self.join(i) for i in range(1, len(self.addresses))],
+                self.params.join_concurrency,
+                joining,
+            )
+        failed = sum(
+            1 for outcome, _ in joins if not isinstance(outcome, _Joined) or outcome.closest == 0
         )
-    joins_failed = sum(
-        1 for outcome, _ in joins if not isinstance(outcome, _Joined) or outcome.closest == 0
-    )
-    setup_virtual = sim.now - virtual_start
-    setup_wall = time.perf_counter() - wall_start
-    progress(
-        f"setup {len(addresses)} nodes: {setup_virtual:.1f} virtual s, {setup_wall:.1f} wall s, "
-        f"{events} events"
-    )
-    events += sim.run_for(params.settle_s)
+        virtual, wall = self.sim.now - start, time.perf_counter() - self.wall_start
+        self.progress(
+            f"setup {len(self.addresses)} nodes: {virtual:.1f} virtual s, {wall:.1f} wall s, "
+            f"{self.events} events"
+        )
+        self.events += self.sim.run_for(self.params.settle_s)
+        return failed, virtual, wall
 
-    wall_stores = time.perf_counter()
-    stores_done = run_ops([store(i) for i in range(params.keys)], params.op_concurrency)
-    stores: list[OpResult] = []
-    for i, (outcome, waited) in enumerate(stores_done):
-        if isinstance(outcome, _Stored):
-            publisher = sim.nodes[addresses[workload.store_from[i]]]
-            key = derive_key(KeyType.RENDEZVOUS, workload.idents[i])
-            own = bool(publisher.dht.records.get(key, now=sim.now))
-            stores.append(_store_result(outcome.accepted - own, outcome.duration))
-        else:
-            stores.append(OpResult(ok=False, latency_s=waited, error="harness_timeout"))
-    wall_stores = time.perf_counter() - wall_stores
-    progress(f"{params.keys} stores done ({wall_stores:.1f} wall s)")
+    def stores(self) -> list[OpResult]:
+        done = self.run_ops(
+            [self.store(i) for i in range(self.params.keys)], self.params.op_concurrency
+        )
+        out: list[OpResult] = []
+        for i, (outcome, waited) in enumerate(done):
+            if isinstance(outcome, _Stored):
+                publisher = self.sim.nodes[self.addresses[self.workload.store_from[i]]]
+                own = bool(publisher.dht.records.get(self.key(i), now=self.sim.now))
+                out.append(_store_result(outcome.accepted - own, outcome.duration))
+            else:
+                out.append(OpResult(ok=False, latency_s=waited, error="harness_timeout"))
+        return out
 
-    for i in workload.stopped:
-        sim.stop(addresses[i])
-
-    wall_gets = time.perf_counter()
-    gets_done = run_ops([get(i) for i in range(params.keys)], params.op_concurrency)
-    gets: list[OpResult] = []
-    for i, (outcome, waited) in enumerate(gets_done):
-        if isinstance(outcome, _Got):
-            ok = outcome.found and _records_hold(outcome.records, workload.values[i])
+    def gets(self) -> list[OpResult]:
+        done = self.run_ops(
+            [self.get(i) for i in range(self.params.keys)], self.params.op_concurrency
+        )
+        out: list[OpResult] = []
+        for i, (outcome, waited) in enumerate(done):
+            if not isinstance(outcome, _Got):
+                out.append(
+                    OpResult(
+                        ok=False, latency_s=waited, error="harness_timeout", local=self.held[i]
+                    )
+                )
+                continue
+            ok = outcome.found and _records_hold(outcome.records, self.workload.values[i])
             error = None if ok else ("wrong_value" if outcome.found else "not_found")
-            gets.append(
+            out.append(
                 OpResult(
                     ok=ok,
                     latency_s=outcome.duration,
                     rpcs=outcome.queries,
                     hops=outcome.hops,
                     error=error,
-                    local=held[i],
+                    local=self.held[i],
                 )
             )
-        else:
-            gets.append(
-                OpResult(ok=False, latency_s=waited, error="harness_timeout", local=held[i])
-            )
-    wall_gets = time.perf_counter() - wall_gets
-    wall_total = time.perf_counter() - wall_start
-    progress(f"{params.keys} gets done ({wall_gets:.1f} wall s); {events} events in total")
-    return ImplRun(
-        impl="ours",
-        driver="sim",
-        setup_s=setup_virtual,
-        joins_failed=joins_failed,
-        stores=stores,
-        gets=gets,
-        notes=[
-            "virtual time: setup_s and latency_ms are simulated seconds (link latency "
-            "rtt/2 each way, no CPU cost), not wall time",
-            "rpcs per get: GetFinished.queries; hops: GetFinished.hops, the hop at which the "
-            "closest peer that answered was learned (seeds are hop 1)",
-            "the same Node code and the same workload as the UDP driver",
-        ],
-        extra={
-            "log2_nodes": round(math.log2(params.nodes), 2),
-            "virtual": {
-                "setup_s": round(setup_virtual, 3),
-                "end_time_s": round(sim.now - virtual_start, 3),
+        return out
+
+    def run(self) -> ImplRun:
+        virtual_start = self.sim.now
+        joins_failed, setup_virtual, setup_wall = self.setup()
+        wall_stores = time.perf_counter()
+        stores = self.stores()
+        wall_stores = time.perf_counter() - wall_stores
+        self.progress(f"{self.params.keys} stores done ({wall_stores:.1f} wall s)")
+        for i in self.workload.stopped:
+            self.sim.stop(self.addresses[i])
+        wall_gets = time.perf_counter()
+        gets = self.gets()
+        wall_gets = time.perf_counter() - wall_gets
+        wall_total = time.perf_counter() - self.wall_start
+        self.progress(
+            f"{self.params.keys} gets done ({wall_gets:.1f} wall s); {self.events} events in total"
+        )
+        return ImplRun(
+            impl="ours",
+            driver="sim",
+            setup_s=setup_virtual,
+            joins_failed=joins_failed,
+            stores=stores,
+            gets=gets,
+            notes=list(_SIM_NOTES),
+            extra={
+                "log2_nodes": round(math.log2(self.params.nodes), 2),
+                "virtual": {
+                    "setup_s": round(setup_virtual, 3),
+                    "end_time_s": round(self.sim.now - virtual_start, 3),
+                },
+                "wall_s": {
+                    "setup": round(setup_wall, 2),
+                    "stores": round(wall_stores, 2),
+                    "gets": round(wall_gets, 2),
+                    "total": round(wall_total, 2),
+                },
+                "events_processed": self.events,
+                "events_per_wall_s": round(self.events / wall_total) if wall_total > 0 else None,
+                "sim_counters": self.sim.counters.snapshot(),
             },
-            "wall_s": {
-                "setup": round(setup_wall, 2),
-                "stores": round(wall_stores, 2),
-                "gets": round(wall_gets, 2),
-                "total": round(wall_total, 2),
-            },
-            "events_processed": events,
-            "events_per_wall_s": round(events / wall_total) if wall_total > 0 else None,
-            "sim_counters": dict(sorted(sim.counters.items())),
-        },
-    )
+        )
+
+
+_SIM_NOTES: Final = [
+    "virtual time: setup_s and latency_ms are simulated seconds (link latency "
+    "rtt/2 each way, no CPU cost), not wall time",
+    "rpcs per get: GetFinished.queries; hops: GetFinished.hops, the hop at which the "
+    "closest peer that answered was learned (seeds are hop 1)",
+    "the same Node code and the same workload as the UDP driver",
+]
 
 
 # ------------------------------------------------------------------ worker
@@ -1048,7 +1113,7 @@ def main(
     seed: int,
     impl: str | None,
     driver: str = "udp",
-    timeout: float = 5.0,
+    timeout: float = REQUEST_TIMEOUT,
     join_concurrency: int = 8,
     op_concurrency: int = 4,
     output: str | None = None,

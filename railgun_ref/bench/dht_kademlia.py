@@ -102,63 +102,61 @@ async def _with_cap(coro: Any, cap: float) -> tuple[Any, bool]:
 
 
 async def _run(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
-    network = import_kademlia()
-    loop = asyncio.get_running_loop()
-    servers: list[Any] = []
-    links: list[LinkTransport] = []
+    return await _KademliaBench(params, workload, progress).run()
 
-    async def start(seed: bytes) -> None:
-        server = network.Server(
+
+class _KademliaBench:
+    """One `run_kademlia`: the package's servers on loopback, the workload, its outcomes."""
+
+    def __init__(self, params: BenchParams, workload: Workload, progress: Progress) -> None:
+        self.params, self.workload, self.progress = params, workload, progress
+        self.network = import_kademlia()
+        self.loop = asyncio.get_running_loop()
+        self.servers: list[Any] = []
+        self.links: list[LinkTransport] = []
+        self.lag = LoopLag()
+        self.joins_failed = 0
+        self.join_limit = asyncio.Semaphore(params.join_concurrency)
+        self.limit = asyncio.Semaphore(params.op_concurrency)
+        self.getter_locks: list[asyncio.Lock] = []
+
+    async def start(self, seed: bytes) -> None:
+        params = self.params
+        server = self.network.Server(
             ksize=params.k, alpha=params.alpha, node_id=hashlib.sha1(seed).digest()
         )
         await server.listen(0, interface="127.0.0.1")
         protocol = server.protocol
         protocol._wait_timeout = params.rpc_timeout
-        link = LinkTransport(protocol.transport, loop, params.send_delay)
+        link = LinkTransport(protocol.transport, self.loop, params.send_delay)
         protocol.transport = link
-        servers.append(server)
-        links.append(link)
+        self.servers.append(server)
+        self.links.append(link)
+        self.getter_locks.append(asyncio.Lock())
 
-    lag = LoopLag()
-
-    async def watch_lag() -> None:
+    async def watch_lag(self) -> None:
+        lag = self.lag
         while True:
-            begin = loop.time()
+            begin = self.loop.time()
             await asyncio.sleep(lag.interval)
-            lag.record(loop.time() - begin - lag.interval)
+            lag.record(self.loop.time() - begin - lag.interval)
 
-    watcher = asyncio.create_task(watch_lag())
-    started = time.perf_counter()
-    for seed in workload.node_seeds:
-        await start(seed)
-    bootstrap = servers[0].transport.get_extra_info("sockname")[:2]
-    join_limit = asyncio.Semaphore(params.join_concurrency)
-    joins_failed = 0
-
-    async def join(i: int, report: ProgressReport) -> None:
-        nonlocal joins_failed
-        async with join_limit:
-            found, capped = await _with_cap(servers[i].bootstrap([bootstrap]), params.op_timeout)
+    async def join(self, i: int, bootstrap: Any, report: ProgressReport) -> None:
+        async with self.join_limit:
+            found, capped = await _with_cap(
+                self.servers[i].bootstrap([bootstrap]), self.params.op_timeout
+            )
         if capped or not found:
-            joins_failed += 1
+            self.joins_failed += 1
         report.advance()
 
-    with progress.phase("setup", total=len(servers) - 1, unit="nodes joined") as joining:
-        await asyncio.gather(*(join(i, joining) for i in range(1, len(servers))))
-    setup_s = time.perf_counter() - started
-    progress(f"setup {len(servers)} nodes in {setup_s:.1f}s ({joins_failed} joins failed)")
-    lag.phase = "settle"
-    await asyncio.sleep(params.settle_s)
-    lag.phase = "stores"
-
-    limit = asyncio.Semaphore(params.op_concurrency)
-
-    async def store(i: int) -> OpResult:
-        server = servers[workload.store_from[i]]
-        async with limit:
+    async def store(self, i: int) -> OpResult:
+        server = self.servers[self.workload.store_from[i]]
+        async with self.limit:
             begin = time.perf_counter()
             ok, capped = await _with_cap(
-                server.set(workload.idents[i], workload.values[i]), params.op_timeout
+                server.set(self.workload.idents[i], self.workload.values[i]),
+                self.params.op_timeout,
             )
             elapsed = time.perf_counter() - begin
         if capped:
@@ -166,26 +164,14 @@ async def _run(params: BenchParams, workload: Workload, progress: Progress) -> I
         ok = bool(ok)
         return OpResult(ok=ok, latency_s=elapsed, error=None if ok else "no_remote_replica")
 
-    stores = list(await asyncio.gather(*(store(i) for i in range(params.keys))))
-    progress(f"{params.keys} stores done")
-
-    for i in workload.stopped:
-        servers[i].stop()
-    progress(f"churn: stopped {len(workload.stopped)} nodes")
-    lag.phase = "gets"
-
-    getter_locks = [asyncio.Lock() for _ in servers]
-
-    async def get(i: int) -> OpResult:
-        getter = workload.get_from[i]
-        link = links[getter]
-        async with getter_locks[getter], limit:
-            local = servers[getter].storage.get(hashlib.sha1(workload.idents[i]).digest())
+    async def get(self, i: int) -> OpResult:
+        getter, ident = self.workload.get_from[i], self.workload.idents[i]
+        link, server = self.links[getter], self.servers[getter]
+        async with self.getter_locks[getter], self.limit:
+            local = server.storage.get(hashlib.sha1(ident).digest())
             requests_before = link.requests
             begin = time.perf_counter()
-            value, capped = await _with_cap(
-                servers[getter].get(workload.idents[i]), params.op_timeout
-            )
+            value, capped = await _with_cap(server.get(ident), self.params.op_timeout)
             elapsed = time.perf_counter() - begin
             rpcs = link.requests - requests_before
         held = local is not None
@@ -193,37 +179,71 @@ async def _run(params: BenchParams, workload: Workload, progress: Progress) -> I
             return OpResult(
                 ok=False, latency_s=elapsed, rpcs=rpcs, error="harness_timeout", local=held
             )
-        ok = value == workload.values[i]
+        ok = value == self.workload.values[i]
         error = None if ok else ("not_found" if value is None else "wrong_value")
         return OpResult(ok=ok, latency_s=elapsed, rpcs=rpcs, error=error, local=held)
 
-    gets = list(await asyncio.gather(*(get(i) for i in range(params.keys))))
-    progress(f"{params.keys} gets done")
-    refused = sum(link.refused for link in links)
-    for i, server in enumerate(servers):
-        if i not in set(workload.stopped):
-            server.stop()
-    watcher.cancel()
-    await asyncio.sleep(0)  # let the transports' close callbacks and the cancellation run
-    return ImplRun(
-        impl="kademlia",
-        driver="udp",
-        setup_s=setup_s,
-        joins_failed=joins_failed,
-        stores=stores,
-        gets=gets,
-        notes=[
-            f"Server(ksize={params.k}, alpha={params.alpha}); RPC timeout: "
-            f"protocol._wait_timeout = {params.rpc_timeout} s (rpcudp's default is already 5)",
-            "rpcs per get: request datagrams the getter's transport sent during its get "
-            "(includes the STORE to the nearest peer without the value)",
-            "link delay: the protocol's transport.sendto goes through loop.call_later(rtt/2)",
-            "lookups wait for whole rounds (asyncio.gather over alpha peers): a dead peer "
-            "costs its round the full RPC timeout",
-        ],
-        extra={
-            "datagrams_sent_total": sum(link.datagrams for link in links),
-            "datagrams_refused_non_loopback": refused,
-        },
-        loop_lag=lag,
-    )
+    async def setup(self) -> float:
+        """Start every server and join it through the first; the wall seconds it took."""
+        started = time.perf_counter()
+        for seed in self.workload.node_seeds:
+            await self.start(seed)
+        bootstrap = self.servers[0].transport.get_extra_info("sockname")[:2]
+        total = len(self.servers) - 1
+        with self.progress.phase("setup", total=total, unit="nodes joined") as joining:
+            await asyncio.gather(
+                *(self.join(i, bootstrap, joining) for i in range(1, len(self.servers)))
+            )
+        setup_s = time.perf_counter() - started
+        self.progress(
+            f"setup {len(self.servers)} nodes in {setup_s:.1f}s ({self.joins_failed} joins failed)"
+        )
+        return setup_s
+
+    async def run(self) -> ImplRun:
+        params, workload, lag = self.params, self.workload, self.lag
+        watcher = asyncio.create_task(self.watch_lag())
+        setup_s = await self.setup()
+        lag.phase = "settle"
+        await asyncio.sleep(params.settle_s)
+        lag.phase = "stores"
+        stores = list(await asyncio.gather(*(self.store(i) for i in range(params.keys))))
+        self.progress(f"{params.keys} stores done")
+        for i in workload.stopped:
+            self.servers[i].stop()
+        self.progress(f"churn: stopped {len(workload.stopped)} nodes")
+        lag.phase = "gets"
+        gets = list(await asyncio.gather(*(self.get(i) for i in range(params.keys))))
+        self.progress(f"{params.keys} gets done")
+        refused = sum(link.refused for link in self.links)
+        for i, server in enumerate(self.servers):
+            if i not in set(workload.stopped):
+                server.stop()
+        watcher.cancel()
+        await asyncio.sleep(0)  # let the transports' close callbacks and the cancellation run
+        return ImplRun(
+            impl="kademlia",
+            driver="udp",
+            setup_s=setup_s,
+            joins_failed=self.joins_failed,
+            stores=stores,
+            gets=gets,
+            notes=_notes(params),
+            extra={
+                "datagrams_sent_total": sum(link.datagrams for link in self.links),
+                "datagrams_refused_non_loopback": refused,
+            },
+            loop_lag=lag,
+        )
+
+
+def _notes(params: BenchParams) -> list[str]:
+    return [
+        f"Server(ksize={params.k}, alpha={params.alpha}); RPC timeout: "
+        f"protocol._wait_timeout = {params.rpc_timeout} s (rpcudp's default is already 5)",
+        "rpcs per get: request datagrams the getter's transport sent during its get "
+        "(includes the STORE to the nearest peer without the value)",
+        "link delay: the protocol's transport.sendto goes through loop.call_later(rtt/2)",
+        "lookups wait for whole rounds (asyncio.gather over alpha peers): a dead peer "
+        "costs its round the full RPC timeout",
+    ]

@@ -199,6 +199,44 @@ def take_outputs(node: Node) -> Outputs:
     return out
 
 
+class OutputTap:
+    """Drains a node and hands its actions out one kind at a time, holding the others.
+
+    For scripts and tests that look at a node's datagrams now and its events
+    later: each call drains the node first, so nothing is lost or reordered
+    within a kind.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._held = Outputs()
+
+    def _pull(self) -> Outputs:
+        taken = take_outputs(self.node)
+        self._held.datagrams.extend(taken.datagrams)
+        self._held.streams.extend(taken.streams)
+        self._held.events.extend(taken.events)
+        return self._held
+
+    def datagrams(self) -> list[tuple[bytes, Address]]:
+        held = self._pull().datagrams
+        out = list(held)
+        held.clear()
+        return out
+
+    def streams(self) -> list[tuple[bytes, StreamTarget]]:
+        held = self._pull().streams
+        out = list(held)
+        held.clear()
+        return out
+
+    def events(self) -> list[NodeEvent]:
+        held = self._pull().events
+        out = list(held)
+        held.clear()
+        return out
+
+
 def drain(node: Node) -> JsonObject:
     """Everything `node` has to say after one input, in the form node vectors record it.
 

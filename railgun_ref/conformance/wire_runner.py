@@ -379,6 +379,11 @@ async def _check_ping(run: _Run, probe: _Probe) -> None:
         abs(skew) <= MAX_CLOCK_SKEW,
         f"{skew:+.3f} s from our clock",
     )
+    _check_pong(run, probe, envelope, payload)
+
+
+def _check_pong(run: _Run, probe: _Probe, envelope: Envelope, payload: bytes) -> None:
+    """MSG-2.2: the reply to our PING is a PONG echoing `payload` and naming our address."""
     try:
         message = parse_message(envelope)
     except RemoteProtocolError as exc:
@@ -585,7 +590,6 @@ async def _check_find_node(run: _Run, order: int) -> None:
     """
     helpers = [Identity.generate(os.urandom) for _ in range(_HELPERS)]
     asker = Identity.generate(os.urandom)
-    learn = "authenticated PING senders are returned at their source address"
     async with AsyncExitStack() as stack:
         host, port = run.target
         probes = []
@@ -615,10 +619,29 @@ async def _check_find_node(run: _Run, order: int) -> None:
         run.record(order, "FIND_NODE is answered with NODES", "DHT-7.1", False, got)
         return
     envelope, nodes = got
-    contacts = nodes.contacts
     run.record(
-        order, "FIND_NODE is answered with NODES", "DHT-7.1", True, f"{len(contacts)} contacts"
+        order,
+        "FIND_NODE is answered with NODES",
+        "DHT-7.1",
+        True,
+        f"{len(nodes.contacts)} contacts",
     )
+    _check_nodes_reply(
+        run, order + 1, envelope, nodes, asker.node_id, list(zip(helpers, probes, strict=False))
+    )
+
+
+def _check_nodes_reply(
+    run: _Run,
+    order: int,
+    envelope: Envelope,
+    nodes: Nodes,
+    target: NodeId,
+    helpers: list[tuple[Identity, _Probe]],
+) -> None:
+    """DHT-7.2, DHT-5.1: the NODES answering the asker (`target`, its own id) lists the
+    helpers where they sent from, at most 20, nearest first, never the asker or the node."""
+    contacts = nodes.contacts
     ids = [node_id for node_id, _ in contacts]
     problems = []
     if len(ids) > MAX_CONTACTS:
@@ -626,12 +649,12 @@ async def _check_find_node(run: _Run, order: int) -> None:
     distances = [distance(node_id, target) for node_id in ids]
     if any(a >= b for a, b in itertools.pairwise(distances)):
         problems.append("contacts not strictly nearest first")
-    if asker.node_id in ids:
+    if target in ids:
         problems.append("the asker is listed")
     if envelope.sender_id in ids:
         problems.append("the node lists itself")
     run.record(
-        order + 1,
+        order,
         "NODES: at most 20, nearest the target first, without the asker",
         "DHT-7.2",
         not problems,
@@ -639,7 +662,7 @@ async def _check_find_node(run: _Run, order: int) -> None:
     )
     listed = dict(contacts)
     missing = []
-    for identity, probe in zip(helpers, probes, strict=False):
+    for identity, probe in helpers:
         address = listed.get(identity.node_id)
         if address is None:
             farthest = distances[-1] if distances else -1
@@ -649,8 +672,8 @@ async def _check_find_node(run: _Run, order: int) -> None:
         elif address != probe.local:
             missing.append(f"{identity.node_id.hex()[:8]} at {address}, not {probe.local}")
     run.record(
-        order + 2,
-        learn,
+        order + 1,
+        "authenticated PING senders are returned at their source address",
         "DHT-5.1",
         not missing,
         "; ".join(missing) or f"all {_HELPERS} helpers listed where they sent from",

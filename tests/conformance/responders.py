@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 
+from railgun_ref.conformance.common import take_outputs
 from railgun_ref.dht.storage import RecordTable
 from railgun_ref.events import MessageRejected
 from railgun_ref.identity.keys import Identity
@@ -97,10 +98,9 @@ def serve(mode: str, host: str, port: int) -> None:
                 max_skew=node.config.max_clock_skew, capacity=node.config.replay_capacity
             )
         node.receive_datagram(data, address, now=time.time())
-        refused = False
-        while (event := node.next_event()) is not None:
-            refused = refused or isinstance(event, MessageRejected)
-        replies = node.datagrams_to_send()
+        out = take_outputs(node)
+        refused = any(isinstance(event, MessageRejected) for event in out.events)
+        replies = out.datagrams
         if mode == "forgets-records":
             node.dht.records = RecordTable(node.dht.config.storage)
         for reply, destination in replies:

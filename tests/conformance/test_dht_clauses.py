@@ -9,9 +9,11 @@ small simulated network where the true k closest nodes are known.
 
 import random
 from collections.abc import Iterator
+from weakref import WeakKeyDictionary
 
 import pytest
 
+from railgun_ref.conformance.common import OutputTap
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
@@ -45,9 +47,16 @@ def _node(config: NodeConfig | None = None) -> Node:
     return Node(_identity(1), rng=random.Random(1), config=config, now=T0)
 
 
+#: One tap per node: a test reads its datagrams now and its events later.
+_taps: WeakKeyDictionary[Node, OutputTap] = WeakKeyDictionary()
+
+
 def _events(node: Node) -> Iterator[NodeEvent]:
-    while (event := node.next_event()) is not None:
-        yield event
+    yield from _taps.setdefault(node, OutputTap(node)).events()
+
+
+def _datagrams(node: Node) -> list[tuple[bytes, Address]]:
+    return _taps.setdefault(node, OutputTap(node)).datagrams()
 
 
 def _envelope(
@@ -71,12 +80,12 @@ def test_two_timeouts_in_a_row_remove_a_contact_an_error_does_not() -> None:
     node.receive_datagram(
         _envelope(peer, MessageType.PING, Ping().to_body(), T0, 1), peer_addr, now=T0
     )
-    node.datagrams_to_send()
+    _datagrams(node)
     assert peer.node_id in node.dht.routing
 
     def lookup_request(now: float) -> int:
         node.dht.find_node(bytes(32), now=now)
-        ((data, to),) = node.datagrams_to_send()
+        ((data, to),) = _datagrams(node)
         assert to == peer_addr
         return decode_envelope(data).request_id
 
@@ -109,15 +118,15 @@ def test_contacts_named_in_answers_stay_out_of_the_table() -> None:
     node.receive_datagram(
         _envelope(peer, MessageType.PING, Ping().to_body(), T0, 1), peer_addr, now=T0
     )
-    node.datagrams_to_send()
+    _datagrams(node)
     node.dht.find_node(named.node_id, now=T0)
-    ((data, _),) = node.datagrams_to_send()
+    ((data, _),) = _datagrams(node)
     request_id = decode_envelope(data).request_id
     nodes = {0: [[named.node_id, bytes([127, 0, 0, 1]), 41001]]}
     node.receive_datagram(
         _envelope(peer, MessageType.NODES, nodes, T0 + 0.1, request_id), peer_addr, now=T0 + 0.1
     )
-    sent = node.datagrams_to_send()
+    sent = _datagrams(node)
     assert [to for _, to in sent] == [("127.0.0.1", 41001)]  # the named node is queried...
     assert named.node_id not in node.dht.routing  # ...but not trusted
     assert {c.node_id for c in node.dht.routing.contacts()} == {peer.node_id}
@@ -153,7 +162,7 @@ def test_every_change_a_holder_makes_is_reported_with_the_reply() -> None:
     for n, rec in enumerate((record, record, newer), start=1):
         body = Store(record=rec.to_cbor_value()).to_body()
         node.receive_datagram(_envelope(peer, MessageType.STORE, body, T0, n), NODE_ADDR, now=T0)
-        ((reply, _),) = node.datagrams_to_send()
+        ((reply, _),) = _datagrams(node)
         assert decode_envelope(reply).type == MessageType.STORED
         stored += [e.record for e in _events(node) if isinstance(e, RecordStored)]
     assert stored == [record.encode(), newer.encode()]
@@ -333,6 +342,6 @@ def test_replicated_store_from_a_non_publisher_is_accepted() -> None:
     )
     body = Store(record=record.to_cbor_value()).to_body()
     node.receive_datagram(_envelope(relayer, MessageType.STORE, body, T0, 9), NODE_ADDR, now=T0)
-    ((reply, _),) = node.datagrams_to_send()
+    ((reply, _),) = _datagrams(node)
     envelope = decode_envelope(reply)
     assert envelope.type == MessageType.STORED and Stored.from_body(envelope.body).status == 0

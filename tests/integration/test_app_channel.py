@@ -5,7 +5,7 @@ import pytest
 
 from railgun_ref.core.constants import APP_TOPIC_ROOM, APP_TOPIC_VOICE
 from railgun_ref.core.errors import LocalProtocolError
-from railgun_ref.drivers.udp import HostStoppedError, NodeHost
+from railgun_ref.drivers.udp import DriverCounter, HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
 
 from .conftest import identity, serving, wait_until
@@ -30,7 +30,9 @@ async def test_app_messages_reach_the_topic_subscriber_in_order() -> None:
     assert [m.payload for m in got] == [f"room {i}".encode() for i in range(20)]
     assert {m.sender for m in got} == {a.node_id}
     assert offer.payload == b"x" * 60_000 and offer.sender == a.node_id
-    assert a.counters["driver.connections_opened"] == 1  # one stream carried all of it
+    assert (
+        a.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
+    )  # one stream carried all of it
 
 
 async def test_unsubscribed_topic_is_dropped_and_counted() -> None:
@@ -38,7 +40,7 @@ async def test_unsubscribed_topic_is_dropped_and_counted() -> None:
     a, b = NodeHost(identity(1)), NodeHost(identity(2))
     async with serving(a, b):
         await a.send_app(b.address, 77, b"nobody listens")
-        await wait_until(lambda: b.counters["driver.app_unrouted"] == 1)
+        await wait_until(lambda: b.driver_counters.get_count(DriverCounter.APP_UNROUTED) == 1)
         pong = await a.ping(b.address)
     assert pong.peer_id == b.node_id
 
@@ -50,7 +52,7 @@ async def test_full_inbox_drops_and_counts_without_blocking_the_host() -> None:
         inbox = b.app_inbox(APP_TOPIC_ROOM, buffer=2)
         for i in range(5):
             await a.send_app(b.address, APP_TOPIC_ROOM, bytes([i]))
-        await wait_until(lambda: b.counters["driver.app_inbox_full"] == 3)
+        await wait_until(lambda: b.driver_counters.get_count(DriverCounter.APP_INBOX_FULL) == 3)
         assert (await inbox.receive()).payload == b"\x00"
         assert (await inbox.receive()).payload == b"\x01"
         pong = await a.ping(b.address)

@@ -12,7 +12,7 @@ import pytest
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import sign_record
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
-from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.drivers.udp import DriverCounter, NodeHost
 from railgun_ref.identity.keys import Identity
 from railgun_ref.node import NodeConfig
 
@@ -90,7 +90,7 @@ async def test_restart_in_process_restores_records_and_peers(tmp_path: Path) -> 
 
     store = SqliteNodeStore(store_path)
     again = NodeHost(identity, config=CONFIG, store=store)
-    assert again.counters["driver.records_restored"] == 1
+    assert again.driver_counters.get_count(DriverCounter.RECORDS_RESTORED) == 1
     assert len(again.node.dht.records) == 1
     assert again.cached_peers() == [other.address]
     store.close()

@@ -10,12 +10,14 @@ import pytest
 
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import LocalProtocolError
-from railgun_ref.drivers.udp import HostStoppedError, NodeHost, serve_node
+from railgun_ref.drivers.udp import DriverCounter, HostStoppedError, NodeHost, serve_node
 from railgun_ref.events import PongReceived, RequestTimedOut
-from railgun_ref.node import NodeConfig
+from railgun_ref.node import NodeConfig, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord
 from railgun_ref.wire.framing import encode_frame
+from railgun_ref.wire.messages import MessageType
 
 from .conftest import identity, serving, wait_until
 
@@ -41,7 +43,11 @@ async def test_datagram_ping_both_ways() -> None:
     assert (ab.peer_id, ab.address, ab.observed) == (b.node_id, b.address, a.address)
     assert (ba.peer_id, ba.address, ba.observed) == (a.node_id, a.address, b.address)
     assert ab.channel is Channel.DATAGRAM and ab.rtt >= 0
-    assert a.counters["ping.answered"] == b.counters["ping.answered"] == 1
+    assert (
+        a.node.counters.get_count(NodeCounter.PING_ANSWERED)
+        == b.node.counters.get_count(NodeCounter.PING_ANSWERED)
+        == 1
+    )
 
 
 async def test_stream_ping_carries_a_payload_no_datagram_could() -> None:
@@ -57,9 +63,11 @@ async def test_stream_ping_carries_a_payload_no_datagram_could() -> None:
     assert outcome.payload_size == 60_000 and outcome.peer_id == b.node_id
     assert isinstance(again, PongReceived) and isinstance(back, PongReceived)
     # The TCP listener shares the UDP port; a second PING reuses the connection.
-    assert a.counters["driver.connections_opened"] == 1
-    assert b.counters["driver.connections_accepted"] == 1
-    assert b.counters["driver.connections_opened"] == 1  # b dialled a's listener for its own
+    assert a.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
+    assert b.driver_counters.get_count(DriverCounter.CONNECTIONS_ACCEPTED) == 1
+    assert (
+        b.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
+    )  # b dialled a's listener for its own
 
 
 async def test_ping_to_a_closed_udp_port_times_out() -> None:
@@ -68,7 +76,7 @@ async def test_ping_to_a_closed_udp_port_times_out() -> None:
         outcome = await a.ping(("127.0.0.1", closed_udp_port()))
     assert isinstance(outcome, RequestTimedOut)
     assert outcome.channel is Channel.DATAGRAM
-    assert a.counters["request.timeout"] == 1
+    assert a.node.counters.get_count(NodeCounter.REQUEST_TIMEOUT) == 1
 
 
 async def test_stream_ping_to_a_closed_port_counts_the_failed_connect_and_times_out() -> None:
@@ -77,8 +85,8 @@ async def test_stream_ping_to_a_closed_port_counts_the_failed_connect_and_times_
         outcome = await a.ping(("127.0.0.1", closed_udp_port()), channel=Channel.STREAM)
         assert a.open_connections == 0
     assert isinstance(outcome, RequestTimedOut) and outcome.channel is Channel.STREAM
-    assert a.counters["driver.connect_failed"] == 1
-    assert a.counters["driver.stream_dropped"] == 1
+    assert a.driver_counters.get_count(DriverCounter.CONNECT_FAILED) == 1
+    assert a.driver_counters.get_count(DriverCounter.STREAM_DROPPED) == 1
 
 
 async def test_garbage_datagrams_are_counted_and_the_host_keeps_answering() -> None:
@@ -91,13 +99,17 @@ async def test_garbage_datagrams_are_counted_and_the_host_keeps_answering() -> N
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for data in garbage:
                 sender.sendto(data, a.address)
-            await wait_until(lambda: a.counters["rx.datagram"] == len(garbage))
+            await wait_until(
+                lambda: a.node.counters.get_count(NodeCounter.RX, Channel.DATAGRAM) == len(garbage)
+            )
         outcome = await b.ping(a.address)
         stream_outcome = await b.ping(a.address, channel=Channel.STREAM)
-    rejected = sum(v for k, v in a.counters.items() if k.startswith("rejected."))
+    rejected = a.node.counters.total(NodeCounter.REJECTED)
     assert rejected == len(garbage)
-    assert a.counters["rejected.TOO_LARGE"] == 2
-    assert a.counters["tx.datagram"] == 1  # only the PONG: garbage is never answered
+    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.TOO_LARGE) == 2
+    assert (
+        a.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
+    )  # only the PONG: garbage is never answered
     assert isinstance(outcome, PongReceived) and isinstance(stream_outcome, PongReceived)
 
 
@@ -110,7 +122,9 @@ async def test_garbage_on_a_stream_is_counted_and_closes_only_that_connection() 
         async with raw:
             # A well-framed envelope of random bytes: refused by the node, connection kept.
             await raw.send(encode_frame(random.Random(3).randbytes(500)))
-            await wait_until(lambda: a.counters["rejected.MALFORMED"] == 1)
+            await wait_until(
+                lambda: a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+            )
             # A length prefix over the limit: the stream can't be resynchronised.
             await raw.send(struct.pack(">I", MAX_STREAM_MESSAGE_SIZE + 1) + b"x" * 10)
             with anyio.fail_after(2), pytest.raises(anyio.EndOfStream):
@@ -127,10 +141,12 @@ async def test_garbage_on_a_stream_is_counted_and_closes_only_that_connection() 
             await raw.send(noise)
             with anyio.fail_after(2), pytest.raises(anyio.EndOfStream):
                 await raw.receive()
-        assert a.counters["driver.framing_error"] == 3
+        assert a.driver_counters.get_count(DriverCounter.FRAMING_ERROR) == 3
         assert isinstance(await b.ping(a.address, channel=Channel.STREAM), PongReceived)
         assert isinstance(await b.ping(a.address), PongReceived)
-        assert b.counters["driver.connections_opened"] == 1  # b's connection survived
+        assert (
+            b.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
+        )  # b's connection survived
 
 
 async def test_a_peer_resetting_its_connection_is_counted_not_fatal() -> None:
@@ -142,10 +158,12 @@ async def test_a_peer_resetting_its_connection_is_counted_not_fatal() -> None:
             sock.sendall(struct.pack(">I", 100) + b"half")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
-        await wait_until(lambda: a.counters["driver.connections_accepted"] == 3)
+        await wait_until(
+            lambda: a.driver_counters.get_count(DriverCounter.CONNECTIONS_ACCEPTED) == 3
+        )
         await wait_until(lambda: a.open_connections == 0)
         assert isinstance(await b.ping(a.address, channel=Channel.STREAM), PongReceived)
-    assert a.counters["driver.connection_error"] == 3
+    assert a.driver_counters.get_count(DriverCounter.CONNECTION_ERROR) == 3
 
 
 async def test_hosts_on_two_loopback_addresses() -> None:
@@ -178,7 +196,10 @@ async def test_only_loopback_addresses_can_be_pinged() -> None:
         for address in [("192.0.2.1", 9), ("8.8.8.8", 53), ("127.0.0.1", 0), ("127.0.0.1", 70000)]:
             with pytest.raises(ValueError):
                 await a.ping(address)
-    assert a.counters["request.ping"] == 0 and a.counters["tx.datagram"] == 0
+    assert (
+        a.node.counters.get_count(NodeCounter.REQUEST, MessageType.PING) == 0
+        and a.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 0
+    )
 
 
 async def test_the_requested_port_is_used_for_udp_and_tcp() -> None:
@@ -210,7 +231,7 @@ async def test_a_pong_from_the_wrong_node_is_refused_and_the_request_times_out()
     async with serving(a, b):
         outcome = await a.ping(b.address, expected_peer=identity(3).node_id)
     assert isinstance(outcome, RequestTimedOut)
-    assert a.counters["rejected.WRONG_SENDER"] == 1
+    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.WRONG_SENDER) == 1
 
 
 async def test_trace_records_and_subscribers() -> None:
@@ -235,7 +256,7 @@ async def test_the_trace_is_bounded() -> None:
         for _ in range(5):
             await a.ping(b.address)
     assert len(a.trace()) == 3
-    assert a.counters["driver.trace_evicted"] == 2
+    assert a.driver_counters.get_count(DriverCounter.TRACE_EVICTED) == 2
 
 
 async def test_a_host_runs_once_and_refuses_calls_when_stopped() -> None:
@@ -303,6 +324,6 @@ async def test_connections_over_the_limit_are_closed_and_counted() -> None:
                     pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)),
                 ):
                     await second.receive()
-            assert a.counters["driver.connection_limit"] == 1
+            assert a.driver_counters.get_count(DriverCounter.CONNECTION_LIMIT) == 1
         await wait_until(lambda: a.open_connections == 0)
         assert isinstance(await b.ping(a.address, channel=Channel.STREAM), PongReceived)

@@ -12,9 +12,10 @@ import pytest
 import trio
 import trio.testing
 
-from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.drivers.udp import DriverCounter, NodeHost
 from railgun_ref.events import PongReceived, RequestTimedOut
-from railgun_ref.node import NodeConfig
+from railgun_ref.node import NodeConfig, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 
 from .conftest import identity, serving
@@ -70,7 +71,7 @@ async def test_requests_started_at_different_times_each_get_their_own_deadline()
     assert ended["first"] - start == pytest.approx(10.0, abs=1e-6)
     assert ended["stream"] - start == pytest.approx(11.0, abs=1e-6)
     assert ended["second"] - start == pytest.approx(13.0, abs=1e-6)
-    assert a.counters["driver.connect_failed"] == 1
+    assert a.driver_counters.get_count(DriverCounter.CONNECT_FAILED) == 1
 
 
 async def test_two_hosts_exchange_ping_and_pong_in_virtual_time() -> None:
@@ -81,5 +82,9 @@ async def test_two_hosts_exchange_ping_and_pong_in_virtual_time() -> None:
     assert isinstance(datagram, PongReceived) and isinstance(stream, PongReceived)
     assert stream.payload_size == 50_000
     # Timestamps came from the shifted virtual clock and were accepted as fresh.
-    assert a.counters["rejected.STALE"] == b.counters["rejected.STALE"] == 0
+    assert (
+        a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE)
+        == b.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE)
+        == 0
+    )
     assert all(record.time >= EPOCH for record in a.trace() + b.trace())

@@ -14,10 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from railgun_ref.conformance.common import take_outputs
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import ConnectionId, Node
+from railgun_ref.node import ConnectionId, Node, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
+from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder, encode_frame
@@ -154,7 +157,7 @@ def fresh_node() -> Node:
 
 
 def rejected_total(node: Node) -> int:
-    return sum(v for k, v in node.counters.items() if k.startswith("rejected."))
+    return node.counters.total(NodeCounter.REJECTED)
 
 
 @given(st.binary(max_size=1300), st.booleans())
@@ -166,8 +169,8 @@ def test_node_receive_arbitrary_bytes(data: bytes, stream: bool) -> None:
     else:
         node.receive_datagram(data, PEER, now=T0)
     assert rejected_total(node) == 1
-    assert node.datagrams_to_send() == []
-    assert node.stream_messages_to_send() == []
+    sent = take_outputs(node)
+    assert sent.datagrams == [] and sent.streams == []
     assert node.requests_in_flight == 0
 
 
@@ -177,7 +180,7 @@ def test_node_receive_mutated_envelopes(data: st.DataObject) -> None:
     node = fresh_node()
     candidate = data.draw(mutated(VALID))
     node.receive_datagram(candidate, PEER, now=T0)
-    answered = len(node.datagrams_to_send())
+    answered = len(take_outputs(node).datagrams)
     if candidate == VALID:
         assert answered == 1
     else:
@@ -209,12 +212,14 @@ def test_node_receive_authenticated_arbitrary_messages(
         node.receive_stream_message(envelope, ConnectionId(1), PEER, now=T0)
     else:
         node.receive_datagram(envelope, PEER, now=T0)
-    out = node.datagrams_to_send() + node.stream_messages_to_send()
-    assert node.counters[f"rx.{'stream' if stream else 'datagram'}"] == 1
+    sent = take_outputs(node)
+    out = sent.datagrams + sent.streams
+    channel = Channel.STREAM if stream else Channel.DATAGRAM
+    assert node.counters.get_count(NodeCounter.RX, channel) == 1
     assert len(out) <= 1  # at most one reply to one request, never more
     if abs(skew) > 300:
         assert out == []
-        assert node.counters["rejected.STALE"] == 1
+        assert node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE) == 1
     for data, _ in out:
         reply = decode_envelope(data, max_size=MAX_STREAM_MESSAGE_SIZE)
         assert reply.request_id == request_id

@@ -9,7 +9,7 @@ from scipy import stats
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.service import DhtConfig
 from railgun_ref.drivers.churn import WeibullChurn, apply_churn
-from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
+from railgun_ref.drivers.sim import LinkProfile, SimCounter, SimNetwork, Simulator
 from railgun_ref.events import GetFinished, NodeEvent
 from railgun_ref.node import NodeConfig
 
@@ -92,7 +92,7 @@ def test_dht_keeps_serving_under_weibull_churn() -> None:
     for minute in range(1, 30, 5):
         sim.at(sim.now + minute * 60, probe)
     sim.run_for(1900)
-    assert sim.counters["churn.left"] > 30
-    assert sim.counters["churn.returned"] > 5
+    assert sim.counters.get_count(SimCounter.CHURN_LEFT) > 30
+    assert sim.counters.get_count(SimCounter.CHURN_RETURNED) > 5
     assert len(results) == 30
     assert sum(r.found for r in results) == len(results)

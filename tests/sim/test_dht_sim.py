@@ -14,11 +14,12 @@ from typing import TypeVar
 
 import pytest
 
+from railgun_ref.core.constants import DHT_K
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import Record
-from railgun_ref.dht.service import DhtConfig
+from railgun_ref.dht.service import DhtConfig, DhtCounter
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import (
     GetFinished,
@@ -28,10 +29,12 @@ from railgun_ref.events import (
     RecordStored,
     StoreFinished,
 )
-from railgun_ref.node import Node, NodeConfig
+from railgun_ref.node import Node, NodeConfig, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.wire import cbor
+from railgun_ref.wire.messages import MessageType
 
-K = 20
+K = DHT_K
 E = TypeVar("E", LookupFinished, GetFinished, StoreFinished)
 AnyEvent = TypeVar("AnyEvent")
 
@@ -149,7 +152,7 @@ def test_store_then_get_from_other_nodes(net: Net) -> None:
     node's get finds it."""
     rng = random.Random(2)
     publisher = rng.choice(net.addrs)
-    sent_before = net.node(publisher).counters["request.store"]
+    sent_before = net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageType.STORE)
     stored = net.call(
         publisher,
         lambda n, now: n.dht.store(KeyType.RENDEZVOUS, b"mailbox-1", b"hello", now=now),
@@ -157,7 +160,10 @@ def test_store_then_get_from_other_nodes(net: Net) -> None:
     )
     key = derive_key(KeyType.RENDEZVOUS, b"mailbox-1")
     holders = net.holders(key)
-    assert net.node(publisher).counters["request.store"] - sent_before == K
+    assert (
+        net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageType.STORE) - sent_before
+        == K
+    )
     assert stored.refused == stored.failed == 0
     assert stored.accepted == len(holders) >= K
     expected = {net.node(a).node_id for a in holders}
@@ -197,7 +203,10 @@ def test_peer_record_for_another_node_is_refused_forbidden(net: Net) -> None:
     forger, victim = rng.sample(net.addrs, 2)
     victim_id = net.node(victim).node_id
     key = derive_key(KeyType.PEER, victim_id)
-    before = sum(net.node(a).counters["rejected.FORBIDDEN"] for a in net.addrs)
+    before = sum(
+        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorLabel.FORBIDDEN)
+        for a in net.addrs
+    )
     done = net.call(
         forger,
         lambda n, now: n.dht.store(KeyType.PEER, victim_id, b"i am the victim", now=now),
@@ -205,9 +214,12 @@ def test_peer_record_for_another_node_is_refused_forbidden(net: Net) -> None:
     )
     assert done.accepted == 0
     assert done.refused >= K
-    after = sum(net.node(a).counters["rejected.FORBIDDEN"] for a in net.addrs)
+    after = sum(
+        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorLabel.FORBIDDEN)
+        for a in net.addrs
+    )
     assert after - before == K
-    assert net.node(forger).dht.counters["dht.refused.FORBIDDEN"] == K
+    assert net.node(forger).dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.FORBIDDEN) == K
     assert net.holders(key) == []
     # The victim's own presence record is accepted under the same key.
     own = net.call(

@@ -7,11 +7,12 @@ import pytest
 
 from railgun_ref.capacity.nat import NatBehaviour, NatDetectionConfig, NatType
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
+from railgun_ref.drivers.sim import LinkProfile, SimCounter, SimNetwork, Simulator
 from railgun_ref.drivers.sim_nat import (
     NAT_BEHAVIOURS,
     SIM_NAT_PUBLIC_HOST,
     NatBox,
+    NatBoxCounter,
     add_stun_server,
     detect_nat_in_sim,
 )
@@ -91,7 +92,7 @@ def test_detection_is_deterministic_and_survives_loss() -> None:
         server = add_stun_server(sim)
         sim.network.middleboxes.append(NatBox.of_type(NatType.RESTRICTED, inside=[CLIENT[0]]))
         outcomes.append(detect_nat_in_sim(sim, CLIENT, server=server, config=config))
-        assert sim.counters["sim.datagrams_lost"] > 0
+        assert sim.counters.get_count(SimCounter.DATAGRAMS_LOST) > 0
     assert outcomes[0] == outcomes[1]
     assert outcomes[0].nat_type is NatType.RESTRICTED
 
@@ -186,7 +187,7 @@ def test_filtering_behaviours() -> None:
         for src, admitted in allowed.items():
             assert (nat.inbound(src, public, now=0.1) == CLIENT) is admitted, (filtering, src)
         assert nat.inbound(A, ("127.200.0.1", 1), now=0.1) is None  # no such mapping
-    assert nat.counters["nat.inbound_filtered"] == 2
+    assert nat.counters.get_count(NatBoxCounter.INBOUND_FILTERED) == 2
 
 
 def test_mapping_timeout_and_refresh() -> None:
@@ -201,7 +202,7 @@ def test_mapping_timeout_and_refresh() -> None:
     assert again is not None and again != public
     assert nat.outbound(CLIENT, A, now=200.0) == again  # refreshed at 121 and 200
     assert nat.inbound(A, again, now=319.0) == CLIENT
-    assert nat.counters["nat.mappings_expired"] == 1
+    assert nat.counters.get_count(NatBoxCounter.MAPPINGS_EXPIRED) == 1
     assert nat.active_mappings(now=319.0) == 1
     assert nat.active_mappings(now=320.0) == 0
 
@@ -232,7 +233,7 @@ def test_box_validation() -> None:
     )
     assert nat.outbound(CLIENT, A, now=0.0) == ("127.200.0.1", 65535)
     assert nat.outbound(CLIENT, B, now=0.0) is None  # out of ports
-    assert nat.counters["nat.ports_exhausted"] == 1
+    assert nat.counters.get_count(NatBoxCounter.PORTS_EXHAUSTED) == 1
 
 
 # ------------------------------------------------------------------ nodes behind NATs
@@ -274,8 +275,12 @@ def test_nodes_ping_through_a_nat() -> None:
     sim.ping(outside, pong.observed)  # now the mapping admits the outside node
     sim.run_for(0.5)
     assert [a for a, e in events if isinstance(e, PongReceived)] == [outside]
-    assert nat.counters["nat.inbound_unroutable"] == nat.counters["nat.inbound_no_mapping"] == 1
-    assert sim.counters["sim.datagrams_filtered"] == 2
+    assert (
+        nat.counters.get_count(NatBoxCounter.INBOUND_UNROUTABLE)
+        == nat.counters.get_count(NatBoxCounter.INBOUND_NO_MAPPING)
+        == 1
+    )
+    assert sim.counters.get_count(SimCounter.DATAGRAMS_FILTERED) == 2
 
 
 def test_apps_share_addresses_with_nodes_only_exclusively() -> None:

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator, sim_address
+from railgun_ref.drivers.sim import LinkProfile, SimCounter, SimNetwork, Simulator, sim_address
 from railgun_ref.node import NodeConfig
 from railgun_ref.rpc.requests import Channel
 
@@ -48,8 +48,8 @@ def test_scenario_exercises_every_outcome() -> None:
     sim = _scenario(7)
     kinds = {record.event for record in sim.trace}
     assert {"PingReceived", "PongReceived", "RequestTimedOut"} <= kinds
-    assert sim.counters["sim.datagrams_lost"] > 0
-    assert sim.counters["sim.datagrams_partitioned"] > 0
+    assert sim.counters.get_count(SimCounter.DATAGRAMS_LOST) > 0
+    assert sim.counters.get_count(SimCounter.DATAGRAMS_PARTITIONED) > 0
 
 
 def test_rtt_is_the_link_latency_both_ways() -> None:
@@ -101,7 +101,7 @@ def test_stream_messages_arrive_in_order_and_large() -> None:
     pongs = [r for r in sim.trace if r.event == "PongReceived"]
     assert [p.data["request_id"] for p in pongs] == ids
     assert all(p.data["payload_size"] == 60_000 for p in pongs)
-    assert sim.counters["sim.connections_opened"] == 1
+    assert sim.counters.get_count(SimCounter.CONNECTIONS_OPENED) == 1
 
 
 def test_stopped_node_stops_answering() -> None:
@@ -111,4 +111,4 @@ def test_stopped_node_stops_answering() -> None:
     sim.ping(a, b)
     sim.run_for(2.0)
     assert [r.event for r in sim.trace] == ["RequestTimedOut"]
-    assert sim.counters["sim.dropped_no_running_node"] == 1
+    assert sim.counters.get_count(SimCounter.DROPPED_NO_RUNNING_NODE) == 1

@@ -14,9 +14,11 @@ branch of the decoder with authentic signatures.
 import random
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import cbor2
 
+from railgun_ref.conformance.common import OutputTap
 from railgun_ref.core.ids import Address
 from railgun_ref.events import (
     ErrorReceived,
@@ -27,7 +29,7 @@ from railgun_ref.events import (
     RequestTimedOut,
 )
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import ConnectionId, Node, NodeConfig
+from railgun_ref.node import ConnectionId, Node, NodeConfig, StreamTarget
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import ENVELOPE_DOMAIN
@@ -79,9 +81,10 @@ class NodePair:
         return self.b if node is self.a else self.a
 
     def flush(self, node: Node) -> list[Packet]:
-        """Take everything `node` queued, without delivering it."""
-        out = [Packet(d, Channel.DATAGRAM, t) for d, t in node.datagrams_to_send()]
-        out += [Packet(d, Channel.STREAM, t) for d, t in node.stream_messages_to_send()]
+        """Take everything `node` queued, without delivering it (its events wait for
+        `drain_events`)."""
+        out = [Packet(d, Channel.DATAGRAM, t) for d, t in take_datagrams(node)]
+        out += [Packet(d, Channel.STREAM, t) for d, t in take_streams(node)]
         return out
 
     def deliver(self, sender: Node, packet: Packet, *, now: float) -> None:
@@ -116,13 +119,32 @@ class NodePair:
 RPC_EVENTS = (PingReceived, PongReceived, RequestTimedOut, ErrorReceived, MessageRejected)
 
 
+#: One tap per node, so `NodePair.flush`, `take_*` and `all_events` share what they drained.
+_taps: WeakKeyDictionary[Node, OutputTap] = WeakKeyDictionary()
+
+
+def _tap(node: Node) -> OutputTap:
+    return _taps.setdefault(node, OutputTap(node))
+
+
+def all_events(node: Node) -> list[NodeEvent]:
+    """Every event `node` reported and no one took yet, in order."""
+    return _tap(node).events()
+
+
+def take_datagrams(node: Node) -> list[tuple[bytes, Address]]:
+    """The datagrams `node` queued and no one took yet, oldest first."""
+    return _tap(node).datagrams()
+
+
+def take_streams(node: Node) -> list[tuple[bytes, StreamTarget]]:
+    """The stream messages `node` queued and no one took yet, oldest first."""
+    return _tap(node).streams()
+
+
 def drain_events(node: Node) -> list[NodeEvent]:
     """Every pending request/response-layer event of `node`, in order (others are dropped)."""
-    events = []
-    while (event := node.next_event()) is not None:
-        if isinstance(event, RPC_EVENTS):
-            events.append(event)
-    return events
+    return [event for event in all_events(node) if isinstance(event, RPC_EVENTS)]
 
 
 def signed_part(

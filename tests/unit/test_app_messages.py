@@ -4,7 +4,8 @@ import pytest
 
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.events import AppMessageReceived, MessageRejected
-from railgun_ref.node import Node
+from railgun_ref.node import Node, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import record_event
 from railgun_ref.wire.envelope import decode_envelope
@@ -15,23 +16,29 @@ from railgun_ref.wire.messages import (
     parse_message,
 )
 
-from .pairs import CONNECTION, T0, NodePair, Packet, identity, raw_envelope
+from .pairs import (
+    CONNECTION,
+    T0,
+    NodePair,
+    Packet,
+    all_events,
+    identity,
+    raw_envelope,
+    take_datagrams,
+    take_streams,
+)
 
 
 def app_events(node: Node) -> list[AppMessageReceived]:
-    out = []
-    while (event := node.next_event()) is not None:
-        if isinstance(event, AppMessageReceived):
-            out.append(event)
-    return out
+    return [event for event in all_events(node) if isinstance(event, AppMessageReceived)]
 
 
 def test_app_message_reaches_the_peer_with_the_verified_sender_and_no_reply() -> None:
     """APP-1.1/APP-1.3/APP-1.4: one-way over a stream, sender id from the envelope."""
     pair = NodePair()
     pair.a.send_app(pair.ADDR_B, 1, b"ciphertext", now=T0)
-    assert pair.a.datagrams_to_send() == []
-    (sent,) = pair.a.stream_messages_to_send()
+    assert take_datagrams(pair.a) == []
+    (sent,) = take_streams(pair.a)
     assert sent[1] == pair.ADDR_B
     pair.deliver(pair.a, Packet(sent[0], Channel.STREAM, sent[1]), now=T0 + 0.1)
     (event,) = app_events(pair.b)
@@ -43,8 +50,11 @@ def test_app_message_reaches_the_peer_with_the_verified_sender_and_no_reply() ->
         channel=Channel.STREAM,
     )
     # Nothing goes back: neither a response nor an ERROR.
-    assert pair.b.datagrams_to_send() == [] and pair.b.stream_messages_to_send() == []
-    assert pair.b.counters["app.received"] == 1 and pair.a.counters["app.sent"] == 1
+    assert take_datagrams(pair.b) == [] and take_streams(pair.b) == []
+    assert (
+        pair.b.counters.get_count(NodeCounter.APP_RECEIVED) == 1
+        and pair.a.counters.get_count(NodeCounter.APP_SENT) == 1
+    )
     assert pair.a.requests_in_flight == 0
 
 
@@ -75,7 +85,7 @@ def test_sender_refuses_out_of_range_topics_and_payloads(topic: int, size: int) 
     pair = NodePair()
     with pytest.raises(LocalProtocolError):
         pair.a.send_app(pair.ADDR_B, topic, b"x" * size, now=T0)
-    assert pair.a.stream_messages_to_send() == []
+    assert take_streams(pair.a) == []
 
 
 def test_datagram_too_small_for_the_payload_is_a_local_error() -> None:
@@ -103,14 +113,12 @@ def test_malformed_app_bodies_are_refused_counted_and_not_answered(body: dict[in
     pair = NodePair()
     data = raw_envelope(identity(1), type=MessageType.APP, request_id=99, body=body)
     pair.b.receive_stream_message(data, CONNECTION, pair.ADDR_A, now=T0)
-    events = []
-    while (event := pair.b.next_event()) is not None:
-        events.append(event)
+    events = all_events(pair.b)
     assert [type(e) for e in events] == [MessageRejected]
     rejected = events[0]
     assert isinstance(rejected, MessageRejected) and rejected.code is ErrorCode.MALFORMED
-    assert pair.b.counters["rejected.MALFORMED"] == 1
-    assert pair.b.stream_messages_to_send() == [] and pair.b.datagrams_to_send() == []
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert take_streams(pair.b) == [] and take_datagrams(pair.b) == []
 
 
 def test_app_body_decoder_raises_only_remote_protocol_errors() -> None:
@@ -125,11 +133,11 @@ def test_replayed_app_message_is_delivered_once() -> None:
     """APP-1.3 with RPC replay protection: the same signed APP twice is delivered once."""
     pair = NodePair()
     pair.a.send_app(pair.ADDR_B, 1, b"once", now=T0)
-    ((data, _),) = pair.a.stream_messages_to_send()
+    ((data, _),) = take_streams(pair.a)
     pair.b.receive_stream_message(data, CONNECTION, pair.ADDR_A, now=T0)
     pair.b.receive_stream_message(data, CONNECTION, pair.ADDR_A, now=T0 + 1)
     assert len(app_events(pair.b)) == 1
-    assert sum(v for k, v in pair.b.counters.items() if k.startswith("rejected.")) == 1
+    assert pair.b.counters.total(NodeCounter.REJECTED) == 1
 
 
 def test_trace_keeps_the_payload_size_not_the_payload() -> None:
@@ -147,7 +155,7 @@ def test_app_envelope_is_type_22_with_topic_and_payload() -> None:
     """APP-1.1: the wire form is type 22 with body {0: topic, 1: payload}."""
     pair = NodePair()
     pair.a.send_app(pair.ADDR_B, 2, b"sdp", now=T0)
-    ((data, _),) = pair.a.stream_messages_to_send()
+    ((data, _),) = take_streams(pair.a)
     envelope = decode_envelope(data, max_size=10**6)
     assert envelope.type == MessageType.APP == 22
     assert envelope.body == {0: 2, 1: b"sdp"}

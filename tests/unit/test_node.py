@@ -16,12 +16,23 @@ from railgun_ref.events import (
     PongReceived,
     RequestTimedOut,
 )
-from railgun_ref.node import Node, NodeConfig
+from railgun_ref.node import Node, NodeConfig, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.messages import ErrorReply, MessageType, Pong, parse_message
 
-from .pairs import CONNECTION, T0, NodePair, Packet, drain_events, identity, raw_envelope
+from .pairs import (
+    CONNECTION,
+    T0,
+    NodePair,
+    Packet,
+    drain_events,
+    identity,
+    raw_envelope,
+    take_datagrams,
+    take_streams,
+)
 
 
 @pytest.fixture
@@ -44,7 +55,7 @@ def no_deadline_by(node: Node, time: float) -> bool:
 
 
 def rejected_total(node: Node) -> int:
-    return sum(v for k, v in node.counters.items() if k.startswith("rejected."))
+    return node.counters.total(NodeCounter.REJECTED)
 
 
 def ping_payload_for_size(pair: NodePair, channel: Channel, size: int) -> bytes:
@@ -108,12 +119,12 @@ def test_pong_echoes_payload_bytes(pair: NodePair) -> None:
 def test_ping_pong_over_stream_replies_on_the_connection(pair: NodePair) -> None:
     """NODE-1.3/STR-1.4: a stream request is answered on the connection it came in on."""
     request_id = pair.a.ping(pair.ADDR_B, now=T0, channel=Channel.STREAM)
-    assert pair.a.datagrams_to_send() == []
-    (outgoing,) = pair.a.stream_messages_to_send()
+    assert take_datagrams(pair.a) == []
+    (outgoing,) = take_streams(pair.a)
     assert outgoing[1] == pair.ADDR_B  # a request goes to the peer's listening address
     pair.deliver(pair.a, Packet(outgoing[0], Channel.STREAM, outgoing[1]), now=T0)
-    assert pair.b.datagrams_to_send() == []
-    (reply,) = pair.b.stream_messages_to_send()
+    assert take_datagrams(pair.b) == []
+    (reply,) = take_streams(pair.b)
     assert reply[1] == CONNECTION  # the reply goes back on the connection, not to an address
     pair.deliver(pair.b, Packet(reply[0], Channel.STREAM, reply[1]), now=T0 + 0.25)
     pong = only(drain_events(pair.a))
@@ -164,7 +175,7 @@ def test_timeout_at_deadline_and_not_before(pair: NodePair) -> None:
     )
     assert pair.a.requests_in_flight == 0
     assert no_deadline_by(pair.a, deadline)
-    assert pair.a.counters["request.timeout"] == 1
+    assert pair.a.counters.get_count(NodeCounter.REQUEST_TIMEOUT) == 1
     pair.a.on_timer(now=deadline + 100)
     assert drain_events(pair.a) == []  # exactly one outcome per request
 
@@ -219,8 +230,8 @@ def test_replayed_ping_is_refused_without_reply(pair: NodePair) -> None:
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.REPLAY
     assert event.address == pair.ADDR_A
-    assert pair.b.counters["rejected.REPLAY"] == 1
-    assert pair.b.counters["ping.answered"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.REPLAY) == 1
+    assert pair.b.counters.get_count(NodeCounter.PING_ANSWERED) == 1
 
 
 @pytest.mark.parametrize("skew", [MAX_CLOCK_SKEW + 0.001, -(MAX_CLOCK_SKEW + 0.001)])
@@ -232,7 +243,7 @@ def test_stale_ping_is_refused_without_reply(pair: NodePair, skew: float) -> Non
     event = only(drain_events(pair.b))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.STALE
-    assert pair.b.counters["rejected.STALE"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE) == 1
 
 
 @pytest.mark.parametrize("skew", [MAX_CLOCK_SKEW, -MAX_CLOCK_SKEW])
@@ -262,8 +273,8 @@ def test_garbage_is_counted_and_not_answered(pair: NodePair, data: bytes) -> Non
     assert len(events) == 2
     assert all(isinstance(e, MessageRejected) for e in events)
     assert rejected_total(pair.b) == 2
-    assert pair.b.counters["rx.datagram"] == 1
-    assert pair.b.counters["rx.stream"] == 1
+    assert pair.b.counters.get_count(NodeCounter.RX, Channel.DATAGRAM) == 1
+    assert pair.b.counters.get_count(NodeCounter.RX, Channel.STREAM) == 1
 
 
 def test_forged_ping_is_not_answered(pair: NodePair) -> None:
@@ -292,7 +303,7 @@ def test_unknown_type_gets_error_reply(pair: NodePair) -> None:
     event = only(drain_events(pair.b))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.UNKNOWN_TYPE
-    assert pair.b.counters["rejected.UNKNOWN_TYPE"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.UNKNOWN_TYPE) == 1
 
 
 def test_pong_without_request_is_unexpected(pair: NodePair) -> None:
@@ -303,7 +314,7 @@ def test_pong_without_request_is_unexpected(pair: NodePair) -> None:
     event = only(drain_events(pair.a))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.UNEXPECTED_RESPONSE
-    assert pair.a.counters["rejected.UNEXPECTED_RESPONSE"] == 1
+    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorLabel.UNEXPECTED_RESPONSE) == 1
 
 
 def test_error_without_request_is_unexpected(pair: NodePair) -> None:
@@ -386,7 +397,7 @@ def test_ping_at_the_limit_gets_error_too_large(
     (reply,) = pair.flush(pair.b)
     assert reply.channel is channel
     assert len(reply.data) <= limit
-    assert pair.b.counters["reply.too_large"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REPLY_TOO_LARGE) == 1
     pair.deliver(pair.b, reply, now=T0 + 1)
     event = only(drain_events(pair.a))
     assert event == ErrorReceived(
@@ -459,8 +470,8 @@ def test_replay_capacity_evictions_are_counted() -> None:
         pair.a.ping(pair.ADDR_B, now=T0 + i)
         pair.deliver(pair.a, only(pair.flush(pair.a)), now=T0 + i)
         pair.flush(pair.b)  # b's replies are dropped: b sees exactly four envelopes
-    assert pair.b.counters["replay.evicted"] == 2
-    assert pair.b.counters["ping.answered"] == 4
+    assert pair.b.counters.get_count(NodeCounter.REPLAY_EVICTED) == 2
+    assert pair.b.counters.get_count(NodeCounter.PING_ANSWERED) == 4
 
 
 def _scenario() -> list[tuple[str, bytes]]:
@@ -491,12 +502,12 @@ def test_counters_track_traffic(pair: NodePair) -> None:
     """NODE-1.2: counters record what went in and out."""
     pair.a.ping(pair.ADDR_B, now=T0)
     pair.pump(now=T0)
-    assert pair.a.counters["tx.datagram"] == 1
-    assert pair.a.counters["request.ping"] == 1
-    assert pair.a.counters["pong.received"] == 1
-    assert pair.b.counters["rx.datagram"] == 1
-    assert pair.b.counters["tx.datagram"] == 1
-    assert pair.b.counters["ping.answered"] == 1
+    assert pair.a.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
+    assert pair.a.counters.get_count(NodeCounter.REQUEST, MessageType.PING) == 1
+    assert pair.a.counters.get_count(NodeCounter.PONG_RECEIVED) == 1
+    assert pair.b.counters.get_count(NodeCounter.RX, Channel.DATAGRAM) == 1
+    assert pair.b.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
+    assert pair.b.counters.get_count(NodeCounter.PING_ANSWERED) == 1
 
 
 def test_response_of_the_wrong_type_does_not_end_the_request(pair: NodePair) -> None:

@@ -8,14 +8,14 @@ hand, so each RPC outcome of the service can be reached on purpose.
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance, id_at_distance
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import Record, sign_record
 from railgun_ref.dht.routing import Contact
-from railgun_ref.dht.service import Dht, DhtConfig
+from railgun_ref.dht.service import Dht, DhtConfig, EmitDhtEvent, SendDhtRequest
 from railgun_ref.events import NodeEvent
 from railgun_ref.identity.keys import Identity
 from railgun_ref.rpc.requests import Channel, PendingRequest
@@ -81,35 +81,52 @@ class Sent:
 
 @dataclass
 class DhtHarness:
-    """One `Dht` whose requests are captured instead of sent."""
+    """One `Dht` whose actions are pulled by the test: requests captured instead of sent."""
 
     identity: Identity
     config: DhtConfig = field(default_factory=DhtConfig)
     now: float = T0
-    sent: list[Sent] = field(default_factory=list)
-    events: list[NodeEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._next_id = 1
-        self.dht = Dht(
-            self.identity,
-            rng=random.Random(0),
-            send=self._send,
-            emit=self.events.append,
-            config=self.config,
-            now=self.now,
-        )
+        self._sent: list[Sent] = []
+        self._events: list[NodeEvent] = []
+        self.dht = Dht(self.identity, rng=random.Random(0), config=self.config, now=self.now)
 
-    def _send(self, message: Message, to: Address, peer: NodeId | None, now: float) -> int:
-        request_id = self._next_id
-        self._next_id += 1
-        self.sent.append(Sent(request_id, message, to, peer, now))
-        return request_id
+    def _drain(self) -> None:
+        """CORE-1.4: pull every action the DHT has queued."""
+        while (action := self.dht.next_action()) is not None:
+            match action:
+                case SendDhtRequest():
+                    self._sent.append(
+                        Sent(
+                            action.request_id,
+                            action.message,
+                            action.address,
+                            action.expected_peer,
+                            action.sent_at,
+                        )
+                    )
+                case EmitDhtEvent(event=event):
+                    self._events.append(event)
+                case _:
+                    assert_never(action)
+
+    @property
+    def sent(self) -> list[Sent]:
+        """The requests sent and not yet taken, oldest first."""
+        self._drain()
+        return self._sent
+
+    @property
+    def events(self) -> list[NodeEvent]:
+        """Every event the DHT reported, oldest first."""
+        self._drain()
+        return self._events
 
     def take(self, kind: type | None = None) -> list[Sent]:
         """Remove and return the captured requests (of one message class, if given)."""
         chosen = [s for s in self.sent if kind is None or isinstance(s.message, kind)]
-        self.sent = [s for s in self.sent if s not in chosen]
+        self._sent = [s for s in self._sent if s not in chosen]
         return chosen
 
     @staticmethod

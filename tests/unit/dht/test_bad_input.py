@@ -19,11 +19,14 @@ from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import MAX_VALUE_SIZE
 from railgun_ref.dht.routing import Contact
-from railgun_ref.dht.service import DhtConfig
+from railgun_ref.dht.service import DhtConfig, DhtCounter
+from railgun_ref.dht.storage import PutOutcome
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import GetFinished, LookupFinished, NodeEvent, PongReceived
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import Node, NodeConfig
+from railgun_ref.node import Node, NodeConfig, NodeCounter
+from railgun_ref.rpc.labels import ErrorLabel, error_label
+from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.messages import (
     ErrorReply,
@@ -37,7 +40,7 @@ from railgun_ref.wire.messages import (
     parse_message,
 )
 
-from ..pairs import T0, NodePair, raw_envelope
+from ..pairs import T0, NodePair, all_events, raw_envelope, take_datagrams
 from .helpers import ident, record
 
 TARGET = bytes(range(32))
@@ -56,7 +59,7 @@ def met_pair() -> NodePair:
 def to_b(pair: NodePair, data: bytes, *, now: float = T0) -> list[Message]:
     """Deliver `data` to b as a datagram from a's address; return b's parsed replies."""
     pair.b.receive_datagram(data, pair.ADDR_A, now=now)
-    return [parse_message(decode_envelope(d)) for d, _ in pair.b.datagrams_to_send()]
+    return [parse_message(decode_envelope(d)) for d, _ in take_datagrams(pair.b)]
 
 
 def request(pair: NodePair, message_type: int, body: Any, request_id: int) -> bytes:
@@ -101,7 +104,7 @@ def test_malformed_request_bodies_get_error_malformed(
     records_before = len(pair.b.dht.records)
     replies = to_b(pair, request(pair, message_type, body, request_id=77))
     assert error_codes(replies) == [ErrorCode.MALFORMED]
-    assert pair.b.counters["rejected.MALFORMED"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
     assert len(pair.b.dht.records) == records_before
     # ... and b keeps serving.
     good = FindNode(target=TARGET).to_body()
@@ -161,7 +164,7 @@ def test_refused_stores_are_answered_with_the_reason_and_counted(
     pair = met_pair()
     replies = to_b(pair, request(pair, MessageType.STORE, {0: build()}, request_id=90))
     assert error_codes(replies) == [code]
-    assert pair.b.counters[f"rejected.{code.name}"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, error_label(code)) == 1
     assert len(pair.b.dht.records) == 0
 
 
@@ -175,7 +178,7 @@ def test_stale_and_conflicting_stores_are_refused() -> None:
     for n, bad in enumerate((older, conflict)):
         replies = to_b(pair, request(pair, MessageType.STORE, {0: bad.to_cbor_value()}, 2 + n))
         assert error_codes(replies) == [ErrorCode.STALE_SEQUENCE]
-    assert pair.b.counters["rejected.STALE_SEQUENCE"] == 2
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE_SEQUENCE) == 2
     assert pair.b.dht.records.get(newer.key, now=T0) == [newer]
 
 
@@ -188,8 +191,8 @@ def test_a_replayed_store_is_refused_and_stored_once() -> None:
     second = to_b(pair, data, now=T0 + 1)
     assert first == [Stored(status=StoreStatus.STORED)]
     assert second == []  # a replay is not answered
-    assert pair.b.counters["rejected.REPLAY"] == 1
-    assert pair.b.dht.counters["dht.store_stored"] == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.REPLAY) == 1
+    assert pair.b.dht.counters.get_count(DhtCounter.STORE, PutOutcome.STORED) == 1
     assert len(pair.b.dht.records) == 1
 
 
@@ -213,12 +216,16 @@ def test_unauthenticated_bytes_are_not_answered_and_touch_no_contact() -> None:
         assert to_b(pair, data) == []
     assert contacts_of(pair.b) == contacts
     assert stranger.node_id not in pair.b.dht.routing
-    rejected = {k: v for k, v in pair.b.counters.items() if k.startswith("rejected.")}
+    rejected = {
+        label: count
+        for label in ErrorLabel
+        if (count := pair.b.counters.get_count(NodeCounter.REJECTED, label))
+    }
     assert rejected == {
-        "rejected.MALFORMED": 4,
-        "rejected.BAD_SIGNATURE": 1,
-        "rejected.TOO_LARGE": 1,
-        "rejected.STALE": 1,
+        ErrorLabel.MALFORMED: 4,
+        ErrorLabel.BAD_SIGNATURE: 1,
+        ErrorLabel.TOO_LARGE: 1,
+        ErrorLabel.STALE: 1,
     }
 
 
@@ -228,7 +235,7 @@ def test_unauthenticated_bytes_are_not_answered_and_touch_no_contact() -> None:
 def intercept_find_value(pair: NodePair, key: bytes) -> tuple[int, int]:
     """a starts a get of `key`; take its FIND_VALUE to b; return (query id, request id)."""
     query_id = pair.a.dht.get(key, now=T0)
-    (datagram, to) = pair.a.datagrams_to_send()[0]
+    (datagram, to) = take_datagrams(pair.a)[0]
     assert to == pair.ADDR_B
     envelope = decode_envelope(datagram)
     assert envelope.type == MessageType.FIND_VALUE
@@ -247,10 +254,7 @@ def reply_from_b(pair: NodePair, message: Message, request_id: int, now: float) 
 
 
 def get_result(node: Node) -> GetFinished:
-    events: list[NodeEvent] = []
-    while (event := node.next_event()) is not None:
-        events.append(event)
-    (done,) = [e for e in events if isinstance(e, GetFinished)]
+    (done,) = [e for e in all_events(node) if isinstance(e, GetFinished)]
     return done
 
 
@@ -264,8 +268,8 @@ def test_a_record_for_another_key_in_a_value_reply_is_ignored() -> None:
     forged = forged_record_map()
     reply = Value(records=(impostor.to_cbor_value(), forged), contacts=())
     reply_from_b(pair, reply, request_id, T0 + 0.1)
-    assert pair.a.dht.counters["dht.rejected_record.WRONG_KEY"] == 1
-    assert pair.a.dht.counters["dht.rejected_record.BAD_SIGNATURE"] == 1
+    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.WRONG_KEY) == 1
+    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.BAD_SIGNATURE) == 1
     done = get_result(pair.a)
     assert not done.found
     assert done.records == ()
@@ -285,8 +289,8 @@ def test_a_malformed_value_reply_is_dropped_and_the_get_ends_by_timeout() -> Non
         body={0: "not a list", 1: [], 2: False},
     )
     pair.a.receive_datagram(bad, pair.ADDR_B, now=T0 + 0.1)
-    assert pair.a.counters["rejected.MALFORMED"] == 1
-    assert pair.a.datagrams_to_send() == []
+    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert take_datagrams(pair.a) == []
     assert pair.a.requests_in_flight == 1
     pair.a.on_timer(now=T0 + NodeConfig().request_timeout)
     done = get_result(pair.a)
@@ -367,36 +371,40 @@ def test_a_garbage_flood_from_one_address_leaves_the_table_and_service_intact() 
     node = sim.nodes[victim]
     # One genuine datagram from a known contact, captured and delivered once: its replays
     # are part of the flood.
-    sent = sim.call(friend, lambda n, now: (n.ping(victim, now=now), n.datagrams_to_send())[1])
+    sent = sim.call(friend, lambda n, now: (n.ping(victim, now=now), take_datagrams(n))[1])
     (good, _), *_ = sent
     inject(sim, victim, good, friend)
     sim.run_for(1.0)
     contacts, fill = contacts_of(node), node.dht.routing.bucket_fill()
-    before = dict(node.counters)
+    before = {label: node.counters.get_count(NodeCounter.REJECTED, label) for label in ErrorLabel}
+    sent_before = node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM)
     attacker: Address = ("127.66.6.6", 6666)
     # (not the simulator's seed: its identities come from the same generator)
     for data in garbage(random.Random(1005), sim.now, good):
         inject(sim, victim, data, attacker)
     rejected = {
-        k: node.counters[k] - before.get(k, 0) for k in node.counters if k.startswith("rejected.")
+        label: node.counters.get_count(NodeCounter.REJECTED, label) - before[label]
+        for label in ErrorLabel
     }
     assert sum(rejected.values()) == 10_000
-    for code in ("MALFORMED", "TOO_LARGE", "BAD_SIGNATURE", "REPLAY"):
-        assert rejected[f"rejected.{code}"] > 0, code
-    assert node.counters["tx.datagram"] == before["tx.datagram"]  # nothing answered
+    for label in (ErrorLabel.MALFORMED, ErrorLabel.TOO_LARGE, ErrorLabel.BAD_SIGNATURE):
+        assert rejected[label] > 0, label
+    assert rejected[ErrorLabel.REPLAY] > 0
+    # nothing answered
+    assert node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == sent_before
     assert contacts_of(node) == contacts
     assert node.dht.routing.bucket_fill() == fill
     # Still serving.
     events: list[tuple[Address, NodeEvent]] = []
     sim.subscribe(lambda addr, event, now: events.append((addr, event)))
     sim.ping(asker, victim)
-    served = node.dht.counters["dht.served_find_node"]
+    served = node.dht.counters.get_count(DhtCounter.SERVED_FIND_NODE)
     query_id = sim.call(asker, lambda n, now: n.dht.find_node(node.node_id, now=now))
     sim.run_for(10.0)
     assert any(a == asker and isinstance(e, PongReceived) for a, e in events)
     (found,) = [e for a, e in events if isinstance(e, LookupFinished) and e.query_id == query_id]
     assert found.closest[0] == (node.node_id, victim)
-    assert node.dht.counters["dht.served_find_node"] > served
+    assert node.dht.counters.get_count(DhtCounter.SERVED_FIND_NODE) > served
 
 
 def test_a_datagram_replayed_from_another_address_does_not_move_or_evict_a_contact() -> None:
@@ -410,14 +418,14 @@ def test_a_datagram_replayed_from_another_address_does_not_move_or_evict_a_conta
     good_id = sim.nodes[good].node_id
     assert Contact(node_id=good_id, address=good) in contacts_of(sim.nodes[victim])
     # good pings the attacker; the attacker keeps the bytes and replays them to the victim.
-    sent = sim.call(good, lambda n, now: (n.ping(attacker, now=now), n.datagrams_to_send())[1])
+    sent = sim.call(good, lambda n, now: (n.ping(attacker, now=now), take_datagrams(n))[1])
     inject(sim, victim, sent[0][0], attacker)
     assert Contact(node_id=good_id, address=good) in contacts_of(sim.nodes[victim])
     for _ in range(3):
         sim.call(victim, lambda n, now: n.dht.find_node(bytes(32), now=now))
         sim.run_for(10.0)
     assert Contact(node_id=good_id, address=good) in contacts_of(sim.nodes[victim])
-    assert sim.nodes[victim].counters["request.timeout"] == 0
+    assert sim.nodes[victim].counters.get_count(NodeCounter.REQUEST_TIMEOUT) == 0
 
 
 def far_half(local: NodeId, node_id: NodeId) -> bool:
@@ -468,7 +476,7 @@ def test_a_sybil_flood_does_not_evict_live_old_contacts() -> None:
     sim.run_for(0.3 * 40 + 6)
     node = sim.nodes[victim]
     assert {c.node_id for c in node.dht.routing.contacts()} == old_ids
-    assert node.dht.counters["dht.eviction_checks"] >= 10
+    assert node.dht.counters.get_count(DhtCounter.EVICTION_CHECKS) >= 10
 
     # One old contact dies; the next checks find it and promote the freshest newcomer.
     dead = old[0]

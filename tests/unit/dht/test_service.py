@@ -12,7 +12,8 @@ from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import MAX_TTL, MAX_VALUE_SIZE, Record
-from railgun_ref.dht.service import DhtConfig
+from railgun_ref.dht.service import DhtConfig, DhtCounter
+from railgun_ref.dht.storage import PutOutcome
 from railgun_ref.events import (
     GetFinished,
     LookupFinished,
@@ -21,6 +22,7 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.messages import (
@@ -99,7 +101,7 @@ def test_find_node_answers_the_k_closest_minus_the_asker() -> None:
     asker = NodeId(expected[0])
     reply = h.dht.handle_find_node(FindNode(target=target), asker, Channel.DATAGRAM)
     assert [n for n, _ in reply.contacts] == expected[1:6]
-    assert h.dht.counters["dht.served_find_node"] == 1
+    assert h.dht.counters.get_count(DhtCounter.SERVED_FIND_NODE) == 1
 
 
 def test_find_value_returns_records_then_contacts_and_flags_truncation() -> None:
@@ -150,9 +152,9 @@ def test_handle_store_outcomes_and_events() -> None:
     ]
     stored = h.of_type(RecordStored)
     assert [Record.from_cbor_value(cbor.decode(e.record)).seq for e in stored] == [1, 2]
-    assert h.dht.counters["dht.store_stored"] == 1
-    assert h.dht.counters["dht.store_unchanged"] == 1
-    assert h.dht.counters["dht.store_replaced"] == 1
+    assert h.dht.counters.get_count(DhtCounter.STORE, PutOutcome.STORED) == 1
+    assert h.dht.counters.get_count(DhtCounter.STORE, PutOutcome.UNCHANGED) == 1
+    assert h.dht.counters.get_count(DhtCounter.STORE, PutOutcome.REPLACED) == 1
 
 
 @pytest.mark.parametrize(
@@ -211,7 +213,7 @@ def test_store_sends_one_store_per_target_even_with_late_lookup_answers() -> Non
     finished = h.of_type(StoreFinished)
     assert len(finished) == 1
     assert finished[0].accepted == 2
-    assert h.dht.counters["dht.store_rounds"] == 1
+    assert h.dht.counters.get_count(DhtCounter.STORE_ROUNDS) == 1
 
 
 def test_store_outcomes_are_counted() -> None:
@@ -230,7 +232,7 @@ def test_store_outcomes_are_counted() -> None:
     (finished,) = h.of_type(StoreFinished)
     local = 1 if len(h.dht.records) else 0
     assert (finished.accepted, finished.refused, finished.failed) == (1 + local, 1, 1)
-    assert h.dht.counters["dht.refused.QUOTA"] == 1
+    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.QUOTA) == 1
 
 
 def test_publisher_among_the_closest_holds_a_copy() -> None:
@@ -315,8 +317,8 @@ def test_get_checks_records_and_stops_at_quorum() -> None:
     assert done.query_id == qid
     assert done.found
     assert [Record.from_cbor_value(cbor.decode(r)) for r in done.records] == [good]
-    assert h.dht.counters["dht.rejected_record.WRONG_KEY"] == 1
-    assert h.dht.counters["dht.rejected_record.BAD_SIGNATURE"] == 1
+    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.WRONG_KEY) == 1
+    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.BAD_SIGNATURE) == 1
     assert h.take(FindValue) == []  # the third peer is never asked
 
 
@@ -370,7 +372,7 @@ def test_full_bucket_pings_the_oldest_and_keeps_it_when_it_answers() -> None:
     h.answer(check, Pong(observed=address(1)), now=T0 + 1.1)
     assert far[0].node_id in h.dht.routing
     assert far[2].node_id not in h.dht.routing
-    assert h.dht.counters["dht.eviction_checks"] == 1
+    assert h.dht.counters.get_count(DhtCounter.EVICTION_CHECKS) == 1
 
 
 def test_full_bucket_evicts_an_oldest_that_times_out() -> None:
@@ -505,7 +507,7 @@ def test_expiry_timer_drops_records_and_reports_them() -> None:
         rec.publisher_id,
         "expired",
     )
-    assert h.dht.counters["dht.expired"] == 1
+    assert h.dht.counters.get_count(DhtCounter.EXPIRED) == 1
 
 
 def test_republish_signs_a_fresh_record_and_stores_it_again() -> None:
@@ -542,6 +544,6 @@ def test_replication_pushes_held_records_to_the_closest_contacts() -> None:
     h.answer(stores[0], Stored(status=StoreStatus.STORED), now=T0 + 50.1)
     h.refuse(stores[1], ErrorCode.STALE_SEQUENCE, now=T0 + 50.1)
     h.time_out(stores[2], now=T0 + 55)
-    assert h.dht.counters["dht.replicated"] == 1
-    assert h.dht.counters["dht.refused.STALE_SEQUENCE"] == 1
-    assert h.dht.counters["dht.replicate_failed"] == 1
+    assert h.dht.counters.get_count(DhtCounter.REPLICATED) == 1
+    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.STALE_SEQUENCE) == 1
+    assert h.dht.counters.get_count(DhtCounter.REPLICATE_FAILED) == 1
