@@ -1,4 +1,4 @@
-"""Events a node reports to its driver and application (`Node.next_event()`).
+"""Events a node reports to its driver and application (`EmitEvent` actions of `Node`).
 
 A closed set of frozen values (h11 / wsproto style): consumers dispatch with
 `match` and `assert_never`. Times are in the node's `now` units (seconds).

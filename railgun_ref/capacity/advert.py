@@ -341,9 +341,10 @@ def _profile(capabilities: DeviceCapabilities) -> tuple[object, ...]:
 class Advertiser:
     """CAP-3.3, CAP-3.4: when this node (re-)publishes its capability advertisement.
 
-    The driver calls `update` with every fresh reading of its capabilities,
-    asks `poll(now=...)` at `next_deadline()` (and after each update), and
-    stores each `PublishAdvertisement` it gets. A change that moves the score
+    A `ProtocolCore[PublishAdvertisement]` (CORE-1): the driver calls `update`
+    with every fresh reading of its capabilities, `on_timer(now=...)` at
+    `next_deadline()` (and after each update), and stores each
+    `PublishAdvertisement` it drains from `next_action()`. A change that moves the score
     or an eligibility is published early, but at most once per
     `min_interval`; any other change waits for the regular refresh.
     """
@@ -368,6 +369,7 @@ class Advertiser:
         self._published: DeviceCapabilities | None = None
         self._published_at: float | None = None
         self._due: float | None = None
+        self._action: PublishAdvertisement | None = None
 
     @property
     def published(self) -> DeviceCapabilities | None:
@@ -388,13 +390,18 @@ class Advertiser:
     def next_deadline(self) -> float | None:
         return self._due
 
-    def poll(self, *, now: float) -> PublishAdvertisement | None:
-        """The publication due at `now`, if any; the next one is then scheduled."""
+    def on_timer(self, *, now: float) -> None:
+        """Queue the publication due at `now`, if any, and schedule the next one."""
         if self._current is None or self._due is None or now < self._due:
-            return None
+            return
         self._published = self._current
         self._published_at = now
         self._due = now + self.refresh_interval
-        return PublishAdvertisement(
+        self._action = PublishAdvertisement(
             capabilities=self._current, value=encode_capabilities(self._current), ttl=self.ttl
         )
+
+    def next_action(self) -> PublishAdvertisement | None:
+        """CORE-1.2: the publication queued by `on_timer` (only the newest is kept)."""
+        action, self._action = self._action, None
+        return action

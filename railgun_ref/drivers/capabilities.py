@@ -196,7 +196,8 @@ async def keep_advertising(
         if now >= next_reading:
             advertiser.update(read_capabilities(), now=now)
             next_reading = now + reading_interval
-        action = advertiser.poll(now=now)
+        advertiser.on_timer(now=now)
+        action = advertiser.next_action()
         if action is not None:
             await host.advertise_capabilities(action.capabilities, ttl=action.ttl)
             continue

@@ -20,7 +20,9 @@ from railgun_ref.capacity.advert import (
     MAX_ADVERT_LIFETIME,
     MAX_ADVERT_TTL,
     MIN_REPUBLISH_INTERVAL,
+    PublishAdvertisement,
 )
+from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import MAX_VALUE_SIZE, sign_record
@@ -179,16 +181,29 @@ def test_directory_keeps_the_newest_per_node() -> None:
     assert directory.get(MALLORY.node_id, now=T + 1800.007) is None
 
 
+def poll(advertiser: Advertiser, *, now: float) -> PublishAdvertisement | None:
+    """What a driver does at a deadline: run the timer, take the action."""
+    advertiser.on_timer(now=now)
+    return advertiser.next_action()
+
+
+def test_advertiser_is_a_protocol_core() -> None:
+    """CORE-1: the advertiser's one action is `PublishAdvertisement`."""
+    core: ProtocolCore[PublishAdvertisement] = Advertiser()
+    core.on_timer(now=T)
+    assert core.next_action() is None and core.next_deadline() is None
+
+
 def test_advertiser_publishes_refreshes_and_reacts() -> None:
     """CAP-3.3, CAP-3.4: at once, at half the TTL, early (>= 60 s apart) on a material change."""
     advertiser = Advertiser()
-    assert advertiser.poll(now=T) is None and advertiser.next_deadline() is None
+    assert poll(advertiser, now=T) is None and advertiser.next_deadline() is None
     advertiser.update(caps(), now=T)
-    action = advertiser.poll(now=T)
+    action = poll(advertiser, now=T)
     assert action is not None and action.ttl == DEFAULT_ADVERT_TTL == 1800
     assert action.key_type is KeyType.CAPABILITY
     assert decode_capabilities(action.value) == caps()
-    assert advertiser.poll(now=T) is None
+    assert poll(advertiser, now=T) is None
     assert advertiser.next_deadline() == T + 900
 
     # A battery drifting from 80 % to 79 % on mains changes neither score nor eligibility.
@@ -197,11 +212,11 @@ def test_advertiser_publishes_refreshes_and_reacts() -> None:
     # Unplugged: eligibility changes; published early, but not before 60 s.
     advertiser.update(caps(battery_status=battery(79)), now=T + 20)
     assert advertiser.next_deadline() == T + MIN_REPUBLISH_INTERVAL
-    early = advertiser.poll(now=T + 60)
+    early = poll(advertiser, now=T + 60)
     assert early is not None and early.capabilities.battery_status == battery(79)
     assert advertiser.published == caps(battery_status=battery(79))
     assert advertiser.next_deadline() == T + 60 + 900
-    refresh = advertiser.poll(now=T + 960)
+    refresh = poll(advertiser, now=T + 960)
     assert refresh is not None and refresh.capabilities == early.capabilities
 
 

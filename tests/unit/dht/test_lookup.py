@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from railgun_ref.core.constants import DHT_ALPHA
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.lookup import Finished, Lookup, PeerState, QueryPeer, Waiting
@@ -183,7 +184,7 @@ def test_parameters_are_checked() -> None:
 
 def test_queries_go_nearest_first_and_at_most_alpha_wait() -> None:
     """DHT-6.1, DHT-6.4: the alpha nearest candidates are queried first, then the lookup waits."""
-    lookup = Lookup(TARGET, [near(r) for r in (4, 0, 3, 1, 2)], local_id=LOCAL, alpha=3)
+    lookup = Lookup(TARGET, [near(r) for r in (4, 0, 3, 1, 2)], local_id=LOCAL, alpha=DHT_ALPHA)
     steps = [lookup.next(now=0.0) for _ in range(4)]
     assert steps[:3] == [QueryPeer(near(0)), QueryPeer(near(1)), QueryPeer(near(2))]
     assert steps[3] == Waiting(until=1.0)
@@ -192,7 +193,7 @@ def test_queries_go_nearest_first_and_at_most_alpha_wait() -> None:
 
 def test_an_answer_releases_a_query_at_once() -> None:
     """DHT-6.1: there are no rounds: one answer lets the next query out while others wait."""
-    lookup = Lookup(TARGET, [near(r) for r in range(5)], local_id=LOCAL, alpha=3)
+    lookup = Lookup(TARGET, [near(r) for r in range(5)], local_id=LOCAL, alpha=DHT_ALPHA)
     for _ in range(3):
         lookup.next(now=0.0)
     lookup.on_success(near(1).node_id, [], now=0.1)

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from railgun_ref.core.constants import DHT_K
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import bucket_index
@@ -190,7 +191,7 @@ def test_a_contact_that_really_moved_is_re_learned_after_its_old_address_fails()
 def test_closest_orders_by_distance_and_excludes() -> None:
     """DHT-6.4: closest() is the brute-force XOR order, minus an excluded id."""
     rng = random.Random(3)
-    table = RoutingTable(LOCAL, k=20)
+    table = RoutingTable(LOCAL, k=DHT_K)
     for n in range(300):
         table.observe(Contact(node_id=NodeId(rng.randbytes(32)), address=address(n)), now=0.0)
     ids = [c.node_id for c in table.contacts()]

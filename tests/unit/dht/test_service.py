@@ -7,6 +7,7 @@ which peer answers what, refuses or stays silent.
 
 import pytest
 
+from railgun_ref.core.constants import DHT_K, DHT_MAX_FAILURES
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import bucket_index, distance
@@ -237,7 +238,7 @@ def test_store_outcomes_are_counted() -> None:
 
 def test_publisher_among_the_closest_holds_a_copy() -> None:
     """DHT-8.1: with fewer than k peers the publisher holds its own record too."""
-    h = DhtHarness(ME, DhtConfig(k=20))
+    h = DhtHarness(ME, DhtConfig(k=DHT_K))
     h.dht.store(KeyType.ROOM, b"r", b"v", now=T0)
     (finished,) = h.of_type(StoreFinished)
     assert finished.accepted == 1
@@ -248,7 +249,7 @@ def test_publisher_among_the_closest_holds_a_copy() -> None:
 def test_publisher_does_not_hold_a_record_peers_would_refuse() -> None:
     """DHT-3.4: a peer record naming another node is refused by the publisher itself too,
     so it never serves or replicates a record nobody else would accept."""
-    h = DhtHarness(ME, DhtConfig(k=20))
+    h = DhtHarness(ME, DhtConfig(k=DHT_K))
     h.dht.store(KeyType.PEER, ident(2).node_id, b"v", now=T0)
     (finished,) = h.of_type(StoreFinished)
     assert (finished.accepted, finished.refused) == (0, 1)
@@ -402,7 +403,7 @@ def test_an_error_answer_to_the_check_counts_as_alive() -> None:
 def test_an_error_fails_the_query_but_not_the_contact() -> None:
     """DHT-6.6, DHT-5.3: an ERROR answer fails the candidate (never queried again in that
     lookup) without counting against the contact, which stays in the table."""
-    h = DhtHarness(ME, DhtConfig(k=20, max_failures=2))
+    h = DhtHarness(ME, DhtConfig(k=DHT_K, max_failures=DHT_MAX_FAILURES))
     (refuser,) = population(1, ROOM_KEY)
     meet(h, [refuser])
     for attempt in range(3):
@@ -444,7 +445,7 @@ def test_a_lookup_goes_past_its_k_nearest_contacts_when_they_are_all_dead() -> N
 
 def test_lookup_timeouts_remove_dead_contacts() -> None:
     """DHT-5.3: a contact whose requests time out max_failures times in a row is dropped."""
-    h = DhtHarness(ME, DhtConfig(k=20, max_failures=2))
+    h = DhtHarness(ME, DhtConfig(k=DHT_K, max_failures=DHT_MAX_FAILURES))
     (dead,) = population(1, ROOM_KEY)
     meet(h, [dead])
     for attempt in range(2):
