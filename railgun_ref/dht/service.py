@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Container
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Final
+from typing import Final, assert_never
 
 from railgun_ref.core.constants import (
     DHT_ALPHA,
@@ -190,6 +190,12 @@ class _Query:
     refused: int = 0
     store_failed: int = 0
     done: bool = False
+
+
+class _StoreEnd(Enum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    FAILED = "failed"
 
 
 class _Purpose(Enum):
@@ -642,7 +648,7 @@ class Dht:
             case _Purpose.REPLICATE:
                 self.counters.inc(DhtCounter.REPLICATED)
             case _Purpose.STORE:
-                self._store_ended(entry, request.request_id, "accepted", now)
+                self._store_ended(entry, request.request_id, _StoreEnd.ACCEPTED, now)
             case _Purpose.LOOKUP:
                 self._lookup_response(entry, sender, message, now)
 
@@ -652,13 +658,21 @@ class Dht:
         if answered or self._bootstrap_outstanding <= 0:
             self._start_join(now)
 
-    def _store_ended(self, entry: _Request, request_id: int, outcome: str, now: float) -> None:
-        """One STORE of a store query ended as `accepted`, `refused` or `store_failed`."""
+    def _store_ended(self, entry: _Request, request_id: int, end: _StoreEnd, now: float) -> None:
+        """One STORE of a store query ended: accepted, refused or failed (no answer)."""
         query = self._queries.get(entry.query_id or 0)
         if query is None:
             return
         query.storing.discard(request_id)
-        setattr(query, outcome, getattr(query, outcome) + 1)
+        match end:
+            case _StoreEnd.ACCEPTED:
+                query.accepted += 1
+            case _StoreEnd.REFUSED:
+                query.refused += 1
+            case _StoreEnd.FAILED:
+                query.store_failed += 1
+            case _:
+                assert_never(end)
         self._maybe_store_done(query, now)
 
     def _lookup_response(
@@ -706,7 +720,7 @@ class Dht:
             case _Purpose.REPLICATE:
                 self.counters.inc(DhtCounter.REPLICATE_REFUSED)
             case _Purpose.STORE:
-                self._store_ended(entry, request.request_id, "refused", now)
+                self._store_ended(entry, request.request_id, _StoreEnd.REFUSED, now)
             case _Purpose.LOOKUP:
                 self._lookup_failed(entry, now)
 
@@ -725,7 +739,7 @@ class Dht:
             case _Purpose.REPLICATE:
                 self.counters.inc(DhtCounter.REPLICATE_FAILED)
             case _Purpose.STORE:
-                self._store_ended(entry, request.request_id, "store_failed", now)
+                self._store_ended(entry, request.request_id, _StoreEnd.FAILED, now)
             case _Purpose.LOOKUP:
                 self._lookup_failed(entry, now)
 

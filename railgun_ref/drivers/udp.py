@@ -602,7 +602,7 @@ class NodeHost:
         for subscriber in tuple(self._subscribers):
             subscriber(record)
         if self._store is not None:
-            # Persisted here, inside _pump, before the sender task can put the
+            # Persisted here, while the loop drains the node, before the sender task can put the
             # STORED reply on the wire (DHT-4.5).
             if isinstance(event, RecordStored):
                 held = Record.from_cbor_value(cbor.decode(event.record))
