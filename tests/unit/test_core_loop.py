@@ -58,6 +58,7 @@ class Echo:
 
 
 def test_loop_runs_timers_and_drains_chained_cores() -> None:
+    """CORE-1.4: after every input and timer the loop drains all cores until idle."""
     seen: list[str] = []
 
     async def main() -> None:
@@ -93,6 +94,7 @@ class Why(StrEnum):
 
 
 def test_counters_are_typed_and_flatten() -> None:
+    """CORE-1.5: counters are named by enum members, read by name, flattened for output."""
     counters: Counters[C] = Counters()
     counters.inc(C.SENT)
     counters.inc(C.SENT, 2)
