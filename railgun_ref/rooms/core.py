@@ -400,6 +400,7 @@ class RoomsCore:
     def leave(self, room_id: bytes, *, now: float) -> None:
         """ROOM-3.7: leave the room; the others stop encrypting to this node."""
         room = self._member_room(room_id)
+        self._move(room, Trigger.LEFT)
         self._sign(room, ChangeKind.LEAVE, now)
 
     def _member_room(self, room_id: bytes) -> _Room:
@@ -450,10 +451,13 @@ class RoomsCore:
         return max((c.issued_ms for p in parents if (c := log.get(p)) is not None), default=0)
 
     def _recipients(self, room: _Room) -> tuple[bytes, ...]:
-        """Who must hear of a change: the members before it and after it, and invitees."""
+        """Who must hear of a change: the members before it and after it (ROOM-7.2).
+
+        Invitees are not sent changes: their invitation carries the log, and
+        their ACCEPT, sent to every member, makes the members send them the rest.
+        """
         assert room.log is not None
-        after = room.log.membership
-        keys = set(room.members) | set(after.members) | set(after.invited)
+        keys = set(room.members) | set(room.log.membership.members)
         keys.discard(self.identity.public_key)
         return tuple(sorted(keys))
 

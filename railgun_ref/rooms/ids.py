@@ -8,13 +8,14 @@ that travels only inside invitations, sealed to the invitee (ROOM-4):
   room on the central service, in P2P room frames and in the E2EE signature
   binding (ROOM-1.2); the genesis change commits to it (ROOM-3.2), which is
   how a service that never sees the secret ties a membership log to an id;
-* the **DHT ident** ``SHA-256("railgun/v1/room-dht" || 0x00 || secret)`` is the
-  ident of the room's DHT key (DHT-2.1, type ``room``), so whoever knows the
-  room id (the central service) still cannot find the members' DHT records;
 * the **announce key**, an Ed25519 key pair whose seed is
   ``SHA-256("railgun/v1/room-announce" || 0x00 || secret)``, signs each DHT
   member announcement (ROOM-6.2), so a storing node can check that the
-  publisher knows the secret without learning it.
+  publisher knows the secret without learning it;
+* the **DHT ident** ``SHA-256("railgun/v1/room-dht" || 0x00 || announce public
+  key)`` is the ident of the room's DHT key (DHT-2.1, type ``room``): whoever
+  knows only the room id (the central service) cannot find the members' DHT
+  records, and a storing node can tie a record's announce key to its DHT key.
 
 Human names never leave the device (ROOM-2.3). An id that is not 32 bytes,
 or that no membership log backs, is a room from before closed rooms and is
@@ -54,9 +55,13 @@ def room_id_of(secret: bytes) -> bytes:
 
 
 def dht_ident_of(secret: bytes) -> bytes:
-    """ROOM-2.2: the ident of the room's DHT key (type ``room``)."""
-    _check_secret(secret)
-    return hashlib.sha256(ROOM_DHT_DOMAIN + secret).digest()
+    """ROOM-2.2: the ident of the room's DHT key (type ``room``), via the announce key."""
+    return dht_ident_for_announce_key(announce_identity_of(secret).public_key)
+
+
+def dht_ident_for_announce_key(announce_key: bytes) -> bytes:
+    """ROOM-6.2: what a storing node recomputes from the announce key a record carries."""
+    return hashlib.sha256(ROOM_DHT_DOMAIN + announce_key).digest()
 
 
 def announce_identity_of(secret: bytes) -> Identity:

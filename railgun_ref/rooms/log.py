@@ -50,7 +50,7 @@ class Refusal(StrEnum):
     NOT_MEMBER = "not-member"  #: its signer is not a member at its point
     NOT_ALLOWED = "not-allowed"  #: its signer's role does not allow it
     REMOVED_CONCURRENTLY = "removed-concurrently"  #: concurrent with a removal it conflicts with
-    ALREADY = "already"  #: adds a member or invitee, or removes a non-member
+    ALREADY = "already"  #: adds a member or an invitee
     NO_INVITATION = "no-invitation"  #: an ACCEPT of no pending ADD for its signer
     EXPIRED = "expired"  #: an ACCEPT issued after its ADD expired
     REPLAYED = "replayed"  #: an ACCEPT of an ADD already accepted
@@ -124,11 +124,12 @@ class _Replay:
                 return Refusal.ALREADY
             if self._concurrent_departure(change.subject, change):
                 return Refusal.REMOVED_CONCURRENTLY
-        elif change.kind is ChangeKind.REMOVE:
-            if role is not Role.ADMIN or change.subject == self.creator:
-                return Refusal.NOT_ALLOWED
-            if change.subject not in self.members and change.subject not in self.invited:
-                return Refusal.ALREADY
+        # A REMOVE of a non-member still counts: it is the tombstone that makes a
+        # concurrent re-add lose (ROOM-3.8), and applying it twice changes nothing.
+        elif change.kind is ChangeKind.REMOVE and (
+            role is not Role.ADMIN or change.subject == self.creator
+        ):
+            return Refusal.NOT_ALLOWED
         return None
 
     def _why_not_accept(self, change: Change) -> Refusal | None:

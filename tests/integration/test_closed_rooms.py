@@ -7,7 +7,7 @@ and read every later message. Each test waits until the real member got the
 message, then checks the outsider got nothing and is not a recipient.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pytest
 
 from railgun_ref.client import Client, MessageReceived, connect, fast_profile
 
-from .test_transport_failover import CentralProcess, central, wait_for  # noqa: F401
+from .test_transport_failover import CentralProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -27,6 +27,16 @@ ROOM = "general"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[CentralProcess]:
+    process = CentralProcess(tmp_path / "central.sqlite3")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill()
 
 
 class Inbox:
