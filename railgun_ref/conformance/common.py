@@ -59,6 +59,7 @@ VECTOR_AREAS: Final = (
     "dht_node",
     "capacity",
     "voice",
+    "rooms",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

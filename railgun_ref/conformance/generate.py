@@ -28,6 +28,7 @@ from railgun_ref.conformance.builders import (
     framing,
     identity,
     node_ping,
+    rooms,
     voice,
 )
 from railgun_ref.conformance.common import (
@@ -54,6 +55,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "dht_node": dht_node.build,
     "capacity": capacity.build,
     "voice": voice.build,
+    "rooms": rooms.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from railgun_ref import capacity, voice
+from railgun_ref import capacity, rooms, voice
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -38,6 +38,8 @@ from railgun_ref.identity import ed25519_math
 from railgun_ref.identity.keyfile import KeyFileError, load_identity
 from railgun_ref.identity.keys import Identity, verify
 from railgun_ref.node import ConnectionId, Node, NodeConfig
+from railgun_ref.rooms.announce import check_announcement_proof
+from railgun_ref.rooms.ids import announce_identity_of
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder
@@ -646,6 +648,73 @@ def _check_voice_controller(group: JsonObject, test: JsonObject) -> None:
         _accepted(test)
 
 
+# ------------------------------------------------------------------ closed rooms (ROOM-2..6)
+
+
+def _check_room_ids(group: JsonObject, test: JsonObject) -> None:
+    secret = bytes.fromhex(test["secret"])
+    ident = rooms.dht_ident_of(secret)
+    _equal("room id", rooms.room_id_of(secret).hex(), test["roomId"])
+    _equal("announce key", announce_identity_of(secret).public_key.hex(), test["announceKey"])
+    _equal("DHT ident", ident.hex(), test["dhtIdent"])
+    _equal("DHT key", keys.derive_key(keys.KeyType.ROOM, ident).hex(), test["dhtKey"])
+
+
+def _check_room_change_decode(group: JsonObject, test: JsonObject) -> None:
+    try:
+        change = rooms.decode_change(bytes.fromhex(test["change"]))
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("hash", change.hash.hex(), test["hash"])
+    _equal("kind", change.kind.name, test["kind"])
+    _equal("signer", change.signer.hex(), test["signer"])
+    _equal("subject", change.subject.hex(), test["subject"])
+
+
+def _check_room_log(group: JsonObject, test: JsonObject) -> None:
+    changes = [rooms.decode_change(bytes.fromhex(c)) for c in test["changes"]]
+    log = rooms.ChangeLog(changes[0])
+    refused = []
+    for change in changes[1:]:
+        refused += [[h.hex(), e.code.name] for h, e in log.insert([change]).refused]
+    membership = log.membership
+    _equal("refused on arrival", refused, test["refusedOnArrival"])
+    not_counted = {h.hex(): why.value for h, why in membership.refused.items()}
+    _equal("not counted", not_counted, test["notCounted"])
+    _equal("members", [k.hex() for k in membership.member_keys()], test["members"])
+
+
+def _check_room_invitation(group: JsonObject, test: JsonObject) -> None:
+    invitee = Identity.from_seed(bytes.fromhex(test["inviteeSeed"]))
+    try:
+        opened = rooms.open_invitation(
+            invitee, bytes.fromhex(test["invitation"]), now=test["nowMs"] / 1000
+        )
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("room id", opened.room_id.hex(), test["roomId"])
+    _equal("secret", opened.secret.hex(), test["secret"])
+    _equal("inviter", opened.inviter.hex(), test["inviter"])
+    _equal("ADD hash", opened.add.hash.hex(), test["addHash"])
+
+
+def _check_room_announce(group: JsonObject, test: JsonObject) -> None:
+    try:
+        check_announcement_proof(
+            bytes.fromhex(test["value"]),
+            publisher=bytes.fromhex(test["publisherKey"]),
+            dht_ident=bytes.fromhex(group["dhtIdent"]),
+        )
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+
+
 _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "CborDecodeTest": _check_cbor,
     "Ed25519VerifyTest": _check_ed25519,
@@ -671,6 +740,11 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "SharingScriptTest": _check_sharing_script,
     "VoicePlanTest": _check_voice_plan,
     "VoiceControllerTest": _check_voice_controller,
+    "RoomIdTest": _check_room_ids,
+    "RoomChangeDecodeTest": _check_room_change_decode,
+    "RoomLogTest": _check_room_log,
+    "RoomInvitationTest": _check_room_invitation,
+    "RoomAnnounceTest": _check_room_announce,
 }
 
 

@@ -33,7 +33,8 @@ def refusals(core: RoomsCore, code: ErrorCode) -> int:
 
 
 def test_create_makes_the_creator_the_only_member() -> None:
-    """ROOM-2.1, ROOM-3.2: a fresh secret, the room id derived from it, the creator an admin."""
+    """ROOM-2.1, ROOM-2.3, ROOM-3.2: a fresh secret, the room id derived from it, the creator
+    an admin; the local name appears in no id, change or invitation."""
     core = RoomsCore(identity("alice"), random_bytes=byte_source("create"))
     room_id = core.create_room(name="family", now=T0)
     secret = core.secret(room_id)
@@ -45,10 +46,14 @@ def test_create_makes_the_creator_the_only_member() -> None:
     actions = [core.next_action() for _ in range(3)]
     assert [type(a) for a in actions] == [PersistRoom, PersistChange, MembershipChanged]
     assert core.next_action() is None
+    invitation = core.invite(room_id, identity("bob").public_key, now=T0)
+    for data in (*core.changes(room_id), invitation, room_id, dht_ident_of(secret)):
+        assert b"family" not in data
 
 
 def test_invited_members_agree_on_the_list() -> None:
-    """ROOM-4.1..4.3: invitations accepted; every member computes the same member list."""
+    """ROOM-4.1..4.3, ROOM-7.2: invitations accepted, logs sent to the members on every
+    change; every member computes the same member list."""
     net, room_id = room_of(["alice", "bob", "carol", "dave"])
     everyone = {"alice", "bob", "carol", "dave"}
     for name in everyone:
