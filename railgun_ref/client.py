@@ -1,17 +1,20 @@
-"""The integration API (the seed's ``integration.ts``): a messenger client in five calls.
+"""The integration API (the seed's ``integration.ts``): a messenger client in a few calls.
 
 ::
 
     from railgun_ref.client import connect, fast_profile
 
     async with connect(central_url="http://127.0.0.1:8000", data_dir=path,
-                       bootstrap=[("127.0.0.1", 9000)], profile=fast_profile()) as client:
-        await client.join("lobby")
-        await client.wait_for_members("lobby", 3)
-        message_id = await client.send("lobby", "hello")
-        async for item in client:          # MessageReceived and every other event
+                       bootstrap=[("127.0.0.1", 9000)], profile=fast_profile()) as alice:
+        room = alice.create_room("lobby")              # a closed room (ROOM-2)
+        invitation = alice.invite(room, bob_public_key)  # hand it to bob, any channel
+        ...                                             # bob: room = bob.accept(invitation)
+        await alice.wait_for_members(room, 1)
+        message_id = await alice.send(room, "hello")
+        async for item in alice:          # MessageReceived, RoomMembershipChanged...
             ...
-        client.state                        # "connected-aws", "connected-p2p", ...
+        alice.remove(room, bob_public_key)             # bob reads nothing sent after this
+        alice.state                        # "connected-aws", "connected-p2p", ...
 
 `connect` starts a `HybridTransport` (railgun_ref/drivers/transport.py): a
 DHT node and the P2P room path, the central-service session, health checks,
@@ -20,7 +23,11 @@ client keeps — its identity key, outbox, rooms, ids of messages already
 shown — lives in `data_dir`, so a client restarted on the same directory is
 the same member and delivers what it had not sent yet.
 
-Room names may be given as text (UTF-8) or bytes; bodies of `send` are text.
+Rooms are closed: members decide who joins (invitations), and the E2EE
+recipients, the central service and the DHT follow the room's signed
+membership log. A room is named by its room id (bytes), or by the local name
+given at `create_room`/`accept` (text), which never leaves the device. Joining
+by a name is refused (ROOM-2.4). Bodies of `send` are text.
 """
 
 import dataclasses
@@ -32,12 +39,14 @@ from pathlib import Path
 
 import anyio
 
+from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.central_client import Resolver
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.transport import (
     Failure,
     HybridTransport,
+    InvitationExpired,
     MembersChange,
     MessageAccepted,
     MessageAcked,
@@ -45,6 +54,7 @@ from railgun_ref.drivers.transport import (
     NoMembersError,
     PathChange,
     ReachChange,
+    RoomMembershipChanged,
     StateChange,
     TransportEvent,
 )
@@ -56,6 +66,7 @@ from railgun_ref.transport.state import TransportMode, TransportState
 __all__ = [
     "Client",
     "Failure",
+    "InvitationExpired",
     "MembersChange",
     "MessageAccepted",
     "MessageAcked",
@@ -64,6 +75,7 @@ __all__ = [
     "PathChange",
     "Profile",
     "ReachChange",
+    "RoomMembershipChanged",
     "StateChange",
     "TransportEvent",
     "TransportMode",
@@ -110,10 +122,6 @@ def fast_profile(**overrides: object) -> Profile:
     )
 
 
-def _room(room: str | bytes) -> bytes:
-    return room.encode() if isinstance(room, str) else room
-
-
 class Client:
     """A connected messenger client. Make one with `connect`."""
 
@@ -126,26 +134,79 @@ class Client:
         return self.transport.node_id
 
     @property
+    def public_key(self) -> bytes:
+        """The Ed25519 key others invite this client with."""
+        return self.transport.identity.public_key
+
+    @property
     def state(self) -> str:
         """The seed's transport state (``connected-aws``, ``connected-p2p``, ``degraded``...)."""
         return self.transport.state.value
 
+    @property
+    def rooms(self) -> frozenset[bytes]:
+        """The ids of the rooms this client is a member of."""
+        return self.transport.rooms
+
+    def room_id(self, room: str | bytes) -> bytes:
+        """A room id, given it or the room's local name (ROOM-2.3: names stay local)."""
+        if isinstance(room, bytes):
+            return room
+        core = self.transport.rooms_core
+        found = [r for r in core.rooms() if core.name(r) == room]
+        if len(found) != 1:
+            raise LocalProtocolError(
+                f"no single room named {room!r} here; rooms named by a plain name are"
+                " not shared (ROOM-2.4): create_room() and invite, or accept an invitation"
+            )
+        return found[0]
+
     async def join(self, room: str | bytes) -> None:
-        await self.transport.join(_room(room))
+        """Refused: rooms are closed (ROOM-2.4); accept an invitation instead."""
+        await self.transport.join(room.encode() if isinstance(room, str) else room)
+
+    def create_room(self, name: str) -> bytes:
+        """Create a closed room (this client its creator and first admin); its room id."""
+        return self.transport.create_room(name)
+
+    def invite(
+        self, room: str | bytes, public_key: bytes, *, ttl: float | None = None, admin: bool = False
+    ) -> bytes:
+        """An invitation for the client with Ed25519 key `public_key` (any channel carries it)."""
+        return self.transport.invite(self.room_id(room), public_key, ttl=ttl, admin=admin)
+
+    def accept(self, invitation: bytes, *, name: str = "") -> bytes:
+        """Accept an invitation (RemoteProtocolError if forged, expired or replayed); room id."""
+        return self.transport.accept(invitation, name=name)
+
+    def remove(self, room: str | bytes, public_key: bytes) -> None:
+        """Remove a member (admins): nothing sent afterwards is encrypted for it."""
+        self.transport.remove(self.room_id(room), public_key)
+
+    def leave(self, room: str | bytes) -> None:
+        self.transport.leave(self.room_id(room))
 
     def members(self, room: str | bytes) -> frozenset[NodeId]:
-        """The other members of `room` this client knows (and encrypts for)."""
-        return self.transport.members(_room(room))
+        """The other members of `room` by its signed log (whom `send` encrypts for)."""
+        return self.transport.members(self.room_id(room))
 
-    async def wait_for_members(self, room: str | bytes, count: int, *, timeout: float = 20) -> None:
-        """Wait until at least `count` other members of `room` are known (TimeoutError)."""
+    async def wait_for_members(
+        self, room: str | bytes, count: int, *, timeout: float = 20, reachable: bool = False
+    ) -> None:
+        """Wait until `room` has at least `count` other members (TimeoutError); with
+        `reachable`, members the P2P path has found an address for."""
+        room_id = self.room_id(room)
         with anyio.fail_after(timeout):
-            while len(self.members(room)) < count:
+            while len(self._members(room_id, reachable)) < count:
                 await anyio.sleep(0.05)
+
+    def _members(self, room_id: bytes, reachable: bool) -> frozenset[NodeId]:
+        members = self.transport.members(room_id)
+        return members & self.transport.reachable_members(room_id) if reachable else members
 
     async def send(self, room: str | bytes, text: str) -> bytes:
         """Send `text` to `room`; returns the message id once it is durably accepted."""
-        return await self.transport.send(_room(room), text.encode())
+        return await self.transport.send(self.room_id(room), text.encode())
 
     async def next_event(self) -> TransportEvent:
         return await self.transport.events.receive()

@@ -40,7 +40,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -58,10 +58,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from railgun_ref.core.counters import Counters
+from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.addresses import check_loopback_host
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.identity.keys import RandomBytes, node_id_of, public_key_problem, verify
+from railgun_ref.rooms.changes import Change, ChangeKind, decode_change
+from railgun_ref.rooms.log import ChangeLog
 from railgun_ref.wire.central import (
     MAX_FRAME_SIZE,
     NONCE_SIZE,
@@ -99,6 +102,8 @@ class CentralCounter(StrEnum):
     AUTH_OK = "auth.ok"
     REFUSED = "refused"  #: label: the `RefusalName` of the ERROR sent (CEN-7.2)
     ROOMS_JOINED = "rooms.joined"
+    ROOM_CHANGES_ADDED = "rooms.changes_added"  #: membership changes merged (ROOM-6.3)
+    ROOM_CHANGES_REFUSED = "rooms.changes_refused"  #: membership changes refused (ROOM-3.x)
     ROOMS_LEFT = "rooms.left"
     SEND_STORED = "send.stored"
     SEND_DUPLICATE = "send.duplicate"  #: a SEND whose message id was stored already (CEN-4.3)
@@ -142,7 +147,21 @@ CREATE INDEX IF NOT EXISTS mailbox_by_envelope ON mailbox (envelope);
 """
 #: The mailbox's migrations: 1 is the original schema, whose `meta` table held the
 #: version before ``PRAGMA user_version`` did; 2 drops that table.
-SCHEMA: Final = Schema(name="central mailbox", migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;"))
+#: 3 (closed rooms, ROOM-6.3): the membership logs; memberships made by an unproven JOIN
+#: (rooms named by a plain name) are dropped, so those rooms are refused (ROOM-2.4).
+_SCHEMA_3: Final = """
+CREATE TABLE IF NOT EXISTS room_changes (
+    room_id BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    change BLOB NOT NULL,
+    PRIMARY KEY (room_id, hash)
+) WITHOUT ROWID;
+DELETE FROM members;
+"""
+SCHEMA: Final = Schema(
+    name="central mailbox",
+    migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;", _SCHEMA_3),
+)
 SCHEMA_VERSION: Final = SCHEMA.version
 
 
@@ -203,6 +222,34 @@ def dedup_key(sender: NodeId, message_id: bytes) -> bytes:
     return hashlib.sha256(_DEDUP_DOMAIN + sender + message_id).digest()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomLogMerge:
+    """What merging a JOIN's log did (ROOM-6.3)."""
+
+    members: frozenset[NodeId] | None  #: the room's members now; None: no valid log
+    added: int  #: changes new to the stored log
+    refused: int  #: changes refused (ROOM-3.3, ROOM-3.5)
+
+
+def _decode_changes(changes: Sequence[bytes]) -> tuple[list[Change], int]:
+    decoded: list[Change] = []
+    refused = 0
+    for data in changes:
+        try:
+            decoded.append(decode_change(data))
+        except RemoteProtocolError:
+            refused += 1
+    return decoded, refused
+
+
+def _room_log(room_id: bytes, changes: list[Change]) -> ChangeLog | None:
+    """The log of `room_id` started at its genesis (ROOM-3.2), or None without one."""
+    for change in changes:
+        if change.kind is ChangeKind.CREATE and change.room_id == room_id:
+            return ChangeLog(change)
+    return None
+
+
 class MailboxStore:
     """The service's durable state: memberships, envelopes and mailbox rows (CEN-4.x).
 
@@ -241,6 +288,39 @@ class MailboxStore:
 
     def leave(self, room_id: bytes, node_id: NodeId) -> None:
         self._db.execute("DELETE FROM members WHERE room_id=? AND node_id=?", (room_id, node_id))
+
+    def merge_room_log(self, room_id: bytes, changes: Sequence[bytes]) -> RoomLogMerge:
+        """ROOM-6.3: check `changes` as a member would, merge them into the room's stored
+        log, and end the membership of every node the log no longer counts.
+
+        `members` is None when there is no valid log for `room_id` (no genesis
+        naming it): nothing is stored then.
+        """
+        stored = [
+            decode_change(bytes(c))
+            for (c,) in self._db.execute(
+                "SELECT change FROM room_changes WHERE room_id=?", (room_id,)
+            )
+        ]
+        decoded, refused = _decode_changes(changes)
+        log = _room_log(room_id, stored + decoded)
+        if log is None:
+            return RoomLogMerge(members=None, added=0, refused=refused + len(decoded))
+        log.insert(stored)
+        refused += len(log.insert(decoded).refused)
+        known = {c.hash for c in stored}
+        new = [c for c in log.ordered() if c.hash not in known]
+        members = frozenset(node_id_of(key) for key in log.membership.members)
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO room_changes VALUES (?, ?, ?)",
+                [(room_id, c.hash, c.encoded) for c in new],
+            )
+            rows = self._db.execute("SELECT node_id FROM members WHERE room_id=?", (room_id,))
+            for (node,) in rows.fetchall():
+                if NodeId(bytes(node)) not in members:
+                    self.leave(room_id, NodeId(bytes(node)))
+        return RoomLogMerge(members=members, added=len(new), refused=refused)
 
     # ------------------------------------------------------------ envelopes
 
@@ -675,6 +755,15 @@ class CentralService:
                     await self._reply(session, Acked(deleted=deleted), req)
 
     async def _join(self, session: _Session, frame: Join, req: int) -> None:
+        merged = self.store.merge_room_log(frame.room_id, frame.changes)
+        self.counters.inc(CentralCounter.ROOM_CHANGES_ADDED, merged.added)
+        self.counters.inc(CentralCounter.ROOM_CHANGES_REFUSED, merged.refused)
+        if merged.members is None or session.node_id not in merged.members:
+            # ROOM-6.3: only a member by the room's log may join (ROOM-2.4: no plain names).
+            await self._session_refuse(
+                session, CentralErrorCode.NOT_MEMBER, "not a member by the room's log", req=req
+            )
+            return
         if not self.store.is_member(frame.room_id, session.node_id):
             if len(self.store.rooms_of(session.node_id)) >= self.config.max_rooms_per_node:
                 await self._session_refuse(

@@ -36,7 +36,7 @@ import json
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableSet
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableSet, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, NoReturn
@@ -346,9 +346,12 @@ class CentralClient:
             await self._ws.close(_PROTOCOL_ERROR_CLOSE, failure.message[:120])
         raise failure
 
-    async def join(self, room_id: bytes) -> None:
-        """CEN-4.1: become a member of `room_id` (kept by the service until `leave`)."""
-        reply = await self._request(Join(room_id=room_id), Joined)
+    async def join(self, room_id: bytes, changes: Sequence[bytes]) -> None:
+        """CEN-4.1, ROOM-6.3: become a member of `room_id`, proven by its log `changes`.
+
+        Joining again with a longer log tells the service of later changes.
+        """
+        reply = await self._request(Join(room_id=room_id, changes=tuple(changes)), Joined)
         if not isinstance(reply, Joined) or reply.room_id != room_id:
             await self._abort(_garbage("JOINED names another room"))
 

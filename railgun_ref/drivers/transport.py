@@ -12,8 +12,16 @@
 * the SQLite outbox (HT-4.4) and a small state database: rooms joined and
   message ids already handed to the application, so a restarted client
   resumes sending what was not settled and never shows a message twice;
-* E2EE (ROOM-1.x): `send` seals the text for the members the DHT names;
-  every delivery is opened, its inner message id checked against the outer.
+* E2EE (ROOM-1.x): `send` seals the text for the room's members — the
+  members its membership log counts (ROOM-5.1), never whoever announced
+  itself in the DHT; every delivery is opened, its inner message id checked
+  against the outer;
+* closed rooms (ROOM-2..7): a `RoomsCore` holds each room's secret and
+  signed membership log (persisted in the state database); `create_room`,
+  `invite`, `accept`, `remove`, `leave` drive it. Its log goes to the
+  central service with every JOIN (the membership proof, ROOM-6.3) and to
+  the members as E2EE membership messages on every path (ROOM-7.2, 7.4);
+  the P2P core admits as peers only the log's members (ROOM-6.1).
 
 Ordering invariants: every input (a frame, a delivery, a timer, an API call)
 is fed to the cores with ``now = clock()`` and then the `CoreLoop` is poked,
@@ -32,6 +40,7 @@ switches, messages, acknowledgements, failures).
 """
 
 import contextlib
+import hashlib
 import math
 import os
 import time
@@ -46,9 +55,10 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from railgun_ref import rooms as closed
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.central_client import (
     CentralClient,
@@ -63,14 +73,17 @@ from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
-from railgun_ref.identity.e2ee import open_room_message, seal_room_message
-from railgun_ref.identity.keys import Identity, RandomBytes
+from railgun_ref.identity.e2ee import CONTENT_MEMBERSHIP, open_room_message, seal_room_message
+from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
+from railgun_ref.rooms.announce import room_announcement
+from railgun_ref.rooms.ids import dht_ident_of, require_closed_room_id
 from railgun_ref.transport import p2p, service
 from railgun_ref.transport.health import FailureLabel
 from railgun_ref.transport.outbox import OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
 from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
 from railgun_ref.transport.state import Reach, TransportMode, TransportState
+from railgun_ref.wire import cbor
 from railgun_ref.wire.central import MAX_TTL
 
 #: The transport state's migrations: 1 is the joined rooms and the ids already delivered.
@@ -81,8 +94,21 @@ _STATE_SCHEMA: Final = Schema(
 CREATE TABLE IF NOT EXISTS rooms (room_id BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, expires_at REAL NOT NULL);
 """,
+        # 2: closed rooms (ROOM-2..7). Rows of `rooms` are rooms joined by a plain
+        # name: refused at start (ROOM-2.4) and dropped.
+        """
+CREATE TABLE IF NOT EXISTS room_secrets (
+    room_id BLOB PRIMARY KEY, secret BLOB NOT NULL, name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS room_changes (
+    room_id BLOB NOT NULL, hash BLOB NOT NULL, change BLOB NOT NULL,
+    PRIMARY KEY (room_id, hash)
+) WITHOUT ROWID;
+""",
     ),
 )
+#: ROOM-5.3: messages held per room from senders our log does not count (yet).
+_MAX_HELD: Final = 64
 #: Reconnect backoff of the central session, seconds.
 _RECONNECT_MIN: Final = 0.2
 _RECONNECT_MAX: Final = 5.0
@@ -99,6 +125,7 @@ class FailureKind(StrEnum):
     OPEN = "open"  #: a delivered blob did not open (ROOM-1.x)
     P2P = "p2p"  #: the P2P path: a send, or a delivery that stalled
     DHT = "dht"  #: bootstrapping the DHT
+    ROOMS = "rooms"  #: a membership message or stored room refused (ROOM-2.4, ROOM-7.3)
 
 
 class TransportCounter(StrEnum):
@@ -114,6 +141,10 @@ class TransportCounter(StrEnum):
     DHT_ANNOUNCE = "dht.announce"
     DHT_ANNOUNCE_UNSTORED = "dht.announce_unstored"  #: no DHT node stored the announcement
     OUTBOX_RESTORED = "outbox.restored"  #: unsettled entries reloaded at start (HT-4.4)
+    MEMBERSHIP_SENT = "membership.sent"  #: membership messages sealed (ROOM-7.4)
+    MEMBERSHIP_RECEIVED = "membership.received"  #: membership messages opened (ROOM-7.4)
+    LEGACY_ROOM_REFUSED = "rooms.legacy_refused"  #: a room joined by name, refused (ROOM-2.4)
+    HELD_NOT_MEMBER = "rooms.held_not_member"  #: a message from a non-member held (ROOM-5.3)
 
 
 # ------------------------------------------------------------------ events
@@ -181,6 +212,35 @@ class MembersChange:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RoomMembershipChanged:
+    """ROOM-5.1: a room's member list (by its signed log) moved; so did the recipients."""
+
+    room_id: bytes
+    members: frozenset[NodeId]  #: every member, this node included while it is one
+    added: frozenset[NodeId]
+    removed: frozenset[NodeId]
+    state: str  #: this node's `RoomState` value: member, removed, left...
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvitationExpired:
+    """An invitation sent or received by this node lapsed unaccepted (ROOM-4.3)."""
+
+    room_id: bytes
+    invitee: NodeId
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RoomProof:
+    """Join `room_id` on the central service with its log (ROOM-6.3), in send order."""
+
+    room_id: bytes
+    changes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Failure:
     """Something failed; `kind` says where."""
 
@@ -198,6 +258,8 @@ TransportEvent = (
     | PathChange
     | ReachChange
     | MembersChange
+    | RoomMembershipChanged
+    | InvitationExpired
     | Failure
 )
 
@@ -213,11 +275,32 @@ class _StateStore:
     def __init__(self, path: Path) -> None:
         self._db = open_database(path, _STATE_SCHEMA)
 
-    def rooms(self) -> list[bytes]:
-        return [bytes(r) for (r,) in self._db.execute("SELECT room_id FROM rooms")]
+    def legacy_rooms(self) -> list[bytes]:
+        """Rooms joined by a plain name before closed rooms (ROOM-2.4); forgotten as read."""
+        rows = [bytes(r) for (r,) in self._db.execute("SELECT room_id FROM rooms")]
+        self._db.execute("DELETE FROM rooms")
+        return rows
 
-    def add_room(self, room_id: bytes) -> None:
-        self._db.execute("INSERT OR IGNORE INTO rooms VALUES (?)", (room_id,))
+    def closed_rooms(self) -> list[tuple[bytes, bytes, str, list[bytes]]]:
+        """(room id, secret, name, changes) of every closed room this node knows."""
+        out = []
+        for room_id, secret, name in self._db.execute("SELECT * FROM room_secrets").fetchall():
+            changes = self._db.execute(
+                "SELECT change FROM room_changes WHERE room_id=?", (room_id,)
+            ).fetchall()
+            out.append((bytes(room_id), bytes(secret), str(name), [bytes(c) for (c,) in changes]))
+        return out
+
+    def add_room_secret(self, room_id: bytes, secret: bytes, name: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO room_secrets VALUES (?, ?, ?)", (room_id, secret, name)
+        )
+
+    def add_room_change(self, room_id: bytes, change: bytes) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO room_changes VALUES (?, ?, ?)",
+            (room_id, hashlib.sha256(change).digest(), change),
+        )
 
     def seen(self, *, now: float) -> list[tuple[bytes, float]]:
         self._db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
@@ -276,6 +359,7 @@ class HybridTransport:
         self.host = NodeHost(identity, host=host, port=port, clock=clock)
         self.service = HybridTransportService(self.config, local_id=identity.node_id, now=clock())
         self.p2p: p2p.P2PRoomCore | None = None
+        self.rooms_core = closed.RoomsCore(identity, random_bytes=random_bytes)
         self._outbox_store: SqliteOutboxStore | None = None
         self._state: _StateStore | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -283,9 +367,10 @@ class HybridTransport:
         self.events: MemoryObjectReceiveStream[TransportEvent]
         self._events_in, self.events = anyio.create_memory_object_stream[TransportEvent](math.inf)
         self._app_out: MemoryObjectSendStream[p2p.SendApp] | None = None
-        self._central_out: MemoryObjectSendStream[OutboxEntry] | None = None
+        self._central_out: MemoryObjectSendStream[OutboxEntry | _RoomProof] | None = None
         self._central: CentralClient | None = None
         self._checking = False
+        self._held: dict[bytes, dict[bytes, MessageReceived]] = {}
         self._lookups: set[bytes] = set()
         self._dht_alive = True
         self._p2p_anything = True
@@ -305,10 +390,17 @@ class HybridTransport:
 
     @property
     def rooms(self) -> frozenset[bytes]:
-        return self.p2p.rooms if self.p2p is not None else frozenset()
+        """The closed rooms this node is a member of."""
+        core = self.rooms_core
+        return frozenset(r for r in core.rooms() if core.state(r) is closed.RoomState.MEMBER)
 
     def members(self, room_id: bytes) -> frozenset[NodeId]:
-        """The other members of `room_id` known from the DHT (whom `send` encrypts for)."""
+        """The *other* members of `room_id` by its signed log (whom `send` encrypts for)."""
+        mine = self.identity.public_key
+        return frozenset(node_id_of(k) for k in self.rooms_core.members(room_id) if k != mine)
+
+    def reachable_members(self, room_id: bytes) -> frozenset[NodeId]:
+        """The other members the P2P path has an address for (their DHT records)."""
         return frozenset(self.p2p.members(room_id)) if self.p2p is not None else frozenset()
 
     @property
@@ -316,16 +408,53 @@ class HybridTransport:
         return self._central is not None
 
     async def join(self, room_id: bytes) -> None:
-        """Join `room_id` on both paths (persisted: a restarted client rejoins it)."""
-        core, state = self._running()
-        state.add_room(room_id)
-        core.join(room_id, now=self._clock())
+        """Rooms are closed (ROOM-2.4): nobody joins by an id; `accept` an invitation."""
+        require_closed_room_id(room_id)
+        raise LocalProtocolError(
+            "joining a room by its id is not possible (ROOM-2.4): accept an invitation"
+        )
+
+    def create_room(self, name: str) -> bytes:
+        """ROOM-2.1, ROOM-3.2: a new closed room with this node as creator; its room id."""
+        self._running()
+        room_id = self.rooms_core.create_room(name=name, now=self._clock())
         self._loop.poke()
-        if self._central is not None:
-            try:
-                await self._central.join(room_id)
-            except (CentralError, OSError, RemoteProtocolError, ConnectionError) as exc:
-                self._emit_failure(FailureKind.CENTRAL, f"join failed: {exc}")
+        return room_id
+
+    def invite(
+        self, room_id: bytes, invitee: bytes, *, ttl: float | None = None, admin: bool = False
+    ) -> bytes:
+        """ROOM-4.1: invite the Ed25519 key `invitee`; returns the invitation to hand over."""
+        self._running()
+        role = closed.Role.ADMIN if admin else closed.Role.MEMBER
+        invitation = self.rooms_core.invite(room_id, invitee, now=self._clock(), role=role, ttl=ttl)
+        self._loop.poke()
+        return invitation
+
+    def accept(self, invitation: bytes, *, name: str = "") -> bytes:
+        """ROOM-4.2, ROOM-4.3: check and accept an invitation; returns the room id.
+
+        Raises `RemoteProtocolError` (counted) for a forged, expired, replayed
+        or misdirected invitation.
+        """
+        self._running()
+        now = self._clock()
+        room_id = self.rooms_core.receive_invitation(invitation, now=now, name=name)
+        self.rooms_core.accept(room_id, now=now, name=name)
+        self._loop.poke()
+        return room_id
+
+    def remove(self, room_id: bytes, member: bytes) -> None:
+        """ROOM-3.7: remove the member with Ed25519 key `member` (admins only)."""
+        self._running()
+        self.rooms_core.remove(room_id, member, now=self._clock())
+        self._loop.poke()
+
+    def leave(self, room_id: bytes) -> None:
+        """ROOM-3.7: leave the room; the others stop encrypting for this node."""
+        self._running()
+        self.rooms_core.leave(room_id, now=self._clock())
+        self._loop.poke()
 
     async def send(self, room_id: bytes, body: bytes, *, ttl: float | None = None) -> bytes:
         """Encrypt `body` for the room's known members and accept it (HT-4.1).
@@ -333,17 +462,19 @@ class HybridTransport:
         Returns the message id once the message is in the durable outbox.
         Raises `NoMembersError` if no other member of the room is known yet.
         """
-        core, _ = self._running()
-        if room_id not in core.rooms:
-            raise LocalProtocolError("join the room first")
-        members = core.members(room_id)
+        self._running()
+        if room_id not in self.rooms:
+            require_closed_room_id(room_id)
+            raise LocalProtocolError("not a member of this room: create it or accept an invitation")
+        keys = self.rooms_core.members(room_id)  # ROOM-5.1: the log's members, nobody else
+        members = self.members(room_id)
         if not members:
-            raise NoMembersError("no other member of this room is known yet")
+            raise NoMembersError("this room has no other member yet: invite someone")
         now = self._clock()
         blob, message_id = seal_room_message(
             self.identity,
             room_id=room_id,
-            members=[self.identity.public_key, *members.values()],
+            members=keys,
             body=body,
             sent_ms=round(now * 1000),
             random_bytes=self._random_bytes,
@@ -376,7 +507,9 @@ class HybridTransport:
         self._outbox_store = SqliteOutboxStore(self.data_dir / "outbox.sqlite3")
         self._state = _StateStore(self.data_dir / "transport.sqlite3")
         app_out, app_in = anyio.create_memory_object_stream[p2p.SendApp](math.inf)
-        central_out, central_in = anyio.create_memory_object_stream[OutboxEntry](math.inf)
+        central_out, central_in = anyio.create_memory_object_stream[OutboxEntry | _RoomProof](
+            math.inf
+        )
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -397,8 +530,10 @@ class HybridTransport:
                 # Annotated: mypy cannot infer a union type argument from the core alone.
                 service_core: ProtocolCore[service.Action] = self.service
                 p2p_core: ProtocolCore[p2p.Action] = self.p2p
+                rooms_core: ProtocolCore[closed.RoomAction] = self.rooms_core
                 self._loop.add(service_core, self._service_action)
                 self._loop.add(p2p_core, self._p2p_action)
+                self._loop.add(rooms_core, self._rooms_action)
                 task_status.started(address)
         finally:
             self._stopped = True
@@ -417,18 +552,24 @@ class HybridTransport:
         return self.p2p, self._state
 
     def _restore(self, now: float) -> None:
-        """HT-4.4: reload the outbox, the rooms joined and the ids already delivered."""
+        """HT-4.4: reload the outbox, the rooms and their logs, and the ids already delivered."""
         assert self._outbox_store is not None and self._state is not None
-        assert self.p2p is not None
-        for room_id in self._state.rooms():
-            self.p2p.join(room_id, now=now)
+        for room_id in self._state.legacy_rooms():
+            self.counters.inc(TransportCounter.LEGACY_ROOM_REFUSED)
+            self._emit_failure(
+                FailureKind.ROOMS,
+                f"room {room_id!r} was joined by a plain name and is refused (ROOM-2.4):"
+                " create a room and invite its members",
+            )
+        for room_id, secret, name, changes in self._state.closed_rooms():
+            self.rooms_core.restore(room_id, secret=secret, name=name, changes=changes, now=now)
+            if self.rooms_core.state(room_id) is closed.RoomState.MEMBER:
+                self._open_p2p_room(room_id, now)
         restored = 0
         for entry in self._outbox_store.load():
             if entry.expires_at > now:
                 self.service.outbox.restore(entry)
                 restored += 1
-                if entry.room_id not in self.p2p.rooms:
-                    self.p2p.join(entry.room_id, now=now)
         self.counters.inc(TransportCounter.OUTBOX_RESTORED, restored)
         for message_id, expires_at in self._state.seen(now=now):
             self.service.dedup.first_time(message_id, expires_at=expires_at, now=now)
@@ -465,8 +606,8 @@ class HybridTransport:
                     self._central_out.send_nowait(entry)
             case service.SendP2P(entry=entry, members=members):
                 core = self._core()
-                if entry.room_id not in core.rooms:
-                    core.join(entry.room_id, now=now)
+                if entry.room_id not in core.rooms:  # left or removed since: nobody to send to
+                    return
                 core.send(
                     room_id=entry.room_id,
                     message_id=entry.message_id,
@@ -504,18 +645,38 @@ class HybridTransport:
         assert self._state is not None
         # HT-4.3: remembered durably before the application sees it.
         self._state.add_seen(action.message_id, now + self.config.store_and_forward.default_ttl)
-        self.counters.inc(TransportCounter.DELIVERED, label=action.path)
-        self._emit(
-            MessageReceived(
-                room_id=action.room_id,
-                message_id=action.message_id,
-                sender=opened.sender_id,
-                body=opened.body,
-                sent_ms=opened.sent_ms,
-                path=action.path.value,
-                at=now,
-            )
+        if opened.content_type == CONTENT_MEMBERSHIP:  # ROOM-7.4: for the rooms core only
+            self._membership_received(action.room_id, opened.body, now)
+            return
+        received = MessageReceived(
+            room_id=action.room_id,
+            message_id=action.message_id,
+            sender=opened.sender_id,
+            body=opened.body,
+            sent_ms=opened.sent_ms,
+            path=action.path.value,
+            at=now,
         )
+        if opened.sender_key not in self.rooms_core.members(action.room_id):
+            # ROOM-5.3: not a member by our log (yet?): held until its ACCEPT arrives.
+            held = self._held.setdefault(action.room_id, {})
+            if len(held) >= _MAX_HELD:
+                held.pop(next(iter(held)))
+            held[opened.sender_key + action.message_id] = received
+            self.counters.inc(TransportCounter.HELD_NOT_MEMBER)
+            return
+        self.counters.inc(TransportCounter.DELIVERED, label=action.path)
+        self._emit(received)
+
+    def _release_held(self, room_id: bytes) -> None:
+        """ROOM-5.3: hand over what senders now counted as members sent before we knew."""
+        held = self._held.get(room_id, {})
+        members = self.rooms_core.members(room_id)
+        for key, received in list(held.items()):
+            if key[:32] in members:
+                del held[key]
+                self.counters.inc(TransportCounter.DELIVERED, label=DeliveryPath(received.path))
+                self._emit(received)
 
     def _p2p_action(self, action: p2p.Action) -> None:
         now = self._clock()
@@ -558,15 +719,111 @@ class HybridTransport:
                 )
             case p2p.Announce():
                 if self._tg is not None:
-                    self._tg.start_soon(self._announce, action.room_id, action.value)
+                    self._tg.start_soon(self._announce, action.dht_ident, action.value)
             case p2p.LookupMembers():
                 if self._tg is not None and action.room_id not in self._lookups:
                     self._lookups.add(action.room_id)
-                    self._tg.start_soon(self._lookup, action.room_id)
+                    self._tg.start_soon(self._lookup, action.room_id, action.dht_ident)
             case p2p.MembersChanged():
                 self._emit(MembersChange(room_id=action.room_id, members=action.members, at=now))
             case _:
                 assert_never(action)
+
+    # ----------------------------------------------------------- closed rooms
+
+    def _rooms_action(self, action: closed.RoomAction) -> None:
+        now = self._clock()
+        match action:
+            case closed.PersistRoom(room_id=room_id, secret=secret, name=name):
+                assert self._state is not None
+                self._state.add_room_secret(room_id, secret, name)
+            case closed.PersistChange(room_id=room_id, change=change):
+                assert self._state is not None
+                self._state.add_room_change(room_id, change)
+            case closed.SendChanges(room_id=room_id, changes=changes, to=to):
+                self._send_membership(room_id, changes, to, now)
+            case closed.DeliverInvitation():
+                pass  # `invite` returned it; the application hands it over
+            case closed.MembershipChanged():
+                self._membership_changed(action, now)
+            case closed.InvitationLapsed(room_id=room_id, invitee=invitee):
+                self._emit(InvitationExpired(room_id=room_id, invitee=node_id_of(invitee), at=now))
+            case _:
+                assert_never(action)
+
+    def _open_p2p_room(self, room_id: bytes, now: float) -> None:
+        """ROOM-6.1, ROOM-6.2: join the P2P path of a closed room, or update its members."""
+        core = self._core()
+        members = frozenset(self.rooms_core.members(room_id))
+        if room_id in core.rooms:
+            core.set_members(room_id, members, now=now)
+            return
+        secret = self.rooms_core.secret(room_id)
+        host, port = core.address
+        closed = p2p.ClosedRoom(
+            dht_ident=dht_ident_of(secret),
+            announcement=room_announcement(
+                secret, publisher=self.identity.public_key, host=host, port=port
+            ),
+            members=members,
+        )
+        core.join(room_id, now=now, closed=closed)
+
+    def _membership_changed(self, action: closed.MembershipChanged, now: float) -> None:
+        if action.state is closed.RoomState.MEMBER:
+            self._open_p2p_room(action.room_id, now)
+            self._release_held(action.room_id)
+        elif self.p2p is not None:
+            self.p2p.leave(action.room_id, now=now)
+        self._emit(
+            RoomMembershipChanged(
+                room_id=action.room_id,
+                members=frozenset(node_id_of(k) for k in action.members),
+                added=frozenset(node_id_of(k) for k in action.added),
+                removed=frozenset(node_id_of(k) for k in action.removed),
+                state=action.state.value,
+                at=now,
+            )
+        )
+
+    def _send_membership(
+        self, room_id: bytes, changes: tuple[bytes, ...], to: tuple[bytes, ...], now: float
+    ) -> None:
+        """ROOM-7.2: the log to the central service (JOIN proof) and, sealed, to `to`."""
+        # Sent even after leaving: the service merges the log before it refuses the JOIN.
+        if self._central_out is not None:
+            self._central_out.send_nowait(_RoomProof(room_id=room_id, changes=changes))
+        else:
+            self.counters.inc(TransportCounter.CENTRAL_SEND_UNCONNECTED)
+        # Sealed for everyone concerned, settled by the members still in the log.
+        current = set(self.rooms_core.members(room_id))
+        members = frozenset(node_id_of(k) for k in to if k in current)
+        if not members or room_id not in self._core().rooms:
+            return
+        blob, message_id = seal_room_message(
+            self.identity,
+            room_id=room_id,
+            members=list(to),
+            body=cbor.encode(list(changes)),
+            sent_ms=round(now * 1000),
+            random_bytes=self._random_bytes,
+            content_type=CONTENT_MEMBERSHIP,
+        )
+        self.counters.inc(TransportCounter.MEMBERSHIP_SENT)
+        self.service.send(
+            room_id=room_id, members=members, blob=blob, message_id=message_id, now=now, ttl=None
+        )
+
+    def _membership_received(self, room_id: bytes, body: bytes, now: float) -> None:
+        """ROOM-7.4: merge a member's log; refusals are counted by the rooms core."""
+        self.counters.inc(TransportCounter.MEMBERSHIP_RECEIVED)
+        try:
+            changes = cbor.decode(body)
+            if not isinstance(changes, list) or not all(isinstance(c, bytes) for c in changes):
+                raise RemoteProtocolError(ErrorCode.MALFORMED, "a membership body is [* change]")
+            self.rooms_core.receive_changes(room_id, changes, now=now)
+        except RemoteProtocolError as exc:
+            self._emit_failure(FailureKind.ROOMS, f"membership message refused: {exc}")
 
     def _report_reach(self, now: float) -> None:
         anything = self._p2p_anything or self._dht_alive
@@ -600,24 +857,21 @@ class HybridTransport:
             await anyio.sleep(min(0.5 * 2**attempt, 5.0))
         # Announce again now that the DHT has peers to store on.
         if self.p2p is not None:
-            for room_id in self.p2p.rooms:
-                await self._announce(
-                    room_id, p2p.encode_announcement(self.p2p.address), count=False
-                )
+            self.p2p.reannounce(now=self._clock())
+            self._loop.poke()
 
-    async def _announce(self, room_id: bytes, value: bytes, *, count: bool = True) -> None:
+    async def _announce(self, dht_ident: bytes, value: bytes) -> None:
         try:
-            outcome = await self.host.announce_room(room_id, value)
+            outcome = await self.host.announce_room(dht_ident, value)
         except HostStoppedError:
             return
-        if count:
-            self.counters.inc(TransportCounter.DHT_ANNOUNCE)
+        self.counters.inc(TransportCounter.DHT_ANNOUNCE)
         if outcome.accepted == 0:
             self.counters.inc(TransportCounter.DHT_ANNOUNCE_UNSTORED)
 
-    async def _lookup(self, room_id: bytes) -> None:
+    async def _lookup(self, room_id: bytes, dht_ident: bytes) -> None:
         try:
-            outcome = await self.host.find_room_peers(room_id)
+            outcome = await self.host.find_room_peers(dht_ident)
         except HostStoppedError:
             return
         finally:
@@ -664,8 +918,8 @@ class HybridTransport:
 
     async def _central_loop(
         self,
-        central_out: MemoryObjectSendStream[OutboxEntry],
-        central_in: MemoryObjectReceiveStream[OutboxEntry],
+        central_out: MemoryObjectSendStream[OutboxEntry | _RoomProof],
+        central_in: MemoryObjectReceiveStream[OutboxEntry | _RoomProof],
     ) -> None:
         """Keep a central session up, reconnecting with backoff whenever it ends."""
         delay = _RECONNECT_MIN
@@ -679,8 +933,8 @@ class HybridTransport:
                     origin=self.origin,
                     random_bytes=self._random_bytes,
                 ) as client:
-                    for room_id in self.rooms:
-                        await client.join(room_id)
+                    for room_id in self.rooms:  # ROOM-6.3: every JOIN carries the log
+                        await self._join_central(client, room_id, self.rooms_core.changes(room_id))
                     self._central = client
                     self._central_out = central_out
                     delay = _RECONNECT_MIN
@@ -699,8 +953,8 @@ class HybridTransport:
     async def _central_session(
         self,
         client: CentralClient,
-        central_out: MemoryObjectSendStream[OutboxEntry],
-        central_in: MemoryObjectReceiveStream[OutboxEntry],
+        central_out: MemoryObjectSendStream[OutboxEntry | _RoomProof],
+        central_in: MemoryObjectReceiveStream[OutboxEntry | _RoomProof],
     ) -> None:
         """One authenticated session: send what is unsettled, take deliveries until it ends."""
         self.counters.inc(TransportCounter.CENTRAL_CONNECTED)
@@ -723,11 +977,23 @@ class HybridTransport:
                 self._loop.poke()  # delivered (and its id committed) before the ACK
                 await client.ack([delivery.seq])
 
+    async def _join_central(
+        self, client: CentralClient, room_id: bytes, changes: tuple[bytes, ...]
+    ) -> None:
+        """ROOM-6.3: JOIN with the room's log; a refusal is reported, the session goes on."""
+        try:
+            await client.join(room_id, changes)
+        except CentralError as exc:
+            self._emit_failure(FailureKind.CENTRAL, f"join refused: {exc}")
+
     async def _central_sender(
-        self, client: CentralClient, queue: MemoryObjectReceiveStream[OutboxEntry]
+        self, client: CentralClient, queue: MemoryObjectReceiveStream[OutboxEntry | _RoomProof]
     ) -> None:
         while True:
             entry = await queue.receive()
+            if isinstance(entry, _RoomProof):
+                await self._join_central(client, entry.room_id, entry.changes)
+                continue
             if entry.message_id not in self.service.outbox:
                 continue  # settled meanwhile
             now = self._clock()

@@ -45,6 +45,9 @@ _NONCE_DOMAIN: Final = b"railgun/v1/wrap-nonce\x00"
 #: ROOM-1.4: the seed's padding buckets (small, medium, large), bytes.
 SIZE_BUCKETS: Final = (256, 4096, 65536)
 MESSAGE_ID_SIZE: Final = 16
+#: ROOM-7.4: inner key 5, present only for content other than application messages.
+CONTENT_APP: Final = 0
+CONTENT_MEMBERSHIP: Final = 1
 _VERSION: Final = 1
 _TAG_SIZE: Final = 8
 
@@ -58,6 +61,7 @@ class RoomMessage:
     sent_ms: int
     body: bytes
     bucket: int  #: the padded size of the inner message
+    content_type: int = CONTENT_APP  #: ROOM-7.4: CONTENT_MEMBERSHIP for a room's log
 
 
 def bucket_for(size: int) -> int:
@@ -89,14 +93,15 @@ def seal_room_message(
     body: bytes,
     sent_ms: int,
     random_bytes: RandomBytes,
+    content_type: int = CONTENT_APP,
 ) -> tuple[bytes, bytes]:
     """Encrypt `body` for `members` (their Ed25519 public keys). Returns (blob, message id)."""
     if not members:
         raise LocalProtocolError("a room message needs at least one member")
     message_id = random_bytes(MESSAGE_ID_SIZE)
-    signed = cbor.encode({0: sender.public_key, 1: message_id, 2: sent_ms, 3: body})
-    signature = sender.sign(E2E_DOMAIN + room_id + signed)
-    inner = cbor.encode({0: sender.public_key, 1: message_id, 2: sent_ms, 3: body, 4: signature})
+    fields = _signed_fields(sender.public_key, message_id, sent_ms, body, content_type)
+    signature = sender.sign(E2E_DOMAIN + room_id + cbor.encode(fields))
+    inner = cbor.encode({**fields, 4: signature})
     bucket = bucket_for(len(inner))
     padded = inner + b"\x80" + bytes(bucket - len(inner) - 1)
     content_key = random_bytes(32)
@@ -114,6 +119,16 @@ def seal_room_message(
         wraps.append([_tag(eph_public, member_x), boxed])
     blob = cbor.encode([_VERSION, eph_public, wraps, nonce, ciphertext])
     return blob, message_id
+
+
+def _signed_fields(
+    sender: bytes, message_id: bytes, sent_ms: int, body: bytes, content_type: int
+) -> dict[int, object]:
+    """ROOM-1.2, ROOM-7.4: the signed part of the inner message (key 5 only when not app)."""
+    fields: dict[int, object] = {0: sender, 1: message_id, 2: sent_ms, 3: body}
+    if content_type != CONTENT_APP:
+        fields[5] = content_type
+    return fields
 
 
 def _malformed(reason: str) -> RemoteProtocolError:
@@ -163,16 +178,19 @@ def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> Ro
     if not end.endswith(b"\x80") or len(padded) not in SIZE_BUCKETS:
         raise _malformed("bad padding")
     inner = cbor.decode(end[:-1])
-    if not isinstance(inner, dict) or inner.keys() != set(range(5)):
-        raise _malformed("inner message must have keys 0..4")
+    if not isinstance(inner, dict) or inner.keys() not in (set(range(5)), set(range(6))):
+        raise _malformed("inner message must have keys 0..4 (and 5 for membership)")
     sender_key, message_id, sent_ms, body, signature = (inner[i] for i in range(5))
+    content_type = inner.get(5, CONTENT_APP)
+    if 5 in inner and content_type != CONTENT_MEMBERSHIP:
+        raise _malformed("unknown content type")
     if not (isinstance(sender_key, bytes) and isinstance(message_id, bytes)):
         raise _malformed("sender key and message id are byte strings")
     if len(message_id) != MESSAGE_ID_SIZE or type(sent_ms) is not int or sent_ms < 0:
         raise _malformed("message id is 16 bytes, sent_ms an unsigned integer")
     if not (isinstance(body, bytes) and isinstance(signature, bytes)):
         raise _malformed("body and signature are byte strings")
-    signed = cbor.encode({0: sender_key, 1: message_id, 2: sent_ms, 3: body})
+    signed = cbor.encode(_signed_fields(sender_key, message_id, sent_ms, body, content_type))
     if public_key_problem(sender_key) is not None or not verify(
         sender_key, E2E_DOMAIN + room_id + signed, signature
     ):
@@ -185,4 +203,5 @@ def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> Ro
         sent_ms=sent_ms,
         body=body,
         bucket=len(padded),
+        content_type=content_type,
     )

@@ -34,6 +34,14 @@ Theory of operation:
   it answered and fewer than `probe_failures` probes in a row timed out,
   *unreachable* after that many. The room's reach (all / some / none) goes
   to `HybridTransportService.reachability`; `some` gives `degraded`.
+* **Closed rooms** (ROOM-6.1). A room joined with a `ClosedRoom` is looked
+  up and announced under the DHT ident derived from its secret, its
+  announcement carries the proof of the secret (ROOM-6.2), and only
+  publishers whose Ed25519 key is in its member list (the rooms core's log,
+  `set_members`) become its peers: records of anyone else are refused and
+  counted, and a member removed from the list stops being a peer at once,
+  so no job, relay or probe targets it any more. A room joined without one
+  (the simulator, whose scenario fixes the membership) is open.
 * **Strict decoding.** Frames are deterministic CBOR maps decoded by
   `decode_frame`, which raises only `RemoteProtocolError`; `receive` counts
   each refusal under `P2PCounter.REJECTED` (label: its code) and never raises for peer input.
@@ -53,6 +61,7 @@ from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import decode_record
 from railgun_ref.identity.keys import Identity, node_id_of, verify
+from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.transport.state import Reach
 from railgun_ref.wire import cbor
 
@@ -271,14 +280,26 @@ def decode_announcement(value: bytes) -> Address:
     return host, _uint(port, "announcement port", 0xFFFF)
 
 
-def member_from_record(record_bytes: bytes, *, room_id: bytes, now: float) -> RoomMember:
-    """HT-6.1: a `find_room_peers` record, fully checked (signature, key, expiry) and parsed."""
+def member_from_record(
+    record_bytes: bytes, *, room_id: bytes, now: float, closed: bool = False
+) -> RoomMember:
+    """HT-6.1: a `find_room_peers` record, fully checked (signature, key, expiry) and parsed.
+
+    `room_id` is the room's DHT ident. With `closed`, the value must be a closed
+    room's announcement whose proof verifies for the publisher (ROOM-6.2).
+    """
     record = decode_record(
         cbor.decode(record_bytes), now=now, key=derive_key(KeyType.ROOM, room_id)
     )
     if record.key_type is not KeyType.ROOM or record.ident != room_id:
         raise RemoteProtocolError(ErrorCode.WRONG_KEY, "not an announcement for this room")
-    address = decode_announcement(record.value)
+    if closed:
+        proven = check_announcement_proof(
+            record.value, publisher=record.publisher_key, dht_ident=room_id
+        )
+        address: Address = (proven.host, proven.port)
+    else:
+        address = decode_announcement(record.value)
     if address[1] == 0:
         raise _malformed("announcement port 0")
     return RoomMember(
@@ -287,6 +308,10 @@ def member_from_record(record_bytes: bytes, *, room_id: bytes, now: float) -> Ro
         address=address,
         expires_at=record.expires_at,
     )
+
+
+#: ROOM-6.1: at most this many non-member publishers remembered per room for replies.
+MAX_WAITING: Final = 64
 
 
 # ------------------------------------------------------------------ config
@@ -398,17 +423,28 @@ class ReachabilityChanged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Announce:
-    """Publish our membership: `NodeHost.announce_room(room_id, value)`."""
+    """Publish our membership: `NodeHost.announce_room(dht_ident, value)`."""
 
     room_id: bytes
+    dht_ident: bytes  #: the DHT ident of the room (ROOM-2.2; the room id if open)
     value: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LookupMembers:
-    """Look the room's members up (`find_room_peers`) and report them with `members_found`."""
+    """Look the room's members up (`find_room_peers(dht_ident)`), report with `members_found`."""
 
     room_id: bytes
+    dht_ident: bytes  #: the DHT ident of the room (ROOM-2.2; the room id if open)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosedRoom:
+    """ROOM-6.1, ROOM-6.2: what the P2P path needs to keep a room closed."""
+
+    dht_ident: bytes  #: `railgun_ref.rooms.ids.dht_ident_of(secret)`
+    announcement: bytes  #: our signed DHT value (`railgun_ref.rooms.announce.room_announcement`)
+    members: frozenset[bytes]  #: Ed25519 keys the room's log counts as members
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -493,6 +529,19 @@ class _Room:
     next_announce: float
     next_lookup: float
     last_unknown_lookup: float = float("-inf")
+    closed: ClosedRoom | None = None
+    #: ROOM-6.1: publishers with a valid proof whose membership this node's log does not
+    #: show (yet): not peers, but their address answers their probes (a new member's
+    #: ACCEPT may still be on its way to us in its first frame).
+    waiting: dict[NodeId, "RoomMember"] = field(default_factory=dict)
+
+    @property
+    def dht_ident(self) -> bytes:
+        return self.room_id if self.closed is None else self.closed.dht_ident
+
+    def admits(self, public_key: bytes) -> bool:
+        """ROOM-6.1: may this key be a peer of the room?"""
+        return self.closed is None or public_key in self.closed.members
 
 
 @dataclass(slots=True)
@@ -571,14 +620,60 @@ class P2PRoomCore:
 
     # ---------------------------------------------------------- membership
 
-    def join(self, room_id: bytes, *, now: float) -> None:
-        """Start announcing our membership of `room_id` and looking its members up."""
+    def join(self, room_id: bytes, *, now: float, closed: ClosedRoom | None = None) -> None:
+        """Start announcing our membership of `room_id` and looking its members up.
+
+        With `closed`, the room is closed (ROOM-6.1): only its members become peers.
+        """
         if not 1 <= len(room_id) <= MAX_ROOM_ID_SIZE:
             raise LocalProtocolError(f"room id must be 1..{MAX_ROOM_ID_SIZE} bytes")
         if room_id in self._rooms:
+            if closed is not None:
+                self.set_members(room_id, closed.members, now=now)
             return
-        self._rooms[room_id] = _Room(room_id=room_id, next_announce=now, next_lookup=now)
+        room = _Room(room_id=room_id, next_announce=now, next_lookup=now, closed=closed)
+        self._rooms[room_id] = room
         self._timers(now)
+
+    def reannounce(self, *, now: float) -> None:
+        """Announce every room again at once (the DHT just got peers to store on)."""
+        for room in self._rooms.values():
+            room.next_announce = now
+        self._timers(now)
+
+    def set_members(self, room_id: bytes, members: Iterable[bytes], *, now: float) -> None:
+        """ROOM-6.1: the closed room's members changed (its log moved); drop the others."""
+        room = self._rooms.get(room_id)
+        if room is None or room.closed is None:
+            raise LocalProtocolError("set_members is for closed rooms joined with ClosedRoom")
+        before = frozenset(self.members(room_id))
+        room.closed = ClosedRoom(
+            dht_ident=room.closed.dht_ident,
+            announcement=room.closed.announcement,
+            members=frozenset(members),
+        )
+        for peer in list(self._peers.values()):
+            if room_id in peer.rooms and not room.admits(peer.public_key):
+                self._drop_peer_room(peer, room_id)
+        admitted = [m for m in room.waiting.values() if room.admits(m.public_key)]
+        for member in admitted:
+            del room.waiting[member.node_id]
+        self.add_members(room_id, admitted, now=now)
+        after = frozenset(self.members(room_id))
+        if after != before:
+            self._actions.append(MembersChanged(room_id=room_id, members=after))
+            room.next_lookup = now  # a new member may already have announced itself
+        self._timers(now)
+
+    def _drop_peer_room(self, peer: _Peer, room_id: bytes) -> None:
+        """Forget `peer` as a member of `room_id`: its jobs there end, and the peer
+        itself when it shares no other room with us."""
+        peer.rooms.pop(room_id, None)
+        for key in [k for k, job in self._jobs.items() if job.room_id == room_id]:
+            if key[1] == peer.node_id:
+                self._drop_job(key)
+        if not peer.rooms:
+            del self._peers[peer.node_id]
 
     def leave(self, room_id: bytes, *, now: float) -> None:
         if self._rooms.pop(room_id, None) is None:
@@ -596,10 +691,20 @@ class P2PRoomCore:
 
         Records that fail any check are counted under `P2PCounter.REJECTED_MEMBER`.
         """
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise LocalProtocolError("join the room before adding its members")
         members = []
         for record in records:
             try:
-                members.append(member_from_record(record, room_id=room_id, now=now))
+                member = member_from_record(
+                    record, room_id=room.dht_ident, now=now, closed=room.closed is not None
+                )
+                if not room.admits(member.public_key):  # ROOM-6.1
+                    if len(room.waiting) < MAX_WAITING:
+                        room.waiting[member.node_id] = member
+                    raise RemoteProtocolError(ErrorCode.FORBIDDEN, "not a member of the room")
+                members.append(member)
             except RemoteProtocolError as exc:
                 self.counters.inc(P2PCounter.REJECTED_MEMBER, label=exc.code)
         self.add_members(room_id, members, now=now)
@@ -609,9 +714,13 @@ class P2PRoomCore:
         """Learn members of `room_id` (from the DHT, or given directly by a simulator)."""
         if room_id not in self._rooms:
             raise LocalProtocolError("join the room before adding its members")
+        room = self._rooms[room_id]
         before = frozenset(self.members(room_id))
         for member in members:
             if member.node_id == self.node_id or member.expires_at <= now:
+                continue
+            if not room.admits(member.public_key):  # ROOM-6.1
+                self.counters.inc(P2PCounter.REJECTED_MEMBER, label=ErrorCode.FORBIDDEN)
                 continue
             if node_id_of(member.public_key) != member.node_id:
                 raise LocalProtocolError("member node id does not match its key")
@@ -705,7 +814,8 @@ class P2PRoomCore:
         match frame:
             case ProbeFrame(answer=False):
                 self.counters.inc(P2PCounter.PROBE_ANSWERED)
-                self._send(sender, address, ProbeFrame(nonce=frame.nonce, answer=True))
+                reply_to = self._reply_address(sender, address)
+                self._send(sender, reply_to, ProbeFrame(nonce=frame.nonce, answer=True))
             case ProbeFrame(answer=True):
                 self.counters.inc(P2PCounter.PROBE_ANSWER)
             case RoomFrame():
@@ -716,7 +826,12 @@ class P2PRoomCore:
 
     def _reply_address(self, sender: NodeId, address: Address) -> Address:
         peer = self._peers.get(sender)
-        return peer.address if peer is not None else address
+        if peer is not None:
+            return peer.address
+        for room in self._rooms.values():
+            if sender in room.waiting:
+                return room.waiting[sender].address
+        return address
 
     def _on_room(self, sender: NodeId, address: Address, frame: RoomFrame, now: float) -> None:
         room = self._rooms.get(frame.room_id)
@@ -731,7 +846,7 @@ class P2PRoomCore:
         if not known and now - room.last_unknown_lookup >= self.config.unknown_lookup_interval:
             # A member we have not seen announced yet: refresh the member list.
             room.last_unknown_lookup = now
-            self._actions.append(LookupMembers(room_id=frame.room_id))
+            self._actions.append(LookupMembers(room_id=frame.room_id, dht_ident=room.dht_ident))
         reply_to = self._reply_address(sender, address)
         if self._first_time(frame.message_id, expires_at, now):
             self.counters.inc(P2PCounter.ROOM_DELIVERED)
@@ -862,12 +977,17 @@ class P2PRoomCore:
         for room in self._rooms.values():
             if now >= room.next_announce:
                 room.next_announce = now + config.announce_interval
+                value = (
+                    encode_announcement(self.address)
+                    if room.closed is None
+                    else room.closed.announcement
+                )
                 self._actions.append(
-                    Announce(room_id=room.room_id, value=encode_announcement(self.address))
+                    Announce(room_id=room.room_id, dht_ident=room.dht_ident, value=value)
                 )
             if now >= room.next_lookup:
                 room.next_lookup = now + config.lookup_interval
-                self._actions.append(LookupMembers(room_id=room.room_id))
+                self._actions.append(LookupMembers(room_id=room.room_id, dht_ident=room.dht_ident))
         self._expire_members(now)
         for peer in self._peers.values():
             if peer.probe_sent_at is not None and now >= peer.probe_sent_at + config.probe_timeout:

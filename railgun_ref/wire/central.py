@@ -48,6 +48,8 @@ MAX_BLOB_SIZE: Final = 65536 + 16384
 MAX_FRAME_SIZE: Final = MAX_BLOB_SIZE + 1024
 #: CEN-4.6: an ACK names 1..256 mailbox sequence numbers.
 MAX_ACK_SEQS: Final = 256
+#: CEN-4.1, ROOM-6.3: at most this many membership changes in one JOIN.
+MAX_PROOF_CHANGES: Final = 256
 #: CEN-6.1: ERROR reasons carry at most this many code points (as MSG-3.1).
 MAX_REASON_LENGTH: Final = 200
 #: CEN-7.3: blob size buckets the service counts, bytes (seed buckets + the maximum).
@@ -91,7 +93,7 @@ class CentralErrorCode(IntEnum):
     TTL_TOO_LONG = ErrorCode.TTL_TOO_LONG.value
     UNAUTHENTICATED = 100  #: a frame other than AUTH before authentication
     AUTH_TIMEOUT = 101  #: no AUTH within the deadline
-    NOT_MEMBER = 102  #: SEND to a room the session's node has not joined
+    NOT_MEMBER = 102  #: SEND or JOIN by a node the room's membership log does not count
     RATE_LIMITED = 103  #: the session's frame budget is spent; retry later
 
 
@@ -275,10 +277,31 @@ class _RoomFrame:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Join(_RoomFrame):
-    """CEN-4.1: become a member of a room (persisted until LEAVE)."""
+class Join:
+    """CEN-4.1, ROOM-6.3: become a member of a closed room, proving it with the room's log.
+
+    ``{0: room id, 1: [+ change]}``: the changes are the joiner's membership
+    log (ROOM-3), which the service checks and merges; it is also how a member
+    tells the service of a later change (a removal), by joining again.
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.JOIN
+    room_id: bytes
+    changes: tuple[bytes, ...]
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.room_id, 1: list(self.changes)}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0, 1}), "JOIN")
+        changes = body[1]
+        if not isinstance(changes, list) or not 1 <= len(changes) <= MAX_PROOF_CHANGES:
+            raise _malformed(f"JOIN changes must be an array of 1..{MAX_PROOF_CHANGES} items")
+        return cls(
+            room_id=_room_id(body[0]),
+            changes=tuple(_bytes(change, "room change") for change in changes),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
