@@ -79,8 +79,9 @@ def _use_outbox(path: Path) -> SqliteOutboxStore:
 
 def _use_state(path: Path) -> _StateStore:
     store = _StateStore(path)
-    store.add_room(ROOM)
-    assert store.rooms() == [ROOM]
+    store.add_room_secret(ROOM, b"\x01" * 32, "a room")
+    store.add_room_change(ROOM, b"change")
+    assert store.closed_rooms() == [(ROOM, b"\x01" * 32, "a room", [b"change"])]
     return store
 
 
