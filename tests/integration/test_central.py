@@ -44,6 +44,7 @@ from railgun_ref.drivers.central_client import (
 )
 from railgun_ref.identity.e2ee import open_room_message, seal_room_message
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rooms import ChangeKind, decode_change, sign_change
 from railgun_ref.wire import cbor
 from railgun_ref.wire.central import (
     MAX_FRAME_SIZE,
@@ -67,12 +68,14 @@ from railgun_ref.wire.central import (
     encode_frame,
 )
 
+from .rooms_helpers import room_log
+
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
-ROOM = b"room-1"
 ALICE = Identity.from_seed(bytes([1]) * 32)
 BOB = Identity.from_seed(bytes([2]) * 32)
 CAROL = Identity.from_seed(bytes([3]) * 32)
+ROOM, LOG = room_log(ALICE, BOB, CAROL)  #: a closed room; LOG is its JOIN proof (ROOM-6.3)
 
 
 @pytest.fixture
@@ -292,8 +295,8 @@ async def test_send_and_deliver_between_two_members(tmp_path: Path) -> None:
     byte for byte; the sender gets SENT, not its own message."""
     async with running_central(tmp_path) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             blob, inner_id = seal_room_message(
                 ALICE,
                 room_id=ROOM,
@@ -320,9 +323,9 @@ async def test_offline_member_receives_on_reconnect(tmp_path: Path) -> None:
     """CEN-4.1, CEN-4.5: membership outlives the connection; the mailbox is pushed after AUTH."""
     async with running_central(tmp_path) as (url, _):
         async with connect_central(url, BOB) as bob:
-            await bob.join(ROOM)
+            await bob.join(ROOM, LOG)
         async with connect_central(url, ALICE) as alice:
-            await alice.join(ROOM)
+            await alice.join(ROOM, LOG)
             first = await alice.send(ROOM, b"one")
             second = await alice.send(ROOM, b"two")
         async with connect_central(url, BOB) as bob:
@@ -338,8 +341,8 @@ async def test_ack_deletes_and_unacked_entries_come_again(tmp_path: Path) -> Non
     drops the repeat when given the same seen set); an ACKed one is deleted for good."""
     async with running_central(tmp_path) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             await alice.send(ROOM, b"payload")
             first = await receive(bob)
         async with connect_central(url, BOB) as bob:
@@ -367,7 +370,7 @@ async def test_ack_of_another_members_entry_deletes_nothing(tmp_path: Path) -> N
         connect_central(url, CAROL) as carol,
     ):
         for member in (alice, bob, carol):
-            await member.join(ROOM)
+            await member.join(ROOM, LOG)
         await alice.send(ROOM, b"for both")
         delivery = await receive(bob)
         assert await carol.ack([delivery.seq]) == 0
@@ -379,9 +382,9 @@ async def test_ttl_expiry_deletes_entries(tmp_path: Path) -> None:
     clock = FakeClock()
     async with running_central(tmp_path, clock=clock, sweep_interval=0.05) as (url, service):
         async with connect_central(url, BOB) as bob:
-            await bob.join(ROOM)
+            await bob.join(ROOM, LOG)
         async with connect_central(url, ALICE) as alice:
-            await alice.join(ROOM)
+            await alice.join(ROOM, LOG)
             await alice.send(ROOM, b"short", ttl=2)
             await alice.send(ROOM, b"long", ttl=60)
         assert service.metrics_snapshot()["mailbox_rows"] == 2
@@ -401,8 +404,8 @@ async def test_resend_is_acknowledged_but_not_duplicated(tmp_path: Path) -> None
     clock = FakeClock()
     async with running_central(tmp_path, clock=clock) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             message_id = bytes(range(16))
             first = await alice.send(ROOM, b"once", message_id=message_id)
             clock.now += 5
@@ -421,19 +424,61 @@ async def test_resend_is_acknowledged_but_not_duplicated(tmp_path: Path) -> None
         assert service.counters.get_count(CentralCounter.MAILBOX_ROWS_WRITTEN) == 2
 
 
+async def test_join_needs_membership_by_the_rooms_log(tmp_path: Path) -> None:
+    """ROOM-6.3, ROOM-2.4: JOIN by a node the log does not count (outsider with the real
+    log, a log with no genesis for the room, a plain-name room) is NOT_MEMBER and changes
+    nothing; a removal carried by a member's JOIN ends the removed member's membership:
+    its SEND is refused and no mailbox row is written for it any more."""
+    mallory = Identity.from_seed(bytes([9]) * 32)
+    async with running_central(tmp_path) as (url, service):
+        async with (
+            connect_central(url, ALICE) as alice,
+            connect_central(url, BOB) as bob,
+            connect_central(url, CAROL) as carol,
+            connect_central(url, mallory) as outsider,
+        ):
+            for member in (alice, bob, carol):
+                await member.join(ROOM, LOG)
+            other_room, other_log = room_log(mallory)
+            for room, changes in ((ROOM, LOG), (ROOM, other_log), (b"general", other_log)):
+                with pytest.raises(CentralError) as refused:
+                    await outsider.join(room, changes)
+                assert refused.value.name == "NOT_MEMBER"
+            del other_room
+            removal = sign_change(
+                ALICE,
+                room_id=ROOM,
+                kind=ChangeKind.REMOVE,
+                parents=[decode_change(LOG[-1]).hash],
+                issued_ms=1_700_000_001_000,
+                subject=CAROL.public_key,
+            )
+            await alice.join(ROOM, (*LOG, removal.encoded))
+            with pytest.raises(CentralError) as refused:
+                await carol.send(ROOM, b"still here?")
+            assert refused.value.name == "NOT_MEMBER"
+            await alice.send(ROOM, b"after the removal")
+            assert (await receive(bob)).blob == b"after the removal"
+            await nothing_more(carol)
+            await nothing_more(outsider)
+            with pytest.raises(CentralError):  # a JOIN cannot undo the removal
+                await carol.join(ROOM, LOG)
+        assert service.counters.get_count(CentralCounter.ROOM_CHANGES_ADDED) == len(LOG) + 1
+
+
 async def test_send_to_a_room_not_joined_is_refused(tmp_path: Path) -> None:
     """CEN-4.3: NOT_MEMBER, nothing stored, the session stays usable; CEN-4.2: after LEAVE
     the node is no longer a member and gets nothing more."""
     async with running_central(tmp_path) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await bob.join(ROOM)
+            await bob.join(ROOM, LOG)
             with pytest.raises(CentralError) as refused:
                 await alice.send(ROOM, b"intruder")
             assert refused.value.code == CentralErrorCode.NOT_MEMBER
             assert refused.value.name == "NOT_MEMBER"
             assert service.metrics_snapshot()["mailbox_rows"] == 0
             await nothing_more(bob)
-            await alice.join(ROOM)
+            await alice.join(ROOM, LOG)
             await bob.leave(ROOM)
             await alice.send(ROOM, b"to nobody")
             await nothing_more(bob)
@@ -453,8 +498,8 @@ async def test_every_session_of_a_node_gets_the_push(tmp_path: Path) -> None:
         connect_central(url, BOB) as bob_1,
         connect_central(url, BOB) as bob_2,
     ):
-        await alice.join(ROOM)
-        await bob_1.join(ROOM)
+        await alice.join(ROOM, LOG)
+        await bob_1.join(ROOM, LOG)
         await alice.send(ROOM, b"both devices")
         first, second = await receive(bob_1), await receive(bob_2)
         assert first == second
@@ -500,15 +545,15 @@ async def test_malformed_frames_get_errors_and_others_are_served(tmp_path: Path)
     ]
     async with running_central(tmp_path, max_malformed=100) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             async with raw_session(url, CAROL) as ws:
                 for data, code, req in cases:
                     await ws.send(data)
                     await expect_error(ws, code, req=req)
                     receipt = await alice.send(ROOM, b"meanwhile")
                     assert (await receive(bob)).message_id == receipt.message_id
-                await ws.send(encode_frame(Join(room_id=ROOM), req=42))  # still served
+                await ws.send(encode_frame(Join(room_id=ROOM, changes=LOG), req=42))  # still served
                 req, joined = await recv_frame(ws)
                 assert (req, joined) == (42, Joined(room_id=ROOM))
                 await ws.send(b"\x00" * (MAX_FRAME_SIZE + 1))
@@ -542,8 +587,8 @@ async def test_rate_limit(tmp_path: Path) -> None:
     stored for them."""
     async with running_central(tmp_path, rate=0.5, burst=3) as (url, service):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await bob.join(ROOM)
-            await alice.join(ROOM)
+            await bob.join(ROOM, LOG)
+            await alice.join(ROOM, LOG)
             await alice.send(ROOM, b"1")
             await alice.send(ROOM, b"2")
             with pytest.raises(CentralError) as refused:
@@ -572,7 +617,7 @@ async def test_size_buckets_are_all_the_metrics_see(tmp_path: Path) -> None:
     """CEN-7.3: blob sizes are counted by bucket only."""
     async with running_central(tmp_path) as (url, _service):
         async with connect_central(url, ALICE) as alice:
-            await alice.join(ROOM)
+            await alice.join(ROOM, LOG)
             for size in (1, 256, 257, 5000, 70000):
                 await alice.send(ROOM, bytes(size))
         metrics = await get_json(url + "/metrics")
@@ -633,7 +678,7 @@ async def test_client_refuses_garbage_after_auth() -> None:
 
     async with fake_service(script) as url, connect_central(url, ALICE, timeout=3) as alice:
         with pytest.raises(RemoteProtocolError) as refused:
-            await alice.join(ROOM)
+            await alice.join(ROOM, LOG)
         assert refused.value.code == ErrorCode.UNEXPECTED_RESPONSE
         with pytest.raises(RemoteProtocolError):
             await alice.receive()
@@ -714,8 +759,8 @@ async def test_the_store_keeps_no_sender_in_clear(tmp_path: Path) -> None:
     the domain-separated hash; DELIVER names no sender."""
     async with running_central(tmp_path) as (url, _):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             receipt = await alice.send(ROOM, b"who sent this?")
             delivery = await receive(bob)
         with sqlite3.connect(tmp_path / "central.sqlite3") as db:
@@ -746,7 +791,7 @@ _VALID_FRAMES: list[Any] = [
     Challenge(nonce=bytes(32), server_time_ms=5, auth_timeout_ms=5000),
     Auth(nonce=bytes(32), public_key=ALICE.public_key, signature=bytes(64)),
     Welcome(node_id=ALICE.node_id, server_time_ms=7, rooms=(ROOM, b"x")),
-    Join(room_id=ROOM),
+    Join(room_id=ROOM, changes=LOG),
     Joined(room_id=ROOM),
     Send(room_id=ROOM, message_id=bytes(16), ttl=MAX_TTL, blob=b"blob"),
     Deliver(room_id=ROOM, message_id=bytes(16), timestamp_ms=9, ttl=1, blob=b"b", seq=3),

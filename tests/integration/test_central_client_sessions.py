@@ -20,11 +20,13 @@ from railgun_ref.drivers.central import CentralConfig, CentralService, MailboxSt
 from railgun_ref.drivers.central_client import CentralClient, connect_central
 from railgun_ref.identity.keys import Identity
 
+from .rooms_helpers import room_log
+
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
-ROOM = b"room-sessions"
 ALICE = Identity.from_seed(bytes([1]) * 32)
 BOB = Identity.from_seed(bytes([2]) * 32)
+ROOM, LOG = room_log(ALICE, BOB)  #: a closed room; LOG is its JOIN proof (ROOM-6.3)
 
 
 @asynccontextmanager
@@ -69,8 +71,8 @@ async def test_buffered_deliveries_survive_the_end_of_a_session(tmp_path: Path) 
             connect_central(url, ALICE) as alice,
             connect_central(url, BOB, seen_seqs=seen) as bob,
         ):
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             for i in range(3):
                 await alice.send(ROOM, b"m%d" % i)
             [first] = await take(bob, 1)
@@ -99,8 +101,8 @@ async def test_a_handed_out_seq_is_still_dropped_on_the_next_session(tmp_path: P
             connect_central(url, ALICE) as alice,
             connect_central(url, BOB, seen_seqs=seen) as bob,
         ):
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             await alice.send(ROOM, b"only")
             [seq] = await take(bob, 1)
         assert unacked(store) == [seq]
@@ -120,8 +122,8 @@ async def test_without_a_shared_set_every_repushed_entry_can_be_acked(tmp_path: 
     repeats by message id and ACK them all; nothing stays in the mailbox."""
     async with central_service(tmp_path) as (url, store):
         async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
-            await alice.join(ROOM)
-            await bob.join(ROOM)
+            await alice.join(ROOM, LOG)
+            await bob.join(ROOM, LOG)
             sent = {(await alice.send(ROOM, b"m%d" % i)).message_id for i in range(3)}
             first = await bob.receive()  # handed out; its ACK is cut by the session's end
             await wait_buffered(bob, 2)

@@ -22,11 +22,13 @@ from railgun_ref.cli import main
 from railgun_ref.drivers.central_client import CentralClient, Delivery, connect_central
 from railgun_ref.identity.keys import Identity
 
+from .rooms_helpers import room_log
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-ROOM = b"room-k9"
 ALICE = Identity.from_seed(bytes([11]) * 32)
 BOB = Identity.from_seed(bytes([12]) * 32)
+ROOM, LOG = room_log(ALICE, BOB)  #: a closed room; LOG is its JOIN proof (ROOM-6.3)
 
 
 @pytest.fixture
@@ -157,10 +159,10 @@ async def test_kill_9_after_sent_loses_and_duplicates_nothing(
     db = tmp_path / "central.sqlite3"
     proc, url = processes.start(db)
     async with connect_central(url, BOB) as bob:
-        await bob.join(ROOM)
+        await bob.join(ROOM, LOG)
     message_id = os.urandom(16)
     async with connect_central(url, ALICE) as alice:
-        await alice.join(ROOM)
+        await alice.join(ROOM, LOG)
         receipt = await alice.send(ROOM, b"survives", message_id=message_id)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -191,8 +193,8 @@ async def test_kill_9_before_ack_is_delivered_once_to_the_application(
         connect_central(url, ALICE) as alice,
         connect_central(url, BOB, seen_seqs=seen) as bob,
     ):
-        await alice.join(ROOM)
-        await bob.join(ROOM)
+        await alice.join(ROOM, LOG)
+        await bob.join(ROOM, LOG)
         await alice.send(ROOM, b"pushed, not acked")
         delivery = await receive(bob)
         proc.send_signal(signal.SIGKILL)

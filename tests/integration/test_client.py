@@ -1,7 +1,8 @@
 """The integration API (`railgun_ref.client`) in p2p-only mode on real localhost (HT-6.x).
 
-Two clients with no central service: `connect`, `join`, `send`, `async for` over
-events, `state`; and the refusal to send before any member is known.
+Two clients with no central service: `connect`, `create_room`, `invite`, `accept`,
+`send`, `async for` over events, `state`; the refusal to send before the room has
+another member, and to join a room by its name (ROOM-2.4).
 """
 
 from pathlib import Path
@@ -16,6 +17,7 @@ from railgun_ref.client import (
     connect,
     fast_profile,
 )
+from railgun_ref.core.errors import LocalProtocolError
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -33,12 +35,14 @@ async def test_two_clients_chat_peer_to_peer(tmp_path: Path) -> None:
         connect(data_dir=tmp_path / "a", profile=profile) as alice,
         connect(data_dir=tmp_path / "b", profile=profile, bootstrap=[alice.address]) as bob,
     ):
-        await alice.join("lobby")
+        lobby = alice.create_room("lobby")
         with pytest.raises(NoMembersError):
             await alice.send("lobby", "nobody here yet")
-        await bob.join("lobby")
-        await alice.wait_for_members("lobby", 1, timeout=30)
-        await bob.wait_for_members("lobby", 1, timeout=30)
+        with pytest.raises(LocalProtocolError, match="plain name"):
+            await bob.join("lobby")  # ROOM-2.4: rooms are not joined by name
+        assert bob.accept(alice.invite(lobby, bob.public_key), name="my lobby") == lobby
+        await alice.wait_for_members("lobby", 1, timeout=30, reachable=True)
+        await bob.wait_for_members("my lobby", 1, timeout=30, reachable=True)
         message_id = await alice.send("lobby", "hello bob")
         states = []
         received = None

@@ -43,6 +43,8 @@ from railgun_ref.transport.service import (
 )
 from railgun_ref.transport.state import Reach, TransportState
 
+from .rooms_helpers import room_log
+
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
 NAME = "central.railgun.test"
@@ -166,7 +168,7 @@ async def test_reset_cuts_a_websocket_session(tmp_path: Path) -> None:
         identity = Identity.from_seed(bytes([61]) * 32)
         origin = origin_of(websocket_url(s.central_url))  # the service's own origin
         async with connect_central(s.proxy.url, identity, origin=origin) as client:
-            await client.join(b"room-scenarios")
+            await client.join(*room_log(identity))
             s.proxy.set_mode(ProxyMode.RESET)
             with pytest.raises(CentralClosedError):
                 with anyio.fail_after(10):

@@ -32,6 +32,8 @@ from railgun_ref.drivers.resolver import StubResolver
 from railgun_ref.drivers.transport import Failure
 from railgun_ref.transport.health import FailureLabel
 
+from .rooms_helpers import make_room
+
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(120)]
 
 ROOM = "room-failover"
@@ -159,10 +161,11 @@ async def start_room(
         member = await stack.enter_async_context(
             running_member(tg, stack, tmp_path / f"c{i}", f"c{i}", url, bootstrap, **kwargs)
         )
-        await member.client.join(ROOM)
         members.append(member)
+    # A closed room made by invitations (ROOM-4); each member names it ROOM locally.
+    await make_room(*(m.client for m in members), name=ROOM)
     for member in members:
-        await member.client.wait_for_members(ROOM, n - 1, timeout=30)
+        await member.client.wait_for_members(ROOM, n - 1, timeout=30, reachable=True)
     await wait_for(lambda: all(m.client.state == "connected-aws" for m in members), 20)
     return members
 
@@ -243,9 +246,10 @@ async def test_restart_with_an_unsent_outbox(tmp_path: Path, central: CentralPro
                     [members[0].client.address],
                 )
             )
-            await alice.client.join(ROOM)
+            invitation = members[0].client.invite(ROOM, alice.client.public_key)
+            alice.client.accept(invitation, name=ROOM)
             await wait_for(lambda: all(len(m.client.members(ROOM)) == 2 for m in members), 30)
-            await alice.client.wait_for_members(ROOM, 2, timeout=30)
+            await alice.client.wait_for_members(ROOM, 2, timeout=30, reachable=True)
             await wait_for(lambda: alice.client.state == "connected-aws", 20)
             central.kill()
             await wait_for(lambda: not alice.client.transport.central_connected, 10)
