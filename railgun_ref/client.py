@@ -200,9 +200,15 @@ class Client:
             while len(self._members(room_id, reachable)) < count:
                 await anyio.sleep(0.05)
 
+    def reachable_members(self, room: str | bytes) -> frozenset[NodeId]:
+        """The other members of `room` whose P2P address (DHT announcement) is known."""
+        room_id = self.room_id(room)
+        return self.transport.members(room_id) & self.transport.reachable_members(room_id)
+
     def _members(self, room_id: bytes, reachable: bool) -> frozenset[NodeId]:
-        members = self.transport.members(room_id)
-        return members & self.transport.reachable_members(room_id) if reachable else members
+        if reachable:
+            return self.reachable_members(room_id)
+        return self.transport.members(room_id)
 
     async def send(self, room: str | bytes, text: str) -> bytes:
         """Send `text` to `room`; returns the message id once it is durably accepted."""

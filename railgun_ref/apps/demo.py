@@ -65,6 +65,7 @@ from rich.text import Text
 from railgun_ref.client import (
     Client,
     Failure,
+    InvitationExpired,
     MembersChange,
     MessageAccepted,
     MessageAcked,
@@ -73,6 +74,7 @@ from railgun_ref.client import (
     PathChange,
     Profile,
     ReachChange,
+    RoomMembershipChanged,
     StateChange,
     TransportEvent,
     connect,
@@ -498,10 +500,12 @@ class FailoverNetwork:
                     )
                     self._add_client(client)
                     tg.start_soon(self._collect, index, client)
-                    await client.join(ROOM)
+                self._make_room()
                 self._set_phase("waiting until every client knows the room's members")
                 joined = await self.wait_until(
-                    lambda: all(len(c.members(ROOM)) >= self.peers - 1 for c in self.clients),
+                    lambda: all(
+                        len(c.reachable_members(ROOM)) >= self.peers - 1 for c in self.clients
+                    ),
                     JOIN_TIMEOUT,
                 )
                 if not joined:
@@ -516,6 +520,15 @@ class FailoverNetwork:
             self.chatting = False
             if self.central is not None:
                 self.central.kill()
+
+    def _make_room(self) -> None:
+        """A closed room (ROOM-2..4): client 0 creates it and invites every other client,
+        who accepts; each names it ROOM locally (names never leave a device)."""
+        creator = self.clients[0]
+        room_id = creator.create_room(ROOM)
+        for client in self.clients[1:]:
+            client.accept(creator.invite(room_id, client.public_key), name=ROOM)
+        self._record(0, "room", room_id=room_id.hex(), invited=len(self.clients) - 1)
 
     def _add_client(self, client: Client) -> None:
         index = len(self.clients)
@@ -564,6 +577,12 @@ class FailoverNetwork:
                 )
             case MembersChange():
                 self._record(index, "members", event.at, members=len(event.members))
+            case RoomMembershipChanged():
+                self._record(
+                    index, "membership", event.at, members=len(event.members), state=event.state
+                )
+            case InvitationExpired():
+                self._record(index, "invitation-expired", event.at)
             case Failure():
                 label = event.label.value if event.label is not None else None
                 if event.kind == "health" and label is not None:
