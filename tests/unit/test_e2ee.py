@@ -1,14 +1,25 @@
 """ROOM-1.x: room messages readable by members only, sender hidden inside."""
 
+import hashlib
 import random
 
+import nacl.bindings as sodium
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from railgun_ref.identity.e2ee import SIZE_BUCKETS, bucket_for, open_room_message, seal_room_message
+from railgun_ref.identity.e2ee import (
+    CONTENT_APP,
+    CONTENT_MEMBERSHIP,
+    E2E_DOMAIN,
+    SIZE_BUCKETS,
+    bucket_for,
+    open_room_message,
+    seal_room_message,
+)
 from railgun_ref.identity.keys import Identity
+from railgun_ref.wire import cbor
 
 ALICE, BOB, CAROL, MALLORY = (Identity.from_seed(bytes([i]) * 32) for i in (1, 2, 3, 4))
 ROOM = b"room-42"
@@ -114,3 +125,43 @@ def test_every_truncation_is_refused() -> None:
     for cut in range(0, len(blob), 7):
         with pytest.raises(RemoteProtocolError):
             open_room_message(BOB, blob[:cut], room_id=ROOM)
+
+
+def test_membership_messages_are_typed_and_the_type_is_signed() -> None:
+    """ROOM-7.4, ROOM-1.2: key 5 marks a membership message; it is covered by the
+    signature, so a relay cannot turn one kind into the other; other values are refused."""
+    rng = random.Random(7)
+    blob, _ = seal_room_message(
+        ALICE,
+        room_id=ROOM,
+        members=[BOB.public_key],
+        body=b"[changes]",
+        sent_ms=1,
+        random_bytes=rng.randbytes,
+        content_type=CONTENT_MEMBERSHIP,
+    )
+    opened = open_room_message(BOB, blob, room_id=ROOM)
+    assert (opened.content_type, opened.body) == (CONTENT_MEMBERSHIP, b"[changes]")
+    plain = open_room_message(ALICE, _seal(members=(ALICE,))[0], room_id=ROOM)
+    assert plain.content_type == CONTENT_APP
+    fields = {0: ALICE.public_key, 1: bytes(16), 2: 1, 3: b"x"}
+    for extra, code in (({}, ErrorCode.BAD_SIGNATURE), ({5: 2}, ErrorCode.MALFORMED)):
+        # signed as an app message, delivered with key 5 (or an unknown type)
+        signature = ALICE.sign(E2E_DOMAIN + ROOM + cbor.encode(fields))
+        inner = cbor.encode({**fields, 4: signature, **(extra or {5: CONTENT_MEMBERSHIP})})
+        with pytest.raises(RemoteProtocolError) as refused:
+            open_room_message(BOB, _box(inner, BOB), room_id=ROOM)
+        assert refused.value.code is code
+
+
+def _box(inner: bytes, member: Identity) -> bytes:
+    """A blob around a hand-made inner message (ROOM-1.3 with fixed keys)."""
+    padded = inner + b"\x80" + bytes(bucket_for(len(inner)) - len(inner) - 1)
+    key, nonce = bytes(32), bytes(24)
+    eph_public, eph_secret = sodium.crypto_box_seed_keypair(bytes(32))
+    member_x = sodium.crypto_sign_ed25519_pk_to_curve25519(member.public_key)
+    wrap_nonce = hashlib.sha256(b"railgun/v1/wrap-nonce\x00" + eph_public + member_x).digest()
+    tag = hashlib.sha256(b"railgun/v1/wrap-tag\x00" + eph_public + member_x).digest()[:8]
+    boxed = sodium.crypto_box(key, wrap_nonce[:24], member_x, eph_secret)
+    ciphertext = sodium.crypto_secretbox(padded, nonce, key)
+    return cbor.encode([1, eph_public, [[tag, boxed]], nonce, ciphertext])
