@@ -7,6 +7,7 @@ byte-identical. Each outcome is computed by the reference while building.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from railgun_ref.conformance.builders.base import T0_MS, Vectors, flip, pseudo_random, seed_for
@@ -402,17 +403,37 @@ def _resigned(invitation: bytes, signer: str, edit: Callable[[dict[int, Any]], N
     return cbor.encode({**body, 9: person(signer).sign(INVITATION_DOMAIN + cbor.encode(body))})
 
 
-def _invitation_rows() -> list[tuple[str, str, str, str, int, bytes]]:
-    """(comment, clause, flag, invitee, now ms, invitation)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Offers:
+    """The invitations the rows are made of."""
+
+    good: bytes  #: alice invites bob
+    wrong_secret: bytes  #: alice's ADD, but another room's secret sealed inside
+    by_outsider: bytes  #: mallory (who knows the secret) offers an ADD that does not count
+    by_removed: bytes  #: bob, removed, offers an ADD that does not count
+
+
+def _offers() -> _Offers:
     story = Story()
     add = story.add("alice", "bob", expires=T0_MS + 60_000)
-    good = _invitation("alice", add, story)
-    sealed = cbor.decode(good)[7]
-    story_b = Story()
-    story_b.join("bob")
-    story_b.remove("alice", "bob")
-    by_removed = story_b.add("bob", "carol")
+    removed = Story()
+    removed.join("bob")
+    removed.remove("alice", "bob")
+    by_removed = removed.add("bob", "carol")
     outsider = story.add("mallory", "carol")
+    return _Offers(
+        good=_invitation("alice", add, story),
+        wrong_secret=_invitation("alice", add, story, seed_for("rooms/secret-2")),
+        by_outsider=_invitation("mallory", outsider, story),
+        by_removed=_invitation("bob", by_removed, removed),
+    )
+
+
+def _invitation_rows() -> list[tuple[str, str, str, str, int, bytes]]:
+    """(comment, clause, flag, invitee, now ms, invitation)."""
+    o = _offers()
+    good = o.good
+    sealed = cbor.decode(good)[7]
     return [
         ("an invitation for bob", "ROOM-4.2", "Valid", "bob", T0_MS, good),
         ("opened by carol", "ROOM-4.2", "NotForMe", "carol", T0_MS, good),
@@ -433,30 +454,16 @@ def _invitation_rows() -> list[tuple[str, str, str, str, int, bytes]]:
             T0_MS,
             _resigned(good, "alice", lambda b: b.update({7: flip(sealed, 3)})),
         ),
-        (
-            "the secret of another room",
-            "ROOM-4.2",
-            "WrongRoom",
-            "bob",
-            T0_MS,
-            _invitation("alice", add, story, seed_for("rooms/secret-2")),
-        ),
+        ("the secret of another room", "ROOM-4.2", "WrongRoom", "bob", T0_MS, o.wrong_secret),
         (
             "an ADD by an outsider who knows the secret",
             "ROOM-4.2",
             "NonMember",
             "carol",
             T0_MS,
-            _invitation("mallory", outsider, story),
+            o.by_outsider,
         ),
-        (
-            "an ADD by a removed member",
-            "ROOM-4.2",
-            "RemovedMember",
-            "carol",
-            T0_MS,
-            _invitation("bob", by_removed, story_b),
-        ),
+        ("an ADD by a removed member", "ROOM-4.2", "RemovedMember", "carol", T0_MS, o.by_removed),
         (
             "a log without its genesis",
             "ROOM-4.2",
