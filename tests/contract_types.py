@@ -9,6 +9,7 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.dht.service import Dht
 from railgun_ref.node import Node
 from railgun_ref.relay.turn import TurnServer
+from railgun_ref.rooms.core import RoomsCore
 from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
 from railgun_ref.transport.service import HybridTransportService
@@ -32,6 +33,10 @@ def _node(core: Node) -> ProtocolCore[object]:
 
 
 def _turnserver(core: TurnServer) -> ProtocolCore[object]:
+    return core
+
+
+def _roomscore(core: RoomsCore) -> ProtocolCore[object]:
     return core
 
 
