@@ -278,7 +278,7 @@ class ChangeLog:
         self.room_id = genesis.room_id
         self._changes: dict[bytes, Change] = {genesis.hash: genesis}
         self._orphans: dict[bytes, Change] = {}
-        self._refused: set[bytes] = set()
+        self._refused: dict[bytes, None] = {}  #: refused hashes, oldest first (bounded)
         self._membership = resolve(genesis, self._changes)
 
     @property
@@ -350,7 +350,7 @@ class ChangeLog:
             for change in list(self._orphans.values()):
                 if any(p in self._refused for p in change.parents):
                     del self._orphans[change.hash]
-                    self._refused.add(change.hash)
+                    self._remember_refused(change.hash)
                     refused.append(
                         (change.hash, RemoteProtocolError(ErrorCode.FORBIDDEN, "parent refused"))
                     )
@@ -362,9 +362,15 @@ class ChangeLog:
                         self._changes[change.hash] = change
                         added.append(change)
                     else:
-                        self._refused.add(change.hash)
+                        self._remember_refused(change.hash)
                         error = RemoteProtocolError(_REFUSAL_CODES[why], f"room change: {why}")
                         refused.append((change.hash, error))
+
+    def _remember_refused(self, change_hash: bytes) -> None:
+        """Children of a refused change are refused too; the memory of it is bounded."""
+        self._refused[change_hash] = None
+        if len(self._refused) > MAX_CHANGES:
+            del self._refused[next(iter(self._refused))]
 
     def _refusal_in_past(self, change: Change) -> Refusal | None:
         """ROOM-3.5: does `change` count in the log of its ancestors and itself?"""

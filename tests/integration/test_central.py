@@ -464,6 +464,9 @@ async def test_join_needs_membership_by_the_rooms_log(tmp_path: Path) -> None:
             with pytest.raises(CentralError):  # a JOIN cannot undo the removal
                 await carol.join(ROOM, LOG)
         assert service.counters.get_count(CentralCounter.ROOM_CHANGES_ADDED) == len(LOG) + 1
+        # three outsider JOINs, carol's SEND and her JOIN after the removal
+        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.NOT_MEMBER) == 5
+        assert service.counters.get_count(CentralCounter.ROOM_CHANGES_REFUSED) >= 1
 
 
 async def test_send_to_a_room_not_joined_is_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from railgun_ref.client import Client, MessageReceived, RoomMembershipChanged, connect, fast_profile
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError
 from railgun_ref.drivers.central_client import CentralError, connect_central
+from railgun_ref.drivers.transport import Failure, FailureKind, TransportCounter, _StateStore
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of
 from railgun_ref.transport import p2p
@@ -192,3 +193,23 @@ async def test_a_removed_member_reads_nothing_sent_after_its_removal(
         assert inboxes["carol"].bodies == [b"before"]
         for name in ("alice", "bob"):
             assert b"still here?" not in inboxes[name].bodies
+
+
+async def test_a_room_joined_by_name_before_closed_rooms_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    """ROOM-2.4: a client whose state still lists a room joined by a plain name reports it
+    refused (a Failure naming ROOM-2.4, a counter) and is in no such room."""
+    state = _StateStore(tmp_path / "alice" / "transport.sqlite3")
+    state._db.execute("INSERT INTO rooms VALUES (?)", (b"general",))
+    state.close()
+    async with connect(data_dir=tmp_path / "alice", profile=fast_profile()) as alice:
+        with anyio.fail_after(10):
+            event = await alice.next_event()
+            while not isinstance(event, Failure):
+                event = await alice.next_event()
+        assert event.kind is FailureKind.ROOMS and "ROOM-2.4" in event.detail
+        assert alice.transport.counters.get_count(TransportCounter.LEGACY_ROOM_REFUSED) == 1
+        assert alice.rooms == frozenset()
+        with pytest.raises(LocalProtocolError, match="plain name"):
+            await alice.send("general", "hello?")
