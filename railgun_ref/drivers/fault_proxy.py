@@ -29,7 +29,7 @@ with its release time and a writer that sends it then, so a delay adds
 latency without limiting throughput, and order is kept. Time is the event
 loop's (`anyio.current_time`), so the proxy also runs under trio's MockClock.
 
-Counters (`counters`): ``accepted``, ``relayed``, ``upstream_failed``,
+Counters (`counters`, named by `ProxyCounter`): ``accepted``, ``relayed``, ``upstream_failed``,
 ``reset``, ``blackholed_connections``, ``bytes.up`` / ``bytes.down``
 (relayed), ``bytes.blackholed``, ``listener.closed`` / ``listener.opened``.
 """
@@ -37,9 +37,8 @@ Counters (`counters`): ``accepted``, ``relayed``, ``upstream_failed``,
 import math
 import socket
 import struct
-from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final
 
 import anyio
@@ -47,6 +46,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
 
@@ -66,6 +66,33 @@ class ProxyMode(Enum):
     REFUSE = "refuse"
     RESET = "reset"
     DELAY = "delay"
+
+
+class ProxyCounter(StrEnum):
+    """What `FaultProxy.counters` counts."""
+
+    ACCEPTED = "accepted"  #: connections accepted from clients
+    RELAYED = "relayed"  #: connections relayed to the upstream
+    UPSTREAM_FAILED = "upstream_failed"  #: the upstream refused: the client was reset
+    RESET = "reset"  #: client connections reset by the proxy
+    BLACKHOLED_CONNECTIONS = "blackholed_connections"  #: accepted in BLACKHOLE mode
+    BYTES = "bytes"  #: label: `ByteFate`
+    LISTENER = "listener"  #: label: `ListenerEvent`
+
+
+class ByteFate(StrEnum):
+    """Label of ``bytes``: relayed up (client to service), down, or dropped."""
+
+    UP = "up"
+    DOWN = "down"
+    BLACKHOLED = "blackholed"
+
+
+class ListenerEvent(StrEnum):
+    """Label of ``listener``: the listening socket opened or closed."""
+
+    OPENED = "opened"
+    CLOSED = "closed"
 
 
 @dataclass(slots=True, eq=False)
@@ -97,7 +124,7 @@ class FaultProxy:
         self._port = port
         self.mode = ProxyMode.PASS
         self.delay = 0.0  #: seconds added per direction in DELAY mode
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[ProxyCounter] = Counters()
         self._connections: set[_Connection] = set()
         self._accept_scope: anyio.CancelScope | None = None
         self._changed = anyio.Event()
@@ -163,7 +190,7 @@ class FaultProxy:
                     self._accept_scope = None
                     await listener.aclose()
                     listener = None
-                    self.counters["listener.closed"] += 1
+                    self.counters.inc(ProxyCounter.LISTENER, label=ListenerEvent.CLOSED)
                 while self.mode is ProxyMode.REFUSE:
                     await self._changed.wait()
                 listener = await self._listen()
@@ -174,39 +201,39 @@ class FaultProxy:
         )
         listener = multi.listeners[0]
         self._port = int(listener.extra(SocketAttribute.local_port))
-        self.counters["listener.opened"] += 1
+        self.counters.inc(ProxyCounter.LISTENER, label=ListenerEvent.OPENED)
         return listener
 
     def _reset(self, connection: _Connection) -> None:
         _arm_reset(connection.client)
-        self.counters["reset"] += 1
+        self.counters.inc(ProxyCounter.RESET)
         connection.scope.cancel()
 
     async def _handle(self, client: SocketStream) -> None:
         connection = _Connection(client)
         self._connections.add(connection)
-        self.counters["accepted"] += 1
+        self.counters.inc(ProxyCounter.ACCEPTED)
         try:
             with connection.scope:
                 if self.mode in (ProxyMode.RESET, ProxyMode.REFUSE):
                     self._reset(connection)
                     return
                 if self.mode is ProxyMode.BLACKHOLE:
-                    self.counters["blackholed_connections"] += 1
+                    self.counters.inc(ProxyCounter.BLACKHOLED_CONNECTIONS)
                     await self._swallow(client)
                     return
                 try:
                     connection.upstream = await anyio.connect_tcp(*self.upstream)
                 except OSError:
                     # The service is gone: the client sees its connection reset.
-                    self.counters["upstream_failed"] += 1
+                    self.counters.inc(ProxyCounter.UPSTREAM_FAILED)
                     self._reset(connection)
                     return
-                self.counters["relayed"] += 1
+                self.counters.inc(ProxyCounter.RELAYED)
                 async with anyio.create_task_group() as tg:
                     for source, sink, direction in (
-                        (client, connection.upstream, "up"),
-                        (connection.upstream, client, "down"),
+                        (client, connection.upstream, ByteFate.UP),
+                        (connection.upstream, client, ByteFate.DOWN),
                     ):
                         send, receive = anyio.create_memory_object_stream[
                             tuple[float, bytes] | None
@@ -231,13 +258,13 @@ class FaultProxy:
                 data = await stream.receive(_CHUNK)
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 return
-            self.counters["bytes.blackholed"] += len(data)
+            self.counters.inc(ProxyCounter.BYTES, len(data), label=ByteFate.BLACKHOLED)
 
     async def _read(
         self,
         source: SocketStream,
         queue: MemoryObjectSendStream[tuple[float, bytes] | None],
-        direction: str,
+        direction: ByteFate,
     ) -> None:
         """Stamp each chunk with its release time; None marks end of stream."""
         async with queue:
@@ -248,9 +275,9 @@ class FaultProxy:
                     await queue.send(None)
                     return
                 if self.mode is ProxyMode.BLACKHOLE:
-                    self.counters["bytes.blackholed"] += len(data)
+                    self.counters.inc(ProxyCounter.BYTES, len(data), label=ByteFate.BLACKHOLED)
                     continue
-                self.counters[f"bytes.{direction}"] += len(data)
+                self.counters.inc(ProxyCounter.BYTES, len(data), label=direction)
                 extra = self.delay if self.mode is ProxyMode.DELAY else 0.0
                 await queue.send((anyio.current_time() + extra, data))
 
@@ -272,7 +299,7 @@ class FaultProxy:
                     if wait > 0:
                         await anyio.sleep(wait)
                     if self.mode is ProxyMode.BLACKHOLE:
-                        self.counters["bytes.blackholed"] += len(data)
+                        self.counters.inc(ProxyCounter.BYTES, len(data), label=ByteFate.BLACKHOLED)
                         continue
                     await sink.send(data)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

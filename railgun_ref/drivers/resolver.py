@@ -21,12 +21,13 @@ test can make them reproducible. Runs on any anyio backend.
 
 import os
 import socket
-from collections import Counter
+from enum import StrEnum
 from typing import Final
 
 import anyio
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_loopback_address
 from railgun_ref.drivers.central_client import (
@@ -39,6 +40,20 @@ from railgun_ref.identity.keys import RandomBytes
 
 #: Seconds to wait after a socket error before reading again (no busy loop).
 _ERROR_PAUSE: Final = 0.05
+
+
+class ResolverCounter(StrEnum):
+    """What `StubResolver.counters` counts."""
+
+    QUERIES = "queries"  #: names asked (one per call, whatever the attempts)
+    SEND_ERRORS = "send_errors"
+    RECEIVE_ERRORS = "receive_errors"  #: e.g. ICMP port unreachable
+    MISMATCHED = "mismatched"  #: undecodable, not a response, or another id/question: ignored
+    TIMEOUTS = "timeouts"  #: no usable answer before the deadline
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"  #: SERVFAIL, REFUSED or any other error code
+    ANSWERS = "answers"  #: an A record returned
+    NODATA = "nodata"  #: NOERROR without an A record
 
 
 class StubResolver:
@@ -59,12 +74,12 @@ class StubResolver:
         self.timeout = timeout  #: seconds for all attempts together
         self.attempts = attempts
         self._random_bytes = random_bytes
-        self.counters: Counter[str] = Counter()
+        self.counters: Counters[ResolverCounter] = Counters()
 
     async def __call__(self, name: str) -> str:
         wanted = normalise_name(name)
         per_attempt = self.timeout / self.attempts
-        self.counters["queries"] += 1
+        self.counters.inc(ResolverCounter.QUERIES)
         async with await anyio.create_connected_udp_socket(
             self.server[0], self.server[1], family=socket.AF_INET, local_host="127.0.0.1"
         ) as sock:
@@ -74,14 +89,14 @@ class StubResolver:
                 try:
                     await sock.send(query.pack())
                 except OSError:
-                    self.counters["send_errors"] += 1
+                    self.counters.inc(ResolverCounter.SEND_ERRORS)
                     continue
                 reply: DNSRecord | None = None
                 with anyio.move_on_after(per_attempt):
                     reply = await self._matching_reply(sock, query.header.id, wanted)
                 if reply is not None:
                     return self._address_from(reply, name)
-        self.counters["timeouts"] += 1
+        self.counters.inc(ResolverCounter.TIMEOUTS)
         raise DnsTimeoutError(f"no answer from {self.server[0]}:{self.server[1]} for {name}")
 
     async def _matching_reply(
@@ -92,13 +107,13 @@ class StubResolver:
                 data = await sock.receive()
             except (anyio.BrokenResourceError, OSError):
                 # ICMP port unreachable: nobody listens there; keep waiting like a timeout
-                self.counters["receive_errors"] += 1
+                self.counters.inc(ResolverCounter.RECEIVE_ERRORS)
                 await anyio.sleep(_ERROR_PAUSE)
                 continue
             try:
                 reply = DNSRecord.parse(data)
             except Exception:  # dnslib raises several types on hostile input
-                self.counters["mismatched"] += 1
+                self.counters.inc(ResolverCounter.MISMATCHED)
                 continue
             if (
                 reply.header.qr != 1
@@ -106,21 +121,21 @@ class StubResolver:
                 or len(reply.questions) != 1
                 or normalise_name(str(reply.q.qname)) != wanted
             ):
-                self.counters["mismatched"] += 1
+                self.counters.inc(ResolverCounter.MISMATCHED)
                 continue
             return reply
 
     def _address_from(self, reply: DNSRecord, name: str) -> str:
         rcode = reply.header.rcode
         if rcode == RCODE.NXDOMAIN:
-            self.counters["nxdomain"] += 1
+            self.counters.inc(ResolverCounter.NXDOMAIN)
             raise DnsNxDomainError(f"{name}: NXDOMAIN")
         if rcode != RCODE.NOERROR:
-            self.counters["servfail"] += 1
+            self.counters.inc(ResolverCounter.SERVFAIL)
             raise DnsServFailError(f"{name}: {RCODE.get(rcode)}")
         for record in reply.rr:
             if record.rtype == QTYPE.A:
-                self.counters["answers"] += 1
+                self.counters.inc(ResolverCounter.ANSWERS)
                 return str(record.rdata)
-        self.counters["nodata"] += 1
+        self.counters.inc(ResolverCounter.NODATA)
         raise DnsNxDomainError(f"{name}: no A record (NODATA)")

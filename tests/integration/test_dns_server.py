@@ -19,7 +19,7 @@ from railgun_ref.drivers.central_client import (
     DnsTimeoutError,
 )
 from railgun_ref.drivers.dns_server import DnsCounter, DnsMode, DnsServer
-from railgun_ref.drivers.resolver import StubResolver
+from railgun_ref.drivers.resolver import ResolverCounter, StubResolver
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -174,7 +174,7 @@ async def test_resolver_against_the_server_in_every_mode() -> None:
         server.register("second.railgun.test", "127.0.0.3")
         assert await resolve("second.railgun.test") == "127.0.0.3"
         assert server.counters.get_count(DnsCounter.ANSWERS, DnsMode.SILENT) == 1
-        assert resolve.counters["timeouts"] == 1
+        assert resolve.counters.get_count(ResolverCounter.TIMEOUTS) == 1
 
 
 async def test_server_survives_garbage_on_the_socket() -> None:
@@ -214,4 +214,4 @@ async def test_resolver_ignores_forged_and_garbage_replies() -> None:
             good.add_answer(RR(NAME, QTYPE.A, rdata=A("127.0.0.9")))
             await fake.sendto(good.pack(), host, client_port)
         assert answer == ["127.0.0.9"]
-        assert resolve.counters["mismatched"] == 4
+        assert resolve.counters.get_count(ResolverCounter.MISMATCHED) == 4

@@ -12,7 +12,13 @@ import anyio
 import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
-from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
+from railgun_ref.drivers.fault_proxy import (
+    ByteFate,
+    FaultProxy,
+    ListenerEvent,
+    ProxyCounter,
+    ProxyMode,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -74,8 +80,9 @@ async def test_pass_relays_both_ways() -> None:
     async with proxied_echo() as proxy:
         async with await connect(proxy) as stream:
             assert await roundtrip(stream, b"hello" * 1000) == b"hello" * 1000
-        assert proxy.counters["relayed"] == 1
-        assert proxy.counters["bytes.up"] == proxy.counters["bytes.down"] == 5000
+        assert proxy.counters.get_count(ProxyCounter.RELAYED) == 1
+        assert proxy.counters.get_count(ProxyCounter.BYTES, ByteFate.UP) == 5000
+        assert proxy.counters.get_count(ProxyCounter.BYTES, ByteFate.DOWN) == 5000
 
 
 async def test_blackhole_silences_open_and_new_connections() -> None:
@@ -89,8 +96,10 @@ async def test_blackhole_silences_open_and_new_connections() -> None:
             async with await connect(proxy) as new:  # the handshake still completes
                 await new.send(b"anyone?")
                 assert await silent_for(new)
-        assert proxy.counters["blackholed_connections"] == 1
-        assert proxy.counters["bytes.blackholed"] >= len(b"into the void")
+        assert proxy.counters.get_count(ProxyCounter.BLACKHOLED_CONNECTIONS) == 1
+        assert proxy.counters.get_count(ProxyCounter.BYTES, ByteFate.BLACKHOLED) >= len(
+            b"into the void"
+        )
         proxy.set_mode(ProxyMode.PASS)
         async with await connect(proxy) as again:
             assert await roundtrip(again, b"after") == b"after"
@@ -107,13 +116,13 @@ async def test_refuse_closes_the_listener_and_comes_back() -> None:
                 with anyio.fail_after(5):
                     await roundtrip(old, b"y")
         with anyio.fail_after(5):
-            while proxy.counters["listener.closed"] == 0:
+            while proxy.counters.get_count(ProxyCounter.LISTENER, ListenerEvent.CLOSED) == 0:
                 await anyio.sleep(0.01)
         with pytest.raises(OSError):
             await anyio.connect_tcp(*address)
         proxy.set_mode(ProxyMode.PASS)
         with anyio.fail_after(5):
-            while proxy.counters["listener.opened"] < 2:
+            while proxy.counters.get_count(ProxyCounter.LISTENER, ListenerEvent.OPENED) < 2:
                 await anyio.sleep(0.01)
         assert proxy.address == address
         async with await connect(proxy) as again:
@@ -133,7 +142,7 @@ async def test_reset_kills_open_and_new_connections() -> None:
             with pytest.raises(BROKEN):
                 with anyio.fail_after(5):
                     await roundtrip(new, b"z")
-        assert proxy.counters["reset"] == 2
+        assert proxy.counters.get_count(ProxyCounter.RESET) == 2
 
 
 async def test_delay_adds_latency_each_way_and_keeps_order() -> None:
@@ -166,7 +175,7 @@ async def test_upstream_down_resets_the_client() -> None:
             with pytest.raises(BROKEN):
                 with anyio.fail_after(5):
                     await roundtrip(stream, b"x")
-        assert proxy.counters["upstream_failed"] == 1
+        assert proxy.counters.get_count(ProxyCounter.UPSTREAM_FAILED) == 1
         tg.cancel_scope.cancel()
 
 

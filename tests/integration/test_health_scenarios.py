@@ -29,8 +29,8 @@ from railgun_ref.drivers.central_client import (
     origin_of,
     websocket_url,
 )
-from railgun_ref.drivers.dns_server import DnsMode, DnsServer
-from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
+from railgun_ref.drivers.dns_server import DnsCounter, DnsMode, DnsServer
+from railgun_ref.drivers.fault_proxy import FaultProxy, ListenerEvent, ProxyCounter, ProxyMode
 from railgun_ref.drivers.resolver import StubResolver
 from railgun_ref.identity.keys import Identity
 from railgun_ref.transport.health import FailureLabel, ThresholdDetector
@@ -114,7 +114,7 @@ async def test_scenario_1_dns_blocking(tmp_path: Path) -> None:
             assert await label_of(s.by_name, s.resolve) is label, mode
         s.dns.set_mode(DnsMode.ANSWER, name=NAME)
         assert await label_of(s.by_name, s.resolve) is None
-        assert s.dns.counters["answers.silent"] == 1
+        assert s.dns.counters.get_count(DnsCounter.ANSWERS, DnsMode.SILENT) == 1
 
 
 async def test_scenario_2_ip_blocking_blackhole(tmp_path: Path) -> None:
@@ -135,12 +135,12 @@ async def test_refused_and_reset(tmp_path: Path) -> None:
     async with scenario(tmp_path) as s:
         s.proxy.set_mode(ProxyMode.REFUSE)
         with anyio.fail_after(5):
-            while s.proxy.counters["listener.closed"] == 0:
+            while s.proxy.counters.get_count(ProxyCounter.LISTENER, ListenerEvent.CLOSED) == 0:
                 await anyio.sleep(0.01)
         assert await label_of(s.proxy.url) is FailureLabel.CONNECTION_REFUSED
         s.proxy.set_mode(ProxyMode.RESET)
         with anyio.fail_after(5):
-            while s.proxy.counters["listener.opened"] < 2:
+            while s.proxy.counters.get_count(ProxyCounter.LISTENER, ListenerEvent.OPENED) < 2:
                 await anyio.sleep(0.01)
         assert await label_of(s.proxy.url) is FailureLabel.CONNECTION_RESET
         s.proxy.set_mode(ProxyMode.PASS)
