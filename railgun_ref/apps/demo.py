@@ -51,6 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -80,6 +81,7 @@ from railgun_ref.client import (
     connect,
     fast_profile,
 )
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.dns_server import DnsMode, DnsServer
@@ -119,6 +121,12 @@ DRAIN_TIMEOUT: Final = 40.0
 #: Seconds to wait after the drain for a late duplicate to show up.
 LATE_DUPLICATE_WAIT: Final = 1.5
 _POLL: Final = 0.05
+
+
+class ChatError(StrEnum):
+    """What `FailoverNetwork.chat_errors` counts: sends the chat loop could not make."""
+
+    NO_MEMBERS = "no_members"  #: the client knew no other member of the room yet
 
 
 def _free_port(host: str) -> int:
@@ -413,7 +421,7 @@ class FailoverNetwork:
         self._paths: list[dict[bytes, str]] = []
         self._sender_of: dict[bytes, int] = {}
         self._sent_at: dict[bytes, float] = {}
-        self.chat_errors: Counter[str] = Counter()
+        self.chat_errors: Counters[ChatError] = Counters()
         #: When a message was last handed to an application over P2P (s since start).
         self.last_p2p_delivery = -1.0
         #: The longest the event loop woke up late, seconds (see `_watch_loop`).
@@ -669,7 +677,7 @@ class FailoverNetwork:
                     ROOM, f"client {index:02d}, message {turn}"
                 )
             except NoMembersError:
-                self.chat_errors["no_members"] += 1
+                self.chat_errors.inc(ChatError.NO_MEMBERS)
                 continue
             except LocalProtocolError:
                 return  # the client stopped: the demo is ending

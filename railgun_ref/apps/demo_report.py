@@ -22,6 +22,7 @@ demo imports it only when it writes the page.
 """
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -155,6 +156,34 @@ def deliveries_frame(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(DELIVERY_COLUMNS))
 
 
+@dataclass(slots=True, kw_only=True)
+class _MessageTally:
+    """What `message_paths` learns about one message as it reads the events."""
+
+    message_id: str
+    sender: int
+    sent_at: float
+    recipients: int = 0
+    via_central: int = 0
+    via_p2p: int = 0
+    last: float | None = None  #: when the last recipient got it (s since start)
+
+    def row(self) -> dict[str, Any]:
+        central, p2p = self.via_central, self.via_p2p
+        path = "both" if central and p2p else "central" if central else "p2p" if p2p else "none"
+        last = None if self.last is None else round(self.last - self.sent_at, 4)
+        return {
+            "message_id": self.message_id,
+            "sender": self.sender,
+            "sent_at": self.sent_at,
+            "recipients": self.recipients,
+            "via_central": central,
+            "via_p2p": p2p,
+            "path": path,
+            "last_delivery_s": last,
+        }
+
+
 def message_paths(report: dict[str, Any]) -> pd.DataFrame:
     """One row per message accepted by `send`: the path(s) that brought it to its recipients.
 
@@ -162,33 +191,23 @@ def message_paths(report: dict[str, Any]) -> pd.DataFrame:
     first, ``both`` if some got it one way and some the other, ``none`` if
     nobody got it; ``last_delivery_s`` is from sending to the last recipient.
     """
-    sent: dict[str, dict[str, Any]] = {}
+    sent: dict[str, _MessageTally] = {}
     for event in report["events"]:
         if event["kind"] == "accepted":
-            sent[event["message_id"]] = {
-                "message_id": event["message_id"],
-                "sender": event["client"],
-                "sent_at": event["t"],
-                "recipients": 0,
-                "via_central": 0,
-                "via_p2p": 0,
-                "last": None,
-            }
+            sent[event["message_id"]] = _MessageTally(
+                message_id=event["message_id"], sender=event["client"], sent_at=event["t"]
+            )
     for event in report["events"]:
-        row = sent.get(event.get("message_id", ""))
-        if event["kind"] != "received" or row is None or event["duplicate"]:
+        tally = sent.get(event.get("message_id", ""))
+        if event["kind"] != "received" or tally is None or event["duplicate"]:
             continue
-        row["recipients"] += 1
-        row["via_p2p" if event["path"] == "p2p" else "via_central"] += 1
-        row["last"] = event["t"] if row["last"] is None else max(row["last"], event["t"])
-    rows = []
-    for row in sent.values():
-        central, p2p = row["via_central"], row["via_p2p"]
-        path = "both" if central and p2p else "central" if central else "p2p" if p2p else "none"
-        last = None if row["last"] is None else round(row["last"] - row["sent_at"], 4)
-        rows.append(
-            {**{k: row[k] for k in MESSAGE_COLUMNS[:6]}, "path": path, "last_delivery_s": last}
-        )
+        tally.recipients += 1
+        if event["path"] == "p2p":
+            tally.via_p2p += 1
+        else:
+            tally.via_central += 1
+        tally.last = event["t"] if tally.last is None else max(tally.last, event["t"])
+    rows = [tally.row() for tally in sent.values()]
     frame = pd.DataFrame(rows, columns=list(MESSAGE_COLUMNS))
     return frame.sort_values("sent_at", kind="stable").reset_index(drop=True)
 

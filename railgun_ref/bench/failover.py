@@ -433,7 +433,7 @@ def _measure(network: SimTransportNetwork, timeline: _Timeline, t0: float) -> di
     row["delivery_delay_during_outage_s"] = _percentiles(deliveries.outage_delays)
     row["all_members_after_fault_s"] = _percentiles(deliveries.all_members)
     row["all_members_in_p2p_s"] = _percentiles(deliveries.in_p2p)
-    row["failure_labels"] = dict(sorted(network.failures.items()))
+    row["failure_labels"] = dict(sorted((label.value, n) for label, n in network.failures.items()))
     row.update(_counter_rows(network))
     return row
 

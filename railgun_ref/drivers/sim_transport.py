@@ -263,7 +263,7 @@ class SimTransportNetwork:
         self.deliveries: list[AppDelivery] = []
         self.duplicates_to_app: list[AppDelivery] = []
         self.states: list[StateRecord] = []
-        self.failures: Counter[str] = Counter()
+        self.failures: Counter[FailureLabel] = Counter()
         self.sent: dict[bytes, SentRecord] = {}
         self._delivered: set[tuple[int, bytes]] = set()
         addresses = sim.spawn(clients)
@@ -408,7 +408,7 @@ class SimTransportNetwork:
             case service.StateChanged(old=old, new=new, at=at, reason=reason):
                 self.states.append(StateRecord(client.index, at, old, new, reason))
             case service.CentralFailure(label=label):
-                self.failures[label.value] += 1
+                self.failures[label] += 1
             case _:
                 assert_never(action)
 

@@ -14,15 +14,32 @@ redraw) is stored as it was last updated, as Jupyter would save it.
 """
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 import nbformat
+import nbformat.v4
 from jupyter_client.manager import start_new_kernel
-from nbformat.v4 import new_output, output_from_msg
+from nbformat import NotebookNode
 
 #: Seconds a single cell may run before the execution is abandoned.
 CELL_TIMEOUT: Final = 300.0
+
+# nbformat ships py.typed but leaves these functions unannotated, which mypy --strict
+# will not call from typed code: they are bound to names that claim nothing about
+# their results, and `_node` checks each result before it is used (as lab/ipython_io.py
+# does for IPython).
+_read: Final[Callable[..., object]] = nbformat.read
+_write: Final[Callable[..., object]] = nbformat.write
+_new_output: Final[Callable[..., object]] = nbformat.v4.new_output
+_output_from_msg: Final[Callable[..., object]] = nbformat.v4.output_from_msg
+
+
+def _node(value: object) -> NotebookNode:
+    if not isinstance(value, NotebookNode):
+        raise TypeError(f"nbformat returned {type(value).__name__}, not a NotebookNode")
+    return value
 
 
 class CellError(RuntimeError):
@@ -32,8 +49,8 @@ class CellError(RuntimeError):
 def _update_display(msg: Any, displays: dict[str, list[Any]]) -> None:
     """Apply an ``update_display_data`` to every stored output shown with its display id."""
     content = msg["content"]
-    updated = new_output(  # type: ignore[no-untyped-call]
-        "display_data", data=content["data"], metadata=content.get("metadata", {})
+    updated = _node(
+        _new_output("display_data", data=content["data"], metadata=content.get("metadata", {}))
     )
     for output in displays.get(content.get("transient", {}).get("display_id"), []):
         output["data"], output["metadata"] = updated["data"], updated["metadata"]
@@ -56,7 +73,7 @@ def _run_cell(
         elif kind == "update_display_data":
             _update_display(msg, displays)
         elif kind in ("stream", "display_data", "execute_result", "error"):
-            output = output_from_msg(msg)  # type: ignore[no-untyped-call]
+            output = _node(_output_from_msg(msg))
             display_id = msg["content"].get("transient", {}).get("display_id")
             if display_id is not None:
                 displays.setdefault(display_id, []).append(output)
@@ -67,7 +84,7 @@ def _run_cell(
                 and last.get("output_type") == "stream"
                 and last["name"] == output["name"]
             ):
-                last["text"] += output["text"]  # as Jupyter shows consecutive prints
+                last["text"] = last["text"] + output["text"]  # as Jupyter shows them
             else:
                 outputs.append(output)
     reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
@@ -83,7 +100,7 @@ def _run_cell(
 
 def execute_notebook(path: Path, *, kernel_name: str = "python3") -> None:
     """Run every code cell of the notebook at `path` and store the outputs in it."""
-    notebook: Any = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    notebook = _node(_read(path, as_version=4))
     manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(path.parent.resolve()))
     displays: dict[str, list[Any]] = {}  # display id -> outputs showing it, for updates
     try:
@@ -94,7 +111,7 @@ def execute_notebook(path: Path, *, kernel_name: str = "python3") -> None:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
     nbformat.validate(notebook)
-    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+    _write(notebook, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,11 +19,11 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 import pandas as pd
-from IPython.display import display
 
 from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.events import LookupFinished
 from railgun_ref.lab.charts import lookup_distances, lookup_graph, rtt_heatmap
+from railgun_ref.lab.ipython_io import DisplayHandle, display_updatable, update_display
 from railgun_ref.lab.lookups import room_key
 from railgun_ref.lab.network import LocalNetwork
 from railgun_ref.rpc.requests import Channel
@@ -128,19 +128,19 @@ class SnapshotPanel:
     """
 
     widget: widgets.Box
-    _handle: Any = None
+    _handle: DisplayHandle | None = None
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return panel_mimebundle(self.widget, **kwargs)
 
     def _ipython_display_(self) -> None:
         bundle = self._repr_mimebundle_()
-        self._handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._handle = display_updatable(bundle)
 
     def refresh_snapshot(self) -> None:
         """Update the snapshot where the panel was last displayed (if it was)."""
         if self._handle is not None:
-            self._handle.update(self._repr_mimebundle_(), raw=True)
+            update_display(self._handle, self._repr_mimebundle_())
 
 
 class NetworkPanel(SnapshotPanel):

@@ -106,7 +106,7 @@ def test_seed_detector_fails_over_within_the_window_and_back(
             if r.client == client and r.new is TransportState.CONNECTED_AWS and r.at >= restore
         ]
         assert back, f"client {client} never failed back"
-    assert set(network.failures) == {label.value}
+    assert set(network.failures) == {label}
     assert any(d.path is Path.P2P for d in network.deliveries)
     check_exactly_once(network)
 
