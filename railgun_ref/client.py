@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
 import anyio
 
@@ -60,7 +61,7 @@ from railgun_ref.drivers.transport import (
 )
 from railgun_ref.identity.keys import Identity
 from railgun_ref.transport.p2p import P2PConfig
-from railgun_ref.transport.service import HybridTransportConfig
+from railgun_ref.transport.service import HybridTransportConfig, TransportOverrides
 from railgun_ref.transport.state import TransportMode, TransportState
 
 __all__ = [
@@ -94,22 +95,22 @@ class Profile:
     p2p: P2PConfig = field(default_factory=P2PConfig)
 
 
-def seed_profile(**overrides: object) -> Profile:
+def seed_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
     """The seed's defaults: health check every 30 s, failover after 3 failures (HT-5.1)."""
-    return Profile(transport=HybridTransportConfig(**overrides))  # type: ignore[arg-type]
+    return Profile(transport=HybridTransportConfig(**overrides))
 
 
-def fast_profile(**overrides: object) -> Profile:
+def fast_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
     """For localhost demos and tests: health check every 1 s (failover within ~3 s),
     failback after 3 healthy checks over 2 s, re-sends every second, probes every second."""
-    settings: dict[str, object] = {
+    settings: TransportOverrides = {
         "aws_health_check_interval": 1.0,
         "failback_min_interval": 2.0,
         "resend_interval": 1.0,
     }
     settings.update(overrides)
     return Profile(
-        transport=HybridTransportConfig(**settings),  # type: ignore[arg-type]
+        transport=HybridTransportConfig(**settings),
         p2p=P2PConfig(
             probe_interval=1.0,
             probe_timeout=1.0,

@@ -33,7 +33,7 @@ deadline always acts and virtual time never stands still.
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from railgun_ref.capacity.sharing import CapacitySharingConfig
 from railgun_ref.core.counters import Counters
@@ -146,6 +146,31 @@ class HybridTransportConfig:
         if self.detector is DetectorKind.PHI_ACCRUAL:
             return self.heartbeat_interval
         return self.aws_health_check_interval
+
+
+class TransportOverrides(TypedDict, total=False):
+    """Keyword arguments that override fields of `HybridTransportConfig` (any subset).
+
+    The keys and types are the config's fields one for one (a test holds them
+    together), so ``HybridTransportConfig(**overrides)`` type-checks.
+    """
+
+    preferred_mode: TransportMode
+    aws_endpoint: str
+    aws_websocket_endpoint: str
+    aws_health_check_interval: float
+    aws_latency_threshold: float
+    aws_failure_threshold: int
+    enable_hybrid_redundancy: bool
+    store_and_forward: StoreAndForwardConfig
+    capacity_sharing: CapacitySharingConfig
+    detector: DetectorKind
+    heartbeat_interval: float
+    phi_threshold: float
+    phi_acceptable_pause: float
+    failback_successes: int
+    failback_min_interval: float
+    resend_interval: float
 
 
 # ---------------------------------------------------------------- actions

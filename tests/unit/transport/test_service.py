@@ -1,7 +1,10 @@
 """HybridTransportService: failover, offline, failback hysteresis, exactly-once (HT-3, HT-4)."""
 
+import dataclasses
 import pathlib
+import typing
 
+from railgun_ref.client import fast_profile, seed_profile
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.transport.health import FailureLabel, HealthResult
@@ -17,6 +20,7 @@ from railgun_ref.transport.service import (
     SendCentral,
     SendP2P,
     StateChanged,
+    TransportOverrides,
 )
 from railgun_ref.transport.state import Reach, TransportMode, TransportState
 
@@ -67,6 +71,25 @@ def test_seed_defaults_and_from_seed() -> None:
     assert seeded == default
     assert default.aws_health_check_interval == 30.0
     assert default.store_and_forward.default_ttl == 7 * 24 * 3600
+
+
+def test_overrides_name_every_config_field_with_its_type() -> None:
+    """`TransportOverrides`, the profiles' keyword arguments: the config's fields and types."""
+    fields = typing.get_type_hints(HybridTransportConfig)
+    assert typing.get_type_hints(TransportOverrides) == {
+        f.name: fields[f.name] for f in dataclasses.fields(HybridTransportConfig)
+    }
+    assert TransportOverrides.__required_keys__ == frozenset()
+
+
+def test_profiles_apply_overrides_over_their_settings() -> None:
+    """The client's profiles: keyword overrides win over the profile's own settings."""
+    fast = fast_profile(resend_interval=3.0, detector=DetectorKind.PHI_ACCRUAL).transport
+    assert (fast.resend_interval, fast.detector) == (3.0, DetectorKind.PHI_ACCRUAL)
+    assert fast.aws_health_check_interval == 1.0  # the fast profile's, not the default
+    assert seed_profile(aws_failure_threshold=5).transport == HybridTransportConfig(
+        aws_failure_threshold=5
+    )
 
 
 def test_failover_after_three_failures_resends_unsettled_on_p2p() -> None:
