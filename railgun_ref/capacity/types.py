@@ -66,7 +66,8 @@ BATTERY_CLASSES: Final = frozenset(
 )
 
 
-def _check_int(field: str, value: object, maximum: int = MAX_CAPACITY_INTEGER) -> None:
+def _check_int(field: str, value: object, maximum: int = MAX_CAPACITY_INTEGER) -> int:
+    """`value` if it is an int (not a bool) in 0..`maximum`; else `CapabilityError`."""
     if type(value) is not int:
         if isinstance(value, float) and math.isnan(value):
             raise CapabilityError(field, "NaN is not a number of bytes or connections")
@@ -77,6 +78,7 @@ def _check_int(field: str, value: object, maximum: int = MAX_CAPACITY_INTEGER) -
         raise CapabilityError(field, f"must not be negative, got {value}")
     if value > maximum:
         raise CapabilityError(field, f"must be at most {maximum}, got {value}")
+    return value
 
 
 def _check_bool(field: str, value: object) -> None:
@@ -217,7 +219,11 @@ def _json_enum(field: str, value: object, enum: type[StrEnum]) -> StrEnum:
 def _battery_from_json(value: object) -> BatteryStatus:
     obj = _json_object("batteryStatus", value, ("levelPercent", "pluggedIn"), set())
     return BatteryStatus(
-        level_percent=_json_int("batteryStatus.levelPercent", obj["levelPercent"]),  # type: ignore[arg-type]
+        level_percent=_check_int(
+            "batteryStatus.levelPercent",
+            _json_int("batteryStatus.levelPercent", obj["levelPercent"]),
+            MAX_BATTERY_PERCENT,
+        ),
         plugged_in=obj["pluggedIn"],
     )
 

@@ -51,32 +51,33 @@ def _check(value: object, depth: int, *, sorted_keys: bool = False) -> str | Non
     kind = type(value)
     if kind in _SCALARS:
         return None
-    if kind is int or isinstance(value, int):  # IntEnum members encode as their value
-        if not _NINT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
+    if isinstance(value, int):  # IntEnum members encode as their value
+        if not _NINT64_MIN <= value <= _UINT64_MAX:
             return "integer outside the 64-bit range"
         return None
-    if kind is list or kind is tuple:
-        items: Iterable[object] = value  # type: ignore[assignment]
-    elif kind is dict:
+    # Exact types: a subclass (a NamedTuple, say) would decode as its base type.
+    items: Iterable[object]
+    if type(value) is list or type(value) is tuple:
+        items = value
+    elif type(value) is dict:
         previous = -1
-        for key in value:  # type: ignore[attr-defined]
+        for key in value:
             if type(key) is not int or key < 0 or key > _UINT64_MAX:
                 return "map key is not an unsigned integer"
             if sorted_keys:
                 if key <= previous:
                     return "map keys not in increasing order"
                 previous = key
-        items = value.values()  # type: ignore[attr-defined]
+        items = value.values()
     else:
         return f"type {kind.__name__} is outside the data model"
     for item in items:
         if depth >= MAX_CBOR_DEPTH:
             return f"nesting deeper than {MAX_CBOR_DEPTH}"
-        item_kind = type(item)
-        if item_kind in _SCALARS:
+        if type(item) in _SCALARS:
             continue
-        if item_kind is int:
-            if not _NINT64_MIN <= item <= _UINT64_MAX:  # type: ignore[operator]
+        if type(item) is int:
+            if not _NINT64_MIN <= item <= _UINT64_MAX:
                 return "integer outside the 64-bit range"
             continue
         reason = _check(item, depth + 1, sorted_keys=sorted_keys)
@@ -87,22 +88,17 @@ def _check(value: object, depth: int, *, sorted_keys: bool = False) -> str | Non
 
 def _keys_ascending(value: object) -> bool:
     """True if every map in `value` lists its keys in increasing order."""
-    kind = type(value)
-    if kind is dict:
+    if type(value) is dict:
         previous = -1
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key, item in value.items():
             if key <= previous:
                 return False
             previous = key
             if type(item) in (dict, list, tuple) and not _keys_ascending(item):
                 return False
         return True
-    if kind is list or kind is tuple:
-        return all(
-            _keys_ascending(item)
-            for item in value  # type: ignore[attr-defined]
-            if type(item) in (dict, list, tuple)
-        )
+    if type(value) is list or type(value) is tuple:
+        return all(_keys_ascending(item) for item in value if type(item) in (dict, list, tuple))
     return True
 
 
