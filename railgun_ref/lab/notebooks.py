@@ -84,7 +84,7 @@ def _run_cell(
                 and last.get("output_type") == "stream"
                 and last["name"] == output["name"]
             ):
-                last["text"] = last["text"] + output["text"]  # as Jupyter shows them
+                last["text"] = "".join((last["text"], output["text"]))  # as Jupyter shows them
             else:
                 outputs.append(output)
     reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
