@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol, TypeVar, assert_never
 
+from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.events import NodeEvent
@@ -111,20 +112,29 @@ class Middlebox(Protocol):
         ...
 
 
-class SimApp(Protocol):
-    """A datagram-only sans-IO endpoint hosted on one or more addresses."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendFrom:
+    """Send `data` to `destination` from `source`, which must be one of the app's addresses."""
+
+    data: bytes
+    destination: Address
+    source: Address
+
+
+#: Everything a `SimApp` asks the simulator to do (a closed union of one).
+SimAppAction = SendFrom
+
+
+class SimApp(ProtocolCore[SimAppAction], Protocol):
+    """A datagram-only sans-IO endpoint hosted on one or more addresses.
+
+    It follows the core contract (CORE-1): the simulator drains `next_action`
+    after every input and re-arms `on_timer` at `next_deadline`.
+    """
 
     def receive_datagram(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
         """A datagram from `src` arrived on the app's address `local`."""
         ...
-
-    def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
-        """(data, destination, which of the app's addresses it leaves from), oldest first."""
-        ...
-
-    def next_deadline(self) -> float | None: ...
-
-    def on_timer(self, *, now: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -502,10 +512,14 @@ class Simulator:
         self._pump_app(hosted)
 
     def _pump_app(self, hosted: _HostedApp) -> None:
-        for data, dst, local in hosted.app.datagrams_to_send():
-            if local not in hosted.addresses:
-                raise ValueError(f"the app sent from {local}, which is not one of its addresses")
-            self._send_datagram(local, data, dst)
+        while (action := hosted.app.next_action()) is not None:
+            match action:
+                case SendFrom(data=data, destination=dst, source=local):
+                    if local not in hosted.addresses:
+                        raise ValueError(f"the app sent from {local}, not one of its addresses")
+                    self._send_datagram(local, data, dst)
+                case _:
+                    assert_never(action)
         home = hosted.addresses[0]
         deadline = hosted.app.next_deadline()
         if deadline is not None and deadline != self._timer_at.get(home):

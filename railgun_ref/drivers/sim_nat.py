@@ -51,8 +51,8 @@ from railgun_ref.capacity.nat import (
 )
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.sim import Simulator
-from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses
+from railgun_ref.drivers.sim import SendFrom, SimAppAction, Simulator
+from railgun_ref.stun.server import DEFAULT_SOFTWARE, BindingServer, ServerAddresses, StunReply
 
 #: RFC 4787 REQ-5: a UDP mapping MUST NOT expire in less than two minutes.
 DEFAULT_MAPPING_TIMEOUT: Final = 120.0
@@ -237,7 +237,6 @@ class SimStunServer:
 
     def __init__(self, addresses: ServerAddresses, *, software: str | None = DEFAULT_SOFTWARE):
         self.server = BindingServer(addresses, software=software)
-        self._outbox: list[tuple[bytes, Address, Address]] = []
 
     @property
     def addresses(self) -> ServerAddresses:
@@ -245,12 +244,16 @@ class SimStunServer:
 
     def receive_datagram(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
         self.server.receive(data, src, local=local, now=now)
-        while (reply := self.server.next_action()) is not None:
-            self._outbox.append((reply.data, reply.destination, reply.source))
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
-        out, self._outbox = self._outbox, []
-        return out
+    def next_action(self) -> SimAppAction | None:
+        action = self.server.next_action()
+        match action:
+            case None:
+                return None
+            case StunReply(data=data, destination=destination, source=source):
+                return SendFrom(data=data, destination=destination, source=source)
+            case _:
+                assert_never(action)
 
     def next_deadline(self) -> float | None:
         return None
@@ -268,17 +271,18 @@ class SimNatClient:
     def receive_datagram(self, data: bytes, src: Address, *, local: Address, now: float) -> None:
         self.classifier.receive_datagram(data, src, now=now)
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
-        out: list[tuple[bytes, Address, Address]] = []
+    def next_action(self) -> SimAppAction | None:
         while (action := self.classifier.next_action()) is not None:
             match action:
                 case SendRequest(data=data, destination=destination):
-                    out.append((data, destination, self.classifier.local))
+                    return SendFrom(
+                        data=data, destination=destination, source=self.classifier.local
+                    )
                 case NatDetected():
                     pass  # `detect_nat_in_sim` reads `classifier.result`
                 case _:
                     assert_never(action)
-        return out
+        return None
 
     def next_deadline(self) -> float | None:
         return self.classifier.next_deadline()
