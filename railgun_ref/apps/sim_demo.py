@@ -66,24 +66,39 @@ def ping_scenario(
     end = sim.now + duration
     sim.after(0.0, tick)
     started = time.perf_counter()
-    events = 0
-    start, stop = sim.now, end + DRAIN
-    while sim.now < stop:
-        events += sim.run(until=min(sim.now + 1.0, stop))
-        if progress is not None:
-            progress(sim.now - start)
+    events = _run_until(sim, end + DRAIN, progress)
     wall = time.perf_counter() - started
-    sent = sum(
-        node.counters.get_count(NodeCounter.REQUEST, MessageType.PING)
-        for node in sim.nodes.values()
-    )
-    quantiles = statistics.quantiles(rtts, n=20) if len(rtts) >= 2 else [float("nan")] * 19
     return {
         "nodes": nodes,
         "seed": seed,
         "loss": loss,
         "latency_ms": latency_ms,
         "virtual_seconds": duration,
+        **_measurements(sim, rtts=rtts, timeouts=timeouts, events=events, wall=wall),
+    }
+
+
+def _run_until(sim: Simulator, stop: float, progress: Callable[[float], None] | None) -> int:
+    """Run `sim` to virtual time `stop` one virtual second at a time; the events processed."""
+    events = 0
+    start = sim.now
+    while sim.now < stop:
+        events += sim.run(until=min(sim.now + 1.0, stop))
+        if progress is not None:
+            progress(sim.now - start)
+    return events
+
+
+def _measurements(
+    sim: Simulator, *, rtts: list[float], timeouts: int, events: int, wall: float
+) -> dict[str, Any]:
+    """What `ping_scenario` reports after its parameters, in its JSON order."""
+    sent = sum(
+        node.counters.get_count(NodeCounter.REQUEST, MessageType.PING)
+        for node in sim.nodes.values()
+    )
+    quantiles = statistics.quantiles(rtts, n=20) if len(rtts) >= 2 else [float("nan")] * 19
+    return {
         "pings_sent": sent,
         "pongs": len(rtts),
         "timeouts": timeouts,

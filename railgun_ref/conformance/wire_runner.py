@@ -817,6 +817,53 @@ def _app_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
     ]
 
 
+def _start_checks(tg: anyio.abc.TaskGroup, state: _Run) -> None:
+    """Start every check after the first PING, each with its report position."""
+    for kind in range(6):
+        tg.start_soon(_check_silence, state, 10 + kind, kind)
+    tg.start_soon(_check_replay, state, 20)
+    tg.start_soon(
+        _check_error_reply,
+        state,
+        30,
+        "unknown type 200 gets ERROR UNKNOWN_TYPE",
+        "MSG-1.3",
+        200,
+        {},
+        ErrorCode.UNKNOWN_TYPE,
+    )
+    tg.start_soon(
+        _check_error_reply,
+        state,
+        31,
+        "malformed PING body gets ERROR MALFORMED",
+        "MSG-1.2",
+        MessageType.PING,
+        {0: b"", 9: 0},
+        ErrorCode.MALFORMED,
+    )
+    tg.start_soon(_check_find_node, state, 40)
+    tg.start_soon(_check_store_and_find_value, state, 43)
+    for index, (name, clause, msg_type, body, code) in enumerate(_dht_error_cases(state.identity)):
+        tg.start_soon(
+            functools.partial(
+                _check_error_reply,
+                state,
+                50 + index,
+                name,
+                clause,
+                msg_type,
+                body,
+                code,
+                then_ping=True,
+            )
+        )
+    for kind in range(3):
+        tg.start_soon(_check_silence, state, 60 + kind, kind, _dht_silent_kinds)
+    for kind in range(2):
+        tg.start_soon(_check_silence, state, 70 + kind, kind, _app_silent_kinds)
+
+
 async def run(
     target: str,
     *,
@@ -835,51 +882,7 @@ async def run(
 
     await state.probe(first)
     async with anyio.create_task_group() as tg:
-        for kind in range(6):
-            tg.start_soon(_check_silence, state, 10 + kind, kind)
-        tg.start_soon(_check_replay, state, 20)
-        tg.start_soon(
-            _check_error_reply,
-            state,
-            30,
-            "unknown type 200 gets ERROR UNKNOWN_TYPE",
-            "MSG-1.3",
-            200,
-            {},
-            ErrorCode.UNKNOWN_TYPE,
-        )
-        tg.start_soon(
-            _check_error_reply,
-            state,
-            31,
-            "malformed PING body gets ERROR MALFORMED",
-            "MSG-1.2",
-            MessageType.PING,
-            {0: b"", 9: 0},
-            ErrorCode.MALFORMED,
-        )
-        tg.start_soon(_check_find_node, state, 40)
-        tg.start_soon(_check_store_and_find_value, state, 43)
-        for index, (name, clause, msg_type, body, code) in enumerate(
-            _dht_error_cases(state.identity)
-        ):
-            tg.start_soon(
-                functools.partial(
-                    _check_error_reply,
-                    state,
-                    50 + index,
-                    name,
-                    clause,
-                    msg_type,
-                    body,
-                    code,
-                    then_ping=True,
-                )
-            )
-        for kind in range(3):
-            tg.start_soon(_check_silence, state, 60 + kind, kind, _dht_silent_kinds)
-        for kind in range(2):
-            tg.start_soon(_check_silence, state, 70 + kind, kind, _app_silent_kinds)
+        _start_checks(tg, state)
     checks = tuple(result for _, result in sorted(state.results, key=lambda item: item[0]))
     node_id = None if state.node_id is None else state.node_id.hex()
     return Report(target=target, node_id=node_id, timeout=timeout, checks=checks)
