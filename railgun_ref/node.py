@@ -53,7 +53,7 @@ from railgun_ref.events import (
     RequestTimedOut,
 )
 from railgun_ref.identity.keys import Identity
-from railgun_ref.rpc.labels import error_label
+from railgun_ref.rpc.labels import MessageName, error_label
 from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
@@ -121,10 +121,10 @@ class NodeCounter(StrEnum):
 
     RX = "rx"  #: messages received, by `Channel`
     TX = "tx"  #: messages sent, by `Channel`
-    REQUEST = "request"  #: requests sent, by `MessageType`
+    REQUEST = "request"  #: requests sent, by `MessageName`
     REQUEST_TIMEOUT = "request.timeout"
-    RESPONSE = "response"  #: DHT responses matched, by `MessageType`
-    REJECTED = "rejected"  #: inputs refused, by `ErrorLabel`
+    RESPONSE = "response"  #: DHT responses matched, by `MessageName`
+    REJECTED = "rejected"  #: inputs refused, by `ErrorCode` (see `error_label`)
     REPLY_TOO_LARGE = "reply.too_large"
     REPLAY_EVICTED = "replay.evicted"  #: replay-cache entries evicted before their window
     PING_ANSWERED = "ping.answered"
@@ -369,7 +369,7 @@ class Node:
                 deadline=now + self.config.request_timeout,
             )
         )
-        self.counters.inc(NodeCounter.REQUEST, label=message.TYPE)
+        self.counters.inc(NodeCounter.REQUEST, label=MessageName.of(message.TYPE))
         self._send(data, channel, address, pull=pull)
 
     def _reply(self, message: Message, inbound: _Inbound) -> None:
@@ -451,7 +451,7 @@ class Node:
                 )
             case Nodes() | Value() | Stored():
                 request = self._complete(inbound.envelope, _RESPONSE_TO[message.TYPE])
-                self.counters.inc(NodeCounter.RESPONSE, label=message.TYPE)
+                self.counters.inc(NodeCounter.RESPONSE, label=MessageName.of(message.TYPE))
                 self.dht.on_response(request, inbound.envelope.sender_id, message, now=inbound.now)
             case Pong():
                 self._on_pong(message, inbound)

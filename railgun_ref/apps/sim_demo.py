@@ -19,7 +19,7 @@ from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
 from railgun_ref.events import NodeEvent, PongReceived, RequestTimedOut
 from railgun_ref.node import NodeConfig, NodeCounter
-from railgun_ref.wire.messages import MessageType
+from railgun_ref.rpc.labels import MessageName
 
 #: Virtual seconds after the last ping for its request to end (answer or timeout).
 DRAIN: Final = 5.0
@@ -94,7 +94,7 @@ def _measurements(
 ) -> dict[str, Any]:
     """What `ping_scenario` reports after its parameters, in its JSON order."""
     sent = sum(
-        node.counters.get_count(NodeCounter.REQUEST, MessageType.PING)
+        node.counters.get_count(NodeCounter.REQUEST, MessageName.PING)
         for node in sim.nodes.values()
     )
     quantiles = statistics.quantiles(rtts, n=20) if len(rtts) >= 2 else [float("nan")] * 19

@@ -4,6 +4,9 @@ A counter name is a member of a ``StrEnum`` the component declares (its value
 is the name ``/metrics`` and ``snapshot()`` show); an optional *label*
 refines it with a member of another enum (an error code, a path, a state), so
 ``received.p2p`` is ``counters.inc(TransportCounter.RECEIVED, label=Path.P2P)``.
+A label is written by one rule (`label_text`): its value when the value is
+text, else its name exactly as declared -- so error codes, which are
+``IntEnum`` members, appear as ``rejected.BAD_SIGNATURE`` with no mirror enum.
 No counter is ever named by a string literal: a rename is a type error, not a
 silently new series.
 """
@@ -18,10 +21,9 @@ N = TypeVar("N", bound=StrEnum)
 
 
 def label_text(label: Enum) -> str:
-    """A label in a flat counter name: a string enum's value, else its name in lower case."""
-    if isinstance(label, StrEnum):
-        return label.value
-    return label.name.lower()
+    """A label in a flat counter name: the member's value if it is text, else its name as is."""
+    value = label.value
+    return value if isinstance(value, str) else label.name
 
 
 class Counters(Mapping[str, int], Generic[N]):

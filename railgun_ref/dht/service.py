@@ -129,8 +129,8 @@ class DhtCounter(StrEnum):
     REPLICATED = "dht.replicated"
     REPLICATE_REFUSED = "dht.replicate_refused"
     REPLICATE_FAILED = "dht.replicate_failed"
-    REJECTED_RECORD = "dht.rejected_record"  #: records in a VALUE refused, by `ErrorLabel`
-    REFUSED = "dht.refused"  #: our requests refused with ERROR, by `ErrorLabel`
+    REJECTED_RECORD = "dht.rejected_record"  #: records in a VALUE refused, by `ErrorCode`
+    REFUSED = "dht.refused"  #: our requests refused with ERROR, by `ErrorCode`
     EXPIRED = "dht.expired"
 
 

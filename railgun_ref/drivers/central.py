@@ -81,7 +81,6 @@ from railgun_ref.wire.central import (
     Joined,
     Leave,
     Left,
-    RefusalName,
     Send,
     Sent,
     ServerFrame,
@@ -100,7 +99,7 @@ class CentralCounter(StrEnum):
     WS_CONNECTIONS = "ws.connections"
     WS_FRAMES_IN = "ws.frames_in"
     AUTH_OK = "auth.ok"
-    REFUSED = "refused"  #: label: the `RefusalName` of the ERROR sent (CEN-7.2)
+    REFUSED = "refused"  #: label: the `CentralErrorCode` of the ERROR sent (CEN-7.2)
     ROOMS_JOINED = "rooms.joined"
     ROOM_CHANGES_ADDED = "rooms.changes_added"  #: membership changes merged (ROOM-6.3)
     ROOM_CHANGES_REFUSED = "rooms.changes_refused"  #: membership changes refused (ROOM-3.x)
@@ -594,7 +593,7 @@ class CentralService:
         retry_after: float = 0.0,
     ) -> None:
         """Send ERROR (CEN-6.1) and count the refusal by code (CEN-7.2)."""
-        self.counters.inc(CentralCounter.REFUSED, label=RefusalName.of(code))
+        self.counters.inc(CentralCounter.REFUSED, label=code)
         frame = ErrorFrame(code=code, reason=reason, retry_after_ms=math.ceil(retry_after * 1000))
         await self._send_raw(websocket, lock, encode_frame(frame, req=req))
 

@@ -97,28 +97,6 @@ class CentralErrorCode(IntEnum):
     RATE_LIMITED = 103  #: the session's frame budget is spent; retry later
 
 
-class RefusalName(StrEnum):
-    """CEN-7.2: the label a refusal is counted under: its `CentralErrorCode` name."""
-
-    MALFORMED = "MALFORMED"
-    TOO_LARGE = "TOO_LARGE"
-    BAD_SIGNATURE = "BAD_SIGNATURE"
-    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
-    UNKNOWN_TYPE = "UNKNOWN_TYPE"
-    REPLAY = "REPLAY"
-    BAD_KEY = "BAD_KEY"
-    QUOTA = "QUOTA"
-    TTL_TOO_LONG = "TTL_TOO_LONG"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    AUTH_TIMEOUT = "AUTH_TIMEOUT"
-    NOT_MEMBER = "NOT_MEMBER"
-    RATE_LIMITED = "RATE_LIMITED"
-
-    @classmethod
-    def of(cls, code: CentralErrorCode) -> "RefusalName":
-        return cls[code.name]
-
-
 #: CEN-6.3: the WebSocket close code the server uses when it closes for an error.
 CLOSE_CODE_BASE: Final = 4000
 

@@ -9,15 +9,14 @@ import anyio
 import pytest
 
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
-from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError
 from railgun_ref.drivers.udp import DriverCounter, HostStoppedError, NodeHost, serve_node
 from railgun_ref.events import PongReceived, RequestTimedOut
 from railgun_ref.node import NodeConfig, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
+from railgun_ref.rpc.labels import MessageName
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import TraceRecord
 from railgun_ref.wire.framing import encode_frame
-from railgun_ref.wire.messages import MessageType
 
 from .conftest import identity, serving, wait_until
 
@@ -106,7 +105,7 @@ async def test_garbage_datagrams_are_counted_and_the_host_keeps_answering() -> N
         stream_outcome = await b.ping(a.address, channel=Channel.STREAM)
     rejected = a.node.counters.total(NodeCounter.REJECTED)
     assert rejected == len(garbage)
-    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.TOO_LARGE) == 2
+    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.TOO_LARGE) == 2
     assert (
         a.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
     )  # only the PONG: garbage is never answered
@@ -123,7 +122,7 @@ async def test_garbage_on_a_stream_is_counted_and_closes_only_that_connection() 
             # A well-framed envelope of random bytes: refused by the node, connection kept.
             await raw.send(encode_frame(random.Random(3).randbytes(500)))
             await wait_until(
-                lambda: a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+                lambda: a.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.MALFORMED) == 1
             )
             # A length prefix over the limit: the stream can't be resynchronised.
             await raw.send(struct.pack(">I", MAX_STREAM_MESSAGE_SIZE + 1) + b"x" * 10)
@@ -197,7 +196,7 @@ async def test_only_loopback_addresses_can_be_pinged() -> None:
             with pytest.raises(ValueError):
                 await a.ping(address)
     assert (
-        a.node.counters.get_count(NodeCounter.REQUEST, MessageType.PING) == 0
+        a.node.counters.get_count(NodeCounter.REQUEST, MessageName.PING) == 0
         and a.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 0
     )
 
@@ -231,7 +230,7 @@ async def test_a_pong_from_the_wrong_node_is_refused_and_the_request_times_out()
     async with serving(a, b):
         outcome = await a.ping(b.address, expected_peer=identity(3).node_id)
     assert isinstance(outcome, RequestTimedOut)
-    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.WRONG_SENDER) == 1
+    assert a.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.WRONG_SENDER) == 1
 
 
 async def test_trace_records_and_subscribers() -> None:

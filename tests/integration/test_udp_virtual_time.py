@@ -12,10 +12,10 @@ import pytest
 import trio
 import trio.testing
 
+from railgun_ref.core.errors import ErrorCode
 from railgun_ref.drivers.udp import DriverCounter, NodeHost
 from railgun_ref.events import PongReceived, RequestTimedOut
 from railgun_ref.node import NodeConfig, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 
 from .conftest import identity, serving
@@ -83,8 +83,8 @@ async def test_two_hosts_exchange_ping_and_pong_in_virtual_time() -> None:
     assert stream.payload_size == 50_000
     # Timestamps came from the shifted virtual clock and were accepted as fresh.
     assert (
-        a.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE)
-        == b.node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE)
+        a.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.STALE)
+        == b.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.STALE)
         == 0
     )
     assert all(record.time >= EPOCH for record in a.trace() + b.trace())

@@ -19,7 +19,6 @@ from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.identity.keys import Identity
 from railgun_ref.node import ConnectionId, Node, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
@@ -219,7 +218,7 @@ def test_node_receive_authenticated_arbitrary_messages(
     assert len(out) <= 1  # at most one reply to one request, never more
     if abs(skew) > 300:
         assert out == []
-        assert node.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE) == 1
+        assert node.counters.get_count(NodeCounter.REJECTED, ErrorCode.STALE) == 1
     for data, _ in out:
         reply = decode_envelope(data, max_size=MAX_STREAM_MESSAGE_SIZE)
         assert reply.request_id == request_id

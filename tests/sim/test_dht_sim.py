@@ -15,6 +15,7 @@ from typing import TypeVar
 import pytest
 
 from railgun_ref.core.constants import DHT_K
+from railgun_ref.core.errors import ErrorCode
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
@@ -30,9 +31,8 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.node import Node, NodeConfig, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
+from railgun_ref.rpc.labels import MessageName
 from railgun_ref.wire import cbor
-from railgun_ref.wire.messages import MessageType
 
 K = DHT_K
 E = TypeVar("E", LookupFinished, GetFinished, StoreFinished)
@@ -152,7 +152,7 @@ def test_store_then_get_from_other_nodes(net: Net) -> None:
     node's get finds it."""
     rng = random.Random(2)
     publisher = rng.choice(net.addrs)
-    sent_before = net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageType.STORE)
+    sent_before = net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageName.STORE)
     stored = net.call(
         publisher,
         lambda n, now: n.dht.store(KeyType.RENDEZVOUS, b"mailbox-1", b"hello", now=now),
@@ -161,7 +161,7 @@ def test_store_then_get_from_other_nodes(net: Net) -> None:
     key = derive_key(KeyType.RENDEZVOUS, b"mailbox-1")
     holders = net.holders(key)
     assert (
-        net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageType.STORE) - sent_before
+        net.node(publisher).counters.get_count(NodeCounter.REQUEST, MessageName.STORE) - sent_before
         == K
     )
     assert stored.refused == stored.failed == 0
@@ -204,8 +204,7 @@ def test_peer_record_for_another_node_is_refused_forbidden(net: Net) -> None:
     victim_id = net.node(victim).node_id
     key = derive_key(KeyType.PEER, victim_id)
     before = sum(
-        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorLabel.FORBIDDEN)
-        for a in net.addrs
+        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorCode.FORBIDDEN) for a in net.addrs
     )
     done = net.call(
         forger,
@@ -215,11 +214,10 @@ def test_peer_record_for_another_node_is_refused_forbidden(net: Net) -> None:
     assert done.accepted == 0
     assert done.refused >= K
     after = sum(
-        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorLabel.FORBIDDEN)
-        for a in net.addrs
+        net.node(a).counters.get_count(NodeCounter.REJECTED, ErrorCode.FORBIDDEN) for a in net.addrs
     )
     assert after - before == K
-    assert net.node(forger).dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.FORBIDDEN) == K
+    assert net.node(forger).dht.counters.get_count(DhtCounter.REFUSED, ErrorCode.FORBIDDEN) == K
     assert net.holders(key) == []
     # The victim's own presence record is accepted under the same key.
     own = net.call(

@@ -5,7 +5,6 @@ import pytest
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.events import AppMessageReceived, MessageRejected
 from railgun_ref.node import Node, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.trace import record_event
 from railgun_ref.wire.envelope import decode_envelope
@@ -117,7 +116,7 @@ def test_malformed_app_bodies_are_refused_counted_and_not_answered(body: dict[in
     assert [type(e) for e in events] == [MessageRejected]
     rejected = events[0]
     assert isinstance(rejected, MessageRejected) and rejected.code is ErrorCode.MALFORMED
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.MALFORMED) == 1
     assert take_streams(pair.b) == [] and take_datagrams(pair.b) == []
 
 

@@ -17,7 +17,7 @@ from railgun_ref.events import (
     RequestTimedOut,
 )
 from railgun_ref.node import Node, NodeConfig, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel
+from railgun_ref.rpc.labels import MessageName
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.messages import ErrorReply, MessageType, Pong, parse_message
@@ -230,7 +230,7 @@ def test_replayed_ping_is_refused_without_reply(pair: NodePair) -> None:
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.REPLAY
     assert event.address == pair.ADDR_A
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.REPLAY) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.REPLAY) == 1
     assert pair.b.counters.get_count(NodeCounter.PING_ANSWERED) == 1
 
 
@@ -243,7 +243,7 @@ def test_stale_ping_is_refused_without_reply(pair: NodePair, skew: float) -> Non
     event = only(drain_events(pair.b))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.STALE
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.STALE) == 1
 
 
 @pytest.mark.parametrize("skew", [MAX_CLOCK_SKEW, -MAX_CLOCK_SKEW])
@@ -303,7 +303,7 @@ def test_unknown_type_gets_error_reply(pair: NodePair) -> None:
     event = only(drain_events(pair.b))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.UNKNOWN_TYPE
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.UNKNOWN_TYPE) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.UNKNOWN_TYPE) == 1
 
 
 def test_pong_without_request_is_unexpected(pair: NodePair) -> None:
@@ -314,7 +314,7 @@ def test_pong_without_request_is_unexpected(pair: NodePair) -> None:
     event = only(drain_events(pair.a))
     assert isinstance(event, MessageRejected)
     assert event.code is ErrorCode.UNEXPECTED_RESPONSE
-    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorLabel.UNEXPECTED_RESPONSE) == 1
+    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorCode.UNEXPECTED_RESPONSE) == 1
 
 
 def test_error_without_request_is_unexpected(pair: NodePair) -> None:
@@ -503,7 +503,7 @@ def test_counters_track_traffic(pair: NodePair) -> None:
     pair.a.ping(pair.ADDR_B, now=T0)
     pair.pump(now=T0)
     assert pair.a.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
-    assert pair.a.counters.get_count(NodeCounter.REQUEST, MessageType.PING) == 1
+    assert pair.a.counters.get_count(NodeCounter.REQUEST, MessageName.PING) == 1
     assert pair.a.counters.get_count(NodeCounter.PONG_RECEIVED) == 1
     assert pair.b.counters.get_count(NodeCounter.RX, Channel.DATAGRAM) == 1
     assert pair.b.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1

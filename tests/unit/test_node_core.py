@@ -6,11 +6,12 @@ import random
 
 from railgun_ref.conformance.common import take_outputs
 from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import label_text
 from railgun_ref.core.errors import ErrorCode
 from railgun_ref.dht.service import DhtAction, SendDhtRequest
 from railgun_ref.events import RecordStored
 from railgun_ref.node import EmitEvent, Node, NodeAction, NodeCounter, SendDatagram
-from railgun_ref.rpc.labels import ErrorLabel, error_label
+from railgun_ref.rpc.labels import MessageName, UnknownCode, error_label
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.messages import FindNode, MessageType, Store
 
@@ -49,7 +50,7 @@ def test_a_dht_request_becomes_one_tracked_signed_datagram() -> None:
     envelope = decode_envelope(action.data)
     assert envelope.type == MessageType.FIND_NODE and envelope.sender_id == node.node_id
     assert node.requests_in_flight == 1
-    assert node.counters.get_count(NodeCounter.REQUEST, MessageType.FIND_NODE) == 1
+    assert node.counters.get_count(NodeCounter.REQUEST, MessageName.FIND_NODE) == 1
     assert node.next_action() is None
 
 
@@ -93,14 +94,19 @@ def test_counters_keep_the_flat_names_node_vectors_record() -> None:
     flat = pair.b.counters.snapshot()
     assert flat["rx.datagram"] == 2 and flat["ping.answered"] == 1
     assert flat["rejected.MALFORMED"] == 1
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.MALFORMED) == 1
     assert pair.a.counters.snapshot()["request.ping"] == 1
 
 
-def test_error_labels_mirror_the_error_codes() -> None:
-    """ERR-1.1: one label per wire error code, named as the code; others are UNKNOWN."""
-    assert [label.value for label in ErrorLabel if label is not ErrorLabel.UNKNOWN] == [
-        code.name for code in ErrorCode
-    ]
-    assert all(error_label(code) == code.name for code in ErrorCode)
-    assert error_label(999) is ErrorLabel.UNKNOWN
+def test_error_codes_label_counters_by_their_names() -> None:
+    """ERR-1.1: a wire error code labels a counter as its own name; an undefined one as UNKNOWN."""
+    assert all(error_label(code) is code for code in ErrorCode)
+    assert [label_text(code) for code in ErrorCode] == [code.name for code in ErrorCode]
+    assert error_label(999) is UnknownCode.UNKNOWN
+    assert label_text(error_label(999)) == "UNKNOWN"
+
+
+def test_message_names_mirror_the_message_types() -> None:
+    """NODE-1.1: ``request.<name>`` counters use MSG-1.1 type names in lower case."""
+    assert [name.name for name in MessageName] == [t.name for t in MessageType]
+    assert all(MessageName.of(t).value == t.name.lower() for t in MessageType)

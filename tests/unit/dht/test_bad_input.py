@@ -25,7 +25,7 @@ from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import GetFinished, LookupFinished, NodeEvent, PongReceived
 from railgun_ref.identity.keys import Identity
 from railgun_ref.node import Node, NodeConfig, NodeCounter
-from railgun_ref.rpc.labels import ErrorLabel, error_label
+from railgun_ref.rpc.labels import error_label
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.messages import (
@@ -104,7 +104,7 @@ def test_malformed_request_bodies_get_error_malformed(
     records_before = len(pair.b.dht.records)
     replies = to_b(pair, request(pair, message_type, body, request_id=77))
     assert error_codes(replies) == [ErrorCode.MALFORMED]
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.MALFORMED) == 1
     assert len(pair.b.dht.records) == records_before
     # ... and b keeps serving.
     good = FindNode(target=TARGET).to_body()
@@ -178,7 +178,7 @@ def test_stale_and_conflicting_stores_are_refused() -> None:
     for n, bad in enumerate((older, conflict)):
         replies = to_b(pair, request(pair, MessageType.STORE, {0: bad.to_cbor_value()}, 2 + n))
         assert error_codes(replies) == [ErrorCode.STALE_SEQUENCE]
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.STALE_SEQUENCE) == 2
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.STALE_SEQUENCE) == 2
     assert pair.b.dht.records.get(newer.key, now=T0) == [newer]
 
 
@@ -191,7 +191,7 @@ def test_a_replayed_store_is_refused_and_stored_once() -> None:
     second = to_b(pair, data, now=T0 + 1)
     assert first == [Stored(status=StoreStatus.STORED)]
     assert second == []  # a replay is not answered
-    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorLabel.REPLAY) == 1
+    assert pair.b.counters.get_count(NodeCounter.REJECTED, ErrorCode.REPLAY) == 1
     assert pair.b.dht.counters.get_count(DhtCounter.STORE, PutOutcome.STORED) == 1
     assert len(pair.b.dht.records) == 1
 
@@ -218,14 +218,14 @@ def test_unauthenticated_bytes_are_not_answered_and_touch_no_contact() -> None:
     assert stranger.node_id not in pair.b.dht.routing
     rejected = {
         label: count
-        for label in ErrorLabel
+        for label in ErrorCode
         if (count := pair.b.counters.get_count(NodeCounter.REJECTED, label))
     }
     assert rejected == {
-        ErrorLabel.MALFORMED: 4,
-        ErrorLabel.BAD_SIGNATURE: 1,
-        ErrorLabel.TOO_LARGE: 1,
-        ErrorLabel.STALE: 1,
+        ErrorCode.MALFORMED: 4,
+        ErrorCode.BAD_SIGNATURE: 1,
+        ErrorCode.TOO_LARGE: 1,
+        ErrorCode.STALE: 1,
     }
 
 
@@ -268,8 +268,8 @@ def test_a_record_for_another_key_in_a_value_reply_is_ignored() -> None:
     forged = forged_record_map()
     reply = Value(records=(impostor.to_cbor_value(), forged), contacts=())
     reply_from_b(pair, reply, request_id, T0 + 0.1)
-    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.WRONG_KEY) == 1
-    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.BAD_SIGNATURE) == 1
+    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorCode.WRONG_KEY) == 1
+    assert pair.a.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorCode.BAD_SIGNATURE) == 1
     done = get_result(pair.a)
     assert not done.found
     assert done.records == ()
@@ -289,7 +289,7 @@ def test_a_malformed_value_reply_is_dropped_and_the_get_ends_by_timeout() -> Non
         body={0: "not a list", 1: [], 2: False},
     )
     pair.a.receive_datagram(bad, pair.ADDR_B, now=T0 + 0.1)
-    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorLabel.MALFORMED) == 1
+    assert pair.a.counters.get_count(NodeCounter.REJECTED, ErrorCode.MALFORMED) == 1
     assert take_datagrams(pair.a) == []
     assert pair.a.requests_in_flight == 1
     pair.a.on_timer(now=T0 + NodeConfig().request_timeout)
@@ -376,7 +376,7 @@ def test_a_garbage_flood_from_one_address_leaves_the_table_and_service_intact() 
     inject(sim, victim, good, friend)
     sim.run_for(1.0)
     contacts, fill = contacts_of(node), node.dht.routing.bucket_fill()
-    before = {label: node.counters.get_count(NodeCounter.REJECTED, label) for label in ErrorLabel}
+    before = {label: node.counters.get_count(NodeCounter.REJECTED, label) for label in ErrorCode}
     sent_before = node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM)
     attacker: Address = ("127.66.6.6", 6666)
     # (not the simulator's seed: its identities come from the same generator)
@@ -384,12 +384,12 @@ def test_a_garbage_flood_from_one_address_leaves_the_table_and_service_intact() 
         inject(sim, victim, data, attacker)
     rejected = {
         label: node.counters.get_count(NodeCounter.REJECTED, label) - before[label]
-        for label in ErrorLabel
+        for label in ErrorCode
     }
     assert sum(rejected.values()) == 10_000
-    for label in (ErrorLabel.MALFORMED, ErrorLabel.TOO_LARGE, ErrorLabel.BAD_SIGNATURE):
+    for label in (ErrorCode.MALFORMED, ErrorCode.TOO_LARGE, ErrorCode.BAD_SIGNATURE):
         assert rejected[label] > 0, label
-    assert rejected[ErrorLabel.REPLAY] > 0
+    assert rejected[ErrorCode.REPLAY] > 0
     # nothing answered
     assert node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == sent_before
     assert contacts_of(node) == contacts

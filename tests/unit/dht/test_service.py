@@ -23,7 +23,6 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
-from railgun_ref.rpc.labels import ErrorLabel
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.messages import (
@@ -233,7 +232,7 @@ def test_store_outcomes_are_counted() -> None:
     (finished,) = h.of_type(StoreFinished)
     local = 1 if len(h.dht.records) else 0
     assert (finished.accepted, finished.refused, finished.failed) == (1 + local, 1, 1)
-    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.QUOTA) == 1
+    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorCode.QUOTA) == 1
 
 
 def test_publisher_among_the_closest_holds_a_copy() -> None:
@@ -318,8 +317,8 @@ def test_get_checks_records_and_stops_at_quorum() -> None:
     assert done.query_id == qid
     assert done.found
     assert [Record.from_cbor_value(cbor.decode(r)) for r in done.records] == [good]
-    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.WRONG_KEY) == 1
-    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorLabel.BAD_SIGNATURE) == 1
+    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorCode.WRONG_KEY) == 1
+    assert h.dht.counters.get_count(DhtCounter.REJECTED_RECORD, ErrorCode.BAD_SIGNATURE) == 1
     assert h.take(FindValue) == []  # the third peer is never asked
 
 
@@ -546,5 +545,5 @@ def test_replication_pushes_held_records_to_the_closest_contacts() -> None:
     h.refuse(stores[1], ErrorCode.STALE_SEQUENCE, now=T0 + 50.1)
     h.time_out(stores[2], now=T0 + 55)
     assert h.dht.counters.get_count(DhtCounter.REPLICATED) == 1
-    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorLabel.STALE_SEQUENCE) == 1
+    assert h.dht.counters.get_count(DhtCounter.REFUSED, ErrorCode.STALE_SEQUENCE) == 1
     assert h.dht.counters.get_count(DhtCounter.REPLICATE_FAILED) == 1
