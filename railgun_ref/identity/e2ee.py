@@ -135,18 +135,8 @@ def _malformed(reason: str) -> RemoteProtocolError:
     return RemoteProtocolError(ErrorCode.MALFORMED, reason)
 
 
-def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> RoomMessage:
-    """Decrypt and authenticate a blob addressed to `recipient`. Raises only RemoteProtocolError."""
-    outer = cbor.decode(blob)
-    if not isinstance(outer, list) or len(outer) != 5 or outer[0] != _VERSION:
-        raise _malformed("room message must be [1, eph, wraps, nonce, ciphertext]")
-    _, eph_public, wraps, nonce, ciphertext = outer
-    if not (isinstance(eph_public, bytes) and len(eph_public) == 32):
-        raise _malformed("ephemeral key must be 32 bytes")
-    if not (isinstance(nonce, bytes) and len(nonce) == 24 and isinstance(ciphertext, bytes)):
-        raise _malformed("nonce must be 24 bytes and ciphertext a byte string")
-    if not isinstance(wraps, list):
-        raise _malformed("wraps must be a list")
+def _unwrap_content_key(recipient: Identity, eph_public: bytes, wraps: list[object]) -> bytes:
+    """The content key from the wrap addressed to `recipient` (for `open_room_message`)."""
     my_x = _x25519_public(recipient.public_key)
     my_secret: bytes = sodium.crypto_sign_ed25519_sk_to_curve25519(
         recipient.seed + recipient.public_key
@@ -170,6 +160,22 @@ def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> Ro
             break
     if content_key is None:
         raise RemoteProtocolError(ErrorCode.FORBIDDEN, "not addressed to this member")
+    return content_key
+
+
+def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> RoomMessage:
+    """Decrypt and authenticate a blob addressed to `recipient`. Raises only RemoteProtocolError."""
+    outer = cbor.decode(blob)
+    if not isinstance(outer, list) or len(outer) != 5 or outer[0] != _VERSION:
+        raise _malformed("room message must be [1, eph, wraps, nonce, ciphertext]")
+    _, eph_public, wraps, nonce, ciphertext = outer
+    if not (isinstance(eph_public, bytes) and len(eph_public) == 32):
+        raise _malformed("ephemeral key must be 32 bytes")
+    if not (isinstance(nonce, bytes) and len(nonce) == 24 and isinstance(ciphertext, bytes)):
+        raise _malformed("nonce must be 24 bytes and ciphertext a byte string")
+    if not isinstance(wraps, list):
+        raise _malformed("wraps must be a list")
+    content_key = _unwrap_content_key(recipient, eph_public, wraps)
     try:
         padded = sodium.crypto_secretbox_open(ciphertext, nonce, content_key)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
