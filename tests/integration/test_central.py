@@ -472,7 +472,7 @@ async def test_join_needs_membership_by_the_rooms_log(tmp_path: Path) -> None:
                 await carol.join(ROOM, LOG)
         assert service.counters.get_count(CentralCounter.ROOM_CHANGES_ADDED) == len(LOG) + 1
         # three outsider JOINs, carol's SEND and her JOIN after the removal
-        assert service.counters.get_count(CentralCounter.REFUSED, RefusalName.NOT_MEMBER) == 5
+        assert refusals(service, CentralErrorCode.NOT_MEMBER) == 5
         assert service.counters.get_count(CentralCounter.ROOM_CHANGES_REFUSED) >= 1
 
 
