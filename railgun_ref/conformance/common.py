@@ -60,6 +60,7 @@ VECTOR_AREAS: Final = (
     "capacity",
     "voice",
     "rooms",
+    "bootstrap",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

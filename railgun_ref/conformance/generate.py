@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from railgun_ref.conformance.builders import (
+    bootstrap,
     capacity,
     cbor,
     dht_geometry,
@@ -56,6 +57,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "capacity": capacity.build,
     "voice": voice.build,
     "rooms": rooms.build,
+    "bootstrap": bootstrap.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

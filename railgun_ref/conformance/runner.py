@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from railgun_ref import capacity, rooms, voice
+from railgun_ref.conformance import runner_bootstrap
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -745,6 +746,7 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "RoomLogTest": _check_room_log,
     "RoomInvitationTest": _check_room_invitation,
     "RoomAnnounceTest": _check_room_announce,
+    **runner_bootstrap.CHECKS,
 }
 
 

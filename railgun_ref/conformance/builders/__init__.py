@@ -3,6 +3,8 @@
 #: The submodules, imported on use only (each pulls in its own dependencies).
 __all__ = [
     "base",
+    "bootstrap",
+    "bootstrap_race",
     "capacity",
     "cbor",
     "dht_geometry",

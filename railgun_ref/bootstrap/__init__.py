@@ -1,0 +1,1 @@
+"""Bootstrap: signed manifests of bootstrap nodes and the staggered discovery race (BOOT)."""
