@@ -279,6 +279,91 @@ def _cmd_bench_failover(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_manifest_keygen(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers import manifest_tool  # noqa: PLC0415
+
+    identity = manifest_tool.keygen(Path(args.key_file))
+    print(identity.public_key.hex())
+    return 0
+
+
+def _root_spec(args: argparse.Namespace) -> Any:
+    from railgun_ref.drivers import manifest_tool as tool  # noqa: PLC0415
+
+    return tool.RootSpec(
+        root_keys=[tool.public_key(k) for k in args.root_key],
+        root_threshold=args.root_threshold,
+        manifest_keys=[tool.public_key(k) for k in args.manifest_key],
+        manifest_threshold=args.manifest_threshold,
+        expires_in_days=args.expires_in_days,
+    )
+
+
+def _cmd_manifest_create(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers import manifest_tool as tool  # noqa: PLC0415
+
+    if args.kind == "root":
+        if not args.root_key or not args.manifest_key:
+            raise _usage("create root needs --root-key and --manifest-key")
+        data = tool.create_root(_root_spec(args), version=args.version)
+    else:
+        if args.root is None:
+            raise _usage("create manifest needs --root (the root it is signed under)")
+        data = tool.create_manifest(
+            tool.read_document(Path(args.root)),
+            version=args.version,
+            expires_in_days=args.expires_in_days,
+            nodes=[tool.parse_node(n) for n in args.node],
+            sources=[tool.parse_source(s) for s in args.source],
+        )
+    tool.write_document(Path(args.out), data)
+    return 0
+
+
+def _cmd_manifest_rotate(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers import manifest_tool as tool  # noqa: PLC0415
+
+    data = tool.rotate(tool.read_document(Path(args.root)), _root_spec(args))
+    tool.write_document(Path(args.out), data)
+    return 0
+
+
+def _cmd_manifest_sign(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers import manifest_tool as tool  # noqa: PLC0415
+
+    path = Path(args.document)
+    keys = [tool.load_key(Path(k)) for k in args.key]
+    tool.write_document(path, tool.sign(tool.read_document(path), keys))
+    return 0
+
+
+def _cmd_manifest_verify(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    from railgun_ref.bootstrap.manifest import ManifestError  # noqa: PLC0415
+    from railgun_ref.drivers import manifest_tool as tool  # noqa: PLC0415
+
+    try:
+        line = tool.verify(
+            tool.read_document(Path(args.document)),
+            tool.read_document(Path(args.root)),
+            [tool.read_document(Path(c)) for c in args.chain],
+            last_version=args.last_version,
+            now=time.time() if args.now is None else args.now,
+        )
+    except ManifestError as exc:
+        sys.stderr.write(f"railgun-ref: rejected: {exc.message}\n")
+        return 1
+    print(line)
+    return 0
+
+
+def _usage(message: str) -> Exception:
+    from railgun_ref.drivers.console import UsageError  # noqa: PLC0415
+
+    return UsageError(message)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line: ``PROG: error: MESSAGE (see --help)``.
 
@@ -470,6 +555,50 @@ def _add_conformance(sub: _Subparsers) -> None:
     run.set_defaults(func=_cmd_conformance_run)
 
 
+def _add_root_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    keys = "64 hex digits or a key file"
+    parser.add_argument("--root-key", action="append", default=[], required=required, help=keys)
+    parser.add_argument("--root-threshold", type=_positive_int, default=1)
+    parser.add_argument("--manifest-key", action="append", default=[], required=required, help=keys)
+    parser.add_argument("--manifest-threshold", type=_positive_int, default=1)
+
+
+def _add_manifest(sub: _Subparsers) -> None:
+    """`railgun-ref manifest keygen|create|rotate|sign|verify` (BOOT-1..3)."""
+    man = sub.add_parser("manifest", help="signed bootstrap manifests: keys, roots, rotation")
+    man_sub = man.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
+    keygen = man_sub.add_parser("keygen", help="a new signing key file (prints its public key)")
+    keygen.add_argument("key_file", type=_new_file)
+    keygen.set_defaults(func=_cmd_manifest_keygen)
+    create = man_sub.add_parser("create", help="an unsigned root or manifest document")
+    create.add_argument("kind", choices=("root", "manifest"))
+    create.add_argument("--out", required=True, type=_new_file)
+    create.add_argument("--version", type=_positive_int, default=1)
+    create.add_argument("--expires-in-days", type=_positive_float, default=30.0)
+    _add_root_keys(create, required=False)
+    create.add_argument("--root", type=_file, help="manifest: the root it is signed under")
+    create.add_argument("--node", action="append", default=[], help="KEY=udp:HOST:PORT[,...]")
+    create.add_argument("--source", action="append", default=[], help="dns:NAME or ipfs:CID")
+    create.set_defaults(func=_cmd_manifest_create)
+    rotate = man_sub.add_parser("rotate", help="an unsigned root N+1 (sign with old and new keys)")
+    rotate.add_argument("--root", required=True, type=_file, help="root N")
+    rotate.add_argument("--out", required=True, type=_new_file)
+    rotate.add_argument("--expires-in-days", type=_positive_float, default=365.0)
+    _add_root_keys(rotate, required=True)
+    rotate.set_defaults(func=_cmd_manifest_rotate)
+    sign = man_sub.add_parser("sign", help="add signatures to a document, in place")
+    sign.add_argument("document", type=_file)
+    sign.add_argument("--key", action="append", required=True, type=_file, help="a key file")
+    sign.set_defaults(func=_cmd_manifest_sign)
+    verify = man_sub.add_parser("verify", help="check a root or manifest as a client would")
+    verify.add_argument("document", type=_file)
+    verify.add_argument("--root", required=True, type=_file, help="the trusted (shipped) root")
+    verify.add_argument("--chain", action="append", default=[], type=_file, help="root N+1...")
+    verify.add_argument("--last-version", type=_non_negative_int, default=0)
+    verify.add_argument("--now", type=_non_negative_float, help="Unix seconds (default: now)")
+    verify.set_defaults(func=_cmd_manifest_verify)
+
+
 def _add_bench_wire(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench wire`."""
     wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
@@ -621,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_demo,
         _add_sim,
         _add_conformance,
+        _add_manifest,
         _add_bench,
     ):
         add(sub)
