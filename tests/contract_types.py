@@ -3,6 +3,7 @@
 mypy --strict checks each assignment; do not edit by hand.
 """
 
+from railgun_ref.bootstrap.race import Race
 from railgun_ref.capacity.advert import Advertiser
 from railgun_ref.capacity.nat import NatClassifier
 from railgun_ref.core.contract import ProtocolCore
@@ -14,6 +15,10 @@ from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
 from railgun_ref.transport.service import HybridTransportService
 from railgun_ref.voice.controller import CallController
+
+
+def _race(core: Race) -> ProtocolCore[object]:
+    return core
 
 
 def _advertiser(core: Advertiser) -> ProtocolCore[object]:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Final
 
 from railgun_ref.bootstrap import manifest as m
+from railgun_ref.conformance.builders import bootstrap_race
 from railgun_ref.conformance.common import JsonObject
 
 
@@ -52,7 +53,18 @@ def check_root_update(group: JsonObject, test: JsonObject) -> None:
     _compare(_conclusion(lambda: m.update_root_chain(trusted, chain)), test)
 
 
+def check_race(group: JsonObject, test: JsonObject) -> None:
+    """BOOT-4: the race emits the recorded timeline against the scripted network, and ends so."""
+    result = bootstrap_race.play(test["scenario"], bootstrap_race.config_from_json(group["config"]))
+    if result.timeline != test["steps"]:
+        raise BootstrapMismatchError(f"timeline differs: got {result.timeline}")
+    got = bootstrap_race.result_json(result)
+    if got != test["outcome"]:
+        raise BootstrapMismatchError(f"outcome {got}, vector says {test['outcome']}")
+
+
 CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "BootstrapManifestTest": check_manifest,
     "BootstrapRootUpdateTest": check_root_update,
+    "BootstrapRaceTest": check_race,
 }
