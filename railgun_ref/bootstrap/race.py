@@ -39,6 +39,8 @@ from typing import Final
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.ids import NodeId
+from railgun_ref.identity.keys import node_id_of
 
 __all__ = [
     "TRANSITIONS",
@@ -324,12 +326,16 @@ class Race:
         self._fail_source(source, failure, now)
         self._pump(now)
 
-    def attempt_verified(self, attempt_id: int, public_key: bytes, *, now: float) -> None:
-        """BOOT-4.5: attempt `attempt_id` got a PONG signed by `public_key`."""
+    def attempt_verified(self, attempt_id: int, peer_id: NodeId, *, now: float) -> None:
+        """BOOT-4.5: attempt `attempt_id` got a valid PONG from the node `peer_id`.
+
+        The envelope's signature was checked by the node (ENV-2.1); here the
+        signer must be the candidate: ``peer_id == SHA-256(candidate key)`` (ID-1.1).
+        """
         running = self._running.get(attempt_id)
         if running is None or self._outcome.over:
             return  # late: cancelled or already over
-        if public_key != running.candidate.public_key:
+        if peer_id != node_id_of(running.candidate.public_key):
             self.attempt_failed(attempt_id, Failure.WRONG_KEY, now=now)
             return
         self._move(running, Trigger.VERIFIED)

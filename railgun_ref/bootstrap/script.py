@@ -28,6 +28,7 @@ from railgun_ref.bootstrap.race import (
     RaceWon,
     StartAttempt,
 )
+from railgun_ref.identity.keys import node_id_of
 
 __all__ = ["Outcome", "ScriptResult", "run_script"]
 
@@ -112,7 +113,7 @@ class _Player:
                 self.race.attempt_failed(attempt_id, outcome.failure, now=t)
             else:
                 signer = outcome.signer or candidate.public_key
-                self.race.attempt_verified(attempt_id, signer, now=t)
+                self.race.attempt_verified(attempt_id, node_id_of(signer), now=t)
 
         self.schedule(now + outcome.delay, answer)
 

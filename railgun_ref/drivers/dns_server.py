@@ -3,7 +3,8 @@
 The scenario needs a resolver the experiment owns: clients resolve the
 central service's name through it, and the experiment makes it start lying
 or going quiet, the way a censoring resolver does. `DnsServer` answers A
-queries for the names registered with `register`, over UDP, and its
+queries for the names registered with `register` (and SRV queries for those
+given to `register_srv`), over UDP, and its
 behaviour is switched at run time, globally or per name:
 
 * ``answer``   -- the registered A record (NXDOMAIN for a name it does not know);
@@ -33,7 +34,7 @@ from typing import Final
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SRV, A, DNSRecord
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
@@ -92,6 +93,7 @@ class DnsServer:
         self._port = port
         self._address: Address | None = None
         self._records: dict[str, str] = {}
+        self._srv: dict[str, list[tuple[int, int, int, str]]] = {}
         self._name_modes: dict[str, DnsMode] = {}
         self.mode = DnsMode.ANSWER  #: the global mode, for names without their own
         self.counters: Counters[DnsCounter] = Counters()
@@ -111,6 +113,15 @@ class DnsServer:
 
     def unregister(self, name: str) -> None:
         self._records.pop(normalise_name(name), None)
+        self._srv.pop(normalise_name(name), None)
+
+    def register_srv(self, name: str, records: list[tuple[int, int, int, str]]) -> None:
+        """Answer SRV queries for `name` with (priority, weight, port, target) records (RFC 2782).
+
+        Targets are served as given, garbage included: bootstrap tests need a
+        server that hands out bad targets.
+        """
+        self._srv[normalise_name(name)] = list(records)
 
     def set_mode(self, mode: DnsMode, *, name: str | None = None) -> None:
         """Switch the global mode, or (with `name`) the mode of that one name."""
@@ -148,9 +159,13 @@ class DnsServer:
         reply = query.reply()  # copies id and question, sets QR, AA and RD/RA
         if mode is not DnsMode.ANSWER:
             reply.header.rcode = _RCODES[mode]
-        elif name not in self._records:
+        elif question.qtype == QTYPE.SRV and name in self._srv:
+            for priority, weight, port, target in self._srv[name]:
+                rdata = SRV(priority=priority, weight=weight, port=port, target=target)
+                reply.add_answer(RR(name, QTYPE.SRV, rdata=rdata, ttl=ANSWER_TTL))
+        elif name not in self._records and name not in self._srv:
             reply.header.rcode = RCODE.NXDOMAIN
-        elif question.qtype == QTYPE.A:
+        elif question.qtype == QTYPE.A and name in self._records:
             reply.add_answer(
                 RR(name, QTYPE.A, rdata=A(self._records[name]), ttl=ANSWER_TTL),
             )

@@ -25,6 +25,7 @@ from railgun_ref.bootstrap.race import (
 from railgun_ref.bootstrap.script import Outcome, run_script
 from railgun_ref.conformance.builders.bootstrap_race import key_of
 from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.identity.keys import node_id_of
 
 SPEC = (Path(__file__).resolve().parents[2] / "paper" / "spec.md").read_text(encoding="utf-8")
 T0 = 1_700_000_000.0
@@ -57,11 +58,11 @@ def test_wrong_key_is_counted_and_the_race_goes_on() -> None:
     )
     [first] = _drain(race)
     assert isinstance(first, StartAttempt)
-    race.attempt_verified(first.attempt_id, key_of("mallory"), now=T0 + 0.01)
+    race.attempt_verified(first.attempt_id, node_id_of(key_of("mallory")), now=T0 + 0.01)
     assert race.counters.get_count(RaceCounter.ATTEMPT_FAILED, Failure.WRONG_KEY) == 1
     [second] = _drain(race)  # the failure starts the next candidate at once
     assert isinstance(second, StartAttempt) and second.candidate.address == "b:1"
-    race.attempt_verified(second.attempt_id, key_of("b:1"), now=T0 + 0.02)
+    race.attempt_verified(second.attempt_id, node_id_of(key_of("b:1")), now=T0 + 0.02)
     [won] = _drain(race)
     assert isinstance(won, RaceWon) and won.candidate.address == "b:1"
     assert [f.failure for f in won.failures] == [Failure.WRONG_KEY]
@@ -84,11 +85,11 @@ def test_winning_cancels_the_rest_and_late_answers_are_ignored() -> None:
     fetch, second = _drain(race)
     assert fetch == FetchCandidates(method=Method.DNS_SRV)
     assert isinstance(second, StartAttempt) and second.candidate.address == "b:1"
-    race.attempt_verified(second.attempt_id, key_of("b:1"), now=T0 + 0.6)
+    race.attempt_verified(second.attempt_id, node_id_of(key_of("b:1")), now=T0 + 0.6)
     actions = _drain(race)
     assert CancelAttempt(attempt_id=first.attempt_id) in actions
     assert isinstance(actions[-1], RaceWon)
-    race.attempt_verified(first.attempt_id, key_of("a:1"), now=T0 + 0.7)
+    race.attempt_verified(first.attempt_id, node_id_of(key_of("a:1")), now=T0 + 0.7)
     race.candidates_found(Method.DNS_SRV, [_c(Method.DNS_SRV, "c:1")], now=T0 + 0.7)
     assert _drain(race) == []
 

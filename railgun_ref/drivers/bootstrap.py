@@ -1,0 +1,234 @@
+"""Run the bootstrap race (BOOT-4) on anyio: real PINGs, DNS SRV, an IPFS gateway, the peer cache.
+
+`run_bootstrap` builds the race's sources from a `BootstrapSetup`, pumps the
+`Race` core with `CoreLoop`, and carries out its actions:
+
+* `StartAttempt` -> a PING from the client's `NodeHost` to the candidate's
+  UDP address; the PONG's signer (its node id) goes back to the race, which
+  compares it with the candidate's key (BOOT-4.5);
+* `FetchCandidates` -> `bootstrap_sources.fetch_dns_srv` or
+  `fetch_ipfs_manifest`, whose `SourceError` label becomes the source's failure;
+* `CancelAttempt` / `CancelFetch` -> the task's cancel scope;
+* `RaceWon` / `RaceFailed` -> the result.
+
+Every task runs in its own cancel scope created at dispatch time, so a
+cancellation that arrives before the task starts still holds. After the
+race, the winner is recorded as a success in the peer cache and every
+failed cached peer as a failure (BOOT-4.4, `drivers.peer_cache`). Tor and
+I2P are not driven here yet: their candidates are left out (BOOT-4.1: a
+method the client cannot use is not raced).
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import assert_never
+
+import anyio
+import anyio.abc
+
+from railgun_ref.bootstrap import manifest as m
+from railgun_ref.bootstrap.race import (
+    CancelAttempt,
+    CancelFetch,
+    Candidate,
+    Failure,
+    FetchCandidates,
+    Method,
+    Race,
+    RaceAction,
+    RaceConfig,
+    RaceFailed,
+    RaceWon,
+    StartAttempt,
+)
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.ids import Address
+from railgun_ref.drivers.bootstrap_sources import (
+    SourceError,
+    fetch_dns_srv,
+    fetch_ipfs_manifest,
+    manifest_candidates,
+)
+from railgun_ref.drivers.loop import CoreLoop
+from railgun_ref.drivers.peer_cache import PeerCache
+from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.events import ErrorReceived, PongReceived
+
+__all__ = ["BootstrapSetup", "DnsSrvSource", "IpfsSource", "run_bootstrap"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsSrvSource:
+    name: str  #: e.g. "_railgun._udp.example.org."
+    nameserver: Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IpfsSource:
+    cid: str
+    gateway: Address
+    root: m.Root  #: the trusted root the fetched manifest must verify under
+    last_version: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootstrapSetup:
+    """Which methods this client can use (a method left as None is not raced, BOOT-4.1)."""
+
+    cache: PeerCache | None = None
+    hardcoded: m.Manifest | None = None  #: a manifest already verified (BOOT-3)
+    dns_srv: DnsSrvSource | None = None
+    ipfs: IpfsSource | None = None
+    config: RaceConfig = field(default_factory=RaceConfig)
+
+
+def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | None]:
+    sources: dict[Method, list[Candidate] | None] = {}
+    if setup.cache is not None:
+        sources[Method.CACHED] = setup.cache.candidates()
+    if setup.hardcoded is not None:
+        sources[Method.HARDCODED] = manifest_candidates(setup.hardcoded, Method.HARDCODED)
+    if setup.ipfs is not None:
+        sources[Method.IPFS] = None
+    if setup.dns_srv is not None:
+        sources[Method.DNS_SRV] = None
+    return sources
+
+
+def _trusted_keys(setup: BootstrapSetup) -> set[bytes]:
+    """BOOT-3.6: the keys a DNS SRV target may name (manifest nodes and cached peers)."""
+    keys = {n.public_key for n in setup.hardcoded.nodes} if setup.hardcoded else set()
+    if setup.cache is not None:
+        keys |= {p.public_key for p in setup.cache.peers()}
+    return keys
+
+
+def _udp_address(text: str) -> Address:
+    host, _, port = text.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+@dataclass(slots=True)
+class _Run:
+    host: NodeHost
+    setup: BootstrapSetup
+    race: Race
+    loop: CoreLoop
+    tg: anyio.abc.TaskGroup
+    rng: random.Random
+    clock: Callable[[], float]
+    scopes: dict[int | Method, anyio.CancelScope] = field(default_factory=dict)
+    result: RaceWon | RaceFailed | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def dispatch(self, action: RaceAction) -> None:
+        match action:
+            case FetchCandidates(method=method):
+                self.tg.start_soon(self._fetch, method, self._scope(method))
+            case StartAttempt(attempt_id=attempt_id, candidate=candidate):
+                self.tg.start_soon(self._attempt, attempt_id, candidate, self._scope(attempt_id))
+            case CancelAttempt(attempt_id=attempt_id):
+                self._cancel(attempt_id)
+            case CancelFetch(method=method):
+                self._cancel(method)
+            case RaceWon() | RaceFailed():
+                self.result = action
+                self.done.set()
+            case _:
+                assert_never(action)
+
+    def _scope(self, key: int | Method) -> anyio.CancelScope:
+        scope = self.scopes[key] = anyio.CancelScope()
+        return scope
+
+    def _cancel(self, key: int | Method) -> None:
+        scope = self.scopes.pop(key, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _attempt(
+        self, attempt_id: int, candidate: Candidate, scope: anyio.CancelScope
+    ) -> None:
+        with scope:
+            try:
+                outcome = await self.host.ping(_udp_address(candidate.address))
+            except ValueError:  # not an address this host may send to
+                self.race.attempt_failed(attempt_id, Failure.UNREACHABLE, now=self.clock())
+            else:
+                now = self.clock()
+                if isinstance(outcome, PongReceived):
+                    self.race.attempt_verified(attempt_id, outcome.peer_id, now=now)
+                elif isinstance(outcome, ErrorReceived):
+                    self.race.attempt_failed(attempt_id, Failure.INVALID_RESPONSE, now=now)
+                else:
+                    self.race.attempt_failed(attempt_id, Failure.GENERIC_TIMEOUT, now=now)
+            self.loop.poke()
+
+    async def _fetch(self, method: Method, scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                found = await self._candidates(method)
+            except SourceError as exc:
+                self.race.source_failed(method, exc.failure, now=self.clock())
+            else:
+                self.race.candidates_found(method, found, now=self.clock())
+            self.loop.poke()
+
+    async def _candidates(self, method: Method) -> list[Candidate]:
+        if method is Method.DNS_SRV and self.setup.dns_srv is not None:
+            source = self.setup.dns_srv
+            return await fetch_dns_srv(
+                source.name,
+                nameserver=source.nameserver,
+                trusted_keys=_trusted_keys(self.setup),
+                rng=self.rng,
+                timeout=self.setup.config.fetch_timeout,
+            )
+        if method is Method.IPFS and self.setup.ipfs is not None:
+            ipfs = self.setup.ipfs
+            _, found = await fetch_ipfs_manifest(
+                ipfs.cid,
+                gateway=ipfs.gateway,
+                root=ipfs.root,
+                last_version=ipfs.last_version,
+                now=self.clock(),
+            )
+            return found
+        raise SourceError(Failure.UNREACHABLE, f"{method.name} is not set up")
+
+
+def _remember(setup: BootstrapSetup, result: RaceWon | RaceFailed, now: float) -> None:
+    """BOOT-4.4: the winner becomes the last-good peer; failing cached peers age out."""
+    if setup.cache is None:
+        return
+    cached = {c.address: c.public_key for c in setup.cache.candidates()}
+    for failure in result.failures:
+        if failure.method is Method.CACHED and failure.address in cached:
+            setup.cache.record_failure(cached[failure.address], now=now)
+    if isinstance(result, RaceWon):
+        winner = result.candidate
+        setup.cache.record_success(winner.public_key, winner.address, now=now)
+
+
+async def run_bootstrap(
+    host: NodeHost,
+    setup: BootstrapSetup,
+    *,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.time,
+) -> tuple[RaceWon | RaceFailed, Race]:
+    """Race every method `setup` enables from `host`; the outcome and the race (its counters)."""
+    race = Race(_sources(setup), now=clock(), config=setup.config)
+    loop = CoreLoop(clock=clock)
+    async with anyio.create_task_group() as tg:
+        run = _Run(host, setup, race, loop, tg, rng or random.Random(), clock)
+        tg.start_soon(loop.run)
+        core: ProtocolCore[RaceAction] = race
+        loop.add(core, run.dispatch)
+        await run.done.wait()
+        tg.cancel_scope.cancel()
+    assert run.result is not None
+    _remember(setup, run.result, clock())
+    return run.result, race

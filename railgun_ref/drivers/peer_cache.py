@@ -1,0 +1,123 @@
+"""Cached bootstrap peers in SQLite (BOOT-4.1 method 1, BOOT-4.4): what worked, and what failed.
+
+Every client and node keeps the bootstrap peers it verified (a PONG from the
+listed key), with the time of the last success, the time of the last failure
+and the number of consecutive failures since that success. The race asks for
+candidates best first: the most recent success first (it gets the head start,
+BOOT-4.4), then by fewest consecutive failures. Aging keeps the cache useful
+after a long absence and small under churn:
+
+* a peer is never dropped for age alone — a client whose cache is a month
+  old must still join through it (the peers that still answer);
+* a peer that failed `MAX_FAILURES` times in a row and has not worked for
+  `STALE_AFTER` seconds is dropped;
+* the cache holds at most `MAX_PEERS`; the ones that worked longest ago go first.
+
+Opened through `drivers.sqlite.open_database` (private file, WAL, schema version).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from railgun_ref.bootstrap.race import Candidate, Method
+from railgun_ref.drivers.sqlite import Schema, open_database
+
+MAX_PEERS: Final = 256
+MAX_FAILURES: Final = 5
+STALE_AFTER: Final = 30 * 86_400.0
+
+SCHEMA: Final = Schema(
+    name="peer-cache",
+    migrations=(
+        """
+        CREATE TABLE IF NOT EXISTS bootstrap_peers (
+            public_key BLOB PRIMARY KEY,
+            address TEXT NOT NULL,
+            last_success REAL NOT NULL,
+            last_failure REAL,
+            failures INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS bootstrap_peers_success
+            ON bootstrap_peers (last_success DESC);
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedPeer:
+    public_key: bytes
+    address: str
+    last_success: float
+    last_failure: float | None
+    failures: int
+
+
+class PeerCache:
+    """The bootstrap peer cache of one client or node (one SQLite file)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = open_database(path, SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record_success(self, public_key: bytes, address: str, *, now: float) -> None:
+        """A verified PONG from `public_key` at `address` (committed before returning)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO bootstrap_peers (public_key, address, last_success, failures)"
+                " VALUES (?, ?, ?, 0) ON CONFLICT (public_key) DO UPDATE SET"
+                " address = excluded.address, last_success = excluded.last_success, failures = 0",
+                (public_key, address, now),
+            )
+            self._trim()
+
+    def record_failure(self, public_key: bytes, *, now: float) -> None:
+        """An attempt on a cached peer failed; drop it once it is both failing and stale."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE bootstrap_peers SET failures = failures + 1, last_failure = ?"
+                " WHERE public_key = ?",
+                (now, public_key),
+            )
+            self._db.execute(
+                "DELETE FROM bootstrap_peers WHERE failures >= ? AND last_success < ?",
+                (MAX_FAILURES, now - STALE_AFTER),
+            )
+
+    def _trim(self) -> None:
+        self._db.execute(
+            "DELETE FROM bootstrap_peers WHERE public_key NOT IN ("
+            " SELECT public_key FROM bootstrap_peers ORDER BY last_success DESC LIMIT ?)",
+            (MAX_PEERS,),
+        )
+
+    def peers(self) -> list[CachedPeer]:
+        """Every cached peer, best first (most recent success, then fewest failures)."""
+        rows = self._db.execute(
+            "SELECT public_key, address, last_success, last_failure, failures"
+            " FROM bootstrap_peers ORDER BY last_success DESC, failures ASC, public_key"
+        ).fetchall()
+        return [
+            CachedPeer(public_key=k, address=a, last_success=s, last_failure=f, failures=n)
+            for k, a, s, f, n in rows
+        ]
+
+    def candidates(self) -> list[Candidate]:
+        """The race's CACHED source: the most recent success is the last-good peer (BOOT-4.4)."""
+        peers = self.peers()
+        # The most recent success leads; the rest go by fewest failures, then recency.
+        rest = sorted(peers[1:], key=lambda p: (p.failures, -p.last_success))
+        return [
+            Candidate(
+                method=Method.CACHED,
+                public_key=p.public_key,
+                address=p.address,
+                last_good=i == 0 and p.failures == 0,
+            )
+            for i, p in enumerate(peers[:1] + rest)
+        ]

@@ -1,0 +1,200 @@
+"""The bootstrap race on real sockets (BOOT-4): nodes, DNS, an IPFS gateway, all on 127.0.0.1.
+
+A fresh client races the methods it has against bootstrap nodes that are
+alive, dead (a closed port: the PING is never answered) or impostors (a node
+answering under another key). Each scenario checks who won, by which method,
+and the labelled reason of every failure, then that the peer cache learned
+from it.
+"""
+
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+
+from railgun_ref.bootstrap import manifest as m
+from railgun_ref.bootstrap.race import Failure, Method, RaceConfig, RaceCounter, RaceFailed, RaceWon
+from railgun_ref.drivers.bootstrap import BootstrapSetup, DnsSrvSource, IpfsSource, run_bootstrap
+from railgun_ref.drivers.bootstrap_sources import key_label
+from railgun_ref.drivers.dns_server import DnsServer
+from railgun_ref.drivers.ipfs_gateway import GatewayCounter, IpfsGateway
+from railgun_ref.drivers.peer_cache import PeerCache
+from railgun_ref.drivers.udp import NodeHost
+from railgun_ref.identity.keys import Identity
+from railgun_ref.node import NodeConfig
+
+from .conftest import identity, serving
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
+
+FAST = RaceConfig(attempt_timeout=0.6, fetch_timeout=1.0)
+SRV_NAME = "_railgun._udp.bootstrap.test"
+ROOT_KEY = Identity.from_seed(b"\x71" * 32)
+MANIFEST_KEY = Identity.from_seed(b"\x72" * 32)
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def root(now: float) -> m.Root:
+    return m.Root(
+        version=1,
+        expires_ms=int((now + 86_400) * 1000),
+        root_keys=(ROOT_KEY.public_key,),
+        root_threshold=1,
+        manifest_keys=(MANIFEST_KEY.public_key,),
+        manifest_threshold=1,
+    )
+
+
+def manifest_of(nodes: list[tuple[bytes, str]], now: float, *, version: int = 1) -> bytes:
+    body = m.Manifest(
+        version=version,
+        expires_ms=int((now + 3600) * 1000),
+        root_version=1,
+        nodes=tuple(
+            m.BootstrapNode(public_key=k, addresses=((m.AddressKind.UDP, a),)) for k, a in nodes
+        ),
+    ).body()
+    return m.sign_document(body, [MANIFEST_KEY])
+
+
+@dataclass
+class Net:
+    client: NodeHost
+    alive: NodeHost
+    other: NodeHost  #: alive too, but never listed under its own key (the impostor)
+    dns: DnsServer
+    gateway: IpfsGateway
+
+    def addr(self, host: NodeHost) -> str:
+        return f"{host.address[0]}:{host.address[1]}"
+
+
+@asynccontextmanager
+async def network() -> AsyncIterator[Net]:
+    client = NodeHost(identity(1), config=NodeConfig(request_timeout=0.5))
+    alive, other = NodeHost(identity(10)), NodeHost(identity(11))
+    dns, gateway = DnsServer(), IpfsGateway()
+    async with serving(client, alive, other), anyio.create_task_group() as tg:
+        await tg.start(dns.run)
+        await tg.start(gateway.run)
+        yield Net(client, alive, other, dns, gateway)
+        tg.cancel_scope.cancel()
+
+
+def dead_key() -> bytes:
+    return identity(20).public_key
+
+
+def failures(result: RaceWon | RaceFailed) -> set[tuple[Method, Failure | None]]:
+    return {(f.method, f.failure) for f in result.failures}
+
+
+async def test_hardcoded_list_wins_past_a_dead_node_and_an_impostor(tmp_path: Path) -> None:
+    async with network() as net:
+        now = time.time()
+        listed = [
+            (dead_key(), f"127.0.0.1:{closed_port()}"),
+            (identity(12).public_key, net.addr(net.other)),  # answers, but as identity(11)
+            (identity(10).public_key, net.addr(net.alive)),
+        ]
+        hardcoded = m.verify_manifest(root(now), manifest_of(listed, now), now=now)
+        cache = PeerCache(tmp_path / "peers.db")
+        setup = BootstrapSetup(cache=cache, hardcoded=hardcoded, config=FAST)
+        result, race = await run_bootstrap(net.client, setup)
+        assert isinstance(result, RaceWon)
+        assert result.candidate.method is Method.HARDCODED
+        assert result.candidate.public_key == identity(10).public_key
+        assert (Method.HARDCODED, Failure.WRONG_KEY) in failures(result)
+        assert race.counters.get_count(RaceCounter.ATTEMPT_FAILED, Failure.WRONG_KEY) == 1
+        assert (Method.CACHED, Failure.NO_CANDIDATES) in failures(result)
+        # The cache learned the winner: the next race starts with it, alone, and wins.
+        again, race2 = await run_bootstrap(net.client, setup)
+        assert isinstance(again, RaceWon) and again.candidate.method is Method.CACHED
+        assert again.candidate.last_good
+        assert race2.counters.total(RaceCounter.ATTEMPT_STARTED) == 1
+        cache.close()
+
+
+async def test_only_dns_srv_survives_wrong_cid_and_garbage_targets() -> None:
+    async with network() as net:
+        now = time.time()
+        alive_key = identity(10).public_key
+        hardcoded = m.verify_manifest(
+            root(now), manifest_of([(alive_key, f"127.0.0.1:{closed_port()}")], now), now=now
+        )  # the listed address is blocked; the key is still the one DNS may point to
+        good = manifest_of([(alive_key, net.addr(net.alive))], now)
+        cid_text = net.gateway.add(good)
+        net.gateway.serve_wrong(cid_text, good + b"tampered")
+        target = f"{key_label(alive_key)}.nodes.bootstrap.test"
+        net.dns.register(target, net.alive.address[0])
+        garbage = [(0, 1, 7000, "not-a-key.bootstrap.test"), (0, 1, 7000, ".")]
+        stranger = f"{key_label(identity(30).public_key)}.nodes.bootstrap.test"
+        net.dns.register(stranger, "127.0.0.1")
+        records = [*garbage, (1, 1, net.other.address[1], stranger)]
+        net.dns.register_srv(SRV_NAME, [*records, (2, 5, net.alive.address[1], target)])
+        setup = BootstrapSetup(
+            hardcoded=hardcoded,
+            ipfs=IpfsSource(cid=cid_text, gateway=net.gateway.address, root=root(now)),
+            dns_srv=DnsSrvSource(name=SRV_NAME, nameserver=net.dns.address),
+            config=FAST,
+        )
+        result, race = await run_bootstrap(net.client, setup, rng=random.Random(7))
+    assert isinstance(result, RaceWon), result
+    assert result.candidate.method is Method.DNS_SRV
+    assert result.candidate.address == net.addr(net.alive)
+    assert (Method.IPFS, Failure.WRONG_CID) in failures(result)
+    assert (Method.HARDCODED, Failure.GENERIC_TIMEOUT) in failures(result)
+    assert race.counters.get_count(RaceCounter.FETCH_FAILED, Failure.WRONG_CID) == 1
+    assert net.gateway.counters.get_count(GatewayCounter.SERVED) == 1
+
+
+async def test_ipfs_manifest_wins_and_a_rolled_back_one_is_refused() -> None:
+    async with network() as net:
+        now = time.time()
+        good = manifest_of([(identity(10).public_key, net.addr(net.alive))], now)
+        cid_text = net.gateway.add(good)
+        ipfs = IpfsSource(cid=cid_text, gateway=net.gateway.address, root=root(now))
+        result, _ = await run_bootstrap(net.client, BootstrapSetup(ipfs=ipfs, config=FAST))
+        assert isinstance(result, RaceWon) and result.candidate.method is Method.IPFS
+        stale = IpfsSource(
+            cid=cid_text, gateway=net.gateway.address, root=root(now), last_version=2
+        )
+        refused, race = await run_bootstrap(net.client, BootstrapSetup(ipfs=stale, config=FAST))
+        missing = IpfsSource(
+            cid=net.gateway.add(b"x")[:-4] + "aaaa", gateway=net.gateway.address, root=root(now)
+        )
+        lost, _ = await run_bootstrap(net.client, BootstrapSetup(ipfs=missing, config=FAST))
+    assert isinstance(refused, RaceFailed)
+    assert failures(refused) == {(Method.IPFS, Failure.MANIFEST_REJECTED)}
+    assert race.counters.get_count(RaceCounter.SOURCE_FAILED, Method.IPFS) == 1
+    assert isinstance(lost, RaceFailed)
+    assert failures(lost) <= {(Method.IPFS, Failure.HTTP_ERROR), (Method.IPFS, Failure.WRONG_CID)}
+
+
+async def test_dns_failures_are_labelled() -> None:
+    async with network() as net:
+        now = time.time()
+        hardcoded = m.verify_manifest(root(now), manifest_of([], now), now=now)
+        setup = BootstrapSetup(
+            hardcoded=hardcoded,
+            dns_srv=DnsSrvSource(name="_nothing._udp.bootstrap.test", nameserver=net.dns.address),
+            config=FAST,
+        )
+        result, _ = await run_bootstrap(net.client, setup)
+    assert isinstance(result, RaceFailed)
+    assert failures(result) == {
+        (Method.HARDCODED, Failure.NO_CANDIDATES),
+        (Method.DNS_SRV, Failure.DNS_NXDOMAIN),
+    }

@@ -1,0 +1,92 @@
+"""The bootstrap peer cache (drivers/peer_cache.py) and RFC 2782 ordering of SRV records."""
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from railgun_ref.bootstrap.race import Method
+from railgun_ref.drivers.bootstrap_sources import (
+    key_from_target,
+    key_label,
+    raw_cid,
+    rfc2782_order,
+)
+from railgun_ref.drivers.peer_cache import MAX_FAILURES, MAX_PEERS, STALE_AFTER, PeerCache
+from railgun_ref.drivers.sqlite import MEMORY
+
+DAY = 86_400.0
+T = 1_700_000_000.0
+
+
+def key(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def test_last_success_leads_then_fewest_failures(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "peers.db"
+    cache = PeerCache(path)
+    cache.record_success(key(1), "127.0.0.1:7001", now=T)
+    cache.record_success(key(2), "127.0.0.1:7002", now=T + 1)
+    cache.record_success(key(3), "127.0.0.1:7003", now=T + 2)
+    cache.record_failure(key(2), now=T + 3)
+    cache.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    reopened = PeerCache(path)  # survives a restart
+    candidates = reopened.candidates()
+    assert [c.address for c in candidates] == ["127.0.0.1:7003", "127.0.0.1:7001", "127.0.0.1:7002"]
+    assert [c.last_good for c in candidates] == [True, False, False]
+    assert {c.method for c in candidates} == {Method.CACHED}
+    reopened.close()
+
+
+def test_a_month_old_cache_is_kept_but_failing_stale_peers_go() -> None:
+    cache = PeerCache(MEMORY)
+    cache.record_success(key(1), "127.0.0.1:7001", now=T)
+    cache.record_success(key(2), "127.0.0.1:7002", now=T)
+    later = T + 31 * DAY
+    assert len(cache.peers()) == 2  # age alone never drops a peer
+    for i in range(MAX_FAILURES):
+        cache.record_failure(key(1), now=later + i)
+    assert [p.public_key for p in cache.peers()] == [key(2)]
+    assert later - T > STALE_AFTER
+    # A peer failing but recently successful stays.
+    cache.record_success(key(3), "127.0.0.1:7003", now=later)
+    for i in range(MAX_FAILURES):
+        cache.record_failure(key(3), now=later + i)
+    assert key(3) in {p.public_key for p in cache.peers()}
+    cache.record_success(key(3), "127.0.0.1:7004", now=later + 10)
+    assert cache.peers()[0].failures == 0 and cache.peers()[0].address == "127.0.0.1:7004"
+    cache.close()
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = PeerCache(MEMORY)
+    for n in range(MAX_PEERS + 5):
+        cache.record_success(n.to_bytes(32, "big"), f"127.0.0.1:{1000 + n}", now=T + n)
+    peers = cache.peers()
+    assert len(peers) == MAX_PEERS
+    assert peers[-1].address == "127.0.0.1:1005"  # the five oldest successes went
+    cache.close()
+
+
+def test_rfc2782_priority_first_then_weight() -> None:
+    records = [(10, 0, 1, "c"), (0, 90, 1, "a"), (0, 10, 1, "b"), (20, 0, 1, "d")]
+    firsts: Counter[str] = Counter()
+    rng = random.Random(1)
+    for _ in range(400):
+        ordered = rfc2782_order(records, rng)
+        assert [r[0] for r in ordered] == [0, 0, 10, 20]
+        firsts[ordered[0][3]] += 1
+    assert firsts["a"] > 3 * firsts["b"] > 0  # weight 90 against 10
+
+
+def test_target_labels_round_trip_and_garbage_is_none() -> None:
+    assert key_from_target(f"{key_label(key(7))}.nodes.example.") == key(7)
+    for garbage in (".", "x.example.", "a" * 52 + ".", "0" * 52 + ".example."):
+        assert key_from_target(garbage) is None
+
+
+def test_raw_cid_is_cidv1_base32() -> None:
+    cid_text = raw_cid(b"hello")
+    assert cid_text == "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
