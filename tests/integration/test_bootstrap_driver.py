@@ -128,6 +128,7 @@ async def test_hardcoded_list_wins_past_a_dead_node_and_an_impostor(tmp_path: Pa
 
 
 async def test_only_dns_srv_survives_wrong_cid_and_garbage_targets() -> None:
+    """BOOT-3.6, BOOT-4.5: wrong CID and untrusted or garbage SRV targets are refused."""
     async with network() as net:
         now = time.time()
         alive_key = identity(10).public_key

@@ -71,6 +71,7 @@ def test_the_cache_is_bounded() -> None:
 
 
 def test_rfc2782_priority_first_then_weight() -> None:
+    """BOOT-3.6: RFC 2782 order, priority first, weighted random within a priority."""
     records = [(10, 0, 1, "c"), (0, 90, 1, "a"), (0, 10, 1, "b"), (20, 0, 1, "d")]
     firsts: Counter[str] = Counter()
     rng = random.Random(1)
@@ -82,6 +83,7 @@ def test_rfc2782_priority_first_then_weight() -> None:
 
 
 def test_target_labels_round_trip_and_garbage_is_none() -> None:
+    """BOOT-3.6: the key is the base32 first label; anything else is no key."""
     assert key_from_target(f"{key_label(key(7))}.nodes.example.") == key(7)
     for garbage in (".", "x.example.", "a" * 52 + ".", "0" * 52 + ".example."):
         assert key_from_target(garbage) is None
