@@ -15,8 +15,9 @@ Every task runs in its own cancel scope created at dispatch time, so a
 cancellation that arrives before the task starts still holds. After the
 race, the winner is recorded as a success in the peer cache and every
 failed cached peer as a failure (BOOT-4.4, `drivers.peer_cache`). Tor and
-I2P are not driven here yet: their candidates are left out (BOOT-4.1: a
-method the client cannot use is not raced).
+Tor onion addresses are PINGed through a SOCKS5 proxy
+(`drivers.bootstrap_proxies`); I2P is not driven yet, so its candidates are
+left out (BOOT-4.1: a method the client cannot use is not raced).
 """
 
 import random
@@ -44,7 +45,8 @@ from railgun_ref.bootstrap.race import (
     StartAttempt,
 )
 from railgun_ref.core.contract import ProtocolCore
-from railgun_ref.core.ids import Address
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.bootstrap_proxies import AttemptError, TorProxy, tor_ping
 from railgun_ref.drivers.bootstrap_sources import (
     SourceError,
     fetch_dns_srv,
@@ -81,6 +83,7 @@ class BootstrapSetup:
     hardcoded: m.Manifest | None = None  #: a manifest already verified (BOOT-3)
     dns_srv: DnsSrvSource | None = None
     ipfs: IpfsSource | None = None
+    tor: TorProxy | None = None  #: races the manifest's onion addresses through this proxy
     config: RaceConfig = field(default_factory=RaceConfig)
 
 
@@ -90,6 +93,13 @@ def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | None]:
         sources[Method.CACHED] = setup.cache.candidates()
     if setup.hardcoded is not None:
         sources[Method.HARDCODED] = manifest_candidates(setup.hardcoded, Method.HARDCODED)
+    if setup.tor is not None and setup.hardcoded is not None:
+        sources[Method.TOR] = [
+            Candidate(method=Method.TOR, public_key=node.public_key, address=address)
+            for node in setup.hardcoded.nodes
+            for kind, address in node.addresses
+            if kind is m.AddressKind.ONION
+        ]
     if setup.ipfs is not None:
         sources[Method.IPFS] = None
     if setup.dns_srv is not None:
@@ -153,18 +163,33 @@ class _Run:
     ) -> None:
         with scope:
             try:
-                outcome = await self.host.ping(_udp_address(candidate.address))
-            except ValueError:  # not an address this host may send to
-                self.race.attempt_failed(attempt_id, Failure.UNREACHABLE, now=self.clock())
+                peer_id = await self._ping(candidate)
+            except AttemptError as exc:
+                self.race.attempt_failed(attempt_id, exc.failure, now=self.clock())
             else:
-                now = self.clock()
-                if isinstance(outcome, PongReceived):
-                    self.race.attempt_verified(attempt_id, outcome.peer_id, now=now)
-                elif isinstance(outcome, ErrorReceived):
-                    self.race.attempt_failed(attempt_id, Failure.INVALID_RESPONSE, now=now)
-                else:
-                    self.race.attempt_failed(attempt_id, Failure.GENERIC_TIMEOUT, now=now)
+                self.race.attempt_verified(attempt_id, peer_id, now=self.clock())
             self.loop.poke()
+
+    async def _ping(self, candidate: Candidate) -> NodeId:
+        """BOOT-4.5: PING `candidate` through its method; the id of the node that answered."""
+        if candidate.method is Method.TOR and self.setup.tor is not None:
+            return await tor_ping(
+                self.setup.tor,
+                candidate.address,
+                self.host.node.identity,
+                rng=self.rng,
+                now=self.clock(),
+                timeout=self.setup.config.attempt_timeout,
+            )
+        try:
+            outcome = await self.host.ping(_udp_address(candidate.address))
+        except ValueError:  # not an address this host may send to
+            raise AttemptError(Failure.UNREACHABLE, candidate.address) from None
+        if isinstance(outcome, PongReceived):
+            return outcome.peer_id
+        if isinstance(outcome, ErrorReceived):
+            raise AttemptError(Failure.INVALID_RESPONSE, "an ERROR, not a PONG")
+        raise AttemptError(Failure.GENERIC_TIMEOUT, "no PONG")
 
     async def _fetch(self, method: Method, scope: anyio.CancelScope) -> None:
         with scope:

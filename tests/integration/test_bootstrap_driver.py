@@ -8,7 +8,9 @@ from it.
 """
 
 import random
+import re
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 from railgun_ref.bootstrap import manifest as m
 from railgun_ref.bootstrap.race import Failure, Method, RaceConfig, RaceCounter, RaceFailed, RaceWon
 from railgun_ref.drivers.bootstrap import BootstrapSetup, DnsSrvSource, IpfsSource, run_bootstrap
+from railgun_ref.drivers.bootstrap_proxies import TorProxy
 from railgun_ref.drivers.bootstrap_sources import key_label
 from railgun_ref.drivers.dns_server import DnsServer
 from railgun_ref.drivers.ipfs_gateway import GatewayCounter, IpfsGateway
@@ -198,4 +202,99 @@ async def test_dns_failures_are_labelled() -> None:
     assert failures(result) == {
         (Method.HARDCODED, Failure.NO_CANDIDATES),
         (Method.DNS_SRV, Failure.DNS_NXDOMAIN),
+    }
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@asynccontextmanager
+async def socks5_proxy(tmp_path: Path, routes: dict[str, int]) -> AsyncIterator[tuple[str, int]]:
+    """pproxy (a SOCKS5 server from PyPI) on loopback: each onion name tunnels to a local port."""
+    port = free_tcp_port()
+    argv = [sys.executable, "-m", "pproxy", "-l", f"socks5://127.0.0.1:{port}"]
+    for n, (name, target) in enumerate(routes.items()):
+        rules = tmp_path / f"rules-{n}"
+        rules.write_text(re.escape(name) + "\n", encoding="utf-8")
+        argv += ["-r", f"tunnel://127.0.0.1:{target}?{rules}"]
+    process = await anyio.open_process(argv)
+    try:
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.05)
+        yield ("127.0.0.1", port)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_tor_onion_wins_through_a_socks5_proxy(tmp_path: Path) -> None:
+    """BOOT-4.5: onion addresses are PINGed through SOCKS5; a wrong key and a dead name fail."""
+    async with network() as net:
+        now = time.time()
+        alive_key = identity(10).public_key
+        onions = ["imp" + "b" * 53, "dead" + "c" * 52, "alive" + "a" * 51]
+        keys = [identity(12).public_key, identity(13).public_key, alive_key]
+        listed = [
+            (key, f"127.0.0.1:{closed_port()}", f"{onion}.onion:7000")
+            for key, onion in zip(keys, onions, strict=True)
+        ]  # the impostor first, so that its wrong key is seen before the race is won
+        body = m.Manifest(
+            version=1,
+            expires_ms=int((now + 3600) * 1000),
+            root_version=1,
+            nodes=tuple(
+                m.BootstrapNode(
+                    public_key=k,
+                    addresses=((m.AddressKind.UDP, udp), (m.AddressKind.ONION, onion)),
+                )
+                for k, udp, onion in listed
+            ),
+        ).body()
+        hardcoded = m.verify_manifest(root(now), m.sign_document(body, [MANIFEST_KEY]), now=now)
+        routes = {listed[2][2].split(":")[0]: net.alive.address[1]}
+        routes[listed[0][2].split(":")[0]] = net.other.address[1]
+        async with socks5_proxy(tmp_path, routes) as proxy:
+            setup = BootstrapSetup(hardcoded=hardcoded, tor=TorProxy(address=proxy), config=FAST)
+            result, race = await run_bootstrap(net.client, setup)
+    assert isinstance(result, RaceWon), result
+    assert result.candidate.method is Method.TOR
+    assert result.candidate.public_key == alive_key
+    tor_failures = {f.failure for f in result.failures if f.method is Method.TOR}
+    assert {Failure.WRONG_KEY, Failure.PROXY_ERROR} <= tor_failures
+    assert race.counters.get_count(RaceCounter.ATTEMPT_VERIFIED, Method.TOR) == 1
+
+
+async def test_a_stalled_proxy_times_out_and_the_race_fails_with_reasons() -> None:
+    async def stall(stream: anyio.abc.SocketStream) -> None:
+        await anyio.sleep(30)
+
+    async with network() as net, anyio.create_task_group() as tg:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        tg.start_soon(listener.serve, stall)
+        now = time.time()
+        node = m.BootstrapNode(
+            public_key=identity(10).public_key,
+            addresses=((m.AddressKind.ONION, "x" * 56 + ".onion:7000"),),
+        )
+        body = m.Manifest(
+            version=1, expires_ms=int((now + 60) * 1000), root_version=1, nodes=(node,)
+        ).body()
+        hardcoded = m.verify_manifest(root(now), m.sign_document(body, [MANIFEST_KEY]), now=now)
+        proxy = ("127.0.0.1", listener.extra(anyio.abc.SocketAttribute.local_port))
+        setup = BootstrapSetup(hardcoded=hardcoded, tor=TorProxy(address=proxy), config=FAST)
+        result, _ = await run_bootstrap(net.client, setup)
+        tg.cancel_scope.cancel()
+    assert isinstance(result, RaceFailed)
+    assert failures(result) == {
+        (Method.HARDCODED, Failure.NO_CANDIDATES),
+        (Method.TOR, Failure.GENERIC_TIMEOUT),
     }
