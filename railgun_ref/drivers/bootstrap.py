@@ -16,8 +16,8 @@ cancellation that arrives before the task starts still holds. After the
 race, the winner is recorded as a success in the peer cache and every
 failed cached peer as a failure (BOOT-4.4, `drivers.peer_cache`). Tor and
 Tor onion addresses are PINGed through a SOCKS5 proxy
-(`drivers.bootstrap_proxies`); I2P is not driven yet, so its candidates are
-left out (BOOT-4.1: a method the client cannot use is not raced).
+and I2P destinations through a SAM v3 bridge (`drivers.bootstrap_proxies`).
+A method the setup does not enable is not raced (BOOT-4.1).
 """
 
 import random
@@ -46,7 +46,13 @@ from railgun_ref.bootstrap.race import (
 )
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.ids import Address, NodeId
-from railgun_ref.drivers.bootstrap_proxies import AttemptError, TorProxy, tor_ping
+from railgun_ref.drivers.bootstrap_proxies import (
+    AttemptError,
+    SamBridge,
+    TorProxy,
+    i2p_ping,
+    tor_ping,
+)
 from railgun_ref.drivers.bootstrap_sources import (
     SourceError,
     fetch_dns_srv,
@@ -84,6 +90,7 @@ class BootstrapSetup:
     dns_srv: DnsSrvSource | None = None
     ipfs: IpfsSource | None = None
     tor: TorProxy | None = None  #: races the manifest's onion addresses through this proxy
+    i2p: SamBridge | None = None  #: races the manifest's I2P addresses through this bridge
     config: RaceConfig = field(default_factory=RaceConfig)
 
 
@@ -94,17 +101,23 @@ def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | None]:
     if setup.hardcoded is not None:
         sources[Method.HARDCODED] = manifest_candidates(setup.hardcoded, Method.HARDCODED)
     if setup.tor is not None and setup.hardcoded is not None:
-        sources[Method.TOR] = [
-            Candidate(method=Method.TOR, public_key=node.public_key, address=address)
-            for node in setup.hardcoded.nodes
-            for kind, address in node.addresses
-            if kind is m.AddressKind.ONION
-        ]
+        sources[Method.TOR] = _addresses(setup.hardcoded, m.AddressKind.ONION, Method.TOR)
+    if setup.i2p is not None and setup.hardcoded is not None:
+        sources[Method.I2P] = _addresses(setup.hardcoded, m.AddressKind.I2P, Method.I2P)
     if setup.ipfs is not None:
         sources[Method.IPFS] = None
     if setup.dns_srv is not None:
         sources[Method.DNS_SRV] = None
     return sources
+
+
+def _addresses(manifest: m.Manifest, kind: m.AddressKind, method: Method) -> list[Candidate]:
+    return [
+        Candidate(method=method, public_key=node.public_key, address=address)
+        for node in manifest.nodes
+        for listed, address in node.addresses
+        if listed is kind
+    ]
 
 
 def _trusted_keys(setup: BootstrapSetup) -> set[bytes]:
@@ -180,6 +193,14 @@ class _Run:
                 rng=self.rng,
                 now=self.clock(),
                 timeout=self.setup.config.attempt_timeout,
+            )
+        if candidate.method is Method.I2P and self.setup.i2p is not None:
+            return await i2p_ping(
+                self.setup.i2p,
+                candidate.address,
+                self.host.node.identity,
+                rng=self.rng,
+                now=self.clock(),
             )
         try:
             outcome = await self.host.ping(_udp_address(candidate.address))

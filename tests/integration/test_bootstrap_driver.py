@@ -24,11 +24,12 @@ import pytest
 from railgun_ref.bootstrap import manifest as m
 from railgun_ref.bootstrap.race import Failure, Method, RaceConfig, RaceCounter, RaceFailed, RaceWon
 from railgun_ref.drivers.bootstrap import BootstrapSetup, DnsSrvSource, IpfsSource, run_bootstrap
-from railgun_ref.drivers.bootstrap_proxies import TorProxy
+from railgun_ref.drivers.bootstrap_proxies import SamBridge, TorProxy
 from railgun_ref.drivers.bootstrap_sources import key_label
 from railgun_ref.drivers.dns_server import DnsServer
 from railgun_ref.drivers.ipfs_gateway import GatewayCounter, IpfsGateway
 from railgun_ref.drivers.peer_cache import PeerCache
+from railgun_ref.drivers.sam_bridge import SamBridgeServer, SamCounter
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.identity.keys import Identity
 from railgun_ref.node import NodeConfig
@@ -298,3 +299,35 @@ async def test_a_stalled_proxy_times_out_and_the_race_fails_with_reasons() -> No
         (Method.HARDCODED, Failure.NO_CANDIDATES),
         (Method.TOR, Failure.GENERIC_TIMEOUT),
     }
+
+
+async def test_i2p_wins_through_a_sam_bridge() -> None:
+    """BOOT-4.5: I2P destinations are PINGed over SAM v3 streams; unknown names fail."""
+    async with network() as net, anyio.create_task_group() as tg:
+        bridge = SamBridgeServer()
+        await tg.start(bridge.run)
+        now = time.time()
+        alive_key = identity(10).public_key
+        names = ["u" * 52 + ".b32.i2p", "v" * 52 + ".b32.i2p", "w" * 52 + ".b32.i2p"]
+        bridge.route(names[0], net.other.address[1])  # the impostor
+        bridge.route(names[2], net.alive.address[1])  # names[1] is unknown to the bridge
+        keys = [identity(12).public_key, identity(13).public_key, alive_key]
+        nodes = tuple(
+            m.BootstrapNode(public_key=k, addresses=((m.AddressKind.I2P, f"{n}:7000"),))
+            for k, n in zip(keys, names, strict=True)
+        )
+        body = m.Manifest(
+            version=1, expires_ms=int((now + 60) * 1000), root_version=1, nodes=nodes
+        ).body()
+        hardcoded = m.verify_manifest(root(now), m.sign_document(body, [MANIFEST_KEY]), now=now)
+        setup = BootstrapSetup(
+            hardcoded=hardcoded, i2p=SamBridge(address=bridge.address), config=FAST
+        )
+        result, race = await run_bootstrap(net.client, setup)
+        tg.cancel_scope.cancel()
+    assert isinstance(result, RaceWon), result
+    assert result.candidate.method is Method.I2P and result.candidate.public_key == alive_key
+    i2p_failures = {f.failure for f in result.failures if f.method is Method.I2P}
+    assert i2p_failures == {Failure.WRONG_KEY, Failure.PROXY_ERROR}
+    assert bridge.counters.get_count(SamCounter.STREAMS) >= 2
+    assert race.counters.get_count(RaceCounter.ATTEMPT_VERIFIED, Method.I2P) == 1
