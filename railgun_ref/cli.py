@@ -266,6 +266,18 @@ def _cmd_bench_detectors(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_bench_bootstrap(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.bootstrap import main as bootstrap_main  # noqa: PLC0415
+
+    return bootstrap_main(
+        json_output=args.json,
+        runs=args.runs,
+        rtt=args.rtt,
+        seed=args.seed,
+        dead_ahead=args.dead_ahead,
+    )
+
+
 def _cmd_bench_failover(args: argparse.Namespace) -> int:
     from railgun_ref.bench.failover import main as failover_main  # noqa: PLC0415
 
@@ -621,6 +633,27 @@ def _add_bench_detectors(bench_sub: _Subparsers) -> None:
     det.set_defaults(func=_cmd_bench_detectors)
 
 
+def _add_bench_bootstrap(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench bootstrap`."""
+    boot = bench_sub.add_parser(
+        "bootstrap", help="the staggered bootstrap race vs the sequential order, 5 of 6 blocked"
+    )
+    boot.add_argument("--json", action="store_true", help="print JSON")
+    boot.add_argument("--runs", type=_positive_int, default=30, help="runs per combination")
+    boot.add_argument(
+        "--rtt", type=_positive_float, default=0.15, help="seconds added per exchange"
+    )
+    boot.add_argument("--seed", type=int, default=1)
+    boot.add_argument(
+        "--dead-ahead",
+        type=int,
+        choices=range(3),
+        default=1,
+        help="dead peers ahead of the survivor's working one (0..2)",
+    )
+    boot.set_defaults(func=_cmd_bench_bootstrap)
+
+
 def _add_bench_failover(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench failover`."""
     fo = bench_sub.add_parser(
@@ -732,6 +765,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_failover,
         _add_bench_dht,
         _add_bench_voice,
+        _add_bench_bootstrap,
     ):
         add(bench_sub)
 

@@ -161,7 +161,14 @@ class RaceConfig:
     per_source: int = 2  #: BOOT-4.3: attempts of one source in flight at most
     max_in_flight: int = 10  #: BOOT-4.3: attempts and fetches in flight at most
     head_start: float = 0.25  #: BOOT-4.4: the last-good peer's lead
-    attempt_timeout: float = 3.0  #: BOOT-4.5: an attempt without a verified PONG fails
+    attempt_timeout: float = 1.5  #: BOOT-4.5: a UDP PING without a verified PONG fails
+    proxy_attempt_timeout: float = 3.0  #: BOOT-4.5: the same through Tor or I2P
+
+    def timeout_for(self, method: Method) -> float:
+        """BOOT-4.5: how long an attempt of `method` may take."""
+        proxied = method in (Method.TOR, Method.I2P)
+        return self.proxy_attempt_timeout if proxied else self.attempt_timeout
+
     fetch_timeout: float = 3.0  #: BOOT-4.2: a fetch without an answer fails
 
     def __post_init__(self) -> None:
@@ -360,7 +367,7 @@ class Race:
 
     def on_timer(self, *, now: float) -> None:
         for attempt_id, running in list(self._running.items()):
-            if now >= running.started + self.config.attempt_timeout:
+            if now >= running.started + self.config.timeout_for(running.candidate.method):
                 self._end_attempt(
                     attempt_id, running, Trigger.TIMEOUT, Failure.GENERIC_TIMEOUT, now
                 )
@@ -381,7 +388,9 @@ class Race:
     def next_deadline(self) -> float | None:
         if self._outcome.over:
             return None
-        times = [r.started + self.config.attempt_timeout for r in self._running.values()]
+        times = [
+            r.started + self.config.timeout_for(r.candidate.method) for r in self._running.values()
+        ]
         for source in self._sources:
             if source.state is SourceState.WAITING:
                 blocked = source.queue is None and self.in_flight >= self.config.max_in_flight

@@ -192,7 +192,7 @@ class _Run:
                 self.host.node.identity,
                 rng=self.rng,
                 now=self.clock(),
-                timeout=self.setup.config.attempt_timeout,
+                timeout=self.setup.config.proxy_attempt_timeout,
             )
         if candidate.method is Method.I2P and self.setup.i2p is not None:
             return await i2p_ping(

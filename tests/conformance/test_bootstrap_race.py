@@ -127,7 +127,7 @@ def _networks(draw: st.DrawFn) -> tuple[dict[Method, list[Candidate] | None], di
 
 
 def _would_verify(answer: Outcome) -> bool:
-    """A true PONG within the attempt timeout."""
+    """A true PONG within the (shorter, UDP) attempt timeout."""
     in_time = answer.delay is not None and answer.delay < RaceConfig().attempt_timeout
     return in_time and answer.failure is None and answer.signer is None
 

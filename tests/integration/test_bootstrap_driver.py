@@ -38,7 +38,7 @@ from .conftest import identity, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
 
-FAST = RaceConfig(attempt_timeout=0.6, fetch_timeout=1.0)
+FAST = RaceConfig(attempt_timeout=0.6, proxy_attempt_timeout=0.8, fetch_timeout=1.0)
 SRV_NAME = "_railgun._udp.bootstrap.test"
 ROOT_KEY = Identity.from_seed(b"\x71" * 32)
 MANIFEST_KEY = Identity.from_seed(b"\x72" * 32)

@@ -97,6 +97,7 @@ def config_json(config: RaceConfig) -> JsonObject:
         "maxInFlight": config.max_in_flight,
         "headStart": config.head_start,
         "attemptTimeout": config.attempt_timeout,
+        "proxyAttemptTimeout": config.proxy_attempt_timeout,
         "fetchTimeout": config.fetch_timeout,
     }
 
@@ -109,6 +110,7 @@ def config_from_json(value: JsonObject) -> RaceConfig:
         max_in_flight=int(value["maxInFlight"]),
         head_start=float(value["headStart"]),
         attempt_timeout=float(value["attemptTimeout"]),
+        proxy_attempt_timeout=float(value["proxyAttemptTimeout"]),
         fetch_timeout=float(value["fetchTimeout"]),
     )
 
