@@ -42,8 +42,10 @@ import anyio
 
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.bootstrap import BootstrapSetup
 from railgun_ref.drivers.central_client import Resolver
 from railgun_ref.drivers.keystore import load_or_create_identity
+from railgun_ref.drivers.peer_cache import PeerCache
 from railgun_ref.drivers.transport import (
     Failure,
     HybridTransport,
@@ -229,12 +231,20 @@ class Client:
             return
 
 
+def _with_cache(setup: BootstrapSetup | None, data: Path) -> BootstrapSetup | None:
+    """BOOT-4.1: every client keeps its verified bootstrap peers (method 1, cached peers)."""
+    if setup is None or setup.cache is not None:
+        return setup
+    return dataclasses.replace(setup, cache=PeerCache(data / "bootstrap-peers.db"))
+
+
 @asynccontextmanager
 async def connect(
     *,
     data_dir: Path | str,
     central_url: str | None = None,
     bootstrap: list[Address] | None = None,
+    bootstrap_setup: BootstrapSetup | None = None,
     identity: Identity | None = None,
     keystore: Path | str | None = None,
     profile: Profile | None = None,
@@ -250,6 +260,9 @@ async def connect(
     (``aws``, ``hybrid``, ``p2p-only``); without `central_url` it is
     ``p2p-only``. `resolve` resolves a central host name (DNS scenario);
     `origin` is the origin to sign when `central_url` is a proxy (CEN-3.2).
+    `bootstrap_setup` races the discovery methods it enables for a first
+    verified peer (BOOT-4); without a cache of its own it keeps one in
+    ``data_dir/bootstrap-peers.db``.
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -262,6 +275,7 @@ async def connect(
         wanted = TransportMode.P2P_ONLY
     if wanted is not config.preferred_mode:
         config = dataclasses.replace(config, preferred_mode=wanted)
+    setup = _with_cache(bootstrap_setup, data)
     transport = HybridTransport(
         identity,
         data_dir=data,
@@ -269,6 +283,7 @@ async def connect(
         config=config,
         p2p_config=chosen.p2p,
         bootstrap=bootstrap,
+        bootstrap_setup=setup,
         resolve=resolve,
         origin=origin,
         port=port,
@@ -279,3 +294,5 @@ async def connect(
             yield Client(transport, address)
         finally:
             tg.cancel_scope.cancel()
+            if setup is not None and setup is not bootstrap_setup and setup.cache is not None:
+                setup.cache.close()  # the cache this function opened

@@ -64,7 +64,7 @@ from railgun_ref.drivers.peer_cache import PeerCache
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.events import ErrorReceived, PongReceived
 
-__all__ = ["BootstrapSetup", "DnsSrvSource", "IpfsSource", "run_bootstrap"]
+__all__ = ["BootstrapSetup", "DnsSrvSource", "IpfsSource", "run_bootstrap", "udp_address"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +128,8 @@ def _trusted_keys(setup: BootstrapSetup) -> set[bytes]:
     return keys
 
 
-def _udp_address(text: str) -> Address:
+def udp_address(text: str) -> Address:
+    """``host:port`` (IPv6 hosts in brackets) as an address."""
     host, _, port = text.rpartition(":")
     return (host.strip("[]"), int(port))
 
@@ -203,7 +204,7 @@ class _Run:
                 now=self.clock(),
             )
         try:
-            outcome = await self.host.ping(_udp_address(candidate.address))
+            outcome = await self.host.ping(udp_address(candidate.address))
         except ValueError:  # not an address this host may send to
             raise AttemptError(Failure.UNREACHABLE, candidate.address) from None
         if isinstance(outcome, PongReceived):

@@ -56,10 +56,12 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from railgun_ref import rooms as closed
+from railgun_ref.bootstrap.race import Method, RaceWon
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.bootstrap import BootstrapSetup, run_bootstrap, udp_address
 from railgun_ref.drivers.central_client import (
     CentralClient,
     CentralError,
@@ -329,6 +331,7 @@ class HybridTransport:
         config: HybridTransportConfig | None = None,
         p2p_config: p2p.P2PConfig | None = None,
         bootstrap: list[Address] | None = None,
+        bootstrap_setup: BootstrapSetup | None = None,
         resolve: Resolver | None = None,
         origin: str | None = None,
         health_timeout: float | None = None,
@@ -349,6 +352,8 @@ class HybridTransport:
         self.central_url = central_url
         self.data_dir = Path(data_dir)
         self.bootstrap_peers = list(bootstrap or [])
+        #: BOOT-4: methods raced for a first verified peer before joining the DHT.
+        self.bootstrap_setup = bootstrap_setup
         self.resolve = resolve
         self.origin = origin
         self.health_timeout = health_timeout or min(5.0, max(1.0, self.config.check_interval))
@@ -522,7 +527,7 @@ class HybridTransport:
                 tg.start_soon(self._app_sender, app_in)
                 tg.start_soon(self._app_receiver, inbox)
                 tg.start_soon(self._loop.run)
-                if self.bootstrap_peers:
+                if self.bootstrap_peers or self.bootstrap_setup is not None:
                     tg.start_soon(self._bootstrap)
                 if self.config.preferred_mode is not TransportMode.P2P_ONLY:
                     tg.start_soon(self._central_loop, central_out, central_in)
@@ -845,7 +850,27 @@ class HybridTransport:
         self.service.health_result(result, now=self._clock())
         self._loop.poke()
 
+    async def _race_for_a_peer(self, setup: BootstrapSetup) -> None:
+        """BOOT-4: race the discovery methods; a UDP winner joins the bootstrap addresses."""
+        try:
+            result, _ = await run_bootstrap(self.host, setup, clock=self._clock)
+        except HostStoppedError:
+            return
+        if not isinstance(result, RaceWon):
+            reasons = ", ".join(sorted({f"{f.method.name}:{f.failure}" for f in result.failures}))
+            self._emit_failure(FailureKind.DHT, f"bootstrap race: every method failed ({reasons})")
+            return
+        winner = result.candidate
+        if winner.method not in (Method.TOR, Method.I2P):  # the DHT itself runs over UDP
+            address = udp_address(winner.address)
+            if address not in self.bootstrap_peers:
+                self.bootstrap_peers.insert(0, address)
+
     async def _bootstrap(self) -> None:
+        if self.bootstrap_setup is not None:
+            await self._race_for_a_peer(self.bootstrap_setup)
+        if not self.bootstrap_peers:
+            return
         for attempt in range(10):
             try:
                 outcome = await self.host.bootstrap(self.bootstrap_peers)

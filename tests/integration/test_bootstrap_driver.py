@@ -23,6 +23,7 @@ import pytest
 
 from railgun_ref.bootstrap import manifest as m
 from railgun_ref.bootstrap.race import Failure, Method, RaceConfig, RaceCounter, RaceFailed, RaceWon
+from railgun_ref.client import connect
 from railgun_ref.drivers.bootstrap import BootstrapSetup, DnsSrvSource, IpfsSource, run_bootstrap
 from railgun_ref.drivers.bootstrap_proxies import SamBridge, TorProxy
 from railgun_ref.drivers.bootstrap_sources import key_label
@@ -331,3 +332,27 @@ async def test_i2p_wins_through_a_sam_bridge() -> None:
     assert i2p_failures == {Failure.WRONG_KEY, Failure.PROXY_ERROR}
     assert bridge.counters.get_count(SamCounter.STREAMS) >= 2
     assert race.counters.get_count(RaceCounter.ATTEMPT_VERIFIED, Method.I2P) == 1
+
+
+async def test_a_fresh_client_joins_through_the_race(tmp_path: Path) -> None:
+    """BOOT-4.1: `client.connect(bootstrap_setup=...)` with no address given: the hard-coded
+    list's first node is dead, the second is a running client; the DHT is joined through it,
+    and the client's own peer cache (in its data directory) remembers it."""
+    alice_identity = identity(40)
+    async with connect(data_dir=tmp_path / "a", identity=alice_identity) as alice:
+        now = time.time()
+        listed = [
+            (dead_key(), f"127.0.0.1:{closed_port()}"),
+            (alice_identity.public_key, f"{alice.address[0]}:{alice.address[1]}"),
+        ]
+        hardcoded = m.verify_manifest(root(now), manifest_of(listed, now), now=now)
+        setup = BootstrapSetup(hardcoded=hardcoded, config=FAST)
+        async with connect(data_dir=tmp_path / "b", bootstrap_setup=setup) as bob:
+            dht = bob.transport.host.node.dht
+            with anyio.fail_after(20):
+                while alice_identity.node_id not in {c.node_id for c in dht.routing.contacts()}:
+                    await anyio.sleep(0.05)
+            assert bob.transport.bootstrap_peers[0] == alice.address
+    cache = PeerCache(tmp_path / "b" / "bootstrap-peers.db")
+    assert [p.public_key for p in cache.peers()] == [alice_identity.public_key]
+    cache.close()
