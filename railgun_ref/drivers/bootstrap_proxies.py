@@ -63,13 +63,18 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 
 async def _read_frame(stream: anyio.abc.ByteReceiveStream) -> bytes:
-    decoder = FrameDecoder()
-    while (frame := decoder.next_frame()) is None:
+    decoder = FrameDecoder(max_size=MAX_STREAM_MESSAGE_SIZE)
+    while True:
+        try:
+            frame = decoder.next_frame()
+        except RemoteProtocolError as exc:  # a length prefix out of range: not our protocol
+            raise AttemptError(Failure.INVALID_RESPONSE, exc.message) from None
+        if frame is not None:
+            return frame
         try:
             decoder.feed(await stream.receive())
         except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
             raise AttemptError(Failure.PROXY_ERROR, "the stream closed without a PONG") from None
-    return frame
 
 
 def _ping_frame(identity: Identity, request_id: int, now: float) -> bytes:
@@ -169,7 +174,10 @@ async def _sam_line(stream: anyio.abc.ByteStream, buffer: bytearray) -> dict[str
 async def _sam_command(
     stream: anyio.abc.ByteStream, buffer: bytearray, command: str, expect: str
 ) -> dict[str, str]:
-    await stream.send(command.encode("utf-8") + b"\n")
+    try:
+        await stream.send(command.encode("utf-8") + b"\n")
+    except (anyio.BrokenResourceError, OSError):
+        raise AttemptError(Failure.PROXY_ERROR, "the SAM bridge closed") from None
     reply = await _sam_line(stream, buffer)
     if reply["_command"] != expect or reply.get("RESULT") != "OK":
         result = reply.get("RESULT", "no result")
@@ -184,7 +192,11 @@ async def _sam_open(sam: SamBridge) -> tuple[anyio.abc.SocketStream, bytearray]:
     except OSError:
         raise AttemptError(Failure.CONNECTION_REFUSED, "cannot reach the SAM bridge") from None
     buffer = bytearray()
-    await stream.send(_SAM_HELLO)
+    try:
+        await stream.send(_SAM_HELLO)
+    except (anyio.BrokenResourceError, OSError):
+        await stream.aclose()
+        raise AttemptError(Failure.PROXY_ERROR, "the SAM bridge closed") from None
     reply = await _sam_line(stream, buffer)
     if reply["_command"] != "HELLO REPLY" or reply.get("RESULT") != "OK":
         await stream.aclose()

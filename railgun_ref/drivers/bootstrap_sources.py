@@ -204,8 +204,10 @@ async def fetch_ipfs_manifest(
     digest = expected_digest(cid_text)
     try:
         data = await _http_get(gateway, f"/ipfs/{cid_text}?format=raw", m.MAX_MANIFEST_SIZE)
-    except (OSError, h11.ProtocolError) as exc:
+    except OSError as exc:
         raise SourceError(Failure.CONNECTION_REFUSED, f"gateway: {exc}") from None
+    except (h11.ProtocolError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+        raise SourceError(Failure.HTTP_ERROR, f"gateway: not an HTTP answer ({exc!r})") from None
     if len(data) > m.MAX_MANIFEST_SIZE:
         raise SourceError(Failure.MANIFEST_REJECTED, "oversize: over the manifest size cap")
     if hashlib.sha256(data).digest() != digest:

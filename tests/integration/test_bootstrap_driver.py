@@ -356,3 +356,45 @@ async def test_a_fresh_client_joins_through_the_race(tmp_path: Path) -> None:
     cache = PeerCache(tmp_path / "b" / "bootstrap-peers.db")
     assert [p.public_key for p in cache.peers()] == [alice_identity.public_key]
     cache.close()
+
+
+async def test_a_lying_proxy_and_a_garbage_gateway_are_labelled(tmp_path: Path) -> None:
+    """BOOT-4.5, BOOT-3.6: a SOCKS5 route to something that is not a node, and a "gateway" that
+    answers garbage, each fail with their label; nothing crashes and the race ends."""
+
+    async def garbage(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.send(b"STATUS RESULT=I2P_ERROR\n\x00\x01garbage")
+
+    async with network() as net, anyio.create_task_group() as tg:
+        liar = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        tg.start_soon(liar.serve, garbage)
+        liar_port = liar.extra(anyio.abc.SocketAttribute.local_port)
+        now = time.time()
+        onion = "liar" + "d" * 52 + ".onion"
+        node = m.BootstrapNode(
+            public_key=identity(10).public_key,
+            addresses=((m.AddressKind.ONION, f"{onion}:7000"),),
+        )
+        body = m.Manifest(
+            version=1, expires_ms=int((now + 60) * 1000), root_version=1, nodes=(node,)
+        ).body()
+        hardcoded = m.verify_manifest(root(now), m.sign_document(body, [MANIFEST_KEY]), now=now)
+        async with socks5_proxy(tmp_path, {onion: liar_port}) as proxy:
+            setup = BootstrapSetup(
+                hardcoded=hardcoded,
+                tor=TorProxy(address=proxy),
+                ipfs=IpfsSource(
+                    cid=net.gateway.add(b"x"), gateway=("127.0.0.1", liar_port), root=root(now)
+                ),
+                config=FAST,
+            )
+            result, race = await run_bootstrap(net.client, setup)
+        tg.cancel_scope.cancel()
+    assert isinstance(result, RaceFailed)
+    assert failures(result) == {
+        (Method.HARDCODED, Failure.NO_CANDIDATES),
+        (Method.TOR, Failure.INVALID_RESPONSE),
+        (Method.IPFS, Failure.HTTP_ERROR),
+    }
+    assert race.counters.get_count(RaceCounter.ATTEMPT_FAILED, Failure.INVALID_RESPONSE) == 1
