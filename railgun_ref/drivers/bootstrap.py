@@ -234,14 +234,17 @@ class _Run:
                 timeout=self.setup.config.fetch_timeout,
             )
         if method is Method.IPFS and self.setup.ipfs is not None:
-            ipfs = self.setup.ipfs
-            _, found = await fetch_ipfs_manifest(
+            ipfs, cache = self.setup.ipfs, self.setup.cache
+            kept = cache.manifest_version() if cache is not None else 0
+            manifest, found = await fetch_ipfs_manifest(
                 ipfs.cid,
                 gateway=ipfs.gateway,
                 root=ipfs.root,
-                last_version=ipfs.last_version,
+                last_version=max(ipfs.last_version, kept),  # BOOT-3.3 across restarts
                 now=self.clock(),
             )
+            if cache is not None:
+                cache.record_manifest_version(manifest.version)  # BOOT-1.5
             return found
         raise SourceError(Failure.UNREACHABLE, f"{method.name} is not set up")
 

@@ -13,7 +13,10 @@ after a long absence and small under churn:
   `STALE_AFTER` seconds is dropped;
 * the cache holds at most `MAX_PEERS`; the ones that worked longest ago go first.
 
-Opened through `drivers.sqlite.open_database` (private file, WAL, schema version).
+It also keeps what BOOT-1.5 asks a client to remember across restarts: the
+newest root document and the highest manifest version accepted, so that a
+rollback is caught after a restart too. Opened through
+`drivers.sqlite.open_database` (private file, WAL, schema version).
 """
 
 from dataclasses import dataclass
@@ -40,6 +43,15 @@ SCHEMA: Final = Schema(
         );
         CREATE INDEX IF NOT EXISTS bootstrap_peers_success
             ON bootstrap_peers (last_success DESC);
+        """,
+        # BOOT-1.5: the newest root and the highest manifest version accepted.
+        """
+        CREATE TABLE IF NOT EXISTS bootstrap_trust (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            root_document BLOB,
+            manifest_version INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT OR IGNORE INTO bootstrap_trust (id) VALUES (1);
         """,
     ),
 )
@@ -88,6 +100,30 @@ class PeerCache:
                 "DELETE FROM bootstrap_peers WHERE failures >= ? AND last_success < ?",
                 (MAX_FAILURES, now - STALE_AFTER),
             )
+
+    def manifest_version(self) -> int:
+        """BOOT-1.5: the highest manifest version accepted so far (0: none)."""
+        row = self._db.execute("SELECT manifest_version FROM bootstrap_trust").fetchone()
+        return int(row[0])
+
+    def record_manifest_version(self, version: int) -> None:
+        """Remember `version` if it is higher than the one kept (never lowers it)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE bootstrap_trust SET manifest_version = max(manifest_version, ?)",
+                (version,),
+            )
+
+    def root_document(self) -> bytes | None:
+        """BOOT-1.5: the newest root document accepted (None: only the shipped one)."""
+        row = self._db.execute("SELECT root_document FROM bootstrap_trust").fetchone()
+        return None if row[0] is None else bytes(row[0])
+
+    def record_root(self, document: bytes) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE bootstrap_trust SET root_document = ?", (document,))
 
     def _trim(self) -> None:
         self._db.execute(

@@ -29,7 +29,7 @@ from railgun_ref.drivers.bootstrap_proxies import SamBridge, TorProxy
 from railgun_ref.drivers.bootstrap_sources import key_label
 from railgun_ref.drivers.dns_server import DnsServer
 from railgun_ref.drivers.ipfs_gateway import GatewayCounter, IpfsGateway
-from railgun_ref.drivers.peer_cache import PeerCache
+from railgun_ref.drivers.peer_cache import MAX_FAILURES, STALE_AFTER, PeerCache
 from railgun_ref.drivers.sam_bridge import SamBridgeServer, SamCounter
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.identity.keys import Identity
@@ -401,3 +401,29 @@ async def test_a_lying_proxy_and_a_garbage_gateway_are_labelled(tmp_path: Path) 
         (Method.IPFS, Failure.HTTP_ERROR),
     }
     assert race.counters.get_count(RaceCounter.ATTEMPT_FAILED, Failure.INVALID_RESPONSE) == 1
+
+
+async def test_a_rolled_back_manifest_is_refused_after_a_restart(tmp_path: Path) -> None:
+    """BOOT-1.5, BOOT-3.3: version 3 was accepted; after a restart a gateway offering
+    version 2 is refused, though the caller gave no last version."""
+    async with network() as net:
+        now = time.time()
+        nodes = [(identity(10).public_key, net.addr(net.alive))]
+        new = net.gateway.add(manifest_of(nodes, now, version=3))
+        old = net.gateway.add(manifest_of(nodes, now, version=2))
+        cache = PeerCache(tmp_path / "peers.db")
+        first = IpfsSource(cid=new, gateway=net.gateway.address, root=root(now))
+        result, _ = await run_bootstrap(net.client, BootstrapSetup(cache=cache, ipfs=first))
+        assert isinstance(result, RaceWon)
+        cache.close()
+        cache = PeerCache(tmp_path / "peers.db")  # a restart
+        for _ in range(MAX_FAILURES):  # the peer itself ages out, so the fetch decides
+            cache.record_failure(identity(10).public_key, now=now + STALE_AFTER + 1)
+        assert cache.peers() == [] and cache.manifest_version() == 3
+        stale = IpfsSource(cid=old, gateway=net.gateway.address, root=root(now))
+        setup = BootstrapSetup(cache=cache, ipfs=stale, config=FAST)
+        refused, _ = await run_bootstrap(net.client, setup)
+        cache.close()
+    assert isinstance(refused, RaceFailed)
+    ipfs_failures = {f.failure for f in refused.failures if f.method is Method.IPFS}
+    assert ipfs_failures == {Failure.MANIFEST_REJECTED}

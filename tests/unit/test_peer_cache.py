@@ -92,3 +92,17 @@ def test_target_labels_round_trip_and_garbage_is_none() -> None:
 def test_raw_cid_is_cidv1_base32() -> None:
     cid_text = raw_cid(b"hello")
     assert cid_text == "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+
+
+def test_trust_state_survives_a_restart_and_never_goes_back(tmp_path: Path) -> None:
+    """BOOT-1.5: the newest root and the highest manifest version are kept across restarts."""
+    path = tmp_path / "peers.db"
+    cache = PeerCache(path)
+    assert (cache.manifest_version(), cache.root_document()) == (0, None)
+    cache.record_manifest_version(4)
+    cache.record_manifest_version(2)  # never lowers it
+    cache.record_root(b"root-2")
+    cache.close()
+    again = PeerCache(path)
+    assert (again.manifest_version(), again.root_document()) == (4, b"root-2")
+    again.close()
