@@ -29,6 +29,7 @@ class ErrorCode(IntEnum):
     STALE_SEQUENCE = 14  #: a record older than the one held from the same publisher
     QUOTA = 15  #: storage or relay limit reached; try another node
     TTL_TOO_LONG = 16  #: a record expiring further ahead than the maximum TTL
+    DELETED = 17  #: a stored message that was delivered and deleted (tombstone, SF-4.3)
 
 
 class ProtocolError(Exception):
