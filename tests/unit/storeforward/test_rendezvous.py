@@ -61,7 +61,7 @@ def test_epochs_and_pickup_window() -> None:
     assert rendezvous.epoch_of(86_400 * 5 - 0.001) == 4
     assert rendezvous.epoch_of(86_400 * 5) == 5
     epochs = rendezvous.pickup_epochs(T0, ttl=7 * 86_400)
-    assert list(epochs)[0] == rendezvous.epoch_of(T0) and len(epochs) == 8
+    assert epochs[0] == rendezvous.epoch_of(T0) and len(epochs) == 8
 
 
 def test_mailbox_key_is_the_recipients_alone() -> None:
