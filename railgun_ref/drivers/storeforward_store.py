@@ -1,0 +1,131 @@
+"""SQLite persistence of a storage holder (SF-2.6): what it acknowledged survives a kill.
+
+The sans-IO `StorageHolder` emits a `Persist` action before the `Send` that
+acknowledges a STORE; a driver applies it here, committed (``synchronous``
+FULL, spec section 0.5), before it sends anything, so a RESULT 0 that left
+the node is on disk. On start the driver restores the holder from `load`.
+The tables hold exactly what SF-2.5 lets a holder keep: no sender, no proof.
+"""
+
+from pathlib import Path
+from typing import Final
+
+from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.sqlite import Schema, open_database
+from railgun_ref.storeforward.holder import (
+    DEFAULT_CONFIG,
+    Persist,
+    StorageHolder,
+    StoreAuthoriser,
+    StoredMessage,
+    StoreForwardConfig,
+    Tombstone,
+)
+
+#: The holder's migrations: 1 creates its two tables.
+SCHEMA: Final = Schema(
+    name="store-and-forward holder",
+    migrations=(
+        """
+CREATE TABLE IF NOT EXISTS sf_messages (
+    message_id BLOB PRIMARY KEY,
+    rendezvous_key BLOB NOT NULL,
+    mailbox_key BLOB NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    ciphertext BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sf_tombstones (
+    message_id BLOB NOT NULL,
+    mailbox_key BLOB NOT NULL,
+    rendezvous_key BLOB NOT NULL,
+    keep_until_ms INTEGER NOT NULL,
+    receipt BLOB NOT NULL,
+    PRIMARY KEY (message_id, mailbox_key)
+);
+""",
+    ),
+)
+
+
+class SqliteHolderStore:
+    """The messages and tombstones of one holder, in one SQLite file (0600)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = open_database(path, SCHEMA)
+
+    def apply(self, persist: Persist) -> None:
+        """Write one `Persist` action in one committed transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO sf_messages VALUES (?, ?, ?, ?, ?)",
+                [
+                    (s.message_id, s.rendezvous_key, s.mailbox_key, s.expires_ms, s.ciphertext)
+                    for s in persist.put
+                ],
+            )
+            db.executemany(
+                "DELETE FROM sf_messages WHERE message_id = ?", [(i,) for i in persist.delete]
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO sf_tombstones VALUES (?, ?, ?, ?, ?)",
+                [
+                    (t.message_id, t.mailbox_key, t.rendezvous_key, t.keep_until_ms, t.receipt)
+                    for t in persist.tombstones
+                ],
+            )
+            db.executemany(
+                "DELETE FROM sf_tombstones WHERE message_id = ? AND mailbox_key = ?",
+                list(persist.purge),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def load(self) -> tuple[list[StoredMessage], list[Tombstone]]:
+        """Everything kept, to restore a holder with."""
+        messages = [
+            StoredMessage(
+                message_id=row[0],
+                rendezvous_key=row[1],
+                mailbox_key=row[2],
+                expires_ms=row[3],
+                ciphertext=row[4],
+            )
+            for row in self._db.execute("SELECT * FROM sf_messages ORDER BY message_id")
+        ]
+        tombstones = [
+            Tombstone(
+                message_id=row[0],
+                mailbox_key=row[1],
+                rendezvous_key=row[2],
+                keep_until_ms=row[3],
+                receipt=row[4],
+            )
+            for row in self._db.execute("SELECT * FROM sf_tombstones ORDER BY message_id")
+        ]
+        return messages, tombstones
+
+    def restore_holder(
+        self,
+        node_id: NodeId,
+        *,
+        authoriser: StoreAuthoriser,
+        config: StoreForwardConfig = DEFAULT_CONFIG,
+        now: float,
+    ) -> StorageHolder:
+        """A holder with everything this file kept (expired entries go at its first timer)."""
+        messages, tombstones = self.load()
+        return StorageHolder(
+            node_id,
+            authoriser=authoriser,
+            config=config,
+            restored=messages,
+            restored_tombstones=tombstones,
+            now=now,
+        )
+
+    def close(self) -> None:
+        self._db.close()
