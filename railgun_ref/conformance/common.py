@@ -15,7 +15,7 @@ JSON forms, fixed here once so every file spells a value the same way:
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -26,6 +26,8 @@ from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.events import NodeEvent
 from railgun_ref.node import EmitEvent, Node, SendDatagram, SendStreamMessage, StreamTarget
+from railgun_ref.storeforward.authorisers import VectorAuthoriser
+from railgun_ref.storeforward.holder import StorageHolder, StoreForwardConfig
 from railgun_ref.trace import record_event
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope
@@ -61,6 +63,7 @@ VECTOR_AREAS: Final = (
     "voice",
     "rooms",
     "bootstrap",
+    "storeforward",
 )
 
 #: A vector file or one of its parts, as parsed JSON.
@@ -330,3 +333,36 @@ def dht_message_json(message: Message) -> JsonObject:
         case Stored():
             return {"status": message.status.name}
     raise TypeError(f"{type(message).__name__} is not a DHT message")
+
+
+def sf_run_script(
+    config: StoreForwardConfig,
+    holder_id: NodeId,
+    steps: list[JsonObject],
+    after_step: Callable[[StorageHolder, JsonObject], None],
+) -> StorageHolder:
+    """SfHolderScriptTest: a holder made at the first step's time, fed every step in order."""
+    holder = StorageHolder(
+        holder_id, authoriser=VectorAuthoriser(), config=config, now=steps[0]["now"]
+    )
+    for step in steps:
+        if step["input"] is None:
+            holder.on_timer(now=step["now"])
+        else:
+            peer = NodeId(bytes.fromhex(step["peer"]))
+            holder.receive(bytes.fromhex(step["input"]), peer=peer, now=step["now"])
+        after_step(holder, step)
+    return holder
+
+
+def sf_observe(holder: StorageHolder) -> JsonObject:
+    """SfHolderScriptTest: what a step expects: actions drained, ids held, the refusal."""
+    actions: list[JsonObject] = []
+    while (action := holder.next_action()) is not None:
+        actions.append(action.to_json())
+    return {
+        "actions": actions,
+        "held": sorted(i.hex() for i in holder.held),
+        "tombstoned": sorted({i.hex() for i, _ in holder.tombstones}),
+        "refusal": None if holder.last_refusal is None else holder.last_refusal.name,
+    }

@@ -30,6 +30,7 @@ from railgun_ref.conformance.builders import (
     identity,
     node_ping,
     rooms,
+    storeforward,
     voice,
 )
 from railgun_ref.conformance.common import (
@@ -58,6 +59,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "voice": voice.build,
     "rooms": rooms.build,
     "bootstrap": bootstrap.build,
+    "storeforward": storeforward.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

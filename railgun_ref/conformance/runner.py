@@ -30,6 +30,8 @@ from railgun_ref.conformance.common import (
     drain,
     load_vectors,
     parse_dht_body,
+    sf_observe,
+    sf_run_script,
 )
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
@@ -41,6 +43,9 @@ from railgun_ref.identity.keys import Identity, verify
 from railgun_ref.node import ConnectionId, Node, NodeConfig
 from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.rooms.ids import announce_identity_of
+from railgun_ref.storeforward import holder as sf_holder
+from railgun_ref.storeforward import messages as sf_messages
+from railgun_ref.storeforward import rendezvous
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder
@@ -716,6 +721,52 @@ def _check_room_announce(group: JsonObject, test: JsonObject) -> None:
     _accepted(test)
 
 
+# ------------------------------------------------------------------ store-and-forward (SF-x)
+
+
+def _check_sf_rendezvous(group: JsonObject, test: JsonObject) -> None:
+    secret, recipient = bytes.fromhex(test["roomSecret"]), NodeId(bytes.fromhex(test["recipient"]))
+    try:
+        epoch = rendezvous.epoch_of(test["now"])
+        rid = rendezvous.rendezvous_id(secret, recipient, epoch)
+    except LocalProtocolError:
+        _refused_with(test, None)
+        return
+    _accepted(test)
+    _equal("epoch", epoch, test["epoch"])
+    _equal("rendezvous id", rid.hex(), test["rendezvousId"])
+    _equal("dht key", rendezvous.rendezvous_key(secret, recipient, epoch).hex(), test["dhtKey"])
+    mailbox = rendezvous.mailbox_identity(bytes.fromhex(test["identitySeed"]), rid)
+    _equal("mailbox key", mailbox.public_key.hex(), test["mailboxKey"])
+
+
+def _check_sf_decode(group: JsonObject, test: JsonObject) -> None:
+    data = bytes.fromhex(test["encoded"])
+    try:
+        message = sf_messages.decode(data)
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("decoded", sf_messages.to_json(message), test["decoded"])
+    _equal("re-encoded", sf_messages.encode(message).hex(), test["encoded"])
+
+
+def _check_sf_script(group: JsonObject, test: JsonObject) -> None:
+    def compare(holder: sf_holder.StorageHolder, step: JsonObject) -> None:
+        _equal(f"step at {step['now']}", sf_observe(holder), step["expect"])
+
+    config = sf_holder.config_from_json(test["config"])
+    holder_id = NodeId(bytes.fromhex(group["holder"]))
+    holder = sf_run_script(config, holder_id, test["steps"], compare)
+    _equal("counters", holder.counters.snapshot(), test["counters"])
+    refusal = test["steps"][-1]["expect"]["refusal"]
+    if refusal is None:
+        _accepted(test)
+    else:
+        _refused_with(test, refusal)
+
+
 _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "CborDecodeTest": _check_cbor,
     "Ed25519VerifyTest": _check_ed25519,
@@ -747,6 +798,9 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "RoomInvitationTest": _check_room_invitation,
     "RoomAnnounceTest": _check_room_announce,
     **runner_bootstrap.CHECKS,
+    "SfRendezvousTest": _check_sf_rendezvous,
+    "SfMessageDecodeTest": _check_sf_decode,
+    "SfHolderScriptTest": _check_sf_script,
 }
 
 

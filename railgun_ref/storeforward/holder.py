@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.core.constants import MAX_CLOCK_SKEW
@@ -115,6 +115,41 @@ class StoreForwardConfig:
 
 
 DEFAULT_CONFIG: Final = StoreForwardConfig()
+
+#: StoreForwardConfig field -> JSON name (the seed's camelCase where it names one).
+CONFIG_JSON: Final = {
+    "enabled": "enabled",
+    "redundancy": "redundancyFactor",
+    "candidate_pool": "candidatePool",
+    "default_ttl": "defaultTTL",
+    "max_ttl": "maxTTL",
+    "max_clock_skew": "maxClockSkew",
+    "repair_interval": "repairInterval",
+    "tombstone_grace": "tombstoneGrace",
+    "sender_quota_messages": "senderQuotaMessages",
+    "sender_quota_bytes": "senderQuotaBytes",
+    "recipient_quota_messages": "recipientQuotaMessages",
+    "recipient_quota_bytes": "recipientQuotaBytes",
+    "total_quota_bytes": "totalQuotaBytes",
+    "max_tombstones_per_key": "maxTombstonesPerKey",
+}
+
+
+def config_to_json(config: StoreForwardConfig) -> dict[str, Any]:
+    """The JSON form of `config` (times in seconds, sizes in bytes)."""
+    return {json: getattr(config, name) for name, json in CONFIG_JSON.items()}
+
+
+def config_from_json(value: object) -> StoreForwardConfig:
+    """Parse the JSON form; absent fields take their defaults."""
+    if not isinstance(value, dict):
+        raise SfError("a store-and-forward config is a JSON object")
+    unknown = sorted(set(value) - set(CONFIG_JSON.values()))
+    if unknown:
+        raise SfError(f"unknown store-and-forward config field {unknown[0]!r}")
+    return StoreForwardConfig(
+        **{name: value[json] for name, json in CONFIG_JSON.items() if json in value}
+    )
 
 
 class StoreAuthoriser(Protocol):
@@ -225,6 +260,15 @@ class Persist:
     tombstones: tuple[Tombstone, ...] = ()
     purge: tuple[tuple[bytes, bytes], ...] = ()  #: (message id, mailbox key) of tombstones
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "persist",
+            "put": [s.message_id.hex() for s in self.put],
+            "delete": [i.hex() for i in self.delete],
+            "tombstones": [t.message_id.hex() for t in self.tombstones],
+            "purge": [i.hex() for i, _ in self.purge],
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
@@ -233,12 +277,18 @@ class Send:
     peer: NodeId
     data: bytes
 
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "send", "peer": self.peer.hex(), "data": self.data.hex()}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FindHolders:
     """SF-7.1: look up `rendezvous_key` and report the candidates with `holders_found`."""
 
     rendezvous_key: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "find-holders", "rendezvousKey": self.rendezvous_key.hex()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,6 +297,13 @@ class PublishRendezvous:
 
     rendezvous_key: bytes
     expires_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "publish-rendezvous",
+            "rendezvousKey": self.rendezvous_key.hex(),
+            "expiresAt": self.expires_at,
+        }
 
 
 Action = Persist | Send | FindHolders | PublishRendezvous

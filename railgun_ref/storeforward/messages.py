@@ -515,3 +515,29 @@ def from_map(value: object) -> SfMessage:
 def decode(data: bytes) -> SfMessage:
     """SF-6.2: any bytes -> a message, or `RemoteProtocolError` (never anything else)."""
     return from_map(cbor.decode(data))
+
+
+def to_json(message: SfMessage) -> dict[str, Any]:
+    """The JSON form vectors write: the type name and every field, bytes as hex."""
+    fields: dict[str, Any] = {}
+    for name in message.__slots__:
+        value = getattr(message, name)
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif name == "message_ids":
+            value = [item.hex() for item in value]
+        elif name == "entries":
+            value = [[expires, data.hex()] for expires, data in value]
+        elif name == "receipts":
+            value = [to_json(receipt) for receipt in value]
+        fields[_camel(name)] = value
+    kind = type(message).__name__
+    if isinstance(message, Sync):
+        kind = "SyncReply" if message.reply else "Sync"
+        del fields["reply"]
+    return {"message": kind, **fields}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)

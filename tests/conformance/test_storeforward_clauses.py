@@ -69,16 +69,26 @@ def test_store_is_persisted_before_the_answer_and_keeps_only_what_it_must() -> N
     assert isinstance(actions[0], Persist) and isinstance(actions[1], Send)
     (stored,) = actions[0].put
     assert {f.name for f in dataclasses.fields(stored)} == {
-        "message_id", "rendezvous_key", "mailbox_key", "expires_ms", "ciphertext"
-    }  # fmt: skip
+        "message_id",
+        "rendezvous_key",
+        "mailbox_key",
+        "expires_ms",
+        "ciphertext",
+    }
     assert stored.message_id == request.message_id
     assert results(actions) == [m.Result(request_id=1, status=0, message_id=request.message_id)]
     # SF-3.6: the same message again (a new request id) is answered 0 and kept once
     again = store(2)
-    same = m.sign_store(SENDER, request_id=5, timestamp_ms=request.timestamp_ms,
-                        rendezvous_key=KEY, mailbox_key=request.mailbox_key,
-                        expires_ms=request.expires_ms, ciphertext=request.ciphertext,
-                        proof=request.proof)  # fmt: skip
+    same = m.sign_store(
+        SENDER,
+        request_id=5,
+        timestamp_ms=request.timestamp_ms,
+        rendezvous_key=KEY,
+        mailbox_key=request.mailbox_key,
+        expires_ms=request.expires_ms,
+        ciphertext=request.ciphertext,
+        proof=request.proof,
+    )
     assert results(kept(h, same))[0].status == 0
     assert len(h.held) == 1 and h.counters.get_count(SfCounter.DUPLICATE) == 1
     assert again.message_id != request.message_id
@@ -179,9 +189,12 @@ def test_pickup_returns_the_mailbox_messages_oldest_first_within_the_budget() ->
     assert [e[0] for e in reply.entries] == [int((T0 + 3600) * 1000)]
     assert reply.more
     assert _pickup(h, STRANGER_MAILBOX).entries == ()
-    forged = m.encode(dataclasses.replace(
-        m.sign_pickup(MAILBOX, request_id=9, timestamp_ms=int(T0 * 1000), rendezvous_key=KEY),
-        request_id=10))  # fmt: skip
+    forged = m.encode(
+        dataclasses.replace(
+            m.sign_pickup(MAILBOX, request_id=9, timestamp_ms=int(T0 * 1000), rendezvous_key=KEY),
+            request_id=10,
+        )
+    )
     h.receive(forged, peer=PEER, now=T0)
     assert h.last_refusal is ErrorCode.BAD_SIGNATURE and drain(h) == []
 
@@ -195,14 +208,24 @@ def test_receipt_deletes_and_tombstone_blocks_resurrection() -> None:
     (persist,) = drain(h)
     assert isinstance(persist, Persist) and persist.delete == (request.message_id,)
     assert h.state_of(request.message_id) is MessageState.TOMBSTONED
-    replica = m.Replicate(rendezvous_key=KEY, mailbox_key=MAILBOX.public_key,
-                          expires_ms=request.expires_ms, ciphertext=request.ciphertext)  # fmt: skip
+    replica = m.Replicate(
+        rendezvous_key=KEY,
+        mailbox_key=MAILBOX.public_key,
+        expires_ms=request.expires_ms,
+        ciphertext=request.ciphertext,
+    )
     h.receive(m.encode(replica), peer=PEER, now=T0 + 20)
     assert h.last_refusal is ErrorCode.DELETED and h.held == {}
-    resend = m.sign_store(SENDER, request_id=77, timestamp_ms=int((T0 + 20) * 1000),
-                          rendezvous_key=KEY, mailbox_key=MAILBOX.public_key,
-                          expires_ms=request.expires_ms, ciphertext=request.ciphertext,
-                          proof=request.proof)  # fmt: skip
+    resend = m.sign_store(
+        SENDER,
+        request_id=77,
+        timestamp_ms=int((T0 + 20) * 1000),
+        rendezvous_key=KEY,
+        mailbox_key=MAILBOX.public_key,
+        expires_ms=request.expires_ms,
+        ciphertext=request.ciphertext,
+        proof=request.proof,
+    )
     assert results(kept(h, resend, now=T0 + 20))[0].status == int(ErrorCode.DELETED)
     # the tombstone outlives the message's expiry by the grace period, then goes
     h.on_timer(now=request.expires_ms / 1000 + h.config.tombstone_grace - 1)
@@ -218,8 +241,9 @@ def test_receipts_by_anyone_but_the_recipient_delete_nothing() -> None:
     kept(h, request)
     h.receive(receipt((request.message_id,), STRANGER_MAILBOX), peer=PEER, now=T0)
     assert h.last_refusal is ErrorCode.WRONG_SENDER and request.message_id in h.held
-    forged = m.sign_receipt(MAILBOX, timestamp_ms=1, rendezvous_key=KEY,
-                            message_ids=(request.message_id,))  # fmt: skip
+    forged = m.sign_receipt(
+        MAILBOX, timestamp_ms=1, rendezvous_key=KEY, message_ids=(request.message_id,)
+    )
     forged = dataclasses.replace(forged, timestamp_ms=2)
     h.receive(m.encode(forged), peer=PEER, now=T0)
     assert h.last_refusal is ErrorCode.BAD_SIGNATURE and request.message_id in h.held
@@ -238,11 +262,19 @@ def test_messages_are_dropped_at_expiry() -> None:
 
 
 def _candidates(*ids: NodeId) -> list[Candidate]:
-    caps = DeviceCapabilities.from_json({
-        "deviceClass": "desktop-powerful", "uploadBandwidth": 2_000_000,
-        "downloadBandwidth": 2_000_000, "maxRelayConnections": 20,
-        "maxRelayBandwidth": 1_000_000, "canActAsTurn": True, "canStoreMessages": True,
-        "natType": "open", "availability": "always"})  # fmt: skip
+    caps = DeviceCapabilities.from_json(
+        {
+            "deviceClass": "desktop-powerful",
+            "uploadBandwidth": 2_000_000,
+            "downloadBandwidth": 2_000_000,
+            "maxRelayConnections": 20,
+            "maxRelayBandwidth": 1_000_000,
+            "canActAsTurn": True,
+            "canStoreMessages": True,
+            "natType": "open",
+            "availability": "always",
+        }
+    )
     return [Candidate(node_id=i, capabilities=caps) for i in ids]
 
 
@@ -313,3 +345,37 @@ def test_unexpected_responses_are_refused() -> None:
     h = holder()
     h.receive(m.encode(m.Result(request_id=1, status=0, message_id=bytes(32))), peer=PEER, now=T0)
     assert h.last_refusal is ErrorCode.UNEXPECTED_RESPONSE and drain(h) == []
+
+
+@pytest.mark.clause("SF-4.4")
+def test_spec_embeds_the_generated_diagram() -> None:
+    """SF-4.4: paper/spec.md shows exactly the diagram of TRANSITIONS."""
+    from railgun_ref.conformance.traceability import SPEC_PATH  # noqa: PLC0415
+
+    assert f"```mermaid\n{state_diagram()}\n```" in SPEC_PATH.read_text(encoding="utf-8")
+
+
+@pytest.mark.clause("SF-2.2")
+def test_message_id_is_computed_from_what_is_kept() -> None:
+    """SF-2.2: SHA-256(domain || CBOR([key, mailbox key, expiry, ciphertext])), never given."""
+    import hashlib  # noqa: PLC0415
+
+    from railgun_ref.core import cbor  # noqa: PLC0415
+
+    request = store()
+    body = cbor.encode([KEY, MAILBOX.public_key, request.expires_ms, request.ciphertext])
+    assert request.message_id == hashlib.sha256(b"railgun/v1/sf-message\x00" + body).digest()
+    h = holder()
+    kept(h, request)
+    assert list(h.held) == [request.message_id]
+    longer = m.sign_store(
+        SENDER,
+        request_id=2,
+        timestamp_ms=request.timestamp_ms,
+        rendezvous_key=KEY,
+        mailbox_key=MAILBOX.public_key,
+        expires_ms=request.expires_ms + 1,
+        ciphertext=request.ciphertext,
+        proof=request.proof,
+    )
+    assert longer.message_id != request.message_id

@@ -251,6 +251,30 @@ def _is(result: str) -> Any:
             lambda t: t["steps"][-1]["expect"].update(actions=[]),
             id="voice-step-actions",
         ),
+        pytest.param(
+            "storeforward",
+            lambda t: "dhtKey" in t,
+            lambda t: t.update(dhtKey="00" * 32),
+            id="sf-rendezvous-key",
+        ),
+        pytest.param(
+            "storeforward",
+            lambda t: "decoded" in t,
+            lambda t: t["decoded"].update(message="Other"),
+            id="sf-decoded",
+        ),
+        pytest.param(
+            "storeforward",
+            lambda t: "steps" in t and t["result"] == "invalid",
+            lambda t: t["steps"][-1]["expect"].update(refusal=None),
+            id="sf-script-refusal",
+        ),
+        pytest.param(
+            "storeforward",
+            lambda t: "steps" in t,
+            lambda t: t["steps"][0]["expect"].update(held=["00" * 32]),
+            id="sf-script-held",
+        ),
     ],
 )
 def test_runner_catches_a_tampered_vector(area: str, applies: Any, mutate: Any) -> None:
