@@ -32,7 +32,7 @@ Theory of operation (the seed's eight steps; clauses in brackets):
    REPLICATE of the same id and mailbox key: a returning replica cannot
    resurrect a deleted message (SF-4.3).
 5. Every ``repair_interval`` the holder asks for the current holder set of
-   each key it holds (SF-7.1) and sends each a SYNC of the ids and receipts
+   each key it holds messages for (SF-7.1) and sends each a SYNC of the ids and receipts
    it holds; the peer applies the receipts, answers with the ids it lacks
    and the receipts of ids the syncer still lists, and gets a REPLICATE of
    each id it lacks (SF-7.2, SF-7.3). Deletions so spread within one repair
@@ -445,17 +445,15 @@ class StorageHolder:
 
     def repair_now(self, *, now: float) -> None:
         """SF-7.1: start a repair round at once (a driver calls it when the node rejoins)."""
-        keys = {s.rendezvous_key for s in self._held.values()}
-        keys |= {t.rendezvous_key for t in self._tombstones.values()}
-        for key in sorted(keys):
+        latest: dict[bytes, int] = {}
+        for stored in self._held.values():
+            key = stored.rendezvous_key
+            latest[key] = max(latest.get(key, 0), stored.expires_ms)
+        for key in sorted(latest):
             self._actions.append(FindHolders(rendezvous_key=key))
-            latest = max(
-                (s.expires_ms for s in self._held.values() if s.rendezvous_key == key), default=None
+            self._actions.append(
+                PublishRendezvous(rendezvous_key=key, expires_at=latest[key] / 1000)
             )
-            if latest is not None:
-                self._actions.append(
-                    PublishRendezvous(rendezvous_key=key, expires_at=latest / 1000)
-                )
 
     # ---------------------------------------------------------------- store
 
@@ -580,6 +578,8 @@ class StorageHolder:
 
     def _apply_receipt(self, receipt: m.Receipt, now: float) -> None:
         """SF-4.1, SF-4.2: delete what the recipient got; tombstone each id."""
+        if all((i, receipt.mailbox_key) in self._tombstones for i in receipt.message_ids):
+            return  # already applied: receipts are idempotent, and repair repeats them
         if not receipt.signature_ok():
             raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "receipt signature does not verify")
         for message_id in receipt.message_ids:
