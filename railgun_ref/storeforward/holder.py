@@ -32,11 +32,14 @@ Theory of operation (the seed's eight steps; clauses in brackets):
    REPLICATE of the same id and mailbox key: a returning replica cannot
    resurrect a deleted message (SF-4.3).
 5. Every ``repair_interval`` the holder asks for the current holder set of
-   each key it holds messages for (SF-7.1) and sends each a SYNC of the ids and receipts
+   each key it holds messages, or tombstones of unexpired messages, for (SF-7.1) and sends each a SYNC of the ids and receipts
    it holds; the peer applies the receipts, answers with the ids it lacks
    and the receipts of ids the syncer still lists, and gets a REPLICATE of
    each id it lacks (SF-7.2, SF-7.3). Deletions so spread within one repair
-   period, and lost replicas are made again.
+   period, and lost replicas are made again. The SYNC also goes to every
+   peer announcing the key, tombstone holders included, and a holder that
+   rejoins copies nothing for ``rejoin_quiet`` seconds (SF-7.4), so a replica
+   that missed a deletion learns of it before it can spread.
 6. Expired messages and tombstones are dropped at their deadlines (SF-2.3).
 
 Each message id moves through `MessageState` as `TRANSITIONS` allows;
@@ -45,6 +48,7 @@ anything else raises `LocalProtocolError`.
 
 import functools
 import heapq
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +93,8 @@ class StoreForwardConfig:
     max_clock_skew: float = MAX_CLOCK_SKEW
     #: SF-7.1: seconds between two repair rounds.
     repair_interval: float = 3600.0
+    #: SF-7.4: seconds after a rejoin during which the holder sends no REPLICATE.
+    rejoin_quiet: float = 60.0
     #: SF-4.3: seconds a tombstone outlives the expiry of the message it deletes.
     tombstone_grace: float = DEFAULT_TTL
     #: SF-3.3: messages one sender may have held here at once.
@@ -107,7 +113,7 @@ class StoreForwardConfig:
     def __post_init__(self) -> None:
         if self.redundancy < 1 or self.candidate_pool < self.redundancy:
             raise SfError("redundancy >= 1 and candidate_pool >= redundancy")
-        for name in ("default_ttl", "max_ttl", "max_clock_skew", "repair_interval"):
+        for name in ("default_ttl", "max_ttl", "max_clock_skew", "repair_interval", "rejoin_quiet"):
             if not getattr(self, name) > 0:
                 raise SfError(f"{name} must be positive")
         if self.tombstone_grace < 0 or self.default_ttl > self.max_ttl:
@@ -125,6 +131,7 @@ CONFIG_JSON: Final = {
     "max_ttl": "maxTTL",
     "max_clock_skew": "maxClockSkew",
     "repair_interval": "repairInterval",
+    "rejoin_quiet": "rejoinQuiet",
     "tombstone_grace": "tombstoneGrace",
     "sender_quota_messages": "senderQuotaMessages",
     "sender_quota_bytes": "senderQuotaBytes",
@@ -343,6 +350,7 @@ class StorageHolder:
         self._actions: deque[Action] = deque()
         self._counters: Counters[SfCounter] = Counters()
         self._next_repair = now + config.repair_interval
+        self._quiet_until = -math.inf
         self.last_refusal: ErrorCode | None = None
         for stored in restored:
             self._keep(stored, sender=None)
@@ -409,9 +417,19 @@ class StorageHolder:
                 self._refuse(ErrorCode.UNEXPECTED_RESPONSE)
 
     def holders_found(
-        self, rendezvous_key: bytes, candidates: Sequence[Candidate], *, now: float
+        self,
+        rendezvous_key: bytes,
+        candidates: Sequence[Candidate],
+        *,
+        announced: Sequence[NodeId] = (),
+        now: float,
     ) -> None:
-        """SF-7.2: the holder set of `rendezvous_key` now: SYNC with each of them."""
+        """SF-7.2: SYNC with the key's holder set now and with every peer announcing the key.
+
+        `candidates` are the lookup's peers with their capabilities (SF-3.2);
+        `announced` the publishers of the key's ``rendezvous`` records (SF-3.4),
+        which include the holders that saw the recipient's receipts.
+        """
         targets = choose_holders(
             rendezvous_key,
             candidates,
@@ -419,6 +437,7 @@ class StorageHolder:
             candidate_pool=self.config.candidate_pool,
             exclude=frozenset({self.node_id}),
         )
+        targets += sorted(set(announced) - set(targets) - {self.node_id})
         ids = tuple(sorted(i for i, s in self._held.items() if s.rendezvous_key == rendezvous_key))
         receipts = self._receipts_for(rendezvous_key, None)
         if not ids and not receipts:
@@ -443,14 +462,33 @@ class StorageHolder:
         for key in [k for k, at in self._seen.items() if at <= now]:
             del self._seen[key]
 
-    def repair_now(self, *, now: float) -> None:
-        """SF-7.1: start a repair round at once (a driver calls it when the node rejoins)."""
+    def repair_now(self, *, now: float, rejoined: bool = False) -> None:
+        """SF-7.1: start a repair round at once; a driver calls it with `rejoined` on rejoin.
+
+        SF-7.4: after a rejoin the holder only learns for ``rejoin_quiet``
+        seconds (it answers no SYNC_REPLY with a REPLICATE), so a replica that
+        missed a deletion meets the receipt before it can be copied again.
+        """
+        if rejoined:
+            self._quiet_until = now + self.config.rejoin_quiet
         latest: dict[bytes, int] = {}
         for stored in self._held.values():
             key = stored.rendezvous_key
             latest[key] = max(latest.get(key, 0), stored.expires_ms)
-        for key in sorted(latest):
+        grace_ms = int(self.config.tombstone_grace * 1000)
+        live_tombs = {  # SF-7.1: deletions of messages a replica of which may still be alive
+            t.rendezvous_key
+            for t in self._tombstones.values()
+            if t.keep_until_ms - grace_ms > now * 1000
+        }
+        for key in sorted(set(latest) | live_tombs):
             self._actions.append(FindHolders(rendezvous_key=key))
+        for tomb in self._tombstones.values():  # SF-3.4: tombstone holders stay announced
+            key = tomb.rendezvous_key
+            latest[key] = max(
+                latest.get(key, 0), min(tomb.keep_until_ms, int((now + self.config.max_ttl) * 1000))
+            )
+        for key in sorted(latest):
             self._actions.append(
                 PublishRendezvous(rendezvous_key=key, expires_at=latest[key] / 1000)
             )
@@ -627,6 +665,8 @@ class StorageHolder:
         for receipt in sync.receipts:
             self._guard(functools.partial(self._apply_receipt, receipt, now))
         if sync.reply:
+            if now < self._quiet_until:  # SF-7.4: learning only, just after a rejoin
+                return
             for message_id in sync.message_ids:
                 stored = self._held.get(message_id)
                 if stored is not None and stored.rendezvous_key == sync.rendezvous_key:
