@@ -255,6 +255,20 @@ def _cmd_bench_voice(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_bench_storeforward(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.storeforward import main as storeforward_main  # noqa: PLC0415
+
+    return storeforward_main(
+        json_output=args.json,
+        tiny=args.tiny,
+        nodes=args.nodes,
+        messages=args.messages,
+        days=args.days,
+        seed=args.seed,
+        output=args.output,
+    )
+
+
 def _cmd_bench_detectors(args: argparse.Namespace) -> int:
     from railgun_ref.bench.detectors import main as detectors_main  # noqa: PLC0415
 
@@ -755,6 +769,22 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
     voice.set_defaults(func=_cmd_bench_voice)
 
 
+def _add_bench_storeforward(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench storeforward`."""
+    sf = bench_sub.add_parser(
+        "storeforward",
+        help="store-and-forward in the simulator: delivery with and without repair, deletions",
+    )
+    sf.add_argument("--nodes", type=int, default=None, help="nodes (default 1000)")
+    sf.add_argument("--messages", type=int, default=None, help="messages (default 2000)")
+    sf.add_argument("--days", type=float, default=None, help="simulated days (default 7)")
+    sf.add_argument("--seed", type=int, default=1)
+    sf.add_argument("--tiny", action="store_true", help="a run of seconds (80 nodes, 2 days)")
+    sf.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    sf.add_argument("--json", action="store_true", help="print JSON")
+    sf.set_defaults(func=_cmd_bench_storeforward)
+
+
 def _add_bench(sub: _Subparsers) -> None:
     """`railgun-ref bench ...`, in the order `--help` lists them."""
     bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
@@ -766,6 +796,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_dht,
         _add_bench_voice,
         _add_bench_bootstrap,
+        _add_bench_storeforward,
     ):
         add(bench_sub)
 

@@ -25,7 +25,7 @@ import json
 import math
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -194,6 +194,8 @@ class _World:
         ]
         self._request = 0
         self.inbox: dict[NodeId, list[bytes]] = {}
+        self._in_flight: deque[tuple[NodeId, NodeId, bytes]] = deque()
+        self._flushing = False
         self.last_round: dict[NodeId, float] = {}
         self.partition_replicas: list[tuple[NodeId, bytes]] = []
         self.partition_healed_at: float | None = None
@@ -268,6 +270,27 @@ class _World:
         return found
 
     def pump(self, node: NodeId) -> None:
+        """Take `node`'s actions, then deliver what is in flight until the network is quiet."""
+        self._take_actions(node)
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver what is in flight, and what that causes, until the network is quiet."""
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._in_flight:
+                src, dst, data = self._in_flight.popleft()
+                if dst in self.holders and dst in self.online:
+                    self.holders[dst].receive(data, peer=src, now=self.now)
+                    self._take_actions(dst)
+                elif dst not in self.holders:
+                    self.inbox.setdefault(dst, []).append(data)  # to senders and recipients
+        finally:
+            self._flushing = False
+
+    def _take_actions(self, node: NodeId) -> None:
         holder = self.holders[node]
         while (action := holder.next_action()) is not None:
             match action:
@@ -285,13 +308,10 @@ class _World:
                     assert_never(action)
 
     def _deliver(self, src: NodeId, dst: NodeId, data: bytes) -> None:
+        """Put one message in flight; `flush` delivers it (at once: hours matter here)."""
         self.counts["sf_messages"] += 1
         self.counts["sf_bytes"] += len(data)
-        if dst in self.holders and dst in self.online:
-            self.holders[dst].receive(data, peer=src, now=self.now)
-            self.pump(dst)
-        elif dst not in self.holders:
-            self.inbox.setdefault(dst, []).append(data)  # answers to senders and recipients
+        self._in_flight.append((src, dst, data))
 
     def _persisted(self, node: NodeId, persist: Persist) -> None:
         for stored in persist.put:
@@ -354,6 +374,7 @@ class _World:
         holders = choose_holders_for(self, key)
         for node in holders:
             self._deliver(sender.node_id, node, m.encode(request))
+        self.flush()
         results = [m.decode(data) for data in self.inbox.pop(sender.node_id, [])]
         self.counts["store_accepted"] += sum(
             isinstance(r, m.Result) and r.status == 0 for r in results
@@ -400,6 +421,7 @@ class _World:
                         message_ids=tuple(got[start : start + 64]),
                     )
                     self._deliver(recipient.identity.node_id, node, m.encode(receipt))
+                self.flush()
 
     def _pick_up_from(
         self, node: NodeId, recipient: _Recipient, key: bytes, mailbox: Identity

@@ -32,8 +32,9 @@ Theory of operation (the seed's eight steps; clauses in brackets):
    REPLICATE of the same id and mailbox key: a returning replica cannot
    resurrect a deleted message (SF-4.3).
 5. Every ``repair_interval`` the holder asks for the current holder set of
-   each key it holds messages, or tombstones of unexpired messages, for (SF-7.1) and sends each a SYNC of the ids and receipts
-   it holds; the peer applies the receipts, answers with the ids it lacks
+   each key it holds messages (or tombstones of unexpired messages) for
+   (SF-7.1) and sends each a SYNC of the ids and receipts it holds; the
+   peer applies the receipts, answers with the ids it lacks
    and the receipts of ids the syncer still lists, and gets a REPLICATE of
    each id it lacks (SF-7.2, SF-7.3). Deletions so spread within one repair
    period, and lost replicas are made again. The SYNC also goes to every

@@ -379,3 +379,28 @@ def test_message_id_is_computed_from_what_is_kept() -> None:
         proof=request.proof,
     )
     assert longer.message_id != request.message_id
+
+
+@pytest.mark.clause("SF-7.4", "SF-3.4")
+def test_a_rejoining_holder_learns_before_it_copies() -> None:
+    """SF-7.4: wanted ids get no REPLICATE during the rejoin quiet time; a tombstone
+    holder announces the key and its SYNC reaches the rejoining replica (SF-7.2)."""
+    a, b, c = (NodeId(bytes([n]) * 32) for n in (10, 11, 12))
+    nodes = {n: StorageHolder(n, authoriser=VectorAuthoriser(), now=T0) for n in (a, b, c)}
+    request = store()
+    for n in (a, b):
+        nodes[n].receive(m.encode(request), peer=PEER, now=T0)
+        drain(nodes[n])
+    nodes[b].receive(receipt((request.message_id,)), peer=PEER, now=T0 + 10)
+    drain(nodes[b])
+    nodes[b].repair_now(now=T0 + 20)  # b holds only a tombstone: it still announces the key
+    assert any(isinstance(x, PublishRendezvous) for x in drain(nodes[b]))
+    back = T0 + 86_400
+    nodes[a].repair_now(now=back, rejoined=True)
+    drain(nodes[a])
+    wanted = m.Sync(reply=True, rendezvous_key=KEY, message_ids=(request.message_id,), receipts=())
+    nodes[a].receive(m.encode(wanted), peer=c, now=back + 1)
+    assert drain(nodes[a]) == []  # quiet: no copy to c
+    nodes[a].holders_found(KEY, _candidates(c), announced=[b], now=back + 2)
+    _pump(nodes, back + 2)
+    assert nodes[a].held == {} and nodes[c].held == {}
