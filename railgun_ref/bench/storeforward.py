@@ -558,8 +558,10 @@ def _deletion(world: _World) -> dict[str, Any]:
             if seen is not None:
                 back += 1
                 in_period_of_back += at is not None and at - seen <= interval
+    delivered = sum(1 for msg in world.messages.values() if msg.delivered_at is not None)
     return {
         "replicas_at_delivery": total,
+        "replicas_per_message_at_delivery": _rate(total, delivered),
         "deleted_after_delivery": _rate(deleted, total),
         "deleted_within_repair_period": _rate(in_period, total),
         "holders_online_again": back,
@@ -629,27 +631,36 @@ def _metrics(world: _World) -> dict[str, Any]:
     }
 
 
-def analytic_without_repair(params: BenchParams, churn: WeibullChurn) -> float:
-    """P(some of the k holders is online and not gone at the recipient's first return).
+def analytic_without_repair(params: BenchParams, churn: WeibullChurn) -> dict[str, float]:
+    """Two bounds on delivery without repair, k holders, the recipient away for T.
 
     Holders are independent alternating renewal processes with the Weibull
     means: availability ``a = E[session] / (E[session] + E[offline])``; a
     holder has not left for good after time T with probability
-    ``(1 - p) ** (T / E[cycle])``. T is the recipient's offline time
-    (log-uniform), integrated numerically. Only the first pickup counts, so
-    the simulated rate (which retries hourly) should be at least this.
+    ``s(T) = (1 - p) ** (T / E[cycle])``. T is the recipient's offline time
+    (log-uniform), integrated numerically.
+
+    * ``first_pickup_only``: ``1 - (1 - a s(T))^k``: some holder is online at
+      the recipient's first return (a lower bound: the recipient retries);
+    * ``unlimited_retries``: ``1 - (1 - s(T))^k``: some holder has not left for
+      good (an upper bound: it assumes the recipient eventually meets it).
     """
     session = churn.session_scale * math.gamma(1 + 1 / churn.session_shape)
     offline = churn.offline_scale * math.gamma(1 + 1 / churn.offline_shape)
     availability = session / (session + offline)
     low, high = math.log(params.min_offline_hours), math.log(params.max_offline_hours)
     steps = 400
-    total = 0.0
+    first = eventual = 0.0
     for i in range(steps):
         hours = math.exp(low + (high - low) * (i + 0.5) / steps)
         alive = (1 - params.permanent_departure) ** (hours * HOUR / (session + offline))
-        total += 1 - (1 - availability * alive) ** params.redundancy
-    return total / steps
+        first += 1 - (1 - availability * alive) ** params.redundancy
+        eventual += 1 - (1 - alive) ** params.redundancy
+    return {
+        "first_pickup_only": first / steps,
+        "unlimited_retries": eventual / steps,
+        "holder_availability": availability,
+    }
 
 
 PUBLISHED: Final = {
@@ -693,6 +704,7 @@ def run(params: BenchParams) -> dict[str, Any]:
     with_repair = _metrics(with_world)
     without_repair = _metrics(simulate(params, repair=False))
     churn = with_world.churn
+    analytic = analytic_without_repair(params, churn)
     return {
         "benchmark": "storeforward",
         "parameters": {
@@ -712,7 +724,8 @@ def run(params: BenchParams) -> dict[str, Any]:
         },
         "delivery_rate": with_repair["delivery_rate"],
         "delivery_rate_without_repair": without_repair["delivery_rate"],
-        "analytic_without_repair": analytic_without_repair(params, churn),
+        "analytic_without_repair": analytic["first_pickup_only"],
+        "analytic_without_repair_model": analytic,
         "deleted_after_delivery": with_repair["deleted_after_delivery"],
         "deleted_within_repair_period": with_repair["deleted_within_repair_period"],
         "resurrections": with_repair["resurrections"],
