@@ -11,6 +11,7 @@ from railgun_ref.dht.service import Dht
 from railgun_ref.node import Node
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
+from railgun_ref.storeforward.holder import StorageHolder
 from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
 from railgun_ref.transport.service import HybridTransportService
@@ -42,6 +43,10 @@ def _turnserver(core: TurnServer) -> ProtocolCore[object]:
 
 
 def _roomscore(core: RoomsCore) -> ProtocolCore[object]:
+    return core
+
+
+def _storageholder(core: StorageHolder) -> ProtocolCore[object]:
     return core
 
 
