@@ -680,7 +680,7 @@ PUBLISHED: Final = {
         "holders": "k = 3 by capacity among the 6 nearest",
         "ttl_days": 7,
         "delete_on_delivery": True,
-        "source": "paper/spec.md section 18 (SF)",
+        "source": "paper/spec.md section 19 (SF)",
     },
 }
 
