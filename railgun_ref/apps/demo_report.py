@@ -37,16 +37,19 @@ __all__ = [
     "INTERVAL_COLUMNS",
     "MESSAGE_COLUMNS",
     "PATH_COLOURS",
+    "RATE_BIN_S",
     "STATE_COLOURS",
     "TIMING_COLUMNS",
     "WINDOW_COLUMNS",
     "client_timings_frame",
     "deliveries_frame",
     "delivery_rate_chart",
+    "delivery_rates",
     "events_frame",
     "message_path_chart",
     "message_paths",
     "report_charts",
+    "report_span",
     "scenario_windows",
     "state_intervals",
     "state_timeline",
@@ -246,9 +249,24 @@ def client_timings_frame(report: dict[str, Any]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ charts
 
+#: Seconds of one bar of `delivery_rate_chart`.
+RATE_BIN_S: Final = 1.0
+
+
+def report_span(report: dict[str, Any]) -> tuple[float, float]:
+    """The time axis every chart of `report` shares: from its start to its end (seconds)."""
+    return 0.0, float(report["demo"]["duration_s"])
+
+
+def _time_axis(field: str, title: str, domain: tuple[float, float] | None) -> Any:
+    """A seconds-since-start x axis, fixed to `domain` if given (charts stacked one above
+    the other then line up)."""
+    scale = alt.Scale(domain=list(domain), nice=False) if domain else alt.Undefined
+    return alt.X(field, title=title, scale=scale)
+
 
 def _windows_layer(windows: pd.DataFrame) -> Any:
-    """Shaded fault windows with the scenario's name on top."""
+    """Shaded fault windows with the scenario's name just above the plot."""
     shade = (
         alt.Chart(windows)
         .mark_rect(opacity=0.12, color="#e45756")
@@ -260,20 +278,26 @@ def _windows_layer(windows: pd.DataFrame) -> Any:
     )
     label = (
         alt.Chart(windows)
-        .mark_text(align="left", baseline="top", dx=3, dy=-12, color="#e45756")
-        .encode(x="fault_at:Q", text="scenario:N")
+        .mark_text(align="left", baseline="bottom", dx=2, dy=-1, color="#e45756")
+        .encode(x="fault_at:Q", y=alt.value(0), text="scenario:N")
     )
     return shade + label
 
 
-def state_timeline(intervals: pd.DataFrame, windows: pd.DataFrame | None = None) -> Any:
-    """One bar per client across time, coloured by transport state; faults shaded."""
+def state_timeline(
+    intervals: pd.DataFrame,
+    windows: pd.DataFrame | None = None,
+    *,
+    domain: tuple[float, float] | None = None,
+) -> Any:
+    """One bar per client across time, coloured by transport state; faults shaded.
+    `domain` fixes the time axis (`report_span`)."""
     states = [s for s in STATE_COLOURS if s in set(intervals["state"])] or list(STATE_COLOURS)
     bars = (
         alt.Chart(intervals, title="Transport state of each client")
         .mark_bar(height=12)
         .encode(
-            x=alt.X("start:Q", title="seconds since start"),
+            x=_time_axis("start:Q", "seconds since start", domain),
             x2="end:Q",
             y=alt.Y("client:O", title="client"),
             color=alt.Color(
@@ -289,18 +313,24 @@ def state_timeline(intervals: pd.DataFrame, windows: pd.DataFrame | None = None)
     return chart.properties(width=640, height=height)
 
 
-def message_path_chart(paths: pd.DataFrame, windows: pd.DataFrame | None = None) -> Any:
-    """Every message sent: when and by whom, coloured by the path that delivered it."""
-    domain = [*PATH_COLOURS, "none"]
+def message_path_chart(
+    paths: pd.DataFrame,
+    windows: pd.DataFrame | None = None,
+    *,
+    domain: tuple[float, float] | None = None,
+) -> Any:
+    """Every message sent: when and by whom, coloured by the path that delivered it.
+    `domain` fixes the time axis (`report_span`)."""
+    paths_domain = [*PATH_COLOURS, "none"]
     points = (
         alt.Chart(paths, title="The path each message took")
         .mark_point(filled=True, size=60)
         .encode(
-            x=alt.X("sent_at:Q", title="sent at (seconds since start)"),
+            x=_time_axis("sent_at:Q", "sent at (seconds since start)", domain),
             y=alt.Y("sender:O", title="sender"),
             color=alt.Color(
                 "path:N",
-                scale=alt.Scale(domain=domain, range=[*PATH_COLOURS.values(), "#e45756"]),
+                scale=alt.Scale(domain=paths_domain, range=[*PATH_COLOURS.values(), "#e45756"]),
                 title="delivered via",
             ),
             tooltip=[
@@ -319,21 +349,52 @@ def message_path_chart(paths: pd.DataFrame, windows: pd.DataFrame | None = None)
     return chart.properties(width=640, height=height)
 
 
-def delivery_rate_chart(deliveries: pd.DataFrame, windows: pd.DataFrame | None = None) -> Any:
-    """Messages handed to applications per second, stacked by the path that brought them."""
+def delivery_rates(deliveries: pd.DataFrame, *, bin_s: float = RATE_BIN_S) -> pd.DataFrame:
+    """First deliveries per `bin_s` bin of delivery time and path (duplicates left out).
+
+    Columns: ``start``, ``end`` (the bin, seconds since start), ``path``,
+    ``deliveries``, and ``low``/``high``, the path's stretch of the bin's
+    stacked bar (central below p2p).
+    """
+    if bin_s <= 0:
+        raise ValueError("bin_s must be positive")
     first = deliveries[~deliveries["duplicate"].astype(bool)]
+    start = first["t"].astype(float).floordiv(bin_s) * bin_s
     data = (
-        first.assign(second=first["t"].astype(float).floordiv(1.0))
-        .groupby(["second", "path"], as_index=False)
+        first.assign(start=start)
+        .groupby(["start", "path"], as_index=False)
         .size()
         .rename(columns={"size": "deliveries"})
     )
+    data["end"] = data["start"] + bin_s
+    data = data.sort_values(["start", "path"], kind="stable").reset_index(drop=True)
+    data["high"] = data.groupby("start")["deliveries"].cumsum()
+    data["low"] = data["high"] - data["deliveries"]
+    return data[["start", "end", "path", "deliveries", "low", "high"]]
+
+
+def delivery_rate_chart(
+    deliveries: pd.DataFrame,
+    windows: pd.DataFrame | None = None,
+    *,
+    domain: tuple[float, float] | None = None,
+    bin_s: float = RATE_BIN_S,
+) -> Any:
+    """Messages handed to applications per `bin_s` of delivery time, stacked by path.
+
+    Each bar spans its bin ([start, start + bin_s), `delivery_rates`), so it
+    stands over the time its deliveries happened; `domain` fixes the time
+    axis (`report_span`) so that the chart lines up with the others.
+    """
+    data = delivery_rates(deliveries, bin_s=bin_s)
     bars = (
-        alt.Chart(data, title="Deliveries per second by path")
-        .mark_bar()
+        alt.Chart(data, title=f"Deliveries per {bin_s:g} s by path (by delivery time)")
+        .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("second:Q", title="seconds since start"),
-            y=alt.Y("deliveries:Q", title="deliveries", stack=True),
+            x=_time_axis("start:Q", "delivered at (seconds since start)", domain),
+            x2="end:Q",
+            y=alt.Y("high:Q", title="deliveries"),
+            y2="low:Q",
             color=alt.Color(
                 "path:N",
                 scale=alt.Scale(
@@ -341,7 +402,7 @@ def delivery_rate_chart(deliveries: pd.DataFrame, windows: pd.DataFrame | None =
                 ),
                 title="path",
             ),
-            tooltip=["second:Q", "path:N", "deliveries:Q"],
+            tooltip=["start:Q", "end:Q", "path:N", "deliveries:Q"],
         )
     )
     chart = bars if windows is None or windows.empty else _windows_layer(windows) + bars
@@ -349,13 +410,15 @@ def delivery_rate_chart(deliveries: pd.DataFrame, windows: pd.DataFrame | None =
 
 
 def report_charts(report: dict[str, Any]) -> Any:
-    """The three charts of a report, one above the other, each with its own colours
-    and legend (states and paths are different things)."""
+    """The three charts of a report, one above the other on one time axis
+    (`report_span`), each with its own colours and legend (states and paths are
+    different things)."""
     windows = scenario_windows(report)
+    span = report_span(report)
     return alt.vconcat(
-        state_timeline(state_intervals(report), windows),
-        message_path_chart(message_paths(report), windows),
-        delivery_rate_chart(deliveries_frame(report), windows),
+        state_timeline(state_intervals(report), windows, domain=span),
+        message_path_chart(message_paths(report), windows, domain=span),
+        delivery_rate_chart(deliveries_frame(report), windows, domain=span),
     ).resolve_scale(color="independent")
 
 

@@ -12,7 +12,7 @@ aggregate first.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import altair as alt
@@ -34,19 +34,90 @@ def _pongs(pings: pd.DataFrame) -> pd.DataFrame:
     return pings[pings["outcome"] == "pong"]
 
 
-def rtt_heatmap(pings: pd.DataFrame, *, title: str = "PING round-trip time") -> Any:
-    """Source × destination grid coloured by RTT in ms; pairs without a PONG stay blank."""
+#: Colours of the heatmap cells that have no RTT: a PING without a PONG (by its
+#: outcome), and a node that was down and so sent nothing.
+NO_RTT_COLOURS: Final = {"timeout": "#d62728", "error": "#ff7f0e", "down": "#7f7f7f"}
+#: Columns of `heatmap_cells`, in order.
+HEATMAP_COLUMNS: Final = ("src", "dst", "status", "rtt_ms")
+
+
+def heatmap_cells(pings: pd.DataFrame, *, down: Iterable[int] = ()) -> pd.DataFrame:
+    """Every ordered pair of distinct nodes, as the cells of `rtt_heatmap` (`HEATMAP_COLUMNS`).
+
+    The nodes are those of `pings` plus `down` (nodes that were stopped, so
+    sent no PING). ``status`` is ``pong`` (``rtt_ms`` set), the outcome of a
+    PING that got no PONG (``timeout``, ``error``), or ``down`` for a pair
+    whose source is in `down` and that was not pinged. A pair that is neither
+    pinged nor from a down node has no cell.
+    """
     _check(pings)
-    data = pings[["src", "dst", "outcome", "rtt_ms"]]
-    return (
-        alt.Chart(data, title=title)
+    stopped = {int(node) for node in down}
+    nodes = sorted({*pings["src"].astype(int), *pings["dst"].astype(int), *stopped})
+    pinged = {
+        (int(src), int(dst)): (str(outcome), float(rtt))
+        for src, dst, outcome, rtt in zip(
+            pings["src"], pings["dst"], pings["outcome"], pings["rtt_ms"], strict=True
+        )
+    }
+    rows = []
+    for src in nodes:
+        for dst in nodes:
+            if src == dst:
+                continue
+            if (src, dst) in pinged:
+                status, rtt = pinged[src, dst]
+                rows.append((src, dst, status, rtt if status == "pong" else math.nan))
+            elif src in stopped:
+                rows.append((src, dst, "down", math.nan))
+    return pd.DataFrame(rows, columns=list(HEATMAP_COLUMNS))
+
+
+def rtt_heatmap(
+    pings: pd.DataFrame, *, down: Iterable[int] = (), title: str = "PING round-trip time"
+) -> Any:
+    """Source × destination grid: PONGs coloured by RTT in ms, the other cells by what happened.
+
+    A PING without a PONG is a cell coloured by its outcome (``timeout``,
+    ``error``); the rows of the nodes in `down` (stopped, so they sent
+    nothing) are ``down`` cells (`heatmap_cells`), so a down node shows as a
+    grey row and a column of timeouts instead of vanishing from the grid.
+    """
+    cells = heatmap_cells(pings, down=down)
+    nodes = sorted({*cells["src"], *cells["dst"]})
+    x = alt.X("dst:O", title="destination node", scale=alt.Scale(domain=nodes))
+    y = alt.Y("src:O", title="source node", scale=alt.Scale(domain=nodes))
+    tooltip = ["src:O", "dst:O", "status:N", alt.Tooltip("rtt_ms:Q", format=".3f")]
+    pongs = (
+        alt.Chart(cells[cells["status"] == "pong"])
         .mark_rect()
         .encode(
-            x=alt.X("dst:O", title="destination node"),
-            y=alt.Y("src:O", title="source node"),
+            x=x,
+            y=y,
             color=alt.Color("rtt_ms:Q", title="RTT (ms)", scale=alt.Scale(scheme="viridis")),
-            tooltip=["src:O", "dst:O", "outcome:N", alt.Tooltip("rtt_ms:Q", format=".3f")],
+            tooltip=tooltip,
         )
+    )
+    missing = cells[cells["status"] != "pong"]
+    present = set(missing["status"])
+    statuses = [s for s in NO_RTT_COLOURS if s in present] + sorted(present - set(NO_RTT_COLOURS))
+    colours = [NO_RTT_COLOURS.get(s, "#000000") for s in statuses]
+    others = (
+        alt.Chart(missing)
+        .mark_rect()
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "status:N",
+                title="no RTT",
+                scale=alt.Scale(domain=statuses, range=colours),
+            ),
+            tooltip=tooltip,
+        )
+    )
+    return (
+        alt.layer(pongs, others, title=title)
+        .resolve_scale(color="independent")
         .properties(width=320, height=320)
     )
 
@@ -249,11 +320,14 @@ def lookup_distances(lookup: pd.DataFrame, *, title: str = "distance to the targ
 def bucket_fill_chart(buckets: pd.DataFrame, *, title: str = "routing table") -> Any:
     """Contacts per k-bucket (bars), other nodes in the bucket's range (ticks), capacity k (rule).
 
-    Takes `LocalNetwork.bucket_fill`. Far buckets cover half, a quarter, ...
-    of the id space and hold at most k; near ones hold all the few nodes there are.
+    Takes `LocalNetwork.bucket_fill`. Bucket i holds the contacts at XOR
+    distance [2^i, 2^(i+1)), i.e. whose distance has bit length i + 1
+    (`railgun_ref.dht.geometry.bucket_index`). Far buckets cover half, a
+    quarter, ... of the id space and hold at most k; near ones hold all the
+    few nodes there are.
     """
     _require(buckets, ("bucket", "contacts", "in_network", "k"), "a bucket table")
-    x = alt.X("bucket:O", title="bucket (bit length of the XOR distance)")
+    x = alt.X("bucket:O", title="bucket i (XOR distance 2^i to 2^(i+1) - 1)")
     bars = (
         alt.Chart(buckets)
         .mark_bar(opacity=0.8)

@@ -83,6 +83,8 @@ PLAN_COLUMNS: Final = (
 BANDWIDTH_COLUMNS: Final = ("participants", "topology", "who", "upload_mbps", "download_mbps")
 #: Columns of `fps_frame`, in order.
 FPS_COLUMNS: Final = ("t", "listener", "source", "stream", "fps")
+#: Columns of `fps_summary`, in order.
+FPS_SUMMARY_COLUMNS: Final = ("t", "streams", "min_fps", "median_fps", "max_fps")
 #: Columns of `stream_gaps`, in order.
 GAP_COLUMNS: Final = (
     "listener",
@@ -766,39 +768,167 @@ def fps_frame(
     return pd.DataFrame(rows, columns=list(FPS_COLUMNS))
 
 
-def fps_chart(
-    fps: pd.DataFrame,
-    call: GrownCall,
-    index: Mapping[NodeId, int],
-    *,
-    title: str = "frames/s of every stream",
-) -> Any:
-    """One line per stream (colour: its source), a rule where each plan was applied,
-    labelled with the plan."""
+def fps_summary(fps: pd.DataFrame) -> pd.DataFrame:
+    """Per bin of an `fps_frame`: how many streams it measured and their lowest, median
+    and highest frames/s (`FPS_SUMMARY_COLUMNS`), bins in time order."""
+    grouped = fps.groupby("t", sort=True)["fps"]
+    frame = pd.DataFrame(
+        {
+            "streams": grouped.size(),
+            "min_fps": grouped.min(),
+            "median_fps": grouped.median(),
+            "max_fps": grouped.max(),
+        }
+    ).reset_index()
+    return frame.astype({"t": "float64", "streams": "int64"})[list(FPS_SUMMARY_COLUMNS)]
+
+
+def _runs(values: pd.Series) -> list[int]:
+    """`values` with consecutive repeats collapsed: [12, 12, 20, 30, 30] -> [12, 20, 30]."""
+    out: list[int] = []
+    for value in values.tolist():
+        if not out or out[-1] != value:
+            out.append(int(value))
+    return out
+
+
+def _fps_over_time(fps: pd.DataFrame, call: GrownCall, index: Mapping[NodeId, int]) -> Any:
+    """The min-max band and the median and min lines of `fps_summary`, the plan switches."""
+    summary = fps_summary(fps)
+    x = alt.X("t:Q", title="seconds since the call started (capture time)")
+    y_scale = alt.Scale(domain=[0, 60])
+    tooltip = ["t:Q", "streams:Q", "min_fps:Q", "median_fps:Q", "max_fps:Q"]
+    band = (
+        alt.Chart(summary)
+        .mark_area(opacity=0.25, color="#4c78a8", interpolate="step-after")
+        .encode(
+            x=x,
+            y=alt.Y("min_fps:Q", title="frames/s per stream", scale=y_scale),
+            y2="max_fps:Q",
+            tooltip=tooltip,
+        )
+    )
+    statistics = {"median_fps": "median stream", "min_fps": "lowest stream"}
+    long = summary.melt(id_vars=["t", "streams"], value_vars=list(statistics), var_name="statistic")
+    long = long.rename(columns={"value": "fps"}).replace({"statistic": statistics})
+    lines = (
+        alt.Chart(long)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=x,
+            y=alt.Y("fps:Q", scale=y_scale),
+            color=alt.Color(
+                "statistic:N",
+                title="over all streams",
+                scale=alt.Scale(domain=list(statistics.values()), range=["#4c78a8", "#e45756"]),
+            ),
+            strokeDash=alt.StrokeDash(
+                "statistic:N",
+                scale=alt.Scale(domain=list(statistics.values()), range=[[1, 0], [4, 2]]),
+                legend=None,
+            ),
+            tooltip=["t:Q", "streams:Q", "statistic:N", "fps:Q"],
+        )
+    )
     switches = pd.DataFrame(
         {
             "t": [step.applied for step in call.steps],
             "plan": [describe_plan(step.plan, index) for step in call.steps],
         }
     )
-    lines = (
-        alt.Chart(fps)
-        .mark_line(opacity=0.6, strokeWidth=1)
-        .encode(
-            x=alt.X("t:Q", title="seconds since the call started"),
-            y=alt.Y("fps:Q", title="frames/s", scale=alt.Scale(domain=[0, 60])),
-            color=alt.Color("source:N", title="source node"),
-            detail="stream:N",
-            tooltip=["stream:N", "t:Q", "fps:Q"],
-        )
-    )
     rules = alt.Chart(switches).mark_rule(strokeDash=[4, 3], color="black").encode(x="t:Q")
     text = (
         alt.Chart(switches)
-        .mark_text(align="left", dx=3, dy=-4, fontSize=9, angle=0, baseline="bottom")
+        .mark_text(align="left", dx=3, dy=-4, fontSize=9, baseline="bottom")
         .encode(x="t:Q", y=alt.value(12), text="plan:N")
     )
-    return (lines + rules + text).properties(title=title, width=620, height=260)
+    return (band + lines + rules + text).properties(
+        title=alt.TitleParams(
+            "frames/s over time, all streams",
+            subtitle=[
+                "band: lowest to highest stream; 50 is every frame; dashed rules: new plans",
+                "streams measured: " + " → ".join(str(n) for n in _runs(summary["streams"])),
+            ],
+        ),
+        width=620,
+        height=220,
+    )
+
+
+def _gap_strip(gaps: pd.DataFrame, tolerance: int) -> Any:
+    """The longest run of lost frames of every stream, against the concealment limit."""
+    data = gaps.assign(
+        stream=[f"{s}→{d}" for s, d in zip(gaps["source"], gaps["listener"], strict=True)],
+        longest_gap=gaps["longest_gap"].astype("float64"),
+        frames=gaps["frames"].astype("int64"),
+    )
+    data["verdict"] = [
+        "gap" if frames == 0 or not longest <= tolerance else "no gap"
+        for frames, longest in zip(data["frames"], data["longest_gap"], strict=True)
+    ]
+    data["longest_gap"] = data["longest_gap"].fillna(float(tolerance + 1))
+    data = data[["stream", "source", "listener", "frames", "missing", "longest_gap", "verdict"]]
+    data = data.astype({"missing": "float64"})
+    bad = int((data["verdict"] == "gap").sum())
+    verdict = "no stream had a gap" if bad == 0 and len(data) else f"{bad} stream(s) had a gap"
+    order = data.sort_values(["source", "listener"])["stream"].tolist()
+    top = max(float(data["longest_gap"].max()) if len(data) else 0.0, tolerance + 1.0)
+    points = (
+        alt.Chart(data)
+        .mark_point(filled=True, size=50)
+        .encode(
+            x=alt.X("stream:N", sort=order, title="stream (source→listener)"),
+            y=alt.Y(
+                "longest_gap:Q",
+                title="longest run of lost frames",
+                scale=alt.Scale(domain=[0, top]),
+                axis=alt.Axis(tickMinStep=1),
+            ),
+            color=alt.Color(
+                "verdict:N",
+                title="check",
+                scale=alt.Scale(domain=["no gap", "gap"], range=["#54a24b", "#e45756"]),
+            ),
+            tooltip=["stream:N", "frames:Q", "missing:Q", "longest_gap:Q", "verdict:N"],
+        )
+    )
+    limit = (
+        alt.Chart(pd.DataFrame({"limit": [tolerance]}))
+        .mark_rule(color="#e45756", strokeDash=[4, 3])
+        .encode(y="limit:Q")
+    )
+    return (points + limit).properties(
+        title=alt.TitleParams(
+            f"the no-gap check: {verdict} ({len(data)} streams)",
+            subtitle=f"dashed: {tolerance} frames ({tolerance * 20} ms), what concealment fills",
+        ),
+        width=620,
+        height=120,
+    )
+
+
+def fps_chart(
+    fps: pd.DataFrame,
+    call: GrownCall,
+    index: Mapping[NodeId, int],
+    *,
+    gaps: pd.DataFrame | None = None,
+    tolerance: int = MAX_CONCEALED_FRAMES,
+    title: str = "frames/s of every stream",
+) -> Any:
+    """What every stream of a call delivered, in two panels that read at a glance.
+
+    Top: per bin of `fps` (an `fps_frame`), the lowest, median and highest
+    frames/s over all streams (`fps_summary`), with a rule where each plan
+    was applied: a stream that lost frames pulls the lowest line down.
+    Bottom: the no-gap check (`no_gaps`), one point per stream of `gaps`
+    (default: `stream_gaps` of `call`) at its longest run of lost frames,
+    against the `tolerance` line.
+    """
+    gaps = stream_gaps(call, index) if gaps is None else gaps
+    return alt.vconcat(
+        _fps_over_time(fps, call, index), _gap_strip(gaps, tolerance), title=title
+    ).resolve_scale(color="independent")
 
 
 def stream_gaps(call: GrownCall, index: Mapping[NodeId, int]) -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """Altair charts of ping and DHT tables build valid Vega-Lite specs of the right data."""
 
+import math
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from railgun_ref.dht.geometry import bucket_index, bucket_range
 from railgun_ref.lab import (
     LocalNetwork,
     bucket_fill_chart,
@@ -16,7 +18,8 @@ from railgun_ref.lab import (
     rtt_heatmap,
     rtt_histogram,
 )
-from railgun_ref.lab.charts import lookup_layout
+from railgun_ref.lab.charts import HEATMAP_COLUMNS, NO_RTT_COLOURS, heatmap_cells, lookup_layout
+from railgun_ref.lab.lookups import bucket_table
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +31,74 @@ def rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return values
 
 
+def heatmap_layers(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cells of the PONG layer and of the no-RTT layer of an `rtt_heatmap` spec."""
+    pongs, others = spec["layer"]
+    return (
+        pd.DataFrame(spec["datasets"][pongs["data"]["name"]]),
+        pd.DataFrame(spec["datasets"][others["data"]["name"]]),
+    )
+
+
 def test_the_heatmap_is_a_src_by_dst_grid_coloured_by_rtt(pings: pd.DataFrame) -> None:
     spec = rtt_heatmap(pings).to_dict()  # validates against the Vega-Lite schema
-    assert spec["mark"]["type"] == "rect"
-    encoding = spec["encoding"]
+    pongs_layer = spec["layer"][0]
+    assert pongs_layer["mark"]["type"] == "rect"
+    encoding = pongs_layer["encoding"]
     assert (encoding["x"]["field"], encoding["y"]["field"]) == ("dst", "src")
     assert encoding["color"]["field"] == "rtt_ms" and encoding["color"]["type"] == "quantitative"
-    assert len(rows(spec)) == len(pings) == 20
+    assert encoding["x"]["scale"]["domain"] == list(range(5)) == encoding["y"]["scale"]["domain"]
+    pongs, others = heatmap_layers(spec)
+    assert len(pongs) == len(pings) == 20 and others.empty
+
+
+# Nodes 0..3; node 2 was down: pings to it timed out, and it sent none.
+DOWN_PINGS = pd.DataFrame(
+    {
+        "src": [0, 0, 0, 1, 1, 1, 3, 3, 3],
+        "dst": [1, 2, 3, 0, 2, 3, 0, 1, 2],
+        "outcome": [
+            "pong",
+            "timeout",
+            "pong",
+            "pong",
+            "timeout",
+            "error",
+            "pong",
+            "pong",
+            "timeout",
+        ],
+        "rtt_ms": [1.0, math.nan, 2.0, 3.0, math.nan, math.nan, 4.0, 5.0, math.nan],
+    }
+)
+
+
+def test_heatmap_cells_keep_every_pair_and_say_why_a_cell_has_no_rtt() -> None:
+    cells = heatmap_cells(DOWN_PINGS, down=[2])
+    assert tuple(cells.columns) == HEATMAP_COLUMNS
+    assert len(cells) == 4 * 3  # every ordered pair of distinct nodes, the down one included
+    status = {
+        (s, d): v for s, d, v in zip(cells["src"], cells["dst"], cells["status"], strict=True)
+    }
+    assert [status[2, d] for d in (0, 1, 3)] == ["down", "down", "down"]
+    assert [status[s, 2] for s in (0, 1, 3)] == ["timeout", "timeout", "timeout"]
+    assert status[1, 3] == "error" and status[0, 1] == "pong"
+    assert cells.loc[cells["status"] == "pong", "rtt_ms"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert cells.loc[cells["status"] != "pong", "rtt_ms"].isna().all()
+    # without `down`, a node that sent nothing has no row to show
+    assert set(heatmap_cells(DOWN_PINGS)["src"]) == {0, 1, 3}
+
+
+def test_the_heatmap_shows_down_nodes_as_cells_of_their_own_colour() -> None:
+    spec = rtt_heatmap(DOWN_PINGS, down=[2]).to_dict()
+    pongs, others = heatmap_layers(spec)
+    assert len(pongs) + len(others) == 12
+    assert sorted(set(others["status"])) == ["down", "error", "timeout"]
+    colour = spec["layer"][1]["encoding"]["color"]
+    assert colour["field"] == "status" and colour["type"] == "nominal"
+    assert colour["scale"]["range"] == [NO_RTT_COLOURS[s] for s in colour["scale"]["domain"]]
+    assert spec["resolve"]["scale"]["color"] == "independent"  # RTT gradient + status legend
+    assert spec["layer"][0]["encoding"]["y"]["scale"]["domain"] == [0, 1, 2, 3]
 
 
 def test_the_histogram_bins_pong_rtts(pings: pd.DataFrame) -> None:
@@ -63,7 +127,9 @@ def test_charts_leave_out_pairs_without_a_pong(pings: pd.DataFrame) -> None:
     lossy.loc[:4, "rtt_ms"] = float("nan")
     assert len(rows(rtt_histogram(lossy).to_dict())) == 15
     assert len(rows(rtt_cdf(lossy).to_dict())) == 15
-    assert len(rows(rtt_heatmap(lossy).to_dict())) == 20  # blank cells, still on the grid
+    pongs, others = heatmap_layers(rtt_heatmap(lossy).to_dict())
+    assert (len(pongs), len(others)) == (15, 5)  # the timeouts are cells of their own
+    assert set(others["status"]) == {"timeout"}
 
 
 def test_a_table_that_is_not_a_ping_table_is_refused() -> None:
@@ -154,6 +220,19 @@ def test_the_bucket_chart_layers_contacts_candidates_and_capacity() -> None:
     assert layers["bar"]["encoding"]["y"]["field"] == "contacts"
     assert layers["tick"]["encoding"]["y"]["field"] == "in_network"
     assert layers["rule"]["encoding"]["y"]["field"] == "k"
+
+
+def test_the_bucket_axis_says_what_the_dht_geometry_does() -> None:
+    """Bucket i holds distances [2^i, 2^(i+1)): the bit length of the distance is i + 1."""
+    local = bytes(32)
+    other = bytes(31) + b"\x05"  # distance 5: bit length 3, bucket 2
+    assert bucket_index(local, other) == 2 == (5).bit_length() - 1
+    assert bucket_range(2) == (4, 8)
+    table = bucket_table(local, {2: 1}, [local, other], k=4)
+    assert table[["bucket", "contacts", "in_network"]].values.tolist() == [[2, 1, 1]]
+    spec = bucket_fill_chart(table).to_dict()
+    title = layered(spec)["bar"]["encoding"]["x"]["title"]
+    assert "2^i to 2^(i+1) - 1" in title and "bit length of" not in title
 
 
 def test_the_hops_histogram_counts_lookups_and_marks_log2_n() -> None:

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from railgun_ref.apps.demo import ScenarioResult
@@ -24,11 +25,13 @@ from railgun_ref.lab.failover import (
     client_timings_frame,
     deliveries_frame,
     delivery_rate_chart,
+    delivery_rates,
     events_frame,
     failover_panel,
     message_path_chart,
     message_paths,
     report_charts,
+    report_span,
     scenario_windows,
     state_intervals,
     state_timeline,
@@ -185,8 +188,54 @@ def test_charts_are_valid_vega_lite(report: dict[str, Any]) -> None:
     paths = message_path_chart(message_paths(report), windows).to_dict()
     assert paths["layer"][-1]["encoding"]["color"]["field"] == "path"
     rate = delivery_rate_chart(deliveries_frame(report)).to_dict()
-    assert rate["encoding"]["y"]["field"] == "deliveries"
+    assert (rate["encoding"]["y"]["field"], rate["encoding"]["y2"]["field"]) == ("high", "low")
     assert len(report_charts(report).to_dict()["vconcat"]) == 3
+
+
+def test_delivery_rates_bin_first_deliveries_by_delivery_time(report: dict[str, Any]) -> None:
+    rates = delivery_rates(deliveries_frame(report))
+    assert tuple(rates.columns) == ("start", "end", "path", "deliveries", "low", "high")
+    # 5.1, 5.2 central; 14.2, 14.5 p2p; 16.3 p2p; 25.0 central; the duplicate at 21.0 is out
+    assert rates[["start", "end", "path", "deliveries"]].values.tolist() == [
+        [5.0, 6.0, "central", 2],
+        [14.0, 15.0, "p2p", 2],
+        [16.0, 17.0, "p2p", 1],
+        [25.0, 26.0, "central", 1],
+    ]
+    halves = delivery_rates(deliveries_frame(report), bin_s=0.5)
+    assert halves.loc[halves["start"] == 14.0, "deliveries"].tolist() == [1]
+    assert halves.loc[halves["start"] == 14.5, "deliveries"].tolist() == [1]
+    with pytest.raises(ValueError):
+        delivery_rates(deliveries_frame(report), bin_s=0)
+
+
+def test_delivery_bars_stack_within_their_bin() -> None:
+    deliveries = pd.DataFrame(
+        {
+            "t": [3.2, 3.4, 3.9, 4.1],
+            "client": [0, 1, 2, 0],
+            "sender": [1, 0, 0, 2],
+            "path": ["p2p", "central", "central", "p2p"],
+            "latency_ms": 5.0,
+            "duplicate": False,
+        }
+    )
+    rates = delivery_rates(deliveries).set_index(["start", "path"])
+    assert rates.loc[(3.0, "central"), ["low", "high"]].tolist() == [0, 2]
+    assert rates.loc[(3.0, "p2p"), ["low", "high"]].tolist() == [2, 3]
+    assert rates.loc[(4.0, "p2p"), ["low", "high"]].tolist() == [0, 1]
+
+
+def test_stacked_report_charts_share_one_time_axis(report: dict[str, Any]) -> None:
+    """The panels line up: every chart of the report spans the same seconds, and a
+    delivery bar spans the bin its deliveries happened in, not the second before."""
+    assert report_span(report) == (0.0, 30.0)
+    spec = report_charts(report).to_dict()
+    for panel in spec["vconcat"]:
+        x = panel["layer"][-1]["encoding"]["x"]
+        assert x["scale"] == {"domain": [0.0, 30.0], "nice": False}
+    bars = spec["vconcat"][2]["layer"][-1]["encoding"]
+    assert (bars["x"]["field"], bars["x2"]["field"]) == ("start", "end")
 
 
 def test_html_report(report: dict[str, Any], tmp_path: Path) -> None:

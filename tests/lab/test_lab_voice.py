@@ -20,7 +20,9 @@ from railgun_ref.lab.network import identities
 from railgun_ref.lab.voice import (
     BANDWIDTH_COLUMNS,
     FPS_COLUMNS,
+    FPS_SUMMARY_COLUMNS,
     GAP_COLUMNS,
+    MAX_CONCEALED_FRAMES,
     PLAN_COLUMNS,
     CallStep,
     GrownCall,
@@ -33,6 +35,7 @@ from railgun_ref.lab.voice import (
     forced_plan,
     fps_chart,
     fps_frame,
+    fps_summary,
     grow_call,
     network_identities,
     no_gaps,
@@ -294,9 +297,44 @@ def test_fps_frame_bins_frames_by_capture_time() -> None:
     }
     late = fps[fps["stream"] == "1→2"]
     assert late["t"].min() == pytest.approx(1.0) and (late["fps"] == 50.0).all()
+
+
+def test_fps_summary_gives_lowest_median_highest_per_bin() -> None:
+    fps = pd.DataFrame(
+        {
+            "t": [0.0, 0.0, 0.0, 0.2, 0.2],
+            "listener": [1, 2, 3, 1, 2],
+            "source": [2, 1, 1, 2, 1],
+            "stream": ["2→1", "1→2", "1→3", "2→1", "1→2"],
+            "fps": [50.0, 40.0, 45.0, 50.0, 25.0],
+        }
+    )
+    summary = fps_summary(fps)
+    assert tuple(summary.columns) == FPS_SUMMARY_COLUMNS
+    assert summary.values.tolist() == [[0.0, 3, 40.0, 45.0, 50.0], [0.2, 2, 25.0, 37.5, 50.0]]
+
+
+def test_the_fps_chart_summarises_streams_and_shows_the_gap_check() -> None:
+    """Top: lowest/median/highest frames/s over time with the plan rules; bottom: one point
+    per stream at its longest run of lost frames, against the concealment limit."""
+    call = recorded_call()
+    fps = fps_frame(call, INDEX, bin_seconds=0.2)
     chart = fps_chart(fps, call, INDEX)
-    rules = data_of(chart.layer[1])
-    assert rules["plan"].tolist() == ["2 participants: mesh"]
+    over_time, check = chart.vconcat
+    band, lines, rules, _labels = over_time.layer
+    assert data_of(band).equals(fps_summary(fps))
+    assert set(data_of(lines)["statistic"]) == {"median stream", "lowest stream"}
+    assert data_of(lines)["fps"].min() == 25.0  # 2→1 lost frames 110..114's bin
+    assert data_of(rules)["plan"].tolist() == ["2 participants: mesh"]
+    points, limit = check.layer
+    strip = data_of(points).set_index("stream")
+    assert sorted(strip.index) == ["1→2", "2→1"]
+    assert strip.loc["2→1", "longest_gap"] == 2 and strip.loc["2→1", "verdict"] == "no gap"
+    assert data_of(limit)["limit"].tolist() == [MAX_CONCEALED_FRAMES]
+    assert "no stream had a gap (2 streams)" in check.title.text
+    strict = fps_chart(fps, call, INDEX, tolerance=1).vconcat[1]
+    assert data_of(strict.layer[0]).set_index("stream").loc["2→1", "verdict"] == "gap"
+    assert "1 stream(s) had a gap" in strict.title.text
 
 
 def test_the_recording_router_keeps_its_own_frames_only() -> None:
