@@ -400,7 +400,7 @@ def delivery_rate_chart(
                 scale=alt.Scale(
                     domain=["central", "p2p"], range=[PATH_COLOURS["central"], PATH_COLOURS["p2p"]]
                 ),
-                title="path",
+                title="delivered via",
             ),
             tooltip=["start:Q", "end:Q", "path:N", "deliveries:Q"],
         )

@@ -101,6 +101,7 @@ def rtt_heatmap(
     present = set(missing["status"])
     statuses = [s for s in NO_RTT_COLOURS if s in present] + sorted(present - set(NO_RTT_COLOURS))
     colours = [NO_RTT_COLOURS.get(s, "#000000") for s in statuses]
+    legend = alt.Legend() if statuses else None  # no "no RTT" legend over an empty layer
     others = (
         alt.Chart(missing)
         .mark_rect()
@@ -111,6 +112,7 @@ def rtt_heatmap(
                 "status:N",
                 title="no RTT",
                 scale=alt.Scale(domain=statuses, range=colours),
+                legend=legend,
             ),
             tooltip=tooltip,
         )

@@ -50,6 +50,7 @@ def test_the_heatmap_is_a_src_by_dst_grid_coloured_by_rtt(pings: pd.DataFrame) -
     assert encoding["x"]["scale"]["domain"] == list(range(5)) == encoding["y"]["scale"]["domain"]
     pongs, others = heatmap_layers(spec)
     assert len(pongs) == len(pings) == 20 and others.empty
+    assert spec["layer"][1]["encoding"]["color"]["legend"] is None  # nothing to explain
 
 
 # Nodes 0..3; node 2 was down: pings to it timed out, and it sent none.
@@ -98,6 +99,7 @@ def test_the_heatmap_shows_down_nodes_as_cells_of_their_own_colour() -> None:
     assert colour["field"] == "status" and colour["type"] == "nominal"
     assert colour["scale"]["range"] == [NO_RTT_COLOURS[s] for s in colour["scale"]["domain"]]
     assert spec["resolve"]["scale"]["color"] == "independent"  # RTT gradient + status legend
+    assert colour["legend"] == {}  # the default legend
     assert spec["layer"][0]["encoding"]["y"]["scale"]["domain"] == [0, 1, 2, 3]
 
 
