@@ -192,7 +192,8 @@ def message_paths(report: dict[str, Any]) -> pd.DataFrame:
 
     ``path`` is ``central`` or ``p2p`` if every recipient got it over that path
     first, ``both`` if some got it one way and some the other, ``none`` if
-    nobody got it; ``last_delivery_s`` is from sending to the last recipient.
+    nobody got it (yet, in a report taken while the chat runs); ``last_delivery_s``
+    is from sending to the last recipient.
     """
     sent: dict[str, _MessageTally] = {}
     for event in report["events"]:
@@ -249,6 +250,8 @@ def client_timings_frame(report: dict[str, Any]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ charts
 
+#: Legend label expression of `message_path_chart`: a message nobody has got is "none yet".
+NOT_YET_LABEL: Final = "datum.label == 'none' ? 'none (yet)' : datum.label"
 #: Seconds of one bar of `delivery_rate_chart`.
 RATE_BIN_S: Final = 1.0
 
@@ -332,6 +335,8 @@ def message_path_chart(
                 "path:N",
                 scale=alt.Scale(domain=paths_domain, range=[*PATH_COLOURS.values(), "#e45756"]),
                 title="delivered via",
+                # A report taken mid-run has messages still on their way: "none" is "yet".
+                legend=alt.Legend(labelExpr=NOT_YET_LABEL),
             ),
             tooltip=[
                 "sender:O",

@@ -187,6 +187,7 @@ def test_charts_are_valid_vega_lite(report: dict[str, Any]) -> None:
     assert timeline["layer"][-1]["encoding"]["color"]["field"] == "state"
     paths = message_path_chart(message_paths(report), windows).to_dict()
     assert paths["layer"][-1]["encoding"]["color"]["field"] == "path"
+    assert "'none (yet)'" in paths["layer"][-1]["encoding"]["color"]["legend"]["labelExpr"]
     rate = delivery_rate_chart(deliveries_frame(report)).to_dict()
     assert (rate["encoding"]["y"]["field"], rate["encoding"]["y2"]["field"]) == ("high", "low")
     assert len(report_charts(report).to_dict()["vconcat"]) == 3
