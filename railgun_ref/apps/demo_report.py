@@ -394,7 +394,7 @@ def delivery_rate_chart(
     data = delivery_rates(deliveries, bin_s=bin_s)
     bars = (
         alt.Chart(data, title=f"Deliveries per {bin_s:g} s by path (by delivery time)")
-        .mark_rect(stroke="white", strokeWidth=0.5)
+        .mark_rect(stroke="white", strokeWidth=0.5, clip=True)
         .encode(
             x=_time_axis("start:Q", "delivered at (seconds since start)", domain),
             x2="end:Q",
