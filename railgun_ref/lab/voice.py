@@ -870,7 +870,11 @@ def _gap_strip(gaps: pd.DataFrame, tolerance: int) -> Any:
     data = data[["stream", "source", "listener", "frames", "missing", "longest_gap", "verdict"]]
     data = data.astype({"missing": "float64"})
     bad = int((data["verdict"] == "gap").sum())
-    verdict = "no stream had a gap" if bad == 0 and len(data) else f"{bad} stream(s) had a gap"
+    verdict = (
+        "no stream had a gap"
+        if no_gaps(gaps, tolerance=tolerance)
+        else f"{bad} stream(s) had a gap"
+    )
     order = data.sort_values(["source", "listener"])["stream"].tolist()
     top = max(float(data["longest_gap"].max()) if len(data) else 0.0, tolerance + 1.0)
     points = (
