@@ -34,6 +34,27 @@ def _loopback_target(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _central_url(text: str) -> str:
+    """``http://HOST:PORT`` of a central service on 127.0.0.0/8 (``railgun-ref central``)."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from railgun_ref.drivers.addresses import check_loopback_host  # noqa: PLC0415
+
+    expected = f"expected http://HOST:PORT (what railgun-ref central prints), got {text!r}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if parts.scheme != "http" or parts.hostname is None or not port or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(expected)
+    try:
+        check_loopback_host(parts.hostname)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"http://{parts.hostname}:{port}"
+
+
 def _wire_target(text: str) -> str:
     """``udp://HOST:PORT`` of a node on loopback (`conformance run --target`)."""
     from railgun_ref.conformance.wire_runner import TargetError, parse_target  # noqa: PLC0415
@@ -177,6 +198,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(
         peers=args.peers, report_dir=args.report, scenarios=args.scenarios, quick=args.quick
+    )
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from railgun_ref.apps.chat import ChatOptions, run_chat  # noqa: PLC0415
+
+    return run_chat(
+        ChatOptions(
+            data_dir=Path(args.data_dir),
+            central_url=args.central,
+            bootstrap=tuple(args.bootstrap),
+            port=args.port,
+            profile=args.profile,
+            mode=args.mode,
+            linger=args.linger,
+            verbose=bool(args.verbose),
+        )
     )
 
 
@@ -543,6 +581,76 @@ def _add_demo(sub: _Subparsers) -> None:
     demo.set_defaults(func=_cmd_demo)
 
 
+_CHAT_EPILOG = """\
+Type a line to send it to the current room; /help lists the commands:
+/create NAME, /invite KEY [NICK], /accept INVITATION|FILE [NAME], /rooms,
+/room NAME, /members, /nick WHO NAME, /remove WHO, /leave, /status, /whoami,
+/quit. Messages arrive as "[ROOM] SENDER via central|p2p: TEXT", status
+lines start with "* ", errors with "! ". Works on a pipe too; end of input
+waits up to --linger seconds for queued messages, then exits."""
+
+
+def _add_chat(sub: _Subparsers) -> None:
+    """`railgun-ref chat`."""
+    chat = sub.add_parser(
+        "chat",
+        help="chat in closed rooms from the terminal, over the central service and P2P",
+        description="One member of the chat: its identity, rooms and outbox live in\n"
+        "--data-dir, so the same directory resumes the same member.",
+        epilog=_CHAT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat.add_argument(
+        "--data-dir",
+        required=True,
+        type=_directory,
+        metavar="DIR",
+        help="identity (0600), rooms, outbox and nicknames (created 0700); reuse it to resume",
+    )
+    chat.add_argument(
+        "--central",
+        type=_central_url,
+        default=None,
+        metavar="URL",
+        help="the central service, http://127.0.0.1:PORT; without it: peer to peer only",
+    )
+    chat.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        type=_loopback_target,
+        metavar="HOST:PORT",
+        help="join the P2P network through this node: another chat's p2p address (repeatable)",
+    )
+    chat.add_argument(
+        "--port", type=_port, default=0, help="UDP and TCP port of this member's node (0: any)"
+    )
+    chat.add_argument(
+        "--profile",
+        choices=("fast", "seed"),
+        default="fast",
+        help="fast: check the central service every second (failover in ~3 s, the default);"
+        " seed: every 30 s (failover after ~90 s)",
+    )
+    chat.add_argument(
+        "--mode",
+        choices=("aws", "hybrid", "p2p-only"),
+        default=None,
+        help="aws: central first, P2P on failure (default); hybrid: both at once",
+    )
+    chat.add_argument(
+        "--linger",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at end of input, wait this long for queued messages to go out (default 10)",
+    )
+    chat.add_argument(
+        "-v", "--verbose", action="count", default=0, help="also acks, queueing and failures"
+    )
+    chat.set_defaults(func=_cmd_chat)
+
+
 def _add_sim(sub: _Subparsers) -> None:
     """`railgun-ref sim`."""
     sim = sub.add_parser("sim", help="the same nodes in the discrete-event simulator")
@@ -813,6 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_central,
         _add_turn,
         _add_demo,
+        _add_chat,
         _add_sim,
         _add_conformance,
         _add_manifest,

@@ -61,7 +61,7 @@ from railgun_ref.drivers.transport import (
     StateChange,
     TransportEvent,
 )
-from railgun_ref.identity.keys import Identity
+from railgun_ref.identity.keys import Identity, node_id_of
 from railgun_ref.transport.p2p import P2PConfig
 from railgun_ref.transport.service import HybridTransportConfig, TransportOverrides
 from railgun_ref.transport.state import TransportMode, TransportState
@@ -151,6 +151,16 @@ class Client:
         """The ids of the rooms this client is a member of."""
         return self.transport.rooms
 
+    @property
+    def queued(self) -> int:
+        """Messages (membership messages included) accepted but not yet settled: the
+        central service has not committed them, nor every member receipted them."""
+        return self.transport.outbox_size()
+
+    def room_name(self, room_id: bytes) -> str:
+        """The local name given to `room_id` at `create_room`/`accept` ("" if none)."""
+        return self.transport.rooms_core.name(room_id)
+
     def room_id(self, room: str | bytes) -> bytes:
         """A room id, given it or the room's local name (ROOM-2.3: names stay local)."""
         if isinstance(room, bytes):
@@ -192,6 +202,12 @@ class Client:
     def members(self, room: str | bytes) -> frozenset[NodeId]:
         """The other members of `room` by its signed log (whom `send` encrypts for)."""
         return self.transport.members(self.room_id(room))
+
+    def member_keys(self, room: str | bytes) -> dict[NodeId, bytes]:
+        """The other members of `room` with their Ed25519 keys (what `remove` takes)."""
+        mine = self.public_key
+        keys = self.transport.rooms_core.members(self.room_id(room))
+        return {node_id_of(key): key for key in keys if key != mine}
 
     async def wait_for_members(
         self, room: str | bytes, count: int, *, timeout: float = 20, reachable: bool = False
