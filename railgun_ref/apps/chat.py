@@ -43,6 +43,7 @@ kept, and sent when the same directory chats again.
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import math
 import os
@@ -155,7 +156,7 @@ def decode_invitation(text: str) -> bytes:
         raise ChatError(f"an invitation starts with {INVITATION_PREFIX!r}")
     body = text.removeprefix(INVITATION_PREFIX)
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise ChatError("the invitation is damaged (not base64url): copy the whole line") from None
 
@@ -386,8 +387,10 @@ class ChatSession:
             handler(args)
         except ChatError as exc:
             self.out(f"! {exc}")
-        except (LocalProtocolError, RemoteProtocolError) as exc:
+        except LocalProtocolError as exc:
             self.out(f"! {printable(str(exc))}")
+        except RemoteProtocolError as exc:  # an invitation that does not hold
+            self.out(f"! refused: {printable(exc.message)} ({exc.code.name})")
 
     async def _send(self, text: str) -> None:
         try:
@@ -592,12 +595,12 @@ def _print(line: str) -> None:
     sys.stdout.flush()
 
 
-def _read_lines(fd: int) -> Iterator[str]:
+def _read_lines(fd: int, chunk: int = 65536) -> Iterator[str]:
     """Lines of the file descriptor `fd` until its end, with `os.read`: unlike
     `sys.stdin`, a read blocked at exit holds no lock the interpreter's shutdown needs."""
     pending = b""
-    while chunk := os.read(fd, 65536):
-        pending += chunk
+    while data := os.read(fd, chunk):
+        pending += data
         *lines, pending = pending.split(b"\n")
         yield from (line.decode("utf-8", errors="replace") for line in lines)
     if pending:
@@ -645,19 +648,30 @@ def _data_dir(path: Path) -> Path:
     return path
 
 
+def _in_use(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.EADDRINUSE
+
+
 async def _chat(options: ChatOptions, store: ChatStore) -> int:
     lines = _stdin_lines()
-    async with connect(
-        data_dir=options.data_dir,
-        central_url=options.central_url,
-        bootstrap=list(options.bootstrap) or None,
-        profile=PROFILES[options.profile](),
-        mode=options.mode,
-        port=options.port,
-    ) as client:
-        session = ChatSession(client, store, options, _print)
-        session.greet()
-        return await session.serve(lines)
+    try:
+        async with connect(
+            data_dir=options.data_dir,
+            central_url=options.central_url,
+            bootstrap=list(options.bootstrap) or None,
+            profile=PROFILES[options.profile](),
+            mode=options.mode,
+            port=options.port,
+        ) as client:
+            session = ChatSession(client, store, options, _print)
+            session.greet()
+            return await session.serve(lines)
+    except* OSError as group:
+        if group.subgroup(_in_use) is None:
+            raise
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{options.port}: Address already in use"
+        ) from None
 
 
 def run_chat(options: ChatOptions) -> int:
