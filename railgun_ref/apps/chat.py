@@ -246,6 +246,8 @@ class ChatView:
                 self.paths = " + ".join(used) or "none"
                 return [f"* path: {self.paths}"]
             case ReachChange(reach=reach, reachable=reachable, members=members):
+                if not members:  # a room of one: nobody to reach
+                    return []
                 return [f"* p2p reach: {reach.value} ({reachable} of {members} members)"]
             case RoomMembershipChanged():
                 return self._membership(event)

@@ -102,6 +102,7 @@ EVENTS: list[tuple[TransportEvent, list[str]]] = [
         ["* state: connected-p2p (was connected-aws; failover)"],
     ),
     (PathChange(central=True, p2p=True, at=0), ["* path: central + p2p"]),
+    (ReachChange(reach=Reach.NONE, reachable=0, members=0, at=0), []),
     (PathChange(central=False, p2p=False, at=0), ["* path: none"]),
     (
         ReachChange(reach=Reach.SOME, reachable=1, members=2, at=0),
