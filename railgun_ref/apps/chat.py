@@ -87,6 +87,7 @@ from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.sqlite import Schema, make_private_directory, open_database
 from railgun_ref.drivers.transport import FailureKind
 from railgun_ref.identity.keys import node_id_of
+from railgun_ref.rooms.core import DEFAULT_INVITATION_TTL
 
 #: What starts an invitation line.
 INVITATION_PREFIX: Final = "railgun-invite:"
@@ -393,6 +394,9 @@ class ChatSession:
             self.out(f"! {printable(str(exc))}")
         except RemoteProtocolError as exc:  # an invitation that does not hold
             self.out(f"! refused: {printable(exc.message)} ({exc.code.name})")
+        except OSError as exc:  # an invitation file that cannot be read or written
+            where = f"{exc.filename}: " if exc.filename else ""
+            self.out(f"! {where}{exc.strerror or exc}")
 
     async def _send(self, text: str) -> None:
         try:
@@ -431,26 +435,32 @@ class ChatSession:
         room_id, key = self._current(), parse_key(key_text)
         if key == self.client.public_key:
             raise ChatError("that is your own key: ask the person you invite for theirs")
-        line = encode_invitation(self.client.invite(room_id, key))
+        invitee = node_id_of(key)
         if nick:
-            self._name(node_id_of(key), nick[0])
+            self._name(invitee, nick[0])
+        line = encode_invitation(self.client.invite(room_id, key))
         room = self.room_label(room_id)
-        saved = self._save_invitation(room, node_id_of(key), line)
         self.out(
-            f"* invitation to {room} for {self.view.who(node_id_of(key))}, valid 7 days; give"
-            f" them the next line (also in {saved}); they type /accept and paste it:"
+            f"* invitation to {room} for {self.view.who(invitee)}, valid"
+            f" {DEFAULT_INVITATION_TTL / 86400:g} days; give them the next line, they type"
+            " /accept and paste it:"
         )
         self.out(line)
+        self.out(self._save_invitation(room, invitee, line))
 
-    def _save_invitation(self, room: str, invitee: NodeId, line: str) -> Path:
+    def _save_invitation(self, room: str, invitee: NodeId, line: str) -> str:
+        """Write the invitation to a file too (long lines are awkward to copy); what to say."""
         directory = self.options.data_dir / "invitations"
-        make_private_directory(directory)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", room)
         path = directory / f"{safe}-{short_id(invitee)}.txt"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(line + "\n")
-        return path
+        try:
+            make_private_directory(directory)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(line + "\n")
+        except OSError as exc:
+            return f"! the invitation is not saved in a file: {exc.strerror or exc}"
+        return f"* also saved in {path}: on this machine they can /accept {path}"
 
     def _accept(self, args: list[str]) -> None:
         given, *name = self._words(args, "/accept INVITATION|FILE [NAME]", 1, 2)

@@ -65,6 +65,12 @@ async def _invite(alice: Member, bob: Member) -> str:
     answer = await alice.say(f"/invite {bob.client.public_key.hex()} bob")
     assert answer[0].startswith("* invitation to lobby for bob, valid 7 days")
     assert answer[1].startswith(INVITATION_PREFIX)
+    saved = (
+        alice.client.transport.data_dir
+        / "invitations"
+        / f"lobby-{bob.client.node_id.hex()[:8]}.txt"
+    )
+    assert answer[2] == f"* also saved in {saved}: on this machine they can /accept {saved}"
     return answer[1]
 
 
@@ -84,6 +90,8 @@ async def test_commands_answer_and_mistakes_are_one_line(tmp_path: Path) -> None
         own = await alice.say(f"/invite {alice.client.public_key.hex()}")
         assert own == ["! that is your own key: ask the person you invite for theirs"]
         assert await alice.say("/invite") == ["! usage: /invite KEY [NICK]"]
+        bad_nick = await alice.say(f"/invite {bob.client.public_key.hex()} cafe")
+        assert bad_nick == ["! a nickname must not look like a node id (use a letter)"]
 
         line = await _invite(alice, bob)
         (saved,) = (tmp_path / "alice" / "invitations").iterdir()
