@@ -25,14 +25,16 @@ import json
 import math
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar, assert_never
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.drivers.churn import WeibullChurn
@@ -66,6 +68,17 @@ DEVICE_MIX: Final = (
     ("mobile-wifi", 0.20, False, "when-active"),
     ("mobile-cellular", 0.15, False, "when-active"),
 )
+
+
+class WorldCounter(StrEnum):
+    """What the simulated world counts (the JSON keeps these names)."""
+
+    DHT_PUBLISH = "dht_publish"
+    SEND_SKIPPED_ALL_ONLINE = "send_skipped_all_online"
+    SF_BYTES = "sf_bytes"
+    SF_MESSAGES = "sf_messages"
+    STORE_ACCEPTED = "store_accepted"
+    STORED_ON_FEWER_THAN_K = "stored_on_fewer_than_k"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,7 +194,7 @@ class _World:
         self.put_after_delivery = 0
         self.redelivered = 0
         self.messages: dict[bytes, _Message] = {}
-        self.counts: Counter[str] = Counter()
+        self.counts: Counters[WorldCounter] = Counters()
         self.storage_samples: list[int] = []
         self._order: dict[bytes, list[NodeId]] = {}
         self.senders = [
@@ -303,14 +316,16 @@ class _World:
                     announced = sorted(self.announcers.get(key, set()) & self.online)
                     holder.holders_found(key, self.lookup(key), announced=announced, now=self.now)
                 case PublishRendezvous():
-                    self.counts["dht_publish"] += 1  # the oracle index stands in for the record
+                    self.counts.inc(
+                        WorldCounter.DHT_PUBLISH
+                    )  # the oracle index stands in for the record
                 case _:
                     assert_never(action)
 
     def _deliver(self, src: NodeId, dst: NodeId, data: bytes) -> None:
         """Put one message in flight; `flush` delivers it (at once: hours matter here)."""
-        self.counts["sf_messages"] += 1
-        self.counts["sf_bytes"] += len(data)
+        self.counts.inc(WorldCounter.SF_MESSAGES)
+        self.counts.inc(WorldCounter.SF_BYTES, len(data))
         self._in_flight.append((src, dst, data))
 
     def _persisted(self, node: NodeId, persist: Persist) -> None:
@@ -347,7 +362,7 @@ class _World:
         """SF steps 1-3: a sender stores one message for an offline recipient on k holders."""
         offline = [i for i, r in enumerate(self.recipients) if not r.online]
         if not offline:
-            self.counts["send_skipped_all_online"] += 1
+            self.counts.inc(WorldCounter.SEND_SKIPPED_ALL_ONLINE)
             return
         index = self.sim.rng.choice(offline)
         recipient = self.recipients[index]
@@ -376,10 +391,11 @@ class _World:
             self._deliver(sender.node_id, node, m.encode(request))
         self.flush()
         results = [m.decode(data) for data in self.inbox.pop(sender.node_id, [])]
-        self.counts["store_accepted"] += sum(
-            isinstance(r, m.Result) and r.status == 0 for r in results
+        self.counts.inc(
+            WorldCounter.STORE_ACCEPTED,
+            sum(isinstance(r, m.Result) and r.status == 0 for r in results),
         )
-        self.counts["stored_on_fewer_than_k"] += len(holders) < self.p.redundancy
+        self.counts.inc(WorldCounter.STORED_ON_FEWER_THAN_K, int(len(holders) < self.p.redundancy))
 
     def _keys(self, recipient: _Recipient, epoch: int) -> tuple[bytes, Identity]:
         rid = rv.rendezvous_id(ROOM_SECRET, recipient.identity.node_id, epoch)
@@ -435,7 +451,7 @@ class _World:
                 timestamp_ms=int(self.now * 1000),
                 rendezvous_key=key,
             )
-            self.counts["sf_messages"] += 1
+            self.counts.inc(WorldCounter.SF_MESSAGES)
             self.holders[node].receive(
                 m.encode(pickup), peer=recipient.identity.node_id, now=self.now
             )
@@ -599,8 +615,12 @@ def _load(world: _World) -> dict[str, Any]:
     return {
         "storage_bytes_per_node_mean": sum(samples) / len(samples) / world.p.nodes,
         "storage_bytes_per_node_peak": max(samples) / world.p.nodes,
-        "sf_messages_per_node_per_day": world.counts["sf_messages"] / world.p.nodes / days,
-        "sf_bytes_per_node_per_day": world.counts["sf_bytes"] / world.p.nodes / days,
+        "sf_messages_per_node_per_day": world.counts.get_count(WorldCounter.SF_MESSAGES)
+        / world.p.nodes
+        / days,
+        "sf_bytes_per_node_per_day": world.counts.get_count(WorldCounter.SF_BYTES)
+        / world.p.nodes
+        / days,
     }
 
 
@@ -619,7 +639,7 @@ def _metrics(world: _World) -> dict[str, Any]:
         "delivered": delivered,
         "delivery_rate": _rate(delivered, sent),
         "delivery_hours_median": latencies[len(latencies) // 2] if latencies else None,
-        "stored_on_fewer_than_k": world.counts["stored_on_fewer_than_k"],
+        "stored_on_fewer_than_k": world.counts.get_count(WorldCounter.STORED_ON_FEWER_THAN_K),
         "nodes_left_for_good": len(world.gone),
         **_deletion(world),
         "resurrections": resurrections,
