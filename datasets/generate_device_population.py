@@ -3,8 +3,7 @@
 Every row is one device's `DeviceCapabilities` (CAP-1.1), in the Python field
 names, plus the modelling columns it was drawn from. The population is
 calibrated to published figures (the datasheet in `datasets/README.md` lists
-them with their sources; the project's `shared/CALIBRATION.md` sections 3.3 to
-3.5) and is otherwise a set of stated modelling assumptions, all in this file:
+them and cites each source in full under "References") and is otherwise a set of stated modelling assumptions, all in this file:
 
 * **Device classes and countries** (assumption): fixed counts per class
   (`CLASS_COUNTS`), each class split equally between US, DE and BR.
@@ -238,9 +237,10 @@ def pairwise_direct_success(nat_types: Iterable[NatType | str]) -> float:
 
 # ------------------------------------------------- availability and battery
 
-#: Availability per class (assumption after CALIBRATION 3.5): desktops are on always or
-#: while used; a phone in Doze / App Standby is reachable in short windows (``scheduled``)
-#: or while its user has the app open (``when-active``).
+#: Availability per class (assumption after Android's Doze / App Standby documentation and
+#: the FLASH smartphone trace, Yang et al., WWW 2021): desktops are on always or while used;
+#: a phone in Doze / App Standby is reachable in short windows (``scheduled``) or while its
+#: user has the app open (``when-active``).
 AVAILABILITY_MIX: Final[Mapping[DeviceClass, Mapping[Availability, float]]] = {
     DeviceClass.SERVER: {Availability.ALWAYS: 1.0},
     DeviceClass.DESKTOP_POWERFUL: {Availability.ALWAYS: 0.6, Availability.WHEN_ACTIVE: 0.4},
@@ -272,7 +272,7 @@ SHARING_ENABLED: Final[Mapping[DeviceClass, float]] = {
     DeviceClass.MOBILE_WIFI: 0.8,
     DeviceClass.MOBILE_CELLULAR: 0.5,
 }
-#: maxRelayConnections offered (the seed's default 20; assumption: server operators raise it).
+#: maxRelayConnections offered (default 20, CAP-5.1; assumption: server operators raise it).
 RELAY_CONNECTIONS: Final = 20
 SERVER_RELAY_CONNECTIONS: Final = 100
 

@@ -133,7 +133,7 @@ def test_class_counts_are_the_stated_assumption(rows: list[dict[str, str]]) -> N
 def test_fixed_access_quantiles_match_mlab(
     rows: list[dict[str, str]], country: str, direction: str
 ) -> None:
-    # M-Lab NDT (CC0) p10 / p50 / p90 per country; CALIBRATION 3.4 quotes the medians.
+    # M-Lab NDT (CC0) p10 / p50 / p90 per country (github.com/m-lab/iqb `data/`).
     values = mbps(where(rows, access="fixed", country=country), f"{direction}_bandwidth")
     p10, p50, p90 = gen.MLAB_MBPS[country][direction]
     assert np.median(values) == pytest.approx(p50, rel=0.02)
@@ -142,7 +142,7 @@ def test_fixed_access_quantiles_match_mlab(
 
 
 def test_calibration_medians_are_the_published_ones() -> None:
-    # The figures CALIBRATION.md 3.4 quotes from the same M-Lab files.
+    # The same M-Lab IQB files as published, rounded: US Oct 2024, DE Oct 2024, BR Oct 2025.
     assert gen.MLAB_MBPS["US"]["download"] == pytest.approx((7.6, 96.4, 474), abs=0.5)
     assert gen.MLAB_MBPS["US"]["upload"] == pytest.approx((1.0, 21.0, 224), abs=0.5)
     assert gen.MLAB_MBPS["DE"]["download"][1] == pytest.approx(45.3, abs=0.05)
@@ -235,7 +235,7 @@ def test_the_success_matrix_is_symmetric_and_complete() -> None:
 
 
 def test_random_pair_direct_success_is_about_seventy_percent(rows: list[dict[str, str]]) -> None:
-    # CALIBRATION 3.3: DCUtR hole punching 70 % +- 7.1 % (Trautwein et al. 2025);
+    # DCUtR hole punching 70 % +- 7.1 % (Trautwein et al., arXiv:2510.27500, 2025);
     # 22-30 % of WebRTC calls needed TURN (callstats.io).
     direct = gen.pairwise_direct_success(r["measured_nat_type"] for r in rows)
     assert direct == pytest.approx(0.70, abs=0.05)

@@ -19,7 +19,7 @@ DATASET = Path(__file__).parents[2] / "datasets" / "churn_weibull.json"
 def test_dataset_defaults_match_the_kad_fit() -> None:
     model = WeibullChurn.from_dataset(DATASET)
     assert model == WeibullChurn()
-    # CALIBRATION (derived): KAD session median 93 min, P(session > 1 h) = 0.59.
+    # Derived from the KAD fit (Steiner et al., IEEE/ACM ToN 2009): median 93 min, P(> 1 h) 0.59.
     assert model.median_session() / 60 == pytest.approx(93, abs=1)
     p_over_hour = math.exp(-((3600 / model.session_scale) ** model.session_shape))
     assert p_over_hour == pytest.approx(0.59, abs=0.01)
