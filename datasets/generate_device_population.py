@@ -3,7 +3,8 @@
 Every row is one device's `DeviceCapabilities` (CAP-1.1), in the Python field
 names, plus the modelling columns it was drawn from. The population is
 calibrated to published figures (the datasheet in `datasets/README.md` lists
-them and cites each source in full under "References") and is otherwise a set of stated modelling assumptions, all in this file:
+them and cites each source in full under "References") and is otherwise a set
+of stated modelling assumptions, all in this file:
 
 * **Device classes and countries** (assumption): fixed counts per class
   (`CLASS_COUNTS`), each class split equally between US, DE and BR.

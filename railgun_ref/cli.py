@@ -502,7 +502,7 @@ def _add_central(sub: _Subparsers) -> None:
     """`railgun-ref central`."""
     central = sub.add_parser(
         "central",
-        help="the central service (the seed's AWS path): HTTP + WebSocket relay with a mailbox",
+        help="the central service (the `aws` path): HTTP + WebSocket relay with a mailbox",
     )
     central.add_argument(
         "--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only"
@@ -746,7 +746,7 @@ def _add_bench_wire(bench_sub: _Subparsers) -> None:
 def _add_bench_detectors(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench detectors`."""
     det = bench_sub.add_parser(
-        "detectors", help="seed threshold rule vs phi-accrual: detection time, false failovers"
+        "detectors", help="baseline failover rule vs phi-accrual: detection time, false failovers"
     )
     det.add_argument("--json", action="store_true", help="print JSON")
     det.add_argument("--seed", type=int, default=1)

@@ -1,4 +1,4 @@
-"""The integration API (the seed's ``integration.ts``): a messenger client in a few calls.
+"""The integration API (as the TypeScript client's ``integration.ts``): a client in a few calls.
 
 ::
 
@@ -98,7 +98,7 @@ class Profile:
 
 
 def seed_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
-    """The seed's defaults: health check every 30 s, failover after 3 failures (HT-5.1)."""
+    """The default configuration: health check every 30 s, failover after 3 failures (HT-5.1)."""
     return Profile(transport=HybridTransportConfig(**overrides))
 
 
@@ -143,7 +143,7 @@ class Client:
 
     @property
     def state(self) -> str:
-        """The seed's transport state (``connected-aws``, ``connected-p2p``, ``degraded``...)."""
+        """The transport state (HT-1.2 wire value: ``connected-aws``, ``degraded``...)."""
         return self.transport.state.value
 
     @property

@@ -1,4 +1,4 @@
-"""`railgun-ref bench bootstrap`: the staggered race (BOOT-4) vs the seed's sequential order.
+"""`railgun-ref bench bootstrap`: the staggered race (BOOT-4) vs the sequential priority order.
 
 Every combination of one surviving method and five blocked ones (blocked by
 *blackhole*: nothing ever answers; or by *refusal*: a reset after one RTT)
@@ -38,7 +38,7 @@ from railgun_ref.identity.keys import Identity
 
 T0: Final = 1_700_000_000.0
 CANDIDATES: Final = 3
-#: The seed's order, one thing at a time (the baseline).
+#: The priority order (BOOT), one thing at a time (the baseline).
 SEQUENTIAL: Final = RaceConfig(
     source_offsets=(1e9,) * len(Method), attempt_delay=1e9, per_source=1, max_in_flight=1
 )

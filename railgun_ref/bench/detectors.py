@@ -1,4 +1,4 @@
-"""`railgun-ref bench detectors`: the seed's threshold rule vs phi-accrual, same traces.
+"""`railgun-ref bench detectors`: the baseline threshold rule vs phi-accrual, same traces.
 
 Both detectors watch the same simulated link to the central service:
 per-packet loss (default 5 %), uniform jitter (default ±100 ms) on a base
@@ -15,7 +15,7 @@ with `generic_timeout`.
   a detector starts suspecting it counts one false failover (an episode ends
   at the next successful check). Reported per 1,000 client-hours.
 
-The threshold rule checks every 30 s (the seed's `awsHealthCheckInterval`)
+The threshold rule checks every 30 s (the default `awsHealthCheckInterval`)
 and fails over after 3 failures (`awsFailureThreshold`), a check slower than
 2 s counting as failed (`awsLatencyThreshold`). Phi-accrual uses 1 s
 heartbeats and the threshold given. Time is virtual: 1,000 client-hours of

@@ -7,7 +7,7 @@ service with a fault timeline, and chat traffic (every client sends a
 message every `send_interval` seconds, +-50 %). Each scenario runs twice
 from the same seed, once per detector configuration:
 
-* ``threshold``: the seed's `HybridTransportConfig` defaults (30 s checks,
+* ``threshold``: the default `HybridTransportConfig` (HT-5.1: 30 s checks,
   3 failures, 2 s latency rule);
 * ``phi-accrual``: the same with ``detector=phi-accrual`` (1 s heartbeats,
   phi 8, 2 s acceptable pause; HT-2.3).
@@ -18,7 +18,7 @@ Scenarios (times from the start of the run; `fault_at` = 150 s):
 2. ``ip_block``     -- the address is blackholed: checks time out.
 3. ``takedown``     -- the service is gone: connection refused.
    ``high_latency`` -- every round trip to the service takes 1.5 s longer, so
-   a health check takes about 3.2 s (the seed's 2 s latency rule), for `outage` s.
+   a health check takes about 3.2 s (above the 2 s latency threshold), for `outage` s.
    ``takedown_twice`` -- a flapping service: taken down again 10 s after every
    client is back on the central path; the detectors must work again.
 4. ``partition``    -- the service is taken down for good *and* the peers
@@ -89,7 +89,7 @@ from railgun_ref.transport.state import TransportState
 #: Seconds from the start of a run to the first fault (all clients settled by then).
 FAULT_AT: Final = 150.0
 #: Extra latency per round trip in the high-latency scenario. A health check is two round
-#: trips (TCP handshake, HTTP exchange), so it takes about 3.2 s: above the seed's 2 s rule,
+#: trips (TCP handshake, HTTP exchange), so it takes about 3.2 s: above the 2 s threshold,
 #: below the check deadline, i.e. the service answers, slowly.
 HIGH_LATENCY_EXTRA: Final = 1.5
 #: The second takedown starts this long after every client is back on the central path.
@@ -459,7 +459,7 @@ def _counter_rows(network: SimTransportNetwork) -> dict[str, Any]:
 
 
 def detection_bound(config: HybridTransportConfig, check_duration: float) -> float:
-    """HT-2.2: the seed rule's worst case: `threshold` check intervals plus the last check."""
+    """HT-2.2: the baseline rule's worst case: `threshold` check intervals plus the last check."""
     return config.aws_failure_threshold * config.aws_health_check_interval + check_duration
 
 
@@ -542,7 +542,7 @@ def _held(row: dict[str, Any]) -> bool:
     )
 
 
-def _goals(out: dict[str, Any], params: FailoverParams, seed: HybridTransportConfig) -> Any:
+def _goals(out: dict[str, Any], params: FailoverParams, baseline: HybridTransportConfig) -> Any:
     rows = [row for per in out["scenarios"].values() for row in per.values()]
     goals: dict[str, Any] = {
         "no_message_lost": all(row["lost_messages"] == 0 for row in rows),
@@ -554,7 +554,7 @@ def _goals(out: dict[str, Any], params: FailoverParams, seed: HybridTransportCon
         if row is None:
             continue
         duration = params.link.check_timeout if name == "ip_block" else 2 * params.link.latency
-        bound = detection_bound(seed, duration)
+        bound = detection_bound(baseline, duration)
         worst = max(
             (f["detection_s"]["max"] for f in row["faults"] if f["detection_s"] is not None),
             default=None,

@@ -1,6 +1,6 @@
 """Bootstrap: signed manifests of bootstrap nodes and the staggered discovery race (sans-IO).
 
-The seed's "Bootstrap Resilience" and its first security consideration
+Rail Gun's bootstrap resilience and its requirement that bootstrap lists be signed
 (paper/spec.md, section BOOT): `manifest` verifies roots and manifests the
 way TUF verifies its root role (thresholds, rotation, no rollback, no
 freeze); `race` races the six discovery methods and counts a peer only once

@@ -1,6 +1,6 @@
 """Capacity: device capabilities, NAT type, scoring, relay selection, sharing limits (sans-IO).
 
-The seed's "Capacity-Aware Routing" (paper/spec.md, section CAP): a device's
+Rail Gun's capacity-aware routing (paper/spec.md, section CAP): a device's
 `DeviceCapabilities` (`types`), its score (`scoring`), the signed advertisement
 other nodes fetch from the DHT (`advert`), who may host which role and in what
 order (`selection`), and the limits on what it shares (`sharing`). The NAT

@@ -62,7 +62,7 @@ REFRESH_FRACTION: Final = 0.5
 #: CAP-3.4: early re-publications (on a change) are at least this far apart, seconds.
 MIN_REPUBLISH_INTERVAL: Final = 60.0
 
-#: CAP-3.1: map keys of the advertisement value, in the seed's field order.
+#: CAP-3.1: map keys of the advertisement value, in the design's field order.
 _VERSION, _CLASS, _UP, _DOWN, _MAX_CONN, _MAX_BW, _TURN, _STORE, _NAT, _BATTERY, _AVAIL = range(11)
 _REQUIRED_KEYS: Final = frozenset(range(11)) - {_BATTERY}
 _ALL_KEYS: Final = frozenset(range(11))

@@ -1,8 +1,8 @@
-"""The capacity score (CAP-2.x): the seed's four weighted factors, exactly.
+"""The capacity score (CAP-2.x): the design's four weighted factors, exactly.
 
-The seed gives a 100-point scale: device class 30, bandwidth 50 (full marks
+The Rail Gun design gives a 100-point scale: device class 30, bandwidth 50 (full marks
 from 10 Mbps, linear below), NAT type 10, availability 10. This module keeps
-the seed's numbers and fills its gaps as the spec decides them:
+the design's numbers and fills its gaps as the spec decides them:
 
 * unit: scores are integers in *millipoints* (1/1000 of a point), so the
   linear bandwidth factor needs no floating point and every implementation
@@ -90,7 +90,7 @@ class CapacityScore:
 
     @property
     def points(self) -> float:
-        """The total on the seed's 0..100 scale, for display (not for comparison)."""
+        """The total on the design's 0..100 scale, for display (not for comparison)."""
         return self.total / MILLIPOINTS
 
     def to_json(self) -> dict[str, Any]:

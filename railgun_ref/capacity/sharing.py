@@ -1,4 +1,4 @@
-"""Capacity sharing limits (CAP-5.x): the seed's `capacitySharing` config, enforced.
+"""Capacity sharing limits (CAP-5.x): the `capacitySharing` config, enforced.
 
 A device shares at most ``maxUploadShare`` of its upload bandwidth and at
 most ``maxRelayConnections`` relay connections with others. Both limits are
@@ -30,7 +30,7 @@ from railgun_ref.core.errors import ErrorCode, LocalProtocolError
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapacitySharingConfig:
-    """The seed's ``capacitySharing`` (CAP-5.1), with its defaults."""
+    """The design's ``capacitySharing`` (CAP-5.1), with its defaults."""
 
     enabled: bool = True  #: share at all; when false every request is refused
     max_upload_share: float = 0.5  #: fraction of uploadBandwidth shared, 0..1

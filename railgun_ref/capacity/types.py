@@ -1,7 +1,7 @@
-"""The seed's `DeviceCapabilities` and its enumerations (CAP-1.x).
+"""The Rail Gun design's `DeviceCapabilities` and its enumerations (CAP-1.x).
 
 Python names are snake_case; the *JSON form* (`to_json` / `from_json`) uses
-the seed's camelCase field names and its string values (``"desktop-powerful"``,
+the design's camelCase field names and its string values (``"desktop-powerful"``,
 ``"when-active"``), which is what the TypeScript client holds and what the
 conformance vectors write. The advertisement on the wire is a different,
 compact form (integer map keys, `railgun_ref.capacity.advert`).
@@ -41,7 +41,7 @@ class CapabilityError(LocalProtocolError):
 
 
 class DeviceClass(StrEnum):
-    """CAP-1.2: the seed's device classes, valued by their wire (seed) names."""
+    """CAP-1.2: the design's device classes, valued by their wire names."""
 
     SERVER = "server"
     DESKTOP_POWERFUL = "desktop-powerful"
@@ -53,7 +53,7 @@ class DeviceClass(StrEnum):
 
 
 class Availability(StrEnum):
-    """CAP-1.2: when the device is online, as the seed spells it."""
+    """CAP-1.2: when the device is online, as the design spells it."""
 
     ALWAYS = "always"
     WHEN_ACTIVE = "when-active"
@@ -108,7 +108,7 @@ class BatteryStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceCapabilities:
-    """CAP-1.1: what a device can contribute, as the seed's `DeviceCapabilities`.
+    """CAP-1.1: what a device can contribute, as the design's `DeviceCapabilities`.
 
     Bandwidths are bytes per second, counts are connections. The value is
     checked when built (CAP-1.3) and raises `CapabilityError` if invalid.
@@ -144,7 +144,7 @@ class DeviceCapabilities:
         return self.device_class in BATTERY_CLASSES
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (CAP-1.1): seed field names and values; no batteryStatus if absent."""
+        """The JSON form (CAP-1.1): the design's names and values; no batteryStatus if absent."""
         out: dict[str, Any] = {}
         for name, json_name in _JSON_NAMES.items():
             value = getattr(self, name)
@@ -159,7 +159,7 @@ class DeviceCapabilities:
 
     @classmethod
     def from_json(cls, value: object) -> Self:
-        """Parse the JSON form strictly (CAP-1.3): exactly the seed's fields, checked values.
+        """Parse the JSON form strictly (CAP-1.3): exactly the design's fields, checked values.
 
         A JSON number is accepted for an integer field only if it is finite and
         whole (``1e6`` is 1000000; ``1.5`` and NaN are refused); ``batteryStatus``
@@ -228,7 +228,7 @@ def _battery_from_json(value: object) -> BatteryStatus:
     )
 
 
-#: Python field name -> the seed's field name, in the seed's order.
+#: Python field name -> the design's field name, in the design's order.
 _JSON_NAMES: Final = {
     "device_class": "deviceClass",
     "upload_bandwidth": "uploadBandwidth",

@@ -1,4 +1,4 @@
-"""DHT key derivation for the seed's five key types (DHT-2.x).
+"""DHT key derivation for the design's five key types (DHT-2.x).
 
 DHT-2.1: ``key = SHA-256("railgun/v1/dht-key" || 0x00 || type-name || 0x00 || ident)``
 where type-name is the ASCII name (``peer``, ``room``, ``rendezvous``,
@@ -21,7 +21,7 @@ MAX_IDENT_SIZE: Final = 64
 
 
 class KeyType(IntEnum):
-    """DHT-2.1: the seed's key types, with their wire numbers."""
+    """DHT-2.1: the design's key types, with their wire numbers."""
 
     PEER = 1  #: peer presence announcement, ident = NodeId of the publisher
     ROOM = 2  #: room membership, ident = room id; a set of member announcements

@@ -8,7 +8,7 @@ with `next_action()`: `SendDhtRequest` (the node encodes, signs and tracks it
 under the request id the DHT drew) and `EmitDhtEvent`. It keeps no clock and
 no socket, and never calls back into the node.
 
-Operations (the seed's API) each get a query id and end in one event:
+Operations (the design's DHT API, DHT-8) each get a query id and end in one event:
 `find_node` -> `LookupFinished`; `get` -> `GetFinished`; `store`,
 `announce_room` -> `StoreFinished`; `find_room_peers` is a `get` of the
 room key. `bootstrap` pings the given addresses and then looks up the
@@ -402,13 +402,13 @@ class Dht:
         return query
 
     def find_node(self, peer_id: bytes, *, now: float) -> int:
-        """The seed's `findNode(peerId)`: the k closest nodes to `peer_id` that answered."""
+        """DHT operation `findNode(peerId)`: the k closest nodes to `peer_id` that answered."""
         query = self._new_query(_Kind.FIND_NODE, peer_id, now)
         self._drive(query, now)
         return query.query_id
 
     def get(self, key: bytes, *, now: float, quorum: int = 1) -> int:
-        """The seed's `get(key)`: valid records under `key` (newest per publisher).
+        """DHT operation `get(key)`: valid records under `key` (newest per publisher).
 
         The lookup stops once `quorum` peers returned valid records; with a
         quorum above the number of holders it runs to completion, which is what
@@ -430,7 +430,7 @@ class Dht:
         now: float,
         ttl: float | None = None,
     ) -> int:
-        """The seed's `store(key, value)`: sign a record as this node and put it on the k closest.
+        """DHT operation `store(key, value)`: sign a record as this node, put it on the k closest.
 
         The record's seq is the publish time in milliseconds (strictly
         increasing per key), so a restarted publisher still supersedes itself.
@@ -460,11 +460,11 @@ class Dht:
         return query.query_id
 
     def announce_room(self, room_id: bytes, *, now: float, value: bytes = b"") -> int:
-        """The seed's `announceRoom(roomId)`: add this node's signed entry to the room's set."""
+        """DHT operation `announceRoom(roomId)`: add this node's signed entry to the room's set."""
         return self.store(KeyType.ROOM, room_id, value, now=now)
 
     def find_room_peers(self, room_id: bytes, *, now: float) -> int:
-        """The seed's `findRoomPeers(roomId)`: every member announcement found (a full lookup)."""
+        """DHT operation `findRoomPeers(roomId)`: every member announcement (a full lookup)."""
         return self.get(derive_key(KeyType.ROOM, room_id), now=now, quorum=self.config.k)
 
     def bootstrap(self, addresses: list[Address], *, now: float) -> int:

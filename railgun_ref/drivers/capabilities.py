@@ -2,7 +2,7 @@
 
 Detection reads the machine through psutil (battery present and plugged in,
 CPU cores, memory) into a `MachineReadings`; `classify_device` turns readings
-into a seed device class and is a pure function, so it is tested with
+into a device class (CAP-1.2) and is a pure function, so it is tested with
 injected readings. `detect_capabilities` adds what psutil cannot know and the
 caller measured — upload and download bandwidth, the NAT type — and the
 sharing config, and returns a checked `DeviceCapabilities`.
@@ -91,7 +91,7 @@ def classify_device(
     server: bool = False,
     mobile_network: MobileNetwork | None = None,
 ) -> DeviceClass:
-    """The seed device class of a machine (the module docstring gives the rules)."""
+    """The device class (CAP-1.2) of a machine (the module docstring gives the rules)."""
     if mobile_network == "cellular":
         return DeviceClass.MOBILE_CELLULAR
     if mobile_network == "wifi":

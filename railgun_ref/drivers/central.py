@@ -1,6 +1,6 @@
 """The central service: HTTP + WebSocket relay with a durable mailbox (CEN-x).
 
-This is the component the seed calls "AWS": a self-hostable process
+This is the central path, the one the mode strings call `aws`: a self-hostable process
 (`railgun-ref central`) that relays end-to-end encrypted blobs between the
 members of a room and keeps them in a mailbox for members that are offline.
 It is a Starlette app served by uvicorn:

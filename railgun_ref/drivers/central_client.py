@@ -78,7 +78,7 @@ from railgun_ref.wire.central import (
     encode_frame,
 )
 
-#: The seed's default store-and-forward TTL (7 days), seconds.
+#: The default store-and-forward TTL (HT-5.1: 7 days), seconds.
 DEFAULT_TTL: Final = MAX_TTL
 #: The WebSocket endpoint's path on the service (CEN-1.1).
 WEBSOCKET_PATH: Final = "/ws"

@@ -18,7 +18,7 @@ stand for what a censor (or a takedown) does to the path:
   (``connection_reset``).
 * ``delay``     -- `delay` seconds are added to every chunk in each
   direction, so a request/response exchange gains twice that. Used for the
-  seed's 2 s latency rule (``high_latency``, classified by the detector).
+  2 s latency threshold of HT-2.2 (``high_latency``, classified by the detector).
 
 Going back to ``pass`` re-opens the listener on the same port; a connection
 that was blackholed stays so (its bytes are gone, as on a real network),
@@ -166,7 +166,7 @@ class FaultProxy:
         self._changed = anyio.Event()
 
     def set_delay_ms(self, milliseconds: float) -> None:
-        """``delay(ms)``: the seed's latency rule is in milliseconds."""
+        """``delay(ms)``: the configured latency threshold is in milliseconds."""
         self.set_mode(ProxyMode.DELAY, delay=milliseconds / 1000)
 
     # ------------------------------------------------------------ IO

@@ -24,7 +24,7 @@ follows a timeline of `FaultWindow`s, one fault at a time:
 * ``takedown``   -- nothing listens: checks fail at once with
   ``connection_refused``; sends and pushes are lost.
 * ``high_latency`` -- everything works, `extra_latency` seconds slower per
-  round trip (the seed's 2 s latency rule).
+  round trip (the 2 s latency threshold of HT-2.2).
 
 A lost SEND is not acknowledged, so the outbox re-sends it (HT-4.2); a
 SEND that arrives twice is stored once (CEN-4.3). Whether the fault

@@ -191,7 +191,7 @@ class StateChange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PathChange:
-    """The paths in use switched (the seed's mode switch: central <-> P2P <-> both)."""
+    """The paths in use switched (a mode switch: central <-> P2P <-> both)."""
 
     central: bool
     p2p: bool

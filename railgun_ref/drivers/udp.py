@@ -466,13 +466,13 @@ class NodeHost:
         return outcome
 
     async def find_node(self, peer_id: bytes) -> LookupFinished:
-        """The seed's `findNode(peerId)`: the k closest nodes that answered."""
+        """DHT operation `findNode(peerId)`: the k closest nodes that answered."""
         outcome = await self._query(lambda now: self.node.dht.find_node(peer_id, now=now))
         assert isinstance(outcome, LookupFinished)
         return outcome
 
     async def get(self, key: bytes, *, quorum: int = 1) -> GetFinished:
-        """The seed's `get(key)`: valid records under the 256-bit `key`."""
+        """DHT operation `get(key)`: valid records under the 256-bit `key`."""
         outcome = await self._query(lambda now: self.node.dht.get(key, now=now, quorum=quorum))
         assert isinstance(outcome, GetFinished)
         return outcome
@@ -480,7 +480,7 @@ class NodeHost:
     async def store(
         self, key_type: KeyType, ident: bytes, value: bytes, *, ttl: float | None = None
     ) -> StoreFinished:
-        """The seed's `store(key, value)`: publish a signed record on the k closest nodes."""
+        """DHT operation `store(key, value)`: publish a signed record on the k closest nodes."""
         outcome = await self._query(
             lambda now: self.node.dht.store(key_type, ident, value, now=now, ttl=ttl)
         )
@@ -488,7 +488,7 @@ class NodeHost:
         return outcome
 
     async def announce_room(self, room_id: bytes, value: bytes = b"") -> StoreFinished:
-        """The seed's `announceRoom(roomId)`."""
+        """DHT operation `announceRoom(roomId)`."""
         outcome = await self._query(
             lambda now: self.node.dht.announce_room(room_id, now=now, value=value)
         )
@@ -496,7 +496,7 @@ class NodeHost:
         return outcome
 
     async def find_room_peers(self, room_id: bytes) -> GetFinished:
-        """The seed's `findRoomPeers(roomId)`: every member announcement found."""
+        """DHT operation `findRoomPeers(roomId)`: every member announcement found."""
         outcome = await self._query(lambda now: self.node.dht.find_room_peers(room_id, now=now))
         assert isinstance(outcome, GetFinished)
         return outcome

@@ -9,7 +9,7 @@ Construction (all PyNaCl / libsodium primitives):
 1. The inner message ``{0: sender key, 1: message id, 2: sent_ms, 3: body,
    4: Ed25519 signature}`` is signed over ``E2E_DOMAIN || room id ||
    CBOR({0..3})`` (ROOM-1.2), so a message cannot be replayed into another
-   room, and padded (ISO/IEC 7816-4: 0x80 then zeros) to the seed's size
+   room, and padded (ISO/IEC 7816-4: 0x80 then zeros) to the padding
    buckets 256 B / 4 KiB / 64 KiB (ROOM-1.4).
 2. It is encrypted once with a fresh 32-byte content key (XSalsa20-Poly1305
    secretbox, random nonce).
@@ -42,7 +42,7 @@ from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of, public_
 E2E_DOMAIN: Final = b"railgun/v1/room-message\x00"
 _TAG_DOMAIN: Final = b"railgun/v1/wrap-tag\x00"
 _NONCE_DOMAIN: Final = b"railgun/v1/wrap-nonce\x00"
-#: ROOM-1.4: the seed's padding buckets (small, medium, large), bytes.
+#: ROOM-1.4: Rail Gun's padding buckets (small, medium, large), bytes.
 SIZE_BUCKETS: Final = (256, 4096, 65536)
 MESSAGE_ID_SIZE: Final = 16
 #: ROOM-7.4: inner key 5, present only for content other than application messages.

@@ -7,7 +7,7 @@
   the modelling columns it was drawn from. `capabilities_from_row` and
   `capabilities_row` convert between a row and a `DeviceCapabilities`.
 * `score_frame` adds the CAP-2 score of each row, factor by factor, in points
-  (the seed's 0..100 scale; the score itself is exact millipoints), and its
+  (the design's 0..100 scale; the score itself is exact millipoints), and its
   CAP-4 eligibility for every role; `score_breakdown_chart` draws the factors
   of one or a few devices as a stacked bar, `score_distribution_chart` a
   whole table's totals.
@@ -50,7 +50,7 @@ from railgun_ref.lab.widgets import SnapshotPanel, show_chart
 
 #: The committed population (a repository checkout; pass a path when installed elsewhere).
 POPULATION_PATH: Final = Path(__file__).resolve().parents[2] / "datasets" / "device_population.csv"
-#: Columns holding a `DeviceCapabilities` (CAP-1.1), in the seed's field order.
+#: Columns holding a `DeviceCapabilities` (CAP-1.1), in the design's field order.
 CAPABILITY_COLUMNS: Final = (
     "device_class",
     "upload_bandwidth",

@@ -746,7 +746,7 @@ class LocalNetwork:
     def find_room_peers(self, index: int, room_id: bytes | str) -> GetFinished:
         """Node `index` collects every member announcement of `room_id`.
 
-        The seed's `findRoomPeers` (`NodeHost.find_room_peers`); `records_frame` reads it.
+        DHT operation `findRoomPeers` (DHT-8, `NodeHost.find_room_peers`); `records_frame` reads it.
         """
         host = self._running_host(index)
         return self._call(host.find_room_peers, _utf8(room_id))

@@ -104,7 +104,7 @@ TOPOLOGY_COLOURS: Final = {
     Topology.SFU.value: "#4c78a8",
     Topology.DISTRIBUTED_SFU.value: "#f58518",
 }
-#: The participant counts of the seed's table, the slider's range.
+#: The participant counts of the topology table (VOICE-2.1), the slider's range.
 MAX_PARTICIPANTS: Final = 20
 #: Call id of the calls `grow_call` runs (any 16 bytes; one call at a time).
 LAB_CALL_ID: Final = b"railgun-lab-call"

@@ -1,6 +1,6 @@
 """Store-and-forward (SF): messages for offline recipients, kept by k capacity-chosen peers.
 
-The seed's eight steps as sans-IO pieces (paper/spec.md, section SF):
+Rail Gun's eight store-and-forward steps as sans-IO pieces (paper/spec.md, section SF):
 rendezvous and mailbox keys (`rendezvous`), the wire messages (`messages`),
 where messages go (`placement`) and the holder core that keeps, hands over,
 deletes and repairs them (`holder`).

@@ -11,9 +11,9 @@ NodeId of the peer whose envelope carried them, ``on_timer`` at
 * `Send`: send these bytes to that peer (answers, receipts, repair traffic);
 * `FindHolders`: look up the rendezvous key and call `holders_found` (repair);
 * `PublishRendezvous`: announce on the DHT that this node holds messages for
-  the key until the given time (the seed's step 4, SF-3.4).
+  the key until the given time (step 4 of the eight, SF-3.4).
 
-Theory of operation (the seed's eight steps; clauses in brackets):
+Theory of operation (the eight store-and-forward steps of spec section SF; clauses in brackets):
 
 1. A STORE is checked in a fixed order, so every implementation refuses with
    the same code: shape, size bucket, sender key, signature, clock skew,
@@ -66,9 +66,9 @@ from railgun_ref.identity.keys import node_id_of, public_key_problem
 from railgun_ref.storeforward import messages as m
 from railgun_ref.storeforward.placement import choose_holders
 
-#: SF-2.3: the seed's defaultTTL, seconds (7 days).
+#: SF-2.3: the default defaultTTL (HT-5.1), seconds (7 days).
 DEFAULT_TTL: Final = 7 * 86_400.0
-#: SF-3.2: the seed's redundancyFactor.
+#: SF-3.2: the default redundancyFactor (HT-5.1).
 DEFAULT_REDUNDANCY: Final = 3
 
 
@@ -80,13 +80,13 @@ class SfError(LocalProtocolError):
 class StoreForwardConfig:
     """The parameters of SF (paper/spec.md, section SF), each with its unit and clause."""
 
-    #: SF-2.1: the seed's ``storeAndForward.enabled``: False refuses every STORE (QUOTA).
+    #: SF-2.1: ``storeAndForward.enabled`` (HT-5.1): False refuses every STORE (QUOTA).
     enabled: bool = True
-    #: SF-3.2: the seed's ``redundancyFactor``: holders per message.
+    #: SF-3.2: ``redundancyFactor`` (HT-5.1): holders per message.
     redundancy: int = DEFAULT_REDUNDANCY
     #: SF-3.2: nearest eligible peers the holders are ranked among.
     candidate_pool: int = 2 * DEFAULT_REDUNDANCY
-    #: SF-2.3: the seed's ``defaultTTL``, seconds.
+    #: SF-2.3: ``defaultTTL`` (HT-5.1), seconds.
     default_ttl: float = DEFAULT_TTL
     #: SF-2.3: longest accepted time to expiry, seconds (TTL plus clock skew).
     max_ttl: float = DEFAULT_TTL + MAX_CLOCK_SKEW
@@ -123,7 +123,7 @@ class StoreForwardConfig:
 
 DEFAULT_CONFIG: Final = StoreForwardConfig()
 
-#: StoreForwardConfig field -> JSON name (the seed's camelCase where it names one).
+#: StoreForwardConfig field -> JSON name (the design's camelCase where it names one).
 CONFIG_JSON: Final = {
     "enabled": "enabled",
     "redundancy": "redundancyFactor",

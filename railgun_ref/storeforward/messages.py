@@ -6,7 +6,7 @@ SF). The two requests a peer must be able to attribute end to end carry
 their own Ed25519 signature over ``domain || CBOR(map without the signature
 key)``: a STORE is signed by its sender, a PICKUP and a RECEIPT by the
 recipient's mailbox key (SF-1.4). They are self-contained so that a bridge
-may carry them across a partition (the seed's scenario 4) without the holder
+may carry them across a partition (failover scenario 4, spec §0.7) without the holder
 having to trust it. The other messages are answers or holder-to-holder
 repair traffic, attributed by the envelope that carries them.
 

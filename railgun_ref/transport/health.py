@@ -8,7 +8,7 @@ researcher can tell *how* the service was blocked.
 
 Two detectors decide when the central path counts as down:
 
-* `ThresholdDetector` is the seed's rule: down after `failure_threshold`
+* `ThresholdDetector` is the baseline failover rule: down after `failure_threshold`
   consecutive failed checks, where a check slower than `latency_threshold`
   counts as failed (HT-2.2). With 30 s checks and 3 failures it detects a
   takedown 60–90 s after it happens.
@@ -84,7 +84,7 @@ class FailureDetector(Protocol):
 
 
 class ThresholdDetector:
-    """HT-2.2: the seed's rule — N consecutive failures (slow counts as failed)."""
+    """HT-2.2: the baseline failover rule — N consecutive failures (slow counts as failed)."""
 
     def __init__(self, *, failure_threshold: int = 3, latency_threshold: float = 2.0) -> None:
         if failure_threshold < 1 or latency_threshold <= 0:
@@ -111,7 +111,7 @@ class ThresholdDetector:
         return self.consecutive_failures >= self.failure_threshold
 
     def suspicion_time(self) -> float | None:
-        """Never: the seed's rule moves only on check results, not on silence."""
+        """Never: the baseline rule moves only on check results, not on silence."""
         return None
 
 

@@ -79,7 +79,7 @@ MESSAGE_ID_SIZE: Final = 16
 MAX_HOPS: Final = 8
 #: HT-6.2: at most this many members in one relay request or receipts in one ACK.
 MAX_LIST: Final = 256
-#: HT-6.2: a message id is remembered at most this long (the seed's 7-day TTL), seconds.
+#: HT-6.2: a message id is remembered at most this long (the default 7-day TTL, HT-5.1), seconds.
 MAX_MESSAGE_TTL: Final = 7 * 24 * 3600.0
 #: An APP payload is at most 64 KiB (APP-1.2); a ROOM frame must fit in one.
 MAX_FRAME_SIZE: Final = 65536

@@ -1,4 +1,4 @@
-"""HybridTransportService: the seed's transport, as a sans-IO state machine (HT-3.x).
+"""HybridTransportService: Rail Gun's hybrid transport, as a sans-IO state machine (HT-3.x).
 
 Inputs, each with `now`: health-check results for the central service,
 reachability reports from the P2P layer (how much of the room answers, and
@@ -60,23 +60,23 @@ _WEEK: Final = 7 * 24 * 3600.0
 
 
 class DetectorKind(Enum):
-    THRESHOLD = "threshold"  #: the seed's rule (HT-2.2)
-    PHI_ACCRUAL = "phi-accrual"  #: adaptive (HT-2.3), beyond the seed
+    THRESHOLD = "threshold"  #: the baseline failover rule (HT-2.2)
+    PHI_ACCRUAL = "phi-accrual"  #: adaptive (HT-2.3), an addition to the design
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreAndForwardConfig:
     enabled: bool = True
-    default_ttl: float = _WEEK  #: seconds (seed: 7 days)
-    redundancy_factor: int = 3  #: storage peers per message (seed: 3)
+    default_ttl: float = _WEEK  #: seconds (default 7 days, HT-5.1)
+    redundancy_factor: int = 3  #: storage peers per message (default 3, HT-5.1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HybridTransportConfig:
-    """HT-5.1: every field of the seed's `HybridTransportConfig`, with its defaults.
+    """HT-5.1: every field of the design's `HybridTransportConfig`, with its defaults.
 
-    Times are seconds here (the seed's are milliseconds); `from_seed` takes the
-    seed's camelCase, millisecond form.
+    Times are seconds here (the JSON form's are milliseconds); `from_json` takes the
+    camelCase, millisecond form.
     """
 
     preferred_mode: TransportMode = TransportMode.AWS
@@ -88,7 +88,7 @@ class HybridTransportConfig:
     enable_hybrid_redundancy: bool = False
     store_and_forward: StoreAndForwardConfig = field(default_factory=StoreAndForwardConfig)
     capacity_sharing: CapacitySharingConfig = field(default_factory=CapacitySharingConfig)
-    # Beyond the seed (HT-5.2):
+    # Additions to the design (HT-5.2):
     detector: DetectorKind = DetectorKind.THRESHOLD
     heartbeat_interval: float = 1.0  #: check interval of the phi-accrual detector
     phi_threshold: float = 8.0
@@ -114,8 +114,8 @@ class HybridTransportConfig:
             raise LocalProtocolError("pauses and intervals must be >= 0")
 
     @classmethod
-    def from_seed(cls, data: dict[str, Any]) -> "HybridTransportConfig":
-        """Read the seed's TypeScript-shaped config (camelCase, milliseconds)."""
+    def from_json(cls, data: dict[str, Any]) -> "HybridTransportConfig":
+        """Read the TypeScript client's config (camelCase, milliseconds)."""
         saf = data.get("storeAndForward", {})
         cap = data.get("capacitySharing", {})
         defaults = cls()

@@ -1,6 +1,6 @@
 """Transport modes and states, as one table (HT-1.x).
 
-The seed's six states are not driven by arbitrary events: each is the
+The six transport states are not driven by arbitrary events: each is the
 consequence of what the node currently knows — the configured mode, whether
 the central service is up, how much of the room is reachable peer to peer,
 and whether the device is offline altogether. `STATE_TABLE` lists the state
@@ -32,7 +32,7 @@ from railgun_ref.core.errors import LocalProtocolError
 
 
 class TransportMode(Enum):
-    """HT-1.1: the seed's modes, with its wire values."""
+    """HT-1.1: the transport modes, with their wire values."""
 
     AWS = "aws"  #: central first, automatic failover to P2P
     HYBRID = "hybrid"  #: both paths at once when both are up
@@ -40,7 +40,7 @@ class TransportMode(Enum):
 
 
 class TransportState(Enum):
-    """HT-1.2: the seed's states, with its wire values."""
+    """HT-1.2: the transport states, with their wire values."""
 
     CONNECTED_AWS = "connected-aws"
     CONNECTED_HYBRID = "connected-hybrid"

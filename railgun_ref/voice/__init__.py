@@ -1,6 +1,6 @@
 """Voice: topology selection, SFU host election, call plans, make-before-break switching (sans-IO).
 
-The seed's "P2P Voice Service" (paper/spec.md, section VOICE): `plan_call`
+Rail Gun's peer-to-peer voice service (paper/spec.md, section VOICE): `plan_call`
 turns the participants of a call and their capabilities (CAP-1.1) into a
 `CallPlan` — mesh, one SFU host, or a distributed SFU — and
 `CallController` keeps a call's plan over time, switching make-before-break.

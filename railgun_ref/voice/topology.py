@@ -9,8 +9,8 @@ plan, so a call needs no election round (VOICE-1.2).
 Theory of operation (the spec clause of each step in brackets):
 
 1. The participant count N and the previous plan give the *least* number of
-   hosts, ``h_min``: 0 up to 4 participants, 1 from 5, 2 from 13 (the seed's
-   table), with hysteresis on the way down (VOICE-2.1, VOICE-2.2).
+   hosts, ``h_min``: 0 up to 4 participants, 1 from 5, 2 from 13 (the topology
+   table, spec §0.7), with hysteresis on the way down (VOICE-2.1, VOICE-2.2).
 2. Host candidates are the participants eligible for ``sfu-host`` (CAP-4.2,
    CAP-4.3) that are not cooling down after a failure (VOICE-5.1), ranked by
    CAP-4.4 with a bonus for the previous plan's hosts, so a challenger must
@@ -57,7 +57,7 @@ class VoiceError(LocalProtocolError):
 
 
 class Topology(Enum):
-    """VOICE-1.1: how the media of a call flows (the seed's "Topology Selection")."""
+    """VOICE-1.1: how the media of a call flows (Rail Gun's topology selection)."""
 
     MESH = "mesh"  #: every participant sends to every other one directly
     SFU = "sfu"  #: one participant forwards everyone's streams
@@ -71,9 +71,9 @@ class Degradation(StrEnum):
     INSUFFICIENT_CAPACITY = "insufficient-capacity"  #: hosts overloaded: some hold too many
 
 
-#: VOICE-2.1: at most this many participants talk in a mesh (the seed: 1-4).
+#: VOICE-2.1: at most this many participants talk in a mesh (the topology table: 1-4).
 MESH_MAX_PARTICIPANTS: Final = 4
-#: VOICE-2.1: at most this many participants share one SFU host (the seed: 5-12).
+#: VOICE-2.1: at most this many participants share one SFU host (the topology table: 5-12).
 SFU_MAX_PARTICIPANTS: Final = 12
 #: VOICE-2.2: participants below a threshold a call must fall before it steps down.
 TOPOLOGY_HYSTERESIS: Final = 1

@@ -39,7 +39,7 @@ NONCE_SIZE: Final = 32
 MESSAGE_ID_SIZE: Final = 16
 #: CEN-4.1: a room id is 1..64 bytes, opaque to the service.
 MAX_ROOM_ID_SIZE: Final = 64
-#: CEN-4.3: the longest TTL a SEND may ask for, seconds (the seed's 7 days).
+#: CEN-4.3: the longest TTL a SEND may ask for, seconds (the default store-and-forward TTL, HT-5.1).
 MAX_TTL: Final = 7 * 24 * 60 * 60
 #: CEN-4.3: the largest blob a SEND may carry, bytes: the 64 KiB padding
 #: bucket plus 16 KiB for the E2EE framing and per-member key wraps.
@@ -52,7 +52,7 @@ MAX_ACK_SEQS: Final = 256
 MAX_PROOF_CHANGES: Final = 256
 #: CEN-6.1: ERROR reasons carry at most this many code points (as MSG-3.1).
 MAX_REASON_LENGTH: Final = 200
-#: CEN-7.3: blob size buckets the service counts, bytes (seed buckets + the maximum).
+#: CEN-7.3: blob size buckets the service counts, bytes (ROOM-1.4's padding buckets + the max).
 BLOB_SIZE_BUCKETS: Final = (256, 4096, 65536, MAX_BLOB_SIZE)
 _UINT64_MAX: Final = 2**64 - 1
 

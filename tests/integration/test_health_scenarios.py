@@ -148,8 +148,8 @@ async def test_refused_and_reset(tmp_path: Path) -> None:
 
 
 async def test_latency_rule(tmp_path: Path) -> None:
-    """HT-2.2: a check slower than awsLatencyThreshold (2 s) answers, but the seed's
-    detector counts it as a failure labelled high_latency."""
+    """HT-2.2: a check slower than awsLatencyThreshold (2 s) answers, but the baseline
+    failover rule counts it as a failure labelled high_latency."""
     async with scenario(tmp_path) as s:
         detector = ThresholdDetector(failure_threshold=3, latency_threshold=2.0)
         s.proxy.set_delay_ms(1050)  # per direction: the exchange takes > 2.1 s
@@ -176,7 +176,7 @@ async def test_reset_cuts_a_websocket_session(tmp_path: Path) -> None:
 
 
 async def test_real_checks_drive_failover_and_failback(tmp_path: Path) -> None:
-    """HT-2.2, HT-3.3: the seed's detector fed with real checks through the proxy fails over
+    """HT-2.2, HT-3.3: the baseline failover rule fed with real checks through the proxy fails over
     after 3 failed checks (peers reachable) and fails back after 3 healthy ones spanning
     failbackMinInterval. Times are the event loop's; intervals are shortened."""
     async with scenario(tmp_path) as s:

@@ -2,8 +2,8 @@
 
 Clients are `HybridTransportService` + `P2PRoomCore` over simulated `Node`s
 (`railgun_ref.drivers.sim_transport`). Each test runs a short scenario in
-virtual time and checks what a user would see: failover within the seed's
-window, every message delivered exactly once, bridges carrying messages
+virtual time and checks what a user would see: failover within the baseline
+rule's window (HT-2.2), every message delivered exactly once, bridges carrying messages
 across a partition, failback after the service returns, determinism.
 """
 
@@ -86,8 +86,8 @@ def first_p2p_state(network: SimTransportNetwork, client: int, after: float) -> 
 def test_seed_detector_fails_over_within_the_window_and_back(
     fault: CentralFault, label: FailureLabel
 ) -> None:
-    """HT-2.2, HT-3.2, HT-3.3, HT-4.2, HT-4.3: with the seed's defaults every client fails over
-    within 3 x 30 s (+ the last check), chat continues over P2P with nothing lost or
+    """HT-2.2, HT-3.2, HT-3.3, HT-4.2, HT-4.3: with the default configuration every client fails
+    over within 3 x 30 s (+ the last check), chat continues over P2P with nothing lost or
     duplicated, and every client fails back after the service returns."""
     start = SIM_EPOCH
     fault_at, restore = start + 100.0, start + 250.0

@@ -86,7 +86,7 @@ def test_tampering_is_detected() -> None:
 
 @pytest.mark.parametrize(("size", "bucket"), [(0, 256), (100, 256), (255, 4096), (3800, 4096)])
 def test_padding_buckets(size: int, bucket: int) -> None:
-    """ROOM-1.4: the inner message is padded to the seed's buckets."""
+    """ROOM-1.4: the inner message is padded to the design's size buckets."""
     blob, _ = _seal(body=bytes(size))
     message = open_room_message(BOB, blob, room_id=ROOM)
     assert message.bucket == bucket

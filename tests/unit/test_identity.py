@@ -240,7 +240,7 @@ def test_non_canonical_small_order_r_is_refused() -> None:
 
 
 def _mixed_order_signature(message: bytes) -> tuple[bytes, bytes, int]:
-    """(A', R||S, k) with A' = A + T8 and S = r + k·a for the seed's secret scalar a."""
+    """(A', R||S, k) with A' = A + T8 and S = r + k·a for the secret scalar a of SEED."""
     a, _ = ed.secret_scalar(SEED)
     t8 = next(p for p in ed.torsion_points() if not ed.equal(ed.mul(4, p), ed.IDENTITY))
     mixed = ed.encode(ed.add(ed.mul(a, ed.BASE), t8))

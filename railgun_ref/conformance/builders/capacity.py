@@ -70,7 +70,7 @@ NOTES: Final = {
 }
 
 HEADER: Final = [
-    "Capacity (CAP-x). Capabilities are written in their JSON form (CAP-1.1: the seed's",
+    "Capacity (CAP-x). Capabilities are written in their JSON form (CAP-1.1: the design's",
     "field names and enumeration strings); scores are integers in millipoints (CAP-2.1).",
     "CapabilityScoreTest: score 'capabilities'; 'score' is the breakdown and total.",
     "CapabilityValidationTest: build 'capabilities' after setting each field named in",
@@ -87,7 +87,7 @@ HEADER: Final = [
     "SelectionTest: rank 'candidates' for 'role' (CAP-4.x): 'ranked' in order with",
     "totals, 'excluded' by NodeId with every reason in CAP-4.2's order; an invalid",
     "test must be refused as the caller's error.",
-    "SharingScriptTest: a device with 'capabilities' and 'config' (the seed's",
+    "SharingScriptTest: a device with 'capabilities' and 'config' (the design's",
     "capacitySharing plus 'burst' seconds) created at 'createdAt' has 'rate' and",
     "'burst'; each step requests 'bytes' of bandwidth, or opens or closes the relay",
     "connection 'key', at 'now'; 'granted' or the refusal (kind, limit, inUse,",
@@ -446,7 +446,7 @@ VALIDATION_CASES: Final = (
     ),
     _V(caps_json(natType=None), "natType missing", "CAP-1.3", ("Shape",), "natType"),
     _V(caps_json(availability=None), "availability missing", "CAP-1.3", ("Shape",), "availability"),
-    _V(caps_json(cpuCores=8), "a field the seed does not have", "CAP-1.3", ("Shape",), "cpuCores"),
+    _V(caps_json(cpuCores=8), "a field CAP-1.1 does not have", "CAP-1.3", ("Shape",), "cpuCores"),
     _V(
         {**caps_json(), "batteryStatus": None},
         "batteryStatus null (absent is the way to say none)",

@@ -45,7 +45,7 @@ def advert(
 
 
 def test_value_layout() -> None:
-    """CAP-3.1: version 1, keys 1..10 in the seed's order, enums as the seed's strings."""
+    """CAP-3.1: version 1, keys 1..10 in the design's order, enums as the design's strings."""
     value = caps(battery_status=battery(42, plugged_in=True))
     body = cbor.decode(encode_capabilities(value))
     assert body == {

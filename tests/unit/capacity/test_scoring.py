@@ -1,4 +1,4 @@
-"""The capacity score: the seed's weights in millipoints, per factor (CAP-2.x)."""
+"""The capacity score: the design's weights in millipoints, per factor (CAP-2.x)."""
 
 import pytest
 
@@ -45,7 +45,7 @@ def test_every_enum_member_has_a_score() -> None:
     ],
 )
 def test_class_factor(device_class: DeviceClass, points: int) -> None:
-    """CAP-2.2: the seed's class table."""
+    """CAP-2.2: the design's class table."""
     assert score(caps(device_class=device_class)).device_class == points * 1000
 
 
@@ -92,7 +92,7 @@ def test_the_smaller_direction_counts() -> None:
     ],
 )
 def test_nat_factor(nat: NatType, points: int) -> None:
-    """CAP-2.4: the seed's table, port-restricted between, unknown at 0."""
+    """CAP-2.4: the design's table, port-restricted between, unknown at 0."""
     assert score(caps(nat_type=nat)).nat == points * 1000
 
 

@@ -1,4 +1,4 @@
-"""DeviceCapabilities: the seed's fields and values, checked at construction (CAP-1.x)."""
+"""DeviceCapabilities: the design's fields and values, checked at construction (CAP-1.x)."""
 
 import dataclasses
 import math
@@ -34,7 +34,7 @@ SEED_FIELDS = [
 
 
 def test_fields_are_the_seeds_in_snake_case() -> None:
-    """CAP-1.1: the seed's ten fields, snake_case in Python, camelCase in the JSON form."""
+    """CAP-1.1: the design's ten fields, snake_case in Python, camelCase in the JSON form."""
     names = [f.name for f in dataclasses.fields(DeviceCapabilities)]
     assert [n.replace("_", "") for n in names] == [f.lower() for f in SEED_FIELDS]
     value = caps(battery_status=battery(40)).to_json()
@@ -44,7 +44,7 @@ def test_fields_are_the_seeds_in_snake_case() -> None:
 
 
 def test_enumerations_have_the_seeds_values() -> None:
-    """CAP-1.2: exactly the seed's spellings."""
+    """CAP-1.2: exactly the design's spellings."""
     assert [c.value for c in DeviceClass] == [
         "server",
         "desktop-powerful",

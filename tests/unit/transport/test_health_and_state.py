@@ -178,7 +178,7 @@ def test_hybrid_mode_uses_both_paths() -> None:
 
 
 def test_detector_comparison_on_the_same_traces() -> None:
-    """HT-2.2/2.3: the seed's rule detects a takedown within its 3 x 30 s window; phi in
+    """HT-2.2/2.3: the baseline rule detects a takedown within its 3 x 30 s window; phi in
     seconds; on a lossless link neither raises a false failover."""
     quiet = LinkModel(loss=0.0, jitter=0.01)
     result = run(seed=3, trials=20, client_hours=5.0, link=quiet)
@@ -197,7 +197,7 @@ def test_both_detectors_are_failure_detectors() -> None:
     threshold, phi = detectors
     assert threshold.classify(slow).label is FailureLabel.HIGH_LATENCY  # HT-2.2
     assert phi.classify(slow) == slow  # phi-accrual judges lateness, not latency
-    assert threshold.suspicion_time() is None  # silence alone never moves the seed's rule
+    assert threshold.suspicion_time() is None  # silence alone never moves the baseline rule
     phi.observe(slow)
     assert phi.suspicion_time() is not None
 

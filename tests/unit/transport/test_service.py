@@ -54,10 +54,10 @@ def started(config: HybridTransportConfig | None = None) -> HybridTransportServi
     return service
 
 
-def test_seed_defaults_and_from_seed() -> None:
-    """HT-5.1: every seed field, its default, and the seed's millisecond form."""
+def test_default_configuration_and_from_json() -> None:
+    """HT-5.1: every field of the design's config, its default, and the millisecond JSON form."""
     default = HybridTransportConfig()
-    seeded = HybridTransportConfig.from_seed(
+    from_json = HybridTransportConfig.from_json(
         {
             "preferredMode": "aws",
             "awsHealthCheckInterval": 30000,
@@ -68,7 +68,7 @@ def test_seed_defaults_and_from_seed() -> None:
             "capacitySharing": {"enabled": True, "maxUploadShare": 0.5, "maxRelayConnections": 20},
         }
     )
-    assert seeded == default
+    assert from_json == default
     assert default.aws_health_check_interval == 30.0
     assert default.store_and_forward.default_ttl == 7 * 24 * 3600
 
