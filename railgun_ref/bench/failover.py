@@ -126,10 +126,10 @@ class FailoverParams:
 
 
 def detector_configs() -> dict[str, HybridTransportConfig]:
-    seed_default = HybridTransportConfig()
+    default_config = HybridTransportConfig()
     return {
-        "threshold": seed_default,
-        "phi-accrual": replace(seed_default, detector=DetectorKind.PHI_ACCRUAL),
+        "threshold": default_config,
+        "phi-accrual": replace(default_config, detector=DetectorKind.PHI_ACCRUAL),
     }
 
 
