@@ -303,7 +303,7 @@ class Node:
                         action.request_id,
                         action.address,
                         now=action.sent_at,
-                        channel=Channel.DATAGRAM,
+                        channel=action.channel,
                         expected_peer=action.expected_peer,
                         pull=False,
                     )

@@ -102,11 +102,15 @@ class DhtConfig:
     record_ttl: float = 24 * 3600.0  #: default lifetime of a published record, seconds
     #: DHT-6.5: lookups over this many disjoint paths (1: plain Kademlia).
     disjoint_paths: int = 1
+    #: DHT-7.8: holders per get whose truncated VALUE is asked again on a stream (0: never).
+    stream_fetches: int = 3
     storage: StorageLimits = field(default_factory=StorageLimits)
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:
             raise LocalProtocolError("k, alpha and disjoint_paths must be at least 1")
+        if self.stream_fetches < 0:
+            raise LocalProtocolError("stream_fetches must be at least 0")
         if self.k > MAX_CONTACTS:
             raise LocalProtocolError(f"k is at most {MAX_CONTACTS}: a NODES reply names no more")
         if not 0 < self.slow_after_min <= self.slow_after_max:
@@ -132,6 +136,8 @@ class DhtCounter(StrEnum):
     REJECTED_RECORD = "dht.rejected_record"  #: records in a VALUE refused, by `ErrorCode`
     REFUSED = "dht.refused"  #: our requests refused with ERROR, by `ErrorCode`
     EXPIRED = "dht.expired"
+    STREAM_FETCH = "dht.stream_fetch"  #: DHT-7.8 truncated VALUEs asked again on a stream
+    STREAM_FETCH_FAILED = "dht.stream_fetch_failed"  #: ... that were refused or timed out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +146,7 @@ class SendDhtRequest:
 
     The node encodes and signs it at `sent_at`, tracks it (RPC-1.2) and
     reports its outcome back through `on_response` / `on_error` / `on_timeout`.
+    `channel` is a datagram except for the stream FIND_VALUE of DHT-7.8.
     """
 
     request_id: int
@@ -147,6 +154,7 @@ class SendDhtRequest:
     address: Address
     expected_peer: NodeId | None
     sent_at: float
+    channel: Channel = Channel.DATAGRAM
 
 
 #: What the DHT reports: query outcomes and changes to the records it holds.
@@ -190,6 +198,10 @@ class _Query:
     refused: int = 0
     store_failed: int = 0
     done: bool = False
+    #: DHT-7.8: holders whose datagram VALUE was truncated, not yet asked on a stream
+    truncated: deque[Contact] = field(default_factory=deque)
+    fetching: set[int] = field(default_factory=set)  #: stream FIND_VALUE ids outstanding
+    fetched: int = 0  #: stream FIND_VALUEs answered
 
 
 class _StoreEnd(Enum):
@@ -204,6 +216,7 @@ class _Purpose(Enum):
     CHECK = "check"
     BOOTSTRAP = "bootstrap"
     REPLICATE = "replicate"
+    FETCH = "fetch"  #: DHT-7.8: the rest of a truncated VALUE, on a stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +272,14 @@ class Dht:
         """CORE-1.2: the next request to send or event to report, oldest first."""
         return self._actions.popleft() if self._actions else None
 
-    def _send(self, message: Message, address: Address, peer: NodeId | None, now: float) -> int:
+    def _send(
+        self,
+        message: Message,
+        address: Address,
+        peer: NodeId | None,
+        now: float,
+        channel: Channel = Channel.DATAGRAM,
+    ) -> int:
         while True:
             request_id = self._rng.getrandbits(64)
             if request_id not in self._in_flight and request_id not in self._requests:
@@ -271,6 +291,7 @@ class Dht:
                 address=address,
                 expected_peer=peer,
                 sent_at=now,
+                channel=channel,
             )
         )
         return request_id
@@ -540,6 +561,8 @@ class Dht:
                 query.stores_sent = True
                 self._store_phase(query, closest, now)
             return
+        if query.fetching:
+            return  # DHT-7.8: a get ends once its stream FIND_VALUEs have ended too
         query.done = True
         del self._queries[query.query_id]
         self.routing.touch(query.target, now=now)
@@ -650,7 +673,9 @@ class Dht:
             case _Purpose.STORE:
                 self._store_ended(entry, request.request_id, _StoreEnd.ACCEPTED, now)
             case _Purpose.LOOKUP:
-                self._lookup_response(entry, sender, message, now)
+                self._lookup_response(entry, request.address, message, now)
+            case _Purpose.FETCH:
+                self._fetch_ended(entry, request.request_id, message, now)
 
     def _bootstrap_ended(self, now: float, *, answered: bool) -> None:
         """One bootstrap PING ended: join on the first answer, or when none is left."""
@@ -676,7 +701,7 @@ class Dht:
         self._maybe_store_done(query, now)
 
     def _lookup_response(
-        self, entry: _Request, sender: NodeId, message: Message, now: float
+        self, entry: _Request, address: Address, message: Message, now: float
     ) -> None:
         query = self._queries.get(entry.query_id or 0)
         if query is None or entry.peer is None:
@@ -687,22 +712,56 @@ class Dht:
         closer = [Contact(node_id=n, address=a) for n, a in contacts]
         query.lookup.on_success(entry.peer, closer, now=now)
         if isinstance(message, Value) and query.kind is _Kind.GET:
-            valid = 0
-            for item in message.records:
-                try:
-                    record = Record.from_cbor_value(item)
-                    check_record(record, now=now, key=query.target)
-                except RemoteProtocolError as exc:
-                    self.counters.inc(DhtCounter.REJECTED_RECORD, label=error_label(exc.code))
-                    continue
-                valid += 1
-                held = query.found.get(record.publisher_id)
-                if held is None or record.seq > held.seq:
-                    query.found[record.publisher_id] = record
-            if valid:
+            if message.truncated:
+                query.truncated.append(Contact(node_id=entry.peer, address=address))
+                self._fetch_more(query, now)
+            if self._merge(query, message, now):
                 query.holders += 1
                 if query.holders >= query.quorum:
                     query.lookup.finish()
+        self._drive(query, now)
+
+    def _merge(self, query: _Query, message: Value, now: float) -> int:
+        """DHT-8.3: keep the newest valid record per publisher; how many were valid."""
+        valid = 0
+        for item in message.records:
+            try:
+                record = Record.from_cbor_value(item)
+                check_record(record, now=now, key=query.target)
+            except RemoteProtocolError as exc:
+                self.counters.inc(DhtCounter.REJECTED_RECORD, label=error_label(exc.code))
+                continue
+            valid += 1
+            held = query.found.get(record.publisher_id)
+            if held is None or record.seq > held.seq:
+                query.found[record.publisher_id] = record
+        return valid
+
+    def _fetch_more(self, query: _Query, now: float) -> None:
+        """DHT-7.8: ask truncated holders again on a stream, up to `stream_fetches` answers."""
+        while query.truncated and len(query.fetching) + query.fetched < self.config.stream_fetches:
+            holder = query.truncated.popleft()
+            request_id = self._send(
+                FindValue(key=query.target), holder.address, holder.node_id, now, Channel.STREAM
+            )
+            self._requests[request_id] = _Request(_Purpose.FETCH, query.query_id, holder.node_id)
+            query.fetching.add(request_id)
+            self.counters.inc(DhtCounter.STREAM_FETCH)
+
+    def _fetch_ended(
+        self, entry: _Request, request_id: int, message: Message | None, now: float
+    ) -> None:
+        """One stream FIND_VALUE ended: its records merge (its contacts add nothing new)."""
+        query = self._queries.get(entry.query_id or 0)
+        if query is None:
+            return
+        query.fetching.discard(request_id)
+        if isinstance(message, Value):
+            query.fetched += 1
+            self._merge(query, message, now)
+        else:
+            self.counters.inc(DhtCounter.STREAM_FETCH_FAILED)
+        self._fetch_more(query, now)  # a failed fetch hands its turn to the next holder
         self._drive(query, now)
 
     def on_error(self, request: PendingRequest, code: int, *, now: float) -> None:
@@ -723,12 +782,15 @@ class Dht:
                 self._store_ended(entry, request.request_id, _StoreEnd.REFUSED, now)
             case _Purpose.LOOKUP:
                 self._lookup_failed(entry, now)
+            case _Purpose.FETCH:
+                self._fetch_ended(entry, request.request_id, None, now)
 
     def on_timeout(self, request: PendingRequest, *, now: float) -> None:
         entry = self._requests.pop(request.request_id, None)
         if entry is None:
             return
-        if entry.peer is not None and entry.purpose is not _Purpose.CHECK:
+        if entry.peer is not None and entry.purpose not in (_Purpose.CHECK, _Purpose.FETCH):
+            # A stream that does not answer says nothing of the datagram path (DHT-5.3).
             self.routing.record_failure(entry.peer)
         match entry.purpose:
             case _Purpose.CHECK:
@@ -742,6 +804,8 @@ class Dht:
                 self._store_ended(entry, request.request_id, _StoreEnd.FAILED, now)
             case _Purpose.LOOKUP:
                 self._lookup_failed(entry, now)
+            case _Purpose.FETCH:
+                self._fetch_ended(entry, request.request_id, None, now)
 
     def _lookup_failed(self, entry: _Request, now: float) -> None:
         query = self._queries.get(entry.query_id or 0)

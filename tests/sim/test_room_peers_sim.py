@@ -77,8 +77,12 @@ def room_net() -> tuple[RoomNet, list[Address]]:
             SECRET, publisher=net.node(member).identity.public_key, host=host, port=port
         )
         started.append(
-            (member, net.sim.call(member, lambda n, now, v=value: n.dht.announce_room(
-                IDENT, now=now, value=v)))  # fmt: skip
+            (
+                member,
+                net.sim.call(
+                    member, lambda n, now, v=value: n.dht.announce_room(IDENT, now=now, value=v)
+                ),
+            )  # fmt: skip
         )
         net.sim.run_for(0.2)
     for done in net.run_all(started):

@@ -77,6 +77,7 @@ class Sent:
     address: Address
     peer: NodeId | None
     at: float
+    channel: Channel = Channel.DATAGRAM
 
 
 @dataclass
@@ -104,6 +105,7 @@ class DhtHarness:
                             action.address,
                             action.expected_peer,
                             action.sent_at,
+                            action.channel,
                         )
                     )
                 case EmitDhtEvent(event=event):
@@ -136,7 +138,7 @@ class DhtHarness:
             kind=sent.message.TYPE,
             address=sent.address,
             expected_sender=sent.peer,
-            channel=Channel.DATAGRAM,
+            channel=sent.channel,
             sent_at=sent.at,
             deadline=sent.at + 5.0,
         )
