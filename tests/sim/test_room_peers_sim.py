@@ -66,6 +66,11 @@ def _joiner(addr: Address, via: Address) -> Callable[[Simulator], None]:
     return join
 
 
+def announcing(value: bytes) -> Callable[[Node, float], int]:
+    """Announce membership as the transport does: the room's DHT ident, a proven value."""
+    return lambda n, now: n.dht.announce_room(IDENT, now=now, value=value)
+
+
 @pytest.fixture(scope="module")
 def room_net() -> tuple[RoomNet, list[Address]]:
     net = RoomNet(NODES, seed=29)
@@ -76,14 +81,7 @@ def room_net() -> tuple[RoomNet, list[Address]]:
         value = room_announcement(
             SECRET, publisher=net.node(member).identity.public_key, host=host, port=port
         )
-        started.append(
-            (
-                member,
-                net.sim.call(
-                    member, lambda n, now, v=value: n.dht.announce_room(IDENT, now=now, value=v)
-                ),
-            )  # fmt: skip
-        )
+        started.append((member, net.sim.call(member, announcing(value))))
         net.sim.run_for(0.2)
     for done in net.run_all(started):
         assert isinstance(done, StoreFinished) and done.accepted >= 1
