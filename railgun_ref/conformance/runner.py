@@ -238,6 +238,9 @@ def _check_node_script(group: JsonObject, test: JsonObject) -> None:
         elif op == "timer":
             node.on_timer(now=now)
             got = drain(node)
+        elif op == "get":
+            node.dht.get(bytes.fromhex(step["key"]), now=now, quorum=step["quorum"])
+            got = drain(node)
         else:
             raise _MismatchError(f"step {index}: unknown op {op!r}")
         for key, want in step["expect"].items():

@@ -20,7 +20,8 @@ from railgun_ref.conformance.builders.node_ping import (
     Script,
     node_config_json,
 )
-from railgun_ref.conformance.common import JsonObject
+from railgun_ref.conformance.common import JsonObject, address_json
+from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.ids import Address
 from railgun_ref.dht.geometry import bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
@@ -29,6 +30,7 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.node import Node
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
+from railgun_ref.wire.envelope import encode_envelope
 from railgun_ref.wire.messages import FindNode, FindValue, MessageType, Store
 
 NODE_RNG_SEED: Final = 7100
@@ -44,6 +46,7 @@ NOTES: Final = {
     "Expiry": "A held record reaches its expiry.",
     "Eviction": "A full bucket: the node pings its least-recently seen contact.",
     "NotAuthenticated": "Input that must not teach the node a contact.",
+    "Requester": "The node under test runs a get and peers answer it.",
 }
 
 HEADER: Final = [
@@ -56,6 +59,8 @@ HEADER: Final = [
     "summary (messageType, destination); the answer in the next step names that id.",
     "RecordStored / RecordDropped events name what a holder must persist or forget",
     "(DHT-4.5); other implementations map them to what they have.",
+    "A 'get' step starts the seed's get(key) with 'quorum' (DHT-8.3) on the node under",
+    "test; the FIND_VALUEs it sends are answered in later steps under their request ids.",
 ]
 
 
@@ -123,6 +128,12 @@ class DhtScript(Script):
 
     def find_value(self, peer: DhtPeer, key: bytes, now: float, note: str) -> JsonObject:
         return self.ask(peer, MessageType.FIND_VALUE, FindValue(key=key).to_body(), now, note)
+
+    def get(self, key: bytes, quorum: int, now: float, note: str) -> JsonObject:
+        """The node under test starts a get of `key` (DHT-8.3)."""
+        self.node.dht.get(key, now=now, quorum=quorum)
+        return self._step({"op": "get", "comment": note, "now": now, "key": key.hex(),
+                           "quorum": quorum})  # fmt: skip
 
     def store(self, peer: DhtPeer, record: object, now: float, note: str) -> JsonObject:
         """`peer` sends a STORE of `record` (a Record or any map) at `now`."""
@@ -334,6 +345,49 @@ def _truncation() -> Script:
     return s
 
 
+def _request_of(out: JsonObject, key: str) -> tuple[int, dict[int, Any]]:
+    """The request id and body of the one FIND_VALUE the node sent on `key`'s channel."""
+    (message,) = out[key]
+    assert message["messageType"] == "FIND_VALUE"
+    return int(message["requestId"]), _body(out, key)
+
+
+def _stream_fetch(*, answered: bool) -> Script:
+    """A get meets a truncated VALUE: the node asks the holder again on a stream (DHT-7.8)."""
+    s = DhtScript()
+    holder = DhtPeer("holder", 41000)
+    members = [DhtPeer(f"member-{n}", 41100 + n) for n in range(5)]
+    records = sorted((m.record(KeyType.ROOM, b"room-big", value=bytes([n]) * 200)
+                      for n, m in enumerate(members)), key=lambda r: r.publisher_id)  # fmt: skip
+    maps = [r.to_cbor_value() for r in records]
+    s.receive(holder.ping(T0), holder.address, T0, "PING from the holder (the node learns it)")
+    key = _room_key(b"room-big")
+    out = s.get(key, 1, T0 + 1, "the node starts get(room-big) with quorum 1")
+    request_id, body = _request_of(out, "datagrams")
+    assert body == {0: key} and out["datagrams"][0]["to"] == address_json(holder.address)
+    value = holder.envelope(MessageType.VALUE, {0: maps[:2], 1: [], 2: True}, T0 + 1.1, request_id)
+    out = s.receive(value, holder.address, T0 + 1.1,
+                    "the holder answers with 2 of 5 records, truncated")  # fmt: skip
+    request_id, body = _request_of(out, "streamMessages")
+    assert body == {0: key} and not out["datagrams"] and _events(out) == []
+    assert out["streamMessages"][0]["to"] == {"address": address_json(holder.address)}
+    if answered:
+        value = encode_envelope(holder.identity, type=MessageType.VALUE, request_id=request_id,
+                                timestamp_ms=round((T0 + 1.2) * 1000),
+                                body={0: maps, 1: [], 2: False},
+                                max_size=MAX_STREAM_MESSAGE_SIZE)  # fmt: skip
+        out = s.receive_stream(value, 4, holder.address, T0 + 1.2,
+                               "the holder answers the stream FIND_VALUE with all 5")  # fmt: skip
+        want = 5
+    else:
+        out = s.timer(T0 + 1.1 + NODE_CONFIG.request_timeout,
+                      "the stream FIND_VALUE times out")  # fmt: skip
+        want = 2
+    assert _events(out)[-1] == "GetFinished"
+    assert len(out["events"][-1]["data"]["records"]) == want
+    return s
+
+
 def _expiry() -> Script:
     s = DhtScript()
     a = DhtPeer("peer-0", 41000)
@@ -421,6 +475,12 @@ SCENARIOS: Final[tuple[tuple[Callable[[], Script], str, str, str, tuple[str, ...
     (partial(_eviction, alive=False), "a full bucket pings its least-recently seen contact; it"
      " does not answer and is replaced by the newcomer", "DHT-5.2", "valid",
      ("Eviction", "Contacts")),
+    (partial(_stream_fetch, answered=True), "a get that meets a truncated VALUE asks the same"
+     " holder again on a stream and reports the records of both answers", "DHT-7.8", "valid",
+     ("Requester", "Truncated", "Stream", "Records")),
+    (partial(_stream_fetch, answered=False), "a get whose stream FIND_VALUE times out reports"
+     " what the datagram answer carried, after the timeout", "DHT-7.8", "valid",
+     ("Requester", "Truncated", "Stream")),
 )  # fmt: skip
 
 
