@@ -278,6 +278,7 @@ def _cmd_bench_dht(args: argparse.Namespace) -> int:
         op_concurrency=args.op_concurrency,
         output=args.output,
         quiet=args.quiet,
+        room_members=args.room_members,
     )
 
 
@@ -849,6 +850,13 @@ def _add_bench_dht(bench_sub: _Subparsers) -> None:
     )
     dht.add_argument(
         "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"
+    )
+    dht.add_argument(
+        "--room-members",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="simulator: N members announce one room, non-holders look them up (default 0: off)",
     )
     dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     dht.add_argument("--json", action="store_true", help="print JSON")

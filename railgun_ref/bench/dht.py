@@ -32,10 +32,18 @@ imports an implementation's modules only once it knows which one it runs.
 links, plus lookup hops against log2(N), events processed and wall time.
 This is the mode for runs of 10^4 nodes and more.
 
+``--room-members M`` (simulator) adds a room phase after the gets: M live
+nodes announce themselves in one closed room as the transport does (a
+``room`` record under the room's DHT ident, with the proof of the room
+secret, ROOM-6.2), then every live node that does not hold the room key runs
+`find_room_peers`; ``room_members_found`` says what fraction of the M members
+each of them found (DHT-7.8 fetches what a datagram VALUE leaves out).
+
 Percentiles are nearest-rank: p95 of n samples is the ceil(0.95·n)-th smallest.
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -55,7 +63,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Final
 
 from railgun_ref.core.constants import DHT_ALPHA, DHT_K, REQUEST_TIMEOUT
-from railgun_ref.core.ids import Address
+from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.console import ProgressReport, UsageError
 
 if TYPE_CHECKING:
@@ -74,6 +82,9 @@ GOAL2_P95_MS: Final = 1000.0
 GOAL_RPC_TIMEOUT: Final = REQUEST_TIMEOUT
 
 IMPLS: Final = ("ours", "kademlia")
+#: Goal 3 (issue 13): N=200, 50 room members: every non-holder finds every member.
+GOAL3_NODES: Final = 200
+GOAL3_MEMBERS: Final = 50
 #: The RTT of simulated links when --rtt-ms is not given (zero would make virtual time moot).
 SIM_DEFAULT_RTT_MS: Final = 50.0
 #: NodeHost's datagram queue in the benchmark: with --rtt-ms it is also the delay line,
@@ -108,6 +119,7 @@ class BenchParams:
     op_concurrency: int = 4  #: stores (then gets) in flight at once
     settle_s: float = 2.0  #: pause after setup, before the stores (virtual in the simulator)
     op_timeout: float = 300.0  #: harness cap per operation; a get past it is a failure
+    room_members: int = 0  #: members announced in one room after the gets (0: no room phase)
 
     def __post_init__(self) -> None:
         if self.nodes < 2 or self.keys < 1:
@@ -120,6 +132,8 @@ class BenchParams:
             raise ValueError("concurrencies, k and alpha are at least 1")
         if not 1 <= self.value_size <= 256:
             raise ValueError("value_size is 1..256 bytes (DHT-3.2)")
+        if not 0 <= self.room_members <= self.nodes - round(self.churn * self.nodes):
+            raise ValueError("room_members is 0..the number of nodes left running")
 
     @property
     def send_delay(self) -> float:
@@ -772,6 +786,96 @@ class _SimBench:
             )
         return out
 
+    def room_phase(self) -> dict[str, Any]:
+        """Announce `room_members` members of one room; every live non-holder looks them up."""
+        from railgun_ref.dht.keys import KeyType, derive_key  # noqa: PLC0415
+        from railgun_ref.rooms.ids import dht_ident_of  # noqa: PLC0415
+
+        stopped = set(self.workload.stopped)
+        live = [a for i, a in enumerate(self.addresses) if i not in stopped]
+        rng = random.Random(self.params.seed ^ 0x500E)
+        members = rng.sample(live, self.params.room_members)
+        secret = rng.randbytes(32)
+        ident = dht_ident_of(secret)
+        announced = self.run_ops(
+            [self._announce(a, secret, ident) for a in members], self.params.op_concurrency
+        )
+        key = derive_key(KeyType.ROOM, ident)
+        getters = [a for a in live if not self.sim.nodes[a].dht.records.get(key, now=self.sim.now)]
+        wanted = {self.sim.nodes[a].node_id for a in members}
+        done = self._lookups(getters, ident)
+        counts = [self._members_in(outcome, ident, wanted) for outcome, _ in done]
+        fetches = self._dht_counts()
+        # The same lookups with DHT-7.8 turned off: what datagram answers alone carry.
+        for a in getters:
+            dht = self.sim.nodes[a].dht
+            dht.config = dataclasses.replace(dht.config, stream_fetches=0)
+        without = [self._members_in(o, ident, wanted) for o, _ in self._lookups(getters, ident)]
+        report = room_report(
+            counts,
+            members=len(members),
+            announced=sum(1 for o, _ in announced if isinstance(o, _Stored) and o.accepted),
+            timed_out=sum(1 for o, _ in done if not isinstance(o, _Got)),
+            fetches=fetches,
+        )
+        report["fraction_without_stream_fetch"] = room_report(
+            without, members=len(members), announced=0, timed_out=0, fetches={}
+        )["fraction"]
+        return report
+
+    def _lookups(
+        self, getters: Sequence[Address], ident: bytes
+    ) -> list[tuple[_Outcome | None, float]]:
+        return self.run_ops(
+            [self._find_room_peers(a, ident) for a in getters], self.params.op_concurrency
+        )
+
+    def _announce(self, a: Address, secret: bytes, ident: bytes) -> _SimStart:
+        from railgun_ref.rooms.announce import room_announcement  # noqa: PLC0415
+
+        def start() -> tuple[Address, int]:
+            host, port = a
+            node = self.sim.nodes[a]
+            value = room_announcement(
+                secret, publisher=node.identity.public_key, host=host, port=port
+            )
+            return a, self.sim.call(
+                a, lambda n, now: n.dht.announce_room(ident, now=now, value=value)
+            )
+
+        return start
+
+    def _find_room_peers(self, a: Address, ident: bytes) -> _SimStart:
+        def start() -> tuple[Address, int]:
+            return a, self.sim.call(a, lambda n, now: n.dht.find_room_peers(ident, now=now))
+
+        return start
+
+    def _members_in(self, outcome: _Outcome | None, ident: bytes, wanted: set[NodeId]) -> int:
+        """How many of `wanted` a lookup found, counting valid proven announcements only."""
+        from railgun_ref.core.errors import RemoteProtocolError  # noqa: PLC0415
+        from railgun_ref.transport.p2p import member_from_record  # noqa: PLC0415
+
+        if not isinstance(outcome, _Got):
+            return 0
+        found = set()
+        for record in outcome.records:
+            try:
+                member = member_from_record(record, room_id=ident, now=self.sim.now, closed=True)
+            except RemoteProtocolError:
+                continue
+            found.add(member.node_id)
+        return len(found & wanted)
+
+    def _dht_counts(self) -> dict[str, int]:
+        from railgun_ref.dht.service import DhtCounter  # noqa: PLC0415
+
+        names = (DhtCounter.STREAM_FETCH, DhtCounter.STREAM_FETCH_FAILED)
+        return {
+            str(name): sum(n.dht.counters.get_count(name) for n in self.sim.nodes.values())
+            for name in names
+        }
+
     def run(self) -> ImplRun:
         virtual_start = self.sim.now
         joins_failed, setup_virtual, setup_wall = self.setup()
@@ -788,6 +892,10 @@ class _SimBench:
         self.progress(
             f"{self.params.keys} gets done ({wall_gets:.1f} wall s); {self.events} events in total"
         )
+        extra: dict[str, Any] = {}
+        if self.params.room_members:
+            extra["room_members_found"] = self.room_phase()
+            self.progress(f"room phase: {extra['room_members_found']['fraction']}")
         return ImplRun(
             impl="ours",
             driver="sim",
@@ -811,8 +919,33 @@ class _SimBench:
                 "events_processed": self.events,
                 "events_per_wall_s": round(self.events / wall_total) if wall_total > 0 else None,
                 "sim_counters": self.sim.counters.snapshot(),
+                **extra,
             },
         )
+
+
+def room_report(
+    counts: Sequence[int], *, members: int, announced: int, timed_out: int, fetches: dict[str, int]
+) -> dict[str, Any]:
+    """`room_members_found`: members each non-holder's find_room_peers found, as fractions."""
+    fractions = sorted(c / members for c in counts) if members else []
+    return {
+        "members": members,
+        "members_announced": announced,
+        "getters": len(counts),
+        "getters_found_all": sum(1 for c in counts if c == members),
+        "lookups_timed_out": timed_out,
+        "per_getter": {
+            "min": fractions[0] if fractions else None,
+            "median": statistics.median(fractions) if fractions else None,
+        },
+        "fraction": round(sum(counts) / (members * len(counts)), 4) if counts else None,
+        "dht_counters": fetches,
+        "how_counted": "getters: live nodes not holding the room key; a member counts when a "
+        "valid announcement with its proof of the room secret names it (member_from_record); "
+        "fraction_without_stream_fetch: the same getters again with stream_fetches = 0 "
+        "(datagram answers only, the behaviour before DHT-7.8)",
+    }
 
 
 _SIM_NOTES: Final = [
@@ -970,7 +1103,22 @@ def evaluate_goals(
             "met": (applies and both and all(c["met"] for c in checks) if applies else None),
         }
     )
+    goals.append(_room_goal(params, ours.get("room_members_found")))
     return goals
+
+
+def _room_goal(params: BenchParams, room: dict[str, Any] | None) -> dict[str, Any]:
+    """G3 (issue 13): every member of a 50-member room found by every non-holder."""
+    applies = params.nodes == GOAL3_NODES and params.room_members == GOAL3_MEMBERS
+    fraction = None if room is None else room.get("fraction")
+    checks = [_goal_check("ours: fraction of room members found", fraction, ">=", 1.0)]
+    return {
+        "id": "G3",
+        "goal": "N=200, 50 room members: every non-holder's find_room_peers finds all 50",
+        "applies": applies,
+        "checks": checks,
+        "met": all(c["met"] for c in checks) if applies else None,
+    }
 
 
 def _git(*args: str) -> str | None:
@@ -1081,6 +1229,7 @@ def run(
         ),
         "how_counted": HOW_COUNTED,
         "impls": results,
+        "room_members_found": results.get("ours", {}).get("room_members_found"),
         "goals": evaluate_goals(params, driver, results),
         "environment": env,
         "notes": notes,
@@ -1099,6 +1248,9 @@ def _print_table(result: dict[str, Any]) -> None:
             f"get ok {gets['success_rate']:.3f}  latency ms {gets['latency_ms']}  "
             f"rpcs {gets.get('rpcs')}"
         )
+    room = result.get("room_members_found")
+    if room is not None:
+        print(f"  room members found: {room['fraction']} (per getter {room['per_getter']})")
     for goal in result["goals"]:
         print(f"  goal {goal['id']}: applies={goal['applies']} met={goal['met']}")
 
@@ -1118,7 +1270,10 @@ def main(
     op_concurrency: int = 4,
     output: str | None = None,
     quiet: bool = False,
+    room_members: int = 0,
 ) -> int:
+    if room_members and driver != "sim":
+        raise UsageError("--room-members runs in the simulator: add --driver sim")
     if rtt_ms is None:
         rtt_ms = SIM_DEFAULT_RTT_MS if driver == "sim" else 0.0
     params = BenchParams(
@@ -1130,6 +1285,7 @@ def main(
         rpc_timeout=timeout,
         join_concurrency=join_concurrency,
         op_concurrency=op_concurrency,
+        room_members=room_members,
     )
     if impl is None:
         impl = "both" if driver == "udp" and kademlia_available() else "ours"

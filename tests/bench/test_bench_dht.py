@@ -17,7 +17,9 @@ from railgun_ref.bench.dht import (
     run,
     worker_main,
 )
+from railgun_ref.bench.dht import main as bench_main
 from railgun_ref.cli import build_parser
+from railgun_ref.drivers.console import UsageError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,7 +66,7 @@ def test_ours_on_udp_finds_every_value_it_stored() -> None:
     assert result["impls"]["ours"]["gets"]["rpcs"]["median"] >= 1
     # Every store reached the other nine nodes (k=20 > 9), not only the publisher's own table.
     assert result["impls"]["ours"]["stores"]["remote_replicas"]["median"] == 9.0
-    assert [goal["id"] for goal in result["goals"]] == ["G1", "G2"]
+    assert [goal["id"] for goal in result["goals"]] == ["G1", "G2", "G3"]
     assert all(goal["applies"] is False and goal["met"] is None for goal in result["goals"])
     assert {"python", "cpu_count", "machine_note"} <= set(result["environment"])
 
@@ -134,3 +136,32 @@ def test_the_cli_has_a_bench_dht_command() -> None:
     )
     assert (args.nodes, args.churn, args.rtt_ms, args.json) == (500, 0.3, 50.0, True)
     assert args.impl is None and args.driver == "udp"
+
+
+def test_room_members_in_the_simulator() -> None:
+    """--room-members: every non-holder finds every member (DHT-7.8), the datagram answers
+    alone do not, and G3 is evaluated only at N=200, 50 members."""
+    params = BenchParams(nodes=30, keys=2, seed=7, settle_s=0.1, room_members=10)
+    result = run(params, impls=["ours"], driver="sim", in_process=True, quiet=True)
+    room = result["room_members_found"]
+    assert room == result["impls"]["ours"]["room_members_found"]
+    assert room["members"] == room["members_announced"] == 10
+    assert room["getters"] > 0 and room["getters_found_all"] == room["getters"]
+    assert room["per_getter"] == {"min": 1.0, "median": 1.0} and room["fraction"] == 1.0
+    assert room["fraction_without_stream_fetch"] < 1.0
+    assert room["dht_counters"]["dht.stream_fetch"] > 0
+    assert {"impls", "goals", "parameters", "environment"} <= set(result)
+    (g3,) = [g for g in result["goals"] if g["id"] == "G3"]
+    assert g3["applies"] is False and g3["checks"][0]["value"] == 1.0
+    goal_params = BenchParams(nodes=200, keys=1, room_members=50)
+    ours = {"room_members_found": {"fraction": 0.98}}
+    goals = {g["id"]: g for g in evaluate_goals(goal_params, "sim", {"ours": ours})}
+    assert goals["G3"]["applies"] is True and goals["G3"]["met"] is False
+
+
+def test_room_members_need_the_simulator() -> None:
+    args = build_parser().parse_args(["bench", "dht", "--room-members", "50"])
+    assert args.room_members == 50
+    with pytest.raises(UsageError):
+        bench_main(json_output=True, nodes=10, keys=1, churn=0.0, rtt_ms=None, seed=1,
+                   impl="ours", room_members=5)  # fmt: skip
