@@ -24,7 +24,12 @@ clause it tests and says what it saw:
   runner is STORED and a FIND_VALUE for its key returns it byte for byte
   (DHT-7.6, DHT-7.4); malformed and truncated DHT bodies get ERROR MALFORMED
   and the node still answers a PING (DHT-7.1, DHT-7.3, DHT-7.5, DHT-3.3);
-  unsolicited DHT responses get no reply (DHT-7.7).
+  unsolicited DHT responses get no reply (DHT-7.7);
+* room records that do not fit a datagram: six members' announcements (with
+  the proof of a fresh room secret, ROOM-6.2) are STORED, a datagram
+  FIND_VALUE says `truncated` (DHT-7.4), and the same FIND_VALUE as a frame
+  on a TCP connection to the node's port (STR-1.1) carries all six
+  (DHT-7.8). This is the one check that uses a stream.
 
 Every check uses its own UDP socket, so a reply can only belong to it, and
 the checks that wait for silence run concurrently: a run takes about three
@@ -61,8 +66,11 @@ from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import Record, sign_record
 from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rooms.announce import room_announcement
+from railgun_ref.rooms.ids import dht_ident_of
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, Envelope, decode_envelope, encode_envelope
+from railgun_ref.wire.framing import FrameDecoder, encode_frame
 from railgun_ref.wire.messages import (
     MAX_CONTACTS,
     ErrorReply,
@@ -90,6 +98,8 @@ _LOOPBACK_V6: Final = ipaddress.IPv6Address("::1")
 _HELPERS: Final = 4
 #: Lifetime of the records the runner stores, seconds (well under the maximum TTL).
 _RECORD_TTL: Final = 600
+#: Room announcements stored for the stream check: more than a datagram VALUE holds.
+_ROOM_MEMBERS: Final = 6
 
 
 class TargetError(ValueError):
@@ -727,6 +737,86 @@ async def _check_store_and_find_value(run: _Run, order: int) -> None:
     await run.probe(use)
 
 
+def _room_records() -> list[Record]:
+    """`_ROOM_MEMBERS` announcements of fresh members in a fresh room (ROOM-6.2)."""
+    secret = os.urandom(32)
+    ident, now_ms = dht_ident_of(secret), _now_ms()
+    records = []
+    for n in range(_ROOM_MEMBERS):
+        member = Identity.generate(os.urandom)
+        value = room_announcement(
+            secret, publisher=member.public_key, host="127.0.0.1", port=40000 + n
+        )
+        expires_ms = now_ms + _RECORD_TTL * 1000
+        records.append(
+            sign_record(
+                member,
+                key_type=KeyType.ROOM,
+                ident=ident,
+                seq=now_ms,
+                expires_ms=expires_ms,
+                value=value,
+            )
+        )
+    return records
+
+
+async def _stream_request(run: _Run, probe: _Probe, body: dict[int, Any]) -> Value | str:
+    """One FIND_VALUE as a frame on a new TCP connection to the target; its VALUE or why not."""
+    data, request_id = probe.envelope(
+        MessageType.FIND_VALUE, body, max_size=MAX_STREAM_MESSAGE_SIZE
+    )
+    decoder = FrameDecoder()
+    try:
+        with anyio.fail_after(run.timeout):
+            async with await anyio.connect_tcp(*run.target) as stream:
+                await stream.send(encode_frame(data))
+                while (frame := decoder.next_frame()) is None:
+                    decoder.feed(await stream.receive())
+    except (OSError, TimeoutError, anyio.EndOfStream, RemoteProtocolError) as exc:
+        return f"no framed reply on a stream: {type(exc).__name__} {exc}".strip()
+    try:
+        envelope = decode_envelope(frame, max_size=MAX_STREAM_MESSAGE_SIZE,
+                                   expected_sender=run.node_id)  # fmt: skip
+        message = parse_message(envelope)
+    except RemoteProtocolError as exc:
+        return f"stream reply refused: {exc}"
+    if envelope.request_id != request_id or not isinstance(message, Value):
+        return f"stream reply is {_describe(frame)}, not a VALUE for request {request_id}"
+    return message
+
+
+async def _check_stream_find_value(run: _Run, order: int) -> None:
+    """DHT-7.4, DHT-7.8: a datagram VALUE says truncated; the stream one holds every record."""
+
+    async def use(probe: _Probe) -> None:
+        records = _room_records()
+        for record in records:
+            store = Store(record=record.to_cbor_value()).to_body()
+            await run.request(probe, MessageType.STORE, store)
+        find = FindValue(key=records[0].key).to_body()
+        ours = {record.encode() for record in records}
+        answer = _typed(await run.request(probe, MessageType.FIND_VALUE, find), Value)
+        name = f"a datagram VALUE of {_ROOM_MEMBERS} room records says it is truncated"
+        if isinstance(answer, str):
+            run.record(order, name, "DHT-7.4", False, answer)
+            return
+        served = {cbor.encode(item) for item in answer[1].records} & ours
+        run.record(order, name, "DHT-7.4", bool(served) and answer[1].truncated,
+                   f"{len(served)} of ours, truncated={answer[1].truncated}")  # fmt: skip
+        name = "the same FIND_VALUE on a stream carries every record"
+        clause = "DHT-7.8" if served else "DHT-7.4"  # nothing held: the datagram check says why
+        value = await _stream_request(run, probe, find)
+        if isinstance(value, str):
+            run.record(order + 1, name, clause, False, value)
+            return
+        whole = {cbor.encode(item) for item in value.records} & ours
+        run.record(order + 1, name, clause, whole == ours and not value.truncated,
+                   f"{len(whole)} of {len(ours)}, truncated={value.truncated}")  # fmt: skip
+
+    await run.probe(use)
+
+
 def _dht_error_cases(identity: Identity) -> list[tuple[str, str, int, dict[int, Any], ErrorCode]]:
     """(check name, clause, type, body, expected code) of DHT requests the node must refuse."""
     good = _record(identity, KeyType.RENDEZVOUS, os.urandom(16)).to_cbor_value()
@@ -844,6 +934,7 @@ def _start_checks(tg: anyio.abc.TaskGroup, state: _Run) -> None:
     )
     tg.start_soon(_check_find_node, state, 40)
     tg.start_soon(_check_store_and_find_value, state, 43)
+    tg.start_soon(_check_stream_find_value, state, 45)
     for index, (name, clause, msg_type, body, code) in enumerate(_dht_error_cases(state.identity)):
         tg.start_soon(
             functools.partial(
