@@ -43,13 +43,14 @@ CHECKED = {
     "DHT-7.5",
     "DHT-7.6",
     "DHT-7.7",
+    "DHT-7.8",
     "DHT-3.3",
     "DHT-3.4",
     "APP-1.1",
     "APP-1.2",
 }
 #: Checks in a full run.
-CHECK_COUNT = 31
+CHECK_COUNT = 33
 
 
 def _run(target: str) -> Report:
@@ -64,7 +65,7 @@ def _run(target: str) -> Report:
 @pytest.mark.clause(*sorted(CHECKED))
 def test_good_responder_passes_every_check(responder: Starter) -> None:
     """A node built on the sans-IO core passes MSG-2.1/2.2, NODE-1.2, ENV-2.4, MSG-1.3 ...
-    the DHT checks (DHT-5.1, DHT-7.1 .. DHT-7.7, DHT-3.3, DHT-3.4) and APP-1.1/APP-1.2."""
+    the DHT checks (DHT-5.1, DHT-7.1 .. DHT-7.8, DHT-3.3, DHT-3.4) and APP-1.1/APP-1.2."""
     with responder("good") as (target, node_id):
         report = _run(target)
     assert report.passed, report.to_json()
@@ -84,6 +85,7 @@ def test_good_responder_passes_every_check(responder: Starter) -> None:
         ("nodes-unsorted", "DHT-7.2", True),
         ("forgets-records", "DHT-7.4", True),
         ("answers-app", "APP-1.1", False),
+        ("no-stream", "DHT-7.8", True),
     ],
 )
 def test_broken_responder_fails_the_clause_it_breaks(
