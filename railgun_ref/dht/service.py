@@ -202,6 +202,7 @@ class _Query:
     truncated: deque[Contact] = field(default_factory=deque)
     fetching: set[int] = field(default_factory=set)  #: stream FIND_VALUE ids outstanding
     fetched: int = 0  #: stream FIND_VALUEs answered
+    fetch_failed: int = 0  #: stream FIND_VALUEs refused or timed out
 
 
 class _StoreEnd(Enum):
@@ -738,8 +739,10 @@ class Dht:
         return valid
 
     def _fetch_more(self, query: _Query, now: float) -> None:
-        """DHT-7.8: ask truncated holders again on a stream, up to `stream_fetches` answers."""
-        while query.truncated and len(query.fetching) + query.fetched < self.config.stream_fetches:
+        """DHT-7.8: ask truncated holders again on a stream, up to `stream_fetches` answers
+        and `stream_fetches` failures per get."""
+        cap = self.config.stream_fetches
+        while query.truncated and len(query.fetching) + query.fetched < cap > query.fetch_failed:
             holder = query.truncated.popleft()
             request_id = self._send(
                 FindValue(key=query.target), holder.address, holder.node_id, now, Channel.STREAM
@@ -760,6 +763,7 @@ class Dht:
             query.fetched += 1
             self._merge(query, message, now)
         else:
+            query.fetch_failed += 1
             self.counters.inc(DhtCounter.STREAM_FETCH_FAILED)
         self._fetch_more(query, now)  # a failed fetch hands its turn to the next holder
         self._drive(query, now)

@@ -99,25 +99,42 @@ def test_at_most_stream_fetches_holders_are_asked() -> None:
 def test_a_failed_fetch_hands_its_turn_to_the_next_holder(fail: str) -> None:
     """DHT-7.8: an ERROR or a timeout of the stream FIND_VALUE moves on to the next truncated
     holder, and does not count against the contact (DHT-5.3)."""
-    people = holders(2)
-    h = harness(people, stream_fetches=1, max_failures=1)  # one counted failure would drop it
-    h.dht.get(KEY, now=T0, quorum=2)
-    first, second = h.take(FindValue)
-    h.answer(first, value(RECORDS[:3], truncated=True), now=T0 + 0.1)
-    h.answer(second, value(RECORDS[3:6], truncated=True), now=T0 + 0.2)
-    (fetch,) = on_stream(h)
-    assert fetch.peer == first.peer
+    h = harness(holders(3), stream_fetches=2, max_failures=1)  # one counted failure drops it
+    h.dht.get(KEY, now=T0, quorum=3)
+    asked = h.take(FindValue)
+    for n, sent in enumerate(asked):
+        h.answer(sent, value(RECORDS[:3], truncated=True), now=T0 + 0.1 * n)
+    first, second = on_stream(h)
+    assert [first.peer, second.peer] == [asked[0].peer, asked[1].peer]
+    h.answer(second, value(RECORDS[:5], truncated=False), now=T0 + 0.4)
     if fail == "refused":
-        h.refuse(fetch, ErrorCode.QUOTA, now=T0 + 0.3)
+        h.refuse(first, ErrorCode.QUOTA, now=T0 + 0.5)
     else:
-        h.time_out(fetch, now=T0 + 5.1)
+        h.time_out(first, now=T0 + 5.1)
     (retry,) = on_stream(h)
-    assert retry.peer == second.peer
+    assert retry.peer == asked[2].peer
     assert h.of_type(GetFinished) == []
     h.answer(retry, value(RECORDS, truncated=False), now=T0 + 6)
     assert len(found(h)) == len(RECORDS)
     assert h.dht.counters.get_count(DhtCounter.STREAM_FETCH_FAILED) == 1
     assert first.peer is not None and first.peer in h.dht.routing
+
+
+def test_failures_stop_after_stream_fetches_of_them() -> None:
+    """DHT-7.8: once `stream_fetches` fetches failed, no other holder is asked on a stream
+    (streams may be blocked) and the get ends with what the datagrams carried."""
+    h = harness(holders(6), stream_fetches=2)
+    h.dht.get(KEY, now=T0, quorum=6)
+    for n, sent in enumerate(h.take(FindValue)):
+        h.answer(sent, value(RECORDS[:3], truncated=True), now=T0 + 0.1 * n)
+    tried = 0
+    while fetches := on_stream(h):
+        tried += len(fetches)
+        for fetch in fetches:
+            h.time_out(fetch, now=T0 + 6)
+    assert tried == 3  # two at once, the first failure hands its turn on, the second stops
+    assert len(found(h)) == 3
+    assert h.dht.counters.get_count(DhtCounter.STREAM_FETCH_FAILED) == 3
 
 
 def test_zero_stream_fetches_keeps_what_the_datagrams_carried() -> None:
