@@ -59,7 +59,7 @@ HEADER: Final = [
     "summary (messageType, destination); the answer in the next step names that id.",
     "RecordStored / RecordDropped events name what a holder must persist or forget",
     "(DHT-4.5); other implementations map them to what they have.",
-    "A 'get' step starts the seed's get(key) with 'quorum' (DHT-8.3) on the node under",
+    "A 'get' step starts the operation get(key) with 'quorum' (DHT-8.3) on the node under",
     "test; the FIND_VALUEs it sends are answered in later steps under their request ids.",
 ]
 
