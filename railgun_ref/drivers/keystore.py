@@ -16,7 +16,6 @@ Invariants:
   silently "fixing" the mode would hide that it may already have been read.
 """
 
-import contextlib
 import errno
 import os
 import secrets
@@ -24,6 +23,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
+from railgun_ref.drivers.sqlite import make_private_directory
 from railgun_ref.identity.keyfile import KeyFileError, dump_identity, load_identity
 from railgun_ref.identity.keys import Identity, RandomBytes
 
@@ -86,7 +86,7 @@ def _load(path: Path) -> Identity:
 def _create(path: Path, data: bytes) -> bool:
     """Write `data` to `path` atomically; False if `path` appeared meanwhile."""
     directory = path.parent
-    _make_directories(directory)
+    make_private_directory(directory)  # KEY_DIR_MODE, 0700
     temporary = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, KEY_FILE_MODE)
     try:
@@ -110,19 +110,6 @@ def _create(path: Path, data: bytes) -> bool:
         temporary.unlink(missing_ok=True)
     _fsync_directory(directory)
     return True
-
-
-def _make_directories(directory: Path) -> None:
-    """Create `directory` and any missing parents, each with mode 0700 (not mkdir -p's 0777)."""
-    missing: list[Path] = []
-    while not directory.exists():
-        missing.append(directory)
-        if directory.parent == directory:
-            break
-        directory = directory.parent
-    for item in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # created meanwhile by another process
-            item.mkdir(mode=KEY_DIR_MODE)
 
 
 def _fsync_directory(directory: Path) -> None:
