@@ -48,8 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -63,30 +62,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from railgun_ref.client import (
-    Client,
-    Failure,
-    InvitationExpired,
-    MembersChange,
-    MessageAccepted,
-    MessageAcked,
-    MessageReceived,
-    NoMembersError,
-    PathChange,
-    Profile,
-    ReachChange,
-    RoomMembershipChanged,
-    StateChange,
-    TransportEvent,
-    connect,
-    fast_profile,
-)
+from railgun_ref.apps.demo_clients import CLIENT_START_TIMEOUT, ClientCrashedError, ClientProcess
+from railgun_ref.client import fast_profile
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import LocalProtocolError
-from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.central import held_in_mailbox
 from railgun_ref.drivers.dns_server import DnsMode, DnsServer
 from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
-from railgun_ref.drivers.resolver import StubResolver
 
 #: The scenarios in the order the demo runs them.
 SCENARIOS: Final = ("dns", "ip", "takedown")
@@ -118,6 +99,13 @@ SETTLE_TIMEOUT: Final = 30.0
 FAILOVER_TIMEOUT: Final = 30.0
 FAILBACK_TIMEOUT: Final = 40.0
 DRAIN_TIMEOUT: Final = 40.0
+#: Adaptive bounds: each bound above is stretched by the loop lag the processes measured
+#: during the wait and LAG_WINDOW seconds before it: x (1 + lag / LAG_REFERENCE), at most
+#: x LAG_STRETCH_CEILING. The clients' timers tick about once a second (fast profile), so
+#: a wake-up late by a quarter of that stretches each step of a failback or a drain.
+LAG_REFERENCE: Final = 0.25
+LAG_STRETCH_CEILING: Final = 4.0
+LAG_WINDOW: Final = 10.0
 #: Seconds to wait after the drain for a late duplicate to show up.
 LATE_DUPLICATE_WAIT: Final = 1.5
 _POLL: Final = 0.05
@@ -127,6 +115,7 @@ class ChatError(StrEnum):
     """What `FailoverNetwork.chat_errors` counts: sends the chat loop could not make."""
 
     NO_MEMBERS = "no_members"  #: the client knew no other member of the room yet
+    REFUSED = "refused"  #: the client refused the send for another reason (its reply says)
 
 
 def _free_port(host: str) -> int:
@@ -139,6 +128,12 @@ def _free_port(host: str) -> int:
 def _tail(output: bytes, lines: int = 5) -> str:
     text = output.decode(errors="replace").strip().splitlines()[-lines:]
     return " | ".join(text) or "(no output)"
+
+
+def adaptive_bound(base: float, lag: float) -> float:
+    """`base` seconds stretched by `lag` seconds of measured loop lag (see LAG_REFERENCE),
+    never shorter than `base` and never longer than LAG_STRETCH_CEILING times it."""
+    return base * min(LAG_STRETCH_CEILING, 1.0 + max(0.0, lag) / LAG_REFERENCE)
 
 
 def path_name(*, central: bool, p2p: bool) -> str:
@@ -245,7 +240,10 @@ class DeliverySummary:
     expected: int  #: sent x (members - 1): each message at every other member
     delivered: int  #: distinct (member, message) pairs handed to an application
     duplicates: int  #: messages handed to the same application more than once
-    lost: int  #: expected pairs never handed over
+    #: expected pairs not handed over yet but still queued: in the sender's outbox, or
+    #: held for the member by the central service (a drain bound ran out, nothing lost)
+    queued: int
+    lost: int  #: expected pairs neither handed over nor queued anywhere
     unexpected: int  #: deliveries of messages nobody sent, or to their own sender
     by_path: dict[str, int] = field(default_factory=dict)  #: first path that brought each
 
@@ -254,6 +252,7 @@ class DeliverySummary:
         return (
             self.sent > 0
             and self.lost == 0
+            and self.queued == 0
             and self.duplicates == 0
             and self.unexpected == 0
             and self.delivered == self.expected
@@ -264,8 +263,27 @@ class DeliverySummary:
         return (
             f"exactly once: {self.sent} sent x {self.members - 1} other members = "
             f"{self.expected} expected, {self.delivered} delivered, "
-            f"{self.duplicates} duplicates, {self.lost} lost - {verdict}"
+            f"{self.duplicates} duplicates, {self.queued} still queued, "
+            f"{self.lost} lost - {verdict}"
         )
+
+    def why(self) -> str:
+        """Why the run is not exactly once, in words ("" if it is)."""
+        reasons = []
+        if self.sent == 0:
+            reasons.append("no message was sent")
+        if self.lost:
+            reasons.append(f"{self.lost} deliveries LOST (not delivered, not queued anywhere)")
+        if self.queued:
+            reasons.append(
+                f"{self.queued} deliveries still queued when the drain bound ran out "
+                "(in an outbox or the central mailbox: late, not lost)"
+            )
+        if self.duplicates:
+            reasons.append(f"{self.duplicates} duplicates handed to applications")
+        if self.unexpected:
+            reasons.append(f"{self.unexpected} deliveries of messages nobody sent them")
+        return "; ".join(reasons)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,6 +292,7 @@ class DeliverySummary:
             "expected": self.expected,
             "delivered": self.delivered,
             "duplicates": self.duplicates,
+            "queued": self.queued,
             "lost": self.lost,
             "unexpected": self.unexpected,
             "by_path": dict(self.by_path),
@@ -286,11 +305,15 @@ def judge(
     sender_of: Mapping[bytes, int],
     received: Sequence[Mapping[bytes, int]],
     first_paths: Sequence[Mapping[bytes, str]],
+    *,
+    queued: Collection[tuple[int, bytes]] = (),
 ) -> DeliverySummary:
     """Exactly once, checked: `sender_of` maps each message accepted by `send` to its
     sender's index; `received[i]` counts how often member i's application was handed
     each message id, and `first_paths[i]` the path that brought it first. Every message
-    is expected once at each of the other ``members - 1`` members."""
+    is expected once at each of the other ``members - 1`` members. `queued` holds the
+    (member, message id) pairs still waiting somewhere (an outbox, the central mailbox):
+    an expected pair not delivered is queued if it is there, and lost if not."""
     delivered = duplicates = unexpected = 0
     by_path: Counter[str] = Counter()
     for index, counts in enumerate(received):
@@ -302,13 +325,21 @@ def judge(
                 delivered += 1
                 by_path[first_paths[index].get(message_id, "unknown")] += 1
     expected = len(sender_of) * (members - 1)
+    waiting = sum(
+        1
+        for member, message_id in set(queued)
+        if sender_of.get(message_id, member) != member
+        and member < len(received)
+        and message_id not in received[member]
+    )
     return DeliverySummary(
         members=members,
         sent=len(sender_of),
         expected=expected,
         delivered=delivered,
         duplicates=duplicates,
-        lost=expected - delivered,
+        queued=waiting,
+        lost=expected - delivered - waiting,
         unexpected=unexpected,
         by_path=dict(by_path),
     )
@@ -377,11 +408,12 @@ class CentralProcess:
 
 
 class FailoverNetwork:
-    """The central service, the fault injectors and `peers` chatting clients (module doc).
+    """The central service, the fault injectors and `peers` chatting client processes.
 
     Start with ``await tg.start(network.run)``; then `run_scenario` for each
     scenario and `finish` for the delivery summary. Cancelling `run` stops the
-    clients and kills the central process.
+    client processes and kills the central process. A client process that
+    exits on its own ends `run` with `ClientCrashedError`.
     """
 
     def __init__(
@@ -391,7 +423,6 @@ class FailoverNetwork:
         data_dir: Path,
         chat_interval: float = 0.5,
         hold: float = 3.0,
-        profile: Profile | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if peers < 2:
@@ -402,7 +433,8 @@ class FailoverNetwork:
         self.data_dir = Path(data_dir)
         self.chat_interval = chat_interval
         self.hold = hold
-        self.profile = profile or fast_profile()
+        #: The clients run the fast profile (`railgun_ref.apps.demo_worker`).
+        self.profile = fast_profile()
         self._log = log or (lambda line: None)
         self.started_at = time.time()
         #: Every event, as JSON-ready dicts with ``t`` (s since start), ``client``, ``kind``.
@@ -415,23 +447,34 @@ class FailoverNetwork:
         self.central: CentralProcess | None = None
         self.proxy: FaultProxy | None = None
         self.dns: DnsServer | None = None
-        self.clients: list[Client] = []
-        self._index_of: dict[NodeId, int] = {}
+        self.clients: list[ClientProcess] = []
+        self._index_of: dict[str, int] = {}  #: node id (hex) -> client index
         self._received: list[Counter[bytes]] = []
         self._paths: list[dict[bytes, str]] = []
         self._sender_of: dict[bytes, int] = {}
         self._sent_at: dict[bytes, float] = {}
+        self._sending = anyio.Lock()
         self.chat_errors: Counters[ChatError] = Counters()
         #: When a message was last handed to an application over P2P (s since start).
         self.last_p2p_delivery = -1.0
-        #: The longest the event loop woke up late, seconds (see `_watch_loop`).
-        self.max_lag = 0.0
+        #: Loop lag reports, (s since start, seconds), of every process (`watch_lag`).
+        self.lags: list[tuple[float, float]] = []
+        #: Each adaptive bound as it was used (`wait_until`).
+        self.bounds: list[dict[str, Any]] = []
+        #: What each client's outbox held at the end (`finish`), and its counters.
+        self.final_outboxes: list[dict[str, Any]] = []
+        self.held_by_central: set[tuple[bytes, bytes]] = set()
 
     # ------------------------------------------------------------ helpers
 
     def now(self) -> float:
         """Seconds since the demo started."""
         return time.time() - self.started_at
+
+    @property
+    def max_lag(self) -> float:
+        """The longest any process's event loop woke up late, seconds."""
+        return max((lag for _, lag in self.lags), default=0.0)
 
     def _record(self, client: int | None, kind: str, at: float | None = None, **data: Any) -> None:
         t = self.now() if at is None else at - self.started_at
@@ -442,19 +485,56 @@ class FailoverNetwork:
         self._record(None, "phase", scenario=self.scenario, phase=phase)
         self._log(f"[{self.now():6.1f} s] {self.scenario}: {phase}")
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Poll `predicate` until it holds (True) or `timeout` seconds pass (False)."""
-        with anyio.move_on_after(timeout):
-            while not predicate():
-                await anyio.sleep(_POLL)
-            return True
-        return False
+    def recent_lag(self, since: float) -> float:
+        """The worst lag any process reported since `since` (s since start), seconds."""
+        return max((lag for t, lag in self.lags if t >= since), default=0.0)
+
+    async def wait_until(self, predicate: Callable[[], bool], base: float, what: str = "") -> bool:
+        """Poll `predicate` until it holds (True) or the adaptive bound runs out (False).
+
+        The bound is `base` stretched by the lag measured during the wait and
+        just before it (`adaptive_bound`), recomputed at every poll: a host that
+        turns busy in the middle of a wait extends it, up to LAG_STRETCH_CEILING.
+        """
+        start = self.now()
+        bound, lag = base, 0.0
+        met = False
+        while True:
+            if predicate():
+                met = True
+                break
+            lag = self.recent_lag(start - LAG_WINDOW)
+            bound = adaptive_bound(base, lag)
+            if self.now() - start >= bound:
+                break
+            await anyio.sleep(_POLL)
+        entry: dict[str, Any] = {
+            "what": what,
+            "base_s": base,
+            "bound_s": round(bound, 2),
+            "lag_ms": round(lag * 1000, 1),
+            "waited_s": round(self.now() - start, 2),
+            "met": met,
+        }
+        self.bounds.append(entry)
+        self._record(None, "bound", **entry)
+        return met
+
+    def bound_note(self) -> str:
+        """How the last bound was set, for a phase line."""
+        last = self.bounds[-1]
+        if last["bound_s"] <= last["base_s"]:
+            return f"bound {last['base_s']:.0f} s"
+        return (
+            f"bound {last['base_s']:.0f} s stretched to {last['bound_s']:.0f} s by "
+            f"{last['lag_ms']:.0f} ms of loop lag"
+        )
 
     def states(self) -> list[str]:
         return [client.state for client in self.clients]
 
     def all_on_central(self) -> bool:
-        return all(c.state == ON_CENTRAL and c.transport.central_connected for c in self.clients)
+        return all(c.state == ON_CENTRAL and c.central_connected for c in self.clients)
 
     def all_on_p2p(self) -> bool:
         return all(state in ON_P2P for state in self.states())
@@ -467,7 +547,7 @@ class FailoverNetwork:
         return True
 
     def outboxes_empty(self) -> bool:
-        return all(c.transport.outbox_size() == 0 for c in self.clients)
+        return all(c.outbox == 0 for c in self.clients)
 
     # ------------------------------------------------------------ run
 
@@ -478,43 +558,16 @@ class FailoverNetwork:
         self.started_at = time.time()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
-                self.dns = await tg.start(DnsServer(host=DNS_HOST).run)
-                self.dns.register(CENTRAL_NAME, PROXY_HOST)
-                central_port = _free_port(CENTRAL_HOST)
-                self.proxy = await tg.start(
-                    FaultProxy((CENTRAL_HOST, central_port), host=PROXY_HOST).run
-                )
-                url = f"http://{CENTRAL_NAME}:{self.proxy.address[1]}"
-                origin = f"ws://{CENTRAL_NAME}:{self.proxy.address[1]}"
-                self.central = CentralProcess(
-                    data_dir=self.data_dir, port=central_port, origin=origin
-                )
-                await self.central.start()
-                self._record(None, "central", action="started", port=central_port)
-                self._set_phase(f"starting {self.peers} clients")
-                resolve = StubResolver(self.dns.address, timeout=0.5)
-                for index in range(self.peers):
-                    bootstrap = [self.clients[0].address] if self.clients else []
-                    client = await stack.enter_async_context(
-                        connect(
-                            data_dir=self.data_dir / f"client-{index:02d}",
-                            central_url=url,
-                            bootstrap=bootstrap,
-                            profile=self.profile,
-                            resolve=resolve,
-                            origin=origin,
-                        )
-                    )
-                    self._add_client(client)
-                    tg.start_soon(self._collect, index, client)
-                self._make_room()
+            async with anyio.create_task_group() as tg:
+                await self._start_services(tg)
+                self._set_phase(f"starting {self.peers} client processes")
+                await self._start_clients(tg)
+                await self._make_room()
                 self._set_phase("waiting until every client knows the room's members")
                 joined = await self.wait_until(
-                    lambda: all(
-                        len(c.reachable_members(ROOM)) >= self.peers - 1 for c in self.clients
-                    ),
+                    lambda: all(c.reachable >= self.peers - 1 for c in self.clients),
                     JOIN_TIMEOUT,
+                    "join",
                 )
                 if not joined:
                     raise RuntimeError("the clients did not find each other in the DHT")
@@ -526,141 +579,136 @@ class FailoverNetwork:
                 await anyio.sleep_forever()
         finally:
             self.chatting = False
+            with anyio.CancelScope(shield=True):
+                async with anyio.create_task_group() as stopping:
+                    for client in self.clients:
+                        stopping.start_soon(client.stop)
             if self.central is not None:
                 self.central.kill()
 
-    def _make_room(self) -> None:
-        """A closed room (ROOM-2..4): client 0 creates it and invites every other client,
-        who accepts; each names it ROOM locally (names never leave a device)."""
-        creator = self.clients[0]
-        room_id = creator.create_room(ROOM)
-        for client in self.clients[1:]:
-            client.accept(creator.invite(room_id, client.public_key), name=ROOM)
-        self._record(0, "room", room_id=room_id.hex(), invited=len(self.clients) - 1)
-
-    def _add_client(self, client: Client) -> None:
-        index = len(self.clients)
-        self.clients.append(client)
-        self._index_of[client.node_id] = index
-        self._received.append(Counter())
-        self._paths.append({})
-        host, port = client.address
-        self.views.append(
-            ClientView(index=index, address=f"{host}:{port}", node_id=client.node_id.hex())
+    async def _start_services(self, tg: anyio.abc.TaskGroup) -> None:
+        """The DNS server, the fault proxy and the central process."""
+        self.dns = await tg.start(DnsServer(host=DNS_HOST).run)
+        self.dns.register(CENTRAL_NAME, PROXY_HOST)
+        central_port = _free_port(CENTRAL_HOST)
+        self.proxy = await tg.start(FaultProxy((CENTRAL_HOST, central_port), host=PROXY_HOST).run)
+        self.central = CentralProcess(
+            data_dir=self.data_dir, port=central_port, origin=self._origin()
         )
-        self._record(index, "client", address=f"{host}:{port}", node_id=client.node_id.hex())
+        await self.central.start()
+        self._record(None, "central", action="started", port=central_port)
 
-    async def _collect(self, index: int, client: Client) -> None:
-        async for event in client:
-            self._on_event(index, event)
+    def _origin(self) -> str:
+        assert self.proxy is not None
+        return f"ws://{CENTRAL_NAME}:{self.proxy.address[1]}"
 
-    def _on_event(self, index: int, event: TransportEvent) -> None:
-        view = self.views[index]
-        match event:
-            case MessageReceived():
-                self._on_received(index, event)
-            case MessageAccepted() | MessageAcked():
-                self._on_sent_progress(index, event)
-            case StateChange():
-                view.state = event.new.value
-                self._record(
-                    index,
-                    "state",
-                    event.at,
-                    old=event.old.value,
-                    new=event.new.value,
-                    reason=event.reason,
-                )
-            case PathChange():
-                view.path = path_name(central=event.central, p2p=event.p2p)
-                self._record(index, "path", event.at, path=view.path)
-            case ReachChange():
-                self._record(
-                    index,
-                    "reach",
-                    event.at,
-                    reach=event.reach.value,
-                    reachable=event.reachable,
-                    members=event.members,
-                )
-            case MembersChange():
-                self._record(index, "members", event.at, members=len(event.members))
-            case RoomMembershipChanged():
-                self._record(
-                    index, "membership", event.at, members=len(event.members), state=event.state
-                )
-            case InvitationExpired():
-                self._record(index, "invitation-expired", event.at)
-            case Failure():
-                label = event.label.value if event.label is not None else None
-                if event.kind == "health" and label is not None:
-                    view.last_failure = label
-                self._record(
-                    index, "failure", event.at, failure=event.kind, label=label, detail=event.detail
-                )
+    async def _start_clients(self, tg: anyio.abc.TaskGroup) -> None:
+        """Client 0 first (the others join the DHT through it), then the rest at once."""
+        for index in range(self.peers):
+            data = self.data_dir / f"client-{index:02d}"
+            data.mkdir(parents=True, exist_ok=True)
+            self.clients.append(ClientProcess(index=index, log_path=data / "stderr.log"))
+            self.views.append(ClientView(index=index, address="", node_id=""))
+            self._received.append(Counter())
+            self._paths.append({})
+        await self._start_client(tg, self.clients[0])
+        async with anyio.create_task_group() as starting:
+            for client in self.clients[1:]:
+                starting.start_soon(self._start_client, tg, client)
 
-    def _on_received(self, index: int, event: MessageReceived) -> None:
+    async def _start_client(self, tg: anyio.abc.TaskGroup, client: ClientProcess) -> None:
+        """Launch `client` in its own process; return once it reported ready."""
+        assert self.proxy is not None and self.dns is not None
+        index, data = client.index, client.log_path.parent
+        dns_host, dns_port = self.dns.address
+        argv = [
+            *("--index", str(index), "--data-dir", str(data), "--room", ROOM),
+            *("--central-url", f"http://{CENTRAL_NAME}:{self.proxy.address[1]}"),
+            *("--origin", self._origin(), "--dns", f"{dns_host}:{dns_port}"),
+        ]
+        if index:
+            argv += ["--bootstrap", self.clients[0].address]
+        await client.start(argv)
+        tg.start_soon(client.pump, self._on_record)
+        with anyio.fail_after(CLIENT_START_TIMEOUT):
+            await client.ready.wait()
+        self._add_client(client)
+
+    async def _make_room(self) -> None:
+        """A closed room (ROOM-2..4): client 0 creates it and invites every other client,
+        who accepts; each names it ROOM locally (names never leave a device). The
+        invitations travel through the coordinator, as any channel may carry them."""
+        creator = self.clients[0]
+        room_id = (await creator.request("create_room", name=ROOM))["room_id"]
+        for client in self.clients[1:]:
+            invited = await creator.request("invite", public_key=client.public_key)
+            accepted = await client.request("accept", invitation=invited["invitation"], name=ROOM)
+            if accepted.get("room_id") != room_id:
+                raise RuntimeError(f"client {client.name} could not accept: {accepted}")
+        self._record(0, "room", room_id=room_id, invited=len(self.clients) - 1)
+
+    def _add_client(self, client: ClientProcess) -> None:
+        index = client.index
+        self._index_of[client.node_id] = index
+        self.views[index].address, self.views[index].node_id = client.address, client.node_id
+        self._record(
+            index, "client", address=client.address, node_id=client.node_id, pid=client.pid
+        )
+        self._log(f"  client {client.name}: pid {client.pid}, {client.address}")
+
+    def _on_record(self, client: ClientProcess, record: dict[str, Any]) -> None:
+        """One line from a client process: update the views, keep it as an event."""
+        index = client.index
+        kind = record.pop("kind")
+        at = record.pop("at", None)
+        if kind in ("ready", "reply"):
+            return
+        if kind == "status":
+            self.views[index].state = str(record["state"])
+            return
+        if kind == "lag":
+            self.lags.append((self.now(), record["lag_ms"] / 1000))
+        elif kind == "received":
+            self._on_received(index, at, record)
+            return
+        elif kind == "path":
+            record = {"path": path_name(central=record["central"], p2p=record["p2p"])}
+            self.views[index].path = record["path"]
+        elif kind == "acked" and record["member"] is not None:
+            record["member"] = self._index_of.get(record["member"])
+        elif kind == "failure" and record["failure"] == "health" and record["label"]:
+            self.views[index].last_failure = str(record["label"])
+        self._record(index, kind, at, **record)
+
+    def _on_received(self, index: int, at: float, record: dict[str, Any]) -> None:
         """Count a delivery (or a duplicate) by path and record it."""
         view = self.views[index]
-        mid = event.message_id
+        mid = bytes.fromhex(record["message_id"])
         count = self._received[index][mid]
         self._received[index][mid] = count + 1
         if count:
             view.duplicates += 1
         else:
             view.delivered += 1
-            self._paths[index][mid] = event.path
-            if event.path == "p2p":
+            self._paths[index][mid] = record["path"]
+            if record["path"] == "p2p":
                 view.via_p2p += 1
-                self.last_p2p_delivery = event.at - self.started_at
+                self.last_p2p_delivery = at - self.started_at
             else:
                 view.via_central += 1
-        self._record(
-            index,
-            "received",
-            event.at,
-            message_id=mid.hex(),
-            sender=self._index_of.get(event.sender),
-            path=event.path,
-            latency_ms=round(event.at * 1000 - event.sent_ms, 1),
-            duplicate=bool(count),
-        )
-
-    def _on_sent_progress(self, index: int, event: MessageAccepted | MessageAcked) -> None:
-        """Record that a message sent by client `index` was accepted or acknowledged."""
-        match event:
-            case MessageAccepted():
-                self._record(
-                    index,
-                    "accepted",
-                    event.at,
-                    message_id=event.message_id.hex(),
-                    recipients=len(event.members),
-                )
-            case MessageAcked():
-                member = self._index_of.get(event.member) if event.member is not None else None
-                self._record(
-                    index,
-                    "acked",
-                    event.at,
-                    message_id=event.message_id.hex(),
-                    path=event.path,
-                    member=member,
-                )
+        record["sender"] = self._index_of.get(record["sender"])
+        self._record(index, "received", at, **record, duplicate=bool(count))
 
     async def _watch_loop(self) -> None:
-        """Record how late the event loop wakes up, once a second (``lag`` events).
-
-        Every client shares this loop: on a busy host a lag near the health-check
-        timeout turns into failed checks and stalled P2P deliveries.
-        """
+        """How late the coordinator's loop wakes up, once a second (``lag`` events;
+        the client processes report their own)."""
         while True:
             worst = 0.0
             for _ in range(10):
                 before = time.monotonic()
                 await anyio.sleep(0.1)
                 worst = max(worst, time.monotonic() - before - 0.1)
-            self.max_lag = max(self.max_lag, worst)
+            self.lags.append((self.now(), worst))
             self._record(None, "lag", lag_ms=round(worst * 1000, 1))
 
     async def _chat(self) -> None:
@@ -672,15 +720,15 @@ class FailoverNetwork:
                 continue
             index = turn % self.peers
             turn += 1
-            try:
-                message_id = await self.clients[index].send(
-                    ROOM, f"client {index:02d}, message {turn}"
+            async with self._sending:
+                reply = await self.clients[index].request(
+                    "send", text=f"client {index:02d}, message {turn}"
                 )
-            except NoMembersError:
-                self.chat_errors.inc(ChatError.NO_MEMBERS)
+            if "message_id" not in reply:
+                no_members = reply.get("error") == ChatError.NO_MEMBERS.value
+                self.chat_errors.inc(ChatError.NO_MEMBERS if no_members else ChatError.REFUSED)
                 continue
-            except LocalProtocolError:
-                return  # the client stopped: the demo is ending
+            message_id = bytes.fromhex(reply["message_id"])
             self._sender_of[message_id] = index
             self._sent_at[message_id] = self.now()
             self.views[index].sent += 1
@@ -717,28 +765,35 @@ class FailoverNetwork:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.scenario = scenario
         self._set_phase("waiting until every client is on the central service")
-        settled = await self.wait_until(self.all_on_central, SETTLE_TIMEOUT)
+        settled = await self.wait_until(self.all_on_central, SETTLE_TIMEOUT, "settle")
         if not settled:
-            self._log(f"  not every client is on the central service: {Counter(self.states())}")
+            self._log(
+                f"  not every client is on the central service ({self.bound_note()}): "
+                f"{dict(Counter(self.states()))}"
+            )
         self._set_phase("chatting via the central service")
         await anyio.sleep(self.hold)
         fault_at = self.now()
         await self.apply_fault(scenario)
         self._record(None, "fault", scenario=scenario)
         self._set_phase(f"FAULT - {SCENARIO_TITLES[scenario]}")
-        failed_over = await self.wait_until(self.all_on_p2p, FAILOVER_TIMEOUT)
+        failed_over = await self.wait_until(self.all_on_p2p, FAILOVER_TIMEOUT, "failover")
         if failed_over:
             self._set_phase(f"every client failed over to P2P in {self.now() - fault_at:.1f} s")
         else:
-            self._set_phase(f"failover incomplete: {dict(Counter(self.states()))}")
-        await self.wait_until(lambda: self.last_p2p_delivery >= fault_at, FAILOVER_TIMEOUT)
+            self._set_phase(
+                f"failover incomplete ({self.bound_note()}): {dict(Counter(self.states()))}"
+            )
+        await self.wait_until(
+            lambda: self.last_p2p_delivery >= fault_at, FAILOVER_TIMEOUT, "first P2P delivery"
+        )
         await anyio.sleep(self.hold)
         restored_at = self.now()
         self._set_phase("restoring the central service")
         await self.lift_fault(scenario)
         self._record(None, "restored", scenario=scenario)
         failed_back = await self.wait_until(
-            lambda: all(s == ON_CENTRAL for s in self.states()), FAILBACK_TIMEOUT
+            lambda: all(s == ON_CENTRAL for s in self.states()), FAILBACK_TIMEOUT, "failback"
         )
         if failed_back:
             self._set_phase(
@@ -746,7 +801,9 @@ class FailoverNetwork:
                 f"{self.now() - restored_at:.1f} s"
             )
         else:
-            self._set_phase(f"failback incomplete: {dict(Counter(self.states()))}")
+            self._set_phase(
+                f"failback incomplete ({self.bound_note()}): {dict(Counter(self.states()))}"
+            )
         result = self._result(scenario, fault_at, restored_at, failed_over, failed_back)
         self.results.append(result)
         return result
@@ -807,19 +864,45 @@ class FailoverNetwork:
             await anyio.sleep(self.hold)
         self.chatting = False
         self._set_phase("chat stopped; waiting until every message is delivered")
-        drained = await self.wait_until(
-            lambda: self.all_delivered() and self.outboxes_empty(), DRAIN_TIMEOUT
-        )
+        async with self._sending:  # a send in flight: its id is known before judging
+            drained = await self.wait_until(
+                lambda: self.all_delivered() and self.outboxes_empty(), DRAIN_TIMEOUT, "drain"
+            )
         if not drained:
-            self._log("  the outboxes did not drain within the bound")
+            self._log(f"  the outboxes did not drain within the {self.bound_note()}")
         await anyio.sleep(LATE_DUPLICATE_WAIT)  # room for a late duplicate to show up
+        await self.take_stock()
         summary = self.summary()
         self._set_phase(summary.line())
         return summary
 
+    async def take_stock(self) -> None:
+        """What is still queued: each client's unsettled outbox entries (and counters), and
+        what the central service still holds in its mailbox for a member."""
+        self.final_outboxes = [await client.request("outbox") for client in self.clients]
+        if self.central is not None:
+            self.held_by_central = held_in_mailbox(self.central.db)
+
+    def queued_pairs(self) -> set[tuple[int, bytes]]:
+        """(member, message) pairs still queued: in the sender's outbox for that member,
+        or in the central service's mailbox for it (HT-4.2)."""
+        pairs: set[tuple[int, bytes]] = set()
+        for outbox in self.final_outboxes:
+            for entry in outbox.get("entries", []):
+                for member in entry["missing"]:
+                    if member in self._index_of:
+                        pairs.add((self._index_of[member], bytes.fromhex(entry["message_id"])))
+        for member_id, message_id in self.held_by_central:
+            index = self._index_of.get(member_id.hex())
+            if index is not None:
+                pairs.add((index, message_id))
+        return pairs
+
     def summary(self) -> DeliverySummary:
         """`judge` what the applications were handed so far."""
-        return judge(self.peers, self._sender_of, self._received, self._paths)
+        return judge(
+            self.peers, self._sender_of, self._received, self._paths, queued=self.queued_pairs()
+        )
 
     def report(self, summary: DeliverySummary | None = None) -> dict[str, Any]:
         """Everything observed, JSON-ready (``events.json``)."""
@@ -841,15 +924,23 @@ class FailoverNetwork:
                     "client": v.index,
                     "address": v.address,
                     "node_id": v.node_id,
+                    "pid": c.pid,
                     "state": c.state,
-                    "outbox": c.transport.outbox_size(),
-                    "counters": dict(sorted(c.transport.counters.items())),
+                    "outbox": c.outbox,
+                    "counters": self._final_counters(v.index),
                 }
-                for v, c in zip(self.views, self.clients, strict=True)
+                for v, c in zip(self.views, self.clients, strict=False)
             ],
+            "processes": "one per client (railgun_ref/apps/demo_worker.py) and the central",
             "max_loop_lag_ms": round(self.max_lag * 1000, 1),
+            "bounds": self.bounds,
             "events": self.records,
         }
+
+    def _final_counters(self, index: int) -> dict[str, int]:
+        if index < len(self.final_outboxes):
+            return dict(self.final_outboxes[index].get("counters", {}))
+        return {}
 
 
 # ------------------------------------------------------------------ report
@@ -966,6 +1057,7 @@ async def _demo(
 
     network = FailoverNetwork(peers=peers, data_dir=data_dir, hold=hold, log=log)
     summary: DeliverySummary | None = None
+    completed = False
     try:
         async with anyio.create_task_group() as tg:
             if tty:
@@ -983,11 +1075,14 @@ async def _demo(
             for scenario in scenarios:
                 await network.run_scenario(scenario)
             summary = await network.finish()
+            completed = True
             tg.cancel_scope.cancel()
     finally:
         if live is not None:
             live.update(render(network, scenarios))
             live.stop()
+        if not completed and network.records:  # what happened up to the failure
+            write_report(network.report(), report_dir)
     assert summary is not None
     print("", flush=True)
     print("Summary", flush=True)
@@ -997,6 +1092,9 @@ async def _demo(
     paths = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_path.items()))
     print(f"deliveries by first path: {paths or '-'}", flush=True)
     print(summary.line(), flush=True)
+    if not summary.ok:
+        print(f"  {summary.why()}", flush=True)
+    print(f"worst loop lag of any process: {network.max_lag * 1000:.0f} ms", flush=True)
     for note in write_report(network.report(summary), report_dir):
         print(note, flush=True)
     ok = summary.ok and all(r.ok for r in network.results)
@@ -1060,5 +1158,7 @@ def run_demo(
             else:
                 errors = [exc]
             for error in errors:
-                print(f"demo FAILED: {error!r}", flush=True)
+                text = str(error) if isinstance(error, ClientCrashedError) else repr(error)
+                print(f"demo FAILED: {text}", flush=True)
+            print(f"the events up to the failure are in {Path(report_dir) / 'events.json'}")
             return 1

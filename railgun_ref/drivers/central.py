@@ -249,6 +249,23 @@ def _room_log(room_id: bytes, changes: list[Change]) -> ChangeLog | None:
     return None
 
 
+def held_in_mailbox(path: Path | str) -> set[tuple[bytes, bytes]]:
+    """(member node id, message id) of every message the service at `path` still holds
+    for a member (HT-4.2), read without writing: for a coordinator that needs to tell a
+    message queued at the service from one lost. Empty if there is no database yet."""
+    if not Path(path).exists():
+        return set()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT mailbox.member, envelopes.message_id FROM mailbox "
+            "JOIN envelopes ON envelopes.id = mailbox.envelope"
+        ).fetchall()
+    finally:
+        db.close()
+    return {(bytes(member), bytes(message_id)) for member, message_id in rows}
+
+
 class MailboxStore:
     """The service's durable state: memberships, envelopes and mailbox rows (CEN-4.x).
 

@@ -60,7 +60,6 @@ from railgun_ref.apps.demo_report import (
     timings_frame,
     write_html_report,
 )
-from railgun_ref.client import Profile
 from railgun_ref.lab.network import PortalThread
 from railgun_ref.lab.widgets import SnapshotPanel, show_chart
 
@@ -111,7 +110,6 @@ class FailoverLab:
         peers: int,
         chat_interval: float = 0.5,
         hold: float = 2.0,
-        profile: Profile | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="railgun-lab-failover-")
         self.network = FailoverNetwork(
@@ -119,7 +117,6 @@ class FailoverLab:
             data_dir=Path(self._tmp.name),
             chat_interval=chat_interval,
             hold=hold,
-            profile=profile,
         )
         self.summary: DeliverySummary | None = None
         self._loop: PortalThread | None = None
@@ -133,13 +130,12 @@ class FailoverLab:
         *,
         chat_interval: float = 0.5,
         hold: float = 2.0,
-        profile: Profile | None = None,
     ) -> Self:
         """Start the central service, the DNS server, the proxy and `peers` chatting clients.
 
         Returns once every client knows every other member of the room.
         """
-        lab = cls(peers=peers, chat_interval=chat_interval, hold=hold, profile=profile)
+        lab = cls(peers=peers, chat_interval=chat_interval, hold=hold)
         try:
             lab._loop = PortalThread()
             lab._serving, lab._stop = lab._loop.portal.start_task(lab._serve)

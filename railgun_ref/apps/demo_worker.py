@@ -1,0 +1,287 @@
+"""One demo client in a process of its own, driven over its stdin and stdout (JSON lines).
+
+``railgun-ref demo`` starts one of these per client (``python -m
+railgun_ref.apps.demo_worker --index 3 ...``): each client then has its own
+event loop and its own share of the CPU, so one busy client, or a host busy
+with other work, no longer delays every other client's health checks and P2P
+deliveries (issue 11: twelve clients on one loop saw 1.2 s of lag and failed).
+
+Protocol, one JSON object per line:
+
+* stdout (worker -> coordinator): ``{"kind": "ready", "address", "node_id",
+  "public_key", "pid"}`` once the client runs; then every client event as
+  ``{"kind", "at" (Unix s), ...}`` (the kinds of `event_record`); ``status``
+  (state, central session, members reachable, outbox size) when it changes;
+  ``lag`` once a second (the worst oversleep of this process's loop, ms);
+  and one reply per command, with the command's ``id`` as ``reply_to``.
+* stdin (coordinator -> worker): ``{"id", "cmd", ...}`` with ``cmd`` one of
+  ``create_room`` (name), ``invite`` (public_key hex), ``accept``
+  (invitation hex, name), ``send`` (text; replies with the message id or an
+  error) and ``outbox`` (the entries still unsettled, with the members each
+  still misses, and the transport's counters). End of stdin stops the client.
+
+Anything the worker cannot do ends it with a traceback on stderr and a
+non-zero exit status, which the coordinator reports as the client's crash.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, assert_never
+
+import anyio
+import anyio.abc
+
+from railgun_ref.client import (
+    Client,
+    Failure,
+    InvitationExpired,
+    MembersChange,
+    MessageAccepted,
+    MessageAcked,
+    MessageReceived,
+    NoMembersError,
+    PathChange,
+    ReachChange,
+    RoomMembershipChanged,
+    StateChange,
+    TransportEvent,
+    connect,
+    fast_profile,
+)
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.drivers.resolver import StubResolver
+
+#: Seconds between looks at the client's status (sent only when it changed).
+STATUS_INTERVAL: Final = 0.1
+#: The lag probe sleeps this long and measures how late it wakes up, ten times a report.
+LAG_PROBE: Final = 0.1
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def event_record(event: TransportEvent) -> dict[str, Any]:
+    """A client event as a JSON-ready record (``kind``, ``at`` and the event's data)."""
+    match event:
+        case MessageReceived():
+            return {
+                "kind": "received",
+                "at": event.at,
+                "message_id": event.message_id.hex(),
+                "sender": event.sender.hex(),
+                "path": event.path,
+                "latency_ms": round(event.at * 1000 - event.sent_ms, 1),
+            }
+        case MessageAccepted():
+            mid = event.message_id.hex()
+            return {
+                "kind": "accepted",
+                "at": event.at,
+                "message_id": mid,
+                "recipients": len(event.members),
+            }
+        case MessageAcked():
+            member = event.member.hex() if event.member is not None else None
+            mid = event.message_id.hex()
+            return {
+                "kind": "acked",
+                "at": event.at,
+                "message_id": mid,
+                "path": event.path,
+                "member": member,
+            }
+        case StateChange():
+            return {
+                "kind": "state",
+                "at": event.at,
+                "old": event.old.value,
+                "new": event.new.value,
+                "reason": event.reason,
+            }
+        case PathChange():
+            return {"kind": "path", "at": event.at, "central": event.central, "p2p": event.p2p}
+        case ReachChange():
+            return {
+                "kind": "reach",
+                "at": event.at,
+                "reach": event.reach.value,
+                "reachable": event.reachable,
+                "members": event.members,
+            }
+        case MembersChange():
+            return {"kind": "members", "at": event.at, "members": len(event.members)}
+        case RoomMembershipChanged():
+            members = len(event.members)
+            return {"kind": "membership", "at": event.at, "members": members, "state": event.state}
+        case InvitationExpired():
+            return {"kind": "invitation-expired", "at": event.at}
+        case Failure():
+            label = event.label.value if event.label is not None else None
+            return {
+                "kind": "failure",
+                "at": event.at,
+                "failure": event.kind,
+                "label": label,
+                "detail": event.detail,
+            }
+        case _:
+            assert_never(event)
+
+
+class Worker:
+    """The client of one process and the commands it obeys (module docstring)."""
+
+    def __init__(self, client: Client, room: str, emit: Emit = _emit) -> None:
+        self.client = client
+        self.room = room
+        self.emit = emit
+        self._status: dict[str, Any] = {}
+
+    def status(self) -> dict[str, Any]:
+        transport = self.client.transport
+        reachable = len(self.client.reachable_members(self.room)) if self._in_room() else 0
+        return {
+            "kind": "status",
+            "state": self.client.state,
+            "central_connected": transport.central_connected,
+            "reachable": reachable,
+            "outbox": transport.outbox_size(),
+        }
+
+    def _in_room(self) -> bool:
+        try:
+            self.client.room_id(self.room)
+        except LocalProtocolError:
+            return False
+        return True
+
+    async def command(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Do one command; the reply (without ``reply_to``)."""
+        cmd = request["cmd"]
+        if cmd == "create_room":
+            return {"room_id": self.client.create_room(request["name"]).hex()}
+        if cmd == "invite":
+            key = bytes.fromhex(request["public_key"])
+            return {"invitation": self.client.invite(self.room, key).hex()}
+        if cmd == "accept":
+            invitation = bytes.fromhex(request["invitation"])
+            return {"room_id": self.client.accept(invitation, name=request["name"]).hex()}
+        if cmd == "send":
+            try:
+                message_id = await self.client.send(self.room, request["text"])
+            except NoMembersError:
+                return {"error": "no_members"}
+            return {"message_id": message_id.hex()}
+        if cmd == "outbox":
+            return self.outbox()
+        raise ValueError(f"unknown command {cmd!r}")
+
+    def outbox(self) -> dict[str, Any]:
+        """Each unsettled entry with the members that still miss it, and the counters."""
+        transport = self.client.transport
+        entries = [
+            {"message_id": e.message_id.hex(), "missing": sorted(m.hex() for m in e.missing_p2p())}
+            for e in transport.service.outbox.unsettled(now=time.time())
+        ]
+        counters = dict(sorted(transport.counters.items()))
+        return {"entries": entries, "counters": counters, "state": self.client.state}
+
+    async def events(self) -> None:
+        async for event in self.client:
+            self.emit(event_record(event))
+
+    async def watch_status(self) -> None:
+        while True:
+            status = self.status()
+            if status != self._status:
+                self._status = status
+                self.emit({**status, "at": time.time()})
+            await anyio.sleep(STATUS_INTERVAL)
+
+    async def watch_lag(self) -> None:
+        """Once a second, the worst oversleep of this loop (ms): its scheduling delay."""
+        while True:
+            worst = 0.0
+            for _ in range(10):
+                before = time.monotonic()
+                await anyio.sleep(LAG_PROBE)
+                worst = max(worst, time.monotonic() - before - LAG_PROBE)
+            self.emit({"kind": "lag", "at": time.time(), "lag_ms": round(worst * 1000, 1)})
+
+    async def serve_commands(self) -> None:
+        """Obey stdin until it ends (the coordinator closed it: stop)."""
+        stdin = anyio.wrap_file(sys.stdin)
+        async for line in stdin:
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            try:
+                reply = await self.command(request)
+            except (LocalProtocolError, RemoteProtocolError) as exc:
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+            self.emit({"kind": "reply", "reply_to": request["id"], **reply})
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m railgun_ref.apps.demo_worker")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--central-url", required=True)
+    parser.add_argument("--origin", required=True)
+    parser.add_argument("--dns", required=True, help="HOST:PORT of the resolver")
+    parser.add_argument("--bootstrap", default="", help="HOST:PORT of a node to join by")
+    parser.add_argument("--room", required=True)
+    return parser.parse_args(argv)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    resolve = StubResolver(_address(args.dns), timeout=0.5)
+    async with (
+        connect(
+            data_dir=Path(args.data_dir),
+            central_url=args.central_url,
+            bootstrap=[_address(args.bootstrap)] if args.bootstrap else [],
+            profile=fast_profile(),
+            resolve=resolve,
+            origin=args.origin,
+        ) as client,
+        anyio.create_task_group() as tg,
+    ):
+        worker = Worker(client, args.room)
+        host, port = client.address
+        worker.emit(
+            {
+                "kind": "ready",
+                "at": time.time(),
+                "address": f"{host}:{port}",
+                "node_id": client.node_id.hex(),
+                "public_key": client.public_key.hex(),
+                "pid": os.getpid(),
+            }
+        )
+        for task in (worker.events, worker.watch_status, worker.watch_lag):
+            tg.start_soon(task)
+        await worker.serve_commands()
+        tg.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    anyio.run(_run, _parse(argv))
+
+
+if __name__ == "__main__":
+    main()
