@@ -7,7 +7,10 @@ What runs, all on 127.0.0.0/8 and in a temporary directory:
   127.0.0.2 (the service's "public address") under the name
   ``central.railgun.test``, which a `DnsServer` on 127.0.0.53 resolves;
 * `peers` messenger clients (`railgun_ref.client.connect`, fast profile:
-  a health check every second) in one room, taking turns to chat every
+  a health check every second), each in a process of its own
+  (`railgun_ref.apps.demo_worker`, driven over JSON lines by
+  `railgun_ref.apps.demo_clients.ClientProcess`), in one closed room that
+  client 0 created and invited the others to, taking turns to chat every
   `chat_interval` seconds.
 
 Then the scenarios, one after another. Each waits until every client is on
@@ -25,15 +28,24 @@ and waits until every client has failed back:
 
 At the end the chat stops, every outbox drains, and `judge` compares what
 each client's application was handed with what was sent: every message
-exactly once at every other member (duplicates 0, lost 0). `write_report`
-writes ``events.json`` (every event of every client, plus phases, faults and
-the event loop's lag once a second; times are seconds since the start) and,
-when the ``lab`` extra (pandas + altair) is installed, ``report.html`` with
-the charts of railgun_ref/apps/demo_report.py.
+exactly once at every other member (duplicates 0, still queued 0, lost 0).
+A delivery missing when the drain bound ran out is "still queued" if the
+sender's outbox or the central mailbox still holds it for that member (a
+failure, named as such) and "lost" only if nothing holds it. `write_report`
+writes ``events.json`` (every event of every client, plus phases, faults,
+every process's loop lag once a second and the bounds used; times are
+seconds since the start) and, when the ``lab`` extra (pandas + altair) is
+installed, ``report.html`` with the charts of railgun_ref/apps/demo_report.py.
 
-All clients share one event loop (and the host's CPU with the central
-process): on a busy machine a late loop looks like a slow service, so the
-chat rate is modest (`chat_interval`) and the report records the loop's lag.
+Why processes: with every client on one event loop, a host busy with other
+work delayed all of them at once (1.2 s of lag, issue 11), so health checks
+timed out, failback never completed and the outboxes did not drain. A
+process per client gives each its own loop and its own share of the CPU
+(the scheduler shares it per process, so a CPU hog no longer takes half of
+it), and a client process that dies is reported at once (`ClientCrashedError`).
+What lag remains is measured in every process and stretches the waits
+(`adaptive_bound`): a bound is its base times 1 + lag / LAG_REFERENCE, at
+most LAG_STRETCH_CEILING times the base.
 
 `FailoverNetwork` is the engine; the command (`run_demo`) adds the terminal
 view, and railgun_ref/lab/failover.py drives the same engine from a notebook.
@@ -1157,8 +1169,8 @@ def run_demo(
                 errors = _leaves(setup)
             else:
                 errors = [exc]
-            for error in errors:
-                text = str(error) if isinstance(error, ClientCrashedError) else repr(error)
-                print(f"demo FAILED: {text}", flush=True)
+            lines = [str(e) if isinstance(e, ClientCrashedError) else repr(e) for e in errors]
+            for line in dict.fromkeys(lines):  # the same crash may surface twice
+                print(f"demo FAILED: {line}", flush=True)
             print(f"the events up to the failure are in {Path(report_dir) / 'events.json'}")
             return 1

@@ -157,7 +157,10 @@ class ClientProcess:
         self._next_id += 1
         done = self._reply_events[request_id] = anyio.Event()
         line = json.dumps({"id": request_id, "cmd": cmd, **data}) + "\n"
-        await self.process.stdin.send(line.encode())
+        try:
+            await self.process.stdin.send(line.encode())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            raise self.crashed(await self.process.wait()) from None
         with anyio.fail_after(REQUEST_TIMEOUT):
             await done.wait()
         return self._replies.pop(request_id)

@@ -658,9 +658,9 @@ def main(
 # The same scenarios on real sockets: `railgun_ref.apps.demo.FailoverNetwork` runs a
 # real ``railgun-ref central`` process behind a fault proxy and a DNS server on
 # 127.0.0.0/8, and N `HybridTransport` clients with the fast profile (health check every
-# 1 s) chatting in one room. Each scenario gets a fresh network, so its exactly-once
-# count (`DeliverySummary`) is its own. Wall-clock time; a busy host shows up in
-# `max_loop_lag_ms`.
+# 1 s), each in its own process, chatting in one room. Each scenario gets a fresh
+# network, so its exactly-once count (`DeliverySummary`) is its own. Wall-clock time; a
+# busy host shows up in `max_loop_lag_ms` (the worst of every process).
 
 #: Sim scenario name -> the demo engine's name for the same fault (only these three exist
 #: on localhost: a slow service, a flapping one and a P2P partition need more injectors).
@@ -740,6 +740,7 @@ def _localhost_row(
         "messages_sent": sent_total,
         "faults": [entry],
         "lost_messages": summary.lost,
+        "queued_messages": summary.queued,
         "duplicates_to_app": summary.duplicates,
         "unexpected_deliveries": summary.unexpected,
         "deliveries": {"expected": summary.expected, "delivered": summary.delivered},
@@ -812,12 +813,13 @@ def _localhost_header(params: LocalhostParams, config: HybridTransportConfig) ->
             "first_p2p_delivery_s": "fault -> first message its application got over P2P",
             "failback_s": "service restored -> the client is connected-aws again",
             "fault_at_s": "seconds from the start of this scenario's network to the fault",
-            "lost_messages": "(message, other member) pairs never handed over, after drain",
+            "lost_messages": "(message, other member) pairs never handed over nor queued",
+            "queued_messages": "pairs not handed over but still in an outbox or the mailbox",
             "duplicates_to_app": "messages handed to the same application more than once",
         },
         "environment": {
             **environment(),
-            "time": "wall clock on 127.0.0.0/8; all clients share one event loop",
+            "time": "wall clock on 127.0.0.0/8; one process (event loop) per client",
         },
         "scenarios": {},
     }

@@ -23,7 +23,7 @@ from railgun_ref.cli import build_parser
 
 EXACTLY_ONCE = re.compile(
     r"^exactly once: (\d+) sent x (\d+) other members = (\d+) expected, "
-    r"(\d+) delivered, (\d+) duplicates, (\d+) lost - (OK|FAILED)$",
+    r"(\d+) delivered, (\d+) duplicates, (\d+) still queued, (\d+) lost - (OK|FAILED)$",
     re.MULTILINE,
 )
 
@@ -55,12 +55,12 @@ def test_quick_demo_survives_the_takedown_exactly_once(
     assert code == 0, output
     match = EXACTLY_ONCE.search(output)
     assert match is not None, output
-    sent, others, expected, delivered, duplicates, lost = map(int, match.groups()[:6])
+    sent, others, expected, delivered, duplicates, queued, lost = map(int, match.groups()[:7])
     assert others == 3  # four clients
     assert sent > 0
     assert expected == sent * others == delivered
-    assert duplicates == 0 and lost == 0
-    assert match.group(7) == "OK"
+    assert duplicates == 0 and queued == 0 and lost == 0
+    assert match.group(8) == "OK"
     assert "takedown: OK" in output
     assert "demo OK" in output
 
@@ -95,7 +95,7 @@ def test_report_json_follows_from_its_events(quick_run: tuple[int, str, dict[str
     pairs = {(c, m) for c, m in received if m in sender and sender[m] != c}
     assert len(pairs) == summary["delivered"] == summary["expected"]
     assert sum(received.values()) - len(received) == summary["duplicates"] == 0
-    assert summary["lost"] == 0 and summary["exactly_once"] is True
+    assert summary["lost"] == 0 and summary["queued"] == 0 and summary["exactly_once"] is True
     assert {e["path"] for e in events if e["kind"] == "received"} == {"central", "p2p"}
     assert sum(summary["by_path"].values()) == summary["delivered"]
 
@@ -123,7 +123,7 @@ def test_judge_counts_duplicates_losses_and_strays() -> None:
     assert (clean.expected, clean.delivered, clean.duplicates, clean.lost) == (4, 4, 0, 0)
     assert clean.ok
     assert clean.by_path == {"p2p": 2, "central": 2}
-    assert "4 expected, 4 delivered, 0 duplicates, 0 lost - OK" in clean.line()
+    assert "4 expected, 4 delivered, 0 duplicates, 0 still queued, 0 lost - OK" in clean.line()
 
     twice = judge(3, sender_of, [Counter({b: 2}), Counter({a: 1}), Counter({a: 1, b: 1})], paths)
     assert twice.duplicates == 1 and not twice.ok
