@@ -560,7 +560,7 @@ def _add_demo(sub: _Subparsers) -> None:
         "--peers",
         type=_int_at_least(2),
         default=None,
-        help="chatting clients, at least 2 (default 12; 4 with --quick)",
+        help="chatting clients, one process each, at least 2 (default 12; 4 with --quick)",
     )
     demo.add_argument(
         "--report",
