@@ -125,7 +125,15 @@ class ClientProcess:
         lines = BufferedByteReceiveStream(self.process.stdout)
         try:
             while True:
-                record = json.loads(await lines.receive_until(b"\n", MAX_LINE))
+                line = await lines.receive_until(b"\n", MAX_LINE)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict) or "kind" not in record:
+                    # not one of ours (a library printing to stdout): keep it, as output
+                    text = line.decode(errors="replace")
+                    record = {"kind": "output", "text": text}
                 self._take(record)
                 on_record(self, record)
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError):
