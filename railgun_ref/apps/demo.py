@@ -194,7 +194,7 @@ class ScenarioResult:
     fault_at: float
     restored_at: float
     failed_over: bool  #: every client reached connected-p2p or degraded within the bound
-    failed_back: bool  #: every client was connected-aws again within the bound
+    failed_back: bool  #: every client was connected-aws again (at some point) within the bound
     detection: dict[int, float]  #: client -> fault to its first failed health check
     failover: dict[int, float]  #: client -> fault to its leaving connected-aws for P2P
     failback: dict[int, float]  #: client -> restore to its being connected-aws again
@@ -466,6 +466,8 @@ class FailoverNetwork:
         self._sender_of: dict[bytes, int] = {}
         self._sent_at: dict[bytes, float] = {}
         self._sending = anyio.Lock()
+        #: When each client last became connected-aws (s since start; -1: never).
+        self.on_central_at = [-1.0] * peers
         self.chat_errors: Counters[ChatError] = Counters()
         #: When a message was last handed to an application over P2P (s since start).
         self.last_p2p_delivery = -1.0
@@ -686,6 +688,8 @@ class FailoverNetwork:
         elif kind == "path":
             record = {"path": path_name(central=record["central"], p2p=record["p2p"])}
             self.views[index].path = record["path"]
+        elif kind == "state" and record["new"] == ON_CENTRAL:
+            self.on_central_at[index] = at - self.started_at
         elif kind == "acked" and record["member"] is not None:
             record["member"] = self._index_of.get(record["member"])
         elif kind == "failure" and record["failure"] == "health" and record["label"]:
@@ -804,13 +808,21 @@ class FailoverNetwork:
         self._set_phase("restoring the central service")
         await self.lift_fault(scenario)
         self._record(None, "restored", scenario=scenario)
+        # Failback is per client: each has been connected-aws again since the restore. On
+        # an overloaded host a client may fail over again afterwards (its 1 s health checks
+        # time out); that is the transport doing its job, reported here, not a failed
+        # failback. The next scenario still waits until every client is back at once.
         failed_back = await self.wait_until(
-            lambda: all(s == ON_CENTRAL for s in self.states()), FAILBACK_TIMEOUT, "failback"
+            lambda: all(self.on_central_at[i] >= restored_at for i in range(self.peers)),
+            FAILBACK_TIMEOUT,
+            "failback",
         )
         if failed_back:
+            again = [c.name for c in self.clients if c.state != ON_CENTRAL]
+            note = f" ({len(again)} failed over again since: {', '.join(again)})" if again else ""
             self._set_phase(
                 f"every client failed back to the central service in "
-                f"{self.now() - restored_at:.1f} s"
+                f"{self.now() - restored_at:.1f} s{note}"
             )
         else:
             self._set_phase(
