@@ -688,8 +688,11 @@ class FailoverNetwork:
         elif kind == "path":
             record = {"path": path_name(central=record["central"], p2p=record["p2p"])}
             self.views[index].path = record["path"]
-        elif kind == "state" and record["new"] == ON_CENTRAL:
-            self.on_central_at[index] = at - self.started_at
+        elif kind == "state":
+            # the event can arrive before the worker's next status line: take it now
+            client.status["state"] = self.views[index].state = record["new"]
+            if record["new"] == ON_CENTRAL:
+                self.on_central_at[index] = at - self.started_at
         elif kind == "acked" and record["member"] is not None:
             record["member"] = self._index_of.get(record["member"])
         elif kind == "failure" and record["failure"] == "health" and record["label"]:
