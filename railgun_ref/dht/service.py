@@ -54,6 +54,7 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.rpc.labels import error_label
 from railgun_ref.rpc.requests import Channel, PendingRequest
 from railgun_ref.wire.messages import (
@@ -104,6 +105,10 @@ class DhtConfig:
     disjoint_paths: int = 1
     #: DHT-7.8: holders per get whose truncated VALUE is asked again on a stream (0: never).
     stream_fetches: int = 3
+    #: ROOM-6.2: a holder checks a ``room`` record's proof of the room secret on STORE
+    #: and refuses one that fails. Off keeps the plain set-valued ``room`` key of DHT-3.4
+    #: (the conformance vectors and simulations store arbitrary values under it).
+    room_proofs: bool = False
     storage: StorageLimits = field(default_factory=StorageLimits)
 
     def __post_init__(self) -> None:
@@ -134,6 +139,8 @@ class DhtCounter(StrEnum):
     REPLICATE_REFUSED = "dht.replicate_refused"
     REPLICATE_FAILED = "dht.replicate_failed"
     REJECTED_RECORD = "dht.rejected_record"  #: records in a VALUE refused, by `ErrorCode`
+    #: ROOM-6.2 room records refused on STORE for their proof, by `ErrorCode`
+    ROOM_PROOF_REFUSED = "dht.room_proof_refused"
     REFUSED = "dht.refused"  #: our requests refused with ERROR, by `ErrorCode`
     EXPIRED = "dht.expired"
     STREAM_FETCH = "dht.stream_fetch"  #: DHT-7.8 truncated VALUEs asked again on a stream
@@ -368,6 +375,8 @@ class Dht:
         """DHT-7.6: check and hold one record; refusals raise RemoteProtocolError."""
         record = Record.from_cbor_value(message.record)
         check_record(record, now=now)
+        if record.key_type is KeyType.ROOM and self.config.room_proofs:
+            self._check_room_proof(record)
         self._expire(now)  # DHT-4.3: an expired record neither blocks nor counts
         outcome = self.records.put(record)
         self.counters.inc(DhtCounter.STORE, label=outcome)
@@ -378,6 +387,21 @@ class Dht:
                 )
             )
         return Stored(status=_STORE_STATUS[outcome])
+
+    def _check_room_proof(self, record: Record) -> None:
+        """ROOM-6.2: refuse a room record without a valid proof of the room secret.
+
+        The holder recomputes the DHT ident from the announce key the value
+        carries and verifies the proof for the record's publisher; it cannot
+        check current membership (a removed member still knows the secret).
+        """
+        try:
+            check_announcement_proof(
+                record.value, publisher=record.publisher_key, dht_ident=record.ident
+            )
+        except RemoteProtocolError as exc:
+            self.counters.inc(DhtCounter.ROOM_PROOF_REFUSED, label=error_label(exc.code))
+            raise
 
     # ------------------------------------------------------------ API
 

@@ -63,6 +63,7 @@ from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import Record
+from railgun_ref.dht.service import DhtConfig
 from railgun_ref.drivers.addresses import (
     check_loopback_address,
     check_loopback_host,
@@ -99,6 +100,8 @@ from railgun_ref.wire.framing import FrameDecoder, encode_frame
 from railgun_ref.wire.messages import MAX_APP_TOPIC
 
 #: The only addresses this driver binds or sends to.
+#: A deployed node's configuration: holders refuse room records without a proof (ROOM-6.2).
+DEPLOYED_CONFIG: Final = NodeConfig(dht=DhtConfig(room_proofs=True))
 #: Bytes asked of a stream socket per read.
 _READ_SIZE: Final = 65536
 #: How many times to pick a new port when the TCP half of an OS-chosen port is taken.
@@ -258,8 +261,10 @@ class NodeHost:
         to be written (beyond it they are dropped and counted). `send_delay`
         (seconds, event-loop clock) holds every outgoing datagram that long
         before it is sent, emulating one-way link delay; stream messages are
-        not delayed. Delayed datagrams count against `queue_size`."""
+        not delayed. Delayed datagrams count against `queue_size`. Without
+        `config`, the node holds room records only with a valid proof (ROOM-6.2)."""
         _check_options(host, port, send_delay, stream_rate)
+        config = config or DEPLOYED_CONFIG
         self.node = Node(identity, rng=rng or random.SystemRandom(), config=config, now=clock())
         self._host = host
         self._requested_port = port

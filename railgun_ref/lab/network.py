@@ -237,7 +237,7 @@ class LocalNetwork:
         if seed is not None:
             self.seed = seed
         hosts = [
-            NodeHost(identity, host=self.host, config=self.config, rng=rng)
+            NodeHost(identity, host=self.host, config=self.config or NodeConfig(), rng=rng)
             for identity, rng in identities(n, self.seed)
         ]
         if self._loop is None:

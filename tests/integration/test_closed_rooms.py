@@ -20,11 +20,11 @@ import pytest
 from railgun_ref.client import Client, MessageReceived, RoomMembershipChanged, connect, fast_profile
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError
 from railgun_ref.drivers.central_client import CentralError, connect_central
+from railgun_ref.dht.service import DhtCounter
 from railgun_ref.drivers.transport import Failure, FailureKind, TransportCounter, _StateStore
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of
 from railgun_ref.transport import p2p
-from railgun_ref.transport.p2p import P2PCounter
 
 from .rooms_helpers import make_room, wait_for_members
 from .test_transport_failover import CentralProcess, wait_for
@@ -97,10 +97,13 @@ async def announce_as_outsider(outsider: Client, member: Client, room: bytes) ->
         await outsider.transport.host.announce_room(ident, value)
 
 
-def refused_records(client: Client) -> int:
-    assert client.transport.p2p is not None
-    counters = client.transport.p2p.counters
-    return sum(counters.get_count(P2PCounter.REJECTED_MEMBER, code) for code in ErrorCode)
+def holder_refusals(*holders: Client) -> int:
+    """ROOM-6.2: room records the holders refused on STORE for their proof."""
+    return sum(
+        h.transport.host.node.dht.counters.get_count(DhtCounter.ROOM_PROOF_REFUSED, label)
+        for h in holders
+        for label in ErrorCode
+    )
 
 
 async def central_join_refused(url: str, outsider: Client, member: Client, room: bytes) -> None:
@@ -136,7 +139,9 @@ async def test_outsider_reads_nothing_on_the_p2p_path(tmp_path: Path) -> None:
         with pytest.raises(LocalProtocolError, match="plain name"):
             await mallory.join("general")
         await announce_as_outsider(mallory, alice, room)
-        await wait_for(lambda: refused_records(alice) >= 2, 30)
+        # ROOM-6.2: the holders (the members here) refuse both on STORE; one held by the
+        # outsider itself and found by a member is refused there by ROOM-6.1.
+        await wait_for(lambda: holder_refusals(alice, bob) >= 2, 30)
         await members_only(inboxes, room, "for members only")
 
 
@@ -164,7 +169,7 @@ async def test_outsider_reads_nothing_after_a_takedown(
         central.kill()
         await wait_for(lambda: alice.state == "connected-p2p", 30)
         await announce_as_outsider(mallory, alice, room)
-        await wait_for(lambda: refused_records(alice) >= 2, 30)
+        await wait_for(lambda: holder_refusals(alice, bob) >= 2, 30)
         await members_only(inboxes, room, "after the takedown")
 
 
