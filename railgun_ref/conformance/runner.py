@@ -37,6 +37,7 @@ from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht import geometry, keys, lookup, records, storage
 from railgun_ref.dht.routing import Contact
+from railgun_ref.dht.service import DhtConfig
 from railgun_ref.identity import ed25519_math
 from railgun_ref.identity.keyfile import KeyFileError, load_identity
 from railgun_ref.identity.keys import Identity, verify
@@ -206,6 +207,7 @@ def _check_node_script(group: JsonObject, test: JsonObject) -> None:
             request_timeout=config["requestTimeout"],
             max_clock_skew=config["maxClockSkew"],
             replay_capacity=config["replayCapacity"],
+            dht=DhtConfig(room_proofs=config.get("roomProofs", False)),
         ),
         now=group["createdAt"],
     )

@@ -19,8 +19,8 @@ import pytest
 
 from railgun_ref.client import Client, MessageReceived, RoomMembershipChanged, connect, fast_profile
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError
-from railgun_ref.drivers.central_client import CentralError, connect_central
 from railgun_ref.dht.service import DhtCounter
+from railgun_ref.drivers.central_client import CentralError, connect_central
 from railgun_ref.drivers.transport import Failure, FailureKind, TransportCounter, _StateStore
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of

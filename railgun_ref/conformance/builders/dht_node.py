@@ -7,6 +7,7 @@ makes is recorded byte for byte. Assertions restate what the spec says each
 script must show, so a regression stops the generator.
 """
 
+import dataclasses
 import random
 from collections.abc import Callable
 from functools import partial
@@ -26,8 +27,11 @@ from railgun_ref.core.ids import Address
 from railgun_ref.dht.geometry import bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import MAX_TTL, RECORD_DOMAIN, Record, sign_record
+from railgun_ref.dht.service import DhtConfig
 from railgun_ref.identity.keys import Identity
-from railgun_ref.node import Node
+from railgun_ref.node import Node, NodeConfig
+from railgun_ref.rooms.announce import room_announcement
+from railgun_ref.rooms.ids import dht_ident_of
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import encode_envelope
@@ -61,14 +65,22 @@ HEADER: Final = [
     "(DHT-4.5); other implementations map them to what they have.",
     "A 'get' step starts the operation get(key) with 'quorum' (DHT-8.3) on the node under",
     "test; the FIND_VALUEs it sends are answered in later steps under their request ids.",
+    "A group whose config has 'roomProofs': true runs a holder that checks the proof of",
+    "room records on STORE (ROOM-6.5); without it, room records are plain sets (DHT-3.4).",
 ]
 
 
-def node_under_test() -> Node:
+#: ROOM-6.5: the node of the room-proof group holds room records only with a valid proof.
+ROOM_PROOFS_CONFIG: Final = dataclasses.replace(NODE_CONFIG, dht=DhtConfig(room_proofs=True))
+#: The room secret the room-proof group's members know (never on the wire).
+ROOM_SECRET: Final = seed_for("dht_node/room-secret")
+
+
+def node_under_test(config: NodeConfig = NODE_CONFIG) -> Node:
     return Node(
         Identity.from_seed(seed_for(NODE_SEED_LABEL)),
         rng=random.Random(NODE_RNG_SEED),
-        config=NODE_CONFIG,
+        config=config,
         now=T0,
     )
 
@@ -113,8 +125,8 @@ class DhtPeer(Peer):
 class DhtScript(Script):
     """A `Script` whose node under test is this file's node, with DHT requests from peers."""
 
-    def __init__(self) -> None:
-        self.node = node_under_test()
+    def __init__(self, config: NodeConfig = NODE_CONFIG) -> None:
+        self.node = node_under_test(config)
         self.steps = []
 
     def ask(
@@ -484,6 +496,46 @@ SCENARIOS: Final[tuple[tuple[Callable[[], Script], str, str, str, tuple[str, ...
 )  # fmt: skip
 
 
+def _room_proof_records(member: DhtPeer, forger: DhtPeer) -> list[tuple[Record, str, str]]:
+    """(record, note, the ERROR code a checking holder answers) for ROOM-6.5."""
+    room = dht_ident_of(ROOM_SECRET)
+    host, port = forger.address
+    guessed = room_announcement(bytes(32), publisher=forger.identity.public_key, host=host,
+                                port=port)  # fmt: skip
+    replayed = _member_announcement(member)
+    return [
+        (forger.record(KeyType.ROOM, room, value=cbor.encode({0: 1, 1: host, 2: port})),
+         "an address with no proof of the room secret", "MALFORMED"),
+        (forger.record(KeyType.ROOM, room, value=guessed),
+         "a proof made from a guessed secret (its announce key gives another DHT ident)",
+         "WRONG_KEY"),
+        (forger.record(KeyType.ROOM, room, value=replayed),
+         "a member's announcement copied by another publisher", "FORBIDDEN"),
+    ]  # fmt: skip
+
+
+def _member_announcement(member: DhtPeer) -> bytes:
+    host, port = member.address
+    return room_announcement(ROOM_SECRET, publisher=member.identity.public_key, host=host,
+                             port=port)  # fmt: skip
+
+
+def _room_proofs() -> Script:
+    """ROOM-6.5: a checking holder keeps the member's record and refuses the forgeries."""
+    s = DhtScript(ROOM_PROOFS_CONFIG)
+    member, forger = DhtPeer("room-member", 41200), DhtPeer("room-forger", 41201)
+    room = dht_ident_of(ROOM_SECRET)
+    good = member.record(KeyType.ROOM, room, value=_member_announcement(member))
+    out = s.store(member, good, T0, "STORE of a member's announcement with its proof")
+    assert _types(out) == ["STORED"], out
+    for n, (record, note, code) in enumerate(_room_proof_records(member, forger)):
+        out = s.store(forger, record, T0 + 1 + n, f"STORE of {note}")
+        assert _types(out) == ["ERROR"] and _codes(out) == [code], (note, out)
+    out = s.find_value(member, _room_key(room), T0 + 5, "FIND_VALUE: only the member's record")
+    assert _types(out) == ["VALUE"] and len(_body(out)[0]) == 1, out
+    return s
+
+
 def build() -> JsonObject:
     v = Vectors("dht_node", "railgun-dht-node-v1", HEADER, NOTES)
     node = node_under_test()
@@ -498,4 +550,15 @@ def build() -> JsonObject:
     )
     for make, comment, clause, result, flags in SCENARIOS:
         v.test(tests, comment=comment, result=result, clause=clause, flags=flags, **make().finish())
+    proofs = v.group(
+        "NodeScriptTest",
+        nodeSeed=node.identity.seed.hex(),
+        nodeId=node.node_id.hex(),
+        rngSeed=NODE_RNG_SEED,
+        createdAt=T0,
+        config={**node_config_json(), "roomProofs": True},
+    )
+    v.test(proofs, comment="a holder checking room proofs stores a member's announcement and"
+           " refuses forged room records by their code", result="invalid", clause="ROOM-6.5",
+           flags=("Refused", "Records"), **_room_proofs().finish())  # fmt: skip
     return v.document()

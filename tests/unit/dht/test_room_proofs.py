@@ -1,4 +1,4 @@
-"""ROOM-6.2 on the holder: a STORE of a ``room`` record is held only with a valid proof.
+"""ROOM-6.2, ROOM-6.5 on the holder: a STORE of a ``room`` record is held only with a valid proof.
 
 A holder never knows the room secret; it recomputes the DHT ident from the
 announce key the value carries and verifies the proof for the record's
@@ -39,6 +39,7 @@ def announcement(secret: bytes, publisher: Identity, port: int = PORT) -> bytes:
 
 
 def test_a_member_record_with_its_proof_is_held() -> None:
+    """ROOM-6.5: a record with a valid proof passes the holder's check."""
     h = holder()
     member = ident(2)
     store(h, member, announcement(SECRET, member))
@@ -58,6 +59,7 @@ def forgeries(member: Identity, forger: Identity) -> list[tuple[str, bytes, Erro
 
 @pytest.mark.parametrize("case", range(4))
 def test_a_forged_room_record_is_refused_and_counted(case: int) -> None:
+    """ROOM-6.5: each forgery is refused with its code, held nowhere, and counted."""
     h = holder()
     member, forger = ident(2), ident(3)
     name, value, code = forgeries(member, forger)[case]
@@ -69,7 +71,7 @@ def test_a_forged_room_record_is_refused_and_counted(case: int) -> None:
 
 
 def test_a_proof_binds_the_address() -> None:
-    """A member's proof for one port does not prove another port for the same publisher."""
+    """ROOM-6.5: a proof for one port does not prove another port for the same publisher."""
     h = holder()
     member = ident(2)
     proven = announcement(SECRET, member)
