@@ -12,7 +12,8 @@ The announce key derives from the room secret (`announce_identity_of`), so:
 * a *storing node*, which knows neither the secret nor the members, can
   check that the DHT ident is the one the announce key gives and that the
   proof verifies for this publisher: the publisher knew the secret
-  (`check_announcement_proof`); it cannot tell a member from a removed one;
+  (`check_announcement_proof`); it cannot tell a member from a removed one.
+  A holder with `DhtConfig.room_proofs` runs this check on STORE (ROOM-6.5);
 * a *member* additionally checks that the publisher is a member in its own
   log (ROOM-6.1) and ignores every other record.
 
