@@ -732,6 +732,7 @@ class CallRunnerCounter(StrEnum):
 
     CAPTURE_SKIPPED = "capture.skipped"  #: frames not captured: the loop fell behind
     CALL_PEERS_LOST = "call.peers_lost"  #: peers silent for loss_timeout
+    CALL_LOCAL_STALLS = "call.local_stalls"  #: this process stalled: peers not judged
     CALL_REPLANS = "call.replans"
     CALL_REPLAN_FALLBACK = "call.replan_fallback"  #: no election possible: hosts kept
     CALL_LINKS_TIMED_OUT = "call.links_timed_out"  #: links not up by connect_timeout
@@ -995,10 +996,24 @@ class CallRunner:
             frame += 1
 
     async def _watchdog(self) -> None:
+        """Declare peers silent for `loss_timeout` lost, unless this node itself stalled.
+
+        A wake-up later than one more interval means this process did not run (a busy
+        machine): packets peers sent meanwhile are still unread, so no peer is judged
+        until `loss_timeout` after the stall (counted as ``call.local_stalls``).
+        """
         assert self.loss_timeout is not None
+        interval = min(0.1, self.loss_timeout / 4)
+        judge_from = 0.0
         while True:
-            await asyncio.sleep(min(0.1, self.loss_timeout / 4))
+            due = time.monotonic() + interval
+            await asyncio.sleep(interval)
             now = time.monotonic()
+            if now - due > interval:
+                self.counters.inc(CallRunnerCounter.CALL_LOCAL_STALLS)
+                judge_from = now + self.loss_timeout
+            if now < judge_from:
+                continue
             lost = {
                 link.peer
                 for link in list(self._links.values())

@@ -45,6 +45,7 @@ from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.drivers.voice_media import (
+    FORWARD_QUEUE_FRAMES,
     FRAME_SECONDS,
     CallRunner,
     MediaClock,
@@ -95,6 +96,7 @@ GAP_COLUMNS: Final = (
     "skipped",
     "missing",
     "longest_gap",
+    "excused",
 )
 #: Colour of a host and of any other participant in the graphs.
 ROLE_COLOURS: Final = {"host": "#e45756", "participant": "#4c78a8"}
@@ -108,8 +110,19 @@ TOPOLOGY_COLOURS: Final = {
 MAX_PARTICIPANTS: Final = 20
 #: Call id of the calls `grow_call` runs (any 16 bytes; one call at a time).
 LAB_CALL_ID: Final = b"railgun-lab-call"
-#: Seconds `grow_call` waits for every listener to hear every source after a step.
+#: Seconds `grow_call` waits for every listener to hear every source after a step,
+#: not counting the seconds its event loop was measured stalled (`StallMeter`).
 HEARING_TIMEOUT: Final = 15.0
+#: Wall-clock seconds after which the wait gives up however stalled the loop was.
+HEARING_LIMIT: Final = 120.0
+#: How often `StallMeter` wakes, and how late a wake-up must be to count as a stall
+#: (two frames: later than that, the capture loop and every receiver waited too).
+STALL_PROBE: Final = 0.01
+STALL_SECONDS: Final = 0.04
+#: Frames either side of a measured stall whose loss `stream_gaps` excuses: what was
+#: queued when the loop stopped and the catch-up burst when it ran again (the forwarding
+#: queue holds `voice_media.FORWARD_QUEUE_FRAMES`).
+STALL_MARGIN_FRAMES: Final = FORWARD_QUEUE_FRAMES
 #: Frames per stream that count as hearing a source after a step.
 HEARING_FRAMES: Final = 10
 #: Frames at a stream's end not judged by `stream_gaps` (they may still be in flight).
@@ -540,6 +553,32 @@ class RecordingRouter(MediaRouter):
         super().on_frame(source, frame, payload, arrival, epoch=epoch)
 
 
+class StallMeter:
+    """Measures the stalls of the event loop it runs in: every `STALL_PROBE` it wakes,
+    and a wake-up later than `STALL_SECONDS` is a stall from when it should have woken
+    to when it did. All of a lab call's participants share that loop, so a stall is
+    a time none of them captured, sent, forwarded or received a frame: the test
+    process was starved of CPU (a busy machine) or busy elsewhere, not the call.
+    """
+
+    def __init__(self) -> None:
+        #: (start, end) CLOCK_MONOTONIC seconds of every stall, in order.
+        self.stalls: list[tuple[float, float]] = []
+
+    async def run(self) -> None:
+        due = time.monotonic() + STALL_PROBE
+        while True:
+            await anyio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            if now - due > STALL_SECONDS:
+                self.stalls.append((due, now))
+            due = now + STALL_PROBE
+
+    def stalled_since(self, since: float) -> float:
+        """Seconds the loop was stalled after `since`."""
+        return sum(end - max(start, since) for start, end in self.stalls if end > since)
+
+
 def network_identities(network: LocalNetwork, nodes: Iterable[int]) -> list[Identity]:
     """The identities of `network`'s nodes at `nodes` (drawn again from its seed),
     checked against the ids the nodes run with."""
@@ -582,6 +621,9 @@ class GrownCall:
     #: Frame number captured when the recording stopped.
     last_frame: int
     counters: Mapping[NodeId, Mapping[str, int]]
+    #: (first, last) frame numbers captured during each measured stall of the call's
+    #: event loop (`StallMeter`), in order.
+    stalls: tuple[tuple[int, int], ...] = ()
 
     def capture_second(self, frame: int) -> float:
         """Seconds since the call started at which `frame` was captured."""
@@ -639,6 +681,7 @@ async def _grow(
     hosts = [NodeHost(identity) for identity in people]
     ids = [host.node_id for host in hosts]
     async with anyio.create_task_group() as tg:
+        tg.start_soon(call.meter.run)
         for host in hosts:
             await tg.start(host.run)
         directory = {host.node_id: host.address for host in hosts}
@@ -676,6 +719,7 @@ class _LabCall:
     config: VoiceConfig
     runners: dict[NodeId, CallRunner] = field(default_factory=dict)
     steps: list[CallStep] = field(default_factory=list)
+    meter: StallMeter = field(default_factory=StallMeter)
 
     async def step(self, plan: CallPlan) -> None:
         """Apply `plan` on every runner (make-before-break), then wait to hear everyone."""
@@ -686,7 +730,7 @@ class _LabCall:
                 apply_group.start_soon(partial(runner.apply, plan, epoch=epoch))
         switched = time.monotonic() - self.began
         mark = self.clock.current_frame(time.monotonic())
-        heard = await _hear_everyone(self.runners, after=mark)
+        heard = await _hear_everyone(self.runners, after=mark, meter=self.meter)
         self.steps.append(
             CallStep(epoch=epoch, plan=plan, applied=applied, switched=switched, heard=heard)
         )
@@ -712,10 +756,20 @@ class _LabCall:
             first_frame=self.clock.current_frame(self.began),
             last_frame=last,
             counters={me: dict(runner.counters) for me, runner in runners.items()},
+            stalls=tuple(
+                (self.clock.current_frame(start), self.clock.current_frame(end))
+                for start, end in self.meter.stalls
+            ),
         )
 
 
-async def _hear_everyone(runners: Mapping[NodeId, CallRunner], *, after: int) -> bool:
+async def _hear_everyone(
+    runners: Mapping[NodeId, CallRunner], *, after: int, meter: StallMeter
+) -> bool:
+    """Wait until every listener heard `HEARING_FRAMES` frames of every source captured
+    after frame `after`: at most `HEARING_TIMEOUT` seconds the loop ran (stalls
+    measured by `meter` do not count), at most `HEARING_LIMIT` seconds in all."""
+
     def heard() -> bool:
         return all(
             sum(n > after for n in runner.frames_from(source)) >= HEARING_FRAMES
@@ -724,11 +778,15 @@ async def _hear_everyone(runners: Mapping[NodeId, CallRunner], *, after: int) ->
             if source != me
         )
 
-    with anyio.move_on_after(HEARING_TIMEOUT):
-        while not heard():
-            await anyio.sleep(0.02)
-        return True
-    return False
+    began = time.monotonic()
+    while not heard():
+        now = time.monotonic()
+        if now - began - meter.stalled_since(began) > HEARING_TIMEOUT:
+            return False
+        if now - began > HEARING_LIMIT:
+            return False
+        await anyio.sleep(0.02)
+    return True
 
 
 # ------------------------------------------------------------- analysis
@@ -935,13 +993,25 @@ def fps_chart(
     ).resolve_scale(color="independent")
 
 
+def stalled_frames(call: GrownCall, *, margin: int = STALL_MARGIN_FRAMES) -> frozenset[int]:
+    """The frames captured during a measured stall of the call's loop, or within
+    `margin` frames of one: their loss is the machine's, not the call's."""
+    return frozenset(
+        n for first, last in call.stalls for n in range(first - margin, last + margin + 1)
+    )
+
+
 def stream_gaps(call: GrownCall, index: Mapping[NodeId, int]) -> pd.DataFrame:
     """Per stream, from its first frame to the end of the recording (less `TAIL_FRAMES`
     still in flight): the frames it delivered, the frames its source ``skipped`` (never
     captured: the lab process stalled), the captured frames it ``missing`` (lost on the
-    way) and the longest run of consecutive captured frames it lost (`GAP_COLUMNS`).
-    A stream that never delivered a frame has <NA> in every column but ``frames`` (0)."""
+    way), of those the ones ``excused`` (lost around a measured stall of the call's
+    event loop, `stalled_frames`), and the longest run of consecutive captured frames
+    it lost that were not excused (`GAP_COLUMNS`): an excused frame neither ends a run
+    nor adds to it. A stream that never delivered a frame has <NA> in every column
+    but ``frames`` (0)."""
     end = call.last_frame - TAIL_FRAMES
+    stalled = stalled_frames(call)
     rows = []
     for (listener, source), frames in sorted(
         call.frames.items(), key=lambda item: (index[item[0][0]], index[item[0][1]])
@@ -954,10 +1024,7 @@ def stream_gaps(call: GrownCall, index: Mapping[NodeId, int]) -> pd.DataFrame:
         first = judged[0]
         received = set(judged)
         sent = [n for n in call.captured.get(source, ()) if first <= n <= end]
-        longest = run = 0
-        for n in sent:
-            run = 0 if n in received else run + 1
-            longest = max(longest, run)
+        lost = [n for n in sent if n not in received]
         rows.append(
             row
             | {
@@ -965,15 +1032,28 @@ def stream_gaps(call: GrownCall, index: Mapping[NodeId, int]) -> pd.DataFrame:
                 "last_frame": judged[-1],
                 "frames": len(judged),
                 "skipped": (end - first + 1) - len(sent),
-                "missing": sum(1 for n in sent if n not in received),
-                "longest_gap": longest,
+                "missing": len(lost),
+                "longest_gap": _longest_run(sent, received, stalled),
+                "excused": sum(1 for n in lost if n in stalled),
             }
         )
     frame = pd.DataFrame(rows, columns=list(GAP_COLUMNS))
-    for column in ("first_frame", "last_frame", "skipped", "missing", "longest_gap"):
+    for column in ("first_frame", "last_frame", "skipped", "missing", "longest_gap", "excused"):
         frame[column] = frame[column].astype("Int64")
     frame["frames"] = frame["frames"].astype("int64")
     return frame
+
+
+def _longest_run(sent: Sequence[int], received: set[int], excused: frozenset[int]) -> int:
+    """The longest run of frames of `sent` not `received`, `excused` ones left out."""
+    longest = run = 0
+    for n in sent:
+        if n in received:
+            run = 0
+        elif n not in excused:
+            run += 1
+            longest = max(longest, run)
+    return longest
 
 
 def no_gaps(gaps: pd.DataFrame, *, tolerance: int = MAX_CONCEALED_FRAMES) -> bool:
