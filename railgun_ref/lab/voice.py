@@ -17,7 +17,9 @@
   plan from `plan_call` with the previous plan (make-before-break switches,
   VOICE-4.2); `fps_frame` / `fps_chart` give every stream's frames per second
   over time, `stream_gaps` the frames each stream lost of those its source
-  sent, and `no_gaps` the verdict.
+  sent, and `no_gaps` the verdict. A `StallMeter` measures when the call's own
+  event loop did not run (a busy machine starving the lab process): frames lost
+  then are excused, and the wait to hear everyone does not count that time.
 
 The live call runs in an event loop of its own, in a worker thread, so a
 notebook cell calls `grow_call` synchronously without touching the kernel's
@@ -1058,7 +1060,8 @@ def _longest_run(sent: Sequence[int], received: set[int], excused: frozenset[int
 
 def no_gaps(gaps: pd.DataFrame, *, tolerance: int = MAX_CONCEALED_FRAMES) -> bool:
     """True if every stream of a `stream_gaps` table delivered frames and none lost
-    more than `tolerance` consecutive frames its source sent, from its first frame on."""
+    more than `tolerance` consecutive frames its source sent, from its first frame on
+    (frames lost around a measured stall of the lab's own event loop left out)."""
     if gaps.empty:
         return False
     delivered = bool((gaps["frames"] > 0).all())
