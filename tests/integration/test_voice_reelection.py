@@ -9,6 +9,7 @@ against what its source really sent. Assertions count frames by their capture
 number, never time.
 """
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -255,3 +256,28 @@ async def test_a_newcomer_taking_over_as_host_is_make_before_break() -> None:
             )
             > 0
         )
+
+
+async def test_a_runner_whose_own_process_stalled_does_not_declare_its_peers_lost() -> None:
+    """A stall of the participants' own process (a busy machine: here the event loop
+    is blocked for longer than loss_timeout) is not a peer's silence: nobody re-plans,
+    each runner counts the stall, and the call goes on with the same plan."""
+    caps = {
+        50: device(DeviceClass.LAPTOP_PLUGGED, upload_mbps=3),
+        51: device(DeviceClass.LAPTOP_PLUGGED, upload_mbps=3),
+        52: device(DeviceClass.LAPTOP_PLUGGED, upload_mbps=3),
+    }
+    async with call_with(caps) as (runners, capabilities):
+        plan = plan_call(capabilities)
+        await apply_everywhere(runners, plan)
+        start = {me: -1 for me in runners}
+        await wait_until(lambda: hearing_everyone(runners, after=start, frames=10), timeout=20)
+        loss_timeout = next(iter(runners.values())).loss_timeout
+        assert loss_timeout is not None
+        time.sleep(loss_timeout + 0.3)  # the whole process stops: nobody's fault but ours
+        after = latest_frames(runners)
+        await wait_until(lambda: hearing_everyone(runners, after=after, frames=25), timeout=20)
+        for runner in runners.values():
+            assert runner.counters.get_count(CallRunnerCounter.CALL_LOCAL_STALLS) >= 1
+            assert runner.counters.get_count(CallRunnerCounter.CALL_PEERS_LOST) == 0
+            assert runner.epoch == 1 and runner.plan == plan
