@@ -62,8 +62,11 @@ vectors: $(VENV)/.test ## check that the committed conformance vectors are curre
 bench: $(VENV)/.base ## the wire codec benchmark, as JSON
 	$(BIN)/railgun-ref bench wire --json
 
+# JupyterLab refuses to start as root unless told; containers often run as root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(VENV)/.lab ## install JupyterLab and open the notebooks
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ROOT) notebooks/
 
 docs: $(VENV)/.docs ## build the documentation site into site/ (mkdocs build --strict)
 	$(BIN)/mkdocs build --strict
