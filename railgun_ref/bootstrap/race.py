@@ -412,6 +412,11 @@ class Race:
     def over(self) -> bool:
         return self._outcome.over
 
+    @property
+    def started_at(self) -> float:
+        """The ``now`` the race began at; `Attempt` times are seconds after it."""
+        return self._t0
+
     # --- internals ---------------------------------------------------------------------
 
     def _fetching_source(self, method: Method) -> _Source | None:

@@ -144,10 +144,13 @@ class _Run:
     rng: random.Random
     clock: Callable[[], float]
     scopes: dict[int | Method, anyio.CancelScope] = field(default_factory=dict)
+    observe: Callable[[RaceAction, float], None] | None = None
     result: RaceWon | RaceFailed | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
 
     def dispatch(self, action: RaceAction) -> None:
+        if self.observe is not None:
+            self.observe(action, self.clock() - self.race.started_at)
         match action:
             case FetchCandidates(method=method):
                 self.tg.start_soon(self._fetch, method, self._scope(method))
@@ -268,12 +271,17 @@ async def run_bootstrap(
     *,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.time,
+    observe: Callable[[RaceAction, float], None] | None = None,
 ) -> tuple[RaceWon | RaceFailed, Race]:
-    """Race every method `setup` enables from `host`; the outcome and the race (its counters)."""
+    """Race every method `setup` enables from `host`; the outcome and the race (its counters).
+
+    `observe`, if given, sees every action of the race as it is carried out,
+    with the seconds since the race began (a timeline of attempts, e.g. `lab.bootstrap`).
+    """
     race = Race(_sources(setup), now=clock(), config=setup.config)
     loop = CoreLoop(clock=clock)
     async with anyio.create_task_group() as tg:
-        run = _Run(host, setup, race, loop, tg, rng or random.Random(), clock)
+        run = _Run(host, setup, race, loop, tg, rng or random.Random(), clock, observe=observe)
         tg.start_soon(loop.run)
         core: ProtocolCore[RaceAction] = race
         loop.add(core, run.dispatch)
