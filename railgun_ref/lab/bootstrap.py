@@ -80,6 +80,7 @@ __all__ = [
     "BootstrapLab",
     "RaceRun",
     "Signers",
+    "in_flight_peaks",
     "rotation_checks",
     "timeline_chart",
     "timeline_frame",
@@ -571,6 +572,40 @@ def timeline_chart(frame: pd.DataFrame, *, title: str = "Bootstrap race attempts
         row=alt.Row("race:N", sort=list(dict.fromkeys(frame["race"])), title=None),
         title=title,
     )
+
+
+def _peak(intervals: Sequence[tuple[float, float]]) -> int:
+    """The most intervals open at once (one ending when another starts: not overlapping)."""
+    events = sorted([(end, -1) for _, end in intervals] + [(start, 1) for start, _ in intervals])
+    open_now = peak = 0
+    for _, step in events:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+def in_flight_peaks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per race: the most attempts and fetches in flight at once, overall and of one method.
+
+    BOOT-4.3 bounds them by `RaceConfig.max_in_flight` (10) and, per source,
+    `RaceConfig.per_source` (2) attempts.
+    """
+    rows = []
+    for race, group in frame.groupby("race", sort=False):
+        spans = list(zip(group["start"], group["end"], strict=True))
+        attempts = group[group["kind"] == "attempt"]
+        per_method = [
+            _peak(list(zip(g["start"], g["end"], strict=True)))
+            for _, g in attempts.groupby("method")
+        ]
+        rows.append(
+            {
+                "race": race,
+                "max_in_flight": _peak(spans),
+                "max_per_method": max(per_method, default=0),
+            }
+        )
+    return pd.DataFrame(rows, columns=["race", "max_in_flight", "max_per_method"])
 
 
 # ------------------------------------------------------------------ rotation
