@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
 #: Directories under railgun_ref/ that hold data, not Python modules.
-DATA_DIRS: Final = frozenset({"vectors", "schemas", "__pycache__"})
+DATA_DIRS: Final = frozenset({"vectors", "schemas", "data", "__pycache__"})
 
 
 def package_dirs() -> list[Path]:

@@ -291,24 +291,31 @@ class Race:
 
     def __init__(
         self,
-        sources: Mapping[Method, Sequence[Candidate] | None],
+        sources: Mapping[Method, Sequence[Candidate] | Failure | None],
         *,
         now: float,
         config: RaceConfig | None = None,
     ) -> None:
+        """`sources`: per method, its candidates, None (to be fetched), or the `Failure`
+        that already refused it before the race (BOOT-1.6: a shipped list that failed
+        verification), which is reported like any other failed source."""
         self.config = config or RaceConfig()
         self.counters: Counters[RaceCounter] = Counters()
         self._t0 = now
-        self._sources = [
-            _Source(
-                method, self.config.source_offsets[rank], _queue(sources[method]), next_start=now
-            )
-            for rank, method in enumerate(sorted(sources))
-        ]
+        self._sources: list[_Source] = []
+        self._outcome = _Outcome()
+        for rank, method in enumerate(sorted(sources)):
+            given = sources[method]
+            queue = deque[Candidate]() if isinstance(given, Failure) else _queue(given)
+            source = _Source(method, self.config.source_offsets[rank], queue, next_start=now)
+            self._sources.append(source)
+            if isinstance(given, Failure):
+                source.started_any = True
+                self._record(method, "", given, now, now)
+                self._fail_source(source, given, now)
         self._running: dict[int, _Running] = {}
         self._next_id = 1
         self._actions: deque[RaceAction] = deque()
-        self._outcome = _Outcome()
         self._hold_until = now + self.config.head_start if _has_last_good(sources) else now
         self._pump(now)
 
@@ -569,5 +576,10 @@ def _queue(candidates: Sequence[Candidate] | None) -> deque[Candidate] | None:
     return deque(sorted(unique, key=lambda c: not c.last_good))
 
 
-def _has_last_good(sources: Mapping[Method, Sequence[Candidate] | None]) -> bool:
-    return any(c.last_good for cs in sources.values() if cs is not None for c in cs)
+def _has_last_good(sources: Mapping[Method, Sequence[Candidate] | Failure | None]) -> bool:
+    return any(
+        c.last_good
+        for cs in sources.values()
+        if cs is not None and not isinstance(cs, Failure)
+        for c in cs
+    )

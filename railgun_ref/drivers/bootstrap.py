@@ -86,7 +86,9 @@ class BootstrapSetup:
     """Which methods this client can use (a method left as None is not raced, BOOT-4.1)."""
 
     cache: PeerCache | None = None
-    hardcoded: m.Manifest | None = None  #: a manifest already verified (BOOT-3)
+    #: The shipped list, already verified (BOOT-3), or why it was refused (BOOT-1.6:
+    #: the method then fails with ``manifest_rejected``); `drivers.hardcoded` loads it.
+    hardcoded: m.Manifest | m.ManifestError | None = None
     dns_srv: DnsSrvSource | None = None
     ipfs: IpfsSource | None = None
     tor: TorProxy | None = None  #: races the manifest's onion addresses through this proxy
@@ -94,16 +96,23 @@ class BootstrapSetup:
     config: RaceConfig = field(default_factory=RaceConfig)
 
 
-def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | None]:
-    sources: dict[Method, list[Candidate] | None] = {}
+def _shipped(setup: BootstrapSetup) -> m.Manifest | None:
+    return setup.hardcoded if isinstance(setup.hardcoded, m.Manifest) else None
+
+
+def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | Failure | None]:
+    sources: dict[Method, list[Candidate] | Failure | None] = {}
     if setup.cache is not None:
         sources[Method.CACHED] = setup.cache.candidates()
-    if setup.hardcoded is not None:
-        sources[Method.HARDCODED] = manifest_candidates(setup.hardcoded, Method.HARDCODED)
-    if setup.tor is not None and setup.hardcoded is not None:
-        sources[Method.TOR] = _addresses(setup.hardcoded, m.AddressKind.ONION, Method.TOR)
-    if setup.i2p is not None and setup.hardcoded is not None:
-        sources[Method.I2P] = _addresses(setup.hardcoded, m.AddressKind.I2P, Method.I2P)
+    shipped = _shipped(setup)
+    if isinstance(setup.hardcoded, m.ManifestError):
+        sources[Method.HARDCODED] = Failure.MANIFEST_REJECTED  # BOOT-1.6
+    elif shipped is not None:
+        sources[Method.HARDCODED] = manifest_candidates(shipped, Method.HARDCODED)
+    if setup.tor is not None and shipped is not None:
+        sources[Method.TOR] = _addresses(shipped, m.AddressKind.ONION, Method.TOR)
+    if setup.i2p is not None and shipped is not None:
+        sources[Method.I2P] = _addresses(shipped, m.AddressKind.I2P, Method.I2P)
     if setup.ipfs is not None:
         sources[Method.IPFS] = None
     if setup.dns_srv is not None:
@@ -122,7 +131,8 @@ def _addresses(manifest: m.Manifest, kind: m.AddressKind, method: Method) -> lis
 
 def _trusted_keys(setup: BootstrapSetup) -> set[bytes]:
     """BOOT-3.6: the keys a DNS SRV target may name (manifest nodes and cached peers)."""
-    keys = {n.public_key for n in setup.hardcoded.nodes} if setup.hardcoded else set()
+    shipped = _shipped(setup)
+    keys = {n.public_key for n in shipped.nodes} if shipped is not None else set()
     if setup.cache is not None:
         keys |= {p.public_key for p in setup.cache.peers()}
     return keys
