@@ -69,8 +69,11 @@ __all__ = ["BootstrapSetup", "DnsSrvSource", "IpfsSource", "run_bootstrap", "udp
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DnsSrvSource:
+    """Where to resolve the SRV owner `name`: a name server over UDP, or a DoH URL (RFC 8484)."""
+
     name: str  #: e.g. "_railgun._udp.example.org."
-    nameserver: Address
+    nameserver: Address | None = None
+    doh_url: str | None = None  #: e.g. "https://dns.example/dns-query"; wins over `nameserver`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +245,7 @@ class _Run:
             return await fetch_dns_srv(
                 source.name,
                 nameserver=source.nameserver,
+                doh_url=source.doh_url,
                 trusted_keys=_trusted_keys(self.setup),
                 rng=self.rng,
                 timeout=self.setup.config.fetch_timeout,

@@ -9,7 +9,12 @@
   verified manifest or its cache): DNS may say where a known node is now,
   never who is a node (BOOT-3.6). Targets that are not of that form, or whose
   A record does not resolve, are dropped; if none is left the source fails
-  with ``dns_bogus_answer``.
+  with ``dns_bogus_answer``. The queries go to a name server over UDP, or,
+  as an option, over DNS-over-HTTPS (RFC 8484, dnspython's DoH client: a
+  POST of the wire-format query to the resolver's URL), which a censor
+  cannot single out by port. DoH failures are labelled too: an HTTP status
+  other than 2xx is ``http_error``, a body that is not a DNS message
+  ``dns_bogus_answer``, no connection ``connection_refused``.
 * **IPFS** (a trustless gateway, ``GET /ipfs/<cid>?format=raw``): the CID
   must be a CIDv1 of codec ``raw`` with a SHA-256 multihash, and the bytes
   the gateway returns must hash to it (else ``wrong_cid``) before the
@@ -22,16 +27,21 @@ Each fetch returns race candidates or raises `SourceError` with its label.
 import base64
 import hashlib
 import random
-from collections.abc import Collection, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from functools import partial
+from typing import Any, Final
 
 import anyio
 import cid
+import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
+import dns.message
+import dns.rcode
 import dns.rdatatype
 import dns.resolver
 import h11
+import httpx2
 import multihash
 
 from railgun_ref.bootstrap import manifest as m
@@ -110,17 +120,62 @@ async def _query(resolver: dns.asyncresolver.Resolver, name: str, kind: str) -> 
         raise SourceError(Failure.DNS_SERVFAIL, f"{name}: {exc}") from None
 
 
+async def _doh_query(url: str, name: str, kind: str, *, timeout: float) -> list[Any]:
+    """The `kind` records of `name` from the DoH resolver at `url` (RFC 8484, POST)."""
+    query = dns.message.make_query(name, kind)
+    try:
+        response = await dns.asyncquery.https(query, url, timeout=timeout)
+    except dns.exception.Timeout:
+        raise SourceError(Failure.DNS_TIMEOUT, name) from None
+    except dns.exception.DNSException as exc:  # the body is not a DNS message
+        raise SourceError(Failure.DNS_BOGUS_ANSWER, f"DoH: {exc}") from None
+    except httpx2.ConnectError:
+        raise SourceError(Failure.CONNECTION_REFUSED, f"DoH: cannot reach {url}") from None
+    except (httpx2.HTTPError, ValueError) as exc:  # dnspython: ValueError for a non-2xx status
+        raise SourceError(Failure.HTTP_ERROR, f"DoH: {str(exc).splitlines()[0]}") from None
+    rcode = response.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        raise SourceError(Failure.DNS_NXDOMAIN, name)
+    if rcode != dns.rcode.NOERROR:
+        raise SourceError(Failure.DNS_SERVFAIL, f"{name}: {dns.rcode.to_text(rcode)}")
+    wanted = dns.rdatatype.from_text(kind)
+    records = [r for rrset in response.answer if rrset.rdtype == wanted for r in rrset]
+    if not records:
+        raise SourceError(Failure.DNS_BOGUS_ANSWER, f"no {kind} record for {name}")
+    return records
+
+
+async def _udp_query(
+    resolver: dns.asyncresolver.Resolver, name: str, kind: str, *, timeout: float
+) -> list[Any]:
+    return list(await _query(resolver, name, kind))
+
+
+def _lookup(
+    nameserver: Address | None, doh_url: str | None, timeout: float
+) -> Callable[[str, str], Awaitable[list[Any]]]:
+    if doh_url is not None:
+        return partial(_doh_query, doh_url, timeout=timeout)
+    if nameserver is None:
+        raise SourceError(Failure.UNREACHABLE, "no name server and no DoH URL")
+    return partial(_udp_query, _resolver(nameserver, timeout), timeout=timeout)
+
+
 async def fetch_dns_srv(
     name: str,
     *,
-    nameserver: Address,
+    nameserver: Address | None = None,
+    doh_url: str | None = None,
     trusted_keys: Collection[bytes],
     rng: random.Random,
     timeout: float = 3.0,
 ) -> list[Candidate]:
-    """The SRV records of `name` as candidates whose keys the client already trusts."""
-    resolver = _resolver(nameserver, timeout)
-    answer = await _query(resolver, name, "SRV")
+    """The SRV records of `name` as candidates whose keys the client already trusts.
+
+    Queries go to `nameserver` over UDP, or over DoH to `doh_url` when it is given.
+    """
+    lookup = _lookup(nameserver, doh_url, timeout)
+    answer = await lookup(name, "SRV")
     records = [
         (r.priority, r.weight, r.port, r.target.to_text())
         for r in answer
@@ -132,7 +187,7 @@ async def fetch_dns_srv(
         if key is None or key not in trusted_keys or port == 0:
             continue  # garbage, or a node nobody vouched for
         try:
-            hosts = await _query(resolver, target, "A")
+            hosts = await lookup(target, "A")
         except SourceError:
             continue
         for host in hosts:
