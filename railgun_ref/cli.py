@@ -328,6 +328,7 @@ def _cmd_bench_bootstrap(args: argparse.Namespace) -> int:
         rtt=args.rtt,
         seed=args.seed,
         dead_ahead=args.dead_ahead,
+        driver=args.driver,
     )
 
 
@@ -762,7 +763,19 @@ def _add_bench_bootstrap(bench_sub: _Subparsers) -> None:
         "bootstrap", help="the staggered bootstrap race vs the sequential order, 5 of 6 blocked"
     )
     boot.add_argument("--json", action="store_true", help="print JSON")
-    boot.add_argument("--runs", type=_positive_int, default=30, help="runs per combination")
+    boot.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=None,
+        help="runs per combination (default 30; 5 with --driver localhost)",
+    )
+    boot.add_argument(
+        "--driver",
+        choices=("sim", "localhost"),
+        default="sim",
+        help="sim: the race core in virtual time, 3 candidates per method; localhost: the "
+        "race driver on real sockets against lab.bootstrap's nodes and services",
+    )
     boot.add_argument(
         "--rtt", type=_positive_float, default=0.15, help="seconds added per exchange"
     )

@@ -19,19 +19,21 @@ dns_srv  ``C``   an SRV record names C's key, at C's UDP address
 default `RaceConfig`) from a fresh client and returns a `RaceRun`: the
 outcome and every attempt and fetch with when it started, when it ended and
 how (`won`, a failure label, or `cancelled` when another method won first).
-`BootstrapLab.block` blocks one method the way a censor would (`BLOCKS`).
+`BootstrapLab.block` blocks one method the way a censor would (`BLOCKS`),
+`unblock` lifts it.
 `timeline_frame` and `timeline_chart` draw the runs; `rotation_checks` walks
 a root rotation (root N -> N+1 signed by both key sets) and shows which
 documents a client accepts and why it refuses the others.
 """
 
-import random
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +100,7 @@ METHOD_NODES: Final = {
 #: How `BootstrapLab.block` blocks each method.
 BLOCKS: Final = {
     Method.CACHED: "stale cache: node A moved while the client was away (old port closed)",
-    Method.HARDCODED: "the listed address of node B is blackholed (node B stops answering)",
+    Method.HARDCODED: "the address listed for node B is blackholed (nothing answers there)",
     Method.TOR: "the SOCKS5 proxy accepts connections and then stalls",
     Method.I2P: "the SAM bridge is down (its port refuses connections)",
     Method.IPFS: "the gateway serves other bytes under the manifest's CID",
@@ -269,7 +271,6 @@ def _row(
 class _Services:
     client: NodeHost
     nodes: dict[str, NodeHost]
-    node_scopes: dict[str, anyio.CancelScope]
     dns: DnsServer
     gateway: IpfsGateway
     sam: SamBridgeServer
@@ -285,8 +286,9 @@ class BootstrapLab:
     ...     lab.block(Method.CACHED)
     """
 
-    def __init__(self, *, config: RaceConfig | None = None) -> None:
+    def __init__(self, *, config: RaceConfig | None = None, rtt: float = 0.0) -> None:
         self.config = config or RaceConfig()
+        self.rtt = rtt  #: seconds added to every UDP PING round trip (send delay, both ends)
         self.signers = Signers.of(1)
         self.now = time.time()
         self.root = m.root_from_document(
@@ -297,19 +299,25 @@ class BootstrapLab:
         self._tmp = tempfile.TemporaryDirectory(prefix="railgun-lab-bootstrap-")
         self._loop: PortalThread | None = None
         self._stop: anyio.Event | None = None
+        self._serving: Future[None] | None = None
         self._services: _Services | None = None
         self._ipfs_cid = ""
+        self._ipfs_wrong_cid = ""
         self._ipfs_root = self.root
-        self._cached_address = ""
+        self._dead_udp = ""
         self._races = 0
 
     @classmethod
-    def start(cls, *, config: RaceConfig | None = None) -> Self:
-        """Start the nodes and services; returns once every one of them listens."""
-        lab = cls(config=config)
+    def start(cls, *, config: RaceConfig | None = None, rtt: float = 0.0) -> Self:
+        """Start the nodes and services; returns once every one of them listens.
+
+        `rtt` (seconds) is added to every UDP round trip: the client and every
+        node hold each datagram ``rtt / 2`` before sending it (`NodeHost` send delay).
+        """
+        lab = cls(config=config, rtt=rtt)
         try:
             lab._loop = PortalThread()
-            _, lab._stop = lab._loop.portal.start_task(lab._serve)
+            lab._serving, lab._stop = lab._loop.portal.start_task(lab._serve)
         except BaseException:
             lab.close()
             raise
@@ -320,16 +328,21 @@ class BootstrapLab:
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[anyio.Event]) -> None:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
-            client = NodeHost(_identity(1))
+            delay = self.rtt / 2
+            client = NodeHost(_identity(1), send_delay=delay)
             await tg.start(client.run)
-            nodes = {name: NodeHost(_identity(10 + n)) for n, name in enumerate(_NODE_NAMES)}
-            scopes = {name: await tg.start(_run_in_scope, host) for name, host in nodes.items()}
+            nodes = {
+                name: NodeHost(_identity(10 + n), send_delay=delay)
+                for n, name in enumerate(_NODE_NAMES)
+            }
+            for host in nodes.values():
+                await tg.start(host.run)
             dns, gateway, sam = DnsServer(), IpfsGateway(), SamBridgeServer()
             for service in (dns.run, gateway.run, sam.run):
                 await tg.start(service)
             stall = await tg.start(_stalling_listener)
             async with _socks5_proxy(Path(self._tmp.name), nodes["C"].address[1]) as socks:
-                self._services = _Services(client, nodes, scopes, dns, gateway, sam, socks, stall)
+                self._services = _Services(client, nodes, dns, gateway, sam, socks, stall)
                 self._publish()
                 task_status.started(stop)
                 await stop.wait()
@@ -343,18 +356,22 @@ class BootstrapLab:
         s.dns.register(target, s.nodes["C"].address[0])
         s.dns.register_srv(SRV_NAME, [(0, 1, s.nodes["C"].address[1], target)])
         self._ipfs_cid = s.gateway.add(self.ipfs_manifest(self.signers, root_version=1))
-        self._cached_address = _udp(s.nodes["A"])
+        other = self.ipfs_manifest(self.signers, root_version=1, version=1)
+        self._ipfs_wrong_cid = s.gateway.add(other)
+        s.gateway.serve_wrong(self._ipfs_wrong_cid, other + b" (tampered)")
+        s.sam.route(_I2P, s.nodes["D"].address[1])
+        self._dead_udp = f"127.0.0.1:{_closed_udp_port()}"
 
     def _svc(self) -> _Services:
         if self._services is None:
             raise RuntimeError(f"{self!r} is not running")
         return self._services
 
-    def _node(self, name: str) -> m.BootstrapNode:
+    def _node(self, name: str, *, blocked: bool = False) -> m.BootstrapNode:
         host = self._svc().nodes[name]
         return m.BootstrapNode(
             public_key=host.node.identity.public_key,
-            addresses=((m.AddressKind.UDP, _udp(host)),),
+            addresses=((m.AddressKind.UDP, self._dead_udp if blocked else _udp(host)),),
         )
 
     def hardcoded_manifest(self) -> m.Manifest:
@@ -362,7 +379,7 @@ class BootstrapLab:
         s = self._svc()
         key = {name: s.nodes[name].node.identity.public_key for name in ("B", "C", "D")}
         nodes = [
-            self._node("B"),
+            self._node("B", blocked=Method.HARDCODED in self.blocked),
             m.BootstrapNode(
                 public_key=key["C"], addresses=((m.AddressKind.ONION, f"{_ONION}:7000"),)
             ),
@@ -378,8 +395,12 @@ class BootstrapLab:
         )
 
     def publish_ipfs(self, document: bytes, *, root: m.Root | None = None) -> str:
-        """Serve `document` on the gateway and race it from now on (under `root` if given)."""
+        """Serve `document` on the gateway and race it from now on (under `root` if given).
+
+        This unblocks the IPFS method.
+        """
         self._ipfs_cid = self._svc().gateway.add(document)
+        self.unblock(Method.IPFS)
         if root is not None:
             self._ipfs_root = root
         return self._ipfs_cid
@@ -387,33 +408,34 @@ class BootstrapLab:
     # --- blocking ----------------------------------------------------------------------
 
     def block(self, method: Method) -> str:
-        """Block `method` as `BLOCKS` says; returns that description."""
-        s = self._svc()
-        portal = self._portal()
-        if method is Method.CACHED:
-            self._cached_address = f"127.0.0.1:{_closed_udp_port()}"
-        elif method is Method.HARDCODED:
-            portal.call(s.node_scopes["B"].cancel)
-        elif method is Method.IPFS:
-            data = self.ipfs_manifest(self.signers, root_version=1)
-            s.gateway.serve_wrong(self._ipfs_cid, data + b" (tampered)")
-        elif method is Method.DNS_SRV:
-            s.dns.set_mode(DnsMode.REFUSED)
-        self.blocked.append(method)
+        """Block `method` from the next race on, as `BLOCKS` says; returns that description."""
+        if method not in self.blocked:
+            self.blocked.append(method)
         return BLOCKS[method]
 
+    def unblock(self, method: Method) -> None:
+        if method in self.blocked:
+            self.blocked.remove(method)
+
     def setup(self, cache: PeerCache) -> BootstrapSetup:
-        """What a fresh client uses: its cache, the shipped list, Tor, I2P, IPFS, DNS SRV."""
-        s = self._svc()
-        tor = s.stall if Method.TOR in self.blocked else s.socks
-        sam = ("127.0.0.1", _free_tcp_port()) if Method.I2P in self.blocked else s.sam.address
-        s.sam.route(_I2P, s.nodes["D"].address[1])
+        """What a fresh client uses: its cache, the shipped list, Tor, I2P, IPFS, DNS SRV.
+
+        Call it on the lab's event loop (it switches the DNS server's mode).
+        """
+        s, blocked = self._svc(), set(self.blocked)
+        tor = s.stall if Method.TOR in blocked else s.socks
+        sam = ("127.0.0.1", _free_tcp_port()) if Method.I2P in blocked else s.sam.address
+        if Method.DNS_SRV in blocked:
+            s.dns.set_mode(DnsMode.REFUSED, name=SRV_NAME)
+        else:
+            s.dns.clear_mode(SRV_NAME)
+        cid = self._ipfs_wrong_cid if Method.IPFS in blocked else self._ipfs_cid
         return BootstrapSetup(
             cache=cache,
             hardcoded=self.hardcoded_manifest(),
             tor=TorProxy(address=tor),
             i2p=SamBridge(address=sam),
-            ipfs=IpfsSource(cid=self._ipfs_cid, gateway=s.gateway.address, root=self._ipfs_root),
+            ipfs=IpfsSource(cid=cid, gateway=s.gateway.address, root=self._ipfs_root),
             dns_srv=DnsSrvSource(name=SRV_NAME, nameserver=s.dns.address),
             config=self.config,
         )
@@ -442,10 +464,15 @@ class BootstrapLab:
         cache = PeerCache(Path(self._tmp.name) / f"peers-{number}.db")  # SQLite: this thread
         try:
             a_key = self._svc().nodes["A"].node.identity.public_key
-            cache.record_success(a_key, self._cached_address, now=self.now - 30 * 86_400)
+            cached = (
+                self._dead_udp if Method.CACHED in self.blocked else _udp(self._svc().nodes["A"])
+            )
+            cache.record_success(a_key, cached, now=self.now - 30 * 86_400)
             setup = self.setup(cache)
             result, _ = await run_bootstrap(
-                self._svc().client, setup, rng=random.Random(1), observe=recorder
+                self._svc().client,
+                setup,
+                observe=recorder,  # fresh request ids: no replays
             )
         finally:
             cache.close()
@@ -463,9 +490,10 @@ class BootstrapLab:
     def close(self) -> None:
         """Stop the nodes, the services and the proxy process; delete the caches."""
         try:
-            if self._loop is not None and self._stop is not None:
-                stop, self._stop = self._stop, None
+            if self._loop is not None and self._stop is not None and self._serving is not None:
+                stop, serving, self._stop, self._serving = self._stop, self._serving, None, None
                 self._loop.portal.call(stop.set)
+                serving.result()  # every service stopped and the proxy process reaped
         finally:
             if self._loop is not None:
                 loop, self._loop = self._loop, None
@@ -490,16 +518,6 @@ class BootstrapLab:
         return f"<BootstrapLab 5 nodes, 6 methods, blocked: {blocked}: {state}>"
 
 
-async def _run_in_scope(
-    host: NodeHost, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]
-) -> None:
-    """Run `host` until its scope (reported when it listens) is cancelled."""
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-            await tg.start(host.run)
-            task_status.started(scope)
-
-
 @asynccontextmanager
 async def _socks5_proxy(directory: Path, target_port: int) -> AsyncIterator[tuple[str, int]]:
     """pproxy (a SOCKS5 server from PyPI) on loopback, tunnelling the onion name to node C."""
@@ -508,7 +526,8 @@ async def _socks5_proxy(directory: Path, target_port: int) -> AsyncIterator[tupl
     rules.write_text(re.escape(_ONION) + "\n", encoding="utf-8")
     argv = [sys.executable, "-m", "pproxy", "-l", f"socks5://127.0.0.1:{port}"]
     argv += ["-r", f"tunnel://127.0.0.1:{target_port}?{rules}"]
-    process = await anyio.open_process(argv)
+    devnull = subprocess.DEVNULL
+    process = await anyio.open_process(argv, stdin=devnull, stdout=devnull, stderr=devnull)
     try:
         with anyio.fail_after(15):
             while True:
@@ -519,8 +538,9 @@ async def _socks5_proxy(directory: Path, target_port: int) -> AsyncIterator[tupl
                     await anyio.sleep(0.05)
         yield ("127.0.0.1", port)
     finally:
-        process.terminate()
-        await process.wait()
+        with anyio.CancelScope(shield=True):  # reap it on this loop, even when cancelled
+            process.terminate()
+            await process.wait()
 
 
 async def _stalling_listener(*, task_status: anyio.abc.TaskStatus[tuple[str, int]]) -> None:

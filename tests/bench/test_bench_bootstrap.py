@@ -39,3 +39,21 @@ def test_bad_dead_ahead_is_one_line(value: str, capsys: pytest.CaptureFixture[st
         main(["bench", "bootstrap", "--dead-ahead", value])
     assert info.value.code == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_localhost_driver_has_the_same_keys_on_real_sockets() -> None:
+    """BOOT-4.3: the real driver stays within the in-flight caps; the same JSON keys."""
+    from railgun_ref.bench.bootstrap import run_localhost  # noqa: PLC0415
+    from railgun_ref.bootstrap.race import Method  # noqa: PLC0415
+
+    result = run_localhost(runs=1, rtt=0.05, survivors=(Method.CACHED, Method.I2P))
+    virtual = run(runs=1)
+    assert set(result) == set(virtual)
+    assert [r["survivor"] for r in result["combinations"]] == ["CACHED", "I2P"]
+    for row in result["combinations"]:
+        assert row["race"]["joined"] == row["sequential"]["joined"] == 1
+        assert row["sequential"]["max_in_flight"] == 1
+    assert result["max_in_flight"] <= 10
+    assert result["stale_cache_30d"]["joined"] == 1
+    assert result["params"]["rtt_added_to"].startswith("UDP")

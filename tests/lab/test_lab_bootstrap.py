@@ -156,6 +156,9 @@ def test_live_lab_blocks_methods_one_by_one() -> None:
             "ipfs": ["wrong_cid"],
             "tor": ["generic_timeout"],
         }
+        lab.unblock(Method.HARDCODED)  # blocks are lifted as easily
+        assert lab.race().winner is Method.HARDCODED
+        lab.block(Method.HARDCODED)
         _, root2, _ = rotation_checks(now=lab.now)
         lab.publish_ipfs(lab.ipfs_manifest(Signers.of(1), root_version=2), root=root2)
         assert lab.race().labels()["ipfs"] == ["manifest_rejected"]
