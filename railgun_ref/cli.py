@@ -914,6 +914,53 @@ def _add_bench_storeforward(bench_sub: _Subparsers) -> None:
     sf.set_defaults(func=_cmd_bench_storeforward)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from railgun_ref.sweep.command import main as sweep_main  # noqa: PLC0415
+
+    return sweep_main(
+        args.experiment,
+        args.param,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        out=args.out,
+        json_output=args.json,
+        quiet=args.quiet,
+    )
+
+
+def _add_sweep(sub: _Subparsers) -> None:
+    """`railgun-ref sweep`."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="run an experiment over a parameter grid and seeds; rows to Parquet, CIs",
+    )
+    sweep.add_argument("experiment", metavar="EXPERIMENT", help="dht or storeforward")
+    sweep.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a parameter and the values to sweep (repeat for a grid)",
+    )
+    sweep.add_argument("--seeds", type=int, default=3, help="sampled networks per point")
+    sweep.add_argument("--first-seed", type=int, default=1)
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask distributed scheduler (default: a local process pool)",
+    )
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="local pool size (default: CPUs; 0: in-process)"
+    )
+    sweep.add_argument("--out", default=None, metavar="PATH", help="rows as Parquet")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sweep.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sweep.set_defaults(func=_cmd_sweep)
+
+
 def _add_bench(sub: _Subparsers) -> None:
     """`railgun-ref bench ...`, in the order `--help` lists them."""
     bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
@@ -947,6 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_conformance,
         _add_manifest,
         _add_bench,
+        _add_sweep,
     ):
         add(sub)
     return parser

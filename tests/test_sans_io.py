@@ -1,8 +1,8 @@
 """The architecture's one rule: protocol cores are sans-IO (ARCHITECTURE.md, "The one rule").
 
 Every module of the cores -- every ``.py`` under ``railgun_ref/`` except the IO layers
-(``drivers/``, ``apps/``, ``lab/``, ``conformance/``, ``bench/`` and ``cli.py``) -- is parsed with
-`ast` and must not:
+(``drivers/``, ``apps/``, ``lab/``, ``conformance/``, ``bench/``, ``sweep/`` and
+``cli.py``) -- is parsed with `ast` and must not:
 
 * import an event loop, socket, clock, ambient randomness, process/thread, media,
   HTTP or storage library (`FORBIDDEN_MODULES`), at module level or inside a function,
@@ -35,7 +35,7 @@ import pytest
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
 
 #: Parts of the package that do IO by design and are not protocol cores.
-EXEMPT_DIRS: Final = frozenset({"drivers", "apps", "lab", "conformance", "bench"})
+EXEMPT_DIRS: Final = frozenset({"drivers", "apps", "lab", "conformance", "bench", "sweep"})
 #: cli.py and client.py (the integration API over drivers/transport.py) are entry points, not
 #: cores; the root __init__.py reads the installed version (lazily) and imports no core.
 EXEMPT_FILES: Final = frozenset({"cli.py", "client.py", "__init__.py"})
@@ -96,6 +96,7 @@ FORBIDDEN_MODULES: Final[dict[str, str]] = {
     "railgun_ref.lab": "IO layer",
     "railgun_ref.conformance": "IO layer",
     "railgun_ref.bench": "IO layer",
+    "railgun_ref.sweep": "IO layer",
     "railgun_ref.cli": "IO layer",
 }
 
@@ -392,6 +393,7 @@ LAYER_RANKS: Final[dict[str, int]] = {
     "apps": 4,
     "lab": 4,
     "bench": 4,
+    "sweep": 4,
     "client": 3,
     "conformance": 2,
     "drivers": 1,

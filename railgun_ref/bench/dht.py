@@ -987,6 +987,11 @@ def _run_worker(impl: str, driver: str, params: BenchParams, *, quiet: bool) -> 
     return impl_report(run, baseline_rss_mb=baseline, wall_s=time.perf_counter() - wall)
 
 
+def measure(impl: str, driver: str, params: BenchParams, *, quiet: bool) -> dict[str, Any]:
+    """One implementation's report, measured in this process (what a sweep run calls)."""
+    return _run_worker(impl, driver, params, quiet=quiet)
+
+
 def worker_main(argv: Sequence[str]) -> int:
     """``python -m railgun_ref.bench.dht --worker IMPL --driver D --params JSON``."""
     parser = argparse.ArgumentParser(prog="python -m railgun_ref.bench.dht")
