@@ -29,7 +29,19 @@ clause it tests and says what it saw:
   the proof of a fresh room secret, ROOM-6.2) are STORED, a datagram
   FIND_VALUE says `truncated` (DHT-7.4), and the same FIND_VALUE as a frame
   on a TCP connection to the node's port (STR-1.1) carries all six
-  (DHT-7.8). This is the one check that uses a stream.
+  (DHT-7.8). This is the one check that uses a stream;
+* edges the encoder would never produce (`wire_cases`): a PING of exactly
+  1200 bytes, whose PONG cannot fit, gets ERROR TOO_LARGE (NODE-1.4); validly
+  signed envelopes with non-shortest CBOR heads or unsorted keys, a small-order
+  sender key, a timestamp 400 s ahead, unsolicited PONG and ERROR responses and
+  a re-signed copy of a PING get no reply (ENC-1.5, ENC-1.3, ID-2.2, ENV-2.3,
+  NODE-1.4, ENV-2.4); records that expired, expire beyond the maximum TTL or
+  carry 257 bytes get ERROR EXPIRED, TTL_TOO_LONG and TOO_LARGE (DHT-3.3,
+  DHT-3.2), and a publisher's sequence numbers are compared (DHT-3.5).
+
+`CHECKS` lists every check a full run reports, with its clause; the spec's
+table of runner checks (section 9.1) and ``paper/conformance_coverage.md`` are
+generated from it.
 
 Every check uses its own UDP socket, so a reply can only belong to it, and
 the checks that wait for silence run concurrently: a run takes about three
@@ -58,12 +70,19 @@ from rich.console import Console
 from rich.table import Table
 
 from railgun_ref.conformance.builders.base import payload_for_size
+from railgun_ref.conformance.wire_cases import (
+    edge_record,
+    noncanonical_envelopes,
+    ping_body_for_size,
+    raw_map,
+    signed_items,
+)
 from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE, MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType
-from railgun_ref.dht.records import Record, sign_record
+from railgun_ref.dht.records import MAX_TTL, MAX_VALUE_SIZE, Record, sign_record
 from railgun_ref.drivers.console import ProgressReport
 from railgun_ref.identity.keys import Identity
 from railgun_ref.rooms.announce import room_announcement
@@ -907,6 +926,177 @@ def _app_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
     ]
 
 
+#: A small-order Ed25519 public key (the neutral element), refused by ID-2.2.
+_SMALL_ORDER_KEY: Final = bytes([1]) + bytes(31)
+#: Validly signed edge cases that must meet silence (`_edge_silent_kinds`).
+_EDGE_SILENT: Final = 8
+#: How far ahead of our clock the "future" PING is stamped, ms (over the 300 s skew).
+_AHEAD_MS: Final = 400_000
+
+
+def _edge_silent_kinds(probe: _Probe) -> list[tuple[str, str, bytes]]:
+    """(check name, clause, datagram) of validly signed edge cases the node must not answer."""
+    identity, request_id, now_ms = probe.identity, _request_id(), _now_ms()
+    kinds = [
+        (f"a validly signed PING with {what} gets no reply", clause, data)
+        for (what, data), clause in zip(
+            noncanonical_envelopes(identity, request_id=request_id, timestamp_ms=now_ms),
+            ("ENC-1.5", "ENC-1.3", "ENC-1.5", "ENC-1.5"),
+            strict=True,
+        )
+    ]
+    items = signed_items(
+        identity,
+        msg_type=MessageType.PING,
+        request_id=request_id,
+        timestamp_ms=now_ms,
+        body={0: b""},
+    )
+    items[3] = (items[3][0], cbor.encode(_SMALL_ORDER_KEY))
+    small_order = raw_map(items)
+    forged = cbor.encode([small_order, identity.sign(ENVELOPE_DOMAIN + small_order)])
+    ahead = probe.envelope(MessageType.PING, {0: b""}, timestamp_ms=now_ms + _AHEAD_MS)[0]
+    pong = Pong(observed=probe.local, payload=b"").to_body()
+    error = ErrorReply(code=ErrorCode.MALFORMED, reason="unsolicited").to_body()
+    return [
+        *kinds,
+        ("a PING from a small-order key gets no reply", "ID-2.2", forged),
+        ("a PING stamped 400 s ahead gets no reply", "ENV-2.3", ahead),
+        (
+            "an unsolicited PONG gets no reply",
+            "NODE-1.4",
+            probe.envelope(MessageType.PONG, pong)[0],
+        ),
+        (
+            "an unsolicited ERROR gets no reply",
+            "NODE-1.4",
+            probe.envelope(MessageType.ERROR, error)[0],
+        ),
+    ]
+
+
+def _answer_of(run: _Run, reply: bytes) -> tuple[bool, str]:
+    envelope = run.authenticate(reply)
+    if isinstance(envelope, RemoteProtocolError):
+        return False, f"a {len(reply)}-byte reply that does not authenticate"
+    try:
+        message = parse_message(envelope)
+    except RemoteProtocolError as exc:
+        return False, f"reply body refused: {exc}"
+    ok = isinstance(message, ErrorReply) and message.code == ErrorCode.TOO_LARGE
+    return ok, f"got {_name(message)} ({len(reply)} bytes)"
+
+
+async def _check_near_limit(run: _Run, order: int) -> None:
+    """NODE-1.4, ENV-1.4: a 1200-byte PING is accepted, and its PONG would not fit."""
+    name = "a 1200-byte PING, whose PONG cannot fit, gets ERROR TOO_LARGE"
+
+    async def use(probe: _Probe) -> None:
+        request_id, now_ms = _request_id(), _now_ms()
+        body = ping_body_for_size(probe.identity, request_id=request_id, timestamp_ms=now_ms)
+        data, _ = probe.envelope(MessageType.PING, body, request_id=request_id, timestamp_ms=now_ms)
+        await probe.send(data)
+        replies = await probe.replies()
+        problems = [f"{len(reply)}-byte reply over the limit" for reply in replies
+                    if len(reply) > MAX_DATAGRAM_SIZE]  # fmt: skip
+        answers = [_answer_of(run, reply) for reply in replies]
+        if not any(ok for ok, _ in answers):
+            problems.append("; ".join(why for _, why in answers) or "no reply")
+        run.record(order, name, "NODE-1.4", not problems, "; ".join(problems) or
+                   f"{len(data)}-byte PING answered by ERROR TOO_LARGE")  # fmt: skip
+
+    await run.probe(use)
+
+
+async def _check_resigned_replay(run: _Run, order: int) -> None:
+    """ENV-2.4: a re-signed copy of a PING (same request id, later timestamp) is a replay."""
+    name = "a re-signed copy of a PING (same id, new timestamp) gets no second PONG"
+
+    async def use(probe: _Probe) -> None:
+        request_id, now_ms = _request_id(), _now_ms()
+        first, _ = probe.envelope(MessageType.PING, {0: b""}, request_id=request_id,
+                                  timestamp_ms=now_ms)  # fmt: skip
+        await probe.send(first)
+        if await probe.reply(request_id) is None:
+            run.record(order, name, "ENV-2.4", False, "the first PING was not answered")
+            return
+        again, _ = probe.envelope(MessageType.PING, {0: b""}, request_id=request_id,
+                                  timestamp_ms=now_ms + 1)  # fmt: skip
+        await probe.send(again)
+        replies = await probe.replies()
+        run.record(order, name, "ENV-2.4", not replies,
+                   "answered again: " + "; ".join(_describe(r) for r in replies) if replies
+                   else f"the copy met {run.timeout} s of silence")  # fmt: skip
+
+    await run.probe(use)
+
+
+def _record_error_cases(
+    identity: Identity,
+) -> list[tuple[str, str, int, dict[int, Any], ErrorCode]]:
+    """STOREs of validly signed records that DHT-3.3 refuses after the signature check."""
+    now_ms = _now_ms()
+
+    def store(expires_ms: int, value: bytes = b"edge") -> dict[int, Any]:
+        record = edge_record(identity, key_type=KeyType.RENDEZVOUS, ident=os.urandom(16),
+                             seq=now_ms, expires_ms=expires_ms, value=value)  # fmt: skip
+        return Store(record=record.to_cbor_value()).to_body()
+
+    too_far = now_ms + int(MAX_TTL * 1000) + 60_000
+    return [
+        ("STORE of a record that expired a minute ago gets ERROR EXPIRED", "DHT-3.3",
+         MessageType.STORE, store(now_ms - 60_000), ErrorCode.EXPIRED),
+        ("STORE of a record expiring beyond the maximum TTL gets ERROR TTL_TOO_LONG", "DHT-3.2",
+         MessageType.STORE, store(too_far), ErrorCode.TTL_TOO_LONG),
+        (f"STORE of a record with a {MAX_VALUE_SIZE + 1}-byte value gets ERROR TOO_LARGE",
+         "DHT-3.2", MessageType.STORE, store(now_ms + 600_000, bytes(MAX_VALUE_SIZE + 1)),
+         ErrorCode.TOO_LARGE),
+    ]  # fmt: skip
+
+
+async def _check_sequence(run: _Run, order: int) -> None:
+    """DHT-3.5: per publisher, the same record is UNCHANGED, a lower seq STALE_SEQUENCE,
+    a higher one REPLACED."""
+    name = "re-STORE UNCHANGED, lower seq STALE_SEQUENCE, higher seq REPLACED"
+
+    async def use(probe: _Probe) -> None:
+        ident, now_ms, seen = os.urandom(16), _now_ms(), []
+        for seq in (10, 10, 9, 11):
+            record = sign_record(probe.identity, key_type=KeyType.RENDEZVOUS, ident=ident,
+                                 seq=seq, expires_ms=now_ms + _RECORD_TTL * 1000,
+                                 value=b"seq")  # fmt: skip
+            got = await run.request(
+                probe, MessageType.STORE, Store(record=record.to_cbor_value()).to_body()
+            )
+            seen.append(got if isinstance(got, str) else _outcome(got[1]))
+        want = ["STORED", "UNCHANGED", "ERROR STALE_SEQUENCE", "REPLACED"]
+        run.record(order, name, "DHT-3.5", seen == want, f"seq 10, 10, 9, 11: {seen}")
+
+    await run.probe(use)
+
+
+def _outcome(message: Message) -> str:
+    return message.status.name if isinstance(message, Stored) else _name(message)
+
+
+def _start_edge_checks(tg: anyio.abc.TaskGroup, state: _Run) -> None:
+    """The checks of `wire_cases`' edges, from report position 80 on."""
+    tg.start_soon(_check_near_limit, state, 80)
+    tg.start_soon(_check_resigned_replay, state, 81)
+    tg.start_soon(_check_sequence, state, 82)
+    for kind in range(_EDGE_SILENT):
+        tg.start_soon(_check_silence, state, 83 + kind, kind, _edge_silent_kinds)
+    for index, (name, clause, msg_type, body, code) in enumerate(
+        _record_error_cases(state.identity)
+    ):
+        tg.start_soon(
+            functools.partial(
+                _check_error_reply, state, 95 + index, name, clause, msg_type, body, code,
+                then_ping=True,
+            )
+        )  # fmt: skip
+
+
 def _start_checks(tg: anyio.abc.TaskGroup, state: _Run) -> None:
     """Start every check after the first PING, each with its report position."""
     for kind in range(6):
@@ -953,6 +1143,7 @@ def _start_checks(tg: anyio.abc.TaskGroup, state: _Run) -> None:
         tg.start_soon(_check_silence, state, 60 + kind, kind, _dht_silent_kinds)
     for kind in range(2):
         tg.start_soon(_check_silence, state, 70 + kind, kind, _app_silent_kinds)
+    _start_edge_checks(tg, state)
 
 
 async def run(
