@@ -165,6 +165,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         data_dir=args.data_dir,
         verbosity=args.verbose,
+        lookups=tuple(args.lookup),
     )
 
 
@@ -465,6 +466,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _node_key(text: str) -> bytes:
+    """A 256-bit DHT key or node id in 64 hex digits (`node --lookup`)."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise argparse.ArgumentTypeError(f"expected 64 hex digits, got {text!r}")
+    return key
+
+
 def _add_node(sub: _Subparsers) -> None:
     """`railgun-ref node`."""
     node = sub.add_parser("node", help="run one node on real UDP + TCP sockets until interrupted")
@@ -489,6 +501,14 @@ def _add_node(sub: _Subparsers) -> None:
         type=_loopback_target,
         metavar="HOST:PORT",
         help="join the DHT through this node, HOST:PORT or udp://HOST:PORT (repeatable)",
+    )
+    node.add_argument(
+        "--lookup",
+        action="append",
+        default=[],
+        type=_node_key,
+        metavar="KEY",
+        help="after joining, look up this 64-hex-digit key and print the closest (repeatable)",
     )
     node.add_argument(
         "-v",

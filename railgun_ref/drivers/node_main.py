@@ -7,7 +7,11 @@ runner's tests, scripts) rely on::
 
 With ``--bootstrap HOST:PORT`` (repeatable) it joins the DHT through those
 nodes and prints a second line ``joined: N contacts`` when the join lookup
-ends. Nothing else goes to stdout.
+ends. With ``--lookup KEY`` (64 hex digits, repeatable; needs ``--bootstrap``)
+it then runs a FIND_NODE lookup (DHT-6) for each key in turn and prints
+``lookup <KEY>: <id>,<id>,...``, the up to k closest nodes that answered,
+nearest first (nothing after the colon if none did): the control surface the
+requester-side conformance runner drives (REQ-1.1). Nothing else goes to stdout.
 
 ``-v`` logs on stderr, one timestamped line each: the join, every lookup, get
 and store this node ran or served, stream connections opened and closed, changes
@@ -189,8 +193,11 @@ _JOIN_RETRY_FIRST = 2.0
 _JOIN_RETRY_MAX = 60.0
 
 
-async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
-    """Join through `bootstrap`; while nobody answers, retry with exponential backoff."""
+async def _join(
+    host: NodeHost, bootstrap: list[tuple[str, int]], lookups: tuple[bytes, ...] = ()
+) -> None:
+    """Join through `bootstrap`; while nobody answers, retry with exponential backoff.
+    Then look up each of `lookups` and print its result (REQ-1.1)."""
     delay = _JOIN_RETRY_FIRST
     while True:
         _log.info("joining through %s", ", ".join(f"{h}:{p}" for h, p in bootstrap))
@@ -198,6 +205,9 @@ async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
         contacts = len(host.node.dht.routing)
         if joined.closest or contacts:
             _print(f"joined: {contacts} contacts, {joined.queries} queries")
+            for key in lookups:
+                found = await host.find_node(key)
+                _print(f"lookup {key.hex()}: " + ",".join(i.hex() for i, _ in found.closest))
             return
         _print(f"join: no bootstrap node answered; retrying in {delay:.0f} s")
         await anyio.sleep(delay)
@@ -205,7 +215,11 @@ async def _join(host: NodeHost, bootstrap: list[tuple[str, int]]) -> None:
 
 
 async def _serve(
-    host: NodeHost, bootstrap: list[tuple[str, int]], verbosity: int, where: str
+    host: NodeHost,
+    bootstrap: list[tuple[str, int]],
+    verbosity: int,
+    where: str,
+    lookups: tuple[bytes, ...] = (),
 ) -> None:
     async with anyio.create_task_group() as tg:
         try:
@@ -221,7 +235,7 @@ async def _serve(
             host.subscribe(log.on_record)
             tg.start_soon(log.run)
         if bootstrap:
-            tg.start_soon(_join, host, bootstrap)
+            tg.start_soon(_join, host, bootstrap, lookups)
         restored = host.driver_counters.get_count(DriverCounter.RECORDS_RESTORED)
         if restored:
             _print(f"restored: {restored} records")
@@ -245,6 +259,7 @@ def run_node(
     bootstrap: list[tuple[str, int]],
     data_dir: str | None = None,
     verbosity: int = 0,
+    lookups: tuple[bytes, ...] = (),
 ) -> int:
     """Serve a node. With `data_dir`, its identity, held records and cached peers live
     there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
@@ -266,7 +281,7 @@ def run_node(
         node_host = NodeHost(identity, host=host, port=port, store=store)
         if not bootstrap:
             bootstrap = node_host.cached_peers()
-        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}")
+        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}", lookups)
     finally:
         if store is not None:
             store.close()
