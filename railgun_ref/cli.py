@@ -709,6 +709,37 @@ def _add_conformance(sub: _Subparsers) -> None:
     )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(func=_cmd_conformance_run)
+    _add_conformance_requester(conf_sub)
+
+
+def _add_conformance_requester(conf_sub: _Subparsers) -> None:
+    """`railgun-ref conformance requester --command "..."` (REQ-1.1, REQ-1.2)."""
+    req = conf_sub.add_parser("requester", help="play a network and check a node's requests")
+    req.add_argument(
+        "--command",
+        default="railgun-ref node --bootstrap {bootstrap} --lookup {key}",
+        help="how to start the target; {bootstrap} and {key} are substituted (REQ-1.1)",
+    )
+    req.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole run")
+    req.add_argument("--json", action="store_true", help="print the report as JSON")
+    req.set_defaults(func=_cmd_conformance_requester)
+
+
+def _cmd_conformance_requester(args: argparse.Namespace) -> int:
+    import shlex  # noqa: PLC0415
+
+    import anyio  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+
+    from railgun_ref.conformance import requester_runner  # noqa: PLC0415
+
+    command = shlex.split(args.command)
+    report = anyio.run(lambda: requester_runner.run(command, timeout=args.timeout))
+    if args.json:
+        print(report.to_json())
+    else:
+        Console().print(report.to_table())
+    return 0 if report.passed else 1
 
 
 def _add_root_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:

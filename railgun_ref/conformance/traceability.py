@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from railgun_ref.conformance.catalog import REQUESTER_CHECKS, WIRE_CHECKS
 from railgun_ref.conformance.common import VECTOR_AREAS, load_vectors, vector_file_name
 
 #: The first line of a clause paragraph (spec section 0.2).
@@ -188,6 +189,15 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
+def _runner_checks() -> dict[str, list[str]]:
+    """clause id -> the numbers of the runner checks that test it (W1.., R1..)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for prefix, checks in (("W", WIRE_CHECKS), ("R", REQUESTER_CHECKS)):
+        for number, (clause_id, _) in enumerate(checks, 1):
+            out[clause_id].append(f"{prefix}{number}")
+    return out
+
+
 def render(matrix: Matrix) -> str:
     """The Markdown table, deterministic for a given spec, vectors and tests."""
     musts = [c for c in matrix.clauses if c.is_must]
@@ -202,14 +212,21 @@ def render(matrix: Matrix) -> str:
         f"{len(matrix.clauses)} clauses ({len(musts)} at MUST level); "
         f"{len(matrix.uncovered_must())} MUST clauses without a vector or a test.",
         "",
-        "| clause | level | vectors (file: tcIds) | tests |",
-        "|---|---|---|---|",
+        "Runner checks are numbered as in spec section 9.1: W for the wire runner,",
+        "R for the requester-side runner.",
+        "",
+        "| clause | level | runner checks | vectors (file: tcIds) | tests |",
+        "|---|---|---|---|---|",
     ]
+    runner = _runner_checks()
     for clause in matrix.clauses:
         by_file = matrix.vectors.get(clause.id, {})
         vectors = "<br>".join(f"`{f}`: {_ranges(ids)}" for f, ids in sorted(by_file.items()))
         tests = "<br>".join(f"`{t}`" for t in sorted(set(matrix.tests.get(clause.id, []))))
-        lines.append(f"| {clause.id} | {clause.level} | {vectors or '—'} | {tests or '—'} |")
+        checks = ", ".join(runner.get(clause.id, [])) or "—"
+        lines.append(
+            f"| {clause.id} | {clause.level} | {checks} | {vectors or '—'} | {tests or '—'} |"
+        )
     unknown = matrix.unknown_references()
     if unknown:
         lines += [

@@ -98,6 +98,6 @@ def test_uncovered_must_clause_is_reported_and_shown() -> None:
     assert matrix.uncovered_must() == ["ABC-1.2"]
     assert matrix.unknown_references() == ["XYZ-1.1"]
     text = render(matrix)
-    assert "| ABC-1.1 | MUST | `x.json`: 1-3, 7 | — |" in text
+    assert "| ABC-1.1 | MUST | — | `x.json`: 1-3, 7 | — |" in text
     assert "| ABC-1.2 | MUST NOT | — | — |" in text
     assert "* XYZ-1.1: `t::v`" in text
