@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck unit notebooks vectors bench lab docs docs-serve clean
+.PHONY: help demo test lint typecheck unit notebooks vectors bench paper lab docs docs-serve clean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (everything installs into $(VENV))"
@@ -41,7 +41,8 @@ $(VENV)/.docs: $(BIN)/python pyproject.toml
 demo: $(VENV)/.base ## run the takedown demo on localhost (report in railgun-demo-report/)
 	$(BIN)/railgun-ref demo
 
-test: $(VENV)/.test lint typecheck unit notebooks ## every check: lint, typecheck, unit, notebooks
+test: $(VENV)/.test lint typecheck unit notebooks ## every check: lint, typecheck, unit, notebooks, paper
+	$(MAKE) paper QUICK=1
 
 lint: $(VENV)/.test ## ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -61,6 +62,12 @@ vectors: $(VENV)/.test ## check that the committed conformance vectors are curre
 
 bench: $(VENV)/.base ## the wire codec benchmark, as JSON
 	$(BIN)/railgun-ref bench wire --json
+
+# QUICK=1: every figure and table at small sizes into build/paper-quick (as CI runs it),
+# then a check that the committed paper/ is complete and fresh; without it, the full
+# sweeps (tens of minutes on two cores) rewrite paper/figures, paper/tables, paper.md.
+paper: $(VENV)/.test ## regenerate paper/ figures and tables (QUICK=1: small sizes + check; ONLY=NAME: one item)
+	$(BIN)/python -m railgun_ref.sweep.paper $(if $(QUICK),--quick --out build/paper-quick,) $(if $(ONLY),--only $(ONLY),)
 
 # JupyterLab refuses to start as root unless told; containers often run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
