@@ -8,15 +8,22 @@ eligibility rules (CAP-4.2, CAP-4.3); the eligible ones are then ranked by
 total score, highest first, ties broken by NodeId bytes ascending (CAP-4.4),
 so every node that knows the same advertisements picks the same hosts.
 
+With the local node's peer reputation (REP-5) the order is by
+`railgun_ref.abuse.reputation.rank_score` instead -- capacity plus clamped
+reputation -- and peers below the host threshold are ruled out
+(``low-reputation``); without it, ranking is capacity alone, as before.
+
 `eligibility` returns *every* reason a candidate is ruled out, in the fixed
 order of `Ineligibility`, so a notebook (or a vector) can show why.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from railgun_ref.abuse.reputation import DEFAULT_CONFIG as REPUTATION_DEFAULTS
+from railgun_ref.abuse.reputation import ReputationConfig, rank_score
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.capacity.scoring import CapacityScore, score
 from railgun_ref.capacity.types import DeviceCapabilities, DeviceClass
@@ -43,6 +50,7 @@ class Ineligibility(StrEnum):
     NAT_UNSUITABLE = "nat-unsuitable"  #: the role's NAT rule excludes the node's NAT type
     ON_BATTERY = "on-battery"  #: long-lived roles never run on battery
     LOW_BATTERY = "battery-low"  #: on battery below the level (or with no level) a role needs
+    LOW_REPUTATION = "low-reputation"  #: REP-4.1: score below the host threshold
 
 
 #: CAP-4.3: on battery, relay and sfu-host need at least this charge (percent).
@@ -109,6 +117,8 @@ class Ranked:
 
     node_id: NodeId
     score: CapacityScore
+    reputation: int  #: REP-2.1 score used, millipoints (0 without reputation)
+    rank: int  #: REP-5.1 rank_score; equals score.total without reputation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,9 +136,17 @@ class Ranking:
         return [entry.node_id for entry in self.ranked[:count]]
 
 
-def rank_candidates(candidates: Iterable[Candidate], role: Role) -> Ranking:
+def rank_candidates(
+    candidates: Iterable[Candidate],
+    role: Role,
+    *,
+    reputation: Mapping[NodeId, int] | None = None,
+    reputation_config: ReputationConfig = REPUTATION_DEFAULTS,
+) -> Ranking:
     """CAP-4.4: the eligible candidates by score descending, then NodeId bytes ascending.
 
+    With `reputation` (REP-5.1: peer -> score, unknown peers 0) the order is by
+    `rank_score` and peers below the host threshold are excluded (REP-4.1).
     Raises `LocalProtocolError` if a node id appears twice: which of two
     advertisements counts is the caller's decision (the newest, CAP-3.6).
     """
@@ -140,15 +158,28 @@ def rank_candidates(candidates: Iterable[Candidate], role: Role) -> Ranking:
             raise LocalProtocolError(f"candidate {candidate.node_id.hex()} given twice")
         seen.add(candidate.node_id)
         reasons = eligibility(candidate.capabilities, role)
+        known = 0 if reputation is None else reputation.get(candidate.node_id, 0)
+        if known < reputation_config.host_threshold:
+            reasons += (Ineligibility.LOW_REPUTATION,)
         if reasons:
             excluded.append((candidate.node_id, reasons))
-        else:
-            ranked.append(Ranked(node_id=candidate.node_id, score=score(candidate.capabilities)))
-    ranked.sort(key=lambda entry: (-entry.score.total, entry.node_id))
+            continue
+        capacity = score(candidate.capabilities)
+        rank = rank_score(capacity.total, known, reputation_config)
+        ranked.append(
+            Ranked(node_id=candidate.node_id, score=capacity, reputation=known, rank=rank)
+        )
+    ranked.sort(key=lambda entry: (-entry.rank, entry.node_id))
     excluded.sort(key=lambda entry: entry[0])
     return Ranking(role=role, ranked=tuple(ranked), excluded=tuple(excluded))
 
 
-def select_hosts(candidates: Iterable[Candidate], role: Role, count: int = 1) -> list[NodeId]:
-    """The `count` best hosts for `role` among `candidates` (CAP-4.4)."""
-    return rank_candidates(candidates, role).best(count)
+def select_hosts(
+    candidates: Iterable[Candidate],
+    role: Role,
+    count: int = 1,
+    *,
+    reputation: Mapping[NodeId, int] | None = None,
+) -> list[NodeId]:
+    """The `count` best hosts for `role` among `candidates` (CAP-4.4, REP-5.1)."""
+    return rank_candidates(candidates, role, reputation=reputation).best(count)

@@ -41,6 +41,8 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Self
 
+from railgun_ref.abuse.reputation import DEFAULT_CONFIG as REPUTATION_DEFAULTS
+from railgun_ref.abuse.reputation import rank_score
 from railgun_ref.capacity.scoring import score
 from railgun_ref.capacity.selection import Role, is_eligible
 from railgun_ref.capacity.types import DeviceCapabilities
@@ -402,23 +404,33 @@ def host_candidates(
     config: VoiceConfig = DEFAULT_CONFIG,
     previous: CallPlan | None = None,
     excluded: Collection[NodeId] = (),
+    reputation: Mapping[NodeId, int] | None = None,
 ) -> tuple[HostCandidate, ...]:
     """VOICE-2.3: the participants that may host, in election order.
 
     Eligible for ``sfu-host`` (CAP-4.2, CAP-4.3) and not in `excluded`; ordered
     by score (plus `host_switch_margin` for a previous host) descending, then
     previous hosts before others, then NodeId bytes ascending.
+
+    `reputation` (REP-5.2) makes the score `rank_score` and drops participants
+    below the host threshold. Every participant must pass the *same* mapping
+    (one all of them hold, such as the reputation of the call's initiator sent
+    with the call), or they elect different hosts (VOICE-1.2).
     """
     incumbents = set(previous.hosts) if previous is not None else set()
+    rep = {} if reputation is None else reputation
+    floor = REPUTATION_DEFAULTS.host_threshold
     found = [
         HostCandidate(
             node_id=node_id,
-            score=score(caps).total,
+            score=rank_score(score(caps).total, rep.get(node_id, 0)),
             incumbent=node_id in incumbents,
             capabilities=caps,
         )
         for node_id, caps in participants.items()
-        if node_id not in excluded and is_eligible(caps, Role.SFU_HOST)
+        if node_id not in excluded
+        and is_eligible(caps, Role.SFU_HOST)
+        and rep.get(node_id, 0) >= floor
     ]
     margin = config.host_switch_margin
     found.sort(
@@ -500,12 +512,14 @@ def plan_call(
     config: VoiceConfig = DEFAULT_CONFIG,
     previous: CallPlan | None = None,
     excluded: Collection[NodeId] = (),
+    reputation: Mapping[NodeId, int] | None = None,
 ) -> CallPlan:
     """VOICE-1.2 .. VOICE-3.5: the plan of a call of `participants`.
 
     `previous` is the plan in force (or being switched to), for hysteresis and
     stickiness; `excluded` are participants that may not host now (failed
-    hosts cooling down, VOICE-5.1). Raises `VoiceError` for an empty call.
+    hosts cooling down, VOICE-5.1); `reputation` is a view all participants
+    share (REP-5.2, `host_candidates`). Raises `VoiceError` for an empty call.
     """
     if not participants:
         raise VoiceError("a call has at least one participant")  # VOICE-1.2
@@ -518,7 +532,9 @@ def plan_call(
     least = minimum_hosts(count, previous, config)
     if least == 0:
         return CallPlan(topology=Topology.MESH, participants=people, hosts=(), assignment={})
-    order = host_candidates(participants, config=config, previous=previous, excluded=excluded)
+    order = host_candidates(
+        participants, config=config, previous=previous, excluded=excluded, reputation=reputation
+    )
     lowest = least
     if previous is not None and previous.hosts:
         # VOICE-3.3: keep as many hosts as before while they would still carry one more.
