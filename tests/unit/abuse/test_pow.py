@@ -43,8 +43,8 @@ class Bytes:
         return hashlib.sha256(f"{self.label}/{self.calls}".encode()).digest()[:size]
 
 
-def service(config: PowConfig = PowConfig()) -> PowService:
-    return PowService(SERVICE, Bytes("seed"), config, now=T0)
+def service(config: PowConfig | None = None) -> PowService:
+    return PowService(SERVICE, Bytes("seed"), config or PowConfig(), now=T0)
 
 
 def solved(svc: PowService, requester: NodeId, effort: int, start: int = 0) -> PowSolution:
@@ -178,20 +178,20 @@ def test_an_attacker_cannot_inflate_the_price_for_others() -> None:
     svc = service()
     now = T0
     rich = solved(svc, ATTACKER, 1 << 12)
+    svc.submit(ATTACKER, rich, 999, now=now)
     for period in range(10):
         svc.submit(ATTACKER, solved(svc, ATTACKER, 1 << 10, start=period * 10**6), period, now=now)
         for bad in (rich, PowSolution(seed_head=b"zzzz", nonce=bytes(16), effort=1 << 19)):
-            try:
+            with pytest.raises(PowError):
                 svc.submit(ATTACKER if period else HONEST, bad, 1000 + period, now=now)
-            except PowError:
-                pass
         while svc.take(now=now) is not None:
             pass
         now += 60
         svc.on_timer(now=now)
     assert svc.suggested_effort == 0
     assert svc.counters.get_count(PowCounter.EFFORT_RAISED) == 0
-    assert svc.counters.total(PowCounter.REFUSED) == 19
+    assert svc.counters.total(PowCounter.REFUSED) == 20
+    assert svc.counters.get_count(PowCounter.REFUSED, PowRefusal.REUSED) == 9
 
 
 def _drain(svc: PowService) -> list[object]:
