@@ -750,6 +750,58 @@ def _add_root_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--manifest-threshold", type=_positive_int, default=1)
 
 
+def _cmd_identity_rotate(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    from railgun_ref.drivers import keystore  # noqa: PLC0415
+
+    path = Path(args.identity)
+    if args.handover_days > 30:
+        raise _usage("--handover-days is at most 30 (ROT-1.3)")
+    old = keystore.load_keyring(path).current
+    now = time.time()
+    new, handover = keystore.rotate_identity(
+        path, now=now, handover_seconds=args.handover_days * 86_400.0
+    )
+    removed = keystore.prune_retired(path, now=now)
+    print(f"generation {handover.generation}")
+    print(f"old node id {old.node_id.hex()}")
+    print(f"new node id {new.node_id.hex()}")
+    print(f"handover until {handover.expires_ms // 1000} (unix s); pruned {len(removed)} file(s)")
+    return 0
+
+
+def _cmd_identity_show(args: argparse.Namespace) -> int:
+    from railgun_ref.drivers import keystore  # noqa: PLC0415
+
+    ring = keystore.load_keyring(Path(args.identity))
+    for generation in ring.generations:
+        handover = generation.handover
+        until = "-" if handover is None else str(handover.expires_ms // 1000)
+        print(f"{generation.generation} {generation.identity.node_id.hex()} {until}")
+    return 0
+
+
+def _add_identity(sub: _Subparsers) -> None:
+    """`railgun-ref identity show|rotate` (ID-3.2, ROT-5)."""
+    ident = sub.add_parser("identity", help="a node's identity file: show it, rotate its key")
+    ident_sub = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+    show = ident_sub.add_parser("show", help="every generation on disk: number, node id, until")
+    show.add_argument("--identity", required=True, help="the identity file a node runs with")
+    show.set_defaults(func=_cmd_identity_show)
+    rotate = ident_sub.add_parser(
+        "rotate", help="a new signing key with a handover signed by the old and the new key"
+    )
+    rotate.add_argument("--identity", required=True, help="the identity file a node runs with")
+    rotate.add_argument(
+        "--handover-days",
+        type=_positive_float,
+        default=7.0,
+        help="how long the old id forwards to the new one (days, at most 30; default 7)",
+    )
+    rotate.set_defaults(func=_cmd_identity_rotate)
+
+
 def _add_manifest(sub: _Subparsers) -> None:
     """`railgun-ref manifest keygen|create|rotate|sign|verify` (BOOT-1..3)."""
     man = sub.add_parser("manifest", help="signed bootstrap manifests: keys, roots, rotation")
@@ -1044,6 +1096,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_sim,
         _add_conformance,
         _add_manifest,
+        _add_identity,
         _add_bench,
         _add_sweep,
     ):

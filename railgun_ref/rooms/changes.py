@@ -6,6 +6,10 @@ A change is the deterministic CBOR map (ROOM-3.1)::
      6: issued ms, 7: role, 8: expires ms, 9: invitation hash, 10: signature}
 
 signed by ``signer`` over ``"railgun/v1/room-change" || 0x00 || CBOR(keys 0..9)``.
+A ROTATE (ROOM-3.9: a member moves to its new key, ROT-4.1) carries one more
+entry, ``11: co-signature``: the *subject*'s (new key's) signature over
+``"railgun/v1/room-change-cosign" || 0x00 || CBOR(keys 0..9)``, so a key
+cannot be rotated to without its holder's consent.
 Its *hash* is SHA-256 of its whole encoding. ``parents`` are the hashes of the
 changes its signer had seen last (the heads of its log), sorted, without
 repeats; only the genesis (`ChangeKind.CREATE`) has none.
@@ -29,6 +33,7 @@ from railgun_ref.rooms.ids import ROOM_ID_SIZE
 from railgun_ref.wire import cbor
 
 CHANGE_DOMAIN: Final = b"railgun/v1/room-change\x00"
+COSIGN_DOMAIN: Final = b"railgun/v1/room-change-cosign\x00"
 CHANGE_VERSION: Final = 1
 HASH_SIZE: Final = 32
 #: ROOM-3.1: at most this many parents per change.
@@ -46,6 +51,7 @@ class ChangeKind(IntEnum):
     ACCEPT = 3  #: `subject` (= signer) accepts the ADD named by `invitation`
     REMOVE = 4  #: remove `subject` (a member or an invitee)
     LEAVE = 5  #: signer (= subject) leaves
+    ROTATE = 6  #: the member `signer` continues as `subject` (its new key, ROOM-3.9)
 
 
 class Role(IntEnum):
@@ -71,6 +77,7 @@ class Change:
     signature: bytes = field(repr=False)
     encoded: bytes = field(repr=False)
     hash: bytes
+    cosignature: bytes = field(default=b"", repr=False)  #: ROTATE only: the subject's
 
 
 def _body(
@@ -110,8 +117,14 @@ def sign_change(
     role: Role = Role.MEMBER,
     expires_ms: int = 0,
     invitation: bytes = _NO_HASH,
+    cosigner: Identity | None = None,
 ) -> Change:
-    """Make and sign one change. Field rules are checked as a receiver would (ROOM-3.3)."""
+    """Make and sign one change. Field rules are checked as a receiver would (ROOM-3.3).
+
+    A ROTATE names the new identity as `cosigner` (its key is the subject).
+    """
+    if cosigner is not None:
+        subject = cosigner.public_key
     body = _body(
         room_id=room_id,
         kind=kind,
@@ -124,7 +137,8 @@ def sign_change(
         invitation=invitation,
     )
     signature = signer.sign(CHANGE_DOMAIN + cbor.encode(body))
-    encoded = cbor.encode({**body, 10: signature})
+    extra = {} if cosigner is None else {11: cosigner.sign(COSIGN_DOMAIN + cbor.encode(body))}
+    encoded = cbor.encode({**body, 10: signature, **extra})
     try:
         return decode_change(encoded)
     except RemoteProtocolError as exc:
@@ -203,8 +217,18 @@ def decode_change(data: bytes) -> Change:
     if len(data) > MAX_CHANGE_SIZE:
         raise RemoteProtocolError(ErrorCode.TOO_LARGE, "room change over 1024 bytes")
     value = cbor.decode(data)
+    if (
+        isinstance(value, dict)
+        and value.keys() == set(range(12))
+        and value.get(2) == ChangeKind.ROTATE
+    ):
+        return _decode_rotate(data, value)
     if not isinstance(value, dict) or value.keys() != set(range(11)):
         raise _malformed("must be a map with keys 0..10")
+    return _decode(data, value)
+
+
+def _decode(data: bytes, value: dict[object, object], cosignature: bytes = b"") -> Change:
     if value[0] != CHANGE_VERSION:
         raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, "room change version")
     change = Change(
@@ -220,11 +244,24 @@ def decode_change(data: bytes) -> Change:
         signature=_bstr(value[10], "signature", 64),
         encoded=data,
         hash=hashlib.sha256(data).digest(),
+        cosignature=cosignature,
     )
+    if (change.kind is ChangeKind.ROTATE) != bool(cosignature):
+        raise _malformed("a ROTATE, and only it, carries the new key's co-signature (key 11)")
     _check_fields(change)
     signed = cbor.encode({k: value[k] for k in range(10)})
     if public_key_problem(change.signer) is not None:
         raise RemoteProtocolError(ErrorCode.BAD_KEY, "room change: unusable signer key")
     if not verify(change.signer, CHANGE_DOMAIN + signed, change.signature):
         raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "room change signature")
+    return change
+
+
+def _decode_rotate(data: bytes, value: dict[object, object]) -> Change:
+    """ROOM-3.9: a ROTATE: the usual checks, then the new key's co-signature."""
+    cosignature = _bstr(value[11], "co-signature", 64)
+    change = _decode(data, {k: v for k, v in value.items() if k != 11}, cosignature)
+    signed = cbor.encode({k: value[k] for k in range(10)})
+    if not verify(change.subject, COSIGN_DOMAIN + signed, cosignature):
+        raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "room change: ROTATE co-signature")
     return change

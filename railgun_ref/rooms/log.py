@@ -24,7 +24,12 @@ Theory of operation
    a change the replay already counted, the change is marked void and the
    replay starts again; the void set only grows, so this ends after at most
    as many restarts as there are changes.
-5. Everything above is a pure function of the set of changes, so two members
+5. Rotation (ROOM-3.9): a counted ROTATE moves its signer's membership and
+   role (and creatorship) to its subject, the signer's new key, and counts as
+   the old key's departure for rule 4: a change signed by the old key
+   concurrent with its rotation does not count, so a retired key cannot
+   act on, whether its holder lost it or not.
+6. Everything above is a pure function of the set of changes, so two members
    holding the same set compute the same list, whatever partitions they went
    through (convergence); inserting a change twice is a no-op (idempotence).
 """
@@ -117,7 +122,12 @@ class _Replay:
         role = self.members.get(change.signer)
         if role is None:
             return Refusal.NOT_MEMBER
-        if change.kind is ChangeKind.ADD:
+        if change.kind is ChangeKind.ROTATE:
+            if change.subject in self.members or change.subject in self.invited:
+                return Refusal.ALREADY
+            if self._concurrent_departure(change.subject, change):
+                return Refusal.REMOVED_CONCURRENTLY
+        elif change.kind is ChangeKind.ADD:
             if change.role is Role.ADMIN and role is not Role.ADMIN:
                 return Refusal.NOT_ALLOWED
             if change.subject in self.members or change.subject in self.invited:
@@ -152,16 +162,25 @@ class _Replay:
             add = self.invited.pop(change.signer)
             self.used.add(add.hash)
             self.members[change.signer] = add.role
+        elif kind is ChangeKind.ROTATE:
+            self.members[change.subject] = self.members.pop(change.signer)
+            if change.signer == self.creator:
+                self.creator = change.subject
+            return self._depart(change.signer, change)
         elif kind in (ChangeKind.REMOVE, ChangeKind.LEAVE):
             self.members.pop(change.subject, None)
             self.invited.pop(change.subject, None)
-            self.departures.setdefault(change.subject, []).append(change.hash)
-            return {
-                h
-                for h in self.counted_by.get(change.subject, ())
-                if h != change.hash and not self._is_ancestor(h, change)
-            }
+            return self._depart(change.subject, change)
         return set()
+
+    def _depart(self, key: bytes, change: Change) -> set[bytes]:
+        """`key` leaves at `change`; the changes of `key` concurrent with it (ROOM-3.8)."""
+        self.departures.setdefault(key, []).append(change.hash)
+        return {
+            h
+            for h in self.counted_by.get(key, ())
+            if h != change.hash and not self._is_ancestor(h, change)
+        }
 
 
 def _ordered(changes: Mapping[bytes, Change]) -> list[Change]:
@@ -233,7 +252,7 @@ def _membership(genesis: Change, replay: _Replay, order: list[Change]) -> Member
     }
     return Membership(
         room_id=genesis.room_id,
-        creator=genesis.signer,
+        creator=replay.creator,
         members=MappingProxyType(dict(replay.members)),
         invited=MappingProxyType(invited),
         refused=MappingProxyType(dict(replay.refused)),
