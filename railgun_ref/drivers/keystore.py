@@ -78,8 +78,9 @@ def load_or_create_identity(path: Path, random_bytes: RandomBytes = os.urandom) 
 
 def _load(path: Path) -> Identity:
     """Read and check the key file; FileNotFoundError if there is none."""
+    data = _read(path)
     try:
-        return load_identity(_read(path))
+        return load_identity(data)
     except KeyFileError as exc:
         raise KeyFileError(f"{path}: {exc}") from exc
 
@@ -153,8 +154,9 @@ def load_keyring(path: Path) -> KeyRing:
     generations: list[KeyGeneration] = []
     for number in numbers:
         where = generation_path(path, number)
+        data = _read(where)
         try:
-            generation = load_generation(_read(where))
+            generation = load_generation(data)
         except KeyFileError as exc:
             raise KeyFileError(f"{where}: {exc}") from exc
         if generation.generation != number:
