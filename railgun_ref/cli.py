@@ -783,7 +783,7 @@ def _cmd_identity_show(args: argparse.Namespace) -> int:
 
 
 def _add_identity(sub: _Subparsers) -> None:
-    """`railgun-ref identity show|rotate` (ID-3.2, ROT-5)."""
+    """`railgun-ref identity show|rotate` (ID-3.3, ROT-5)."""
     ident = sub.add_parser("identity", help="a node's identity file: show it, rotate its key")
     ident_sub = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
     show = ident_sub.add_parser("show", help="every generation on disk: number, node id, until")

@@ -3,11 +3,14 @@
 mypy --strict checks each assignment; do not edit by hand.
 """
 
+from railgun_ref.abuse.pow import PowService
+from railgun_ref.abuse.reputation import ReputationTable
 from railgun_ref.bootstrap.race import Race
 from railgun_ref.capacity.advert import Advertiser
 from railgun_ref.capacity.nat import NatClassifier
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.dht.service import Dht
+from railgun_ref.identity.rotation import RotationTracker
 from railgun_ref.node import Node
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
@@ -16,6 +19,14 @@ from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
 from railgun_ref.transport.service import HybridTransportService
 from railgun_ref.voice.controller import CallController
+
+
+def _powservice(core: PowService) -> ProtocolCore[object]:
+    return core
+
+
+def _reputationtable(core: ReputationTable) -> ProtocolCore[object]:
+    return core
 
 
 def _race(core: Race) -> ProtocolCore[object]:
@@ -31,6 +42,10 @@ def _natclassifier(core: NatClassifier) -> ProtocolCore[object]:
 
 
 def _dht(core: Dht) -> ProtocolCore[object]:
+    return core
+
+
+def _rotationtracker(core: RotationTracker) -> ProtocolCore[object]:
     return core
 
 

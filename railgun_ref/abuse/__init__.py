@@ -24,6 +24,7 @@ __all__ = [
     "ReputationConfig",
     "ReputationTable",
     "Standing",
+    "forwarding",
     "pow",
     "rank_score",
     "reputation",

@@ -166,12 +166,14 @@ def solve(
     within `max_tries` (the requester's budget)."""
     if len(start) != NONCE_SIZE or not 0 <= effort <= UINT32_MAX:
         raise LocalProtocolError("start is 16 bytes, effort a uint32")
+    prefix = POW_DOMAIN + seed + service + requester + effort.to_bytes(4, "big")
+    bound = UINT32_MAX // effort if effort else UINT32_MAX
     first = int.from_bytes(start, "big")
     for i in range(max_tries):
         nonce = ((first + i) % 2 ** (8 * NONCE_SIZE)).to_bytes(NONCE_SIZE, "big")
-        solution = PowSolution(seed_head=seed[:SEED_HEAD_SIZE], nonce=nonce, effort=effort)
-        if solves(seed, service, requester, solution):
-            return solution
+        digest = hashlib.blake2b(prefix + nonce, digest_size=32).digest()
+        if int.from_bytes(digest[:4], "big") <= bound:  # R * E <= 2^32 - 1
+            return PowSolution(seed_head=seed[:SEED_HEAD_SIZE], nonce=nonce, effort=effort)
     return None
 
 

@@ -64,6 +64,7 @@ VECTOR_AREAS: Final = (
     "rooms",
     "bootstrap",
     "storeforward",
+    "abuse",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from railgun_ref.conformance.builders import (
+    abuse,
     bootstrap,
     capacity,
     cbor,
@@ -60,6 +61,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "rooms": rooms.build,
     "bootstrap": bootstrap.build,
     "storeforward": storeforward.build,
+    "abuse": abuse.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from railgun_ref import capacity, rooms, voice
-from railgun_ref.conformance import runner_bootstrap
+from railgun_ref.conformance import runner_abuse, runner_bootstrap
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -520,13 +520,25 @@ def _check_selection(group: JsonObject, test: JsonObject) -> None:
         )
         for c in test["candidates"]
     ]
+    given = test.get("reputation")
+    reputation = (
+        None
+        if given is None
+        else {NodeId(bytes.fromhex(k)): int(score) for k, score in given.items()}
+    )
     try:
-        ranking = capacity.rank_candidates(candidates, capacity.Role(test["role"]))
+        ranking = capacity.rank_candidates(
+            candidates, capacity.Role(test["role"]), reputation=reputation
+        )
     except LocalProtocolError:
         _refused_with(test, None)
         return
     _accepted(test)
-    ranked = [{"nodeId": r.node_id.hex(), "total": r.score.total} for r in ranking.ranked]
+    ranked = [
+        {"nodeId": r.node_id.hex(), "total": r.score.total}
+        | ({} if reputation is None else {"rank": r.rank})
+        for r in ranking.ranked
+    ]
     _equal("ranked", ranked, test["ranked"])
     excluded = [
         {"nodeId": n.hex(), "reasons": [reason.value for reason in reasons]}
@@ -803,6 +815,7 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "RoomInvitationTest": _check_room_invitation,
     "RoomAnnounceTest": _check_room_announce,
     **runner_bootstrap.CHECKS,
+    **runner_abuse.CHECKS,
     "SfRendezvousTest": _check_sf_rendezvous,
     "SfMessageDecodeTest": _check_sf_decode,
     "SfHolderScriptTest": _check_sf_script,

@@ -15,7 +15,7 @@ Invariants:
   used, as ssh does for private keys: a leaked seed is a stolen identity, and
   silently "fixing" the mode would hide that it may already have been read.
 
-Key rotation (ID-3.2, ROT-5): generation *g* >= 1 of the identity at ``path``
+Key rotation (ID-3.3, ROT-5): generation *g* >= 1 of the identity at ``path``
 lives in ``path.g`` (``identity.key.1``, ``identity.key.2``, ...), created
 like any key file, so rotating never rewrites a key: the newest generation
 is the identity, the older files stay until the handover out of them has
@@ -109,7 +109,7 @@ def _read(path: Path) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyRing:
-    """ID-3.2: the generations of one identity found on disk, oldest first."""
+    """ID-3.3: the generations of one identity found on disk, oldest first."""
 
     generations: tuple[KeyGeneration, ...]
 
@@ -127,7 +127,7 @@ class KeyRing:
 
 
 def generation_path(path: Path, generation: int) -> Path:
-    """ID-3.2: where generation `generation` of the identity at `path` lives."""
+    """ID-3.3: where generation `generation` of the identity at `path` lives."""
     return path if generation == 0 else path.with_name(f"{path.name}.{generation}")
 
 

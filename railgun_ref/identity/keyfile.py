@@ -5,7 +5,7 @@ A file is one line of ASCII: the tag ``railgun-identity-v1``, a space, and the
 stored: it is derived from the seed on load, so the file can never contradict
 itself. Files are created with mode 0600 (drivers/keystore.py).
 
-ID-3.2 (key rotation, ROT-5): a rotated identity's generation *g* >= 1 lives
+ID-3.3 (key rotation, ROT-5): a rotated identity's generation *g* >= 1 lives
 in its own file, never written over the one before: one line with the tag
 ``railgun-identity-v2``, the generation in decimal, the seed in hex and the
 handover from generation *g - 1* (ROT-1.1) in hex, separated by single
@@ -35,7 +35,7 @@ def dump_identity(identity: Identity) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyGeneration:
-    """ID-3.2: one generation of an identity: its key and the handover that made it current."""
+    """ID-3.3: one generation of an identity: its key and the handover that made it current."""
 
     identity: Identity
     generation: int
@@ -43,14 +43,14 @@ class KeyGeneration:
 
 
 def dump_generation(identity: Identity, handover: Handover) -> bytes:
-    """ID-3.2: the file of a rotated generation."""
+    """ID-3.3: the file of a rotated generation."""
     return (
         f"{ROTATED_TAG} {handover.generation} {identity.seed.hex()} {handover.encoded.hex()}\n"
     ).encode("ascii")
 
 
 def load_generation(data: bytes) -> KeyGeneration:
-    """ID-3.1, ID-3.2: read either file format; raises `KeyFileError`."""
+    """ID-3.1, ID-3.3: read either file format; raises `KeyFileError`."""
     text = _ascii(data)
     if text.startswith(KEYFILE_TAG + " "):
         return KeyGeneration(identity=load_identity(data), generation=0, handover=None)

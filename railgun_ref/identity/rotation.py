@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from railgun_ref.core import cbor
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity, node_id_of, public_key_problem, verify
-from railgun_ref.wire import cbor
 
 __all__ = [
     "DEFAULT_HANDOVER",

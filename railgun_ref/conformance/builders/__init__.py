@@ -2,6 +2,7 @@
 
 #: The submodules, imported on use only (each pulls in its own dependencies).
 __all__ = [
+    "abuse",
     "base",
     "bootstrap",
     "bootstrap_race",

@@ -62,6 +62,7 @@ NOTES: Final = {
     "Expiry": "The record's expiry relative to now.",
     "Sequence": "Several advertisements of one node with various seq.",
     "TieBreak": "Candidates with equal totals, ordered by NodeId.",
+    "Reputation": "Ranked with reputation scores (REP-5.1): rank_score and low-reputation.",
     "Eligibility": "Candidates ruled out by a rule of CAP-4.2.",
     "Duplicate": "The same NodeId twice among the candidates: the caller's error.",
     "ClockBack": "The caller's clock steps backwards.",
@@ -1149,6 +1150,7 @@ class _SelectionCase(NamedTuple):
     comment: str
     clause: str
     flags: tuple[str, ...]
+    reputation: tuple[tuple[NodeId, int], ...] | None = None  #: REP-5.1 scores, if any
 
 
 SELECTION_CASES: Final = (
@@ -1207,18 +1209,39 @@ SELECTION_CASES: Final = (
         ("Duplicate",),
     ),
     _SelectionCase(Role.MESSAGE_STORAGE, (), "no candidates: nothing ranked", "CAP-4.4", ()),
+    _SelectionCase(
+        Role.RELAY,
+        (
+            (_NODE_IDS[1], caps_json(deviceClass="server")),
+            (_NODE_IDS[2], _SAME),
+            (_NODE_IDS[3], caps_json(deviceClass="server")),
+            (_NODE_IDS[4], _SAME),
+        ),
+        "with reputation: known beats fresh, shunned excluded, unknown counts 0",
+        "REP-5.1",
+        ("Reputation",),
+        ((_NODE_IDS[2], 20_000), (_NODE_IDS[3], -10_001), (_NODE_IDS[4], -10_000)),
+    ),
 )
 
 
 def _ranked(case: _SelectionCase) -> JsonObject | None:
     """The ranking of `case`, or None if the reference refuses the candidates."""
     built = [Candidate(node_id=n, capabilities=_caps(c)) for n, c in case.candidates]
+    reputation = None if case.reputation is None else dict(case.reputation)
     try:
-        ranking = rank_candidates(built, case.role)
+        ranking = rank_candidates(built, case.role, reputation=reputation)
     except LocalProtocolError:
         return None
     return {
-        "ranked": [{"nodeId": r.node_id.hex(), "total": r.score.total} for r in ranking.ranked],
+        "ranked": [
+            {
+                "nodeId": r.node_id.hex(),
+                "total": r.score.total,
+                **({} if reputation is None else {"rank": r.rank}),
+            }
+            for r in ranking.ranked
+        ],
         "excluded": [
             {"nodeId": n.hex(), "reasons": [reason.value for reason in reasons]}
             for n, reasons in ranking.excluded
@@ -1238,6 +1261,11 @@ def _selection_tests(v: Vectors) -> None:
             flags=case.flags,
             role=case.role.value,
             candidates=[{"nodeId": n.hex(), "capabilities": c} for n, c in case.candidates],
+            **(
+                {}
+                if case.reputation is None
+                else {"reputation": {n.hex(): score for n, score in case.reputation}}
+            ),
             **(ranked or {}),
         )
 

@@ -163,3 +163,14 @@ def test_voice_host_election_uses_a_shared_reputation_view() -> None:
     view = {node(1): -20_000, node(3): 5_000}
     order = host_candidates(participants, reputation=view)
     assert [c.node_id for c in order] == [node(3), node(2)]
+
+
+def test_each_observation_adds_one_event_and_is_counted() -> None:
+    """REP-1.1: one observation is 1000 milli-events, counted by behaviour."""
+    table = ReputationTable(now=T0)
+    table.observe(node(1), Behaviour.STORED, now=T0, count=3)
+    table.observe(node(1), Behaviour.ANSWERED, now=T0)
+    assert table.peer_counters(node(1)) == {Behaviour.STORED: 3000, Behaviour.ANSWERED: 1000}
+    assert table.counters.get_count(ReputationCounter.OBSERVED, Behaviour.STORED) == 3
+    with pytest.raises(LocalProtocolError):
+        table.observe(node(1), Behaviour.STORED, now=T0, count=0)

@@ -227,7 +227,7 @@ def test_a_rotate_needs_the_new_keys_consent_and_old_key_changes_after_it_do_not
     assert OTHER.public_key not in membership.invited
 
 
-# ------------------------------------------------------------------ key files (ID-3.2, ROT-5)
+# ------------------------------------------------------------------ key files (ID-3.3, ROT-5)
 
 
 def _bytes(label: str) -> Callable[[int], bytes]:
@@ -236,7 +236,7 @@ def _bytes(label: str) -> Callable[[int], bytes]:
 
 
 def test_rotation_never_overwrites_and_prunes_only_after_expiry(tmp_path: Path) -> None:
-    """ID-3.2, ROT-5.1, ROT-5.2."""
+    """ID-3.3, ROT-5.1, ROT-5.2."""
     path = tmp_path / "node.key"
     first = load_or_create_identity(path, _bytes("a"))
     before = path.read_bytes()
@@ -294,3 +294,69 @@ def test_cli_rotate_and_show(tmp_path: Path) -> None:
     generation_path(path, 1).write_text("railgun-identity-v2 1 zz zz\n")
     broken = _cli("identity", "show", "--identity", str(path))
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
+
+
+# ------------------------------------------------------------------ forwarding records (ROT-2.2)
+
+
+def test_the_old_id_forwards_to_the_new_one_and_retired_keys_publish_nothing_else() -> None:
+    """ROT-2.2: the forwarding record verifies as a DHT record, names the new id, expires with
+    the handover; other records of the retired key are refused once the rotation is known."""
+    from railgun_ref.abuse.forwarding import (  # noqa: PLC0415
+        check_publisher,
+        forwarding_record,
+        read_forwarding,
+    )
+    from railgun_ref.dht.keys import KeyType  # noqa: PLC0415
+    from railgun_ref.dht.records import check_record, sign_record  # noqa: PLC0415
+
+    now = T0_MS / 1000
+    parsed = decode_handover(handover(days=3), now_ms=T0_MS)
+    record = forwarding_record(OLD, parsed, seq=1, now=now)
+    check_record(record, now=now)
+    assert record.expires_ms == parsed.expires_ms
+    found = read_forwarding(record, now=now)
+    assert found is not None and found.new_id == NEW.node_id
+    tracker = RotationTracker()
+    tracker.accept(found.encoded, now=now)
+    check_publisher(record, tracker, now=now)
+    advert = sign_record(
+        OLD,
+        key_type=KeyType.CAPABILITY,
+        ident=OLD.node_id,
+        seq=2,
+        expires_ms=T0_MS + DAY_MS,
+        value=b"caps",
+    )
+    with pytest.raises(RemoteProtocolError) as info:
+        check_publisher(advert, tracker, now=now)
+    assert info.value.code is ErrorCode.FORBIDDEN
+    fresh = sign_record(
+        NEW,
+        key_type=KeyType.CAPABILITY,
+        ident=NEW.node_id,
+        seq=1,
+        expires_ms=T0_MS + DAY_MS,
+        value=b"caps",
+    )
+    check_publisher(fresh, tracker, now=now)
+    plain = sign_record(
+        OTHER,
+        key_type=KeyType.PEER,
+        ident=OTHER.node_id,
+        seq=1,
+        expires_ms=T0_MS + DAY_MS,
+        value=b"\x01",
+    )
+    assert read_forwarding(plain, now=now) is None
+    stolen = sign_record(
+        OTHER,
+        key_type=KeyType.PEER,
+        ident=OTHER.node_id,
+        seq=1,
+        expires_ms=T0_MS + DAY_MS,
+        value=parsed.encoded,
+    )
+    with pytest.raises(RotationError) as refused:
+        read_forwarding(stolen, now=now)
+    assert refused.value.refusal is RotationRefusal.WRONG_OLD_KEY
