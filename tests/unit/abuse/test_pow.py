@@ -3,6 +3,8 @@
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from railgun_ref.abuse.pow import (
     UINT32_MAX,
@@ -199,3 +201,12 @@ def _drain(svc: PowService) -> list[object]:
     while (action := svc.next_action()) is not None:
         out.append(action)
     return out
+
+
+@given(st.binary(max_size=64))
+def test_solution_decoder_raises_only_remote_protocol_errors(data: bytes) -> None:
+    """POW-2.2: any bytes parse or raise PowError (a RemoteProtocolError), nothing else."""
+    try:
+        decode_solution(data)
+    except PowError as exc:
+        assert exc.refusal is PowRefusal.MALFORMED

@@ -1,5 +1,6 @@
 """Key rotation (ROT): handovers, the tracker, room ROTATE changes, key files, the CLI."""
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -8,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.drivers.keystore import (
@@ -360,3 +363,22 @@ def test_the_old_id_forwards_to_the_new_one_and_retired_keys_publish_nothing_els
     with pytest.raises(RotationError) as refused:
         read_forwarding(stolen, now=now)
     assert refused.value.refusal is RotationRefusal.WRONG_OLD_KEY
+
+
+@given(st.binary(max_size=300))
+def test_handover_decoder_raises_only_rotation_errors(data: bytes) -> None:
+    """ROT-1.1: any bytes parse or raise RotationError (a RemoteProtocolError)."""
+    with contextlib.suppress(RotationError):
+        decode_handover(data, now_ms=T0_MS)
+
+
+@given(st.integers(min_value=0, max_value=20), st.binary(min_size=1, max_size=8))
+def test_handover_mutations_are_refused(position: int, garbage: bytes) -> None:
+    """ROT-1.2: a handover changed anywhere no longer verifies (or no longer parses)."""
+    good = handover()
+    index = len(good) - 1 - position * 7 % len(good)
+    mutated = good[:index] + bytes([good[index] ^ garbage[0] or 1]) + good[index + 1 :]
+    if mutated == good:
+        return
+    with pytest.raises(RotationError):
+        decode_handover(mutated, now_ms=T0_MS)
