@@ -403,6 +403,22 @@ class RoomsCore:
         self._move(room, Trigger.LEFT)
         self._sign(room, ChangeKind.LEAVE, now)
 
+    def rotate_key(self, new: Identity, *, now: float) -> tuple[bytes, ...]:
+        """ROOM-3.9, ROT-2.2: continue as `new` in every room this node is a member of.
+
+        Signs a ROTATE (old key, co-signed by `new`) in each such room and from then on
+        acts as `new`; returns the rooms moved. Pending invitations to the old key are
+        not moved: the inviter invites the new key again.
+        """
+        if new.public_key == self.identity.public_key:
+            raise LocalProtocolError("rotate to a different key")
+        old = self.identity
+        rooms = [room for room in self._rooms.values() if room.state is RoomState.MEMBER]
+        self.identity = new
+        for room in rooms:
+            self._sign(room, ChangeKind.ROTATE, now, signer=old, cosigner=new)
+        return tuple(room.room_id for room in rooms)
+
     def _member_room(self, room_id: bytes) -> _Room:
         room = self._room(room_id)
         if room.state is not RoomState.MEMBER:
@@ -419,12 +435,14 @@ class RoomsCore:
         role: Role = Role.MEMBER,
         expires_ms: int = 0,
         invitation: bytes = b"",
+        signer: Identity | None = None,
+        cosigner: Identity | None = None,
     ) -> Change:
         """Sign a change on top of the log's heads, check it counts, insert and announce it."""
         assert room.log is not None
         parents = room.log.heads()
         change = sign_change(
-            self.identity,
+            self.identity if signer is None else signer,
             room_id=room.room_id,
             kind=kind,
             parents=parents,
@@ -433,6 +451,7 @@ class RoomsCore:
             role=role,
             expires_ms=expires_ms,
             invitation=invitation,
+            cosigner=cosigner,
         )
         inserted = room.log.insert([change])
         if inserted.refused:

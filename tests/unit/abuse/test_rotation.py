@@ -382,3 +382,37 @@ def test_handover_mutations_are_refused(position: int, garbage: bytes) -> None:
         return
     with pytest.raises(RotationError):
         decode_handover(mutated, now_ms=T0_MS)
+
+
+def test_a_member_rotates_in_every_room_and_the_others_follow() -> None:
+    """ROOM-3.9, ROT-2.2: RoomsCore.rotate_key signs a ROTATE per room; the other members
+    then wrap new messages to the new key only, and the rotated node reads them."""
+    from railgun_ref.rooms import RoomState  # noqa: PLC0415
+    from unit.rooms.helpers import room_of  # noqa: PLC0415
+
+    now = T0_MS / 1000
+    net, room_id = room_of(["alice", "bob", "carol"], now=now)
+    bob = net.cores["bob"]
+    old = bob.identity
+    old_key = old.public_key
+    new = ident("bob-generation-1")
+    assert bob.rotate_key(new, now=now + 1) == (room_id,)
+    net.by_key[new.public_key] = "bob"
+    net.pump(now=now + 1)
+    for name in ("alice", "carol", "bob"):
+        members = net.cores[name].members(room_id)
+        assert new.public_key in members and old_key not in members
+    assert bob.state(room_id) is RoomState.MEMBER
+    blob, _ = seal_room_message(
+        net.cores["alice"].identity,
+        room_id=room_id,
+        members=net.cores["alice"].members(room_id),
+        body=b"after the rotation",
+        sent_ms=T0_MS + 2000,
+        random_bytes=_bytes("after"),
+    )
+    assert open_room_message(new, blob, room_id=room_id).body == b"after the rotation"
+    with pytest.raises(RemoteProtocolError):
+        open_room_message(old, blob, room_id=room_id)
+    with pytest.raises(LocalProtocolError):
+        bob.rotate_key(new, now=now + 2)
