@@ -30,6 +30,10 @@ SECRET = bytes(range(32))
 IDENT = dht_ident_of(SECRET)
 ROOM_KEY = derive_key(KeyType.ROOM, IDENT)
 
+#: 200 simulated nodes are CPU-bound and deterministic; on a loaded two-core machine
+#: a run takes several times its quiet duration, which the default 120 s cap does not allow.
+pytestmark = pytest.mark.timeout(900)
+
 
 class RoomNet:
     """A joined network and the events its nodes reported."""
