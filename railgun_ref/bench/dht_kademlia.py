@@ -34,7 +34,7 @@ import logging
 import time
 from typing import Any
 
-from railgun_ref.bench.dht import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
+from railgun_ref.bench.dht_common import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
 from railgun_ref.drivers.console import ProgressReport
 
 _REQUEST: bytes = b"\x00"  # rpcudp: first byte of a request datagram

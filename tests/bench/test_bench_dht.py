@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from railgun_ref.bench.dht import (
-    BenchParams,
-    evaluate_goals,
-    make_workload,
-    nearest_rank,
-    run,
-    worker_main,
-)
+from railgun_ref.bench.dht import evaluate_goals, run, worker_main
 from railgun_ref.bench.dht import main as bench_main
+from railgun_ref.bench.dht_common import BenchParams, make_workload, nearest_rank
 from railgun_ref.cli import build_parser
 from railgun_ref.drivers.console import UsageError
 
@@ -165,3 +159,19 @@ def test_room_members_need_the_simulator() -> None:
     with pytest.raises(UsageError):
         bench_main(json_output=True, nodes=10, keys=1, churn=0.0, rtt_ms=None, seed=1,
                    impl="ours", room_members=5)  # fmt: skip
+
+
+def test_the_peer_module_does_not_import_the_harness() -> None:
+    """No import cycle: dht_kademlia takes the shared types from dht_common, never from dht."""
+    import ast  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    import railgun_ref.bench.dht_kademlia as peer  # noqa: PLC0415
+
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(inspect.getsource(peer)))
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert "railgun_ref.bench.dht_common" in imported
+    assert "railgun_ref.bench.dht" not in imported
