@@ -24,11 +24,17 @@ and waits until every client has failed back:
 * ``takedown`` -- the central process is killed (SIGKILL), then started
   again on the same port and database. Behind the proxy the clients see
   their connections reset (``connection_reset``), as behind a load
-  balancer whose backend died.
+  balancer whose backend died. Mid-outage a *fresh* client starts -- empty
+  data directory, no peer to start from -- and joins anyway through its
+  bootstrap race (the deployment's signed manifest on an IPFS gateway wins;
+  its cache and the shipped list are empty, the censor refuses the DNS SRV
+  name): client 0 invites it with one pasteable line and it gets every
+  message sent to it from then on (railgun_ref/apps/demo_bootstrap.py).
 
 At the end the chat stops, every outbox drains, and `judge` compares what
 each client's application was handed with what was sent: every message
-exactly once at every other member (duplicates 0, still queued 0, lost 0).
+exactly once at every other member (duplicates 0, still queued 0, lost 0),
+and at the fresh client every message sent to it.
 A delivery missing when the drain bound ran out is "still queued" if the
 sender's outbox or the central mailbox still holds it for that member (a
 failure, named as such) and "lost" only if nothing holds it. `write_report`
@@ -74,12 +80,21 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from railgun_ref.apps.demo_bootstrap import (
+    GATEWAY_HOST,
+    MANIFEST_NODES,
+    BootstrapDeployment,
+    LateJoiner,
+    join_mid_outage,
+    on_accepted,
+)
 from railgun_ref.apps.demo_clients import CLIENT_START_TIMEOUT, ClientCrashedError, ClientProcess
 from railgun_ref.client import fast_profile
 from railgun_ref.core.counters import Counters
 from railgun_ref.drivers.central import held_in_mailbox
 from railgun_ref.drivers.dns_server import DnsMode, DnsServer
 from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
+from railgun_ref.drivers.ipfs_gateway import IpfsGateway
 
 #: The scenarios in the order the demo runs them.
 SCENARIOS: Final = ("dns", "ip", "takedown")
@@ -258,6 +273,8 @@ class DeliverySummary:
     lost: int  #: expected pairs neither handed over nor queued anywhere
     unexpected: int  #: deliveries of messages nobody sent, or to their own sender
     by_path: dict[str, int] = field(default_factory=dict)  #: first path that brought each
+    #: of `expected`, the deliveries due to a member who joined mid-run (`LateJoiner.fold`)
+    late: int = 0
 
     @property
     def ok(self) -> bool:
@@ -272,8 +289,9 @@ class DeliverySummary:
 
     def line(self) -> str:
         verdict = "OK" if self.ok else "FAILED"
+        late = f" + {self.late} to the fresh client" if self.late else ""
         return (
-            f"exactly once: {self.sent} sent x {self.members - 1} other members = "
+            f"exactly once: {self.sent} sent x {self.members - 1} other members{late} = "
             f"{self.expected} expected, {self.delivered} delivered, "
             f"{self.duplicates} duplicates, {self.queued} still queued, "
             f"{self.lost} lost - {verdict}"
@@ -308,6 +326,7 @@ class DeliverySummary:
             "lost": self.lost,
             "unexpected": self.unexpected,
             "by_path": dict(self.by_path),
+            "late": self.late,
             "exactly_once": self.ok,
         }
 
@@ -436,6 +455,7 @@ class FailoverNetwork:
         chat_interval: float = 0.5,
         hold: float = 3.0,
         log: Callable[[str], None] | None = None,
+        fresh_client: bool = True,
     ) -> None:
         if peers < 2:
             raise ValueError("a room needs at least two peers")
@@ -478,6 +498,13 @@ class FailoverNetwork:
         #: What each client's outbox held at the end (`finish`), and its counters.
         self.final_outboxes: list[dict[str, Any]] = []
         self.held_by_central: set[tuple[bytes, bytes]] = set()
+        #: During the takedown a fresh client joins through a bootstrap race (demo_bootstrap).
+        self.fresh_client = fresh_client
+        self.room = ROOM
+        self.gateway: IpfsGateway | None = None
+        self.deployment: BootstrapDeployment | None = None
+        self.late: LateJoiner | None = None
+        self.tg: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -558,7 +585,7 @@ class FailoverNetwork:
             for message_id, sender in self._sender_of.items():
                 if sender != index and message_id not in received:
                     return False
-        return True
+        return self.late is None or self.late.all_delivered(self._sender_of)
 
     def outboxes_empty(self) -> bool:
         return all(c.outbox == 0 for c in self.clients)
@@ -573,10 +600,12 @@ class FailoverNetwork:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             async with anyio.create_task_group() as tg:
+                self.tg = tg
                 await self._start_services(tg)
                 self._set_phase(f"starting {self.peers} client processes")
                 await self._start_clients(tg)
                 await self._make_room()
+                self._publish_bootstrap()
                 self._set_phase("waiting until every client knows the room's members")
                 joined = await self.wait_until(
                     lambda: all(c.reachable >= self.peers - 1 for c in self.clients),
@@ -597,6 +626,8 @@ class FailoverNetwork:
                 async with anyio.create_task_group() as stopping:
                     for client in self.clients:
                         stopping.start_soon(client.stop)
+                    if self.late is not None:
+                        stopping.start_soon(self.late.process.stop)
             if self.central is not None:
                 self.central.kill()
 
@@ -611,6 +642,15 @@ class FailoverNetwork:
         )
         await self.central.start()
         self._record(None, "central", action="started", port=central_port)
+        if self.fresh_client:
+            self.gateway = await tg.start(IpfsGateway(host=GATEWAY_HOST).run)
+            self.deployment = BootstrapDeployment(self.data_dir)
+
+    def _publish_bootstrap(self) -> None:
+        """The deployment's manifest and SRV records name the first clients (demo_bootstrap)."""
+        if self.deployment is not None and self.gateway is not None and self.dns is not None:
+            nodes = [(bytes.fromhex(c.public_key), c.address) for c in self.clients]
+            self.deployment.publish(self.gateway, self.dns, nodes[:MANIFEST_NODES])
 
     def _origin(self) -> str:
         assert self.proxy is not None
@@ -632,14 +672,8 @@ class FailoverNetwork:
 
     async def _start_client(self, tg: anyio.abc.TaskGroup, client: ClientProcess) -> None:
         """Launch `client` in its own process; return once it reported ready."""
-        assert self.proxy is not None and self.dns is not None
         index, data = client.index, client.log_path.parent
-        dns_host, dns_port = self.dns.address
-        argv = [
-            *("--index", str(index), "--data-dir", str(data), "--room", ROOM),
-            *("--central-url", f"http://{CENTRAL_NAME}:{self.proxy.address[1]}"),
-            *("--origin", self._origin(), "--dns", f"{dns_host}:{dns_port}"),
-        ]
+        argv = self.worker_argv(index, data)
         if index:
             argv += ["--bootstrap", self.clients[0].address]
         await client.start(argv)
@@ -660,6 +694,36 @@ class FailoverNetwork:
             if accepted.get("room_id") != room_id:
                 raise RuntimeError(f"client {client.name} could not accept: {accepted}")
         self._record(0, "room", room_id=room_id, invited=len(self.clients) - 1)
+
+    def worker_argv(self, index: int, data: Path) -> list[str]:
+        """The arguments every client process gets (`railgun_ref.apps.demo_worker`)."""
+        assert self.proxy is not None and self.dns is not None
+        dns_host, dns_port = self.dns.address
+        return [
+            *("--index", str(index), "--data-dir", str(data), "--room", ROOM),
+            *("--central-url", f"http://{CENTRAL_NAME}:{self.proxy.address[1]}"),
+            *("--origin", self._origin(), "--dns", f"{dns_host}:{dns_port}"),
+        ]
+
+    # Hooks for a client that joins mid-run (railgun_ref/apps/demo_bootstrap.py).
+
+    def add_view(self, index: int) -> None:
+        self.views.append(ClientView(index=index, address="", node_id=""))
+
+    def add_client_identity(self, client: ClientProcess) -> None:
+        self._add_client(client)
+
+    def index_of(self, node_id: str) -> int | None:
+        return self._index_of.get(node_id)
+
+    def record_event(self, client: int | None, kind: str, at: float | None, **data: Any) -> None:
+        self._record(client, kind, at, **data)
+
+    def set_phase(self, phase: str) -> None:
+        self._set_phase(phase)
+
+    def log(self, line: str) -> None:
+        self._log(line)
 
     def _add_client(self, client: ClientProcess) -> None:
         index = client.index
@@ -693,6 +757,8 @@ class FailoverNetwork:
             client.status["state"] = self.views[index].state = record["new"]
             if record["new"] == ON_CENTRAL:
                 self.on_central_at[index] = at - self.started_at
+        elif kind == "accepted" and self.late is not None:
+            on_accepted(self.late, record, at - self.started_at)
         elif kind == "acked" and record["member"] is not None:
             record["member"] = self._index_of.get(record["member"])
         elif kind == "failure" and record["failure"] == "health" and record["label"]:
@@ -806,6 +872,8 @@ class FailoverNetwork:
         await self.wait_until(
             lambda: self.last_p2p_delivery >= fault_at, FAILOVER_TIMEOUT, "first P2P delivery"
         )
+        if scenario == "takedown" and self.deployment is not None and self.late is None:
+            await join_mid_outage(self, self.deployment)
         await anyio.sleep(self.hold)
         restored_at = self.now()
         self._set_phase("restoring the central service")
@@ -851,8 +919,8 @@ class FailoverNetwork:
         delivered_p2p = 0
         for r in self.records:
             t, client = r["t"], r["client"]
-            if t < fault_at or client is None:
-                continue
+            if t < fault_at or client is None or client >= self.peers:
+                continue  # the fresh client is reported on its own (demo_bootstrap)
             kind = r["kind"]
             if kind == "failure" and r["failure"] == "health" and t < restored_at:
                 labels[str(r["label"])] += 1
@@ -927,9 +995,9 @@ class FailoverNetwork:
 
     def summary(self) -> DeliverySummary:
         """`judge` what the applications were handed so far."""
-        return judge(
-            self.peers, self._sender_of, self._received, self._paths, queued=self.queued_pairs()
-        )
+        queued = self.queued_pairs()
+        summary = judge(self.peers, self._sender_of, self._received, self._paths, queued=queued)
+        return summary if self.late is None else self.late.fold(summary, self._sender_of, queued)
 
     def report(self, summary: DeliverySummary | None = None) -> dict[str, Any]:
         """Everything observed, JSON-ready (``events.json``)."""
@@ -959,6 +1027,7 @@ class FailoverNetwork:
                 for v, c in zip(self.views, self.clients, strict=False)
             ],
             "processes": "one per client (railgun_ref/apps/demo_worker.py) and the central",
+            "fresh_client": None if self.late is None else self.late.to_json(self._sender_of),
             "max_loop_lag_ms": round(self.max_lag * 1000, 1),
             "bounds": self.bounds,
             "events": self.records,
@@ -1116,6 +1185,9 @@ async def _demo(
     for result in network.results:
         for line in _scenario_lines(result):
             print(line, flush=True)
+    if network.late is not None:
+        for line in network.late.lines():
+            print(line, flush=True)
     paths = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_path.items()))
     print(f"deliveries by first path: {paths or '-'}", flush=True)
     print(summary.line(), flush=True)
@@ -1125,6 +1197,7 @@ async def _demo(
     for note in write_report(network.report(summary), report_dir):
         print(note, flush=True)
     ok = summary.ok and all(r.ok for r in network.results)
+    ok = ok and (network.late is None or network.late.joined)
     print(f"demo {'OK' if ok else 'FAILED'} in {network.now():.1f} s", flush=True)
     return 0 if ok else 1
 

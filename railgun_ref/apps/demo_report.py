@@ -46,6 +46,7 @@ __all__ = [
     "delivery_rate_chart",
     "delivery_rates",
     "events_frame",
+    "fresh_client_html",
     "message_path_chart",
     "message_paths",
     "report_charts",
@@ -449,12 +450,45 @@ td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
 {summary}
 <h2>Scenarios</h2>
 {timings}
+{fresh}
 <h2>Timeline</h2>
 {charts}
 <p>The events behind these charts are in <code>events.json</code>.</p>
 </body>
 </html>
 """
+
+
+def fresh_client_html(report: dict[str, Any]) -> str:
+    """The fresh client that joined mid-outage (apps/demo_bootstrap.py): its bootstrap race,
+    method by method, and what it was handed ("" if the run had none)."""
+    fresh = report.get("fresh_client")
+    if not fresh:
+        return ""
+    race = fresh.get("bootstrap") or {"winner": None, "methods": []}
+    methods = pd.DataFrame(
+        [
+            {
+                "method": e["method"],
+                "outcome": e["outcome"],
+                "labels": ", ".join(sorted(set(e["labels"]))),
+            }
+            for e in race["methods"]
+        ],
+        columns=["method", "outcome", "labels"],
+    )
+    verdict = "joined" if fresh["joined"] else "did NOT join"
+    text = (
+        f"Client c{fresh['client']:02d} started {fresh['started_at']:.1f} s in, with an empty "
+        f"data directory and no peer to start from, while the central service was down; it "
+        f"{verdict}. Its bootstrap race was won by {race['winner'] or 'no method'}. "
+        f"It was handed {fresh['delivered']} of the {fresh['expected']} messages sent to it "
+        f"({fresh['duplicates']} duplicates)."
+    )
+    return (
+        f"<h2>A fresh client joins mid-outage</h2>\n<p>{html.escape(text)}</p>\n"
+        + methods.to_html(index=False)
+    )
 
 
 def write_html_report(report: dict[str, Any], path: Path) -> None:
@@ -470,7 +504,9 @@ def write_html_report(report: dict[str, Any], path: Path) -> None:
     )
     ok = bool(summary["exactly_once"])
     verdict = (
-        f"{summary['sent']} sent x {summary['members'] - 1} other members = "
+        f"{summary['sent']} sent x {summary['members'] - 1} other members"
+        + (f" + {summary['late']} to the fresh client" if summary.get("late") else "")
+        + " = "
         f"{summary['expected']} expected; {summary['delivered']} delivered, "
         f"{summary['duplicates']} duplicates, {summary['lost']} lost: "
         + ("every message exactly once" if ok else "NOT exactly once")
@@ -482,6 +518,7 @@ def write_html_report(report: dict[str, Any], path: Path) -> None:
         verdict=html.escape(verdict),
         summary=summary_table,
         timings=timings_frame(report).to_html(index=False, na_rep="-"),
+        fresh=fresh_client_html(report),
         charts=standalone_chart_html(report_charts(report)),
     )
     path.parent.mkdir(parents=True, exist_ok=True)

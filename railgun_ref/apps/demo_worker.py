@@ -13,12 +13,16 @@ Protocol, one JSON object per line:
   ``{"kind", "at" (Unix s), ...}`` (the kinds of `event_record`); ``status``
   (state, central session, members reachable, outbox size) when it changes;
   ``lag`` once a second (the worst oversleep of this process's loop, ms);
-  and one reply per command, with the command's ``id`` as ``reply_to``.
+  ``bootstrap`` once, when the client races the bootstrap methods
+  (``--bootstrap-root``: which method won, why each other did not,
+  `apps.demo_bootstrap.race_record`); and one reply per command, with the
+  command's ``id`` as ``reply_to``.
 * stdin (coordinator -> worker): ``{"id", "cmd", ...}`` with ``cmd`` one of
   ``create_room`` (name), ``invite`` (public_key hex), ``accept``
-  (invitation hex, name), ``send`` (text; replies with the message id or an
-  error) and ``outbox`` (the entries still unsettled, with the members each
-  still misses, and the transport's counters). End of stdin stops the client.
+  (invitation hex, or ``line``: the pasteable line of apps/chat.py; name),
+  ``send`` (text; replies with the message id or an error) and ``outbox``
+  (the entries still unsettled, with the members each still misses, and the
+  transport's counters). End of stdin stops the client.
 
 Anything the worker cannot do ends it with a traceback on stderr and a
 non-zero exit status, which the coordinator reports as the client's crash.
@@ -29,13 +33,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Final, assert_never
 
 import anyio
 import anyio.abc
 
+from railgun_ref.apps.chat import ChatError, decode_invitation
+from railgun_ref.apps.demo_bootstrap import race_record
+from railgun_ref.bootstrap import manifest as m
+from railgun_ref.bootstrap.race import Method
 from railgun_ref.client import (
     Client,
     Failure,
@@ -54,6 +62,8 @@ from railgun_ref.client import (
     fast_profile,
 )
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.drivers.bootstrap import BootstrapSetup, DnsSrvSource, IpfsSource
+from railgun_ref.drivers.hardcoded import hardcoded_list
 from railgun_ref.drivers.resolver import StubResolver
 
 #: Seconds between looks at the client's status (sent only when it changed).
@@ -88,6 +98,7 @@ def event_record(event: TransportEvent) -> dict[str, Any]:
                 "at": event.at,
                 "message_id": mid,
                 "recipients": len(event.members),
+                "to": sorted(member.hex() for member in event.members),
             }
         case MessageAcked():
             member = event.member.hex() if event.member is not None else None
@@ -173,7 +184,10 @@ class Worker:
             key = bytes.fromhex(request["public_key"])
             return {"invitation": self.client.invite(self.room, key).hex()}
         if cmd == "accept":
-            invitation = bytes.fromhex(request["invitation"])
+            if "line" in request:  # the pasteable line (apps/chat.py)
+                invitation = decode_invitation(request["line"])
+            else:
+                invitation = bytes.fromhex(request["invitation"])
             return {"room_id": self.client.accept(invitation, name=request["name"]).hex()}
         if cmd == "send":
             try:
@@ -217,6 +231,12 @@ class Worker:
                 worst = max(worst, time.monotonic() - before - LAG_PROBE)
             self.emit({"kind": "lag", "at": time.time(), "lag_ms": round(worst * 1000, 1)})
 
+    async def watch_bootstrap(self, configured: Collection[Method]) -> None:
+        """Once the bootstrap race ran: a ``bootstrap`` record (`race_record`)."""
+        while (result := self.client.transport.bootstrap_race) is None:
+            await anyio.sleep(STATUS_INTERVAL)
+        self.emit({"kind": "bootstrap", "at": time.time(), **race_record(result, configured)})
+
     async def serve_commands(self) -> None:
         """Obey stdin until it ends (the coordinator closed it: stop)."""
         stdin = anyio.wrap_file(sys.stdin)
@@ -226,7 +246,7 @@ class Worker:
             request = json.loads(line)
             try:
                 reply = await self.command(request)
-            except (LocalProtocolError, RemoteProtocolError) as exc:
+            except (LocalProtocolError, RemoteProtocolError, ChatError) as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
             self.emit({"kind": "reply", "reply_to": request["id"], **reply})
 
@@ -240,7 +260,42 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dns", required=True, help="HOST:PORT of the resolver")
     parser.add_argument("--bootstrap", default="", help="HOST:PORT of a node to join by")
     parser.add_argument("--room", required=True)
+    boot = parser.add_argument_group("bootstrap race (a client that never saw a peer)")
+    boot.add_argument("--bootstrap-root", default="", help="the deployment's root document")
+    boot.add_argument("--ipfs-cid", default="", help="CID of the signed manifest")
+    boot.add_argument("--ipfs-gateway", default="", help="HOST:PORT of the IPFS gateway")
+    boot.add_argument("--srv-name", default="", help="SRV owner name, asked of --dns")
     return parser.parse_args(argv)
+
+
+def bootstrap_setup(args: argparse.Namespace) -> BootstrapSetup | None:
+    """BOOT-4.1 for the demo's fresh client: the shipped list, DNS SRV, the IPFS manifest
+    (the peer cache is added by `connect`); None without ``--bootstrap-root``."""
+    if not args.bootstrap_root:
+        return None
+    root = m.root_from_document(Path(args.bootstrap_root).read_bytes())
+    ipfs = None
+    if args.ipfs_cid:
+        ipfs = IpfsSource(cid=args.ipfs_cid, gateway=_address(args.ipfs_gateway), root=root)
+    dns_srv = None
+    if args.srv_name:
+        dns_srv = DnsSrvSource(name=args.srv_name, nameserver=_address(args.dns))
+    return BootstrapSetup(hardcoded=hardcoded_list(), dns_srv=dns_srv, ipfs=ipfs)
+
+
+def configured_methods(setup: BootstrapSetup) -> set[Method]:
+    """The methods `setup` races (CACHED always: `connect` gives every client a cache)."""
+    methods = {Method.CACHED}
+    for method, part in (
+        (Method.HARDCODED, setup.hardcoded),
+        (Method.TOR, setup.tor),
+        (Method.I2P, setup.i2p),
+        (Method.IPFS, setup.ipfs),
+        (Method.DNS_SRV, setup.dns_srv),
+    ):
+        if part is not None:
+            methods.add(method)
+    return methods
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -250,11 +305,13 @@ def _address(text: str) -> tuple[str, int]:
 
 async def _run(args: argparse.Namespace) -> None:
     resolve = StubResolver(_address(args.dns), timeout=0.5)
+    setup = bootstrap_setup(args)
     async with (
         connect(
             data_dir=Path(args.data_dir),
             central_url=args.central_url,
             bootstrap=[_address(args.bootstrap)] if args.bootstrap else [],
+            bootstrap_setup=setup,
             profile=fast_profile(),
             resolve=resolve,
             origin=args.origin,
@@ -275,6 +332,8 @@ async def _run(args: argparse.Namespace) -> None:
         )
         for task in (worker.events, worker.watch_status, worker.watch_lag):
             tg.start_soon(task)
+        if setup is not None:
+            tg.start_soon(worker.watch_bootstrap, configured_methods(setup))
         await worker.serve_commands()
         tg.cancel_scope.cancel()
 

@@ -56,7 +56,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from railgun_ref import rooms as closed
-from railgun_ref.bootstrap.race import Method, RaceWon
+from railgun_ref.bootstrap.race import Method, RaceFailed, RaceWon
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -354,6 +354,8 @@ class HybridTransport:
         self.bootstrap_peers = list(bootstrap or [])
         #: BOOT-4: methods raced for a first verified peer before joining the DHT.
         self.bootstrap_setup = bootstrap_setup
+        #: BOOT-4.6: the race's outcome once it ran (which method won, why the others failed).
+        self.bootstrap_race: RaceWon | RaceFailed | None = None
         self.resolve = resolve
         self.origin = origin
         self.health_timeout = health_timeout or min(5.0, max(1.0, self.config.check_interval))
@@ -856,6 +858,7 @@ class HybridTransport:
             result, _ = await run_bootstrap(self.host, setup, clock=self._clock)
         except HostStoppedError:
             return
+        self.bootstrap_race = result
         if not isinstance(result, RaceWon):
             reasons = ", ".join(sorted({f"{f.method.name}:{f.failure}" for f in result.failures}))
             self._emit_failure(FailureKind.DHT, f"bootstrap race: every method failed ({reasons})")
