@@ -22,7 +22,8 @@ from railgun_ref.apps.demo import EXPECTED_LABELS, judge, path_name
 from railgun_ref.cli import build_parser
 
 EXACTLY_ONCE = re.compile(
-    r"^exactly once: (\d+) sent x (\d+) other members = (\d+) expected, "
+    r"^exactly once: (\d+) sent x (\d+) other members(?: \+ (\d+) to the fresh client)? = "
+    r"(\d+) expected, "
     r"(\d+) delivered, (\d+) duplicates, (\d+) still queued, (\d+) lost - (OK|FAILED)$",
     re.MULTILINE,
 )
@@ -55,13 +56,17 @@ def test_quick_demo_survives_the_takedown_exactly_once(
     assert code == 0, output
     match = EXACTLY_ONCE.search(output)
     assert match is not None, output
-    sent, others, expected, delivered, duplicates, queued, lost = map(int, match.groups()[:7])
+    sent, others, late, expected, delivered, duplicates, queued, lost = (
+        int(group or 0) for group in match.groups()[:8]
+    )
     assert others == 3  # four clients
     assert sent > 0
-    assert expected == sent * others == delivered
+    assert late > 0  # the fresh client that joined mid-outage got messages too
+    assert expected == sent * others + late == delivered
     assert duplicates == 0 and queued == 0 and lost == 0
-    assert match.group(8) == "OK"
+    assert match.group(9) == "OK"
     assert "takedown: OK" in output
+    assert "fresh client c04 joined mid-outage: OK" in output
     assert "demo OK" in output
 
 
@@ -91,7 +96,7 @@ def test_report_json_follows_from_its_events(quick_run: tuple[int, str, dict[str
     received = Counter((e["client"], e["message_id"]) for e in events if e["kind"] == "received")
     summary = report["summary"]
     assert summary["sent"] == len(sender) > 0
-    assert summary["expected"] == len(sender) * 3
+    assert summary["expected"] == len(sender) * 3 + summary["late"]
     pairs = {(c, m) for c, m in received if m in sender and sender[m] != c}
     assert len(pairs) == summary["delivered"] == summary["expected"]
     assert sum(received.values()) - len(received) == summary["duplicates"] == 0
@@ -167,3 +172,40 @@ def test_demo_arguments(tmp_path: Path) -> None:
     assert build_parser().parse_args(["demo", "--scenarios", "dns,"]).scenarios == ["dns"]
     defaults = build_parser().parse_args(["demo"])
     assert (defaults.peers, defaults.scenarios, defaults.quick) == (None, None, False)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_a_fresh_client_joins_mid_outage_without_the_cache(
+    quick_run: tuple[int, str, dict[str, Any]],
+) -> None:
+    """BOOT-4, issue 14: a client with an empty data directory starts while the central
+    process is down, wins its bootstrap race through a method other than the (empty) cache,
+    joins the room by invitation and gets every message sent to it exactly once."""
+    code, output, report = quick_run
+    assert code == 0, output
+    fresh = report["fresh_client"]
+    assert fresh["client"] == 4 and fresh["joined"] is True
+    assert fresh["invitation"].startswith("railgun-invite:")
+    race = fresh["bootstrap"]
+    assert race["winner"] not in (None, "cached")
+    outcomes = {e["method"]: e for e in race["methods"]}
+    assert outcomes[race["winner"]]["outcome"] == "won"
+    assert outcomes["cached"]["outcome"] == "failed"
+    assert outcomes["cached"]["labels"] == ["no_candidates"]  # it never saw a peer
+    assert "bootstrap race won by " + race["winner"] in output
+    for method in ("cached", "hardcoded", "tor", "i2p", "ipfs", "dns_srv"):
+        assert re.search(rf"^ +{method} +(won|failed|not reached|not set up)", output, re.M)
+
+    events = report["events"]
+    central = [(e["t"], e["action"]) for e in events if e["kind"] == "central"]
+    killed = next(t for t, action in central if action == "killed")
+    restarted = max(t for t, action in central if action == "started")
+    assert killed < fresh["started_at"] < fresh["known_at"] < restarted  # while central was down
+    mine = [e for e in events if e["kind"] == "received" and e["client"] == 4]
+    assert any(e["path"] == "p2p" and e["t"] < restarted for e in mine)
+    ids = Counter(e["message_id"] for e in mine)
+    assert all(count == 1 for count in ids.values())  # exactly once
+    sent = {e["message_id"] for e in events if e["kind"] == "accepted"}
+    assert set(ids) <= sent
+    assert fresh["delivered"] == fresh["expected"] == report["summary"]["late"] == len(ids) > 0
