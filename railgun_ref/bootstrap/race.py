@@ -37,6 +37,7 @@ from enum import Enum, IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from railgun_ref.bootstrap.manifest import AddressKind
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
@@ -164,10 +165,9 @@ class RaceConfig:
     attempt_timeout: float = 1.5  #: BOOT-4.5: a UDP PING without a verified PONG fails
     proxy_attempt_timeout: float = 3.0  #: BOOT-4.5: the same through Tor or I2P
 
-    def timeout_for(self, method: Method) -> float:
-        """BOOT-4.5: how long an attempt of `method` may take."""
-        proxied = method in (Method.TOR, Method.I2P)
-        return self.proxy_attempt_timeout if proxied else self.attempt_timeout
+    def timeout_for(self, kind: AddressKind) -> float:
+        """BOOT-4.5: how long an attempt on an address of `kind` may take."""
+        return self.attempt_timeout if kind is AddressKind.UDP else self.proxy_attempt_timeout
 
     fetch_timeout: float = 3.0  #: BOOT-4.2: a fetch without an answer fails
 
@@ -188,6 +188,19 @@ class Candidate:
     public_key: bytes
     address: str  #: "host:port", "name.onion:port", "name.b32.i2p:port"
     last_good: bool = False  #: BOOT-4.4: the peer that worked last time
+    #: BOOT-4.8: how `address` is reached; None: as its method reaches addresses
+    #: (onion for TOR, I2P for I2P, UDP otherwise). A cached peer keeps its own.
+    kind: AddressKind | None = None
+
+    @property
+    def reached_by(self) -> AddressKind:
+        """UDP, through the SOCKS5 proxy (onion) or through the SAM bridge (I2P)."""
+        if self.kind is not None:
+            return self.kind
+        return _METHOD_KINDS.get(self.method, AddressKind.UDP)
+
+
+_METHOD_KINDS: Final = {Method.TOR: AddressKind.ONION, Method.I2P: AddressKind.I2P}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -374,7 +387,7 @@ class Race:
 
     def on_timer(self, *, now: float) -> None:
         for attempt_id, running in list(self._running.items()):
-            if now >= running.started + self.config.timeout_for(running.candidate.method):
+            if now >= running.started + self.config.timeout_for(running.candidate.reached_by):
                 self._end_attempt(
                     attempt_id, running, Trigger.TIMEOUT, Failure.GENERIC_TIMEOUT, now
                 )
@@ -396,7 +409,8 @@ class Race:
         if self._outcome.over:
             return None
         times = [
-            r.started + self.config.timeout_for(r.candidate.method) for r in self._running.values()
+            r.started + self.config.timeout_for(r.candidate.reached_by)
+            for r in self._running.values()
         ]
         for source in self._sources:
             if source.state is SourceState.WAITING:

@@ -14,9 +14,11 @@
 Every task runs in its own cancel scope created at dispatch time, so a
 cancellation that arrives before the task starts still holds. After the
 race, the winner is recorded as a success in the peer cache and every
-failed cached peer as a failure (BOOT-4.4, `drivers.peer_cache`). Tor and
-Tor onion addresses are PINGed through a SOCKS5 proxy
-and I2P destinations through a SAM v3 bridge (`drivers.bootstrap_proxies`).
+failed cached peer as a failure (BOOT-4.4, `drivers.peer_cache`), each with
+the kind of its address (BOOT-4.8). Onion addresses are PINGed through a
+SOCKS5 proxy and I2P destinations through a SAM v3 bridge
+(`drivers.bootstrap_proxies`), whichever method offered them; without that
+proxy or bridge set up such an attempt fails with ``unreachable``.
 A method the setup does not enable is not raced (BOOT-4.1).
 """
 
@@ -125,7 +127,7 @@ def _sources(setup: BootstrapSetup) -> dict[Method, list[Candidate] | Failure | 
 
 def _addresses(manifest: m.Manifest, kind: m.AddressKind, method: Method) -> list[Candidate]:
     return [
-        Candidate(method=method, public_key=node.public_key, address=address)
+        Candidate(method=method, public_key=node.public_key, address=address, kind=kind)
         for node in manifest.nodes
         for listed, address in node.addresses
         if listed is kind
@@ -201,8 +203,14 @@ class _Run:
             self.loop.poke()
 
     async def _ping(self, candidate: Candidate) -> NodeId:
-        """BOOT-4.5: PING `candidate` through its method; the id of the node that answered."""
-        if candidate.method is Method.TOR and self.setup.tor is not None:
+        """BOOT-4.5: PING `candidate` the way its address is reached (BOOT-4.8: a cached
+        onion or I2P peer too); the id of the node that answered."""
+        kind = candidate.reached_by
+        if kind is not m.AddressKind.UDP and (
+            (self.setup.tor if kind is m.AddressKind.ONION else self.setup.i2p) is None
+        ):
+            raise AttemptError(Failure.UNREACHABLE, f"no {kind.name} path set up here")
+        if kind is m.AddressKind.ONION and self.setup.tor is not None:
             return await tor_ping(
                 self.setup.tor,
                 candidate.address,
@@ -211,7 +219,7 @@ class _Run:
                 now=self.clock(),
                 timeout=self.setup.config.proxy_attempt_timeout,
             )
-        if candidate.method is Method.I2P and self.setup.i2p is not None:
+        if kind is m.AddressKind.I2P and self.setup.i2p is not None:
             return await i2p_ping(
                 self.setup.i2p,
                 candidate.address,
@@ -270,13 +278,16 @@ def _remember(setup: BootstrapSetup, result: RaceWon | RaceFailed, now: float) -
     """BOOT-4.4: the winner becomes the last-good peer; failing cached peers age out."""
     if setup.cache is None:
         return
-    cached = {c.address: c.public_key for c in setup.cache.candidates()}
+    cached = {c.address: c for c in setup.cache.candidates()}
     for failure in result.failures:
         if failure.method is Method.CACHED and failure.address in cached:
-            setup.cache.record_failure(cached[failure.address], now=now)
+            peer = cached[failure.address]
+            setup.cache.record_failure(peer.public_key, now=now, kind=peer.reached_by)
     if isinstance(result, RaceWon):
-        winner = result.candidate
-        setup.cache.record_success(winner.public_key, winner.address, now=now)
+        winner = result.candidate  # BOOT-4.8: kept with the kind of address that answered
+        setup.cache.record_success(
+            winner.public_key, winner.address, now=now, kind=winner.reached_by
+        )
 
 
 async def run_bootstrap(

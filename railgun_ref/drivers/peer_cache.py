@@ -13,6 +13,12 @@ after a long absence and small under churn:
   `STALE_AFTER` seconds is dropped;
 * the cache holds at most `MAX_PEERS`; the ones that worked longest ago go first.
 
+Each peer is kept per *address kind* (BOOT-4.8: UDP, onion, I2P; one row per
+key and kind), so that a peer first reached through Tor is tried through the
+SOCKS5 proxy again, never PINGed as if its onion name were a UDP host.
+Schema version 3 added the kind; its migration rebuilds the table and
+classifies the rows kept before by the form of their address.
+
 It also keeps what BOOT-1.5 asks a client to remember across restarts: the
 newest root document and the highest manifest version accepted, so that a
 rollback is caught after a restart too. Opened through
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from railgun_ref.bootstrap.manifest import AddressKind
 from railgun_ref.bootstrap.race import Candidate, Method
 from railgun_ref.drivers.sqlite import Schema, open_database
 
@@ -53,6 +60,31 @@ SCHEMA: Final = Schema(
         );
         INSERT OR IGNORE INTO bootstrap_trust (id) VALUES (1);
         """,
+        # BOOT-4.8: one row per key and address kind; rows from before are classified
+        # by their address (version 2 stored onion and I2P winners like UDP ones).
+        """
+        CREATE TABLE bootstrap_peers_by_kind (
+            public_key BLOB NOT NULL,
+            kind INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            last_success REAL NOT NULL,
+            last_failure REAL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (public_key, kind)
+        );
+        INSERT INTO bootstrap_peers_by_kind
+            SELECT public_key,
+                CASE
+                    WHEN lower(address) GLOB '*.onion:*' THEN 2
+                    WHEN lower(address) GLOB '*.i2p:*' THEN 3
+                    ELSE 1
+                END,
+                address, last_success, last_failure, failures
+            FROM bootstrap_peers;
+        DROP TABLE bootstrap_peers;
+        ALTER TABLE bootstrap_peers_by_kind RENAME TO bootstrap_peers;
+        CREATE INDEX bootstrap_peers_success ON bootstrap_peers (last_success DESC);
+        """,
     ),
 )
 
@@ -61,6 +93,7 @@ SCHEMA: Final = Schema(
 class CachedPeer:
     public_key: bytes
     address: str
+    kind: AddressKind
     last_success: float
     last_failure: float | None
     failures: int
@@ -75,26 +108,37 @@ class PeerCache:
     def close(self) -> None:
         self._db.close()
 
-    def record_success(self, public_key: bytes, address: str, *, now: float) -> None:
-        """A verified PONG from `public_key` at `address` (committed before returning)."""
+    def record_success(
+        self,
+        public_key: bytes,
+        address: str,
+        *,
+        now: float,
+        kind: AddressKind = AddressKind.UDP,
+    ) -> None:
+        """A verified PONG from `public_key` at `address`, an address of `kind` (BOOT-4.8),
+        committed before returning."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO bootstrap_peers (public_key, address, last_success, failures)"
-                " VALUES (?, ?, ?, 0) ON CONFLICT (public_key) DO UPDATE SET"
+                "INSERT INTO bootstrap_peers (public_key, kind, address, last_success, failures)"
+                " VALUES (?, ?, ?, ?, 0) ON CONFLICT (public_key, kind) DO UPDATE SET"
                 " address = excluded.address, last_success = excluded.last_success, failures = 0",
-                (public_key, address, now),
+                (public_key, int(AddressKind(kind)), address, now),
             )
             self._trim()
 
-    def record_failure(self, public_key: bytes, *, now: float) -> None:
-        """An attempt on a cached peer failed; drop it once it is both failing and stale."""
+    def record_failure(
+        self, public_key: bytes, *, now: float, kind: AddressKind = AddressKind.UDP
+    ) -> None:
+        """An attempt on a cached peer (its address of `kind`) failed; drop it once it is
+        both failing and stale."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "UPDATE bootstrap_peers SET failures = failures + 1, last_failure = ?"
-                " WHERE public_key = ?",
-                (now, public_key),
+                " WHERE public_key = ? AND kind = ?",
+                (now, public_key, int(AddressKind(kind))),
             )
             self._db.execute(
                 "DELETE FROM bootstrap_peers WHERE failures >= ? AND last_success < ?",
@@ -127,20 +171,27 @@ class PeerCache:
 
     def _trim(self) -> None:
         self._db.execute(
-            "DELETE FROM bootstrap_peers WHERE public_key NOT IN ("
-            " SELECT public_key FROM bootstrap_peers ORDER BY last_success DESC LIMIT ?)",
+            "DELETE FROM bootstrap_peers WHERE rowid NOT IN ("
+            " SELECT rowid FROM bootstrap_peers ORDER BY last_success DESC LIMIT ?)",
             (MAX_PEERS,),
         )
 
     def peers(self) -> list[CachedPeer]:
         """Every cached peer, best first (most recent success, then fewest failures)."""
         rows = self._db.execute(
-            "SELECT public_key, address, last_success, last_failure, failures"
-            " FROM bootstrap_peers ORDER BY last_success DESC, failures ASC, public_key"
+            "SELECT public_key, kind, address, last_success, last_failure, failures"
+            " FROM bootstrap_peers ORDER BY last_success DESC, failures ASC, public_key, kind"
         ).fetchall()
         return [
-            CachedPeer(public_key=k, address=a, last_success=s, last_failure=f, failures=n)
-            for k, a, s, f, n in rows
+            CachedPeer(
+                public_key=k,
+                address=a,
+                kind=AddressKind(t),
+                last_success=s,
+                last_failure=f,
+                failures=n,
+            )
+            for k, t, a, s, f, n in rows
         ]
 
     def candidates(self) -> list[Candidate]:
@@ -154,6 +205,7 @@ class PeerCache:
                 public_key=p.public_key,
                 address=p.address,
                 last_good=i == 0 and p.failures == 0,
+                kind=p.kind,  # BOOT-4.8: raced the way it was reached
             )
             for i, p in enumerate(peers[:1] + rest)
         ]

@@ -56,7 +56,8 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from railgun_ref import rooms as closed
-from railgun_ref.bootstrap.race import Method, RaceFailed, RaceWon
+from railgun_ref.bootstrap.manifest import AddressKind
+from railgun_ref.bootstrap.race import RaceFailed, RaceWon
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -864,7 +865,7 @@ class HybridTransport:
             self._emit_failure(FailureKind.DHT, f"bootstrap race: every method failed ({reasons})")
             return
         winner = result.candidate
-        if winner.method not in (Method.TOR, Method.I2P):  # the DHT itself runs over UDP
+        if winner.reached_by is AddressKind.UDP:  # the DHT itself runs over UDP (BOOT-4.8)
             address = udp_address(winner.address)
             if address not in self.bootstrap_peers:
                 self.bootstrap_peers.insert(0, address)

@@ -179,7 +179,7 @@ def test_demo_arguments(tmp_path: Path) -> None:
 def test_a_fresh_client_joins_mid_outage_without_the_cache(
     quick_run: tuple[int, str, dict[str, Any]],
 ) -> None:
-    """BOOT-4, issue 14: a client with an empty data directory starts while the central
+    """BOOT-4.1, BOOT-4.6 (issue 14): a client with an empty data directory starts while the central
     process is down, wins its bootstrap race through a method other than the (empty) cache,
     joins the room by invitation and gets every message sent to it exactly once."""
     code, output, report = quick_run

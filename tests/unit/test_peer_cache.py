@@ -4,6 +4,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from railgun_ref.bootstrap.manifest import AddressKind
 from railgun_ref.bootstrap.race import Method
 from railgun_ref.drivers.bootstrap_sources import (
     key_from_target,
@@ -11,8 +12,14 @@ from railgun_ref.drivers.bootstrap_sources import (
     raw_cid,
     rfc2782_order,
 )
-from railgun_ref.drivers.peer_cache import MAX_FAILURES, MAX_PEERS, STALE_AFTER, PeerCache
-from railgun_ref.drivers.sqlite import MEMORY
+from railgun_ref.drivers.peer_cache import (
+    MAX_FAILURES,
+    MAX_PEERS,
+    SCHEMA,
+    STALE_AFTER,
+    PeerCache,
+)
+from railgun_ref.drivers.sqlite import MEMORY, Schema, open_database, schema_version
 
 DAY = 86_400.0
 T = 1_700_000_000.0
@@ -106,3 +113,60 @@ def test_trust_state_survives_a_restart_and_never_goes_back(tmp_path: Path) -> N
     again = PeerCache(path)
     assert (again.manifest_version(), again.root_document()) == (4, b"root-2")
     again.close()
+
+
+ONION = "o" * 56 + ".onion:7000"
+I2P_NAME = "i" * 52 + ".b32.i2p:7000"
+
+
+def test_a_peer_is_kept_per_address_kind_and_raced_that_way() -> None:
+    """BOOT-4.8: an onion or I2P winner is cached with its kind; the cache's candidates carry
+    it, so the next race reaches them through the proxy or bridge, never as UDP."""
+    cache = PeerCache(MEMORY)
+    cache.record_success(key(1), "127.0.0.1:7001", now=T)
+    cache.record_success(key(1), ONION, now=T + 1, kind=AddressKind.ONION)
+    cache.record_success(key(2), I2P_NAME, now=T + 2, kind=AddressKind.I2P)
+    kinds = {(p.public_key, p.kind): p.address for p in cache.peers()}
+    assert kinds == {
+        (key(1), AddressKind.UDP): "127.0.0.1:7001",
+        (key(1), AddressKind.ONION): ONION,
+        (key(2), AddressKind.I2P): I2P_NAME,
+    }
+    reached = {c.address: c.reached_by for c in cache.candidates()}
+    assert reached == {
+        "127.0.0.1:7001": AddressKind.UDP,
+        ONION: AddressKind.ONION,
+        I2P_NAME: AddressKind.I2P,
+    }
+    assert {c.method for c in cache.candidates()} == {Method.CACHED}
+    cache.record_failure(key(1), now=T + 3, kind=AddressKind.ONION)  # only that address
+    failures = {p.kind: p.failures for p in cache.peers() if p.public_key == key(1)}
+    assert failures == {AddressKind.UDP: 0, AddressKind.ONION: 1}
+    cache.close()
+
+
+def test_a_version_2_cache_migrates_and_its_onion_rows_become_onion(tmp_path: Path) -> None:
+    """Schema 2 stored every winner like a UDP address; opening it migrates to schema 3,
+    classifying the rows kept by the form of their address, and keeps the trust state."""
+    path = tmp_path / "peers.db"
+    old = Schema(name="peer-cache", migrations=SCHEMA.migrations[:2])
+    db = open_database(path, old)
+    rows = [(key(1), "127.0.0.1:7001"), (key(2), ONION), (key(3), I2P_NAME.upper())]
+    for public_key, address in rows:
+        db.execute(
+            "INSERT INTO bootstrap_peers (public_key, address, last_success) VALUES (?, ?, ?)",
+            (public_key, address, T),
+        )
+    db.execute("UPDATE bootstrap_trust SET manifest_version = 7")
+    db.close()
+    cache = PeerCache(path)
+    assert {p.public_key: p.kind for p in cache.peers()} == {
+        key(1): AddressKind.UDP,
+        key(2): AddressKind.ONION,
+        key(3): AddressKind.I2P,
+    }
+    assert cache.manifest_version() == 7
+    cache.close()
+    check = open_database(path, SCHEMA)
+    assert schema_version(check) == SCHEMA.version == 3
+    check.close()
