@@ -27,8 +27,11 @@ server, an IPFS gateway, pproxy as Tor's SOCKS5 port and a SAM v3 bridge on
 127.0.0.1, one candidate per method, each blocked as `lab.bootstrap.BLOCKS`
 says (blackholes for the cache, the list and Tor; refusals for I2P, IPFS and
 DNS), so each survivor is one combination (``blocked_by: "lab"``). The RTT is
-added to UDP PINGs by the `NodeHost` send delay at both ends; the TCP paths
-(SOCKS5, SAM, the gateway) and DNS carry no added delay, which the JSON says.
+added to every method (`BootstrapLab.start`): to UDP PINGs by the `NodeHost`
+send delay at both ends, to each DNS answer by the DNS server, and to the
+IPFS gateway and the Tor and I2P streams' far ends by delaying TCP proxies
+(half an RTT each way); the SOCKS5 proxy and SAM bridge themselves are local,
+as a Tor or I2P router on the client's machine would be.
 The keys are the same; it needs the lab extra and pproxy.
 """
 
@@ -283,7 +286,10 @@ def run_localhost(
         "params": {
             "runs": runs,
             "rtt_s": rtt,
-            "rtt_added_to": "UDP PINGs (cached, hardcoded, ipfs and dns_srv candidates)",
+            "rtt_added_to": (
+                "every method: UDP PINGs (send delay at both ends), each DNS answer, the IPFS"
+                " gateway, and the Tor and I2P streams' far ends (delaying TCP proxies)"
+            ),
             "candidates_per_method": 1,
             "blocks": {method.name: text for method, text in BLOCKS.items()},
         },

@@ -96,6 +96,8 @@ class DnsServer:
         self._srv: dict[str, list[tuple[int, int, int, str]]] = {}
         self._name_modes: dict[str, DnsMode] = {}
         self.mode = DnsMode.ANSWER  #: the global mode, for names without their own
+        #: Seconds every answer is held before it is sent (an emulated round trip; 0: none).
+        self.answer_delay = 0.0
         self.counters: Counters[DnsCounter] = Counters()
 
     # ------------------------------------------------------------ control
@@ -188,7 +190,7 @@ class DnsServer:
         sock = await anyio.create_udp_socket(
             family=socket.AF_INET, local_host=self._host, local_port=self._port
         )
-        async with sock:
+        async with sock, anyio.create_task_group() as tg:
             local = sock.extra(SocketAttribute.local_address)
             assert isinstance(local, tuple)
             self._address = (str(local[0]), int(local[1]))
@@ -197,8 +199,18 @@ class DnsServer:
                 reply = self.handle(data)
                 if reply is None:
                     continue
-                try:
-                    check_loopback_host(host)
-                    await sock.sendto(reply, host, port)
-                except (ValueError, OSError, anyio.BrokenResourceError):
-                    self.counters.inc(DnsCounter.SEND_ERRORS)
+                if self.answer_delay > 0:
+                    tg.start_soon(self._send, sock, reply, (host, port), self.answer_delay)
+                else:
+                    await self._send(sock, reply, (host, port))
+
+    async def _send(
+        self, sock: anyio.abc.UDPSocket, reply: bytes, to: Address, delay: float = 0.0
+    ) -> None:
+        if delay:
+            await anyio.sleep(delay)
+        try:
+            check_loopback_host(to[0])
+            await sock.sendto(reply, to[0], to[1])
+        except (ValueError, OSError, anyio.BrokenResourceError):
+            self.counters.inc(DnsCounter.SEND_ERRORS)

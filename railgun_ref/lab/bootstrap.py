@@ -66,6 +66,7 @@ from railgun_ref.drivers.bootstrap import (
 from railgun_ref.drivers.bootstrap_proxies import SamBridge, TorProxy
 from railgun_ref.drivers.bootstrap_sources import key_label
 from railgun_ref.drivers.dns_server import DnsMode, DnsServer
+from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
 from railgun_ref.drivers.ipfs_gateway import IpfsGateway
 from railgun_ref.drivers.peer_cache import PeerCache
 from railgun_ref.drivers.sam_bridge import SamBridgeServer
@@ -276,6 +277,10 @@ class _Services:
     sam: SamBridgeServer
     socks: tuple[str, int]
     stall: tuple[str, int]
+    #: Where the client reaches the gateway, and where Tor and I2P streams for nodes C
+    #: and D end: the services themselves, or delaying proxies in front of them (`rtt`).
+    gateway_address: tuple[str, int]
+    stream_ports: dict[str, int]
 
 
 class BootstrapLab:
@@ -288,7 +293,7 @@ class BootstrapLab:
 
     def __init__(self, *, config: RaceConfig | None = None, rtt: float = 0.0) -> None:
         self.config = config or RaceConfig()
-        self.rtt = rtt  #: seconds added to every UDP PING round trip (send delay, both ends)
+        self.rtt = rtt  #: seconds added to every round trip of every method (`start`)
         self.signers = Signers.of(1)
         self.now = time.time()
         self.root = m.root_from_document(
@@ -311,8 +316,11 @@ class BootstrapLab:
     def start(cls, *, config: RaceConfig | None = None, rtt: float = 0.0) -> Self:
         """Start the nodes and services; returns once every one of them listens.
 
-        `rtt` (seconds) is added to every UDP round trip: the client and every
-        node hold each datagram ``rtt / 2`` before sending it (`NodeHost` send delay).
+        `rtt` (seconds) is added to every round trip of every method: the
+        client and every node hold each UDP datagram ``rtt / 2`` before sending
+        it (`NodeHost` send delay); the DNS server holds each answer ``rtt``;
+        the IPFS gateway and the ends of the Tor and I2P streams (nodes C and
+        D) sit behind `FaultProxy` in ``delay`` mode, ``rtt / 2`` each way.
         """
         lab = cls(config=config, rtt=rtt)
         try:
@@ -340,13 +348,27 @@ class BootstrapLab:
             dns, gateway, sam = DnsServer(), IpfsGateway(), SamBridgeServer()
             for service in (dns.run, gateway.run, sam.run):
                 await tg.start(service)
+            dns.answer_delay = self.rtt  # one round trip per query
+            gateway_address = await self._delayed(tg, gateway.address)
+            ports = {name: (await self._delayed(tg, nodes[name].address))[1] for name in ("C", "D")}
             stall = await tg.start(_stalling_listener)
-            async with _socks5_proxy(Path(self._tmp.name), nodes["C"].address[1]) as socks:
-                self._services = _Services(client, nodes, dns, gateway, sam, socks, stall)
+            async with _socks5_proxy(Path(self._tmp.name), ports["C"]) as socks:
+                self._services = _Services(
+                    client, nodes, dns, gateway, sam, socks, stall, gateway_address, ports
+                )
                 self._publish()
                 task_status.started(stop)
                 await stop.wait()
             tg.cancel_scope.cancel()
+
+    async def _delayed(self, tg: anyio.abc.TaskGroup, upstream: tuple[str, int]) -> tuple[str, int]:
+        """`upstream` itself, or with `rtt` a `FaultProxy` in front of it that holds every
+        chunk ``rtt / 2`` in each direction (a request and its answer gain one RTT)."""
+        if self.rtt <= 0:
+            return upstream
+        proxy: FaultProxy = await tg.start(FaultProxy(upstream).run)
+        proxy.set_mode(ProxyMode.DELAY, delay=self.rtt / 2)
+        return proxy.address
 
     def _publish(self) -> None:
         """The DNS records and the IPFS manifest of the unblocked network."""
@@ -359,7 +381,7 @@ class BootstrapLab:
         other = self.ipfs_manifest(self.signers, root_version=1, version=1)
         self._ipfs_wrong_cid = s.gateway.add(other)
         s.gateway.serve_wrong(self._ipfs_wrong_cid, other + b" (tampered)")
-        s.sam.route(_I2P, s.nodes["D"].address[1])
+        s.sam.route(_I2P, s.stream_ports["D"])
         self._dead_udp = f"127.0.0.1:{_closed_udp_port()}"
 
     def _svc(self) -> _Services:
@@ -435,7 +457,7 @@ class BootstrapLab:
             hardcoded=self.hardcoded_manifest(),
             tor=TorProxy(address=tor),
             i2p=SamBridge(address=sam),
-            ipfs=IpfsSource(cid=cid, gateway=s.gateway.address, root=self._ipfs_root),
+            ipfs=IpfsSource(cid=cid, gateway=s.gateway_address, root=self._ipfs_root),
             dns_srv=DnsSrvSource(name=SRV_NAME, nameserver=s.dns.address),
             config=self.config,
         )

@@ -168,3 +168,17 @@ def test_live_lab_blocks_methods_one_by_one() -> None:
         assert isinstance(frame, pd.DataFrame) and len(frame["race"].unique()) == len(lab.runs)
         assert set(METHOD_NODES) == set(Method)
     assert not lab.running and "stopped" in repr(lab)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_with_an_rtt_every_method_still_reaches_its_node() -> None:
+    """BOOT-4.5: with a round trip added to every method (UDP send delays, held DNS answers,
+    delaying proxies in front of the gateway and of the Tor and I2P streams' ends), each
+    method alone still wins: the delayed paths lead where the undelayed ones did."""
+    with BootstrapLab.start(rtt=0.15) as lab:
+        winners = []
+        for survivor in Method:
+            lab.blocked = [method for method in Method if method is not survivor]
+            winners.append(lab.race(survivor.name).winner)
+    assert winners == list(Method)
