@@ -40,7 +40,8 @@ def _nested(report: Mapping[str, Any], *path: str) -> Metric:
 
 def run_dht(params: Params, seed: int) -> dict[str, Metric]:
     """Stores then gets in the simulated DHT (`bench dht --driver sim`, same Node code)."""
-    from railgun_ref.bench.dht import BenchParams, measure  # noqa: PLC0415
+    from railgun_ref.bench.dht import measure  # noqa: PLC0415
+    from railgun_ref.bench.dht_common import BenchParams  # noqa: PLC0415
 
     changes: dict[str, Any] = dict(params)  # checked against the defaults by the sweep
     bench = replace(BenchParams(seed=seed), **changes)
