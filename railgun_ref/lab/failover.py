@@ -117,6 +117,7 @@ class FailoverLab:
             data_dir=Path(self._tmp.name),
             chat_interval=chat_interval,
             hold=hold,
+            fresh_client=False,  # the demo's late joiner (apps/demo_bootstrap.py) stays out
         )
         self.summary: DeliverySummary | None = None
         self._loop: PortalThread | None = None
