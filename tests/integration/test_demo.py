@@ -38,7 +38,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=200,  # the fresh client adds a phase to the takedown
         check=False,
     )
     report_path = workdir / "out" / "events.json"
@@ -47,7 +47,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_quick_demo_survives_the_takedown_exactly_once(
     quick_run: tuple[int, str, dict[str, Any]],
 ) -> None:
@@ -71,7 +71,7 @@ def test_quick_demo_survives_the_takedown_exactly_once(
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_output_is_plain_lines_without_a_terminal(
     quick_run: tuple[int, str, dict[str, Any]],
 ) -> None:
@@ -83,7 +83,7 @@ def test_output_is_plain_lines_without_a_terminal(
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_report_json_follows_from_its_events(quick_run: tuple[int, str, dict[str, Any]]) -> None:
     """The summary in events.json is what its own events imply; the scenario went through
     failover and failback, with messages delivered over both paths."""
@@ -175,7 +175,7 @@ def test_demo_arguments(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_a_fresh_client_joins_mid_outage_without_the_cache(
     quick_run: tuple[int, str, dict[str, Any]],
 ) -> None:
