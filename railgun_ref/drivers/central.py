@@ -157,9 +157,17 @@ CREATE TABLE IF NOT EXISTS room_changes (
 ) WITHOUT ROWID;
 DELETE FROM members;
 """
+#: 4 (CEN-4.8): members a merged change added to a room's log who have not joined yet.
+_SCHEMA_4: Final = """
+CREATE TABLE IF NOT EXISTS pending_members (
+    room_id BLOB NOT NULL,
+    node_id BLOB NOT NULL,
+    PRIMARY KEY (room_id, node_id)
+) WITHOUT ROWID;
+"""
 SCHEMA: Final = Schema(
     name="central mailbox",
-    migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;", _SCHEMA_3),
+    migrations=(_SCHEMA_1, "DROP TABLE IF EXISTS meta;", _SCHEMA_3, _SCHEMA_4),
 )
 SCHEMA_VERSION: Final = SCHEMA.version
 
@@ -301,9 +309,35 @@ class MailboxStore:
 
     def join(self, room_id: bytes, node_id: NodeId) -> None:
         self._db.execute("INSERT OR IGNORE INTO members VALUES (?, ?)", (room_id, node_id))
+        self._not_pending(room_id, node_id)
 
     def leave(self, room_id: bytes, node_id: NodeId) -> None:
         self._db.execute("DELETE FROM members WHERE room_id=? AND node_id=?", (room_id, node_id))
+        self._not_pending(room_id, node_id)
+
+    def _not_pending(self, room_id: bytes, node_id: NodeId) -> None:
+        self._db.execute(
+            "DELETE FROM pending_members WHERE room_id=? AND node_id=?", (room_id, node_id)
+        )
+
+    def _mark_pending(
+        self, room_id: bytes, before: ChangeLog | None, members: frozenset[NodeId]
+    ) -> None:
+        """CEN-4.8: nodes this merge added to an already stored log get mailbox entries from
+        now on, before they JOIN; a node the log no longer counts stops being pending."""
+        self._db.execute(
+            "DELETE FROM pending_members WHERE room_id=? AND node_id NOT IN"
+            f" ({','.join('?' * len(members)) or 'NULL'})",
+            (room_id, *members),
+        )
+        if before is None:
+            return  # the first log the service sees: its members JOIN as before
+        had = {node_id_of(key) for key in before.membership.members}
+        self._db.executemany(
+            "INSERT OR IGNORE INTO pending_members SELECT ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM members WHERE room_id=? AND node_id=?)",
+            [(room_id, node, room_id, node) for node in sorted(members - had)],
+        )
 
     def merge_room_log(self, room_id: bytes, changes: Sequence[bytes]) -> RoomLogMerge:
         """ROOM-6.3: check `changes` as a member would, merge them into the room's stored
@@ -322,6 +356,9 @@ class MailboxStore:
         log = _room_log(room_id, stored + decoded)
         if log is None:
             return RoomLogMerge(members=None, added=0, refused=refused + len(decoded))
+        before = _room_log(room_id, stored)
+        if before is not None:
+            before.insert(stored)
         log.insert(stored)
         refused += len(log.insert(decoded).refused)
         known = {c.hash for c in stored}
@@ -336,6 +373,7 @@ class MailboxStore:
             for (node,) in rows.fetchall():
                 if NodeId(bytes(node)) not in members:
                     self.leave(room_id, NodeId(bytes(node)))
+            self._mark_pending(room_id, before, members)
         return RoomLogMerge(members=members, added=len(new), refused=refused)
 
     # ------------------------------------------------------------ envelopes
@@ -376,9 +414,11 @@ class MailboxStore:
             recipients = tuple(
                 NodeId(bytes(member))
                 for (member,) in self._db.execute(
-                    "INSERT INTO mailbox (member, envelope) SELECT node_id, ? FROM members"
-                    " WHERE room_id=? AND node_id != ? ORDER BY node_id RETURNING member",
-                    (envelope, room_id, sender),
+                    "INSERT INTO mailbox (member, envelope) SELECT node_id, ? FROM"
+                    " (SELECT node_id FROM members WHERE room_id=?"
+                    "  UNION SELECT node_id FROM pending_members WHERE room_id=?)"  # CEN-4.8
+                    " WHERE node_id != ? ORDER BY node_id RETURNING member",
+                    (envelope, room_id, room_id, sender),
                 ).fetchall()
             )
             if not recipients:  # nobody to deliver to: keep only the dedup record

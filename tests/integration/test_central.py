@@ -44,7 +44,7 @@ from railgun_ref.drivers.central_client import (
 )
 from railgun_ref.identity.e2ee import open_room_message, seal_room_message
 from railgun_ref.identity.keys import Identity
-from railgun_ref.rooms import ChangeKind, decode_change, sign_change
+from railgun_ref.rooms import ChangeKind, RoomsCore, decode_change, sign_change
 from railgun_ref.wire import cbor
 from railgun_ref.wire.central import (
     MAX_FRAME_SIZE,
@@ -836,3 +836,37 @@ def test_frames_round_trip_and_mutations_are_refused_cleanly(
     flipped = bytearray(encoded)
     flipped[position] ^= data.draw(st.integers(1, 255))
     _decode_any(bytes(flipped))
+
+
+async def test_a_member_added_while_the_service_was_away_gets_entries_before_it_joins(
+    tmp_path: Path,
+) -> None:
+    """CEN-4.8: alice and bob JOINed; alice then invites dave while the service is out of
+    reach, dave accepts (over P2P). Once alice's JOIN tells the service of the change, bob's
+    SEND writes an entry for dave too, which dave finds when it connects and JOINs; a SEND
+    from before the service knew of dave is not his."""
+    dave = Identity.from_seed(bytes([4]) * 32)
+    core = RoomsCore(ALICE, random_bytes=os.urandom)
+    room = core.create_room(name="test", now=1_700_000_000.0)
+    for member in (BOB, dave):
+        invitation = core.invite(room, member.public_key, now=1_700_000_000.0)
+        joiner = RoomsCore(member, random_bytes=os.urandom)
+        joiner.receive_invitation(invitation, now=1_700_000_000.0)
+        joiner.accept(room, now=1_700_000_000.0)
+        core.receive_changes(room, joiner.changes(room), now=1_700_000_000.0)
+        if member is BOB:
+            before_dave = core.changes(room)
+    async with running_central(tmp_path) as (url, service):
+        async with connect_central(url, ALICE) as alice, connect_central(url, BOB) as bob:
+            await alice.join(room, before_dave)
+            await bob.join(room, before_dave)
+            await bob.send(room, b"before the service knew of dave")
+            assert (await receive(alice)).blob == b"before the service knew of dave"
+            await alice.join(room, core.changes(room))  # back after the outage
+            await bob.send(room, b"for alice and dave")
+            assert (await receive(alice)).blob == b"for alice and dave"
+        async with connect_central(url, dave) as late:
+            await late.join(room, core.changes(room))
+            assert (await receive(late)).blob == b"for alice and dave"
+            await nothing_more(late)
+        assert service.counters.get_count(CentralCounter.MAILBOX_ROWS_WRITTEN) == 3
