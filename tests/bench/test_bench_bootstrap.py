@@ -56,4 +56,4 @@ def test_localhost_driver_has_the_same_keys_on_real_sockets() -> None:
         assert row["sequential"]["max_in_flight"] == 1
     assert result["max_in_flight"] <= 10
     assert result["stale_cache_30d"]["joined"] == 1
-    assert result["params"]["rtt_added_to"].startswith("UDP")
+    assert result["params"]["rtt_added_to"].startswith("every method")
