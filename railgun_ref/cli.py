@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any, Final, NoReturn, TypeAlias
 
 
-def _loopback_host(text: str) -> str:
-    from railgun_ref.drivers.addresses import check_loopback_host  # noqa: PLC0415
+def _ip_host(text: str) -> str:
+    """An IPv4 or IPv6 literal to bind (loopback unless ``--allow-public-bind``)."""
+    from railgun_ref.drivers.addresses import parse_ip  # noqa: PLC0415
 
     try:
-        check_loopback_host(text)
+        parse_ip(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
-def _loopback_target(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``udp://HOST:PORT`` on 127.0.0.0/8 (what ``--bootstrap`` takes)."""
+def _peer_target(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``udp://HOST:PORT`` (what ``--bootstrap`` takes)."""
     from railgun_ref.drivers.addresses import parse_target  # noqa: PLC0415
 
     try:
@@ -35,10 +36,10 @@ def _loopback_target(text: str) -> tuple[str, int]:
 
 
 def _central_url(text: str) -> str:
-    """``http://HOST:PORT`` of a central service on 127.0.0.0/8 (``railgun-ref central``)."""
+    """``http://HOST:PORT`` of a central service (what ``railgun-ref central`` prints)."""
     from urllib.parse import urlsplit  # noqa: PLC0415
 
-    from railgun_ref.drivers.addresses import check_loopback_host  # noqa: PLC0415
+    from railgun_ref.drivers.addresses import check_destination_host, url_host  # noqa: PLC0415
 
     expected = f"expected http://HOST:PORT (what railgun-ref central prints), got {text!r}"
     try:
@@ -49,10 +50,35 @@ def _central_url(text: str) -> str:
     if parts.scheme != "http" or parts.hostname is None or not port or parts.path not in ("", "/"):
         raise argparse.ArgumentTypeError(expected)
     try:
-        check_loopback_host(parts.hostname)
+        check_destination_host(parts.hostname)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return f"http://{parts.hostname}:{port}"
+    return f"http://{url_host(parts.hostname)}:{port}"
+
+
+def _checked_bind(args: argparse.Namespace) -> None:
+    """``--host`` off loopback needs ``--allow-public-bind``: a usage error otherwise."""
+    from railgun_ref.drivers.addresses import check_bind_host  # noqa: PLC0415
+
+    try:
+        check_bind_host(args.host, allow_public=args.allow_public_bind)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+
+
+def _add_bind_options(parser: argparse.ArgumentParser, *, what: str) -> None:
+    parser.add_argument(
+        "--host",
+        type=_ip_host,
+        default="127.0.0.1",
+        help=f"IPv4 or IPv6 address {what} binds (default 127.0.0.1; loopback unless "
+        "--allow-public-bind)",
+    )
+    parser.add_argument(
+        "--allow-public-bind",
+        action="store_true",
+        help="allow --host off loopback (another interface, 0.0.0.0 or ::)",
+    )
 
 
 def _wire_target(text: str) -> str:
@@ -158,7 +184,9 @@ def _file(text: str) -> str:
 def _cmd_node(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.node_main import run_node  # noqa: PLC0415
 
+    _checked_bind(args)
     return run_node(
+        allow_public=args.allow_public_bind,
         host=args.host,
         port=args.port,
         identity_path=args.identity,
@@ -172,7 +200,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
 def _cmd_central(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.central import run_central  # noqa: PLC0415
 
+    _checked_bind(args)
     return run_central(
+        allow_public=args.allow_public_bind,
         host=args.host,
         port=args.port,
         db_path=args.db,
@@ -191,7 +221,14 @@ def _turn_user(text: str) -> tuple[str, str]:
 def _cmd_turn(args: argparse.Namespace) -> int:
     from railgun_ref.drivers.turn_server import run_turn  # noqa: PLC0415
 
-    return run_turn(host=args.host, port=args.port, realm=args.realm, users=dict(args.user))
+    _checked_bind(args)
+    return run_turn(
+        host=args.host,
+        port=args.port,
+        realm=args.realm,
+        users=dict(args.user),
+        allow_public=args.allow_public_bind,
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -480,7 +517,7 @@ def _node_key(text: str) -> bytes:
 def _add_node(sub: _Subparsers) -> None:
     """`railgun-ref node`."""
     node = sub.add_parser("node", help="run one node on real UDP + TCP sockets until interrupted")
-    node.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
+    _add_bind_options(node, what="the node")
     node.add_argument("--port", type=_port, default=0, help="UDP and TCP port (0: any free port)")
     node.add_argument(
         "--identity",
@@ -498,7 +535,7 @@ def _add_node(sub: _Subparsers) -> None:
         "--bootstrap",
         action="append",
         default=[],
-        type=_loopback_target,
+        type=_peer_target,
         metavar="HOST:PORT",
         help="join the DHT through this node, HOST:PORT or udp://HOST:PORT (repeatable)",
     )
@@ -526,9 +563,7 @@ def _add_central(sub: _Subparsers) -> None:
         "central",
         help="the central service (the `aws` path): HTTP + WebSocket relay with a mailbox",
     )
-    central.add_argument(
-        "--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only"
-    )
+    _add_bind_options(central, what="the service")
     central.add_argument("--port", type=_port, default=0, help="TCP port (0: any free port)")
     central.add_argument(
         "--db",
@@ -557,7 +592,7 @@ def _add_turn(sub: _Subparsers) -> None:
     turn = sub.add_parser(
         "turn", help="a peer-hosted TURN server (RFC 8656 subset, UDP) until interrupted"
     )
-    turn.add_argument("--host", type=_loopback_host, default="127.0.0.1", help="127.0.0.0/8 only")
+    _add_bind_options(turn, what="the server (and its relayed sockets)")
     turn.add_argument("--port", type=_port, default=3478, help="UDP port (0: any free port)")
     turn.add_argument("--realm", default="railgun", help="long-term credential realm")
     turn.add_argument(
@@ -640,7 +675,7 @@ def _add_chat(sub: _Subparsers) -> None:
         "--bootstrap",
         action="append",
         default=[],
-        type=_loopback_target,
+        type=_peer_target,
         metavar="HOST:PORT",
         help="join the P2P network through this node: another chat's p2p address (repeatable)",
     )

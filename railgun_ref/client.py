@@ -268,6 +268,8 @@ async def connect(
     resolve: Resolver | None = None,
     origin: str | None = None,
     port: int = 0,
+    host: str = "127.0.0.1",
+    allow_public: bool = False,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
 
@@ -278,7 +280,10 @@ async def connect(
     `origin` is the origin to sign when `central_url` is a proxy (CEN-3.2).
     `bootstrap_setup` races the discovery methods it enables for a first
     verified peer (BOOT-4); without a cache of its own it keeps one in
-    ``data_dir/bootstrap-peers.db``.
+    ``data_dir/bootstrap-peers.db``. The node binds `host`:`port` (IPv4 or
+    IPv6); an address off loopback needs `allow_public` (ValueError otherwise).
+    Peers learn this client's address from where its datagrams come from, never
+    from `host`.
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -302,7 +307,9 @@ async def connect(
         bootstrap_setup=setup,
         resolve=resolve,
         origin=origin,
+        host=host,
         port=port,
+        allow_public=allow_public,
     )
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)

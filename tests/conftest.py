@@ -1,9 +1,16 @@
-"""Test-wide settings: a bounded hypothesis profile so the property suite stays fast on 2 cores.
+"""Test-wide settings: the harness's address policy and a bounded hypothesis profile.
 
-``HYPOTHESIS_PROFILE=thorough`` runs many more examples (for a nightly or a local soak).
+The product binds loopback by default but may send anywhere; the test suite
+narrows every bind and every destination to loopback (``drivers.addresses``,
+inherited by the processes tests start). Network-lab tests widen it to the
+namespaces they built. ``HYPOTHESIS_PROFILE=thorough`` runs many more examples.
 """
 
 import os
+
+from railgun_ref.drivers.addresses import ALLOWED_NETWORKS_ENV, LOOPBACK_NETWORKS
+
+os.environ[ALLOWED_NETWORKS_ENV] = LOOPBACK_NETWORKS
 
 from hypothesis import HealthCheck, settings
 

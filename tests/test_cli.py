@@ -9,7 +9,12 @@ import pytest
 
 import railgun_ref
 from railgun_ref.cli import build_parser, main
-from railgun_ref.drivers.addresses import check_loopback_host, parse_target
+from railgun_ref.drivers.addresses import (
+    ALLOWED_NETWORKS_ENV,
+    check_bind_host,
+    check_destination,
+    parse_target,
+)
 
 SUBCOMMANDS = [
     [],
@@ -73,7 +78,7 @@ def test_version_of_an_uninstalled_checkout_comes_from_pyproject(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["turn", "--host", "192.0.2.1", "--user", "a:b"],
+        ["turn", "--host", "turn.example", "--user", "a:b"],
         ["turn", "--user", "no-password"],
         ["turn"],  # at least one user
     ],
@@ -84,28 +89,57 @@ def test_turn_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixtu
     assert exit_info.value.code == 2
 
 
-def test_node_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", [["node"], ["central"], ["turn", "--user", "a:b"]])
+def test_a_non_loopback_host_needs_the_option(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--host", "192.0.2.1"]) == 2
+    err = capsys.readouterr().err
+    assert "not a loopback address" in err and "--allow-public-bind" in err
+
+
+def test_host_must_be_an_ip_literal(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["node", "--host", "192.0.2.1"])
+        build_parser().parse_args(["central", "--host", "localhost"])
     assert exit_info.value.code == 2
-    assert "not a loopback address" in capsys.readouterr().err
+    assert "not an IP address literal" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.255.1.9"])
-def test_loopback_hosts_accepted(host: str) -> None:
-    assert check_loopback_host(host) == host
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.255.1.9", "::1"])
+def test_loopback_hosts_bind_by_default(host: str) -> None:
+    assert check_bind_host(host) == host
 
 
-@pytest.mark.parametrize(
-    "host", ["10.0.0.1", "192.168.1.1", "8.8.8.8", "example.org", "", "localhost", "::1"]
-)
-def test_other_hosts_refused(host: str) -> None:
-    with pytest.raises(ValueError):
-        assert check_loopback_host(host) == host
+@pytest.mark.parametrize("host", ["10.0.0.1", "192.168.1.1", "0.0.0.0", "::", "fd00::1"])
+def test_other_hosts_need_allow_public(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="allow-public-bind"):
+        check_bind_host(host)
+    monkeypatch.delenv(ALLOWED_NETWORKS_ENV)  # production: no harness restriction
+    assert check_bind_host(host, allow_public=True) == host
+
+
+@pytest.mark.parametrize("host", ["example.org", "", "localhost"])
+def test_names_are_refused(host: str) -> None:
+    with pytest.raises(ValueError, match="literal"):
+        check_bind_host(host, allow_public=True)
+
+
+def test_the_harness_keeps_destinations_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert check_destination(("::1", 9)) == ("::1", 9)
+    with pytest.raises(ValueError, match=ALLOWED_NETWORKS_ENV):
+        check_destination(("192.0.2.1", 9))
+    monkeypatch.setenv(ALLOWED_NETWORKS_ENV, "127.0.0.0/8,198.18.0.0/15")
+    assert check_destination(("198.18.3.4", 9)) == ("198.18.3.4", 9)
+    monkeypatch.delenv(ALLOWED_NETWORKS_ENV)
+    assert check_destination(("192.0.2.1", 9)) == ("192.0.2.1", 9)  # the product sends anywhere
+    for bad in [("224.0.0.1", 9), ("0.0.0.0", 9), ("255.255.255.255", 9), ("::", 9)]:
+        with pytest.raises(ValueError, match="unicast|broadcast"):
+            check_destination(bad)
 
 
 def test_parse_target() -> None:
     assert parse_target("udp://127.0.0.2:4000") == ("127.0.0.2", 4000)
+    assert parse_target("[::1]:4000") == ("::1", 4000)
     for bad in ["udp://127.0.0.1", "udp://127.0.0.1:0", "udp://127.0.0.1:x", "udp://1.2.3.4:5"]:
         with pytest.raises(ValueError):
             parse_target(bad)

@@ -45,7 +45,7 @@ OPTION_MISTAKES = [
     (["node", "--host", "192.0.2.1"], "not a loopback address"),
     (["node", "--host", "localhost"], "not an IP address literal"),
     (["node", "--bootstrap", "127.0.0.1"], "expected HOST:PORT or udp://HOST:PORT"),
-    (["node", "--bootstrap", "10.0.0.1:4000"], "not a loopback address"),
+    (["node", "--bootstrap", "10.0.0.1:4000"], "outside the networks this harness allows"),
     (["node", "--bootstrap", "127.0.0.1:0"], "port must be 1..65535"),
     (["node", "--identity", "."], "is a directory, not a file"),
     (["sim", "--nodes", "0"], "--nodes: must be at least 2"),

@@ -60,7 +60,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import NodeId
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host, family_of, url_host
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.identity.keys import RandomBytes, node_id_of, public_key_problem, verify
 from railgun_ref.rooms.changes import Change, ChangeKind, decode_change
@@ -941,12 +941,13 @@ class _Server(uvicorn.Server):
         return nullcontext()
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to HOST:PORT (127.0.0.0/8 only; port 0: the OS chooses)."""
-    check_loopback_host(host)
+def bind_listener(host: str, port: int, *, allow_public: bool = False) -> socket.socket:
+    """A TCP socket bound to HOST:PORT (loopback unless `allow_public`; port 0: the OS
+    chooses). IPv4 or IPv6."""
+    check_bind_host(host, allow_public=allow_public)
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port must be 0..65535, got {port}")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(family_of(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -964,7 +965,7 @@ async def serve_central(
     sock: socket.socket | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `service` on HOST:PORT (127.0.0.0/8 only), or on `sock`, until cancelled.
+    """Serve `service` on HOST:PORT (loopback), or on `sock`, until cancelled.
 
     Reports ``http://HOST:PORT`` (the port the OS chose when `port` is 0)
     through `task_status` once the server accepts connections. On
@@ -1002,7 +1003,7 @@ async def serve_central(
                     await anyio.sleep(0.01)
             if not server.started:
                 raise RuntimeError("the central service did not start")
-            task_status.started(f"http://{bound_host}:{bound_port}")
+            task_status.started(f"http://{url_host(bound_host)}:{bound_port}")
             await anyio.sleep_forever()
         finally:
             server.should_exit = True
@@ -1037,6 +1038,7 @@ def run_central(
     db_path: str | None,
     sweep_interval: float = 60.0,
     origin: str | None = None,
+    allow_public: bool = False,
 ) -> int:
     """`railgun-ref central`: serve until SIGTERM/SIGINT. First stdout line (CEN-1.1)::
 
@@ -1050,7 +1052,7 @@ def run_central(
         sys.stderr.write(f"railgun-ref central: {exc}\n")
         return 2
     try:
-        sock = bind_listener(host, port)
+        sock = bind_listener(host, port, allow_public=allow_public)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"railgun-ref central: cannot listen on {host}:{port}: {exc}\n")
         return 2  # a port in use or refused: the user's choice, like any bad option

@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_destination_host
 from railgun_ref.identity.keys import Identity, RandomBytes
 from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.wire.central import (
@@ -428,7 +428,7 @@ async def connect_central(
     """
     ws_url = websocket_url(url)
     host = urlsplit(ws_url).hostname or ""
-    check_loopback_host(host)
+    check_destination_host(host)
     try:
         with anyio.fail_after(timeout):
             websocket = await connect(
@@ -608,7 +608,7 @@ async def check_health(
     200) and ``invalid_response`` (not HTTP, or a 200 whose body is not a health
     answer). Classifying slow answers as ``high_latency`` is the detector's job.
     `at` and the latency come from `clock`. Raises ValueError for a URL this
-    project may not contact (not http, or not in 127.0.0.0/8).
+    project may not contact (not http, or refused by `drivers.addresses`).
     """
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
@@ -621,7 +621,7 @@ async def check_health(
         if resolve is None:
             raise ValueError(f"{host!r} is a name: pass resolve= to check it")
     else:
-        check_loopback_host(host)
+        check_destination_host(host)
     start = clock()
     in_dns = False
     outcome: tuple[int, bytes] | FailureLabel | None = None
@@ -634,7 +634,7 @@ async def check_health(
             except DnsError as exc:
                 return HealthResult(at=clock(), ok=False, label=exc.label)
             in_dns = False
-            check_loopback_host(address)
+            check_destination_host(address)
         outcome = await _http_get(address, port, host_header, target)
     end = clock()
     if outcome is None:

@@ -1,4 +1,4 @@
-"""A controllable DNS server on 127.0.0.0/8 for the DNS-blocking scenario (issue 6, scenario 1).
+"""A controllable DNS server (loopback by default) for the DNS-blocking scenario.
 
 The scenario needs a resolver the experiment owns: clients resolve the
 central service's name through it, and the experiment makes it start lying
@@ -27,7 +27,6 @@ labelled by the `DnsMode` that produced the reply (``answers.silent`` counts
 the dropped ones), ``malformed``, ``send_errors``, ``receive_errors``.
 """
 
-import socket
 from enum import Enum, StrEnum
 from typing import Final
 
@@ -38,7 +37,12 @@ from dnslib import QTYPE, RCODE, RR, SRV, A, DNSRecord
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import (
+    check_bind_host,
+    check_destination_host,
+    family_of,
+    parse_ip,
+)
 from railgun_ref.drivers.udp_receive import udp_datagrams
 
 #: TTL of the A records served, seconds (short: scenarios flip answers at run time).
@@ -80,13 +84,15 @@ def normalise_name(name: str) -> str:
 
 
 class DnsServer:
-    """A UDP DNS server on 127.0.0.0/8. Run it with ``await tg.start(server.run)``.
+    """A UDP DNS server. Run it with ``await tg.start(server.run)``.
 
     `address` is known once `run` has reported itself started.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        check_loopback_host(host)
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, allow_public: bool = False
+    ) -> None:
+        check_bind_host(host, allow_public=allow_public)
         if not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be 0..65535, got {port}")
         self._host = host
@@ -109,8 +115,10 @@ class DnsServer:
         return self._address
 
     def register(self, name: str, ipv4: str) -> None:
-        """Answer A queries for `name` with `ipv4` (a 127.0.0.0/8 literal) in ``answer`` mode."""
-        check_loopback_host(ipv4)
+        """Answer A queries for `name` with `ipv4` (an IPv4 literal) in ``answer`` mode."""
+        if parse_ip(ipv4).version != 4:
+            raise ValueError(f"{ipv4} is not an IPv4 address (A records only)")
+        check_destination_host(ipv4)  # a test harness answers only with its own hosts
         self._records[normalise_name(name)] = ipv4
 
     def unregister(self, name: str) -> None:
@@ -188,7 +196,7 @@ class DnsServer:
         if self._address is not None:
             raise RuntimeError("a DnsServer runs only once; make a new one")
         sock = await anyio.create_udp_socket(
-            family=socket.AF_INET, local_host=self._host, local_port=self._port
+            family=family_of(self._host), local_host=self._host, local_port=self._port
         )
         async with sock, anyio.create_task_group() as tg:
             local = sock.extra(SocketAttribute.local_address)
@@ -210,7 +218,7 @@ class DnsServer:
         if delay:
             await anyio.sleep(delay)
         try:
-            check_loopback_host(to[0])
+            check_destination_host(to[0])
             await sock.sendto(reply, to[0], to[1])
         except (ValueError, OSError, anyio.BrokenResourceError):
             self.counters.inc(DnsCounter.SEND_ERRORS)

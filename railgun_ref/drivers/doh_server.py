@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from railgun_ref.core.counters import Counters
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host
 from railgun_ref.drivers.dns_server import DnsServer
 
 __all__ = ["DNS_MESSAGE", "DohCounter", "DohMode", "DohServer"]
@@ -71,7 +71,7 @@ class DohServer:
     """Run with ``url = await tg.start(doh.run)``; queries go to `dns`'s `handle`."""
 
     def __init__(self, dns: DnsServer, *, host: str = "127.0.0.1") -> None:
-        check_loopback_host(host)
+        check_bind_host(host)
         self.dns = dns
         self.mode = DohMode.ANSWER
         self.counters: Counters[DohCounter] = Counters()

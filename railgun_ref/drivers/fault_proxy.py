@@ -48,7 +48,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host, check_destination
 
 #: Bytes read from a socket at a time.
 _CHUNK: Final = 65536
@@ -115,8 +115,8 @@ class FaultProxy:
     """A TCP proxy with run-time faults. Run it with ``await tg.start(proxy.run)``."""
 
     def __init__(self, upstream: Address, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        check_loopback_address(upstream)
-        check_loopback_host(host)
+        check_destination(upstream)
+        check_bind_host(host)
         if not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be 0..65535, got {port}")
         self.upstream = upstream

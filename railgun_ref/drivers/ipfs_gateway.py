@@ -16,7 +16,7 @@ import h11
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host
 from railgun_ref.drivers.bootstrap_sources import raw_cid
 
 
@@ -31,7 +31,7 @@ class IpfsGateway:
     """Run with ``await tg.start(gateway.run)``; `address` is known once started."""
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
-        check_loopback_host(host)
+        check_bind_host(host)
         self._host = host
         self._address: Address | None = None
         self._blocks: dict[str, bytes] = {}

@@ -260,6 +260,7 @@ def run_node(
     data_dir: str | None = None,
     verbosity: int = 0,
     lookups: tuple[bytes, ...] = (),
+    allow_public: bool = False,
 ) -> int:
     """Serve a node. With `data_dir`, its identity, held records and cached peers live
     there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
@@ -278,7 +279,7 @@ def run_node(
             if identity_path
             else Identity.generate(os.urandom)
         )
-        node_host = NodeHost(identity, host=host, port=port, store=store)
+        node_host = NodeHost(identity, host=host, port=port, store=store, allow_public=allow_public)
         if not bootstrap:
             bootstrap = node_host.cached_peers()
         anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}", lookups)

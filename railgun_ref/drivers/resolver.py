@@ -1,4 +1,4 @@
-"""A stub resolver that asks one DNS server on 127.0.0.0/8, for `check_health(resolve=...)`.
+"""A stub resolver that asks one DNS server, for `check_health(resolve=...)`.
 
 `StubResolver(server)` is a `central_client.Resolver`: awaited with a host
 name, it sends one A query over UDP (dnslib) to `server` and returns the
@@ -20,7 +20,6 @@ test can make them reproducible. Runs on any anyio backend.
 """
 
 import os
-import socket
 from enum import StrEnum
 from typing import Final
 
@@ -29,7 +28,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_address
+from railgun_ref.drivers.addresses import check_destination, family_of
 from railgun_ref.drivers.central_client import (
     DnsNxDomainError,
     DnsServFailError,
@@ -67,7 +66,7 @@ class StubResolver:
         attempts: int = 1,
         random_bytes: RandomBytes = os.urandom,
     ) -> None:
-        check_loopback_address(server)
+        check_destination(server)
         if timeout <= 0 or attempts < 1:
             raise ValueError("timeout must be positive and attempts at least 1")
         self.server = server
@@ -81,7 +80,7 @@ class StubResolver:
         per_attempt = self.timeout / self.attempts
         self.counters.inc(ResolverCounter.QUERIES)
         async with await anyio.create_connected_udp_socket(
-            self.server[0], self.server[1], family=socket.AF_INET, local_host="127.0.0.1"
+            self.server[0], self.server[1], family=family_of(self.server[0])
         ) as sock:
             for _attempt in range(self.attempts):
                 query = DNSRecord.question(wanted, "A")

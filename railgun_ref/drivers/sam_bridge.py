@@ -19,7 +19,7 @@ import anyio.abc
 
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host
 from railgun_ref.drivers.bootstrap_proxies import sam_reply
 
 
@@ -40,7 +40,7 @@ class SamBridgeServer:
     """Run with ``await tg.start(bridge.run)``; `address` is known once started."""
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
-        check_loopback_host(host)
+        check_bind_host(host)
         self._host = host
         self._address: Address | None = None
         self._ports: dict[str, int] = {}  #: destination -> local TCP port

@@ -14,12 +14,11 @@ Whatever arrives -- garbage, responses, an ICMP error reported on the socket
 to a loopback host, pumped by a `CoreLoop` on the event loop's clock (so it
 also runs under trio's MockClock).
 
-Like every driver here, both bind and send only within 127.0.0.0/8.
+Both bind loopback unless `allow_public`; sends go where `drivers.addresses` allows.
 """
 
 import contextlib
 import os
-import socket
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Final, assert_never
@@ -40,7 +39,7 @@ from railgun_ref.capacity.nat import (
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host, check_destination, family_of
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
 from railgun_ref.stun.server import (
@@ -65,7 +64,7 @@ class StunDriverCounter(StrEnum):
     """What the STUN driver itself counts (the core counts the protocol: `StunCounter`)."""
 
     UDP_RECEIVE_ERROR = "driver.udp_receive_error"
-    REFUSED_ADDRESS = "driver.refused_address"  #: a destination outside 127.0.0.0/8
+    REFUSED_ADDRESS = "driver.refused_address"  #: a destination `drivers.addresses` refuses
     SEND_QUEUE_FULL = "driver.send_queue_full"
     SEND_QUEUE_CLOSED = "driver.send_queue_closed"
     SENDTO_FAILED = "driver.sendto_failed"
@@ -80,11 +79,11 @@ def _port_of(sock: anyio.abc.UDPSocket) -> int:
 
 
 async def _udp_socket(host: str, port: int) -> anyio.abc.UDPSocket:
-    return await anyio.create_udp_socket(family=socket.AF_INET, local_host=host, local_port=port)
+    return await anyio.create_udp_socket(family=family_of(host), local_host=host, local_port=port)
 
 
 class StunServer:
-    """An RFC 5780 STUN server on 127.0.0.0/8. Run it with ``await tg.start(server.run)``.
+    """An RFC 5780 STUN server. Run it with ``await tg.start(server.run)``.
 
     `primary_port` / `alternate_port` of 0 let the OS choose (the same number
     on both hosts). `alternate_host=None` makes a single-socket RFC 8489 server
@@ -99,10 +98,11 @@ class StunServer:
         primary_port: int = 0,
         alternate_port: int = 0,
         software: str | None = DEFAULT_SOFTWARE,
+        allow_public: bool = False,
     ) -> None:
-        check_loopback_host(primary_host)
+        check_bind_host(primary_host, allow_public=allow_public)
         if alternate_host is not None:
-            check_loopback_host(alternate_host)
+            check_bind_host(alternate_host, allow_public=allow_public)
             if alternate_host == primary_host:
                 raise ValueError("the alternate host must differ from the primary host")
         for port in (primary_port, alternate_port):
@@ -242,7 +242,7 @@ class StunServer:
         match action:
             case StunReply(data=data, destination=destination, source=source):
                 try:
-                    check_loopback_address(destination)
+                    check_destination(destination)
                 except ValueError:
                     self.driver_counters.inc(StunDriverCounter.REFUSED_ADDRESS)
                     return
@@ -298,6 +298,7 @@ async def detect_nat_type(
     local_port: int = 0,
     config: NatDetectionConfig | None = None,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    allow_public: bool = False,
 ) -> NatDetection:
     """Classify the NAT between `local_host` and the STUN server (RFC 5780 §4.3/§4.4).
 
@@ -306,10 +307,10 @@ async def detect_nat_type(
     with no NAT and a responsive server, a few round trips; each silent test
     costs ``rto * (2**max_transmissions - 1)`` seconds (3.5 s by default).
     """
-    check_loopback_address(server_primary)
+    check_destination(server_primary)
     if server_alternate is not None:
-        check_loopback_address(server_alternate)
-    check_loopback_host(local_host)
+        check_destination(server_alternate)
+    check_bind_host(local_host, allow_public=allow_public)
     async with await _udp_socket(local_host, local_port) as sock:
         classifier = NatClassifier(
             primary=server_primary,
@@ -364,7 +365,7 @@ class _NatProbe:
         async with self._sending:
             async for data, destination in self._sending:
                 try:
-                    check_loopback_address(destination)
+                    check_destination(destination)
                     await self._sock.sendto(data, *destination)
                 except (ValueError, OSError, anyio.BrokenResourceError):
                     pass  # the test times out, as if the request was lost

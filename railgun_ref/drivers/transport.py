@@ -340,8 +340,11 @@ class HybridTransport:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         random_bytes: RandomBytes = os.urandom,
+        allow_public: bool = False,
     ) -> None:
-        """`central_url` is the service's base URL (``http://HOST:PORT``; a host name
+        """`host` is the node's bind address (loopback unless `allow_public`,
+        `drivers.addresses`). `central_url` is the service's base URL
+        (``http://HOST:PORT``; a host name
         needs `resolve`), or a fault proxy's; None runs P2P only. `origin`
         overrides the origin signed at AUTH (needed behind a proxy, CEN-3.2).
         `clock` gives wall-clock seconds (outbox times survive restarts)."""
@@ -364,7 +367,7 @@ class HybridTransport:
         self._clock = clock
         self._loop = CoreLoop(clock=clock)
         self._random_bytes = random_bytes
-        self.host = NodeHost(identity, host=host, port=port, clock=clock)
+        self.host = NodeHost(identity, host=host, port=port, clock=clock, allow_public=allow_public)
         self.service = HybridTransportService(self.config, local_id=identity.node_id, now=clock())
         self.p2p: p2p.P2PRoomCore | None = None
         self.rooms_core = closed.RoomsCore(identity, random_bytes=random_bytes)

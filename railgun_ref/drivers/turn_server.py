@@ -1,8 +1,9 @@
 """The peer-hosted TURN server on real UDP sockets (anyio), around `railgun_ref.relay.turn`.
 
-One listening socket on a 127.0.0.0/8 host takes what clients send; each
-allocation gets its own relayed UDP socket on an ephemeral port of
-``relay_host`` (127.0.0.1 by default), opened when the core asks for it
+One listening socket (loopback, or any interface with ``allow_public``) takes
+what clients send; each allocation gets its own relayed UDP socket on an
+ephemeral port of ``relay_host`` (127.0.0.1 by default; the CLI uses the
+listening host), opened when the core asks for it
 (`OpenRelay`) and closed when the core lets the allocation go (`CloseRelay`:
 Refresh with LIFETIME 0, or expiry). Every socket has one receiving task and
 one sending task fed by a bounded queue, since anyio forbids concurrent sends
@@ -16,15 +17,13 @@ runs under trio's MockClock. Randomness (the nonce secret, Data indication
 transaction ids) comes from ``random_bytes``, `os.urandom` unless injected.
 
 Whatever arrives -- garbage, datagrams for expired allocations, replies to
-non-loopback addresses the core would produce, full queues, receive errors --
+addresses `drivers.addresses` refuses, full queues, receive errors --
 is counted (``core.counters``: `TurnCounter`; ``driver_counters``:
 `TurnDriverCounter`; ``counters`` is the flat union of both)
-and the server goes on. Like every driver here it binds and sends only within
-127.0.0.0/8.
+and the server goes on. A loopback server relays to loopback peers only.
 """
 
 import os
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
 from typing import Final, assert_never
@@ -40,7 +39,7 @@ from railgun_ref.capacity.types import Availability, DeviceCapabilities, DeviceC
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_address, check_loopback_host
+from railgun_ref.drivers.addresses import check_bind_host, check_destination, family_of
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
@@ -58,7 +57,7 @@ from railgun_ref.relay.turn import (
 
 #: Datagrams waiting per socket before new ones are dropped (and counted).
 _QUEUE_SIZE: Final = 512
-#: Relay peers may only be on loopback: the core answers 403 for anything else.
+#: A loopback server relays to loopback peers only: the core answers 403 for anything else.
 LOOPBACK_PEERS: Final = ("127.0.0.0/8",)
 
 #: What a TURN host shares when no capabilities are given: a plugged-in server
@@ -82,7 +81,7 @@ class TurnDriverCounter(StrEnum):
     """What the TURN driver itself counts (the core counts the protocol: `TurnCounter`)."""
 
     RELAY_NOT_OPEN = "driver.relay_not_open"  #: data for a relay whose socket is not open
-    REFUSED_ADDRESS = "driver.refused_address"  #: a destination outside 127.0.0.0/8
+    REFUSED_ADDRESS = "driver.refused_address"  #: a destination `drivers.addresses` refuses
     SEND_QUEUE_FULL = "driver.send_queue_full"
     SEND_QUEUE_CLOSED = "driver.send_queue_closed"
     RELAY_BIND_FAILED = "driver.relay_bind_failed"
@@ -93,7 +92,7 @@ class TurnDriverCounter(StrEnum):
 
 
 class TurnUdpServer:
-    """A TURN server on 127.0.0.0/8. Run it with ``server = await tg.start(turn.run)``.
+    """A TURN server. Run it with ``server = await tg.start(turn.run)``.
 
     `users` maps user names to passwords. Quotas come from `sharing` when given
     (the node's own `CapacitySharing`, whose ``now`` must be this event loop's
@@ -113,12 +112,14 @@ class TurnUdpServer:
         capabilities: DeviceCapabilities = DEFAULT_TURN_CAPABILITIES,
         sharing_config: CapacitySharingConfig = DEFAULT_SHARING,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        allow_public: bool = False,
     ) -> None:
-        check_loopback_host(host)
-        check_loopback_host(relay_host)
+        check_bind_host(host, allow_public=allow_public)
+        check_bind_host(relay_host, allow_public=allow_public)
         if not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be 0..65535, got {port}")
-        self._config = config or TurnConfig(realm=realm, allowed_peers=LOOPBACK_PEERS)
+        peers = ("0.0.0.0/0",) if allow_public else LOOPBACK_PEERS
+        self._config = config or TurnConfig(realm=realm, allowed_peers=peers)
         self._users = dict(users)
         self._host = host
         self._port = port
@@ -180,7 +181,7 @@ class TurnUdpServer:
         # Declared, because mypy does not infer `A` of `add` from a union of actions.
         core: ProtocolCore[TurnAction] = self._core
         sock = await anyio.create_udp_socket(
-            family=socket.AF_INET, local_host=self._host, local_port=self._port
+            family=family_of(self._host), local_host=self._host, local_port=self._port
         )
         self._address = (self._host, _port_of(sock))
         send, receive = anyio.create_memory_object_stream[tuple[bytes, Address]](_QUEUE_SIZE)
@@ -228,7 +229,7 @@ class TurnUdpServer:
 
     def _enqueue(self, queue: _Queue | None, data: bytes, destination: Address) -> None:
         try:
-            check_loopback_address(destination)
+            check_destination(destination)
         except ValueError:
             self.driver_counters.inc(TurnDriverCounter.REFUSED_ADDRESS)
             return
@@ -246,7 +247,7 @@ class TurnUdpServer:
         with scope:
             try:
                 sock = await anyio.create_udp_socket(
-                    family=socket.AF_INET, local_host=self._relay_host, local_port=0
+                    family=family_of(self._relay_host), local_host=self._relay_host, local_port=0
                 )
             except OSError:
                 self.driver_counters.inc(TurnDriverCounter.RELAY_BIND_FAILED)
@@ -327,11 +328,20 @@ async def serve_turn(
     await server.run(task_status=task_status)
 
 
-def run_turn(*, host: str, port: int, realm: str, users: Mapping[str, str]) -> int:
+def run_turn(
+    *, host: str, port: int, realm: str, users: Mapping[str, str], allow_public: bool = False
+) -> int:
     """`railgun-ref turn`: serve until interrupted, printing the address and then the counters."""
 
     async def main() -> None:
-        server = TurnUdpServer(users=users, realm=realm, host=host, port=port)
+        server = TurnUdpServer(
+            users=users,
+            realm=realm,
+            host=host,
+            port=port,
+            relay_host=host,
+            allow_public=allow_public,
+        )
         async with anyio.create_task_group() as tg:
             try:
                 await tg.start(server.run)

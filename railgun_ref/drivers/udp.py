@@ -1,7 +1,8 @@
 """The anyio driver: one sans-IO `Node` behind one real UDP socket and one TCP listener.
 
-A `NodeHost` binds a UDP socket and a TCP listener on the *same* host:port of
-127.0.0.0/8. Datagrams (DHT RPCs, at most 1200 bytes) go over UDP; stream
+A `NodeHost` binds a UDP socket and a TCP listener on the *same* host:port
+(IPv4 or IPv6; loopback unless `allow_public`). Datagrams (DHT RPCs, at most
+1200 bytes) go over UDP; stream
 messages (up to the 64 KiB bucket) go over TCP as length-prefixed frames
 (STR-1.x, `wire.framing`). All protocol logic is in the node; this module
 only moves bytes and time:
@@ -26,8 +27,11 @@ only moves bytes and time:
   refused connect — is counted under ``driver.*`` (`DriverCounter`; or by the
   node under ``rejected.*``) and the host goes on serving; the node's own request timeout
   ends every request whose bytes were dropped;
-* the host only binds and sends to 127.0.0.0/8 and refuses anything else with
-  `ValueError`, so a test or a notebook can never send traffic off the machine.
+* the host binds and sends only what `drivers.addresses` allows and refuses
+  anything else with `ValueError`; a test harness narrows that to loopback (or
+  its own namespaces) so a test can never send traffic off the machine. What
+  the node advertises of itself is what peers observe (PONG, MSG-2.3), never
+  the bound address.
 
 The clock is injectable so the same driver runs in virtual time under trio's
 `MockClock` (see tests/integration/test_udp_virtual_time.py).
@@ -35,7 +39,6 @@ The clock is injectable so the same driver runs in virtual time under trio's
 
 import itertools
 import random
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -65,8 +68,10 @@ from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import Record
 from railgun_ref.dht.service import DhtConfig
 from railgun_ref.drivers.addresses import (
-    check_loopback_address,
-    check_loopback_host,
+    check_bind_host,
+    check_destination,
+    family_of,
+    is_sendable,
 )
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
@@ -183,23 +188,17 @@ class HostStoppedError(RuntimeError):
     """The host stopped (or never ran) while an API call needed it."""
 
 
-def _check_options(host: str, port: int, send_delay: float, stream_rate: float | None) -> None:
+def _check_options(
+    host: str, port: int, send_delay: float, stream_rate: float | None, *, allow_public: bool
+) -> None:
     """`NodeHost`'s argument checks: ValueError for anything it cannot serve with."""
-    check_loopback_host(host)
+    check_bind_host(host, allow_public=allow_public)
     if not send_delay >= 0:
         raise ValueError(f"send_delay must be >= 0 seconds, got {send_delay}")
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port must be 0..65535, got {port}")
     if stream_rate is not None and not stream_rate > 0:
         raise ValueError(f"stream_rate must be positive bytes/s, got {stream_rate}")
-
-
-def _is_sendable(address: Address) -> bool:
-    try:
-        check_loopback_address(address)
-    except ValueError:
-        return False
-    return True
 
 
 class HostState(Enum):
@@ -253,8 +252,11 @@ class NodeHost:
         send_delay: float = 0.0,
         stream_rate: float | None = None,
         store: SqliteNodeStore | None = None,
+        allow_public: bool = False,
     ) -> None:
-        """`clock` gives ``now`` in seconds since the Unix epoch (envelope timestamps
+        """`host` is an IPv4 or IPv6 literal: loopback, or any other with
+        `allow_public` (see `drivers.addresses`). `clock` gives ``now`` in
+        seconds since the Unix epoch (envelope timestamps
         use it); `rng` draws request ids (default: the OS's CSPRNG). Up to
         `trace_limit` trace records are kept, the oldest dropped first;
         `queue_size` bounds the datagrams and the frames per connection waiting
@@ -263,7 +265,7 @@ class NodeHost:
         before it is sent, emulating one-way link delay; stream messages are
         not delayed. Delayed datagrams count against `queue_size`. Without
         `config`, the node holds room records only with a valid proof (ROOM-6.2)."""
-        _check_options(host, port, send_delay, stream_rate)
+        _check_options(host, port, send_delay, stream_rate, allow_public=allow_public)
         config = config or DEPLOYED_CONFIG
         self.node = Node(identity, rng=rng or random.SystemRandom(), config=config, now=clock())
         self._host = host
@@ -391,10 +393,11 @@ class NodeHost:
 
         Returns `PongReceived`, `ErrorReceived` or, after the node's
         request_timeout, `RequestTimedOut`. Raises ValueError for an address
-        outside 127.0.0.0/8, `LocalProtocolError` if the PING does not fit the
+        this process may not send to (`drivers.addresses`), `LocalProtocolError`
+        if the PING does not fit the
         channel, `HostStoppedError` if the host is not running or stops.
         """
-        address = check_loopback_address(address)
+        address = check_destination(address)
         self._require_running()
         now = self._clock()
         request_id = self.node.ping(
@@ -431,10 +434,11 @@ class NodeHost:
         """Send an application message (APP-1.1) to the node at `address` over a stream.
 
         One-way and unacknowledged at this layer. Raises `ValueError` for an
-        address outside 127.0.0.0/8, `LocalProtocolError` for a bad topic or
+        address this process may not send to (`drivers.addresses`),
+        `LocalProtocolError` for a bad topic or
         an oversized payload, `HostStoppedError` if the host is not running.
         """
-        address = check_loopback_address(address)
+        address = check_destination(address)
         self._require_running()
         now = self._clock()
         self.node.send_app(address, topic, payload, now=now)
@@ -465,7 +469,7 @@ class NodeHost:
 
     async def bootstrap(self, addresses: list[Address]) -> LookupFinished:
         """Join the DHT through `addresses` (ping them, then look up our own id)."""
-        checked = [check_loopback_address(a) for a in addresses]
+        checked = [check_destination(a) for a in addresses]
         outcome = await self._query(lambda now: self.node.dht.bootstrap(checked, now=now))
         assert isinstance(outcome, LookupFinished)
         return outcome
@@ -550,12 +554,12 @@ class NodeHost:
         attempts = _BIND_ATTEMPTS if self._requested_port == 0 else 1
         for attempt in range(attempts):
             udp = await anyio.create_udp_socket(
-                socket.AF_INET, local_host=self._host, local_port=self._requested_port
+                family_of(self._host), local_host=self._host, local_port=self._requested_port
             )
             try:
                 port = udp.extra(SocketAttribute.local_port)
                 listeners = await anyio.create_tcp_listener(
-                    local_host=self._host, local_port=port, family=socket.AF_INET
+                    local_host=self._host, local_port=port, family=family_of(self._host)
                 )
             except OSError:
                 await anyio.aclose_forcefully(udp)
@@ -642,7 +646,7 @@ class NodeHost:
         if self._udp_out is None:
             self._count(DriverCounter.DROPPED_AFTER_STOP)
             return
-        if not _is_sendable(address):
+        if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return
         due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
@@ -762,7 +766,7 @@ class NodeHost:
     # ------------------------------------------------------------- streams
 
     def _dial(self, address: Address) -> _Connection | None:
-        if not _is_sendable(address):
+        if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return None
         if self._task_group is None or len(self._connections) >= self._max_connections:
@@ -811,7 +815,7 @@ class NodeHost:
                 )  # reset before we could even ask who it was
                 await anyio.aclose_forcefully(stream)
                 continue
-            assert isinstance(remote, tuple)  # an AF_INET socket's peer is (host, port)
+            assert isinstance(remote, tuple)  # anyio gives (host, port) for IPv4 and IPv6
             connection = self._new_connection((remote[0], remote[1]), outbound=False)
             self._report(StreamOpened(peer=connection.peer, outbound=False))
             self._task_group.start_soon(self._serve_connection, connection, stream)

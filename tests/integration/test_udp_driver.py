@@ -183,10 +183,24 @@ async def test_hosts_on_two_loopback_addresses() -> None:
     ]
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "192.0.2.7", "::1", "localhost", ""])
-async def test_only_loopback_hosts_can_be_bound(host: str) -> None:
-    with pytest.raises(ValueError, match=r"127\.0\.0\.0/8"):
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "192.0.2.7", "::"])
+async def test_other_interfaces_need_allow_public(host: str) -> None:
+    with pytest.raises(ValueError, match="allow-public-bind"):
         NodeHost(identity(1), host=host)
+
+
+@pytest.mark.parametrize("host", ["localhost", ""])
+async def test_names_cannot_be_bound(host: str) -> None:
+    with pytest.raises(ValueError, match="literal"):
+        NodeHost(identity(1), host=host, allow_public=True)
+
+
+async def test_ipv6_loopback_nodes_see_each_other_at_the_observed_address() -> None:
+    a, b = NodeHost(identity(1), host="::1"), NodeHost(identity(2), host="::1")
+    async with serving(a, b):
+        outcomes = [await b.ping(a.address, channel=channel) for channel in Channel]
+    assert all(isinstance(o, PongReceived) for o in outcomes)
+    assert [o.observed[0] for o in outcomes if isinstance(o, PongReceived)] == ["::1", "::1"]
 
 
 async def test_only_loopback_addresses_can_be_pinged() -> None:
