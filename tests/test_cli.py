@@ -133,7 +133,7 @@ def test_the_harness_keeps_destinations_on_loopback(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv(ALLOWED_NETWORKS_ENV)
     assert check_destination(("192.0.2.1", 9)) == ("192.0.2.1", 9)  # the product sends anywhere
     for bad in [("224.0.0.1", 9), ("0.0.0.0", 9), ("255.255.255.255", 9), ("::", 9)]:
-        with pytest.raises(ValueError, match="unicast|broadcast"):
+        with pytest.raises(ValueError, match=r"unicast|broadcast"):
             check_destination(bad)
 
 
