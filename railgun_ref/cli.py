@@ -1115,6 +1115,40 @@ def _add_bench(sub: _Subparsers) -> None:
         add(bench_sub)
 
 
+def _cmd_netlab(args: argparse.Namespace) -> int:
+    from railgun_ref.netlab import cli as netlab_cli  # noqa: PLC0415
+
+    match args.netlab_command:
+        case "up":
+            return netlab_cli.netlab_up(args.hosts)
+        case "run":
+            command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            return netlab_cli.netlab_run(args.role, command)
+        case _:
+            return netlab_cli.netlab_down()
+
+
+def _add_netlab(sub: _Subparsers) -> None:
+    """`railgun-ref netlab`."""
+    netlab = sub.add_parser(
+        "netlab", help="hosts, kernel NATs and firewalls in network namespaces (needs root)"
+    )
+    netlab_sub = netlab.add_subparsers(dest="netlab_command", required=True, metavar="ACTION")
+    up = netlab_sub.add_parser("up", help="build a lab that stays until `netlab down`")
+    up.add_argument(
+        "--hosts",
+        default="open:open,full:full-cone,restr:restricted,port:port-restricted,sym:symmetric",
+        metavar="NAME:NAT,...",
+        help="client hosts and the NAT in front of each "
+        "(open, full-cone, restricted, port-restricted, symmetric)",
+    )
+    run = netlab_sub.add_parser("run", help="run a command in a namespace of the kept lab")
+    run.add_argument("role", help="inet, central, a host's name, or r<host> (its router)")
+    run.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    netlab_sub.add_parser("down", help="remove the kept lab and leftovers of crashed labs")
+    netlab.set_defaults(func=_cmd_netlab)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="railgun-ref",
@@ -1134,6 +1168,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_identity,
         _add_bench,
         _add_sweep,
+        _add_netlab,
     ):
         add(sub)
     return parser

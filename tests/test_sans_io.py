@@ -35,7 +35,9 @@ import pytest
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
 
 #: Parts of the package that do IO by design and are not protocol cores.
-EXEMPT_DIRS: Final = frozenset({"drivers", "apps", "lab", "conformance", "bench", "sweep"})
+EXEMPT_DIRS: Final = frozenset(
+    {"drivers", "netlab", "apps", "lab", "conformance", "bench", "sweep"}
+)
 #: cli.py and client.py (the integration API over drivers/transport.py) are entry points, not
 #: cores; the root __init__.py reads the installed version (lazily) and imports no core.
 EXEMPT_FILES: Final = frozenset({"cli.py", "client.py", "__init__.py"})
@@ -92,6 +94,7 @@ FORBIDDEN_MODULES: Final[dict[str, str]] = {
     "importlib": "dynamic imports / resource files",
     # the IO layers of this package
     "railgun_ref.drivers": "IO layer",
+    "railgun_ref.netlab": "IO layer",
     "railgun_ref.apps": "IO layer",
     "railgun_ref.lab": "IO layer",
     "railgun_ref.conformance": "IO layer",
@@ -397,6 +400,7 @@ LAYER_RANKS: Final[dict[str, int]] = {
     "client": 3,
     "conformance": 2,
     "drivers": 1,
+    "netlab": 1,  #: driver-level: namespaces, nftables, processes
 }
 #: The root package (``railgun_ref/__init__.py``) holds only the version; it is a core.
 ROOT_UNIT: Final = "railgun_ref"
