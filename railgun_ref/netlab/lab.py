@@ -3,7 +3,8 @@
 Every namespace is named ``rgl<PID>.<N>-<role>``, PID being the process
 that built it and N its lab's serial number: `cleanup_leftovers` removes the
 namespaces of labs whose builder is gone (a crash, a SIGKILL), and
-`NetLab.down` (also run at exit) removes its own. Processes started in a lab are killed before its namespaces go.
+`NetLab.down` (also run at exit) removes its own. Processes started in a lab
+are killed before its namespaces go.
 
 Links are veth pairs created directly inside the two namespaces they join;
 none touches the host's namespace, so the lab has no way out of the machine.
