@@ -34,6 +34,7 @@ MAX_CBOR_DEPTH: Final = 8
 #: APP-1.4: application-message topics used by this implementation.
 APP_TOPIC_ROOM: Final = 1  #: room envelopes and their acknowledgements (HT P2P path)
 APP_TOPIC_VOICE: Final = 2  #: voice call signalling (offers, answers, call control)
+APP_TOPIC_TRAVERSAL: Final = 3  #: NAT traversal: relay registration, coordination, punches (NAT-1)
 
 #: RPC-1.2: seconds a request waits for its response before it times out (default).
 REQUEST_TIMEOUT: Final = 5.0
