@@ -135,7 +135,12 @@ def _to_map(message: TraversalMessage) -> dict[int, Any]:
         case Connect(nonce=nonce, addresses=addresses, nat=nat):
             if not 1 <= len(addresses) <= MAX_ADDRESSES:
                 raise LocalProtocolError(f"CONNECT carries 1..{MAX_ADDRESSES} addresses")
-            return {0: Kind.CONNECT, 1: nonce, 2: [encode_address(a) for a in addresses], 3: nat}
+            return {
+                0: Kind.CONNECT,
+                1: nonce,
+                2: [encode_address(a) for a in addresses],
+                3: nat.value,
+            }
         case Sync(nonce=nonce, attempt=attempt, plan=plan):
             return {0: Kind.SYNC, 1: nonce, 2: attempt, 3: plan.value}
         case Punch(nonce=nonce, attempt=attempt):
