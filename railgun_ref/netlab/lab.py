@@ -321,7 +321,7 @@ class NetLab:
         """Start `argv` in `role`'s namespace; it is killed when the lab goes down."""
         process = subprocess.Popen(
             self.argv(role, argv),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

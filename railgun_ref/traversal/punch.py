@@ -361,10 +361,10 @@ class TraversalCore:
             return
         if session.state is SessionState.DONE or message.attempt <= session.attempt:
             return  # a duplicate, or late
-        session.attempt = message.attempt
         if message.plan is Plan.RELAY:
             self._finish(session, Outcome.RELAYED, FailureReason.UNPUNCHABLE, None, now=now)
             return
+        session.attempt = message.attempt
         if message.attempt > 1:
             session.plan = Plan.PUNCH
         self._begin_window(session, SessionEvent.SYNCED, now=now)
