@@ -370,6 +370,14 @@ def _cmd_bench_bootstrap(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_bench_nat(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.nat import main as nat_main  # noqa: PLC0415
+
+    return nat_main(
+        json_output=args.json, driver=args.driver, attempts=args.attempts, seed=args.seed
+    )
+
+
 def _cmd_bench_failover(args: argparse.Namespace) -> int:
     from railgun_ref.bench.failover import main as failover_main  # noqa: PLC0415
 
@@ -1099,6 +1107,24 @@ def _add_sweep(sub: _Subparsers) -> None:
     sweep.set_defaults(func=_cmd_sweep)
 
 
+def _add_bench_nat(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench nat`."""
+    nat = bench_sub.add_parser(
+        "nat", help="NAT traversal for every pair of NAT behaviours (vs libp2p DCUtR's record)"
+    )
+    nat.add_argument("--json", action="store_true", help="print JSON")
+    nat.add_argument(
+        "--driver",
+        choices=("netlab", "sim"),
+        default="netlab",
+        help="netlab: processes behind kernel NATs in namespaces (root); sim: NatBoxes, "
+        "virtual time",
+    )
+    nat.add_argument("--attempts", type=_positive_int, default=20, help="per pair (default 20)")
+    nat.add_argument("--seed", type=int, default=1, help="sim driver only")
+    nat.set_defaults(func=_cmd_bench_nat)
+
+
 def _add_bench(sub: _Subparsers) -> None:
     """`railgun-ref bench ...`, in the order `--help` lists them."""
     bench = sub.add_parser("bench", help="benchmarks (JSON, side by side with a named peer)")
@@ -1111,6 +1137,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_voice,
         _add_bench_bootstrap,
         _add_bench_storeforward,
+        _add_bench_nat,
     ):
         add(bench_sub)
 

@@ -6,6 +6,7 @@ __all__ = [
     "dht",
     "dht_kademlia",
     "failover",
+    "nat",
     "voice",
     "wire",
 ]
