@@ -18,6 +18,8 @@ from railgun_ref.storeforward.holder import StorageHolder
 from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
 from railgun_ref.transport.service import HybridTransportService
+from railgun_ref.traversal.punch import TraversalCore
+from railgun_ref.traversal.relay import RelayCore
 from railgun_ref.voice.controller import CallController
 
 
@@ -74,6 +76,14 @@ def _p2proomcore(core: P2PRoomCore) -> ProtocolCore[object]:
 
 
 def _hybridtransportservice(core: HybridTransportService) -> ProtocolCore[object]:
+    return core
+
+
+def _traversalcore(core: TraversalCore) -> ProtocolCore[object]:
+    return core
+
+
+def _relaycore(core: RelayCore) -> ProtocolCore[object]:
     return core
 
 

@@ -29,6 +29,7 @@ from railgun_ref.node import EmitEvent, Node, SendDatagram, SendStreamMessage, S
 from railgun_ref.storeforward.authorisers import VectorAuthoriser
 from railgun_ref.storeforward.holder import StorageHolder, StoreForwardConfig
 from railgun_ref.trace import record_event
+from railgun_ref.traversal import messages as m
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope
 from railgun_ref.wire.messages import (
@@ -65,6 +66,7 @@ VECTOR_AREAS: Final = (
     "bootstrap",
     "storeforward",
     "abuse",
+    "traversal",
 )
 
 #: A vector file or one of its parts, as parsed JSON.
@@ -367,3 +369,27 @@ def sf_observe(holder: StorageHolder) -> JsonObject:
         "tombstoned": sorted({i.hex() for i, _ in holder.tombstones}),
         "refusal": None if holder.last_refusal is None else holder.last_refusal.name,
     }
+
+
+def traversal_json(message: m.TraversalMessage) -> JsonObject:
+    """The JSON form of a decoded traversal message (NAT-2; what the vectors compare)."""
+    match message:
+        case m.Register():
+            return {"kind": "REGISTER"}
+        case m.Observed(address=address):
+            return {"kind": "OBSERVED", "address": list(address)}
+        case m.Relay(to=to, inner=inner):
+            return {"kind": "RELAY", "to": to.hex(), "inner": inner.hex()}
+        case m.Connect(nonce=nonce, addresses=addresses, nat=nat):
+            return {
+                "kind": "CONNECT",
+                "nonce": nonce.hex(),
+                "addresses": [list(a) for a in addresses],
+                "nat": nat.value,
+            }
+        case m.Sync(nonce=nonce, attempt=attempt, plan=plan):
+            return {"kind": "SYNC", "nonce": nonce.hex(), "attempt": attempt, "plan": plan.value}
+        case m.Punch(nonce=nonce, attempt=attempt):
+            return {"kind": "PUNCH", "nonce": nonce.hex(), "attempt": attempt}
+        case m.PunchAck(nonce=nonce, attempt=attempt):
+            return {"kind": "PUNCH_ACK", "nonce": nonce.hex(), "attempt": attempt}

@@ -32,6 +32,7 @@ from railgun_ref.conformance.builders import (
     node_ping,
     rooms,
     storeforward,
+    traversal,
     voice,
 )
 from railgun_ref.conformance.common import (
@@ -62,6 +63,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "bootstrap": bootstrap.build,
     "storeforward": storeforward.build,
     "abuse": abuse.build,
+    "traversal": traversal.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

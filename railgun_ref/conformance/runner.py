@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from railgun_ref import capacity, rooms, voice
+from railgun_ref.capacity.nat import NatType
 from railgun_ref.conformance import runner_abuse, runner_bootstrap
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
@@ -32,6 +33,7 @@ from railgun_ref.conformance.common import (
     parse_dht_body,
     sf_observe,
     sf_run_script,
+    traversal_json,
 )
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
@@ -47,6 +49,8 @@ from railgun_ref.rooms.ids import announce_identity_of
 from railgun_ref.storeforward import holder as sf_holder
 from railgun_ref.storeforward import messages as sf_messages
 from railgun_ref.storeforward import rendezvous
+from railgun_ref.traversal import messages as traversal_messages
+from railgun_ref.traversal import plan as traversal_plan
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder
@@ -769,6 +773,22 @@ def _check_sf_decode(group: JsonObject, test: JsonObject) -> None:
     _equal("re-encoded", sf_messages.encode(message).hex(), test["encoded"])
 
 
+def _check_traversal_message(group: JsonObject, test: JsonObject) -> None:
+    try:
+        message = traversal_messages.decode(bytes.fromhex(test["payload"]))
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("decoded", traversal_json(message), test["decoded"])
+
+
+def _check_traversal_plan(group: JsonObject, test: JsonObject) -> None:
+    a, b = NatType(test["initiator"]), NatType(test["responder"])
+    _equal("punchable", traversal_plan.punchable(a, b), test["punchable"])
+    _equal("plan", traversal_plan.choose_plan(a, b).value, test["plan"])
+
+
 def _check_sf_script(group: JsonObject, test: JsonObject) -> None:
     def compare(holder: sf_holder.StorageHolder, step: JsonObject) -> None:
         _equal(f"step at {step['now']}", sf_observe(holder), step["expect"])
@@ -791,6 +811,8 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "EnvelopeEncodeTest": _check_envelope_encode,
     "EnvelopeDecodeTest": _check_envelope_decode,
     "FrameDecodeTest": _check_framing,
+    "TraversalMessageTest": _check_traversal_message,
+    "TraversalPlanTest": _check_traversal_plan,
     "NodeScriptTest": _check_node_script,
     "DhtDistanceTest": _check_dht_distance,
     "DhtKeyDerivationTest": _check_dht_key,
