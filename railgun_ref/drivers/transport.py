@@ -81,7 +81,7 @@ from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of, require_closed_room_id
 from railgun_ref.transport import p2p, service
-from railgun_ref.transport.health import FailureLabel
+from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
 from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
@@ -138,7 +138,7 @@ class TransportCounter(StrEnum):
     DELIVERED = "delivered"  #: handed to the application; label: the `Path`
     HEALTH_OK = "health.ok"
     HEALTH_FAILED = "health.failed"
-    HEALTH_SKIPPED_BUSY = "health.skipped_busy"  #: a check asked for while one runs
+    HEALTH_SKIPPED_BUSY = "health.skipped_busy"  #: a check asked for while the most run
     CENTRAL_CONNECTED = "central.connected"
     CENTRAL_SEND_UNCONNECTED = "central.send_unconnected"
     DHT_ANNOUNCE = "dht.announce"
@@ -380,7 +380,12 @@ class HybridTransport:
         self._app_out: MemoryObjectSendStream[p2p.SendApp] | None = None
         self._central_out: MemoryObjectSendStream[OutboxEntry | _RoomProof] | None = None
         self._central: CentralClient | None = None
-        self._checking = False
+        #: health checks overlap: as many as can be waiting out their timeout at once
+        self._max_checks_in_flight = math.ceil(self.health_timeout / self.config.check_interval) + 1
+        self._checks_in_flight = 0
+        self._next_check_seq = 0
+        self._next_check_report = 0
+        self._check_results: dict[int, HealthResult | None] = {}
         self._held: dict[bytes, dict[bytes, MessageReceived]] = {}
         self._lookups: set[bytes] = set()
         self._dht_alive = True
@@ -605,11 +610,12 @@ class HybridTransport:
                 assert self._outbox_store is not None
                 self._outbox_store.apply(changes)
             case service.CheckHealth():
-                if self._checking:
+                if self._checks_in_flight >= self._max_checks_in_flight:
                     self.counters.inc(TransportCounter.HEALTH_SKIPPED_BUSY)
                 elif self._tg is not None:
-                    self._checking = True
-                    self._tg.start_soon(self._health_check)
+                    self._checks_in_flight += 1
+                    self._tg.start_soon(self._health_check, self._next_check_seq)
+                    self._next_check_seq += 1
             case service.SendCentral(entry=entry):
                 if self._central_out is None:
                     self.counters.inc(TransportCounter.CENTRAL_SEND_UNCONNECTED)
@@ -842,18 +848,31 @@ class HybridTransport:
 
     # ------------------------------------------------------------------ tasks
 
-    async def _health_check(self) -> None:
+    async def _health_check(self, seq: int) -> None:
+        """One check; checks overlap (a blackholed one does not hold up the next), and
+        their results reach the service in the order the checks started."""
         assert self.central_url is not None
+        result: HealthResult | None = None
         try:
             result = await check_health(
                 self.central_url, self.health_timeout, resolve=self.resolve, clock=self._clock
             )
         finally:
-            self._checking = False
-        self.counters.inc(
-            TransportCounter.HEALTH_OK if result.ok else TransportCounter.HEALTH_FAILED
-        )
-        self.service.health_result(result, now=self._clock())
+            self._checks_in_flight -= 1
+            self._check_results[seq] = result
+            self._report_checks()
+
+    def _report_checks(self) -> None:
+        """Hand over finished checks in start order (a cancelled one is skipped)."""
+        while self._next_check_report in self._check_results:
+            result = self._check_results.pop(self._next_check_report)
+            self._next_check_report += 1
+            if result is None:
+                continue
+            self.counters.inc(
+                TransportCounter.HEALTH_OK if result.ok else TransportCounter.HEALTH_FAILED
+            )
+            self.service.health_result(result, now=self._clock())
         self._loop.poke()
 
     async def _race_for_a_peer(self, setup: BootstrapSetup) -> None:
