@@ -1,6 +1,7 @@
 """The lab itself: real processes in namespaces, censorship by the kernel, clean teardown."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -139,3 +140,24 @@ def test_the_leftovers_of_a_killed_builder_are_cleaned_up() -> None:
     assert set(removed) >= {f"rgl{owner}-a", f"rgl{owner}-inet"}
     assert lab_namespaces(owner=owner) == []
     assert all(ns.startswith(f"rgl{os.getpid()}.") for ns in lab_namespaces() if "keep" not in ns)
+
+
+def test_nodes_bind_lab_interfaces_and_see_peers_at_their_public_address(lab: NetLab) -> None:
+    """`railgun-ref node --allow-public-bind` in two namespaces: the node behind the NAT
+    joins through the open one, which sees it at its router's address, not its bind."""
+    open_host, natted = lab.topology.host("open"), lab.topology.host("port")
+    serve = ["node", "--host", open_host.address, "--port", "7000", "--allow-public-bind", "-vv"]
+    server = lab.start("open", lab.railgun(*serve))
+    assert server.stdout is not None
+    assert server.stdout.readline().startswith(
+        f"railgun-ref node listening udp://{open_host.address}"
+    )
+    join = ["node", "--host", natted.address, "--allow-public-bind"]
+    joiner = lab.start("port", lab.railgun(*join, "--bootstrap", f"{open_host.address}:7000"))
+    assert joiner.stdout is not None
+    assert joiner.stdout.readline().startswith(f"railgun-ref node listening udp://{natted.address}")
+    assert joiner.stdout.readline().startswith("joined: 1 contacts")
+    server.terminate()
+    _, log = server.communicate(timeout=15)
+    seen = set(re.findall(r"<- datagram \S+ ([0-9.]+):[0-9]+", log))
+    assert seen == {natted.public}  # 198.18.4.2, the router; never 10.4.0.2
