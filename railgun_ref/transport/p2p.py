@@ -83,6 +83,10 @@ MAX_LIST: Final = 256
 MAX_MESSAGE_TTL: Final = 7 * 24 * 3600.0
 #: An APP payload is at most 64 KiB (APP-1.2); a ROOM frame must fit in one.
 MAX_FRAME_SIZE: Final = 65536
+#: HT-6.7: a blob whose ROOM frame would not fit one APP message goes in parts of this size.
+PART_SIZE: Final = 49152
+#: HT-6.7: the largest blob the P2P path carries (in parts), bytes.
+MAX_BLOB_SIZE: Final = 262144
 _SIGNATURE_SIZE: Final = 64
 
 
@@ -93,6 +97,7 @@ class FrameType(IntEnum):
     ACK = 2  #: signed delivery receipts
     PROBE = 3  #: are you there?
     PROBE_ACK = 4  #: yes
+    PART = 5  #: one part of a room message too large for one frame (HT-6.7)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +163,76 @@ class ProbeFrame:
         return {0: P2P_VERSION, 1: kind, 2: self.nonce}
 
 
-Frame = RoomFrame | AckFrame | ProbeFrame
+def part_count(total: int) -> int:
+    """HT-6.7: how many PART frames carry a blob of `total` bytes."""
+    return -(-total // PART_SIZE)
+
+
+def part_length(index: int, total: int) -> int:
+    """HT-6.7: the chunk size of part `index`: PART_SIZE, the last one the remainder."""
+    return min(PART_SIZE, total - index * PART_SIZE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartFrame:
+    """HT-6.7: ``{0: 1, 1: 5, 2: room, 3: msg id, 4: expires_ms, 5: chunk, 6: hops,
+    7: relay_to, 8: index, 9: total}``: part `index` of a blob of `total` bytes."""
+
+    room_id: bytes
+    message_id: bytes
+    expires_ms: int
+    index: int
+    total: int  #: the whole blob's size, bytes
+    chunk: bytes  #: blob[index * PART_SIZE : (index + 1) * PART_SIZE]
+    hops: int = 0
+    relay_to: tuple[NodeId, ...] = ()
+
+    def to_value(self) -> dict[int, Any]:
+        return {
+            0: P2P_VERSION,
+            1: FrameType.PART,
+            2: self.room_id,
+            3: self.message_id,
+            4: self.expires_ms,
+            5: self.chunk,
+            6: self.hops,
+            7: list(self.relay_to),
+            8: self.index,
+            9: self.total,
+        }
+
+    def same_message(self, other: "PartFrame") -> bool:
+        """HT-6.7: do both parts agree on everything but their index and chunk?"""
+        return (self.room_id, self.expires_ms, self.total, self.hops, self.relay_to) == (
+            other.room_id,
+            other.expires_ms,
+            other.total,
+            other.hops,
+            other.relay_to,
+        )
+
+
+def split_frame(frame: RoomFrame) -> list["RoomFrame | PartFrame"]:
+    """HT-6.7: `frame` itself if it fits one APP message, else its PART frames."""
+    if len(encode_frame(frame)) <= MAX_FRAME_SIZE:
+        return [frame]
+    total = len(frame.blob)
+    return [
+        PartFrame(
+            room_id=frame.room_id,
+            message_id=frame.message_id,
+            expires_ms=frame.expires_ms,
+            index=index,
+            total=total,
+            chunk=frame.blob[index * PART_SIZE : (index + 1) * PART_SIZE],
+            hops=frame.hops,
+            relay_to=frame.relay_to,
+        )
+        for index in range(part_count(total))
+    ]
+
+
+Frame = RoomFrame | AckFrame | ProbeFrame | PartFrame
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -217,6 +291,8 @@ def decode_frame(data: bytes) -> Frame:
             hops=_uint(value[6], "hops", MAX_HOPS),
             relay_to=_node_ids(value[7], "relay_to"),
         )
+    if kind == FrameType.PART:
+        return _decode_part(value)
     if kind == FrameType.ACK:
         _keys(value, 5, "ACK")
         raw = value[4]
@@ -239,6 +315,25 @@ def decode_frame(data: bytes) -> Frame:
         )
     _keys(value, 3, "PROBE")
     return ProbeFrame(nonce=_uint(value[2], "nonce"), answer=kind == FrameType.PROBE_ACK)
+
+
+def _decode_part(value: dict[int, Any]) -> PartFrame:
+    _keys(value, 10, "PART")
+    total = _uint(value[9], "total", MAX_BLOB_SIZE)
+    index = _uint(value[8], "index")
+    if total < 1 or index >= part_count(total):
+        raise _malformed("part index past the last part of its total")
+    length = part_length(index, total)
+    return PartFrame(
+        room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
+        message_id=_bstr(value[3], "message id", MESSAGE_ID_SIZE, MESSAGE_ID_SIZE),
+        expires_ms=_uint(value[4], "expires_ms"),
+        chunk=_bstr(value[5], "chunk", length, length),
+        hops=_uint(value[6], "hops", MAX_HOPS),
+        relay_to=_node_ids(value[7], "relay_to"),
+        index=index,
+        total=total,
+    )
 
 
 def receipt_message(room_id: bytes, message_id: bytes) -> bytes:
@@ -337,6 +432,8 @@ class P2PConfig:
     lookup_interval: float = 30.0  #: refresh the member list this often
     unknown_lookup_interval: float = 5.0  #: at most this often for a stranger's frame
     max_seen: int = 200_000  #: message ids remembered for dedup
+    max_reassemblies: int = 64  #: HT-6.7: messages being reassembled from parts at once
+    reassembly_timeout: float = 30.0  #: HT-6.7: an unfinished reassembly ends after this long
 
     def __post_init__(self) -> None:
         for name in (
@@ -347,12 +444,14 @@ class P2PConfig:
             "announce_interval",
             "lookup_interval",
             "unknown_lookup_interval",
+            "reassembly_timeout",
         ):
             if not getattr(self, name) > 0:
                 raise LocalProtocolError(f"{name} must be positive")
         if self.backoff_factor < 1:
             raise LocalProtocolError("backoff_factor must be >= 1")
-        if min(self.max_attempts, self.relay_after, self.probe_failures, self.max_seen) < 1:
+        counts = (self.max_attempts, self.relay_after, self.probe_failures, self.max_seen)
+        if min(*counts, self.max_reassemblies) < 1:
             raise LocalProtocolError("counts must be at least 1")
         if not 0 <= self.max_relay_hops <= MAX_HOPS or self.max_bridges < 0:
             raise LocalProtocolError(f"max_relay_hops must be 0..{MAX_HOPS}, max_bridges >= 0")
@@ -491,6 +590,9 @@ class P2PCounter(StrEnum):
     SEND_TOO_LARGE = "send.too_large"
     MEMBER_EXPIRED = "member.expired"
     SEEN_EVICTED = "seen.evicted"
+    PART_SENT = "part.sent"  #: HT-6.7: PART frames sent
+    PART_REASSEMBLED = "part.reassembled"  #: HT-6.7: messages rebuilt from their parts
+    PART_TIMEOUT = "part.timeout"  #: HT-6.7: reassemblies that ended unfinished
 
 
 class Refusal(StrEnum):
@@ -499,6 +601,8 @@ class Refusal(StrEnum):
     NOT_JOINED = "not_joined"  #: a ROOM frame for a room this node has not joined
     EXPIRED = "expired"  #: a ROOM frame whose message has expired
     BAD_RECEIPT = "bad_receipt"  #: a receipt whose signature does not verify (HT-6.3)
+    PART_MISMATCH = "part_mismatch"  #: HT-6.7: a part disagreeing with the earlier ones
+    PART_BUSY = "part_busy"  #: HT-6.7: max_reassemblies messages already being reassembled
 
 
 # ----------------------------------------------------------------- internals
@@ -545,6 +649,15 @@ class _Room:
 
 
 @dataclass(slots=True)
+class _Reassembly:
+    """HT-6.7: the parts of one message from one sender received so far."""
+
+    first: PartFrame
+    deadline: float
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class _Job:
     """Deliver one message to one member (ours, or relayed for `upstream`)."""
 
@@ -587,6 +700,7 @@ class P2PRoomCore:
         self._receipt_expiries: list[tuple[float, bytes, NodeId]] = []
         self._seen: dict[bytes, float] = {}
         self._seen_expiries: list[tuple[float, bytes]] = []
+        self._reassembly: dict[tuple[NodeId, bytes], _Reassembly] = {}
         self._next_nonce = 1
         self._reported: tuple[Reach, bool, int, int] | None = None
 
@@ -759,15 +873,8 @@ class P2PRoomCore:
             raise LocalProtocolError("join the room before sending to it")
         if len(message_id) != MESSAGE_ID_SIZE:
             raise LocalProtocolError(f"message ids are {MESSAGE_ID_SIZE} bytes")
-        frame = RoomFrame(
-            room_id=room_id,
-            message_id=message_id,
-            expires_ms=_ms(expires_at),
-            blob=blob,
-            hops=self.config.max_relay_hops,
-            relay_to=tuple(sorted(self._peers)[:MAX_LIST]),  # the largest a relay ask gets
-        )
-        too_large = len(encode_frame(frame)) > MAX_FRAME_SIZE
+        # HT-6.7: anything up to MAX_BLOB_SIZE travels, in parts if it must.
+        too_large = len(blob) > MAX_BLOB_SIZE
         for member in sorted(set(members) - {self.node_id}):
             if too_large:
                 self.counters.inc(P2PCounter.SEND_TOO_LARGE)
@@ -820,6 +927,8 @@ class P2PRoomCore:
                 self.counters.inc(P2PCounter.PROBE_ANSWER)
             case RoomFrame():
                 self._on_room(sender, address, frame, now)
+            case PartFrame():
+                self._on_part(sender, address, frame, now)
             case AckFrame():
                 self._on_ack(sender, frame, now)
         self._timers(now)
@@ -873,6 +982,52 @@ class P2PRoomCore:
             chunk = tuple(receipts[start : start + MAX_LIST])
             ack = AckFrame(room_id=frame.room_id, message_id=frame.message_id, receipts=chunk)
             self._send(sender, reply_to, ack)
+
+    def _on_part(self, sender: NodeId, address: Address, part: PartFrame, now: float) -> None:
+        """HT-6.7: keep the part; the last one makes the ROOM frame `_on_room` handles."""
+        if part.room_id not in self._rooms:
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.NOT_JOINED)
+            return
+        if part.expires_ms / 1000 <= now:
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.EXPIRED)
+            return
+        if part.message_id in self._seen and not part.relay_to:
+            # Delivered already (its receipt was lost): any part earns the receipt again;
+            # `_on_room` sees a duplicate and never reads the blob.
+            whole = RoomFrame(
+                room_id=part.room_id,
+                message_id=part.message_id,
+                expires_ms=part.expires_ms,
+                blob=part.chunk,
+            )
+            self._on_room(sender, address, whole, now)
+            return
+        key = (sender, part.message_id)
+        entry = self._reassembly.get(key)
+        if entry is None:
+            if len(self._reassembly) >= self.config.max_reassemblies:
+                self.counters.inc(P2PCounter.REJECTED, label=Refusal.PART_BUSY)
+                return
+            entry = _Reassembly(first=part, deadline=now + self.config.reassembly_timeout)
+            self._reassembly[key] = entry
+        elif not entry.first.same_message(part):
+            del self._reassembly[key]
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.PART_MISMATCH)
+            return
+        entry.chunks[part.index] = part.chunk
+        if len(entry.chunks) < part_count(part.total):
+            return
+        del self._reassembly[key]
+        self.counters.inc(P2PCounter.PART_REASSEMBLED)
+        whole = RoomFrame(
+            room_id=part.room_id,
+            message_id=part.message_id,
+            expires_ms=part.expires_ms,
+            blob=b"".join(entry.chunks[i] for i in range(part_count(part.total))),
+            hops=part.hops,
+            relay_to=part.relay_to,
+        )
+        self._on_room(sender, address, whole, now)
 
     def _relay(
         self,
@@ -962,6 +1117,7 @@ class P2PRoomCore:
     def next_deadline(self) -> float | None:
         deadlines = [job.next_at for job in self._jobs.values()]
         deadlines += [min(r.next_announce, r.next_lookup) for r in self._rooms.values()]
+        deadlines += [entry.deadline for entry in self._reassembly.values()]
         for peer in self._peers.values():
             if peer.probe_sent_at is not None:
                 deadlines.append(peer.probe_sent_at + self.config.probe_timeout)
@@ -989,6 +1145,10 @@ class P2PRoomCore:
                 room.next_lookup = now + config.lookup_interval
                 self._actions.append(LookupMembers(room_id=room.room_id, dht_ident=room.dht_ident))
         self._expire_members(now)
+        for key, entry in list(self._reassembly.items()):
+            if entry.deadline <= now:
+                del self._reassembly[key]
+                self.counters.inc(P2PCounter.PART_TIMEOUT)
         for peer in self._peers.values():
             if peer.probe_sent_at is not None and now >= peer.probe_sent_at + config.probe_timeout:
                 peer.probe_sent_at = None
@@ -1037,7 +1197,7 @@ class P2PRoomCore:
             )
             if peer is not None:
                 self.counters.inc(P2PCounter.SEND_DIRECT if job.origin else P2PCounter.RELAY_DIRECT)
-                self._send(peer.node_id, peer.address, frame)
+                self._send_room(peer.node_id, peer.address, frame)
             unreachable = peer is None or self._status(peer) is PeerStatus.UNREACHABLE
             if job.hops >= 1 and (unreachable or job.attempts > config.relay_after):
                 for bridge in self._bridges(job):
@@ -1054,7 +1214,7 @@ class P2PRoomCore:
                 hops=job.hops - 1,
                 relay_to=tuple(sorted(targets)[:MAX_LIST]),
             )
-            self._send(bridge, peer.address, frame)
+            self._send_room(bridge, peer.address, frame)
 
     def _bridges(self, job: _Job) -> list[NodeId]:
         """Up to `max_bridges` reachable members to relay `job`, most recently heard first."""
@@ -1127,6 +1287,14 @@ class P2PRoomCore:
                 peer=peer, address=address, topic=self.config.topic, payload=encode_frame(frame)
             )
         )
+
+    def _send_room(self, peer: NodeId, address: Address, frame: RoomFrame) -> None:
+        """HT-6.7: a ROOM frame, in PART frames when it does not fit one APP message."""
+        frames = split_frame(frame)
+        if len(frames) > 1:
+            self.counters.inc(P2PCounter.PART_SENT, len(frames))
+        for each in frames:
+            self._send(peer, address, each)
 
     def _drop_job(self, key: tuple[bytes, NodeId]) -> None:
         job = self._jobs.pop(key, None)

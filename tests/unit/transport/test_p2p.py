@@ -423,14 +423,14 @@ def test_retries_until_the_member_returns_then_stalls_and_revives() -> None:
 
 
 def test_too_large_for_the_app_channel() -> None:
-    """HT-6.2: a frame over 64 KiB is not sent; each member gets DeliveryStalled(too_large)."""
+    """HT-6.7: a blob over 256 KiB is not sent, even in parts: DeliveryStalled(too_large)."""
     net = RoomNet()
     a, b = net.add(2)
     net.join_all()
     a.send(
         room_id=ROOM,
         message_id=message_id(6),
-        blob=bytes(70_000),
+        blob=bytes(300_000),
         expires_at=T0 + 60,
         members=[b.node_id],
         now=net.now,
