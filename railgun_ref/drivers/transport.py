@@ -85,7 +85,7 @@ from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
 from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
-from railgun_ref.transport.state import Reach, TransportMode, TransportState
+from railgun_ref.transport.state import Central, Reach, TransportMode, TransportState
 from railgun_ref.wire import cbor
 from railgun_ref.wire.central import MAX_TTL
 
@@ -641,10 +641,18 @@ class HybridTransport:
                 if paths != self._paths:
                     self._paths = paths
                     self._emit(PathChange(central=paths[0], p2p=paths[1], at=now))
+                self._tell_central_status(now)
             case service.CentralFailure(label=label):
                 self._emit_failure(FailureKind.HEALTH, label.value, label)
+                self._tell_central_status(now)
             case _:
                 assert_never(action)
+
+    def _tell_central_status(self, now: float) -> None:
+        """HT-7.3: members learn whether this client reaches the central service."""
+        if self.p2p is not None:
+            down = self.service.machine.central is Central.DOWN
+            self.p2p.set_central_reachable(not down, now=now)
 
     def _core(self) -> p2p.P2PRoomCore:
         assert self.p2p is not None, "the P2P core exists before any core is pumped"
@@ -1057,7 +1065,14 @@ class HybridTransport:
             now = self._clock()
             self.service.central_acked(entry.message_id, now=now)
             if self.p2p is not None:
-                self.p2p.cancel(entry.message_id)
+                # HT-7.4: P2P jobs end, except towards members cut off from the service.
+                self.p2p.settled_centrally(
+                    room_id=entry.room_id,
+                    message_id=entry.message_id,
+                    blob=entry.blob,
+                    expires_at=entry.expires_at,
+                    now=now,
+                )
             self._emit(
                 MessageAcked(message_id=entry.message_id, path="central", member=None, at=now)
             )

@@ -69,6 +69,10 @@ from railgun_ref.wire import cbor
 P2P_VERSION: Final = 1
 #: HT-6.3: domain of a member's delivery receipt signature.
 RECEIPT_DOMAIN: Final = b"railgun/v1/room-receipt\x00"
+#: HT-7.3: domain of a member's signed central-status notice.
+STATUS_DOMAIN: Final = b"railgun/v1/central-status\x00"
+#: HT-7.3: a status notice is believed at most this long after it arrives, seconds.
+MAX_STATUS_TTL: Final = 600.0
 #: HT-6.1: domain-separating tag of a room announcement value.
 ANNOUNCEMENT_VERSION: Final = 1
 #: HT-6.2: room ids are 1..64 bytes (as on the central path, CEN-2).
@@ -97,7 +101,8 @@ class FrameType(IntEnum):
     ACK = 2  #: signed delivery receipts
     PROBE = 3  #: are you there?
     PROBE_ACK = 4  #: yes
-    PART = 5  #: one part of a room message too large for one frame (HT-6.7)
+    PART = 5  #: one part of a room message too large for one frame (HT-7.1)
+    STATUS = 6  #: a member's signed notice that it is off (or back on) central (HT-7.3)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +237,44 @@ def split_frame(frame: RoomFrame) -> list["RoomFrame | PartFrame"]:
     ]
 
 
-Frame = RoomFrame | AckFrame | ProbeFrame | PartFrame
+def status_message(room_id: bytes, off_central: bool, expires_ms: int) -> bytes:
+    """HT-7.3: the bytes a member signs in a STATUS frame."""
+    return STATUS_DOMAIN + room_id + bytes([off_central]) + expires_ms.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusFrame:
+    """HT-7.3: ``{0: 1, 1: 6, 2: room, 3: off_central, 4: expires_ms, 5: signature}``."""
+
+    room_id: bytes
+    off_central: bool  #: True: the member cannot reach the central service
+    expires_ms: int  #: the notice holds until then (ms since the epoch)
+    signature: bytes  #: the member's Ed25519 signature over `status_message`
+
+    def to_value(self) -> dict[int, Any]:
+        return {
+            0: P2P_VERSION,
+            1: FrameType.STATUS,
+            2: self.room_id,
+            3: self.off_central,
+            4: self.expires_ms,
+            5: self.signature,
+        }
+
+
+def _decode_status(value: dict[int, Any]) -> StatusFrame:
+    _keys(value, 6, "STATUS")
+    if type(value[3]) is not bool:
+        raise _malformed("off_central must be a boolean")
+    return StatusFrame(
+        room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
+        off_central=value[3],
+        expires_ms=_uint(value[4], "expires_ms"),
+        signature=_bstr(value[5], "signature", _SIGNATURE_SIZE, _SIGNATURE_SIZE),
+    )
+
+
+Frame = RoomFrame | AckFrame | ProbeFrame | PartFrame | StatusFrame
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -293,6 +335,8 @@ def decode_frame(data: bytes) -> Frame:
         )
     if kind == FrameType.PART:
         return _decode_part(value)
+    if kind == FrameType.STATUS:
+        return _decode_status(value)
     if kind == FrameType.ACK:
         _keys(value, 5, "ACK")
         raw = value[4]
@@ -433,7 +477,11 @@ class P2PConfig:
     unknown_lookup_interval: float = 5.0  #: at most this often for a stranger's frame
     max_seen: int = 200_000  #: message ids remembered for dedup
     max_reassemblies: int = 64  #: HT-6.7: messages being reassembled from parts at once
-    reassembly_timeout: float = 30.0  #: HT-6.7: an unfinished reassembly ends after this long
+    reassembly_timeout: float = 30.0  #: HT-7.2: an unfinished reassembly ends after this long
+    status_interval: float = 10.0  #: HT-7.3: an off-central notice is repeated this often
+    status_ttl: float = 30.0  #: HT-7.3: how long one notice holds
+    recent_window: float = 120.0  #: HT-7.4: own central messages kept this long for late notices
+    max_recent: int = 128  #: HT-7.4: at most this many of them
 
     def __post_init__(self) -> None:
         for name in (
@@ -445,13 +493,16 @@ class P2PConfig:
             "lookup_interval",
             "unknown_lookup_interval",
             "reassembly_timeout",
+            "status_interval",
+            "status_ttl",
+            "recent_window",
         ):
             if not getattr(self, name) > 0:
                 raise LocalProtocolError(f"{name} must be positive")
         if self.backoff_factor < 1:
             raise LocalProtocolError("backoff_factor must be >= 1")
         counts = (self.max_attempts, self.relay_after, self.probe_failures, self.max_seen)
-        if min(*counts, self.max_reassemblies) < 1:
+        if min(*counts, self.max_reassemblies, self.max_recent) < 1:
             raise LocalProtocolError("counts must be at least 1")
         if not 0 <= self.max_relay_hops <= MAX_HOPS or self.max_bridges < 0:
             raise LocalProtocolError(f"max_relay_hops must be 0..{MAX_HOPS}, max_bridges >= 0")
@@ -592,7 +643,11 @@ class P2PCounter(StrEnum):
     SEEN_EVICTED = "seen.evicted"
     PART_SENT = "part.sent"  #: HT-6.7: PART frames sent
     PART_REASSEMBLED = "part.reassembled"  #: HT-6.7: messages rebuilt from their parts
-    PART_TIMEOUT = "part.timeout"  #: HT-6.7: reassemblies that ended unfinished
+    PART_TIMEOUT = "part.timeout"  #: HT-7.2: reassemblies that ended unfinished
+    STATUS_SENT = "status.sent"  #: HT-7.3: STATUS frames sent
+    STATUS_ACCEPTED = "status.accepted"  #: HT-7.3: verified notices from members
+    STATUS_UNKNOWN_MEMBER = "status.unknown_member"  #: HT-7.3: a notice from a non-member
+    COVER_STARTED = "cover.started"  #: HT-7.4: jobs for members off central
 
 
 class Refusal(StrEnum):
@@ -602,7 +657,8 @@ class Refusal(StrEnum):
     EXPIRED = "expired"  #: a ROOM frame whose message has expired
     BAD_RECEIPT = "bad_receipt"  #: a receipt whose signature does not verify (HT-6.3)
     PART_MISMATCH = "part_mismatch"  #: HT-6.7: a part disagreeing with the earlier ones
-    PART_BUSY = "part_busy"  #: HT-6.7: max_reassemblies messages already being reassembled
+    PART_BUSY = "part_busy"  #: HT-7.2: max_reassemblies messages already being reassembled
+    BAD_STATUS = "bad_status"  #: HT-7.3: a STATUS signature that does not verify
 
 
 # ----------------------------------------------------------------- internals
@@ -625,6 +681,8 @@ class _Peer:
     failures: int = 0
     probe_sent_at: float | None = None
     next_probe: float = float("-inf")
+    #: HT-7.3: room id -> until when the member said it cannot reach the central service
+    off_central: dict[bytes, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -655,6 +713,16 @@ class _Reassembly:
     first: PartFrame
     deadline: float
     chunks: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Recent:
+    """HT-7.4: one of our messages the central service took, kept for late notices."""
+
+    room_id: bytes
+    blob: bytes
+    expires_at: float
+    sent_at: float
 
 
 @dataclass(slots=True)
@@ -701,6 +769,10 @@ class P2PRoomCore:
         self._seen: dict[bytes, float] = {}
         self._seen_expiries: list[tuple[float, bytes]] = []
         self._reassembly: dict[tuple[NodeId, bytes], _Reassembly] = {}
+        self._off_central = False  #: HT-7.3: do we tell members we are off central?
+        self._next_status: float | None = None  #: when the next STATUS round goes out
+        #: HT-7.4: our messages the central service took, oldest first, by message id.
+        self._recent: dict[bytes, _Recent] = {}
         self._next_nonce = 1
         self._reported: tuple[Reach, bool, int, int] | None = None
 
@@ -888,25 +960,139 @@ class P2PRoomCore:
                     )
                 )
                 continue
-            key = (message_id, member)
-            if key in self._jobs:
-                continue
-            self._jobs[key] = _Job(
-                room_id=room_id,
-                message_id=message_id,
-                blob=blob,
-                expires_at=expires_at,
-                target=member,
-                hops=self.config.max_relay_hops,
-                origin=True,
-                next_at=now,
-            )
+            self._start_job(room_id, message_id, blob, expires_at, member, now)
         self._timers(now)
+
+    def _start_job(
+        self,
+        room_id: bytes,
+        message_id: bytes,
+        blob: bytes,
+        expires_at: float,
+        member: NodeId,
+        now: float,
+    ) -> bool:
+        """An origin job for (message, member) unless one runs; False if one already did."""
+        key = (message_id, member)
+        if key in self._jobs:
+            return False
+        self._jobs[key] = _Job(
+            room_id=room_id,
+            message_id=message_id,
+            blob=blob,
+            expires_at=expires_at,
+            target=member,
+            hops=self.config.max_relay_hops,
+            origin=True,
+            next_at=now,
+        )
+        return True
 
     def cancel(self, message_id: bytes) -> None:
         """Stop delivering our message (it was settled another way, e.g. the central path)."""
         for key in [k for k, job in self._jobs.items() if job.origin and k[0] == message_id]:
             self._drop_job(key)
+
+    # ------------------------------------------------- per-client blocking (HT-7.3, HT-7.4)
+
+    def set_central_reachable(self, reachable: bool, *, now: float) -> None:
+        """HT-7.3: whether this client reaches the central service; members are told.
+
+        Off central, a signed STATUS goes to every member every `status_interval`;
+        back on it, one STATUS saying so goes out and the repetition stops.
+        """
+        if (not reachable) == self._off_central:
+            return
+        self._off_central = not reachable
+        self._next_status = now
+        self._timers(now)
+
+    @property
+    def off_central(self) -> bool:
+        return self._off_central
+
+    def blocked_members(self, room_id: bytes, *, now: float) -> frozenset[NodeId]:
+        """HT-7.3: members of `room_id` whose live notice says they cannot reach central."""
+        return frozenset(
+            peer.node_id
+            for peer in self._peers.values()
+            if room_id in peer.rooms and peer.off_central.get(room_id, float("-inf")) > now
+        )
+
+    def settled_centrally(
+        self, *, room_id: bytes, message_id: bytes, blob: bytes, expires_at: float, now: float
+    ) -> None:
+        """HT-7.4: the central service took our message. P2P jobs end, except for members
+        off central, which get it over P2P (started now if need be); it is kept for
+        `recent_window` so a member whose notice comes later still gets it."""
+        blocked = self.blocked_members(room_id, now=now) if room_id in self._rooms else frozenset()
+        for key, job in list(self._jobs.items()):
+            if job.origin and key[0] == message_id and job.target not in blocked:
+                self._drop_job(key)
+        if room_id not in self._rooms:
+            return
+        self._recent[message_id] = _Recent(
+            room_id=room_id, blob=blob, expires_at=expires_at, sent_at=now
+        )
+        while len(self._recent) > self.config.max_recent:
+            del self._recent[next(iter(self._recent))]
+        self._cover(room_id, blocked, now)
+        self._timers(now)
+
+    def _cover(self, room_id: bytes, members: Iterable[NodeId], now: float) -> None:
+        """HT-7.4: deliver our recent central messages of `room_id` to `members` over P2P."""
+        for message_id, recent in list(self._recent.items()):
+            if recent.sent_at + self.config.recent_window <= now or recent.expires_at <= now:
+                del self._recent[message_id]
+                continue
+            if recent.room_id != room_id:
+                continue
+            for member in members:
+                if (message_id, member) in self._receipts:
+                    continue
+                blob, expires_at = recent.blob, recent.expires_at
+                if self._start_job(room_id, message_id, blob, expires_at, member, now):
+                    self.counters.inc(P2PCounter.COVER_STARTED)
+
+    def _on_status(self, sender: NodeId, frame: StatusFrame, now: float) -> None:
+        """HT-7.3: a member says it is off (or back on) the central service."""
+        if frame.room_id not in self._rooms:
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.NOT_JOINED)
+            return
+        peer = self._peers.get(sender)
+        if peer is None or frame.room_id not in peer.rooms:
+            self.counters.inc(P2PCounter.STATUS_UNKNOWN_MEMBER)
+            return
+        message = status_message(frame.room_id, frame.off_central, frame.expires_ms)
+        if not verify(peer.public_key, message, frame.signature):
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.BAD_STATUS)
+            return
+        until = min(frame.expires_ms / 1000, now + MAX_STATUS_TTL)
+        if until <= now:
+            self.counters.inc(P2PCounter.REJECTED, label=Refusal.EXPIRED)
+            return
+        self.counters.inc(P2PCounter.STATUS_ACCEPTED)
+        if not frame.off_central:
+            peer.off_central.pop(frame.room_id, None)
+            return
+        peer.off_central[frame.room_id] = until
+        # Every notice (they repeat) revives delivery of what it has not acknowledged yet.
+        self._cover(frame.room_id, [sender], now)
+
+    def _status_round(self, now: float) -> None:
+        """HT-7.3: one signed STATUS to every member of every room."""
+        off = self._off_central
+        expires_ms = _ms(now + self.config.status_ttl)
+        for room in self._rooms.values():
+            signature = self.identity.sign(status_message(room.room_id, off, expires_ms))
+            frame = StatusFrame(
+                room_id=room.room_id, off_central=off, expires_ms=expires_ms, signature=signature
+            )
+            for peer in self._peers.values():
+                if room.room_id in peer.rooms:
+                    self.counters.inc(P2PCounter.STATUS_SENT)
+                    self._send(peer.node_id, peer.address, frame)
+        self._next_status = now + self.config.status_interval if off else None
 
     # ----------------------------------------------------------- receiving
 
@@ -929,6 +1115,8 @@ class P2PRoomCore:
                 self._on_room(sender, address, frame, now)
             case PartFrame():
                 self._on_part(sender, address, frame, now)
+            case StatusFrame():
+                self._on_status(sender, frame, now)
             case AckFrame():
                 self._on_ack(sender, frame, now)
         self._timers(now)
@@ -1118,6 +1306,8 @@ class P2PRoomCore:
         deadlines = [job.next_at for job in self._jobs.values()]
         deadlines += [min(r.next_announce, r.next_lookup) for r in self._rooms.values()]
         deadlines += [entry.deadline for entry in self._reassembly.values()]
+        if self._next_status is not None:
+            deadlines.append(self._next_status)
         for peer in self._peers.values():
             if peer.probe_sent_at is not None:
                 deadlines.append(peer.probe_sent_at + self.config.probe_timeout)
@@ -1145,6 +1335,8 @@ class P2PRoomCore:
                 room.next_lookup = now + config.lookup_interval
                 self._actions.append(LookupMembers(room_id=room.room_id, dht_ident=room.dht_ident))
         self._expire_members(now)
+        if self._next_status is not None and now >= self._next_status:
+            self._status_round(now)
         for key, entry in list(self._reassembly.items()):
             if entry.deadline <= now:
                 del self._reassembly[key]
