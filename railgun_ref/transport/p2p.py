@@ -54,6 +54,11 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
 from typing import Any, Final
 
+from railgun_ref.capacity.budget import Duty, SharingBudget
+from railgun_ref.capacity.scoring import score
+from railgun_ref.capacity.selection import Role, is_eligible
+from railgun_ref.capacity.sharing import Granted
+from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.constants import APP_TOPIC_ROOM
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -633,6 +638,7 @@ class P2PCounter(StrEnum):
     RELAY_ASKED = "relay.asked"
     RELAY_DIRECT = "relay.direct"
     RELAY_STALLED = "relay.stalled"
+    RELAY_THROTTLED = "relay.throttled"  #: HT-7.6: a relay attempt over the bandwidth budget
     ACK_UNKNOWN_MEMBER = "ack.unknown_member"
     ACK_UNSOLICITED = "ack.unsolicited"
     ACK_VERIFIED = "ack.verified"
@@ -751,9 +757,16 @@ class P2PRoomCore:
         address: Address,
         *,
         config: P2PConfig | None = None,
+        budget: SharingBudget | None = None,
         now: float,
     ) -> None:
+        """`budget`: the device's sharing budget (CAP-7); bridging draws on it. None: no limit."""
         self.identity = identity
+        self.budget = budget
+        #: HT-7.5: members' advertised capabilities (CAP-3), for choosing bridges.
+        self._capacities: dict[NodeId, DeviceCapabilities] = {}
+        #: HT-7.6: relay jobs running per target, each target holding one BRIDGE slot.
+        self._bridging: dict[NodeId, int] = {}
         self.node_id = identity.node_id
         self.address = address
         self.config = config or P2PConfig()
@@ -1243,7 +1256,7 @@ class P2PRoomCore:
             if job is not None:
                 job.upstream[sender] = reply_to
                 continue
-            if self._relay_jobs >= self.config.max_relay_jobs:
+            if self._relay_jobs >= self.config.max_relay_jobs or not self._bridge_slot(target):
                 self.counters.inc(P2PCounter.RELAY_REFUSED_QUOTA)
                 continue
             self.counters.inc(P2PCounter.RELAY_STARTED)
@@ -1378,6 +1391,8 @@ class P2PRoomCore:
                 else:
                     self.counters.inc(P2PCounter.RELAY_STALLED)
                 continue
+            if not job.origin and not self._relay_bandwidth(job, now):
+                continue
             job.attempts += 1
             job.next_at = now + config.backoff(job.attempts)
             peer = self._peers.get(job.target)
@@ -1408,8 +1423,22 @@ class P2PRoomCore:
             )
             self._send_room(bridge, peer.address, frame)
 
+    def _relay_bandwidth(self, job: _Job, now: float) -> bool:
+        """HT-7.6: charge one relay attempt to the BRIDGE budget; False: wait and retry."""
+        if self.budget is None:
+            return True
+        decision = self.budget.bandwidth(Duty.BRIDGE, len(job.blob), now=now)
+        if isinstance(decision, Granted):
+            return True
+        self.counters.inc(P2PCounter.RELAY_THROTTLED)
+        wait = decision.retry_after
+        job.next_at = now + (self.config.max_backoff if wait is None else max(wait, 0.001))
+        if wait is None:
+            job.attempts += 1  # it never fits: let the job run out of attempts
+        return False
+
     def _bridges(self, job: _Job) -> list[NodeId]:
-        """Up to `max_bridges` reachable members to relay `job`, most recently heard first."""
+        """HT-7.5: up to `max_bridges` reachable members to relay `job`, by capacity."""
         candidates = [
             p
             for p in self._peers.values()
@@ -1417,10 +1446,23 @@ class P2PRoomCore:
             and p.node_id != job.target
             and p.node_id not in job.upstream
             and self._status(p) is PeerStatus.REACHABLE
+            and self._may_bridge(p.node_id)
         ]
-        # Prefer bridges not asked yet, then the most recently heard.
-        candidates.sort(key=lambda p: (p.node_id in job.bridges_asked, -p.last_heard, p.node_id))
+        candidates.sort(key=lambda p: self._bridge_rank(p, job))
         return [p.node_id for p in candidates[: self.config.max_bridges]]
+
+    def _may_bridge(self, node_id: NodeId) -> bool:
+        """CAP-4.2: a member whose advertisement rules out the relay role never bridges."""
+        capabilities = self._capacities.get(node_id)
+        return capabilities is None or is_eligible(capabilities, Role.RELAY)
+
+    def _bridge_rank(self, peer: _Peer, job: _Job) -> tuple[bool, bool, int, float, bytes]:
+        """HT-7.5: not asked yet first; then advertised capacity, highest first (members with
+        no advertisement after those with one); last-heard time only breaks ties."""
+        capabilities = self._capacities.get(peer.node_id)
+        total = score(capabilities).total if capabilities is not None else 0
+        asked = peer.node_id in job.bridges_asked
+        return (asked, capabilities is None, -total, -peer.last_heard, peer.node_id)
 
     # ----------------------------------------------------------- internals
 
@@ -1492,6 +1534,28 @@ class P2PRoomCore:
         job = self._jobs.pop(key, None)
         if job is not None and not job.origin:
             self._relay_jobs -= 1
+            self._bridging[job.target] -= 1
+            if not self._bridging[job.target]:
+                del self._bridging[job.target]
+                if self.budget is not None:
+                    self.budget.close(Duty.BRIDGE, job.target)
+
+    def _bridge_slot(self, target: NodeId) -> bool:
+        """HT-7.6: one BRIDGE connection slot per member we relay to; False if refused."""
+        if target not in self._bridging:
+            if self.budget is not None:
+                if not isinstance(self.budget.open(Duty.BRIDGE, target), Granted):
+                    return False
+            self._bridging[target] = 0
+        self._bridging[target] += 1
+        return True
+
+    def set_capacity(self, node_id: NodeId, capabilities: DeviceCapabilities | None) -> None:
+        """HT-7.5: `node_id`'s advertised capabilities (CAP-3), or None to forget them."""
+        if capabilities is None:
+            self._capacities.pop(node_id, None)
+        else:
+            self._capacities[node_id] = capabilities
 
     def _first_time(self, message_id: bytes, expires_at: float, now: float) -> bool:
         if message_id in self._seen:
