@@ -1543,9 +1543,9 @@ class P2PRoomCore:
     def _bridge_slot(self, target: NodeId) -> bool:
         """HT-7.6: one BRIDGE connection slot per member we relay to; False if refused."""
         if target not in self._bridging:
-            if self.budget is not None:
-                if not isinstance(self.budget.open(Duty.BRIDGE, target), Granted):
-                    return False
+            budget = self.budget
+            if budget is not None and not isinstance(budget.open(Duty.BRIDGE, target), Granted):
+                return False
             self._bridging[target] = 0
         self._bridging[target] += 1
         return True
