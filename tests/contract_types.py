@@ -12,6 +12,7 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.dht.service import Dht
 from railgun_ref.identity.rotation import RotationTracker
 from railgun_ref.node import Node
+from railgun_ref.relay.committee import CommitteeRelay
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
 from railgun_ref.storeforward.holder import StorageHolder
@@ -52,6 +53,10 @@ def _rotationtracker(core: RotationTracker) -> ProtocolCore[object]:
 
 
 def _node(core: Node) -> ProtocolCore[object]:
+    return core
+
+
+def _committeerelay(core: CommitteeRelay) -> ProtocolCore[object]:
     return core
 
 

@@ -1,0 +1,461 @@
+"""Committee relays (RLY): a few peers per room forward its ciphertext (sans-IO).
+
+When members of a room cannot reach each other and no member can bridge
+(HT-6.5) — the design's scenario 3, "peer relay committees" — a small
+committee of relays, chosen per room, forwards the room's sealed messages.
+
+Theory of operation:
+
+1. **Committee** (RLY-1). Among the peers whose capability advertisements
+   (CAP-3) a member knows, those eligible for the ``relay`` role (CAP-4.2,
+   CAP-4.3) are ordered by XOR distance (DHT-1) to the room's DHT key
+   (``derive_key(room, dht ident)``); the `pool` nearest form the pool, and
+   the `size` best of the pool by capacity score (CAP-4.4) are the
+   committee. Every member with the same view picks the same committee;
+   `all_malicious_probability` gives the chance an adversary fills it.
+2. **Request** (RLY-2). A member sends a `RelayFrame` on APP topic
+   `APP_TOPIC_RELAY` to each committee relay: the room id, its DHT ident,
+   the message id, the expiry and the sealed blob (ROOM-1.3).
+3. **Forwarding** (RLY-3). The relay learns the room's members as any
+   non-member does: the publishers of room records under the DHT ident
+   whose proof of the room secret verifies (ROOM-6.2), looked up with
+   `LookupRoom` and fed back with `members_found`. It forwards a request
+   only from such a publisher, sends each member except the requester one
+   ROOM frame (HT-6.2, no hops, no relay_to), charges each copy to the
+   sharing budget (duty ``relay``, CAP-7) and holds one ``relay`` slot per
+   room with messages in flight. A repeated request re-sends to the
+   members that have not acknowledged yet.
+4. **Receipts** (RLY-4). Members acknowledge the relay with ACK frames
+   (HT-6.3); the relay verifies each receipt under the member's key from
+   its record and forwards it to every requester once.
+5. **Opacity** (RLY-5). A relay sees the room id and DHT ident, the message
+   id, the expiry, the blob's length (its size bucket) and the addresses
+   of requesters and members; never a body, a sender identity inside the
+   seal, or the room secret.
+
+Decoding raises only `RemoteProtocolError`; `receive` counts every refusal
+under `RelayCounter` and never raises for peer input.
+"""
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any, Final
+
+from railgun_ref.capacity.budget import Duty, SharingBudget
+from railgun_ref.capacity.selection import Candidate, Role, rank_candidates
+from railgun_ref.capacity.sharing import Granted
+from railgun_ref.core.constants import APP_TOPIC_RELAY, APP_TOPIC_ROOM
+from railgun_ref.core.counters import Counters
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.geometry import distance
+from railgun_ref.dht.keys import KeyType, derive_key
+from railgun_ref.identity.keys import verify
+from railgun_ref.transport.p2p import (
+    MAX_ROOM_ID_SIZE,
+    MESSAGE_ID_SIZE,
+    AckFrame,
+    Receipt,
+    RoomFrame,
+    RoomMember,
+    SendApp,
+    decode_frame,
+    encode_frame,
+    member_from_record,
+    receipt_message,
+)
+from railgun_ref.wire import cbor
+
+#: RLY-2: the relay frames' format version.
+RELAY_VERSION: Final = 1
+#: RLY-2: the largest blob a relay request carries (the request fits one APP message).
+MAX_RELAY_BLOB: Final = 65000
+#: RLY-2: DHT idents of rooms are 32 bytes (ROOM-2.2).
+DHT_IDENT_SIZE: Final = 32
+
+
+class RelayFrameType(IntEnum):
+    RELAY = 1  #: RLY-2: forward this sealed message to the room's members
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayFrame:
+    """RLY-2: ``{0: 1, 1: 1, 2: room id, 3: dht ident, 4: message id, 5: expires_ms,
+    6: blob}``."""
+
+    room_id: bytes
+    dht_ident: bytes
+    message_id: bytes
+    expires_ms: int
+    blob: bytes
+
+    def to_value(self) -> dict[int, Any]:
+        return {
+            0: RELAY_VERSION,
+            1: RelayFrameType.RELAY,
+            2: self.room_id,
+            3: self.dht_ident,
+            4: self.message_id,
+            5: self.expires_ms,
+            6: self.blob,
+        }
+
+
+def encode_relay_frame(frame: RelayFrame) -> bytes:
+    return cbor.encode(frame.to_value())
+
+
+def _malformed(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.MALFORMED, reason)
+
+
+def _bstr(value: object, name: str, low: int, high: int) -> bytes:
+    if not isinstance(value, bytes) or not low <= len(value) <= high:
+        raise _malformed(f"{name} must be a byte string of {low}..{high} bytes")
+    return value
+
+
+def decode_relay_frame(data: bytes) -> RelayFrame:
+    """RLY-2: parse a relay request. Raises only `RemoteProtocolError`, whatever the bytes."""
+    value = cbor.decode(data)
+    if not isinstance(value, dict) or 0 not in value or 1 not in value:
+        raise _malformed("a relay frame is a map with a version and a type")
+    if type(value[0]) is not int or value[0] != RELAY_VERSION:
+        raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"relay version {value[0]!r}")
+    if type(value[1]) is not int or value[1] not in set(RelayFrameType):
+        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"relay frame type {value[1]!r}")
+    if value.keys() != set(range(7)):
+        raise _malformed("RELAY frame must have keys 0..6")
+    expires_ms = value[5]
+    if type(expires_ms) is not int or not 0 <= expires_ms < 2**64:
+        raise _malformed("expires_ms must be an unsigned integer")
+    return RelayFrame(
+        room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
+        dht_ident=_bstr(value[3], "dht ident", DHT_IDENT_SIZE, DHT_IDENT_SIZE),
+        message_id=_bstr(value[4], "message id", MESSAGE_ID_SIZE, MESSAGE_ID_SIZE),
+        expires_ms=expires_ms,
+        blob=_bstr(value[6], "blob", 1, MAX_RELAY_BLOB),
+    )
+
+
+# ------------------------------------------------------------ committee (RLY-1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitteeConfig:
+    """RLY-1: committee parameters."""
+
+    size: int = 5  #: relays per room (c)
+    pool: int = 8  #: the eligible peers nearest the room key the committee is drawn from
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.size <= self.pool:
+            raise LocalProtocolError("1 <= size <= pool")
+
+
+def room_key(dht_ident: bytes) -> bytes:
+    """RLY-1: the DHT key committees are near: the room records' key (DHT-2.1, ROOM-2.2)."""
+    return derive_key(KeyType.ROOM, dht_ident)
+
+
+def select_committee(
+    dht_ident: bytes, candidates: Iterable[Candidate], config: CommitteeConfig | None = None
+) -> tuple[NodeId, ...]:
+    """RLY-1: the `size` best by capacity of the `pool` eligible peers nearest the room key."""
+    config = config or CommitteeConfig()
+    key = room_key(dht_ident)
+    eligible = rank_candidates(candidates, Role.RELAY).ranked
+    nearest = sorted(eligible, key=lambda ranked: distance(ranked.node_id, key))[: config.pool]
+    best = sorted(nearest, key=lambda ranked: (-ranked.score.total, ranked.node_id))
+    return tuple(ranked.node_id for ranked in best[: config.size])
+
+
+def all_malicious_probability(f: float, size: int, pool: int | None = None) -> float:
+    """RLY-6: the chance an adversary holding a fraction `f` of the nodes fills a committee.
+
+    Worst case: its nodes advertise the best capacity, so they take every seat
+    they can; the committee is all theirs when at least `size` of the `pool`
+    nearest eligible peers are. Node ids are hashes of keys (ID-2), so each of
+    the pool is the adversary's with probability `f`: the binomial tail
+    P[Bin(pool, f) >= size]. With `pool == size` this is f ** size.
+    """
+    pool = size if pool is None else pool
+    if not 0.0 <= f <= 1.0 or not 1 <= size <= pool:
+        raise LocalProtocolError("0 <= f <= 1 and 1 <= size <= pool")
+    return sum(math.comb(pool, k) * f**k * (1 - f) ** (pool - k) for k in range(size, pool + 1))
+
+
+def all_malicious_finite(nodes: int, malicious: int, size: int, pool: int) -> float:
+    """RLY-6: the same for a network of `nodes` of which `malicious` are the adversary's
+    (the pool drawn without replacement: a hypergeometric tail)."""
+    if not 0 <= malicious <= nodes or not 1 <= size <= pool <= nodes:
+        raise LocalProtocolError("0 <= malicious <= nodes and 1 <= size <= pool <= nodes")
+    total = math.comb(nodes, pool)
+    honest = nodes - malicious
+    hits = sum(math.comb(malicious, k) * math.comb(honest, pool - k) for k in range(size, pool + 1))
+    return hits / total
+
+
+# ------------------------------------------------------------ the relay (RLY-3, RLY-4)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayConfig:
+    """RLY-3: parameters of a committee relay (seconds unless stated)."""
+
+    lookup_interval: float = 30.0  #: a room's member list is looked up again after this long
+    max_rooms: int = 256  #: rooms served at once
+    max_messages: int = 4096  #: messages in flight at once
+    max_waiting: int = 64  #: requests waiting for a member lookup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookupRoom:
+    """Look the room's members up: `find_room_peers(dht_ident)`, then `members_found`."""
+
+    dht_ident: bytes
+
+
+#: The closed set of what `CommitteeRelay.next_action` returns (CORE-1.2).
+RelayAction = SendApp | LookupRoom
+
+
+class RelayCounter(StrEnum):
+    """Counters of `CommitteeRelay` (labels: `ErrorCode` or `RelayRefusal`)."""
+
+    REJECTED = "rejected"  #: a frame refused; label: its `ErrorCode` or `RelayRefusal`
+    REJECTED_MEMBER = "rejected.member"  #: a room record refused; label: its `ErrorCode`
+    FORWARDED = "forwarded"  #: ROOM frames sent to members
+    THROTTLED = "throttled"  #: copies not sent: the budget's bandwidth was spent
+    DUPLICATE = "duplicate"  #: a request for a message already relayed
+    RECEIPTS_FORWARDED = "receipts.forwarded"
+    RECEIPT_UNKNOWN = "receipt.unknown"  #: a receipt for no message or member we relay
+
+
+class RelayRefusal(StrEnum):
+    """Why a well-formed request was refused (labels of `RelayCounter.REJECTED`)."""
+
+    EXPIRED = "expired"
+    STRANGER = "stranger"  #: the requester publishes no valid record of the room
+    QUOTA = "quota"  #: max_rooms, max_messages or max_waiting reached
+    BUDGET = "budget"  #: the sharing budget refused the room's connection slot
+    BAD_RECEIPT = "bad_receipt"
+
+
+@dataclass(slots=True)
+class _RoomView:
+    members: dict[NodeId, RoomMember]
+    looked_up_at: float
+
+
+@dataclass(slots=True)
+class _Relayed:
+    frame: RelayFrame
+    expires_at: float
+    upstream: dict[NodeId, Address] = field(default_factory=dict)
+    receipts: dict[NodeId, bytes] = field(default_factory=dict)
+
+
+class CommitteeRelay:
+    """A committee relay; a `ProtocolCore[RelayAction]` (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        config: RelayConfig | None = None,
+        budget: SharingBudget | None = None,
+        now: float,
+    ) -> None:
+        self.config = config or RelayConfig()
+        self.budget = budget
+        self.counters: Counters[RelayCounter] = Counters()
+        self._actions: deque[RelayAction] = deque()
+        self._rooms: dict[bytes, _RoomView] = {}
+        self._slots: set[bytes] = set()  #: rooms holding a `relay` slot of the budget
+        self._messages: dict[bytes, _Relayed] = {}
+        self._waiting: dict[bytes, list[tuple[NodeId, Address, RelayFrame]]] = {}
+        del now  # nothing is due before the first request
+
+    def next_action(self) -> RelayAction | None:
+        return self._actions.popleft() if self._actions else None
+
+    def next_deadline(self) -> float | None:
+        return min((m.expires_at for m in self._messages.values()), default=None)
+
+    def on_timer(self, *, now: float) -> None:
+        for message_id, relayed in list(self._messages.items()):
+            if relayed.expires_at <= now:
+                del self._messages[message_id]
+        live = {m.frame.dht_ident for m in self._messages.values()}
+        for ident in self._slots - live:
+            self._slots.discard(ident)
+            if self.budget is not None:
+                self.budget.close(Duty.RELAY, ident)
+
+    def in_flight(self) -> int:
+        return len(self._messages)
+
+    def members(self, dht_ident: bytes) -> frozenset[NodeId]:
+        view = self._rooms.get(dht_ident)
+        return frozenset() if view is None else frozenset(view.members)
+
+    # ---------------------------------------------------------------- inputs
+
+    def members_found(self, dht_ident: bytes, records: Iterable[bytes], *, now: float) -> int:
+        """RLY-3: `find_room_peers(dht_ident)` records; only valid closed-room records count."""
+        members: dict[NodeId, RoomMember] = {}
+        for record in records:
+            try:
+                member = member_from_record(record, room_id=dht_ident, now=now, closed=True)
+            except RemoteProtocolError as exc:
+                self.counters.inc(RelayCounter.REJECTED_MEMBER, label=exc.code)
+                continue
+            members[member.node_id] = member
+        if dht_ident in self._rooms or len(self._rooms) < self.config.max_rooms:
+            self._rooms[dht_ident] = _RoomView(members=members, looked_up_at=now)
+        for sender, address, frame in self._waiting.pop(dht_ident, []):
+            self._request(sender, address, frame, now)
+        return len(members)
+
+    def receive(
+        self, sender: NodeId, address: Address, topic: int, payload: bytes, *, now: float
+    ) -> None:
+        """An APP message from the authenticated node `sender`: a RELAY request on
+        `APP_TOPIC_RELAY`, or a member's ACK on `APP_TOPIC_ROOM`. Never raises."""
+        try:
+            if topic == APP_TOPIC_RELAY:
+                self._request(sender, address, decode_relay_frame(payload), now)
+            elif topic == APP_TOPIC_ROOM:
+                frame = decode_frame(payload)
+                if isinstance(frame, AckFrame):
+                    self._on_ack(frame)
+        except RemoteProtocolError as exc:
+            self.counters.inc(RelayCounter.REJECTED, label=exc.code)
+
+    # ------------------------------------------------------------- internals
+
+    def _request(self, sender: NodeId, address: Address, frame: RelayFrame, now: float) -> None:
+        expires_at = frame.expires_ms / 1000
+        if expires_at <= now:
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.EXPIRED)
+            return
+        view = self._rooms.get(frame.dht_ident)
+        if view is None or (
+            sender not in view.members and now - view.looked_up_at >= self.config.lookup_interval
+        ):
+            self._wait_for_lookup(sender, address, frame)
+            return
+        if sender not in view.members:
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.STRANGER)
+            return
+        relayed = self._messages.get(frame.message_id)
+        if relayed is None:
+            if not self._admit(frame):
+                return
+            relayed = _Relayed(frame=frame, expires_at=expires_at)
+            self._messages[frame.message_id] = relayed
+        else:
+            self.counters.inc(RelayCounter.DUPLICATE)
+        relayed.upstream[sender] = address
+        if relayed.receipts:
+            self._send_receipts(relayed, {sender: address}, relayed.receipts)
+        self._forward(relayed, view, sender, now)
+
+    def _wait_for_lookup(self, sender: NodeId, address: Address, frame: RelayFrame) -> None:
+        waiting = self._waiting.get(frame.dht_ident)
+        if waiting is None:
+            if len(self._waiting) >= self.config.max_waiting:
+                self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.QUOTA)
+                return
+            waiting = self._waiting[frame.dht_ident] = []
+            self._actions.append(LookupRoom(dht_ident=frame.dht_ident))
+        if len(waiting) >= self.config.max_waiting:
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.QUOTA)
+            return
+        waiting.append((sender, address, frame))
+
+    def _admit(self, frame: RelayFrame) -> bool:
+        """RLY-3: room for one more message, and the room's `relay` slot (CAP-7)."""
+        if len(self._messages) >= self.config.max_messages:
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.QUOTA)
+            return False
+        budget = self.budget
+        new_room = frame.dht_ident not in self._slots
+        if (
+            new_room
+            and budget is not None
+            and not isinstance(budget.open(Duty.RELAY, frame.dht_ident), Granted)
+        ):
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.BUDGET)
+            return False
+        self._slots.add(frame.dht_ident)
+        return True
+
+    def _forward(self, relayed: _Relayed, view: _RoomView, sender: NodeId, now: float) -> None:
+        frame = relayed.frame
+        payload = encode_frame(
+            RoomFrame(
+                room_id=frame.room_id,
+                message_id=frame.message_id,
+                expires_ms=frame.expires_ms,
+                blob=frame.blob,
+            )
+        )
+        for member in sorted(view.members.values(), key=lambda m: m.node_id):
+            if member.node_id == sender or member.node_id in relayed.receipts:
+                continue
+            if self.budget is not None and not isinstance(
+                self.budget.bandwidth(Duty.RELAY, len(payload), now=now), Granted
+            ):
+                self.counters.inc(RelayCounter.THROTTLED)
+                continue
+            self.counters.inc(RelayCounter.FORWARDED)
+            self._actions.append(
+                SendApp(
+                    peer=member.node_id,
+                    address=member.address,
+                    topic=APP_TOPIC_ROOM,
+                    payload=payload,
+                )
+            )
+
+    def _on_ack(self, ack: AckFrame) -> None:
+        relayed = self._messages.get(ack.message_id)
+        view = None if relayed is None else self._rooms.get(relayed.frame.dht_ident)
+        if relayed is None or view is None or ack.room_id != relayed.frame.room_id:
+            self.counters.inc(RelayCounter.RECEIPT_UNKNOWN)
+            return
+        fresh: dict[NodeId, bytes] = {}
+        for receipt in ack.receipts:
+            member = view.members.get(receipt.member)
+            if member is None:
+                self.counters.inc(RelayCounter.RECEIPT_UNKNOWN)
+                continue
+            if not verify(
+                member.public_key, receipt_message(ack.room_id, ack.message_id), receipt.signature
+            ):
+                self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.BAD_RECEIPT)
+                continue
+            if receipt.member not in relayed.receipts:
+                relayed.receipts[receipt.member] = receipt.signature
+                fresh[receipt.member] = receipt.signature
+        if fresh:
+            self._send_receipts(relayed, relayed.upstream, fresh)
+
+    def _send_receipts(
+        self, relayed: _Relayed, to: dict[NodeId, Address], receipts: dict[NodeId, bytes]
+    ) -> None:
+        ack = AckFrame(
+            room_id=relayed.frame.room_id,
+            message_id=relayed.frame.message_id,
+            receipts=tuple(Receipt(member=m, signature=s) for m, s in sorted(receipts.items())),
+        )
+        payload = encode_frame(ack)
+        for up, address in to.items():
+            self.counters.inc(RelayCounter.RECEIPTS_FORWARDED, len(receipts))
+            self._actions.append(
+                SendApp(peer=up, address=address, topic=APP_TOPIC_ROOM, payload=payload)
+            )
