@@ -67,6 +67,7 @@ VECTOR_AREAS: Final = (
     "storeforward",
     "abuse",
     "traversal",
+    "relays",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

@@ -30,6 +30,7 @@ from railgun_ref.conformance.builders import (
     framing,
     identity,
     node_ping,
+    relays,
     rooms,
     storeforward,
     traversal,
@@ -64,6 +65,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "storeforward": storeforward.build,
     "abuse": abuse.build,
     "traversal": traversal.build,
+    "relays": relays.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -92,9 +92,9 @@ MAX_LIST: Final = 256
 MAX_MESSAGE_TTL: Final = 7 * 24 * 3600.0
 #: An APP payload is at most 64 KiB (APP-1.2); a ROOM frame must fit in one.
 MAX_FRAME_SIZE: Final = 65536
-#: HT-6.7: a blob whose ROOM frame would not fit one APP message goes in parts of this size.
+#: HT-7.1: a blob whose ROOM frame would not fit one APP message goes in parts of this size.
 PART_SIZE: Final = 49152
-#: HT-6.7: the largest blob the P2P path carries (in parts), bytes.
+#: HT-7.1: the largest blob the P2P path carries (in parts), bytes.
 MAX_BLOB_SIZE: Final = 262144
 _SIGNATURE_SIZE: Final = 64
 
@@ -174,18 +174,18 @@ class ProbeFrame:
 
 
 def part_count(total: int) -> int:
-    """HT-6.7: how many PART frames carry a blob of `total` bytes."""
+    """HT-7.1: how many PART frames carry a blob of `total` bytes."""
     return -(-total // PART_SIZE)
 
 
 def part_length(index: int, total: int) -> int:
-    """HT-6.7: the chunk size of part `index`: PART_SIZE, the last one the remainder."""
+    """HT-7.1: the chunk size of part `index`: PART_SIZE, the last one the remainder."""
     return min(PART_SIZE, total - index * PART_SIZE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PartFrame:
-    """HT-6.7: ``{0: 1, 1: 5, 2: room, 3: msg id, 4: expires_ms, 5: chunk, 6: hops,
+    """HT-7.1: ``{0: 1, 1: 5, 2: room, 3: msg id, 4: expires_ms, 5: chunk, 6: hops,
     7: relay_to, 8: index, 9: total}``: part `index` of a blob of `total` bytes."""
 
     room_id: bytes
@@ -212,7 +212,7 @@ class PartFrame:
         }
 
     def same_message(self, other: "PartFrame") -> bool:
-        """HT-6.7: do both parts agree on everything but their index and chunk?"""
+        """HT-7.2: do both parts agree on everything but their index and chunk?"""
         return (self.room_id, self.expires_ms, self.total, self.hops, self.relay_to) == (
             other.room_id,
             other.expires_ms,
@@ -223,7 +223,7 @@ class PartFrame:
 
 
 def split_frame(frame: RoomFrame) -> list["RoomFrame | PartFrame"]:
-    """HT-6.7: `frame` itself if it fits one APP message, else its PART frames."""
+    """HT-7.1: `frame` itself if it fits one APP message, else its PART frames."""
     if len(encode_frame(frame)) <= MAX_FRAME_SIZE:
         return [frame]
     total = len(frame.blob)
@@ -481,7 +481,7 @@ class P2PConfig:
     lookup_interval: float = 30.0  #: refresh the member list this often
     unknown_lookup_interval: float = 5.0  #: at most this often for a stranger's frame
     max_seen: int = 200_000  #: message ids remembered for dedup
-    max_reassemblies: int = 64  #: HT-6.7: messages being reassembled from parts at once
+    max_reassemblies: int = 64  #: HT-7.2: messages being reassembled from parts at once
     reassembly_timeout: float = 30.0  #: HT-7.2: an unfinished reassembly ends after this long
     status_interval: float = 10.0  #: HT-7.3: an off-central notice is repeated this often
     status_ttl: float = 30.0  #: HT-7.3: how long one notice holds
@@ -647,8 +647,8 @@ class P2PCounter(StrEnum):
     SEND_TOO_LARGE = "send.too_large"
     MEMBER_EXPIRED = "member.expired"
     SEEN_EVICTED = "seen.evicted"
-    PART_SENT = "part.sent"  #: HT-6.7: PART frames sent
-    PART_REASSEMBLED = "part.reassembled"  #: HT-6.7: messages rebuilt from their parts
+    PART_SENT = "part.sent"  #: HT-7.1: PART frames sent
+    PART_REASSEMBLED = "part.reassembled"  #: HT-7.2: messages rebuilt from their parts
     PART_TIMEOUT = "part.timeout"  #: HT-7.2: reassemblies that ended unfinished
     STATUS_SENT = "status.sent"  #: HT-7.3: STATUS frames sent
     STATUS_ACCEPTED = "status.accepted"  #: HT-7.3: verified notices from members
@@ -662,7 +662,7 @@ class Refusal(StrEnum):
     NOT_JOINED = "not_joined"  #: a ROOM frame for a room this node has not joined
     EXPIRED = "expired"  #: a ROOM frame whose message has expired
     BAD_RECEIPT = "bad_receipt"  #: a receipt whose signature does not verify (HT-6.3)
-    PART_MISMATCH = "part_mismatch"  #: HT-6.7: a part disagreeing with the earlier ones
+    PART_MISMATCH = "part_mismatch"  #: HT-7.2: a part disagreeing with the earlier ones
     PART_BUSY = "part_busy"  #: HT-7.2: max_reassemblies messages already being reassembled
     BAD_STATUS = "bad_status"  #: HT-7.3: a STATUS signature that does not verify
 
@@ -714,7 +714,7 @@ class _Room:
 
 @dataclass(slots=True)
 class _Reassembly:
-    """HT-6.7: the parts of one message from one sender received so far."""
+    """HT-7.2: the parts of one message from one sender received so far."""
 
     first: PartFrame
     deadline: float
@@ -958,7 +958,7 @@ class P2PRoomCore:
             raise LocalProtocolError("join the room before sending to it")
         if len(message_id) != MESSAGE_ID_SIZE:
             raise LocalProtocolError(f"message ids are {MESSAGE_ID_SIZE} bytes")
-        # HT-6.7: anything up to MAX_BLOB_SIZE travels, in parts if it must.
+        # HT-7.1: anything up to MAX_BLOB_SIZE travels, in parts if it must.
         too_large = len(blob) > MAX_BLOB_SIZE
         for member in sorted(set(members) - {self.node_id}):
             if too_large:
@@ -1185,7 +1185,7 @@ class P2PRoomCore:
             self._send(sender, reply_to, ack)
 
     def _on_part(self, sender: NodeId, address: Address, part: PartFrame, now: float) -> None:
-        """HT-6.7: keep the part; the last one makes the ROOM frame `_on_room` handles."""
+        """HT-7.2: keep the part; the last one makes the ROOM frame `_on_room` handles."""
         if part.room_id not in self._rooms:
             self.counters.inc(P2PCounter.REJECTED, label=Refusal.NOT_JOINED)
             return
@@ -1523,7 +1523,7 @@ class P2PRoomCore:
         )
 
     def _send_room(self, peer: NodeId, address: Address, frame: RoomFrame) -> None:
-        """HT-6.7: a ROOM frame, in PART frames when it does not fit one APP message."""
+        """HT-7.1: a ROOM frame, in PART frames when it does not fit one APP message."""
         frames = split_frame(frame)
         if len(frames) > 1:
             self.counters.inc(P2PCounter.PART_SENT, len(frames))

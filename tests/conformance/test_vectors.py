@@ -275,6 +275,24 @@ def _is(result: str) -> Any:
             lambda t: t["steps"][0]["expect"].update(held=["00" * 32]),
             id="sf-script-held",
         ),
+        pytest.param(
+            "relays",
+            lambda t: "decoded" in t,
+            lambda t: t["decoded"].update(type="ROOM"),
+            id="relays-decoded",
+        ),
+        pytest.param(
+            "relays",
+            lambda t: "publicKey" in t,
+            lambda t: t.update(result="valid" if t["result"] == "invalid" else "invalid"),
+            id="relays-status",
+        ),
+        pytest.param(
+            "relays",
+            lambda t: "committee" in t,
+            lambda t: t.update(committee=list(reversed(t["committee"]))),
+            id="relays-committee",
+        ),
     ],
 )
 def test_runner_catches_a_tampered_vector(area: str, applies: Any, mutate: Any) -> None:

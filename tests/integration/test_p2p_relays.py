@@ -1,4 +1,4 @@
-"""Large bodies and per-client blocking on real localhost (HT-6.7, HT-6.8).
+"""Large bodies and per-client blocking on real localhost (HT-7.1 to HT-7.4).
 
 Clients are `railgun_ref.client.connect` with the fast profile, on real UDP/TCP
 sockets. The central service is its own `railgun-ref central` process (killed
@@ -52,7 +52,7 @@ def central(tmp_path: Path) -> Iterator[CentralProcess]:
 async def test_large_bodies_over_p2p_with_the_central_service_down(
     tmp_path: Path, central: CentralProcess
 ) -> None:
-    """HT-6.7: with the central service killed, 20 KB and 60 KB bodies (the 64 KiB
+    """HT-7.1: with the central service killed, 20 KB and 60 KB bodies (the 64 KiB
     padding bucket) reach every other member over P2P, once, intact."""
     async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
         members = await start_room(tg, stack, tmp_path, central.url, 3)

@@ -1,4 +1,4 @@
-"""Committee relays: selection, the all-malicious analysis, and the relay core (RLY-x)."""
+"""Committee relays: selection, the all-malicious analysis, and the relay core (RLY-1 to RLY-6)."""
 
 import contextlib
 
@@ -33,6 +33,7 @@ from railgun_ref.transport.p2p import (
     Delivered,
     P2PRoomCore,
     Receipt,
+    RoomFrame,
     SendApp,
     decode_frame,
     encode_frame,
@@ -58,7 +59,7 @@ def candidates(n: int) -> list[Candidate]:
 
 
 def test_committee_is_the_best_by_capacity_of_the_nearest_pool() -> None:
-    """RLY-1: of the `pool` eligible peers nearest the room key, the `size` best by score;
+    """RLY-1.1: of the `pool` eligible peers nearest the room key, the `size` best by score;
     the same whatever order the candidates come in; ineligible peers never sit."""
     pool = candidates(30)
     pool.append(
@@ -78,7 +79,7 @@ def test_committee_is_the_best_by_capacity_of_the_nearest_pool() -> None:
 
 
 def test_all_malicious_probability() -> None:
-    """RLY-6: with pool = size it is f^c; a larger pool makes it likelier; the finite
+    """RLY-6.1: with pool = size it is f^c; a larger pool makes it likelier; the finite
     (hypergeometric) value approaches the binomial one as the network grows."""
     assert all_malicious_probability(0.2, 5) == pytest.approx(0.2**5)
     assert all_malicious_probability(0.2, 5, 8) > 0.2**5
@@ -105,7 +106,7 @@ def relay_frame(i: int, expires: float = T0 + 600, blob: bytes = b"sealed") -> R
 
 
 def test_relay_frame_round_trip_and_refusals() -> None:
-    """RLY-2: a RELAY frame decodes to itself; bad shapes get their error code."""
+    """RLY-2.1: a RELAY frame decodes to itself; bad shapes get their error code."""
     frame = relay_frame(1)
     assert decode_relay_frame(encode_relay_frame(frame)) == frame
     good = frame.to_value()
@@ -126,7 +127,7 @@ def test_relay_frame_round_trip_and_refusals() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_relay_decoder_raises_only_remote_errors(data: bytes) -> None:
-    """RLY-2: whatever the bytes, decoding fails only with RemoteProtocolError."""
+    """RLY-2.1: whatever the bytes, decoding fails only with RemoteProtocolError."""
     with contextlib.suppress(RemoteProtocolError):
         decode_relay_frame(data)
 
@@ -177,7 +178,7 @@ class Rig:
 
 
 def test_relay_forwards_once_and_brings_receipts_back() -> None:
-    """RLY-3, RLY-4: a member's request reaches every other member once; their receipts
+    """RLY-3.1, RLY-4.1: a member's request reaches every other member once; their receipts
     come back to the requester through the relay, verified; a repeated request is sent
     only to members that have not acknowledged."""
     rig = Rig()
@@ -205,7 +206,7 @@ def test_relay_forwards_once_and_brings_receipts_back() -> None:
 
 
 def test_strangers_expired_and_forged_receipts_are_refused() -> None:
-    """RLY-3, RLY-4: a requester without a valid room record, an expired request and a
+    """RLY-3.1, RLY-4.1: a requester without a valid room record, an expired request and a
     receipt signed by someone else are refused and counted; nothing is forwarded."""
     rig = Rig()
     rig.lookup()
@@ -234,8 +235,9 @@ def test_strangers_expired_and_forged_receipts_are_refused() -> None:
 
 
 def test_relaying_draws_on_the_sharing_budget() -> None:
-    """RLY-3, CAP-7: one `relay` slot per room in flight, each copy charged; a copy over the
-    bandwidth is not sent (counted); the slot frees once the room's messages expire."""
+    """RLY-3.2, CAP-7.1, CAP-7.2: one `relay` slot per room in flight, each copy charged;
+    a copy over the bandwidth is not sent (counted); the slot frees once the room's
+    messages expire."""
     sharing = CapacitySharing(caps(upload_bandwidth=400), CapacitySharingConfig(), now=T0)
     shared = SharingBudget(sharing)  # 200 B/s shared: one copy of ~90 bytes fits twice
     rig = Rig(budget=shared)
@@ -252,7 +254,7 @@ def test_relaying_draws_on_the_sharing_budget() -> None:
 
 
 def test_no_slot_no_relaying() -> None:
-    """RLY-3, CAP-7: a relay whose connection slots are all taken refuses a new room."""
+    """RLY-3.2, CAP-7.2: a relay whose connection slots are all taken refuses a new room."""
     sharing = CapacitySharing(caps(max_relay_connections=1), CapacitySharingConfig(), now=T0)
     shared = SharingBudget(sharing)
     shared.open(Duty.STORAGE, "someone")
@@ -261,3 +263,19 @@ def test_no_slot_no_relaying() -> None:
     rig.request(rig.cores[0], relay_frame(20))
     assert rig.relay.counters.get_count(RelayCounter.REJECTED, RelayRefusal.BUDGET) == 1
     assert shared.refused(Duty.RELAY) == 1
+
+
+def test_a_relay_is_given_only_routing_fields_and_ciphertext() -> None:
+    """RLY-5.1: a request holds the room id, DHT ident, message id, expiry and the sealed
+    blob, nothing else; what the relay forwards is a ROOM frame with no hops and no
+    relay_to, so it learns no further member list from the requester."""
+    assert set(relay_frame(1).to_value()) == set(range(7))
+    rig = Rig()
+    rig.lookup()
+    rig.request(rig.cores[0], relay_frame(30))
+    copies = [a for a in iter(rig.relay.next_action, None) if isinstance(a, SendApp)]
+    assert len(copies) == 2
+    for copy in copies:
+        frame = decode_frame(copy.payload)
+        assert isinstance(frame, RoomFrame)
+        assert (frame.hops, frame.relay_to, frame.blob) == (0, (), b"sealed")

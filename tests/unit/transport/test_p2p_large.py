@@ -1,4 +1,4 @@
-"""Large room messages on the P2P path: PART frames and reassembly (HT-6.7).
+"""Large room messages on the P2P path: PART frames and reassembly (HT-7.1).
 
 A body over 4 KiB falls into the 64 KiB padding bucket (ROOM-1.4); its sealed
 blob does not fit one APP message, so the P2P path carries it in PART frames.
@@ -57,7 +57,7 @@ def send_blob(net: RoomNet, core: P2PRoomCore, blob: bytes, mid: bytes) -> None:
 
 @pytest.mark.parametrize("size", [20_000, 60_000])
 def test_large_bodies_arrive_in_parts_once_and_open(size: int) -> None:
-    """HT-6.7: a 20 KB or 60 KB body reaches every member over P2P, once, and opens."""
+    """HT-7.1, HT-7.2: a 20 KB or 60 KB body reaches every member over P2P, once, opens."""
     net = RoomNet()
     cores = net.add(3)
     net.join_all()
@@ -81,7 +81,7 @@ def test_large_bodies_arrive_in_parts_once_and_open(size: int) -> None:
 
 
 def test_large_body_through_a_bridge() -> None:
-    """HT-6.5, HT-6.7: a 60 KB body crosses a partition through a bridge, in parts."""
+    """HT-6.5, HT-7.1: a 60 KB body crosses a partition through a bridge, in parts."""
     net = RoomNet()
     a, b, x = net.add(3)
     net.join_all()
@@ -97,7 +97,7 @@ def test_large_body_through_a_bridge() -> None:
 
 
 def test_lost_receipt_for_a_large_message_is_answered_again() -> None:
-    """HT-6.3, HT-6.7: parts of a message already delivered are acknowledged, not delivered."""
+    """HT-6.3, HT-7.2: parts of a message already delivered are acknowledged, not delivered."""
     net = RoomNet()
     a, b = net.add(2)
     net.join_all()
@@ -134,7 +134,7 @@ def _part(index: int, total: int, *, expires_ms: int = int(T0 * 1000) + 60_000) 
 
 
 def test_parts_that_disagree_are_refused_and_counted() -> None:
-    """HT-6.7: a part whose expiry (or other shared field) differs ends the reassembly."""
+    """HT-7.2: a part whose expiry (or other shared field) differs ends the reassembly."""
     net = RoomNet()
     a, b = net.add(2)
     net.join_all()
@@ -147,7 +147,7 @@ def test_parts_that_disagree_are_refused_and_counted() -> None:
 
 
 def test_reassembly_limit_and_timeout() -> None:
-    """HT-6.7: at most max_reassemblies at once; an unfinished one ends after its timeout."""
+    """HT-7.2: at most max_reassemblies at once; an unfinished one ends after its timeout."""
     config = P2PConfig(
         max_reassemblies=1,
         reassembly_timeout=5.0,
@@ -201,13 +201,13 @@ def test_reassembly_limit_and_timeout() -> None:
     ],
 )
 def test_malformed_parts_are_refused(value: dict[int, object]) -> None:
-    """HT-6.7: a PART frame whose index, length or total is inconsistent is MALFORMED."""
+    """HT-7.1: a PART frame whose index, length or total is inconsistent is MALFORMED."""
     with pytest.raises(RemoteProtocolError) as info:
         decode_frame(cbor.encode(value))
     assert info.value.code is ErrorCode.MALFORMED
 
 
 def test_part_round_trip() -> None:
-    """HT-6.7: a PART frame decodes to itself."""
+    """HT-7.1: a PART frame decodes to itself."""
     part = _part(1, 60_000)
     assert decode_frame(encode_frame(part)) == part
