@@ -42,6 +42,20 @@ Theory of operation:
   counted, and a member removed from the list stops being a peer at once,
   so no job, relay or probe targets it any more. A room joined without one
   (the simulator, whose scenario fixes the membership) is open.
+* **Large messages** (HT-7.1, HT-7.2). A ROOM frame over one APP message
+  (a body in the 64 KiB padding bucket) goes as PART frames of
+  `PART_SIZE` bytes; the receiver reassembles per (sender, message id),
+  at most `max_reassemblies` at once, each for `reassembly_timeout`, then
+  handles the whole as a ROOM frame. Bridges pass parts on the same way.
+* **Per-client blocking** (HT-7.3, HT-7.4). A client cut off from the
+  central service (`set_central_reachable(False)`) tells its rooms so in
+  signed STATUS frames, repeated every `status_interval`. A member whose
+  message the central service took (`settled_centrally`) keeps its P2P jobs
+  for those members only, and delivers its messages of the last
+  `recent_window` to a member whose notice arrives later.
+* **Capacity** (HT-7.5, HT-7.6). Bridges are ranked by the capacity their
+  advertisements give (`set_capacity`), not by when they were last heard;
+  a bridge's relay jobs draw on the device's `SharingBudget` (CAP-7).
 * **Strict decoding.** Frames are deterministic CBOR maps decoded by
   `decode_frame`, which raises only `RemoteProtocolError`; `receive` counts
   each refusal under `P2PCounter.REJECTED` (label: its code) and never raises for peer input.
