@@ -41,22 +41,23 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
-from typing import Any, Final
+from enum import StrEnum
 
 from railgun_ref.capacity.budget import Duty, SharingBudget
 from railgun_ref.capacity.selection import Candidate, Role, rank_candidates
 from railgun_ref.capacity.sharing import Granted
 from railgun_ref.core.constants import APP_TOPIC_RELAY, APP_TOPIC_ROOM
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.identity.keys import verify
+from railgun_ref.relay.frames import (
+    RelayFrame,
+    decode_relay_frame,
+)
 from railgun_ref.transport.p2p import (
-    MAX_ROOM_ID_SIZE,
-    MESSAGE_ID_SIZE,
     AckFrame,
     Receipt,
     RoomFrame,
@@ -67,79 +68,6 @@ from railgun_ref.transport.p2p import (
     member_from_record,
     receipt_message,
 )
-from railgun_ref.wire import cbor
-
-#: RLY-2: the relay frames' format version.
-RELAY_VERSION: Final = 1
-#: RLY-2: the largest blob a relay request carries (the request fits one APP message).
-MAX_RELAY_BLOB: Final = 65000
-#: RLY-2: DHT idents of rooms are 32 bytes (ROOM-2.2).
-DHT_IDENT_SIZE: Final = 32
-
-
-class RelayFrameType(IntEnum):
-    RELAY = 1  #: RLY-2: forward this sealed message to the room's members
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RelayFrame:
-    """RLY-2: ``{0: 1, 1: 1, 2: room id, 3: dht ident, 4: message id, 5: expires_ms,
-    6: blob}``."""
-
-    room_id: bytes
-    dht_ident: bytes
-    message_id: bytes
-    expires_ms: int
-    blob: bytes
-
-    def to_value(self) -> dict[int, Any]:
-        return {
-            0: RELAY_VERSION,
-            1: RelayFrameType.RELAY,
-            2: self.room_id,
-            3: self.dht_ident,
-            4: self.message_id,
-            5: self.expires_ms,
-            6: self.blob,
-        }
-
-
-def encode_relay_frame(frame: RelayFrame) -> bytes:
-    return cbor.encode(frame.to_value())
-
-
-def _malformed(reason: str) -> RemoteProtocolError:
-    return RemoteProtocolError(ErrorCode.MALFORMED, reason)
-
-
-def _bstr(value: object, name: str, low: int, high: int) -> bytes:
-    if not isinstance(value, bytes) or not low <= len(value) <= high:
-        raise _malformed(f"{name} must be a byte string of {low}..{high} bytes")
-    return value
-
-
-def decode_relay_frame(data: bytes) -> RelayFrame:
-    """RLY-2: parse a relay request. Raises only `RemoteProtocolError`, whatever the bytes."""
-    value = cbor.decode(data)
-    if not isinstance(value, dict) or 0 not in value or 1 not in value:
-        raise _malformed("a relay frame is a map with a version and a type")
-    if type(value[0]) is not int or value[0] != RELAY_VERSION:
-        raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"relay version {value[0]!r}")
-    if type(value[1]) is not int or value[1] not in set(RelayFrameType):
-        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"relay frame type {value[1]!r}")
-    if value.keys() != set(range(7)):
-        raise _malformed("RELAY frame must have keys 0..6")
-    expires_ms = value[5]
-    if type(expires_ms) is not int or not 0 <= expires_ms < 2**64:
-        raise _malformed("expires_ms must be an unsigned integer")
-    return RelayFrame(
-        room_id=_bstr(value[2], "room id", 1, MAX_ROOM_ID_SIZE),
-        dht_ident=_bstr(value[3], "dht ident", DHT_IDENT_SIZE, DHT_IDENT_SIZE),
-        message_id=_bstr(value[4], "message id", MESSAGE_ID_SIZE, MESSAGE_ID_SIZE),
-        expires_ms=expires_ms,
-        blob=_bstr(value[6], "blob", 1, MAX_RELAY_BLOB),
-    )
-
 
 # ------------------------------------------------------------ committee (RLY-1)
 

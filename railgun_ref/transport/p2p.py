@@ -73,13 +73,14 @@ from railgun_ref.capacity.scoring import score
 from railgun_ref.capacity.selection import Role, is_eligible
 from railgun_ref.capacity.sharing import Granted
 from railgun_ref.capacity.types import DeviceCapabilities
-from railgun_ref.core.constants import APP_TOPIC_ROOM
+from railgun_ref.core.constants import APP_TOPIC_RELAY, APP_TOPIC_ROOM
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import decode_record
 from railgun_ref.identity.keys import Identity, node_id_of, verify
+from railgun_ref.relay.frames import MAX_RELAY_BLOB, RelayFrame, encode_relay_frame
 from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.transport.state import Reach
 from railgun_ref.wire import cbor
@@ -652,6 +653,7 @@ class P2PCounter(StrEnum):
     RELAY_ASKED = "relay.asked"
     RELAY_DIRECT = "relay.direct"
     RELAY_STALLED = "relay.stalled"
+    COMMITTEE_ASKED = "committee.asked"  #: RLY-6.1: RELAY requests sent to committee relays
     RELAY_THROTTLED = "relay.throttled"  #: HT-7.6: a relay attempt over the bandwidth budget
     ACK_UNKNOWN_MEMBER = "ack.unknown_member"
     ACK_UNSOLICITED = "ack.unsolicited"
@@ -716,6 +718,8 @@ class _Room:
     #: show (yet): not peers, but their address answers their probes (a new member's
     #: ACCEPT may still be on its way to us in its first frame).
     waiting: dict[NodeId, "RoomMember"] = field(default_factory=dict)
+    #: RLY-1.1: the room's committee relays and their addresses (`set_committee`)
+    committee: dict[NodeId, Address] = field(default_factory=dict)
 
     @property
     def dht_ident(self) -> bytes:
@@ -1386,6 +1390,7 @@ class P2PRoomCore:
     def _run_jobs(self, now: float) -> None:
         config = self.config
         asks: dict[tuple[bytes, NodeId], tuple[_Job, list[NodeId]]] = {}
+        committee_asks: dict[bytes, _Job] = {}
         for key, job in list(self._jobs.items()):
             if job.next_at > now:
                 continue
@@ -1424,6 +1429,10 @@ class P2PRoomCore:
                 for bridge in self._bridges(job):
                     job.bridges_asked.add(bridge)
                     asks.setdefault((job.message_id, bridge), (job, []))[1].append(job.target)
+                if job.origin:
+                    committee_asks.setdefault(job.message_id, job)
+        for job in committee_asks.values():
+            self._ask_committee(job)
         for (_, bridge), (job, targets) in asks.items():
             peer = self._peers[bridge]
             self.counters.inc(P2PCounter.RELAY_ASKED)
@@ -1436,6 +1445,33 @@ class P2PRoomCore:
                 relay_to=tuple(sorted(targets)[:MAX_LIST]),
             )
             self._send_room(bridge, peer.address, frame)
+
+    def set_committee(self, room_id: bytes, relays: Iterable[tuple[NodeId, Address]]) -> None:
+        """RLY-1.1: the committee relays of `room_id` (chosen with `select_committee`)."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise LocalProtocolError("join the room before giving its committee")
+        room.committee = dict(relays)
+
+    def _ask_committee(self, job: _Job) -> None:
+        """RLY-6.1: a member we cannot reach: every committee relay gets a RELAY request
+        (closed rooms only: a relay admits requesters by their room record's proof)."""
+        room = self._rooms.get(job.room_id)
+        if room is None or room.closed is None or len(job.blob) > MAX_RELAY_BLOB:
+            return
+        frame = RelayFrame(
+            room_id=job.room_id,
+            dht_ident=room.closed.dht_ident,
+            message_id=job.message_id,
+            expires_ms=_ms(job.expires_at),
+            blob=job.blob,
+        )
+        payload = encode_relay_frame(frame)
+        for relay, address in sorted(room.committee.items()):
+            self.counters.inc(P2PCounter.COMMITTEE_ASKED)
+            self._actions.append(
+                SendApp(peer=relay, address=address, topic=APP_TOPIC_RELAY, payload=payload)
+            )
 
     def _relay_bandwidth(self, job: _Job, now: float) -> bool:
         """HT-7.6: charge one relay attempt to the BRIDGE budget; False: wait and retry."""

@@ -16,11 +16,9 @@ from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity, verify
 from railgun_ref.relay.committee import (
     CommitteeConfig,
-    RelayFrame,
-    decode_relay_frame,
-    encode_relay_frame,
     select_committee,
 )
+from railgun_ref.relay.frames import RelayFrame, decode_relay_frame, encode_relay_frame
 from railgun_ref.transport.p2p import (
     MAX_BLOB_SIZE,
     PART_SIZE,

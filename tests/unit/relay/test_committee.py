@@ -11,7 +11,7 @@ from railgun_ref.capacity.budget import BudgetCounter, Duty, SharingBudget
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.core.constants import APP_TOPIC_RELAY, APP_TOPIC_ROOM
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
-from railgun_ref.core.ids import NodeId
+from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.identity.keys import Identity
 from railgun_ref.relay.committee import (
@@ -19,18 +19,18 @@ from railgun_ref.relay.committee import (
     CommitteeRelay,
     LookupRoom,
     RelayCounter,
-    RelayFrame,
     RelayRefusal,
     all_malicious_finite,
     all_malicious_probability,
-    decode_relay_frame,
-    encode_relay_frame,
     room_key,
     select_committee,
 )
+from railgun_ref.relay.frames import RelayFrame, decode_relay_frame, encode_relay_frame
 from railgun_ref.transport.p2p import (
+    Acked,
     AckFrame,
     Delivered,
+    P2PCounter,
     P2PRoomCore,
     Receipt,
     RoomFrame,
@@ -279,3 +279,66 @@ def test_a_relay_is_given_only_routing_fields_and_ciphertext() -> None:
         frame = decode_frame(copy.payload)
         assert isinstance(frame, RoomFrame)
         assert (frame.hops, frame.relay_to, frame.blob) == (0, (), b"sealed")
+
+
+class RelayNode:
+    """A committee relay plugged into `RoomNet` (which carries payloads without topics:
+    a payload that parses as a RELAY request is one, anything else is a ROOM frame)."""
+
+    def __init__(self, net: RoomNet, records: list[bytes]) -> None:
+        self.core = CommitteeRelay(now=net.now)
+        self.identity = identity(77)
+        self.node_id = self.identity.node_id
+        self.address = RELAY_ADDRESS
+        self.records = records
+        self.net = net
+
+    def receive(self, sender: NodeId, address: Address, payload: bytes, *, now: float) -> None:
+        try:
+            decode_relay_frame(payload)
+            topic = APP_TOPIC_RELAY
+        except RemoteProtocolError:
+            topic = APP_TOPIC_ROOM
+        self.core.receive(sender, address, topic, payload, now=now)
+
+    def next_action(self) -> SendApp | None:
+        while (action := self.core.next_action()) is not None:
+            if isinstance(action, LookupRoom):
+                self.core.members_found(action.dht_ident, self.records, now=self.net.now)
+                continue
+            return action
+        return None
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def on_timer(self, *, now: float) -> None:
+        self.core.on_timer(now=now)
+
+
+def test_a_room_with_no_bridge_gets_through_its_committee() -> None:
+    """RLY-6.1, RLY-3.1, RLY-4.1, HT-6.3: every member cut off from every other (no bridge
+    possible): the sender asks its committee relay, which reaches each member once, and
+    the members' receipts come back through it, so the sender's jobs settle."""
+    net = RoomNet()
+    cores = net.add(3)
+    join_closed(net, cores, cores)
+    a, b, c = cores
+    relay = RelayNode(net, [proven(x.identity, x.address[1]) for x in cores])
+    net.cores[RELAY_ADDRESS] = relay  # type: ignore[assignment]
+    net.by_id[relay.node_id] = relay  # type: ignore[assignment]
+    net.outputs[relay.node_id] = []
+    net.partition([a], [b, c])
+    net.partition([b], [c])
+    for core in cores:
+        core.set_committee(ROOM, [(relay.node_id, RELAY_ADDRESS)])
+    net.run(4)
+    mid = net.send(a, 40)
+    net.run(30)
+    assert net.delivered(b) == [mid] and net.delivered(c) == [mid]
+    acks = [x for x in net.of(a, Acked) if isinstance(x, Acked)]
+    assert {x.member for x in acks} == {b.node_id, c.node_id}
+    assert {x.via for x in acks} == {relay.node_id}
+    assert a.counters.get_count(P2PCounter.COMMITTEE_ASKED) >= 1
+    assert relay.core.counters.get_count(RelayCounter.FORWARDED) >= 2
+    assert a.pending() == 0
