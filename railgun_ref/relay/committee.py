@@ -53,10 +53,6 @@ from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.identity.keys import verify
-from railgun_ref.relay.frames import (
-    RelayFrame,
-    decode_relay_frame,
-)
 from railgun_ref.transport.p2p import (
     AckFrame,
     Receipt,
@@ -67,6 +63,10 @@ from railgun_ref.transport.p2p import (
     encode_frame,
     member_from_record,
     receipt_message,
+)
+from railgun_ref.wire.relay import (
+    RelayFrame,
+    decode_relay_frame,
 )
 
 # ------------------------------------------------------------ committee (RLY-1)

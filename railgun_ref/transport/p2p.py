@@ -80,10 +80,10 @@ from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import decode_record
 from railgun_ref.identity.keys import Identity, node_id_of, verify
-from railgun_ref.relay.frames import MAX_RELAY_BLOB, RelayFrame, encode_relay_frame
 from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.transport.state import Reach
 from railgun_ref.wire import cbor
+from railgun_ref.wire.relay import MAX_RELAY_BLOB, RelayFrame, encode_relay_frame
 
 #: HT-6.2: the P2P room frames' format version.
 P2P_VERSION: Final = 1

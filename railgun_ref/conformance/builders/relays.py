@@ -18,7 +18,6 @@ from railgun_ref.relay.committee import (
     CommitteeConfig,
     select_committee,
 )
-from railgun_ref.relay.frames import RelayFrame, decode_relay_frame, encode_relay_frame
 from railgun_ref.transport.p2p import (
     MAX_BLOB_SIZE,
     PART_SIZE,
@@ -30,6 +29,7 @@ from railgun_ref.transport.p2p import (
     status_message,
 )
 from railgun_ref.wire import cbor
+from railgun_ref.wire.relay import RelayFrame, decode_relay_frame, encode_relay_frame
 
 NOTES: Final = {
     "Part": "A PART frame (HT-7.1).",

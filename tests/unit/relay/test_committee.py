@@ -25,7 +25,6 @@ from railgun_ref.relay.committee import (
     room_key,
     select_committee,
 )
-from railgun_ref.relay.frames import RelayFrame, decode_relay_frame, encode_relay_frame
 from railgun_ref.transport.p2p import (
     Acked,
     AckFrame,
@@ -40,6 +39,7 @@ from railgun_ref.transport.p2p import (
     receipt_message,
 )
 from railgun_ref.wire import cbor
+from railgun_ref.wire.relay import RelayFrame, decode_relay_frame, encode_relay_frame
 from tests.unit.capacity.helpers import caps
 from tests.unit.transport.test_p2p import ROOM, T0, RoomNet, identity, message_id
 from tests.unit.transport.test_p2p_closed import IDENT, join_closed, proven

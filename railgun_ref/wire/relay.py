@@ -1,4 +1,4 @@
-"""RELAY requests to committee relays (RLY-2.1): the codec, on its own so that both the
+"""RELAY requests to committee relays (RLY-2.1): the codec, in `wire` so that both the
 relay core and the P2P path that asks relays can use it."""
 
 from dataclasses import dataclass
