@@ -12,6 +12,12 @@ every input is followed by ``poke()``, which drains its actions into
 `_dispatch`, and the loop's timer task runs `on_timer` at `next_deadline`,
 so allocations expire even when nothing arrives.
 
+EVEN-PORT (TURN-1.12): the driver binds ephemeral ports until it gets an
+even one (and, when asked to reserve, one whose next port up is free too,
+which it keeps bound under the core's RESERVATION-TOKEN until an Allocate
+takes it or the core releases it); after `_EVEN_PORT_TRIES` tries the
+Allocate gets 508.
+
 Time is the event loop's clock (`anyio.current_time`), so the server also
 runs under trio's MockClock. Randomness (the nonce secret, Data indication
 transaction ids) comes from ``random_bytes``, `os.urandom` unless injected.
@@ -48,6 +54,7 @@ from railgun_ref.relay.turn import (
     AllocationInfo,
     CloseRelay,
     OpenRelay,
+    ReleaseReservation,
     SendToClient,
     SendToPeer,
     TurnAction,
@@ -75,6 +82,8 @@ DEFAULT_TURN_CAPABILITIES: Final = DeviceCapabilities(
 )
 
 _Queue = MemoryObjectSendStream[tuple[bytes, Address]]
+#: TURN-1.12: ephemeral binds tried for an even port (or an even/odd pair) before 508.
+_EVEN_PORT_TRIES: Final = 64
 
 
 class TurnDriverCounter(StrEnum):
@@ -135,6 +144,8 @@ class TurnUdpServer:
         self._relay_scopes: dict[AllocationId, anyio.CancelScope] = {}
         self._relay_queues: dict[AllocationId, _Queue] = {}
         self._relay_addresses: dict[AllocationId, Address] = {}
+        #: TURN-1.12: sockets held for RESERVATION-TOKENs, by token
+        self._reserved: dict[bytes, socket.socket] = {}
         self._loop = CoreLoop(clock=anyio.current_time)
         #: What the driver counts; the protocol's counts are ``core.counters``.
         self.driver_counters: Counters[TurnDriverCounter] = Counters()
@@ -197,6 +208,9 @@ class TurnUdpServer:
         finally:
             send.close()
             await sock.aclose()
+            for held in self._reserved.values():
+                held.close()
+            self._reserved.clear()
 
     # ---------------------------------------------------------- internals
 
@@ -211,11 +225,15 @@ class TurnUdpServer:
                     self.driver_counters.inc(TurnDriverCounter.RELAY_NOT_OPEN)
                 else:
                     self._enqueue(queue, data, peer)
-            case OpenRelay(allocation=allocation):
+            case OpenRelay():
                 scope = anyio.CancelScope()
-                self._relay_scopes[allocation] = scope
+                self._relay_scopes[action.allocation] = scope
                 assert self._task_group is not None
-                self._task_group.start_soon(self._run_relay, allocation, scope)
+                self._task_group.start_soon(self._run_relay, action, scope)
+            case ReleaseReservation(token=token):
+                held = self._reserved.pop(token, None)
+                if held is not None:
+                    held.close()
             case CloseRelay(allocation=allocation):
                 closing = self._relay_scopes.pop(allocation, None)
                 if closing is not None:
@@ -242,13 +260,41 @@ class TurnUdpServer:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.driver_counters.inc(TurnDriverCounter.SEND_QUEUE_CLOSED)
 
-    async def _run_relay(self, allocation: AllocationId, scope: anyio.CancelScope) -> None:
+    def _bind_relay(self, request: OpenRelay) -> socket.socket:
+        """TURN-1.12: the relayed socket `request` asks for (OSError when none can be had)."""
+        if request.reserved is not None:
+            held = self._reserved.pop(request.reserved, None)
+            if held is None:
+                raise OSError("no socket held for this RESERVATION-TOKEN")
+            return held
+        rejected: list[socket.socket] = []
+        try:
+            for _ in range(_EVEN_PORT_TRIES if request.even else 1):
+                sock = _udp_bind(self._relay_host, 0)
+                port = sock.getsockname()[1]
+                if not request.even:
+                    return sock
+                if port % 2 == 0:
+                    if request.reserve is None:
+                        return sock
+                    try:
+                        self._reserved[request.reserve] = _udp_bind(self._relay_host, port + 1)
+                    except OSError:
+                        pass
+                    else:
+                        return sock
+                rejected.append(sock)
+            raise OSError("no even relayed port found")
+        finally:
+            for sock in rejected:
+                sock.close()
+
+    async def _run_relay(self, request: OpenRelay, scope: anyio.CancelScope) -> None:
         core = self.core
+        allocation = request.allocation
         with scope:
             try:
-                sock = await anyio.create_udp_socket(
-                    family=family_of(self._relay_host), local_host=self._relay_host, local_port=0
-                )
+                sock = await anyio.abc.UDPSocket.from_socket(self._bind_relay(request))
             except OSError:
                 self.driver_counters.inc(TurnDriverCounter.RELAY_BIND_FAILED)
                 self._relay_scopes.pop(allocation, None)
@@ -305,6 +351,18 @@ class TurnUdpServer:
                     return
                 except (anyio.BrokenResourceError, OSError):
                     self.driver_counters.inc(TurnDriverCounter.SENDTO_FAILED)
+
+
+def _udp_bind(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket (IPv4 or IPv6, as `host` is) bound to (host, port)."""
+    sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _port_of(sock: anyio.abc.UDPSocket) -> int:

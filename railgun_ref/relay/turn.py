@@ -20,11 +20,18 @@ Theory of operation:
   come from the driver, never from this module. The life of an allocation is
   the table `TRANSITIONS`.
 * Credentials are long-term (RFC 8489 §9.2). Nonces are stateless: the
-  expiry time followed by a MAC over it under a secret drawn once from the
-  injected byte source (TURN-1.3), so unauthenticated requests cost no memory.
+  expiry time followed by a MAC over it and the client's transport address
+  under a secret drawn once from the injected byte source (TURN-1.3), so
+  unauthenticated requests cost no memory and a nonce is good only from the
+  address it was issued to.
 * Quotas come from `CapacitySharing` (CAP-5): each allocation holds one relay
   connection slot for its whole life, and every relayed payload byte is
-  charged to the sharing token bucket (TURN-1.6).
+  charged to the sharing token bucket (TURN-1.6). No user may take more than
+  a fair share of the slots, so that a newcomer always finds one (TURN-1.11).
+* EVEN-PORT asks the driver for an even relayed port; with its R bit, also
+  for the next port up, held under a RESERVATION-TOKEN for 30 s
+  (`ReleaseReservation` when unused); a later Allocate with the token gets
+  that port (TURN-1.12).
 * A permission expires at the later of its own 300 s (from the last
   CreatePermission or ChannelBind naming its IP) and the expiry of a channel
   bound to a peer at that IP (TURN-1.8, a deliberate departure from RFC 8656
@@ -111,6 +118,10 @@ CHANNEL_LIFETIME: Final = 600
 NONCE_LIFETIME: Final = 3600
 #: TURN-1.6: allocations one user may hold at once (486 beyond it).
 MAX_ALLOCATIONS_PER_USER: Final = 8
+#: TURN-1.12: how long a port reserved by EVEN-PORT (R) waits for its token (RFC 8656 §7.2), s.
+RESERVATION_LIFETIME: Final = 30
+#: TURN-1.12: bytes of a RESERVATION-TOKEN (RFC 8656 §18.10).
+RESERVATION_TOKEN_SIZE: Final = 8
 #: TURN-1.3: bytes of secret behind the nonce MAC, and of the MAC in a nonce.
 NONCE_SECRET_SIZE: Final = 32
 _NONCE_MAC_SIZE: Final = 12
@@ -156,6 +167,10 @@ class TurnCounter(StrEnum):
     IGNORED = "turn.ignored"  #: label: the `MessageClass` of a response or indication
     CAPACITY_REFUSED = "turn.capacity_refused"  #: label: the `LimitKind` that refused
     ERROR = "turn.error"  #: label: the `StunErrorCode` answered
+    FAIR_SHARE_REFUSED = "turn.fair_share_refused"  #: TURN-1.11
+    RESERVATIONS_MADE = "turn.reservations_made"  #: TURN-1.12
+    RESERVATIONS_USED = "turn.reservations_used"
+    RESERVATIONS_EXPIRED = "turn.reservations_expired"
 
 
 AllocationId = NewType("AllocationId", int)
@@ -222,10 +237,25 @@ class SendToPeer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenRelay:
-    """Bind a UDP socket for `allocation`, then call `relay_opened` or `relay_failed`."""
+    """Bind a UDP socket for `allocation`, then call `relay_opened` or `relay_failed`.
+
+    TURN-1.12: `even` asks for an even port; `reserve` (with `even`) also asks for the
+    next port up, to be held under that token until `ReleaseReservation` or an
+    `OpenRelay` whose `reserved` names the token, which takes the held port.
+    """
 
     allocation: AllocationId
     client: Address
+    even: bool = False
+    reserve: bytes | None = None
+    reserved: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseReservation:
+    """Close the port held for `token`: its 30 s passed unused (TURN-1.12)."""
+
+    token: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,7 +265,7 @@ class CloseRelay:
     allocation: AllocationId
 
 
-TurnAction = SendToClient | SendToPeer | OpenRelay | CloseRelay
+TurnAction = SendToClient | SendToPeer | OpenRelay | CloseRelay | ReleaseReservation
 
 
 # -------------------------------------------------------------- allocations
@@ -284,6 +314,7 @@ class _Allocation:
     expires: float
     state: AllocationState = AllocationState.PENDING
     relayed: Address | None = None
+    reserve: bytes | None = None  #: TURN-1.12: the token of the port to hold next to it
     success_response: bytes | None = None  #: answered again to a retransmitted Allocate
     #: peer IP -> expiry: max(own 300 s, its channel's expiry) (TURN-1.7, TURN-1.8)
     permissions: dict[str, float] = field(default_factory=dict)
@@ -380,6 +411,8 @@ class TurnServer:
         )
         self._by_client: dict[Address, _Allocation] = {}
         self._by_id: dict[AllocationId, _Allocation] = {}
+        #: TURN-1.12: RESERVATION-TOKEN -> when the port held for it is released
+        self._reservations: dict[bytes, float] = {}
         self._next_id = 1
         self._deadline: float | None = None
         self._deadline_stale = False
@@ -480,11 +513,18 @@ class TurnServer:
             return [*actions, CloseRelay(allocation=allocation)]
         current.fire(AllocationEvent.RELAY_OPENED)
         current.relayed = relayed
+        reservation: tuple[Attribute, ...] = ()
+        if current.reserve is not None:
+            self._reservations[current.reserve] = now + RESERVATION_LIFETIME
+            self._deadline_stale = True
+            self.counters.inc(TurnCounter.RESERVATIONS_MADE)
+            reservation = (ReservationToken(current.reserve),)
         response = success_response(
             current.request,
             XorRelayedAddress(relayed),
             Lifetime(current.lifetime),
             XorMappedAddress(current.client),
+            *reservation,
             *self._software,
         )
         current.success_response = encode_message(
@@ -516,12 +556,18 @@ class TurnServer:
                 times.append(current.expires)
                 times.extend(current.permissions.values())
                 times.extend(c.expires for c in current.channels.values())
+            times.extend(self._reservations.values())
             self._deadline = min(times) if times else None
             self._deadline_stale = False
         return self._deadline
 
     def _expire(self, now: float) -> list[TurnAction]:
         actions: list[TurnAction] = []
+        for token, expiry in list(self._reservations.items()):
+            if expiry <= now:
+                del self._reservations[token]
+                self.counters.inc(TurnCounter.RESERVATIONS_EXPIRED)
+                actions.append(ReleaseReservation(token=token))
         for current in list(self._by_id.values()):
             if current.expires <= now:
                 self._remove(current, AllocationEvent.EXPIRED)
@@ -558,14 +604,14 @@ class TurnServer:
             for a in self._by_id.values()
         )
 
-    def new_nonce(self, *, now: float) -> str:
-        """TURN-1.3: hex(expiry in ms, 8 bytes) || hex(MAC of it under the secret, 12 bytes)."""
+    def new_nonce(self, *, client: Address, now: float) -> str:
+        """TURN-1.3: hex(expiry in ms, 8 bytes) || hex(MAC of it and `client`, 12 bytes)."""
         expiry_ms = max(0, min(math.floor((now + self.config.nonce_lifetime) * 1000), 2**63 - 1))
         stamp = expiry_ms.to_bytes(8, "big")
-        return (stamp + self._nonce_mac(stamp)).hex()
+        return (stamp + self._nonce_mac(stamp, client)).hex()
 
-    def nonce_valid(self, nonce: str, *, now: float) -> bool:
-        """TURN-1.3: issued by this server (MAC) and not yet expired at `now`."""
+    def nonce_valid(self, nonce: str, *, client: Address, now: float) -> bool:
+        """TURN-1.3: issued by this server (MAC) to `client` and not yet expired at `now`."""
         if len(nonce) != _NONCE_LENGTH:
             return False
         try:
@@ -573,7 +619,7 @@ class TurnServer:
         except ValueError:
             return False
         stamp, mac = raw[:8], raw[8:]
-        if not hmac.compare_digest(mac, self._nonce_mac(stamp)):
+        if not hmac.compare_digest(mac, self._nonce_mac(stamp, client)):
             return False
         return int.from_bytes(stamp, "big") / 1000 > now
 
@@ -620,7 +666,7 @@ class TurnServer:
         self, request: StunMessage, client: Address, now: float
     ) -> tuple[str, bytes] | list[TurnAction]:
         """TURN-1.2: (user name, key), or the unsigned 400/401/438 reply to send instead."""
-        challenge = (Realm(self.config.realm), Nonce(self.new_nonce(now=now)))
+        challenge = (Realm(self.config.realm), Nonce(self.new_nonce(client=client, now=now)))
         if request.find(MessageIntegrity) is None:
             self.counters.inc(TurnCounter.CHALLENGED)
             return self._reply(request, client, *challenge, code=StunErrorCode.UNAUTHENTICATED)
@@ -638,7 +684,7 @@ class TurnServer:
         if key is None or not check_integrity(request, key):
             self.counters.inc(TurnCounter.BAD_CREDENTIALS)
             return self._reply(request, client, *challenge, code=StunErrorCode.UNAUTHENTICATED)
-        if not self.nonce_valid(nonce.text, now=now):
+        if not self.nonce_valid(nonce.text, client=client, now=now):
             return self._reply(request, client, *challenge, code=StunErrorCode.STALE_NONCE)
         return username.text, key
 
@@ -661,30 +707,32 @@ class TurnServer:
             raise _RejectError(StunErrorCode.BAD_REQUEST, "REQUESTED-TRANSPORT missing")
         if transport.protocol != TRANSPORT_UDP:
             raise _RejectError(StunErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
-        unsupported = tuple(
-            kind.TYPE
-            for kind in (DontFragment, EvenPort, ReservationToken)
-            if request.find(kind) is not None
-        )
-        if unsupported:
+        if request.find(DontFragment) is not None:
             raise _RejectError(
-                StunErrorCode.UNKNOWN_ATTRIBUTE, None, UnknownAttributes(unsupported)
+                StunErrorCode.UNKNOWN_ATTRIBUTE,
+                None,
+                UnknownAttributes((AttributeType.DONT_FRAGMENT,)),
             )
+        even, token = self._port_request(request, now)
         family = request.find(RequestedAddressFamily)
         if family is not None and family.family != FAMILY_IPV4:
             raise _RejectError(StunErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
-        held = sum(1 for a in self._by_id.values() if a.username == username)
-        if held >= self.config.max_allocations_per_user:
-            raise _RejectError(
-                StunErrorCode.ALLOCATION_QUOTA_REACHED,
-                f"user holds {held} allocations (limit {self.config.max_allocations_per_user})",
-            )
+        self._check_user_quota(username)
         allocation = AllocationId(self._next_id)
         grant = self._sharing.open_relay_connection(("turn", allocation))
         if not isinstance(grant, Granted):
             self.counters.inc(TurnCounter.CAPACITY_REFUSED, label=grant.kind)
             raise _RejectError(StunErrorCode.INSUFFICIENT_CAPACITY, grant.reason())
         self._next_id += 1
+        if token is not None:
+            del self._reservations[token]
+            self._deadline_stale = True
+            self.counters.inc(TurnCounter.RESERVATIONS_USED)
+        reserve = (
+            self._random_bytes(RESERVATION_TOKEN_SIZE)
+            if even is not None and even.reserve
+            else None
+        )
         lifetime = self._lifetime(request)
         current = _Allocation(
             id=allocation,
@@ -694,11 +742,60 @@ class TurnServer:
             request=request,
             lifetime=lifetime,
             expires=now + lifetime,
+            reserve=reserve,
         )
         self._by_client[client] = current
         self._by_id[allocation] = current
         self._deadline_stale = True
-        return [OpenRelay(allocation=allocation, client=client)]
+        return [
+            OpenRelay(
+                allocation=allocation,
+                client=client,
+                even=even is not None,
+                reserve=reserve,
+                reserved=token,
+            )
+        ]
+
+    def _port_request(
+        self, request: StunMessage, now: float
+    ) -> tuple[EvenPort | None, bytes | None]:
+        """TURN-1.12: the EVEN-PORT asked for, or the live RESERVATION-TOKEN presented."""
+        even = request.find(EvenPort)
+        token = request.find(ReservationToken)
+        if even is not None and token is not None:
+            raise _RejectError(
+                StunErrorCode.BAD_REQUEST, "EVEN-PORT and RESERVATION-TOKEN together"
+            )
+        if token is None:
+            return even, None
+        expiry = self._reservations.get(token.value)
+        if expiry is None or expiry <= now:
+            raise _RejectError(
+                StunErrorCode.INSUFFICIENT_CAPACITY, "unknown or expired RESERVATION-TOKEN"
+            )
+        return None, token.value
+
+    def _check_user_quota(self, username: str) -> None:
+        """TURN-1.6 (486 over the per-user maximum) and TURN-1.11 (486 over the fair share)."""
+        held = sum(1 for a in self._by_id.values() if a.username == username)
+        if held >= self.config.max_allocations_per_user:
+            raise _RejectError(
+                StunErrorCode.ALLOCATION_QUOTA_REACHED,
+                f"user holds {held} allocations (limit {self.config.max_allocations_per_user})",
+            )
+        if held == 0:
+            return  # a newcomer may always take a free slot
+        limit = self._sharing.connection_limit
+        holders = len({a.username for a in self._by_id.values()})
+        share = max(1, limit // (holders + 1))
+        if held >= share or self._sharing.connections_in_use + 1 >= limit:
+            self.counters.inc(TurnCounter.FAIR_SHARE_REFUSED)
+            raise _RejectError(
+                StunErrorCode.ALLOCATION_QUOTA_REACHED,
+                f"user holds {held} allocations (fair share {share} of {limit} slots "
+                f"among {holders} users and one more; the last free slot is a newcomer's)",
+            )
 
     def _refresh(
         self, request: StunMessage, client: Address, username: str, key: bytes, now: float
@@ -935,8 +1032,10 @@ class TurnServer:
             return []
         return self._expire(now)
 
-    def _nonce_mac(self, stamp: bytes) -> bytes:
-        return hmac.new(self._nonce_secret, stamp, hashlib.sha256).digest()[:_NONCE_MAC_SIZE]
+    def _nonce_mac(self, stamp: bytes, client: Address) -> bytes:
+        """TURN-1.3: HMAC-SHA256(secret, stamp || "host:port" of the client), first 12 bytes."""
+        bound = stamp + f"{client[0]}:{client[1]}".encode("ascii")
+        return hmac.new(self._nonce_secret, bound, hashlib.sha256).digest()[:_NONCE_MAC_SIZE]
 
 
 def _bad_fingerprint(data: bytes) -> bool:

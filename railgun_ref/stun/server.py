@@ -40,6 +40,7 @@ from railgun_ref.stun.codec import (
     MessageClass,
     Method,
     OtherAddress,
+    Padding,
     ResponseOrigin,
     ResponsePort,
     Software,
@@ -221,6 +222,10 @@ class BindingServer:
         source = self.addresses.changed(local, change_ip=change_ip, change_port=change_port)
         destination = src
         response_port = request.find(ResponsePort)
+        padding = request.find(Padding)
+        if padding is not None and response_port is not None:
+            # RFC 5780 §6.1: PADDING and RESPONSE-PORT together -> 400 (CAP-6.4).
+            return reply((), code=StunErrorCode.BAD_REQUEST)
         if response_port is not None:
             if response_port.value == 0:
                 return reply((), code=StunErrorCode.BAD_REQUEST)
@@ -228,6 +233,8 @@ class BindingServer:
         attributes: tuple[Attribute, ...] = (XorMappedAddress(src), ResponseOrigin(source))
         if self.addresses.supports_change:
             attributes += (OtherAddress(self.addresses.other(local)),)
+        if padding is not None:
+            attributes += (Padding(padding.value),)  # RFC 5780 §7.6: echoed (CAP-6.4)
         response = success_response(request, *attributes, *self._software)
         self.counters.inc(StunCounter.BINDING_ANSWERED)
         if source != local:

@@ -32,7 +32,6 @@ from railgun_ref.stun.codec import (
     ChannelNumber,
     Data,
     DontFragment,
-    EvenPort,
     Fingerprint,
     Lifetime,
     MessageClass,
@@ -108,7 +107,7 @@ def test_unauthenticated_allocate_is_challenged_with_realm_and_nonce() -> None:
     assert error_code(reply) == 401
     assert reply.find(Realm) == Realm(REALM)
     nonce = reply.find(Nonce)
-    assert nonce is not None and server.nonce_valid(nonce.text, now=0)
+    assert nonce is not None and server.nonce_valid(nonce.text, client=client.address, now=0)
     assert reply.find(MessageIntegrity) is None
     assert reply.find(Fingerprint) is not None
     assert server.allocations() == ()
@@ -146,7 +145,7 @@ def test_wrong_credentials_get_401_and_no_allocation(user: str, password: str, r
     """TURN-1.2: an unknown user, another realm or an integrity that does not verify -> 401."""
     server = make_server()
     client = Client(server, user=user, password=password, realm=realm)
-    client.nonce = server.new_nonce(now=0)
+    client.nonce = server.new_nonce(client=client.address, now=0)
     reply = only_reply(client.send(client.build(Method.ALLOCATE, RequestedTransport()), now=0))
     assert error_code(reply) == 401
     assert reply.find(Nonce) is not None and reply.find(Realm) == Realm(REALM)
@@ -159,7 +158,7 @@ def test_signed_request_missing_credential_attributes_gets_400(missing: type) ->
     """TURN-1.2: MESSAGE-INTEGRITY without USERNAME, REALM or NONCE -> 400."""
     server = make_server()
     client = Client(server)
-    client.nonce = server.new_nonce(now=0)
+    client.nonce = server.new_nonce(client=client.address, now=0)
     present = [
         a for a in (Username("alice"), Realm(REALM), Nonce(client.nonce)) if type(a) is not missing
     ]
@@ -181,11 +180,14 @@ def test_stale_nonce_gets_438_with_a_fresh_nonce() -> None:
     client.allocate(now=0)
     old = client.nonce
     assert old is not None
-    assert server.nonce_valid(old, now=99.9) and not server.nonce_valid(old, now=100)
+    at = client.address
+    assert server.nonce_valid(old, client=at, now=99.9)
+    assert not server.nonce_valid(old, client=at, now=100)
     stale = only_reply(client.send(client.build(Method.REFRESH), now=150))
     assert error_code(stale) == 438
     new = stale.find(Nonce)
-    assert new is not None and new.text != old and server.nonce_valid(new.text, now=150)
+    assert new is not None and new.text != old
+    assert server.nonce_valid(new.text, client=at, now=150)
     assert stale.find(Realm) == Realm(REALM)
     client.nonce = new.text
     assert client.refresh(None, now=150).find(Lifetime) == Lifetime(DEFAULT_LIFETIME)
@@ -196,13 +198,14 @@ def test_nonces_not_issued_by_this_server_are_stale() -> None:
     server = make_server(seed=1)
     other = make_server(seed=2)
     forged = "00" * 8 + "11" * 12
-    for nonce in (other.new_nonce(now=0), forged, "not hex at all", ""):
-        assert not server.nonce_valid(nonce, now=0)
+    at = ("127.0.0.1", 50000)
+    for nonce in (other.new_nonce(client=at, now=0), forged, "not hex at all", ""):
+        assert not server.nonce_valid(nonce, client=at, now=0)
         client = Client(server, nonce=nonce or "x")
         reply = only_reply(client.send(client.build(Method.ALLOCATE, RequestedTransport()), now=0))
         assert error_code(reply) == 438
     # the nonce is a pure function of the injected byte source and now
-    assert make_server(seed=1).new_nonce(now=5) == server.new_nonce(now=5)
+    assert make_server(seed=1).new_nonce(client=at, now=5) == server.new_nonce(client=at, now=5)
 
 
 def test_requests_on_an_allocation_by_another_user_get_441() -> None:
@@ -225,7 +228,7 @@ def test_requests_on_an_allocation_by_another_user_get_441() -> None:
 
 def test_allocate_errors() -> None:
     """TURN-1.4: REQUESTED-TRANSPORT missing -> 400, not UDP -> 442, IPv6 asked -> 440;
-    unsupported DONT-FRAGMENT/EVEN-PORT or an unknown comprehension-required attribute -> 420."""
+    unsupported DONT-FRAGMENT or an unknown comprehension-required attribute -> 420."""
     server = make_server()
     client = Client(server)
     assert error_code(client.reply(Method.ALLOCATE, now=0)) == 400
@@ -234,7 +237,6 @@ def test_allocate_errors() -> None:
     assert error_code(ipv6) == 440
     for extra, kind in (
         (DontFragment(), AttributeType.DONT_FRAGMENT),
-        (EvenPort(), AttributeType.EVEN_PORT),
         (RawAttribute(0x7777, b"?"), 0x7777),
     ):
         refused = client.reply(Method.ALLOCATE, RequestedTransport(), extra, now=0)
@@ -248,7 +250,7 @@ def test_second_allocate_gets_437_and_a_retransmission_the_same_answer() -> None
     byte for byte, and nothing is answered while the relay is still opening."""
     server = make_server()
     client = Client(server)
-    client.nonce = server.new_nonce(now=0)
+    client.nonce = server.new_nonce(client=client.address, now=0)
     request = client.build(Method.ALLOCATE, RequestedTransport())
     (opened,) = client.send(request, now=0)
     assert isinstance(opened, OpenRelay)
@@ -328,7 +330,10 @@ def test_total_allocations_are_limited_by_capacity_sharing() -> None:
     """TURN-1.6: every allocation holds a CAP-5.3 relay connection slot; beyond the limit
     -> 508 with the CAP-5.4 reason; deleting one frees its slot."""
     server = make_server(sharing_config=CapacitySharingConfig(max_relay_connections=2))
-    clients = [Client(server, address=("127.0.0.1", 50000 + i)) for i in range(3)]
+    clients = [
+        Client(server, address=("127.0.0.1", 50000 + i), user=user, password=USERS[user])
+        for i, user in enumerate(("alice", "bob", "carol"))
+    ]
     clients[0].allocate(now=0)
     clients[1].allocate(now=0)
     refused = clients[2].allocate(now=0)

@@ -37,7 +37,7 @@ from railgun_ref.stun.codec import (
 from unit.capacity.helpers import caps
 
 REALM = "railgun-test"
-USERS = {"alice": "wonderland", "bob": "builder"}
+USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer", "dave": "diver"}
 PEER: Address = ("127.0.0.9", 40000)
 PEER_2: Address = ("127.0.0.10", 40001)
 

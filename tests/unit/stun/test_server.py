@@ -11,6 +11,7 @@ from railgun_ref.stun.codec import (
     MessageClass,
     Method,
     OtherAddress,
+    Padding,
     RawAttribute,
     ResponseOrigin,
     ResponsePort,
@@ -191,3 +192,25 @@ def test_the_responder_is_a_core_without_timers() -> None:
     assert server.next_deadline() is None
     server.on_timer(now=1e9)
     assert server.next_action() is None and server.next_deadline() is None
+
+
+def test_padding_is_echoed_at_the_same_length() -> None:
+    """CAP-6.4 (RFC 5780 §6.1, §7.6): PADDING in the request -> PADDING of its length."""
+    server = BindingServer(ADDRESSES)
+    request = binding_request(TID, Padding(b"\xab" * 500))
+    reply, destination, _ = answer(server, request)
+    assert reply.message_class is MessageClass.SUCCESS_RESPONSE
+    padding = reply.find(Padding)
+    assert padding is not None and len(padding.value) == 500
+    assert destination == CLIENT
+
+
+def test_padding_with_response_port_gets_400() -> None:
+    """CAP-6.4 (RFC 5780 §6.1): PADDING and RESPONSE-PORT together -> 400 to the source."""
+    server = BindingServer(ADDRESSES)
+    request = binding_request(TID, Padding(bytes(64)), ResponsePort(40001))
+    reply, destination, _ = answer(server, request)
+    error = reply.find(ErrorCodeAttribute)
+    assert error is not None and error.code == StunErrorCode.BAD_REQUEST
+    assert destination == CLIENT
+    assert server.counters.get_count(StunCounter.ERROR, StunErrorCode.BAD_REQUEST) == 1
