@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck unit notebooks vectors bench paper lab docs docs-serve clean
+.PHONY: help demo test lint typecheck unit ts notebooks vectors bench paper lab docs docs-serve clean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (everything installs into $(VENV))"
@@ -41,7 +41,7 @@ $(VENV)/.docs: $(BIN)/python pyproject.toml
 demo: $(VENV)/.base ## run the takedown demo on localhost (report in railgun-demo-report/)
 	$(BIN)/railgun-ref demo
 
-test: $(VENV)/.test lint typecheck unit notebooks ## every check: lint, typecheck, unit, notebooks, paper
+test: $(VENV)/.test lint typecheck unit ts notebooks ## every check: lint, typecheck, unit, ts, notebooks, paper
 	$(MAKE) paper QUICK=1
 
 lint: $(VENV)/.test ## ruff check and ruff format --check
@@ -53,6 +53,9 @@ typecheck: $(VENV)/.test ## mypy --strict railgun_ref
 
 unit: $(VENV)/.test ## pytest tests (unit, property, conformance, sim, integration, lab, docs)
 	$(BIN)/python -m pytest tests
+
+ts: ## the TypeScript consumer of the conformance vectors (needs node and npm)
+	cd conformance/typescript && npm ci --no-audit --no-fund && npm test
 
 notebooks: $(VENV)/.test ## run every notebook and compare it with its stored outputs (nbval)
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
