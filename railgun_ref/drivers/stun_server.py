@@ -99,7 +99,10 @@ class StunServer:
         alternate_port: int = 0,
         software: str | None = DEFAULT_SOFTWARE,
         allow_public: bool = False,
+        core_class: type[BindingServer] = BindingServer,
     ) -> None:
+        """`core_class` is the protocol core to run: a subclass only in the conformance
+        tests, whose deliberately broken servers must fail the runner."""
         check_bind_host(primary_host, allow_public=allow_public)
         if alternate_host is not None:
             check_bind_host(alternate_host, allow_public=allow_public)
@@ -115,6 +118,7 @@ class StunServer:
         self._primary_port = primary_port
         self._alternate_port = alternate_port
         self._software = software
+        self._core_class = core_class
         self._server: BindingServer | None = None
         self._queues: dict[Address, _Queue] = {}
         self._loop = CoreLoop(clock=anyio.current_time)
@@ -155,7 +159,7 @@ class StunServer:
         if self._server is not None:
             raise RuntimeError("a StunServer runs only once; make a new one")
         sockets, ports = await self._bind()
-        self._server = BindingServer(self._addresses_of(ports), software=self._software)
+        self._server = self._core_class(self._addresses_of(ports), software=self._software)
         core: ProtocolCore[StunAction] = self._server
         try:
             async with anyio.create_task_group() as tg:

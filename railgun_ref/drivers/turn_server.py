@@ -30,6 +30,7 @@ and the server goes on. A loopback server relays to loopback peers only.
 """
 
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
 from typing import Final, assert_never
@@ -122,7 +123,10 @@ class TurnUdpServer:
         sharing_config: CapacitySharingConfig = DEFAULT_SHARING,
         random_bytes: Callable[[int], bytes] = os.urandom,
         allow_public: bool = False,
+        core_class: type[TurnServer] = TurnServer,
     ) -> None:
+        """`core_class` is the protocol core to run: a subclass only in the conformance
+        tests, whose deliberately broken servers must fail the runner."""
         check_bind_host(host, allow_public=allow_public)
         check_bind_host(relay_host, allow_public=allow_public)
         if not 0 <= port <= 0xFFFF:
@@ -137,6 +141,7 @@ class TurnUdpServer:
         self._capabilities = capabilities
         self._sharing_config = sharing_config
         self._random_bytes = random_bytes
+        self._core_class = core_class
         self._core: TurnServer | None = None
         self._address: Address | None = None
         self._client_queue: _Queue | None = None
@@ -186,7 +191,7 @@ class TurnUdpServer:
         sharing = self._sharing or CapacitySharing(
             self._capabilities, self._sharing_config, now=anyio.current_time()
         )
-        self._core = TurnServer(
+        self._core = self._core_class(
             self._config, users=self._users, sharing=sharing, random_bytes=self._random_bytes
         )
         # Declared, because mypy does not infer `A` of `add` from a union of actions.

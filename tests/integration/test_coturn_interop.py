@@ -28,6 +28,7 @@ import anyio
 import pytest
 
 from railgun_ref.capacity.nat import NatBehaviour, NatType
+from railgun_ref.conformance import runner_stun
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.stun_server import StunServer, detect_nat_type, serve_stun
 from railgun_ref.drivers.turn_server import TurnUdpServer
@@ -181,7 +182,7 @@ def coturn_server() -> Iterator[Address]:
     argv = ["turnserver", "-n", "--no-tls", "--no-dtls", "--no-cli", "--no-tcp"]
     argv += ["--listening-ip=127.0.0.1", "--listening-ip=127.0.0.2", "--relay-ip=127.0.0.1"]
     argv += [f"--listening-port={port}", f"--alt-listening-port={port + 1}"]
-    argv += [f"--min-port={relay_low}", f"--max-port={relay_low + 1}"]
+    argv += [f"--min-port={relay_low}", f"--max-port={min(relay_low + 99, 65535)}"]
     argv += ["--realm=railgun-test", "--lt-cred-mech", "--allow-loopback-peers"]
     argv += [f"--user={name}:{secret}" for name, secret in USERS.items()]
     argv += ["--pidfile=/dev/null", "--log-file=stdout"]
@@ -250,3 +251,17 @@ async def test_aiortc_call_relayed_only_through_coturn() -> None:
     assert {kind for kind, _, _ in offered} == {"relay"}
     assert all(h == "127.0.0.1" for _, h, _ in offered)
     assert len(frames) == 50
+
+
+@pytest.mark.anyio
+async def test_our_runners_against_coturn() -> None:
+    """The STUN and TURN runners are fair to an independent server: coturn passes every
+    check but one, the 437 that TURN-1.5 (after RFC 8656 §7.3) wants for a Refresh on a
+    5-tuple whose allocation was just deleted -- coturn stays silent there."""
+    with coturn_server() as (host, port):
+        await wait_for_stun((host, port))
+        user, password = next(iter(USERS.items()))
+        stun = await runner_stun.run(f"stun://{host}:{port}", timeout=1.0)
+        turn = await runner_stun.run(f"turn://{user}:{password}@{host}:{port}", timeout=1.0)
+    assert stun.passed, [c for c in stun.checks if not c.passed]
+    assert {c.check for c in turn.checks if not c.passed} == {"Refresh LIFETIME 0 deletes"}
