@@ -80,3 +80,28 @@ REQUESTER_CHECKS: Final[tuple[tuple[str, str], ...]] = (
         "a newcomer to a full bucket makes the target PING its least recently seen contact",
     ),
 )
+
+#: (clause, check) of the STUN runner (`runner_stun`, ``stun://``), in report order.
+STUN_RUNNER_CHECKS: Final[tuple[tuple[str, str], ...]] = (
+    ("RFC8489-7.3", "Binding: XOR-MAPPED-ADDRESS, FINGERPRINT"),
+    ("RFC8489-6.3.1", "unknown comprehension-required attribute"),
+    ("CAP-6.4", "PADDING echoed"),
+    ("CAP-6.4", "PADDING with RESPONSE-PORT refused"),
+    ("CAP-6.2", "CHANGE-REQUEST answered from OTHER-ADDRESS"),
+    ("RFC8489-6.3", "garbage and indications unanswered"),
+)
+
+#: (clause, check) of the TURN runner (`runner_stun`, ``turn://``), in report order.
+TURN_RUNNER_CHECKS: Final[tuple[tuple[str, str], ...]] = (
+    ("TURN-1.1", "Binding answered"),
+    ("TURN-1.2", "unauthenticated Allocate challenged"),
+    ("TURN-1.2", "wrong password refused"),
+    ("TURN-1.4", "signed Allocate succeeds, signed answer"),
+    ("TURN-1.3", "signed Allocate replayed from another port"),
+    ("TURN-1.1", "DONT-FRAGMENT honoured or refused with 420"),
+    ("TURN-1.12", "EVEN-PORT with reservation"),
+    ("TURN-1.7", "Send and Data indications"),
+    ("TURN-1.9", "ChannelBind and ChannelData"),
+    ("TURN-1.7", "data without permission dropped"),
+    ("TURN-1.5", "Refresh LIFETIME 0 deletes"),
+)

@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from railgun_ref.conformance.catalog import STUN_RUNNER_CHECKS, TURN_RUNNER_CHECKS
 from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address
@@ -277,13 +278,21 @@ async def _stun_silence(run: _Run) -> tuple[bool, str]:
     return True, "garbage and indications dropped, Binding still answered"
 
 
+#: The checks in report order: `catalog.STUN_RUNNER_CHECKS`, each with its test.
 STUN_CHECKS: Final[list[tuple[str, str, _Check]]] = [
-    ("Binding: XOR-MAPPED-ADDRESS, FINGERPRINT", "RFC8489-7.3", _stun_binding),
-    ("unknown comprehension-required attribute", "RFC8489-6.3.1", _stun_unknown_attribute),
-    ("PADDING echoed", "CAP-6.4", _stun_padding),
-    ("PADDING with RESPONSE-PORT refused", "CAP-6.4", _stun_padding_with_response_port),
-    ("CHANGE-REQUEST answered from OTHER-ADDRESS", "CAP-6.2", _stun_change_request),
-    ("garbage and indications unanswered", "RFC8489-6.3", _stun_silence),
+    (check, clause, test)
+    for (clause, check), test in zip(
+        STUN_RUNNER_CHECKS,
+        (
+            _stun_binding,
+            _stun_unknown_attribute,
+            _stun_padding,
+            _stun_padding_with_response_port,
+            _stun_change_request,
+            _stun_silence,
+        ),
+        strict=True,
+    )
 ]
 
 
@@ -526,18 +535,26 @@ async def _turn_delete(run: _Run) -> tuple[bool, str]:
     return ok, "deleted; a later Refresh gets 437" if ok else f"after delete: {_code(after)}"
 
 
+#: The checks in report order: `catalog.TURN_RUNNER_CHECKS`, each with its test.
 TURN_CHECKS: Final[list[tuple[str, str, _Check]]] = [
-    ("Binding answered", "TURN-1.1", _stun_binding),
-    ("unauthenticated Allocate challenged", "TURN-1.2", _turn_challenge),
-    ("wrong password refused", "TURN-1.2", _turn_wrong_password),
-    ("signed Allocate succeeds, signed answer", "TURN-1.4", _turn_allocate),
-    ("signed Allocate replayed from another port", "TURN-1.3", _turn_replay),
-    ("DONT-FRAGMENT honoured or refused with 420", "TURN-1.1", _turn_dont_fragment),
-    ("EVEN-PORT with reservation", "TURN-1.12", _turn_even_port),
-    ("Send and Data indications", "TURN-1.7", _turn_send),
-    ("ChannelBind and ChannelData", "TURN-1.9", _turn_channel),
-    ("data without permission dropped", "TURN-1.7", _turn_no_permission),
-    ("Refresh LIFETIME 0 deletes", "TURN-1.5", _turn_delete),
+    (check, clause, test)
+    for (clause, check), test in zip(
+        TURN_RUNNER_CHECKS,
+        (
+            _stun_binding,
+            _turn_challenge,
+            _turn_wrong_password,
+            _turn_allocate,
+            _turn_replay,
+            _turn_dont_fragment,
+            _turn_even_port,
+            _turn_send,
+            _turn_channel,
+            _turn_no_permission,
+            _turn_delete,
+        ),
+        strict=True,
+    )
 ]
 
 

@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from railgun_ref.conformance.catalog import REQUESTER_CHECKS, WIRE_CHECKS
+from railgun_ref.conformance.catalog import (
+    REQUESTER_CHECKS,
+    STUN_RUNNER_CHECKS,
+    TURN_RUNNER_CHECKS,
+    WIRE_CHECKS,
+)
 from railgun_ref.conformance.common import VECTOR_AREAS, load_vectors, vector_file_name
 
 #: The first line of a clause paragraph (spec section 0.2).
@@ -192,7 +197,12 @@ def _ranges(numbers: list[int]) -> str:
 def _runner_checks() -> dict[str, list[str]]:
     """clause id -> the numbers of the runner checks that test it (W1.., R1..)."""
     out: dict[str, list[str]] = defaultdict(list)
-    for prefix, checks in (("W", WIRE_CHECKS), ("R", REQUESTER_CHECKS)):
+    for prefix, checks in (
+        ("W", WIRE_CHECKS),
+        ("R", REQUESTER_CHECKS),
+        ("S", STUN_RUNNER_CHECKS),
+        ("T", TURN_RUNNER_CHECKS),
+    ):
         for number, (clause_id, _) in enumerate(checks, 1):
             out[clause_id].append(f"{prefix}{number}")
     return out
@@ -213,7 +223,7 @@ def render(matrix: Matrix) -> str:
         f"{len(matrix.uncovered_must())} MUST clauses without a vector or a test.",
         "",
         "Runner checks are numbered as in spec section 9.1: W for the wire runner,",
-        "R for the requester-side runner.",
+        "R for the requester-side runner, S and T for the STUN and TURN runners.",
         "",
         "| clause | level | runner checks | vectors (file: tcIds) | tests |",
         "|---|---|---|---|---|",
