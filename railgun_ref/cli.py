@@ -83,13 +83,17 @@ def _add_bind_options(parser: argparse.ArgumentParser, *, what: str) -> None:
 
 def _wire_target(text: str) -> str:
     """``udp://HOST:PORT`` of a node, ``stun://HOST:PORT`` or ``turn://USER:PASS@HOST:PORT``
-    of a STUN or TURN server, on loopback (`conformance run --target`)."""
+    of a STUN or TURN server, ``ws://HOST:PORT`` of a central service, on loopback
+    (`conformance run --target`)."""
+    from railgun_ref.conformance.runner_central import parse_central_target  # noqa: PLC0415
     from railgun_ref.conformance.runner_stun import parse_stun_target  # noqa: PLC0415
     from railgun_ref.conformance.wire_runner import TargetError, parse_target  # noqa: PLC0415
 
     try:
         if text.startswith(("stun://", "turn://")):
             parse_stun_target(text)
+        elif text.startswith("ws://"):
+            parse_central_target(text)
         else:
             parse_target(text)
     except TargetError as exc:
@@ -299,6 +303,10 @@ def _cmd_conformance_run(args: argparse.Namespace) -> int:
         from railgun_ref.conformance.runner_stun import main as stun_main  # noqa: PLC0415
 
         return stun_main(args.target, json_output=args.json)
+    if args.target.startswith("ws://"):
+        from railgun_ref.conformance.runner_central import main as central_main  # noqa: PLC0415
+
+        return central_main(args.target, json_output=args.json)
 
     return runner_main(args.target, json_output=args.json)
 
@@ -758,8 +766,8 @@ def _add_conformance(sub: _Subparsers) -> None:
         "--target",
         required=True,
         type=_wire_target,
-        help="udp://HOST:PORT of a node, stun://HOST:PORT or turn://USER:PASS@HOST:PORT"
-        " (127.0.0.0/8)",
+        help="udp://HOST:PORT of a node, stun://HOST:PORT, turn://USER:PASS@HOST:PORT or"
+        " ws://HOST:PORT of a central service (127.0.0.0/8)",
     )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(func=_cmd_conformance_run)

@@ -105,3 +105,18 @@ TURN_RUNNER_CHECKS: Final[tuple[tuple[str, str], ...]] = (
     ("TURN-1.7", "data without permission dropped"),
     ("TURN-1.5", "Refresh LIFETIME 0 deletes"),
 )
+
+#: (clause, check) of the central-service runner (`runner_central`, ``ws://``), in report order.
+CENTRAL_RUNNER_CHECKS: Final[tuple[tuple[str, str], ...]] = (
+    ("CEN-3.1", "a fresh 32-byte CHALLENGE nonce on every connection"),
+    ("CEN-3.3", "a JOIN before AUTH gets ERROR UNAUTHENTICATED and close 4100"),
+    ("CEN-3.2", "an AUTH signed for another origin gets BAD_SIGNATURE and close 4003"),
+    ("CEN-3.3", "an AUTH with another connection's nonce gets REPLAY and close 4007"),
+    ("CEN-3.2", "an AUTH from a small-order key gets BAD_KEY and close 4010"),
+    ("CEN-3.4", "a valid AUTH gets WELCOME with our node id"),
+    ("CEN-2.1", "text, version-2 and unknown-type frames get their ERRORs; the session stays"),
+    ("CEN-4.3", "a SEND by a non-member gets NOT_MEMBER"),
+    ("CEN-4.3", "a SEND with a TTL over 604800 s gets TTL_TOO_LONG"),
+    ("CEN-4.5", "JOIN, SEND, DELIVER once; a resend gets the first SENT; ACK deletes"),
+    ("CEN-4.5", "an entry written while a member is away is pushed after its WELCOME"),
+)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from railgun_ref.conformance.catalog import (
+    CENTRAL_RUNNER_CHECKS,
     REQUESTER_CHECKS,
     STUN_RUNNER_CHECKS,
     TURN_RUNNER_CHECKS,
@@ -202,6 +203,7 @@ def _runner_checks() -> dict[str, list[str]]:
         ("R", REQUESTER_CHECKS),
         ("S", STUN_RUNNER_CHECKS),
         ("T", TURN_RUNNER_CHECKS),
+        ("C", CENTRAL_RUNNER_CHECKS),
     ):
         for number, (clause_id, _) in enumerate(checks, 1):
             out[clause_id].append(f"{prefix}{number}")
@@ -223,7 +225,8 @@ def render(matrix: Matrix) -> str:
         f"{len(matrix.uncovered_must())} MUST clauses without a vector or a test.",
         "",
         "Runner checks are numbered as in spec section 9.1: W for the wire runner,",
-        "R for the requester-side runner, S and T for the STUN and TURN runners.",
+        "R for the requester-side runner, S and T for the STUN and TURN runners, C for the",
+        "central-service runner.",
         "",
         "| clause | level | runner checks | vectors (file: tcIds) | tests |",
         "|---|---|---|---|---|",
