@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from railgun_ref.conformance.catalog import CENTRAL_RUNNER_CHECKS
 from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_destination_host
 from railgun_ref.identity.keys import Identity
 from railgun_ref.rooms import RoomsCore
 from railgun_ref.wire import cbor
@@ -70,7 +70,7 @@ def parse_central_target(target: str) -> tuple[str, str]:
     if parts.hostname is None or not port:
         raise TargetError(f"target must name a host and a non-zero port, got {target!r}")
     try:
-        check_loopback_host(parts.hostname)
+        check_destination_host(parts.hostname)
     except ValueError as exc:
         raise TargetError(f"{exc} (the runner sends malformed frames on purpose)") from None
     path = parts.path if parts.path not in ("", "/") else "/ws"

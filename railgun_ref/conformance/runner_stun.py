@@ -32,7 +32,7 @@ from railgun_ref.conformance.catalog import STUN_RUNNER_CHECKS, TURN_RUNNER_CHEC
 from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address
-from railgun_ref.drivers.addresses import check_loopback_host
+from railgun_ref.drivers.addresses import check_destination_host
 from railgun_ref.stun.codec import (
     Attribute,
     ChangeRequest,
@@ -94,7 +94,7 @@ def parse_stun_target(target: str) -> StunTarget:
     if parts.hostname is None or not port:
         raise TargetError(f"target must name a host and a non-zero port, got {target!r}")
     try:
-        check_loopback_host(parts.hostname)
+        check_destination_host(parts.hostname)
     except ValueError as exc:
         raise TargetError(f"{exc} (the runner sends malformed traffic on purpose)") from None
     if parts.scheme == "turn" and (parts.username is None or parts.password is None):
