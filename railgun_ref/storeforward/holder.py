@@ -414,7 +414,7 @@ class StorageHolder:
                 self._guard(lambda: self._on_sync(message, peer, now))
             case m.Replicate():
                 self._guard(lambda: self._on_replicate(message, peer, now))
-            case m.Result() | m.PickupReply():
+            case m.Result() | m.PickupReply() | m.MailboxKeys():
                 self._refuse(ErrorCode.UNEXPECTED_RESPONSE)
 
     def holders_found(

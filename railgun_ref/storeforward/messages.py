@@ -39,6 +39,7 @@ class SfType(IntEnum):
     SYNC = 6
     SYNC_REPLY = 7
     REPLICATE = 8
+    MAILBOX_KEYS = 9
 
 
 #: SF-2.4: the padded ciphertext sizes a holder accepts (the privacy size buckets), bytes.
@@ -52,6 +53,9 @@ MAX_RECEIPT_IDS: Final = 64
 #: SF-6.2: a SYNC or SYNC_REPLY lists at most this many ids, and 16 receipts.
 MAX_SYNC_IDS: Final = 256
 MAX_SYNC_RECEIPTS: Final = 16
+#: SF-8.1: a MAILBOX_KEYS names 1..16 mailbox keys, and a room id of 1..64 bytes.
+MAX_MAILBOX_KEYS: Final = 16
+MAX_ROOM_ID_SIZE: Final = 64
 #: SF-6.2: a PICKUP_REPLY carries at most this many messages.
 MAX_PICKUP_ENTRIES: Final = 64
 _UINT64: Final = 2**64 - 1
@@ -259,7 +263,25 @@ class Replicate:
         return message_id(self.rendezvous_key, self.mailbox_key, self.expires_ms, self.ciphertext)
 
 
-SfMessage = StoreRequest | Result | Pickup | PickupReply | Receipt | Sync | Replicate
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailboxKeys:
+    """SF-8.1: a member's mailbox public keys in `room_id` for epochs `first_epoch` onwards."""
+
+    room_id: bytes
+    first_epoch: int
+    keys: tuple[bytes, ...]
+
+    def to_map(self) -> dict[int, Any]:
+        return {
+            0: int(SfType.MAILBOX_KEYS),
+            1: PROTOCOL_VERSION,
+            2: self.room_id,
+            3: self.first_epoch,
+            4: list(self.keys),
+        }
+
+
+SfMessage = StoreRequest | Result | Pickup | PickupReply | Receipt | Sync | Replicate | MailboxKeys
 
 
 def encode(message: SfMessage) -> bytes:
@@ -460,6 +482,17 @@ def _replicate(m: dict[int, Any]) -> Replicate:
     )
 
 
+def _mailbox_keys(m: dict[int, Any]) -> MailboxKeys:
+    room_id = m[2]
+    if type(room_id) is not bytes or not 1 <= len(room_id) <= MAX_ROOM_ID_SIZE:
+        raise _malformed(f"room id must be 1..{MAX_ROOM_ID_SIZE} bytes")
+    keys = tuple(
+        _id(k, "mailbox key", PUBLIC_KEY_SIZE)
+        for k in _list(m[4], "mailbox keys", MAX_MAILBOX_KEYS, 1)
+    )
+    return MailboxKeys(room_id=room_id, first_epoch=_uint(m[3], "first epoch"), keys=keys)
+
+
 #: SF-6.2: how many keys (0..n-1) each type's map has.
 _KEYS: Final = {
     SfType.STORE: 11,
@@ -470,6 +503,7 @@ _KEYS: Final = {
     SfType.SYNC: 5,
     SfType.SYNC_REPLY: 5,
     SfType.REPLICATE: 6,
+    SfType.MAILBOX_KEYS: 5,
 }
 
 
@@ -510,6 +544,8 @@ def from_map(value: object) -> SfMessage:
             return _sync(m, kind is SfType.SYNC_REPLY)
         case SfType.REPLICATE:
             return _replicate(m)
+        case SfType.MAILBOX_KEYS:
+            return _mailbox_keys(m)
 
 
 def decode(data: bytes) -> SfMessage:
@@ -528,6 +564,8 @@ def to_json(message: SfMessage) -> dict[str, Any]:
             value = [item.hex() for item in value]
         elif name == "entries":
             value = [[expires, data.hex()] for expires, data in value]
+        elif name == "keys":
+            value = [item.hex() for item in value]
         elif name == "receipts":
             value = [to_json(receipt) for receipt in value]
         fields[_camel(name)] = value

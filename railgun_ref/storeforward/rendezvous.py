@@ -12,9 +12,14 @@ Theory of operation:
    room secret (closed rooms) and the recipient's NodeId, and both read the
    epoch off their clocks. Someone without the room secret cannot compute it,
    and two epochs' ids of one recipient look unrelated to them.
-3. The DHT key under which holders announce themselves is
-   ``derive_key(RENDEZVOUS, rendezvous id)`` (DHT-2.1), so it is domain
-   separated from every other DHT key (SF-1.3).
+3. The *store key* of a rendezvous is an Ed25519 key pair derived from the
+   rendezvous id alone (SF-1.5): every member of the room can derive it,
+   nobody else can. The *rendezvous key* -- the DHT key holders, stores and
+   pickups name -- is ``derive_key(RENDEZVOUS, store public key)`` (DHT-2.1,
+   SF-1.3), domain separated from every other DHT key. A holder that is
+   shown the store public key checks that it gives the rendezvous key, and
+   a signature under it proves the sender knows the room secret (SF-3.5),
+   as the announce key of a room record does (ROOM-6.5).
 4. The *mailbox key* of that rendezvous is an Ed25519 key pair derived by the
    recipient alone from its identity seed: seed = HKDF-SHA-256(ikm = identity
    seed, salt = `MAILBOX_SALT`, info = ``"railgun/v1/sf-mailbox" || 0x00 ||
@@ -41,6 +46,10 @@ RENDEZVOUS_INFO: Final = b"railgun/v1/sf-rendezvous\x00"
 MAILBOX_SALT: Final = b"railgun/v1/sf-mailbox-salt"
 #: SF-1.4: the info prefix of mailbox seeds.
 MAILBOX_INFO: Final = b"railgun/v1/sf-mailbox\x00"
+#: SF-1.5: HKDF salt of store key seeds.
+STORE_KEY_SALT: Final = b"railgun/v1/sf-store-key-salt"
+#: SF-1.5: the info of store key seeds.
+STORE_KEY_INFO: Final = b"railgun/v1/sf-store-key\x00"
 #: SF-1.2: a rendezvous id is this many bytes.
 RENDEZVOUS_ID_SIZE: Final = 32
 #: SF-1.2: a room secret is at least this many bytes.
@@ -81,9 +90,22 @@ def rendezvous_id(room_secret: bytes, recipient: NodeId, epoch: int) -> bytes:
     return hkdf_sha256(ikm=room_secret, salt=RENDEZVOUS_SALT, info=info)
 
 
+def store_identity(rendezvous: bytes) -> Identity:
+    """SF-1.5: the store key pair of a rendezvous id (every member of the room can derive it)."""
+    if len(rendezvous) != RENDEZVOUS_ID_SIZE:
+        raise LocalProtocolError("a rendezvous id is 32 bytes")
+    return Identity.from_seed(hkdf_sha256(ikm=rendezvous, salt=STORE_KEY_SALT, info=STORE_KEY_INFO))
+
+
+def key_of_store_key(store_public_key: bytes) -> bytes:
+    """SF-1.3: the rendezvous key named by a store public key."""
+    return derive_key(KeyType.RENDEZVOUS, store_public_key)
+
+
 def rendezvous_key(room_secret: bytes, recipient: NodeId, epoch: int) -> bytes:
     """SF-1.3: the DHT key holders of this rendezvous announce themselves under."""
-    return derive_key(KeyType.RENDEZVOUS, rendezvous_id(room_secret, recipient, epoch))
+    rid = rendezvous_id(room_secret, recipient, epoch)
+    return key_of_store_key(store_identity(rid).public_key)
 
 
 def mailbox_identity(identity_seed: bytes, rendezvous: bytes) -> Identity:

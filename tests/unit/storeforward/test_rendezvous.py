@@ -13,6 +13,7 @@ from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.geometry import distance
 from railgun_ref.dht.keys import KeyType, derive_key
+from railgun_ref.identity.keys import Identity
 from railgun_ref.storeforward import choose_holders, rendezvous
 from railgun_ref.storeforward.rendezvous import hkdf_sha256
 
@@ -39,8 +40,15 @@ def test_rendezvous_id_is_the_spec_formula() -> None:
     info = rendezvous.RENDEZVOUS_INFO + RECIPIENT.node_id + epoch.to_bytes(8, "big")
     expected = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
     assert rendezvous.rendezvous_id(SECRET, RECIPIENT.node_id, epoch) == expected
+    store_seed = hmac.new(
+        hmac.new(rendezvous.STORE_KEY_SALT, expected, hashlib.sha256).digest(),
+        rendezvous.STORE_KEY_INFO + b"\x01",
+        hashlib.sha256,
+    ).digest()
+    store_key = Identity.from_seed(store_seed).public_key
+    assert rendezvous.store_identity(expected).public_key == store_key
     assert rendezvous.rendezvous_key(SECRET, RECIPIENT.node_id, epoch) == derive_key(
-        KeyType.RENDEZVOUS, expected
+        KeyType.RENDEZVOUS, store_key
     )
 
 

@@ -1,0 +1,234 @@
+"""SF-8: the member side (`SfClient`) against real holder cores, no sockets.
+
+A sender stores for an offline member on k holders chosen by capacity, the
+sender goes away, the member picks up, gets each message once, and its
+receipts tombstone the message on every holder; bad input is refused and
+counted.
+"""
+
+import random
+
+from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.errors import ErrorCode
+from railgun_ref.core.ids import NodeId
+from railgun_ref.identity.keys import Identity
+from railgun_ref.storeforward import MessageState, Send, SfCounter, StorageHolder
+from railgun_ref.storeforward import messages as m
+from railgun_ref.storeforward.authorisers import RoomProofAuthoriser, room_store_proof
+from railgun_ref.storeforward.client import (
+    HolderCandidate,
+    LookupHolders,
+    PersistMailboxKeys,
+    PickedUp,
+    SendMailboxKeys,
+    SendTo,
+    SfClient,
+    SfClientCounter,
+    StoredFor,
+    StoreFailed,
+    StoreFailure,
+)
+from railgun_ref.storeforward.rendezvous import epoch_of, rendezvous_id
+
+T0 = 1_700_000_000.0
+ROOM = b"R" * 32
+SECRET = b"room-secret-0123456789abcdef"
+SENDER = Identity.from_seed(bytes([1]) * 32)
+MEMBER = Identity.from_seed(bytes([3]) * 32)
+STRANGER = Identity.from_seed(bytes([5]) * 32)
+CAPS = DeviceCapabilities.from_json(
+    {
+        "deviceClass": "server",
+        "uploadBandwidth": 2_000_000,
+        "downloadBandwidth": 2_000_000,
+        "maxRelayConnections": 20,
+        "maxRelayBandwidth": 1_000_000,
+        "canActAsTurn": False,
+        "canStoreMessages": True,
+        "natType": "open",
+        "availability": "always",
+    }
+)
+
+
+def _rng(seed: int) -> random.Random:
+    return random.Random(seed)
+
+
+class Net:
+    """Holders and clients wired by hand: every SendTo goes to its core at once."""
+
+    def __init__(self, holders: int = 5) -> None:
+        self.holders = {
+            Identity.from_seed(bytes([100 + i]) * 32).node_id: StorageHolder(
+                Identity.from_seed(bytes([100 + i]) * 32).node_id,
+                authoriser=RoomProofAuthoriser(),
+                now=T0,
+            )
+            for i in range(holders)
+        }
+        self.online: set[NodeId] = set(self.holders)
+        self.clients: dict[NodeId, SfClient] = {}
+        self.out: dict[NodeId, list[object]] = {}
+
+    def client(self, identity: Identity, seed: int) -> SfClient:
+        core = SfClient(identity, random_bytes=_rng(seed).randbytes, now=T0)
+        core.add_room(ROOM, SECRET, now=T0)
+        others = {i.node_id: i.public_key for i in (SENDER, MEMBER) if i != identity}
+        core.set_members(ROOM, others)
+        self.clients[identity.node_id] = core
+        self.out[identity.node_id] = []
+        return core
+
+    def pump(self, now: float) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for node_id, core in list(self.clients.items()):
+                while (action := core.next_action()) is not None:
+                    moved = True
+                    self._client_action(node_id, core, action, now)
+            for node_id, holder in self.holders.items():
+                while (action := holder.next_action()) is not None:
+                    moved = True
+                    if isinstance(action, Send) and action.peer in self.clients:
+                        self.clients[action.peer].receive(
+                            node_id, ("127.0.0.1", 1), action.data, now=now
+                        )
+
+    def _client_action(self, me: NodeId, core: SfClient, action: object, now: float) -> None:
+        self.out[me].append(action)
+        match action:
+            case LookupHolders(rendezvous_key=key):
+                found = [
+                    HolderCandidate(node_id=h, address=("127.0.0.1", 2), capabilities=CAPS)
+                    for h in sorted(self.online)
+                ]
+                core.holders_found(key, found, now=now)
+            case SendTo(peer=peer, data=data) if peer in self.online:
+                self.holders[peer].receive(data, peer=me, now=now)
+            case SendMailboxKeys(member=member, data=data) if member in self.clients:
+                self.clients[member].receive(me, ("127.0.0.1", 3), data, now=now)
+
+
+def _stored_then_picked_up() -> tuple[Net, SfClient, SfClient]:
+    net = Net()
+    sender = net.client(SENDER, 1)
+    member = net.client(MEMBER, 2)
+    member.members_reachable(ROOM, [SENDER.node_id], now=T0)
+    net.pump(T0)
+    assert any(isinstance(a, PersistMailboxKeys) for a in net.out[SENDER.node_id])
+    del net.clients[MEMBER.node_id]  # the member goes offline
+    for n in range(3):
+        sender.store(
+            room_id=ROOM,
+            message_id=bytes([n]) * 16,
+            member=MEMBER.node_id,
+            blob=b"sealed-room-blob-%d" % n,
+            expires_at=T0 + 3600,
+            now=T0,
+        )
+    net.pump(T0)
+    return net, sender, member
+
+
+def test_stored_on_k_holders_then_picked_up_once_and_tombstoned() -> None:
+    net, _, member = _stored_then_picked_up()
+    stored = [a for a in net.out[SENDER.node_id] if isinstance(a, StoredFor)]
+    assert sorted(a.message_id[0] for a in stored) == [0, 1, 2]
+    keeping = [h for h in net.holders.values() if h.held]
+    assert len(keeping) == 3  # redundancyFactor
+    del net.clients[SENDER.node_id]  # the sender quits
+    net.clients[MEMBER.node_id] = member  # the member returns
+    member.pickup_now(now=T0 + 600)
+    net.pump(T0 + 600)
+    got = [a for a in net.out[MEMBER.node_id] if isinstance(a, PickedUp)]
+    assert {a.message_id for a in got} == {bytes([n]) * 16 for n in range(3)}
+    assert {a.blob for a in got} == {b"sealed-room-blob-%d" % n for n in range(3)}
+    assert all(not h.held for h in net.holders.values())  # every replica deleted
+    for holder in net.holders.values():
+        assert holder.counters.get_count(SfCounter.TOMBSTONED) >= 3
+    ids = [t.message_id for t in next(iter(net.holders.values())).tombstones.values()]
+    assert all(h.state_of(i) is MessageState.TOMBSTONED for h in net.holders.values() for i in ids)
+
+
+def test_no_mailbox_key_no_store() -> None:
+    net = Net()
+    sender = net.client(SENDER, 1)
+    sender.store(
+        room_id=ROOM,
+        message_id=bytes(16),
+        member=MEMBER.node_id,
+        blob=b"x",
+        expires_at=T0 + 60,
+        now=T0,
+    )
+    net.pump(T0)
+    failed = [a for a in net.out[SENDER.node_id] if isinstance(a, StoreFailed)]
+    assert [a.reason for a in failed] == [StoreFailure.NO_MAILBOX_KEY]
+
+
+def test_mailbox_keys_from_a_non_member_are_refused() -> None:
+    net = Net()
+    sender = net.client(SENDER, 1)
+    stranger = SfClient(STRANGER, random_bytes=_rng(9).randbytes, now=T0)
+    stranger.add_room(ROOM, SECRET, now=T0)
+    data = m.encode(stranger.mailbox_keys(ROOM, now=T0))
+    sender.receive(STRANGER.node_id, ("127.0.0.1", 4), data, now=T0)
+    assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.FORBIDDEN) == 1
+
+
+def test_non_member_store_is_forbidden_and_counted() -> None:
+    """SF-3.5: a proof without the room secret (another room's store key) is refused."""
+    holder = StorageHolder(NodeId(bytes(32)), authoriser=RoomProofAuthoriser(), now=T0)
+    epoch = epoch_of(T0)
+    real = rendezvous_id(SECRET, MEMBER.node_id, epoch)
+    guess = rendezvous_id(b"another-secret-0123456789", MEMBER.node_id, epoch)
+    net, _, _ = _stored_then_picked_up()
+    key = next(s.rendezvous_key for h in net.holders.values() for s in h.held.values())
+    for proof in (
+        room_store_proof(guess, STRANGER.node_id),
+        room_store_proof(real, SENDER.node_id),
+    ):
+        request = m.sign_store(
+            STRANGER,
+            request_id=7,
+            timestamp_ms=int(T0 * 1000),
+            rendezvous_key=key,
+            mailbox_key=MEMBER.public_key,
+            expires_ms=int((T0 + 60) * 1000),
+            ciphertext=bytes(256),
+            proof=proof,
+        )
+        holder.receive(m.encode(request), peer=STRANGER.node_id, now=T0)
+        assert holder.last_refusal is ErrorCode.FORBIDDEN
+    assert holder.counters.get_count(SfCounter.REFUSED, ErrorCode.FORBIDDEN) == 2
+    assert not holder.held
+
+
+def test_the_real_proof_is_accepted() -> None:
+    holder = StorageHolder(NodeId(bytes(32)), authoriser=RoomProofAuthoriser(), now=T0)
+    net, _, _ = _stored_then_picked_up()
+    key = next(s.rendezvous_key for h in net.holders.values() for s in h.held.values())
+    real = rendezvous_id(SECRET, MEMBER.node_id, epoch_of(T0))
+    request = m.sign_store(
+        STRANGER,
+        request_id=7,
+        timestamp_ms=int(T0 * 1000),
+        rendezvous_key=key,
+        mailbox_key=MEMBER.public_key,
+        expires_ms=int((T0 + 60) * 1000),
+        ciphertext=bytes(256),
+        proof=room_store_proof(real, STRANGER.node_id),
+    )
+    holder.receive(m.encode(request), peer=STRANGER.node_id, now=T0)
+    assert holder.last_refusal is None and len(holder.held) == 1
+
+
+def test_unsolicited_answers_are_refused() -> None:
+    sender = SfClient(SENDER, random_bytes=_rng(1).randbytes, now=T0)
+    answer = m.Result(request_id=42, status=0, message_id=bytes(32))
+    sender.receive(NodeId(bytes(32)), ("127.0.0.1", 5), m.encode(answer), now=T0)
+    sender.receive(NodeId(bytes(32)), ("127.0.0.1", 5), b"\xff", now=T0)
+    assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.UNEXPECTED_RESPONSE) == 1
+    assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.MALFORMED) == 1
