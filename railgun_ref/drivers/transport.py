@@ -74,17 +74,24 @@ from railgun_ref.drivers.central_client import (
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
+from railgun_ref.drivers.transport_sf import TransportStoreForward
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.identity.e2ee import CONTENT_MEMBERSHIP, open_room_message, seal_room_message
 from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of, require_closed_room_id
+from railgun_ref.storeforward import client as sfc
+from railgun_ref.storeforward.client import SfClientConfig
 from railgun_ref.transport import p2p, service
 from railgun_ref.transport.health import FailureLabel, HealthResult
 from railgun_ref.transport.outbox import OutboxEntry
 from railgun_ref.transport.outbox import Path as DeliveryPath
-from railgun_ref.transport.service import HybridTransportConfig, HybridTransportService
+from railgun_ref.transport.service import (
+    HybridTransportConfig,
+    HybridTransportService,
+    StoreAndForwardConfig,
+)
 from railgun_ref.transport.state import Central, Reach, TransportMode, TransportState
 from railgun_ref.wire import cbor
 from railgun_ref.wire.central import MAX_TTL
@@ -108,6 +115,13 @@ CREATE TABLE IF NOT EXISTS room_changes (
     PRIMARY KEY (room_id, hash)
 ) WITHOUT ROWID;
 """,
+        # 3: mailbox keys other members announced (SF-8.1).
+        """
+CREATE TABLE IF NOT EXISTS mailbox_keys (
+    room_id BLOB NOT NULL, member BLOB NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (room_id, member)
+) WITHOUT ROWID;
+""",
     ),
 )
 #: ROOM-5.3: messages held per room from senders our log does not count (yet).
@@ -118,6 +132,16 @@ _RECONNECT_MAX: Final = 5.0
 
 
 # ------------------------------------------------------------------ counters
+
+
+def _sf_client_config(sf: StoreAndForwardConfig) -> SfClientConfig:
+    """SF-2.1, SF-3.2, SF-2.3: the design's `storeAndForward` fields, in effect."""
+    return SfClientConfig(
+        enabled=sf.enabled,
+        redundancy=sf.redundancy_factor,
+        candidate_pool=2 * sf.redundancy_factor,
+        default_ttl=sf.default_ttl,
+    )
 
 
 class FailureKind(StrEnum):
@@ -313,6 +337,15 @@ class _StateStore:
     def add_seen(self, message_id: bytes, expires_at: float) -> None:
         self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (message_id, expires_at))
 
+    def mailbox_keys(self) -> list[tuple[NodeId, bytes]]:
+        rows = self._db.execute("SELECT member, data FROM mailbox_keys").fetchall()
+        return [(NodeId(bytes(member)), bytes(data)) for member, data in rows]
+
+    def add_mailbox_keys(self, room_id: bytes, member: NodeId, data: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO mailbox_keys VALUES (?, ?, ?)", (room_id, member, data)
+        )
+
     def close(self) -> None:
         self._db.close()
 
@@ -341,6 +374,7 @@ class HybridTransport:
         clock: Callable[[], float] = time.time,
         random_bytes: RandomBytes = os.urandom,
         allow_public: bool = False,
+        sf_config: SfClientConfig | None = None,
     ) -> None:
         """`host` is the node's bind address (loopback unless `allow_public`,
         `drivers.addresses`). `central_url` is the service's base URL
@@ -393,6 +427,13 @@ class HybridTransport:
         self._reach = Reach.UNKNOWN
         self._paths = (False, False)
         self._stopped = False
+        #: SF-8: store-and-forward (holder and member side); None when disabled.
+        sf = self.config.store_and_forward
+        self.store_forward: TransportStoreForward | None = (
+            TransportStoreForward(self, config=sf_config or _sf_client_config(sf))
+            if sf.enabled
+            else None
+        )
 
     # ------------------------------------------------------------ public API
 
@@ -534,6 +575,9 @@ class HybridTransport:
                 self.p2p = p2p.P2PRoomCore(self.identity, address, config=self.p2p_config, now=now)
                 inbox = self.host.app_inbox(self.p2p_config.topic)
                 self._restore(now)
+                if self.store_forward is not None:
+                    await self.store_forward.start(tg, self.data_dir)
+                    self.store_forward.restore_mailbox_keys(self._state.mailbox_keys())
                 self._app_out = app_out
                 tg.start_soon(self._app_sender, app_in)
                 tg.start_soon(self._app_receiver, inbox)
@@ -591,6 +635,33 @@ class HybridTransport:
             self.service.dedup.first_time(message_id, expires_at=expires_at, now=now)
 
     # ------------------------------------------------------------- plumbing
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
+    def random_bytes(self) -> RandomBytes:
+        return self._random_bytes
+
+    @property
+    def loop(self) -> CoreLoop:
+        return self._loop
+
+    def persist_mailbox_keys(self, room_id: bytes, member: NodeId, data: bytes) -> None:
+        """SF-8.1: keep what a member announced (the state database)."""
+        if self._state is not None:
+            self._state.add_mailbox_keys(room_id, member, data)
+
+    def store_acked(self, message_id: bytes, member: NodeId, now: float) -> None:
+        """SF-8.3: a holder kept our message for `member` (its outbox part is settled)."""
+        self._emit(MessageAcked(message_id=message_id, path="store", member=member, at=now))
+
+    def store_failed(self, action: "sfc.StoreFailed") -> None:
+        self._emit_failure(
+            FailureKind.P2P,
+            f"{action.message_id.hex()} to {action.member.hex()[:16]}: store {action.reason}",
+        )
 
     def _emit(self, event: TransportEvent) -> None:
         # Events are best-effort once nobody listens any more (or we stopped).
@@ -726,6 +797,8 @@ class HybridTransport:
                     )
                 )
             case p2p.ReachabilityChanged():
+                if action.anything_reachable and not self._p2p_anything and self.store_forward:
+                    self.store_forward.back_online()  # SF-8.4: picked up on return
                 self._p2p_anything = action.anything_reachable
                 self._reach = action.reach
                 self._emit(
@@ -738,6 +811,8 @@ class HybridTransport:
                 )
                 self._report_reach(now)
             case p2p.DeliveryStalled():
+                if self.store_forward is not None and action.reason == "attempts":
+                    self.store_forward.delivery_stalled(action.message_id, action.member)
                 self._emit_failure(
                     FailureKind.P2P,
                     f"{action.message_id.hex()} to {action.member.hex()[:16]}: {action.reason}",
@@ -750,6 +825,8 @@ class HybridTransport:
                     self._lookups.add(action.room_id)
                     self._tg.start_soon(self._lookup, action.room_id, action.dht_ident)
             case p2p.MembersChanged():
+                if self.store_forward is not None:
+                    self.store_forward.members_reachable(action.room_id, action.members)
                 self._emit(MembersChange(room_id=action.room_id, members=action.members, at=now))
             case _:
                 assert_never(action)
@@ -780,6 +857,10 @@ class HybridTransport:
         """ROOM-6.1, ROOM-6.2: join the P2P path of a closed room, or update its members."""
         core = self._core()
         members = frozenset(self.rooms_core.members(room_id))
+        if self.store_forward is not None:
+            self.store_forward.room_opened(
+                room_id, self.rooms_core.secret(room_id), self.rooms_core.members(room_id)
+            )
         if room_id in core.rooms:
             core.set_members(room_id, members, now=now)
             return
@@ -800,6 +881,8 @@ class HybridTransport:
             self._release_held(action.room_id)
         elif self.p2p is not None:
             self.p2p.leave(action.room_id, now=now)
+            if self.store_forward is not None:
+                self.store_forward.room_left(action.room_id)
         self._emit(
             RoomMembershipChanged(
                 room_id=action.room_id,
@@ -917,6 +1000,8 @@ class HybridTransport:
         # Announce again now that the DHT has peers to store on.
         if self.p2p is not None:
             self.p2p.reannounce(now=self._clock())
+            if self.store_forward is not None:
+                self.store_forward.back_online()  # SF-8.4: pick up what waited for us
             self._loop.poke()
 
     async def _announce(self, dht_ident: bytes, value: bytes) -> None:

@@ -548,6 +548,11 @@ def from_map(value: object) -> SfMessage:
             return _mailbox_keys(m)
 
 
+def peek_type(data: bytes) -> SfType:
+    """SF-6.1: the type of a message (its shape is not checked); `RemoteProtocolError` if none."""
+    return _type_of(cbor.decode(data))
+
+
 def decode(data: bytes) -> SfMessage:
     """SF-6.2: any bytes -> a message, or `RemoteProtocolError` (never anything else)."""
     return from_map(cbor.decode(data))

@@ -26,6 +26,7 @@ from railgun_ref.core.ids import NodeId
 class Path(Enum):
     CENTRAL = "central"
     P2P = "p2p"
+    STORE = "store"  #: picked up from store-and-forward holders (SF-8.4); receiving only
 
 
 @dataclass(slots=True)

@@ -1,0 +1,221 @@
+"""Store-and-forward on a running `NodeHost`: the holder, and the lookups members need (SF-8.5).
+
+`SfHost` owns the node's store-and-forward APP topic (`APP_TOPIC_SF`):
+
+* it runs a `StorageHolder` over the SQLite store (`SqliteHolderStore`;
+  every `Persist` is committed before the next action, SF-2.6) with the
+  room-proof authoriser (SF-3.5), fed every holder-bound message (STORE,
+  PICKUP, RECEIPT, SYNC, SYNC_REPLY, REPLICATE) that arrives;
+* it hands the member-bound ones (RESULT, PICKUP_REPLY, MAILBOX_KEYS) to
+  the `member_sink` a client's transport sets (a bare node has none and
+  counts them);
+* `lookup_candidates(key)` is the lookup both sides use (SF-3.2): the
+  closest peers of a FIND_NODE for the key, each with its capability
+  advertisement (CAP-3.5); peers without one are not candidates;
+* it advertises this node's capabilities (CAP-3.3) every
+  `advertise_interval`, so members can choose it as a holder.
+
+The holder's `Send` names a NodeId: the address is the one that peer was
+last seen at (an APP message or a lookup); `PublishRendezvous` is counted
+and not published (the holder does not keep the store key a record's
+ident needs, SF-3.4 is a SHOULD).
+"""
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Final, assert_never
+
+import anyio
+import anyio.abc
+
+from railgun_ref.capacity.selection import Candidate
+from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.contract import ProtocolCore
+from railgun_ref.core.counters import Counters
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.drivers.loop import CoreLoop
+from railgun_ref.drivers.storeforward_store import SqliteHolderStore
+from railgun_ref.drivers.udp import HostStoppedError, NodeHost
+from railgun_ref.storeforward import holder as h
+from railgun_ref.storeforward import messages as m
+from railgun_ref.storeforward.authorisers import RoomProofAuthoriser
+from railgun_ref.storeforward.client import HolderCandidate
+
+#: APP-1.4: the application topic of store-and-forward messages (SF-6.1).
+APP_TOPIC_SF: Final = 4
+#: Holder-bound message types; the others go to the member side.
+_TO_HOLDER: Final = frozenset(
+    {
+        m.SfType.STORE,
+        m.SfType.PICKUP,
+        m.SfType.RECEIPT,
+        m.SfType.SYNC,
+        m.SfType.SYNC_REPLY,
+        m.SfType.REPLICATE,
+    }
+)
+#: Peers whose capabilities one lookup fetches (twice the SF-3.2 pool).
+_FETCH: Final = 12
+
+MemberSink = Callable[[NodeId, Address, bytes], None]
+
+
+class SfHostCounter(StrEnum):
+    RECEIVED = "sfh.received"  #: APP messages on the topic
+    REFUSED = "sfh.refused"  #: not a store-and-forward message; label: its code
+    NO_MEMBER_SIDE = "sfh.no_member_side"  #: a member-bound message on a bare node
+    NO_ADDRESS = "sfh.no_address"  #: a holder Send to a peer never seen
+    SEND_FAILED = "sfh.send_failed"
+    NOT_PUBLISHED = "sfh.not_published"  #: PublishRendezvous (see the module doc)
+    ADVERTISED = "sfh.advertised"
+
+
+class SfHost:
+    """A node's store-and-forward holder and lookups (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: NodeHost,
+        *,
+        path: Path,
+        capabilities: DeviceCapabilities,
+        config: h.StoreForwardConfig = h.DEFAULT_CONFIG,
+        clock: Callable[[], float] = time.time,
+        advertise_interval: float = 60.0,
+    ) -> None:
+        self.host = host
+        self.capabilities = capabilities
+        self.counters: Counters[SfHostCounter] = Counters()
+        self.member_sink: MemberSink | None = None
+        self._clock = clock
+        self._advertise_interval = advertise_interval
+        self._store = SqliteHolderStore(path)
+        self.holder = self._store.restore_holder(
+            host.node_id, authoriser=RoomProofAuthoriser(), config=config, now=clock()
+        )
+        self._loop = CoreLoop(clock=clock)
+        self._addresses: dict[NodeId, Address] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled (the `NodeHost` must be running)."""
+        inbox = self.host.app_inbox(APP_TOPIC_SF)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                core: ProtocolCore[h.Action] = self.holder
+                self._loop.add(core, self._holder_action)
+                tg.start_soon(self._loop.run)
+                tg.start_soon(self._advertise)
+                task_status.started()
+                async with inbox:
+                    async for event in inbox:
+                        self.counters.inc(SfHostCounter.RECEIVED)
+                        self._addresses[event.sender] = event.address
+                        self._route(event.sender, event.address, event.payload)
+        finally:
+            self._tg = None
+            self._store.close()
+
+    def rejoined(self) -> None:
+        """SF-7.4: the node is back on the network: repair at once, quietly."""
+        self.holder.repair_now(now=self._clock(), rejoined=True)
+        self._loop.poke()
+
+    def _route(self, sender: NodeId, address: Address, data: bytes) -> None:
+        try:
+            kind = m.peek_type(data)
+        except RemoteProtocolError as exc:
+            self.counters.inc(SfHostCounter.REFUSED, label=exc.code)
+            self.holder.receive(data, peer=sender, now=self._clock())  # refused and counted
+            self._loop.poke()
+            return
+        if kind in _TO_HOLDER:
+            self.holder.receive(data, peer=sender, now=self._clock())
+            self._loop.poke()
+        elif self.member_sink is not None:
+            self.member_sink(sender, address, data)
+        else:
+            self.counters.inc(SfHostCounter.NO_MEMBER_SIDE)
+
+    def send(self, peer: NodeId, address: Address, data: bytes) -> None:
+        """Send a store-and-forward message to `peer` at `address` (in the background)."""
+        self._addresses.setdefault(peer, address)
+        if self._tg is not None:
+            self._tg.start_soon(self._send, address, data)
+
+    async def _send(self, address: Address, data: bytes) -> None:
+        try:
+            await self.host.send_app(address, APP_TOPIC_SF, data)
+        except HostStoppedError:
+            return
+        except (ValueError, LocalProtocolError, OSError):
+            self.counters.inc(SfHostCounter.SEND_FAILED)
+
+    async def lookup_candidates(self, key: bytes) -> list[HolderCandidate]:
+        """SF-3.2: the peers nearest `key` with the capabilities they advertise."""
+        try:
+            outcome = await self.host.find_node(key)
+        except HostStoppedError:
+            return []
+        found: list[HolderCandidate] = []
+        me = self.host.node_id
+
+        async def fetch(node_id: NodeId, address: Address) -> None:
+            if node_id == me:
+                caps: DeviceCapabilities | None = self.capabilities
+            else:
+                try:
+                    advert = await self.host.fetch_capabilities(node_id)
+                except HostStoppedError:
+                    return
+                caps = None if advert is None else advert.capabilities
+            if caps is not None:
+                self._addresses[node_id] = address
+                found.append(HolderCandidate(node_id=node_id, address=address, capabilities=caps))
+
+        async with anyio.create_task_group() as tg:
+            for node_id, address in outcome.closest[:_FETCH]:
+                tg.start_soon(fetch, node_id, address)
+        return sorted(found, key=lambda c: c.node_id)
+
+    async def _advertise(self) -> None:
+        while True:
+            try:
+                await self.host.advertise_capabilities(self.capabilities)
+                self.counters.inc(SfHostCounter.ADVERTISED)
+            except HostStoppedError:
+                return
+            await anyio.sleep(self._advertise_interval)
+
+    def _holder_action(self, action: h.Action) -> None:
+        match action:
+            case h.Persist():
+                self._store.apply(action)  # SF-2.6: committed before the next action
+            case h.Send(peer=peer, data=data):
+                address = self._addresses.get(peer)
+                if address is None:
+                    self.counters.inc(SfHostCounter.NO_ADDRESS)
+                else:
+                    self.send(peer, address, data)
+            case h.FindHolders(rendezvous_key=key):
+                if self._tg is not None:
+                    self._tg.start_soon(self._repair_lookup, key)
+            case h.PublishRendezvous():
+                self.counters.inc(SfHostCounter.NOT_PUBLISHED)
+            case _:
+                assert_never(action)
+
+    async def _repair_lookup(self, key: bytes) -> None:
+        candidates = await self.lookup_candidates(key)
+        self.holder.holders_found(
+            key,
+            [Candidate(node_id=c.node_id, capabilities=c.capabilities) for c in candidates],
+            now=self._clock(),
+        )
+        self._loop.poke()
