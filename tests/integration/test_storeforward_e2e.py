@@ -1,0 +1,103 @@
+"""Store-and-forward end to end on real localhost (SF-8): the member that was away gets it.
+
+The central service runs as its own process and is killed with SIGKILL. One
+member stops; the sender writes to the room, the P2P path cannot reach the
+stopped member, so the message is stored on holders (the other members'
+nodes); the sender quits; the member restarts, picks up, receives the
+message exactly once, and its receipts make every holder drop its replica
+and keep a tombstone. Every wait is bounded; nothing asserts on timings.
+"""
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+import pytest
+
+from railgun_ref.storeforward import SfCounter
+from railgun_ref.storeforward.client import SfClientCounter
+
+from .rooms_helpers import make_room
+from .test_transport_failover import (
+    ROOM,
+    CentralProcess,
+    Member,
+    central,
+    running_member,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(180)]
+_ = central  # the fixture, imported for this module
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _sf(member: Member) -> object:
+    sf = member.client.transport.store_forward
+    assert sf is not None
+    return sf
+
+
+async def test_offline_member_gets_what_a_departed_sender_stored(
+    tmp_path: Path, central: CentralProcess
+) -> None:
+    async with anyio.create_task_group() as tg:
+        stacks = [AsyncExitStack() for _ in range(5)]
+        members: list[Member] = []
+        for i, stack in enumerate(stacks):
+            await stack.__aenter__()
+            bootstrap = [members[0].client.address] if members else []
+            members.append(
+                await stack.enter_async_context(
+                    running_member(tg, stack, tmp_path / f"c{i}", f"c{i}", central.url, bootstrap)
+                )
+            )
+        room = await make_room(*(m.client for m in members), name=ROOM)
+        for m in members:
+            await m.client.wait_for_members(ROOM, 4, timeout=30, reachable=True)
+        sender, away = members[0], members[4]
+        sender_sf = sender.client.transport.store_forward
+        assert sender_sf is not None
+        # SF-8.1: everyone told the sender its mailbox keys while all were online.
+        await wait_for(
+            lambda: sender_sf.client.counters.get_count(SfClientCounter.MAILBOX_LEARNED) >= 4, 30
+        )
+
+        central.kill()
+        await wait_for(lambda: all(m.client.state == "connected-p2p" for m in members), 30)
+        await stacks[4].aclose()  # the member goes away during the takedown
+        message_id = await sender.say("for the member who is away")
+        # SF-8.3: stored for the away member; the outbox entry is settled by the receipt.
+        await wait_for(lambda: sender.client.transport.outbox_size() == 0, 60)
+        holders = members[1:4]
+        held = [m.client.transport.store_forward.host.holder for m in holders]  # type: ignore[union-attr]
+        assert sum(1 for h in held if h.held) >= 2
+        await stacks[0].aclose()  # the sender quits
+
+        async with AsyncExitStack() as back:
+            returned = await back.enter_async_context(
+                running_member(
+                    tg,
+                    back,
+                    tmp_path / "c4",
+                    "c4-back",
+                    central.url,
+                    [members[1].client.address],
+                )
+            )
+            await wait_for(lambda: message_id in {r.message_id for r in returned.received}, 60)
+            await wait_for(lambda: all(not h.held for h in held), 30)
+            await anyio.sleep(1)  # room for a duplicate to show up
+            ids = [r.message_id for r in returned.received]
+            assert ids.count(message_id) == 1
+            assert [r.path for r in returned.received if r.message_id == message_id] == ["store"]
+            assert all(h.counters.get_count(SfCounter.TOMBSTONED) >= 1 for h in held)
+            assert room in returned.client.transport.rooms
+        for stack in stacks[1:4]:
+            await stack.aclose()
+        tg.cancel_scope.cancel()
+    del away
