@@ -116,11 +116,19 @@ class SfHost:
                 async with inbox:
                     async for event in inbox:
                         self.counters.inc(SfHostCounter.RECEIVED)
-                        self._addresses[event.sender] = event.address
-                        self._route(event.sender, event.address, event.payload)
+                        address = self._listening_address(event.sender, event.address)
+                        self._addresses[event.sender] = address
+                        self._route(event.sender, address, event.payload)
         finally:
             self._tg = None
             self._store.close()
+
+    def _listening_address(self, peer: NodeId, seen: Address) -> Address:
+        """Where `peer` listens: its DHT contact (a stream's source port is ephemeral)."""
+        for contact in self.host.node.dht.routing.closest(peer, 1):
+            if contact.node_id == peer:
+                return contact.address
+        return self._addresses.get(peer, seen)
 
     def rejoined(self) -> None:
         """SF-7.4: the node is back on the network: repair at once, quietly."""

@@ -216,6 +216,8 @@ class _StoreJob:
     pending: dict[int, NodeId] = field(default_factory=dict)  #: request id -> holder
     next_at: float | None = None  #: round timeout or retry time; None: waiting for a lookup
     retrying: bool = False  #: `next_at` is the start of the next round
+    sealed: bytes = b""  #: the ciphertext, sealed once (every round stores the same message)
+    expires_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -461,15 +463,17 @@ class SfClient:
         member_key = room.members[job.member]
         mailbox = self._mailbox_of(job.room_id, job.member, now)
         assert mailbox is not None
-        expires_ms = int(min(job.expires_at, now + self.config.default_ttl) * 1000)
-        ciphertext = seal(
-            member_key,
-            room_id=job.room_id,
-            message_id=job.message_id,
-            expires_ms=expires_ms,
-            blob=job.blob,
-            ephemeral_seed=self._random_bytes(32),
-        )
+        if not job.sealed:
+            job.expires_ms = int(min(job.expires_at, now + self.config.default_ttl) * 1000)
+            job.sealed = seal(
+                member_key,
+                room_id=job.room_id,
+                message_id=job.message_id,
+                expires_ms=job.expires_ms,
+                blob=job.blob,
+                ephemeral_seed=self._random_bytes(32),
+            )
+        expires_ms, ciphertext = job.expires_ms, job.sealed
         rid = rendezvous_id(room.secret, job.member, epoch_of(now, self.config.epoch_length))
         proof = room_store_proof(rid, self.identity.node_id)
         for holder in holders:

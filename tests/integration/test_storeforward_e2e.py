@@ -12,9 +12,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
-from railgun_ref.storeforward import SfCounter
+from railgun_ref.core.ids import Address
+from railgun_ref.drivers.transport_sf import SfWiringCounter
+from railgun_ref.storeforward import SfCounter, StorageHolder
 from railgun_ref.storeforward.client import SfClientCounter
 
 from .rooms_helpers import make_room
@@ -36,30 +39,60 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _sf(member: Member) -> object:
+class Running:
+    """A member running in its own task (so each can stop in any order)."""
+
+    def __init__(self) -> None:
+        self.member: Member | None = None
+        self.stop = anyio.Event()
+        self.stopped = anyio.Event()
+
+    async def run(
+        self, tg: anyio.abc.TaskGroup, data_dir: Path, name: str, url: str, boot: list[Address]
+    ) -> None:
+        async with AsyncExitStack() as stack:
+            self.member = await stack.enter_async_context(
+                running_member(tg, stack, data_dir, name, url, boot)
+            )
+            await self.stop.wait()
+        self.stopped.set()
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.stopped.wait()
+
+
+async def _start(
+    tg: anyio.abc.TaskGroup, data_dir: Path, name: str, url: str, boot: list[Address]
+) -> tuple[Running, Member]:
+    running = Running()
+    tg.start_soon(running.run, tg, data_dir, name, url, boot)
+    await wait_for(lambda: running.member is not None, 30)
+    assert running.member is not None
+    return running, running.member
+
+
+def _holder(member: Member) -> StorageHolder:
     sf = member.client.transport.store_forward
-    assert sf is not None
-    return sf
+    assert sf is not None and sf.host is not None
+    return sf.host.holder
 
 
 async def test_offline_member_gets_what_a_departed_sender_stored(
     tmp_path: Path, central: CentralProcess
 ) -> None:
     async with anyio.create_task_group() as tg:
-        stacks = [AsyncExitStack() for _ in range(5)]
+        runs: list[Running] = []
         members: list[Member] = []
-        for i, stack in enumerate(stacks):
-            await stack.__aenter__()
-            bootstrap = [members[0].client.address] if members else []
-            members.append(
-                await stack.enter_async_context(
-                    running_member(tg, stack, tmp_path / f"c{i}", f"c{i}", central.url, bootstrap)
-                )
-            )
+        for i in range(5):
+            boot = [members[0].client.address] if members else []
+            run, member = await _start(tg, tmp_path / f"c{i}", f"c{i}", central.url, boot)
+            runs.append(run)
+            members.append(member)
         room = await make_room(*(m.client for m in members), name=ROOM)
         for m in members:
             await m.client.wait_for_members(ROOM, 4, timeout=30, reachable=True)
-        sender, away = members[0], members[4]
+        sender = members[0]
         sender_sf = sender.client.transport.store_forward
         assert sender_sf is not None
         # SF-8.1: everyone told the sender its mailbox keys while all were online.
@@ -69,35 +102,26 @@ async def test_offline_member_gets_what_a_departed_sender_stored(
 
         central.kill()
         await wait_for(lambda: all(m.client.state == "connected-p2p" for m in members), 30)
-        await stacks[4].aclose()  # the member goes away during the takedown
+        await runs[4].close()  # the member goes away during the takedown
         message_id = await sender.say("for the member who is away")
         # SF-8.3: stored for the away member; the outbox entry is settled by the receipt.
         await wait_for(lambda: sender.client.transport.outbox_size() == 0, 60)
-        holders = members[1:4]
-        held = [m.client.transport.store_forward.host.holder for m in holders]  # type: ignore[union-attr]
+        assert sender_sf.counters.get_count(SfWiringCounter.SETTLED_BY_STORE) == 1
+        held = [_holder(m) for m in members[1:4]]
         assert sum(1 for h in held if h.held) >= 2
-        await stacks[0].aclose()  # the sender quits
+        await runs[0].close()  # the sender quits
 
-        async with AsyncExitStack() as back:
-            returned = await back.enter_async_context(
-                running_member(
-                    tg,
-                    back,
-                    tmp_path / "c4",
-                    "c4-back",
-                    central.url,
-                    [members[1].client.address],
-                )
-            )
-            await wait_for(lambda: message_id in {r.message_id for r in returned.received}, 60)
-            await wait_for(lambda: all(not h.held for h in held), 30)
-            await anyio.sleep(1)  # room for a duplicate to show up
-            ids = [r.message_id for r in returned.received]
-            assert ids.count(message_id) == 1
-            assert [r.path for r in returned.received if r.message_id == message_id] == ["store"]
-            assert all(h.counters.get_count(SfCounter.TOMBSTONED) >= 1 for h in held)
-            assert room in returned.client.transport.rooms
-        for stack in stacks[1:4]:
-            await stack.aclose()
+        run, back = await _start(
+            tg, tmp_path / "c4", "c4-back", central.url, [members[1].client.address]
+        )
+        await wait_for(lambda: message_id in {r.message_id for r in back.received}, 60)
+        await wait_for(lambda: all(not h.held for h in held), 30)
+        await anyio.sleep(1)  # room for a duplicate to show up
+        ids = [r.message_id for r in back.received]
+        assert ids.count(message_id) == 1
+        assert [r.path for r in back.received if r.message_id == message_id] == ["store"]
+        assert all(h.counters.get_count(SfCounter.TOMBSTONED) >= 1 for h in held)
+        assert room in back.client.transport.rooms
+        for running in [*runs[1:4], run]:
+            await running.close()
         tg.cancel_scope.cancel()
-    del away
