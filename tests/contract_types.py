@@ -15,6 +15,7 @@ from railgun_ref.node import Node
 from railgun_ref.relay.committee import CommitteeRelay
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
+from railgun_ref.storeforward.client import SfClient
 from railgun_ref.storeforward.holder import StorageHolder
 from railgun_ref.stun.server import BindingServer
 from railgun_ref.transport.p2p import P2PRoomCore
@@ -65,6 +66,10 @@ def _turnserver(core: TurnServer) -> ProtocolCore[object]:
 
 
 def _roomscore(core: RoomsCore) -> ProtocolCore[object]:
+    return core
+
+
+def _sfclient(core: SfClient) -> ProtocolCore[object]:
     return core
 
 
