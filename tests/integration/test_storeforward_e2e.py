@@ -81,6 +81,7 @@ def _holder(member: Member) -> StorageHolder:
 async def test_offline_member_gets_what_a_departed_sender_stored(
     tmp_path: Path, central: CentralProcess
 ) -> None:
+    """SF-8.3, SF-8.4, SF-8.5: stored while away, picked up once after the sender left."""
     async with anyio.create_task_group() as tg:
         runs: list[Running] = []
         members: list[Member] = []

@@ -180,6 +180,16 @@ def _with(message: m.SfMessage, key: int, value: object = None, *, drop: bool = 
 
 _S1: Final = _store(1)
 _R1: Final = _receipt(_S1)
+_MAILBOX: Final = m.MailboxKeys(
+    room_id=pseudo_random("storeforward/room-id", 32),
+    first_epoch=EPOCH,
+    keys=tuple(
+        rv.mailbox_identity(
+            RECIPIENT.seed, rv.rendezvous_id(SECRET, RECIPIENT.node_id, e)
+        ).public_key
+        for e in range(EPOCH, EPOCH + 8)
+    ),
+)
 
 #: (bytes, what, flags, clause)
 _CODEC: Final[tuple[tuple[bytes, str, tuple[str, ...], str], ...]] = (
@@ -229,7 +239,12 @@ _CODEC: Final[tuple[tuple[bytes, str, tuple[str, ...], str], ...]] = (
     (m.encode(_replica(_S1)), "a REPLICATE", (), "SF-6.2"),
     (b"\xff", "not CBOR", (), "SF-6.2"),
     (cbor.encode([1, 1]), "an array, not a map", (), "SF-6.2"),
-    (cbor.encode({0: 9, 1: 1}), "unknown type 9", (), "SF-6.1"),
+    (cbor.encode({0: 10, 1: 1}), "unknown type 10", (), "SF-6.1"),
+    (m.encode(_MAILBOX), "a MAILBOX_KEYS with eight keys", (), "SF-8.1"),
+    (_with(_MAILBOX, 2, b""), "a MAILBOX_KEYS with an empty room id", (), "SF-8.1"),
+    (_with(_MAILBOX, 4, []), "a MAILBOX_KEYS naming no key", (), "SF-8.1"),
+    (_with(_MAILBOX, 4, [bytes(32)] * 17), "a MAILBOX_KEYS naming 17 keys", (), "SF-8.1"),
+    (_with(_MAILBOX, 4, [bytes(31)]), "a MAILBOX_KEYS with a 31-byte key", (), "SF-8.1"),
     (_with(_S1, 1, 2), "protocol version 2", (), "SF-6.2"),
     (_with(_S1, 11, 0), "a STORE with an extra key 11", (), "SF-6.2"),
     (_with(_S1, 9, drop=True), "a STORE without its proof", (), "SF-6.2"),

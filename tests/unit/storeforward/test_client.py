@@ -8,11 +8,20 @@ counted.
 
 import random
 
+import pytest
+
 from railgun_ref.capacity.types import DeviceCapabilities
-from railgun_ref.core.errors import ErrorCode
+from railgun_ref.core import cbor
+from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity
-from railgun_ref.storeforward import MessageState, Send, SfCounter, StorageHolder
+from railgun_ref.storeforward import (
+    MessageState,
+    Send,
+    SfCounter,
+    StorageHolder,
+    StoreForwardConfig,
+)
 from railgun_ref.storeforward import messages as m
 from railgun_ref.storeforward.authorisers import RoomProofAuthoriser, room_store_proof
 from railgun_ref.storeforward.client import (
@@ -29,6 +38,7 @@ from railgun_ref.storeforward.client import (
     StoreFailure,
 )
 from railgun_ref.storeforward.rendezvous import epoch_of, rendezvous_id
+from railgun_ref.storeforward.sealed import open_sealed, seal
 
 T0 = 1_700_000_000.0
 ROOM = b"R" * 32
@@ -133,6 +143,7 @@ def _stored_then_picked_up() -> tuple[Net, SfClient, SfClient]:
 
 
 def test_stored_on_k_holders_then_picked_up_once_and_tombstoned() -> None:
+    """SF-8.1 to SF-8.4, SF-5.3: stored on k holders, picked up once, tombstoned everywhere."""
     net, _, member = _stored_then_picked_up()
     stored = [a for a in net.out[SENDER.node_id] if isinstance(a, StoredFor)]
     assert sorted(a.message_id[0] for a in stored) == [0, 1, 2]
@@ -153,6 +164,7 @@ def test_stored_on_k_holders_then_picked_up_once_and_tombstoned() -> None:
 
 
 def test_no_mailbox_key_no_store() -> None:
+    """SF-8.1: a member that never announced its mailbox keys cannot be stored for."""
     net = Net()
     sender = net.client(SENDER, 1)
     sender.store(
@@ -169,6 +181,7 @@ def test_no_mailbox_key_no_store() -> None:
 
 
 def test_mailbox_keys_from_a_non_member_are_refused() -> None:
+    """SF-8.1: mailbox keys from a non-member are refused and counted."""
     net = Net()
     sender = net.client(SENDER, 1)
     stranger = SfClient(STRANGER, random_bytes=_rng(9).randbytes, now=T0)
@@ -179,7 +192,7 @@ def test_mailbox_keys_from_a_non_member_are_refused() -> None:
 
 
 def test_non_member_store_is_forbidden_and_counted() -> None:
-    """SF-3.5: a proof without the room secret (another room's store key) is refused."""
+    """SF-3.5, SF-1.5, SF-1.3: a proof without the room secret, or another's, is refused."""
     holder = StorageHolder(NodeId(bytes(32)), authoriser=RoomProofAuthoriser(), now=T0)
     epoch = epoch_of(T0)
     real = rendezvous_id(SECRET, MEMBER.node_id, epoch)
@@ -207,6 +220,7 @@ def test_non_member_store_is_forbidden_and_counted() -> None:
 
 
 def test_the_real_proof_is_accepted() -> None:
+    """SF-3.5, SF-1.5: any member's proof for the key is accepted."""
     holder = StorageHolder(NodeId(bytes(32)), authoriser=RoomProofAuthoriser(), now=T0)
     net, _, _ = _stored_then_picked_up()
     key = next(s.rendezvous_key for h in net.holders.values() for s in h.held.values())
@@ -226,9 +240,79 @@ def test_the_real_proof_is_accepted() -> None:
 
 
 def test_unsolicited_answers_are_refused() -> None:
+    """SF-6.2: answers to nothing, and bytes that are no message, are refused and counted."""
     sender = SfClient(SENDER, random_bytes=_rng(1).randbytes, now=T0)
     answer = m.Result(request_id=42, status=0, message_id=bytes(32))
     sender.receive(NodeId(bytes(32)), ("127.0.0.1", 5), m.encode(answer), now=T0)
     sender.receive(NodeId(bytes(32)), ("127.0.0.1", 5), b"\xff", now=T0)
     assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.UNEXPECTED_RESPONSE) == 1
     assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.MALFORMED) == 1
+
+
+def test_sealed_ciphertext_is_a_bucket_and_opens_only_for_the_recipient() -> None:
+    """SF-8.2: bucket-sized, no room or message id visible, opened by the recipient alone."""
+    data = seal(
+        MEMBER.public_key,
+        room_id=ROOM,
+        message_id=b"M" * 16,
+        expires_ms=5,
+        blob=b"blob" * 100,
+        ephemeral_seed=bytes(32),
+    )
+    assert len(data) in m.BUCKETS and ROOM not in data and b"M" * 16 not in data
+    opened = open_sealed(MEMBER, data)
+    assert (opened.room_id, opened.message_id, opened.blob) == (ROOM, b"M" * 16, b"blob" * 100)
+    with pytest.raises(RemoteProtocolError):
+        open_sealed(STRANGER, data)
+    with pytest.raises(RemoteProtocolError):
+        open_sealed(MEMBER, data[:-1] + bytes([data[-1] ^ 1]))
+
+
+def test_bad_input_through_the_room_authoriser_is_refused_and_counted() -> None:
+    """SF-3.1, SF-3.3, SF-4.2: forged and replayed stores, a quota flood, a stranger's delete."""
+    net, _, _ = _stored_then_picked_up()
+    key = next(s.rendezvous_key for h in net.holders.values() for s in h.held.values())
+    mailbox = next(s.mailbox_key for h in net.holders.values() for s in h.held.values())
+    config = StoreForwardConfig(sender_quota_messages=2)
+    holder = StorageHolder(
+        NodeId(bytes(32)), authoriser=RoomProofAuthoriser(), config=config, now=T0
+    )
+    proof = room_store_proof(rendezvous_id(SECRET, MEMBER.node_id, epoch_of(T0)), SENDER.node_id)
+
+    def store(n: int, fill: int) -> m.StoreRequest:
+        return m.sign_store(
+            SENDER,
+            request_id=n,
+            timestamp_ms=int(T0 * 1000),
+            rendezvous_key=key,
+            mailbox_key=mailbox,
+            expires_ms=int((T0 + 60) * 1000),
+            ciphertext=bytes([fill]) * 256,
+            proof=proof,
+        )
+
+    forged = store(1, 1).to_map()
+    forged[8] = bytes([9]) * 256
+    holder.receive(cbor.encode(forged), peer=SENDER.node_id, now=T0)
+    assert holder.last_refusal is ErrorCode.BAD_SIGNATURE
+    holder.receive(m.encode(store(2, 2)), peer=SENDER.node_id, now=T0)
+    holder.receive(m.encode(store(2, 2)), peer=SENDER.node_id, now=T0)
+    assert holder.last_refusal is ErrorCode.REPLAY
+    holder.receive(m.encode(store(3, 3)), peer=SENDER.node_id, now=T0)
+    holder.receive(m.encode(store(4, 4)), peer=SENDER.node_id, now=T0)
+    assert holder.last_refusal is ErrorCode.QUOTA
+    held = set(holder.held)
+    assert len(held) == 2
+    # SF-4.2: a receipt signed by anyone but the mailbox key deletes nothing.
+    receipt = m.sign_receipt(
+        STRANGER, timestamp_ms=int(T0 * 1000), rendezvous_key=key, message_ids=tuple(held)
+    )
+    holder.receive(m.encode(receipt), peer=STRANGER.node_id, now=T0)
+    assert holder.last_refusal is ErrorCode.WRONG_SENDER and set(holder.held) == held
+    for code in (
+        ErrorCode.BAD_SIGNATURE,
+        ErrorCode.REPLAY,
+        ErrorCode.QUOTA,
+        ErrorCode.WRONG_SENDER,
+    ):
+        assert holder.counters.get_count(SfCounter.REFUSED, code) == 1
