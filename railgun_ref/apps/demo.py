@@ -126,6 +126,11 @@ SETTLE_TIMEOUT: Final = 30.0
 FAILOVER_TIMEOUT: Final = 30.0
 FAILBACK_TIMEOUT: Final = 40.0
 DRAIN_TIMEOUT: Final = 40.0
+#: Bounds of the away-member steps of the takedown (SF-8): storing, then the pickup.
+STORE_TIMEOUT: Final = 40.0
+PICKUP_TIMEOUT: Final = 40.0
+#: Messages the quitting sender writes while a member is away.
+AWAY_MESSAGES: Final = 2
 #: Adaptive bounds: each bound above is stretched by the loop lag the processes measured
 #: during the wait and LAG_WINDOW seconds before it: x (1 + lag / LAG_REFERENCE), at most
 #: x LAG_STRETCH_CEILING. The clients' timers tick about once a second (fast profile), so
@@ -186,6 +191,7 @@ class ClientView:
     delivered: int = 0
     via_central: int = 0
     via_p2p: int = 0
+    via_store: int = 0  #: picked up from store-and-forward holders (SF-8)
     duplicates: int = 0
     last_failure: str = ""
 
@@ -505,6 +511,10 @@ class FailoverNetwork:
         self.deployment: BootstrapDeployment | None = None
         self.late: LateJoiner | None = None
         self.tg: anyio.abc.TaskGroup | None = None
+        #: Clients the chat leaves out: away, or sending for the away scenario (SF-8).
+        self.away: set[int] = set()
+        #: The away-member story of the takedown, for the report (`away_and_back`).
+        self.away_story: dict[str, Any] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -779,6 +789,8 @@ class FailoverNetwork:
             if record["path"] == "p2p":
                 view.via_p2p += 1
                 self.last_p2p_delivery = at - self.started_at
+            elif record["path"] == "store":
+                view.via_store += 1
             else:
                 view.via_central += 1
         record["sender"] = self._index_of.get(record["sender"])
@@ -805,18 +817,93 @@ class FailoverNetwork:
                 continue
             index = turn % self.peers
             turn += 1
-            async with self._sending:
-                reply = await self.clients[index].request(
-                    "send", text=f"client {index:02d}, message {turn}"
-                )
-            if "message_id" not in reply:
-                no_members = reply.get("error") == ChatError.NO_MEMBERS.value
-                self.chat_errors.inc(ChatError.NO_MEMBERS if no_members else ChatError.REFUSED)
-                continue
-            message_id = bytes.fromhex(reply["message_id"])
-            self._sender_of[message_id] = index
-            self._sent_at[message_id] = self.now()
-            self.views[index].sent += 1
+            if index not in self.away:
+                await self._send(index, f"client {index:02d}, message {turn}")
+
+    async def _send(self, index: int, text: str) -> bytes | None:
+        """`index` sends `text` to the room; its message id (None if refused, counted)."""
+        async with self._sending:
+            reply = await self.clients[index].request("send", text=text)
+        if "message_id" not in reply:
+            no_members = reply.get("error") == ChatError.NO_MEMBERS.value
+            self.chat_errors.inc(ChatError.NO_MEMBERS if no_members else ChatError.REFUSED)
+            return None
+        message_id = bytes.fromhex(reply["message_id"])
+        self._sender_of[message_id] = index
+        self._sent_at[message_id] = self.now()
+        self.views[index].sent += 1
+        return message_id
+
+    # ------------------------------------------------------------ away member (SF-8)
+
+    def has_everything(self, index: int) -> bool:
+        """`index` was handed every message the others sent so far."""
+        received = self._received[index]
+        return all(m in received for m, s in self._sender_of.items() if s != index)
+
+    def stored_for(self, sender: int, member: int, message_ids: set[bytes]) -> bool:
+        """A holder acknowledged each of `message_ids` of `sender` for `member` (SF-8.3)."""
+        acked = {
+            bytes.fromhex(r["message_id"])
+            for r in self.records
+            if r["client"] == sender
+            and r["kind"] == "acked"
+            and r.get("path") == "store"
+            and r.get("member") == member
+        }
+        return message_ids <= acked
+
+    async def away_and_back(self) -> None:
+        """SF-8 during the takedown: a member goes away, a sender writes to the room and
+        quits once holders keep its messages, the member comes back and picks them up;
+        then the sender comes back too (and picks up what the others wrote meanwhile)."""
+        away, sender = self.peers - 1, self.peers - 2
+        self.away.update((away, sender))
+        self._set_phase(f"client {away:02d} goes away")
+        await self.clients[away].stop()
+        self._record(away, "away")
+        written = [await self._send(sender, f"client {sender:02d} while {away:02d} is away")]
+        for _ in range(AWAY_MESSAGES - 1):
+            written.append(await self._send(sender, f"client {sender:02d}, again"))
+        mine = {m for m in written if m is not None}
+        stored = await self.wait_until(
+            lambda: self.stored_for(sender, away, mine), STORE_TIMEOUT, "store"
+        )
+        self._set_phase(
+            f"client {sender:02d}'s messages are with holders; it quits"
+            if stored
+            else f"client {sender:02d} quits with its outbox not empty ({self.bound_note()})"
+        )
+        await self.clients[sender].stop()
+        self._record(sender, "quit")
+        await self._restart(away)
+        self.away.discard(away)
+        picked = await self.wait_until(lambda: self.has_everything(away), PICKUP_TIMEOUT, "pickup")
+        via_store = sum(1 for m in mine if self._paths[away].get(m) == "store")
+        self._set_phase(
+            f"client {away:02d} is back: {via_store} of {len(mine)} messages of the departed"
+            f" client {sender:02d} picked up from holders"
+            + ("" if picked else f" (pickup incomplete, {self.bound_note()})")
+        )
+        self.away_story = {
+            "away": away,
+            "sender": sender,
+            "sent_while_away": len(mine),
+            "stored": stored,
+            "picked_up": picked,
+            "via_store": via_store,
+            "copies_at_away": [self._received[away][m] for m in sorted(mine)],
+        }
+        await self._restart(sender)
+        self.away.discard(sender)
+
+    async def _restart(self, index: int) -> None:
+        """Start client `index` again in a new process, on its own data directory."""
+        assert self.tg is not None
+        client = ClientProcess(index=index, log_path=self.clients[index].log_path)
+        self.clients[index] = client
+        await self._start_client(self.tg, client)
+        self._record(index, "returned")
 
     # ------------------------------------------------------------ scenarios
 
@@ -875,6 +962,8 @@ class FailoverNetwork:
         if scenario == "takedown" and self.deployment is not None and self.late is None:
             await join_mid_outage(self, self.deployment)
         await anyio.sleep(self.hold)
+        if scenario == "takedown" and self.peers >= 4:
+            await self.away_and_back()
         restored_at = self.now()
         self._set_phase("restoring the central service")
         await self.lift_fault(scenario)
@@ -1014,6 +1103,7 @@ class FailoverNetwork:
             },
             "summary": (summary or self.summary()).to_json(),
             "scenarios": [r.to_json() for r in self.results],
+            "away_member": self.away_story,
             "clients": [
                 {
                     "client": v.index,

@@ -15,8 +15,10 @@
 * it advertises this node's capabilities (CAP-3.3) every
   `advertise_interval`, so members can choose it as a holder.
 
-The holder's `Send` names a NodeId: the address is the one that peer was
-last seen at (an APP message or a lookup); `PublishRendezvous` is counted
+An APP payload on the topic is ``CBOR([host, port, message])``: where its
+sender listens (a stream's source port is not) and one store-and-forward
+message (SF-8.5). The holder's `Send` names a NodeId: the address is the
+one that peer last gave (or a lookup returned); `PublishRendezvous` is counted
 and not published (the holder does not keep the store key a record's
 ident needs, SF-3.4 is a SHOULD).
 """
@@ -32,9 +34,10 @@ import anyio.abc
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core import cbor
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.storeforward_store import SqliteHolderStore
@@ -116,19 +119,30 @@ class SfHost:
                 async with inbox:
                     async for event in inbox:
                         self.counters.inc(SfHostCounter.RECEIVED)
-                        address = self._listening_address(event.sender, event.address)
-                        self._addresses[event.sender] = address
-                        self._route(event.sender, address, event.payload)
+                        self._on_app(event.sender, event.payload)
         finally:
             self._tg = None
             self._store.close()
 
-    def _listening_address(self, peer: NodeId, seen: Address) -> Address:
-        """Where `peer` listens: its DHT contact (a stream's source port is ephemeral)."""
-        for contact in self.host.node.dht.routing.closest(peer, 1):
-            if contact.node_id == peer:
-                return contact.address
-        return self._addresses.get(peer, seen)
+    def _on_app(self, sender: NodeId, payload: bytes) -> None:
+        """SF-8.5: ``[host, port, message]``: where the sender listens, and its message."""
+        try:
+            value = cbor.decode(payload)
+            if (
+                type(value) is not list
+                or len(value) != 3
+                or type(value[0]) is not str
+                or type(value[1]) is not int
+                or not 1 <= value[1] <= 0xFFFF
+                or type(value[2]) is not bytes
+            ):
+                raise RemoteProtocolError(ErrorCode.MALFORMED, "payload is [host, port, message]")
+        except RemoteProtocolError as exc:
+            self.counters.inc(SfHostCounter.REFUSED, label=exc.code)
+            return
+        address: Address = (value[0], value[1])
+        self._addresses[sender] = address
+        self._route(sender, address, value[2])
 
     def rejoined(self) -> None:
         """SF-7.4: the node is back on the network: repair at once, quietly."""
@@ -158,8 +172,9 @@ class SfHost:
             self._tg.start_soon(self._send, address, data)
 
     async def _send(self, address: Address, data: bytes) -> None:
+        host, port = self.host.address
         try:
-            await self.host.send_app(address, APP_TOPIC_SF, data)
+            await self.host.send_app(address, APP_TOPIC_SF, cbor.encode([host, port, data]))
         except HostStoppedError:
             return
         except (ValueError, LocalProtocolError, OSError):

@@ -72,6 +72,23 @@ def test_quick_demo_survives_the_takedown_exactly_once(
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
+def test_an_away_member_gets_what_a_departed_sender_stored(
+    quick_run: tuple[int, str, dict[str, Any]],
+) -> None:
+    """SF-8.3, SF-8.4: during the takedown a member goes away, a sender writes and quits;
+    the member comes back and picks every message up from holders, once each."""
+    code, output, report = quick_run
+    assert code == 0, output
+    story = report["away_member"]
+    assert story["stored"] and story["picked_up"], output
+    assert story["sent_while_away"] == 2
+    assert story["via_store"] == 2
+    assert story["copies_at_away"] == [1, 1]
+    assert "picked up from holders" in output
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
 def test_output_is_plain_lines_without_a_terminal(
     quick_run: tuple[int, str, dict[str, Any]],
 ) -> None:
