@@ -5,6 +5,9 @@ runner's tests, scripts) rely on::
 
     railgun-ref node listening udp://HOST:PORT id=<64 hex digits>
 
+With ``--data-dir`` it also runs a store-and-forward holder (SF-8.5) whose
+messages live in ``storeforward.sqlite3`` there.
+
 With ``--bootstrap HOST:PORT`` (repeatable) it joins the DHT through those
 nodes and prints a second line ``joined: N contacts`` when the join lookup
 ends. With ``--lookup KEY`` (64 hex digits, repeatable; needs ``--bootstrap``)
@@ -30,11 +33,14 @@ from typing import Final
 
 import anyio
 
+from railgun_ref.capacity.nat import NatType
 from railgun_ref.core import cbor
 from railgun_ref.core.errors import RemoteProtocolError
+from railgun_ref.drivers.capabilities import detect_capabilities
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
+from railgun_ref.drivers.storeforward_host import SfHost
 from railgun_ref.drivers.udp import (
     Direction,
     DriverCounter,
@@ -48,6 +54,8 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.trace import TraceRecord
 from railgun_ref.wire.messages import MessageType
 
+#: Bandwidth a node advertises, bytes/s (loopback: nothing is measured).
+_SERVER_BANDWIDTH: Final = 10_000_000
 #: Seconds between two traffic summaries at ``-v``.
 SUMMARY_INTERVAL: Final = 10.0
 #: Node events logged at ``-v``; ``-vv`` logs every event.
@@ -220,12 +228,15 @@ async def _serve(
     verbosity: int,
     where: str,
     lookups: tuple[bytes, ...] = (),
+    holder_path: Path | None = None,
 ) -> None:
     async with anyio.create_task_group() as tg:
         try:
             address = await tg.start(host.run)
         except OSError as exc:
             raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        if holder_path is not None:  # SF-8.5: a node with a data directory keeps messages
+            await tg.start(_holder(host, holder_path).run)
         _print(
             f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
         )
@@ -243,6 +254,17 @@ async def _serve(
             async for _ in signals:
                 tg.cancel_scope.cancel()
                 return
+
+
+def _holder(host: NodeHost, path: Path) -> SfHost:
+    """SF-8.5: the store-and-forward holder of a server node (always on, open NAT)."""
+    capabilities = detect_capabilities(
+        upload_bandwidth=_SERVER_BANDWIDTH,
+        download_bandwidth=_SERVER_BANDWIDTH,
+        nat_type=NatType.OPEN,
+        server=True,
+    )
+    return SfHost(host, path=path, capabilities=capabilities)
 
 
 def _open_data_dir(directory: Path) -> SqliteNodeStore:
@@ -282,7 +304,8 @@ def run_node(
         node_host = NodeHost(identity, host=host, port=port, store=store, allow_public=allow_public)
         if not bootstrap:
             bootstrap = node_host.cached_peers()
-        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}", lookups)
+        holder_path = None if data_dir is None else Path(data_dir) / "storeforward.sqlite3"
+        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}", lookups, holder_path)
     finally:
         if store is not None:
             store.close()
