@@ -60,6 +60,8 @@ from railgun_ref.storeforward.sealed import open_sealed, seal
 
 #: SF-8.1: mailbox keys announced per room: the current epoch and the next seven.
 MAILBOX_EPOCHS: Final = 8
+#: SF-8.4: seconds after a return at which the member picks up again (stores in flight).
+FOLLOW_UPS: Final = (2.0, 5.0, 10.0, 20.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,6 +255,7 @@ class SfClient:
         self._lookups: set[bytes] = set()
         self._next_request = int.from_bytes(random_bytes(4), "big") + 1
         self._next_pickup: float | None = None
+        self._follow_ups: list[float] = []  #: times of the follow-up pickups still due
 
     # ---------------------------------------------------------------- contract
 
@@ -268,7 +271,7 @@ class SfClient:
 
     def on_timer(self, *, now: float) -> None:
         if self._next_pickup is not None and now >= self._next_pickup:
-            self.pickup_now(now=now)
+            self.pickup_now(now=now, returned=False)
         for room_id, room in self._rooms.items():
             for member, at in list(room.announced.items()):
                 if now >= at:
@@ -551,9 +554,16 @@ class SfClient:
 
     # ---------------------------------------------------------------- pickup
 
-    def pickup_now(self, *, now: float) -> None:
-        """SF-5.1, SF-8.4: ask for every epoch a live message can be in, for every room."""
-        self._next_pickup = now + self.config.pickup_interval
+    def pickup_now(self, *, now: float, returned: bool = True) -> None:
+        """SF-5.1, SF-8.4: ask for every epoch a live message can be in, for every room.
+
+        On a return (`returned`), pick up again `FOLLOW_UPS` seconds later: a
+        sender may store for us until it notices we are back."""
+        if returned:
+            self._follow_ups = [now + delay for delay in FOLLOW_UPS]
+        while self._follow_ups and self._follow_ups[0] <= now:
+            self._follow_ups.pop(0)
+        self._next_pickup = min([now + self.config.pickup_interval, *self._follow_ups])
         self._pickups.clear()
         self._pickup_requests.clear()
         epochs = pickup_epochs(

@@ -316,3 +316,21 @@ def test_bad_input_through_the_room_authoriser_is_refused_and_counted() -> None:
         ErrorCode.WRONG_SENDER,
     ):
         assert holder.counters.get_count(SfCounter.REFUSED, code) == 1
+
+
+def test_a_returning_member_picks_up_again_soon_after() -> None:
+    """SF-8.4: follow-up pickups 2, 5, 10 and 20 s after a return, then every 60 s."""
+    member = SfClient(MEMBER, random_bytes=_rng(3).randbytes, now=T0)
+    member.add_room(ROOM, SECRET, now=T0)
+    member.pickup_now(now=T0)
+    due = []
+    now = T0
+    for _ in range(6):
+        deadline = member.next_deadline()
+        assert deadline is not None
+        due.append(round(deadline - T0, 3))
+        now = deadline
+        member.on_timer(now=now)
+        while member.next_action() is not None:
+            pass
+    assert due == [2.0, 5.0, 10.0, 20.0, 80.0, 140.0]
