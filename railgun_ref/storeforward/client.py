@@ -60,6 +60,8 @@ from railgun_ref.storeforward.sealed import open_sealed, seal
 
 #: SF-8.1: mailbox keys announced per room: the current epoch and the next seven.
 MAILBOX_EPOCHS: Final = 8
+#: SF-8.1: announcements held from senders the room's log does not count yet.
+MAX_WAITING_KEYS: Final = 256
 #: SF-8.4: seconds after a return at which the member picks up again (stores in flight).
 FOLLOW_UPS: Final = (2.0, 5.0, 10.0, 20.0)
 
@@ -247,6 +249,7 @@ class SfClient:
         self._actions: deque[Action] = deque()
         self._rooms: dict[bytes, _Room] = {}
         self._mailboxes: dict[tuple[bytes, NodeId], m.MailboxKeys] = {}
+        self._waiting: dict[tuple[bytes, NodeId], m.MailboxKeys] = {}  #: not members yet
         self._jobs: dict[tuple[bytes, NodeId], _StoreJob] = {}
         self._done: set[tuple[bytes, NodeId]] = set()
         self._requests: dict[int, tuple[bytes, NodeId]] = {}  #: STORE request id -> job key
@@ -297,6 +300,8 @@ class SfClient:
             room.members = dict(members)
             for gone in set(room.announced) - set(members):
                 del room.announced[gone]
+            for key in [k for k in self._waiting if k[0] == room_id and k[1] in members]:
+                self._learn(key[1], self._waiting.pop(key))  # SF-8.1: counted by the log now
 
     def members_reachable(self, room_id: bytes, members: Iterable[NodeId], *, now: float) -> None:
         """SF-8.1: these members have a P2P address now: tell each our mailbox keys once."""
@@ -356,7 +361,14 @@ class SfClient:
     def _on_mailbox_keys(self, keys: m.MailboxKeys, peer: NodeId) -> None:
         room = self._rooms.get(keys.room_id)
         if room is None or peer not in room.members:
+            # SF-8.1: held (bounded) in case our log counts the sender later (its ACCEPT
+            # may still be on its way), but refused and counted now.
+            if room is not None and len(self._waiting) < MAX_WAITING_KEYS:
+                self._waiting[(keys.room_id, peer)] = keys
             raise RemoteProtocolError(ErrorCode.FORBIDDEN, "mailbox keys from a non-member")
+        self._learn(peer, keys)
+
+    def _learn(self, peer: NodeId, keys: m.MailboxKeys) -> None:
         self._mailboxes[(keys.room_id, peer)] = keys
         self.counters.inc(SfClientCounter.MAILBOX_LEARNED)
         self._actions.append(

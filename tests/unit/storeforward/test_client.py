@@ -334,3 +334,18 @@ def test_a_returning_member_picks_up_again_soon_after() -> None:
         while member.next_action() is not None:
             pass
     assert due == [2.0, 5.0, 10.0, 20.0, 80.0, 140.0]
+
+
+def test_keys_from_a_member_the_log_counts_later_are_taken_then() -> None:
+    """SF-8.1: refused (counted) while the log does not count the sender, taken once it does."""
+    sender = SfClient(SENDER, random_bytes=_rng(1).randbytes, now=T0)
+    sender.add_room(ROOM, SECRET, now=T0)
+    member = SfClient(MEMBER, random_bytes=_rng(2).randbytes, now=T0)
+    member.add_room(ROOM, SECRET, now=T0)
+    data = m.encode(member.mailbox_keys(ROOM, now=T0))
+    sender.receive(MEMBER.node_id, ("127.0.0.1", 4), data, now=T0)
+    assert sender.counters.get_count(SfClientCounter.REJECTED, ErrorCode.FORBIDDEN) == 1
+    assert sender.next_action() is None
+    sender.set_members(ROOM, {MEMBER.node_id: MEMBER.public_key})
+    assert isinstance(sender.next_action(), PersistMailboxKeys)
+    assert sender.counters.get_count(SfClientCounter.MAILBOX_LEARNED) == 1
