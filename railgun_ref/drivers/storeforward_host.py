@@ -11,7 +11,8 @@
   counts them);
 * `lookup_candidates(key)` is the lookup both sides use (SF-3.2): the
   closest peers of a FIND_NODE for the key, each with its capability
-  advertisement (CAP-3.5); peers without one are not candidates;
+  advertisement (CAP-3.5) if one is found; peers without one are never
+  chosen as holders, but a pickup asks them too (SF-8.4);
 * it advertises this node's capabilities (CAP-3.3) every
   `advertise_interval`, so members can choose it as a holder.
 
@@ -198,9 +199,8 @@ class SfHost:
                 except HostStoppedError:
                     return
                 caps = None if advert is None else advert.capabilities
-            if caps is not None:
-                self._addresses[node_id] = address
-                found.append(HolderCandidate(node_id=node_id, address=address, capabilities=caps))
+            self._addresses[node_id] = address
+            found.append(HolderCandidate(node_id=node_id, address=address, capabilities=caps))
 
         async with anyio.create_task_group() as tg:
             for node_id, address in outcome.closest[:_FETCH]:
@@ -238,7 +238,11 @@ class SfHost:
         candidates = await self.lookup_candidates(key)
         self.holder.holders_found(
             key,
-            [Candidate(node_id=c.node_id, capabilities=c.capabilities) for c in candidates],
+            [
+                Candidate(node_id=c.node_id, capabilities=c.capabilities)
+                for c in candidates
+                if c.capabilities is not None
+            ],
             now=self._clock(),
         )
         self._loop.poke()

@@ -42,6 +42,7 @@ from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.geometry import distance
 from railgun_ref.identity.keys import Identity
 from railgun_ref.storeforward import messages as m
 from railgun_ref.storeforward.authorisers import room_store_proof
@@ -95,7 +96,7 @@ class HolderCandidate:
 
     node_id: NodeId
     address: Address
-    capabilities: DeviceCapabilities
+    capabilities: DeviceCapabilities | None  #: None: no advertisement found (pickup only)
 
 
 # ----------------------------------------------------------------- actions
@@ -439,7 +440,11 @@ class SfClient:
         """The lookup of `rendezvous_key` ended with these peers (SF-3.2)."""
         self._lookups.discard(rendezvous_key)
         by_id = {c.node_id: c for c in candidates}
-        ranked = [Candidate(node_id=c.node_id, capabilities=c.capabilities) for c in candidates]
+        ranked = [
+            Candidate(node_id=c.node_id, capabilities=c.capabilities)
+            for c in candidates
+            if c.capabilities is not None
+        ]
         for key, job in list(self._jobs.items()):
             if job.rendezvous_key == rendezvous_key and job.next_at is None:
                 exclude = frozenset({self.identity.node_id, job.member})
@@ -453,14 +458,13 @@ class SfClient:
                 self._send_stores(key, job, [by_id[h] for h in chosen], now)
         pickup = self._pickups.get(rendezvous_key)
         if pickup is not None:
-            chosen = choose_holders(
-                rendezvous_key,
-                ranked,
-                redundancy=self.config.candidate_pool,
-                candidate_pool=self.config.candidate_pool,
-                exclude=frozenset({self.identity.node_id}),
+            # SF-8.4: every peer near the key is asked, advertised or not (a holder whose
+            # advertisement a lookup missed may still hold our messages).
+            near = sorted(
+                (c.node_id for c in candidates if c.node_id != self.identity.node_id),
+                key=lambda n: distance(n, rendezvous_key),
             )
-            for holder in chosen:
+            for holder in near[: self.config.candidate_pool]:
                 self._send_pickup(rendezvous_key, pickup, holder, by_id[holder].address, now)
 
     def _send_stores(
