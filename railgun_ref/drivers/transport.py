@@ -704,8 +704,6 @@ class HybridTransport:
                     members=members,
                     now=now,
                 )
-                if self.store_forward is not None:
-                    self.store_forward.store_for_unreachable()
             case service.Deliver():
                 self._deliver(action, now)
             case service.StateChanged(old=old, new=new, reason=reason):
@@ -801,8 +799,6 @@ class HybridTransport:
             case p2p.ReachabilityChanged():
                 if action.anything_reachable and not self._p2p_anything and self.store_forward:
                     self.store_forward.back_online()  # SF-8.4: picked up on return
-                if self.store_forward is not None:
-                    self.store_forward.store_for_unreachable()
                 self._p2p_anything = action.anything_reachable
                 self._reach = action.reach
                 self._emit(

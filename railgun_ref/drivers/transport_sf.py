@@ -6,9 +6,9 @@ node's `SfHost` (the holder every client node is, SF-8.5) and the member's
 
 * closed rooms give the SF client each room's secret and members (the
   log's, ROOM-5.1); members the P2P path can reach get our mailbox keys;
-* a P2P job for one of our messages that stalls, or whose member the P2P
-  path finds unreachable, while the central path is not in use, stores the
-  outbox entry's E2EE blob for that member; a
+* a P2P job for one of our messages that stalls while the central path is
+  not in use stores the outbox entry's E2EE blob for that member (a member
+  that is merely slow to answer a probe keeps getting it over P2P); a
   `StoredFor` settles the member's part of the outbox entry as a P2P
   receipt does (`HybridTransportService.p2p_acked`), so the outbox's
   exactly-once bookkeeping is unchanged;
@@ -37,7 +37,6 @@ from railgun_ref.identity.keys import node_id_of
 from railgun_ref.storeforward import client as sfc
 from railgun_ref.storeforward.holder import StoreForwardConfig
 from railgun_ref.transport.outbox import Path as DeliveryPath
-from railgun_ref.transport.p2p import PeerStatus
 
 if TYPE_CHECKING:
     from railgun_ref.drivers.transport import HybridTransport
@@ -120,18 +119,6 @@ class TransportStoreForward:
 
     def members_reachable(self, room_id: bytes, members: frozenset[NodeId]) -> None:
         self.client.members_reachable(room_id, members, now=self.transport.clock())
-
-    def store_for_unreachable(self) -> None:
-        """SF-8.3: store every unsettled message for members the P2P path finds unreachable
-        (HT-6.4) while the central path is not in use (idempotent per message and member)."""
-        t = self.transport
-        if t.service.machine.uses_central or t.p2p is None:
-            return
-        now = t.clock()
-        for entry in t.service.outbox.unsettled(now=now):
-            for member in sorted(entry.missing_p2p()):
-                if t.p2p.status(member) is PeerStatus.UNREACHABLE:
-                    self.delivery_stalled(entry.message_id, member)
 
     def delivery_stalled(self, message_id: bytes, member: NodeId) -> None:
         """SF-8.3: the P2P path could not reach `member`; store if central is not in use."""

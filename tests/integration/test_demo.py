@@ -118,7 +118,7 @@ def test_report_json_follows_from_its_events(quick_run: tuple[int, str, dict[str
     assert len(pairs) == summary["delivered"] == summary["expected"]
     assert sum(received.values()) - len(received) == summary["duplicates"] == 0
     assert summary["lost"] == 0 and summary["queued"] == 0 and summary["exactly_once"] is True
-    assert {e["path"] for e in events if e["kind"] == "received"} == {"central", "p2p"}
+    assert {e["path"] for e in events if e["kind"] == "received"} == {"central", "p2p", "store"}
     assert sum(summary["by_path"].values()) == summary["delivered"]
 
     (scenario,) = report["scenarios"]
