@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, assert_never
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
@@ -354,8 +354,10 @@ class SfClient:
                     self._on_pickup_reply(message, peer, address, now)
                 case m.MailboxKeys():
                     self._on_mailbox_keys(message, peer)
-                case _:
+                case m.StoreRequest() | m.Pickup() | m.Receipt() | m.Sync() | m.Replicate():
                     raise RemoteProtocolError(ErrorCode.UNEXPECTED_RESPONSE, "not for a client")
+                case _:
+                    assert_never(message)
         except RemoteProtocolError as exc:
             self.counters.inc(SfClientCounter.REJECTED, label=exc.code)
 
