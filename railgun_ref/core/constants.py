@@ -36,6 +36,7 @@ APP_TOPIC_ROOM: Final = 1  #: room envelopes and their acknowledgements (HT P2P 
 APP_TOPIC_VOICE: Final = 2  #: voice call signalling (offers, answers, call control)
 APP_TOPIC_TRAVERSAL: Final = 3  #: NAT traversal: relay registration, coordination, punches (NAT-1)
 APP_TOPIC_RELAY: Final = 4  #: requests to committee relays (RLY-2)
+APP_TOPIC_SF: Final = 5  #: store-and-forward: stores, pickups, receipts, mailbox keys (SF-8)
 
 #: RPC-1.2: seconds a request waits for its response before it times out (default).
 REQUEST_TIMEOUT: Final = 5.0

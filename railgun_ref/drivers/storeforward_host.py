@@ -45,11 +45,10 @@ from railgun_ref.drivers.storeforward_store import SqliteHolderStore
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.storeforward import holder as h
 from railgun_ref.storeforward import messages as m
+from railgun_ref.core.constants import APP_TOPIC_SF
 from railgun_ref.storeforward.authorisers import RoomProofAuthoriser
 from railgun_ref.storeforward.client import HolderCandidate
 
-#: APP-1.4: the application topic of store-and-forward messages (SF-6.1).
-APP_TOPIC_SF: Final = 4
 #: Holder-bound message types; the others go to the member side.
 _TO_HOLDER: Final = frozenset(
     {
