@@ -36,6 +36,7 @@ import anyio.abc
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core import cbor
+from railgun_ref.core.constants import APP_TOPIC_SF
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -45,7 +46,6 @@ from railgun_ref.drivers.storeforward_store import SqliteHolderStore
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.storeforward import holder as h
 from railgun_ref.storeforward import messages as m
-from railgun_ref.core.constants import APP_TOPIC_SF
 from railgun_ref.storeforward.authorisers import RoomProofAuthoriser
 from railgun_ref.storeforward.client import HolderCandidate
 
