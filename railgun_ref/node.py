@@ -24,14 +24,26 @@ Invariants:
 * every request ends in exactly one `PongReceived`/`ErrorReceived` or
   `RequestTimedOut` event;
 * actions leave in the order they were produced, the DHT's included: a
-  `RecordStored` event is drained before the STORED reply it acknowledges.
+  `RecordStored` event is drained before the STORED reply it acknowledges;
+* with `NodeConfig.limits` (ABUSE, on in a deployed host): an input first
+  passes its source group's token bucket and, from a source that is not a
+  known contact, the shared bucket of unknown sources — before it is decoded,
+  so a flood costs a dict lookup — then, once authenticated, its sender's
+  bucket; what a limit drops is counted under ``limits.dropped.<reason>`` and
+  gets no reply. A datagram reply to an address not yet validated is at most
+  the request's size plus `AMPLIFICATION_SLACK`; a FIND_NODE or FIND_VALUE
+  whose answer is larger gets a COOKIE, and this node echoes a COOKIE it
+  receives by sending its FIND_* again under a new request id, invisibly to
+  the DHT (ABUSE-2).
 """
 
+import dataclasses
+import hashlib
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NewType, assert_never
+from typing import Final, NewType, assert_never
 
 from railgun_ref.core.constants import (
     MAX_CLOCK_SKEW,
@@ -53,12 +65,16 @@ from railgun_ref.events import (
     RequestTimedOut,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.limits.buckets import KeyedBuckets, LimitReason, LimitsConfig
+from railgun_ref.limits.cookies import AddressValidator
+from railgun_ref.limits.groups import Group, source_group
 from railgun_ref.rpc.labels import MessageName, error_label
 from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
 from railgun_ref.wire.messages import (
     AppMessage,
+    Cookie,
     ErrorReply,
     FindNode,
     FindValue,
@@ -80,6 +96,12 @@ _RESPONSE_TO: dict[MessageType, MessageType] = {
     MessageType.VALUE: MessageType.FIND_VALUE,
     MessageType.STORED: MessageType.STORE,
 }
+
+#: ABUSE-2.1: bytes a reply to an address not yet validated may exceed its request by
+#: (a PONG's observed address, a COOKIE's cookie).
+AMPLIFICATION_SLACK: Final = 64
+#: ABUSE-2.2: the domain of the signature the cookie secret is derived from.
+_COOKIE_SECRET_DOMAIN: Final = b"railgun/v1/cookie-secret\x00"
 
 #: A stream connection, numbered by the driver that owns it.
 ConnectionId = NewType("ConnectionId", int)
@@ -132,6 +154,12 @@ class NodeCounter(StrEnum):
     ERROR_RECEIVED = "error.received"
     APP_SENT = "app.sent"
     APP_RECEIVED = "app.received"
+    LIMITED = "limits.dropped"  #: ABUSE-1 inputs dropped unanswered, by `LimitReason`
+    REPLY_LIMITED = "limits.reply_too_large"  #: ABUSE-2.1 replies cut to an ERROR
+    COOKIE_SENT = "cookie.sent"  #: ABUSE-2.2 COOKIEs sent instead of a larger answer
+    COOKIE_ACCEPTED = "cookie.accepted"  #: ABUSE-2.3 echoes that validated an address
+    COOKIE_INVALID = "cookie.invalid"  #: ABUSE-2.3 echoes that did not check out
+    COOKIE_ECHOED = "cookie.echoed"  #: ABUSE-2.4 our requests sent again with a cookie
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +174,10 @@ class NodeConfig:
     replay_capacity: int = 65536
     #: DHT-9.1: the DHT's parameters.
     dht: DhtConfig = field(default_factory=DhtConfig)
+    #: ABUSE-1/2: per-peer limits and address validation; None (the core's default, so
+    #: vectors and simulations see the bare protocol) leaves them off. A deployed
+    #: `NodeHost` turns them on.
+    limits: LimitsConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.request_timeout > 0:
@@ -169,6 +201,7 @@ class _Inbound:
     channel: Channel
     reply_to: StreamTarget
     now: float
+    size: int  #: bytes of the request as received (ABUSE-2.1)
 
 
 class Node:
@@ -194,6 +227,29 @@ class Node:
         )
         self._actions: deque[NodeAction] = deque()
         self.dht = Dht(identity, rng=rng, in_flight=self._pending, config=self.config.dht, now=now)
+        #: ABUSE-2.4: datagram FIND_* requests in flight that may echo a COOKIE, and the
+        #: ids of echoes -> the id the DHT knows them by.
+        self._echoable: dict[int, FindNode | FindValue] = {}
+        self._aliases: dict[int, int] = {}
+        self._init_limits(self.config.limits)
+
+    def _init_limits(self, limits: LimitsConfig | None) -> None:
+        if limits is None:
+            return
+        self._source_buckets = {
+            Channel.DATAGRAM: KeyedBuckets[Group](limits.datagram_source, capacity=limits.capacity),
+            Channel.STREAM: KeyedBuckets[Group](limits.stream_source, capacity=limits.capacity),
+        }
+        self._identity_buckets = KeyedBuckets[NodeId](limits.identity, capacity=limits.capacity)
+        self._unknown_bucket = KeyedBuckets[int](limits.unknown_sources, capacity=1)
+        # ABUSE-2.2: a secret only this key can make, and the same after a restart.
+        secret = hashlib.sha256(self.identity.sign(_COOKIE_SECRET_DOMAIN)).digest()
+        self._validator = AddressValidator(
+            secret,
+            epoch=limits.cookie_epoch,
+            validated_for=limits.validated_for,
+            capacity=limits.validated_capacity,
+        )
 
     @property
     def node_id(self) -> NodeId:
@@ -213,7 +269,8 @@ class Node:
 
     def on_timer(self, *, now: float) -> None:
         """Expire whatever is due at `now`. Safe to call early or often."""
-        for request in self._pending.expire(now):
+        for expired in self._pending.expire(now):
+            request = self._as_known(expired)
             self.counters.inc(NodeCounter.REQUEST_TIMEOUT)
             self._event(
                 RequestTimedOut(
@@ -358,6 +415,8 @@ class Node:
         pull: bool = True,
     ) -> None:
         data = self._encode(message, request_id, now, channel)
+        if isinstance(message, FindNode | FindValue) and channel is Channel.DATAGRAM:
+            self._echoable[request_id] = message
         self._pending.add(
             PendingRequest(
                 request_id=request_id,
@@ -382,7 +441,52 @@ class Node:
             self.counters.inc(NodeCounter.REPLY_TOO_LARGE)
             refusal = ErrorReply(code=ErrorCode.TOO_LARGE, reason="reply would exceed the limit")
             data = self._encode(refusal, request_id, inbound.now, channel)
+        if self._amplifies(len(data), inbound):
+            data = self._small_reply(message, inbound)
         self._send(data, channel, inbound.reply_to)
+
+    def _amplifies(self, size: int, inbound: _Inbound) -> bool:
+        """ABUSE-2.1: would `size` bytes to this datagram's source make the node an amplifier?"""
+        return (
+            self.config.limits is not None
+            and self.config.limits.address_validation
+            and inbound.channel is Channel.DATAGRAM
+            and size > inbound.size + AMPLIFICATION_SLACK
+            and not self._validator.is_validated(inbound.address, now=inbound.now)
+        )
+
+    def _small_reply(self, message: Message, inbound: _Inbound) -> bytes:
+        """ABUSE-2.1/2.2: a COOKIE for an answer to FIND_*, else an ERROR without a reason."""
+        request_id, now = inbound.envelope.request_id, inbound.now
+        if isinstance(message, Nodes | Value):
+            self.counters.inc(NodeCounter.COOKIE_SENT)
+            cookie = Cookie(cookie=self._validator.issue(inbound.address, now=now))
+            return self._encode(cookie, request_id, now, inbound.channel)
+        self.counters.inc(NodeCounter.REPLY_LIMITED)
+        refusal = ErrorReply(code=ErrorCode.TOO_LARGE, reason="")
+        return self._encode(refusal, request_id, now, inbound.channel)
+
+    def _admit_source(self, address: Address, channel: Channel, now: float) -> bool:
+        """ABUSE-1.1/1.3: the source's bucket, then (unknown sources) the shared one."""
+        limits = self.config.limits
+        if limits is None:
+            return True
+        group = source_group(address, loopback_hosts=limits.loopback_hosts)
+        if not self._source_buckets[channel].take(group, now=now):
+            self.counters.inc(NodeCounter.LIMITED, label=LimitReason.SOURCE)
+            return False
+        known = channel is Channel.DATAGRAM and self.dht.routing.knows_address(address)
+        if not known and not self._unknown_bucket.take(0, now=now):
+            self.counters.inc(NodeCounter.LIMITED, label=LimitReason.UNKNOWN_SOURCES)
+            return False
+        return True
+
+    def _admit_sender(self, envelope: Envelope, now: float) -> bool:
+        """ABUSE-1.1: the authenticated sender's own bucket."""
+        if self.config.limits is None or self._identity_buckets.take(envelope.sender_id, now=now):
+            return True
+        self.counters.inc(NodeCounter.LIMITED, label=LimitReason.IDENTITY)
+        return False
 
     def _reject(self, address: Address, channel: Channel, exc: RemoteProtocolError) -> None:
         self.counters.inc(NodeCounter.REJECTED, label=error_label(exc.code))
@@ -394,8 +498,12 @@ class Node:
         self, data: bytes, address: Address, channel: Channel, reply_to: StreamTarget, now: float
     ) -> None:
         self.counters.inc(NodeCounter.RX, label=channel)
+        if not self._admit_source(address, channel, now):
+            return  # ABUSE-1.1: dropped before decoding, unanswered
         try:
             envelope = decode_envelope(data, max_size=_limit(channel))
+            if not self._admit_sender(envelope, now):
+                return
             self._replay.check(
                 envelope.sender_key,
                 envelope.type,
@@ -413,7 +521,12 @@ class Node:
             # DHT-5.1: the signature binds the sender's id to the address it sent from.
             self.dht.observe(envelope.sender_id, address, now=now)
         inbound = _Inbound(
-            envelope=envelope, address=address, channel=channel, reply_to=reply_to, now=now
+            envelope=envelope,
+            address=address,
+            channel=channel,
+            reply_to=reply_to,
+            now=now,
+            size=len(data),
         )
         try:
             self._dispatch(parse_message(envelope), inbound)
@@ -428,6 +541,8 @@ class Node:
     def _dispatch(self, message: Message, inbound: _Inbound) -> None:
         match message:
             case Ping() | FindNode() | FindValue() | Store():
+                if isinstance(message, FindNode | FindValue) and message.cookie:
+                    self._check_cookie(message.cookie, inbound)
                 self._reply(self._serve(message, inbound), inbound)
                 if isinstance(message, Ping):
                     self._event(
@@ -450,13 +565,15 @@ class Node:
                     )
                 )
             case Nodes() | Value() | Stored():
-                request = self._complete(inbound.envelope, _RESPONSE_TO[message.TYPE])
+                request = self._complete(inbound, _RESPONSE_TO[message.TYPE])
                 self.counters.inc(NodeCounter.RESPONSE, label=MessageName.of(message.TYPE))
                 self.dht.on_response(request, inbound.envelope.sender_id, message, now=inbound.now)
             case Pong():
                 self._on_pong(message, inbound)
             case ErrorReply():
                 self._on_error_reply(message, inbound)
+            case Cookie():
+                self._on_cookie(message, inbound)
             case _:
                 assert_never(message)
 
@@ -478,7 +595,7 @@ class Node:
                 assert_never(message)
 
     def _on_pong(self, message: Pong, inbound: _Inbound) -> None:
-        request = self._complete(inbound.envelope, MessageType.PING)
+        request = self._complete(inbound, MessageType.PING)
         if self.dht.owns(request.request_id):
             self.dht.on_response(request, inbound.envelope.sender_id, message, now=inbound.now)
         self.counters.inc(NodeCounter.PONG_RECEIVED)
@@ -495,7 +612,7 @@ class Node:
         )
 
     def _on_error_reply(self, message: ErrorReply, inbound: _Inbound) -> None:
-        request = self._complete(inbound.envelope, None)
+        request = self._complete(inbound, None)
         if self.dht.owns(request.request_id):
             self.dht.on_error(request, message.code, now=inbound.now)
         self.counters.inc(NodeCounter.ERROR_RECEIVED)
@@ -503,16 +620,62 @@ class Node:
             ErrorReceived(
                 peer_id=inbound.envelope.sender_id,
                 address=inbound.address,
-                request_id=inbound.envelope.request_id,
+                request_id=request.request_id,
                 code=message.code,
                 reason=message.reason,
             )
         )
 
-    def _complete(self, envelope: Envelope, kind: MessageType | None) -> PendingRequest:
+    def _complete(self, inbound: _Inbound, kind: MessageType | None) -> PendingRequest:
         # RPC-1.4: the type is checked before the request is removed, so a response
         # of the wrong type leaves it in flight instead of ending it without an event.
-        return self._pending.complete(envelope.request_id, envelope.sender_id, kind=kind)
+        envelope = inbound.envelope
+        request = self._pending.complete(envelope.request_id, envelope.sender_id, kind=kind)
+        if (
+            self.config.limits is not None
+            and request.channel is Channel.DATAGRAM
+            and request.address == inbound.address
+        ):
+            # ABUSE-2.3: an answer to our random request id proves the address.
+            self._validator.validate(inbound.address, now=inbound.now)
+        return self._as_known(request)
+
+    def _as_known(self, request: PendingRequest) -> PendingRequest:
+        """ABUSE-2.4: an echo ends under the id the DHT and the caller know."""
+        self._echoable.pop(request.request_id, None)
+        original = self._aliases.pop(request.request_id, None)
+        if original is None:
+            return request
+        return dataclasses.replace(request, request_id=original)
+
+    def _check_cookie(self, cookie: bytes, inbound: _Inbound) -> None:
+        """ABUSE-2.3: a valid echo validates the address; an invalid one is only counted."""
+        if self.config.limits is None or inbound.channel is not Channel.DATAGRAM:
+            return
+        if self._validator.check(cookie, inbound.address, now=inbound.now):
+            self.counters.inc(NodeCounter.COOKIE_ACCEPTED)
+            self._validator.validate(inbound.address, now=inbound.now)
+        else:
+            self.counters.inc(NodeCounter.COOKIE_INVALID)
+
+    def _on_cookie(self, message: Cookie, inbound: _Inbound) -> None:
+        """ABUSE-2.4: send the FIND_* again, once, with the cookie, under a new request id."""
+        envelope = inbound.envelope
+        original = self._echoable.get(envelope.request_id)
+        if original is None or envelope.request_id in self._aliases:
+            # Not a FIND_* of ours, or its echo drew a second COOKIE: it stays in
+            # flight and ends by its timeout (RPC-1.2).
+            raise RemoteProtocolError(ErrorCode.UNEXPECTED_RESPONSE, "COOKIE not expected")
+        request = self._pending.complete(envelope.request_id, envelope.sender_id)
+        del self._echoable[request.request_id]
+        request_id = self._new_request_id()
+        echo = dataclasses.replace(original, cookie=message.cookie)
+        data = self._encode(echo, request_id, inbound.now, Channel.DATAGRAM)
+        self._pending.add(dataclasses.replace(request, request_id=request_id))
+        self._echoable[request_id] = echo
+        self._aliases[request_id] = request.request_id
+        self.counters.inc(NodeCounter.COOKIE_ECHOED)
+        self._send(data, Channel.DATAGRAM, request.address)
 
 
 def _is_request(msg_type: int) -> bool:

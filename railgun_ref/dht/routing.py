@@ -20,6 +20,13 @@ Theory of operation (Kademlia §2.2, libp2p `kbucket`):
   freshest replacement takes its place.
 * DHT-5.3: a contact that fails `max_failures` requests in a row is removed
   and replaced from the cache, so churn empties the table of dead nodes.
+* DHT-5.5: diversity (geth's `DistinctNetSet`, after Marcus et al. eclipsed
+  Ethereum nodes from two hosts): one endpoint (IP and port) holds at most one
+  identity in the table, and one source group (`limits.groups`: a public /24
+  or /48, or a loopback IP with ``loopback_hosts``) at most `per_bucket`
+  contacts per bucket and `per_table` in the table. A contact over a limit
+  enters neither the bucket nor its replacement cache, so new keys from one
+  address cost the attacker keys but buy it no place.
 * DHT-5.4: a bucket with no activity for the refresh interval is refreshed by
   a lookup of a random id in its range (the DHT core drives that).
 """
@@ -34,6 +41,22 @@ from railgun_ref.core.constants import DHT_K, DHT_MAX_FAILURES
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.geometry import as_int, bucket_index, bucket_range, id_at_distance
+from railgun_ref.limits.groups import Group, is_public, source_group
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diversity:
+    """DHT-5.5: how many contacts one address or source group may hold."""
+
+    per_endpoint: int = 1  #: identities per IP:port in the table
+    per_bucket: int = 2  #: contacts per source group per bucket (geth: 2 per /24)
+    per_table: int = 10  #: contacts per source group in the table (geth: 10 per /24)
+    #: group loopback addresses by IP, as if each 127.x.y.z were a host (tests of host limits)
+    loopback_hosts: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.per_endpoint, self.per_bucket, self.per_table) < 1:
+            raise LocalProtocolError("diversity limits must be at least 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +80,8 @@ class Observed(Enum):
     CHECK_OLDEST = "check_oldest"  #: bucket full: cached; ping the returned oldest contact
     CACHED = "cached"  #: bucket full, a check is already running: cached only
     IGNORED = "ignored"  #: our own id, or a known contact heard from another address
+    REFUSED_ENDPOINT = "refused_endpoint"  #: DHT-5.5: its IP:port already holds an identity
+    REFUSED_GROUP = "refused_group"  #: DHT-5.5: its source group holds its share already
 
 
 class _Bucket:
@@ -77,12 +102,17 @@ class RoutingTable:
         k: int = DHT_K,
         max_failures: int = DHT_MAX_FAILURES,
         now: float = 0.0,
+        diversity: Diversity | None = None,
     ) -> None:
+        """`diversity` None: no DHT-5.5 limits (plain Kademlia, for comparisons)."""
         if k < 1 or max_failures < 1:
             raise LocalProtocolError("k and max_failures must be at least 1")
         self.local_id = local_id
         self.k = k
         self.max_failures = max_failures
+        self.diversity = diversity
+        self._by_address: dict[Address, set[NodeId]] = {}
+        self._group_count: dict[Group, int] = {}
         self._created = now
         self._buckets: dict[int, _Bucket] = {}
         self._ints: list[tuple[int, Contact]] | None = None  # (id as int, contact) cache
@@ -117,9 +147,12 @@ class RoutingTable:
             entry.last_seen, entry.failures = now, 0
             bucket.entries.move_to_end(contact.node_id)
             return Observed.REFRESHED, None
+        refusal = self._refusal(contact, bucket)
+        if refusal is not None:
+            bucket.replacements.pop(contact.node_id, None)
+            return refusal, None
         if len(bucket.entries) < self.k:
-            self._ints = None
-            bucket.entries[contact.node_id] = _Entry(contact, now)
+            self._add(bucket, _Entry(contact, now))
             bucket.replacements.pop(contact.node_id, None)
             return Observed.INSERTED, None
         bucket.replacements[contact.node_id] = _Entry(contact, now)
@@ -147,17 +180,73 @@ class RoutingTable:
             return None
         return self._evict(bucket, node_id)
 
-    def _evict(self, bucket: _Bucket, node_id: NodeId) -> Contact | None:
-        if bucket.entries.pop(node_id, None) is None:
+    def _group(self, address: Address) -> Group | None:
+        """DHT-5.5: the group a subnet limit counts `address` in, None if none applies."""
+        d = self.diversity
+        if d is None:
             return None
+        if is_public(address) or d.loopback_hosts:
+            group = source_group(address, loopback_hosts=d.loopback_hosts)
+            return group if group[0] != "endpoint" else None
+        return None
+
+    def _refusal(self, contact: Contact, bucket: _Bucket) -> Observed | None:
+        """DHT-5.5: why `contact` may not enter `bucket` (None: it may)."""
+        d = self.diversity
+        if d is None:
+            return None
+        if len(self._by_address.get(contact.address, ())) >= d.per_endpoint:
+            return Observed.REFUSED_ENDPOINT
+        group = self._group(contact.address)
+        if group is None:
+            return None
+        in_bucket = sum(
+            1 for e in bucket.entries.values() if self._group(e.contact.address) == group
+        )
+        if in_bucket >= d.per_bucket or self._group_count.get(group, 0) >= d.per_table:
+            return Observed.REFUSED_GROUP
+        return None
+
+    def _add(self, bucket: _Bucket, entry: _Entry) -> None:
         self._ints = None
+        contact = entry.contact
+        bucket.entries[contact.node_id] = entry
+        self._by_address.setdefault(contact.address, set()).add(contact.node_id)
+        group = self._group(contact.address)
+        if group is not None:
+            self._group_count[group] = self._group_count.get(group, 0) + 1
+
+    def _drop(self, bucket: _Bucket, node_id: NodeId) -> bool:
+        entry = bucket.entries.pop(node_id, None)
+        if entry is None:
+            return False
+        self._ints = None
+        address = entry.contact.address
+        ids = self._by_address.get(address)
+        if ids is not None:
+            ids.discard(node_id)
+            if not ids:
+                del self._by_address[address]
+        group = self._group(address)
+        if group is not None:
+            self._group_count[group] -= 1
+        return True
+
+    def _evict(self, bucket: _Bucket, node_id: NodeId) -> Contact | None:
+        if not self._drop(bucket, node_id):
+            return None
         if bucket.checking == node_id:
             bucket.checking = None
-        if not bucket.replacements:
-            return None
-        _, promoted = bucket.replacements.popitem(last=True)  # freshest first
-        bucket.entries[promoted.contact.node_id] = promoted
-        return promoted.contact
+        while bucket.replacements:
+            _, promoted = bucket.replacements.popitem(last=True)  # freshest first
+            if self._refusal(promoted.contact, bucket) is None:
+                self._add(bucket, promoted)
+                return promoted.contact
+        return None
+
+    def knows_address(self, address: Address) -> bool:
+        """ABUSE-1.3: a contact of the table listens at `address` (a known contact)."""
+        return address in self._by_address
 
     def record_failure(self, node_id: NodeId) -> bool:
         """DHT-5.3: a request to `node_id` failed; True if it was removed as dead."""

@@ -44,7 +44,7 @@ from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.lookup import DisjointLookup, Finished, Lookup, QueryPeer
 from railgun_ref.dht.records import MAX_TTL, Record, check_record, sign_record
-from railgun_ref.dht.routing import Contact, Observed, RoutingTable
+from railgun_ref.dht.routing import Contact, Diversity, Observed, RoutingTable
 from railgun_ref.dht.storage import PutOutcome, RecordTable, StorageLimits
 from railgun_ref.events import (
     GetFinished,
@@ -110,6 +110,8 @@ class DhtConfig:
     #: (the conformance vectors and simulations store arbitrary values under it).
     room_proofs: bool = False
     storage: StorageLimits = field(default_factory=StorageLimits)
+    #: DHT-5.5: identities per endpoint and contacts per source group (None: no limits).
+    diversity: Diversity | None = field(default_factory=Diversity)
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:
@@ -145,6 +147,8 @@ class DhtCounter(StrEnum):
     EXPIRED = "dht.expired"
     STREAM_FETCH = "dht.stream_fetch"  #: DHT-7.8 truncated VALUEs asked again on a stream
     STREAM_FETCH_FAILED = "dht.stream_fetch_failed"  #: ... that were refused or timed out
+    #: DHT-5.5 contacts kept out of the table, labelled `Observed.REFUSED_*`
+    DIVERSITY_REFUSED = "dht.diversity_refused"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +262,11 @@ class Dht:
         self.identity = identity
         self.config = config or DhtConfig()
         self.routing = RoutingTable(
-            identity.node_id, k=self.config.k, max_failures=self.config.max_failures, now=now
+            identity.node_id,
+            k=self.config.k,
+            max_failures=self.config.max_failures,
+            now=now,
+            diversity=self.config.diversity,
         )
         self.records = RecordTable(self.config.storage)
         self.counters: Counters[DhtCounter] = Counters()
@@ -315,6 +323,8 @@ class Dht:
     def observe(self, node_id: NodeId, address: Address, *, now: float) -> None:
         """DHT-5.1: an authenticated datagram from `node_id` arrived from `address`."""
         outcome, oldest = self.routing.observe(Contact(node_id=node_id, address=address), now=now)
+        if outcome in (Observed.REFUSED_ENDPOINT, Observed.REFUSED_GROUP):
+            self.counters.inc(DhtCounter.DIVERSITY_REFUSED, label=outcome)
         if outcome is Observed.CHECK_OLDEST and oldest is not None:
             request_id = self._send(Ping(), oldest.address, oldest.node_id, now)
             self._requests[request_id] = _Request(_Purpose.CHECK, None, oldest.node_id)

@@ -14,12 +14,24 @@ only moves bytes and time:
   datagrams and stream messages into queues, events into API waiters, trace
   subscribers and a bounded trace list — and runs `on_timer` at the node's
   deadline (the loop's `run` is the host's only timer task);
-* one task sends all datagrams (anyio forbids concurrent sends on a socket),
-  each when it is due: at once, or `send_delay` seconds after the node
-  emitted it (link-delay emulation for benchmarks; the delay is the same for
-  every datagram, so the queue stays in due order and a datagram waits only
-  for its own due time); each stream connection has one writer and one reader task, so a slow
-  peer only ever delays its own connection;
+* the UDP socket is a plain non-blocking socket with a receive buffer sized
+  for bursts (`udp_buffer`, SO_RCVBUF/SO_SNDBUF): each time it is readable the
+  receive task drains it — up to `_DRAIN_BATCH` datagrams, fed to the node one
+  by one, then one pump — so a flood is read as fast as the node can check it,
+  and the node's limits (ABUSE-1) drop the excess before any signature check.
+  Datagrams the kernel dropped for a full buffer are read from
+  /proc/net/udp's drops column where Linux has it (`kernel_drops`);
+* a datagram is sent at once with a non-blocking ``sendto``; only when the
+  socket would block, or when `send_delay` holds it (link-delay emulation for
+  benchmarks: the same delay for every datagram, so the backlog stays in due
+  order), does it wait in a backlog of at most `queue_size` datagrams, which
+  one task writes out; a full backlog drops and counts
+  (``driver.udp_queue_full``); each stream connection has one writer and one
+  reader task, so a slow peer only ever delays its own connection;
+* stream connections take slots from `ConnectionSlots` (ABUSE-3): inbound
+  and outbound have their own pools, one source group holds at most a fair
+  share of the inbound pool, a full pool makes room by closing its idlest
+  connection, and a connection idle for `idle_timeout` seconds is closed;
 * stream messages addressed to an `Address` open (or reuse) one outbound
   connection per address, which gets a reader too, since replies come back on
   it; messages addressed to a `ConnectionId` go back on that connection;
@@ -39,6 +51,7 @@ The clock is injectable so the same driver runs in virtual time under trio's
 
 import itertools
 import random
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -88,6 +101,7 @@ from railgun_ref.events import (
     StoreFinished,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.limits.buckets import LimitsConfig
 from railgun_ref.node import (
     ConnectionId,
     EmitEvent,
@@ -104,9 +118,15 @@ from railgun_ref.wire import cbor
 from railgun_ref.wire.framing import FrameDecoder, encode_frame
 from railgun_ref.wire.messages import MAX_APP_TOPIC
 
-#: The only addresses this driver binds or sends to.
-#: A deployed node's configuration: holders refuse room records without a proof (ROOM-6.2).
-DEPLOYED_CONFIG: Final = NodeConfig(dht=DhtConfig(room_proofs=True))
+#: A deployed node's configuration: holders refuse room records without a proof (ROOM-6.2),
+#: per-peer limits and address validation are on (ABUSE-1, ABUSE-2).
+DEPLOYED_CONFIG: Final = NodeConfig(dht=DhtConfig(room_proofs=True), limits=LimitsConfig())
+#: Datagrams read per wake-up of the receive task before it lets other tasks run.
+_DRAIN_BATCH: Final = 256
+#: Bytes asked of a UDP socket per read (larger than any envelope, ENV-1.4).
+_UDP_READ_SIZE: Final = 65535
+#: Default SO_RCVBUF/SO_SNDBUF request, bytes (Linux caps it at net.core.rmem_max).
+UDP_BUFFER: Final = 4 * 1024 * 1024
 #: Bytes asked of a stream socket per read.
 _READ_SIZE: Final = 65536
 #: How many times to pick a new port when the TCP half of an OS-chosen port is taken.
@@ -253,6 +273,7 @@ class NodeHost:
         stream_rate: float | None = None,
         store: SqliteNodeStore | None = None,
         allow_public: bool = False,
+        udp_buffer: int = UDP_BUFFER,
     ) -> None:
         """`host` is an IPv4 or IPv6 literal: loopback, or any other with
         `allow_public` (see `drivers.addresses`). `clock` gives ``now`` in
@@ -263,7 +284,8 @@ class NodeHost:
         to be written (beyond it they are dropped and counted). `send_delay`
         (seconds, event-loop clock) holds every outgoing datagram that long
         before it is sent, emulating one-way link delay; stream messages are
-        not delayed. Delayed datagrams count against `queue_size`. Without
+        not delayed. Delayed datagrams count against `queue_size`. `udp_buffer` is
+        the socket buffer asked for (bytes, SO_RCVBUF and SO_SNDBUF). Without
         `config`, the node holds room records only with a valid proof (ROOM-6.2)."""
         _check_options(host, port, send_delay, stream_rate, allow_public=allow_public)
         config = config or DEPLOYED_CONFIG
@@ -292,8 +314,12 @@ class NodeHost:
         self._outbound: dict[Address, _Connection] = {}
         self._connection_ids = itertools.count(1)
         self._task_group: anyio.abc.TaskGroup | None = None
-        #: (due time on the event loop's clock, 0.0 = now; datagram; destination)
-        self._udp_out: MemoryObjectSendStream[tuple[float, bytes, Address]] | None = None
+        self._udp: socket.socket | None = None
+        self._udp_buffer = udp_buffer
+        #: Datagrams waiting for the socket or their due time: (due time on the event
+        #: loop's clock, 0.0 = now; datagram; destination), at most `queue_size`.
+        self._udp_backlog: deque[tuple[float, bytes, Address]] = deque()
+        self._udp_wake: anyio.Event | None = None
         #: APP-1.3: one receiver per topic, filled by `_deliver`.
         self._app_inboxes: dict[int, MemoryObjectSendStream[AppMessageReceived]] = {}
         self._store = store
@@ -521,21 +547,23 @@ class NodeHost:
         self._state = HostState.RUNNING
         try:
             udp, listener = await self._bind()
-            udp_out, udp_queue = anyio.create_memory_object_stream[tuple[float, bytes, Address]](
-                self._queue_size
-            )
-            async with udp, listener, udp_out, udp_queue, anyio.create_task_group() as tg:
+            async with listener, anyio.create_task_group() as tg:
                 self._task_group = tg
-                self._udp_out = udp_out
+                self._udp = udp
+                self._udp_wake = anyio.Event()
                 tg.start_soon(self._udp_receive_loop, udp)
-                tg.start_soon(self._udp_send_loop, udp, udp_queue)
+                tg.start_soon(self._udp_send_loop, udp)
                 tg.start_soon(self._accept_loop, listener)
                 tg.start_soon(self._loop.run)
                 task_status.started(self.address)
         finally:
             self._state = HostState.STOPPED
             self._task_group = None
-            self._udp_out = None
+            if self._udp is not None:
+                self._udp.close()
+            self._udp = None
+            self._count(DriverCounter.DROPPED_AFTER_STOP, len(self._udp_backlog))
+            self._udp_backlog.clear()
             for connection in list(self._connections.values()):
                 self._forget(connection)
             for waiter in self._waiters.values():
@@ -550,30 +578,62 @@ class NodeHost:
                     [(c.node_id, c.address) for c in self.node.dht.routing.contacts()]
                 )
 
-    async def _bind(self) -> tuple[anyio.abc.UDPSocket, anyio.abc.SocketListener]:
+    def _udp_socket(self) -> socket.socket:
+        """A non-blocking UDP socket on host:port with buffers sized for bursts."""
+        udp = socket.socket(family_of(self._host), socket.SOCK_DGRAM)
+        try:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                udp.setsockopt(socket.SOL_SOCKET, option, self._udp_buffer)
+            udp.setblocking(False)
+            udp.bind((self._host, self._requested_port))
+        except BaseException:
+            udp.close()
+            raise
+        return udp
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped at this socket (full buffer), from /proc/net/udp's
+        ``drops`` column; None where that file is not available."""
+        if self._port is None:
+            return None
+        local = f":{self._port:04X}"
+        try:
+            with open("/proc/net/udp") as table:
+                for line in table.readlines()[1:]:
+                    fields = line.split()
+                    if len(fields) > 12 and fields[1].endswith(local):
+                        return int(fields[12])
+        except (OSError, ValueError):
+            return None
+        return None
+
+    @property
+    def udp_receive_buffer(self) -> int:
+        """The receive buffer the kernel gave the UDP socket, bytes (0 when not running)."""
+        return 0 if self._udp is None else self._udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+    async def _bind(self) -> tuple[socket.socket, anyio.abc.SocketListener]:
         attempts = _BIND_ATTEMPTS if self._requested_port == 0 else 1
         for attempt in range(attempts):
-            udp = await anyio.create_udp_socket(
-                family_of(self._host), local_host=self._host, local_port=self._requested_port
-            )
+            udp = self._udp_socket()
             try:
-                port = udp.extra(SocketAttribute.local_port)
+                port = udp.getsockname()[1]
                 listeners = await anyio.create_tcp_listener(
                     local_host=self._host, local_port=port, family=family_of(self._host)
                 )
             except OSError:
-                await anyio.aclose_forcefully(udp)
+                udp.close()
                 if attempt + 1 == attempts:
                     raise
                 continue  # the TCP half of the port the OS gave us is taken: try another
             except BaseException:
-                await anyio.aclose_forcefully(udp)
+                udp.close()
                 raise
             listener = listeners.listeners[0] if len(listeners.listeners) == 1 else None
             if not isinstance(listener, anyio.abc.SocketListener):  # pragma: no cover
                 # An IPv4 literal always gives exactly one socket listener.
                 await anyio.aclose_forcefully(listeners)
-                await anyio.aclose_forcefully(udp)
+                udp.close()
                 raise OSError(f"expected one TCP listener on {self._host}:{port}")
             self._port = port
             return udp, listener
@@ -643,17 +703,36 @@ class NodeHost:
                 waiter.done.set()
 
     def _queue_datagram(self, data: bytes, address: Address) -> None:
-        if self._udp_out is None:
+        udp = self._udp
+        if udp is None or self._udp_wake is None:
             self._count(DriverCounter.DROPPED_AFTER_STOP)
             return
         if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return
-        due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
-        try:
-            self._udp_out.send_nowait((due, data, address))
-        except anyio.WouldBlock:
+        if not self._send_delay and not self._udp_backlog and self._sendto(udp, data, address):
+            return
+        if len(self._udp_backlog) >= self._queue_size:
             self._count(DriverCounter.UDP_QUEUE_FULL)
+            return
+        due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
+        self._udp_backlog.append((due, data, address))
+        self._udp_wake.set()
+
+    def _sendto(self, udp: socket.socket, data: bytes, address: Address) -> bool:
+        """Send now if the socket takes it; False if it would block (the caller queues)."""
+        try:
+            udp.sendto(data, address)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self._count(DriverCounter.SENDTO_FAILED)
+            return True
+        if self._taps:
+            self._report(
+                Traffic(direction=Direction.OUT, channel=Channel.DATAGRAM, peer=address, data=data)
+            )
+        return True
 
     def _queue_stream_message(self, data: bytes, target: StreamTarget) -> None:
         frame = encode_frame(data)
@@ -705,63 +784,57 @@ class NodeHost:
 
     # ------------------------------------------------------------ datagrams
 
-    async def _udp_receive_loop(self, udp: anyio.abc.UDPSocket) -> None:
+    async def _udp_receive_loop(self, udp: socket.socket) -> None:
+        """Drain the socket on every wake-up: up to `_DRAIN_BATCH` datagrams, then one pump."""
         errors_in_a_row = 0
         while True:
             try:
-                data, (host, port) = await udp.receive()
-            except anyio.ClosedResourceError:
+                await anyio.wait_readable(udp)
+            except (anyio.ClosedResourceError, OSError):
                 return
-            except (anyio.BrokenResourceError, OSError):
-                # e.g. an ICMP error reported on the socket; it stays usable.
-                self._count(DriverCounter.UDP_RECEIVE_ERROR)
-                errors_in_a_row += 1
-                if errors_in_a_row >= _MAX_UDP_ERRORS:
-                    raise
-                await anyio.sleep(0)
-                continue
-            errors_in_a_row = 0
-            if self._taps:
-                self._report(
-                    Traffic(
-                        direction=Direction.IN,
-                        channel=Channel.DATAGRAM,
-                        peer=(host, port),
-                        data=data,
-                    )
-                )
-            now = self._clock()
-            self.node.receive_datagram(data, (host, port), now=now)
+            for _ in range(_DRAIN_BATCH):
+                try:
+                    data, peer = udp.recvfrom(_UDP_READ_SIZE)  # IPv6 adds flow and scope
+                except BlockingIOError:
+                    break
+                except OSError:
+                    # e.g. an ICMP error reported on the socket; it stays usable.
+                    self._count(DriverCounter.UDP_RECEIVE_ERROR)
+                    errors_in_a_row += 1
+                    if errors_in_a_row >= _MAX_UDP_ERRORS:
+                        raise
+                    continue
+                errors_in_a_row = 0
+                self._on_datagram(data, (peer[0], peer[1]))
             self._pump()
+            await anyio.sleep(0)  # a socket that never empties must not starve the loop
 
-    async def _udp_send_loop(
-        self,
-        udp: anyio.abc.UDPSocket,
-        queue: MemoryObjectReceiveStream[tuple[float, bytes, Address]],
-    ) -> None:
-        async for due, data, (host, port) in queue:
+    def _on_datagram(self, data: bytes, address: Address) -> None:
+        if self._taps:
+            self._report(
+                Traffic(direction=Direction.IN, channel=Channel.DATAGRAM, peer=address, data=data)
+            )
+        self.node.receive_datagram(data, address, now=self._clock())
+
+    async def _udp_send_loop(self, udp: socket.socket) -> None:
+        """Write out the backlog: each datagram at its due time, when the socket takes it."""
+        backlog = self._udp_backlog
+        while True:
+            if not backlog:
+                wake = self._udp_wake = anyio.Event()
+                await wake.wait()
+                continue
+            due, data, address = backlog[0]
             if due:
                 # Due times never decrease (one constant delay), so waiting for
                 # the head never holds a later datagram past its own due time.
                 wait = due - anyio.current_time()
                 if wait > 0:
                     await anyio.sleep(wait)
-            try:
-                await udp.sendto(data, host, port)
-            except anyio.ClosedResourceError:
-                return
-            except (anyio.BrokenResourceError, OSError):
-                self._count(DriverCounter.SENDTO_FAILED)
+            if self._sendto(udp, data, address):
+                backlog.popleft()
             else:
-                if self._taps:
-                    self._report(
-                        Traffic(
-                            direction=Direction.OUT,
-                            channel=Channel.DATAGRAM,
-                            peer=(host, port),
-                            data=data,
-                        )
-                    )
+                await anyio.wait_writable(udp)
 
     # ------------------------------------------------------------- streams
 

@@ -34,6 +34,7 @@ class MessageName(StrEnum):
     PING = "ping"
     PONG = "pong"
     ERROR = "error"
+    COOKIE = "cookie"
     FIND_NODE = "find_node"
     NODES = "nodes"
     FIND_VALUE = "find_value"

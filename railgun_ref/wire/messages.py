@@ -30,6 +30,7 @@ class MessageType(IntEnum):
     PING = 1
     PONG = 2
     ERROR = 3
+    COOKIE = 4  #: ABUSE-2.2: validate your address first
     FIND_NODE = 16
     NODES = 17
     FIND_VALUE = 18
@@ -195,6 +196,44 @@ def _record_maps(value: object) -> tuple[dict[int, Any], ...]:
     return tuple(value)
 
 
+#: ABUSE-2.2: bytes of a cookie.
+COOKIE_SIZE: Final = 16
+
+
+def _with_cookie(body: dict[int, Any], cookie: bytes) -> dict[int, Any]:
+    """ABUSE-2.4: key 1 carries a cookie echo; it is absent when there is none."""
+    return {**body, 1: cookie} if cookie else body
+
+
+def _cookie_field(body: dict[int, Any], what: str) -> bytes:
+    if body.keys() == {0}:
+        return b""
+    _exact_keys(body, frozenset({0, 1}), what)
+    cookie = _bytes_field(body[1], f"{what} cookie")
+    if len(cookie) != COOKIE_SIZE:
+        raise _malformed(f"{what} cookie must be {COOKIE_SIZE} bytes")
+    return cookie
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cookie:
+    """ABUSE-2.2: the answer to a request from an address not yet validated: echo `cookie`."""
+
+    TYPE: ClassVar[MessageType] = MessageType.COOKIE
+    cookie: bytes
+
+    def to_body(self) -> dict[int, Any]:
+        return {0: self.cookie}
+
+    @classmethod
+    def from_body(cls, body: dict[int, Any]) -> Self:
+        _exact_keys(body, frozenset({0}), "COOKIE")
+        cookie = _bytes_field(body[0], "COOKIE cookie")
+        if len(cookie) != COOKIE_SIZE:
+            raise _malformed(f"COOKIE cookie must be {COOKIE_SIZE} bytes")
+        return cls(cookie=cookie)
+
+
 #: DHT-7.2: a NODES or VALUE reply names at most this many contacts.
 MAX_CONTACTS: Final = 20
 #: DHT-7.4: a VALUE reply carries at most this many records.
@@ -203,18 +242,19 @@ MAX_RECORDS: Final = 64
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FindNode:
-    """DHT-7.1: ask for the contacts closest to `target`."""
+    """DHT-7.1: ask for the contacts closest to `target`; `cookie` echoes a COOKIE (ABUSE-2.4)."""
 
     TYPE: ClassVar[MessageType] = MessageType.FIND_NODE
     target: bytes
+    cookie: bytes = b""
 
     def to_body(self) -> dict[int, Any]:
-        return {0: self.target}
+        return _with_cookie({0: self.target}, self.cookie)
 
     @classmethod
     def from_body(cls, body: dict[int, Any]) -> Self:
-        _exact_keys(body, frozenset({0}), "FIND_NODE")
-        return cls(target=_key_field(body[0], "FIND_NODE target"))
+        cookie = _cookie_field(body, "FIND_NODE")
+        return cls(target=_key_field(body[0], "FIND_NODE target"), cookie=cookie)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,14 +279,15 @@ class FindValue:
 
     TYPE: ClassVar[MessageType] = MessageType.FIND_VALUE
     key: bytes
+    cookie: bytes = b""  #: ABUSE-2.4: the echo of a COOKIE, or empty
 
     def to_body(self) -> dict[int, Any]:
-        return {0: self.key}
+        return _with_cookie({0: self.key}, self.cookie)
 
     @classmethod
     def from_body(cls, body: dict[int, Any]) -> Self:
-        _exact_keys(body, frozenset({0}), "FIND_VALUE")
-        return cls(key=_key_field(body[0], "FIND_VALUE key"))
+        cookie = _cookie_field(body, "FIND_VALUE")
+        return cls(key=_key_field(body[0], "FIND_VALUE key"), cookie=cookie)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,13 +407,24 @@ class AppMessage:
 
 
 Message = (
-    Ping | Pong | ErrorReply | FindNode | Nodes | FindValue | Value | Store | Stored | AppMessage
+    Ping
+    | Pong
+    | ErrorReply
+    | Cookie
+    | FindNode
+    | Nodes
+    | FindValue
+    | Value
+    | Store
+    | Stored
+    | AppMessage
 )
 
 _PARSERS: Final[dict[int, Any]] = {
     MessageType.PING: Ping,
     MessageType.PONG: Pong,
     MessageType.ERROR: ErrorReply,
+    MessageType.COOKIE: Cookie,
     MessageType.FIND_NODE: FindNode,
     MessageType.NODES: Nodes,
     MessageType.FIND_VALUE: FindValue,
