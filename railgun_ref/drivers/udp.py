@@ -102,6 +102,8 @@ from railgun_ref.events import (
 )
 from railgun_ref.identity.keys import Identity
 from railgun_ref.limits.buckets import LimitsConfig
+from railgun_ref.limits.groups import source_group
+from railgun_ref.limits.slots import CloseConnection, ConnectionSlots, SlotsConfig
 from railgun_ref.node import (
     ConnectionId,
     EmitEvent,
@@ -190,6 +192,7 @@ class DriverCounter(StrEnum):
     DROPPED_AFTER_STOP = "driver.dropped_after_stop"
     REFUSED_ADDRESS = "driver.refused_address"
     UDP_QUEUE_FULL = "driver.udp_queue_full"
+    JOIN_RETRIED = "driver.join_retried"
     UDP_RECEIVE_ERROR = "driver.udp_receive_error"
     SENDTO_FAILED = "driver.sendto_failed"
     STREAM_TARGET_GONE = "driver.stream_target_gone"
@@ -246,6 +249,8 @@ class _Connection:
     outbound: bool
     send: MemoryObjectSendStream[bytes]
     receive: MemoryObjectReceiveStream[bytes]
+    scope: anyio.CancelScope | None = None  #: cancels the connection's tasks (ABUSE-3)
+    closing: bool = False  #: closed by the slot policy before its tasks started
 
 
 class NodeHost:
@@ -268,6 +273,7 @@ class NodeHost:
         trace_limit: int = 10_000,
         connect_timeout: float = 5.0,
         max_connections: int = 512,
+        idle_timeout: float = 60.0,
         queue_size: int = 256,
         send_delay: float = 0.0,
         stream_rate: float | None = None,
@@ -295,7 +301,15 @@ class NodeHost:
         self._port: int | None = None
         self._clock = clock
         self._connect_timeout = connect_timeout
-        self._max_connections = max_connections
+        #: ABUSE-3: a quarter of the connection slots for dialling, the rest for peers.
+        self.slots = ConnectionSlots(
+            SlotsConfig(
+                inbound=max(1, max_connections - max_connections // 4),
+                outbound=max(1, max_connections // 4),
+                idle_timeout=idle_timeout,
+            )
+        )
+        self._loopback_hosts = (config.limits or LimitsConfig()).loopback_hosts
         self._queue_size = queue_size
         self._send_delay = send_delay
         #: Upload cap of this host's stream writes, bytes/s (emulates an access link
@@ -328,6 +342,8 @@ class NodeHost:
         self._loop = CoreLoop(clock=clock)
         core: ProtocolCore[NodeAction] = self.node
         self._loop.add(core, self._dispatch)
+        slots: ProtocolCore[CloseConnection] = self.slots
+        self._loop.add(slots, self._close_connection)
 
     def _restore_records(self, store: SqliteNodeStore) -> None:
         """DHT-4.5: what the node acknowledged before a restart, re-checked."""
@@ -493,12 +509,28 @@ class NodeHost:
         """Addresses of the contacts saved when this node's store was last closed."""
         return [address for _, address in self._store.load_peers()] if self._store else []
 
-    async def bootstrap(self, addresses: list[Address]) -> LookupFinished:
-        """Join the DHT through `addresses` (ping them, then look up our own id)."""
+    async def bootstrap(
+        self, addresses: list[Address], *, attempts: int = 3, backoff: float = 0.5
+    ) -> LookupFinished:
+        """Join the DHT through `addresses` (ping them, then look up our own id).
+
+        A join that found nobody (no contact answered and the table is empty) is
+        tried again, up to `attempts` times in all, `backoff` seconds after the
+        first failure and twice as long after each next one; the last outcome is
+        returned either way (``driver.join_retried`` counts the retries)."""
+        if attempts < 1 or backoff < 0:
+            raise ValueError("need attempts >= 1 and backoff >= 0 seconds")
         checked = [check_destination(a) for a in addresses]
-        outcome = await self._query(lambda now: self.node.dht.bootstrap(checked, now=now))
-        assert isinstance(outcome, LookupFinished)
-        return outcome
+        delay = backoff
+        for attempt in range(attempts):
+            outcome = await self._query(lambda now: self.node.dht.bootstrap(checked, now=now))
+            assert isinstance(outcome, LookupFinished)
+            if outcome.closest or len(self.node.dht.routing) or attempt + 1 == attempts:
+                return outcome
+            self._count(DriverCounter.JOIN_RETRIED)
+            await anyio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_node(self, peer_id: bytes) -> LookupFinished:
         """DHT operation `findNode(peerId)`: the k closest nodes that answered."""
@@ -777,6 +809,7 @@ class NodeHost:
 
     def _forget(self, connection: _Connection) -> None:
         self._connections.pop(connection.id, None)
+        self.slots.closed(connection.id)
         if self._outbound.get(connection.peer) is connection:
             del self._outbound[connection.peer]
         connection.send.close()
@@ -842,10 +875,11 @@ class NodeHost:
         if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return None
-        if self._task_group is None or len(self._connections) >= self._max_connections:
-            self._count(DriverCounter.CONNECTION_LIMIT)
+        if self._task_group is None:
+            self._count(DriverCounter.DROPPED_AFTER_STOP)
             return None
         connection = self._new_connection(address, outbound=True)
+        self._open_slot(connection, inbound=False)
         self._task_group.start_soon(self._run_outbound, connection)
         return connection
 
@@ -875,8 +909,7 @@ class NodeHost:
                 self._count(DriverCounter.ACCEPT_ERROR)  # e.g. out of file descriptors
                 await anyio.sleep(0.01)
                 continue
-            if len(self._connections) >= self._max_connections or self._task_group is None:
-                self._count(DriverCounter.CONNECTION_LIMIT)
+            if self._task_group is None:
                 await anyio.aclose_forcefully(stream)
                 continue
             self._count(DriverCounter.CONNECTIONS_ACCEPTED)
@@ -890,14 +923,36 @@ class NodeHost:
                 continue
             assert isinstance(remote, tuple)  # anyio gives (host, port) for IPv4 and IPv6
             connection = self._new_connection((remote[0], remote[1]), outbound=False)
+            self._open_slot(connection, inbound=True)
             self._report(StreamOpened(peer=connection.peer, outbound=False))
             self._task_group.start_soon(self._serve_connection, connection, stream)
+
+    def _open_slot(self, connection: _Connection, *, inbound: bool) -> None:
+        group = source_group(connection.peer, loopback_hosts=self._loopback_hosts)
+        self.slots.open(connection.id, group, inbound=inbound, now=self._clock())
+        self._pump()  # closes whatever the newcomer displaced
+
+    def _close_connection(self, action: CloseConnection) -> None:
+        """ABUSE-3: the slot policy closes a connection (idle, or displaced by a newcomer)."""
+        connection = self._connections.get(ConnectionId(action.connection))
+        if connection is None:
+            return
+        self._count(DriverCounter.CONNECTION_LIMIT)
+        connection.closing = True
+        if connection.scope is not None:
+            connection.scope.cancel()
 
     async def _serve_connection(
         self, connection: _Connection, stream: anyio.abc.SocketStream
     ) -> None:
+        if connection.closing:
+            await anyio.aclose_forcefully(stream)
+            self._forget(connection)
+            self._report(StreamClosed(peer=connection.peer, outbound=connection.outbound))
+            return
         try:
             async with stream, anyio.create_task_group() as tg:
+                connection.scope = tg.cancel_scope
                 tg.start_soon(self._write_loop, connection, stream, tg.cancel_scope)
                 await self._read_loop(connection, stream)
                 tg.cancel_scope.cancel()
@@ -919,6 +974,7 @@ class NodeHost:
                 return
             decoder.feed(chunk)
             now = self._clock()
+            self.slots.activity(connection.id, now=now)
             try:
                 while (frame := decoder.next_frame()) is not None:
                     if self._taps:
@@ -952,6 +1008,7 @@ class NodeHost:
                 start = max(now, self._stream_next_free)
                 self._stream_next_free = start + len(frame) / self._stream_rate
                 await anyio.sleep(self._stream_next_free - now)
+            self.slots.activity(connection.id, now=self._clock())
             try:
                 await stream.send(frame)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

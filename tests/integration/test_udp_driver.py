@@ -12,6 +12,7 @@ from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError
 from railgun_ref.drivers.udp import DriverCounter, HostStoppedError, NodeHost, serve_node
 from railgun_ref.events import PongReceived, RequestTimedOut
+from railgun_ref.limits.slots import CloseReason, SlotCounter
 from railgun_ref.node import NodeConfig, NodeCounter
 from railgun_ref.rpc.labels import MessageName
 from railgun_ref.rpc.requests import Channel
@@ -324,7 +325,8 @@ async def test_serve_node_reports_a_ready_host_and_serves_until_cancelled() -> N
     assert not ready[0].running
 
 
-async def test_connections_over_the_limit_are_closed_and_counted() -> None:
+async def test_a_full_pool_closes_its_idlest_connection_and_counts_it() -> None:
+    """ABUSE-3.2: a newcomer is never refused; the idlest holder of its pool makes room."""
     a, b = NodeHost(identity(1), max_connections=1), NodeHost(identity(2))
     async with serving(a, b):
         first = await anyio.connect_tcp(*a.address)
@@ -336,7 +338,8 @@ async def test_connections_over_the_limit_are_closed_and_counted() -> None:
                     anyio.fail_after(2),
                     pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)),
                 ):
-                    await second.receive()
-            assert a.driver_counters.get_count(DriverCounter.CONNECTION_LIMIT) == 1
+                    await first.receive()
+                assert a.driver_counters.get_count(DriverCounter.CONNECTION_LIMIT) == 1
+                assert a.slots.counters.get_count(SlotCounter.CLOSED, CloseReason.POOL_FULL) == 1
         await wait_until(lambda: a.open_connections == 0)
         assert isinstance(await b.ping(a.address, channel=Channel.STREAM), PongReceived)
