@@ -900,6 +900,31 @@ def _add_manifest(sub: _Subparsers) -> None:
     verify.set_defaults(func=_cmd_manifest_verify)
 
 
+def _cmd_bench_flood(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.flood import main as flood_main  # noqa: PLC0415
+
+    return flood_main(
+        json_output=args.json,
+        flood=args.flood,
+        rate=args.rate,
+        contacts=args.contacts,
+        output=args.output,
+    )
+
+
+def _add_bench_flood(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench flood`."""
+    fl = bench_sub.add_parser(
+        "flood", help="a PING flood at one real node on 127.0.0.1: its known contacts answered?"
+    )
+    fl.add_argument("--json", action="store_true", help="print JSON")
+    fl.add_argument("--flood", type=_positive_int, default=10_000, help="PINGs in the flood")
+    fl.add_argument("--rate", type=_positive_float, default=3500.0, help="flood PINGs per second")
+    fl.add_argument("--contacts", type=_positive_int, default=20, help="known contacts")
+    fl.add_argument("--output", default=None, help="also write the JSON to this file")
+    fl.set_defaults(func=_cmd_bench_flood)
+
+
 def _add_bench_wire(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench wire`."""
     wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
@@ -1157,6 +1182,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_bootstrap,
         _add_bench_storeforward,
         _add_bench_nat,
+        _add_bench_flood,
     ):
         add(bench_sub)
 
