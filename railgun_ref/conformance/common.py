@@ -33,6 +33,7 @@ from railgun_ref.traversal import messages as m
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope
 from railgun_ref.wire.messages import (
+    Cookie,
     ErrorReply,
     FindNode,
     FindValue,
@@ -293,6 +294,7 @@ def base_counters(counters: Mapping[str, int]) -> dict[str, int]:
 
 #: The body parsers of the DHT message types (DHT-7.x), by type number.
 DHT_BODY_PARSERS: Final[Mapping[int, Any]] = {
+    MessageType.COOKIE: Cookie,  # ABUSE-2.2: answers FIND_NODE / FIND_VALUE
     MessageType.FIND_NODE: FindNode,
     MessageType.NODES: Nodes,
     MessageType.FIND_VALUE: FindValue,
@@ -314,6 +316,10 @@ def _contacts_json(contacts: tuple[WireContact, ...]) -> list[JsonObject]:
     return [{"nodeId": node_id.hex(), "host": a[0], "port": a[1]} for node_id, a in contacts]
 
 
+def _cookie_json(cookie: bytes) -> JsonObject:
+    return {"cookie": cookie.hex()} if cookie else {}
+
+
 def dht_message_json(message: Message) -> JsonObject:
     """What a parsed DHT message (types 16..21) says, in the JSON form dht vectors use.
 
@@ -321,9 +327,11 @@ def dht_message_json(message: Message) -> JsonObject:
     """
     match message:
         case FindNode():
-            return {"target": message.target.hex()}
+            return {"target": message.target.hex(), **_cookie_json(message.cookie)}
         case FindValue():
-            return {"key": message.key.hex()}
+            return {"key": message.key.hex(), **_cookie_json(message.cookie)}
+        case Cookie():
+            return {"cookie": message.cookie.hex()}
         case Nodes():
             return {"contacts": _contacts_json(message.contacts)}
         case Value():

@@ -92,6 +92,7 @@ from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, Envelope, decode_envelope
 from railgun_ref.wire.framing import FrameDecoder, encode_frame
 from railgun_ref.wire.messages import (
     MAX_CONTACTS,
+    Cookie,
     ErrorReply,
     FindNode,
     FindValue,
@@ -123,6 +124,10 @@ _ROOM_MEMBERS: Final = 6
 
 class TargetError(ValueError):
     """The target is not a udp:// URL of a loopback address."""
+
+
+#: ABUSE-2.4: the requests that echo a COOKIE.
+_ECHOING: Final = frozenset({MessageType.FIND_NODE, MessageType.FIND_VALUE})
 
 
 def parse_target(target: str) -> Address:
@@ -343,6 +348,9 @@ class _Run:
             message = parse_message(envelope)
         except RemoteProtocolError as exc:
             return f"reply body refused: {exc}"
+        if isinstance(message, Cookie) and msg_type in _ECHOING and 1 not in body:
+            # ABUSE-2.4: a node validates our address before a large answer; echo once.
+            return await self.request(probe, msg_type, {**body, 1: message.cookie})
         return envelope, message
 
     def authenticate(self, data: bytes) -> Envelope | RemoteProtocolError:

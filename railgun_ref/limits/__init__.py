@@ -1,4 +1,4 @@
-"""Abuse resistance: per-peer limits, address validation and connection slots (spec §20, ABUSE).
+"""Abuse resistance: per-peer limits, address validation and connection slots (spec §22, ABUSE).
 
 Sans-IO policy that the node and the drivers consult:
 
@@ -9,3 +9,32 @@ Sans-IO policy that the node and the drivers consult:
 * `slots`: the stream connection slots of a host, with idle timeouts and a
   fair share per source (ABUSE-3), a core of its own (CORE-1).
 """
+
+from railgun_ref.limits.buckets import KeyedBuckets, LimitReason, LimitsConfig, Rate, TokenBucket
+from railgun_ref.limits.cookies import AddressValidator, cookie_for
+from railgun_ref.limits.groups import Group, is_public, source_group
+from railgun_ref.limits.slots import (
+    CloseConnection,
+    CloseReason,
+    ConnectionSlots,
+    SlotCounter,
+    SlotsConfig,
+)
+
+__all__ = [
+    "AddressValidator",
+    "CloseConnection",
+    "CloseReason",
+    "ConnectionSlots",
+    "Group",
+    "KeyedBuckets",
+    "LimitReason",
+    "LimitsConfig",
+    "Rate",
+    "SlotCounter",
+    "SlotsConfig",
+    "TokenBucket",
+    "cookie_for",
+    "is_public",
+    "source_group",
+]

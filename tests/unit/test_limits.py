@@ -183,3 +183,21 @@ def test_a_flood_from_one_source_is_dropped_before_decoding() -> None:
     assert node.counters.get_count(NodeCounter.LIMITED, LimitReason.SOURCE) == 7
     assert _datagrams(node) == []
     assert node.counters.get_count(NodeCounter.RX, Channel.DATAGRAM) == 10
+
+
+def test_known_contacts_skip_the_shared_bucket_of_unknown_sources() -> None:
+    """ABUSE-1.3: strangers empty the shared bucket; a contact in the table still gets a PONG."""
+    now = 1000.0
+    node = _node(1, LimitsConfig(unknown_sources=Rate(rate=1, burst=3)))
+    contact = _node(2, None)
+    contact_addr = ("127.0.0.1", 2)
+    node.receive_datagram(_ping_from(contact, ("127.0.0.1", 1), now), contact_addr, now=now)
+    assert len(_datagrams(node)) == 1 and node.dht.routing.knows_address(contact_addr)
+    strangers = [_node(10 + i, None) for i in range(5)]
+    for i, stranger in enumerate(strangers):
+        data = _ping_from(stranger, ("127.0.0.1", 1), now)
+        node.receive_datagram(data, ("127.0.0.1", 100 + i), now=now)
+    assert len(_datagrams(node)) == 2  # the contact's PING took the first token
+    assert node.counters.get_count(NodeCounter.LIMITED, LimitReason.UNKNOWN_SOURCES) == 3
+    node.receive_datagram(_ping_from(contact, ("127.0.0.1", 1), now), contact_addr, now=now)
+    assert len(_datagrams(node)) == 1

@@ -1,4 +1,4 @@
-"""dht_messages.json: the bodies of the DHT messages, types 16 to 21 (DHT-7.x).
+"""dht_messages.json: the bodies of the DHT messages, types 16 to 21 (DHT-7.x), and COOKIE (4).
 
 Each test is one body map (deterministic CBOR, as it sits in field 5 of an
 envelope) and a message type. Valid bodies give what they say in JSON; a
@@ -36,11 +36,14 @@ NOTES: Final = {
     "ExtraKey": "A key the body does not define.",
     "MissingKey": "A key the body defines is missing.",
     "RecordCheckedLater": "A record map is only checked by DHT-3.3 after the body is parsed.",
+    "Cookie": "A COOKIE (type 4, ABUSE-2.2) or a lookup request echoing one (ABUSE-2.4).",
 }
 
 HEADER: Final = [
     "DHT message bodies (DHT-7.x): FIND_NODE (16), NODES (17), FIND_VALUE (18),",
-    "VALUE (19), STORE (20), STORED (21). 'body' is the deterministic CBOR of the",
+    "VALUE (19), STORE (20), STORED (21), and COOKIE (4, ABUSE-2.2), which answers",
+    "a lookup request from an address not yet validated; FIND_NODE and FIND_VALUE",
+    "echo it under key 1 (ABUSE-2.4). 'body' is the deterministic CBOR of the",
     "body map (envelope field 5). A valid body must parse to 'decoded' and re-encode",
     "to the same bytes; an invalid one must be refused with 'expectedError'.",
     "Contacts decode to {nodeId, host, port}, the host in its textual form (IPv4",
@@ -73,9 +76,30 @@ _REQUEST_BODIES: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = 
     ({0: _TARGET + b"\x00"}, "of 33 bytes", ("WrongLength",), False),
     ({0: b""}, "of an empty byte string", ("WrongLength",), False),
     ({0: _TARGET.hex()}, "target as text", ("WrongType",), False),
-    ({0: _TARGET, 1: 0}, "with an extra key 1", ("ExtraKey",), False),
+    ({0: _TARGET, 2: 0}, "with an extra key 2", ("ExtraKey",), False),
     ({}, "with an empty body", ("MissingKey",), False),
     ({1: _TARGET}, "with its id under key 1", ("MissingKey",), False),
+)
+
+_COOKIE: Final = pseudo_random("dht_messages/cookie", 16)
+
+#: ABUSE-2.4: (body, what, flags, valid) of the lookup requests echoing a cookie.
+_ECHO_BODIES: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = (
+    ({0: _TARGET, 1: _COOKIE}, "echoing a 16-byte cookie", ("Cookie",), True),
+    ({0: _TARGET, 1: _COOKIE[:15]}, "with a 15-byte cookie", ("Cookie", "WrongLength"), False),
+    ({0: _TARGET, 1: b""}, "with an empty cookie", ("Cookie", "WrongLength"), False),
+    ({0: _TARGET, 1: 0}, "with a cookie as an integer", ("Cookie", "WrongType"), False),
+    ({0: _TARGET, 1: _COOKIE, 2: 0}, "with a cookie and a key 2", ("Cookie", "ExtraKey"), False),
+)
+
+#: ABUSE-2.2: (body, what, flags, valid) of COOKIE.
+_COOKIE_BODIES: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = (
+    ({0: _COOKIE}, "a 16-byte cookie", ("Cookie",), True),
+    ({0: _COOKIE[:15]}, "15 bytes", ("Cookie", "WrongLength"), False),
+    ({0: _COOKIE + b"\x00"}, "17 bytes", ("Cookie", "WrongLength"), False),
+    ({0: _COOKIE.hex()}, "the cookie as text", ("Cookie", "WrongType"), False),
+    ({0: _COOKIE, 1: 0}, "an extra key 1", ("Cookie", "ExtraKey"), False),
+    ({}, "an empty body", ("Cookie", "MissingKey"), False),
 )
 
 _V4: Final = encode_contact(_node(1), ("127.0.0.1", 7000))
@@ -185,12 +209,23 @@ _STORED_BODIES: Final[tuple[tuple[dict[int, Any], str, tuple[str, ...], bool], .
 
 BODY_CASES: Final = (
     *(
+        _BodyCase(
+            MessageType.COOKIE, body, f"COOKIE: {what}", ("Response", *flags), "ABUSE-2.2", ok
+        )
+        for body, what, flags, ok in _COOKIE_BODIES
+    ),
+    *(
         _BodyCase(msg_type, body, f"{msg_type.name} {what}", ("Request", *flags), clause, valid)
         for msg_type, clause in (
             (MessageType.FIND_NODE, "DHT-7.1"),
             (MessageType.FIND_VALUE, "DHT-7.3"),
         )
         for body, what, flags, valid in _REQUEST_BODIES
+    ),
+    *(
+        _BodyCase(msg_type, body, f"{msg_type.name} {what}", ("Request", *flags), "ABUSE-2.4", ok)
+        for msg_type in (MessageType.FIND_NODE, MessageType.FIND_VALUE)
+        for body, what, flags, ok in _ECHO_BODIES
     ),
     *(
         _BodyCase(
