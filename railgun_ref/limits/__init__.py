@@ -1,4 +1,4 @@
-"""Abuse resistance: per-peer limits, address validation and connection slots (spec §22, ABUSE).
+"""Abuse resistance: per-peer limits, address validation and connection slots (spec §23, ABUSE).
 
 Sans-IO policy that the node and the drivers consult:
 
