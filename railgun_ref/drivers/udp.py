@@ -928,9 +928,13 @@ class NodeHost:
             self._task_group.start_soon(self._serve_connection, connection, stream)
 
     def _open_slot(self, connection: _Connection, *, inbound: bool) -> None:
+        """ABUSE-3.2: take a slot. An outbound one is taken while the loop drains the
+        node (from `_dispatch`), which then drains the slots too; pumping again from
+        there could reorder the node's stream frames, so only the accept loop pumps."""
         group = source_group(connection.peer, loopback_hosts=self._loopback_hosts)
         self.slots.open(connection.id, group, inbound=inbound, now=self._clock())
-        self._pump()  # closes whatever the newcomer displaced
+        if inbound:
+            self._pump()  # closes whatever the newcomer displaced
 
     def _close_connection(self, action: CloseConnection) -> None:
         """ABUSE-3: the slot policy closes a connection (idle, or displaced by a newcomer)."""
@@ -939,6 +943,8 @@ class NodeHost:
             return
         self._count(DriverCounter.CONNECTION_LIMIT)
         connection.closing = True
+        if self._outbound.get(connection.peer) is connection:
+            del self._outbound[connection.peer]  # the next message dials afresh
         if connection.scope is not None:
             connection.scope.cancel()
 
