@@ -11,6 +11,7 @@ from railgun_ref.capacity.nat import NatClassifier
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.dht.service import Dht
 from railgun_ref.identity.rotation import RotationTracker
+from railgun_ref.limits.slots import ConnectionSlots
 from railgun_ref.node import Node
 from railgun_ref.relay.committee import CommitteeRelay
 from railgun_ref.relay.turn import TurnServer
@@ -50,6 +51,10 @@ def _dht(core: Dht) -> ProtocolCore[object]:
 
 
 def _rotationtracker(core: RotationTracker) -> ProtocolCore[object]:
+    return core
+
+
+def _connectionslots(core: ConnectionSlots) -> ProtocolCore[object]:
     return core
 
 
