@@ -23,9 +23,13 @@ only the node is asked. Here the runner *is* the network:
 4. Every datagram the target sent is logged with its arrival time, and
    `_judge` turns the log into checks (`CHECKS` in `catalog`).
 
-The checks assume that a target's ``slow_after`` (DHT-6.2) is at least
-`ANSWER_DELAY`, so that an answered query counts against alpha until its
-answer is sent (REQ-1.2). Everything is bounded by the run's timeout.
+No check depends on how fast the machine runs: times come from the
+target's own stamps (ENV-1.5), set against the runner's clock by the least
+stamp-to-arrival delay, and a query counts as waiting until its answer was
+sent or for `SLOW_AFTER_FLOOR` (the least ``slow_after`` of DHT-6.2 the
+runner grants a target, REQ-1.2), whichever is first. A slow runner can only
+make a target look better, never worse. Everything is bounded by the run's
+timeout.
 """
 
 import os
@@ -58,6 +62,13 @@ _K: Final = 20
 _ALPHA: Final = 3
 #: Quiet time after a lookup's result during which no query for its key may come.
 _AFTERMATH: Final = 0.5
+#: The least `slow_after` (DHT-6.2) the runner grants a target: a query counts as waiting
+#: until its answer was sent or for this long after the target stamped it (REQ-1.2).
+SLOW_AFTER_FLOOR: Final = 0.25
+#: Seconds of slack on each comparison of a stamp (whole milliseconds, ENV-1.5) with a time.
+_STAMP_SLACK: Final = 0.002
+#: A query stamped this long after the runner read the lookup's result was sent after it.
+_LATE_SLACK: Final = 0.05
 
 
 @dataclass(slots=True)
@@ -66,6 +77,12 @@ class _Peer:
     identity: Identity  #: the id other peers name it under
     role: str  #: bootstrap, honest, silent, wrong, poison or evict
     socket: anyio.abc.UDPSocket | None = None
+    sending: anyio.Lock = field(default_factory=anyio.Lock)  #: one datagram at a time
+
+    async def send(self, data: bytes, address: Address) -> None:
+        assert self.socket is not None
+        async with self.sending:
+            await self.socket.sendto(data, *address)
 
     @property
     def address(self) -> Address:
@@ -126,8 +143,12 @@ def _reply(
     )
 
 
-async def _serve(net: _Network, peer: _Peer) -> None:
-    """Log what the target sends `peer` and answer as the peer's role says."""
+async def _serve(net: _Network, peer: _Peer, tg: anyio.abc.TaskGroup) -> None:
+    """Log what the target sends `peer` and answer as the peer's role says.
+
+    The receive loop never waits: a delayed answer is its own task, so a peer asked
+    many times at once logs each query when it arrives and answers each after
+    `ANSWER_DELAY`, not one after another."""
     assert peer.socket is not None
     async for data, source in peer.socket:
         now = time.time()
@@ -144,14 +165,19 @@ async def _serve(net: _Network, peer: _Peer) -> None:
         address = (str(source[0]), int(source[1]))
         if envelope.type == MessageType.PING:
             pong = Pong(observed=address, payload=envelope.body.get(0, b"")).to_body()
-            await peer.socket.sendto(_reply(net, peer, envelope, MessageType.PONG, pong), *address)
+            await peer.send(_reply(net, peer, envelope, MessageType.PONG, pong), address)
         elif envelope.type in (MessageType.FIND_NODE, MessageType.FIND_VALUE):
-            index = len(net.log) - 1
-            await net.ready.wait()
-            await anyio.sleep(ANSWER_DELAY)
-            answer = _answer(net, peer, envelope)
-            net.answered[index] = time.time()
-            await peer.socket.sendto(answer, *address)
+            tg.start_soon(_answer_later, net, peer, envelope, address, len(net.log) - 1)
+
+
+async def _answer_later(
+    net: _Network, peer: _Peer, envelope: Envelope, address: Address, index: int
+) -> None:
+    await net.ready.wait()
+    await anyio.sleep(ANSWER_DELAY)
+    answer = _answer(net, peer, envelope)
+    net.answered[index] = time.time()
+    await peer.send(answer, address)
 
 
 def _answer(net: _Network, peer: _Peer, envelope: Envelope) -> bytes:
@@ -177,7 +203,7 @@ def _identity_in(target: NodeId, *, far: bool) -> Identity:
 async def _open(net: _Network, tg: anyio.abc.TaskGroup, peer: _Peer) -> _Peer:
     peer.socket = await anyio.create_udp_socket(local_host="127.0.0.1")
     net.peers[peer.name] = peer
-    tg.start_soon(_serve, net, peer)
+    tg.start_soon(_serve, net, peer, tg)
     return peer
 
 
@@ -225,16 +251,17 @@ async def _fill_far_bucket(net: _Network, tg: anyio.abc.TaskGroup, out: _Outcome
         )
         names.append(peer.name)
         assert peer.socket is not None
+        sent = time.time()
         ping = encode_envelope(
             peer.identity,
             type=MessageType.PING,
             request_id=int.from_bytes(os.urandom(8), "big"),
-            timestamp_ms=round(time.time() * 1000),
+            timestamp_ms=round(sent * 1000),
             body={0: b""},
         )
-        await peer.socket.sendto(ping, *out.address)
+        await peer.send(ping, out.address)
         await anyio.sleep(0.02)
-    out.eviction = (names[0], time.time())
+    out.eviction = (names[0], sent)
 
 
 async def run(command: Sequence[str], *, timeout: float = 20.0) -> Report:
@@ -262,8 +289,10 @@ async def run(command: Sequence[str], *, timeout: float = 20.0) -> Report:
     )
 
 
-#: Seconds the runner waits for the eviction PING once the far bucket overflowed.
-_EVICTION_WAIT: Final = 2.0
+#: Seconds the runner waits at most for the eviction PING once the far bucket overflowed,
+#: then for any further PING into that bucket after the first.
+_EVICTION_WAIT: Final = 10.0
+_EVICTION_AFTER: Final = 0.5
 
 
 async def _drive(net: _Network, tg: anyio.abc.TaskGroup, out: _Outcome, argv: list[str]) -> None:
@@ -289,7 +318,10 @@ async def _drive(net: _Network, tg: anyio.abc.TaskGroup, out: _Outcome, argv: li
                     break
             await _quiet(net)
             await _fill_far_bucket(net, tg, out)
-            await anyio.sleep(_EVICTION_WAIT)
+            with anyio.move_on_after(_EVICTION_WAIT):
+                while not _far_pings(net, out):
+                    await anyio.sleep(0.05)
+            await anyio.sleep(_EVICTION_AFTER)
         finally:
             process.terminate()
             with anyio.move_on_after(5):
@@ -319,16 +351,38 @@ def _queries(net: _Network, target: bytes) -> list[tuple[int, _Seen]]:
     ]
 
 
+def _clock_offset(net: _Network) -> float:
+    """The runner's clock minus the target's, never overestimated by more than the stamps'
+    rounding: every datagram arrives after it was stamped, so the least delay between a
+    stamp and its arrival is the offset plus the quickest delivery."""
+    lags = [s.at - s.envelope.timestamp_ms / 1000 for s in net.log if s.envelope is not None]
+    return min(lags, default=0.0)
+
+
+def _stamp(seen: _Seen) -> float:
+    """When the target sent `seen`, on the target's clock (ENV-1.5)."""
+    assert seen.envelope is not None
+    return seen.envelope.timestamp_ms / 1000
+
+
 def _most_in_flight(net: _Network, queries: list[tuple[int, _Seen]]) -> int:
-    """The most queries waiting at once: each from its arrival until we answered it, for at
-    most ANSWER_DELAY (a runner slowed down by a busy machine answers late, and a target may
-    then rightly stop counting the query as waiting, DHT-6.2)."""
+    """The most queries waiting at once, judged from the target's own behaviour: each from
+    the stamp the target put on it until we sent its answer (the target cannot have had it
+    sooner), or for at most `SLOW_AFTER_FLOOR` (DHT-6.2: a query that long unanswered may
+    rightly stop counting), whichever comes first. Neither end depends on how quickly this
+    runner ran: a busy machine only makes the spans shorter than the target's own."""
+    offset = _clock_offset(net)
     spans = []
-    for _, seen in queries:
-        spans.append((seen.at, 1))
-        spans.append((seen.at + ANSWER_DELAY, -1))
+    for index, seen in queries:
+        start = _stamp(seen)
+        end = start + SLOW_AFTER_FLOOR
+        answered = net.answered.get(index)
+        if answered is not None and seen.peer != "wrong":  # a wrong signer answers nothing
+            end = min(end, answered - offset)
+        spans.append((start, 1))
+        spans.append((end - _STAMP_SLACK, -1))
     most = current = 0
-    for _, step in sorted(spans, key=lambda span: (span[0], span[1])):
+    for _, step in sorted(spans):
         current += step
         most = max(most, current)
     return most
@@ -439,6 +493,10 @@ def _lookup_checks(net: _Network, out: _Outcome) -> list[CheckResult]:
     ]
 
 
+#: Roles of the peers that answer every query honestly.
+_HONEST_ROLES: Final = ("honest", "bootstrap")
+
+
 def _count(items: Any) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for item in items:
@@ -447,23 +505,63 @@ def _count(items: Any) -> dict[str, int]:
 
 
 def _result_check(net: _Network, out: _Outcome, lookup: list[tuple[int, _Seen]]) -> CheckResult:
-    """DHT-6.3: the k closest peers that answered, nearest first; then no more queries."""
-    good = [p.identity.node_id for p in net.peers.values() if p.role in ("honest", "bootstrap")]
-    want = sorted(good, key=lambda node_id: distance(node_id, out.key))[:_K]
-    late = [s.peer for _, s in lookup if out.result is not None and s.at > out.result_at]
-    ok = out.result == want and not late
+    """DHT-6.3: the k closest peers that answered, nearest first; then no more queries.
+
+    Which answers came within the target's `slow_after` depends on the machine's speed,
+    and a peer answering later may rightly be left out (DHT-6.2). So the check asks what
+    holds however fast the machine: k ids, nearest first, each a peer that was asked and
+    answered, and every honest peer an answer named that is nearer than the farthest of
+    them either in the result or asked (and so possibly unresponsive); no query stamped
+    after the result. A peer no answer named may rightly be unknown to the target: the
+    network has more peers than an answer names, and joins' refreshes may still run."""
+    honest: dict[bytes, str] = {
+        p.identity.node_id: p.name for p in net.peers.values() if p.role in _HONEST_ROLES
+    }
+    answered = {s.peer for i, s in lookup if i in net.answered and s.peer != "wrong"}
+    asked = {s.peer for _, s in lookup}
+    result = out.result or []
+    problems = []
+    if len(result) != _K or result != sorted(result, key=lambda i: distance(i, out.key)):
+        problems.append(f"{len(result)} ids, not k nearest first")
+    if strangers := [i.hex()[:8] for i in result if honest.get(i) not in answered]:
+        problems.append(f"ids of peers that never answered: {strangers[:3]}")
+    if result:
+        farthest = distance(result[-1], out.key)
+        named = {
+            node_id
+            for i, seen in lookup
+            if i in net.answered and seen.peer != "wrong"
+            for node_id, _ in net.contacts_for(seen.peer, out.key)
+        }
+        skipped = [
+            name
+            for node_id, name in honest.items()
+            if node_id in named
+            and distance(node_id, out.key) < farthest
+            and node_id not in result
+            and name not in asked
+        ]
+        if skipped:
+            problems.append(
+                f"nearer honest peers named to it but never asked: {sorted(skipped)[:3]}"
+            )
+    cutoff = out.result_at - _clock_offset(net) + _LATE_SLACK
+    if late := [s.peer for _, s in lookup if out.result is not None and _stamp(s) > cutoff]:
+        problems.append(f"queried {late[:3]} after its result")
+    want = sorted(honest, key=lambda node_id: distance(node_id, out.key))[:_K]
     detail = (
         "the k closest honest peers, nearest first"
-        if out.result == want
+        if result == want
         else (
-            f"{len(out.result or [])} ids, {len(set(out.result or []) & set(want))} of the expected"
+            f"k nearest first; {len(set(result) & set(want))} of the k closest honest peers, "
+            "the others asked and late"
         )
     )
     return _check(
         "DHT-6.3",
         "the lookup ends with the k closest that answered, then stops",
-        ok,
-        detail + (f"; queried {late[:3]} after its result" if late else ""),
+        out.result is not None and not problems,
+        "; ".join(problems) or detail,
     )
 
 
@@ -500,21 +598,30 @@ def _wrong_sender_check(net: _Network, out: _Outcome) -> CheckResult:
     )
 
 
+def _far_pings(net: _Network, out: _Outcome) -> list[str]:
+    """The peers of the far bucket the target PINGed once it overflowed (by its stamps)."""
+    if out.eviction is None:
+        return []
+    oldest, since = out.eviction
+    far = {p.name for p in net.peers.values() if p.role == "evict"} | {oldest}
+    after = since - _clock_offset(net) - _STAMP_SLACK
+    return [
+        s.peer
+        for s in net.log
+        if s.envelope is not None
+        and s.envelope.type == MessageType.PING
+        and s.peer in far
+        and _stamp(s) >= after
+    ]
+
+
 def _eviction_check(net: _Network, out: _Outcome) -> CheckResult:
     """DHT-5.2: a full bucket's newcomer makes the node PING the least recently seen."""
     name = "a newcomer to a full bucket makes the target PING its least recently seen contact"
     if out.eviction is None:
         return _check("DHT-5.2", name, False, "the far bucket was never filled")
-    oldest, since = out.eviction
-    far = {p.name for p in net.peers.values() if p.role == "evict"} | {oldest}
-    pings = [
-        s.peer
-        for s in net.log
-        if s.at >= since - 0.05
-        and s.envelope is not None
-        and s.envelope.type == MessageType.PING
-        and s.peer in far
-    ]
+    oldest = out.eviction[0]
+    pings = _far_pings(net, out)
     ok = pings[:1] == [oldest] and set(pings) == {oldest}
     return _check(
         "DHT-5.2", name, ok, f"PINGs to {sorted(set(pings)) or 'nobody'}, expected {oldest}"
