@@ -48,7 +48,7 @@ from railgun_ref.conformance.wire_runner import CheckResult, Report
 from railgun_ref.core.constants import MAX_CLOCK_SKEW, MAX_DATAGRAM_SIZE
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
-from railgun_ref.dht.geometry import bucket_index, distance
+from railgun_ref.dht.geometry import KEY_BITS, bucket_index, distance
 from railgun_ref.identity.keys import Identity
 from railgun_ref.wire.envelope import Envelope, decode_envelope, encode_envelope
 from railgun_ref.wire.messages import MessageType, Nodes, Pong
@@ -509,9 +509,10 @@ def _result_check(net: _Network, out: _Outcome, lookup: list[tuple[int, _Seen]])
 
     Which answers came within the target's `slow_after` depends on the machine's speed,
     and a peer answering later may rightly be left out (DHT-6.2). So the check asks what
-    holds however fast the machine: k ids, nearest first, each a peer that was asked and
-    answered, and every honest peer an answer named that is nearer than the farthest of
-    them either in the result or asked (and so possibly unresponsive); no query stamped
+    holds however fast the machine: at most k ids, nearest first, each a peer that was
+    asked and answered, and every honest peer an answer named that is nearer than the
+    farthest of them (any, if there are fewer than k) either in the result or asked (and
+    so possibly unresponsive or timed out); no query stamped
     after the result. A peer no answer named may rightly be unknown to the target: the
     network has more peers than an answer names, and joins' refreshes may still run."""
     honest: dict[bytes, str] = {
@@ -521,12 +522,14 @@ def _result_check(net: _Network, out: _Outcome, lookup: list[tuple[int, _Seen]])
     asked = {s.peer for _, s in lookup}
     result = out.result or []
     problems = []
-    if len(result) != _K or result != sorted(result, key=lambda i: distance(i, out.key)):
-        problems.append(f"{len(result)} ids, not k nearest first")
+    if len(result) > _K or result != sorted(result, key=lambda i: distance(i, out.key)):
+        problems.append(f"{len(result)} ids, not at most k nearest first")
     if strangers := [i.hex()[:8] for i in result if honest.get(i) not in answered]:
         problems.append(f"ids of peers that never answered: {strangers[:3]}")
-    if result:
-        farthest = distance(result[-1], out.key)
+    if out.result is not None:
+        # Short of k, every peer named to it must have been asked (those not in the
+        # result timed out or were too late, DHT-6.3); at k, every one nearer than the last.
+        farthest = distance(result[-1], out.key) if len(result) == _K else 1 << KEY_BITS
         named = {
             node_id
             for i, seen in lookup

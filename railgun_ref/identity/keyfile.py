@@ -23,6 +23,10 @@ from railgun_ref.identity.rotation import Handover, decode_handover
 
 KEYFILE_TAG: Final = "railgun-identity-v1"
 ROTATED_TAG: Final = "railgun-identity-v2"
+#: ID-3.1 Decision: the white space a reader may strip before the tag and after the seed
+#: (space, tab, LF, VT, FF, CR). Python's `str.strip()` would also strip 0x1C..0x1F.
+WHITE_SPACE: Final = " \t\n\x0b\x0c\r"
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 class KeyFileError(ValueError):
@@ -69,12 +73,13 @@ def load_generation(data: bytes) -> KeyGeneration:
 
 def _ascii(data: bytes) -> str:
     try:
-        return data.decode("ascii").strip()
+        return data.decode("ascii").strip(WHITE_SPACE)
     except UnicodeDecodeError as exc:
         raise KeyFileError("identity file is not ASCII") from exc
 
 
 def load_identity(data: bytes) -> Identity:
+    """ID-3.1: the tag, one space and 64 hex digits, with only `WHITE_SPACE` around them."""
     text = _ascii(data)
     tag, _, hex_seed = text.partition(" ")
     if tag != KEYFILE_TAG:
@@ -83,10 +88,7 @@ def load_identity(data: bytes) -> Identity:
 
 
 def _identity_from_hex(hex_seed: str) -> Identity:
-    try:
-        seed = bytes.fromhex(hex_seed)
-    except ValueError as exc:
-        raise KeyFileError("identity seed is not hex") from exc
-    if len(seed) != SEED_SIZE:
-        raise KeyFileError(f"identity seed must be {SEED_SIZE} bytes, got {len(seed)}")
-    return Identity.from_seed(seed)
+    # Not bytes.fromhex alone: it skips white space between digit pairs, which ID-3.1 refuses.
+    if len(hex_seed) != 2 * SEED_SIZE or not _HEX_DIGITS.issuperset(hex_seed):
+        raise KeyFileError(f"identity seed must be {2 * SEED_SIZE} hex digits")
+    return Identity.from_seed(bytes.fromhex(hex_seed))

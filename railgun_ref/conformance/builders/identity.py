@@ -13,6 +13,8 @@ NOTES: Final = {
     "BadTag": "The file does not start with the tag railgun-identity-v1.",
     "BadSeed": "The seed is not 64 hex digits.",
     "NotAscii": "The file is not ASCII.",
+    "WhiteSpace": "White space (0x20, 0x09..0x0D: ID-3.1) before the tag or after the seed.",
+    "NotWhiteSpace": "A control character that is not white space by ID-3.1 (0x1C..0x1F).",
 }
 
 HEADER: Final = [
@@ -59,6 +61,30 @@ def build() -> JsonObject:
         (tag + seed + b"00\n", "33-byte seed", "invalid", "BadSeed"),
         (tag + seed[:63] + b"g\n", "non-hex digit", "invalid", "BadSeed"),
         (tag + seed + b"\xc3\xa9\n", "non-ASCII bytes after the seed", "invalid", "NotAscii"),
+        (b" \t" + line + b"\n", "space and tab before the tag", "acceptable", "WhiteSpace"),
+        (b"\n\n" + line + b"\n", "blank lines before the tag", "acceptable", "WhiteSpace"),
+        (
+            line + b"\x0b\x0c\r\n \n",
+            "VT, FF, CR LF, space, LF after the seed",
+            "acceptable",
+            "WhiteSpace",
+        ),
+        (line + b"\x1c\n", "0x1C (file separator) after the seed", "invalid", "NotWhiteSpace"),
+        (
+            b"\x1f" + line + b"\n",
+            "0x1F (unit separator) before the tag",
+            "invalid",
+            "NotWhiteSpace",
+        ),
+        (b"\xc2\xa0" + line + b"\n", "U+00A0 no-break space before the tag", "invalid", "NotAscii"),
+        (tag + b" " + seed + b"\n", "two spaces between tag and seed", "invalid", "BadSeed"),
+        (tag.rstrip() + b"\t" + seed + b"\n", "a tab between tag and seed", "invalid", "BadTag"),
+        (
+            tag + seed[:32] + b" " + seed[32:] + b"\n",
+            "a space inside the seed",
+            "invalid",
+            "BadSeed",
+        ),
     ):
         add(data, comment, result, flag)
     return v.document()
