@@ -142,7 +142,12 @@ def _pack_host(host: str) -> bytes | None:
 
 @functools.lru_cache(maxsize=65536)
 def _unpack_host(packed: bytes) -> str:
-    return str(ipaddress.ip_address(packed))
+    """DHT-7.2: the text of a packed address; IPv4-mapped IPv6 in the mixed notation of
+    RFC 5952 §5 (``::ffff:192.0.2.1``), which Python before 3.13 prints in hexadecimal."""
+    ip = ipaddress.ip_address(packed)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"::ffff:{ip.ipv4_mapped}"
+    return str(ip)
 
 
 def encode_contact(node_id: NodeId, address: Address) -> list[Any]:

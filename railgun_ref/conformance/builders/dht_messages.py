@@ -30,6 +30,7 @@ NOTES: Final = {
     "Response": "A response body (NODES, VALUE, STORED).",
     "Contacts": "A list of compact contacts [node id, packed IP, port].",
     "IPv6": "A contact with a 16-byte IPv6 address.",
+    "IPv4Mapped": "An IPv4-mapped IPv6 address, written ::ffff:a.b.c.d (RFC 5952 section 5).",
     "Limit": "A list at or over its length limit, or a field at the edge of its range.",
     "WrongLength": "A byte string of the wrong length.",
     "WrongType": "A field of the wrong CBOR type.",
@@ -47,8 +48,9 @@ HEADER: Final = [
     "body map (envelope field 5). A valid body must parse to 'decoded' and re-encode",
     "to the same bytes; an invalid one must be refused with 'expectedError'.",
     "Contacts decode to {nodeId, host, port}, the host in its textual form (IPv4",
-    "dotted decimal, IPv6 as RFC 5952). Records inside VALUE and STORE are given as",
-    "the hex of their own CBOR encoding; their checks (DHT-3.3) come later.",
+    "dotted decimal, IPv6 as RFC 5952, IPv4-mapped IPv6 as ::ffff:a.b.c.d).",
+    "Records inside VALUE and STORE are given as the hex of their own CBOR",
+    "encoding; their checks (DHT-3.3) come later.",
 ]
 
 
@@ -104,6 +106,7 @@ _COOKIE_BODIES: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = (
 
 _V4: Final = encode_contact(_node(1), ("127.0.0.1", 7000))
 _V6: Final = encode_contact(_node(2), ("2001:db8::7", 443))
+_MAPPED: Final = encode_contact(_node(5), ("::ffff:192.0.2.1", 7000))
 _LOW: Final = encode_contact(_node(3), ("10.0.0.1", 1))
 _HIGH: Final = encode_contact(_node(4), ("192.0.2.200", 65535))
 _FULL: Final = [encode_contact(_node(10 + i), (f"10.1.0.{i + 1}", 7000 + i)) for i in range(20)]
@@ -115,6 +118,7 @@ _NODES_CONTACTS: Final[tuple[tuple[object, str, tuple[str, ...], bool], ...]] = 
     ([], "no contacts", (), True),
     ([_V4], "one IPv4 contact", ("Contacts",), True),
     ([_V6], "one IPv6 contact", ("Contacts", "IPv6"), True),
+    ([_MAPPED], "an IPv4-mapped contact: host ::ffff:192.0.2.1", ("Contacts", "IPv4Mapped"), True),
     ([_V4, _V6, _LOW, _HIGH], "four contacts, ports 1 and 65535", ("Contacts", "Limit"), True),
     (_FULL, "20 contacts: the limit", ("Contacts", "Limit"), True),
     ([*_FULL, _V4], "21 contacts", ("Contacts", "Limit"), False),

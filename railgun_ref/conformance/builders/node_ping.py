@@ -32,8 +32,8 @@ from railgun_ref.identity.keys import Identity
 from railgun_ref.node import ConnectionId, Node, NodeConfig
 from railgun_ref.rpc.requests import Channel
 from railgun_ref.wire import cbor
-from railgun_ref.wire.envelope import encode_envelope
-from railgun_ref.wire.messages import ErrorReply, MessageType, Pong
+from railgun_ref.wire.envelope import decode_envelope, encode_envelope
+from railgun_ref.wire.messages import ErrorReply, MessageType, Pong, decode_contact
 
 NODE_ADDR: Final[Address] = ("127.0.0.1", 7000)
 PEER_A: Final[Address] = ("127.0.0.1", 40001)
@@ -187,6 +187,27 @@ def _pong_timestamp() -> Script:
     s, (a, _) = Script(), _peers()
     out = s.receive(a.ping(T0), PEER_A, T0 + 0.2506, "PING from A, received at T0 + 0.2506 s")
     assert out["datagrams"][0]["timestampMs"] == T0_MS + 251
+    return s
+
+
+def _pong_half_millisecond() -> Script:
+    """ENV-1.5 Decision: an exact half millisecond rounds to the even neighbour."""
+    s, (a, _) = Script(), _peers()
+    # 1/16 s and 3/16 s are binary fractions, so these clock readings are exact.
+    out = s.receive(a.ping(T0), PEER_A, T0 + 0.0625, "PING received at T0 + 0.0625 s")
+    assert out["datagrams"][0]["timestampMs"] == T0_MS + 62  # 62.5 ms -> 62 (even)
+    out = s.receive(a.ping(T0), PEER_A, T0 + 0.1875, "another received at T0 + 0.1875 s")
+    assert out["datagrams"][0]["timestampMs"] == T0_MS + 188  # 187.5 ms -> 188 (even)
+    return s
+
+
+def _request_ids_drawn() -> Script:
+    """RPC-1.1 Decision: ids are getrandbits(64) of random.Random(rngSeed), in order."""
+    s = Script()
+    draws = random.Random(NODE_RNG_SEED)
+    for n, to in enumerate((PEER_A, PEER_B, PEER_A)):
+        request = s.ping(to, T0 + n, f"request {n + 1}: the node pings {to[0]}:{to[1]}")
+        assert _request_id(request) == draws.getrandbits(64)
     return s
 
 
@@ -397,6 +418,28 @@ def _wrong_signer() -> Script:
     return s
 
 
+def _wrong_signer_remembered() -> Script:
+    """RPC-1.3 Decision: a WRONG_SENDER response passed ENV-2.4 and DHT-5.1 before it was
+    refused, so its triple is remembered and its signer is filed at the address it came from."""
+    s, (a, b) = Script(), _peers()
+    request = s.ping(PEER_A, T0, "the node pings A, expecting A's node id",
+                     expected_peer=a.identity.node_id)  # fmt: skip
+    wrong = b.answer(request, T0 + 0.5)
+    out = s.receive(wrong, PEER_A, T0 + 0.5, "B answers the request id, from A's address")
+    assert _silent_refusal(out, "WRONG_SENDER") and out["requestsInFlight"] == 1
+    out = s.receive(wrong, PEER_A, T0 + 0.6, "the same bytes again: remembered, a replay")
+    assert _silent_refusal(out, "REPLAY") and out["requestsInFlight"] == 1
+    find = a.envelope(MessageType.FIND_NODE, {0: b.identity.node_id}, T0 + 0.7, 77)
+    out = s.receive(find, PEER_A, T0 + 0.7, "A asks for B's id: B is filed at A's address")
+    assert _types(out) == ["NODES"]
+    (nodes,) = out["datagrams"]
+    contacts = decode_envelope(bytes.fromhex(nodes["data"])).body[0]
+    assert [decode_contact(c) for c in contacts] == [(b.identity.node_id, PEER_A)]
+    out = s.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers the PING")
+    assert _events(out) == ["PongReceived"]
+    return s
+
+
 def _any_signer() -> Script:
     s, (_, b) = Script(), _peers()
     request = s.ping(PEER_A, T0, "the node pings A's address with no expected peer")
@@ -434,6 +477,10 @@ SCENARIOS: Final[tuple[tuple[Callable[[], Script], str, str, str, tuple[str, ...
      ("Answered", "IPv6")),
     (_pong_timestamp, "the PONG is stamped with the node's clock, rounded to the millisecond",
      "ENV-1.5", "valid", ("Answered",)),
+    (_pong_half_millisecond, "stamps of exact half milliseconds round to the even neighbour",
+     "ENV-1.5", "valid", ("Answered", "Boundary")),
+    (_request_ids_drawn, "request ids are getrandbits(64) of random.Random(rngSeed), in order",
+     "RPC-1.1", "valid", ("Request",)),
     (_ping_completed, "a PING request completed by its PONG (rtt 0.25 s)", "RPC-1.1", "valid",
      ("Request",)),
     (_replayed, "a replayed PING is refused with no reply, from any address", "ENV-2.4",
@@ -466,6 +513,8 @@ SCENARIOS: Final[tuple[tuple[Callable[[], Script], str, str, str, tuple[str, ...
      "RPC-1.2", "invalid", ("Request", "Boundary")),
     (_wrong_signer, "a PONG signed by another node than the expected one is refused and the"
      " request stays in flight", "RPC-1.3", "invalid", ("Request",)),
+    (_wrong_signer_remembered, "a WRONG_SENDER response is remembered (a replay after) and its"
+     " signer filed at the address it came from", "RPC-1.3", "invalid", ("Request", "NoReply")),
     (_any_signer, "with no expected peer, any signer's PONG with the request id completes it",
      "RPC-1.3", "valid", ("Request",)),
     (_error_response, "an ERROR response completes the request it names", "MSG-3.1", "valid",
