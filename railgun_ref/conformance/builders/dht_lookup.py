@@ -152,8 +152,11 @@ class _Run:
             self.steps.append(step)
         if finished:
             assert isinstance(self.lookup.next(now=now), Finished)
-            # A finished lookup's result was fixed when it finished: no 'closest' here.
-            self.steps.append({"op": "next", "now": now, "expect": {"step": "finished"}})
+            # DHT-6.3: a finished lookup's result was fixed when it finished.
+            closest = steps_closest(self.steps)
+            self.steps.append(
+                {"op": "next", "now": now, "expect": {"step": "finished", "closest": closest}}
+            )
 
 
 def run(scenario: Scenario, *, k: int, alpha: int, slow_after: float) -> JsonObject:
