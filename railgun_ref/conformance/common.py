@@ -21,6 +21,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Final, assert_never
 
+from railgun_ref.conformance.observations import spec_counter, spec_event
 from railgun_ref.core.constants import MAX_STREAM_MESSAGE_SIZE
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
@@ -145,16 +146,16 @@ def diagnostic(value: object) -> str:
 
 
 def event_json(event: NodeEvent) -> JsonObject:
-    """A node event as vectors record it: the trace record's class name and fields.
+    """A node event as vectors record it: its spec name and fields (OBS-1.1, `observations`).
 
-    Field names and forms are those of `railgun_ref.trace.record_event`, except
-    that ``request_id`` is a decimal string (see the module docstring).
+    Field values are those of `railgun_ref.trace.record_event`, except that
+    ``request_id`` is a decimal string (see the module docstring).
     """
     record = record_event(NodeId(b"\x00" * 32), 0.0, event)
     data = dict(record.data)
     if "request_id" in data:
         data["request_id"] = str(data["request_id"])
-    return {"event": record.event, "data": data}
+    return spec_event(record.event, data)
 
 
 def message_summary(data: bytes) -> JsonObject:
@@ -284,12 +285,15 @@ BASE_COUNTER_PREFIXES: Final = (
 
 
 def base_counters(counters: Mapping[str, int]) -> dict[str, int]:
-    """The base-protocol counters, sorted by name; component counters (``dht.*``) left out."""
-    return {
-        name: value
-        for name, value in sorted(counters.items())
-        if name.startswith(BASE_COUNTER_PREFIXES) and value
-    }
+    """The base-protocol counters under their spec names (OBS-1.2), sorted; component
+    counters (``dht.*``) left out."""
+    return dict(
+        sorted(
+            (spec_counter(name), value)
+            for name, value in counters.items()
+            if name.startswith(BASE_COUNTER_PREFIXES) and value
+        )
+    )
 
 
 #: The body parsers of the DHT message types (DHT-7.x), by type number.

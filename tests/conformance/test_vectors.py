@@ -163,7 +163,7 @@ def _is(result: str) -> Any:
         pytest.param(
             "node_ping",
             _is("invalid"),
-            lambda t: t["counters"].update({"rx.datagram": 0}),
+            lambda t: t["counters"].update({"received.datagram": 0}),
             id="node-counters",
         ),
         pytest.param(

@@ -61,8 +61,8 @@ HEADER: Final = [
     "Requests the node sends on its own (the eviction check PING of DHT-5.2) carry",
     "request ids drawn from the reference's random.Random(rngSeed): compare those by",
     "summary (messageType, destination); the answer in the next step names that id.",
-    "RecordStored / RecordDropped events name what a holder must persist or forget",
-    "(DHT-4.5); other implementations map them to what they have.",
+    "record_stored / record_dropped events name what a holder must persist or forget",
+    "(DHT-4.5). Events and counters use the spec's names (OBS-1.1, OBS-1.2).",
     "A 'get' step starts the operation get(key) with 'quorum' (DHT-8.3) on the node under",
     "test; the FIND_VALUEs it sends are answered in later steps under their request ids.",
     "A group whose config has 'roomProofs': true runs a holder that checks the proof of",
@@ -235,12 +235,12 @@ def _store_outcomes() -> Script:
     r1 = a.record(KeyType.ROOM, b"room-1", seq=1)
     out = s.store(a, r1, T0, "a stores its room-1 record")
     assert _types(out) == ["STORED"] and _body(out) == {0: 0}
-    assert _events(out) == ["RecordStored"]
+    assert _events(out) == ["record_stored"]
     out = s.store(a, r1, T0 + 1, "a stores the same record again")
     assert _body(out) == {0: 2} and _events(out) == []
     r2 = a.record(KeyType.ROOM, b"room-1", seq=2, value=b"w")
     out = s.store(a, r2, T0 + 2, "a stores seq 2")
-    assert _body(out) == {0: 1} and _events(out) == ["RecordStored"]
+    assert _body(out) == {0: 1} and _events(out) == ["record_stored"]
     out = s.store(a, r1, T0 + 3, "a stores seq 1 again")
     assert _codes(out) == ["STALE_SEQUENCE"]
     body = _body(s.find_value(c, _room_key(b"room-1"), T0 + 4, "c asks FIND_VALUE for room-1"))
@@ -255,7 +255,7 @@ def _set_of_publishers() -> Script:
     s = DhtScript()
     a, b = DhtPeer("peer-0", 41000), DhtPeer("peer-1", 41001)
     out = s.store(b, a.record(KeyType.PEER), T0, "b stores a's peer record (replication)")
-    assert _types(out) == ["STORED"] and _events(out) == ["RecordStored"]
+    assert _types(out) == ["STORED"] and _events(out) == ["record_stored"]
     others = [DhtPeer(f"member-{n}", 41100 + n) for n in range(3)]
     for n, member in enumerate(others):
         rec = member.record(KeyType.ROOM, b"room-1", value=bytes([n]))
@@ -395,7 +395,7 @@ def _stream_fetch(*, answered: bool) -> Script:
         out = s.timer(T0 + 1.1 + NODE_CONFIG.request_timeout,
                       "the stream FIND_VALUE times out")  # fmt: skip
         want = 2
-    assert _events(out)[-1] == "GetFinished"
+    assert _events(out)[-1] == "get_finished"
     assert len(out["events"][-1]["data"]["records"]) == want
     return s
 
@@ -405,10 +405,10 @@ def _expiry() -> Script:
     a = DhtPeer("peer-0", 41000)
     rec = a.record(KeyType.RENDEZVOUS, b"pickup-1", expires_ms=T0_MS + 10_000)
     out = s.store(a, rec, T0, "a stores a rendezvous record expiring at T0 + 10 s")
-    assert _events(out) == ["RecordStored"]
+    assert _events(out) == ["record_stored"]
     assert not s.timer(T0 + 9.999, "timer just before the expiry")["events"]
     out = s.timer(T0 + 10, "timer at the expiry")
-    assert _events(out) == ["RecordDropped"]
+    assert _events(out) == ["record_dropped"]
     out = s.find_value(a, derive_key(KeyType.RENDEZVOUS, b"pickup-1"), T0 + 10,
                        "FIND_VALUE for the key")  # fmt: skip
     assert _body(out)[0] == []
@@ -447,9 +447,9 @@ def _eviction(*, alive: bool) -> Script:
     if alive:
         out = s.receive(oldest.answer(bytes.fromhex(check["data"]), T0 + 2.5), oldest.address,
                         T0 + 2.5, "the oldest peer answers the check")  # fmt: skip
-        assert _events(out) == ["PongReceived"]
+        assert _events(out) == ["pong_received"]
     else:
-        assert _events(s.timer(T0 + 7, "the check PING times out")) == ["RequestTimedOut"]
+        assert _events(s.timer(T0 + 7, "the check PING times out")) == ["request_timed_out"]
     ids = _contact_ids(s.find_node(asker, newcomer.node_id, T0 + 8,
                                    "FIND_NODE for the newcomer's id"))  # fmt: skip
     assert len(ids) == 19 and asker.node_id not in ids

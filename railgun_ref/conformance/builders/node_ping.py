@@ -62,9 +62,9 @@ HEADER: Final = [
     "script feeds input the node must refuse.",
     "Request ids: the reference draws them from Python's random.Random(rngSeed);",
     "a 'ping' step records the id drawn in expect.requestId, so another",
-    "implementation injects that id instead. Events and 'counters' use the",
-    "reference's trace names (railgun_ref.trace) and base-protocol counter names",
-    "(rx., tx., rejected.<CODE>, request., ...); others map what they have.",
+    "implementation injects that id instead. Events and 'counters' use the spec's",
+    "names (OBS-1.1, OBS-1.2: e.g. pong_received, refused.<CODE>, requests.<TYPE>),",
+    "event fields in lowerCamelCase; an implementation maps its own names onto them.",
 ]
 
 
@@ -159,7 +159,7 @@ def _events(out: JsonObject) -> list[str]:
 
 
 def _rejected(out: JsonObject) -> list[str]:
-    return [e["data"]["code"] for e in out["events"] if e["event"] == "MessageRejected"]
+    return [e["data"]["code"] for e in out["events"] if e["event"] == "message_refused"]
 
 
 def _silent_refusal(out: JsonObject, code: str) -> bool:
@@ -215,7 +215,7 @@ def _ping_completed() -> Script:
     s, (a, _) = Script(), _peers()
     request = s.ping(PEER_A, T0, "the node pings peer A", payload=b"probe")
     out = s.receive(a.answer(request, T0 + 0.25), PEER_A, T0 + 0.25, "A's PONG")
-    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    assert _events(out) == ["pong_received"] and out["requestsInFlight"] == 0
     return s
 
 
@@ -345,7 +345,7 @@ def _forged_pong() -> Script:
     out = s.receive(forged, PEER_A, T0 + 0.5, "A's PONG with one signature bit flipped")
     assert _silent_refusal(out, "BAD_SIGNATURE") and out["requestsInFlight"] == 1
     out = s.receive(pong, PEER_A, T0 + 0.6, "A's genuine PONG")
-    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    assert _events(out) == ["pong_received"] and out["requestsInFlight"] == 0
     return s
 
 
@@ -357,7 +357,7 @@ def _junk_while_waiting() -> Script:
         out = s.receive(junk, PEER_B, T0 + 0.1, f"junk datagram {index}")
         assert _rejected(out) == ["MALFORMED"]
     out = s.receive(a.answer(request, T0 + 0.2), PEER_A, T0 + 0.2, "A's PONG")
-    assert _events(out) == ["PongReceived"]
+    assert _events(out) == ["pong_received"]
     out = s.receive(a.ping(T0 + 0.3), PEER_A, T0 + 0.3, "a PING from A")
     assert _types(out) == ["PONG"]
     return s
@@ -399,7 +399,7 @@ def _timeout() -> Script:
     request = s.ping(PEER_A, T0, "the node pings A")
     out = s.timer(T0 + 4.999, "just before the deadline")
     assert not out["events"] and out["requestsInFlight"] == 1
-    assert _events(s.timer(T0 + 5.0, "exactly at the deadline")) == ["RequestTimedOut"]
+    assert _events(s.timer(T0 + 5.0, "exactly at the deadline")) == ["request_timed_out"]
     assert not s.timer(T0 + 6.0, "later: nothing more")["events"]
     out = s.receive(a.answer(request, T0 + 5.5), PEER_A, T0 + 5.5, "A's late PONG")
     assert _silent_refusal(out, "UNEXPECTED_RESPONSE")
@@ -414,7 +414,7 @@ def _wrong_signer() -> Script:
                     "B answers the request id, from A's address")  # fmt: skip
     assert _silent_refusal(out, "WRONG_SENDER") and out["requestsInFlight"] == 1
     out = s.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers")
-    assert _events(out) == ["PongReceived"]
+    assert _events(out) == ["pong_received"]
     return s
 
 
@@ -436,7 +436,7 @@ def _wrong_signer_remembered() -> Script:
     contacts = decode_envelope(bytes.fromhex(nodes["data"])).body[0]
     assert [decode_contact(c) for c in contacts] == [(b.identity.node_id, PEER_A)]
     out = s.receive(a.answer(request, T0 + 1), PEER_A, T0 + 1, "then A answers the PING")
-    assert _events(out) == ["PongReceived"]
+    assert _events(out) == ["pong_received"]
     return s
 
 
@@ -444,7 +444,7 @@ def _any_signer() -> Script:
     s, (_, b) = Script(), _peers()
     request = s.ping(PEER_A, T0, "the node pings A's address with no expected peer")
     out = s.receive(b.answer(request, T0 + 0.5), PEER_B, T0 + 0.5, "B answers from B's address")
-    assert _events(out) == ["PongReceived"]
+    assert _events(out) == ["pong_received"]
     return s
 
 
@@ -454,7 +454,7 @@ def _error_response() -> Script:
     error = a.envelope(MessageType.ERROR, {0: int(ErrorCode.TOO_LARGE), 1: "r" * 200}, T0 + 1,
                        _request_id(request))  # fmt: skip
     out = s.receive(error, PEER_A, T0 + 1, "A answers with ERROR TOO_LARGE")
-    assert _events(out) == ["ErrorReceived"] and out["requestsInFlight"] == 0
+    assert _events(out) == ["error_received"] and out["requestsInFlight"] == 0
     return s
 
 
@@ -465,7 +465,7 @@ def _wrong_response_type() -> Script:
     out = s.receive(nodes, PEER_A, T0 + 1, "A answers the PING with a NODES response")
     assert _silent_refusal(out, "UNEXPECTED_RESPONSE") and out["requestsInFlight"] == 1
     out = s.receive(a.answer(request, T0 + 2), PEER_A, T0 + 2, "then with the PONG")
-    assert _events(out) == ["PongReceived"] and out["requestsInFlight"] == 0
+    assert _events(out) == ["pong_received"] and out["requestsInFlight"] == 0
     return s
 
 
