@@ -195,7 +195,7 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
-def _runner_checks() -> dict[str, list[str]]:
+def runner_checks() -> dict[str, list[str]]:
     """clause id -> the numbers of the runner checks that test it (W1.., R1..)."""
     out: dict[str, list[str]] = defaultdict(list)
     for prefix, checks in (
@@ -231,7 +231,7 @@ def render(matrix: Matrix) -> str:
         "| clause | level | runner checks | vectors (file: tcIds) | tests |",
         "|---|---|---|---|---|",
     ]
-    runner = _runner_checks()
+    runner = runner_checks()
     for clause in matrix.clauses:
         by_file = matrix.vectors.get(clause.id, {})
         vectors = "<br>".join(f"`{f}`: {_ranges(ids)}" for f, ids in sorted(by_file.items()))
