@@ -277,7 +277,7 @@ async def run(command: Sequence[str], *, timeout: float = 20.0) -> Report:
         argv = [part.format(bootstrap=where, key=out.key.hex()) for part in command]
         with anyio.move_on_after(timeout) as scope:
             await _drive(net, tg, out, argv)
-        if scope.cancelled_caught and out.problem is None:
+        if scope.cancelled_caught and out.problem is None and out.result is None:
             out.problem = f"no lookup result within {timeout} s"
         tg.cancel_scope.cancel()
     checks = _judge(net, out)
