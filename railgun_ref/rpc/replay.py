@@ -9,23 +9,44 @@ are remembered the one that stops being fresh soonest is forgotten, so a
 replay can only slip through if more than `capacity` envelopes are fresh at
 once; the node counts such evictions (`replay.evicted`).
 
-Expiries live in a heap beside the table, one heap entry per remembered
-triple (a triple enters both or neither and leaves both at once): expiry
-does not follow arrival order, since each sender stamps its own clock.
+Compact form (every node keeps one of these, so at simulated scale it is a
+large share of memory): a triple is remembered as a 16-byte BLAKE2b digest of
+its fixed-width encoding (a false "replay" needs a 128-bit collision), and its
+expiry as one 32-byte string: the expiry as a big-endian IEEE 754 double, an
+arrival counter, then the digest. Positive doubles order like their
+big-endian bytes, so a heap of these strings pops the soonest expiry first
+(the earliest arrival among equal expiries), as a heap of (expiry, triple)
+pairs would, with a third of the objects. Expiry does not follow arrival
+order, since each sender stamps its own clock: hence a heap.
 """
 
+import hashlib
 import heapq
+import struct
+from typing import Final
 
 from railgun_ref.core.constants import MAX_CLOCK_SKEW
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
+
+_EXPIRY: Final = struct.Struct(">dQ")  #: expiry, arrival counter
+_DIGEST_SIZE: Final = 16
+_TRIPLE_TAIL: Final = struct.Struct(">QQ")
+
+
+def _digest(sender_key: bytes, msg_type: int, request_id: int) -> bytes:
+    """16 bytes naming the triple. Type and request id are unsigned 64-bit (the envelope
+    decoder checks it), so the fixed-width tail keeps distinct triples distinct."""
+    tail = _TRIPLE_TAIL.pack(msg_type, request_id)
+    return hashlib.blake2b(sender_key + tail, digest_size=_DIGEST_SIZE).digest()
 
 
 class ReplayGuard:
     def __init__(self, *, max_skew: float = MAX_CLOCK_SKEW, capacity: int = 65536) -> None:
         self._max_skew = max_skew
         self._capacity = capacity
-        self._seen: dict[tuple[bytes, int, int], float] = {}
-        self._expiries: list[tuple[float, tuple[bytes, int, int]]] = []
+        self._seen: set[bytes] = set()  #: digests of the remembered triples
+        self._expiries: list[bytes] = []  #: heap of expiry, arrival counter (16 bytes), digest
+        self._arrivals = 0
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -41,19 +62,20 @@ class ReplayGuard:
                 ErrorCode.STALE, f"timestamp {sent_at - now:+.1f} s from the receiver's clock"
             )
         self._forget_until(now)
-        key = (sender_key, msg_type, request_id)
-        if key in self._seen:
+        digest = _digest(sender_key, msg_type, request_id)
+        if digest in self._seen:
             raise RemoteProtocolError(ErrorCode.REPLAY, "envelope already seen")
-        # It can be replayed while still fresh, i.e. until sent_at + max_skew.
-        expiry = sent_at + self._max_skew
-        self._seen[key] = expiry
-        heapq.heappush(self._expiries, (expiry, key))
+        # It can be replayed while still fresh, i.e. until sent_at + max_skew (> 0).
+        self._seen.add(digest)
+        self._arrivals += 1
+        entry = _EXPIRY.pack(sent_at + self._max_skew, self._arrivals) + digest
+        heapq.heappush(self._expiries, entry)
         if len(self._seen) > self._capacity:
-            _, soonest = heapq.heappop(self._expiries)
-            del self._seen[soonest]
+            soonest = heapq.heappop(self._expiries)
+            self._seen.remove(soonest[_EXPIRY.size :])
             self.evicted += 1
 
     def _forget_until(self, now: float) -> None:
-        while self._expiries and self._expiries[0][0] < now:
-            _, key = heapq.heappop(self._expiries)
-            del self._seen[key]
+        expiries = self._expiries
+        while expiries and _EXPIRY.unpack_from(expiries[0])[0] < now:
+            self._seen.remove(heapq.heappop(expiries)[_EXPIRY.size :])
