@@ -287,6 +287,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         duration=args.duration,
         json_output=args.json,
+        crypto=args.crypto,
     )
 
 
@@ -335,6 +336,7 @@ def _cmd_bench_dht(args: argparse.Namespace) -> int:
         output=args.output,
         quiet=args.quiet,
         room_members=args.room_members,
+        crypto=args.crypto,
     )
 
 
@@ -748,6 +750,12 @@ def _add_sim(sub: _Subparsers) -> None:
     sim.add_argument(
         "--duration", type=_positive_float, default=60.0, help="virtual seconds to run"
     )
+    sim.add_argument(
+        "--crypto",
+        choices=("real", "fast"),
+        default="real",
+        help="fast replaces Ed25519 with a keyed hash, for scale (default real)",
+    )
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=_cmd_sim)
 
@@ -1060,6 +1068,12 @@ def _add_bench_dht(bench_sub: _Subparsers) -> None:
         default=0,
         metavar="N",
         help="simulator: N members announce one room, non-holders look them up (default 0: off)",
+    )
+    dht.add_argument(
+        "--crypto",
+        choices=("real", "fast"),
+        default="real",
+        help="simulator: fast replaces Ed25519 with a keyed hash, for scale (default real)",
     )
     dht.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     dht.add_argument("--json", action="store_true", help="print JSON")

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from railgun_ref.drivers.console import ProgressReport
-from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator
+from railgun_ref.drivers.sim import LinkProfile, SimNetwork, Simulator, crypto_mode
 from railgun_ref.events import NodeEvent, PongReceived, RequestTimedOut
+from railgun_ref.identity.keys import CryptoMode
 from railgun_ref.node import NodeConfig, NodeCounter
 from railgun_ref.rpc.labels import MessageName
 
@@ -33,11 +34,26 @@ def ping_scenario(
     latency_ms: float,
     duration: float,
     progress: Callable[[float], None] | None = None,
+    crypto: CryptoMode = CryptoMode.REAL,
 ) -> dict[str, Any]:
     """Run the workload; `progress` is called with the virtual seconds done, once per
-    virtual second (the run is the same with or without it)."""
+    virtual second (the run is the same with or without it). `crypto` FAST replaces
+    Ed25519 with a keyed hash for the run (`identity.keys`); the summary says which."""
     if nodes < 2:
         raise ValueError("need at least 2 nodes")
+    with crypto_mode(crypto):
+        summary = _ping_scenario(nodes, seed, loss, latency_ms, duration, progress)
+    return {**summary, "crypto": crypto.value}
+
+
+def _ping_scenario(
+    nodes: int,
+    seed: int,
+    loss: float,
+    latency_ms: float,
+    duration: float,
+    progress: Callable[[float], None] | None,
+) -> dict[str, Any]:
     network = SimNetwork(
         default=LinkProfile(latency=latency_ms / 1000, jitter=latency_ms / 5000, loss=loss)
     )
@@ -112,7 +128,14 @@ def _measurements(
 
 
 def run_ping_scenario(
-    *, nodes: int, seed: int, loss: float, latency_ms: float, duration: float, json_output: bool
+    *,
+    nodes: int,
+    seed: int,
+    loss: float,
+    latency_ms: float,
+    duration: float,
+    json_output: bool,
+    crypto: str = "real",
 ) -> int:
     what = f"sim: {nodes} nodes, {duration:g} virtual s"
     with ProgressReport(what, total=duration + DRAIN, unit="virtual s") as report:
@@ -123,6 +146,7 @@ def run_ping_scenario(
             latency_ms=latency_ms,
             duration=duration,
             progress=report.update,
+            crypto=CryptoMode(crypto),
         )
     if json_output:
         print(json.dumps(summary, indent=2))

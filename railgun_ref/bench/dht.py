@@ -97,6 +97,12 @@ GOAL3_NODES: Final = 200
 GOAL3_MEMBERS: Final = 50
 #: The RTT of simulated links when --rtt-ms is not given (zero would make virtual time moot).
 SIM_DEFAULT_RTT_MS: Final = 50.0
+#: What a report says about its crypto (`impls.ours.crypto`).
+_CRYPTO_LABELS: Final = {
+    "real": "real: Ed25519 signatures, as on the wire",
+    "fast": "fast: a BLAKE2b hash keyed with the public key stands in for Ed25519 "
+    "(simulator only, honest nodes; cross-checked against real crypto)",
+}
 #: NodeHost's datagram queue in the benchmark: with --rtt-ms it is also the delay line,
 #: which must not drop what an emulated link would carry (kademlia's call_later has no bound).
 _DELAY_LINE_SIZE: Final = 8192
@@ -433,7 +439,13 @@ _Outcome = _Joined | _Stored | _Got
 
 def run_ours_sim(params: BenchParams, workload: Workload, progress: Progress) -> ImplRun:
     """Our nodes in the discrete-event simulator: virtual time, same workload."""
-    return _SimBench(params, workload, progress).run()
+    from railgun_ref.drivers.sim import crypto_mode  # noqa: PLC0415
+    from railgun_ref.identity.keys import CryptoMode  # noqa: PLC0415
+
+    with crypto_mode(CryptoMode(params.crypto)):
+        run = _SimBench(params, workload, progress).run()
+    run.extra["crypto"] = _CRYPTO_LABELS[params.crypto]
+    return run
 
 
 #: Starts one operation in the simulator; returns (node address, query id).
@@ -1122,9 +1134,12 @@ def main(
     output: str | None = None,
     quiet: bool = False,
     room_members: int = 0,
+    crypto: str = "real",
 ) -> int:
     if room_members and driver != "sim":
         raise UsageError("--room-members runs in the simulator: add --driver sim")
+    if crypto != "real" and driver != "sim":
+        raise UsageError("--crypto fast runs in the simulator only: add --driver sim")
     if rtt_ms is None:
         rtt_ms = SIM_DEFAULT_RTT_MS if driver == "sim" else 0.0
     params = BenchParams(
@@ -1137,6 +1152,7 @@ def main(
         join_concurrency=join_concurrency,
         op_concurrency=op_concurrency,
         room_members=room_members,
+        crypto=crypto,
     )
     if impl is None:
         impl = "both" if driver == "udp" and kademlia_available() else "ours"

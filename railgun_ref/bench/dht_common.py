@@ -13,10 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from railgun_ref.core.constants import DHT_ALPHA, DHT_K, REQUEST_TIMEOUT
 from railgun_ref.drivers.console import ProgressReport
+
+#: `--crypto`: how simulated nodes sign (identity.keys.CryptoMode values).
+CRYPTO_MODES: Final = ("real", "fast")
 
 __all__ = [
     "BenchParams",
@@ -49,6 +52,8 @@ class BenchParams:
     settle_s: float = 2.0  #: pause after setup, before the stores (virtual in the simulator)
     op_timeout: float = 300.0  #: harness cap per operation; a get past it is a failure
     room_members: int = 0  #: members announced in one room after the gets (0: no room phase)
+    #: "real" (Ed25519) or "fast" (simulator only: a keyed hash stands in for signatures)
+    crypto: str = "real"
 
     def __post_init__(self) -> None:
         if self.nodes < 2 or self.keys < 1:
@@ -63,6 +68,8 @@ class BenchParams:
             raise ValueError("value_size is 1..256 bytes (DHT-3.2)")
         if not 0 <= self.room_members <= self.nodes - round(self.churn * self.nodes):
             raise ValueError("room_members is 0..the number of nodes left running")
+        if self.crypto not in CRYPTO_MODES:
+            raise ValueError(f"crypto is one of {', '.join(CRYPTO_MODES)}")
 
     @property
     def send_delay(self) -> float:

@@ -31,7 +31,8 @@ four) and say which one each datagram leaves from.
 
 import heapq
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol, TypeVar, assert_never
@@ -40,7 +41,7 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address
 from railgun_ref.events import NodeEvent
-from railgun_ref.identity.keys import Identity
+from railgun_ref.identity.keys import CryptoMode, Identity, set_crypto_mode
 from railgun_ref.node import (
     ConnectionId,
     EmitEvent,
@@ -73,6 +74,20 @@ class SimCounter(StrEnum):
     CONNECTIONS_OPENED = "sim.connections_opened"
     CHURN_LEFT = "churn.left"
     CHURN_RETURNED = "churn.returned"
+
+
+@contextmanager
+def crypto_mode(mode: CryptoMode) -> Iterator[CryptoMode]:
+    """Sign and verify in `mode` for the extent of one simulation, then restore the mode.
+
+    `CryptoMode.FAST` (a keyed hash in place of Ed25519, `identity.keys`) is for scale
+    studies of honest networks in the simulator only; results made with it say so.
+    """
+    previous = set_crypto_mode(mode)
+    try:
+        yield mode
+    finally:
+        set_crypto_mode(previous)
 
 
 def sim_address(index: int, port: int = 7000) -> Address:

@@ -14,16 +14,26 @@ EdDSAs", 2020). This module fixes one behaviour and states it as spec clauses:
 libsodium (what PyNaCl wraps) implements exactly these rules in its default
 build; the cheap checks of ID-2.2..2.4 are repeated here anyway so the rules
 do not silently change with the bundled library version.
+
+Fast crypto (simulator only): `set_crypto_mode(CryptoMode.FAST)` makes `sign`
+return a 64-byte BLAKE2b hash of the message keyed with the signer's public
+key, and `verify` recompute it. Sizes, wire bytes and every accept/reject of an
+honestly built message stay the same; nothing is secret any more, so it is a
+stand-in for large simulations where every node is honest, never for a real
+node. Only the simulator driver switches it (`drivers.sim.crypto_mode`), and
+only for the extent of one run; conformance vectors are always made with
+real Ed25519.
 """
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final
 
 import nacl.bindings
 import nacl.exceptions
-import nacl.signing
 
 from railgun_ref.core.constants import PUBLIC_KEY_SIZE, SEED_SIZE, SIGNATURE_SIZE
 from railgun_ref.core.errors import LocalProtocolError
@@ -37,6 +47,31 @@ _SMALL_ORDER_Y: Final = ed25519_math.small_order_y_values()
 
 #: A source of random bytes, injected so keys are reproducible in vectors.
 RandomBytes = Callable[[int], bytes]
+
+
+class CryptoMode(StrEnum):
+    """How signatures are made and checked in this process (see the module docstring)."""
+
+    REAL = "real"  #: Ed25519 under ID-2
+    FAST = "fast"  #: simulator only: a keyed hash stands in for Ed25519
+
+
+#: The process-wide mode; a one-element list so it is changed in place, never rebound.
+_MODE: Final[list[CryptoMode]] = [CryptoMode.REAL]
+
+
+def crypto_mode() -> CryptoMode:
+    return _MODE[0]
+
+
+def set_crypto_mode(mode: CryptoMode) -> CryptoMode:
+    """Switch the mode; returns the previous one (the simulator restores it after a run)."""
+    previous, _MODE[0] = _MODE[0], mode
+    return previous
+
+
+def _fast_signature(public_key: bytes, message: bytes) -> bytes:
+    return hashlib.blake2b(message, key=public_key, digest_size=SIGNATURE_SIZE).digest()
 
 
 def node_id_of(public_key: bytes) -> NodeId:
@@ -60,6 +95,8 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """Verify an Ed25519 signature under the rules ID-2.1..ID-2.5."""
     if len(signature) != SIGNATURE_SIZE or public_key_problem(public_key) is not None:
         return False
+    if _MODE[0] is CryptoMode.FAST:
+        return hmac.compare_digest(signature, _fast_signature(public_key, message))
     r_y = int.from_bytes(signature[:32], "little") & _Y_MASK
     if r_y % ed25519_math.P in _SMALL_ORDER_Y:  # ID-2.3, non-canonical R included
         return False
@@ -83,14 +120,14 @@ class Identity:
     seed: bytes = field(repr=False)
     public_key: bytes = field(init=False)
     node_id: NodeId = field(init=False)
-    _signer: nacl.signing.SigningKey = field(init=False, repr=False, compare=False)
+    #: libsodium's 64-byte secret key (seed || public key), what crypto_sign takes.
+    _secret: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_SIZE:
             raise LocalProtocolError(f"an Ed25519 seed is {SEED_SIZE} bytes")
-        signer = nacl.signing.SigningKey(self.seed)
-        public_key = bytes(signer.verify_key)
-        object.__setattr__(self, "_signer", signer)
+        public_key, secret = nacl.bindings.crypto_sign_seed_keypair(self.seed)
+        object.__setattr__(self, "_secret", secret)
         object.__setattr__(self, "public_key", public_key)
         object.__setattr__(self, "node_id", node_id_of(public_key))
 
@@ -105,5 +142,7 @@ class Identity:
 
     def sign(self, message: bytes) -> bytes:
         """Detached Ed25519 signature (64 bytes) over `message`."""
-        signature: bytes = self._signer.sign(message).signature
-        return signature
+        if _MODE[0] is CryptoMode.FAST:
+            return _fast_signature(self.public_key, message)
+        signed: bytes = nacl.bindings.crypto_sign(message, self._secret)
+        return signed[:SIGNATURE_SIZE]
