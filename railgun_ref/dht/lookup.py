@@ -91,6 +91,8 @@ class Lookup:
         self.alpha = alpha
         self.slow_after = slow_after
         self._peers: dict[NodeId, _Peer] = {}
+        #: The peers in state WAITING, so a poll need not walk every peer known.
+        self._waiting: dict[NodeId, _Peer] = {}
         self._order: list[tuple[int, NodeId]] = []  # sorted by distance
         self._finished = False
         self.queries = 0
@@ -126,7 +128,7 @@ class Lookup:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for p in self._peers.values() if p.state is PeerState.WAITING)
+        return len(self._waiting)
 
     # ------------------------------------------------------------------ poll
 
@@ -135,16 +137,14 @@ class Lookup:
             return Finished()
         waiting = 0
         earliest_slow: float | None = None
-        for peer in self._peers.values():
-            if peer.state is PeerState.WAITING:
-                if now >= peer.sent_at + self.slow_after:
-                    peer.state = PeerState.UNRESPONSIVE  # DHT-6.2
-                else:
-                    waiting += 1
-                    deadline = peer.sent_at + self.slow_after
-                    earliest_slow = (
-                        deadline if earliest_slow is None else min(earliest_slow, deadline)
-                    )
+        for node_id, peer in list(self._waiting.items()):
+            if now >= peer.sent_at + self.slow_after:
+                peer.state = PeerState.UNRESPONSIVE  # DHT-6.2
+                del self._waiting[node_id]
+            else:
+                waiting += 1
+                deadline = peer.sent_at + self.slow_after
+                earliest_slow = deadline if earliest_slow is None else min(earliest_slow, deadline)
         # DHT-6.3: walk the closest live candidates.
         considered = 0
         candidate: _Peer | None = None
@@ -171,6 +171,7 @@ class Lookup:
             return Finished()
         if candidate is not None and waiting < self.alpha:  # DHT-6.1
             candidate.state = PeerState.WAITING
+            self._waiting[candidate.contact.node_id] = candidate
             candidate.sent_at = now
             self.queries += 1
             return QueryPeer(candidate.contact)
@@ -190,6 +191,7 @@ class Lookup:
             return
         if peer.state is PeerState.UNRESPONSIVE:
             self.late_answers += 1
+        self._waiting.pop(node_id, None)
         peer.state = PeerState.SUCCEEDED
         peer.answered_at = now
         if self._finished:
@@ -200,6 +202,7 @@ class Lookup:
     def on_failure(self, node_id: NodeId, *, now: float) -> None:
         peer = self._peers.get(node_id)
         if peer is not None and peer.state in (PeerState.WAITING, PeerState.UNRESPONSIVE):
+            self._waiting.pop(node_id, None)
             peer.state = PeerState.FAILED
             peer.answered_at = now
 
@@ -207,6 +210,7 @@ class Lookup:
         """Withdraw a query `next` just issued: the peer belongs to another path."""
         peer = self._peers.get(node_id)
         if peer is not None and peer.state is PeerState.WAITING:
+            del self._waiting[node_id]
             peer.state = PeerState.SKIPPED
             self.queries -= 1
 

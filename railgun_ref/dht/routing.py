@@ -31,7 +31,6 @@ Theory of operation (Kademlia §2.2, libp2p `kbucket`):
   a lookup of a random id in its range (the DHT core drives that).
 """
 
-import heapq
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -280,8 +279,11 @@ class RoutingTable:
         if self._ints is None:
             self._ints = [(as_int(c.node_id), c) for c in self.contacts()]
         t = as_int(target)
-        best = heapq.nsmallest(count + 1, self._ints, key=lambda item: item[0] ^ t)
-        return [c for _, c in best if c.node_id != exclude][:count]
+        ints = self._ints
+        # Sorting the distances in C beats a heap with a Python key at routing-table sizes.
+        distances = [i ^ t for i, _ in ints]
+        nearest = sorted(range(len(ints)), key=distances.__getitem__)[: count + 1]
+        return [c for c in (ints[j][1] for j in nearest) if c.node_id != exclude][:count]
 
     def bucket_fill(self) -> dict[int, int]:
         """Bucket index -> number of contacts, for non-empty buckets."""

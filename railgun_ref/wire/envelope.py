@@ -92,8 +92,51 @@ def encode_envelope(
     return data
 
 
+#: The shortest-form head of a 64-byte CBOR byte string: the signature's, always.
+_SIGNATURE_HEAD: Final = bytes([0x58, SIGNATURE_SIZE])
+
+
+def _split_outer(data: bytes) -> tuple[bytes, bytes] | None:
+    """(signed, signature) if `data` is exactly the shortest-form CBOR array
+    ``[bstr, 64-byte bstr]``, else None.
+
+    Every input this accepts, the strict decoder accepts with the same two
+    strings, so it only saves the generic decode and re-encode of the outer
+    array (a copy of the whole datagram) on the common path; anything else,
+    including every malformed input, takes the generic path and its errors.
+    """
+    end = len(data) - SIGNATURE_SIZE - 2
+    if end < 2 or data[0] != 0x82 or data[end : end + 2] != _SIGNATURE_HEAD:
+        return None
+    head = data[1]
+    if 0x40 <= head <= 0x57:
+        start, length = 2, head - 0x40
+    elif head == 0x58 and data[2] >= 24:
+        start, length = 3, data[2]
+    elif head == 0x59 and end >= 4 and int.from_bytes(data[2:4], "big") >= 256:
+        start, length = 4, int.from_bytes(data[2:4], "big")
+    else:
+        return None
+    if start + length != end:
+        return None
+    return data[start:end], data[end + 2 :]
+
+
 def _malformed(reason: str) -> RemoteProtocolError:
     return RemoteProtocolError(ErrorCode.MALFORMED, reason)
+
+
+def _decode_outer(data: bytes) -> tuple[bytes, bytes]:
+    """The outer array through the strict decoder, with its MALFORMED reasons."""
+    outer = cbor.decode(data)
+    if not isinstance(outer, list) or len(outer) != 2:
+        raise _malformed("envelope must be a 2-element array")
+    signed, signature = outer
+    if not isinstance(signed, bytes) or not isinstance(signature, bytes):
+        raise _malformed("envelope elements must be byte strings")
+    if len(signature) != SIGNATURE_SIZE:
+        raise _malformed(f"signature must be {SIGNATURE_SIZE} bytes")
+    return signed, signature
 
 
 def decode_envelope(
@@ -107,14 +150,11 @@ def decode_envelope(
         raise RemoteProtocolError(
             ErrorCode.TOO_LARGE, f"{len(data)} bytes exceeds the {max_size}-byte limit"
         )
-    outer = cbor.decode(data)
-    if not isinstance(outer, list) or len(outer) != 2:
-        raise _malformed("envelope must be a 2-element array")
-    signed, signature = outer
-    if not isinstance(signed, bytes) or not isinstance(signature, bytes):
-        raise _malformed("envelope elements must be byte strings")
-    if len(signature) != SIGNATURE_SIZE:
-        raise _malformed(f"signature must be {SIGNATURE_SIZE} bytes")
+    split = _split_outer(data)
+    if split is None:
+        signed, signature = _decode_outer(data)
+    else:
+        signed, signature = split
     fields = cbor.decode(signed)
     if not isinstance(fields, dict) or fields.keys() != _SIGNED_KEYS:
         raise _malformed("signed part must be a map with keys 0..5")
