@@ -10,7 +10,13 @@ from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtoco
 from railgun_ref.identity import ed25519_math as ed
 from railgun_ref.identity.keys import verify
 from railgun_ref.wire import cbor
-from railgun_ref.wire.envelope import ENVELOPE_DOMAIN, decode_envelope, encode_envelope
+from railgun_ref.wire.envelope import (
+    ENVELOPE_DOMAIN,
+    _decode_outer,
+    _split_outer,
+    decode_envelope,
+    encode_envelope,
+)
 
 from .pairs import T0, identity, raw_envelope
 
@@ -279,3 +285,26 @@ def test_unknown_type_is_not_the_codecs_business() -> None:
     """ENV-2.1/MSG-1.3: the envelope codec accepts any type number; messages judge it."""
     env = decode_envelope(raw_envelope(ALICE, type=999, body={}))
     assert env.type == 999
+
+
+def test_outer_split_agrees_with_the_strict_decoder() -> None:
+    """The fast path for the outer array accepts only what the strict decoder accepts, with
+    the same two strings; everything else (non-shortest heads, trailing or missing bytes,
+    another signature size) goes to the strict decoder and its errors."""
+    sig = bytes(64)
+    good = [cbor2.dumps([bytes(n), sig]) for n in (0, 23, 24, 255, 256, 1000)]
+    for data in good:
+        assert _split_outer(data) == _decode_outer(data)
+    signed = bytes(10)
+    bad = [
+        b"\x82\x58\x0a" + signed + b"\x58\x40" + sig,  # length 10 in a 1-byte head
+        b"\x82\x59\x00\x1e" + bytes(30) + b"\x58\x40" + sig,  # length 30 in a 2-byte head
+        good[0] + b"\x00",
+        good[1][:-1],
+        cbor2.dumps([signed, bytes(65)]),
+        b"\x83" + good[0][1:],
+    ]
+    for data in bad:
+        assert _split_outer(data) is None
+        with pytest.raises(RemoteProtocolError):
+            _decode_outer(data)
