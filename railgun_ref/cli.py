@@ -996,17 +996,19 @@ def _add_bench_failover(bench_sub: _Subparsers) -> None:
     )
     fo.add_argument(
         "--driver",
-        choices=("sim", "localhost"),
+        choices=("sim", "localhost", "netlab"),
         default="sim",
         help="sim: virtual time, 6 scenarios x 2 detectors; localhost: real central "
-        "process, proxy, DNS and clients (fast profile), dns_block/ip_block/takedown",
+        "process, proxy, DNS and clients (fast profile), dns_block/ip_block/takedown; "
+        "netlab (root): the same clients behind kernel NATs in network namespaces, faults "
+        "as nftables rules, dns_block/ip_block/ip_reject/takedown/partition",
     )
     fo.add_argument("--seed", type=int, default=None, help="sim only (default 1)")
     fo.add_argument(
         "--clients",
         type=_int_at_least(2),
         default=None,
-        help="clients in the room, at least 2 (sim 12, localhost 8)",
+        help="clients in the room, at least 2 (sim 12, localhost 8, netlab 6)",
     )
     fo.add_argument(
         "--scenario",

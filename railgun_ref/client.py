@@ -103,10 +103,14 @@ def seed_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
 
 
 def fast_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
-    """For localhost demos and tests: health check every 1 s (failover within ~3 s),
-    failback after 3 healthy checks over 2 s, re-sends every second, probes every second."""
+    """For localhost demos and tests: health check every 1 s, each failing after 0.5 s
+    and followed at once by another while the service is judged up (HT-2.4: failover
+    within ~2.5 s even when the address is blackholed), failback after 3 healthy checks
+    over 2 s, re-sends every second, probes every second."""
     settings: TransportOverrides = {
         "aws_health_check_interval": 1.0,
+        "aws_check_timeout": 0.5,
+        "recheck_after_failure": True,
         "failback_min_interval": 2.0,
         "resend_interval": 1.0,
     }

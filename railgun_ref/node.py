@@ -293,16 +293,27 @@ class Node:
         payload: bytes,
         *,
         now: float,
-        channel: Channel = Channel.STREAM,
+        channel: Channel | None = Channel.STREAM,
     ) -> None:
         """Send an application message (APP-1.1) to the node at `address`.
 
         One-way: nothing answers it, so delivery is the caller's concern (the
-        room path acknowledges at its own layer). Raises `LocalProtocolError`
-        for a bad topic or a payload that does not fit `channel`.
+        room path acknowledges at its own layer). `channel` None: the datagram
+        channel when the envelope fits it, the stream channel otherwise (APP-1.5).
+        Raises `LocalProtocolError` for a bad topic or a payload that does not
+        fit `channel`.
         """
         message = AppMessage(topic=topic, payload=payload)
-        data = self._encode(message, self._new_request_id(), now, channel)
+        request_id = self._new_request_id()
+        if channel is None:
+            try:
+                data = self._encode(message, request_id, now, Channel.DATAGRAM)
+                channel = Channel.DATAGRAM
+            except LocalProtocolError:
+                channel = Channel.STREAM
+                data = self._encode(message, request_id, now, channel)
+        else:
+            data = self._encode(message, request_id, now, channel)
         self.counters.inc(NodeCounter.APP_SENT)
         self._send(data, channel, address)
 

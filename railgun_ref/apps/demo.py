@@ -239,7 +239,7 @@ class ScenarioResult:
 
         return {
             "scenario": self.scenario,
-            "title": SCENARIO_TITLES[self.scenario],
+            "title": SCENARIO_TITLES.get(self.scenario, self.scenario),
             "clients": self.clients,
             "fault_at": self.fault_at,
             "restored_at": self.restored_at,
@@ -388,9 +388,23 @@ def judge(
 class CentralProcess:
     """``railgun-ref central`` on a fixed port and database; killed and restarted at will."""
 
-    def __init__(self, *, data_dir: Path, port: int, origin: str) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        port: int,
+        origin: str,
+        host: str = CENTRAL_HOST,
+        launcher: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`launcher` goes before the command (``ip netns exec NS``: a network lab's central
+        host); a `host` off loopback is bound with ``--allow-public-bind``."""
         self.port = port
         self.origin = origin
+        self.host = host
+        self.launcher = tuple(launcher)
+        self.env = env
         self.db = data_dir / "central.sqlite3"
         self.log = data_dir / "central.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -406,15 +420,18 @@ class CentralProcess:
             return
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
+            public = [] if self.host == CENTRAL_HOST else ["--allow-public-bind"]
             self.proc = subprocess.Popen(
                 [
+                    *self.launcher,
                     *(sys.executable, "-m", "railgun_ref.cli", "central"),
-                    *("--host", CENTRAL_HOST, "--port", str(self.port)),
+                    *("--host", self.host, "--port", str(self.port), *public),
                     *("--db", str(self.db), "--origin", self.origin),
                 ],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
             )
         self.starts += 1
         output = b""
@@ -931,10 +948,15 @@ class FailoverNetwork:
         else:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
 
-    async def run_scenario(self, scenario: str) -> ScenarioResult:
-        """Fault, failover, chat over P2P, restore, failback (module doc)."""
+    def title(self, scenario: str) -> str:
+        """What `scenario` does, in words (a network with other faults overrides this)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        return SCENARIO_TITLES[scenario]
+
+    async def run_scenario(self, scenario: str) -> ScenarioResult:
+        """Fault, failover, chat over P2P, restore, failback (module doc)."""
+        title = self.title(scenario)
         self.scenario = scenario
         self._set_phase("waiting until every client is on the central service")
         settled = await self.wait_until(self.all_on_central, SETTLE_TIMEOUT, "settle")
@@ -948,7 +970,7 @@ class FailoverNetwork:
         fault_at = self.now()
         await self.apply_fault(scenario)
         self._record(None, "fault", scenario=scenario)
-        self._set_phase(f"FAULT - {SCENARIO_TITLES[scenario]}")
+        self._set_phase(f"FAULT - {title}")
         failed_over = await self.wait_until(self.all_on_p2p, FAILOVER_TIMEOUT, "failover")
         if failed_over:
             self._set_phase(f"every client failed over to P2P in {self.now() - fault_at:.1f} s")

@@ -68,6 +68,9 @@ class ClientProcess:
 
     index: int
     log_path: Path  #: the worker's stderr
+    #: argv put before the worker's (e.g. ``ip netns exec NS``: a client in a network lab)
+    launcher: tuple[str, ...] = ()
+    env: dict[str, str] | None = None  #: the worker's environment (None: this process's)
     process: anyio.abc.Process | None = None
     pid: int | None = None
     address: str = ""
@@ -105,10 +108,11 @@ class ClientProcess:
         """Launch the worker (``python -m railgun_ref.apps.demo_worker`` + `argv`)."""
         with self.log_path.open("ab") as log:
             self.process = await anyio.open_process(
-                [sys.executable, "-m", "railgun_ref.apps.demo_worker", *argv],
+                [*self.launcher, sys.executable, "-m", "railgun_ref.apps.demo_worker", *argv],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
+                env=self.env,
             )
         self.pid = self.process.pid
         return self.process

@@ -207,7 +207,23 @@ class Worker:
             for e in transport.service.outbox.unsettled(now=time.time())
         ]
         counters = dict(sorted(transport.counters.items()))
-        return {"entries": entries, "counters": counters, "state": self.client.state}
+        p2p = transport.p2p
+        p2p_counters = dict(sorted(p2p.counters.items())) if p2p is not None else {}
+        addresses: dict[str, str] = {}
+        if p2p is not None and self._in_room():
+            for member in p2p.members(self.client.room_id(self.room)):
+                where = p2p.member_address(member)
+                addresses[member.hex()] = "" if where is None else f"{where[0]}:{where[1]}"
+        return {
+            "entries": entries,
+            "counters": counters,
+            "p2p_counters": p2p_counters,
+            "node_counters": dict(sorted(transport.host.node.counters.items())),
+            "host_counters": dict(sorted(transport.host.counters.items())),
+            "p2p_addresses": addresses,  #: where the P2P path sends to each member
+            "p2p_address": None if p2p is None else f"{p2p.address[0]}:{p2p.address[1]}",
+            "state": self.client.state,
+        }
 
     async def events(self) -> None:
         async for event in self.client:
@@ -260,6 +276,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dns", required=True, help="HOST:PORT of the resolver")
     parser.add_argument("--bootstrap", default="", help="HOST:PORT of a node to join by")
     parser.add_argument("--room", required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="the address the node binds")
+    parser.add_argument(
+        "--allow-public-bind", action="store_true", help="--host may be off loopback"
+    )
     boot = parser.add_argument_group("bootstrap race (a client that never saw a peer)")
     boot.add_argument("--bootstrap-root", default="", help="the deployment's root document")
     boot.add_argument("--ipfs-cid", default="", help="CID of the signed manifest")
@@ -315,6 +335,8 @@ async def _run(args: argparse.Namespace) -> None:
             profile=fast_profile(),
             resolve=resolve,
             origin=args.origin,
+            host=args.host,
+            allow_public=args.allow_public_bind,
         ) as client,
         anyio.create_task_group() as tg,
     ):

@@ -587,6 +587,12 @@ def _goals(out: dict[str, Any], params: FailoverParams, baseline: HybridTranspor
     return goals
 
 
+def _netlab_unavailable() -> str | None:
+    from railgun_ref.netlab.lab import unavailable_reason  # noqa: PLC0415
+
+    return unavailable_reason()
+
+
 def _stderr_line(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -613,6 +619,14 @@ def main(
                 )
             local = LocalhostParams(clients=8 if clients is None else clients)
             chosen = [localhost_scenario(name) for name in names] or list(LOCALHOST_SCENARIOS)
+        elif driver == "netlab":
+            if seed is not None:
+                raise ValueError("--seed applies to --driver sim only")
+            reason = _netlab_unavailable()
+            if reason is not None:
+                raise ValueError(f"--driver netlab: {reason}")
+            local = LocalhostParams(clients=6 if clients is None else clients)
+            chosen = [netlab_scenario(name) for name in names]
         elif driver == "sim":
             params = FailoverParams(
                 clients=12 if clients is None else clients, seed=1 if seed is None else seed
@@ -621,11 +635,13 @@ def main(
                 if name not in SCENARIOS:
                     raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
         else:
-            raise ValueError(f"unknown driver {driver!r}; known: sim, localhost")
+            raise ValueError(f"unknown driver {driver!r}; known: sim, localhost, netlab")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if driver == "localhost":
         result = run_localhost(local, scenarios=chosen, log=_stderr_line)
+    elif driver == "netlab":
+        result = run_netlab(local, scenarios=chosen or None, log=_stderr_line)
     else:
         chosen_sim = names or list(SCENARIOS)
         total = len(chosen_sim) * len(detector_configs())
@@ -858,7 +874,7 @@ def _edge_note(detector: dict[str, Any]) -> str:
     )
 
 
-def _localhost_goals(out: dict[str, Any]) -> dict[str, Any]:
+def _localhost_goals(out: dict[str, Any], *, why: dict[str, str] = LOCALHOST_WHY) -> dict[str, Any]:
     rows = [row for per in out["scenarios"].values() for row in per.values()]
     failover: dict[str, Any] = {}
     for name, per in out["scenarios"].items():
@@ -873,8 +889,8 @@ def _localhost_goals(out: dict[str, Any]) -> dict[str, Any]:
             and fault["in_p2p_at_restore"] == row["clients"],
             "met": p95 is not None and p95 <= LOCALHOST_FAILOVER_GOAL_S and not_failed_over == 0,
         }
-        if name in LOCALHOST_WHY:
-            entry["why"] = LOCALHOST_WHY[name]
+        if name in why:
+            entry["why"] = why[name]
         elif not entry["met"] and not_failed_over == 0:
             entry["why"] = _edge_note(out["detectors"]["fast-profile"])
         failover[name] = entry
@@ -883,3 +899,98 @@ def _localhost_goals(out: dict[str, Any]) -> dict[str, Any]:
         "no_duplicate_to_app": all(row["duplicates_to_app"] == 0 for row in rows),
         "failover_p95_le_3s": failover,
     }
+
+
+# ------------------------------------------------------------------ driver netlab
+#
+# The same engine inside a network lab (`railgun_ref.netlab.failover`): one client per
+# lab host behind a kernel NAT, the central process in the lab's central host, faults
+# as nftables rules in the lab's internet router (and the takedown as a SIGKILL). A
+# fresh lab per scenario. Needs root (`railgun_ref.netlab.lab.unavailable_reason`).
+
+#: Why a lab scenario is expected to miss the failover goal (none expected).
+NETLAB_WHY: Final[dict[str, str]] = {}
+
+
+def netlab_scenario(name: str) -> str:
+    from railgun_ref.netlab.failover import LAB_SCENARIOS  # noqa: PLC0415
+
+    if name in LAB_SCENARIOS:
+        return name
+    raise ValueError(
+        f"unknown scenario {name!r} for --driver netlab; known: {', '.join(LAB_SCENARIOS)}"
+    )
+
+
+async def _netlab_scenario(
+    name: str,
+    params: LocalhostParams,
+    data_dir: pathlib.Path,
+    log: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    from railgun_ref.netlab.failover import LabFailoverNetwork, scenario_lab  # noqa: PLC0415
+
+    started = time.perf_counter()
+    with scenario_lab(params.clients) as lab:
+        network = LabFailoverNetwork(
+            lab, data_dir=data_dir, chat_interval=params.chat_interval, hold=params.hold, log=log
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(network.run)
+            result = await network.run_scenario(name)
+            summary = await network.finish()
+            tg.cancel_scope.cancel()
+    row = _localhost_row(name, network, result, summary)
+    row["wall_s"] = round(time.perf_counter() - started, 2)
+    return row
+
+
+def _netlab_header(params: LocalhostParams, config: HybridTransportConfig) -> dict[str, Any]:
+    from railgun_ref.netlab.failover import (  # noqa: PLC0415
+        LAB_SCENARIOS,
+        lab_hosts_note,
+        lab_topology,
+        partition_groups,
+    )
+
+    out = _localhost_header(params, config)
+    out["driver"] = "netlab"
+    group_a, group_b, bridges = partition_groups(params.clients, 2)
+    out["parameters"].update(
+        {
+            "central": (
+                "a railgun-ref central process in the lab's central host (198.18.0.2), "
+                "named by the project's DNS server as the lab resolver (198.19.0.53)"
+            ),
+            "clients_behind": lab_hosts_note(lab_topology(params.clients)),
+            "faults": dict(LAB_SCENARIOS),
+            "partition": {"a": group_a, "b": group_b, "bridges": bridges},
+        }
+    )
+    out["environment"]["time"] = (
+        "wall clock; Linux network namespaces, kernel NATs and nftables censor; "
+        "one process (event loop) per client"
+    )
+    return out
+
+
+def run_netlab(
+    params: LocalhostParams | None = None,
+    *,
+    scenarios: Iterable[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Each scenario in a fresh network lab (module section above); JSON-ready."""
+    from railgun_ref.netlab.failover import LAB_SCENARIOS  # noqa: PLC0415
+
+    params = params or LocalhostParams()
+    chosen = [netlab_scenario(name) for name in scenarios or LAB_SCENARIOS]
+    out = _netlab_header(params, fast_profile().transport)
+    with tempfile.TemporaryDirectory(prefix="railgun-bench-netlab-") as tmp:
+        for name in chosen:
+            data_dir = pathlib.Path(tmp) / name
+            row = anyio.run(_netlab_scenario, name, params, data_dir, log)
+            out["scenarios"][name] = {"fast-profile": row}
+    out["environment"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["goals"] = _localhost_goals(out, why=NETLAB_WHY)
+    return out

@@ -76,7 +76,7 @@ from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.transport_sf import TransportStoreForward
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
-from railgun_ref.events import AppMessageReceived
+from railgun_ref.events import AppMessageReceived, PongReceived
 from railgun_ref.identity.e2ee import CONTENT_MEMBERSHIP, open_room_message, seal_room_message
 from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
 from railgun_ref.rooms.announce import room_announcement
@@ -172,6 +172,7 @@ class TransportCounter(StrEnum):
     MEMBERSHIP_RECEIVED = "membership.received"  #: membership messages opened (ROOM-7.4)
     LEGACY_ROOM_REFUSED = "rooms.legacy_refused"  #: a room joined by name, refused (ROOM-2.4)
     HELD_NOT_MEMBER = "rooms.held_not_member"  #: a message from a non-member held (ROOM-5.3)
+    READDRESSED = "p2p.readdressed"  #: announcing the address a peer observes (HT-6.7)
 
 
 # ------------------------------------------------------------------ events
@@ -396,7 +397,11 @@ class HybridTransport:
         self.bootstrap_race: RaceWon | RaceFailed | None = None
         self.resolve = resolve
         self.origin = origin
-        self.health_timeout = health_timeout or min(5.0, max(1.0, self.config.check_interval))
+        self.health_timeout = (
+            health_timeout
+            or self.config.aws_check_timeout
+            or min(5.0, max(1.0, self.config.check_interval))
+        )
         self.counters: Counters[TransportCounter] = Counters()
         self._clock = clock
         self._loop = CoreLoop(clock=clock)
@@ -999,10 +1004,40 @@ class HybridTransport:
             await anyio.sleep(min(0.5 * 2**attempt, 5.0))
         # Announce again now that the DHT has peers to store on.
         if self.p2p is not None:
-            self.p2p.reannounce(now=self._clock())
+            if not await self._learn_observed_address():
+                self.p2p.reannounce(now=self._clock())
             if self.store_forward is not None:
                 self.store_forward.back_online()  # SF-8.4: pick up what waited for us
             self._loop.poke()
+
+    async def _learn_observed_address(self) -> bool:
+        """HT-6.7: announce where a bootstrap peer sees us (behind a NAT, not our bind
+        address); True if the address changed (the rooms were re-announced)."""
+        core = self._core()
+        for peer in self.bootstrap_peers:
+            try:
+                outcome = await self.host.ping(peer)
+            except (HostStoppedError, ValueError):
+                return False
+            if not isinstance(outcome, PongReceived):
+                continue
+            observed = outcome.observed
+            if observed == core.address:
+                return False
+            now = self._clock()
+            announcements = {
+                room_id: room_announcement(
+                    self.rooms_core.secret(room_id),
+                    publisher=self.identity.public_key,
+                    host=observed[0],
+                    port=observed[1],
+                )
+                for room_id in core.rooms
+            }
+            core.readdress(observed, announcements=announcements, now=now)
+            self.counters.inc(TransportCounter.READDRESSED)
+            return True
+        return False
 
     async def _announce(self, dht_ident: bytes, value: bytes) -> None:
         try:

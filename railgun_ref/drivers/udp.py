@@ -472,8 +472,11 @@ class NodeHost:
             raise HostStoppedError("the host stopped before the query ended")
         return waiter.outcome
 
-    async def send_app(self, address: Address, topic: int, payload: bytes) -> None:
-        """Send an application message (APP-1.1) to the node at `address` over a stream.
+    async def send_app(
+        self, address: Address, topic: int, payload: bytes, *, channel: Channel | None = None
+    ) -> None:
+        """Send an application message (APP-1.1) to the node at `address`: by default as
+        a datagram from the node's own socket when it fits, else over a stream (APP-1.5).
 
         One-way and unacknowledged at this layer. Raises `ValueError` for an
         address this process may not send to (`drivers.addresses`),
@@ -483,7 +486,7 @@ class NodeHost:
         address = check_destination(address)
         self._require_running()
         now = self._clock()
-        self.node.send_app(address, topic, payload, now=now)
+        self.node.send_app(address, topic, payload, now=now, channel=channel)
         self._pump()
 
     def app_inbox(

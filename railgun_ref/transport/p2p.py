@@ -63,7 +63,7 @@ Theory of operation:
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
 from typing import Any, Final
@@ -857,6 +857,21 @@ class P2PRoomCore:
         for room in self._rooms.values():
             room.next_announce = now
         self._timers(now)
+
+    def readdress(
+        self, address: Address, *, announcements: Mapping[bytes, bytes], now: float
+    ) -> None:
+        """HT-6.7: announce `address` from now on (the address peers observe, behind a
+        NAT); `announcements` holds each closed room's value re-signed for it."""
+        self.address = address
+        for room_id, room in self._rooms.items():
+            if room.closed is not None and room_id in announcements:
+                room.closed = ClosedRoom(
+                    dht_ident=room.closed.dht_ident,
+                    announcement=announcements[room_id],
+                    members=room.closed.members,
+                )
+        self.reannounce(now=now)
 
     def set_members(self, room_id: bytes, members: Iterable[bytes], *, now: float) -> None:
         """ROOM-6.1: the closed room's members changed (its log moved); drop the others."""

@@ -96,6 +96,12 @@ class HybridTransportConfig:
     failback_successes: int = 3
     failback_min_interval: float = 10.0
     resend_interval: float = 5.0  #: unsettled outbox entries are re-sent this often
+    #: HT-2.4: seconds a health check may take before it fails (None: the driver's
+    #: default, the check interval clamped to 1..5 s)
+    aws_check_timeout: float | None = None
+    #: HT-2.4: after a failed check, while the service is still judged up, check again
+    #: at once instead of at the next interval
+    recheck_after_failure: bool = False
 
     def __post_init__(self) -> None:
         positive = (
@@ -110,6 +116,8 @@ class HybridTransportConfig:
                 raise LocalProtocolError(f"{name} must be positive")
         if self.aws_failure_threshold < 1 or self.failback_successes < 1:
             raise LocalProtocolError("thresholds must be at least 1")
+        if self.aws_check_timeout is not None and not self.aws_check_timeout > 0:
+            raise LocalProtocolError("aws_check_timeout must be positive")
         if self.phi_acceptable_pause < 0 or self.failback_min_interval < 0:
             raise LocalProtocolError("pauses and intervals must be >= 0")
 
@@ -171,6 +179,8 @@ class TransportOverrides(TypedDict, total=False):
     failback_successes: int
     failback_min_interval: float
     resend_interval: float
+    aws_check_timeout: float | None
+    recheck_after_failure: bool
 
 
 # ---------------------------------------------------------------- actions
@@ -313,6 +323,17 @@ class HybridTransportService:
             self._streak_length += 1
             self._streak_last = now
         self._evaluate_central(now)
+        if not result.ok:
+            self._recheck(now)
+
+    def _recheck(self, now: float) -> None:
+        """HT-2.4: a failed check while the service is judged up: the next one is due now."""
+        if (
+            self.config.recheck_after_failure
+            and self._next_check is not None
+            and self.machine.central is Central.UP
+        ):
+            self._next_check = min(self._next_check, now)
 
     def reachability(self, *, reach: Reach, anything_reachable: bool, now: float) -> None:
         """From the P2P layer: how much of the room answers, and whether anything does."""

@@ -243,3 +243,44 @@ def test_outbox_survives_a_restart(tmp_path: pathlib.Path) -> None:
     assert unsettled[b"b"].missing_p2p() == frozenset({CAROL})
     assert unsettled[b"c"].blob == b"ccc"
     store.close()
+
+
+def _timeout(at: float) -> HealthResult:
+    return HealthResult(at=at, ok=False, label=FailureLabel.GENERIC_TIMEOUT)
+
+
+def _checks_at(service: HybridTransportService, now: float) -> int:
+    service.on_timer(now=now)
+    return sum(isinstance(a, CheckHealth) for a in drain(service))
+
+
+def test_recheck_after_failure_makes_the_next_check_due_at_once_while_up() -> None:
+    """HT-2.4: with recheck_after_failure a failed check brings the next check forward to
+    now -- three timed-out checks of 0.5 s end in failover 1.5 s after the first started --
+    and once the service is judged down the interval applies again."""
+    config = fast_profile().transport
+    assert (config.aws_check_timeout, config.recheck_after_failure) == (0.5, True)
+    service = started(config)
+    t = T0 + 1.0
+    assert _checks_at(service, t - 0.1) == 0  # the interval, while checks succeed
+    assert _checks_at(service, t) == 1
+    for k in range(3):
+        t += 0.5  # the check timed out
+        service.health_result(_timeout(t), now=t)
+        if k < 2:
+            assert service.state is TransportState.CONNECTED_AWS
+            assert _checks_at(service, t) == 1  # re-checked now, not at the next interval
+    assert service.state is TransportState.CONNECTED_P2P
+    assert t - (T0 + 1.0) == 1.5
+    drain(service)
+    assert _checks_at(service, t) == 0  # judged down: back to the interval
+    assert _checks_at(service, t + 1.0) == 1
+
+
+def test_without_recheck_a_failed_check_waits_for_the_interval() -> None:
+    """HT-2.4 is opt-in: the default configuration keeps HT-2.2's schedule."""
+    service = started()
+    service.health_result(_timeout(T0 + 1), now=T0 + 1)
+    drain(service)
+    assert _checks_at(service, T0 + 1) == 0
+    assert _checks_at(service, T0 + 30) == 1
