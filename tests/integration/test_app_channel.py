@@ -7,6 +7,8 @@ from railgun_ref.core.constants import APP_TOPIC_ROOM, APP_TOPIC_VOICE
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.drivers.udp import DriverCounter, HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
+from railgun_ref.node import NodeCounter
+from railgun_ref.rpc.requests import Channel
 
 from .conftest import identity, serving, wait_until
 
@@ -20,7 +22,9 @@ async def test_app_messages_reach_the_topic_subscriber_in_order() -> None:
         rooms = b.app_inbox(APP_TOPIC_ROOM)
         voice = b.app_inbox(APP_TOPIC_VOICE)
         for i in range(20):
-            await a.send_app(b.address, APP_TOPIC_ROOM, f"room {i}".encode())
+            await a.send_app(
+                b.address, APP_TOPIC_ROOM, f"room {i}".encode(), channel=Channel.STREAM
+            )
         await a.send_app(b.address, APP_TOPIC_VOICE, b"x" * 60_000)
         got: list[AppMessageReceived] = []
         with anyio.fail_after(5):
@@ -33,6 +37,25 @@ async def test_app_messages_reach_the_topic_subscriber_in_order() -> None:
     assert (
         a.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
     )  # one stream carried all of it
+
+
+async def test_app_messages_that_fit_travel_as_datagrams_the_rest_on_a_stream() -> None:
+    """APP-1.5: by default a message whose envelope fits a datagram leaves the node's own
+    socket as one (the NAT mapping peers reach it by); a larger one opens a stream."""
+    a, b = NodeHost(identity(1)), NodeHost(identity(2))
+    async with serving(a, b):
+        rooms = b.app_inbox(APP_TOPIC_ROOM)
+        await a.send_app(b.address, APP_TOPIC_ROOM, b"small")
+        with anyio.fail_after(5):
+            small = await rooms.receive()
+        assert small.payload == b"small" and small.sender == a.node_id
+        assert a.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) == 1
+        assert a.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 0
+        await a.send_app(b.address, APP_TOPIC_ROOM, b"y" * 5_000)
+        with anyio.fail_after(5):
+            large = await rooms.receive()
+        assert large.payload == b"y" * 5_000
+        assert a.driver_counters.get_count(DriverCounter.CONNECTIONS_OPENED) == 1
 
 
 async def test_unsubscribed_topic_is_dropped_and_counted() -> None:

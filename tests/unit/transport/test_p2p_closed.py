@@ -21,6 +21,7 @@ from railgun_ref.transport.p2p import (
     P2PRoomCore,
     RoomMember,
     encode_announcement,
+    member_from_record,
 )
 from tests.unit.transport.test_p2p import ROOM, T0, RoomNet, identity
 
@@ -142,3 +143,23 @@ def test_bridges_relay_only_to_members_of_their_own_log() -> None:
     assert net.delivered(b1) == [mid]  # relayed by x
     assert net.delivered(b2) == []  # x's log does not count b2: no frame for it
     assert b2.node_id not in x.members(ROOM)
+
+
+def test_readdress_announces_the_observed_address_at_once_re_signed() -> None:
+    """HT-6.7: behind a NAT the member announces the address its peers observe: every room
+    is announced again at once, a closed room with its announcement re-signed for the new
+    address (the proof of ROOM-6.2 still verifies, and names the new host and port)."""
+    net = RoomNet()
+    (a,) = net.add(1)
+    a.join(ROOM, now=net.now, closed=closed(a, [a.identity]))
+    net.pump()
+    net.outputs[a.node_id].clear()
+    observed = ("198.18.2.2", 40000)
+    fresh = room_announcement(SECRET, publisher=a.identity.public_key, host=observed[0], port=40000)
+    a.readdress(observed, announcements={ROOM: fresh}, now=net.now + 0.1)
+    net.pump()
+    announced = net.of(a, Announce)
+    assert a.address == observed
+    assert announced and isinstance(announced[0], Announce) and announced[0].value == fresh
+    member = member_from_record(record(a.identity, fresh), room_id=IDENT, now=T0, closed=True)
+    assert member.address == observed
