@@ -17,9 +17,11 @@ from railgun_ref.bench.failover import (
     FailoverParams,
     _localhost_goals,
     localhost_scenario,
+    netlab_scenario,
     run,
 )
 from railgun_ref.cli import main
+from railgun_ref.netlab.failover import lab_topology, partition_groups
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,6 +76,8 @@ def test_cli_json_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "for --driver localhost" in capsys.readouterr().err
     assert main([*local, "--seed", "3"]) == 2
     assert "--seed applies to --driver sim only" in capsys.readouterr().err
+    assert main(["bench", "failover", "--driver", "netlab", "--seed", "3"]) == 2
+    assert "--seed applies to --driver sim only" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main([*local, "--clients", "1"])
     assert exit_info.value.code == 2
@@ -87,6 +91,17 @@ def test_localhost_scenario_names() -> None:
     assert localhost_scenario("takedown") == "takedown"
     with pytest.raises(ValueError, match="known: dns_block, ip_block, takedown"):
         localhost_scenario("high_latency")
+
+
+def test_netlab_scenarios_topology_and_partition() -> None:
+    """The lab's scenarios; client 0 open (the bootstrap peer), then the endpoint-
+    independent NATs in turn; the partition's bridges are in neither cut-off group."""
+    assert netlab_scenario("ip_reject") == "ip_reject"
+    with pytest.raises(ValueError, match="for --driver netlab"):
+        netlab_scenario("high_latency")
+    nats = [h.nat.value for h in lab_topology(6).hosts]
+    assert nats == ["open", "full-cone", "restricted", "port-restricted", "open", "full-cone"]
+    assert partition_groups(6, 2) == (["c02", "c03"], ["c04", "c05"], ["c00", "c01"])
 
 
 def _local_out(failover_p95: dict[str, float]) -> dict[str, Any]:
