@@ -173,6 +173,7 @@ class TransportCounter(StrEnum):
     LEGACY_ROOM_REFUSED = "rooms.legacy_refused"  #: a room joined by name, refused (ROOM-2.4)
     HELD_NOT_MEMBER = "rooms.held_not_member"  #: a message from a non-member held (ROOM-5.3)
     READDRESSED = "p2p.readdressed"  #: announcing the address a peer observes (HT-6.7)
+    OBSERVED_UNANSWERED = "p2p.observed_unanswered"  #: a bootstrap peer did not PONG (HT-6.7)
 
 
 # ------------------------------------------------------------------ events
@@ -1009,6 +1010,10 @@ class HybridTransport:
             if self.store_forward is not None:
                 self.store_forward.back_online()  # SF-8.4: pick up what waited for us
             self._loop.poke()
+            while True:  # HT-6.7: a lost PONG, or a NAT that changed its mapping
+                await anyio.sleep(self.p2p_config.announce_interval)
+                if await self._learn_observed_address():
+                    self._loop.poke()
 
     async def _learn_observed_address(self) -> bool:
         """HT-6.7: announce where a bootstrap peer sees us (behind a NAT, not our bind
@@ -1020,6 +1025,7 @@ class HybridTransport:
             except (HostStoppedError, ValueError):
                 return False
             if not isinstance(outcome, PongReceived):
+                self.counters.inc(TransportCounter.OBSERVED_UNANSWERED)
                 continue
             observed = outcome.observed
             if observed == core.address:
