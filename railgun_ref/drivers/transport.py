@@ -155,6 +155,10 @@ class FailureKind(StrEnum):
     ROOMS = "rooms"  #: a membership message or stored room refused (ROOM-2.4, ROOM-7.3)
 
 
+#: HT-6.7: asks for the observed address one probe interval apart before slowing down
+_OBSERVED_RETRIES: Final = 5
+
+
 class TransportCounter(StrEnum):
     """Counters of the `HybridTransport` driver (its cores count in their own enums)."""
 
@@ -1010,8 +1014,11 @@ class HybridTransport:
             if self.store_forward is not None:
                 self.store_forward.back_online()  # SF-8.4: pick up what waited for us
             self._loop.poke()
+            tries = 0
             while True:  # HT-6.7: a lost PONG, or a NAT that changed its mapping
-                await anyio.sleep(self.p2p_config.announce_interval)
+                tries += 1
+                pause = self.p2p_config.probe_interval if tries <= _OBSERVED_RETRIES else None
+                await anyio.sleep(pause or self.p2p_config.announce_interval)
                 if await self._learn_observed_address():
                     self._loop.poke()
 

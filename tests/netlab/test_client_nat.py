@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from railgun_ref.netlab.failover import LabFailoverNetwork
 from railgun_ref.netlab.lab import NetLab
 from railgun_ref.netlab.topology import parse_topology
 
 from .conftest import require_lab
+
+pytestmark = pytest.mark.timeout(300)
 
 #: bound on each wait below (not a timing assertion: a run that misses it fails)
 WAIT = 60.0
@@ -34,6 +37,17 @@ def _p2p_from(network: LabFailoverNetwork, *, to: int, sender: int, since: float
     )
 
 
+async def _announcing_public_addresses(network: LabFailoverNetwork, lab: NetLab) -> None:
+    """Wait until every client announces its public (router) address (HT-6.7)."""
+    publics = [h.public for h in lab.topology.hosts]
+    with anyio.fail_after(WAIT):
+        while True:
+            replies = [await client.request("outbox") for client in network.clients]
+            if [r["p2p_address"].split(":")[0] for r in replies] == publics:
+                return
+            await anyio.sleep(0.5)
+
+
 async def _outage(
     description: str, cut_off: list[str], pairs: list[tuple[int, int]], data_dir: Path
 ) -> tuple[dict[tuple[int, int], bool], list[dict[str, Any]], bool]:
@@ -45,6 +59,7 @@ async def _outage(
         async with anyio.create_task_group() as tg:
             await tg.start(network.run)
             await network.wait_until(network.all_on_central, WAIT, "settle")
+            await _announcing_public_addresses(network, lab)
             fault = network.now()
             assert network.central is not None
             network.central.kill()
@@ -64,26 +79,26 @@ async def _outage(
     return seen, network.final_outboxes, summary.ok and summary.lost == 0
 
 
-def test_punchable_nats_exchange_directly_and_symmetric_ones_through_a_bridge(
-    tmp_path: Path,
-) -> None:
-    """NAT-6.1, NAT-6.2, HT-6.7: see the module docstring."""
+def test_punchable_nats_exchange_room_messages_directly(tmp_path: Path) -> None:
+    """NAT-6.1, HT-6.7: restricted and port-restricted clients, the open one cut off."""
     require_lab()
-    seen, _, exactly_once = anyio.run(
+    seen, outboxes, exactly_once = anyio.run(
         _outage,
         "c00:open,c01:restricted,c02:port-restricted",
         ["c00"],
         [(1, 2), (2, 1)],
-        tmp_path / "punchable",
+        tmp_path,
     )
     assert seen == {(1, 2): True, (2, 1): True}
+    assert [o["p2p_address"].split(":")[0] for o in outboxes[1:]] == ["198.18.2.2", "198.18.3.2"]
     assert exactly_once
+
+
+def test_symmetric_nats_fall_back_to_a_bridge(tmp_path: Path) -> None:
+    """NAT-6.2: two clients behind symmetric NATs get each other's messages through c00."""
+    require_lab()
     seen, outboxes, exactly_once = anyio.run(
-        _outage,
-        "c00:open,c01:symmetric,c02:symmetric",
-        [],
-        [(1, 2), (2, 1)],
-        tmp_path / "symmetric",
+        _outage, "c00:open,c01:symmetric,c02:symmetric", [], [(1, 2), (2, 1)], tmp_path
     )
     assert seen == {(1, 2): True, (2, 1): True}
     asked = sum(o["p2p_counters"].get("relay.asked", 0) for o in outboxes[1:])

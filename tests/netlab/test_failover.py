@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from railgun_ref.apps.demo import DeliverySummary, ScenarioResult
 from railgun_ref.capacity.nat import NatType
@@ -19,6 +20,8 @@ from railgun_ref.netlab.failover import LabFailoverNetwork, lab_topology, scenar
 from railgun_ref.netlab.lab import lab_namespaces
 
 from .conftest import require_lab
+
+pytestmark = pytest.mark.timeout(300)
 
 
 async def _run(data_dir: Path) -> tuple[ScenarioResult, DeliverySummary, list[dict[str, Any]]]:
