@@ -903,7 +903,7 @@ def _localhost_goals(out: dict[str, Any], *, why: dict[str, str] = LOCALHOST_WHY
 
 # ------------------------------------------------------------------ driver netlab
 #
-# The same engine inside a network lab (`railgun_ref.netlab.failover`): one client per
+# The same engine inside a network lab (`railgun_ref.apps.demo_netlab`): one client per
 # lab host behind a kernel NAT, the central process in the lab's central host, faults
 # as nftables rules in the lab's internet router (and the takedown as a SIGKILL). A
 # fresh lab per scenario. Needs root (`railgun_ref.netlab.lab.unavailable_reason`).
@@ -913,7 +913,7 @@ NETLAB_WHY: Final[dict[str, str]] = {}
 
 
 def netlab_scenario(name: str) -> str:
-    from railgun_ref.netlab.failover import LAB_SCENARIOS  # noqa: PLC0415
+    from railgun_ref.apps.demo_netlab import LAB_SCENARIOS  # noqa: PLC0415
 
     if name in LAB_SCENARIOS:
         return name
@@ -928,7 +928,7 @@ async def _netlab_scenario(
     data_dir: pathlib.Path,
     log: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    from railgun_ref.netlab.failover import LabFailoverNetwork, scenario_lab  # noqa: PLC0415
+    from railgun_ref.apps.demo_netlab import LabFailoverNetwork, scenario_lab  # noqa: PLC0415
 
     started = time.perf_counter()
     with scenario_lab(params.clients) as lab:
@@ -946,7 +946,7 @@ async def _netlab_scenario(
 
 
 def _netlab_header(params: LocalhostParams, config: HybridTransportConfig) -> dict[str, Any]:
-    from railgun_ref.netlab.failover import (  # noqa: PLC0415
+    from railgun_ref.apps.demo_netlab import (  # noqa: PLC0415
         LAB_SCENARIOS,
         lab_hosts_note,
         lab_topology,
@@ -981,7 +981,7 @@ def run_netlab(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Each scenario in a fresh network lab (module section above); JSON-ready."""
-    from railgun_ref.netlab.failover import LAB_SCENARIOS  # noqa: PLC0415
+    from railgun_ref.apps.demo_netlab import LAB_SCENARIOS  # noqa: PLC0415
 
     params = params or LocalhostParams()
     chosen = [netlab_scenario(name) for name in scenarios or LAB_SCENARIOS]

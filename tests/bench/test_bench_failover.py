@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from railgun_ref.apps.demo_netlab import lab_topology, partition_groups
 from railgun_ref.bench.failover import (
     SCENARIOS,
     FailoverParams,
@@ -21,7 +22,6 @@ from railgun_ref.bench.failover import (
     run,
 )
 from railgun_ref.cli import main
-from railgun_ref.netlab.failover import lab_topology, partition_groups
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -150,8 +150,11 @@ def test_two_chats_create_invite_accept_and_survive_a_takedown(
     alice.expect(r"^\[lobby\] bob via central: hi alice$")
 
     # Both find each other on the DHT, then the central process dies without a word.
+    # (reach may already be all: room frames travel as datagrams, APP-1.5, and are fast)
     for proc in (alice, bob):
-        proc.expect(r"^\* p2p reach: all \(1 of 1 members\)")
+        reaches = [line for line in proc.seen if line.startswith("* p2p reach:")]
+        if not reaches or not reaches[-1].startswith("* p2p reach: all (1 of 1 members)"):
+            proc.expect(r"^\* p2p reach: all \(1 of 1 members\)")
     central.popen.send_signal(signal.SIGKILL)
     central.popen.wait(timeout=10)
     for proc in (alice, bob):

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from railgun_ref.netlab.failover import LabFailoverNetwork
+from railgun_ref.apps.demo_netlab import LabFailoverNetwork
 from railgun_ref.netlab.lab import NetLab
 from railgun_ref.netlab.topology import parse_topology
 

@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from railgun_ref.apps.demo import DeliverySummary, ScenarioResult
+from railgun_ref.apps.demo_netlab import LabFailoverNetwork, lab_topology, scenario_lab
 from railgun_ref.capacity.nat import NatType
-from railgun_ref.netlab.failover import LabFailoverNetwork, lab_topology, scenario_lab
 from railgun_ref.netlab.lab import lab_namespaces
 
 from .conftest import require_lab
