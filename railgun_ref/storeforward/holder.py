@@ -466,11 +466,12 @@ class StorageHolder:
     def repair_now(self, *, now: float, rejoined: bool = False) -> None:
         """SF-7.1: start a repair round at once; a driver calls it with `rejoined` on rejoin.
 
-        SF-7.4: after a rejoin the holder only learns for ``rejoin_quiet``
-        seconds (it answers no SYNC_REPLY with a REPLICATE), so a replica that
-        missed a deletion meets the receipt before it can be copied again.
+        SF-7.4: after a rejoin with replicas held the holder only learns for
+        ``rejoin_quiet`` seconds (it answers no SYNC_REPLY with a REPLICATE), so
+        a replica that missed a deletion meets the receipt before it can be
+        copied again; a holder that rejoins holding nothing is not quiet.
         """
-        if rejoined:
+        if rejoined and self._held:  # SF-7.4: no replica held, none can have missed a deletion
             self._quiet_until = now + self.config.rejoin_quiet
         latest: dict[bytes, int] = {}
         for stored in self._held.values():

@@ -404,3 +404,21 @@ def test_a_rejoining_holder_learns_before_it_copies() -> None:
     nodes[a].holders_found(KEY, _candidates(c), announced=[b], now=back + 2)
     _pump(nodes, back + 2)
     assert nodes[a].held == {} and nodes[c].held == {}
+
+
+@pytest.mark.clause("SF-7.4")
+def test_a_holder_that_rejoins_holding_nothing_copies_at_once() -> None:
+    """SF-7.4: the quiet time guards replicas that may have missed a deletion; a holder
+    that rejoined empty and is handed a message later copies it when a SYNC_REPLY asks."""
+    a, c = (NodeId(bytes([n]) * 32) for n in (10, 12))
+    node = StorageHolder(a, authoriser=VectorAuthoriser(), now=T0)
+    node.repair_now(now=T0, rejoined=True)  # joined with nothing held
+    drain(node)
+    request = store()
+    node.receive(m.encode(request), peer=PEER, now=T0 + 1)
+    drain(node)
+    wanted = m.Sync(reply=True, rendezvous_key=KEY, message_ids=(request.message_id,), receipts=())
+    node.receive(m.encode(wanted), peer=c, now=T0 + 2)
+    sent = [x for x in drain(node) if isinstance(x, Send)]
+    assert [x.peer for x in sent] == [c]
+    assert isinstance(m.decode(sent[0].data), m.Replicate)
