@@ -149,6 +149,11 @@ class SfHost:
         self.holder.repair_now(now=self._clock(), rejoined=True)
         self._loop.poke()
 
+    def repair_now(self) -> None:
+        """SF-7.1: a repair round at once, without waiting for ``repair_interval``."""
+        self.holder.repair_now(now=self._clock())
+        self._loop.poke()
+
     def _route(self, sender: NodeId, address: Address, data: bytes) -> None:
         try:
             kind = m.peek_type(data)

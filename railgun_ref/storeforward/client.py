@@ -325,6 +325,10 @@ class SfClient:
         )
         return m.MailboxKeys(room_id=room_id, first_epoch=first, keys=keys)
 
+    def known_mailboxes(self) -> int:
+        """How many (room, member) mailbox keys this member has learned (SF-8.1)."""
+        return len(self._mailboxes)
+
     def restore_mailbox_keys(self, member: NodeId, data: bytes) -> None:
         """What `PersistMailboxKeys` wrote (re-checked shape, no membership check)."""
         try:
