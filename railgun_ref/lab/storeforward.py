@@ -130,7 +130,7 @@ class LabMember:
     index: int
     data_dir: Path
     client: Client | None = None
-    node_id: NodeId = NodeId(b"")
+    node_id: NodeId = NodeId(b"")  # noqa: RUF009 -- NewType: the call returns b""
     received: list[MessageReceived] = field(default_factory=list)
     stop_event: anyio.Event | None = None
     stopped: anyio.Event | None = None
