@@ -43,6 +43,17 @@ import anyio
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.bootstrap import BootstrapSetup
+from railgun_ref.drivers.call_events import (
+    CallEnded,
+    CallEvent,
+    CallPlanChanged,
+    CallProblem,
+    CallProblemKind,
+    CallRefusal,
+    CallSignalRefused,
+    IncomingCall,
+)
+from railgun_ref.drivers.calls import Call, CallManager, RoomDirectory
 from railgun_ref.drivers.central_client import Resolver
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.peer_cache import PeerCache
@@ -67,8 +78,17 @@ from railgun_ref.transport.service import HybridTransportConfig, TransportOverri
 from railgun_ref.transport.state import TransportMode, TransportState
 
 __all__ = [
+    "Call",
+    "CallEnded",
+    "CallEvent",
+    "CallPlanChanged",
+    "CallProblem",
+    "CallProblemKind",
+    "CallRefusal",
+    "CallSignalRefused",
     "Client",
     "Failure",
+    "IncomingCall",
     "InvitationExpired",
     "MembersChange",
     "MessageAccepted",
@@ -135,6 +155,32 @@ class Client:
     def __init__(self, transport: HybridTransport, address: Address) -> None:
         self.transport = transport
         self.address = address  #: where its DHT node / P2P path listens
+        #: Calls (VOICE-6), started by `connect` unless told not to.
+        self.calls: CallManager | None = None
+
+    # ---------------------------------------------------------------- calls
+
+    def _call_manager(self) -> CallManager:
+        if self.calls is None:
+            raise LocalProtocolError("calls are not running on this client")
+        return self.calls
+
+    async def call(self, room: str | bytes, *, audio: bool = True, video: bool = False) -> Call:
+        """Ring the room's reachable members and start a call (VOICE-6.2); they `answer`.
+
+        Works with the central service down: signalling travels on the node's own
+        channel and is accepted only from members of the room's signed log."""
+        return await self._call_manager().place(self.room_id(room), audio=audio, video=video)
+
+    async def answer(self, call_id: bytes, *, audio: bool = True, video: bool = False) -> Call:
+        """Take part in a call an `IncomingCall` event announced (VOICE-6.3)."""
+        return await self._call_manager().answer(call_id, audio=audio, video=video)
+
+    async def hang_up(self, call_id: bytes) -> None:
+        """Leave a call (VOICE-6.5); the others go on."""
+        call = self._call_manager().calls.get(call_id)
+        if call is not None:
+            await call.leave()
 
     @property
     def node_id(self) -> NodeId:
@@ -274,6 +320,7 @@ async def connect(
     port: int = 0,
     host: str = "127.0.0.1",
     allow_public: bool = False,
+    calls: bool = True,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
 
@@ -287,7 +334,8 @@ async def connect(
     ``data_dir/bootstrap-peers.db``. The node binds `host`:`port` (IPv4 or
     IPv6); an address off loopback needs `allow_public` (ValueError otherwise).
     Peers learn this client's address from where its datagrams come from, never
-    from `host`.
+    from `host`. With `calls` (the default) the client
+    answers call signalling (`Client.call`, `IncomingCall`).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -317,8 +365,12 @@ async def connect(
     )
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)
+        client = Client(transport, address)
+        if calls:
+            client.calls = CallManager(RoomDirectory(transport), transport.emit_event)
+            await tg.start(client.calls.run)
         try:
-            yield Client(transport, address)
+            yield client
         finally:
             tg.cancel_scope.cancel()
             if setup is not None and setup is not bootstrap_setup and setup.cache is not None:

@@ -63,6 +63,7 @@ from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.bootstrap import BootstrapSetup, run_bootstrap, udp_address
+from railgun_ref.drivers.call_events import ClientCallEvent
 from railgun_ref.drivers.central_client import (
     CentralClient,
     CentralError,
@@ -294,6 +295,7 @@ TransportEvent = (
     | RoomMembershipChanged
     | InvitationExpired
     | Failure
+    | ClientCallEvent
 )
 
 
@@ -672,6 +674,9 @@ class HybridTransport:
             FailureKind.P2P,
             f"{action.message_id.hex()} to {action.member.hex()[:16]}: store {action.reason}",
         )
+    def emit_event(self, event: TransportEvent) -> None:
+        """Put `event` on `events` (components beside the transport: calls)."""
+        self._emit(event)
 
     def _emit(self, event: TransportEvent) -> None:
         # Events are best-effort once nobody listens any more (or we stopped).

@@ -141,8 +141,11 @@ from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.drivers.voice_signalling import (
     Answer,
+    Join,
     Offer,
+    PlanMessage,
     Replan,
+    Ring,
     SignallingChannel,
     SignalMessage,
 )
@@ -250,6 +253,24 @@ class OpusClip:
     @property
     def frames(self) -> int:
         return len(self.payloads)
+
+
+#: A muted participant's frame: Opus code-3 packet (RFC 6716 §3.2.5) of one 20 ms CELT
+#: fullband silence frame, padded with 2 bytes holding the clip frame number, so a
+#: listener and a forwarder still name (and de-duplicate) frames while nothing is said.
+_SILENT_HEAD: Final = bytes([0xFB, 0x41, 0x02, 0xFF, 0xFE])
+
+
+def silent_frame(clip_index: int) -> bytes:
+    """The muted stand-in for clip frame `clip_index` (valid Opus: silence)."""
+    return _SILENT_HEAD + clip_index.to_bytes(2, "big")
+
+
+def silent_index(payload: bytes) -> int | None:
+    """The clip frame number a `silent_frame` payload stands for, else None."""
+    if len(payload) == len(_SILENT_HEAD) + 2 and payload.startswith(_SILENT_HEAD):
+        return int.from_bytes(payload[-2:], "big")
+    return None
 
 
 @functools.cache
@@ -749,6 +770,8 @@ class CallRunnerCounter(StrEnum):
     SIGNALLING_BAD_ANSWER = "signalling.bad_answer"
     SIGNALLING_OTHER_CALL = "signalling.other_call"
     SIGNALLING_UNEXPECTED_REPLAN = "signalling.unexpected_replan"
+    #: RING/JOIN/PLAN: call control, for the call manager (drivers/calls.py), not a runner
+    SIGNALLING_CALL_CONTROL = "signalling.call_control"
 
 
 class MediaRouter:
@@ -939,6 +962,9 @@ class CallRunner:
         self._stock_receivers: dict[NodeId, RTCRtpReceiver] = {}
         self._stock_ready: dict[NodeId, asyncio.Event] = {}
         self._applying: set[int] = set()
+        #: While True the capture loop sends silence (`silent_frame`: the client's mute),
+        #: so links stay alive and listeners do not take the muted for gone.
+        self.muted = False
 
     # ---------------------------------------------------------------- running
 
@@ -990,9 +1016,9 @@ class CallRunner:
                 now_frame = self.clock.current_frame(time.monotonic())
                 self.counters.inc(CallRunnerCounter.CAPTURE_SKIPPED, now_frame - frame)
                 frame = now_frame
-            self.router.on_frame(
-                self.node_id, frame, clip.payloads[frame % clip.frames], time.monotonic()
-            )
+            index = frame % clip.frames
+            payload = silent_frame(index) if self.muted else clip.payloads[index]
+            self.router.on_frame(self.node_id, frame, payload, time.monotonic())
             frame += 1
 
     async def _watchdog(self) -> None:
@@ -1198,7 +1224,9 @@ class CallRunner:
             link.heard.add(source)
             payload = packet.payload
             clip_index = index.get(payload)
-            if clip_index is not None:
+            if clip_index is None:
+                clip_index = silent_index(payload)
+            if clip_index is not None and clip_index < frames:
                 frame = clock.unwrap(clip_index, arrival, frames)
                 router.on_frame(source, frame, payload, arrival, epoch=epoch)
             else:
@@ -1313,6 +1341,8 @@ class CallRunner:
                     self._start_replan(message.epoch, frozenset(message.gone), announce=False)
                 else:
                     self.counters.inc(CallRunnerCounter.SIGNALLING_UNEXPECTED_REPLAN)
+            case Ring() | Join() | PlanMessage():
+                self.counters.inc(CallRunnerCounter.SIGNALLING_CALL_CONTROL)
             case _:
                 assert_never(message)
 
@@ -1329,6 +1359,11 @@ class CallRunner:
                 await link.pc.close()
 
     # ---------------------------------------------------------------- views
+
+    @property
+    def applying(self) -> frozenset[int]:
+        """The epochs whose plans are being switched to."""
+        return frozenset(self._applying)
 
     def links(self) -> list[tuple[int, NodeId, bool]]:
         """(epoch, peer, connected) of every open link."""

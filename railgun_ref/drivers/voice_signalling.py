@@ -18,7 +18,13 @@ version and a type tag:
     OFFER   4: sdp (text), 5: offerer->answerer streams, 6: answerer->offerer
             streams; a stream list is [[mid (text), source node id (32 bytes)], ...]
     ANSWER  4: sdp (text)
-    REPLAN  7: node ids the sender found gone (list of 32-byte ids)
+    REPLAN  7: node ids the sender found gone (list of 32-byte ids); a participant
+            hanging up sends one naming itself (VOICE-6.5)
+    RING    8: room id, 9: media (bit 0 audio, bit 1 video)            (VOICE-6.2)
+    JOIN    8: room id, 9: media                                         (VOICE-6.3)
+    PLAN    10: topology (text), 11: participants (sorted ids),
+            12: hosts (ids, best first), 13: assignment [[participant, host], ...]
+                                                                         (VOICE-6.4)
 
 `epoch` numbers the call plans of one call: every media link belongs to the
 epoch of the plan that asked for it, so the old and new links of a
@@ -65,6 +71,9 @@ class MessageType(IntEnum):
     OFFER = 1
     ANSWER = 2
     REPLAN = 3
+    RING = 4
+    JOIN = 5
+    PLAN = 6
 
 
 class _Key(IntEnum):
@@ -76,6 +85,21 @@ class _Key(IntEnum):
     FORWARD = 5
     BACKWARD = 6
     GONE = 7
+    ROOM = 8
+    MEDIA = 9
+    TOPOLOGY = 10
+    PARTICIPANTS = 11
+    HOSTS = 12
+    ASSIGNMENT = 13
+
+
+#: Longest accepted room id, in bytes (closed rooms use 32).
+MAX_ROOM_ID_SIZE: Final = 64
+#: Media flags of RING and JOIN.
+MEDIA_AUDIO: Final = 1
+MEDIA_VIDEO: Final = 2
+#: The topologies a PLAN may name (VOICE-1.1 wire values).
+PLAN_TOPOLOGIES: Final = frozenset({"mesh", "sfu", "distributed-sfu"})
 
 
 #: (mid, source node id): which transceiver carries which participant's audio.
@@ -111,7 +135,39 @@ class Replan:
     gone: tuple[NodeId, ...]
 
 
-SignalMessage = Offer | Answer | Replan
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ring:
+    """Call control: the sender started call `call_id` in room `room_id` (VOICE-6.2)."""
+
+    call_id: bytes
+    room_id: bytes
+    media: int
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Join:
+    """Call control: the sender asks to take part in call `call_id` (VOICE-6.3)."""
+
+    call_id: bytes
+    room_id: bytes
+    media: int
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanMessage:
+    """Call control: the call's coordinator moved the call to this plan (VOICE-6.4)."""
+
+    call_id: bytes
+    epoch: int
+    topology: str
+    participants: tuple[NodeId, ...]
+    hosts: tuple[NodeId, ...]
+    assignment: tuple[tuple[NodeId, NodeId], ...]
+
+
+SignalMessage = Offer | Answer | Replan | Ring | Join | PlanMessage
 
 
 def _encode_streams(streams: StreamMap) -> list[list[object]]:
@@ -141,6 +197,16 @@ def encode_message(message: SignalMessage) -> bytes:
         case Replan():
             body[_Key.TYPE] = MessageType.REPLAN
             body[_Key.GONE] = [bytes(node) for node in message.gone]
+        case Ring() | Join():
+            body[_Key.TYPE] = MessageType.RING if isinstance(message, Ring) else MessageType.JOIN
+            body[_Key.ROOM] = message.room_id
+            body[_Key.MEDIA] = message.media
+        case PlanMessage():
+            body[_Key.TYPE] = MessageType.PLAN
+            body[_Key.TOPOLOGY] = message.topology
+            body[_Key.PARTICIPANTS] = [bytes(node) for node in message.participants]
+            body[_Key.HOSTS] = [bytes(node) for node in message.hosts]
+            body[_Key.ASSIGNMENT] = [[bytes(p), bytes(h)] for p, h in message.assignment]
         case _:
             assert_never(message)
     return cbor.encode({int(k): v for k, v in sorted(body.items())})
@@ -173,6 +239,67 @@ def _decode_streams(value: object) -> StreamMap:
     if len({mid for mid, _ in streams}) != len(streams):
         raise _malformed("duplicate mid in a stream list")
     return tuple(streams)
+
+
+def _decode_nodes(value: object) -> tuple[NodeId, ...]:
+    if not isinstance(value, list) or len(value) > MAX_STREAMS:
+        raise _malformed("node list must be a list of at most 256 node ids")
+    nodes = []
+    for node in value:
+        if not isinstance(node, bytes):
+            raise _malformed("node list must hold node ids")
+        nodes.append(parse_node_id(node))
+    return tuple(nodes)
+
+
+def _decode_ring(body: Mapping[int, object], kind: int, call_id: bytes, epoch: int) -> Ring | Join:
+    room_id = _field(body, _Key.ROOM, bytes)
+    media = _field(body, _Key.MEDIA, int)
+    assert isinstance(room_id, bytes) and isinstance(media, int)
+    if not 0 < len(room_id) <= MAX_ROOM_ID_SIZE:
+        raise _malformed("room id must be 1..64 bytes")
+    if media & ~(MEDIA_AUDIO | MEDIA_VIDEO) or not media or epoch != 0:
+        raise _malformed("media must be a non-empty set of audio/video, epoch 0")
+    if kind == MessageType.RING:
+        return Ring(call_id=call_id, room_id=room_id, media=media)
+    return Join(call_id=call_id, room_id=room_id, media=media)
+
+
+def _decode_plan(body: Mapping[int, object], call_id: bytes, epoch: int) -> PlanMessage:
+    topology = _field(body, _Key.TOPOLOGY, str)
+    if topology not in PLAN_TOPOLOGIES:
+        raise _malformed(f"unknown topology {topology!r}")
+    participants = _decode_nodes(body.get(_Key.PARTICIPANTS))
+    hosts = _decode_nodes(body.get(_Key.HOSTS))
+    pairs = body.get(_Key.ASSIGNMENT)
+    if not isinstance(pairs, list) or len(pairs) > MAX_STREAMS:
+        raise _malformed("assignment must be a list of [participant, host]")
+    assignment = []
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise _malformed("assignment entry must be [participant, host]")
+        nodes = _decode_nodes(pair)
+        assignment.append((nodes[0], nodes[1]))
+    members = set(participants)
+    if (
+        not participants
+        or list(participants) != sorted(members)
+        or not set(hosts) <= members
+        or len(set(hosts)) != len(hosts)
+        or (topology == "mesh") != (not hosts)
+        or {p for p, _ in assignment} != (members if hosts else set())
+        or len(assignment) != len({p for p, _ in assignment})
+        or any(h not in hosts for _, h in assignment)
+    ):
+        raise _malformed("plan breaks VOICE-1.1")
+    return PlanMessage(
+        call_id=call_id,
+        epoch=epoch,
+        topology=str(topology),
+        participants=participants,
+        hosts=hosts,
+        assignment=tuple(assignment),
+    )
 
 
 def decode_message(data: bytes) -> SignalMessage:
@@ -213,16 +340,15 @@ def decode_message(data: bytes) -> SignalMessage:
         else:
             message = Answer(call_id=call_id, epoch=epoch, sdp=sdp)
     elif kind == MessageType.REPLAN:
-        gone = body.get(_Key.GONE)
-        if not isinstance(gone, list) or len(gone) > MAX_STREAMS:
-            raise _malformed("gone must be a list of node ids")
-        nodes = []
-        for node in gone:
-            if not isinstance(node, bytes):
-                raise _malformed("gone must hold node ids")
-            nodes.append(parse_node_id(node))
         allowed.add(_Key.GONE)
-        message = Replan(call_id=call_id, epoch=epoch, gone=tuple(nodes))
+        message = Replan(call_id=call_id, epoch=epoch, gone=_decode_nodes(body.get(_Key.GONE)))
+    elif kind in (MessageType.RING, MessageType.JOIN):
+        allowed |= {_Key.ROOM, _Key.MEDIA}
+        assert isinstance(kind, int)
+        message = _decode_ring(body, kind, call_id, epoch)
+    elif kind == MessageType.PLAN:
+        allowed |= {_Key.TOPOLOGY, _Key.PARTICIPANTS, _Key.HOSTS, _Key.ASSIGNMENT}
+        message = _decode_plan(body, call_id, epoch)
     else:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"voice message type {kind}")
     extra = set(body) - {int(k) for k in allowed}

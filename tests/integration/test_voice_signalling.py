@@ -16,9 +16,12 @@ from railgun_ref.drivers.voice_media import (
 )
 from railgun_ref.drivers.voice_signalling import (
     Answer,
+    Join,
     NodeSignalling,
     Offer,
+    PlanMessage,
     Replan,
+    Ring,
     SignallingCounter,
     SignalMessage,
     decode_message,
@@ -39,6 +42,19 @@ def test_messages_round_trip() -> None:
         Offer(call_id=CALL, epoch=3, sdp="v=0\r\n", forward=(("0", A),), backward=(("1", B),)),
         Answer(call_id=CALL, epoch=3, sdp="v=0\r\n"),
         Replan(call_id=CALL, epoch=4, gone=(A, B)),
+        Ring(call_id=CALL, room_id=bytes(32), media=1),
+        Join(call_id=CALL, room_id=bytes(32), media=3),
+        PlanMessage(
+            call_id=CALL, epoch=2, topology="mesh", participants=(A, B), hosts=(), assignment=()
+        ),
+        PlanMessage(
+            call_id=CALL,
+            epoch=5,
+            topology="sfu",
+            participants=(A, B),
+            hosts=(B,),
+            assignment=((A, B), (B, B)),
+        ),
     ]
     for message in messages:
         assert decode_message(encode_message(message)) == message
@@ -57,9 +73,17 @@ def test_messages_round_trip() -> None:
         cbor.encode({0: 1, 1: 1, 2: CALL, 3: 0, 4: "x", 5: [["0", A], ["0", B]], 6: []}),  # dup mid
         cbor.encode({0: 1, 1: 2, 2: CALL, 3: 0, 4: "x", 9: 1}),  # stray field
         cbor.encode({0: 1, 1: 3, 2: CALL, 3: 0, 7: [b"x"]}),
+        cbor.encode({0: 1, 1: 4, 2: CALL, 3: 0, 8: b"", 9: 1}),  # empty room id
+        cbor.encode({0: 1, 1: 4, 2: CALL, 3: 0, 8: b"r", 9: 4}),  # unknown media bit
+        cbor.encode({0: 1, 1: 5, 2: CALL, 3: 1, 8: b"r", 9: 1}),  # JOIN with an epoch
+        cbor.encode({0: 1, 1: 6, 2: CALL, 3: 1, 10: "ring", 11: [A], 12: [], 13: []}),
+        cbor.encode({0: 1, 1: 6, 2: CALL, 3: 1, 10: "mesh", 11: [B, A], 12: [], 13: []}),
+        cbor.encode({0: 1, 1: 6, 2: CALL, 3: 1, 10: "sfu", 11: [A, B], 12: [A], 13: [[A, A]]}),
+        cbor.encode({0: 1, 1: 6, 2: CALL, 3: 1, 10: "mesh", 11: [A], 12: [A], 13: []}),
     ],
 )
 def test_bad_messages_raise_only_remote_protocol_error(data: bytes) -> None:
+    """VOICE-6.1: every malformed message is refused as the remote's error."""
     with pytest.raises(RemoteProtocolError):
         decode_message(data)
 
