@@ -203,6 +203,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         verbosity=args.verbose,
         lookups=tuple(args.lookup),
+        advertise=args.advertise,
     )
 
 
@@ -574,6 +575,12 @@ def _add_node(sub: _Subparsers) -> None:
         type=_node_key,
         metavar="KEY",
         help="after joining, look up this 64-hex-digit key and print the closest (repeatable)",
+    )
+    node.add_argument(
+        "--no-advertise",
+        dest="advertise",
+        action="store_false",
+        help="do not advertise this node's capabilities in the DHT (CAP-3.3; default: advertise)",
     )
     node.add_argument(
         "-v",

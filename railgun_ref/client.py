@@ -54,6 +54,7 @@ from railgun_ref.drivers.call_events import (
     IncomingCall,
 )
 from railgun_ref.drivers.calls import Call, CallManager, RoomDirectory
+from railgun_ref.drivers.capabilities import advertise_by_default, machine_reader
 from railgun_ref.drivers.central_client import Resolver
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.peer_cache import PeerCache
@@ -321,6 +322,7 @@ async def connect(
     host: str = "127.0.0.1",
     allow_public: bool = False,
     calls: bool = True,
+    advertise_capabilities: bool = True,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
 
@@ -335,7 +337,10 @@ async def connect(
     IPv6); an address off loopback needs `allow_public` (ValueError otherwise).
     Peers learn this client's address from where its datagrams come from, never
     from `host`. With `calls` (the default) the client
-    answers call signalling (`Client.call`, `IncomingCall`).
+    answers call signalling (`Client.call`, `IncomingCall`). With
+    `advertise_capabilities` (the default) it detects this machine's
+    capabilities and keeps them advertised in the DHT (CAP-3.3, CAP-3.4;
+    `drivers.capabilities.advertise_by_default`), which call elections read.
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -366,6 +371,8 @@ async def connect(
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)
         client = Client(transport, address)
+        if advertise_capabilities:
+            tg.start_soon(advertise_by_default, transport.host, machine_reader())
         if calls:
             client.calls = CallManager(RoomDirectory(transport), transport.emit_event)
             await tg.start(client.calls.run)

@@ -17,17 +17,22 @@ with its *authenticated* sender and is checked before anything else:
 a RING to every member of the room whose P2P address is known. A member that
 `answer`s sends JOIN (repeated each second until a plan names it) to the
 caller and every other reachable member. The call's *coordinator* is the
-smallest node id of the plan in force (VOICE-6.4): on a JOIN it computes the
-next plan with the joiner (the VOICE election from the participants'
-advertised capabilities when it holds all of them, else a mesh up to the
-largest mesh size and a single SFU on the coordinator beyond), sends it as
+smallest node id of the plan in force (VOICE-6.4): on a JOIN it fetches the
+capability advertisements (CAP-3.5) of the participants it does not know
+yet — every client and node advertises by default — and computes the next
+plan with the joiner (the VOICE election when it holds every participant's
+advertisement, else a mesh up to the largest mesh size and a single SFU on
+the smallest id beyond), sends it as
 PLAN at epoch + 1 to every participant, and applies it. A participant that
 hangs up sends REPLAN naming itself at epoch + 1 (VOICE-6.5): the survivors
 compute the next plan from the same plan and the same REPLAN (the runner's
 `elect_without`/`replan_without`), so a leave needs no coordinator — even the
 coordinator's own. Offers, answers and replans go to the call's
 `CallRunner` (drivers/voice_media.py), which owns the media links and
-re-elects a vanished host by itself.
+replaces a vanished host by itself. Runners are given no capabilities, so
+they re-plan by `replan_without` (the plan's surviving hosts, else the
+smallest id): survivors may hold different advertisements, and an election
+on different inputs would split the call; the next join re-elects.
 
 A `Call` watches its runner every `WATCH_INTERVAL`: a new epoch is a
 `CallPlanChanged`; a participant whose media never arrived `silent_after`
@@ -107,6 +112,8 @@ SILENT_AFTER: Final = 8.0
 #: A joiner repeats JOIN this often until a plan names it, at most JOIN_TRIES times.
 JOIN_INTERVAL: Final = 1.0
 JOIN_TRIES: Final = 30
+#: Longest wait for one participant's capability advertisement (CAP-3.5).
+FETCH_TIMEOUT: Final = 5.0
 #: Rings remembered (unanswered calls), oldest dropped first.
 MAX_RINGS: Final = 64
 
@@ -168,6 +175,13 @@ class RoomDirectory:
             raise LocalProtocolError(f"no address known for node {peer.hex()[:12]}")
         await self._transport.host.send_app(address, APP_TOPIC_VOICE, payload)
 
+    async def fetch_capabilities(self, node: NodeId) -> DeviceCapabilities | None:
+        """`node`'s advertised capabilities from the DHT (CAP-3.5), None if not found."""
+        with anyio.move_on_after(FETCH_TIMEOUT):
+            advertisement = await self._transport.host.fetch_capabilities(node)
+            return None if advertisement is None else advertisement.capabilities
+        return None
+
     def inbox(self) -> MemoryObjectReceiveStream[AppMessageReceived]:
         return self._transport.host.app_inbox(APP_TOPIC_VOICE)
 
@@ -209,7 +223,7 @@ class Call:
             self.channel,
             call_id=call_id,
             clock=MediaClock(origin=0.0),
-            capabilities=manager.capabilities,
+            capabilities=None,  # a leave re-plans by replan_without: see the module docstring
             loss_timeout=manager.loss_timeout,
             connect_timeout=manager.connect_timeout,
         )
@@ -398,9 +412,10 @@ class CallManager:
     ) -> None:
         self.directory = directory
         self._emit = emit
-        #: Participants' advertised capabilities (the election's input); a caller may
-        #: keep updating the mapping it passed.
+        #: Participants' capabilities given by the caller (tests, labs); None: those
+        #: advertised in the DHT (`advertised`, fetched as participants join).
         self.capabilities = capabilities
+        self.advertised: dict[NodeId, DeviceCapabilities] = {}
         self.loss_timeout = loss_timeout
         self.connect_timeout = connect_timeout
         self.silent_after = silent_after
@@ -482,7 +497,7 @@ class CallManager:
         """VOICE-6.4: the election if every participant's capabilities are known, else
         a mesh up to the largest mesh and a single SFU on the smallest id beyond."""
         members = tuple(sorted(set(participants)))
-        caps = self.capabilities or {}
+        caps = self.advertised if self.capabilities is None else self.capabilities
         if all(p in caps for p in members):
             with contextlib.suppress(VoiceError):
                 before = None if previous is None else as_call_plan(previous)
@@ -572,6 +587,10 @@ class CallManager:
         if joiner in plan.participants:
             return
         await call.started()
+        await self.learn_capabilities((*plan.participants, joiner))
+        plan = call.runner.plan
+        if plan is None or joiner in plan.participants or call.coordinator != call.node_id:
+            return  # the call moved on while we read the DHT
         epoch = max(call.runner.epoch, *call.runner.applying, 0) + 1
         new = self.plan_for((*plan.participants, joiner), plan)
         message = plan_message(call.call_id, epoch, new)
@@ -580,6 +599,21 @@ class CallManager:
                 await self.send(peer, message)
                 self.counters.inc(CallCounter.PLANS_SENT)
         await call.apply(new, epoch)
+
+    async def learn_capabilities(self, nodes: tuple[NodeId, ...]) -> None:
+        """Fetch the advertisements of `nodes` not known yet (CAP-3.5), all at once."""
+        if self.capabilities is not None:
+            return
+
+        async def fetch(node: NodeId) -> None:
+            found = await self.directory.fetch_capabilities(node)
+            if found is not None:
+                self.advertised[node] = found
+
+        async with anyio.create_task_group() as tg:
+            for node in nodes:
+                if node not in self.advertised:
+                    tg.start_soon(fetch, node)
 
     def _on_plan(self, sender: NodeId, message: PlanMessage, call: Call) -> None:
         """VOICE-6.4: a PLAN counts from the coordinator of the plan in force (any member

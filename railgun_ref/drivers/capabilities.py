@@ -264,3 +264,70 @@ async def measure_bandwidth(
         pings=pings,
         failures=failures,
     )
+
+
+#: Bandwidth a node advertises when nothing was measured, bytes/s each way (1 MB/s:
+#: a modest broadband line; `detect_capabilities` takes a measurement when there is one).
+UNMEASURED_BANDWIDTH: Final = 1_000_000
+#: Seconds before a publication no peer accepted is tried again.
+ADVERTISE_RETRY: Final = 5.0
+
+
+def machine_reader(
+    *,
+    server: bool = False,
+    nat_type: NatType = NatType.UNKNOWN,
+    bandwidth: float = UNMEASURED_BANDWIDTH,
+    sharing: CapacitySharingConfig = DEFAULT_SHARING,
+) -> Callable[[], DeviceCapabilities]:
+    """A `read_capabilities` for `advertise_by_default`: this machine, read afresh each
+    time (battery and power change; the bandwidth and NAT type are the caller's)."""
+
+    def read() -> DeviceCapabilities:
+        return detect_capabilities(
+            upload_bandwidth=bandwidth,
+            download_bandwidth=bandwidth,
+            nat_type=nat_type,
+            sharing=sharing,
+            server=server,
+        )
+
+    return read
+
+
+async def advertise_by_default(
+    host: NodeHost,
+    read_capabilities: Callable[[], DeviceCapabilities],
+    *,
+    reading_interval: float = 60.0,
+    retry: float = ADVERTISE_RETRY,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """What every client and node runs unless told not to (CAP-3.3, CAP-3.4).
+
+    `keep_advertising`'s schedule (re-read every `reading_interval`, publish
+    on a change that matters, refresh at half the TTL), except that a
+    publication no peer accepted — a node that has not joined the DHT yet —
+    is tried again after `retry` seconds instead of at the next refresh.
+    """
+    if not reading_interval > 0 or not retry > 0:
+        raise ValueError("reading_interval and retry must be positive")
+    advertiser = Advertiser()
+    next_reading = clock()
+    while True:
+        now = clock()
+        if now >= next_reading:
+            advertiser.update(read_capabilities(), now=now)
+            next_reading = now + reading_interval
+        advertiser.on_timer(now=now)
+        action = advertiser.next_action()
+        if action is not None:
+            outcome = await host.advertise_capabilities(action.capabilities, ttl=action.ttl)
+            if outcome.accepted == 0:
+                await anyio.sleep(retry)
+                advertiser = Advertiser()  # nothing stored: due again at once
+                next_reading = clock()
+            continue
+        due = advertiser.next_deadline()
+        wake = next_reading if due is None else min(due, next_reading)
+        await anyio.sleep(max(0.0, wake - clock()))

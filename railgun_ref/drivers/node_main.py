@@ -37,6 +37,7 @@ from railgun_ref.capacity.nat import NatType
 from railgun_ref.core import cbor
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.drivers.capabilities import detect_capabilities
+from railgun_ref.drivers.capabilities import advertise_by_default, machine_reader
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
@@ -229,6 +230,7 @@ async def _serve(
     where: str,
     lookups: tuple[bytes, ...] = (),
     holder_path: Path | None = None,
+    advertise: bool = True,
 ) -> None:
     async with anyio.create_task_group() as tg:
         try:
@@ -237,6 +239,8 @@ async def _serve(
             raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         if holder_path is not None:  # SF-8.5: a node with a data directory keeps messages
             await tg.start(_holder(host, holder_path).run)
+        elif advertise:  # CAP-3.7 (a holder advertises itself, SF-8.5); NAT not measured
+            tg.start_soon(advertise_by_default, host, machine_reader(server=True))
         _print(
             f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
         )
@@ -283,6 +287,7 @@ def run_node(
     verbosity: int = 0,
     lookups: tuple[bytes, ...] = (),
     allow_public: bool = False,
+    advertise: bool = True,
 ) -> int:
     """Serve a node. With `data_dir`, its identity, held records and cached peers live
     there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
@@ -305,7 +310,16 @@ def run_node(
         if not bootstrap:
             bootstrap = node_host.cached_peers()
         holder_path = None if data_dir is None else Path(data_dir) / "storeforward.sqlite3"
-        anyio.run(_serve, node_host, bootstrap, verbosity, f"{host}:{port}", lookups, holder_path)
+        anyio.run(
+            _serve,
+            node_host,
+            bootstrap,
+            verbosity,
+            f"{host}:{port}",
+            lookups,
+            holder_path,
+            advertise,
+        )
     finally:
         if store is not None:
             store.close()

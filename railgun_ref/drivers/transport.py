@@ -674,6 +674,7 @@ class HybridTransport:
             FailureKind.P2P,
             f"{action.message_id.hex()} to {action.member.hex()[:16]}: store {action.reason}",
         )
+
     def emit_event(self, event: TransportEvent) -> None:
         """Put `event` on `events` (components beside the transport: calls)."""
         self._emit(event)

@@ -84,8 +84,8 @@ async def _plan_without(
 
 
 async def test_three_clients_call_with_central_down(tmp_path: Path) -> None:
-    """VOICE-6.2, VOICE-6.3, VOICE-6.4, VOICE-6.5, VOICE-6.6, VOICE-6.7: ring, answer,
-    hear everyone, refuse outsiders, mute, hang up."""
+    """VOICE-6.2, VOICE-6.3, VOICE-6.4, VOICE-6.5, VOICE-6.6, VOICE-6.7, CAP-3.7: ring,
+    answer, hear everyone, advertisements read, refuse outsiders, mute, hang up."""
     profile = fast_profile()
     central = _dead_central()
     async with (
@@ -114,6 +114,10 @@ async def test_three_clients_call_with_central_down(tmp_path: Path) -> None:
         await _hearing(calls, frames=50)
         assert set(call_a.participants) == {alice.node_id, bob.node_id, carol.node_id}
         assert call_a.topology == "mesh" and call_a.hosts == ()
+        # CAP-3.3: every client advertised by default; the coordinator that added the last
+        # joiner read every participant's advertisement from the DHT (CAP-3.5).
+        managers = [c.calls for c in (alice, bob, carol) if c.calls is not None]
+        assert any(set(call_a.participants) <= set(m.advertised) for m in managers)
 
         # A non-member rings and sends garbage: refused, typed, counted; the call goes on.
         assert alice.calls is not None
