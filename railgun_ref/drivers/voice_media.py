@@ -130,6 +130,7 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
+    sdp,
 )
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -889,6 +890,17 @@ def _intercept_rtp(receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket, float
     setattr(receiver, RTP_HOOK, handle_rtp_packet)
 
 
+def _sdp_names(offer: Offer) -> bool:
+    """Whether the offer's SDP parses and its m-lines are exactly the mids its lists name."""
+    try:
+        description = sdp.SessionDescription.parse(offer.sdp)
+        mids = {media.rtp.muxId for media in description.media}
+    except Exception:  # aiortc's parser raises assorted errors on malformed SDP
+        return False
+    named = {m for m, _ in offer.forward} | {m for m, _ in offer.backward}
+    return bool(named) and mids == named
+
+
 def _prefer_opus(transceiver: RTCRtpTransceiver) -> None:
     codecs = RTCRtpSender.getCapabilities("audio").codecs
     transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "audio/opus"])
@@ -1287,6 +1299,9 @@ class CallRunner:
             or not self.node_id > peer
         ):
             self.counters.inc(CallRunnerCounter.SIGNALLING_PLAN_MISMATCH)
+            return
+        if not _sdp_names(offer):  # before any link is replaced: garbage must not cut a call
+            self.counters.inc(CallRunnerCounter.SIGNALLING_BAD_OFFER)
             return
         link = self._new_link(offer.epoch, peer)
         pc = link.pc

@@ -18,6 +18,8 @@ import pytest
 from railgun_ref.client import (
     Call,
     CallPlanChanged,
+    CallProblem,
+    CallProblemKind,
     CallRefusal,
     CallSignalRefused,
     Client,
@@ -27,7 +29,8 @@ from railgun_ref.client import (
 )
 from railgun_ref.core.constants import APP_TOPIC_VOICE
 from railgun_ref.drivers.calls import CallCounter
-from railgun_ref.drivers.voice_signalling import MEDIA_AUDIO, Ring, encode_message
+from railgun_ref.drivers.voice_media import CallRunnerCounter
+from railgun_ref.drivers.voice_signalling import MEDIA_AUDIO, Offer, Ring, encode_message
 
 from .rooms_helpers import make_room
 
@@ -150,3 +153,60 @@ async def test_three_clients_call_with_central_down(tmp_path: Path) -> None:
         await _hearing([call_a, call_c], frames=50)
         await call_a.leave()
         await call_c.leave()
+
+
+async def _problem(call: Call, kind: CallProblemKind, timeout: float = 90) -> CallProblem:
+    with anyio.fail_after(timeout):
+        while True:
+            event = await call.next_event()
+            if isinstance(event, CallProblem) and event.kind is kind:
+                return event
+
+
+async def test_silent_peer_and_malformed_sdp_leave_the_call_going(tmp_path: Path) -> None:
+    """VOICE-6.7: a participant that never sends media is reported, typed; VOICE-6.6 and
+    VOICE-6.1: an offer whose SDP does not parse is refused before any link is touched;
+    either way the others go on hearing each other."""
+    profile = fast_profile()
+    async with (
+        connect(data_dir=tmp_path / "a", profile=profile) as alice,
+        connect(data_dir=tmp_path / "b", profile=profile, bootstrap=[alice.address]) as bob,
+        connect(data_dir=tmp_path / "c", profile=profile, bootstrap=[alice.address]) as carol,
+    ):
+        room = await make_room(alice, bob, carol, timeout=60)
+        for client in (alice, bob, carol):
+            await client.wait_for_members(room, 2, timeout=60, reachable=True)
+            assert client.calls is not None
+            client.calls.silent_after = 3.0
+        call_a = await alice.call(room)
+        ring_b = await _next(bob, IncomingCall)
+        assert isinstance(ring_b, IncomingCall)
+        call_b = await bob.answer(ring_b.call_id)
+        await _hearing([call_a, call_b], frames=25)
+
+        ring_c = await _next(carol, IncomingCall)
+        assert isinstance(ring_c, IncomingCall)
+        call_c = await carol.answer(ring_c.call_id)
+        call_c.runner.abandon()  # in the plan, but never sends media nor answers
+        silent = await _problem(call_a, CallProblemKind.SILENT_PEER)
+        assert silent.peer == carol.node_id
+        assert carol.node_id in call_a.participants
+        await _hearing([call_a, call_b], frames=50)
+
+        # The smaller id offers (VOICE-4): a garbage SDP with the plan's stream lists.
+        small, large = sorted([(alice, call_a), (bob, call_b)], key=lambda p: p[0].node_id)
+        bad = Offer(
+            call_id=call_a.call_id,
+            epoch=large[1].epoch,
+            sdp="v=0\r\nm=audio x\r\n",
+            forward=(("0", small[0].node_id),),
+            backward=(("1", large[0].node_id),),
+        )
+        await small[0].transport.host.send_app(
+            large[0].address, APP_TOPIC_VOICE, encode_message(bad)
+        )
+        await _problem(large[1], CallProblemKind.BAD_OFFER)
+        await _hearing([call_a, call_b], frames=50)
+        assert large[1].runner.counters.get_count(CallRunnerCounter.LINK_REPLACED) == 0
+        for call in (call_a, call_b, call_c):
+            await call.leave()
