@@ -51,6 +51,7 @@ from railgun_ref.storeforward import messages as sf_messages
 from railgun_ref.storeforward import rendezvous
 from railgun_ref.traversal import messages as traversal_messages
 from railgun_ref.traversal import plan as traversal_plan
+from railgun_ref.voice import signalling as voice_signalling
 from railgun_ref.wire import cbor
 from railgun_ref.wire.envelope import decode_envelope, encode_envelope
 from railgun_ref.wire.framing import FrameDecoder
@@ -651,6 +652,18 @@ def _voice_step(controller: voice.CallController, step: JsonObject) -> None:
         raise _MismatchError(f"unknown event {event!r}")
 
 
+def _check_voice_signalling(group: JsonObject, test: JsonObject) -> None:
+    data = bytes.fromhex(test["encoded"])
+    try:
+        message = voice_signalling.decode_message(data)
+    except RemoteProtocolError as exc:
+        _refused_with(test, exc.code.name)
+        return
+    _accepted(test)
+    _equal("decoded", voice_signalling.to_json(message), test["decoded"])
+    _equal("re-encoded", voice_signalling.encode_message(message).hex(), test["encoded"])
+
+
 def _check_voice_controller(group: JsonObject, test: JsonObject) -> None:
     controller = voice.CallController(config=voice.VoiceConfig.from_json(group["config"]))
     refused = False
@@ -831,6 +844,7 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "SharingScriptTest": _check_sharing_script,
     "VoicePlanTest": _check_voice_plan,
     "VoiceControllerTest": _check_voice_controller,
+    "VoiceSignallingDecodeTest": _check_voice_signalling,
     "RoomIdTest": _check_room_ids,
     "RoomChangeDecodeTest": _check_room_change_decode,
     "RoomLogTest": _check_room_log,

@@ -41,320 +41,66 @@ addresses.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
-from typing import Final, Protocol, assert_never
+from enum import StrEnum
+from typing import Protocol
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from railgun_ref.core.constants import APP_TOPIC_VOICE
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from railgun_ref.core.ids import Address, NodeId, parse_node_id
+from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.events import AppMessageReceived
-from railgun_ref.wire import cbor
+from railgun_ref.voice.signalling import (
+    CALL_ID_SIZE,
+    MAX_MID_SIZE,
+    MAX_ROOM_ID_SIZE,
+    MAX_SDP_SIZE,
+    MAX_STREAMS,
+    MEDIA_AUDIO,
+    MEDIA_VIDEO,
+    PLAN_TOPOLOGIES,
+    SIGNALLING_VERSION,
+    Answer,
+    Join,
+    MessageType,
+    Offer,
+    PlanMessage,
+    Replan,
+    Ring,
+    SignalMessage,
+    StreamMap,
+    decode_message,
+    encode_message,
+)
 
-#: The version of the voice signalling messages this driver speaks.
-SIGNALLING_VERSION: Final = 1
-#: Longest SDP accepted, in characters (a 16-stream offer is about 10 000).
-MAX_SDP_SIZE: Final = 60_000
-#: Most streams one media link may carry in one direction.
-MAX_STREAMS: Final = 256
-#: Longest accepted mid (RFC 8843 identification-tag), in characters.
-MAX_MID_SIZE: Final = 32
-#: Call ids are this many bytes.
-CALL_ID_SIZE: Final = 16
-
-
-class MessageType(IntEnum):
-    OFFER = 1
-    ANSWER = 2
-    REPLAN = 3
-    RING = 4
-    JOIN = 5
-    PLAN = 6
-
-
-class _Key(IntEnum):
-    VERSION = 0
-    TYPE = 1
-    CALL = 2
-    EPOCH = 3
-    SDP = 4
-    FORWARD = 5
-    BACKWARD = 6
-    GONE = 7
-    ROOM = 8
-    MEDIA = 9
-    TOPOLOGY = 10
-    PARTICIPANTS = 11
-    HOSTS = 12
-    ASSIGNMENT = 13
-
-
-#: Longest accepted room id, in bytes (closed rooms use 32).
-MAX_ROOM_ID_SIZE: Final = 64
-#: Media flags of RING and JOIN.
-MEDIA_AUDIO: Final = 1
-MEDIA_VIDEO: Final = 2
-#: The topologies a PLAN may name (VOICE-1.1 wire values).
-PLAN_TOPOLOGIES: Final = frozenset({"mesh", "sfu", "distributed-sfu"})
-
-
-#: (mid, source node id): which transceiver carries which participant's audio.
-StreamMap = tuple[tuple[str, NodeId], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Offer:
-    """The offerer's SDP and which of its transceivers carry whose audio."""
-
-    call_id: bytes
-    epoch: int
-    sdp: str
-    #: Streams the offerer sends to the answerer (mid, source).
-    forward: StreamMap
-    #: Streams the offerer expects from the answerer (mid, source).
-    backward: StreamMap
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Answer:
-    call_id: bytes
-    epoch: int
-    sdp: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Replan:
-    """Call control: the sender moved to plan `epoch` because `gone` vanished."""
-
-    call_id: bytes
-    epoch: int
-    gone: tuple[NodeId, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ring:
-    """Call control: the sender started call `call_id` in room `room_id` (VOICE-6.2)."""
-
-    call_id: bytes
-    room_id: bytes
-    media: int
-    epoch: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Join:
-    """Call control: the sender asks to take part in call `call_id` (VOICE-6.3)."""
-
-    call_id: bytes
-    room_id: bytes
-    media: int
-    epoch: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanMessage:
-    """Call control: the call's coordinator moved the call to this plan (VOICE-6.4)."""
-
-    call_id: bytes
-    epoch: int
-    topology: str
-    participants: tuple[NodeId, ...]
-    hosts: tuple[NodeId, ...]
-    assignment: tuple[tuple[NodeId, NodeId], ...]
-
-
-SignalMessage = Offer | Answer | Replan | Ring | Join | PlanMessage
-
-
-def _encode_streams(streams: StreamMap) -> list[list[object]]:
-    return [[mid, bytes(source)] for mid, source in streams]
-
-
-def encode_message(message: SignalMessage) -> bytes:
-    """The deterministic CBOR encoding of `message`."""
-    if len(message.call_id) != CALL_ID_SIZE:
-        raise LocalProtocolError(f"call id must be {CALL_ID_SIZE} bytes")
-    if message.epoch < 0:
-        raise LocalProtocolError("epoch must be >= 0")
-    body: dict[int, object] = {
-        _Key.VERSION: SIGNALLING_VERSION,
-        _Key.CALL: message.call_id,
-        _Key.EPOCH: message.epoch,
-    }
-    match message:
-        case Offer():
-            body[_Key.TYPE] = MessageType.OFFER
-            body[_Key.SDP] = message.sdp
-            body[_Key.FORWARD] = _encode_streams(message.forward)
-            body[_Key.BACKWARD] = _encode_streams(message.backward)
-        case Answer():
-            body[_Key.TYPE] = MessageType.ANSWER
-            body[_Key.SDP] = message.sdp
-        case Replan():
-            body[_Key.TYPE] = MessageType.REPLAN
-            body[_Key.GONE] = [bytes(node) for node in message.gone]
-        case Ring() | Join():
-            body[_Key.TYPE] = MessageType.RING if isinstance(message, Ring) else MessageType.JOIN
-            body[_Key.ROOM] = message.room_id
-            body[_Key.MEDIA] = message.media
-        case PlanMessage():
-            body[_Key.TYPE] = MessageType.PLAN
-            body[_Key.TOPOLOGY] = message.topology
-            body[_Key.PARTICIPANTS] = [bytes(node) for node in message.participants]
-            body[_Key.HOSTS] = [bytes(node) for node in message.hosts]
-            body[_Key.ASSIGNMENT] = [[bytes(p), bytes(h)] for p, h in message.assignment]
-        case _:
-            assert_never(message)
-    return cbor.encode({int(k): v for k, v in sorted(body.items())})
-
-
-def _malformed(reason: str) -> RemoteProtocolError:
-    return RemoteProtocolError(ErrorCode.MALFORMED, f"voice signalling: {reason}")
-
-
-def _field(body: Mapping[int, object], key: _Key, kind: type) -> object:
-    value = body.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _malformed(f"field {key.name.lower()} missing or not {kind.__name__}")
-    return value
-
-
-def _decode_streams(value: object) -> StreamMap:
-    if not isinstance(value, list) or len(value) > MAX_STREAMS:
-        raise _malformed("stream list must be a list of at most 256 entries")
-    streams: list[tuple[str, NodeId]] = []
-    for entry in value:
-        if not (isinstance(entry, list) and len(entry) == 2):
-            raise _malformed("stream entry must be [mid, source]")
-        mid, source = entry
-        if not isinstance(mid, str) or not 0 < len(mid) <= MAX_MID_SIZE:
-            raise _malformed("mid must be 1..32 characters")
-        if not isinstance(source, bytes):
-            raise _malformed("stream source must be a node id")
-        streams.append((mid, parse_node_id(source)))
-    if len({mid for mid, _ in streams}) != len(streams):
-        raise _malformed("duplicate mid in a stream list")
-    return tuple(streams)
-
-
-def _decode_nodes(value: object) -> tuple[NodeId, ...]:
-    if not isinstance(value, list) or len(value) > MAX_STREAMS:
-        raise _malformed("node list must be a list of at most 256 node ids")
-    nodes = []
-    for node in value:
-        if not isinstance(node, bytes):
-            raise _malformed("node list must hold node ids")
-        nodes.append(parse_node_id(node))
-    return tuple(nodes)
-
-
-def _decode_ring(body: Mapping[int, object], kind: int, call_id: bytes, epoch: int) -> Ring | Join:
-    room_id = _field(body, _Key.ROOM, bytes)
-    media = _field(body, _Key.MEDIA, int)
-    assert isinstance(room_id, bytes) and isinstance(media, int)
-    if not 0 < len(room_id) <= MAX_ROOM_ID_SIZE:
-        raise _malformed("room id must be 1..64 bytes")
-    if media & ~(MEDIA_AUDIO | MEDIA_VIDEO) or not media or epoch != 0:
-        raise _malformed("media must be a non-empty set of audio/video, epoch 0")
-    if kind == MessageType.RING:
-        return Ring(call_id=call_id, room_id=room_id, media=media)
-    return Join(call_id=call_id, room_id=room_id, media=media)
-
-
-def _decode_plan(body: Mapping[int, object], call_id: bytes, epoch: int) -> PlanMessage:
-    topology = _field(body, _Key.TOPOLOGY, str)
-    if topology not in PLAN_TOPOLOGIES:
-        raise _malformed(f"unknown topology {topology!r}")
-    participants = _decode_nodes(body.get(_Key.PARTICIPANTS))
-    hosts = _decode_nodes(body.get(_Key.HOSTS))
-    pairs = body.get(_Key.ASSIGNMENT)
-    if not isinstance(pairs, list) or len(pairs) > MAX_STREAMS:
-        raise _malformed("assignment must be a list of [participant, host]")
-    assignment = []
-    for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2):
-            raise _malformed("assignment entry must be [participant, host]")
-        nodes = _decode_nodes(pair)
-        assignment.append((nodes[0], nodes[1]))
-    members = set(participants)
-    if (
-        not participants
-        or list(participants) != sorted(members)
-        or not set(hosts) <= members
-        or len(set(hosts)) != len(hosts)
-        or (topology == "mesh") != (not hosts)
-        or {p for p, _ in assignment} != (members if hosts else set())
-        or len(assignment) != len({p for p, _ in assignment})
-        or any(h not in hosts for _, h in assignment)
-    ):
-        raise _malformed("plan breaks VOICE-1.1")
-    return PlanMessage(
-        call_id=call_id,
-        epoch=epoch,
-        topology=str(topology),
-        participants=participants,
-        hosts=hosts,
-        assignment=tuple(assignment),
-    )
-
-
-def decode_message(data: bytes) -> SignalMessage:
-    """Parse one signalling message; raises only `RemoteProtocolError`."""
-    body = cbor.decode(data)
-    if not isinstance(body, dict):
-        raise _malformed("message must be a map")
-    version = _field(body, _Key.VERSION, int)
-    if version != SIGNALLING_VERSION:
-        raise RemoteProtocolError(
-            ErrorCode.UNSUPPORTED_VERSION, f"voice signalling version {version}"
-        )
-    kind = _field(body, _Key.TYPE, int)
-    call_id = _field(body, _Key.CALL, bytes)
-    epoch = _field(body, _Key.EPOCH, int)
-    assert isinstance(call_id, bytes) and isinstance(epoch, int)
-    if len(call_id) != CALL_ID_SIZE:
-        raise _malformed(f"call id must be {CALL_ID_SIZE} bytes")
-    if epoch < 0:
-        raise _malformed("epoch must be >= 0")
-    allowed = {_Key.VERSION, _Key.TYPE, _Key.CALL, _Key.EPOCH}
-    message: SignalMessage
-    if kind in (MessageType.OFFER, MessageType.ANSWER):
-        sdp = _field(body, _Key.SDP, str)
-        assert isinstance(sdp, str)
-        if len(sdp) > MAX_SDP_SIZE:
-            raise RemoteProtocolError(ErrorCode.TOO_LARGE, "SDP too long")
-        allowed.add(_Key.SDP)
-        if kind == MessageType.OFFER:
-            allowed |= {_Key.FORWARD, _Key.BACKWARD}
-            message = Offer(
-                call_id=call_id,
-                epoch=epoch,
-                sdp=sdp,
-                forward=_decode_streams(body.get(_Key.FORWARD)),
-                backward=_decode_streams(body.get(_Key.BACKWARD)),
-            )
-        else:
-            message = Answer(call_id=call_id, epoch=epoch, sdp=sdp)
-    elif kind == MessageType.REPLAN:
-        allowed.add(_Key.GONE)
-        message = Replan(call_id=call_id, epoch=epoch, gone=_decode_nodes(body.get(_Key.GONE)))
-    elif kind in (MessageType.RING, MessageType.JOIN):
-        allowed |= {_Key.ROOM, _Key.MEDIA}
-        assert isinstance(kind, int)
-        message = _decode_ring(body, kind, call_id, epoch)
-    elif kind == MessageType.PLAN:
-        allowed |= {_Key.TOPOLOGY, _Key.PARTICIPANTS, _Key.HOSTS, _Key.ASSIGNMENT}
-        message = _decode_plan(body, call_id, epoch)
-    else:
-        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"voice message type {kind}")
-    extra = set(body) - {int(k) for k in allowed}
-    if extra:
-        raise _malformed(f"unexpected fields {sorted(extra)}")
-    return message
+#: The codec lives in the sans-IO `railgun_ref.voice.signalling`; re-exported here.
+__all__ = [
+    "CALL_ID_SIZE",
+    "MAX_MID_SIZE",
+    "MAX_ROOM_ID_SIZE",
+    "MAX_SDP_SIZE",
+    "MAX_STREAMS",
+    "MEDIA_AUDIO",
+    "MEDIA_VIDEO",
+    "PLAN_TOPOLOGIES",
+    "SIGNALLING_VERSION",
+    "Answer",
+    "Join",
+    "MessageType",
+    "NodeSignalling",
+    "Offer",
+    "PlanMessage",
+    "Replan",
+    "Ring",
+    "SignalMessage",
+    "SignallingChannel",
+    "SignallingCounter",
+    "StreamMap",
+    "decode_message",
+    "encode_message",
+]
 
 
 class SignallingChannel(Protocol):

@@ -15,6 +15,8 @@ from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.conformance.builders.base import T0, Vectors
 from railgun_ref.conformance.builders.capacity import caps_json
 from railgun_ref.conformance.common import JsonObject
+from railgun_ref.core import cbor
+from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.voice import (
     CallController,
@@ -25,8 +27,10 @@ from railgun_ref.voice import (
     plan_call,
     stream_counts,
 )
+from railgun_ref.voice import signalling as sig
 
 NOTES: Final = {
+    "Signalling": "Call signalling bytes given to the decoder (VOICE-6.1).",
     "Threshold": "A participant count at, or one either side of, a topology threshold.",
     "Hysteresis": "A previous plan keeps the topology or host count (VOICE-2.2, VOICE-3.3).",
     "TieBreak": "Candidates with equal scores, ordered by NodeId (VOICE-2.3).",
@@ -61,6 +65,8 @@ HEADER: Final = [
     "lists the actions the step produces, in order (connect / switch / disconnect), the",
     "state after it and the next deadline; a step expecting 'error' must be refused and",
     "change nothing. 'counters' are the controller's counters after the last step.",
+    "VoiceSignallingDecodeTest: 'encoded' (VOICE-6.1) must decode to 'decoded' and",
+    "re-encode to the same bytes, or be refused with 'expectedError' (an ErrorCode name).",
 ]
 
 
@@ -860,4 +866,106 @@ def build() -> JsonObject:
     config = VoiceConfig()
     _plan_tests(v, config)
     _controller_tests(v, config)
+    _signalling_tests(v)
     return v.document()
+
+
+# ------------------------------------------------------- VOICE-6.1 signalling
+
+_CALL: Final = bytes(range(16))
+_N1: Final = NodeId(bytes([0x11]) * 32)
+_N2: Final = NodeId(bytes([0x22]) * 32)
+_ROOM: Final = bytes([0x33]) * 32
+
+#: (comment, message or raw CBOR body) -- a message is encoded, a dict is CBOR as given.
+_SIGNALLING: Final[tuple[tuple[str, sig.SignalMessage | dict[int, object]], ...]] = (
+    (
+        "an offer: one stream each way",
+        sig.Offer(
+            call_id=_CALL, epoch=2, sdp="v=0\r\n", forward=(("0", _N1),), backward=(("1", _N2),)
+        ),
+    ),
+    ("an answer", sig.Answer(call_id=_CALL, epoch=2, sdp="v=0\r\n")),
+    ("a hang-up: a replan naming its sender", sig.Replan(call_id=_CALL, epoch=3, gone=(_N2,))),
+    ("a ring for an audio call", sig.Ring(call_id=_CALL, room_id=_ROOM, media=1)),
+    ("a join with audio and video", sig.Join(call_id=_CALL, room_id=_ROOM, media=3)),
+    (
+        "a mesh plan",
+        sig.PlanMessage(
+            call_id=_CALL,
+            epoch=2,
+            topology="mesh",
+            participants=(_N1, _N2),
+            hosts=(),
+            assignment=(),
+        ),
+    ),
+    (
+        "an SFU plan",
+        sig.PlanMessage(
+            call_id=_CALL,
+            epoch=4,
+            topology="sfu",
+            participants=(_N1, _N2),
+            hosts=(_N2,),
+            assignment=((_N1, _N2), (_N2, _N2)),
+        ),
+    ),
+    ("unknown type", {0: 1, 1: 99, 2: _CALL, 3: 0}),
+    ("unknown version", {0: 2, 1: 2, 2: _CALL, 3: 0, 4: "x"}),
+    ("a 5-byte call id", {0: 1, 1: 2, 2: b"short", 3: 0, 4: "x"}),
+    ("a stray field", {0: 1, 1: 2, 2: _CALL, 3: 0, 4: "x", 9: 1}),
+    ("a ring with an empty room id", {0: 1, 1: 4, 2: _CALL, 3: 0, 8: b"", 9: 1}),
+    ("a ring with an unknown media bit", {0: 1, 1: 4, 2: _CALL, 3: 0, 8: _ROOM, 9: 4}),
+    ("a ring with no media", {0: 1, 1: 4, 2: _CALL, 3: 0, 8: _ROOM, 9: 0}),
+    ("a join with an epoch", {0: 1, 1: 5, 2: _CALL, 3: 1, 8: _ROOM, 9: 1}),
+    (
+        "a plan with an unknown topology",
+        {0: 1, 1: 6, 2: _CALL, 3: 1, 10: "ring", 11: [_N1], 12: [], 13: []},
+    ),
+    (
+        "a plan with unsorted participants",
+        {0: 1, 1: 6, 2: _CALL, 3: 1, 10: "mesh", 11: [_N2, _N1], 12: [], 13: []},
+    ),
+    (
+        "a plan assigning a participant to a non-host",
+        {0: 1, 1: 6, 2: _CALL, 3: 1, 10: "sfu", 11: [_N1, _N2], 12: [_N2], 13: [[_N1, _N1]]},
+    ),
+    (
+        "a mesh plan with a host",
+        {0: 1, 1: 6, 2: _CALL, 3: 1, 10: "mesh", 11: [_N1], 12: [_N1], 13: []},
+    ),
+    (
+        "a plan with no participant",
+        {0: 1, 1: 6, 2: _CALL, 3: 1, 10: "mesh", 11: [], 12: [], 13: []},
+    ),
+)
+
+
+def _signalling_tests(v: Vectors) -> None:
+    tests = v.group("VoiceSignallingDecodeTest")
+    for comment, case in _SIGNALLING:
+        data = cbor.encode(case) if isinstance(case, dict) else sig.encode_message(case)
+        try:
+            message = sig.decode_message(data)
+        except RemoteProtocolError as exc:
+            v.test(
+                tests,
+                comment=comment,
+                result="invalid",
+                clause="VOICE-6.1",
+                flags=("Signalling",),
+                encoded=data.hex(),
+                expectedError=exc.code.name,
+            )
+            continue
+        assert sig.encode_message(message) == data, comment
+        v.test(
+            tests,
+            comment=comment,
+            result="valid",
+            clause="VOICE-6.1",
+            flags=("Signalling",),
+            encoded=data.hex(),
+            decoded=sig.to_json(message),
+        )
