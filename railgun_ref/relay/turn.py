@@ -60,6 +60,7 @@ from railgun_ref.capacity.sharing import CapacitySharing, Granted
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address
+from railgun_ref.relay.credentials import CredentialRefusal, check_credential
 from railgun_ref.stun.codec import (
     CHANNEL_NUMBER_MAX,
     CHANNEL_NUMBER_MIN,
@@ -138,6 +139,7 @@ class TurnCounter(StrEnum):
     ALLOCATIONS_DELETED = "turn.allocations_deleted"
     ALLOCATIONS_EXPIRED = "turn.allocations_expired"
     BAD_CREDENTIALS = "turn.bad_credentials"
+    EXPIRED_CREDENTIALS = "turn.expired_credentials"  #: an ephemeral credential past expiry
     BINDING_ANSWERED = "turn.binding_answered"
     CHALLENGED = "turn.challenged"
     CHANNEL_DATA_TO_CLIENT = "turn.channel_data_to_client"
@@ -393,8 +395,11 @@ class TurnServer:
         users: Mapping[str, str],
         sharing: CapacitySharing,
         random_bytes: Callable[[int], bytes],
+        credential_secret: bytes | None = None,
     ) -> None:
         self.config = config
+        #: TURN-2: with a secret, ephemeral member credentials (relay.credentials) work too.
+        self._credential_secret = credential_secret
         self._keys = {
             Username(name).text: long_term_key(name, config.realm, password)
             for name, password in users.items()
@@ -680,13 +685,25 @@ class TurnServer:
                 code=StunErrorCode.BAD_REQUEST,
                 reason="USERNAME, REALM or NONCE missing",
             )
-        key = self._keys.get(username.text) if realm.text == self.config.realm else None
+        key = self._key_for(username.text, now) if realm.text == self.config.realm else None
         if key is None or not check_integrity(request, key):
             self.counters.inc(TurnCounter.BAD_CREDENTIALS)
             return self._reply(request, client, *challenge, code=StunErrorCode.UNAUTHENTICATED)
         if not self.nonce_valid(nonce.text, client=client, now=now):
             return self._reply(request, client, *challenge, code=StunErrorCode.STALE_NONCE)
         return username.text, key
+
+    def _key_for(self, username: str, now: float) -> bytes | None:
+        """The long-term key of a configured user, or of a valid ephemeral one (TURN-2.2)."""
+        key = self._keys.get(username)
+        if key is not None or self._credential_secret is None:
+            return key
+        password = check_credential(self._credential_secret, username, now=now)
+        if password is CredentialRefusal.EXPIRED:
+            self.counters.inc(TurnCounter.EXPIRED_CREDENTIALS)
+        if isinstance(password, CredentialRefusal):
+            return None
+        return long_term_key(username, self.config.realm, password)
 
     def _allocate(
         self, request: StunMessage, client: Address, username: str, key: bytes, now: float
