@@ -32,14 +32,17 @@ by a name is refused (ROOM-2.4). Bodies of `send` are text.
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Unpack
 
 import anyio
+import anyio.abc
 
+from railgun_ref.capacity.nat import NatType
+from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.bootstrap import BootstrapSetup
@@ -73,7 +76,9 @@ from railgun_ref.drivers.transport import (
     StateChange,
     TransportEvent,
 )
+from railgun_ref.drivers.turn_server import TurnUdpServer
 from railgun_ref.identity.keys import Identity, node_id_of
+from railgun_ref.relay.credentials import CREDENTIAL_SECRET_SIZE
 from railgun_ref.transport.p2p import P2PConfig
 from railgun_ref.transport.service import HybridTransportConfig, TransportOverrides
 from railgun_ref.transport.state import TransportMode, TransportState
@@ -305,6 +310,26 @@ def _with_cache(setup: BootstrapSetup | None, data: Path) -> BootstrapSetup | No
     return dataclasses.replace(setup, cache=PeerCache(data / "bootstrap-peers.db"))
 
 
+async def _start_turn(
+    tg: anyio.abc.TaskGroup, reader: Callable[[], DeviceCapabilities], turn: bool | None
+) -> TurnUdpServer | None:
+    """TURN-2.3: run a TURN server with a fresh credential secret if asked or allowed."""
+    if turn is False or (turn is None and not reader().can_act_as_turn):
+        return None
+    server = TurnUdpServer(users={}, credential_secret=os.urandom(CREDENTIAL_SECRET_SIZE))
+    started: TurnUdpServer = await tg.start(server.run)
+    return started
+
+
+def _with_turn(
+    reader: Callable[[], DeviceCapabilities], server: TurnUdpServer | None
+) -> Callable[[], DeviceCapabilities]:
+    if server is None:
+        return reader
+    # Running TURN declares the node reachable from outside: open NAT (CAP-4.2).
+    return lambda: dataclasses.replace(reader(), can_act_as_turn=True, nat_type=NatType.OPEN)
+
+
 @asynccontextmanager
 async def connect(
     *,
@@ -323,6 +348,7 @@ async def connect(
     allow_public: bool = False,
     calls: bool = True,
     advertise_capabilities: bool = True,
+    turn: bool | None = None,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
 
@@ -341,6 +367,10 @@ async def connect(
     `advertise_capabilities` (the default) it detects this machine's
     capabilities and keeps them advertised in the DHT (CAP-3.3, CAP-3.4;
     `drivers.capabilities.advertise_by_default`), which call elections read.
+    `turn`: run a peer TURN server for room members (TURN-2.3) — None (the
+    default) when the detected capabilities allow it (``canActAsTurn``), True
+    or False to decide; a client running one advertises ``canActAsTurn`` and an
+    open NAT (forcing it declares the node reachable, as an operator would).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -371,10 +401,12 @@ async def connect(
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)
         client = Client(transport, address)
+        reader = machine_reader()
+        server = await _start_turn(tg, reader, turn)
         if advertise_capabilities:
-            tg.start_soon(advertise_by_default, transport.host, machine_reader())
+            tg.start_soon(advertise_by_default, transport.host, _with_turn(reader, server))
         if calls:
-            client.calls = CallManager(RoomDirectory(transport), transport.emit_event)
+            client.calls = CallManager(RoomDirectory(transport), transport.emit_event, turn=server)
             await tg.start(client.calls.run)
         try:
             yield client

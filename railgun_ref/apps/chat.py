@@ -63,8 +63,10 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from railgun_ref.client import (
+    CallSignalRefused,
     Client,
     Failure,
+    IncomingCall,
     InvitationExpired,
     MembersChange,
     MessageAccepted,
@@ -259,6 +261,10 @@ class ChatView:
                 return [f"! {kind.value}: {printable(detail)}"] if shown else []
             case MessageAccepted() | MessageAcked() | MembersChange():
                 return self._progress(event) if self.verbose else []
+            case IncomingCall(room_id=room_id, caller=caller):
+                return [f"* {self.room_label(room_id)}: {self.who(caller)} is calling"]
+            case CallSignalRefused(sender=sender, reason=reason):
+                return [f"! call signalling from {self.who(sender)}: {reason.value}"]
             case _:
                 assert_never(event)
 

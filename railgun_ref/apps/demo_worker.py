@@ -45,8 +45,10 @@ from railgun_ref.apps.demo_bootstrap import race_record
 from railgun_ref.bootstrap import manifest as m
 from railgun_ref.bootstrap.race import Method
 from railgun_ref.client import (
+    CallSignalRefused,
     Client,
     Failure,
+    IncomingCall,
     InvitationExpired,
     MembersChange,
     MessageAccepted,
@@ -144,6 +146,10 @@ def event_record(event: TransportEvent) -> dict[str, Any]:
                 "label": label,
                 "detail": event.detail,
             }
+        case IncomingCall():
+            return {"kind": "incoming-call", "at": event.at, "caller": event.caller.hex()}
+        case CallSignalRefused():
+            return {"kind": "call-refused", "at": event.at, "reason": event.reason.value}
         case _:
             assert_never(event)
 

@@ -58,8 +58,10 @@ from typing import Final, assert_never
 
 import anyio
 import anyio.abc
+from aiortc import RTCIceServer
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from railgun_ref.capacity.selection import Candidate, Role, rank_candidates
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.constants import APP_TOPIC_VOICE
 from railgun_ref.core.counters import Counters
@@ -77,6 +79,7 @@ from railgun_ref.drivers.call_events import (
     IncomingCall,
 )
 from railgun_ref.drivers.transport import HybridTransport
+from railgun_ref.drivers.turn_server import TurnUdpServer
 from railgun_ref.drivers.voice_media import (
     CallPlanLike,
     CallRunner,
@@ -99,6 +102,8 @@ from railgun_ref.drivers.voice_signalling import (
     Replan,
     Ring,
     SignalMessage,
+    TurnGrant,
+    TurnRequest,
     decode_message,
     encode_message,
 )
@@ -114,6 +119,11 @@ JOIN_INTERVAL: Final = 1.0
 JOIN_TRIES: Final = 30
 #: Longest wait for one participant's capability advertisement (CAP-3.5).
 FETCH_TIMEOUT: Final = 5.0
+#: TURN peers a call asks for credentials (the best-ranked, TURN-2.3).
+TURN_PEERS: Final = 2
+#: Longest wait for a TURN grant (s); a credential is re-requested this long before expiry.
+TURN_TIMEOUT: Final = 3.0
+TURN_RENEW_MARGIN: Final = 60.0
 #: Rings remembered (unanswered calls), oldest dropped first.
 MAX_RINGS: Final = 64
 
@@ -141,6 +151,10 @@ class CallCounter(StrEnum):
     NOT_COORDINATOR = "calls.not_coordinator"  #: refused: a PLAN from a non-coordinator
     SEND_FAILED = "calls.send_failed"  #: a member's node did not take a message
     SILENT_PEERS = "calls.silent_peers"
+    TURN_GRANTED = "calls.turn_granted"  #: credentials this node's TURN server issued
+    TURN_NOT_SERVED = "calls.turn_not_served"  #: a request while this node runs no TURN
+    TURN_GRANTS_RECEIVED = "calls.turn_grants_received"
+    TURN_UNANSWERED = "calls.turn_unanswered"  #: a TURN peer that sent no grant in time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,8 +423,15 @@ class CallManager:
         loss_timeout: float | None = 2.0,
         connect_timeout: float = 15.0,
         silent_after: float = SILENT_AFTER,
+        turn: TurnUdpServer | None = None,
     ) -> None:
         self.directory = directory
+        #: The TURN server this node runs for room members (TURN-2.3), if any.
+        self.turn = turn
+        #: Test and lab knob: calls use relayed candidates only (direct paths blocked).
+        self.relay_only = False
+        self.grants: dict[NodeId, TurnGrant] = {}
+        self._asked: dict[bytes, anyio.Event] = {}
         self._emit = emit
         #: Participants' capabilities given by the caller (tests, labs); None: those
         #: advertised in the DHT (`advertised`, fetched as participants join).
@@ -439,6 +460,7 @@ class CallManager:
     async def place(self, room_id: bytes, *, audio: bool = True, video: bool = False) -> Call:
         media = _media(audio, video)
         call = self._start(room_id, os.urandom(CALL_ID_SIZE), media)
+        await self._prepare_ice(call)
         await call.started()
         await call.apply(self.plan_for((self.directory.node_id,), None), 1)
         ring = Ring(call_id=call.call_id, room_id=room_id, media=media)
@@ -452,6 +474,7 @@ class CallManager:
         if ring is None:
             raise LocalProtocolError("no call rang with this id (or it was answered already)")
         call = self._start(ring.room_id, call_id, _media(audio, video))
+        await self._prepare_ice(call)
         await call.started()
         assert self._tg is not None
         self._tg.start_soon(self._join, call, ring.caller)
@@ -532,7 +555,7 @@ class CallManager:
             self._refuse(sender, CallRefusal.MALFORMED, None, str(error))
             return
         call = self.calls.get(message.call_id)
-        if isinstance(message, Ring | Join):
+        if isinstance(message, Ring | Join | TurnRequest | TurnGrant):
             room_id = message.room_id
         elif call is not None:
             room_id = call.room_id
@@ -559,6 +582,10 @@ class CallManager:
             case Offer() | Answer() | Replan():
                 assert call is not None
                 call.channel.deliver(sender, message)
+            case TurnRequest():
+                self._tg.start_soon(self._grant, sender, message)
+            case TurnGrant():
+                self._on_grant(sender, message)
             case _:
                 assert_never(message)
 
@@ -614,6 +641,82 @@ class CallManager:
             for node in nodes:
                 if node not in self.advertised:
                     tg.start_soon(fetch, node)
+
+    # ------------------------------------------------------- peer TURN (TURN-2.3)
+
+    async def _prepare_ice(self, call: Call) -> None:
+        call.runner.relay_only = self.relay_only
+        call.runner.ice_servers = await self.ice_servers(call.room_id)
+
+    async def ice_servers(self, room_id: bytes) -> list[RTCIceServer]:
+        """TURN servers of the best-ranked TURN peers among the room's members, with
+        credentials they granted this node (asked now unless a live grant is kept)."""
+        members = tuple(sorted(self.directory.reachable(room_id)))
+        await self.learn_capabilities(members)
+        caps = self.advertised if self.capabilities is None else self.capabilities
+        candidates = [Candidate(node_id=n, capabilities=caps[n]) for n in members if n in caps]
+        best = rank_candidates(candidates, Role.TURN).best(TURN_PEERS)
+        now = time.time()
+        stale = [n for n in best if not self._live_grant(n, now)]
+        async with anyio.create_task_group() as tg:
+            for node in stale:
+                tg.start_soon(self._ask_turn, node, room_id)
+        servers = []
+        for node in best:
+            grant = self.grants.get(node)
+            if grant is not None and self._live_grant(node, time.time()):
+                servers.append(
+                    RTCIceServer(
+                        urls=f"turn:{grant.host}:{grant.port}",
+                        username=grant.username,
+                        credential=grant.password,
+                    )
+                )
+        return servers
+
+    def _live_grant(self, node: NodeId, now: float) -> bool:
+        grant = self.grants.get(node)
+        return grant is not None and grant.expires_at - TURN_RENEW_MARGIN > now
+
+    async def _ask_turn(self, node: NodeId, room_id: bytes) -> None:
+        request_id = os.urandom(CALL_ID_SIZE)
+        answered = self._asked[request_id] = anyio.Event()
+        try:
+            await self.send(node, TurnRequest(call_id=request_id, room_id=room_id))
+            with anyio.move_on_after(TURN_TIMEOUT):
+                await answered.wait()
+            if not answered.is_set():
+                self.counters.inc(CallCounter.TURN_UNANSWERED)
+        finally:
+            del self._asked[request_id]
+
+    async def _grant(self, member: NodeId, request: TurnRequest) -> None:
+        """A member asked for a credential for our TURN server (membership checked)."""
+        if self.turn is None:
+            self.counters.inc(CallCounter.TURN_NOT_SERVED)
+            return
+        credential = self.turn.issue_credential(member)
+        host, port = self.turn.address
+        grant = TurnGrant(
+            call_id=request.call_id,
+            room_id=request.room_id,
+            host=host,
+            port=port,
+            username=credential.username,
+            password=credential.password,
+            expires_at=credential.expires_at,
+        )
+        self.counters.inc(CallCounter.TURN_GRANTED)
+        await self.send(member, grant)
+
+    def _on_grant(self, sender: NodeId, grant: TurnGrant) -> None:
+        answered = self._asked.get(grant.call_id)
+        if answered is None:
+            self._refuse(sender, CallRefusal.UNKNOWN_CALL, grant.call_id, "unrequested grant")
+            return
+        self.counters.inc(CallCounter.TURN_GRANTS_RECEIVED)
+        self.grants[sender] = grant
+        answered.set()
 
     def _on_plan(self, sender: NodeId, message: PlanMessage, call: Call) -> None:
         """VOICE-6.4: a PLAN counts from the coordinator of the plan in force (any member

@@ -36,8 +36,11 @@ import anyio
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.core import cbor
 from railgun_ref.core.errors import RemoteProtocolError
-from railgun_ref.drivers.capabilities import detect_capabilities
-from railgun_ref.drivers.capabilities import advertise_by_default, machine_reader
+from railgun_ref.drivers.capabilities import (
+    advertise_by_default,
+    detect_capabilities,
+    machine_reader,
+)
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore

@@ -31,6 +31,7 @@ and the server goes on. A loopback server relays to loopback peers only.
 
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
 from typing import Final, assert_never
@@ -45,11 +46,13 @@ from railgun_ref.capacity.sharing import DEFAULT_SHARING, CapacitySharing, Capac
 from railgun_ref.capacity.types import Availability, DeviceCapabilities, DeviceClass
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.ids import Address
+from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.addresses import check_bind_host, check_destination, family_of
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.udp_receive import udp_datagrams
+from railgun_ref.relay.credentials import DEFAULT_CREDENTIAL_TTL, TurnCredential, issue_credential
 from railgun_ref.relay.turn import (
     AllocationId,
     AllocationInfo,
@@ -124,11 +127,14 @@ class TurnUdpServer:
         random_bytes: Callable[[int], bytes] = os.urandom,
         allow_public: bool = False,
         core_class: type[TurnServer] = TurnServer,
+        credential_secret: bytes | None = None,
     ) -> None:
         """`core_class` is the protocol core to run: a subclass only in the conformance
         tests, whose deliberately broken servers must fail the runner."""
         check_bind_host(host, allow_public=allow_public)
         check_bind_host(relay_host, allow_public=allow_public)
+        #: TURN-2.1: with a secret, `issue_credential` hands out member credentials.
+        self.credential_secret = credential_secret
         if not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be 0..65535, got {port}")
         peers = ("0.0.0.0/0",) if allow_public else LOOPBACK_PEERS
@@ -154,6 +160,14 @@ class TurnUdpServer:
         self._loop = CoreLoop(clock=anyio.current_time)
         #: What the driver counts; the protocol's counts are ``core.counters``.
         self.driver_counters: Counters[TurnDriverCounter] = Counters()
+
+    def issue_credential(
+        self, member: NodeId, *, ttl: int = DEFAULT_CREDENTIAL_TTL
+    ) -> TurnCredential:
+        """TURN-2.1: a short-lived credential for room member `member`."""
+        if self.credential_secret is None:
+            raise LocalProtocolError("this TURN server has no credential secret")
+        return issue_credential(self.credential_secret, member, now=time.time(), ttl=ttl)
 
     @property
     def address(self) -> Address:
@@ -192,7 +206,12 @@ class TurnUdpServer:
             self._capabilities, self._sharing_config, now=anyio.current_time()
         )
         self._core = self._core_class(
-            self._config, users=self._users, sharing=sharing, random_bytes=self._random_bytes
+            self._config,
+            users=self._users,
+            sharing=sharing,
+            random_bytes=self._random_bytes,
+            credential_secret=self.credential_secret,
+            unix_offset=time.time() - anyio.current_time(),
         )
         # Declared, because mypy does not infer `A` of `add` from a union of actions.
         core: ProtocolCore[TurnAction] = self._core

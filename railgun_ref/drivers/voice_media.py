@@ -125,6 +125,8 @@ import anyio.abc
 import av
 from aiortc import (
     RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -149,6 +151,8 @@ from railgun_ref.drivers.voice_signalling import (
     Ring,
     SignallingChannel,
     SignalMessage,
+    TurnGrant,
+    TurnRequest,
 )
 from railgun_ref.voice.topology import (
     DEFAULT_CONFIG,
@@ -234,9 +238,13 @@ def check_aiortc_hooks() -> None:
         )
 
 
-def rtc_configuration() -> RTCConfiguration:
-    """No STUN/TURN servers: aiortc's default would ask a public STUN server."""
-    return RTCConfiguration(iceServers=[])
+def rtc_configuration(
+    ice_servers: Sequence[RTCIceServer] = (), *, relay_only: bool = False
+) -> RTCConfiguration:
+    """Only the TURN servers given (peer TURN, TURN-2): aiortc's default would ask a public
+    STUN server. `relay_only` gathers relayed candidates only (direct paths blocked)."""
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy)
 
 
 # ------------------------------------------------------------------ the clip
@@ -974,6 +982,10 @@ class CallRunner:
         self._stock_receivers: dict[NodeId, RTCRtpReceiver] = {}
         self._stock_ready: dict[NodeId, asyncio.Event] = {}
         self._applying: set[int] = set()
+        #: TURN servers every new link gathers relayed candidates from (peer TURN, TURN-2);
+        #: with `relay_only`, links use nothing else.
+        self.ice_servers: list[RTCIceServer] = []
+        self.relay_only = False
         #: While True the capture loop sends silence (`silent_frame`: the client's mute),
         #: so links stay alive and listeners do not take the muted for gone.
         self.muted = False
@@ -1185,7 +1197,8 @@ class CallRunner:
         await self._close_links(left)
 
     def _new_link(self, epoch: int, peer: NodeId) -> _Link:
-        pc = RTCPeerConnection(configuration=rtc_configuration())
+        configuration = rtc_configuration(self.ice_servers, relay_only=self.relay_only)
+        pc = RTCPeerConnection(configuration=configuration)
         link = _Link(epoch=epoch, peer=peer, pc=pc, created=time.monotonic())
         previous = self._links.get((epoch, peer))
         if previous is not None:
@@ -1356,7 +1369,7 @@ class CallRunner:
                     self._start_replan(message.epoch, frozenset(message.gone), announce=False)
                 else:
                     self.counters.inc(CallRunnerCounter.SIGNALLING_UNEXPECTED_REPLAN)
-            case Ring() | Join() | PlanMessage():
+            case Ring() | Join() | PlanMessage() | TurnRequest() | TurnGrant():
                 self.counters.inc(CallRunnerCounter.SIGNALLING_CALL_CONTROL)
             case _:
                 assert_never(message)

@@ -71,6 +71,8 @@ from railgun_ref.voice.signalling import (
     Ring,
     SignalMessage,
     StreamMap,
+    TurnGrant,
+    TurnRequest,
     decode_message,
     encode_message,
 )
@@ -98,6 +100,8 @@ __all__ = [
     "SignallingChannel",
     "SignallingCounter",
     "StreamMap",
+    "TurnGrant",
+    "TurnRequest",
     "decode_message",
     "encode_message",
 ]

@@ -396,10 +396,14 @@ class TurnServer:
         sharing: CapacitySharing,
         random_bytes: Callable[[int], bytes],
         credential_secret: bytes | None = None,
+        unix_offset: float = 0.0,
     ) -> None:
         self.config = config
-        #: TURN-2: with a secret, ephemeral member credentials (relay.credentials) work too.
+        #: TURN-2: with a secret, ephemeral member credentials (relay.credentials) work too;
+        #: their expiries are Unix seconds, ``now + unix_offset`` (a driver whose ``now``
+        #: is a monotonic clock passes the difference).
         self._credential_secret = credential_secret
+        self._unix_offset = unix_offset
         self._keys = {
             Username(name).text: long_term_key(name, config.realm, password)
             for name, password in users.items()
@@ -698,7 +702,8 @@ class TurnServer:
         key = self._keys.get(username)
         if key is not None or self._credential_secret is None:
             return key
-        password = check_credential(self._credential_secret, username, now=now)
+        unix_now = now + self._unix_offset
+        password = check_credential(self._credential_secret, username, now=unix_now)
         if password is CredentialRefusal.EXPIRED:
             self.counters.inc(TurnCounter.EXPIRED_CREDENTIALS)
         if isinstance(password, CredentialRefusal):

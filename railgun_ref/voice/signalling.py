@@ -33,6 +33,8 @@ class MessageType(IntEnum):
     RING = 4
     JOIN = 5
     PLAN = 6
+    TURN_REQUEST = 7
+    TURN_GRANT = 8
 
 
 class _Key(IntEnum):
@@ -50,6 +52,11 @@ class _Key(IntEnum):
     PARTICIPANTS = 11
     HOSTS = 12
     ASSIGNMENT = 13
+    TURN_HOST = 14
+    TURN_PORT = 15
+    USERNAME = 16
+    PASSWORD = 17
+    EXPIRES = 18
 
 
 #: Longest accepted room id, in bytes (closed rooms use 32).
@@ -126,7 +133,34 @@ class PlanMessage:
     assignment: tuple[tuple[NodeId, NodeId], ...]
 
 
-SignalMessage = Offer | Answer | Replan | Ring | Join | PlanMessage
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnRequest:
+    """A room member asks a TURN peer for a credential (TURN-2.3); `call_id` is the
+    request's id, echoed by the grant."""
+
+    call_id: bytes
+    room_id: bytes
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnGrant:
+    """A TURN peer's answer: where its server listens and the member's credential."""
+
+    call_id: bytes
+    room_id: bytes
+    host: str
+    port: int
+    username: str
+    password: str
+    expires_at: int
+    epoch: int = 0
+
+
+#: Longest TURN host, user name or password accepted, in characters.
+MAX_TURN_TEXT: Final = 255
+
+SignalMessage = Offer | Answer | Replan | Ring | Join | PlanMessage | TurnRequest | TurnGrant
 
 
 def _encode_streams(streams: StreamMap) -> list[list[object]]:
@@ -166,6 +200,17 @@ def encode_message(message: SignalMessage) -> bytes:
             body[_Key.PARTICIPANTS] = [bytes(node) for node in message.participants]
             body[_Key.HOSTS] = [bytes(node) for node in message.hosts]
             body[_Key.ASSIGNMENT] = [[bytes(p), bytes(h)] for p, h in message.assignment]
+        case TurnRequest():
+            body[_Key.TYPE] = MessageType.TURN_REQUEST
+            body[_Key.ROOM] = message.room_id
+        case TurnGrant():
+            body[_Key.TYPE] = MessageType.TURN_GRANT
+            body[_Key.ROOM] = message.room_id
+            body[_Key.TURN_HOST] = message.host
+            body[_Key.TURN_PORT] = message.port
+            body[_Key.USERNAME] = message.username
+            body[_Key.PASSWORD] = message.password
+            body[_Key.EXPIRES] = message.expires_at
         case _:
             assert_never(message)
     return cbor.encode({int(k): v for k, v in sorted(body.items())})
@@ -261,6 +306,39 @@ def _decode_plan(body: Mapping[int, object], call_id: bytes, epoch: int) -> Plan
     )
 
 
+def _text(body: Mapping[int, object], key: _Key) -> str:
+    value = _field(body, key, str)
+    assert isinstance(value, str)
+    if not 0 < len(value) <= MAX_TURN_TEXT:
+        raise _malformed(f"{key.name.lower()} must be 1..{MAX_TURN_TEXT} characters")
+    return value
+
+
+def _decode_turn(
+    body: Mapping[int, object], kind: int, call_id: bytes, epoch: int
+) -> TurnRequest | TurnGrant:
+    room_id = _field(body, _Key.ROOM, bytes)
+    assert isinstance(room_id, bytes)
+    if not 0 < len(room_id) <= MAX_ROOM_ID_SIZE or epoch != 0:
+        raise _malformed("room id must be 1..64 bytes, epoch 0")
+    if kind == MessageType.TURN_REQUEST:
+        return TurnRequest(call_id=call_id, room_id=room_id)
+    port = _field(body, _Key.TURN_PORT, int)
+    expires = _field(body, _Key.EXPIRES, int)
+    assert isinstance(port, int) and isinstance(expires, int)
+    if not 0 < port <= 0xFFFF or expires < 0:
+        raise _malformed("port must be 1..65535 and the expiry a Unix time")
+    return TurnGrant(
+        call_id=call_id,
+        room_id=room_id,
+        host=_text(body, _Key.TURN_HOST),
+        port=port,
+        username=_text(body, _Key.USERNAME),
+        password=_text(body, _Key.PASSWORD),
+        expires_at=expires,
+    )
+
+
 def decode_message(data: bytes) -> SignalMessage:
     """Parse one signalling message; raises only `RemoteProtocolError`."""
     body = cbor.decode(data)
@@ -308,6 +386,13 @@ def decode_message(data: bytes) -> SignalMessage:
     elif kind == MessageType.PLAN:
         allowed |= {_Key.TOPOLOGY, _Key.PARTICIPANTS, _Key.HOSTS, _Key.ASSIGNMENT}
         message = _decode_plan(body, call_id, epoch)
+    elif kind in (MessageType.TURN_REQUEST, MessageType.TURN_GRANT):
+        allowed.add(_Key.ROOM)
+        if kind == MessageType.TURN_GRANT:
+            allowed |= {_Key.TURN_HOST, _Key.TURN_PORT, _Key.USERNAME}
+            allowed |= {_Key.PASSWORD, _Key.EXPIRES}
+        assert isinstance(kind, int)
+        message = _decode_turn(body, kind, call_id, epoch)
     else:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"voice message type {kind}")
     extra = set(body) - {int(k) for k in allowed}
@@ -339,6 +424,12 @@ def to_json(message: SignalMessage) -> dict[str, object]:
             out["participants"] = [node.hex() for node in message.participants]
             out["hosts"] = [node.hex() for node in message.hosts]
             out["assignment"] = [[p.hex(), h.hex()] for p, h in message.assignment]
+        case TurnRequest():
+            out |= {"type": "turn-request", "roomId": message.room_id.hex()}
+        case TurnGrant():
+            out |= {"type": "turn-grant", "roomId": message.room_id.hex()}
+            out |= {"host": message.host, "port": message.port, "username": message.username}
+            out |= {"password": message.password, "expiresAt": message.expires_at}
         case _:
             assert_never(message)
     return out

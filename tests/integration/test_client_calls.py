@@ -31,6 +31,7 @@ from railgun_ref.core.constants import APP_TOPIC_VOICE
 from railgun_ref.drivers.calls import CallCounter
 from railgun_ref.drivers.voice_media import CallRunnerCounter
 from railgun_ref.drivers.voice_signalling import MEDIA_AUDIO, Offer, Ring, encode_message
+from railgun_ref.relay.turn import TurnCounter
 
 from .rooms_helpers import make_room
 
@@ -210,3 +211,39 @@ async def test_silent_peer_and_malformed_sdp_leave_the_call_going(tmp_path: Path
         assert large[1].runner.counters.get_count(CallRunnerCounter.LINK_REPLACED) == 0
         for call in (call_a, call_b, call_c):
             await call.leave()
+
+
+async def test_call_through_a_members_peer_turn_when_direct_is_blocked(tmp_path: Path) -> None:
+    """TURN-2.3, TURN-2.1: a member running peer TURN advertises it and grants credentials; with
+    direct paths blocked (relayed candidates only) the call's media goes through it."""
+    profile = fast_profile()
+    async with (
+        connect(data_dir=tmp_path / "t", profile=profile, turn=True) as tess,
+        connect(data_dir=tmp_path / "a", profile=profile, bootstrap=[tess.address]) as alice,
+        connect(data_dir=tmp_path / "b", profile=profile, bootstrap=[tess.address]) as bob,
+    ):
+        room = await make_room(tess, alice, bob, timeout=60)
+        for client in (alice, bob, tess):
+            await client.wait_for_members(room, 2, timeout=60, reachable=True)
+            assert client.calls is not None
+        assert alice.calls is not None and bob.calls is not None and tess.calls is not None
+        assert tess.calls.turn is not None and alice.calls.turn is None
+        alice.calls.relay_only = bob.calls.relay_only = True  # no direct path
+        call_a = await alice.call(room)
+        ring = await _next(bob, IncomingCall)
+        assert isinstance(ring, IncomingCall)
+        call_b = await bob.answer(ring.call_id)
+        await _hearing([call_a, call_b], frames=50)
+        # Tess advertised canActAsTurn, was ranked, and granted both a credential.
+        assert tess.node_id in alice.calls.grants and tess.node_id in bob.calls.grants
+        assert alice.calls.grants[tess.node_id].username.endswith(bytes(alice.node_id).hex())
+        assert tess.calls.counters.get_count(CallCounter.TURN_GRANTED) == 2
+        counters = tess.calls.turn.core.counters
+        assert counters.get_count(TurnCounter.ALLOCATIONS_CREATED) >= 2
+        assert counters.get_count(TurnCounter.RELAYED_TO_PEER_DATAGRAMS) > 50
+        assert counters.get_count(TurnCounter.RELAYED_TO_CLIENT_DATAGRAMS) > 50
+        # Each credential names its member (TURN-2.1): one member's is not the other's.
+        assert bob.calls.grants[tess.node_id].username.endswith(bytes(bob.node_id).hex())
+        assert counters.get_count(TurnCounter.BAD_CREDENTIALS) == 0
+        await call_a.leave()
+        await call_b.leave()

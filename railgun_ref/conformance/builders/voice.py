@@ -911,6 +911,27 @@ _SIGNALLING: Final[tuple[tuple[str, sig.SignalMessage | dict[int, object]], ...]
             assignment=((_N1, _N2), (_N2, _N2)),
         ),
     ),
+    ("a TURN credential request", sig.TurnRequest(call_id=_CALL, room_id=_ROOM)),
+    (
+        "a TURN grant",
+        sig.TurnGrant(
+            call_id=_CALL,
+            room_id=_ROOM,
+            host="127.0.0.1",
+            port=3478,
+            username=f"1700000600:{bytes(_N1).hex()}",
+            password="c2VjcmV0",
+            expires_at=1_700_000_600,
+        ),
+    ),
+    (
+        "a TURN grant with port 0",
+        {0: 1, 1: 8, 2: _CALL, 3: 0, 8: _ROOM, 14: "h", 15: 0, 16: "u", 17: "p", 18: 1},
+    ),
+    (
+        "a TURN grant with an empty password",
+        {0: 1, 1: 8, 2: _CALL, 3: 0, 8: _ROOM, 14: "h", 15: 1, 16: "u", 17: "", 18: 1},
+    ),
     ("unknown type", {0: 1, 1: 99, 2: _CALL, 3: 0}),
     ("unknown version", {0: 2, 1: 2, 2: _CALL, 3: 0, 4: "x"}),
     ("a 5-byte call id", {0: 1, 1: 2, 2: b"short", 3: 0, 4: "x"}),
