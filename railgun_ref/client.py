@@ -30,6 +30,7 @@ given at `create_room`/`accept` (text), which never leaves the device. Joining
 by a name is refused (ROOM-2.4). Bodies of `send` are text.
 """
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
@@ -77,6 +78,7 @@ from railgun_ref.drivers.transport import (
     TransportEvent,
 )
 from railgun_ref.drivers.turn_server import TurnUdpServer
+from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.identity.keys import Identity, node_id_of
 from railgun_ref.relay.credentials import CREDENTIAL_SECRET_SIZE
 from railgun_ref.transport.p2p import P2PConfig
@@ -153,6 +155,10 @@ def fast_profile(**overrides: Unpack[TransportOverrides]) -> Profile:
             unknown_lookup_interval=1.0,
         ),
     )
+
+
+#: Seconds between two readings of this machine's capabilities (CAP-3.4).
+READING_INTERVAL = 60.0
 
 
 class Client:
@@ -330,6 +336,37 @@ def _with_turn(
     return lambda: dataclasses.replace(reader(), can_act_as_turn=True, nat_type=NatType.OPEN)
 
 
+def _advertise(
+    tg: anyio.abc.TaskGroup, transport: HybridTransport, read: Callable[[], DeviceCapabilities]
+) -> None:
+    """CAP-3.7: one publisher per node. A store-and-forward holder already publishes
+    (SF-8.5): feed it fresh readings instead of publishing beside it."""
+    sf = transport.store_forward
+    holder = sf.host if sf is not None else None
+    if holder is None:
+        tg.start_soon(advertise_by_default, transport.host, read)
+        return
+
+    async def feed() -> None:
+        while True:
+            fresh, kept = read(), holder.capabilities
+            merged = dataclasses.replace(
+                fresh,
+                upload_bandwidth=kept.upload_bandwidth,
+                download_bandwidth=kept.download_bandwidth,
+                max_relay_bandwidth=kept.max_relay_bandwidth,
+                nat_type=fresh.nat_type if fresh.can_act_as_turn else kept.nat_type,
+                can_store_messages=kept.can_store_messages,
+            )
+            if merged != kept:  # CAP-3.4: a change is published now, not at the next round
+                holder.capabilities = merged
+                with contextlib.suppress(HostStoppedError):
+                    await transport.host.advertise_capabilities(merged)
+            await anyio.sleep(READING_INTERVAL)
+
+    tg.start_soon(feed)
+
+
 @asynccontextmanager
 async def connect(
     *,
@@ -366,7 +403,9 @@ async def connect(
     answers call signalling (`Client.call`, `IncomingCall`). With
     `advertise_capabilities` (the default) it detects this machine's
     capabilities and keeps them advertised in the DHT (CAP-3.3, CAP-3.4;
-    `drivers.capabilities.advertise_by_default`), which call elections read.
+    `drivers.capabilities.advertise_by_default`), which call elections read
+    (with store-and-forward on, its holder publishes them, SF-8.5, and keeps
+    doing so even without `advertise_capabilities`).
     `turn`: run a peer TURN server for room members (TURN-2.3) — None (the
     default) when the detected capabilities allow it (``canActAsTurn``), True
     or False to decide; a client running one advertises ``canActAsTurn`` and an
@@ -404,7 +443,7 @@ async def connect(
         reader = machine_reader()
         server = await _start_turn(tg, reader, turn)
         if advertise_capabilities:
-            tg.start_soon(advertise_by_default, transport.host, _with_turn(reader, server))
+            _advertise(tg, transport, _with_turn(reader, server))
         if calls:
             client.calls = CallManager(RoomDirectory(transport), transport.emit_event, turn=server)
             await tg.start(client.calls.run)
