@@ -13,6 +13,10 @@
         message_id = await alice.send(room, "hello")
         async for item in alice:          # MessageReceived, RoomMembershipChanged...
             ...
+        call = await alice.call(room)                  # rings members (VOICE-6)
+        ...                    # bob: IncomingCall event -> call = await bob.answer(call_id)
+        call.participants, call.topology, call.hosts, call.stats(); call.mute()
+        await call.leave()                             # the others go on
         alice.remove(room, bob_public_key)             # bob reads nothing sent after this
         alice.state                        # "connected-aws", "connected-p2p", ...
 
