@@ -340,6 +340,20 @@ def _with_turn(
     return lambda: dataclasses.replace(reader(), can_act_as_turn=True, nat_type=NatType.OPEN)
 
 
+async def _start_calls(
+    tg: anyio.abc.TaskGroup, client: Client, *, calls: bool, advertise: bool, turn: bool | None
+) -> None:
+    """Peer TURN (TURN-2.3), capability advertising (CAP-3.7) and calls (VOICE-6)."""
+    transport = client.transport
+    reader = machine_reader()
+    server = await _start_turn(tg, reader, turn)
+    if advertise:
+        _advertise(tg, transport, _with_turn(reader, server))
+    if calls:
+        client.calls = CallManager(RoomDirectory(transport), transport.emit_event, turn=server)
+        await tg.start(client.calls.run)
+
+
 def _advertise(
     tg: anyio.abc.TaskGroup, transport: HybridTransport, read: Callable[[], DeviceCapabilities]
 ) -> None:
@@ -444,13 +458,7 @@ async def connect(
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)
         client = Client(transport, address)
-        reader = machine_reader()
-        server = await _start_turn(tg, reader, turn)
-        if advertise_capabilities:
-            _advertise(tg, transport, _with_turn(reader, server))
-        if calls:
-            client.calls = CallManager(RoomDirectory(transport), transport.emit_event, turn=server)
-            await tg.start(client.calls.run)
+        await _start_calls(tg, client, calls=calls, advertise=advertise_capabilities, turn=turn)
         try:
             yield client
         finally:
