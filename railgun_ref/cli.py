@@ -203,7 +203,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         verbosity=args.verbose,
         lookups=tuple(args.lookup),
-        advertise=args.advertise,
+        # A --lookup run is a probe (the conformance control surface, REQ-1.1): it sends
+        # the join and the lookups it was asked for and nothing else.
+        advertise=args.advertise and not args.lookup,
     )
 
 
@@ -580,7 +582,8 @@ def _add_node(sub: _Subparsers) -> None:
         "--no-advertise",
         dest="advertise",
         action="store_false",
-        help="do not advertise this node's capabilities in the DHT (CAP-3.3; default: advertise)",
+        help="do not advertise this node's capabilities in the DHT (CAP-3.7; default: advertise,"
+        " except in a --lookup probe)",
     )
     node.add_argument(
         "-v",
