@@ -39,6 +39,7 @@ from typing import Final, assert_never
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core import cbor
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
@@ -57,7 +58,7 @@ from railgun_ref.storeforward.rendezvous import (
     rendezvous_id,
     store_identity,
 )
-from railgun_ref.storeforward.sealed import open_sealed, seal
+from railgun_ref.storeforward.sealed import open_sealed, seal, sealed_size
 
 #: SF-8.1: mailbox keys announced per room: the current epoch and the next seven.
 MAILBOX_EPOCHS: Final = 8
@@ -176,6 +177,12 @@ Action = (
     | StoreFailed
     | PickedUp
 )
+
+
+def _fits_a_bucket(room_id: bytes, message_id: bytes, blob: bytes) -> bool:
+    """Whether `blob` seals into a bucket (SF-8.2), counting the longest expiry head."""
+    plain = cbor.encode([room_id, message_id, 2**63, blob])
+    return sealed_size(len(plain)) is not None
 
 
 class StoreFailure(StrEnum):
@@ -399,6 +406,8 @@ class SfClient:
         if key in self._jobs or key in self._done:
             return
         reason = self._cannot_store(room_id, member, now)
+        if reason is None and not _fits_a_bucket(room_id, message_id, blob):
+            reason = StoreFailure.TOO_LARGE  # the outbox keeps it for the other paths
         if reason is not None:
             self._fail(room_id, message_id, member, reason)
             return

@@ -349,3 +349,31 @@ def test_keys_from_a_member_the_log_counts_later_are_taken_then() -> None:
     sender.set_members(ROOM, {MEMBER.node_id: MEMBER.public_key})
     assert isinstance(sender.next_action(), PersistMailboxKeys)
     assert sender.counters.get_count(SfClientCounter.MAILBOX_LEARNED) == 1
+
+
+def test_a_blob_past_the_largest_bucket_fails_as_too_large_not_a_crash() -> None:
+    """SF-8.2: a blob no bucket holds is refused (counted, StoreFailed); the client lives on.
+
+    A demo client once died on a 66 KB sealed plaintext; the outbox keeps such a message
+    for the central and direct paths."""
+    net = Net()
+    sender = net.client(SENDER, 1)
+    member = net.client(MEMBER, 2)
+    member.members_reachable(ROOM, [SENDER.node_id], now=T0)
+    net.pump(T0)
+    del net.clients[MEMBER.node_id]
+    for message_id, size in ((bytes(16), 70_000), (bytes([1]) * 16, 10)):
+        sender.store(
+            room_id=ROOM,
+            message_id=message_id,
+            member=MEMBER.node_id,
+            blob=bytes(size),
+            expires_at=T0 + 3600,
+            now=T0,
+        )
+    net.pump(T0)
+    failed = [a for a in net.out[SENDER.node_id] if isinstance(a, StoreFailed)]
+    assert [(a.message_id, a.reason) for a in failed] == [(bytes(16), StoreFailure.TOO_LARGE)]
+    assert sender.counters.get_count(SfClientCounter.STORE_FAILED, StoreFailure.TOO_LARGE) == 1
+    stored = [a for a in net.out[SENDER.node_id] if isinstance(a, StoredFor)]
+    assert {a.message_id for a in stored} == {bytes([1]) * 16}
