@@ -78,7 +78,12 @@ from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.transport_sf import TransportStoreForward
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived, PongReceived
-from railgun_ref.identity.e2ee import CONTENT_MEMBERSHIP, open_room_message, seal_room_message
+from railgun_ref.identity.e2ee import (
+    CONTENT_COVER,
+    CONTENT_MEMBERSHIP,
+    open_room_message,
+    seal_room_message,
+)
 from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of, require_closed_room_id
@@ -165,6 +170,7 @@ class TransportCounter(StrEnum):
 
     FAILURE = "failure"  #: label: the `FailureKind`
     DELIVERED = "delivered"  #: handed to the application; label: the `Path`
+    COVER_DROPPED = "cover.dropped"  #: PRIV-4.4: a cover message, dropped after opening
     HEALTH_OK = "health.ok"
     HEALTH_FAILED = "health.failed"
     HEALTH_SKIPPED_BUSY = "health.skipped_busy"  #: a check asked for while the most run
@@ -759,6 +765,9 @@ class HybridTransport:
         self._state.add_seen(action.message_id, now + self.config.store_and_forward.default_ttl)
         if opened.content_type == CONTENT_MEMBERSHIP:  # ROOM-7.4: for the rooms core only
             self._membership_received(action.room_id, opened.body, now)
+            return
+        if opened.content_type == CONTENT_COVER:  # PRIV-4.4: known as cover only once opened
+            self.counters.inc(TransportCounter.COVER_DROPPED)
             return
         received = MessageReceived(
             room_id=action.room_id,

@@ -48,6 +48,10 @@ MESSAGE_ID_SIZE: Final = 16
 #: ROOM-7.4: inner key 5, present only for content other than application messages.
 CONTENT_APP: Final = 0
 CONTENT_MEMBERSHIP: Final = 1
+#: PRIV-4.4: a cover message; its receiver drops it after opening it.
+CONTENT_COVER: Final = 2
+#: ROOM-7.4, PRIV-4.4: the content types other than application messages.
+_OTHER_CONTENT: Final = (CONTENT_MEMBERSHIP, CONTENT_COVER)
 _VERSION: Final = 1
 _TAG_SIZE: Final = 8
 
@@ -94,8 +98,13 @@ def seal_room_message(
     sent_ms: int,
     random_bytes: RandomBytes,
     content_type: int = CONTENT_APP,
+    wrap_slots: int | None = None,
 ) -> tuple[bytes, bytes]:
-    """Encrypt `body` for `members` (their Ed25519 public keys). Returns (blob, message id)."""
+    """Encrypt `body` for `members` (their Ed25519 public keys). Returns (blob, message id).
+
+    With `wrap_slots` (PRIV-3.1), the wrap table is filled with dummy wraps to that
+    many entries, so the blob's length does not give the number of members.
+    """
     if not members:
         raise LocalProtocolError("a room message needs at least one member")
     message_id = random_bytes(MESSAGE_ID_SIZE)
@@ -117,6 +126,13 @@ def seal_room_message(
             content_key, _wrap_nonce(eph_public, member_x), member_x, eph_secret
         )
         wraps.append([_tag(eph_public, member_x), boxed])
+    if wrap_slots is not None:
+        if wrap_slots < len(wraps):
+            raise LocalProtocolError("wrap_slots is smaller than the member count")
+        # PRIV-3.1: a dummy wrap is random bytes of a real wrap's shape.
+        wraps += [
+            [random_bytes(_TAG_SIZE), random_bytes(48)] for _ in range(wrap_slots - len(wraps))
+        ]
     blob = cbor.encode([_VERSION, eph_public, wraps, nonce, ciphertext])
     return blob, message_id
 
@@ -188,7 +204,7 @@ def open_room_message(recipient: Identity, blob: bytes, *, room_id: bytes) -> Ro
         raise _malformed("inner message must have keys 0..4 (and 5 for membership)")
     sender_key, message_id, sent_ms, body, signature = (inner[i] for i in range(5))
     content_type = inner.get(5, CONTENT_APP)
-    if 5 in inner and content_type != CONTENT_MEMBERSHIP:
+    if 5 in inner and content_type not in _OTHER_CONTENT:
         raise _malformed("unknown content type")
     if not (isinstance(sender_key, bytes) and isinstance(message_id, bytes)):
         raise _malformed("sender key and message id are byte strings")

@@ -80,6 +80,7 @@ from railgun_ref.core.ids import Address, NodeId, parse_node_id
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.records import decode_record
 from railgun_ref.identity.keys import Identity, node_id_of, verify
+from railgun_ref.privacy.padding import pad_frame, unpad_frame
 from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.transport.state import Reach
 from railgun_ref.wire import cbor
@@ -238,8 +239,11 @@ class PartFrame:
 
 
 def split_frame(frame: RoomFrame) -> list["RoomFrame | PartFrame"]:
-    """HT-7.1: `frame` itself if it fits one APP message, else its PART frames."""
-    if len(encode_frame(frame)) <= MAX_FRAME_SIZE:
+    """HT-7.1: `frame` itself if it fits one APP message, else its PART frames.
+
+    PRIV-2.1: "fits" leaves the byte the padding marker needs, so a padded frame fits too.
+    """
+    if len(encode_frame(frame)) < MAX_FRAME_SIZE:
         return [frame]
     total = len(frame.blob)
     return [
@@ -502,6 +506,8 @@ class P2PConfig:
     status_ttl: float = 30.0  #: HT-7.3: how long one notice holds
     recent_window: float = 120.0  #: HT-7.4: own central messages kept this long for late notices
     max_recent: int = 128  #: HT-7.4: at most this many of them
+    #: PRIV-2.1: pad every frame to a bucket and refuse unpadded ones (both ends must agree)
+    pad_frames: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -1145,7 +1151,7 @@ class P2PRoomCore:
     def receive(self, sender: NodeId, address: Address, payload: bytes, *, now: float) -> None:
         """An APP message on our topic from the authenticated node `sender`. Never raises."""
         try:
-            frame = decode_frame(payload)
+            frame = decode_frame(unpad_frame(payload) if self.config.pad_frames else payload)
         except RemoteProtocolError as exc:
             self.counters.inc(P2PCounter.REJECTED, label=exc.code)
             return
@@ -1581,10 +1587,11 @@ class P2PRoomCore:
                 del self._peers[peer.node_id]
 
     def _send(self, peer: NodeId, address: Address, frame: Frame) -> None:
+        payload = encode_frame(frame)
+        if self.config.pad_frames:  # PRIV-2.1: ACK, PROBE, STATUS and PART alike
+            payload = pad_frame(payload)
         self._actions.append(
-            SendApp(
-                peer=peer, address=address, topic=self.config.topic, payload=encode_frame(frame)
-            )
+            SendApp(peer=peer, address=address, topic=self.config.topic, payload=payload)
         )
 
     def _send_room(self, peer: NodeId, address: Address, frame: RoomFrame) -> None:
