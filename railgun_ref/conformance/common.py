@@ -70,6 +70,7 @@ VECTOR_AREAS: Final = (
     "abuse",
     "traversal",
     "relays",
+    "privacy",
 )
 
 #: A vector file or one of its parts, as parsed JSON.

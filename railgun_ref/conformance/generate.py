@@ -30,6 +30,7 @@ from railgun_ref.conformance.builders import (
     framing,
     identity,
     node_ping,
+    privacy,
     relays,
     rooms,
     storeforward,
@@ -66,6 +67,7 @@ _BUILDERS: Final[dict[str, Callable[[], JsonObject]]] = {
     "abuse": abuse.build,
     "traversal": traversal.build,
     "relays": relays.build,
+    "privacy": privacy.build,
 }
 assert tuple(_BUILDERS) == VECTOR_AREAS
 

@@ -20,7 +20,12 @@ from typing import Any, Final
 
 from railgun_ref import capacity, rooms, voice
 from railgun_ref.capacity.nat import NatType
-from railgun_ref.conformance import runner_abuse, runner_bootstrap, runner_relays
+from railgun_ref.conformance import (
+    runner_abuse,
+    runner_bootstrap,
+    runner_privacy,
+    runner_relays,
+)
 from railgun_ref.conformance.common import (
     VECTOR_AREAS,
     JsonObject,
@@ -856,6 +861,7 @@ _CHECKS: Final[dict[str, Callable[[JsonObject, JsonObject], None]]] = {
     "SfMessageDecodeTest": _check_sf_decode,
     "SfHolderScriptTest": _check_sf_script,
     **runner_relays.CHECKS,
+    **runner_privacy.CHECKS,
 }
 
 

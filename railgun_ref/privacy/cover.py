@@ -17,7 +17,7 @@ Theory of operation
    COVER, PRIV-4.4) to a destination drawn from the node's real destinations,
    in a bucket drawn from the mix of real buckets (PRIV-4.3). Only a member
    that opened it knows it was cover, and drops it after decryption.
-4. Burst rule (PRIV-4.5): while more than one real message waits, the next gap
+4. Burst rule (PRIV-4.5): while a real message still waits after a slot, the next gap
    is ``interval_s / burst_speedup`` instead, for at most ``burst_slots`` slots
    per ``burst_window_s``. This leaks that a burst happened; it is the bound
    on how much it can leak. A queue over ``queue_bound`` refuses the message
@@ -135,6 +135,16 @@ class EmitCover:
 
 CoverAction = EmitReal | EmitCover
 
+
+def gap_from_unit(profile: CoverProfile, unit: float) -> float:
+    """PRIV-4.1: the slot gap for a uniform draw `unit` in [0, 1)."""
+    if not 0.0 <= unit < 1.0:
+        raise LocalProtocolError("a unit draw is in [0, 1)")
+    if profile.law is GapLaw.EXPONENTIAL:
+        return -profile.interval_s * math.log(1.0 - unit)
+    return profile.interval_s - profile.jitter_s + 2 * profile.jitter_s * unit
+
+
 #: PRIV-4.3: the bucket mix assumed before any real message was seen (weights).
 PRIOR_MIX: Final = {256: 90, 4096: 9, 65536: 1}
 
@@ -216,11 +226,11 @@ class CoverScheduler:
         self._actions.append(EmitCover(bucket=bucket, destination=destination, slot_at=slot))
 
     def _next_gap(self, slot: float) -> float:
-        """PRIV-4.5: a burst slot while more than one real message waits and credit lasts."""
+        """PRIV-4.5: a burst slot while a real message still waits and credit lasts."""
         window = self.profile.burst_window_s
         while self._burst_used and self._burst_used[0] <= slot - window:
             self._burst_used.popleft()
-        if len(self._queue) > 1 and len(self._burst_used) < self.profile.burst_slots:
+        if self._queue and len(self._burst_used) < self.profile.burst_slots:
             self._burst_used.append(slot)
             self.counters.inc(CoverCounter.BURST_SLOT)
             return self._gap() / self.profile.burst_speedup
@@ -228,10 +238,7 @@ class CoverScheduler:
 
     def _gap(self) -> float:
         """PRIV-4.1: one slot gap, independent of activity."""
-        p = self.profile
-        if p.law is GapLaw.EXPONENTIAL:
-            return -p.interval_s * math.log(1.0 - self._rng.random())
-        return self._rng.uniform(p.interval_s - p.jitter_s, p.interval_s + p.jitter_s)
+        return gap_from_unit(self.profile, self._rng.random())
 
     def _draw(self, weights: Counter[K]) -> K:
         keys = sorted(weights, key=repr)

@@ -18,5 +18,6 @@ __all__ = [
     "framing",
     "identity",
     "node_ping",
+    "privacy",
     "voice",
 ]

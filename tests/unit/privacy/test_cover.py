@@ -35,6 +35,7 @@ def message(i: int, at: float, bucket: int = 256) -> Outgoing:
 
 
 def test_every_gap_is_inside_the_jitter_whether_or_not_real_messages_are_sent() -> None:
+    """PRIV-4.1, PRIV-4.2: gaps stay in 30 s ± 10 s; the real message takes a slot."""
     scheduler = CoverScheduler(DEFAULT, rng=random.Random(1), now=T0)
     scheduler.add_destination(b"relay")
     first = run(scheduler, T0 + 200)
@@ -50,6 +51,7 @@ def test_every_gap_is_inside_the_jitter_whether_or_not_real_messages_are_sent() 
 
 
 def test_cover_follows_the_real_bucket_mix_and_destinations() -> None:
+    """PRIV-4.3: cover goes where real messages go, in their bucket mix."""
     scheduler = CoverScheduler(INTERACTIVE, rng=random.Random(2), now=T0)
     for i in range(200):
         scheduler.submit(message(i % 250, T0, bucket=4096), now=T0)
@@ -61,6 +63,7 @@ def test_cover_follows_the_real_bucket_mix_and_destinations() -> None:
 
 
 def test_off_sends_at_once_and_has_no_slots() -> None:
+    """PRIV-4.1: the off profile."""
     scheduler = CoverScheduler(OFF, rng=random.Random(3), now=T0)
     assert scheduler.next_deadline() is None
     scheduler.submit(message(1, T0), now=T0)
@@ -69,6 +72,7 @@ def test_off_sends_at_once_and_has_no_slots() -> None:
 
 
 def test_queue_bound_and_burst_slots_are_bounded() -> None:
+    """PRIV-4.5: the queue bound refuses; burst slots are bounded."""
     profile = CoverProfile(name="t", enabled=True, queue_bound=4, burst_slots=2)
     scheduler = CoverScheduler(profile, rng=random.Random(4), now=T0)
     accepted = [scheduler.submit(message(i, T0), now=T0) for i in range(6)]
@@ -80,6 +84,7 @@ def test_queue_bound_and_burst_slots_are_bounded() -> None:
 
 
 def test_the_budget_stops_cover_but_never_real_messages() -> None:
+    """PRIV-4.6: the budget stops cover, never a real message."""
     profile = CoverProfile(name="t", enabled=True, budget_bytes_per_day=512)
     scheduler = CoverScheduler(profile, rng=random.Random(6), now=T0)
     scheduler.add_destination(b"relay")
@@ -91,6 +96,7 @@ def test_the_budget_stops_cover_but_never_real_messages() -> None:
 
 
 def test_the_stated_costs() -> None:
+    """PRIV-4.2, PRIV-4.6: the latency and bytes a day the spec states."""
     assert round(DEFAULT.bytes_per_day(256) / 1e6, 2) == 0.74
     assert round(DEFAULT.bytes_per_day(65536) / 1e6) == 189
     assert (

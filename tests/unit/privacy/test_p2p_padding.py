@@ -9,6 +9,7 @@ from tests.unit.transport.test_p2p import FAST, RoomNet
 
 
 def test_padded_room_delivers_and_every_frame_is_a_bucket() -> None:
+    """PRIV-2.1: ROOM, ACK and PROBE frames all arrive as buckets, and delivery works."""
     net = RoomNet(config=dataclasses.replace(FAST, pad_frames=True))
     cores = net.add(3)
     sizes: list[int] = []
@@ -31,6 +32,7 @@ def test_padded_room_delivers_and_every_frame_is_a_bucket() -> None:
 
 
 def test_an_unpadded_frame_is_refused_with_a_counter() -> None:
+    """PRIV-2.2: on a padded P2P path an unpadded frame is refused and counted."""
     net = RoomNet(config=dataclasses.replace(FAST, pad_frames=True))
     a, b = net.add(2)
     b.receive(a.node_id, a.address, encode_frame(ProbeFrame(nonce=7)), now=net.now)

@@ -25,6 +25,7 @@ from railgun_ref.privacy.padding import (
 def test_pad_frame_takes_the_smallest_bucket_with_room_for_the_marker(
     size: int, bucket: int
 ) -> None:
+    """PRIV-2.1: the smallest bucket; unpadding gives the frame back."""
     frame = bytes([7]) * size
     padded = pad_frame(frame)
     assert len(padded) == bucket
@@ -32,6 +33,7 @@ def test_pad_frame_takes_the_smallest_bucket_with_room_for_the_marker(
 
 
 def test_a_frame_over_the_largest_bucket_is_a_caller_error() -> None:
+    """PRIV-2.1."""
     with pytest.raises(LocalProtocolError):
         pad_frame(bytes(65536))
 
@@ -48,6 +50,7 @@ def test_a_frame_over_the_largest_bucket_is_a_caller_error() -> None:
     ],
 )
 def test_a_malformed_pad_is_refused_as_malformed(padded: bytes) -> None:
+    """PRIV-2.2."""
     with pytest.raises(RemoteProtocolError) as refused:
         unpad_frame(padded)
     assert refused.value.code is ErrorCode.MALFORMED
@@ -56,6 +59,7 @@ def test_a_malformed_pad_is_refused_as_malformed(padded: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=5000))
 def test_unpad_raises_only_remote_errors_and_round_trips(data: bytes) -> None:
+    """PRIV-2.2: any bytes: a frame or a RemoteProtocolError."""
     try:
         frame = unpad_frame(data)
     except RemoteProtocolError:
@@ -65,6 +69,7 @@ def test_unpad_raises_only_remote_errors_and_round_trips(data: bytes) -> None:
 
 
 def test_padme_overhead_stays_under_twelve_percent_where_buckets_do_not() -> None:
+    """PRIV-2.3: the overhead table of the spec."""
     rows = overhead_table([100, 300, 1_000, 5_000, 20_000, 60_000])
     assert all(row.padme_overhead <= 0.12 for row in rows)
     assert max(row.bucket_overhead for row in rows) > 1.0

@@ -14,12 +14,14 @@ from railgun_ref.privacy.unlink import (
     resolve_relay_tags,
     transport_key,
 )
+from railgun_ref.transport.p2p import RoomFrame, encode_frame
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
 BOB = Identity.from_seed(bytes([2]) * 32)
 
 
 def test_transport_keys_change_each_epoch_and_are_not_the_identity() -> None:
+    """PRIV-5.1."""
     keys = [transport_key(ALICE, epoch_of(t)) for t in (0.0, 3599.0, 3600.0)]
     assert keys[0] == keys[1] != keys[2]
     assert ALICE.node_id not in {k.node_id for k in keys}
@@ -27,6 +29,7 @@ def test_transport_keys_change_each_epoch_and_are_not_the_identity() -> None:
 
 
 def test_relay_tags_resolve_only_with_the_room_secret() -> None:
+    """PRIV-5.3."""
     members = [ALICE.public_key, BOB.public_key]
     tags = [relay_tag(b"secret", bytes(16), BOB.public_key), bytes(16)]
     assert resolve_relay_tags(
@@ -41,6 +44,7 @@ def test_relay_tags_resolve_only_with_the_room_secret() -> None:
 
 
 def test_receipts_go_in_delayed_batches() -> None:
+    """PRIV-5.4: one batch per destination, after a random delay in [5 s, 30 s]."""
     batcher = ReceiptBatcher(
         ReceiptBatcherConfig(min_delay_s=5, max_delay_s=30), rng=random.Random(1)
     )
@@ -58,6 +62,7 @@ def test_receipts_go_in_delayed_batches() -> None:
 
 
 def test_cover_is_known_as_cover_only_to_a_member_that_opened_it() -> None:
+    """PRIV-4.4: same length as a real message; content type 2 only inside."""
     rng = random.Random(2)
     blobs = [
         seal_room_message(
@@ -74,3 +79,21 @@ def test_cover_is_known_as_cover_only_to_a_member_that_opened_it() -> None:
     assert len(blobs[0]) == len(blobs[1])
     kinds = [open_room_message(BOB, blob, room_id=b"r").content_type for blob in blobs]
     assert kinds == [0, CONTENT_COVER]
+
+
+def test_nothing_outside_the_seal_names_the_sender() -> None:
+    """PRIV-5.2: the ROOM frame and the blob carry neither the sender's key nor its id."""
+    blob, mid = seal_room_message(
+        ALICE,
+        room_id=b"r",
+        members=[BOB.public_key],
+        body=b"hello",
+        sent_ms=1,
+        random_bytes=random.Random(3).randbytes,
+    )
+    frame = encode_frame(
+        RoomFrame(room_id=b"r", message_id=mid, expires_ms=1, blob=blob, hops=0, relay_to=())
+    )
+    for secret in (ALICE.public_key, bytes(ALICE.node_id)):
+        assert secret not in frame
+    assert open_room_message(BOB, blob, room_id=b"r").sender_key == ALICE.public_key
