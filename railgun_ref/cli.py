@@ -321,6 +321,18 @@ def _cmd_bench_wire(args: argparse.Namespace) -> int:
     return bench_main(json_output=args.json, payload_size=args.payload_size)
 
 
+def _cmd_bench_privacy(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.privacy import main as bench_main  # noqa: PLC0415
+
+    return bench_main(
+        json_output=args.json,
+        users=args.users,
+        hours=args.hours,
+        seed=args.seed,
+        output=args.output,
+    )
+
+
 def _cmd_bench_dht(args: argparse.Namespace) -> int:
     from railgun_ref.bench.dht import main as bench_main  # noqa: PLC0415
 
@@ -953,6 +965,19 @@ def _add_bench_wire(bench_sub: _Subparsers) -> None:
     wire.set_defaults(func=_cmd_bench_wire)
 
 
+def _add_bench_privacy(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench privacy`."""
+    privacy = bench_sub.add_parser(
+        "privacy", help="can a relay tell active from idle users? slot cover vs add-on cover"
+    )
+    privacy.add_argument("--json", action="store_true", help="print JSON")
+    privacy.add_argument("--users", type=_positive_int, default=120, help="(default 120)")
+    privacy.add_argument("--hours", type=_positive_int, default=8, help="observed (default 8)")
+    privacy.add_argument("--seed", type=int, default=1)
+    privacy.add_argument("--output", default=None, help="also write the JSON to this file")
+    privacy.set_defaults(func=_cmd_bench_privacy)
+
+
 def _add_bench_detectors(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench detectors`."""
     det = bench_sub.add_parser(
@@ -1209,6 +1234,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_storeforward,
         _add_bench_nat,
         _add_bench_flood,
+        _add_bench_privacy,
     ):
         add(bench_sub)
 

@@ -33,6 +33,7 @@ Sans-IO: randomness is an injected ``random.Random``; time is ``now``.
 import math
 import random
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, TypeVar
@@ -152,13 +153,21 @@ PRIOR_MIX: Final = {256: 90, 4096: 9, 65536: 1}
 class CoverScheduler:
     """PRIV-4: the slot scheduler of one node (a `ProtocolCore[CoverAction]`)."""
 
-    def __init__(self, profile: CoverProfile, *, rng: random.Random, now: float) -> None:
+    def __init__(
+        self,
+        profile: CoverProfile,
+        *,
+        rng: random.Random,
+        now: float,
+        prior_mix: Mapping[int, int] = PRIOR_MIX,
+    ) -> None:
+        """`prior_mix`: PRIV-4.3's starting weights per bucket (the population's mix)."""
         self.profile = profile
         self.counters: Counters[CoverCounter] = Counters()
         self._rng = rng
         self._queue: deque[Outgoing] = deque()
         self._actions: deque[CoverAction] = deque()
-        self._mix: Counter[int] = Counter(PRIOR_MIX)
+        self._mix: Counter[int] = Counter(prior_mix)
         self._destinations: Counter[bytes] = Counter()
         self._burst_used: deque[float] = deque()
         self._day_start = now
