@@ -85,6 +85,7 @@ from railgun_ref.identity.e2ee import (
     seal_room_message,
 )
 from railgun_ref.identity.keys import Identity, RandomBytes, node_id_of
+from railgun_ref.privacy.padding import wrap_slots
 from railgun_ref.rooms.announce import room_announcement
 from railgun_ref.rooms.ids import dht_ident_of, require_closed_room_id
 from railgun_ref.storeforward import client as sfc
@@ -132,6 +133,8 @@ CREATE TABLE IF NOT EXISTS mailbox_keys (
 )
 #: ROOM-5.3: messages held per room from senders our log does not count (yet).
 _MAX_HELD: Final = 64
+#: PRIV-6: the largest wrap-table class a client fills (see `_filled_wrap_table`).
+_MAX_FILLED_WRAPS: Final = 128
 #: Reconnect backoff of the central session, seconds.
 _RECONNECT_MIN: Final = 0.2
 _RECONNECT_MAX: Final = 5.0
@@ -163,6 +166,14 @@ class FailureKind(StrEnum):
 
 #: HT-6.7: asks for the observed address one probe interval apart before slowing down
 _OBSERVED_RETRIES: Final = 5
+
+
+def _filled_wrap_table(members: int) -> int | None:
+    """PRIV-3.1, PRIV-6: the wrap table to fill, for rooms up to 128 members.
+
+    Larger classes would push a 64 KiB message past the central service's blob limit.
+    """
+    return wrap_slots(members) if members <= _MAX_FILLED_WRAPS else None
 
 
 class TransportCounter(StrEnum):
@@ -553,6 +564,7 @@ class HybridTransport:
             body=body,
             sent_ms=round(now * 1000),
             random_bytes=self._random_bytes,
+            wrap_slots=_filled_wrap_table(len(keys)),
         )
         self.service.send(
             room_id=room_id,

@@ -2,7 +2,16 @@
 
 import random
 
-from railgun_ref.identity.e2ee import CONTENT_COVER, open_room_message, seal_room_message
+import pytest
+
+from railgun_ref.core import cbor
+from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
+from railgun_ref.identity.e2ee import (
+    CONTENT_COVER,
+    E2E_DOMAIN,
+    open_room_message,
+    seal_room_message,
+)
 from railgun_ref.identity.keys import Identity
 from railgun_ref.privacy.unlink import (
     ReceiptBatcher,
@@ -15,6 +24,7 @@ from railgun_ref.privacy.unlink import (
     transport_key,
 )
 from railgun_ref.transport.p2p import RoomFrame, encode_frame
+from tests.unit.test_e2ee import _box
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
 BOB = Identity.from_seed(bytes([2]) * 32)
@@ -97,3 +107,13 @@ def test_nothing_outside_the_seal_names_the_sender() -> None:
     for secret in (ALICE.public_key, bytes(ALICE.node_id)):
         assert secret not in frame
     assert open_room_message(BOB, blob, room_id=b"r").sender_key == ALICE.public_key
+
+
+def test_a_real_message_relabelled_as_cover_is_refused_not_dropped() -> None:
+    """PRIV-4.4: the content type is signed; a peer cannot make a real message pass as cover."""
+    fields = {0: ALICE.public_key, 1: bytes(16), 2: 1, 3: b"real"}
+    signature = ALICE.sign(E2E_DOMAIN + b"r" + cbor.encode(fields))  # signed as an app message
+    inner = cbor.encode({**fields, 4: signature, 5: CONTENT_COVER})
+    with pytest.raises(RemoteProtocolError) as refused:
+        open_room_message(BOB, _box(inner, BOB), room_id=b"r")
+    assert refused.value.code is ErrorCode.BAD_SIGNATURE
