@@ -1,4 +1,4 @@
-"""Notebook 08: what each observer sees, with and without each privacy defence (spec §23).
+"""Notebook 08: what each observer sees, with and without each privacy defence (spec §24).
 
 Tables and charts over `railgun_ref.privacy` (padding, cover, unlinkability)
 and the simulator experiment of `railgun_ref.drivers.privacy_sim` (the one

@@ -1,4 +1,4 @@
-"""Metadata privacy (spec §23 PRIV): frame padding, slot-taking cover traffic, unlinkability.
+"""Metadata privacy (spec §24 PRIV): frame padding, slot-taking cover traffic, unlinkability.
 
 * `padding`: every frame an intermediary sees is padded to a bucket (PRIV-2), the
   E2EE wrap table to a fixed size class (PRIV-3), Padmé as the compared option.

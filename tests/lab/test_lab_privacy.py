@@ -1,4 +1,4 @@
-"""The privacy experiment (drivers/privacy_sim) and the notebook-08 helpers (spec §23)."""
+"""The privacy experiment (drivers/privacy_sim) and the notebook-08 helpers (spec §24)."""
 
 import itertools
 
