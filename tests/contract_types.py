@@ -13,6 +13,8 @@ from railgun_ref.dht.service import Dht
 from railgun_ref.identity.rotation import RotationTracker
 from railgun_ref.limits.slots import ConnectionSlots
 from railgun_ref.node import Node
+from railgun_ref.privacy.cover import CoverScheduler
+from railgun_ref.privacy.unlink import ReceiptBatcher
 from railgun_ref.relay.committee import CommitteeRelay
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
@@ -59,6 +61,14 @@ def _connectionslots(core: ConnectionSlots) -> ProtocolCore[object]:
 
 
 def _node(core: Node) -> ProtocolCore[object]:
+    return core
+
+
+def _coverscheduler(core: CoverScheduler) -> ProtocolCore[object]:
+    return core
+
+
+def _receiptbatcher(core: ReceiptBatcher) -> ProtocolCore[object]:
     return core
 
 
