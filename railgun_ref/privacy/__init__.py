@@ -7,3 +7,5 @@
 * `unlink`: per-epoch transport keys apart from the E2EE identity, blinded relay
   targets, and batched, delayed delivery receipts (PRIV-5).
 """
+
+__all__ = ["cover", "padding", "unlink"]
