@@ -955,6 +955,36 @@ def _add_bench_flood(bench_sub: _Subparsers) -> None:
     fl.set_defaults(func=_cmd_bench_flood)
 
 
+def _cmd_bench_attacks(args: argparse.Namespace) -> int:
+    from railgun_ref.bench.attacks import Params  # noqa: PLC0415
+    from railgun_ref.bench.attacks import main as attacks_main  # noqa: PLC0415
+
+    params = Params(
+        nodes=args.nodes,
+        keys=args.keys,
+        sybils=args.sybils,
+        pingers=args.pingers,
+        seed=args.seed,
+    )
+    return attacks_main(json_output=args.json, params=params, output=args.output)
+
+
+def _add_bench_attacks(bench_sub: _Subparsers) -> None:
+    """`railgun-ref bench attacks`."""
+    at = bench_sub.add_parser(
+        "attacks",
+        help="lying nodes, a 2-IP eclipse and a 10x flood in the simulator, with/without defences",
+    )
+    at.add_argument("--json", action="store_true", help="print JSON")
+    at.add_argument("--nodes", type=_positive_int, default=1000, help="simulated nodes")
+    at.add_argument("--keys", type=_positive_int, default=100, help="records stored and got")
+    at.add_argument("--sybils", type=_positive_int, default=300, help="eclipse identities")
+    at.add_argument("--pingers", type=_positive_int, default=200, help="honest PINGs per second")
+    at.add_argument("--seed", type=_non_negative_int, default=1)
+    at.add_argument("--output", default=None, help="also write the JSON to this file")
+    at.set_defaults(func=_cmd_bench_attacks)
+
+
 def _add_bench_wire(bench_sub: _Subparsers) -> None:
     """`railgun-ref bench wire`."""
     wire = bench_sub.add_parser("wire", help="envelope encode/decode+verify vs raw PyNaCl")
@@ -1235,6 +1265,7 @@ def _add_bench(sub: _Subparsers) -> None:
         _add_bench_nat,
         _add_bench_flood,
         _add_bench_privacy,
+        _add_bench_attacks,
     ):
         add(bench_sub)
 

@@ -14,6 +14,7 @@ Theory of operation:
 The group is a plain tuple so it can key a dict; it is never sent.
 """
 
+import functools
 import ipaddress
 from typing import Final
 
@@ -27,6 +28,7 @@ IPV4_PREFIX: Final = 24
 IPV6_PREFIX: Final = 48
 
 
+@functools.lru_cache(maxsize=65536)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)
