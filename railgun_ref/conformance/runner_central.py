@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from railgun_ref.conformance.catalog import CENTRAL_RUNNER_CHECKS
-from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError
+from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError, print_report
 from railgun_ref.core.errors import ErrorCode, RemoteProtocolError
 from railgun_ref.drivers.addresses import check_destination_host
 from railgun_ref.identity.keys import Identity
@@ -361,20 +361,10 @@ async def run(target: str, *, timeout: float = 1.0) -> Report:
 
 def main(target: str, json_output: bool, *, timeout: float = 1.0) -> int:
     """CLI entry: 0 if every check passed, 1 if any failed, 2 if the target is refused."""
-    from rich.console import Console  # noqa: PLC0415 - only the CLI prints
-
     try:
         parse_central_target(target)
     except TargetError as exc:
         print(f"railgun-ref conformance run: {exc}", file=sys.stderr)
         return 2
     report = anyio.run(functools.partial(run, target, timeout=timeout))
-    if json_output:
-        print(report.to_json())
-    else:
-        console = Console()
-        console.print(report.to_table())
-        failed = report.failed_clauses
-        verdict = "all checks pass" if report.passed else f"FAILED clauses: {', '.join(failed)}"
-        console.print(f"{sum(c.passed for c in report.checks)}/{len(report.checks)}: {verdict}")
-    return 0 if report.passed else 1
+    return print_report(report, json_output)

@@ -29,7 +29,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from railgun_ref.conformance.catalog import STUN_RUNNER_CHECKS, TURN_RUNNER_CHECKS
-from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError
+from railgun_ref.conformance.wire_runner import CheckResult, Report, TargetError, print_report
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.addresses import check_destination_host
@@ -567,20 +567,10 @@ async def run(target: str, *, timeout: float = 1.0) -> Report:
 
 def main(target: str, json_output: bool, *, timeout: float = 1.0) -> int:
     """CLI entry: 0 if every check passed, 1 if any failed, 2 if the target is refused."""
-    from rich.console import Console  # noqa: PLC0415 - only the CLI prints
-
     try:
         parse_stun_target(target)
     except TargetError as exc:
         print(f"railgun-ref conformance run: {exc}", file=sys.stderr)
         return 2
     report = anyio.run(functools.partial(run, target, timeout=timeout))
-    if json_output:
-        print(report.to_json())
-    else:
-        console = Console()
-        console.print(report.to_table())
-        failed = report.failed_clauses
-        verdict = "all checks pass" if report.passed else f"FAILED clauses: {', '.join(failed)}"
-        console.print(f"{sum(c.passed for c in report.checks)}/{len(report.checks)}: {verdict}")
-    return 0 if report.passed else 1
+    return print_report(report, json_output)

@@ -1189,6 +1189,12 @@ def main(target: str, json_output: bool, *, timeout: float = 2.0) -> int:
         report = anyio.run(
             functools.partial(run, target, timeout=timeout, on_check=lambda _: progress.advance())
         )
+    return print_report(report, json_output)
+
+
+def print_report(report: Report, json_output: bool) -> int:
+    """Print a runner's report (JSON or a table and a verdict); 0 if it passed, else 1."""
+
     if json_output:
         print(report.to_json())
     else:
