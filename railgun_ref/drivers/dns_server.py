@@ -44,6 +44,7 @@ the dropped ones), ``malformed``, ``truncated``, ``tcp_queries``,
 ``send_errors``, ``receive_errors``.
 """
 
+import errno
 from enum import Enum, StrEnum
 from typing import Final
 
@@ -75,6 +76,8 @@ EDNS_PAYLOAD: Final = 1232
 NEGATIVE_TTL: Final = 5
 #: A TCP connection idle this long is closed (RFC 7766 §6.2.3 suggests seconds), s.
 TCP_IDLE_TIMEOUT: Final = 10.0
+# tries for a port free on both UDP and TCP when the kernel picks it
+BIND_ATTEMPTS: Final = 20
 #: EDNS extended RCODE BADVERS (RFC 6891 §6.1.3): 16, of which the OPT carries 16 >> 4.
 _BADVERS_HIGH: Final = 1
 
@@ -275,21 +278,41 @@ class DnsServer:
         """Bind, report `self` through `task_status`, serve until cancelled."""
         if self._address is not None:
             raise RuntimeError("a DnsServer runs only once; make a new one")
-        sock = await anyio.create_udp_socket(
-            family=family_of(self._host), local_host=self._host, local_port=self._port
-        )
+        sock, listener = await self._bind_pair()
         async with sock, anyio.create_task_group() as tg:
             local = sock.extra(SocketAttribute.local_address)
             assert isinstance(local, tuple)
             self._address = (str(local[0]), int(local[1]))
-            listener = await anyio.create_tcp_listener(
-                local_host=self._host, local_port=self._address[1], family=family_of(self._host)
-            )
             async with listener:
                 tg.start_soon(listener.serve, self._serve_tcp)
                 task_status.started(self)
                 await self._serve_udp(sock, tg)
                 tg.cancel_scope.cancel()
+
+    async def _bind_pair(
+        self,
+    ) -> tuple[anyio.abc.UDPSocket, anyio.abc.Listener[anyio.abc.SocketStream]]:
+        """A UDP socket and a TCP listener on the same port. With port 0 the kernel picks
+        the UDP port, and another process may hold that number on TCP: pick again
+        (up to BIND_ATTEMPTS times) instead of failing."""
+        family = family_of(self._host)
+        for attempt in range(BIND_ATTEMPTS):
+            sock = await anyio.create_udp_socket(
+                family=family, local_host=self._host, local_port=self._port
+            )
+            local = sock.extra(SocketAttribute.local_address)
+            assert isinstance(local, tuple)
+            try:
+                listener = await anyio.create_tcp_listener(
+                    local_host=self._host, local_port=int(local[1]), family=family
+                )
+            except OSError as exc:
+                await sock.aclose()
+                if self._port != 0 or exc.errno != errno.EADDRINUSE or attempt + 1 == BIND_ATTEMPTS:
+                    raise
+                continue
+            return sock, listener
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _serve_tcp(self, stream: anyio.abc.SocketStream) -> None:
         """RFC 7766: length-prefixed queries, answered in order, until EOF or idleness."""

@@ -4,6 +4,8 @@
 server and `StubResolver` talk over a real socket, switching modes at run time.
 """
 
+import errno
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -217,3 +219,39 @@ async def test_resolver_ignores_forged_and_garbage_replies() -> None:
             await fake.sendto(good.pack(), host, client_port)
         assert answer == ["127.0.0.9"]
         assert resolve.counters.get_count(ResolverCounter.MISMATCHED) == 4
+
+
+async def test_a_kernel_picked_port_taken_on_tcp_is_picked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With port 0 the UDP port the kernel picks may be held on TCP by another process
+    (CI failed once on exactly this): the server picks another port instead of failing."""
+    real = anyio.create_tcp_listener
+    refused: list[int] = []
+
+    async def busy_once(**kwargs: object) -> object:
+        if not refused:
+            refused.append(int(kwargs["local_port"]))  # type: ignore[call-overload]
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return await real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio, "create_tcp_listener", busy_once)
+    server = server_with_record()
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        assert len(refused) == 1
+        assert server.address[1] != 0
+        tg.cancel_scope.cancel()
+
+
+async def test_a_fixed_port_taken_on_tcp_is_an_error_not_a_silent_move() -> None:
+    """An explicit port is what the operator asked for: when TCP holds it, say so."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = DnsServer(host="127.0.0.1", port=port)
+        with pytest.raises(BaseException) as caught:
+            async with anyio.create_task_group() as tg:
+                await tg.start(server.run)
+        assert "Address already in use" in repr(caught.value) or "98" in repr(caught.value)
