@@ -48,6 +48,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 CALL_ID = bytes(range(100, 116))
 MBPS = 125_000  # bytes/s
+# Generous bounds for a loaded 2-core CI machine, where ~6 aiortc peers share one
+# process: a listener declares a peer lost after LOSS_TIMEOUT of silence, a link not
+# up by CONNECT_TIMEOUT breaks anyway. The tests are about who is elected and whether
+# make-before-break loses frames, not how fast loss is detected, and they still fail
+# if a re-plan repeats or a break waits for the timeout.
+LOSS_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 30.0
 
 
 def device(
@@ -95,6 +102,8 @@ async def call_with(
                 clock=clock,
                 clip=clip,
                 capabilities=capabilities,
+                loss_timeout=LOSS_TIMEOUT,
+                connect_timeout=CONNECT_TIMEOUT,
             )
             for h in hosts.values()
         }
