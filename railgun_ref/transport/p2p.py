@@ -494,7 +494,8 @@ class P2PConfig:
     max_relay_hops: int = 2  #: relay levels a message may go through
     max_relay_jobs: int = 1024  #: relay jobs a node runs for others at once
     probe_interval: float = 5.0
-    probe_timeout: float = 2.0
+    probe_timeout: float = 2.0  #: HT-6.8: the least a probe waits; more when RTTs are long
+    max_probe_timeout: float = 16.0  #: HT-6.8: the most a probe waits
     probe_failures: int = 2  #: timed-out probes in a row before a member is unreachable
     announce_interval: float = 600.0  #: re-announce membership this often
     lookup_interval: float = 30.0  #: refresh the member list this often
@@ -515,6 +516,7 @@ class P2PConfig:
             "max_backoff",
             "probe_interval",
             "probe_timeout",
+            "max_probe_timeout",
             "announce_interval",
             "lookup_interval",
             "unknown_lookup_interval",
@@ -527,6 +529,8 @@ class P2PConfig:
                 raise LocalProtocolError(f"{name} must be positive")
         if self.backoff_factor < 1:
             raise LocalProtocolError("backoff_factor must be >= 1")
+        if self.max_probe_timeout < self.probe_timeout:
+            raise LocalProtocolError("max_probe_timeout must be >= probe_timeout")
         counts = (self.max_attempts, self.relay_after, self.probe_failures, self.max_seen)
         if min(*counts, self.max_reassemblies, self.max_recent) < 1:
             raise LocalProtocolError("counts must be at least 1")
@@ -650,6 +654,7 @@ class P2PCounter(StrEnum):
     PROBE_ANSWERED = "probe.answered"  #: probes we answered
     PROBE_ANSWER = "probe.answer"  #: answers to our probes
     PROBE_TIMEOUT = "probe.timeout"
+    RTT_SAMPLES = "probe.rtt_samples"  #: HT-6.8: answers that matched our last probe
     ROOM_DELIVERED = "room.delivered"
     ROOM_DUPLICATE = "room.duplicate"
     RELAY_REFUSED_STRANGER = "relay.refused_stranger"
@@ -698,6 +703,10 @@ class PeerStatus(Enum):
     UNREACHABLE = "unreachable"
 
 
+#: HT-6.8: probes per member whose answers still count as RTT samples
+PROBES_REMEMBERED: Final = 4
+
+
 @dataclass(slots=True)
 class _Peer:
     node_id: NodeId
@@ -709,6 +718,12 @@ class _Peer:
     failures: int = 0
     probe_sent_at: float | None = None
     next_probe: float = float("-inf")
+    #: HT-6.8: nonce -> send time of the last PROBES_REMEMBERED probes (kept after they
+    #: timed out, so a late answer still gives an RTT sample), the smoothed RTT and its
+    #: variation
+    probes: dict[int, float] = field(default_factory=dict)
+    srtt: float | None = None
+    rttvar: float = 0.0
     #: HT-7.3: room id -> until when the member said it cannot reach the central service
     off_central: dict[bytes, float] = field(default_factory=dict)
 
@@ -1163,6 +1178,7 @@ class P2PRoomCore:
                 self._send(sender, reply_to, ProbeFrame(nonce=frame.nonce, answer=True))
             case ProbeFrame(answer=True):
                 self.counters.inc(P2PCounter.PROBE_ANSWER)
+                self._rtt_sample(sender, frame.nonce, now)
             case RoomFrame():
                 self._on_room(sender, address, frame, now)
             case PartFrame():
@@ -1362,7 +1378,7 @@ class P2PRoomCore:
             deadlines.append(self._next_status)
         for peer in self._peers.values():
             if peer.probe_sent_at is not None:
-                deadlines.append(peer.probe_sent_at + self.config.probe_timeout)
+                deadlines.append(peer.probe_sent_at + self._probe_timeout(peer))
             else:
                 deadlines.append(peer.next_probe)
         return min(deadlines) if deadlines else None
@@ -1394,7 +1410,9 @@ class P2PRoomCore:
                 del self._reassembly[key]
                 self.counters.inc(P2PCounter.PART_TIMEOUT)
         for peer in self._peers.values():
-            if peer.probe_sent_at is not None and now >= peer.probe_sent_at + config.probe_timeout:
+            if peer.probe_sent_at is not None and now >= peer.probe_sent_at + self._probe_timeout(
+                peer
+            ):
                 peer.probe_sent_at = None
                 peer.failures += 1
                 self.counters.inc(P2PCounter.PROBE_TIMEOUT)
@@ -1403,6 +1421,9 @@ class P2PRoomCore:
                 peer.next_probe = now + config.probe_interval
                 nonce = self._next_nonce
                 self._next_nonce += 1
+                peer.probes[nonce] = now
+                if len(peer.probes) > PROBES_REMEMBERED:
+                    del peer.probes[next(iter(peer.probes))]
                 self._send(peer.node_id, peer.address, ProbeFrame(nonce=nonce))
         self._run_jobs(now)
         self._report_reach(now)
@@ -1541,6 +1562,28 @@ class P2PRoomCore:
         if peer.failures >= self.config.probe_failures:
             return PeerStatus.UNREACHABLE
         return PeerStatus.REACHABLE if peer.heard else PeerStatus.UNKNOWN
+
+    def _probe_timeout(self, peer: _Peer) -> float:
+        """HT-6.8: SRTT + 4 RTTVAR (RFC 6298), within [probe_timeout, max_probe_timeout]."""
+        config = self.config
+        if peer.srtt is None:
+            return config.probe_timeout
+        rto = peer.srtt + 4 * peer.rttvar
+        return min(config.max_probe_timeout, max(config.probe_timeout, rto))
+
+    def _rtt_sample(self, sender: NodeId, nonce: int, now: float) -> None:
+        """HT-6.8: the answer to our last probe, late or not, is one RTT sample."""
+        peer = self._peers.get(sender)
+        sent_at = None if peer is None else peer.probes.pop(nonce, None)
+        if peer is None or sent_at is None:
+            return
+        sample = max(0.0, now - sent_at)
+        if peer.srtt is None:
+            peer.srtt, peer.rttvar = sample, sample / 2
+        else:
+            peer.rttvar = 0.75 * peer.rttvar + 0.25 * abs(peer.srtt - sample)
+            peer.srtt = 0.875 * peer.srtt + 0.125 * sample
+        self.counters.inc(P2PCounter.RTT_SAMPLES)
 
     def _heard(self, node_id: NodeId, now: float) -> None:
         peer = self._peers.get(node_id)

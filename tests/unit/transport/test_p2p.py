@@ -483,6 +483,61 @@ def test_reach_follows_probes() -> None:
     assert last.reach is Reach.NONE and not last.anything_reachable
 
 
+def _slow_link_timeouts(max_probe_timeout: float) -> tuple[int, PeerStatus]:
+    """Two members 1.5 s apart each way (RTT 3 s, six times probe_timeout): the probe
+    timeouts `a` counted in the minute after a two-minute warm-up, and b's status then."""
+    config = P2PConfig(
+        probe_interval=1.0,
+        probe_timeout=0.5,
+        max_probe_timeout=max_probe_timeout,
+        lookup_interval=1e6,
+        announce_interval=1e6,
+    )
+    net = RoomNet(config=config, latency=1.5)
+    a, b = net.add(2)
+    net.join_all()
+    b.leave(ROOM, now=net.now)  # b only answers: its own probes would also answer a's
+    net.run(120)
+    before = a.counters.get_count(P2PCounter.PROBE_TIMEOUT)
+    net.run(60)
+    assert a.counters.get_count(P2PCounter.RTT_SAMPLES) > 0
+    return a.counters.get_count(P2PCounter.PROBE_TIMEOUT) - before, a.status(b.node_id)
+
+
+def test_probe_timeout_follows_the_measured_rtt() -> None:
+    """HT-6.8: on a link slower than probe_timeout, answers that came late are RTT
+    samples; the timeout grows to SRTT + 4 RTTVAR and probes stop timing out."""
+    timeouts, status = _slow_link_timeouts(max_probe_timeout=16.0)
+    assert timeouts == 0
+    assert status is PeerStatus.REACHABLE
+
+
+def test_probe_timeout_capped_at_probe_timeout_keeps_timing_out() -> None:
+    """HT-6.8, the check can fail: with no room to grow, the same link times out."""
+    timeouts, _ = _slow_link_timeouts(max_probe_timeout=0.5)
+    assert timeouts > 10
+
+
+def test_a_silent_member_is_unreachable_within_the_largest_timeout() -> None:
+    """HT-6.8: a member that stops answering is unreachable after probe_failures probes
+    of at most max_probe_timeout each, however long its RTT was."""
+    config = P2PConfig(
+        probe_interval=1.0,
+        probe_timeout=0.5,
+        max_probe_timeout=4.0,
+        lookup_interval=1e6,
+        announce_interval=1e6,
+    )
+    net = RoomNet(config=config, latency=1.5)
+    a, b = net.add(2)
+    net.join_all()
+    net.run(60)
+    assert a.status(b.node_id) is PeerStatus.REACHABLE
+    net.down.add(b.node_id)
+    net.run(config.probe_failures * (config.max_probe_timeout + config.probe_interval) + 3.0)
+    assert a.status(b.node_id) is PeerStatus.UNREACHABLE
+
+
 def test_partial_reach_drives_the_service_to_degraded() -> None:
     """HT-6.4, HT-1.3: reach `some` from the P2P core gives the service's `degraded` state."""
     net = RoomNet()
