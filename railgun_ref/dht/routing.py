@@ -32,7 +32,6 @@ Theory of operation (Kademlia §2.2, libp2p `kbucket`):
 """
 
 import random
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
@@ -83,12 +82,19 @@ class Observed(Enum):
     REFUSED_GROUP = "refused_group"  #: DHT-5.5: its source group holds its share already
 
 
+def _to_tail(entries: dict[NodeId, _Entry], node_id: NodeId) -> None:
+    """Move `node_id` to the end of the insertion order (most recently seen)."""
+    entries[node_id] = entries.pop(node_id)
+
+
 class _Bucket:
     __slots__ = ("checking", "entries", "last_activity", "replacements")
 
     def __init__(self, now: float) -> None:
-        self.entries: OrderedDict[NodeId, _Entry] = OrderedDict()
-        self.replacements: OrderedDict[NodeId, _Entry] = OrderedDict()
+        # Plain dicts keep insertion order at half an OrderedDict's memory; moving a
+        # contact to the tail is pop-and-reinsert (`_to_tail`).
+        self.entries: dict[NodeId, _Entry] = {}
+        self.replacements: dict[NodeId, _Entry] = {}
         self.checking: NodeId | None = None
         self.last_activity = now
 
@@ -110,7 +116,9 @@ class RoutingTable:
         self.k = k
         self.max_failures = max_failures
         self.diversity = diversity
-        self._by_address: dict[Address, set[NodeId]] = {}
+        #: Identities in the table per address: a count, not a set of ids (a set per
+        #: contact was the largest part of a table's memory at simulated scale).
+        self._by_address: dict[Address, int] = {}
         self._group_count: dict[Group, int] = {}
         self._created = now
         self._buckets: dict[int, _Bucket] = {}
@@ -144,7 +152,7 @@ class RoutingTable:
         bucket.last_activity = now
         if entry is not None:
             entry.last_seen, entry.failures = now, 0
-            bucket.entries.move_to_end(contact.node_id)
+            _to_tail(bucket.entries, contact.node_id)
             return Observed.REFRESHED, None
         refusal = self._refusal(contact, bucket)
         if refusal is not None:
@@ -154,10 +162,10 @@ class RoutingTable:
             self._add(bucket, _Entry(contact, now))
             bucket.replacements.pop(contact.node_id, None)
             return Observed.INSERTED, None
-        bucket.replacements[contact.node_id] = _Entry(contact, now)
-        bucket.replacements.move_to_end(contact.node_id)
+        bucket.replacements.pop(contact.node_id, None)
+        bucket.replacements[contact.node_id] = _Entry(contact, now)  # at the tail
         while len(bucket.replacements) > self.k:
-            bucket.replacements.popitem(last=False)
+            del bucket.replacements[next(iter(bucket.replacements))]  # the oldest
         if bucket.checking is not None:
             return Observed.CACHED, None
         oldest = next(iter(bucket.entries.values()))
@@ -175,7 +183,7 @@ class RoutingTable:
             entry = bucket.entries.get(node_id)
             if entry is not None:
                 entry.last_seen, entry.failures = now, 0
-                bucket.entries.move_to_end(node_id)
+                _to_tail(bucket.entries, node_id)
             return None
         return self._evict(bucket, node_id)
 
@@ -194,7 +202,7 @@ class RoutingTable:
         d = self.diversity
         if d is None:
             return None
-        if len(self._by_address.get(contact.address, ())) >= d.per_endpoint:
+        if self._by_address.get(contact.address, 0) >= d.per_endpoint:
             return Observed.REFUSED_ENDPOINT
         group = self._group(contact.address)
         if group is None:
@@ -210,7 +218,7 @@ class RoutingTable:
         self._ints = None
         contact = entry.contact
         bucket.entries[contact.node_id] = entry
-        self._by_address.setdefault(contact.address, set()).add(contact.node_id)
+        self._by_address[contact.address] = self._by_address.get(contact.address, 0) + 1
         group = self._group(contact.address)
         if group is not None:
             self._group_count[group] = self._group_count.get(group, 0) + 1
@@ -221,11 +229,11 @@ class RoutingTable:
             return False
         self._ints = None
         address = entry.contact.address
-        ids = self._by_address.get(address)
-        if ids is not None:
-            ids.discard(node_id)
-            if not ids:
-                del self._by_address[address]
+        held = self._by_address.get(address, 0)
+        if held > 1:
+            self._by_address[address] = held - 1
+        else:
+            self._by_address.pop(address, None)
         group = self._group(address)
         if group is not None:
             self._group_count[group] -= 1
@@ -237,7 +245,7 @@ class RoutingTable:
         if bucket.checking == node_id:
             bucket.checking = None
         while bucket.replacements:
-            _, promoted = bucket.replacements.popitem(last=True)  # freshest first
+            _, promoted = bucket.replacements.popitem()  # freshest (last inserted) first
             if self._refusal(promoted.contact, bucket) is None:
                 self._add(bucket, promoted)
                 return promoted.contact

@@ -103,6 +103,9 @@ class DhtConfig:
     record_ttl: float = 24 * 3600.0  #: default lifetime of a published record, seconds
     #: DHT-6.5: lookups over this many disjoint paths (1: plain Kademlia).
     disjoint_paths: int = 1
+    #: DHT-8.2: a join's bucket refresh ends once this many of the closest peers it
+    #: knows of answered (at most k; k: a full lookup per bucket, Kademlia's literal join).
+    join_refresh_k: int = DHT_ALPHA
     #: DHT-7.8: holders per get whose truncated VALUE is asked again on a stream (0: never).
     stream_fetches: int = 3
     #: ROOM-6.2: a holder checks a ``room`` record's proof of the room secret on STORE
@@ -116,6 +119,8 @@ class DhtConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:
             raise LocalProtocolError("k, alpha and disjoint_paths must be at least 1")
+        if self.join_refresh_k < 1:
+            raise LocalProtocolError("join_refresh_k must be at least 1")
         if self.stream_fetches < 0:
             raise LocalProtocolError("stream_fetches must be at least 0")
         if self.k > MAX_CONTACTS:
@@ -415,7 +420,11 @@ class Dht:
 
     # ------------------------------------------------------------ API
 
-    def _lookup(self, target: bytes, seeds: list[Contact]) -> Lookup | DisjointLookup:
+    def _lookup(
+        self, target: bytes, seeds: list[Contact], *, k: int | None = None
+    ) -> Lookup | DisjointLookup:
+        """A lookup for `target` that ends once the `k` (default: the config's k) closest
+        peers it knows of answered (DHT-6.3)."""
         cfg = self.config
         if cfg.disjoint_paths > 1:
             return DisjointLookup(
@@ -423,7 +432,7 @@ class Dht:
                 seeds,
                 local_id=self.identity.node_id,
                 paths=cfg.disjoint_paths,
-                k=cfg.k,
+                k=k or cfg.k,
                 alpha=cfg.alpha,
                 slow_after=self._slow_after(),
             )
@@ -431,7 +440,7 @@ class Dht:
             target,
             seeds,
             local_id=self.identity.node_id,
-            k=cfg.k,
+            k=k or cfg.k,
             alpha=cfg.alpha,
             slow_after=self._slow_after(),
         )
@@ -445,12 +454,20 @@ class Dht:
         """
         return self.routing.closest(target, 2 * self.config.k)
 
-    def _new_query(self, kind: _Kind, target: bytes, now: float, *, seeds: bool = True) -> _Query:
+    def _new_query(
+        self,
+        kind: _Kind,
+        target: bytes,
+        now: float,
+        *,
+        seeds: bool = True,
+        refresh_k: int | None = None,
+    ) -> _Query:
         query = _Query(
             query_id=self._next_query,
             kind=kind,
             target=target,
-            lookup=self._lookup(target, self._seeds(target) if seeds else []),
+            lookup=self._lookup(target, self._seeds(target) if seeds else [], k=refresh_k),
             started_at=now,
         )
         self._next_query += 1
@@ -552,14 +569,20 @@ class Dht:
         self._drive(query, now)
 
     def _refresh_beyond(self, nearest: NodeId, now: float) -> None:
-        """Kademlia §2.3 join: refresh every bucket further away than our nearest neighbour."""
+        """Kademlia §2.3 join: refresh every bucket further away than our nearest neighbour.
+
+        DHT-8.2: each refresh is a lookup that ends once the `join_refresh_k` closest
+        peers it knows of answered, all of them in that bucket once it reaches its
+        subtree, so the bucket gains contacts at a few queries instead of a full lookup."""
         start = bucket_index(self.identity.node_id, nearest)
         if start is None:
             return
+        refresh_k = min(self.config.join_refresh_k, self.config.k)
         for index in range(start + 1, KEY_BITS):
             target = self.routing.random_id_in_bucket(index, self._rng)
             self.counters.inc(DhtCounter.JOIN_REFRESH)
-            self._drive(self._new_query(_Kind.REFRESH, target, now), now)
+            query = self._new_query(_Kind.REFRESH, target, now, refresh_k=refresh_k)
+            self._drive(query, now)
 
     # ------------------------------------------------------------ driving lookups
 

@@ -13,6 +13,7 @@ may still be bound). The test suite sets it to loopback; the network lab adds
 the ranges of the namespaces it built. Subprocesses inherit it.
 """
 
+import functools
 import ipaddress
 import os
 import socket
@@ -78,13 +79,26 @@ def check_bind_host(host: str, *, allow_public: bool = False) -> str:
 
 def check_destination_host(host: str) -> str:
     """Return `host` if it is a unicast IP literal this process may send to."""
-    ip = parse_ip(host)
-    if ip.is_unspecified or ip.is_multicast:
-        raise ValueError(f"{host} is not a unicast address")
-    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
-        raise ValueError(f"{host} is the broadcast address")
-    _check_harness(ip)
+    problem = _destination_problem(host, os.environ.get(ALLOWED_NETWORKS_ENV, ""))
+    if problem is not None:
+        raise ValueError(problem)
     return host
+
+
+@functools.lru_cache(maxsize=4096)
+def _destination_problem(host: str, allowed: str) -> str | None:
+    """Why `host` is no destination under the harness's `allowed` networks, or None.
+    Every datagram sent is checked, so the verdict is remembered per (host, allowed)."""
+    try:
+        ip = parse_ip(host)
+        if ip.is_unspecified or ip.is_multicast:
+            raise ValueError(f"{host} is not a unicast address")
+        if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+            raise ValueError(f"{host} is the broadcast address")
+        _check_harness(ip)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def check_destination(address: Address) -> Address:

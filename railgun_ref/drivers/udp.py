@@ -135,6 +135,24 @@ _READ_SIZE: Final = 65536
 _BIND_ATTEMPTS: Final = 8
 #: Consecutive UDP receive errors after which the socket is considered dead.
 _MAX_UDP_ERRORS: Final = 100
+#: Distinct source addresses `_interned` keeps before it starts afresh.
+_INTERNED_MAX: Final = 65536
+#: One shared (host, port) tuple per source address, for every host in the process:
+#: routing tables and lookups keep the address of each contact, and recvfrom makes a new
+#: host string and tuple for every datagram.
+_INTERNED: dict[tuple[str, int], Address] = {}
+
+
+def _interned(host: str, port: int) -> Address:
+    """The process's one tuple for (host, port)."""
+    key = (host, port)
+    address = _INTERNED.get(key)
+    if address is None:
+        if len(_INTERNED) >= _INTERNED_MAX:
+            _INTERNED.clear()
+        address = _INTERNED[key] = key
+    return address
+
 
 #: What `NodeHost.ping` returns: the node's outcome event for the request.
 PingOutcome = PongReceived | ErrorReceived | RequestTimedOut
@@ -841,7 +859,7 @@ class NodeHost:
                         raise
                     continue
                 errors_in_a_row = 0
-                self._on_datagram(data, (peer[0], peer[1]))
+                self._on_datagram(data, _interned(peer[0], peer[1]))
             self._pump()
             await anyio.sleep(0)  # a socket that never empties must not starve the loop
 

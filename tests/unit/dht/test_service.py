@@ -38,7 +38,7 @@ from railgun_ref.wire.messages import (
     WireContact,
 )
 
-from .helpers import T0, DhtHarness, address, ident, record
+from .helpers import T0, DhtHarness, address, at_distance, ident, record
 
 ME = ident(1)
 ROOM_KEY = derive_key(KeyType.ROOM, b"r")
@@ -486,6 +486,40 @@ def test_bootstrap_with_no_answer_still_ends() -> None:
     (finished,) = h.of_type(LookupFinished)
     assert finished.query_id == qid
     assert finished.closest == ()
+
+
+def _join_and_refresh(config: DhtConfig) -> tuple[DhtHarness, int]:
+    """Join with a neighbour in bucket 250 and five contacts in bucket 255, answering
+    every FIND_NODE with no contacts; returns the harness and the refresh FIND_NODEs."""
+    h = DhtHarness(ME, config=config)
+    near = at_distance(ME.node_id, 2**250 + 1)
+    far = [at_distance(ME.node_id, 2**255 + n) for n in range(1, 6)]
+    for n, node_id in enumerate([near, *far]):
+        h.dht.observe(node_id, address(n + 1), now=T0)
+    h.take(Ping)
+    h.dht.bootstrap([], now=T0)
+    refresh_queries = 0
+    while sent := h.take(FindNode):
+        for s in sent:
+            assert isinstance(s.message, FindNode)
+            refresh_queries += s.message.target != ME.node_id
+            h.answer(s, nodes_reply([]), now=T0 + 0.1)
+    return h, refresh_queries
+
+
+def test_join_refreshes_farther_buckets_with_short_lookups() -> None:
+    """DHT-8.2: after its own lookup a joining node refreshes buckets 251..255 (farther
+    than its nearest neighbour, in 250); each refresh ends once the `join_refresh_k`
+    closest peers it knows answered, instead of asking every contact as a full one."""
+    short, short_queries = _join_and_refresh(DhtConfig(join_refresh_k=1))
+    full, full_queries = _join_and_refresh(DhtConfig(join_refresh_k=DHT_K))
+    for h in (short, full):
+        assert h.dht.counters.get_count(DhtCounter.JOIN_REFRESH) == 5
+        assert h.dht.counters.get_count(DhtCounter.REFRESH_DONE) == 5
+    assert full_queries == 5 * 6  # a full lookup asks all six contacts, per bucket
+    assert short_queries == 5 * 1  # a 1-closest lookup asks the closest it knows, once
+    with pytest.raises(LocalProtocolError):
+        DhtConfig(join_refresh_k=0)
 
 
 # ------------------------------------------------------------------ timers
