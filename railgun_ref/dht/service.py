@@ -105,7 +105,7 @@ class DhtConfig:
     disjoint_paths: int = 1
     #: DHT-8.2: a join's bucket refresh ends once this many of the closest peers it
     #: knows of answered (at most k; k: a full lookup per bucket, Kademlia's literal join).
-    join_refresh_k: int = DHT_ALPHA
+    join_refresh_k: int = 1
     #: DHT-7.8: holders per get whose truncated VALUE is asked again on a stream (0: never).
     stream_fetches: int = 3
     #: ROOM-6.2: a holder checks a ``room`` record's proof of the room secret on STORE
