@@ -328,6 +328,7 @@ def test_replication_hands_records_to_newly_joined_close_nodes() -> None:
     )
     key = derive_key(KeyType.ROOM, b"lobby")
     net.sim.stop(publisher)
+    holders = {a for a, e in net.of_type(RecordStored) if e.key == key}
     newcomers = net.add(15, via=net.addrs[0], config=NodeConfig(dht=config))
     start = len(net.events)
     net.sim.run_for(300.0)
@@ -337,6 +338,9 @@ def test_replication_hands_records_to_newly_joined_close_nodes() -> None:
     )
     assert close_newcomers, "the scenario should put newcomers among the k closest"
     assert close_newcomers <= receivers
-    assert receivers <= set(newcomers)  # old holders already had it (UNCHANGED)
+    # Old holders already had it (UNCHANGED). Other old nodes may get a copy too: a
+    # holder pushes to the k closest contacts it knows, which after short join
+    # refreshes (DHT-8.2) are not always the k closest in the network.
+    assert receivers and not receivers & holders
     got = net.call(rng.choice(newcomers), lambda n, now: n.dht.get(key, now=now), GetFinished)
     assert [r.value for r in decoded(got)] == [b"welcome"]
