@@ -16,7 +16,7 @@ def test_destination_verdict_follows_the_harness_setting(monkeypatch: pytest.Mon
     monkeypatch.setenv(ALLOWED_NETWORKS_ENV, "127.0.0.0/8,10.0.0.0/8")
     assert check_destination_host("10.1.2.3") == "10.1.2.3"
     monkeypatch.setenv(ALLOWED_NETWORKS_ENV, "127.0.0.0/8")
-    with pytest.raises(ValueError, match="10.1.2.3"):
+    with pytest.raises(ValueError, match=r"10\.1\.2\.3"):
         check_destination_host("10.1.2.3")
     monkeypatch.setenv(ALLOWED_NETWORKS_ENV, "127.0.0.0/8,10.0.0.0/8")
     assert check_destination_host("10.1.2.3") == "10.1.2.3"
