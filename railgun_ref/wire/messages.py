@@ -133,7 +133,6 @@ WireContact = tuple[NodeId, Address]
 
 
 @functools.lru_cache(maxsize=65536)
-@functools.lru_cache(maxsize=65536)
 def _pack_host(host: str) -> bytes | None:
     """The packed form of an IP literal, None for anything else (every contact named in a
     NODES reply is sized and packed, so the answers are remembered)."""
