@@ -124,6 +124,7 @@ import anyio
 import anyio.abc
 import av
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCIceTransportPolicy,
@@ -142,6 +143,17 @@ from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
+from railgun_ref.drivers.video_media import (
+    KEYFRAME_HOOK,
+    PLI_HOOK,
+    TICKS_PER_FRAME,
+    VIDEO_FPS,
+    VideoCounter,
+    VideoEncoder,
+    VideoForwardTrack,
+    VideoRouter,
+    prefer_vp8,
+)
 from railgun_ref.drivers.voice_signalling import (
     Answer,
     Join,
@@ -162,6 +174,7 @@ from railgun_ref.voice.topology import (
     VoiceError,
     plan_call,
 )
+from railgun_ref.voice.vp8 import FrameAssembler
 
 #: Opus at 48 kHz with 20 ms packets (RFC 7587 §4.2 default ptime).
 SAMPLE_RATE: Final = 48_000
@@ -207,6 +220,12 @@ def use_loopback_ice() -> None:
 #: with every routed RTP packet (aiortc 1.16), and its parameters after ``self``.
 RTP_HOOK: Final = "_handle_rtp_packet"
 _RTP_HOOK_PARAMETERS: Final = ("packet", "arrival_time_ms")
+#: Keyframe request hooks (video_media): what the sender's RTCP handler calls on PLI/FIR
+#: (replaced per sender instance) and how a receiver sends a PLI.
+_KEYFRAME_HOOKS: Final = (
+    (RTCRtpSender, KEYFRAME_HOOK, (), False),
+    (RTCRtpReceiver, PLI_HOOK, ("media_ssrc",), True),
+)
 
 
 def _version(package: str) -> str:
@@ -236,6 +255,15 @@ def check_aiortc_hooks() -> None:
             f"aiortc {_version('aiortc')}: RTCRtpReceiver.{RTP_HOOK} takes {parameters}, "
             f"not {_RTP_HOOK_PARAMETERS} (verified: aiortc 1.16; see pyproject.toml)"
         )
+    for owner, name, expected, coroutine in _KEYFRAME_HOOKS:
+        method = getattr(owner, name, None)
+        shape = None if method is None else tuple(inspect.signature(method).parameters)[1:]
+        if shape != expected or inspect.iscoroutinefunction(method) != coroutine:
+            raise RuntimeError(
+                f"aiortc {_version('aiortc')}: {owner.__name__}.{name} is not the "
+                f"{'coroutine' if coroutine else 'method'} {name}{expected} the video "
+                "driver uses for keyframe requests (verified: aiortc 1.16; see pyproject.toml)"
+            )
 
 
 def rtc_configuration(
@@ -244,7 +272,16 @@ def rtc_configuration(
     """Only the TURN servers given (peer TURN, TURN-2): aiortc's default would ask a public
     STUN server. `relay_only` gathers relayed candidates only (direct paths blocked)."""
     policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
-    return RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy)
+    # Max-bundle: one transport for every m-line. aiortc's default (balanced) gives the
+    # first m-line of each kind its own transport and the later ones of that kind the
+    # same; BUNDLE then moves the first onto the shared transport but not the later
+    # ones, which are left on a transport that is stopped (a second video m-line
+    # never started its sender or receiver).
+    return RTCConfiguration(
+        iceServers=list(ice_servers),
+        iceTransportPolicy=policy,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
 
 
 # ------------------------------------------------------------------ the clip
@@ -553,17 +590,16 @@ class _LateRelayTrack(MediaStreamTrack):
     decoded track, once that source's connection exists (its offer may come
     after a listener's). Adds one await per frame to the stock path."""
 
-    kind = "audio"
-
-    def __init__(self, runner: CallRunner, source: NodeId) -> None:
+    def __init__(self, runner: CallRunner, source: NodeId, kind: str = "audio") -> None:
         super().__init__()
+        self.kind = kind
         self._runner = runner
         self._source = source
         self._inner: MediaStreamTrack | None = None
 
     async def recv(self) -> Any:
         if self._inner is None:
-            track = await self._runner._stock_track(self._source)
+            track = await self._runner._stock_track(self._source, self.kind)
             self._inner = self._runner._relay.subscribe(track)
         return await self._inner.recv()
 
@@ -884,6 +920,8 @@ class _Link:
     heard: set[NodeId] = field(default_factory=set)
     #: This node sends other participants' audio on it (it forwards): others need it.
     forwards: bool = False
+    video_tracks: list[VideoForwardTrack] = field(default_factory=list)
+    video_receivers: list[RTCRtpReceiver] = field(default_factory=list)
 
 
 def _intercept_rtp(receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket, float], None]) -> None:
@@ -909,7 +947,11 @@ def _sdp_names(offer: Offer) -> bool:
     return bool(named) and mids == named
 
 
-def _prefer_opus(transceiver: RTCRtpTransceiver) -> None:
+def _prefer_codec(transceiver: RTCRtpTransceiver) -> None:
+    """Opus for audio, VP8 for video: the codecs the forwarder passes on as they are."""
+    if transceiver.kind == "video":
+        prefer_vp8(transceiver)
+        return
     codecs = RTCRtpSender.getCapabilities("audio").codecs
     transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "audio/opus"])
 
@@ -950,6 +992,8 @@ class CallRunner:
         capabilities: Mapping[NodeId, DeviceCapabilities] | None = None,
         voice_config: VoiceConfig = DEFAULT_CONFIG,
         replan: Replanner | None = None,
+        video: bool = False,
+        decode_video: bool = True,
     ) -> None:
         self.signalling = signalling
         self.node_id = signalling.node_id
@@ -979,8 +1023,8 @@ class CallRunner:
         self._tg: anyio.abc.TaskGroup | None = None
         self._abandoned = False
         self._relay = MediaRelay()
-        self._stock_receivers: dict[NodeId, RTCRtpReceiver] = {}
-        self._stock_ready: dict[NodeId, asyncio.Event] = {}
+        self._stock_receivers: dict[tuple[NodeId, str], RTCRtpReceiver] = {}
+        self._stock_ready: dict[tuple[NodeId, str], asyncio.Event] = {}
         self._applying: set[int] = set()
         #: TURN servers every new link gathers relayed candidates from (peer TURN, TURN-2);
         #: with `relay_only`, links use nothing else.
@@ -989,6 +1033,15 @@ class CallRunner:
         #: While True the capture loop sends silence (`silent_frame`: the client's mute),
         #: so links stay alive and listeners do not take the muted for gone.
         self.muted = False
+        #: A video call (VOICE-7): every participant sends and receives VP8 too.
+        self.video = video
+        #: While False a video call sends no pictures (the client's camera off).
+        self.camera = True
+        self.video_router = VideoRouter(self.node_id, schedule=self._schedule, decode=decode_video)
+
+    def _schedule(self, work: Callable[[], Any]) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(work)
 
     # ---------------------------------------------------------------- running
 
@@ -1003,6 +1056,8 @@ class CallRunner:
                 tg.start_soon(self._signal_loop)
                 if self.capture:
                     tg.start_soon(self._capture_loop)
+                    if self.video and self.forwarding is Forwarding.OURS:
+                        tg.start_soon(self._video_capture_loop)
                 if self.loss_timeout is not None:
                     tg.start_soon(self._watchdog)
                 task_status.started()
@@ -1018,6 +1073,7 @@ class CallRunner:
         """
         self._abandoned = True
         self.router.detach_all()
+        self.video_router.detach_all()
 
     async def _signal_loop(self) -> None:
         while True:
@@ -1043,6 +1099,29 @@ class CallRunner:
             index = frame % clip.frames
             payload = silent_frame(index) if self.muted else clip.payloads[index]
             self.router.on_frame(self.node_id, frame, payload, time.monotonic())
+            frame += 1
+
+    async def _video_capture_loop(self) -> None:
+        """VOICE-7.1: capture and encode frame n at ``origin + n / VIDEO_FPS``, once."""
+        encoder = self.video_router.encoder = VideoEncoder()
+        origin, interval = self.clock.origin, 1 / VIDEO_FPS
+        frame = int((time.monotonic() - origin) / interval) + 1
+        while not self._abandoned:
+            delay = origin + frame * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > MAX_CAPTURE_LAG:
+                now_frame = int((time.monotonic() - origin) / interval)
+                self.video_router.counters.inc(VideoCounter.CAPTURE_SKIPPED, now_frame - frame)
+                frame = now_frame
+            if self.camera:
+                data = await asyncio.to_thread(encoder.encode, frame)
+                if data and not self._abandoned:
+                    self.video_router.captured.append(frame)
+                    pts = frame * TICKS_PER_FRAME
+                    self.video_router.on_frame(
+                        self.node_id, data, pts, time.monotonic(), epoch=None
+                    )
             frame += 1
 
     async def _watchdog(self) -> None:
@@ -1223,10 +1302,24 @@ class CallRunner:
 
         return link
 
-    def _send_track(self, link: _Link, source: NodeId) -> MediaStreamTrack:
+    def _kinds(self) -> tuple[str, ...]:
+        """The media kinds of this call, in the order every offer lists them."""
+        return ("audio", "video") if self.video else ("audio",)
+
+    def _set_up_sender(self, transceiver: RTCRtpTransceiver, source: NodeId) -> None:
+        _prefer_codec(transceiver)
+        if transceiver.kind == "video" and self.forwarding is Forwarding.OURS:
+            self.video_router.hook_sender(transceiver.sender, source)
+
+    def _send_track(self, link: _Link, source: NodeId, kind: str = "audio") -> MediaStreamTrack:
         link.forwards |= source != self.node_id
         if self.forwarding is Forwarding.STOCK and source != self.node_id:
-            return _LateRelayTrack(self, source)
+            return _LateRelayTrack(self, source, kind)
+        if kind == "video":
+            video = VideoForwardTrack(source, link.epoch, awaiting_keyframe=source != self.node_id)
+            link.video_tracks.append(video)
+            self.video_router.attach(video)
+            return video
         track = ForwardTrack(source, epoch=link.epoch)
         link.tracks.append(track)
         self.router.attach(track)
@@ -1235,8 +1328,11 @@ class CallRunner:
     def _receive_on(self, link: _Link, transceiver: RTCRtpTransceiver, source: NodeId) -> None:
         link.receives = True
         if self.forwarding is Forwarding.STOCK:
-            self._stock_receivers[source] = transceiver.receiver
-            self._stock_ready.setdefault(source, asyncio.Event()).set()
+            self._stock_receivers[source, transceiver.kind] = transceiver.receiver
+            self._stock_ready.setdefault((source, transceiver.kind), asyncio.Event()).set()
+            return
+        if transceiver.kind == "video":
+            self._receive_video_on(link, transceiver.receiver, source)
             return
         index, frames, clock, router = self.clip.index, self.clip.frames, self.clock, self.router
 
@@ -1262,9 +1358,35 @@ class CallRunner:
 
         _intercept_rtp(transceiver.receiver, deliver)
 
-    async def _stock_track(self, source: NodeId) -> MediaStreamTrack:
-        await self._stock_ready.setdefault(source, asyncio.Event()).wait()
-        receiver = self._stock_receivers[source]
+    def _receive_video_on(self, link: _Link, receiver: RTCRtpReceiver, source: NodeId) -> None:
+        """VOICE-7.1: re-assemble the encoded frames, never decode them here."""
+        router, epoch = self.video_router, link.epoch
+        assembler = FrameAssembler()
+        upstream = router.add_upstream(source, epoch, receiver)
+        link.video_receivers.append(receiver)
+
+        def deliver(packet: RtpPacket, arrival: float) -> None:
+            link.last_rx = arrival
+            if link.closed:
+                return
+            upstream.ssrc = packet.ssrc
+            done = assembler.add(
+                sequence=packet.sequence_number,
+                timestamp=packet.timestamp,
+                marker=bool(packet.marker),
+                payload=packet.payload,
+            )
+            if done.lost:
+                router.on_loss(source, epoch)
+            if done.frame is not None:
+                frame = done.frame
+                router.on_frame(source, frame.data, frame.timestamp, arrival, epoch=epoch)
+
+        _intercept_rtp(receiver, deliver)
+
+    async def _stock_track(self, source: NodeId, kind: str = "audio") -> MediaStreamTrack:
+        await self._stock_ready.setdefault((source, kind), asyncio.Event()).wait()
+        receiver = self._stock_receivers[source, kind]
         while receiver.track is None:  # an offerer's receiver gets its track with the answer
             await asyncio.sleep(0.01)
         return receiver.track
@@ -1276,15 +1398,17 @@ class CallRunner:
         pc = link.pc
         sending: list[tuple[RTCRtpTransceiver, NodeId]] = []
         receiving: list[tuple[RTCRtpTransceiver, NodeId]] = []
-        for source in streams.get((self.node_id, peer), ()):
-            transceiver = pc.addTransceiver(self._send_track(link, source), direction="sendonly")
-            _prefer_opus(transceiver)
-            sending.append((transceiver, source))
-        for source in streams.get((peer, self.node_id), ()):
-            transceiver = pc.addTransceiver("audio", direction="recvonly")
-            _prefer_opus(transceiver)
-            self._receive_on(link, transceiver, source)
-            receiving.append((transceiver, source))
+        for kind in self._kinds():
+            for source in streams.get((self.node_id, peer), ()):
+                track = self._send_track(link, source, kind)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                self._set_up_sender(transceiver, source)
+                sending.append((transceiver, source))
+            for source in streams.get((peer, self.node_id), ()):
+                transceiver = pc.addTransceiver(kind, direction="recvonly")
+                _prefer_codec(transceiver)
+                self._receive_on(link, transceiver, source)
+                receiving.append((transceiver, source))
         try:
             await pc.setLocalDescription(await pc.createOffer())
         except Exception:
@@ -1304,11 +1428,12 @@ class CallRunner:
     async def _answer(self, peer: NodeId, offer: Offer) -> None:
         assert self.plan is not None
         streams = directed_streams(self.plan)
-        expect_in = streams.get((peer, self.node_id), ())
-        expect_out = streams.get((self.node_id, peer), ())
+        kinds = self._kinds()
+        expect_in = sorted(streams.get((peer, self.node_id), ()) * len(kinds))
+        expect_out = sorted(streams.get((self.node_id, peer), ()) * len(kinds))
         if (
-            sorted(s for _, s in offer.forward) != list(expect_in)
-            or sorted(s for _, s in offer.backward) != list(expect_out)
+            sorted(s for _, s in offer.forward) != expect_in
+            or sorted(s for _, s in offer.backward) != expect_out
             or not self.node_id > peer
         ):
             self.counters.inc(CallRunnerCounter.SIGNALLING_PLAN_MISMATCH)
@@ -1323,11 +1448,16 @@ class CallRunner:
             by_mid = {t.mid: t for t in pc.getTransceivers()}
             if set(by_mid) != {m for m, _ in offer.forward} | {m for m, _ in offer.backward}:
                 raise ValueError("offer's stream list does not match its m-lines")
+            for lists in (offer.forward, offer.backward):
+                named = sorted((by_mid[m].kind, s) for m, s in lists)
+                if named != sorted((k, s) for s in {s for _, s in lists} for k in kinds):
+                    raise ValueError("a source lacks one of the call's media kinds")
             for mid, source in offer.forward:
                 self._receive_on(link, by_mid[mid], source)
             for mid, source in offer.backward:
                 transceiver = by_mid[mid]
-                transceiver.sender.replaceTrack(self._send_track(link, source))
+                transceiver.sender.replaceTrack(self._send_track(link, source, transceiver.kind))
+                self._set_up_sender(transceiver, source)
                 transceiver.direction = "sendonly"
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:  # an SDP aiortc refuses, or m-lines the lists do not name
@@ -1381,6 +1511,10 @@ class CallRunner:
             link.closed = True
             for track in link.tracks:
                 self.router.detach(track)
+            for video in link.video_tracks:
+                self.video_router.detach(video)
+            for receiver in link.video_receivers:
+                self.video_router.forget_upstream(receiver)
             if self._links.get((link.epoch, link.peer)) is link:
                 del self._links[link.epoch, link.peer]
             with contextlib.suppress(Exception):
