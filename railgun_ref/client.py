@@ -184,12 +184,20 @@ class Client:
     async def call(self, room: str | bytes, *, audio: bool = True, video: bool = False) -> Call:
         """Ring the room's reachable members and start a call (VOICE-6.2); they `answer`.
 
+        ``video=True`` makes a video call: VP8 from every participant, forwarded by
+        the call's hosts without decoding (VOICE-7).
+
         Works with the central service down: signalling travels on the node's own
         channel and is accepted only from members of the room's signed log."""
         return await self._call_manager().place(self.room_id(room), audio=audio, video=video)
 
-    async def answer(self, call_id: bytes, *, audio: bool = True, video: bool = False) -> Call:
-        """Take part in a call an `IncomingCall` event announced (VOICE-6.3)."""
+    async def answer(
+        self, call_id: bytes, *, audio: bool = True, video: bool | None = None
+    ) -> Call:
+        """Take part in a call an `IncomingCall` event announced (VOICE-6.3).
+
+        A call's media are those it rang with (VOICE-7.2); ``video=False`` on a video
+        call joins with the camera off, None (the default) with it on."""
         return await self._call_manager().answer(call_id, audio=audio, video=video)
 
     async def hang_up(self, call_id: bytes) -> None:

@@ -164,6 +164,11 @@ class StreamStats:
     source: NodeId
     frames: int  #: distinct frames received
     last_arrival: float | None  #: CLOCK_MONOTONIC seconds of the latest
+    #: Video (VOICE-7): pictures decoded, keyframes received, and the CLOCK_MONOTONIC
+    #: time of the first decodable picture (None: none yet, or an audio call).
+    video_frames: int = 0
+    video_keyframes: int = 0
+    first_picture_at: float | None = None
 
 
 class RoomDirectory:
@@ -237,6 +242,7 @@ class Call:
             self.channel,
             call_id=call_id,
             clock=MediaClock(origin=0.0),
+            video=self.video,
             capabilities=None,  # a leave re-plans by replan_without: see the module docstring
             loss_timeout=manager.loss_timeout,
             connect_timeout=manager.connect_timeout,
@@ -290,8 +296,21 @@ class Call:
             log = self.runner.router.logs.get(source)
             frames = len(log.frames) if log else 0
             last = log.arrivals[-1] if log and log.arrivals else None
-            out[source] = StreamStats(source=source, frames=frames, last_arrival=last)
+            video = self.runner.video_router.logs.get(source)
+            out[source] = StreamStats(
+                source=source,
+                frames=frames,
+                last_arrival=last,
+                video_frames=video.decoded if video else 0,
+                video_keyframes=video.keyframes if video else 0,
+                first_picture_at=video.first_frame_at if video else None,
+            )
         return out
+
+    def pictures_from(self, source: NodeId) -> list[int]:
+        """Capture numbers of the pictures of `source` decoded here (a video call)."""
+        log = self.runner.video_router.logs.get(source)
+        return list(log.frames) if log else []
 
     def frames_from(self, source: NodeId) -> list[int]:
         return self.runner.frames_from(source)
@@ -313,6 +332,17 @@ class Call:
 
     def unmute(self) -> None:
         self.mute(False)
+
+    @property
+    def camera(self) -> bool:
+        """Whether this participant sends pictures (a video call with the camera on)."""
+        return self.video and self.runner.camera
+
+    def set_camera(self, on: bool) -> None:
+        """Turn the camera on or off (a video call; the plan and links stay as they are)."""
+        if not self.video:
+            raise LocalProtocolError("not a video call")
+        self.runner.camera = on
 
     async def leave(self) -> None:
         """Hang up (VOICE-6.5): tell the others, close this side's links."""
@@ -469,11 +499,17 @@ class CallManager:
             self.counters.inc(CallCounter.RINGS_SENT)
         return call
 
-    async def answer(self, call_id: bytes, *, audio: bool = True, video: bool = False) -> Call:
+    async def answer(
+        self, call_id: bytes, *, audio: bool = True, video: bool | None = None
+    ) -> Call:
+        """VOICE-7.2: the call's media are those it rang with; ``video=False`` on a video
+        call joins with the camera off."""
         ring = self.rings.pop(call_id, None)
         if ring is None:
             raise LocalProtocolError("no call rang with this id (or it was answered already)")
-        call = self._start(ring.room_id, call_id, _media(audio, video))
+        _media(audio, bool(video))
+        call = self._start(ring.room_id, call_id, _media(True, ring.video))
+        call.runner.camera = video is not False
         await self._prepare_ice(call)
         await call.started()
         assert self._tg is not None
@@ -732,11 +768,9 @@ class CallManager:
 
 
 def _media(audio: bool, video: bool) -> int:
-    if video:
-        raise LocalProtocolError("video calls are not available yet: audio only")
     if not audio:
-        raise LocalProtocolError("a call needs audio")
-    return MEDIA_AUDIO
+        raise LocalProtocolError("a call needs audio (mute it instead)")
+    return MEDIA_AUDIO | (MEDIA_VIDEO if video else 0)
 
 
 def plan_message(call_id: bytes, epoch: int, plan: CallPlanLike) -> PlanMessage:

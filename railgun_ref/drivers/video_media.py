@@ -174,7 +174,10 @@ class VideoForwardTrack(MediaStreamTrack):
     """A video track of encoded VP8 frames (`av.Packet`), fed by the `VideoRouter`.
 
     While `awaiting_keyframe` it drops every frame but a keyframe: a decoder
-    that missed a frame can do nothing with the frames after it.
+    that missed a frame can do nothing with the frames after it. Until its sender
+    first asks for a frame (the link is up) it keeps nothing; then, if it awaits a
+    keyframe, it calls `on_start` to ask for one -- asking earlier would make the
+    source send keyframes nobody can receive yet.
     """
 
     kind = "video"
@@ -188,10 +191,12 @@ class VideoForwardTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
         self.dropped = 0
         self.sent = 0
+        self.started = False
+        self.on_start: Callable[[], None] | None = None
 
     def push(self, data: bytes, pts: int, *, keyframe: bool) -> bool:
         """Queue a frame; True if this track now waits for a keyframe it should ask for."""
-        if self.awaiting_keyframe and not keyframe:
+        if not self.started or (self.awaiting_keyframe and not keyframe):
             return False
         self.awaiting_keyframe = False
         if len(self._queue) >= VIDEO_QUEUE_FRAMES:  # a slow link: drop, resync on a keyframe
@@ -207,6 +212,10 @@ class VideoForwardTrack(MediaStreamTrack):
         return False
 
     async def recv(self) -> av.Packet[Any]:
+        if not self.started:
+            self.started = True
+            if self.awaiting_keyframe and self.on_start is not None:
+                self.on_start()
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -346,8 +355,7 @@ class VideoRouter:
 
     def attach(self, track: VideoForwardTrack) -> None:
         self._outputs.setdefault(track.source, []).append(track)
-        if track.awaiting_keyframe:
-            self.request_keyframe(track.source)
+        track.on_start = functools.partial(self.request_keyframe, track.source)
 
     def detach(self, track: VideoForwardTrack) -> None:
         outputs = self._outputs.get(track.source, [])
