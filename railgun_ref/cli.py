@@ -364,6 +364,7 @@ def _cmd_bench_voice(args: argparse.Namespace) -> int:
         workers=args.workers,
         json_output=args.json,
         output=args.output,
+        video=args.video,
     )
 
 
@@ -1162,6 +1163,9 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
         "--duration", type=_positive_float, default=10.0, help="measured seconds per call"
     )
     voice.add_argument("--workers", type=_positive_int, default=2, help="participant processes")
+    voice.add_argument(
+        "--video", action="store_true", help="each participant also sends 320x240 VP8 (VOICE-7)"
+    )
     voice.add_argument(
         "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"
     )

@@ -44,12 +44,33 @@ Reported per implementation and N:
 
 Goals (from the issue): G1 at N=8 every stream of ours >= 49.5 frames/s;
 G2 at N=12 our host's CPU per forwarded stream <= 1/10 of the stock host's.
+
+**With ``--video``** every participant also sends one 320x240 VP8 stream at
+30 frames/s (`drivers/video_media`: a real libvpx encoder per participant,
+keyframes only on request). `ours` forwards the encoded frames (VOICE-7.1);
+`stock` decodes each with aiortc's receivers and re-encodes it per listener
+from `MediaRelay.subscribe`. Participants re-assemble and count frames that
+would decode (the keyframe chain is followed) without decoding them: N(N-1)
+decoders would measure the participants' machine, not the SFU. Per row:
+
+* `fps_min` (and `video.fps`): per (source, listener) video stream, decodable
+  frames that *arrived* in the window per second (30 is all); a stream that
+  never arrived counts 0.
+* `first_frame_ms`: from applying the plan (every participant joins a call
+  whose host is up) to the first decodable frame of each stream, median over
+  streams (`video.first_frame_ms` has the quantiles). It includes ICE + DTLS
+  and, for `ours`, the keyframe request the host sends upstream once the
+  listener's link is up (VOICE-7.3); `video.keyframe_delay_ms` is the part after
+  the listener's link came up.
+* `video.host_us_per_forwarded_frame`: the host's CPU time (audio and video)
+  per video frame delivered in the window.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -70,6 +91,8 @@ if TYPE_CHECKING:  # the worker imports these lazily: the orchestrator never nee
     from railgun_ref.drivers.udp import NodeHost
     from railgun_ref.drivers.voice_media import CallRunner, MediaClock, OpusClip
 
+#: Frames per second of the video streams (`--video`).
+VIDEO_RATE: Final = 30.0
 #: Frames per second a 20 ms stream carries.
 FULL_RATE: Final = 50.0
 G1_RATE: Final = 49.5
@@ -87,7 +110,7 @@ def _flat_counters(*sources: Mapping[str, int]) -> dict[str, int]:
     return {name: value for source in sources for name, value in source.items() if value > 0}
 
 
-async def _worker(role: str, impl: str, indices: list[int], seed: int) -> None:
+async def _worker(role: str, impl: str, indices: list[int], seed: int, video: bool) -> None:
     """One worker process: its nodes join the call, then report what they measured."""
     import anyio  # noqa: PLC0415
 
@@ -104,7 +127,9 @@ async def _worker(role: str, impl: str, indices: list[int], seed: int) -> None:
         config = _WorkerConfig.parse(await anyio.to_thread.run_sync(sys.stdin.readline))
         clock = MediaClock(config.origin)
         is_host = role == "host"
-        runners = await _start_runners(tg, hosts, config, clock, clip, is_host=is_host, impl=impl)
+        runners = await _start_runners(
+            tg, hosts, config, clock, clip, is_host=is_host, impl=impl, video=video
+        )
         plan = sfu_plan(sorted(config.directory), config.host_id)
         await anyio.sleep(max(0.0, config.applied - time.monotonic()))
         for runner in runners:
@@ -158,6 +183,7 @@ async def _start_runners(
     *,
     is_host: bool,
     impl: str,
+    video: bool = False,
 ) -> list[CallRunner]:
     """A running `CallRunner` per node: the host forwards by `impl`, participants speak."""
     from railgun_ref.drivers.voice_media import CallRunner, Forwarding  # noqa: PLC0415
@@ -175,6 +201,8 @@ async def _start_runners(
             forwarding=forwarding,
             loss_timeout=None,  # an overloaded stock SFU is slow, not gone
             connect_timeout=20.0,
+            video=video,
+            decode_video=False,  # count decodable frames: N(N-1) decoders would measure us
         )
         await tg.start(runner.run)
         runners.append(runner)
@@ -203,9 +231,30 @@ def _node_report(
         "streams": streams,
         "call_setup_ms": (max(first_arrivals) - config.applied) * 1000 if complete else None,
         "link_connect_ms": [(s.connected - s.created) * 1000 for s in runner.setups if s.connected],
-        "counters": _flat_counters(runner.counters, runner.router.counters),
+        "counters": _flat_counters(
+            runner.counters, runner.router.counters, runner.video_router.counters
+        ),
         "forward_dropped": runner.forward_drops(),
+        "video": _video_report(runner, config),
     }
+
+
+def _video_report(runner: CallRunner, config: _WorkerConfig) -> dict[str, Any]:
+    """Per video source: decodable frames/s in the window, first-frame and keyframe delay."""
+    connected = min((s.connected for s in runner.setups if s.connected), default=None)
+    start, end = config.window
+    out = {}
+    for source, log in runner.video_router.logs.items():
+        first = log.first_frame_at
+        out[source.hex()] = {
+            "fps": sum(start <= a < end for a in log.complete) / (end - start),
+            "first_frame_ms": None if first is None else (first - config.applied) * 1000,
+            "keyframe_delay_ms": None
+            if first is None or connected is None
+            else (first - connected) * 1000,
+            "frames_in_window": sum(start <= a < end for a in log.complete),
+        }
+    return out
 
 
 def worker_main(argv: Sequence[str]) -> int:
@@ -214,20 +263,24 @@ def worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--impl", choices=("ours", "stock"), default="ours")
     parser.add_argument("--indices", required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--video", action="store_true")
     args = parser.parse_args(argv)
     import anyio  # noqa: PLC0415
 
     indices = [int(i) for i in args.indices.split(",")]
-    anyio.run(_worker, args.worker, args.impl, indices, args.seed)
+    anyio.run(_worker, args.worker, args.impl, indices, args.seed, args.video)
     return 0
 
 
 # ------------------------------------------------------------- orchestrator
 
 
-def _spawn(role: str, impl: str, indices: list[int], seed: int) -> subprocess.Popen[str]:
+def _spawn(
+    role: str, impl: str, indices: list[int], seed: int, video: bool = False
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "railgun_ref.bench.voice", "--worker", role]
     command += ["--impl", impl, "--indices", ",".join(map(str, indices)), "--seed", str(seed)]
+    command += ["--video"] if video else []
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back on failure)
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
@@ -287,6 +340,7 @@ def run_one(
     drain: float,
     workers: int,
     seed: int,
+    video: bool = False,
 ) -> dict[str, Any]:
     """One call of `participants` speakers through one SFU host of `impl`."""
     host_result, participant_results = _run_call(
@@ -297,13 +351,14 @@ def run_one(
         drain=drain,
         workers=workers,
         seed=seed,
+        video=video,
     )
     listeners = [node for r in participant_results for node in r["nodes"]]
     streams = [s for node in listeners for s in node["streams"].values()]
     expected_streams = participants * (participants - 1)
     setups = [n["call_setup_ms"] for n in listeners if n["call_setup_ms"] is not None]
     connects = [ms for n in listeners for ms in n["link_connect_ms"]]
-    return {
+    row: dict[str, Any] = {
         "impl": impl,
         "participants": participants,
         "forwarded_streams": expected_streams,
@@ -323,6 +378,30 @@ def run_one(
             n["counters"].get("capture.skipped", 0) for n in listeners
         ),
     }
+    if video:
+        report = _video_row(listeners, expected_streams, host_result["cpu_s"])
+        row["fps_min"] = report["fps"]["min"]
+        row["first_frame_ms"] = report["first_frame_ms"]["median"]
+        row["video"] = report
+    return row
+
+
+def _video_row(
+    listeners: list[dict[str, Any]], expected_streams: int, host_cpu_s: float
+) -> dict[str, Any]:
+    """`--video`: frames/s, first-frame and keyframe delays over every video stream."""
+    streams = [s for node in listeners for s in node["video"].values()]
+    rates = [s["fps"] for s in streams] + [0.0] * (expected_streams - len(streams))
+    firsts = [s["first_frame_ms"] for s in streams if s["first_frame_ms"] is not None]
+    keyframes = [s["keyframe_delay_ms"] for s in streams if s["keyframe_delay_ms"] is not None]
+    frames = sum(s["frames_in_window"] for s in streams)
+    return {
+        "fps": {**_quantiles(rates), "streams_at_or_above_29": sum(r >= 29 for r in rates)},
+        "first_frame_ms": _quantiles(firsts),
+        "streams_with_a_frame": len(firsts),
+        "keyframe_delay_ms": _quantiles(keyframes),
+        "host_us_per_forwarded_frame": round(host_cpu_s / frames * 1e6, 1) if frames else None,
+    }
 
 
 def _run_call(
@@ -334,13 +413,14 @@ def _run_call(
     drain: float,
     workers: int,
     seed: int,
+    video: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Spawn the host and participant workers, start the call, collect their results."""
-    host_proc = _spawn("host", impl, [0], seed)
+    host_proc = _spawn("host", impl, [0], seed, video)
     groups = [
         list(range(1, participants + 1))[w::workers] for w in range(min(workers, participants))
     ]
-    procs = [host_proc] + [_spawn("participants", impl, g, seed) for g in groups]
+    procs = [host_proc] + [_spawn("participants", impl, g, seed, video) for g in groups]
     try:
         nodes: list[list[Any]] = []
         for proc in procs:
@@ -475,6 +555,49 @@ def _goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return goals
 
 
+_VIDEO_COUNTING: Final = {
+    "video": "every participant also sends one 320x240 VP8 stream at 30 frames/s "
+    "(libvpx, realtime, keyframes on request); ours forwards encoded frames, stock "
+    "decodes and re-encodes per listener",
+    "fps_min": "lowest over (source, listener) video streams of decodable frames that "
+    "arrived in the window per second (30 is all); participants count, not decode",
+    "first_frame_ms": "median over streams of plan applied -> first decodable frame "
+    "(link set-up + keyframe request + keyframe)",
+}
+
+
+def _video_goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's video goals: 29 fps at 8, first frame <= 1 s, host CPU <= 1/10 of stock."""
+
+    def row(impl: str, n: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["impl"] == impl and r["participants"] == n), None)
+
+    ours8 = row("ours", 8)
+    goals: dict[str, Any] = {
+        "V1_every_video_stream_at_8_ge_29_fps": {"met": None, "why": "no run at 8"}
+        if ours8 is None
+        else {"fps_min": ours8["fps_min"], "met": (ours8["fps_min"] or 0) >= 29},
+    }
+    ours = [r for r in rows if r["impl"] == "ours"]
+    worst = max((r["video"]["first_frame_ms"]["max"] or math.inf for r in ours), default=None)
+    goals["V2_first_frame_le_1000_ms"] = {
+        "worst_first_frame_ms": worst,
+        "met": None if worst is None else worst <= 1000,
+    }
+    ratios = {}
+    for mine in ours:
+        stock = row("stock", mine["participants"])
+        a = mine["video"]["host_us_per_forwarded_frame"]
+        b = stock["video"]["host_us_per_forwarded_frame"] if stock else None
+        if a and b:
+            ratios[str(mine["participants"])] = round(a / b, 4)
+    goals["V3_host_cpu_per_forwarded_frame_le_tenth_of_stock"] = {
+        "ours_over_stock_by_participants": ratios,
+        "met": bool(ratios) and all(r <= 0.1 for r in ratios.values()),
+    }
+    return goals
+
+
 def run(
     participants: Sequence[int],
     *,
@@ -485,6 +608,7 @@ def run(
     impls: Sequence[str] = ("ours", "stock"),
     seed: int = 1,
     progress: bool = True,
+    video: bool = False,
 ) -> dict[str, Any]:
     env = _environment()
     rows = []
@@ -501,6 +625,7 @@ def run(
                     drain=drain,
                     workers=workers,
                     seed=seed,
+                    video=video,
                 )
             )
     env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -514,6 +639,7 @@ def run(
             "participant_workers": workers,
             "impls": list(impls),
             "seed": seed,
+            "video": video,
         },
         "how_counted": {
             "call": "SFU plan: N speaking participants + 1 non-speaking host node in its own "
@@ -527,9 +653,10 @@ def run(
             "per (source, listener) stream; a stream that never arrived counts 0",
             "delay": "arrival at the listener minus capture time, CLOCK_MONOTONIC",
             "host_cpu": "time.process_time of the host process (all threads) over the window",
+            **(_VIDEO_COUNTING if video else {}),
         },
         "results": rows,
-        "goals": _goals(rows),
+        "goals": {**_goals(rows), **(_video_goals(rows) if video else {})},
         "environment": env,
     }
 
@@ -544,9 +671,16 @@ def main(
     impls: Sequence[str] = ("ours", "stock"),
     json_output: bool = True,
     output: str | None = None,
+    video: bool = False,
 ) -> int:
     report = run(
-        participants, duration=duration, warmup=warmup, drain=drain, workers=workers, impls=impls
+        participants,
+        duration=duration,
+        warmup=warmup,
+        drain=drain,
+        workers=workers,
+        impls=impls,
+        video=video,
     )
     text = json.dumps(report, indent=2)
     if output:

@@ -335,9 +335,13 @@ class VideoRouter:
     """One node's video switch: de-duplicates, forwards epoch-pure, feeds sinks, routes
     keyframe requests (see the module docstring)."""
 
-    def __init__(self, node_id: NodeId, *, schedule: Schedule, decode: bool = True) -> None:
+    def __init__(
+        self, node_id: NodeId, *, schedule: Schedule, decode: bool = True, watch: bool = True
+    ) -> None:
         self.node_id = node_id
         self.decode = decode
+        #: False on a node that only forwards (it takes part without watching).
+        self.watch = watch
         self.logs: dict[NodeId, VideoLog] = {}
         self.counters: Counters[VideoCounter] = Counters()
         self.encoder: VideoEncoder | None = None
@@ -390,7 +394,7 @@ class VideoRouter:
         first = self._seen.setdefault(source, _Window()).first_time(key)
         if not first:
             self.counters.inc(VideoCounter.DUPLICATES)
-        elif source != self.node_id:
+        elif source != self.node_id and self.watch:
             self._sink(source, data, keyframe, arrival)
         outputs = self._outputs.get(source, [])
         if epoch is not None:

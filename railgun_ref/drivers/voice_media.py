@@ -1037,7 +1037,9 @@ class CallRunner:
         self.video = video
         #: While False a video call sends no pictures (the client's camera off).
         self.camera = True
-        self.video_router = VideoRouter(self.node_id, schedule=self._schedule, decode=decode_video)
+        self.video_router = VideoRouter(
+            self.node_id, schedule=self._schedule, decode=decode_video, watch=capture
+        )
 
     def _schedule(self, work: Callable[[], Any]) -> None:
         if self._tg is not None:

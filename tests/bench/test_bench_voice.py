@@ -46,3 +46,17 @@ def test_cli_has_the_voice_bench() -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["bench", "voice", "--help"])
     assert exit_info.value.code == 0
+
+
+def test_tiny_video_run_reports_fps_and_first_frame_for_both_sfus() -> None:
+    """`--video`: the issue's keys per row, the stock peer measured in the same run."""
+    report = run([2], duration=1.0, warmup=2.0, drain=1.0, workers=1, progress=False, video=True)
+    json.dumps(report)
+    assert report["parameters"]["video"] is True
+    assert {row["impl"] for row in report["results"]} == {"ours", "stock"}
+    for row in report["results"]:
+        assert {"fps_min", "first_frame_ms", "video"} <= set(row)
+        assert row["video"]["fps"]["max"] > 0  # video frames were counted
+    ours = next(r for r in report["results"] if r["impl"] == "ours")
+    assert ours["host_counters"]["video.frames_forwarded"] > 0
+    assert "V3_host_cpu_per_forwarded_frame_le_tenth_of_stock" in report["goals"]
