@@ -406,6 +406,10 @@ class VideoRouter:
             if track.push(data, pts, keyframe=keyframe):
                 self.counters.inc(VideoCounter.TRACK_DROPS)
                 self.request_keyframe(source)
+            elif track.started and track.awaiting_keyframe:
+                # Still waiting: the request may have been coalesced into one whose
+                # keyframe came before this track started. Ask again (VOICE-7.4 rate).
+                self.request_keyframe(source)
         if outputs:
             self.counters.inc(VideoCounter.FRAMES_FORWARDED, len(outputs))
 

@@ -60,7 +60,7 @@ class VideoStream:
     pictures: int  #: decoded pictures whose capture number was read
     fps: float  #: decodable frames per second over the last `hold` seconds (30: all)
     keyframes: int
-    #: From the listener applying the plan that added it to its first picture of the source.
+    #: From the later of listener and source joining to the listener's first picture.
     first_picture_ms: float | None
 
 
@@ -77,6 +77,8 @@ class VideoCall:
     pli_received: Mapping[NodeId, int]
     keyframes_forced: Mapping[NodeId, int]
     pli_sent_by_host: int
+    #: Seconds until the first participants saw each other, and until the joiner saw all.
+    seconds: Mapping[str, float]
     #: TURN only: datagrams our TURN server relayed each way, allocations made.
     turn_counters: Mapping[str, int] | None
 
@@ -113,27 +115,16 @@ async def _call(people: list[Identity], host_index: int, hold: float, turn: bool
         for node in hosts:
             await tg.start(node.run)
         directory = {node.node_id: node.address for node in hosts}
-        runners: dict[NodeId, CallRunner] = {}
-        for node in hosts:
-            runner = CallRunner(
-                NodeSignalling(node, directory),
-                call_id=LAB_VIDEO_CALL_ID,
-                clock=clock,
-                video=True,
-                loss_timeout=None,  # a loaded machine is slow, not gone
-                connect_timeout=30.0,
-            )
-            if server is not None:
-                credential = server.issue_credential(node.node_id)
-                address = f"turn:{server.address[0]}:{server.address[1]}"
-                runner.ice_servers = [
-                    RTCIceServer(address, credential.username, credential.password)
-                ]
-                runner.relay_only = True
-            await tg.start(runner.run)
-            runners[node.node_id] = runner
-        ids = [node.node_id for node in hosts]
-        outcome = await _grow(runners, ids, ids[host_index], hold)
+        # The runners stop first, while the TURN server still answers their deallocations.
+        async with anyio.create_task_group() as calls:
+            runners: dict[NodeId, CallRunner] = {}
+            for node in hosts:
+                runner = _runner(node, directory, clock, server)
+                await calls.start(runner.run)
+                runners[node.node_id] = runner
+            ids = [node.node_id for node in hosts]
+            outcome = await _grow(runners, ids, ids[host_index], hold)
+            calls.cancel_scope.cancel()
         turn_counters = None
         if server is not None:
             counters = server.core.counters
@@ -147,6 +138,28 @@ async def _call(people: list[Identity], host_index: int, hold: float, turn: bool
     return VideoCall(**outcome, turn_counters=turn_counters)  # type: ignore[arg-type]
 
 
+def _runner(
+    node: NodeHost,
+    directory: Mapping[NodeId, tuple[str, int]],
+    clock: MediaClock,
+    server: TurnUdpServer | None,
+) -> CallRunner:
+    runner = CallRunner(
+        NodeSignalling(node, dict(directory)),
+        call_id=LAB_VIDEO_CALL_ID,
+        clock=clock,
+        video=True,
+        loss_timeout=None,  # a loaded machine is slow, not gone
+        connect_timeout=30.0,
+    )
+    if server is not None:  # TURN-2.1: a credential of its own; relayed candidates only
+        credential = server.issue_credential(node.node_id)
+        address = f"turn:{server.address[0]}:{server.address[1]}"
+        runner.ice_servers = [RTCIceServer(address, credential.username, credential.password)]
+        runner.relay_only = True
+    return runner
+
+
 async def _grow(
     runners: dict[NodeId, CallRunner], ids: list[NodeId], host: NodeId, hold: float
 ) -> dict[str, object]:
@@ -158,11 +171,13 @@ async def _grow(
             joined[node] = time.monotonic()
             tg.start_soon(partial(runners[node].apply, sfu_plan(first, host), epoch=1))
     seen = await _seeing(runners, first)
+    phase1 = time.monotonic() - joined[first[0]]
     async with anyio.create_task_group() as tg:
         joined[late] = time.monotonic()
         for runner in runners.values():
             tg.start_soon(partial(runner.apply, sfu_plan(ids, host), epoch=2))
     seen = await _seeing(runners, ids) and seen
+    phase2 = time.monotonic() - joined[late]
     since = time.monotonic()
     await anyio.sleep(hold)
     until = time.monotonic()
@@ -181,6 +196,7 @@ async def _grow(
             for n, r in runners.items()
         },
         "pli_sent_by_host": runners[host].video_router.counters.get_count(VideoCounter.PLI_SENT),
+        "seconds": {"first_seen": round(phase1, 1), "joiner_seen": round(phase2, 1)},
     }
 
 
@@ -214,7 +230,9 @@ def _streams(
                     pictures=len(log.frames),
                     fps=sum(since <= a < until for a in log.complete) / (until - since),
                     keyframes=log.keyframes,
-                    first_picture_ms=None if first is None else (first - joined[me]) * 1000,
+                    first_picture_ms=None
+                    if first is None
+                    else (first - max(joined[me], joined[source])) * 1000,
                 )
             )
     return out
