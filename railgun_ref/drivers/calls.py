@@ -42,7 +42,11 @@ runner's watchdog does); refused offers/answers and failed links are
 `CallProblem`s too. None of them ends the call for anyone.
 
 Media is the lab's synthetic Opus source (`voice_media.opus_clip`), a tone
-that names its frames, so per-stream statistics are exact.
+that names its frames, so per-stream statistics are exact. A call rung with
+video (VOICE-7) adds one VP8 stream per participant (`video_media`: a test
+card that names its frames); its media are those of the RING (an answer
+without the camera sends no pictures) and its plans count each stream as
+audio plus video (VOICE-7.6).
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ from railgun_ref.drivers.voice_signalling import (
     encode_message,
 )
 from railgun_ref.events import AppMessageReceived
-from railgun_ref.voice.topology import DEFAULT_CONFIG, VoiceError, plan_call
+from railgun_ref.voice.topology import DEFAULT_CONFIG, VoiceError, plan_call, with_video
 
 #: How often a call looks at its runner (epochs, silent peers, problems).
 WATCH_INTERVAL: Final = 0.25
@@ -492,7 +496,7 @@ class CallManager:
         call = self._start(room_id, os.urandom(CALL_ID_SIZE), media)
         await self._prepare_ice(call)
         await call.started()
-        await call.apply(self.plan_for((self.directory.node_id,), None), 1)
+        await call.apply(self.plan_for((self.directory.node_id,), None, video=call.video), 1)
         ring = Ring(call_id=call.call_id, room_id=room_id, media=media)
         for peer in sorted(self.directory.reachable(room_id)):
             await self.send(peer, ring)
@@ -551,16 +555,22 @@ class CallManager:
     # ----------------------------------------------------------- planning
 
     def plan_for(
-        self, participants: tuple[NodeId, ...], previous: CallPlanLike | None
+        self,
+        participants: tuple[NodeId, ...],
+        previous: CallPlanLike | None,
+        *,
+        video: bool = False,
     ) -> CallPlanLike:
         """VOICE-6.4: the election if every participant's capabilities are known, else
-        a mesh up to the largest mesh and a single SFU on the smallest id beyond."""
+        a mesh up to the largest mesh and a single SFU on the smallest id beyond; a video
+        call counts each stream as audio plus video (VOICE-7.6)."""
         members = tuple(sorted(set(participants)))
         caps = self.advertised if self.capabilities is None else self.capabilities
         if all(p in caps for p in members):
             with contextlib.suppress(VoiceError):
                 before = None if previous is None else as_call_plan(previous)
-                return plan_call({p: caps[p] for p in members}, previous=before)
+                config = with_video() if video else DEFAULT_CONFIG
+                return plan_call({p: caps[p] for p in members}, config=config, previous=before)
         if len(members) <= DEFAULT_CONFIG.mesh_max_participants:
             return mesh_plan(members)
         return sfu_plan(members, host=members[0])
@@ -655,7 +665,7 @@ class CallManager:
         if plan is None or joiner in plan.participants or call.coordinator != call.node_id:
             return  # the call moved on while we read the DHT
         epoch = max(call.runner.epoch, *call.runner.applying, 0) + 1
-        new = self.plan_for((*plan.participants, joiner), plan)
+        new = self.plan_for((*plan.participants, joiner), plan, video=call.video)
         message = plan_message(call.call_id, epoch, new)
         for peer in new.participants:
             if peer != call.node_id:

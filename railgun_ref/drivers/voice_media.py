@@ -92,6 +92,13 @@ counts ``call.replan_fallback``; a `replan` callable overrides both. Nothing
 raises because a peer vanished; links that never connect are counted and
 closed.
 
+**Video.** A runner made with ``video=True`` adds one video transceiver per
+(direction, source), listed after the audio ones; the offer's stream lists
+name them like the audio ones and the answerer checks each source has one of
+each kind. Their senders and receivers are run by `video_media` (encoded VP8
+frames forwarded, keyframes by PLI; VOICE-7). All m-lines share one transport
+(max-bundle; see `rtc_configuration`).
+
 **ICE on loopback.** aioice gathers host candidates on every interface except
 127.0.0.1 and aiortc defaults to a public STUN server. `use_loopback_ice`
 replaces aioice's ``get_host_addresses`` (a module function with no option to
