@@ -14,7 +14,7 @@ packets. Frame n is captured at ``origin + n / VIDEO_FPS`` on the call's
 realtime), whatever the number of links: every link's track gets the same
 encoded frame (VOICE-7.1).
 
-**Forwarding without decoding.** Senders take `av.Packet`\\ s: aiortc's VP8
+**Forwarding without decoding.** Senders take `av.Packet` objects: aiortc's VP8
 sender then only packetizes (``Vp8Encoder.pack``). Receivers are intercepted as
 for audio (`voice_media._intercept_rtp`); `voice.vp8.FrameAssembler` re-builds
 each encoded frame from its RTP packets and the `VideoRouter` de-duplicates by

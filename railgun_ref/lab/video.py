@@ -1,6 +1,6 @@
 """A live video call for notebooks: VP8 through an SFU host, a late joiner, optionally via TURN.
 
-`video_call` runs real `CallRunner`\\ s with video (`drivers/video_media`) in a
+`video_call` runs real `CallRunner` instances with video (`drivers/video_media`) in a
 worker thread with an event loop of its own: the first participants start an
 SFU call, one more joins later (so its pictures need a keyframe, VOICE-7.3),
 and the call runs `hold` seconds. With ``turn=True`` a peer TURN server runs
