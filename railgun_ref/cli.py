@@ -1308,6 +1308,48 @@ def _add_netlab(sub: _Subparsers) -> None:
     netlab.set_defaults(func=_cmd_netlab)
 
 
+def _fuzz_target(text: str) -> str:
+    from railgun_ref.fuzz import ALL, TARGET_NAMES  # noqa: PLC0415
+
+    if text not in (*TARGET_NAMES, ALL):
+        raise argparse.ArgumentTypeError(
+            f"unknown target {text!r}; one of: {', '.join((*TARGET_NAMES, ALL))}"
+        )
+    return text
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    import importlib.util  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    if importlib.util.find_spec("atheris") is None:
+        raise _usage("fuzzing needs atheris: pip install 'railgun-ref[fuzz]'")
+    command = [sys.executable, "-m", "railgun_ref.fuzz", args.target]
+    command += ["--seconds", str(args.seconds), "--artifacts", args.artifacts]
+    if args.runs is not None:
+        command += ["--runs", str(args.runs)]
+    if args.corpus is not None:
+        command += ["--corpus", args.corpus]
+    return subprocess.run(command, check=False).returncode
+
+
+def _add_fuzz(sub: _Subparsers) -> None:
+    """`railgun-ref fuzz`."""
+    fuzz = sub.add_parser(
+        "fuzz", help="coverage-guided fuzzing of a network decoder with atheris (ABUSE-5)"
+    )
+    fuzz.add_argument("target", type=_fuzz_target, help="a decoder's name, or 'all'")
+    fuzz.add_argument(
+        "--seconds", type=_positive_float, default=60.0, help="how long to fuzz (default 60)"
+    )
+    fuzz.add_argument("--runs", type=_int_at_least(1), default=None, help="stop after N inputs")
+    fuzz.add_argument(
+        "--corpus", type=_directory, default=None, help="keep new inputs here (default: temporary)"
+    )
+    fuzz.add_argument("--artifacts", default="fuzz-crashes", help="where a crashing input is saved")
+    fuzz.set_defaults(func=_cmd_fuzz)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="railgun-ref",
@@ -1328,6 +1370,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_bench,
         _add_sweep,
         _add_netlab,
+        _add_fuzz,
     ):
         add(sub)
     return parser

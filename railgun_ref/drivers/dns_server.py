@@ -257,14 +257,13 @@ class DnsServer:
     def _packed(self, reply: DNSRecord, *, tcp: bool, limit: int = PLAIN_UDP_PAYLOAD) -> bytes:
         """The reply's bytes; over UDP, cut to the header, question and OPT with TC set
         when longer than `limit` (RFC 2181 §9, RFC 7766 §5)."""
-        packed: bytes = reply.pack()
+        packed = bytes(reply.pack())  # dnslib packs into a bytearray
         if tcp or len(packed) <= limit:
             return packed
         self.counters.inc(DnsCounter.TRUNCATED)
         reply.rr, reply.auth = [], []
         reply.header.tc = 1
-        truncated: bytes = reply.pack()
-        return truncated
+        return bytes(reply.pack())
 
     # ------------------------------------------------------------ IO
 

@@ -203,7 +203,7 @@ def _from_map(kind: Kind, body: dict[int, Any]) -> TraversalMessage:
             return _connect(body)
         case Kind.SYNC:
             plan = body[3]
-            if plan not in {p.value for p in Plan}:
+            if type(plan) is not str or plan not in {p.value for p in Plan}:
                 raise _malformed(f"unknown plan {plan!r}")
             return Sync(nonce=_nonce(body[1]), attempt=_attempt(body[2]), plan=Plan(plan))
         case Kind.PUNCH:
@@ -216,7 +216,7 @@ def _connect(body: dict[int, Any]) -> Connect:
     addresses, nat = body[2], body[3]
     if not isinstance(addresses, list) or not 1 <= len(addresses) <= MAX_ADDRESSES:
         raise _malformed(f"CONNECT carries 1..{MAX_ADDRESSES} addresses")
-    if nat not in {n.value for n in NatType}:
+    if type(nat) is not str or nat not in {n.value for n in NatType}:
         raise _malformed(f"unknown NAT type {nat!r}")
     candidates = tuple(check_candidate(decode_address(a)) for a in addresses)
     return Connect(nonce=_nonce(body[1]), addresses=candidates, nat=NatType(nat))

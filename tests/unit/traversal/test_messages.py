@@ -1,9 +1,11 @@
 """NAT-2: the traversal codec round-trips what it encodes and refuses what it must."""
 
+from pathlib import Path
+
 import pytest
 
 from railgun_ref.capacity.nat import NatType
-from railgun_ref.core.errors import LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.traversal import messages as m
 
@@ -34,3 +36,17 @@ def test_a_connect_needs_candidates() -> None:
 def test_garbage_is_malformed(data: bytes) -> None:
     with pytest.raises(RemoteProtocolError):
         m.decode(data)
+
+
+FUZZ_CORPUS = Path(__file__).parents[2] / "fuzz" / "corpus" / "traversal"
+
+
+@pytest.mark.parametrize("name", ["crash-connect-nat-map", "crash-sync-plan-list"])
+def test_unhashable_nat_or_plan_is_malformed(name: str) -> None:
+    """NAT-4: a CONNECT whose NAT type, or a SYNC whose plan, is a map or a list is MALFORMED.
+
+    The fuzzer found both raising TypeError (unhashable) instead (tests/fuzz/corpus).
+    """
+    with pytest.raises(RemoteProtocolError) as info:
+        m.decode((FUZZ_CORPUS / name).read_bytes())
+    assert info.value.code is ErrorCode.MALFORMED
