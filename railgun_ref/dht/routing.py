@@ -49,12 +49,22 @@ class Diversity:
     per_endpoint: int = 1  #: identities per IP:port in the table
     per_bucket: int = 2  #: contacts per source group per bucket (geth: 2 per /24)
     per_table: int = 10  #: contacts per source group in the table (geth: 10 per /24)
+    #: and at most this many per mille of the contacts of *other* groups, but never fewer
+    #: than `per_bucket` (DHT-5.5): 2 hosts hold under 10 % of a table, whatever its size
+    table_share: int = 50
     #: group loopback addresses by IP, as if each 127.x.y.z were a host (tests of host limits)
     loopback_hosts: bool = False
 
     def __post_init__(self) -> None:
         if min(self.per_endpoint, self.per_bucket, self.per_table) < 1:
             raise LocalProtocolError("diversity limits must be at least 1")
+        if not 0 < self.table_share <= 1000:
+            raise LocalProtocolError("table_share is per mille: 1..1000")
+
+    def group_cap(self, *, held: int, table: int) -> int:
+        """DHT-5.5: contacts a group holding `held` of a `table`-contact table may have."""
+        others = table - held
+        return min(self.per_table, max(self.per_bucket, others * self.table_share // 1000))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,12 +130,13 @@ class RoutingTable:
         #: contact was the largest part of a table's memory at simulated scale).
         self._by_address: dict[Address, int] = {}
         self._group_count: dict[Group, int] = {}
+        self._size = 0  # contacts in all buckets (len(self), kept for DHT-5.5's share)
         self._created = now
         self._buckets: dict[int, _Bucket] = {}
         self._ints: list[tuple[int, Contact]] | None = None  # (id as int, contact) cache
 
     def __len__(self) -> int:
-        return sum(len(b.entries) for b in self._buckets.values())
+        return self._size
 
     def __contains__(self, node_id: NodeId) -> bool:
         index = bucket_index(self.local_id, node_id)
@@ -210,7 +221,8 @@ class RoutingTable:
         in_bucket = sum(
             1 for e in bucket.entries.values() if self._group(e.contact.address) == group
         )
-        if in_bucket >= d.per_bucket or self._group_count.get(group, 0) >= d.per_table:
+        held = self._group_count.get(group, 0)
+        if in_bucket >= d.per_bucket or held >= d.group_cap(held=held, table=self._size):
             return Observed.REFUSED_GROUP
         return None
 
@@ -218,6 +230,7 @@ class RoutingTable:
         self._ints = None
         contact = entry.contact
         bucket.entries[contact.node_id] = entry
+        self._size += 1
         self._by_address[contact.address] = self._by_address.get(contact.address, 0) + 1
         group = self._group(contact.address)
         if group is not None:
@@ -228,6 +241,7 @@ class RoutingTable:
         if entry is None:
             return False
         self._ints = None
+        self._size -= 1
         address = entry.contact.address
         held = self._by_address.get(address, 0)
         if held > 1:
