@@ -45,6 +45,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NewType, assert_never
 
+from railgun_ref.abuse.reputation import (
+    Behaviour,
+    ReputationConfig,
+    ReputationTable,
+    Standing,
+    StandingChanged,
+)
 from railgun_ref.core.constants import (
     MAX_CLOCK_SKEW,
     MAX_DATAGRAM_SIZE,
@@ -67,7 +74,7 @@ from railgun_ref.events import (
 from railgun_ref.identity.keys import Identity
 from railgun_ref.limits.buckets import KeyedBuckets, LimitReason, LimitsConfig
 from railgun_ref.limits.cookies import AddressValidator
-from railgun_ref.limits.groups import Group, source_group
+from railgun_ref.limits.groups import Group, is_public, source_group
 from railgun_ref.rpc.labels import MessageName, error_label
 from railgun_ref.rpc.replay import ReplayGuard
 from railgun_ref.rpc.requests import Channel, PendingRequest, PendingRequests
@@ -160,6 +167,9 @@ class NodeCounter(StrEnum):
     COOKIE_ACCEPTED = "cookie.accepted"  #: ABUSE-2.3 echoes that validated an address
     COOKIE_INVALID = "cookie.invalid"  #: ABUSE-2.3 echoes that did not check out
     COOKIE_ECHOED = "cookie.echoed"  #: ABUSE-2.4 our requests sent again with a cookie
+    GRAYLISTED = "reputation.graylisted"  #: REP-4.1 authenticated inputs dropped unread
+    STANDING = "reputation.standing"  #: REP-4.2 standings changed, by the new `Standing`
+    CONTACTS_WITHHELD = "reputation.contacts_withheld"  #: REP-4.1 no-publish peers not handed out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +188,9 @@ class NodeConfig:
     #: vectors and simulations see the bare protocol) leaves them off. A deployed
     #: `NodeHost` turns them on.
     limits: LimitsConfig | None = None
+    #: REP-1..4: peer reputation from what this node sees peers do; None leaves it off
+    #: (as `limits`, for the bare protocol of vectors and simulations).
+    reputation: ReputationConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.request_timeout > 0:
@@ -232,6 +245,11 @@ class Node:
         self._echoable: dict[int, FindNode | FindValue] = {}
         self._aliases: dict[int, int] = {}
         self._init_limits(self.config.limits)
+        #: REP: None unless `config.reputation` is set.
+        self.reputation = (
+            ReputationTable(self.config.reputation, now=now) if self.config.reputation else None
+        )
+        self._hosts: dict[NodeId, str | None] = {}  # REP-2.3: the host last told the table
 
     def _init_limits(self, limits: LimitsConfig | None) -> None:
         if limits is None:
@@ -281,7 +299,12 @@ class Node:
                 )
             )
             self.dht.on_timeout(request, now=now)
+            if request.expected_sender is not None:
+                self._observe(request.expected_sender, Behaviour.TIMED_OUT, now)
         self.dht.on_timer(now=now)
+        if self.reputation is not None:
+            self.reputation.on_timer(now=now)
+            self._pull_reputation()
         self._pull_dht()
 
     # ------------------------------------------------------------------- API
@@ -353,7 +376,8 @@ class Node:
     def next_deadline(self) -> float | None:
         self._pull_dht()
         pending, dht = self._pending.next_deadline(), self.dht.next_deadline()
-        deadlines = [d for d in (pending, dht) if d is not None]
+        decay = self.reputation.next_deadline() if self.reputation is not None else None
+        deadlines = [d for d in (pending, dht, decay) if d is not None]
         return min(deadlines) if deadlines else None
 
     @property
@@ -511,19 +535,8 @@ class Node:
         self.counters.inc(NodeCounter.RX, label=channel)
         if not self._admit_source(address, channel, now):
             return  # ABUSE-1.1: dropped before decoding, unanswered
-        try:
-            envelope = decode_envelope(data, max_size=_limit(channel))
-            if not self._admit_sender(envelope, now):
-                return
-            self._replay.check(
-                envelope.sender_key,
-                envelope.type,
-                envelope.request_id,
-                envelope.timestamp_ms,
-                now=now,
-            )
-        except RemoteProtocolError as exc:
-            self._reject(address, channel, exc)  # NODE-1.2: no reply to what we can't trust
+        envelope = self._authenticate(data, address, channel, now)
+        if envelope is None:
             return
         evicted = self._replay.evicted - self.counters.get_count(NodeCounter.REPLAY_EVICTED)
         if evicted:
@@ -543,18 +556,105 @@ class Node:
             self._dispatch(parse_message(envelope), inbound)
         except RemoteProtocolError as exc:
             self._reject(address, channel, exc)
+            self._misbehaved(envelope.sender_id, exc.code, now)
             if exc.code is ErrorCode.UNKNOWN_TYPE or _is_request(envelope.type):
                 # MSG-1.3 / NODE-1.4: an authenticated request that cannot be
                 # served gets an ERROR naming why; a bad response gets nothing.
                 self._reply(ErrorReply(code=exc.code, reason=exc.message), inbound)
         self._pull_dht()
 
+    def _authenticate(
+        self, data: bytes, address: Address, channel: Channel, now: float
+    ) -> Envelope | None:
+        """ENV-2, ABUSE-1.1, REP-4.1: the envelope, if it is to be handled at all."""
+        try:
+            envelope = decode_envelope(data, max_size=_limit(channel))
+        except RemoteProtocolError as exc:
+            self._reject(address, channel, exc)  # NODE-1.2: no reply to what we can't trust
+            return None
+        if not self._admit_sender(envelope, now) or self._graylisted(envelope.sender_id):
+            return None
+        try:
+            self._replay.check(
+                envelope.sender_key,
+                envelope.type,
+                envelope.request_id,
+                envelope.timestamp_ms,
+                now=now,
+            )
+        except RemoteProtocolError as exc:
+            self._reject(address, channel, exc)
+            self._misbehaved(envelope.sender_id, exc.code, now)
+            return None
+        self._note_host(envelope.sender_id, address, now)
+        return envelope
+
+    # ------------------------------------------------------------- reputation (REP)
+
+    def _observe(self, peer: NodeId, behaviour: Behaviour, now: float) -> None:
+        if self.reputation is not None:
+            self.reputation.observe(peer, behaviour, now=now)
+            self._pull_reputation()
+
+    def _misbehaved(self, peer: NodeId, code: ErrorCode, now: float) -> None:
+        """REP-1.1: malformed or replayed input from an authenticated sender. Other
+        refusals (a late answer, an unknown type, a skewed clock) can be honest."""
+        if code in (ErrorCode.MALFORMED, ErrorCode.REPLAY):
+            self._observe(peer, Behaviour.MISBEHAVED, now)
+
+    def _graylisted(self, peer: NodeId) -> bool:
+        """REP-4.1: a graylisted sender's input is dropped unread."""
+        if self.reputation is None or self.reputation.standing(peer) is not Standing.GRAYLISTED:
+            return False
+        self.counters.inc(NodeCounter.GRAYLISTED)
+        return True
+
+    def _note_host(self, peer: NodeId, address: Address, now: float) -> None:
+        """REP-2.3: tell the table the IP `peer` is at (global ones, or any loopback IP
+        when limits group loopback by IP, as the simulator's hosts are)."""
+        if self.reputation is None:
+            return
+        limits = self.config.limits
+        grouped = is_public(address) or (limits is not None and limits.loopback_hosts)
+        host = address[0] if grouped else None
+        if self._hosts.get(peer) != host:
+            self._hosts[peer] = host
+            self.reputation.set_address(peer, host, now=now)
+            self._pull_reputation()
+
+    def _pull_reputation(self) -> None:
+        """REP-4.2: apply each change of standing at once."""
+        assert self.reputation is not None
+        while (action := self.reputation.next_action()) is not None:
+            match action:
+                case StandingChanged(peer=peer, standing=standing):
+                    self.counters.inc(NodeCounter.STANDING, label=standing)
+                    if standing is Standing.GRAYLISTED:
+                        self.dht.routing.remove(peer)
+                case _:
+                    assert_never(action)
+
+    def _publishable(self, message: Message) -> Message:
+        """REP-4.1: NODES and VALUE answers leave out peers below the publish threshold."""
+        if self.reputation is None or not isinstance(message, Nodes | Value):
+            return message
+        rep = self.reputation
+        shown = tuple(
+            c
+            for c in message.contacts
+            if rep.standing(c[0]) in (Standing.GOOD, Standing.NO_HOSTING)
+        )
+        if len(shown) == len(message.contacts):
+            return message
+        self.counters.inc(NodeCounter.CONTACTS_WITHHELD, len(message.contacts) - len(shown))
+        return dataclasses.replace(message, contacts=shown)
+
     def _dispatch(self, message: Message, inbound: _Inbound) -> None:
         match message:
             case Ping() | FindNode() | FindValue() | Store():
                 if isinstance(message, FindNode | FindValue) and message.cookie:
                     self._check_cookie(message.cookie, inbound)
-                self._reply(self._serve(message, inbound), inbound)
+                self._reply(self._publishable(self._serve(message, inbound)), inbound)
                 if isinstance(message, Ping):
                     self._event(
                         PingReceived(
@@ -642,6 +742,7 @@ class Node:
         # of the wrong type leaves it in flight instead of ending it without an event.
         envelope = inbound.envelope
         request = self._pending.complete(envelope.request_id, envelope.sender_id, kind=kind)
+        self._observe(envelope.sender_id, Behaviour.ANSWERED, inbound.now)
         if (
             self.config.limits is not None
             and request.channel is Channel.DATAGRAM

@@ -1,7 +1,7 @@
 """The architecture's one rule: protocol cores are sans-IO (ARCHITECTURE.md, "The one rule").
 
 Every module of the cores -- every ``.py`` under ``railgun_ref/`` except the IO layers
-(``drivers/``, ``apps/``, ``lab/``, ``conformance/``, ``bench/``, ``sweep/`` and
+(``drivers/``, ``apps/``, ``lab/``, ``conformance/``, ``bench/``, ``sweep/``, ``fuzz/`` and
 ``cli.py``) -- is parsed with `ast` and must not:
 
 * import an event loop, socket, clock, ambient randomness, process/thread, media,
@@ -36,7 +36,7 @@ PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "railgun_ref"
 
 #: Parts of the package that do IO by design and are not protocol cores.
 EXEMPT_DIRS: Final = frozenset(
-    {"drivers", "netlab", "apps", "lab", "conformance", "bench", "sweep"}
+    {"drivers", "netlab", "apps", "lab", "conformance", "bench", "sweep", "fuzz"}
 )
 #: cli.py and client.py (the integration API over drivers/transport.py) are entry points, not
 #: cores; the root __init__.py reads the installed version (lazily) and imports no core.
@@ -100,6 +100,7 @@ FORBIDDEN_MODULES: Final[dict[str, str]] = {
     "railgun_ref.conformance": "IO layer",
     "railgun_ref.bench": "IO layer",
     "railgun_ref.sweep": "IO layer",
+    "railgun_ref.fuzz": "IO layer",
     "railgun_ref.cli": "IO layer",
 }
 
@@ -397,6 +398,7 @@ LAYER_RANKS: Final[dict[str, int]] = {
     "lab": 4,
     "bench": 4,
     "sweep": 4,
+    "fuzz": 4,  #: the atheris harnesses: cores and the DNS server driver, fed by libFuzzer
     "client": 3,
     "conformance": 2,
     "drivers": 1,

@@ -1,4 +1,4 @@
-"""ABUSE-5: every network decoder decodes or raises its typed protocol error, nothing else.
+"""Every network decoder decodes or raises its typed protocol error, nothing else (ABUSE-5).
 
 Three layers: the saved corpus (tests/fuzz/corpus/TARGET/: inputs that once
 crashed a decoder, kept as regressions) and each target's seeds replayed in
@@ -32,7 +32,7 @@ def test_target_names_match_the_registry() -> None:
 
 @pytest.mark.parametrize("name", TARGET_NAMES)
 def test_seeds_and_saved_corpus_keep_the_contract(name: str) -> None:
-    """Each target's seeds and its saved regressions decode or raise the typed error."""
+    """ABUSE-5.1, ABUSE-5.2: seeds and saved regressions decode or raise the typed error."""
     target = target_named(name)
     assert target is not None
     inputs = seeds_of(target) + corpus_inputs(CORPUS / name)
@@ -60,7 +60,7 @@ def test_a_broken_decoder_is_caught() -> None:
 
 
 def test_bounded_atheris_run_over_every_target(tmp_path: Path) -> None:
-    """A coverage-guided run of CI_RUNS inputs over all targets ends with no crash."""
+    """ABUSE-5.1: a coverage-guided run of CI_RUNS inputs over all targets finds no crash."""
     pytest.importorskip("atheris")
     command = [sys.executable, "-m", "railgun_ref.fuzz", ALL, f"--runs={CI_RUNS}"]
     command += ["--seconds=90", f"--artifacts={tmp_path / 'crashes'}"]

@@ -45,7 +45,8 @@ FUZZ_CORPUS = Path(__file__).parents[2] / "fuzz" / "corpus" / "traversal"
 def test_unhashable_nat_or_plan_is_malformed(name: str) -> None:
     """NAT-4: a CONNECT whose NAT type, or a SYNC whose plan, is a map or a list is MALFORMED.
 
-    The fuzzer found both raising TypeError (unhashable) instead (tests/fuzz/corpus).
+    The fuzzer found both raising TypeError (unhashable) instead; ABUSE-5.2 keeps the
+    inputs (tests/fuzz/corpus).
     """
     with pytest.raises(RemoteProtocolError) as info:
         m.decode((FUZZ_CORPUS / name).read_bytes())
