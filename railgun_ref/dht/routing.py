@@ -98,12 +98,13 @@ def _to_tail(entries: dict[NodeId, _Entry], node_id: NodeId) -> None:
 
 
 class _Bucket:
-    __slots__ = ("checking", "entries", "last_activity", "replacements")
+    __slots__ = ("checking", "entries", "groups", "last_activity", "replacements")
 
     def __init__(self, now: float) -> None:
         # Plain dicts keep insertion order at half an OrderedDict's memory; moving a
         # contact to the tail is pop-and-reinsert (`_to_tail`).
         self.entries: dict[NodeId, _Entry] = {}
+        self.groups: dict[Group, int] = {}  # DHT-5.5: entries per source group
         self.replacements: dict[NodeId, _Entry] = {}
         self.checking: NodeId | None = None
         self.last_activity = now
@@ -218,9 +219,7 @@ class RoutingTable:
         group = self._group(contact.address)
         if group is None:
             return None
-        in_bucket = sum(
-            1 for e in bucket.entries.values() if self._group(e.contact.address) == group
-        )
+        in_bucket = bucket.groups.get(group, 0)
         held = self._group_count.get(group, 0)
         if in_bucket >= d.per_bucket or held >= d.group_cap(held=held, table=self._size):
             return Observed.REFUSED_GROUP
@@ -235,6 +234,7 @@ class RoutingTable:
         group = self._group(contact.address)
         if group is not None:
             self._group_count[group] = self._group_count.get(group, 0) + 1
+            bucket.groups[group] = bucket.groups.get(group, 0) + 1
 
     def _drop(self, bucket: _Bucket, node_id: NodeId) -> bool:
         entry = bucket.entries.pop(node_id, None)
@@ -251,6 +251,7 @@ class RoutingTable:
         group = self._group(address)
         if group is not None:
             self._group_count[group] -= 1
+            bucket.groups[group] -= 1
         return True
 
     def _evict(self, bucket: _Bucket, node_id: NodeId) -> Contact | None:
