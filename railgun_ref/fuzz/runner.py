@@ -62,10 +62,10 @@ def fuzz(
     import atheris  # noqa: PLC0415 -- an optional dependency (the fuzz extra)
 
     artifacts.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"railgun-fuzz-{target.name}-"))
-    seeds = work / "seeds"
+    if corpus is None:  # libFuzzer exits the process, so a temporary directory stays behind
+        corpus = Path(tempfile.mkdtemp(prefix=f"railgun-fuzz-{target.name}-")) / "corpus"
+    seeds = corpus.parent / f"{corpus.name}-seeds"
     count = write_seeds(target, seeds)
-    corpus = corpus or work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     args = libfuzzer_args(
         corpus=corpus,

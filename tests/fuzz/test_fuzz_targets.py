@@ -63,7 +63,7 @@ def test_bounded_atheris_run_over_every_target(tmp_path: Path) -> None:
     """ABUSE-5.1: a coverage-guided run of CI_RUNS inputs over all targets finds no crash."""
     pytest.importorskip("atheris")
     command = [sys.executable, "-m", "railgun_ref.fuzz", ALL, f"--runs={CI_RUNS}"]
-    command += ["--seconds=90", f"--artifacts={tmp_path / 'crashes'}"]
+    command += ["--seconds=90", f"--artifacts={tmp_path / 'crashes'}", f"--corpus={tmp_path / 'c'}"]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=150, env=os.environ.copy(), check=False
     )
