@@ -17,9 +17,9 @@ import pandas as pd
 
 from railgun_ref.abuse.pow import PowConfig, PowService, solve
 from railgun_ref.abuse.reputation import EVENT, Behaviour, score_of, standing_of
-from railgun_ref.bench import attacks
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.routing import Diversity
+from railgun_ref.drivers import attacks_sim as attacks
 from railgun_ref.drivers.sim import crypto_mode
 from railgun_ref.fuzz.targets import TARGETS, replay, seeds_of
 from railgun_ref.identity.keys import CryptoMode
