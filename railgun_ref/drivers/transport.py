@@ -75,6 +75,7 @@ from railgun_ref.drivers.central_client import (
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
+from railgun_ref.drivers.transport_relay import TransportRelays
 from railgun_ref.drivers.transport_sf import TransportStoreForward
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived, PongReceived
@@ -463,6 +464,8 @@ class HybridTransport:
             if sf.enabled
             else None
         )
+        #: RLY-7, RLY-8: the sharing budget, the capability directory, the committee relay.
+        self.relays = TransportRelays(self)
 
     # ------------------------------------------------------------ public API
 
@@ -602,13 +605,20 @@ class HybridTransport:
                 self._tg = tg
                 address = await tg.start(self.host.run)
                 now = self._clock()
-                self.p2p = p2p.P2PRoomCore(self.identity, address, config=self.p2p_config, now=now)
+                self.p2p = p2p.P2PRoomCore(
+                    self.identity,
+                    address,
+                    config=self.p2p_config,
+                    budget=self.relays.budget,  # CAP-7: bridging shares the device's budget
+                    now=now,
+                )
                 inbox = self.host.app_inbox(self.p2p_config.topic)
                 self._restore(now)
                 if self.store_forward is not None:
                     await self.store_forward.start(tg, self.data_dir)
                     self.store_forward.restore_mailbox_keys(self._state.mailbox_keys())
                 self._app_out = app_out
+                self.relays.start(tg)
                 tg.start_soon(self._app_sender, app_in)
                 tg.start_soon(self._app_receiver, inbox)
                 tg.start_soon(self._loop.run)
@@ -682,6 +692,11 @@ class HybridTransport:
         """SF-8.1: keep what a member announced (the state database)."""
         if self._state is not None:
             self._state.add_mailbox_keys(room_id, member, data)
+
+    def send_app(self, action: p2p.SendApp) -> None:
+        """Queue an APP message for the node to send (components beside the P2P core)."""
+        if self._app_out is not None:
+            self._app_out.send_nowait(action)
 
     def store_acked(self, message_id: bytes, member: NodeId, now: float) -> None:
         """SF-8.3: a holder kept our message for `member` (its outbox part is settled)."""
@@ -862,6 +877,9 @@ class HybridTransport:
                     self._lookups.add(action.room_id)
                     self._tg.start_soon(self._lookup, action.room_id, action.dht_ident)
             case p2p.MembersChanged():
+                core = self._core()
+                known = [(n, core.member_address(n)) for n in sorted(action.members)]
+                self.relays.members_changed([(n, a) for n, a in known if a is not None])
                 if self.store_forward is not None:
                     self.store_forward.members_reachable(action.room_id, action.members)
                 self._emit(MembersChange(room_id=action.room_id, members=action.members, at=now))
@@ -898,6 +916,7 @@ class HybridTransport:
             self.store_forward.room_opened(
                 room_id, self.rooms_core.secret(room_id), self.rooms_core.members(room_id)
             )
+        self.relays.room_opened(room_id, dht_ident_of(self.rooms_core.secret(room_id)))
         if room_id in core.rooms:
             core.set_members(room_id, members, now=now)
             return
@@ -918,6 +937,7 @@ class HybridTransport:
             self._release_held(action.room_id)
         elif self.p2p is not None:
             self.p2p.leave(action.room_id, now=now)
+            self.relays.room_left(action.room_id)
             if self.store_forward is not None:
                 self.store_forward.room_left(action.room_id)
         self._emit(
@@ -1119,6 +1139,7 @@ class HybridTransport:
             async for event in inbox:
                 if self.p2p is not None:
                     self.p2p.receive(event.sender, event.address, event.payload, now=self._clock())
+                    self.relays.room_frame(event)  # RLY-4.1: members' receipts to our relay
                     self._loop.poke()
 
     # ----------------------------------------------------------- central path

@@ -223,6 +223,7 @@ class DriverCounter(StrEnum):
     ACCEPT_ERROR = "driver.accept_error"
     CONNECTION_ERROR = "driver.connection_error"
     FRAMING_ERROR = "driver.framing_error"
+    FAULT_DROPPED = "driver.fault_dropped"  #: dropped by the `blocked` fault rule
 
 
 class HostStoppedError(RuntimeError):
@@ -340,6 +341,10 @@ class NodeHost:
         self._trace: deque[TraceRecord] = deque(maxlen=trace_limit)
         self._subscribers: list[TraceSubscriber] = []
         self._taps: list[TrafficTap] = []
+        #: Fault injection (tests, labs): datagrams to and from an address for which it
+        #: answers True are dropped and stream connections to it fail, as a firewall that
+        #: blackholes that peer would (counted ``driver.fault_dropped``). None: no fault.
+        self.blocked: Callable[[Address], bool] | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._query_waiters: dict[int, _QueryWaiter] = {}
         self._connections: dict[ConnectionId, _Connection] = {}
@@ -763,6 +768,9 @@ class NodeHost:
         if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return
+        if self.blocked is not None and self.blocked(address):
+            self._count(DriverCounter.FAULT_DROPPED)
+            return
         if not self._send_delay and not self._udp_backlog and self._sendto(udp, data, address):
             return
         if len(self._udp_backlog) >= self._queue_size:
@@ -864,6 +872,9 @@ class NodeHost:
             await anyio.sleep(0)  # a socket that never empties must not starve the loop
 
     def _on_datagram(self, data: bytes, address: Address) -> None:
+        if self.blocked is not None and self.blocked(address):
+            self._count(DriverCounter.FAULT_DROPPED)
+            return
         if self._taps:
             self._report(
                 Traffic(direction=Direction.IN, channel=Channel.DATAGRAM, peer=address, data=data)
@@ -907,6 +918,9 @@ class NodeHost:
     async def _run_outbound(self, connection: _Connection) -> None:
         host, port = connection.peer
         try:
+            if self.blocked is not None and self.blocked(connection.peer):
+                self._count(DriverCounter.FAULT_DROPPED)
+                raise ConnectionRefusedError("blocked by the fault rule")
             with anyio.fail_after(self._connect_timeout):
                 # From our own host, so the peer sees this node's address, not 127.0.0.1.
                 stream = await anyio.connect_tcp(host, port, local_host=self._host)

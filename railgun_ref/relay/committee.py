@@ -195,9 +195,13 @@ class CommitteeRelay:
         *,
         config: RelayConfig | None = None,
         budget: SharingBudget | None = None,
+        node_id: NodeId | None = None,
         now: float,
     ) -> None:
+        """`node_id`: this relay's own NodeId when it may be a member of rooms it relays
+        for (a client): it never sends itself a copy (RLY-3.1)."""
         self.config = config or RelayConfig()
+        self.node_id = node_id
         self.budget = budget
         self.counters: Counters[RelayCounter] = Counters()
         self._actions: deque[RelayAction] = deque()
@@ -333,7 +337,7 @@ class CommitteeRelay:
             )
         )
         for member in sorted(view.members.values(), key=lambda m: m.node_id):
-            if member.node_id == sender or member.node_id in relayed.receipts:
+            if member.node_id in (sender, self.node_id) or member.node_id in relayed.receipts:
                 continue
             if self.budget is not None and not isinstance(
                 self.budget.bandwidth(Duty.RELAY, len(payload), now=now), Granted

@@ -1494,6 +1494,7 @@ class P2PRoomCore:
         if room is None:
             raise LocalProtocolError("join the room before giving its committee")
         room.committee = dict(relays)
+        # RLY-7.4: the room's reach may change; it is reported at the next timer.
 
     def _ask_committee(self, job: _Job) -> None:
         """RLY-6.1: a member we cannot reach: every committee relay gets a RELAY request
@@ -1598,15 +1599,28 @@ class P2PRoomCore:
         statuses = [self._status(p) for p in self._peers.values()]
         total = len(statuses)
         reachable = statuses.count(PeerStatus.REACHABLE)
+        relayed = sum(
+            1
+            for p in self._peers.values()
+            if self._status(p) is PeerStatus.UNREACHABLE and self._relayable(p)
+        )
         if PeerStatus.UNKNOWN in statuses:
             reach = Reach.UNKNOWN
-        elif total == 0 or reachable == 0:
+        elif total == 0 or reachable + relayed == 0:
             reach = Reach.NONE if self._rooms else Reach.UNKNOWN
         elif reachable == total:
             reach = Reach.ALL
         else:
-            reach = Reach.SOME
+            reach = Reach.SOME  # RLY-7.4: members reached through a committee only: some
         return reach, reachable > 0, reachable, total
+
+    def _relayable(self, peer: _Peer) -> bool:
+        """RLY-7.4: a committee relay other than the member itself serves one of its rooms."""
+        return any(
+            set(room.committee) - {peer.node_id}
+            for room_id in peer.rooms
+            if (room := self._rooms.get(room_id)) is not None
+        )
 
     def _report_reach(self, now: float) -> None:
         current = self._reach()
