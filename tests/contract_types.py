@@ -16,6 +16,7 @@ from railgun_ref.node import Node
 from railgun_ref.privacy.cover import CoverScheduler
 from railgun_ref.privacy.unlink import ReceiptBatcher
 from railgun_ref.relay.committee import CommitteeRelay
+from railgun_ref.relay.directory import CapabilityDirectory
 from railgun_ref.relay.turn import TurnServer
 from railgun_ref.rooms.core import RoomsCore
 from railgun_ref.storeforward.client import SfClient
@@ -73,6 +74,10 @@ def _receiptbatcher(core: ReceiptBatcher) -> ProtocolCore[object]:
 
 
 def _committeerelay(core: CommitteeRelay) -> ProtocolCore[object]:
+    return core
+
+
+def _capabilitydirectory(core: CapabilityDirectory) -> ProtocolCore[object]:
     return core
 
 

@@ -80,9 +80,7 @@ class TransportRelays:
         self.transport = transport
         now = transport.clock()
         self.capabilities = capabilities or loopback_capabilities(transport)
-        sharing = CapacitySharing(
-            self.capabilities, transport.config.capacity_sharing, now=now
-        )
+        sharing = CapacitySharing(self.capabilities, transport.config.capacity_sharing, now=now)
         self.budget = SharingBudget(sharing)  #: CAP-7: bridging, relaying
         self.counters: Counters[RelayWiringCounter] = Counters()
         self.directory = rd.CapabilityDirectory(transport.node_id, config=config, now=now)

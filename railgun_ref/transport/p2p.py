@@ -33,7 +33,9 @@ Theory of operation:
   any valid frame from it counts as an answer. A member is *reachable* once
   it answered and fewer than `probe_failures` probes in a row timed out,
   *unreachable* after that many. The room's reach (all / some / none) goes
-  to `HybridTransportService.reachability`; `some` gives `degraded`.
+  to `HybridTransportService.reachability`; `some` gives `degraded`. A member
+  unreachable directly counts as reached through the committee when one of
+  its rooms has a committee relay other than itself: reach `some` (RLY-7.4).
 * **Closed rooms** (ROOM-6.1). A room joined with a `ClosedRoom` is looked
   up and announced under the DHT ident derived from its secret, its
   announcement carries the proof of the secret (ROOM-6.2), and only

@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from railgun_ref.capacity.budget import BudgetCounter, Duty
 from railgun_ref.client import Client, connect, fast_profile
 from railgun_ref.core.ids import Address
 from railgun_ref.drivers.transport import MessageReceived
@@ -81,7 +82,8 @@ async def test_members_who_cannot_reach_each_other_talk_through_a_committee_rela
     """RLY-7.2: the directory gives the P2P core a committee holding R; RLY-8.1: R runs
     the relay on APP topic 4; RLY-3.1, RLY-4.1: each message reaches the other member
     exactly once through R and its receipt settles the sender's outbox; RLY-5.1: R
-    carries only ciphertext (no plaintext body in any byte it sent or received)."""
+    carries only ciphertext (no plaintext body in any byte it sent or received);
+    RLY-8.2: R's relaying is charged to the one budget its bridging draws on too."""
     async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
         a = await stack.enter_async_context(started(tg, stack, tmp_path / "a", []))
         first = [a.client.address]
@@ -112,7 +114,9 @@ async def test_members_who_cannot_reach_each_other_talk_through_a_committee_rela
         sent = [await a.client.send(ROOM, body) for body in bodies]
         reply = await b.client.send(ROOM, "secret-reply-body-plugh")
         await wait_for(lambda: len(b.received) >= 3 and len(a.received) >= 1, 40)
-        await wait_for(lambda: a.client.transport.outbox_size() == 0 == b.client.transport.outbox_size(), 30)
+        await wait_for(
+            lambda: a.client.transport.outbox_size() == 0 == b.client.transport.outbox_size(), 30
+        )
         await anyio.sleep(1.5)  # room for a late duplicate
 
         assert sorted(m.message_id for m in b.received) == sorted(sent)
@@ -125,6 +129,10 @@ async def test_members_who_cannot_reach_each_other_talk_through_a_committee_rela
         assert relay.counters.get_count(RelayCounter.FORWARDED) >= 4
         assert relay.counters.get_count(RelayCounter.RECEIPTS_FORWARDED) >= 4
         assert a_core.counters.get_count(P2PCounter.COMMITTEE_ASKED) >= 1
+        budget = r.client.transport.relays.budget
+        assert r.client.transport.p2p is not None and r.client.transport.p2p.budget is budget
+        assert relay.budget is budget
+        assert budget.counters.get_count(BudgetCounter.BYTES_GRANTED, Duty.RELAY) > 0
         for member in (a, b):  # nothing went directly between them
             host = member.client.transport.host
             assert host.driver_counters.get_count(DriverCounter.FAULT_DROPPED) > 0
