@@ -19,13 +19,20 @@
 An APP payload on the topic is ``CBOR([host, port, message])``: where its
 sender listens (a stream's source port is not) and one store-and-forward
 message (SF-8.5). The holder's `Send` names a NodeId: the address is the
-one that peer last gave (or a lookup returned); `PublishRendezvous` is counted
-and not published (the holder does not keep the store key a record's
-ident needs, SF-3.4 is a SHOULD).
+one that peer last gave (or a lookup returned).
+
+`PublishRendezvous` is published (SF-3.4, SF-3.7): a ``rendezvous`` record
+whose ident is the rendezvous's store public key (so its DHT key is the
+rendezvous key, SF-1.3) and whose value is ``CBOR([host, port])``, where
+this node listens. The store public key is learned from the room proof of
+a STORE (SF-3.5) or, for a replica, from any valid record already under the
+key (its ident); with neither it is counted and not published.
+`find_announcers(key)` reads those records back: the holders that announce
+the key, which repair SYNCs (SF-7.2) and pickups ask (SF-8.6).
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, assert_never
@@ -41,13 +48,21 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import Address, NodeId
+from railgun_ref.dht.keys import KeyType
+from railgun_ref.dht.records import decode_record
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.storeforward_store import SqliteHolderStore
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.storeforward import holder as h
 from railgun_ref.storeforward import messages as m
-from railgun_ref.storeforward.authorisers import RoomProofAuthoriser
+from railgun_ref.storeforward.authorisers import RoomProofAuthoriser, store_key_of_proof
 from railgun_ref.storeforward.client import HolderCandidate
+from railgun_ref.storeforward.rendezvous import (
+    RECORD_TTL_CAP,
+    decode_rendezvous_value,
+    encode_rendezvous_value,
+    key_of_store_key,
+)
 
 #: Holder-bound message types; the others go to the member side.
 _TO_HOLDER: Final = frozenset(
@@ -72,7 +87,11 @@ class SfHostCounter(StrEnum):
     NO_MEMBER_SIDE = "sfh.no_member_side"  #: a member-bound message on a bare node
     NO_ADDRESS = "sfh.no_address"  #: a holder Send to a peer never seen
     SEND_FAILED = "sfh.send_failed"
-    NOT_PUBLISHED = "sfh.not_published"  #: PublishRendezvous (see the module doc)
+    NOT_PUBLISHED = "sfh.not_published"  #: PublishRendezvous with no store key known
+    PUBLISHED = "sfh.published"  #: SF-3.4: rendezvous records published
+    PUBLISH_UNSTORED = "sfh.publish_unstored"  #: ... that no DHT node stored
+    ANNOUNCER_REFUSED = "sfh.announcer_refused"  #: a rendezvous record refused; label: code
+    ANNOUNCERS_FOUND = "sfh.announcers_found"  #: holders found by their rendezvous records
     ADVERTISED = "sfh.advertised"
 
 
@@ -101,6 +120,8 @@ class SfHost:
         )
         self._loop = CoreLoop(clock=clock)
         self._addresses: dict[NodeId, Address] = {}
+        #: SF-3.7: rendezvous key -> its store public key (a record's ident)
+        self._store_keys: dict[bytes, bytes] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def run(
@@ -163,6 +184,8 @@ class SfHost:
             self._loop.poke()
             return
         if kind in _TO_HOLDER:
+            if kind is m.SfType.STORE:
+                self._learn_store_key(data)
             self.holder.receive(data, peer=sender, now=self._clock())
             self._loop.poke()
         elif self.member_sink is not None:
@@ -233,13 +256,26 @@ class SfHost:
             case h.FindHolders(rendezvous_key=key):
                 if self._tg is not None:
                     self._tg.start_soon(self._repair_lookup, key)
-            case h.PublishRendezvous():
-                self.counters.inc(SfHostCounter.NOT_PUBLISHED)
+            case h.PublishRendezvous(rendezvous_key=key, expires_at=expires_at):
+                if self._tg is not None:
+                    self._tg.start_soon(self._publish, key, expires_at)
             case _:
                 assert_never(action)
 
+    async def lookup(self, key: bytes) -> tuple[list[HolderCandidate], list[HolderCandidate]]:
+        """SF-3.2, SF-3.4: the peers nearest `key` and the announcers of `key`, together."""
+        found: dict[str, list[HolderCandidate]] = {}
+
+        async def run(name: str, call: Callable[[bytes], Awaitable[list[HolderCandidate]]]) -> None:
+            found[name] = await call(key)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "near", self.lookup_candidates)
+            tg.start_soon(run, "announced", self.find_announcers)
+        return found["near"], found["announced"]
+
     async def _repair_lookup(self, key: bytes) -> None:
-        candidates = await self.lookup_candidates(key)
+        candidates, announced = await self.lookup(key)
         self.holder.holders_found(
             key,
             [
@@ -247,6 +283,68 @@ class SfHost:
                 for c in candidates
                 if c.capabilities is not None
             ],
+            announced=[a.node_id for a in announced],
             now=self._clock(),
         )
         self._loop.poke()
+
+    # ------------------------------------------------------ rendezvous records (SF-3.4)
+
+    def _learn_store_key(self, data: bytes) -> None:
+        """SF-3.7: a STORE's room proof names the store key of its rendezvous key."""
+        try:
+            request = m.decode(data)
+            if not isinstance(request, m.StoreRequest):
+                return
+            store_key = store_key_of_proof(request.proof)
+        except RemoteProtocolError:
+            return  # the holder refuses and counts it
+        if key_of_store_key(store_key) == request.rendezvous_key:
+            self._store_keys[request.rendezvous_key] = store_key
+
+    async def find_announcers(self, key: bytes) -> list[HolderCandidate]:
+        """SF-3.4: the publishers of valid ``rendezvous`` records under `key`, at the
+        address each names (this node left out); learns the key's store key."""
+        try:
+            outcome = await self.host.get(key)
+        except HostStoppedError:
+            return []
+        now = self._clock()
+        found: list[HolderCandidate] = []
+        for raw in outcome.records:
+            try:
+                record = decode_record(cbor.decode(raw), now=now, key=key)
+                if record.key_type is not KeyType.RENDEZVOUS:
+                    raise RemoteProtocolError(ErrorCode.WRONG_KEY, "not a rendezvous record")
+                address = decode_rendezvous_value(record.value)
+            except RemoteProtocolError as exc:
+                self.counters.inc(SfHostCounter.ANNOUNCER_REFUSED, label=exc.code)
+                continue
+            self._store_keys.setdefault(key, record.ident)
+            if record.publisher_id == self.host.node_id:
+                continue
+            self._addresses[record.publisher_id] = address
+            self.counters.inc(SfHostCounter.ANNOUNCERS_FOUND)
+            found.append(
+                HolderCandidate(node_id=record.publisher_id, address=address, capabilities=None)
+            )
+        return found
+
+    async def _publish(self, key: bytes, expires_at: float) -> None:
+        """SF-3.4, SF-3.7: this node's rendezvous record under `key`, until `expires_at`."""
+        if key not in self._store_keys:
+            await self.find_announcers(key)
+        store_key = self._store_keys.get(key)
+        ttl = min(expires_at - self._clock(), RECORD_TTL_CAP)
+        if store_key is None or ttl <= 0:
+            self.counters.inc(SfHostCounter.NOT_PUBLISHED)
+            return
+        host, port = self.host.address
+        value = encode_rendezvous_value((host, port))
+        try:
+            outcome = await self.host.store(KeyType.RENDEZVOUS, store_key, value, ttl=ttl)
+        except HostStoppedError:
+            return
+        self.counters.inc(SfHostCounter.PUBLISHED)
+        if outcome.accepted == 0:
+            self.counters.inc(SfHostCounter.PUBLISH_UNSTORED)

@@ -190,6 +190,6 @@ class TransportStoreForward:
     async def _lookup(self, key: bytes) -> None:
         if self.host is None:
             return
-        candidates = await self.host.lookup_candidates(key)
-        self.client.holders_found(key, candidates, now=self.transport.clock())
+        candidates, announced = await self.host.lookup(key)  # SF-3.2, SF-8.6
+        self.client.holders_found(key, candidates, announced=announced, now=self.transport.clock())
         self.transport.loop.poke()

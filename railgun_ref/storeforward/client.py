@@ -201,6 +201,7 @@ class SfClientCounter(StrEnum):
     STORE_REFUSED = "sfc.store_refused"  #: a RESULT with a code; label: the code
     STORE_FAILED = "sfc.store_failed"  #: label: `StoreFailure`
     PICKUP_SENT = "sfc.pickup_sent"
+    PICKUP_ANNOUNCER = "sfc.pickup_announcer"  #: SF-8.6: pickups to announcers beyond the pool
     PICKED_UP = "sfc.picked_up"  #: messages opened from pickups
     RECEIPT_SENT = "sfc.receipt_sent"
     REJECTED = "sfc.rejected"  #: input refused; label: its code
@@ -450,11 +451,18 @@ class SfClient:
             self._actions.append(LookupHolders(rendezvous_key=key))
 
     def holders_found(
-        self, rendezvous_key: bytes, candidates: Sequence[HolderCandidate], *, now: float
+        self,
+        rendezvous_key: bytes,
+        candidates: Sequence[HolderCandidate],
+        *,
+        announced: Sequence[HolderCandidate] = (),
+        now: float,
     ) -> None:
-        """The lookup of `rendezvous_key` ended with these peers (SF-3.2)."""
+        """The lookup of `rendezvous_key` ended with these peers (SF-3.2); `announced`
+        are the publishers of the key's rendezvous records (SF-3.4, SF-3.7), whom a
+        pickup asks too (SF-8.6)."""
         self._lookups.discard(rendezvous_key)
-        by_id = {c.node_id: c for c in candidates}
+        by_id = {c.node_id: c for c in [*announced, *candidates]}
         ranked = [
             Candidate(node_id=c.node_id, capabilities=c.capabilities)
             for c in candidates
@@ -479,7 +487,11 @@ class SfClient:
                 (c.node_id for c in candidates if c.node_id != self.identity.node_id),
                 key=lambda n: distance(n, rendezvous_key),
             )
-            for holder in near[: self.config.candidate_pool]:
+            asked = near[: self.config.candidate_pool]
+            extra = sorted({a.node_id for a in announced} - set(asked) - {self.identity.node_id})
+            if extra:
+                self.counters.inc(SfClientCounter.PICKUP_ANNOUNCER, len(extra))
+            for holder in asked + extra:
                 self._send_pickup(rendezvous_key, pickup, holder, by_id[holder].address, now)
 
     def _send_stores(

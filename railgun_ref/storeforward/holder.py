@@ -11,7 +11,8 @@ NodeId of the peer whose envelope carried them, ``on_timer`` at
 * `Send`: send these bytes to that peer (answers, receipts, repair traffic);
 * `FindHolders`: look up the rendezvous key and call `holders_found` (repair);
 * `PublishRendezvous`: announce on the DHT that this node holds messages for
-  the key until the given time (step 4 of the eight, SF-3.4).
+  the key until the given time (step 4 of the eight, SF-3.4): when it first
+  keeps a message under a key, and again at every repair round.
 
 Theory of operation (the eight store-and-forward steps of spec section SF; clauses in brackets):
 
@@ -352,6 +353,8 @@ class StorageHolder:
         self._counters: Counters[SfCounter] = Counters()
         self._next_repair = now + config.repair_interval
         self._quiet_until = -math.inf
+        #: SF-3.4: keys this holder has announced since it started (renewed each repair round)
+        self._announced: set[bytes] = set()
         self.last_refusal: ErrorCode | None = None
         for stored in restored:
             self._keep(stored, sender=None)
@@ -490,6 +493,7 @@ class StorageHolder:
             latest[key] = max(
                 latest.get(key, 0), min(tomb.keep_until_ms, int((now + self.config.max_ttl) * 1000))
             )
+        self._announced = set(latest)
         for key in sorted(latest):
             self._actions.append(
                 PublishRendezvous(rendezvous_key=key, expires_at=latest[key] / 1000)
@@ -515,6 +519,7 @@ class StorageHolder:
             self._counters.inc(SfCounter.STORED)
             self._actions.append(Persist(put=(stored,)))
         self._reply(peer, request, None)
+        self._announce_first(stored)  # SF-3.7: after the answer; once per key
 
     def _check_store(self, request: m.StoreRequest, now: float) -> NodeId:
         """SF-3.1: the checks of a STORE, in order; returns the sender's NodeId."""
@@ -724,8 +729,19 @@ class StorageHolder:
         self._keep(stored, sender=peer)
         self._counters.inc(SfCounter.REPLICATED)
         self._actions.append(Persist(put=(stored,)))
+        self._announce_first(stored)
 
     # ---------------------------------------------------------------- internals
+
+    def _announce_first(self, stored: StoredMessage) -> None:
+        """SF-3.7: the first message kept under a key is announced at once (after its
+        Persist and answer); repair rounds renew the announcement with the latest expiry."""
+        key = stored.rendezvous_key
+        if key not in self._announced:
+            self._announced.add(key)
+            self._actions.append(
+                PublishRendezvous(rendezvous_key=key, expires_at=stored.expires_ms / 1000)
+            )
 
     def _guard(self, call: "_Call") -> None:
         try:

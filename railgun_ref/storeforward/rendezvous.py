@@ -32,8 +32,9 @@ import hashlib
 import hmac
 from typing import Final
 
+from railgun_ref.core import cbor
 from railgun_ref.core.constants import NODE_ID_SIZE, SEED_SIZE
-from railgun_ref.core.errors import LocalProtocolError
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.identity.keys import Identity
@@ -121,3 +122,30 @@ def pickup_epochs(now: float, *, ttl: float, epoch_length: float = DEFAULT_EPOCH
     current = epoch_of(now, epoch_length)
     oldest = epoch_of(max(0.0, now - ttl), epoch_length)
     return range(current, oldest - 1, -1)
+
+
+#: SF-3.7: a rendezvous record lives at most this long (repair rounds renew it), seconds.
+RECORD_TTL_CAP: Final = 7 * 86_400.0
+
+
+def encode_rendezvous_value(address: tuple[str, int]) -> bytes:
+    """SF-3.7: a rendezvous record's value: ``CBOR([host, port])``, where the holder listens."""
+    host, port = address
+    if not host or not 1 <= port <= 0xFFFF:
+        raise LocalProtocolError("a host and a port in 1..65535")
+    return cbor.encode([host, port])
+
+
+def decode_rendezvous_value(value: bytes) -> tuple[str, int]:
+    """SF-3.7: the address a rendezvous record names; `RemoteProtocolError` otherwise."""
+    decoded = cbor.decode(value)
+    if (
+        type(decoded) is not list
+        or len(decoded) != 2
+        or type(decoded[0]) is not str
+        or not decoded[0]
+        or type(decoded[1]) is not int
+        or not 1 <= decoded[1] <= 0xFFFF
+    ):
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "a rendezvous value is [host, port]")
+    return decoded[0], decoded[1]

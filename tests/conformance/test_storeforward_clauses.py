@@ -6,7 +6,8 @@ import pytest
 
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
-from railgun_ref.core.errors import ErrorCode, LocalProtocolError
+from railgun_ref.core import cbor
+from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.identity.keys import Identity
 from railgun_ref.storeforward import (
@@ -24,6 +25,7 @@ from railgun_ref.storeforward import (
 )
 from railgun_ref.storeforward import messages as m
 from railgun_ref.storeforward.authorisers import MemberSetAuthoriser, VectorAuthoriser
+from railgun_ref.storeforward.rendezvous import decode_rendezvous_value, encode_rendezvous_value
 from tests.unit.storeforward.sf import (
     HOLDER,
     KEY,
@@ -309,6 +311,49 @@ def test_repair_copies_to_new_holders_and_spreads_deletions() -> None:
     nodes[b].holders_found(KEY, _candidates(a, b), now=T0 + 4000)
     _pump(nodes, T0 + 4000)
     assert nodes[a].held == {} and nodes[a].state_of(request.message_id) is MessageState.TOMBSTONED
+
+
+@pytest.mark.clause("SF-3.4", "SF-3.7")
+def test_the_first_message_kept_under_a_key_is_announced_once() -> None:
+    """SF-3.7: a holder announces a key when it first keeps a message under it (after
+    the Persist), not again for the next message; the repair round renews it."""
+    h = holder()
+    first = kept(h, store(1))
+    publishes = [a for a in first if isinstance(a, PublishRendezvous)]
+    assert publishes == [
+        PublishRendezvous(rendezvous_key=KEY, expires_at=store(1).expires_ms / 1000)
+    ]
+    assert isinstance(first[0], Persist) and first.index(publishes[0]) > 0
+    assert not [a for a in kept(h, store(2, ttl=2 * 86_400.0)) if isinstance(a, PublishRendezvous)]
+    h.on_timer(now=T0 + 3600)
+    renewed = [a for a in drain(h) if isinstance(a, PublishRendezvous)]
+    assert renewed == [
+        PublishRendezvous(
+            rendezvous_key=KEY, expires_at=store(2, ttl=2 * 86_400.0).expires_ms / 1000
+        )
+    ]
+
+
+@pytest.mark.clause("SF-3.7")
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        cbor.encode(["127.0.0.1"]),
+        cbor.encode(["", 5]),
+        cbor.encode(["h", 0]),
+        cbor.encode(["h", 70_000]),
+        cbor.encode([b"h", 5]),
+        b"\xff",
+    ],
+)
+def test_a_rendezvous_value_is_an_address_or_refused(value: bytes) -> None:
+    assert decode_rendezvous_value(encode_rendezvous_value(("127.0.0.1", 4000))) == (
+        "127.0.0.1",
+        4000,
+    )
+    with pytest.raises(RemoteProtocolError):
+        decode_rendezvous_value(value)
 
 
 @pytest.mark.clause("SF-4.3", "SF-7.2")

@@ -377,3 +377,37 @@ def test_a_blob_past_the_largest_bucket_fails_as_too_large_not_a_crash() -> None
     assert sender.counters.get_count(SfClientCounter.STORE_FAILED, StoreFailure.TOO_LARGE) == 1
     stored = [a for a in net.out[SENDER.node_id] if isinstance(a, StoredFor)]
     assert {a.message_id for a in stored} == {bytes([1]) * 16}
+
+
+def test_a_pickup_also_asks_the_announcers_of_the_key() -> None:
+    """SF-8.6: the publishers of the key's rendezvous records are asked too, even when
+    they are not among the peers nearest the key (the nearest set changed since)."""
+    member = SfClient(MEMBER, random_bytes=_rng(4).randbytes, now=T0)
+    member.add_room(ROOM, SECRET, now=T0)
+    member.pickup_now(now=T0)
+    lookups = []
+    while (action := member.next_action()) is not None:
+        if isinstance(action, LookupHolders):
+            lookups.append(action.rendezvous_key)
+    key = lookups[0]
+    near = [
+        HolderCandidate(
+            node_id=Identity.from_seed(bytes([150 + i]) * 32).node_id,
+            address=("127.0.0.1", 40 + i),
+            capabilities=CAPS,
+        )
+        for i in range(8)
+    ]
+    far = HolderCandidate(
+        node_id=Identity.from_seed(bytes([199]) * 32).node_id,
+        address=("127.0.0.1", 99),
+        capabilities=None,
+    )
+    member.holders_found(key, near, announced=[far, near[0]], now=T0)
+    asked = {}
+    while (action := member.next_action()) is not None:
+        if isinstance(action, SendTo):
+            asked[action.peer] = action.address
+    assert len(asked) == member.config.candidate_pool + 1
+    assert asked[far.node_id] == far.address
+    assert member.counters.get_count(SfClientCounter.PICKUP_ANNOUNCER) == 1
