@@ -713,6 +713,9 @@ def _goals(with_repair: dict[str, Any]) -> dict[str, Any]:
     return {
         "delivery_rate": goal(with_repair["delivery_rate"], 0.999),
         "deleted_within_repair_period": goal(with_repair["deleted_within_repair_period"], 0.99),
+        "deleted_within_repair_period_of_holder_online": goal(
+            with_repair["deleted_within_repair_period_of_holder_online"], 0.99
+        ),
         "resurrections": goal(with_repair["resurrections"], 0, at_least=False),
     }
 
@@ -748,6 +751,12 @@ def run(params: BenchParams) -> dict[str, Any]:
         "analytic_without_repair_model": analytic,
         "deleted_after_delivery": with_repair["deleted_after_delivery"],
         "deleted_within_repair_period": with_repair["deleted_within_repair_period"],
+        # Replicas deleted within one repair period of their holder's first time online
+        # after the delivery: a holder that never returns cannot delete anything.
+        "deleted_within_repair_period_of_holder_online": with_repair[
+            "deleted_within_repair_period_of_holder_online"
+        ],
+        "holders_online_again": with_repair["holders_online_again"],
         "resurrections": with_repair["resurrections"],
         "storage_bytes_per_node_mean": with_repair["storage_bytes_per_node_mean"],
         "sf_messages_per_node_per_day": with_repair["sf_messages_per_node_per_day"],

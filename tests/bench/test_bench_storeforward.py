@@ -13,6 +13,7 @@ KEYS = {
     "delivery_rate_without_repair",
     "analytic_without_repair",
     "deleted_after_delivery",
+    "deleted_within_repair_period_of_holder_online",
     "resurrections",
     "storage_bytes_per_node_mean",
     "sf_messages_per_node_per_day",
@@ -36,6 +37,10 @@ def test_tiny_run_has_the_keys() -> None:
     assert set(report["goals"]) == {
         "delivery_rate",
         "deleted_within_repair_period",
+        "deleted_within_repair_period_of_holder_online",
         "resurrections",
     }
+    online = report["deleted_within_repair_period_of_holder_online"]
+    assert online == report["with_repair"]["deleted_within_repair_period_of_holder_online"]
+    assert online is None or 0.0 <= online <= 1.0
     assert all(isinstance(goal["met"], bool) for goal in report["goals"].values())
