@@ -7,6 +7,8 @@ runner's tests, scripts) rely on::
 
 With ``--data-dir`` it also runs a store-and-forward holder (SF-8.5) whose
 messages live in ``storeforward.sqlite3`` there.
+When its capabilities make it eligible for the relay role (CAP-4.2) it runs
+a committee relay on APP topic 4 (RLY-8.1) within its sharing budget (CAP-7).
 
 With ``--bootstrap HOST:PORT`` (repeatable) it joins the DHT through those
 nodes and prints a second line ``joined: N contacts`` when the join lookup
@@ -27,13 +29,18 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Final
 
 import anyio
 
+from railgun_ref.capacity.budget import SharingBudget
 from railgun_ref.capacity.nat import NatType
+from railgun_ref.capacity.selection import Role, is_eligible
+from railgun_ref.capacity.sharing import CapacitySharing
+from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core import cbor
 from railgun_ref.core.errors import RemoteProtocolError
 from railgun_ref.drivers.capabilities import (
@@ -43,6 +50,7 @@ from railgun_ref.drivers.capabilities import (
 )
 from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
+from railgun_ref.drivers.relay_host import RelayHost
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.drivers.storeforward_host import SfHost
 from railgun_ref.drivers.udp import (
@@ -240,10 +248,17 @@ async def _serve(
             address = await tg.start(host.run)
         except OSError as exc:
             raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        reader = machine_reader(server=True)
+        capabilities = reader()
         if holder_path is not None:  # SF-8.5: a node with a data directory keeps messages
-            await tg.start(_holder(host, holder_path).run)
+            holder = _holder(host, holder_path)
+            capabilities = holder.capabilities
+            await tg.start(holder.run)
         elif advertise:  # CAP-3.7 (a holder advertises itself, SF-8.5); NAT not measured
-            tg.start_soon(advertise_by_default, host, machine_reader(server=True))
+            tg.start_soon(advertise_by_default, host, reader)
+        relay = _relay(host, capabilities)
+        if relay is not None:  # RLY-8.1: a node fit to relay serves committees
+            await tg.start(relay.run)
         _print(
             f"railgun-ref node listening udp://{address[0]}:{address[1]} id={host.node_id.hex()}"
         )
@@ -272,6 +287,15 @@ def _holder(host: NodeHost, path: Path) -> SfHost:
         server=True,
     )
     return SfHost(host, path=path, capabilities=capabilities)
+
+
+def _relay(host: NodeHost, capabilities: DeviceCapabilities) -> RelayHost | None:
+    """RLY-8.1: a committee relay within the node's sharing budget (CAP-7), when the
+    capabilities it advertises make it eligible for the relay role (CAP-4.2)."""
+    if not is_eligible(capabilities, Role.RELAY):
+        return None
+    budget = SharingBudget(CapacitySharing(capabilities, now=time.time()))
+    return RelayHost(host, budget=budget)
 
 
 def _open_data_dir(directory: Path) -> SqliteNodeStore:

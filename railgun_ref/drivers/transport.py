@@ -693,11 +693,6 @@ class HybridTransport:
         if self._state is not None:
             self._state.add_mailbox_keys(room_id, member, data)
 
-    def send_app(self, action: p2p.SendApp) -> None:
-        """Queue an APP message for the node to send (components beside the P2P core)."""
-        if self._app_out is not None:
-            self._app_out.send_nowait(action)
-
     def store_acked(self, message_id: bytes, member: NodeId, now: float) -> None:
         """SF-8.3: a holder kept our message for `member` (its outbox part is settled)."""
         self._emit(MessageAcked(message_id=message_id, path="store", member=member, at=now))

@@ -8,10 +8,11 @@
 * the `CapabilityDirectory` (RLY-7): it looks up the peers nearest each
   room's key and their advertisements, and feeds the P2P core the room's
   committee (`set_committee`) and members' capacities (`set_capacity`);
-* the `CommitteeRelay` (RLY-8.1), when the detected capabilities make this
-  node eligible for the ``relay`` role (CAP-4.2): requests arrive on APP
-  topic 4 (`APP_TOPIC_RELAY`); the members' ACK frames arrive on the room
-  topic, which the transport reads, and are handed over with `room_frame`.
+* a `RelayHost` running the `CommitteeRelay` (RLY-8.1), when the detected
+  capabilities make this node eligible for the ``relay`` role (CAP-4.2):
+  requests arrive on APP topic 4 (`APP_TOPIC_RELAY`); the members' ACK
+  frames arrive on the room topic, which the transport's P2P core reads, and
+  are handed over with `room_frame`.
 
 Lookups run as tasks of the transport's task group; every result is fed
 back with ``now = clock()`` and the `CoreLoop` is poked.
@@ -23,23 +24,21 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from railgun_ref.capacity.budget import SharingBudget
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.capacity.selection import Role, is_eligible
 from railgun_ref.capacity.sharing import CapacitySharing
 from railgun_ref.capacity.types import DeviceCapabilities
-from railgun_ref.core.constants import APP_TOPIC_RELAY, APP_TOPIC_ROOM
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.capabilities import detect_capabilities
+from railgun_ref.drivers.relay_host import RelayHost
 from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.relay import committee as rly
 from railgun_ref.relay import directory as rd
-from railgun_ref.transport import p2p
 
 if TYPE_CHECKING:
     from railgun_ref.drivers.transport import HybridTransport
@@ -52,8 +51,6 @@ _FETCH: Final = 12
 
 
 class RelayWiringCounter(StrEnum):
-    RELAY_RECEIVED = "rly.received"  #: APP messages on the relay topic
-    NO_RELAY = "rly.no_relay"  #: a request to a node not eligible to relay (dropped)
     COMMITTEE_SET = "rly.committee_set"  #: committees given to the P2P core
 
 
@@ -84,23 +81,25 @@ class TransportRelays:
         self.budget = SharingBudget(sharing)  #: CAP-7: bridging, relaying
         self.counters: Counters[RelayWiringCounter] = Counters()
         self.directory = rd.CapabilityDirectory(transport.node_id, config=config, now=now)
-        self.relay: rly.CommitteeRelay | None = (
-            rly.CommitteeRelay(budget=self.budget, node_id=transport.node_id, now=now)
+        self.relay_host: RelayHost | None = (
+            RelayHost(transport.host, budget=self.budget, clock=transport.clock, room_topic=False)
             if is_eligible(self.capabilities, Role.RELAY)
             else None
         )
         self._tg: anyio.abc.TaskGroup | None = None
 
+    @property
+    def relay(self) -> rly.CommitteeRelay | None:
+        """The committee relay this client runs (None: not eligible, RLY-8.1)."""
+        return None if self.relay_host is None else self.relay_host.relay
+
     def start(self, tg: anyio.abc.TaskGroup) -> None:
-        """Pump the directory and the relay, and read the relay topic (RLY-2.1)."""
-        t = self.transport
+        """Pump the directory; serve the relay topic when this node relays (RLY-8.1)."""
         self._tg = tg
         directory: ProtocolCore[rd.DirectoryAction] = self.directory
-        t.loop.add(directory, self._directory_action)
-        if self.relay is not None:
-            relay: ProtocolCore[rly.RelayAction] = self.relay
-            t.loop.add(relay, self._relay_action)
-        tg.start_soon(self._receive, t.host.app_inbox(APP_TOPIC_RELAY))
+        self.transport.loop.add(directory, self._directory_action)
+        if self.relay_host is not None:
+            tg.start_soon(self.relay_host.run)
 
     # ---------------------------------------------------------------- hooks
 
@@ -115,41 +114,10 @@ class TransportRelays:
 
     def room_frame(self, event: AppMessageReceived) -> None:
         """RLY-4.1: a frame on the room topic; the relay takes the members' ACKs to it."""
-        if self.relay is not None and self.relay.in_flight():
-            self.relay.receive(
-                event.sender,
-                event.address,
-                APP_TOPIC_ROOM,
-                event.payload,
-                now=self.transport.clock(),
-            )
+        if self.relay_host is not None:
+            self.relay_host.room_frame(event)
 
     # ---------------------------------------------------------------- plumbing
-
-    async def _receive(self, inbox: MemoryObjectReceiveStream[AppMessageReceived]) -> None:
-        async with inbox:
-            async for event in inbox:
-                self.counters.inc(RelayWiringCounter.RELAY_RECEIVED)
-                if self.relay is None:
-                    self.counters.inc(RelayWiringCounter.NO_RELAY)
-                    continue
-                self.relay.receive(
-                    event.sender,
-                    event.address,
-                    APP_TOPIC_RELAY,
-                    event.payload,
-                    now=self.transport.clock(),
-                )
-                self.transport.loop.poke()
-
-    def _relay_action(self, action: rly.RelayAction) -> None:
-        match action:
-            case p2p.SendApp():
-                self.transport.send_app(action)
-            case rly.LookupRoom(dht_ident=ident):
-                self._spawn(self._lookup_room, ident)
-            case _:
-                assert_never(action)
 
     def _directory_action(self, action: rd.DirectoryAction) -> None:
         core = self.transport.p2p
@@ -171,16 +139,6 @@ class TransportRelays:
     def _spawn(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         if self._tg is not None:
             self._tg.start_soon(func, *args)
-
-    async def _lookup_room(self, dht_ident: bytes) -> None:
-        """RLY-3.1: the room's members, from the records its members publish."""
-        try:
-            outcome = await self.transport.host.find_room_peers(dht_ident)
-        except HostStoppedError:
-            return
-        if self.relay is not None:
-            self.relay.members_found(dht_ident, outcome.records, now=self.transport.clock())
-            self.transport.loop.poke()
 
     async def _advert(self, node_id: NodeId) -> DeviceCapabilities | None:
         try:

@@ -269,6 +269,13 @@ HEADLINES: Final = (
         None,
         "–",
     ),
+    (
+        "storeforward_sim.json",
+        "store-and-forward replicas deleted within a repair period of the holder online",
+        "deleted_within_repair_period_of_holder_online",
+        None,
+        "≥ 0.99",
+    ),
     ("storeforward_sim.json", "resurrected messages", "resurrections", None, "0"),
     (
         "bootstrap.json",
