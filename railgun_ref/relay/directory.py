@@ -9,8 +9,9 @@ this client fetched and feeds both choices:
    `entry_ttl` after it was fetched (a peer that stops advertising drops out).
    A peer whose advertisement was not found has no entry.
 2. **Rooms** (RLY-7.2). For every room the client is in (`track_room`), the
-   directory asks its driver every `refresh_interval` — every
-   `retry_interval` while the room has no committee — for the peers nearest
+   directory asks its driver every `refresh_interval` — after
+   `retry_interval`, doubling up to `refresh_interval`, while the room has no
+   committee — for the peers nearest
    the room key (`FindNear`: a FIND_NODE of `room_key(dht ident)`, then
    each peer's advertisement, back through `near_found`). The committee is
    `select_committee` over the room's near peers with an entry, this node
@@ -46,7 +47,7 @@ class DirectoryConfig:
     """RLY-7: parameters of the capability directory (seconds)."""
 
     refresh_interval: float = 300.0  #: RLY-7.2: a room's near peers are looked up again
-    retry_interval: float = 5.0  #: RLY-7.2: ... this soon while the room has no committee
+    retry_interval: float = 5.0  #: RLY-7.2: first retry while the room has no committee
     entry_ttl: float = DEFAULT_ENTRY_TTL  #: RLY-7.1
     committee: CommitteeConfig = field(default_factory=CommitteeConfig)  #: RLY-1.1
 
@@ -124,6 +125,7 @@ class _Room:
     near: tuple[NodeId, ...] = ()
     committee: tuple[tuple[NodeId, Address], ...] = ()
     looking: bool = False
+    empty_lookups: int = 0  #: lookups in a row that gave no committee
 
 
 class CapabilityDirectory:
@@ -198,8 +200,8 @@ class CapabilityDirectory:
         room.looking = False
         room.near = tuple(dict.fromkeys(near))
         self._recompute(room_id, room)
-        wait = self.config.refresh_interval if room.committee else self.config.retry_interval
-        room.next_lookup = now + wait
+        room.empty_lookups = 0 if room.committee else room.empty_lookups + 1
+        room.next_lookup = now + self._wait(room.empty_lookups)
 
     def members_changed(self, members: Iterable[tuple[NodeId, Address]], *, now: float) -> None:
         """RLY-7.3: members the P2P path knows; fetch the advertisements we lack."""
@@ -224,6 +226,13 @@ class CapabilityDirectory:
         self._recompute_all()
 
     # --------------------------------------------------------- internals
+
+    def _wait(self, empty_lookups: int) -> float:
+        """RLY-7.2: refresh_interval; retry_interval doubling per empty lookup meanwhile."""
+        if not empty_lookups:
+            return self.config.refresh_interval
+        retry: float = self.config.retry_interval * 2.0 ** min(empty_lookups - 1, 16)
+        return min(retry, self.config.refresh_interval)
 
     def _learn(
         self,

@@ -94,15 +94,25 @@ def test_a_tracked_room_is_looked_up_near_its_key_and_gets_its_committee() -> No
 
 
 def test_a_room_with_no_eligible_peer_is_looked_up_again_soon() -> None:
-    """RLY-7.2: while a room has no committee its near peers are asked for every
-    retry_interval, not refresh_interval."""
+    """RLY-7.2: while a room has no committee its near peers are asked for again after
+    retry_interval, doubling after each empty lookup up to refresh_interval."""
     directory = CapabilityDirectory(node(1), config=CONFIG, now=T0)
     directory.track_room(ROOM, IDENT, now=T0)
     directory.on_timer(now=T0)
     drain(directory)
     directory.near_found(ROOM, near(3, without_advert=frozenset({1, 2, 3})), now=T0)
     assert directory.committee(ROOM) == ()
-    assert directory.next_deadline() == T0 + CONFIG.retry_interval
+    waits = []
+    now = T0
+    for _ in range(6):
+        deadline = directory.next_deadline()
+        assert deadline is not None
+        waits.append(deadline - now)
+        now = deadline
+        directory.on_timer(now=now)
+        assert drain(directory) == [FindNear(room_id=ROOM, key=room_key(IDENT))]
+        directory.near_found(ROOM, near(3, without_advert=frozenset({1, 2, 3})), now=now)
+    assert waits == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]  # doubling, capped at refresh
 
 
 def test_members_adverts_are_fetched_once_and_lapse() -> None:
