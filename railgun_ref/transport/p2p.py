@@ -1470,10 +1470,11 @@ class P2PRoomCore:
                 self._send_room(peer.node_id, peer.address, frame)
             unreachable = peer is None or self._status(peer) is PeerStatus.UNREACHABLE
             if job.hops >= 1 and (unreachable or job.attempts > config.relay_after):
-                for bridge in self._bridges(job):
+                bridges = self._bridges(job)
+                for bridge in bridges:
                     job.bridges_asked.add(bridge)
                     asks.setdefault((job.message_id, bridge), (job, []))[1].append(job.target)
-                if job.origin:
+                if job.origin and not bridges:  # RLY-7.5: only when no member can bridge
                     committee_asks.setdefault(job.message_id, job)
         for job in committee_asks.values():
             self._ask_committee(job)

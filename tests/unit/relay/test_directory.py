@@ -21,7 +21,7 @@ from railgun_ref.relay.directory import (
     SetCapacity,
     SetCommittee,
 )
-from railgun_ref.transport.p2p import SendApp
+from railgun_ref.transport.p2p import P2PCounter, SendApp
 from railgun_ref.transport.state import Reach
 from tests.unit.capacity.helpers import caps
 from tests.unit.relay.test_committee import RELAY_ADDRESS, Rig, relay_frame
@@ -177,3 +177,25 @@ def test_a_relay_that_is_a_member_never_sends_itself_a_copy() -> None:
         sent.append(action)
     assert [s.peer for s in sent if isinstance(s, SendApp)] == [b.node_id]
     assert rig.relay.counters.get_count(RelayCounter.FORWARDED) == 1
+
+
+def test_the_committee_is_asked_only_when_no_member_can_bridge() -> None:
+    """RLY-7.5: a and b cannot reach each other but c reaches both: c bridges, and the
+    committee is not asked; with c gone too, the committee is asked."""
+    net = RoomNet()
+    a, b, c = net.add(3)
+    join_closed(net, [a, b, c], [a, b, c])
+    for core in (a, b, c):
+        core.set_committee(ROOM, [(node(99), RELAY_ADDRESS)])
+    net.run(3)
+    net.partition([a], [b])
+    net.run(10)
+    mid = net.send(a, 40)
+    net.run(20)
+    assert mid in net.delivered(b)
+    assert a.counters.get_count(P2PCounter.COMMITTEE_ASKED) == 0
+    net.partition([a], [c])
+    net.run(10)
+    net.send(a, 41)
+    net.run(20)
+    assert a.counters.get_count(P2PCounter.COMMITTEE_ASKED) >= 1
