@@ -50,13 +50,16 @@ class Diversity:
     per_bucket: int = 2  #: contacts per source group per bucket (geth: 2 per /24)
     per_table: int = 10  #: contacts per source group in the table (geth: 10 per /24)
     #: and at most this many per mille of the contacts of *other* groups, but never fewer
-    #: than `per_bucket` (DHT-5.5): 2 hosts hold under 10 % of a table, whatever its size
+    #: than `table_floor` (DHT-5.5): 2 hosts hold under 10 % of a table, whatever its size
     table_share: int = 50
+    #: DHT-5.5: a group may always hold this many (1: two hosts hold 2 contacts of a small
+    #: table, the 26 a node knows right after a short join in 300 nodes: 7.7 %)
+    table_floor: int = 1
     #: group loopback addresses by IP, as if each 127.x.y.z were a host (tests of host limits)
     loopback_hosts: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.per_endpoint, self.per_bucket, self.per_table) < 1:
+        if min(self.per_endpoint, self.per_bucket, self.per_table, self.table_floor) < 1:
             raise LocalProtocolError("diversity limits must be at least 1")
         if not 0 < self.table_share <= 1000:
             raise LocalProtocolError("table_share is per mille: 1..1000")
@@ -64,7 +67,7 @@ class Diversity:
     def group_cap(self, *, held: int, table: int) -> int:
         """DHT-5.5: contacts a group holding `held` of a `table`-contact table may have."""
         others = table - held
-        return min(self.per_table, max(self.per_bucket, others * self.table_share // 1000))
+        return min(self.per_table, max(self.table_floor, others * self.table_share // 1000))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
