@@ -81,6 +81,7 @@ from railgun_ref.drivers.transport import (
     StateChange,
     TransportEvent,
 )
+from railgun_ref.drivers.transport_traversal import TraversalSettings
 from railgun_ref.drivers.turn_server import TurnUdpServer
 from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.identity.keys import Identity, node_id_of
@@ -412,6 +413,8 @@ async def connect(
     calls: bool = True,
     advertise_capabilities: bool = True,
     turn: bool | None = None,
+    nat: NatType | str = NatType.UNKNOWN,
+    traversal: bool = True,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
 
@@ -436,6 +439,10 @@ async def connect(
     default) when the detected capabilities allow it (``canActAsTurn``), True
     or False to decide; a client running one advertises ``canActAsTurn`` and an
     open NAT (forcing it declares the node reachable, as an operator would).
+    With `traversal` (the default) the client relays traversal for others and
+    connects directly to members it cannot reach when their NATs allow (NAT-6.3),
+    planning by `nat`, this client's NAT type as RFC 5780 detection reports it
+    (``unknown``: every pair is tried, NAT-3.1).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -462,6 +469,7 @@ async def connect(
         host=host,
         port=port,
         allow_public=allow_public,
+        traversal=TraversalSettings(nat=NatType(nat)) if traversal else None,
     )
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)

@@ -53,6 +53,7 @@ from railgun_ref.abuse.reputation import (
     StandingChanged,
 )
 from railgun_ref.core.constants import (
+    APP_TOPIC_TRAVERSAL,
     MAX_CLOCK_SKEW,
     MAX_DATAGRAM_SIZE,
     MAX_STREAM_MESSAGE_SIZE,
@@ -541,7 +542,7 @@ class Node:
         evicted = self._replay.evicted - self.counters.get_count(NodeCounter.REPLAY_EVICTED)
         if evicted:
             self.counters.inc(NodeCounter.REPLAY_EVICTED, evicted)
-        if channel is Channel.DATAGRAM:
+        if channel is Channel.DATAGRAM and not _maybe_relayed(envelope):
             # DHT-5.1: the signature binds the sender's id to the address it sent from.
             self.dht.observe(envelope.sender_id, address, now=now)
         inbound = _Inbound(
@@ -788,6 +789,17 @@ class Node:
         self._aliases[request_id] = request.request_id
         self.counters.inc(NodeCounter.COOKIE_ECHOED)
         self._send(data, Channel.DATAGRAM, request.address)
+
+
+def _maybe_relayed(envelope: Envelope) -> bool:
+    """NAT-6.3: a traversal message may come from a relay that forwards its signed envelope
+    unchanged (NAT-4.2), so its source is not the signer's address (no DHT-5.1 contact)."""
+    if envelope.type != MessageType.APP:
+        return False
+    try:
+        return AppMessage.from_body(envelope.body).topic == APP_TOPIC_TRAVERSAL
+    except RemoteProtocolError:
+        return False
 
 
 def _is_request(msg_type: int) -> bool:

@@ -11,9 +11,11 @@ with its pieces moved into a `NetLab`:
   event loop) inside its own client host, behind the home-router NAT its
   topology names; client 0 sits on the internet without a NAT (the others
   join the DHT through it), the rest cycle through the endpoint-independent
-  NATs (full cone, restricted, port-restricted) and further open hosts. A
-  pair behind symmetric NATs needs a relay (spec §20), which the messenger
-  client does not use yet, so the scenarios leave symmetric NATs out;
+  NATs (full cone, restricted, port-restricted) and further open hosts. Each
+  worker is told its host's NAT type (what the RFC 5780 classifier finds
+  there, tests/netlab) and runs NAT traversal (NAT-6.3) through client 0;
+  the failover scenarios keep to endpoint-independent NATs, and
+  tests/netlab/test_client_traversal.py covers the symmetric pairs;
 * every fault is the kernel's, applied by the lab's censor in the internet
   router (nftables): ``dns_block`` drops every query to the resolver,
   ``ip_block`` drops every packet to the service's address (the checks time
@@ -172,6 +174,8 @@ class LabFailoverNetwork(FailoverNetwork):
             *("--central-url", f"http://{CENTRAL_NAME}:{CENTRAL_PORT}"),
             *("--origin", self._origin(), "--dns", f"{RESOLVER_IP}:{DNS_PORT}"),
             *("--host", host.address, "--allow-public-bind"),
+            # what the RFC 5780 classifier finds from inside the host (tests/netlab)
+            *("--nat", host.nat.value),
         ]
 
     async def apply_fault(self, scenario: str) -> None:

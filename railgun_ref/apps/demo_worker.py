@@ -44,6 +44,7 @@ from railgun_ref.apps.chat import ChatError, decode_invitation
 from railgun_ref.apps.demo_bootstrap import race_record
 from railgun_ref.bootstrap import manifest as m
 from railgun_ref.bootstrap.race import Method
+from railgun_ref.capacity.nat import NatType
 from railgun_ref.client import (
     CallSignalRefused,
     Client,
@@ -228,7 +229,43 @@ class Worker:
             "host_counters": dict(sorted(transport.host.counters.items())),
             "p2p_addresses": addresses,  #: where the P2P path sends to each member
             "p2p_address": None if p2p is None else f"{p2p.address[0]}:{p2p.address[1]}",
+            "p2p_reach": self._reach(),
+            "traversal": self._traversal(),
             "state": self.client.state,
+        }
+
+    def _reach(self) -> dict[str, str]:
+        """Each member's status on the P2P path (HT-6.4), by node id (hex)."""
+        p2p = self.client.transport.p2p
+        if p2p is None or not self._in_room():
+            return {}
+        members = p2p.members(self.client.room_id(self.room))
+        return {member.hex(): p2p.status(member).value for member in sorted(members)}
+
+    def _traversal(self) -> dict[str, Any]:
+        """NAT-6.3: every traversal attempt this client took part in, and its counters."""
+        wiring = self.client.transport.traversal
+        if wiring is None:
+            return {}
+        attempts = [
+            {
+                "peer": f.peer.hex(),
+                "initiator": f.initiator,
+                "outcome": f.outcome.value,
+                "reason": None if f.reason is None else f.reason.value,
+                "direct": None if f.direct is None else f"{f.direct[0]}:{f.direct[1]}",
+                "attempts": f.attempts,
+            }
+            for f in wiring.finished
+        ]
+        relay = wiring.relay_core
+        return {
+            "attempts": attempts,
+            "counters": dict(sorted(wiring.counters.items())),
+            "core_counters": {}
+            if wiring.core is None
+            else dict(sorted(wiring.core.counters.items())),
+            "relay_counters": {} if relay is None else dict(sorted(relay.counters.items())),
         }
 
     async def events(self) -> None:
@@ -285,6 +322,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="the address the node binds")
     parser.add_argument(
         "--allow-public-bind", action="store_true", help="--host may be off loopback"
+    )
+    parser.add_argument(
+        "--nat",
+        default=NatType.UNKNOWN.value,
+        choices=[t.value for t in NatType],
+        help="this client's NAT type, as RFC 5780 detection reports it (NAT-6.3 plans)",
     )
     boot = parser.add_argument_group("bootstrap race (a client that never saw a peer)")
     boot.add_argument("--bootstrap-root", default="", help="the deployment's root document")
@@ -343,6 +386,7 @@ async def _run(args: argparse.Namespace) -> None:
             origin=args.origin,
             host=args.host,
             allow_public=args.allow_public_bind,
+            nat=args.nat,
         ) as client,
         anyio.create_task_group() as tg,
     ):

@@ -77,6 +77,11 @@ from railgun_ref.drivers.outbox_store import SqliteOutboxStore
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.transport_relay import TransportRelays
 from railgun_ref.drivers.transport_sf import TransportStoreForward
+from railgun_ref.drivers.transport_traversal import (
+    DEFAULT_TRAVERSAL,
+    TransportTraversal,
+    TraversalSettings,
+)
 from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived, PongReceived
 from railgun_ref.identity.e2ee import (
@@ -401,13 +406,16 @@ class HybridTransport:
         random_bytes: RandomBytes = os.urandom,
         allow_public: bool = False,
         sf_config: SfClientConfig | None = None,
+        traversal: TraversalSettings | None = DEFAULT_TRAVERSAL,
     ) -> None:
         """`host` is the node's bind address (loopback unless `allow_public`,
         `drivers.addresses`). `central_url` is the service's base URL
         (``http://HOST:PORT``; a host name
         needs `resolve`), or a fault proxy's; None runs P2P only. `origin`
         overrides the origin signed at AUTH (needed behind a proxy, CEN-3.2).
-        `clock` gives wall-clock seconds (outbox times survive restarts)."""
+        `clock` gives wall-clock seconds (outbox times survive restarts).
+        `traversal`: how the client runs NAT traversal with members it cannot reach
+        (NAT-6.3; None: not at all, bridges only)."""
         self.identity = identity
         self.config = config or HybridTransportConfig()
         if central_url is None and self.config.preferred_mode is not TransportMode.P2P_ONLY:
@@ -466,6 +474,11 @@ class HybridTransport:
         )
         #: RLY-7, RLY-8: the sharing budget, the capability directory, the committee relay.
         self.relays = TransportRelays(self)
+
+        #: NAT-6.3: traversal to unreachable members, and relaying for others; None when off.
+        self.traversal: TransportTraversal | None = (
+            TransportTraversal(self, traversal) if traversal is not None else None
+        )
 
     # ------------------------------------------------------------ public API
 
@@ -617,6 +630,8 @@ class HybridTransport:
                 if self.store_forward is not None:
                     await self.store_forward.start(tg, self.data_dir)
                     self.store_forward.restore_mailbox_keys(self._state.mailbox_keys())
+                if self.traversal is not None:
+                    await self.traversal.start(tg)
                 self._app_out = app_out
                 self.relays.start(tg)
                 tg.start_soon(self._app_sender, app_in)
@@ -1053,6 +1068,8 @@ class HybridTransport:
         if self.p2p is not None:
             if not await self._learn_observed_address():
                 self.p2p.reannounce(now=self._clock())
+            if self.traversal is not None:  # NAT-6.3: the peer the other members joined by
+                self.traversal.use_relay(self.bootstrap_peers[0])
             if self.store_forward is not None:
                 self.store_forward.back_online()  # SF-8.4: pick up what waited for us
             self._loop.poke()

@@ -512,6 +512,16 @@ class NodeHost:
         self.node.send_app(address, topic, payload, now=now, channel=channel)
         self._pump()
 
+    def send_datagram(self, data: bytes, address: Address) -> None:
+        """Send `data`, an envelope another component signed with this node's identity or
+        one a relay forwards unchanged (NAT-4.2), from the node's own UDP socket (NAT-6.1).
+
+        Fire and forget, like every datagram: an address this process may not send to,
+        or a full backlog, is counted (``driver.*``) and dropped. `HostStoppedError` if
+        the host is not running."""
+        self._require_running()
+        self._queue_datagram(data, address)
+
     def app_inbox(
         self, topic: int, *, buffer: int = 1024
     ) -> MemoryObjectReceiveStream[AppMessageReceived]:

@@ -683,6 +683,7 @@ class P2PCounter(StrEnum):
     STATUS_ACCEPTED = "status.accepted"  #: HT-7.3: verified notices from members
     STATUS_UNKNOWN_MEMBER = "status.unknown_member"  #: HT-7.3: a notice from a non-member
     COVER_STARTED = "cover.started"  #: HT-7.4: jobs for members off central
+    DIRECT_PATH = "direct.path"  #: NAT-6.3: a member's frames moved to a traversed path
 
 
 class Refusal(StrEnum):
@@ -713,7 +714,8 @@ PROBES_REMEMBERED: Final = 4
 class _Peer:
     node_id: NodeId
     public_key: bytes
-    address: Address
+    address: Address  #: where frames go: the announced address, or a direct path (NAT-6.3)
+    announced: Address  #: the address its room record announces (HT-6.1)
     rooms: dict[bytes, float] = field(default_factory=dict)  #: room id -> announcement expiry
     heard: bool = False
     last_heard: float = float("-inf")
@@ -981,10 +983,10 @@ class P2PRoomCore:
                 raise LocalProtocolError("member node id does not match its key")
             peer = self._peers.get(member.node_id)
             if peer is None:
-                peer = _Peer(member.node_id, member.public_key, member.address)
+                peer = _Peer(member.node_id, member.public_key, member.address, member.address)
                 self._peers[member.node_id] = peer
-            elif peer.address != member.address:
-                peer.address = member.address
+            elif peer.announced != member.address:  # a new mapping: any direct path is stale
+                peer.address = peer.announced = member.address
                 peer.failures = 0  # a new address deserves a fresh chance
                 peer.next_probe = now
             peer.rooms[room_id] = max(peer.rooms.get(room_id, 0.0), member.expires_at)
@@ -1079,6 +1081,25 @@ class P2PRoomCore:
     @property
     def off_central(self) -> bool:
         return self._off_central
+
+    def unreachable_members(self) -> frozenset[NodeId]:
+        """Members of any room that stopped answering probes (HT-6.4)."""
+        return frozenset(
+            p.node_id for p in self._peers.values() if self._status(p) is PeerStatus.UNREACHABLE
+        )
+
+    def set_direct(self, node_id: NodeId, address: Address, *, now: float) -> None:
+        """NAT-6.3: traversal found a direct path to `node_id` at `address`: send there from
+        now on (until its announcement names a new address), probing it at once."""
+        peer = self._peers.get(node_id)
+        if peer is None or peer.address == address:
+            return
+        peer.address = address
+        peer.failures = 0
+        peer.probe_sent_at = None
+        peer.next_probe = now
+        self.counters.inc(P2PCounter.DIRECT_PATH)
+        self._timers(now)
 
     def blocked_members(self, room_id: bytes, *, now: float) -> frozenset[NodeId]:
         """HT-7.3: members of `room_id` whose live notice says they cannot reach central."""

@@ -124,6 +124,7 @@ class TraversalCounter(StrEnum):
     REJECTED_NO_SESSION = "traversal.rejected_no_session"  #: unknown peer or nonce
     REJECTED_FLOOD = "traversal.rejected_flood"
     REJECTED_NOT_RELAY = "traversal.rejected_not_relay"  #: OBSERVED not from the relay
+    GLARE_YIELDED = "traversal.glare_yielded"  #: both sides initiated; ours gave way (NAT-5.6)
     IGNORED = "traversal.ignored"
 
 
@@ -205,7 +206,12 @@ class TraversalCore:
         random_bytes: RandomBytes,
         nat: NatType = NatType.UNKNOWN,
         config: TraversalConfig | None = None,
+        seq_start: int = 0,
     ) -> None:
+        """`seq_start`: the first envelope request id less one. A node whose other
+        components share its identity (the client's node, NAT-6.3) starts it at a
+        random value so that a restart never repeats a (key, type, id) its peers'
+        replay guards still hold (ENV-2.4)."""
         self.identity = identity
         self.relay = relay
         self.nat = nat  #: this node's NAT type (from RFC 5780 detection)
@@ -215,7 +221,7 @@ class TraversalCore:
         self._random_bytes = random_bytes
         self._sessions: dict[NodeId, _Session] = {}
         self._actions: deque[TraversalAction] = deque()
-        self._seq = 0
+        self._seq = seq_start
         self._next_register: float | None = None
 
     # ------------------------------------------------------------ inputs
@@ -226,7 +232,12 @@ class TraversalCore:
         self._next_register = now + self.config.keepalive
 
     def connect(self, peer: NodeId, *, now: float) -> None:
-        """Start connecting to `peer` (registered with the same relay)."""
+        """Start connecting to `peer` (registered with the same relay); nothing new while
+        an attempt with `peer` (either side's) is still running."""
+        running = self._sessions.get(peer)
+        if running is not None and running.state is not SessionState.DONE:
+            self.counters.inc(TraversalCounter.IGNORED)
+            return
         if self.observed is None or len(self._sessions) >= self.config.max_sessions:
             reason = (
                 FailureReason.NOT_REGISTERED
@@ -251,12 +262,28 @@ class TraversalCore:
         self._send_connect(session, now=now)
 
     def receive_datagram(self, data: bytes, src: Address, *, now: float) -> None:
+        """A datagram from `src`: a signed envelope carrying a traversal message (NAT-1)."""
         try:
             received = open_envelope(data)
         except RemoteProtocolError:
             self.counters.inc(TraversalCounter.REJECTED_MALFORMED)
             return
-        sender, message = received.sender, received.message
+        self.receive(received.sender, received.message, src, now=now)
+
+    def receive_payload(self, sender: NodeId, payload: bytes, src: Address, *, now: float) -> None:
+        """An APP payload on the traversal topic whose envelope a node already
+        authenticated as `sender`'s (the client's node, NAT-6.3)."""
+        try:
+            message = messages.decode(payload)
+        except RemoteProtocolError:
+            self.counters.inc(TraversalCounter.REJECTED_MALFORMED)
+            return
+        self.receive(sender, message, src, now=now)
+
+    def receive(
+        self, sender: NodeId, message: messages.TraversalMessage, src: Address, *, now: float
+    ) -> None:
+        """An authenticated traversal message from `sender`, arrived from `src`."""
         match message:
             case messages.Observed(address=address):
                 self._on_observed(address, src)
@@ -302,9 +329,13 @@ class TraversalCore:
         if session is not None and session.role is Role.INITIATOR:
             if session.state is SessionState.CONNECTING and session.nonce == message.nonce:
                 self._on_answer(session, message, now=now)
-            else:
+                return
+            if not self._yields(session, sender):
                 self.counters.inc(TraversalCounter.REJECTED_NO_SESSION)
-            return
+                return
+            del self._sessions[sender]  # glare (NAT-5.6): answer the peer's attempt instead
+            self.counters.inc(TraversalCounter.GLARE_YIELDED)
+            session = None
         if session is None or session.nonce != message.nonce:
             if self.observed is None or (
                 session is None and len(self._sessions) >= self.config.max_sessions
@@ -315,6 +346,10 @@ class TraversalCore:
         elif self._session_for(sender, message.nonce, src) is None:
             return
         self._send_connect(session, now=now)  # a retransmitted CONNECT gets the answer again
+
+    def _yields(self, session: _Session, sender: NodeId) -> bool:
+        """NAT-5.6: both sides initiated at once; the lower NodeId's attempt goes on."""
+        return session.state is SessionState.CONNECTING and sender < self.identity.node_id
 
     def _new_responder(self, sender: NodeId, message: messages.Connect, *, now: float) -> _Session:
         session = _Session(

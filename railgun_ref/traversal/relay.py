@@ -79,11 +79,17 @@ class RelayCore:
         except RemoteProtocolError:
             self.counters.inc(RelayCounter.REJECTED_MALFORMED)
             return
-        match received.message:
+        self.receive(received.sender, received.message, src, now=now)
+
+    def receive(
+        self, sender: NodeId, message: messages.TraversalMessage, src: Address, *, now: float
+    ) -> None:
+        """An authenticated traversal message from `sender`, arrived from `src`."""
+        match message:
             case messages.Register():
-                self._register(received.sender, src, now=now)
+                self._register(sender, src, now=now)
             case messages.Relay(to=to, inner=inner):
-                self._forward(received.sender, src, to, inner, now=now)
+                self._forward(sender, src, to, inner, now=now)
             case _:
                 self.counters.inc(RelayCounter.IGNORED)
 

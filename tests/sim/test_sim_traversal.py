@@ -143,3 +143,33 @@ def test_the_relay_forwards_only_between_registered_nodes_and_rate_limits() -> N
     # 200 tokens a second: one went on the unknown destination above
     assert relay.counters.get_count(RelayCounter.FORWARDED) == 199
     assert relay.counters.get_count(RelayCounter.DROPPED_RATE) == 51
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_both_sides_initiating_at_once_still_connect(seed: int) -> None:
+    """NAT-5.6 (glare): the lower NodeId's attempt goes on; the other side gives its own
+    up and answers it; one direct path, found by one session on each side."""
+    built = build_pair(NatType.RESTRICTED, NatType.PORT_RESTRICTED, seed=seed)
+    a, b = built.peers
+    a.core.connect(b.core.identity.node_id, now=built.sim.now)
+    b.core.connect(a.core.identity.node_id, now=built.sim.now)
+    built.sim.pump_app(a.address)
+    built.sim.pump_app(b.address)
+    built.sim.run_for(10)
+    lower, higher = sorted((a, b), key=lambda app: app.core.identity.node_id)
+    assert higher.core.counters.get_count(TraversalCounter.GLARE_YIELDED) == 1
+    assert lower.core.counters.get_count(TraversalCounter.GLARE_YIELDED) == 0
+    assert [(f.initiator, f.outcome) for f in lower.finished] == [(True, Outcome.PUNCHED)]
+    assert [(f.initiator, f.outcome) for f in higher.finished] == [(False, Outcome.PUNCHED)]
+
+
+def test_a_second_connect_while_an_attempt_runs_starts_nothing() -> None:
+    """NAT-5.6: one attempt per peer at a time; a repeated connect is ignored and counted."""
+    built = build_pair(NatType.RESTRICTED, NatType.RESTRICTED, seed=21)
+    a, b = built.peers
+    a.core.connect(b.core.identity.node_id, now=built.sim.now)
+    a.core.connect(b.core.identity.node_id, now=built.sim.now)
+    assert a.core.counters.get_count(TraversalCounter.IGNORED) == 1
+    built.sim.pump_app(a.address)
+    built.sim.run_for(10)
+    assert [f.outcome for f in a.finished] == [Outcome.PUNCHED]
