@@ -29,7 +29,9 @@ from railgun_ref.netlab import nft
 from railgun_ref.netlab.topology import (
     CENTRAL,
     CENTRAL_ALT_IP,
+    CENTRAL_ALT_IP6,
     CENTRAL_IP,
+    CENTRAL_IP6,
     FORGER_IP,
     INTERNET,
     LAB_NETWORKS,
@@ -241,6 +243,15 @@ class NetLab:
 
     def _forwarding(self, role: str) -> None:
         self.run(role, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        if self.topology.ipv6:
+            self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
+
+    def _address6(self, role: str, dev: str, ip: str) -> None:
+        """An IPv6 /64 on `dev`, usable at once (no duplicate address detection wait)."""
+        _run(["ip", "-n", self.namespace(role), "addr", "add", f"{ip}/64", "dev", dev, "nodad"])
+
+    def _route6(self, role: str, prefix: str, via: str) -> None:
+        _run(["ip", "-n", self.namespace(role), "-6", "route", "add", prefix, "via", via])
 
     def _link(self, a: str, a_dev: str, a_ip: str, b: str, b_dev: str, b_ip: str) -> None:
         """A veth pair between roles `a` and `b` with a /24 address on each end."""
@@ -275,6 +286,11 @@ class NetLab:
         ns = self.namespace(CENTRAL)
         _run(["ip", "-n", ns, "addr", "add", f"{CENTRAL_ALT_IP}/24", "dev", "eth0"])
         self._default_route(CENTRAL, "198.18.0.1")
+        if self.topology.ipv6:
+            self._address6(INTERNET, "l0", "fd00:18::1")
+            for ip in (CENTRAL_IP6, CENTRAL_ALT_IP6):
+                self._address6(CENTRAL, "eth0", ip)
+            self._route6(CENTRAL, "default", "fd00:18::1")
 
     def _add_host(self, host: HostPlan) -> None:
         inet_side = f"198.18.{host.index}.1"
@@ -282,6 +298,8 @@ class NetLab:
         if host.router is None:
             self._link(INTERNET, f"l{host.index}", inet_side, host.name, "eth0", host.address)
             self._default_route(host.name, inet_side)
+            if self.topology.ipv6:
+                self._add_host6(host)
             return
         self._add_namespace(host.router)
         self._forwarding(host.router)
@@ -290,6 +308,23 @@ class NetLab:
         self._default_route(host.router, inet_side)
         self._default_route(host.name, host.lan_gateway)
         self.apply_ruleset(host.router, nft.router_ruleset(host.nat, host=host.address))
+        if self.topology.ipv6:
+            self._add_host6(host)
+
+    def _add_host6(self, host: HostPlan) -> None:
+        """The IPv6 side of a host (dual-stack labs): routed, behind a stateful firewall."""
+        self._address6(INTERNET, f"l{host.index}", host.internet6)
+        if host.router is None:
+            self._address6(host.name, "eth0", host.address6)
+            self._route6(host.name, "default", host.internet6)
+            return
+        self._address6(host.router, "wan", host.wan6)
+        self._address6(host.router, "lan", host.lan_gateway6)
+        self._address6(host.name, "eth0", host.address6)
+        self._route6(host.router, "default", host.internet6)
+        self._route6(host.name, "default", host.lan_gateway6)
+        self._route6(INTERNET, host.lan6, host.wan6)
+        self.apply_ruleset(host.router, nft.firewall6_ruleset())
 
     # ------------------------------------------------------------ driving
 
@@ -376,7 +411,10 @@ class NetLab:
         self._apply_censor()
 
     def _role_ips(self, roles: Sequence[str]) -> list[str]:
-        return [CENTRAL_IP if r == CENTRAL else self.topology.host(r).public for r in roles]
+        ips = [CENTRAL_IP if r == CENTRAL else self.topology.host(r).public for r in roles]
+        if self.topology.ipv6:
+            ips += [CENTRAL_IP6 if r == CENTRAL else self.topology.host(r).address6 for r in roles]
+        return ips
 
     def dns(self, *, forge: bool, hosts: Sequence[str] | None = None) -> None:
         """Censor the resolver for `hosts`: drop their queries, or answer from the forger."""

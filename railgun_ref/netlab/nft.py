@@ -28,6 +28,7 @@ from railgun_ref.capacity.nat import NatType
 
 NAT_TABLE: Final = "rgl_nat"
 CENSOR_TABLE: Final = "rgl_censor"
+FIREWALL6_TABLE: Final = "rgl_fw6"
 #: how long an idle mapping keeps its filtering entry (UDP conntrack default is 30/120 s)
 MAPPING_TIMEOUT_S: Final = 120
 
@@ -63,6 +64,26 @@ def router_ruleset(nat: NatType, *, host: str) -> str:
         "  chain input {",
         "    type filter hook input priority 0; policy accept;",
         '    iifname "wan" ct state new drop',
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def firewall6_ruleset() -> str:
+    """The IPv6 side of a dual-stack home router (RFC 6092): no translation; replies
+    in, unsolicited TCP and UDP from ``wan`` dropped (ICMPv6, e.g. neighbour
+    discovery, passes)."""
+    drop = '    iifname "wan" ct state new meta l4proto { tcp, udp } drop'
+    lines = [
+        f"table ip6 {FIREWALL6_TABLE} {{",
+        "  chain forward {",
+        "    type filter hook forward priority 0; policy accept;",
+        drop,
+        "  }",
+        "  chain input {",
+        "    type filter hook input priority 0; policy accept;",
+        drop,
         "  }",
         "}",
     ]
@@ -128,9 +149,21 @@ def block_rules(sources: Iterable[str], destination: str, mode: BlockMode) -> li
 
 
 def partition_rules(group_a: Iterable[str], group_b: Iterable[str]) -> list[str]:
-    """Rules that drop every packet between the two groups, both ways."""
-    a, b = _addresses(group_a), _addresses(group_b)
-    return [f"ip saddr {a} ip daddr {b} drop", f"ip saddr {b} ip daddr {a} drop"]
+    """Rules that drop every packet between the two groups, both ways (IPv4 and IPv6
+    addresses alike: each family gets its own pair of rules)."""
+    rules = []
+    for family, is_v6 in (("ip", False), ("ip6", True)):
+        a = [x for x in group_a if (":" in x) is is_v6]
+        b = [x for x in group_b if (":" in x) is is_v6]
+        if a and b:
+            sa, sb = _addresses(a), _addresses(b)
+            rules += [
+                f"{family} saddr {sa} {family} daddr {sb} drop",
+                f"{family} saddr {sb} {family} daddr {sa} drop",
+            ]
+    if not rules:
+        raise ValueError("a partition needs at least one address of one family on both sides")
+    return rules
 
 
 def dns_rules(sources: Iterable[str], resolver: str, *, forger: str | None) -> list[str]:
