@@ -124,7 +124,12 @@ class LabFailoverNetwork(FailoverNetwork):
         hold: float = 3.0,
         bridges: int = 2,
         log: Callable[[str], None] | None = None,
+        p2p_ipv6: bool = False,
     ) -> None:
+        """`p2p_ipv6`: in a dual-stack lab, each client's node binds the host's IPv6
+        address (its P2P path runs over IPv6, the central path stays on IPv4)."""
+        if p2p_ipv6 and not lab.topology.ipv6:
+            raise ValueError("p2p_ipv6 needs a dual-stack lab (parse_topology(..., ipv6=True))")
         hosts = [h.name for h in lab.topology.hosts]
         super().__init__(
             peers=len(hosts),
@@ -137,6 +142,7 @@ class LabFailoverNetwork(FailoverNetwork):
         self.lab = lab
         self.hosts = hosts
         self.bridges = bridges
+        self.p2p_ipv6 = p2p_ipv6
 
     def title(self, scenario: str) -> str:
         if scenario not in LAB_SCENARIOS:
@@ -169,13 +175,17 @@ class LabFailoverNetwork(FailoverNetwork):
 
     def worker_argv(self, index: int, data: Path) -> list[str]:
         host = self.lab.topology.host(self.hosts[index])
+        bind, nat = host.address, host.nat
+        if self.p2p_ipv6:  # no NAT66: an open host or a stateful firewall (topology docs)
+            bind = host.address6
+            nat = NatType.OPEN if host.router is None else NatType.PORT_RESTRICTED
         return [
             *("--index", str(index), "--data-dir", str(data), "--room", ROOM),
             *("--central-url", f"http://{CENTRAL_NAME}:{CENTRAL_PORT}"),
             *("--origin", self._origin(), "--dns", f"{RESOLVER_IP}:{DNS_PORT}"),
-            *("--host", host.address, "--allow-public-bind"),
+            *("--host", bind, "--allow-public-bind"),
             # what the RFC 5780 classifier finds from inside the host (tests/netlab)
-            *("--nat", host.nat.value),
+            *("--nat", nat.value),
         ]
 
     async def apply_fault(self, scenario: str) -> None:
