@@ -1286,7 +1286,7 @@ def _cmd_netlab(args: argparse.Namespace) -> int:
 
     match args.netlab_command:
         case "up":
-            return netlab_cli.netlab_up(args.hosts)
+            return netlab_cli.netlab_up(args.hosts, ipv6=args.ipv6)
         case "run":
             command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
             return netlab_cli.netlab_run(args.role, command)
@@ -1307,6 +1307,11 @@ def _add_netlab(sub: _Subparsers) -> None:
         metavar="NAME:NAT,...",
         help="client hosts and the NAT in front of each "
         "(open, full-cone, restricted, port-restricted, symmetric)",
+    )
+    up.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="dual-stack: ULA IPv6 addresses too, routed through stateful firewalls",
     )
     run = netlab_sub.add_parser("run", help="run a command in a namespace of the kept lab")
     run.add_argument("role", help="inet, central, a host's name, or r<host> (its router)")

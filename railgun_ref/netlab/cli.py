@@ -24,7 +24,9 @@ from railgun_ref.netlab.lab import (
 from railgun_ref.netlab.topology import (
     CENTRAL,
     CENTRAL_ALT_IP,
+    CENTRAL_ALT_IP6,
     CENTRAL_IP,
+    CENTRAL_IP6,
     INTERNET,
     RESOLVER_IP,
     TopologyError,
@@ -38,11 +40,11 @@ def _require_lab() -> None:
         raise UsageError(reason)
 
 
-def netlab_up(description: str) -> int:
-    """Build a kept lab from ``NAME:NAT,...`` and print its plan."""
+def netlab_up(description: str, *, ipv6: bool = False) -> int:
+    """Build a kept lab from ``NAME:NAT,...`` (`ipv6`: dual-stack) and print its plan."""
     _require_lab()
     try:
-        topology = parse_topology(description)
+        topology = parse_topology(description, ipv6=ipv6)
     except TopologyError as exc:
         raise UsageError(str(exc)) from None
     if lab_namespaces(owner=KEPT):
@@ -54,13 +56,14 @@ def netlab_up(description: str) -> int:
         raise UsageError(f"cannot build the lab: {exc}") from None
     plan = {
         "namespaces": {role: lab.namespace(role) for role in (INTERNET, CENTRAL)},
-        "central": [CENTRAL_IP, CENTRAL_ALT_IP],
+        "central": [CENTRAL_IP, CENTRAL_ALT_IP] + ([CENTRAL_IP6, CENTRAL_ALT_IP6] if ipv6 else []),
         "resolver": RESOLVER_IP,
         "hosts": {
             h.name: {
                 "nat": h.nat.value,
                 "address": h.address,
                 "public": h.public,
+                "address6": h.address6 if ipv6 else None,
                 "namespace": lab.namespace(h.name),
                 "router": lab.namespace(h.router) if h.router else None,
             }
