@@ -1098,6 +1098,8 @@ class P2PRoomCore:
         peer.failures = 0
         peer.probe_sent_at = None
         peer.next_probe = now
+        peer.probes.clear()  # HT-6.8: a new path, a new RTT estimate
+        peer.srtt, peer.rttvar = None, 0.0
         self.counters.inc(P2PCounter.DIRECT_PATH)
         self._timers(now)
 
