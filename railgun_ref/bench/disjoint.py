@@ -15,43 +15,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from railgun_ref.core.ids import Address, NodeId
-from railgun_ref.dht.geometry import distance
+from railgun_ref.core.ids import Address
 from railgun_ref.dht.keys import KeyType, derive_key
 from railgun_ref.dht.service import DhtConfig
+from railgun_ref.drivers.attacks_sim import turn_liar
 from railgun_ref.drivers.sim import Simulator
 from railgun_ref.events import GetFinished, NodeEvent
-from railgun_ref.node import Node, NodeConfig
-from railgun_ref.wire.messages import (
-    FindNode,
-    FindValue,
-    Nodes,
-    Stored,
-    StoreStatus,
-    Value,
-    WireContact,
-)
-
-
-def _turn(node: Node, liars: list[tuple[NodeId, Address]]) -> None:
-    """Make `node` answer with liars only and drop what it is asked to store."""
-
-    def closest(target: bytes) -> tuple[WireContact, ...]:
-        ranked = sorted(liars, key=lambda c: distance(c[0], target))
-        return tuple(c for c in ranked if c[0] != node.node_id)[:20]
-
-    def find_node(message: FindNode, *_args: object, **_kw: object) -> Nodes:
-        return Nodes(contacts=closest(message.target))
-
-    def find_value(message: FindValue, *_args: object, **_kw: object) -> Value:
-        return Value(records=(), contacts=closest(message.key), truncated=False)
-
-    def store(*_args: object, **_kw: object) -> Stored:
-        return Stored(status=StoreStatus.STORED)
-
-    node.dht.handle_find_node = find_node  # type: ignore[method-assign]
-    node.dht.handle_find_value = find_value  # type: ignore[method-assign]
-    node.dht.handle_store = store  # type: ignore[method-assign]
+from railgun_ref.node import NodeConfig
 
 
 def _join(sim: Simulator, address: Address, via: Address) -> None:
@@ -82,7 +52,7 @@ def run(*, nodes: int, malicious: float, keys: int, paths: int, seed: int) -> di
     bad = set(rng.sample(addresses[1:], round(malicious * nodes)))
     liars = [(sim.nodes[a].node_id, a) for a in bad]
     for address in bad:
-        _turn(sim.nodes[address], liars)
+        turn_liar(sim.nodes[address], lambda: liars)
     for i, address in enumerate(addresses[1:]):
         sim.at(sim.now + i * 0.05, functools.partial(_join, address=address, via=addresses[0]))
     sim.run_for(nodes * 0.05 + 60)
