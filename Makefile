@@ -52,7 +52,7 @@ typecheck: $(VENV)/.test ## mypy --strict railgun_ref
 	$(BIN)/mypy --strict railgun_ref tests/contract_types.py
 
 unit: $(VENV)/.test ## pytest tests (unit, property, conformance, sim, integration, lab, docs)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --durations=25 tests
 
 ts: ## the TypeScript consumer of the conformance vectors (needs node and npm)
 	cd conformance/typescript && npm ci --no-audit --no-fund && npm test
