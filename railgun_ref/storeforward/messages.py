@@ -42,8 +42,13 @@ class SfType(IntEnum):
     MAILBOX_KEYS = 9
 
 
-#: SF-2.4: the padded ciphertext sizes a holder accepts (the privacy size buckets), bytes.
-BUCKETS: Final = (256, 4096, 65536)
+#: SF-2.4: the padded ciphertext sizes a holder accepts, bytes. The largest leaves
+#: `FRAMING_ROOM` of the 64 KiB APP payload (APP-1.2) for the STORE, REPLICATE or
+#: PICKUP_REPLY around it; 16 KiB holds a room message whose body is in the 4 KiB
+#: padding bucket (ROOM-1.4) with its key wraps.
+BUCKETS: Final = (256, 4096, 16384, 61440)
+#: SF-2.4: APP payload bytes (APP-1.2) beyond the largest bucket, for the framing.
+FRAMING_ROOM: Final = 65536 - BUCKETS[-1]
 #: SF-6.2: a key, id or mailbox key is 32 bytes.
 ID_SIZE: Final = 32
 #: SF-6.2: an authorisation proof is at most this many bytes.

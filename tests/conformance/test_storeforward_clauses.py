@@ -185,7 +185,7 @@ def _pickup(h: StorageHolder, mailbox: Identity = MAILBOX, n: int = 1) -> m.Pick
 @pytest.mark.clause("SF-5.2")
 def test_pickup_returns_the_mailbox_messages_oldest_first_within_the_budget() -> None:
     h = holder()
-    kept(h, store(1, ttl=7200, size=65536))
+    kept(h, store(1, ttl=7200, size=m.BUCKETS[-1]))
     kept(h, store(2, ttl=3600))
     reply = _pickup(h)
     assert [e[0] for e in reply.entries] == [int((T0 + 3600) * 1000)]

@@ -368,6 +368,15 @@ _SCRIPTS: Final[tuple[_Script, ...]] = (
         "an oversized STORE", (_at(0, _with(_S1, 8, bytes(65537))),), ("Store", "Size"), "SF-2.4"
     ),
     _Script(
+        "a STORE of 64 KiB, over the largest bucket",
+        (_at(0, _with(_S1, 8, bytes(65536))),),
+        ("Store", "Size"),
+        "SF-2.4",
+    ),
+    _Script(
+        "a STORE of the largest bucket", (_at(0, _store(1, size=61440)),), ("Store",), "SF-2.4"
+    ),
+    _Script(
         "a STORE not padded to a bucket",
         (_at(0, _with(_S1, 8, bytes(1000))),),
         ("Store", "Size"),
