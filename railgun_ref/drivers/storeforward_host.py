@@ -121,7 +121,7 @@ class SfHost:
         self._loop = CoreLoop(clock=clock)
         self._addresses: dict[NodeId, Address] = {}
         #: SF-3.7: rendezvous key -> its store public key (a record's ident)
-        self._store_keys: dict[bytes, bytes] = {}
+        self._store_keys: dict[bytes, bytes] = self._store.store_keys()
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def run(
@@ -300,7 +300,13 @@ class SfHost:
         except RemoteProtocolError:
             return  # the holder refuses and counts it
         if key_of_store_key(store_key) == request.rendezvous_key:
-            self._store_keys[request.rendezvous_key] = store_key
+            self._remember_store_key(request.rendezvous_key, store_key)
+
+    def _remember_store_key(self, key: bytes, store_key: bytes) -> None:
+        """SF-3.7: the store key of `key`, kept on disk too (republished after a restart)."""
+        if key not in self._store_keys:
+            self._store_keys[key] = store_key
+            self._store.put_store_key(key, store_key)
 
     async def find_announcers(self, key: bytes) -> list[HolderCandidate]:
         """SF-3.4: the publishers of valid ``rendezvous`` records under `key`, at the
@@ -320,7 +326,7 @@ class SfHost:
             except RemoteProtocolError as exc:
                 self.counters.inc(SfHostCounter.ANNOUNCER_REFUSED, label=exc.code)
                 continue
-            self._store_keys.setdefault(key, record.ident)
+            self._remember_store_key(key, record.ident)
             if record.publisher_id == self.host.node_id:
                 continue
             self._addresses[record.publisher_id] = address

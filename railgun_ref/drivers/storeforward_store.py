@@ -22,7 +22,8 @@ from railgun_ref.storeforward.holder import (
     Tombstone,
 )
 
-#: The holder's migrations: 1 creates its two tables.
+#: The holder's migrations: 1 creates its two tables; 2 keeps the store public keys
+#: it learned (SF-3.7), so that it publishes rendezvous records again after a restart.
 SCHEMA: Final = Schema(
     name="store-and-forward holder",
     migrations=(
@@ -41,6 +42,12 @@ CREATE TABLE IF NOT EXISTS sf_tombstones (
     keep_until_ms INTEGER NOT NULL,
     receipt BLOB NOT NULL,
     PRIMARY KEY (message_id, mailbox_key)
+);
+""",
+        """
+CREATE TABLE IF NOT EXISTS sf_store_keys (
+    rendezvous_key BLOB PRIMARY KEY,
+    store_key BLOB NOT NULL
 );
 """,
     ),
@@ -83,6 +90,23 @@ class SqliteHolderStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def put_store_key(self, rendezvous_key: bytes, store_key: bytes) -> None:
+        """SF-3.7: remember the store public key of `rendezvous_key` (a public value)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO sf_store_keys VALUES (?, ?)", (rendezvous_key, store_key)
+        )
+
+    def store_keys(self) -> dict[bytes, bytes]:
+        """The store keys of the rendezvous keys this holder still keeps something under;
+        the others are forgotten here."""
+        self._db.execute(
+            "DELETE FROM sf_store_keys WHERE rendezvous_key NOT IN "
+            "(SELECT rendezvous_key FROM sf_messages "
+            "UNION SELECT rendezvous_key FROM sf_tombstones)"
+        )
+        rows = self._db.execute("SELECT rendezvous_key, store_key FROM sf_store_keys")
+        return {bytes(row[0]): bytes(row[1]) for row in rows}
 
     def load(self) -> tuple[list[StoredMessage], list[Tombstone]]:
         """Everything kept, to restore a holder with."""

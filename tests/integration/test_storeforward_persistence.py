@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from railgun_ref.core.ids import NodeId
-from railgun_ref.drivers.storeforward_store import SqliteHolderStore
+from railgun_ref.drivers.storeforward_store import SCHEMA, SqliteHolderStore
 from railgun_ref.storeforward import messages as m
 from railgun_ref.storeforward.authorisers import VectorAuthoriser
 from railgun_ref.storeforward.holder import Persist, StorageHolder
@@ -89,3 +90,41 @@ def test_deletions_and_tombstones_are_kept_too(tmp_path: Path) -> None:
     )
     restored.receive(m.encode(replica), peer=NodeId(bytes(32)), now=T0 + 1)
     assert restored.held == {}
+
+
+def test_store_keys_survive_a_restart_and_go_with_what_they_named(tmp_path: Path) -> None:
+    """SF-3.7: a holder keeps the store keys it learned on disk, so it publishes again
+    after a restart; a key under which it keeps nothing any more is forgotten."""
+    path = tmp_path / "sf.sqlite"
+    saved = SqliteHolderStore(path)
+    holder = StorageHolder(NodeId(bytes(32)), authoriser=VectorAuthoriser(), now=T0)
+    holder.receive(m.encode(store()), peer=NodeId(bytes(32)), now=T0)
+    while (action := holder.next_action()) is not None:
+        if isinstance(action, Persist):
+            saved.apply(action)
+    saved.put_store_key(KEY, b"S" * 32)
+    saved.put_store_key(b"K" * 32, b"T" * 32)  # nothing is kept under this one
+    saved.put_store_key(KEY, b"X" * 32)  # the first key learned stays
+    saved.close()
+    again = SqliteHolderStore(path)
+    assert again.store_keys() == {KEY: b"S" * 32}
+    again.close()
+    assert SqliteHolderStore(path).store_keys() == {KEY: b"S" * 32}
+
+
+def test_a_version_1_holder_file_gains_the_store_key_table(tmp_path: Path) -> None:
+    """SF-2.6: a file written before store keys were kept opens, keeps its messages."""
+    path = tmp_path / "sf.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.migrations[0])
+    old.execute(
+        "INSERT INTO sf_messages VALUES (?, ?, ?, ?, ?)",
+        (b"i" * 32, KEY, MAILBOX.public_key, int(T0 * 1000) + 1000, bytes(256)),
+    )
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    opened = SqliteHolderStore(path)
+    assert [s.message_id for s in opened.load()[0]] == [b"i" * 32]
+    opened.put_store_key(KEY, b"S" * 32)
+    assert opened.store_keys() == {KEY: b"S" * 32}
