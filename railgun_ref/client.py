@@ -66,6 +66,7 @@ from railgun_ref.drivers.capabilities import advertise_by_default, machine_reade
 from railgun_ref.drivers.central_client import Resolver
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.peer_cache import PeerCache
+from railgun_ref.drivers.stun_server import detect_nat_type
 from railgun_ref.drivers.transport import (
     Failure,
     HybridTransport,
@@ -174,6 +175,8 @@ class Client:
         self.address = address  #: where its DHT node / P2P path listens
         #: Calls (VOICE-6), started by `connect` unless told not to.
         self.calls: CallManager | None = None
+        #: This client's NAT type as given to `connect` or detected there (NAT-6.4).
+        self.nat: NatType = NatType.UNKNOWN
 
     # ---------------------------------------------------------------- calls
 
@@ -354,7 +357,7 @@ async def _start_calls(
 ) -> None:
     """Peer TURN (TURN-2.3), capability advertising (CAP-3.7) and calls (VOICE-6)."""
     transport = client.transport
-    reader = machine_reader()
+    reader = machine_reader(nat_type=client.nat)
     server = await _start_turn(tg, reader, turn)
     if advertise:
         _advertise(tg, transport, _with_turn(reader, server))
@@ -382,7 +385,7 @@ def _advertise(
                 upload_bandwidth=kept.upload_bandwidth,
                 download_bandwidth=kept.download_bandwidth,
                 max_relay_bandwidth=kept.max_relay_bandwidth,
-                nat_type=fresh.nat_type if fresh.can_act_as_turn else kept.nat_type,
+                nat_type=kept.nat_type if fresh.nat_type is NatType.UNKNOWN else fresh.nat_type,
                 can_store_messages=kept.can_store_messages,
             )
             if merged != kept:  # CAP-3.4: a change is published now, not at the next round
@@ -392,6 +395,24 @@ def _advertise(
             await anyio.sleep(READING_INTERVAL)
 
     tg.start_soon(feed)
+
+
+#: NAT-6.4: the longest a client waits for its NAT detection before it starts, seconds.
+NAT_DETECTION_BOUND = 30.0
+
+
+async def detect_own_nat(stun: Address, *, host: str, allow_public: bool) -> NatType:
+    """NAT-6.4: this host's NAT type by RFC 5780 tests against `stun`, from a socket of
+    its own on `host`; ``unknown`` if the server cannot be used, never answers, or the
+    tests run over `NAT_DETECTION_BOUND`."""
+    with anyio.move_on_after(NAT_DETECTION_BOUND):
+        try:
+            found = await detect_nat_type(stun, local_host=host, allow_public=allow_public)
+        except OSError:
+            return NatType.UNKNOWN
+        # A silent server reads as UDP blocked (RFC 5780); the node may still reach peers.
+        return NatType.UNKNOWN if found.nat_type is NatType.UDP_BLOCKED else found.nat_type
+    return NatType.UNKNOWN
 
 
 @asynccontextmanager
@@ -414,6 +435,7 @@ async def connect(
     advertise_capabilities: bool = True,
     turn: bool | None = None,
     nat: NatType | str = NatType.UNKNOWN,
+    stun: Address | None = None,
     traversal: bool = True,
 ) -> AsyncIterator[Client]:
     """Start a client and yield it; everything stops when the block ends.
@@ -442,7 +464,10 @@ async def connect(
     With `traversal` (the default) the client relays traversal for others and
     connects directly to members it cannot reach when their NATs allow (NAT-6.3),
     planning by `nat`, this client's NAT type as RFC 5780 detection reports it
-    (``unknown``: every pair is tried, NAT-3.1).
+    (``unknown``: every pair is tried, NAT-3.1). With `stun`, the primary address
+    of a STUN server with an alternate address (RFC 5780), and `nat` unknown, the
+    client detects its NAT type from `host` before it starts (NAT-6.4): traversal
+    plans and its capability adverts use what it found (`Client.nat`).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -456,6 +481,9 @@ async def connect(
     if wanted is not config.preferred_mode:
         config = dataclasses.replace(config, preferred_mode=wanted)
     setup = _with_cache(bootstrap_setup, data)
+    nat = NatType(nat)
+    if stun is not None and nat is NatType.UNKNOWN:
+        nat = await detect_own_nat(stun, host=host, allow_public=allow_public)
     transport = HybridTransport(
         identity,
         data_dir=data,
@@ -469,11 +497,12 @@ async def connect(
         host=host,
         port=port,
         allow_public=allow_public,
-        traversal=TraversalSettings(nat=NatType(nat)) if traversal else None,
+        traversal=TraversalSettings(nat=nat) if traversal else None,
     )
     async with anyio.create_task_group() as tg:
         address = await tg.start(transport.run)
         client = Client(transport, address)
+        client.nat = nat
         await _start_calls(tg, client, calls=calls, advertise=advertise_capabilities, turn=turn)
         try:
             yield client

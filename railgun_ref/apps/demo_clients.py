@@ -76,6 +76,7 @@ class ClientProcess:
     address: str = ""
     node_id: str = ""
     public_key: str = ""
+    nat: str | None = None  #: the NAT type it found or was given (NAT-6.4)
     #: The latest ``status`` record: state, central_connected, reachable, outbox.
     status: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
@@ -152,6 +153,7 @@ class ClientProcess:
             self.address = record["address"]
             self.node_id = record["node_id"]
             self.public_key = record["public_key"]
+            self.nat = record.get("nat")
             self.ready.set()
         elif kind == "status":
             self.status = record

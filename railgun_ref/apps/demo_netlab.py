@@ -41,10 +41,12 @@ import anyio.abc
 from railgun_ref.apps.demo import CENTRAL_NAME, ROOM, CentralProcess, FailoverNetwork
 from railgun_ref.apps.demo_clients import ClientProcess
 from railgun_ref.capacity.nat import NatType
+from railgun_ref.netlab.agent import STUN_PORT
 from railgun_ref.netlab.lab import NetLab, lab_environment
 from railgun_ref.netlab.nft import BlockMode
 from railgun_ref.netlab.topology import (
     CENTRAL,
+    CENTRAL_ALT_IP,
     CENTRAL_IP,
     INTERNET,
     RESOLVER_IP,
@@ -157,6 +159,10 @@ class LabFailoverNetwork(FailoverNetwork):
         record = f"{CENTRAL_NAME}={CENTRAL_IP}"
         argv = ["railgun_ref.netlab.agent", "dns", "--host", RESOLVER_IP, "--record", record]
         await _wait_ready(self.lab.start(INTERNET, self.lab.python(*argv)), "the lab resolver")
+        # NAT-6.4: each client detects its own NAT type against this server
+        argv = ["railgun_ref.netlab.agent", "stun", "--primary", CENTRAL_IP]
+        argv += ["--alternate", CENTRAL_ALT_IP]
+        await _wait_ready(self.lab.start(CENTRAL, self.lab.python(*argv)), "the STUN server")
         self.central = CentralProcess(
             data_dir=self.data_dir,
             port=CENTRAL_PORT,
@@ -175,17 +181,18 @@ class LabFailoverNetwork(FailoverNetwork):
 
     def worker_argv(self, index: int, data: Path) -> list[str]:
         host = self.lab.topology.host(self.hosts[index])
-        bind, nat = host.address, host.nat
+        # NAT-6.4: the client detects its NAT type from inside its host (tests/netlab)
+        bind, nat = host.address, ["--stun", f"{CENTRAL_IP}:{STUN_PORT}"]
         if self.p2p_ipv6:  # no NAT66: an open host or a stateful firewall (topology docs)
             bind = host.address6
-            nat = NatType.OPEN if host.router is None else NatType.PORT_RESTRICTED
+            kind = NatType.OPEN if host.router is None else NatType.PORT_RESTRICTED
+            nat = ["--nat", kind.value]
         return [
             *("--index", str(index), "--data-dir", str(data), "--room", ROOM),
             *("--central-url", f"http://{CENTRAL_NAME}:{CENTRAL_PORT}"),
             *("--origin", self._origin(), "--dns", f"{RESOLVER_IP}:{DNS_PORT}"),
             *("--host", bind, "--allow-public-bind"),
-            # what the RFC 5780 classifier finds from inside the host (tests/netlab)
-            *("--nat", nat.value),
+            *nat,
         ]
 
     async def apply_fault(self, scenario: str) -> None:

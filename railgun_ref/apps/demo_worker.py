@@ -9,7 +9,7 @@ deliveries (issue 11: twelve clients on one loop saw 1.2 s of lag and failed).
 Protocol, one JSON object per line:
 
 * stdout (worker -> coordinator): ``{"kind": "ready", "address", "node_id",
-  "public_key", "pid"}`` once the client runs; then every client event as
+  "public_key", "pid", "nat"}`` once the client runs; then every client event as
   ``{"kind", "at" (Unix s), ...}`` (the kinds of `event_record`); ``status``
   (state, central session, members reachable, outbox size) when it changes;
   ``lag`` once a second (the worst oversleep of this process's loop, ms);
@@ -329,6 +329,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         choices=[t.value for t in NatType],
         help="this client's NAT type, as RFC 5780 detection reports it (NAT-6.3 plans)",
     )
+    parser.add_argument(
+        "--stun", default="", help="HOST:PORT of a STUN server to detect the NAT type with"
+    )
     boot = parser.add_argument_group("bootstrap race (a client that never saw a peer)")
     boot.add_argument("--bootstrap-root", default="", help="the deployment's root document")
     boot.add_argument("--ipfs-cid", default="", help="CID of the signed manifest")
@@ -387,6 +390,7 @@ async def _run(args: argparse.Namespace) -> None:
             host=args.host,
             allow_public=args.allow_public_bind,
             nat=args.nat,
+            stun=_address(args.stun) if args.stun else None,
         ) as client,
         anyio.create_task_group() as tg,
     ):
@@ -400,6 +404,7 @@ async def _run(args: argparse.Namespace) -> None:
                 "node_id": client.node_id.hex(),
                 "public_key": client.public_key.hex(),
                 "pid": os.getpid(),
+                "nat": client.nat.value,
             }
         )
         for task in (worker.events, worker.watch_status, worker.watch_lag):

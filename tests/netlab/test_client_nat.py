@@ -50,15 +50,17 @@ async def _announcing_public_addresses(network: LabFailoverNetwork, lab: NetLab)
 
 async def _outage(
     description: str, cut_off: list[str], pairs: list[tuple[int, int]], data_dir: Path
-) -> tuple[dict[tuple[int, int], bool], list[dict[str, Any]], bool]:
+) -> tuple[dict[tuple[int, int], bool], list[dict[str, Any]], bool, list[str | None]]:
     """Take the service down (and cut `cut_off` off the others), then wait for a P2P
-    delivery over each (sender, receiver) pair; lift, drain, judge."""
+    delivery over each (sender, receiver) pair; lift, drain, judge. Also returns the
+    NAT type each client detected from inside its host (NAT-6.4)."""
     with NetLab(parse_topology(description)) as lab:
         network = LabFailoverNetwork(lab, data_dir=data_dir, chat_interval=0.3, hold=1.0)
         others = [h.name for h in lab.topology.hosts if h.name not in cut_off]
         async with anyio.create_task_group() as tg:
             await tg.start(network.run)
             await network.wait_until(network.all_on_central, WAIT, "settle")
+            nats = [client.nat for client in network.clients]
             await _announcing_public_addresses(network, lab)
             fault = network.now()
             assert network.central is not None
@@ -76,13 +78,13 @@ async def _outage(
             await network.central.start()
             summary = await network.finish()
             tg.cancel_scope.cancel()
-    return seen, network.final_outboxes, summary.ok and summary.lost == 0
+    return seen, network.final_outboxes, summary.ok and summary.lost == 0, nats
 
 
 def test_punchable_nats_exchange_room_messages_directly(tmp_path: Path) -> None:
     """NAT-6.1, HT-6.7: restricted and port-restricted clients, the open one cut off."""
     require_lab()
-    seen, outboxes, exactly_once = anyio.run(
+    seen, outboxes, exactly_once, nats = anyio.run(
         _outage,
         "c00:open,c01:restricted,c02:port-restricted",
         ["c00"],
@@ -92,14 +94,16 @@ def test_punchable_nats_exchange_room_messages_directly(tmp_path: Path) -> None:
     assert seen == {(1, 2): True, (2, 1): True}
     assert [o["p2p_address"].split(":")[0] for o in outboxes[1:]] == ["198.18.2.2", "198.18.3.2"]
     assert exactly_once
+    assert nats == ["open", "restricted", "port-restricted"]  # NAT-6.4: each found its own
 
 
 def test_symmetric_nats_fall_back_to_a_bridge(tmp_path: Path) -> None:
     """NAT-6.2: two clients behind symmetric NATs get each other's messages through c00."""
     require_lab()
-    seen, outboxes, exactly_once = anyio.run(
+    seen, outboxes, exactly_once, nats = anyio.run(
         _outage, "c00:open,c01:symmetric,c02:symmetric", [], [(1, 2), (2, 1)], tmp_path
     )
+    assert nats == ["open", "symmetric", "symmetric"]  # NAT-6.4
     assert seen == {(1, 2): True, (2, 1): True}
     asked = sum(o["p2p_counters"].get("relay.asked", 0) for o in outboxes[1:])
     relayed = outboxes[0]["p2p_counters"].get("relay.started", 0)
