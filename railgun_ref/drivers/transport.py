@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS mailbox_keys (
 _MAX_HELD: Final = 64
 #: PRIV-6: the largest wrap-table class a client fills (see `_filled_wrap_table`).
 _MAX_FILLED_WRAPS: Final = 128
+#: P2P sends waiting for the sender task; beyond it they are dropped and counted. A
+#: starved process would otherwise queue re-sends without bound (memory, then CPU).
+APP_QUEUE_SIZE: Final = 1024
 #: Reconnect backoff of the central session, seconds.
 _RECONNECT_MIN: Final = 0.2
 _RECONNECT_MAX: Final = 5.0
@@ -202,6 +205,7 @@ class TransportCounter(StrEnum):
     HELD_NOT_MEMBER = "rooms.held_not_member"  #: a message from a non-member held (ROOM-5.3)
     READDRESSED = "p2p.readdressed"  #: announcing the address a peer observes (HT-6.7)
     OBSERVED_UNANSWERED = "p2p.observed_unanswered"  #: a bootstrap peer did not PONG (HT-6.7)
+    APP_QUEUE_FULL = "p2p.app_queue_full"  #: a P2P send dropped: the send queue was full
 
 
 # ------------------------------------------------------------------ events
@@ -609,7 +613,7 @@ class HybridTransport:
         """Serve until cancelled; reports the node's address through `task_status`."""
         self._outbox_store = SqliteOutboxStore(self.data_dir / "outbox.sqlite3")
         self._state = _StateStore(self.data_dir / "transport.sqlite3")
-        app_out, app_in = anyio.create_memory_object_stream[p2p.SendApp](math.inf)
+        app_out, app_in = anyio.create_memory_object_stream[p2p.SendApp](APP_QUEUE_SIZE)
         central_out, central_in = anyio.create_memory_object_stream[OutboxEntry | _RoomProof](
             math.inf
         )
@@ -841,7 +845,10 @@ class HybridTransport:
         match action:
             case p2p.SendApp():
                 if self._app_out is not None:
-                    self._app_out.send_nowait(action)
+                    try:
+                        self._app_out.send_nowait(action)
+                    except anyio.WouldBlock:  # the P2P core re-sends what is not acknowledged
+                        self.counters.inc(TransportCounter.APP_QUEUE_FULL)
             case p2p.Delivered():
                 self.service.received(
                     message_id=action.message_id,

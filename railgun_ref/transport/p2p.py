@@ -1480,8 +1480,8 @@ class P2PRoomCore:
             if not job.origin and not self._relay_bandwidth(job, now):
                 continue
             job.attempts += 1
-            job.next_at = now + config.backoff(job.attempts)
             peer = self._peers.get(job.target)
+            job.next_at = now + self._resend_after(job.attempts, peer)
             frame = RoomFrame(
                 room_id=job.room_id,
                 message_id=job.message_id,
@@ -1589,6 +1589,14 @@ class P2PRoomCore:
         if peer.failures >= self.config.probe_failures:
             return PeerStatus.UNREACHABLE
         return PeerStatus.REACHABLE if peer.heard else PeerStatus.UNKNOWN
+
+    def _resend_after(self, attempts: int, peer: "_Peer | None") -> float:
+        """HT-6.9: the backoff, but never sooner than the member's probe timeout (HT-6.8):
+        a receipt cannot come back faster than a probe's answer."""
+        backoff = self.config.backoff(attempts)
+        if peer is None or peer.srtt is None:
+            return backoff
+        return max(backoff, self._probe_timeout(peer))
 
     def _probe_timeout(self, peer: _Peer) -> float:
         """HT-6.8: SRTT + 4 RTTVAR (RFC 6298), within [probe_timeout, max_probe_timeout]."""

@@ -696,3 +696,52 @@ def test_service_and_core_settle_the_outbox_over_bridges() -> None:
         assert isinstance(acked, Acked)
         service.p2p_acked(acked.message_id, acked.member, now=net.now)
     assert message_id(11) not in service.outbox
+
+
+def _resends_on_a_slow_link(max_probe_timeout: float) -> tuple[int, int, int]:
+    """Three members 1.5 s apart each way (RTT 3 s); after a warm-up that gives `a` RTT
+    samples, `a` sends one message to b and c: (direct sends, bridge asks, deliveries)."""
+    config = P2PConfig(
+        probe_interval=1.0,
+        probe_timeout=0.5,
+        max_probe_timeout=max_probe_timeout,
+        initial_backoff=0.3,
+        max_backoff=2.0,
+        lookup_interval=1e6,
+        announce_interval=1e6,
+    )
+    net = RoomNet(config=config, latency=1.5)
+    a, b, c = net.add(3)
+    net.join_all()
+    net.run(60)
+    a.send(
+        room_id=ROOM,
+        message_id=message_id(9),
+        blob=b"slow but alive",
+        expires_at=net.now + 600,
+        members=[b.node_id, c.node_id],
+        now=net.now,
+    )
+    net.run(20)
+    delivered = len(net.delivered(b)) + len(net.delivered(c))
+    return (
+        a.counters.get_count(P2PCounter.SEND_DIRECT),
+        a.counters.get_count(P2PCounter.RELAY_ASKED),
+        delivered,
+    )
+
+
+def test_resends_wait_for_the_measured_rtt() -> None:
+    """HT-6.9: on a 3 s round trip, attempts are spaced by the probe timeout, so each
+    member gets one or two copies and no bridge is asked for a member that is only slow."""
+    sends, asked, delivered = _resends_on_a_slow_link(max_probe_timeout=16.0)
+    assert delivered == 2
+    assert sends <= 4 and asked == 0
+
+
+def test_resends_at_the_bare_backoff_bring_bridges_in() -> None:
+    """HT-6.9, the check can fail: with the timeout capped at the floor, the same link
+    gets attempts every backoff, and after relay_after of them, bridges."""
+    sends, asked, delivered = _resends_on_a_slow_link(max_probe_timeout=0.5)
+    assert delivered == 2
+    assert sends > 4 and asked > 0
