@@ -365,6 +365,8 @@ def _cmd_bench_voice(args: argparse.Namespace) -> int:
         json_output=args.json,
         output=args.output,
         video=args.video,
+        warmup=args.warmup,
+        turn_only=args.turn_only,
     )
 
 
@@ -1172,6 +1174,15 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
     voice.add_argument("--workers", type=_positive_int, default=2, help="participant processes")
     voice.add_argument(
         "--video", action="store_true", help="each participant also sends 320x240 VP8 (VOICE-7)"
+    )
+    voice.add_argument(
+        "--turn-only",
+        action="store_true",
+        help="all media through a participant's peer TURN server, relayed candidates only; "
+        "reports frames lost (ours only)",
+    )
+    voice.add_argument(
+        "--warmup", type=_positive_float, default=3.0, help="seconds before the window opens"
     )
     voice.add_argument(
         "--output", type=_new_file, default=None, metavar="PATH", help="also write the JSON here"

@@ -88,6 +88,7 @@ from railgun_ref.core.ids import NodeId
 if TYPE_CHECKING:  # the worker imports these lazily: the orchestrator never needs aiortc
     from anyio.abc import TaskGroup
 
+    from railgun_ref.drivers.turn_server import TurnUdpServer
     from railgun_ref.drivers.udp import NodeHost
     from railgun_ref.drivers.voice_media import CallRunner, MediaClock, OpusClip
 
@@ -110,7 +111,9 @@ def _flat_counters(*sources: Mapping[str, int]) -> dict[str, int]:
     return {name: value for source in sources for name, value in source.items() if value > 0}
 
 
-async def _worker(role: str, impl: str, indices: list[int], seed: int, video: bool) -> None:
+async def _worker(
+    role: str, impl: str, indices: list[int], seed: int, video: bool, turn_only: bool = False
+) -> None:
     """One worker process: its nodes join the call, then report what they measured."""
     import anyio  # noqa: PLC0415
 
@@ -124,9 +127,10 @@ async def _worker(role: str, impl: str, indices: list[int], seed: int, video: bo
         for host in hosts:
             await tg.start(host.run)
         print(json.dumps({"nodes": [[h.node_id.hex(), h.address[1]] for h in hosts]}), flush=True)
+        is_host = role == "host"
+        turn = await _start_turn(tg) if turn_only and is_host else None
         config = _WorkerConfig.parse(await anyio.to_thread.run_sync(sys.stdin.readline))
         clock = MediaClock(config.origin)
-        is_host = role == "host"
         runners = await _start_runners(
             tg, hosts, config, clock, clip, is_host=is_host, impl=impl, video=video
         )
@@ -144,8 +148,31 @@ async def _worker(role: str, impl: str, indices: list[int], seed: int, video: bo
             "cpu_s": cpu1 - cpu0,
             "nodes": [_node_report(r, config, clock, clip, expected) for r in runners],
         }
+        if turn is not None:
+            result["turn_server"] = _flat_counters(turn.counters)
         print(json.dumps({"result": result}), flush=True)
         tg.cancel_scope.cancel()
+
+
+async def _start_turn(tg: TaskGroup) -> TurnUdpServer:
+    """TURN only: this node runs the call's peer TURN server (TURN-2.3), with a fresh
+    credential secret, and issues each node of the directory it is sent a credential
+    of its own (TURN-2.1), which the orchestrator hands on."""
+    import anyio  # noqa: PLC0415
+
+    from railgun_ref.drivers.turn_server import TurnUdpServer  # noqa: PLC0415
+    from railgun_ref.relay.credentials import CREDENTIAL_SECRET_SIZE  # noqa: PLC0415
+
+    server = TurnUdpServer(users={}, credential_secret=os.urandom(CREDENTIAL_SECRET_SIZE))
+    await tg.start(server.run)
+    wanted = json.loads(await anyio.to_thread.run_sync(sys.stdin.readline))["credentials_for"]
+    credentials = {}
+    for member in wanted:
+        credential = server.issue_credential(NodeId(bytes.fromhex(member)))
+        credentials[member] = [credential.username, credential.password]
+    address = list(server.address)
+    print(json.dumps({"turn": {"address": address, "credentials": credentials}}), flush=True)
+    return server
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,10 +185,14 @@ class _WorkerConfig:
     applied: float
     window: tuple[float, float]
     end: float
+    #: TURN only: the peer TURN server's address and each node's (username, password).
+    turn: tuple[str, int] | None = None
+    credentials: dict[NodeId, tuple[str, str]] | None = None
 
     @classmethod
     def parse(cls, line: str) -> _WorkerConfig:
         config = json.loads(line)
+        turn = config.get("turn")
         return cls(
             directory={
                 NodeId(bytes.fromhex(i)): ("127.0.0.1", port) for i, port in config["directory"]
@@ -171,6 +202,10 @@ class _WorkerConfig:
             applied=config["applied"],
             window=(config["window"][0], config["window"][1]),
             end=config["end"],
+            turn=None if turn is None else (turn["address"][0], turn["address"][1]),
+            credentials=None
+            if turn is None
+            else {NodeId(bytes.fromhex(i)): (u, p) for i, (u, p) in turn["credentials"].items()},
         )
 
 
@@ -204,9 +239,22 @@ async def _start_runners(
             video=video,
             decode_video=False,  # count decodable frames: N(N-1) decoders would measure us
         )
+        if config.turn is not None and config.credentials is not None:
+            _relay_only(runner, config.turn, config.credentials[host.node_id])
         await tg.start(runner.run)
         runners.append(runner)
     return runners
+
+
+def _relay_only(runner: CallRunner, turn: tuple[str, int], credential: tuple[str, str]) -> None:
+    """TURN only: relayed candidates from the peer TURN server, nothing else; frames
+    named by digest so the orchestrator can match what arrived to what was sent."""
+    from aiortc import RTCIceServer  # noqa: PLC0415
+
+    username, password = credential
+    runner.ice_servers = [RTCIceServer(f"turn:{turn[0]}:{turn[1]}", username, password)]
+    runner.relay_only = True
+    runner.video_router.digests = True
 
 
 def _node_report(
@@ -236,6 +284,28 @@ def _node_report(
         ),
         "forward_dropped": runner.forward_drops(),
         "video": _video_report(runner, config),
+        **({"turn_only": _turn_only_report(runner, config)} if config.turn else {}),
+    }
+
+
+def _turn_only_report(runner: CallRunner, config: _WorkerConfig) -> dict[str, Any]:
+    """TURN only: the ICE pair of every link, the digests of the video frames this node
+    captured in the window and of the decodable frames it received from each source."""
+    start, end = config.window
+    origin = runner.clock.origin
+    return {
+        "pairs": [[p.peer.hex(), p.local, p.remote] for p in runner.selected_pairs()],
+        "captured_in_window": [
+            digest
+            for digest, frame in runner.video_router.captured_digests.items()
+            if start <= origin + frame / VIDEO_RATE < end
+        ],
+        "received": {
+            source.hex(): log.digests or []
+            for source, log in runner.video_router.logs.items()
+            if source != config.host_id
+        },
+        "audio_expected_frames": round((end - start) * FULL_RATE),
     }
 
 
@@ -264,11 +334,12 @@ def worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--indices", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--video", action="store_true")
+    parser.add_argument("--turn-only", action="store_true")
     args = parser.parse_args(argv)
     import anyio  # noqa: PLC0415
 
     indices = [int(i) for i in args.indices.split(",")]
-    anyio.run(_worker, args.worker, args.impl, indices, args.seed, args.video)
+    anyio.run(_worker, args.worker, args.impl, indices, args.seed, args.video, args.turn_only)
     return 0
 
 
@@ -276,11 +347,12 @@ def worker_main(argv: Sequence[str]) -> int:
 
 
 def _spawn(
-    role: str, impl: str, indices: list[int], seed: int, video: bool = False
+    role: str, impl: str, indices: list[int], seed: int, video: bool = False, turn: bool = False
 ) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "railgun_ref.bench.voice", "--worker", role]
     command += ["--impl", impl, "--indices", ",".join(map(str, indices)), "--seed", str(seed)]
     command += ["--video"] if video else []
+    command += ["--turn-only"] if turn else []
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back on failure)
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
@@ -341,6 +413,7 @@ def run_one(
     workers: int,
     seed: int,
     video: bool = False,
+    turn_only: bool = False,
 ) -> dict[str, Any]:
     """One call of `participants` speakers through one SFU host of `impl`."""
     host_result, participant_results = _run_call(
@@ -352,6 +425,7 @@ def run_one(
         workers=workers,
         seed=seed,
         video=video,
+        turn_only=turn_only,
     )
     listeners = [node for r in participant_results for node in r["nodes"]]
     streams = [s for node in listeners for s in node["streams"].values()]
@@ -383,6 +457,8 @@ def run_one(
         row["fps_min"] = report["fps"]["min"]
         row["first_frame_ms"] = report["first_frame_ms"]["median"]
         row["video"] = report
+    if turn_only:
+        row.update(_turn_only_row(host_result, listeners, duration))
     return row
 
 
@@ -414,17 +490,21 @@ def _run_call(
     workers: int,
     seed: int,
     video: bool = False,
+    turn_only: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Spawn the host and participant workers, start the call, collect their results."""
-    host_proc = _spawn("host", impl, [0], seed, video)
+    host_proc = _spawn("host", impl, [0], seed, video, turn_only)
     groups = [
         list(range(1, participants + 1))[w::workers] for w in range(min(workers, participants))
     ]
-    procs = [host_proc] + [_spawn("participants", impl, g, seed, video) for g in groups]
+    procs = [host_proc] + [_spawn("participants", impl, g, seed, video, turn_only) for g in groups]
     try:
         nodes: list[list[Any]] = []
         for proc in procs:
             nodes.extend(_read_json(proc, "nodes", 120.0))
+        turn = (
+            _turn_credentials(host_proc, [node_id for node_id, _ in nodes]) if turn_only else None
+        )
         origin = time.monotonic()
         applied = origin + 0.5
         w0 = applied + warmup
@@ -436,6 +516,7 @@ def _run_call(
             "applied": applied,
             "window": [w0, w1],
             "end": w1 + drain,
+            **({"turn": turn} if turn is not None else {}),
         }
         for proc in procs:
             assert proc.stdin is not None
@@ -451,6 +532,70 @@ def _run_call(
             if log is not None:
                 log.close()
     return results[0], results[1:]
+
+
+def _turn_credentials(host: subprocess.Popen[str], members: list[str]) -> Any:
+    """TURN only: the host's TURN server issues every node its credential (TURN-2.1)."""
+    assert host.stdin is not None
+    host.stdin.write(json.dumps({"credentials_for": members}) + "\n")
+    host.stdin.flush()
+    return _read_json(host, "turn", 60.0)
+
+
+def _turn_only_row(
+    host_result: dict[str, Any], listeners: list[dict[str, Any]], duration: float
+) -> dict[str, Any]:
+    """TURN only: per (source, listener) video stream, frames sent in the window against
+    frames of them that arrived decodable; whether every link end used a relay candidate."""
+    captured = {n["id"]: set(n["turn_only"]["captured_in_window"]) for n in listeners}
+    streams = []
+    for node in listeners:
+        received = node["turn_only"]["received"]
+        for source, sent in captured.items():
+            if source == node["id"]:
+                continue
+            got = len(sent & set(received.get(source, ())))
+            streams.append(
+                {
+                    "source": source[:16],
+                    "listener": node["id"][:16],
+                    "sent": len(sent),
+                    "received": got,
+                    "lost": len(sent) - got,
+                }
+            )
+    nodes = [*host_result["nodes"], *listeners]
+    pairs = [pair for n in nodes for pair in n["turn_only"]["pairs"]]
+    audio_lost = sum(
+        max(0, n["turn_only"]["audio_expected_frames"] - s["frames"])
+        for n in listeners
+        for s in n["streams"].values()
+    )
+    return {
+        "turn_only_duration_s": duration,
+        "turn_only_frames_lost": sum(s["lost"] for s in streams),
+        "turn_only_frames_sent": sum(s["sent"] for s in streams),
+        "turn_only_frames_received": sum(s["received"] for s in streams),
+        "turn_only_relayed": len(pairs) >= 2 * len(listeners)
+        and all(local == "relay" for _, local, _ in pairs),
+        "turn_only_audio_frames_lost": audio_lost,
+        "turn_only_streams": streams,
+        "turn_only_pairs": {
+            "link_ends": len(pairs),
+            "expected_link_ends": 2 * len(listeners),
+            "by_type": _pair_types(pairs),
+        },
+        "turn_server": host_result.get("turn_server", {}),
+    }
+
+
+def _pair_types(pairs: list[list[Any]]) -> dict[str, int]:
+    """How many link ends used each (local, remote) candidate-type pair."""
+    counts: dict[str, int] = {}
+    for _, local, remote in pairs:
+        key = f"{local}->{remote}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _frames_report(streams: list[dict[str, Any]], expected_streams: int) -> dict[str, Any]:
@@ -598,6 +743,50 @@ def _video_goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return goals
 
 
+_TURN_ONLY_COUNTING: Final = {
+    "turn_only": "the host node's process also runs the call's peer TURN server "
+    "(drivers/turn_server, the product's defaults) and issues every node its own TURN-2.1 "
+    "credential; every link gathers relayed candidates only (ICE policy relay), so media "
+    "goes through TURN or not at all; host_cpu then includes the relaying",
+    "turn_only_relayed": "every end of every link had nominated a pair whose local "
+    "candidate is a relay candidate (read from aioice when the measurement ended)",
+    "turn_only_frames_lost": "sum over (source, listener) video streams of frames the source "
+    "captured and sent in the window minus those of them that arrived decodable at the "
+    "listener; frames are named by a digest of their encoded bytes, which the host forwards "
+    "unchanged. Excluded: the warm-up (warmup_s after the plan is applied: ICE with TURN "
+    "allocations, DTLS, first keyframe) and frames captured after the window; frames of the "
+    "window still in flight get drain_s to arrive, and count as lost if they do not",
+    "turn_only_audio_frames_lost": "the same for the Opus streams, against the frames the "
+    "clock says were captured in the window (50/s); a frame the sender skipped counts as lost",
+    "turn_server": "the TURN server's own counters at the end (allocations, relayed "
+    "datagrams and bytes each way, drops)",
+}
+
+
+def _turn_only_goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's: calls through peer TURN only lose no frame over 60 s."""
+    ours = [r for r in rows if r["impl"] == "ours"]
+    return {
+        "T1_turn_only_no_frames_lost_over_60_s": {
+            "by_participants": {
+                str(r["participants"]): {
+                    "frames_lost": r["turn_only_frames_lost"],
+                    "relayed": r["turn_only_relayed"],
+                    "duration_s": r["turn_only_duration_s"],
+                }
+                for r in ours
+            },
+            "met": bool(ours)
+            and all(
+                r["turn_only_relayed"]
+                and r["turn_only_frames_lost"] == 0
+                and r["turn_only_duration_s"] >= 60
+                for r in ours
+            ),
+        }
+    }
+
+
 def run(
     participants: Sequence[int],
     *,
@@ -609,6 +798,7 @@ def run(
     seed: int = 1,
     progress: bool = True,
     video: bool = False,
+    turn_only: bool = False,
 ) -> dict[str, Any]:
     env = _environment()
     rows = []
@@ -626,6 +816,7 @@ def run(
                     workers=workers,
                     seed=seed,
                     video=video,
+                    turn_only=turn_only,
                 )
             )
     env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -640,6 +831,7 @@ def run(
             "impls": list(impls),
             "seed": seed,
             "video": video,
+            "turn_only": turn_only,
         },
         "how_counted": {
             "call": "SFU plan: N speaking participants + 1 non-speaking host node in its own "
@@ -654,9 +846,14 @@ def run(
             "delay": "arrival at the listener minus capture time, CLOCK_MONOTONIC",
             "host_cpu": "time.process_time of the host process (all threads) over the window",
             **(_VIDEO_COUNTING if video else {}),
+            **(_TURN_ONLY_COUNTING if turn_only else {}),
         },
         "results": rows,
-        "goals": {**_goals(rows), **(_video_goals(rows) if video else {})},
+        "goals": {
+            **_goals(rows),
+            **(_video_goals(rows) if video else {}),
+            **(_turn_only_goals(rows) if turn_only else {}),
+        },
         "environment": env,
     }
 
@@ -668,19 +865,22 @@ def main(
     warmup: float = 3.0,
     drain: float = 2.0,
     workers: int = 2,
-    impls: Sequence[str] = ("ours", "stock"),
+    impls: Sequence[str] | None = None,
     json_output: bool = True,
     output: str | None = None,
     video: bool = False,
+    turn_only: bool = False,
 ) -> int:
+    """`impls` default: both SFUs; with `turn_only` ours alone (the issue's figure)."""
     report = run(
         participants,
         duration=duration,
         warmup=warmup,
         drain=drain,
         workers=workers,
-        impls=impls,
+        impls=impls or (("ours",) if turn_only else ("ours", "stock")),
         video=video,
+        turn_only=turn_only,
     )
     text = json.dumps(report, indent=2)
     if output:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import functools
+import hashlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -245,6 +246,8 @@ class VideoLog:
     keyframes: int = 0
     #: CLOCK_MONOTONIC time of the first decodable frame, None until then.
     first_frame_at: float | None = None
+    #: With `VideoRouter.digests`: `frame_digest` of each decodable frame, in arrival order.
+    digests: list[int] | None = None
 
 
 class VideoCounter(StrEnum):
@@ -293,9 +296,16 @@ class VideoSink:
                     self.log.frames.append(number)
                     self.log.arrivals.append(arrival)
         self.log.complete.append(arrival)
+        if self.log.digests is not None:
+            self.log.digests.append(frame_digest(data))
         if self.log.first_frame_at is None:
             self.log.first_frame_at = arrival
         return True
+
+
+def frame_digest(data: bytes) -> int:
+    """A 64-bit digest naming an encoded frame: forwarders pass the same bytes on."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
 # ---------------------------------------------------------------- router
@@ -347,6 +357,11 @@ class VideoRouter:
         self.encoder: VideoEncoder | None = None
         #: Frame numbers this node captured and sent (a stalled process skips some).
         self.captured: list[int] = []
+        #: Name frames by `frame_digest` (a benchmark matches what arrived to what was
+        #: sent): captured frames here, decodable frames received in `VideoLog.digests`.
+        self.digests = False
+        #: With `digests`: frame number of each frame captured here, by digest.
+        self.captured_digests: dict[int, int] = {}
         self._schedule = schedule
         self._sinks: dict[NodeId, VideoSink] = {}
         self._outputs: dict[NodeId, list[VideoForwardTrack]] = {}
@@ -368,6 +383,12 @@ class VideoRouter:
 
     def detach_all(self) -> None:
         self._outputs.clear()
+
+    def record_capture(self, frame: int, data: bytes) -> None:
+        """Frame `frame` was captured and encoded here as `data`."""
+        self.captured.append(frame)
+        if self.digests:
+            self.captured_digests[frame_digest(data)] = frame
 
     def add_upstream(self, source: NodeId, epoch: int, receiver: RTCRtpReceiver) -> _Upstream:
         upstream = _Upstream(epoch=epoch, receiver=receiver)
@@ -416,7 +437,7 @@ class VideoRouter:
     def _sink(self, source: NodeId, data: bytes, keyframe: bool, arrival: float) -> None:
         sink = self._sinks.get(source)
         if sink is None:
-            log = self.logs.setdefault(source, VideoLog())
+            log = self.logs.setdefault(source, VideoLog(digests=[] if self.digests else None))
             sink = self._sinks[source] = VideoSink(log, decode=self.decode)
         taken = sink.take(data, keyframe=keyframe, arrival=arrival)
         if taken is None:

@@ -964,6 +964,36 @@ def _prefer_codec(transceiver: RTCRtpTransceiver) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SelectedPair:
+    """The candidate types (``host``, ``srflx``, ``relay``...) of the pair ICE nominated
+    on one link to `peer`; ``None`` while none is nominated."""
+
+    peer: NodeId
+    local: str | None
+    remote: str | None
+
+    @property
+    def relayed(self) -> bool:
+        """This end sends and receives through its TURN allocation (checked at both ends
+        of a link, no direct path was used)."""
+        return self.local == "relay"
+
+
+def nominated_pair(peer: NodeId, pc: RTCPeerConnection) -> SelectedPair:
+    """Read the nominated pair from aioice (aiortc's stats do not report candidate
+    pairs); all media of a link share one ICE transport (BUNDLE)."""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+        pair = getattr(connection, "_nominated", {}).get(1)
+        if pair is not None:
+            return SelectedPair(
+                peer=peer, local=pair.local_candidate.type, remote=pair.remote_candidate.type
+            )
+    return SelectedPair(peer=peer, local=None, remote=None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LinkSetup:
     """When one media link of a plan epoch came up (CLOCK_MONOTONIC seconds)."""
 
@@ -1126,7 +1156,7 @@ class CallRunner:
             if self.camera:
                 data = await asyncio.to_thread(encoder.encode, frame)
                 if data and not self._abandoned:
-                    self.video_router.captured.append(frame)
+                    self.video_router.record_capture(frame, data)
                     pts = frame * TICKS_PER_FRAME
                     self.video_router.on_frame(
                         self.node_id, data, pts, time.monotonic(), epoch=None
@@ -1543,6 +1573,12 @@ class CallRunner:
     def forward_drops(self) -> int:
         """Packets dropped from full forwarding queues on the open links."""
         return sum(t.dropped for link in self._links.values() for t in link.tracks)
+
+    def selected_pairs(self) -> list[SelectedPair]:
+        """The ICE candidate pair each open link uses now (relayed or not, TURN-2)."""
+        return [
+            nominated_pair(link.peer, link.pc) for link in self._links.values() if not link.closed
+        ]
 
     def frames_from(self, source: NodeId) -> list[int]:
         log = self.router.logs.get(source)
