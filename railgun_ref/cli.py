@@ -367,6 +367,7 @@ def _cmd_bench_voice(args: argparse.Namespace) -> int:
         video=args.video,
         warmup=args.warmup,
         turn_only=args.turn_only,
+        turn_bandwidth=args.turn_bandwidth,
     )
 
 
@@ -1180,6 +1181,13 @@ def _add_bench_voice(bench_sub: _Subparsers) -> None:
         action="store_true",
         help="all media through a participant's peer TURN server, relayed candidates only; "
         "reports frames lost (ours only)",
+    )
+    voice.add_argument(
+        "--turn-bandwidth",
+        type=_positive_int,
+        default=None,
+        metavar="BYTES_PER_S",
+        help="relay bandwidth the TURN server shares (default: what a client's TURN shares)",
     )
     voice.add_argument(
         "--warmup", type=_positive_float, default=3.0, help="seconds before the window opens"

@@ -79,7 +79,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from typing import IO, TYPE_CHECKING, Any, Final
 
@@ -112,7 +112,13 @@ def _flat_counters(*sources: Mapping[str, int]) -> dict[str, int]:
 
 
 async def _worker(
-    role: str, impl: str, indices: list[int], seed: int, video: bool, turn_only: bool = False
+    role: str,
+    impl: str,
+    indices: list[int],
+    seed: int,
+    video: bool,
+    turn_only: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> None:
     """One worker process: its nodes join the call, then report what they measured."""
     import anyio  # noqa: PLC0415
@@ -128,7 +134,7 @@ async def _worker(
             await tg.start(host.run)
         print(json.dumps({"nodes": [[h.node_id.hex(), h.address[1]] for h in hosts]}), flush=True)
         is_host = role == "host"
-        turn = await _start_turn(tg) if turn_only and is_host else None
+        turn = await _start_turn(tg, turn_bandwidth) if role == "turn" else None
         config = _WorkerConfig.parse(await anyio.to_thread.run_sync(sys.stdin.readline))
         clock = MediaClock(config.origin)
         runners = await _start_runners(
@@ -154,16 +160,29 @@ async def _worker(
         tg.cancel_scope.cancel()
 
 
-async def _start_turn(tg: TaskGroup) -> TurnUdpServer:
+async def _start_turn(tg: TaskGroup, bandwidth: int | None) -> TurnUdpServer:
     """TURN only: this node runs the call's peer TURN server (TURN-2.3), with a fresh
     credential secret, and issues each node of the directory it is sent a credential
-    of its own (TURN-2.1), which the orchestrator hands on."""
+    of its own (TURN-2.1), which the orchestrator hands on. It shares what a client's
+    TURN server shares (`DEFAULT_TURN_CAPABILITIES`) unless given `bandwidth` (bytes/s)."""
     import anyio  # noqa: PLC0415
 
-    from railgun_ref.drivers.turn_server import TurnUdpServer  # noqa: PLC0415
+    from railgun_ref.drivers.turn_server import (  # noqa: PLC0415
+        DEFAULT_TURN_CAPABILITIES,
+        TurnUdpServer,
+    )
     from railgun_ref.relay.credentials import CREDENTIAL_SECRET_SIZE  # noqa: PLC0415
 
-    server = TurnUdpServer(users={}, credential_secret=os.urandom(CREDENTIAL_SECRET_SIZE))
+    capabilities = DEFAULT_TURN_CAPABILITIES
+    if bandwidth is not None:  # CAP-5.1: the rate is min(upload x share, maxRelayBandwidth)
+        capabilities = replace(
+            capabilities, upload_bandwidth=4 * bandwidth, max_relay_bandwidth=bandwidth
+        )
+    server = TurnUdpServer(
+        users={},
+        credential_secret=os.urandom(CREDENTIAL_SECRET_SIZE),
+        capabilities=capabilities,
+    )
     await tg.start(server.run)
     wanted = json.loads(await anyio.to_thread.run_sync(sys.stdin.readline))["credentials_for"]
     credentials = {}
@@ -329,17 +348,27 @@ def _video_report(runner: CallRunner, config: _WorkerConfig) -> dict[str, Any]:
 
 def worker_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="railgun_ref.bench.voice --worker")
-    parser.add_argument("--worker", choices=("host", "participants"), required=True)
+    parser.add_argument("--worker", choices=("host", "participants", "turn"), required=True)
     parser.add_argument("--impl", choices=("ours", "stock"), default="ours")
     parser.add_argument("--indices", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--video", action="store_true")
     parser.add_argument("--turn-only", action="store_true")
+    parser.add_argument("--turn-bandwidth", type=int, default=None)
     args = parser.parse_args(argv)
     import anyio  # noqa: PLC0415
 
     indices = [int(i) for i in args.indices.split(",")]
-    anyio.run(_worker, args.worker, args.impl, indices, args.seed, args.video, args.turn_only)
+    anyio.run(
+        _worker,
+        args.worker,
+        args.impl,
+        indices,
+        args.seed,
+        args.video,
+        args.turn_only,
+        args.turn_bandwidth,
+    )
     return 0
 
 
@@ -347,12 +376,19 @@ def worker_main(argv: Sequence[str]) -> int:
 
 
 def _spawn(
-    role: str, impl: str, indices: list[int], seed: int, video: bool = False, turn: bool = False
+    role: str,
+    impl: str,
+    indices: list[int],
+    seed: int,
+    video: bool = False,
+    turn: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "railgun_ref.bench.voice", "--worker", role]
     command += ["--impl", impl, "--indices", ",".join(map(str, indices)), "--seed", str(seed)]
     command += ["--video"] if video else []
     command += ["--turn-only"] if turn else []
+    command += [] if turn_bandwidth is None else ["--turn-bandwidth", str(turn_bandwidth)]
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back on failure)
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
@@ -414,6 +450,7 @@ def run_one(
     seed: int,
     video: bool = False,
     turn_only: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> dict[str, Any]:
     """One call of `participants` speakers through one SFU host of `impl`."""
     host_result, participant_results = _run_call(
@@ -426,6 +463,7 @@ def run_one(
         seed=seed,
         video=video,
         turn_only=turn_only,
+        turn_bandwidth=turn_bandwidth,
     )
     listeners = [node for r in participant_results for node in r["nodes"]]
     streams = [s for node in listeners for s in node["streams"].values()]
@@ -458,7 +496,7 @@ def run_one(
         row["first_frame_ms"] = report["first_frame_ms"]["median"]
         row["video"] = report
     if turn_only:
-        row.update(_turn_only_row(host_result, listeners, duration))
+        row.update(_turn_only_row([host_result, *participant_results], duration))
     return row
 
 
@@ -491,20 +529,20 @@ def _run_call(
     seed: int,
     video: bool = False,
     turn_only: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Spawn the host and participant workers, start the call, collect their results."""
-    host_proc = _spawn("host", impl, [0], seed, video, turn_only)
-    groups = [
-        list(range(1, participants + 1))[w::workers] for w in range(min(workers, participants))
-    ]
-    procs = [host_proc] + [_spawn("participants", impl, g, seed, video, turn_only) for g in groups]
+    procs = [_spawn("host", impl, [0], seed, video, turn_only)]
+    if turn_only:  # participant 1 is a client of its own: one process, its node, its TURN
+        procs.append(_spawn("turn", impl, [1], seed, video, turn_only, turn_bandwidth))
+    speakers = list(range(len(procs), participants + 1))
+    groups = [speakers[w::workers] for w in range(min(workers, len(speakers)))]
+    procs += [_spawn("participants", impl, g, seed, video, turn_only) for g in groups]
     try:
         nodes: list[list[Any]] = []
         for proc in procs:
             nodes.extend(_read_json(proc, "nodes", 120.0))
-        turn = (
-            _turn_credentials(host_proc, [node_id for node_id, _ in nodes]) if turn_only else None
-        )
+        turn = _turn_credentials(procs[1], [n for n, _ in nodes]) if turn_only else None
         origin = time.monotonic()
         applied = origin + 0.5
         w0 = applied + warmup
@@ -542,11 +580,10 @@ def _turn_credentials(host: subprocess.Popen[str], members: list[str]) -> Any:
     return _read_json(host, "turn", 60.0)
 
 
-def _turn_only_row(
-    host_result: dict[str, Any], listeners: list[dict[str, Any]], duration: float
-) -> dict[str, Any]:
+def _turn_only_row(results: list[dict[str, Any]], duration: float) -> dict[str, Any]:
     """TURN only: per (source, listener) video stream, frames sent in the window against
     frames of them that arrived decodable; whether every link end used a relay candidate."""
+    host, *listeners = [node for result in results for node in result["nodes"]]
     captured = {n["id"]: set(n["turn_only"]["captured_in_window"]) for n in listeners}
     streams = []
     for node in listeners:
@@ -564,8 +601,7 @@ def _turn_only_row(
                     "lost": len(sent) - got,
                 }
             )
-    nodes = [*host_result["nodes"], *listeners]
-    pairs = [pair for n in nodes for pair in n["turn_only"]["pairs"]]
+    pairs = [pair for n in [host, *listeners] for pair in n["turn_only"]["pairs"]]
     audio_lost = sum(
         max(0, n["turn_only"]["audio_expected_frames"] - s["frames"])
         for n in listeners
@@ -585,7 +621,7 @@ def _turn_only_row(
             "expected_link_ends": 2 * len(listeners),
             "by_type": _pair_types(pairs),
         },
-        "turn_server": host_result.get("turn_server", {}),
+        "turn_server": next(r["turn_server"] for r in results if "turn_server" in r),
     }
 
 
@@ -744,10 +780,11 @@ def _video_goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 _TURN_ONLY_COUNTING: Final = {
-    "turn_only": "the host node's process also runs the call's peer TURN server "
-    "(drivers/turn_server, the product's defaults) and issues every node its own TURN-2.1 "
-    "credential; every link gathers relayed candidates only (ICE policy relay), so media "
-    "goes through TURN or not at all; host_cpu then includes the relaying",
+    "turn_only": "participant 1 runs as a client of its own (one process: its node, its "
+    "call, and the call's peer TURN server, drivers/turn_server with the product's "
+    "defaults) and its TURN server issues every node its own TURN-2.1 credential; every "
+    "link gathers relayed candidates only (ICE policy relay), so media goes through TURN "
+    "or not at all",
     "turn_only_relayed": "every end of every link had nominated a pair whose local "
     "candidate is a relay candidate (read from aioice when the measurement ended)",
     "turn_only_frames_lost": "sum over (source, listener) video streams of frames the source "
@@ -799,6 +836,7 @@ def run(
     progress: bool = True,
     video: bool = False,
     turn_only: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> dict[str, Any]:
     env = _environment()
     rows = []
@@ -817,6 +855,7 @@ def run(
                     seed=seed,
                     video=video,
                     turn_only=turn_only,
+                    turn_bandwidth=turn_bandwidth,
                 )
             )
     env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -832,6 +871,7 @@ def run(
             "seed": seed,
             "video": video,
             "turn_only": turn_only,
+            **({"turn_bandwidth_bytes_per_s": turn_bandwidth} if turn_only else {}),
         },
         "how_counted": {
             "call": "SFU plan: N speaking participants + 1 non-speaking host node in its own "
@@ -870,6 +910,7 @@ def main(
     output: str | None = None,
     video: bool = False,
     turn_only: bool = False,
+    turn_bandwidth: int | None = None,
 ) -> int:
     """`impls` default: both SFUs; with `turn_only` ours alone (the issue's figure)."""
     report = run(
@@ -881,6 +922,7 @@ def main(
         impls=impls or (("ours",) if turn_only else ("ours", "stock")),
         video=video,
         turn_only=turn_only,
+        turn_bandwidth=turn_bandwidth,
     )
     text = json.dumps(report, indent=2)
     if output:
