@@ -64,6 +64,29 @@ decoders would measure the participants' machine, not the SFU. Per row:
   the listener's link came up.
 * `video.host_us_per_forwarded_frame`: the host's CPU time (audio and video)
   per video frame delivered in the window.
+
+**With ``--turn-only``** (the issue's "calls through peer TURN only"; ours
+alone by default) participant 1 runs as a client of its own: one process with
+its node, its call and the call's peer TURN server (`drivers/turn_server`,
+sharing what a client's TURN server shares unless ``--turn-bandwidth``). That
+server issues every node its own TURN-2.1 credential; every link gathers
+relayed candidates only (ICE transport policy "relay"), so media goes through
+TURN or not at all. Frames are named by a digest of their encoded bytes (the
+host forwards them unchanged). Per row:
+
+* `turn_only_frames_lost`: over the (source, listener) video streams, frames
+  the source captured and sent in the window minus those of them that arrived
+  decodable at the listener (`turn_only_streams` per stream). The warm-up
+  before the window (ICE with TURN allocations, DTLS, the first keyframe) and
+  frames captured after it are left out; the window's frames get `drain`
+  seconds to arrive. `turn_only_audio_frames_lost`: the same for Opus, against
+  the 50 frames/s the clock says were captured.
+* `turn_only_relayed`: every end of every link nominated a pair whose local
+  candidate is a relay candidate (read from aioice when the window has ended;
+  `turn_only_pairs` counts them by type). Goal T1 needs it, 0 frames lost and
+  60 s.
+* `turn_server`: the TURN server's own counters (allocations, datagrams and
+  bytes relayed each way, drops such as ``turn.dropped_bandwidth``).
 """
 
 from __future__ import annotations
