@@ -82,9 +82,9 @@ host forwards them unchanged). Per row:
   seconds to arrive. `turn_only_audio_frames_lost`: the same for Opus, against
   the 50 frames/s the clock says were captured.
 * `turn_only_relayed`: every end of every link nominated a pair whose local
-  candidate is a relay candidate (read from aioice when the window has ended;
-  `turn_only_pairs` counts them by type). Goal T1 needs it, 0 frames lost and
-  60 s.
+  candidate is a relay candidate, when the window opened and after the drain
+  (read from aioice; `turn_only_pairs` counts them by type). Goal T1 needs it,
+  0 frames lost and 60 s.
 * `turn_server`: the TURN server's own counters (allocations, datagrams and
   bytes relayed each way, drops such as ``turn.dropped_bandwidth``).
 """
@@ -169,6 +169,7 @@ async def _worker(
             tg.start_soon(runner.apply, plan)
         await anyio.sleep(max(0.0, config.window[0] - time.monotonic()))
         cpu0 = time.process_time()
+        at_start = {r.node_id: _pairs(r) for r in runners}
         await anyio.sleep(max(0.0, config.window[1] - time.monotonic()))
         cpu1 = time.process_time()
         await anyio.sleep(max(0.0, config.end - time.monotonic()))
@@ -177,6 +178,9 @@ async def _worker(
             "cpu_s": cpu1 - cpu0,
             "nodes": [_node_report(r, config, clock, clip, expected) for r in runners],
         }
+        if config.turn is not None:
+            for runner, node in zip(runners, result["nodes"], strict=True):
+                node["turn_only"]["pairs_at_window_start"] = at_start[runner.node_id]
         if turn is not None:
             result["turn_server"] = _flat_counters(turn.counters)
         print(json.dumps({"result": result}), flush=True)
@@ -330,13 +334,18 @@ def _node_report(
     }
 
 
+def _pairs(runner: CallRunner) -> list[list[str | None]]:
+    """[peer, local type, remote type] of the candidate pair each open link uses now."""
+    return [[p.peer.hex(), p.local, p.remote] for p in runner.selected_pairs()]
+
+
 def _turn_only_report(runner: CallRunner, config: _WorkerConfig) -> dict[str, Any]:
     """TURN only: the ICE pair of every link, the digests of the video frames this node
     captured in the window and of the decodable frames it received from each source."""
     start, end = config.window
     origin = runner.clock.origin
     return {
-        "pairs": [[p.peer.hex(), p.local, p.remote] for p in runner.selected_pairs()],
+        "pairs": _pairs(runner),
         "captured_in_window": [
             digest
             for digest, frame in runner.video_router.captured_digests.items()
@@ -624,7 +633,9 @@ def _turn_only_row(results: list[dict[str, Any]], duration: float) -> dict[str, 
                     "lost": len(sent) - got,
                 }
             )
-    pairs = [pair for n in [host, *listeners] for pair in n["turn_only"]["pairs"]]
+    ends = [n["turn_only"] for n in [host, *listeners]]
+    pairs = [pair for end in ends for pair in end["pairs"]]
+    at_start = [pair for end in ends for pair in end["pairs_at_window_start"]]
     audio_lost = sum(
         max(0, n["turn_only"]["audio_expected_frames"] - s["frames"])
         for n in listeners
@@ -635,14 +646,16 @@ def _turn_only_row(results: list[dict[str, Any]], duration: float) -> dict[str, 
         "turn_only_frames_lost": sum(s["lost"] for s in streams),
         "turn_only_frames_sent": sum(s["sent"] for s in streams),
         "turn_only_frames_received": sum(s["received"] for s in streams),
-        "turn_only_relayed": len(pairs) >= 2 * len(listeners)
-        and all(local == "relay" for _, local, _ in pairs),
+        "turn_only_relayed": all(
+            len(sample) >= 2 * len(listeners) and all(local == "relay" for _, local, _ in sample)
+            for sample in (at_start, pairs)
+        ),
         "turn_only_audio_frames_lost": audio_lost,
         "turn_only_streams": streams,
         "turn_only_pairs": {
-            "link_ends": len(pairs),
             "expected_link_ends": 2 * len(listeners),
-            "by_type": _pair_types(pairs),
+            "at_window_start": _pair_types(at_start),
+            "at_end": _pair_types(pairs),
         },
         "turn_server": next(r["turn_server"] for r in results if "turn_server" in r),
     }
@@ -809,7 +822,8 @@ _TURN_ONLY_COUNTING: Final = {
     "link gathers relayed candidates only (ICE policy relay), so media goes through TURN "
     "or not at all",
     "turn_only_relayed": "every end of every link had nominated a pair whose local "
-    "candidate is a relay candidate (read from aioice when the measurement ended)",
+    "candidate is a relay candidate, both when the window opened and after the drain "
+    "(read from aioice); turn_only_pairs counts link ends by local->remote type",
     "turn_only_frames_lost": "sum over (source, listener) video streams of frames the source "
     "captured and sent in the window minus those of them that arrived decodable at the "
     "listener; frames are named by a digest of their encoded bytes, which the host forwards "
