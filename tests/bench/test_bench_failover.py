@@ -135,6 +135,7 @@ def test_localhost_goals_report_misses_with_a_reason() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(300)  # ~50 s on 2 quiet cores; 130 s at a load average of 20
 def test_localhost_takedown_exactly_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
