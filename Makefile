@@ -51,8 +51,11 @@ lint: $(VENV)/.test ## ruff check and ruff format --check
 typecheck: $(VENV)/.test ## mypy --strict railgun_ref
 	$(BIN)/mypy --strict railgun_ref tests/contract_types.py
 
+# Two workers: every test that starts sockets, processes or labs runs on one of them, in
+# turn (tests/conftest.py); the pure tests run on the other. JOBS=0 runs it all serially.
+JOBS ?= 2
 unit: $(VENV)/.test ## pytest tests (unit, property, conformance, sim, integration, lab, docs)
-	$(BIN)/python -m pytest --durations=25 tests
+	$(BIN)/python -m pytest --durations=25 $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadgroup,) tests
 
 ts: ## the TypeScript consumer of the conformance vectors (needs node and npm)
 	cd conformance/typescript && npm ci --no-audit --no-fund && npm test

@@ -7,6 +7,9 @@ namespaces they built. ``HYPOTHESIS_PROFILE=thorough`` runs many more examples.
 """
 
 import os
+from pathlib import Path
+
+import pytest
 
 from railgun_ref.drivers.addresses import ALLOWED_NETWORKS_ENV, LOOPBACK_NETWORKS
 
@@ -27,3 +30,27 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -------------------------------------------------------------- parallel runs
+
+#: Test directories whose tests start processes, sockets or network labs, or build
+#: shared outputs: under pytest-xdist (``-n 2 --dist loadgroup``, as `make unit` runs)
+#: they all go to one worker, one at a time, as in a serial run; the pure tests
+#: (cores, properties, vectors, the simulator) fill the other core meanwhile.
+SERIAL_DIRECTORIES = frozenset({"integration", "netlab", "lab", "bench", "docs", "sweep"})
+
+
+def _serial(item: pytest.Item) -> bool:
+    parts = item.path.relative_to(Path(__file__).parent).parts
+    return (
+        item.get_closest_marker("integration") is not None
+        or (len(parts) > 1 and parts[0] in SERIAL_DIRECTORIES)
+        or "runner" in item.path.name
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _serial(item):
+            item.add_marker(pytest.mark.xdist_group("serial"))
