@@ -4,7 +4,8 @@ The workload (`make_workload`) is drawn from the seed alone, so every
 implementation gets the same node seeds, keys, values, storers, stopped
 nodes and getters:
 
-1. **setup**: N real UDP nodes on 127.0.0.1 in one event loop; node 0 starts
+1. **setup**: N real UDP nodes on 127.0.0.1 in one event loop, served by one
+   `HostGroup` (one watch loop over every socket, one timer task); node 0 starts
    alone and every other node joins through it, `join_concurrency` joins at a
    time. ``setup_s`` runs from binding the first socket to the end of the last
    join; then the network settles for ``settle_s`` (not counted).
@@ -223,6 +224,7 @@ class _UdpBench:
         import anyio  # noqa: PLC0415
 
         from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+        from railgun_ref.drivers.host_group import HostGroup  # noqa: PLC0415
         from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
         from railgun_ref.identity.keys import Identity  # noqa: PLC0415
         from railgun_ref.node import NodeConfig  # noqa: PLC0415
@@ -243,24 +245,15 @@ class _UdpBench:
             )
             for seed in workload.node_seeds
         ]
-        self.scopes = [anyio.CancelScope() for _ in self.hosts]
-        self.stopped = [anyio.Event() for _ in self.hosts]
+        self.group = HostGroup()
         self.joins_failed = 0
         self.stores: list[OpResult | None] = [None] * params.keys
         self.gets: list[OpResult | None] = [None] * params.keys
         self.limiter = anyio.CapacityLimiter(params.op_concurrency)
         self.join_limiter = anyio.CapacityLimiter(params.join_concurrency)
-        self.getter_locks = [anyio.Lock() for _ in self.hosts]
+        #: One lock per getter that has a get (one get per getter at a time).
+        self.getter_locks = {g: anyio.Lock() for g in workload.get_from}
         self.lag = LoopLag()
-
-    async def serve(self, i: int, *, task_status: Any = None) -> None:
-        import anyio  # noqa: PLC0415
-
-        try:
-            with self.scopes[i]:
-                await self.hosts[i].run(task_status=task_status or anyio.TASK_STATUS_IGNORED)
-        finally:
-            self.stopped[i].set()
 
     async def watch_lag(self) -> None:
         import anyio  # noqa: PLC0415
@@ -345,9 +338,10 @@ class _UdpBench:
         params, hosts, lag = self.params, self.hosts, self.lag
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.watch_lag)
+            await tg.start(self.group.run)
             started = time.perf_counter()
-            for i in range(len(hosts)):
-                await tg.start(self.serve, i)
+            for host in hosts:
+                self.group.add(host)
             with self.progress.phase("setup", total=len(hosts) - 1, unit="nodes joined") as joining:
                 await self.each(functools.partial(self.join, report=joining), range(1, len(hosts)))
             setup_s = time.perf_counter() - started
@@ -379,9 +373,7 @@ class _UdpBench:
 
     async def stop_churned(self) -> None:
         for i in self.workload.stopped:
-            self.scopes[i].cancel()
-        for i in self.workload.stopped:
-            await self.stopped[i].wait()
+            self.hosts[i].stop()
         self.progress(f"churn: stopped {len(self.workload.stopped)} nodes")
 
 
