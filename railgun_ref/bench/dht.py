@@ -71,6 +71,7 @@ from railgun_ref.bench.dht_common import (
     Progress,
     Workload,
     distribution,
+    kernel_udp_drops,
     make_workload,
 )
 from railgun_ref.core.constants import REQUEST_TIMEOUT
@@ -358,6 +359,7 @@ class _UdpBench:
             await self.each(self.get, range(params.keys))
             self.progress(f"{params.keys} gets done")
             counters = _udp_counters(hosts)
+            traffic = _udp_traffic(hosts, counters)
             tg.cancel_scope.cancel()
         return ImplRun(
             impl="ours",
@@ -367,7 +369,7 @@ class _UdpBench:
             stores=[op for op in self.stores if op is not None],
             gets=[op for op in self.gets if op is not None],
             notes=list(_UDP_NOTES),
-            extra={"driver_and_rejection_counters": counters},
+            extra={"driver_and_rejection_counters": counters, **traffic},
             loop_lag=lag,
         )
 
@@ -392,6 +394,29 @@ def _udp_counters(hosts: "Sequence[NodeHost]") -> dict[str, int]:
             {k: v for k, v in rejected.items() if k.startswith(f"{NodeCounter.REJECTED.value}.")}
         )
     return dict(sorted(counters.items()))
+
+
+def _udp_traffic(hosts: "Sequence[NodeHost]", counters: dict[str, int]) -> dict[str, Any]:
+    """Datagrams sent, responses that came after their request timed out, datagrams dropped
+    (by the kernel for a full receive buffer, by the driver for a full backlog), all hosts."""
+    from railgun_ref.core.errors import ErrorCode  # noqa: PLC0415
+    from railgun_ref.drivers.udp import DriverCounter  # noqa: PLC0415
+    from railgun_ref.node import NodeCounter  # noqa: PLC0415
+    from railgun_ref.rpc.requests import Channel  # noqa: PLC0415
+
+    sent = sum(h.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) for h in hosts)
+    late = sum(
+        h.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.UNEXPECTED_RESPONSE)
+        for h in hosts
+    )
+    return {
+        "datagrams_sent_total": sent,
+        "late_responses": late,
+        "dropped_datagrams": {
+            "kernel": kernel_udp_drops([h.address[1] for h in hosts if h.running]),
+            "driver_queue_full": counters.get(DriverCounter.UDP_QUEUE_FULL.value, 0),
+        },
+    }
 
 
 _UDP_NOTES: Final = [
@@ -1034,6 +1059,11 @@ HOW_COUNTED: Final = {
     "rtt": "each datagram is held rtt_ms/2 before it is sent, on every node, both directions",
     "event_loop_lag_ms": "how late a 50 ms sleeper in the same loop woke, per phase: "
     "queueing delay every node in that loop suffered (CPU-bound loop, shared cores)",
+    "late_responses": "ours: responses that matched no request in flight "
+    "(rejected.unexpected_response: they came after the RPC timeout, or twice)",
+    "dropped_datagrams": "kernel: /proc/net/udp drops (receive buffer full) over the "
+    "implementation's sockets at the end of the gets; driver_queue_full: ours only, datagrams "
+    "its send backlog refused",
 }
 
 

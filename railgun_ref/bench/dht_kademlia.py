@@ -34,7 +34,15 @@ import logging
 import time
 from typing import Any
 
-from railgun_ref.bench.dht_common import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
+from railgun_ref.bench.dht_common import (
+    BenchParams,
+    ImplRun,
+    LoopLag,
+    OpResult,
+    Progress,
+    Workload,
+    kernel_udp_drops,
+)
 from railgun_ref.drivers.console import ProgressReport
 
 _REQUEST: bytes = b"\x00"  # rpcudp: first byte of a request datagram
@@ -216,6 +224,8 @@ class _KademliaBench:
         gets = list(await asyncio.gather(*(self.get(i) for i in range(params.keys))))
         self.progress(f"{params.keys} gets done")
         refused = sum(link.refused for link in self.links)
+        ports = [link.get_extra_info("sockname")[1] for link in self.links]
+        dropped = kernel_udp_drops(ports)
         for i, server in enumerate(self.servers):
             if i not in set(workload.stopped):
                 server.stop()
@@ -232,6 +242,7 @@ class _KademliaBench:
             extra={
                 "datagrams_sent_total": sum(link.datagrams for link in self.links),
                 "datagrams_refused_non_loopback": refused,
+                "dropped_datagrams": {"kernel": dropped},
             },
             loop_lag=lag,
         )

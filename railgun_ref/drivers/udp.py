@@ -367,7 +367,7 @@ class NodeHost:
         self._group: HostGroup | None = None
         #: Cancel scopes of this host's tasks in the group (connections, backlog writer).
         self._scopes: set[anyio.CancelScope] = set()
-        self._stopped: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None  #: set by `stop`; `run` waits for it
         #: Why the host stopped on its own (its UDP socket kept failing); `run` raises it.
         self._failure: OSError | None = None
         self._udp: socket.socket | None = None
@@ -635,12 +635,12 @@ class NodeHost:
         if self._state is not HostState.NEW:
             raise HostStoppedError("a NodeHost runs only once; make a new one")
         group = HostGroup(clock=self._clock)
+        stopped = self._stopped = anyio.Event()
         async with anyio.create_task_group() as tg:
             await tg.start(group.run)
             address = group.add(self)
             task_status.started(address)
-            assert self._stopped is not None
-            await self._stopped.wait()
+            await stopped.wait()
             tg.cancel_scope.cancel()
         if self._failure is not None:
             raise self._failure
@@ -658,7 +658,6 @@ class NodeHost:
             self._state = HostState.STOPPED
             raise
         try:
-            self._stopped = anyio.Event()
             group.watch(udp, self._on_udp_readable)
             group.watch(listener, self._on_acceptable)
         except BaseException:
@@ -806,13 +805,18 @@ class NodeHost:
             case _:
                 assert_never(action)
 
-    def _deliver(self, event: NodeEvent, now: float) -> None:
-        record = record_event(self.node.node_id, now, event)
+    def _trace_event(self, event: NodeEvent, now: float) -> None:
         if len(self._trace) == self._trace.maxlen:
             self._count(DriverCounter.TRACE_EVICTED)
+            if not self._trace.maxlen and not self._subscribers:
+                return  # trace_limit 0 and nobody listening: no record to build
+        record = record_event(self.node.node_id, now, event)
         self._trace.append(record)
         for subscriber in tuple(self._subscribers):
             subscriber(record)
+
+    def _deliver(self, event: NodeEvent, now: float) -> None:
+        self._trace_event(event, now)
         if self._store is not None:
             # Persisted here, while the loop drains the node, before the sender task can put the
             # STORED reply on the wire (DHT-4.5).
