@@ -340,12 +340,13 @@ class _UdpBench:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.watch_lag)
             await tg.start(self.group.run)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             for host in hosts:
                 self.group.add(host)
             with self.progress.phase("setup", total=len(hosts) - 1, unit="nodes joined") as joining:
                 await self.each(functools.partial(self.join, report=joining), range(1, len(hosts)))
             setup_s = time.perf_counter() - started
+            setup_cpu_s = round(time.process_time() - started_cpu, 3)
             self.progress(
                 f"setup {len(hosts)} nodes in {setup_s:.1f}s ({self.joins_failed} joins failed)"
             )
@@ -369,7 +370,11 @@ class _UdpBench:
             stores=[op for op in self.stores if op is not None],
             gets=[op for op in self.gets if op is not None],
             notes=list(_UDP_NOTES),
-            extra={"driver_and_rejection_counters": counters, **traffic},
+            extra={
+                "setup_cpu_s": setup_cpu_s,
+                "driver_and_rejection_counters": counters,
+                **traffic,
+            },
             loop_lag=lag,
         )
 
@@ -1059,6 +1064,8 @@ HOW_COUNTED: Final = {
     "rtt": "each datagram is held rtt_ms/2 before it is sent, on every node, both directions",
     "event_loop_lag_ms": "how late a 50 ms sleeper in the same loop woke, per phase: "
     "queueing delay every node in that loop suffered (CPU-bound loop, shared cores)",
+    "setup_cpu_s": "CPU seconds (user + system, time.process_time) the worker spent during "
+    "setup_s: less sensitive than wall time to what else the shared cores run",
     "late_responses": "ours: responses that matched no request in flight "
     "(rejected.unexpected_response: they came after the RPC timeout, or twice)",
     "dropped_datagrams": "kernel: /proc/net/udp drops (receive buffer full) over the "
