@@ -4,7 +4,8 @@ The workload (`make_workload`) is drawn from the seed alone, so every
 implementation gets the same node seeds, keys, values, storers, stopped
 nodes and getters:
 
-1. **setup**: N real UDP nodes on 127.0.0.1 in one event loop; node 0 starts
+1. **setup**: N real UDP nodes on 127.0.0.1 in one event loop, served by one
+   `HostGroup` (one watch loop over every socket, one timer task); node 0 starts
    alone and every other node joins through it, `join_concurrency` joins at a
    time. ``setup_s`` runs from binding the first socket to the end of the last
    join; then the network settles for ``settle_s`` (not counted).
@@ -70,6 +71,7 @@ from railgun_ref.bench.dht_common import (
     Progress,
     Workload,
     distribution,
+    kernel_udp_drops,
     make_workload,
 )
 from railgun_ref.core.constants import REQUEST_TIMEOUT
@@ -223,6 +225,7 @@ class _UdpBench:
         import anyio  # noqa: PLC0415
 
         from railgun_ref.dht.service import DhtConfig  # noqa: PLC0415
+        from railgun_ref.drivers.host_group import HostGroup  # noqa: PLC0415
         from railgun_ref.drivers.udp import NodeHost  # noqa: PLC0415
         from railgun_ref.identity.keys import Identity  # noqa: PLC0415
         from railgun_ref.node import NodeConfig  # noqa: PLC0415
@@ -243,24 +246,15 @@ class _UdpBench:
             )
             for seed in workload.node_seeds
         ]
-        self.scopes = [anyio.CancelScope() for _ in self.hosts]
-        self.stopped = [anyio.Event() for _ in self.hosts]
+        self.group = HostGroup()
         self.joins_failed = 0
         self.stores: list[OpResult | None] = [None] * params.keys
         self.gets: list[OpResult | None] = [None] * params.keys
         self.limiter = anyio.CapacityLimiter(params.op_concurrency)
         self.join_limiter = anyio.CapacityLimiter(params.join_concurrency)
-        self.getter_locks = [anyio.Lock() for _ in self.hosts]
+        #: One lock per getter that has a get (one get per getter at a time).
+        self.getter_locks = {g: anyio.Lock() for g in workload.get_from}
         self.lag = LoopLag()
-
-    async def serve(self, i: int, *, task_status: Any = None) -> None:
-        import anyio  # noqa: PLC0415
-
-        try:
-            with self.scopes[i]:
-                await self.hosts[i].run(task_status=task_status or anyio.TASK_STATUS_IGNORED)
-        finally:
-            self.stopped[i].set()
 
     async def watch_lag(self) -> None:
         import anyio  # noqa: PLC0415
@@ -345,12 +339,14 @@ class _UdpBench:
         params, hosts, lag = self.params, self.hosts, self.lag
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.watch_lag)
-            started = time.perf_counter()
-            for i in range(len(hosts)):
-                await tg.start(self.serve, i)
+            await tg.start(self.group.run)
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for host in hosts:
+                self.group.add(host)
             with self.progress.phase("setup", total=len(hosts) - 1, unit="nodes joined") as joining:
                 await self.each(functools.partial(self.join, report=joining), range(1, len(hosts)))
             setup_s = time.perf_counter() - started
+            setup_cpu_s = round(time.process_time() - started_cpu, 3)
             self.progress(
                 f"setup {len(hosts)} nodes in {setup_s:.1f}s ({self.joins_failed} joins failed)"
             )
@@ -364,6 +360,7 @@ class _UdpBench:
             await self.each(self.get, range(params.keys))
             self.progress(f"{params.keys} gets done")
             counters = _udp_counters(hosts)
+            traffic = _udp_traffic(hosts, counters)
             tg.cancel_scope.cancel()
         return ImplRun(
             impl="ours",
@@ -373,15 +370,17 @@ class _UdpBench:
             stores=[op for op in self.stores if op is not None],
             gets=[op for op in self.gets if op is not None],
             notes=list(_UDP_NOTES),
-            extra={"driver_and_rejection_counters": counters},
+            extra={
+                "setup_cpu_s": setup_cpu_s,
+                "driver_and_rejection_counters": counters,
+                **traffic,
+            },
             loop_lag=lag,
         )
 
     async def stop_churned(self) -> None:
         for i in self.workload.stopped:
-            self.scopes[i].cancel()
-        for i in self.workload.stopped:
-            await self.stopped[i].wait()
+            self.hosts[i].stop()
         self.progress(f"churn: stopped {len(self.workload.stopped)} nodes")
 
 
@@ -400,6 +399,29 @@ def _udp_counters(hosts: "Sequence[NodeHost]") -> dict[str, int]:
             {k: v for k, v in rejected.items() if k.startswith(f"{NodeCounter.REJECTED.value}.")}
         )
     return dict(sorted(counters.items()))
+
+
+def _udp_traffic(hosts: "Sequence[NodeHost]", counters: dict[str, int]) -> dict[str, Any]:
+    """Datagrams sent, responses that came after their request timed out, datagrams dropped
+    (by the kernel for a full receive buffer, by the driver for a full backlog), all hosts."""
+    from railgun_ref.core.errors import ErrorCode  # noqa: PLC0415
+    from railgun_ref.drivers.udp import DriverCounter  # noqa: PLC0415
+    from railgun_ref.node import NodeCounter  # noqa: PLC0415
+    from railgun_ref.rpc.requests import Channel  # noqa: PLC0415
+
+    sent = sum(h.node.counters.get_count(NodeCounter.TX, Channel.DATAGRAM) for h in hosts)
+    late = sum(
+        h.node.counters.get_count(NodeCounter.REJECTED, ErrorCode.UNEXPECTED_RESPONSE)
+        for h in hosts
+    )
+    return {
+        "datagrams_sent_total": sent,
+        "late_responses": late,
+        "dropped_datagrams": {
+            "kernel": kernel_udp_drops([h.address[1] for h in hosts if h.running]),
+            "driver_queue_full": counters.get(DriverCounter.UDP_QUEUE_FULL.value, 0),
+        },
+    }
 
 
 _UDP_NOTES: Final = [
@@ -1042,6 +1064,13 @@ HOW_COUNTED: Final = {
     "rtt": "each datagram is held rtt_ms/2 before it is sent, on every node, both directions",
     "event_loop_lag_ms": "how late a 50 ms sleeper in the same loop woke, per phase: "
     "queueing delay every node in that loop suffered (CPU-bound loop, shared cores)",
+    "setup_cpu_s": "CPU seconds (user + system, time.process_time) the worker spent during "
+    "setup_s: less sensitive than wall time to what else the shared cores run",
+    "late_responses": "ours: responses that matched no request in flight "
+    "(rejected.unexpected_response: they came after the RPC timeout, or twice)",
+    "dropped_datagrams": "kernel: /proc/net/udp drops (receive buffer full) over the "
+    "implementation's sockets at the end of the gets; driver_queue_full: ours only, datagrams "
+    "its send backlog refused",
 }
 
 

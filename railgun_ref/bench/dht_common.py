@@ -29,6 +29,7 @@ __all__ = [
     "Progress",
     "Workload",
     "distribution",
+    "kernel_udp_drops",
     "make_workload",
     "nearest_rank",
 ]
@@ -200,3 +201,20 @@ class Progress:
             enabled=self._enabled,
             final_line=False,  # the phase's own summary line follows
         )
+
+
+def kernel_udp_drops(ports: Sequence[int]) -> int | None:
+    """Datagrams the kernel dropped (full receive buffer) at the IPv4 UDP sockets bound to
+    `ports`, summed, from /proc/net/udp's ``drops`` column; None where it is not available."""
+    wanted = {f":{port:04X}" for port in ports}
+    try:
+        with open("/proc/net/udp", encoding="ascii") as table:
+            lines = table.readlines()[1:]
+    except OSError:
+        return None
+    drops = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 12 and fields[1][fields[1].rfind(":") :] in wanted:
+            drops += int(fields[12])
+    return drops

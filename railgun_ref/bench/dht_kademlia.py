@@ -34,7 +34,15 @@ import logging
 import time
 from typing import Any
 
-from railgun_ref.bench.dht_common import BenchParams, ImplRun, LoopLag, OpResult, Progress, Workload
+from railgun_ref.bench.dht_common import (
+    BenchParams,
+    ImplRun,
+    LoopLag,
+    OpResult,
+    Progress,
+    Workload,
+    kernel_udp_drops,
+)
 from railgun_ref.drivers.console import ProgressReport
 
 _REQUEST: bytes = b"\x00"  # rpcudp: first byte of a request datagram
@@ -119,6 +127,7 @@ class _KademliaBench:
         self.join_limit = asyncio.Semaphore(params.join_concurrency)
         self.limit = asyncio.Semaphore(params.op_concurrency)
         self.getter_locks: list[asyncio.Lock] = []
+        self.setup_cpu_s: float | None = None
 
     async def start(self, seed: bytes) -> None:
         params = self.params
@@ -185,7 +194,7 @@ class _KademliaBench:
 
     async def setup(self) -> float:
         """Start every server and join it through the first; the wall seconds it took."""
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for seed in self.workload.node_seeds:
             await self.start(seed)
         bootstrap = self.servers[0].transport.get_extra_info("sockname")[:2]
@@ -195,6 +204,7 @@ class _KademliaBench:
                 *(self.join(i, bootstrap, joining) for i in range(1, len(self.servers)))
             )
         setup_s = time.perf_counter() - started
+        self.setup_cpu_s = round(time.process_time() - started_cpu, 3)
         self.progress(
             f"setup {len(self.servers)} nodes in {setup_s:.1f}s ({self.joins_failed} joins failed)"
         )
@@ -216,6 +226,8 @@ class _KademliaBench:
         gets = list(await asyncio.gather(*(self.get(i) for i in range(params.keys))))
         self.progress(f"{params.keys} gets done")
         refused = sum(link.refused for link in self.links)
+        ports = [link.get_extra_info("sockname")[1] for link in self.links]
+        dropped = kernel_udp_drops(ports)
         for i, server in enumerate(self.servers):
             if i not in set(workload.stopped):
                 server.stop()
@@ -230,8 +242,10 @@ class _KademliaBench:
             gets=gets,
             notes=_notes(params),
             extra={
+                "setup_cpu_s": self.setup_cpu_s,
                 "datagrams_sent_total": sum(link.datagrams for link in self.links),
                 "datagrams_refused_non_loopback": refused,
+                "dropped_datagrams": {"kernel": dropped},
             },
             loop_lag=lag,
         )

@@ -14,9 +14,13 @@ only moves bytes and time:
   datagrams and stream messages into queues, events into API waiters, trace
   subscribers and a bounded trace list — and runs `on_timer` at the node's
   deadline (the loop's `run` is the host's only timer task);
+* a host runs no task of its own while idle: its sockets are watched by the
+  watch loop of a `HostGroup` and its `CoreLoop` is fired by the group's
+  timer heap (`drivers.host_group`), so one process serves hundreds of hosts
+  from two tasks; `run` serves one host in a group of its own;
 * the UDP socket is a plain non-blocking socket with a receive buffer sized
   for bursts (`udp_buffer`, SO_RCVBUF/SO_SNDBUF): each time it is readable the
-  receive task drains it — up to `_DRAIN_BATCH` datagrams, fed to the node one
+  host drains it — up to `_DRAIN_BATCH` datagrams, fed to the node one
   by one, then one pump — so a flood is read as fast as the node can check it,
   and the node's limits (ABUSE-1) drop the excess before any signature check.
   Datagrams the kernel dropped for a full buffer are read from
@@ -25,7 +29,7 @@ only moves bytes and time:
   socket would block, or when `send_delay` holds it (link-delay emulation for
   benchmarks: the same delay for every datagram, so the backlog stays in due
   order), does it wait in a backlog of at most `queue_size` datagrams, which
-  one task writes out; a full backlog drops and counts
+  one task writes out while there is one; a full backlog drops and counts
   (``driver.udp_queue_full``); each stream connection has one writer and one
   reader task, so a slow peer only ever delays its own connection;
 * stream connections take slots from `ConnectionSlots` (ABUSE-3): inbound
@@ -52,6 +56,7 @@ The clock is injectable so the same driver runs in virtual time under trio's
 import itertools
 import random
 import socket
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -61,7 +66,6 @@ from typing import Any, Final, assert_never
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from railgun_ref.capacity.advert import (
@@ -86,6 +90,7 @@ from railgun_ref.drivers.addresses import (
     family_of,
     is_sendable,
 )
+from railgun_ref.drivers.host_group import HostGroup
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
 from railgun_ref.events import (
@@ -131,6 +136,12 @@ _UDP_READ_SIZE: Final = 65535
 UDP_BUFFER: Final = 4 * 1024 * 1024
 #: Bytes asked of a stream socket per read.
 _READ_SIZE: Final = 65536
+#: Connections accepted per wake-up of the listener before other sockets get their turn.
+_ACCEPT_BATCH: Final = 64
+#: Pending connections the kernel may queue on a listener (it caps this at somaxconn).
+_LISTEN_BACKLOG: Final = 65535
+#: Seconds a listener rests after an accept error (e.g. out of file descriptors).
+_ACCEPT_PAUSE: Final = 0.01
 #: How many times to pick a new port when the TCP half of an OS-chosen port is taken.
 _BIND_ATTEMPTS: Final = 8
 #: Consecutive UDP receive errors after which the socket is considered dead.
@@ -276,8 +287,10 @@ class NodeHost:
     """One `Node` served on a UDP socket and a TCP listener sharing host:port.
 
     Use it inside a task group: ``address = await tg.start(host.run)``; cancel
-    the group to stop it. `ping` and the other API calls must run on the same
-    event loop while `run` is active.
+    the group to stop it. Or serve many from one task set: ``await
+    tg.start(group.run)`` for a `HostGroup`, then ``address = group.add(host)``
+    for each, ``host.stop()`` to stop one. `ping` and the other API calls must
+    run on the same event loop while the host runs.
     """
 
     def __init__(
@@ -350,13 +363,21 @@ class NodeHost:
         self._connections: dict[ConnectionId, _Connection] = {}
         self._outbound: dict[Address, _Connection] = {}
         self._connection_ids = itertools.count(1)
-        self._task_group: anyio.abc.TaskGroup | None = None
+        #: The group serving this host while it runs (`HostGroup`).
+        self._group: HostGroup | None = None
+        #: Cancel scopes of this host's tasks in the group (connections, backlog writer).
+        self._scopes: set[anyio.CancelScope] = set()
+        self._stopped: anyio.Event | None = None  #: set by `stop`; `run` waits for it
+        #: Why the host stopped on its own (its UDP socket kept failing); `run` raises it.
+        self._failure: OSError | None = None
         self._udp: socket.socket | None = None
+        self._listener: socket.socket | None = None
+        self._udp_errors = 0  #: receive errors in a row
         self._udp_buffer = udp_buffer
         #: Datagrams waiting for the socket or their due time: (due time on the event
         #: loop's clock, 0.0 = now; datagram; destination), at most `queue_size`.
         self._udp_backlog: deque[tuple[float, bytes, Address]] = deque()
-        self._udp_wake: anyio.Event | None = None
+        self._sending = False  #: a task is writing out the backlog
         #: APP-1.3: one receiver per topic, filled by `_deliver`.
         self._app_inboxes: dict[int, MemoryObjectSendStream[AppMessageReceived]] = {}
         self._store = store
@@ -609,42 +630,86 @@ class NodeHost:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[Address] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Bind, report the bound address through `task_status`, serve until cancelled."""
+        """Bind, report the bound address through `task_status`, serve until cancelled
+        (in a `HostGroup` of its own). Raises the OSError that stopped the host, if any."""
         if self._state is not HostState.NEW:
             raise HostStoppedError("a NodeHost runs only once; make a new one")
+        group = HostGroup(clock=self._clock)
+        stopped = self._stopped = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            await tg.start(group.run)
+            address = group.add(self)
+            task_status.started(address)
+            await stopped.wait()
+            tg.cancel_scope.cancel()
+        if self._failure is not None:
+            raise self._failure
+
+    def start_in(self, group: HostGroup) -> Address:
+        """Bind and serve from `group` (what `HostGroup.add` calls); returns the address."""
+        if self._state is not HostState.NEW:
+            raise HostStoppedError("a NodeHost runs only once; make a new one")
+        if group.clock is not self._clock:
+            raise ValueError("a host and its group must share one clock")
         self._state = HostState.RUNNING
         try:
-            udp, listener = await self._bind()
-            async with listener, anyio.create_task_group() as tg:
-                self._task_group = tg
-                self._udp = udp
-                self._udp_wake = anyio.Event()
-                tg.start_soon(self._udp_receive_loop, udp)
-                tg.start_soon(self._udp_send_loop, udp)
-                tg.start_soon(self._accept_loop, listener)
-                tg.start_soon(self._loop.run)
-                task_status.started(self.address)
-        finally:
+            udp, listener = self._bind()
+        except BaseException:
             self._state = HostState.STOPPED
-            self._task_group = None
-            if self._udp is not None:
-                self._udp.close()
-            self._udp = None
-            self._count(DriverCounter.DROPPED_AFTER_STOP, len(self._udp_backlog))
-            self._udp_backlog.clear()
-            for connection in list(self._connections.values()):
-                self._forget(connection)
-            for waiter in self._waiters.values():
-                waiter.done.set()
-            for query_waiter in self._query_waiters.values():
-                query_waiter.done.set()  # outcome None: ping() raises HostStoppedError
-            for inbox in self._app_inboxes.values():
-                inbox.close()  # an `async for` over app_inbox() ends
-            self._app_inboxes.clear()
-            if self._store is not None:
-                self._store.save_peers(
-                    [(c.node_id, c.address) for c in self.node.dht.routing.contacts()]
-                )
+            raise
+        try:
+            group.watch(udp, self._on_udp_readable)
+            group.watch(listener, self._on_acceptable)
+        except BaseException:
+            self._state = HostState.STOPPED
+            for sock in (udp, listener):
+                group.unwatch(sock)
+                sock.close()
+            raise
+        self._group, self._udp, self._listener = group, udp, listener
+        self._loop.attach(group.timers)
+        return self.address
+
+    def stop(self) -> None:
+        """Stop serving: close the sockets and connections, end the calls waiting on the
+        node (they raise `HostStoppedError`). Idempotent; a host that never ran just stops."""
+        if self._state is not HostState.RUNNING:
+            self._state = HostState.STOPPED
+            return
+        self._state = HostState.STOPPED
+        self._loop.detach()
+        group, self._group = self._group, None
+        for sock in (self._udp, self._listener):
+            if sock is not None:
+                if group is not None:
+                    group.unwatch(sock)
+                sock.close()
+        self._udp = self._listener = None
+        for scope in tuple(self._scopes):
+            scope.cancel()
+        self._count(DriverCounter.DROPPED_AFTER_STOP, len(self._udp_backlog))
+        self._udp_backlog.clear()
+        for connection in list(self._connections.values()):
+            self._forget(connection)
+        self._end_waits()
+        if self._store is not None:
+            self._store.save_peers(
+                [(c.node_id, c.address) for c in self.node.dht.routing.contacts()]
+            )
+        if group is not None:
+            group.discard(self)
+        if self._stopped is not None:
+            self._stopped.set()
+
+    def _end_waits(self) -> None:
+        """A stopping host ends every API wait (outcome None) and every app inbox."""
+        for waiter in self._waiters.values():
+            waiter.done.set()
+        for query_waiter in self._query_waiters.values():
+            query_waiter.done.set()  # outcome None: ping() raises HostStoppedError
+        for inbox in self._app_inboxes.values():
+            inbox.close()  # an `async for` over app_inbox() ends
+        self._app_inboxes.clear()
 
     def _udp_socket(self) -> socket.socket:
         """A non-blocking UDP socket on host:port with buffers sized for bursts."""
@@ -680,15 +745,30 @@ class NodeHost:
         """The receive buffer the kernel gave the UDP socket, bytes (0 when not running)."""
         return 0 if self._udp is None else self._udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
-    async def _bind(self) -> tuple[socket.socket, anyio.abc.SocketListener]:
+    def _tcp_listener(self, port: int) -> socket.socket:
+        """A non-blocking TCP listening socket on host:port."""
+        family = family_of(self._host)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            tcp.setblocking(False)
+            if family == socket.AF_INET6:
+                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if sys.platform != "win32":  # as anyio's listeners: rebind while TIME_WAIT lasts
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((self._host, port))
+            tcp.listen(_LISTEN_BACKLOG)
+        except BaseException:
+            tcp.close()
+            raise
+        return tcp
+
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
         attempts = _BIND_ATTEMPTS if self._requested_port == 0 else 1
         for attempt in range(attempts):
             udp = self._udp_socket()
             try:
                 port = udp.getsockname()[1]
-                listeners = await anyio.create_tcp_listener(
-                    local_host=self._host, local_port=port, family=family_of(self._host)
-                )
+                listener = self._tcp_listener(port)
             except OSError:
                 udp.close()
                 if attempt + 1 == attempts:
@@ -697,18 +777,12 @@ class NodeHost:
             except BaseException:
                 udp.close()
                 raise
-            listener = listeners.listeners[0] if len(listeners.listeners) == 1 else None
-            if not isinstance(listener, anyio.abc.SocketListener):  # pragma: no cover
-                # An IPv4 literal always gives exactly one socket listener.
-                await anyio.aclose_forcefully(listeners)
-                udp.close()
-                raise OSError(f"expected one TCP listener on {self._host}:{port}")
             self._port = port
             return udp, listener
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _require_running(self) -> None:
-        if self._state is not HostState.RUNNING or self._task_group is None:
+        if self._state is not HostState.RUNNING or self._group is None:
             raise HostStoppedError(f"{self!r} is not running")
 
     # ------------------------------------------------------ node plumbing
@@ -731,13 +805,18 @@ class NodeHost:
             case _:
                 assert_never(action)
 
-    def _deliver(self, event: NodeEvent, now: float) -> None:
-        record = record_event(self.node.node_id, now, event)
+    def _trace_event(self, event: NodeEvent, now: float) -> None:
         if len(self._trace) == self._trace.maxlen:
             self._count(DriverCounter.TRACE_EVICTED)
+            if not self._trace.maxlen and not self._subscribers:
+                return  # trace_limit 0 and nobody listening: no record to build
+        record = record_event(self.node.node_id, now, event)
         self._trace.append(record)
         for subscriber in tuple(self._subscribers):
             subscriber(record)
+
+    def _deliver(self, event: NodeEvent, now: float) -> None:
+        self._trace_event(event, now)
         if self._store is not None:
             # Persisted here, while the loop drains the node, before the sender task can put the
             # STORED reply on the wire (DHT-4.5).
@@ -771,8 +850,8 @@ class NodeHost:
                 waiter.done.set()
 
     def _queue_datagram(self, data: bytes, address: Address) -> None:
-        udp = self._udp
-        if udp is None or self._udp_wake is None:
+        udp, group = self._udp, self._group
+        if udp is None or group is None:
             self._count(DriverCounter.DROPPED_AFTER_STOP)
             return
         if not is_sendable(address):
@@ -788,7 +867,9 @@ class NodeHost:
             return
         due = anyio.current_time() + self._send_delay if self._send_delay else 0.0
         self._udp_backlog.append((due, data, address))
-        self._udp_wake.set()
+        if not self._sending:
+            self._sending = True
+            group.start_soon(self._udp_send_loop, udp, scopes=self._scopes)
 
     def _sendto(self, udp: socket.socket, data: bytes, address: Address) -> bool:
         """Send now if the socket takes it; False if it would block (the caller queues)."""
@@ -856,30 +937,29 @@ class NodeHost:
 
     # ------------------------------------------------------------ datagrams
 
-    async def _udp_receive_loop(self, udp: socket.socket) -> None:
-        """Drain the socket on every wake-up: up to `_DRAIN_BATCH` datagrams, then one pump."""
-        errors_in_a_row = 0
-        while True:
+    def _on_udp_readable(self) -> None:
+        """The group saw the socket readable: drain up to `_DRAIN_BATCH` datagrams, then pump
+        once. `_MAX_UDP_ERRORS` receive errors in a row stop the host (`run` raises it)."""
+        udp = self._udp
+        if udp is None:
+            return  # stopped while the group was calling back the sockets it found ready
+        for _ in range(_DRAIN_BATCH):
             try:
-                await anyio.wait_readable(udp)
-            except (anyio.ClosedResourceError, OSError):
-                return
-            for _ in range(_DRAIN_BATCH):
-                try:
-                    data, peer = udp.recvfrom(_UDP_READ_SIZE)  # IPv6 adds flow and scope
-                except BlockingIOError:
-                    break
-                except OSError:
-                    # e.g. an ICMP error reported on the socket; it stays usable.
-                    self._count(DriverCounter.UDP_RECEIVE_ERROR)
-                    errors_in_a_row += 1
-                    if errors_in_a_row >= _MAX_UDP_ERRORS:
-                        raise
-                    continue
-                errors_in_a_row = 0
-                self._on_datagram(data, _interned(peer[0], peer[1]))
-            self._pump()
-            await anyio.sleep(0)  # a socket that never empties must not starve the loop
+                data, peer = udp.recvfrom(_UDP_READ_SIZE)  # IPv6 adds flow and scope
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                # e.g. an ICMP error reported on the socket; it stays usable.
+                self._count(DriverCounter.UDP_RECEIVE_ERROR)
+                self._udp_errors += 1
+                if self._udp_errors >= _MAX_UDP_ERRORS:
+                    self._failure = exc
+                    self.stop()
+                    return
+                continue
+            self._udp_errors = 0
+            self._on_datagram(data, _interned(peer[0], peer[1]))
+        self._pump()
 
     def _on_datagram(self, data: bytes, address: Address) -> None:
         if self.blocked is not None and self.blocked(address):
@@ -892,24 +972,24 @@ class NodeHost:
         self.node.receive_datagram(data, address, now=self._clock())
 
     async def _udp_send_loop(self, udp: socket.socket) -> None:
-        """Write out the backlog: each datagram at its due time, when the socket takes it."""
+        """Write out the backlog, each datagram at its due time, when the socket takes it;
+        the task ends with the backlog (`_queue_datagram` starts the next one)."""
         backlog = self._udp_backlog
-        while True:
-            if not backlog:
-                wake = self._udp_wake = anyio.Event()
-                await wake.wait()
-                continue
-            due, data, address = backlog[0]
-            if due:
-                # Due times never decrease (one constant delay), so waiting for
-                # the head never holds a later datagram past its own due time.
-                wait = due - anyio.current_time()
-                if wait > 0:
-                    await anyio.sleep(wait)
-            if self._sendto(udp, data, address):
-                backlog.popleft()
-            else:
-                await anyio.wait_writable(udp)
+        try:
+            while backlog:
+                due, data, address = backlog[0]
+                if due:
+                    # Due times never decrease (one constant delay), so waiting for
+                    # the head never holds a later datagram past its own due time.
+                    wait = due - anyio.current_time()
+                    if wait > 0:
+                        await anyio.sleep(wait)
+                if self._sendto(udp, data, address):
+                    backlog.popleft()
+                else:
+                    await anyio.wait_writable(udp)
+        finally:
+            self._sending = False
 
     # ------------------------------------------------------------- streams
 
@@ -917,12 +997,13 @@ class NodeHost:
         if not is_sendable(address):
             self._count(DriverCounter.REFUSED_ADDRESS)
             return None
-        if self._task_group is None:
+        group = self._group
+        if group is None:
             self._count(DriverCounter.DROPPED_AFTER_STOP)
             return None
         connection = self._new_connection(address, outbound=True)
         self._open_slot(connection, inbound=False)
-        self._task_group.start_soon(self._run_outbound, connection)
+        group.start_soon(self._run_outbound, connection, scopes=self._scopes)
         return connection
 
     async def _run_outbound(self, connection: _Connection) -> None:
@@ -944,33 +1025,49 @@ class NodeHost:
         self._report(StreamOpened(peer=connection.peer, outbound=True))
         await self._serve_connection(connection, stream)
 
-    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        while True:
+    def _on_acceptable(self) -> None:
+        """The group saw the listener readable: accept what waits (up to `_ACCEPT_BATCH`)."""
+        listener, group = self._listener, self._group
+        if listener is None or group is None:
+            return
+        for _ in range(_ACCEPT_BATCH):
             try:
-                stream = await listener.accept()
-            except anyio.ClosedResourceError:
+                sock, remote = listener.accept()
+            except BlockingIOError:
                 return
-            except (anyio.BrokenResourceError, OSError):
-                self._count(DriverCounter.ACCEPT_ERROR)  # e.g. out of file descriptors
-                await anyio.sleep(0.01)
-                continue
-            if self._task_group is None:
-                await anyio.aclose_forcefully(stream)
-                continue
+            except OSError:
+                # e.g. out of file descriptors: the listener stays readable, so rest a while.
+                self._count(DriverCounter.ACCEPT_ERROR)
+                group.unwatch(listener)
+                group.start_soon(self._resume_accepting, listener, scopes=self._scopes)
+                return
             self._count(DriverCounter.CONNECTIONS_ACCEPTED)
-            try:
-                remote = stream.extra(SocketAttribute.remote_address)
-            except (anyio.TypedAttributeLookupError, OSError):
-                self._count(
-                    DriverCounter.CONNECTION_ERROR
-                )  # reset before we could even ask who it was
-                await anyio.aclose_forcefully(stream)
-                continue
-            assert isinstance(remote, tuple)  # anyio gives (host, port) for IPv4 and IPv6
             connection = self._new_connection((remote[0], remote[1]), outbound=False)
             self._open_slot(connection, inbound=True)
             self._report(StreamOpened(peer=connection.peer, outbound=False))
-            self._task_group.start_soon(self._serve_connection, connection, stream)
+            group.start_soon(self._serve_accepted, connection, sock, scopes=self._scopes)
+
+    async def _resume_accepting(self, listener: socket.socket) -> None:
+        await anyio.sleep(_ACCEPT_PAUSE)
+        if self._listener is listener and self._group is not None:
+            self._group.watch(listener, self._on_acceptable)
+
+    async def _serve_accepted(self, connection: _Connection, sock: socket.socket) -> None:
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream = await anyio.abc.SocketStream.from_socket(sock)
+        except (OSError, ValueError):  # anyio: ValueError for a socket no longer connected
+            sock.close()
+            self._count(DriverCounter.CONNECTION_ERROR)  # reset before we could serve it
+            self._forget(connection)
+            self._report(StreamClosed(peer=connection.peer, outbound=False))
+            return
+        except BaseException:
+            sock.close()
+            self._forget(connection)
+            raise
+        await self._serve_connection(connection, stream)
 
     def _open_slot(self, connection: _Connection, *, inbound: bool) -> None:
         """ABUSE-3.2: take a slot. An outbound one is taken while the loop drains the

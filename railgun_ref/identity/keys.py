@@ -25,6 +25,7 @@ only for the extent of one run; conformance vectors are always made with
 real Ed25519.
 """
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -74,6 +75,12 @@ def _fast_signature(public_key: bytes, message: bytes) -> bytes:
     return hashlib.blake2b(message, key=public_key, digest_size=SIGNATURE_SIZE).digest()
 
 
+#: Identities whose NodeId `node_id_of` remembers: every envelope names its sender's key,
+#: and one shared NodeId per peer, rather than one per datagram, is what routing tables keep.
+_NODE_ID_CACHE: Final = 65536
+
+
+@functools.lru_cache(maxsize=_NODE_ID_CACHE)
 def node_id_of(public_key: bytes) -> NodeId:
     """ID-1.1: NodeId = SHA-256(public key)."""
     return NodeId(hashlib.sha256(public_key).digest())

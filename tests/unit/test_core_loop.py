@@ -1,5 +1,6 @@
 """The shared driver loop (CORE-1.4) and typed counters, on a tiny core."""
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -8,7 +9,7 @@ import pytest
 
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
-from railgun_ref.drivers.loop import CoreLoop
+from railgun_ref.drivers.loop import CoreLoop, TimerHeap
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,63 @@ def test_loop_runs_timers_and_drains_chained_cores() -> None:
 
     anyio.run(main)
     assert seen == ["tick", "echo"] * 3
+
+
+def _record(fired: list[tuple[str, float]], name: str, tick: Tick) -> None:
+    fired.append((name, tick.at))
+
+
+def test_one_timer_heap_fires_many_loops_in_deadline_order() -> None:
+    """A TimerHeap is the timer task of every attached loop: each fires at its own deadlines."""
+    fired: list[tuple[str, float]] = []
+
+    async def main() -> None:
+        timers = TimerHeap(clock=anyio.current_time)
+        tickers: dict[str, Ticker] = {}
+        for name, period in (("slow", 0.03), ("fast", 0.01)):
+            loop = CoreLoop(clock=anyio.current_time)
+            ticker = tickers[name] = Ticker(period, now=anyio.current_time())
+            loop.add(ticker, functools.partial(_record, fired, name))
+            loop.attach(timers)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(timers.run)
+            with anyio.fail_after(5):
+                while any(t.fired < 3 for t in tickers.values()):
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert sorted(name for name, _ in fired) == ["fast"] * 3 + ["slow"] * 3
+    assert [at for _, at in fired] == sorted(at for _, at in fired)
+
+
+def test_a_detached_loop_is_not_fired_and_a_deadline_moved_earlier_fires_early() -> None:
+    async def main() -> tuple[int, int]:
+        timers = TimerHeap(clock=anyio.current_time)
+        now = anyio.current_time()
+        late, gone = Ticker(60.0, now=now), Ticker(0.01, now=now)
+        late_loop, gone_loop = (
+            CoreLoop(clock=anyio.current_time),
+            CoreLoop(clock=anyio.current_time),
+        )
+        late_loop.add(late, lambda tick: None)
+        gone_loop.add(gone, lambda tick: None)
+        late_loop.attach(timers)
+        gone_loop.attach(timers)
+        gone_loop.detach()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(timers.run)
+            await anyio.sleep(0.01)
+            late.due = anyio.current_time() + 0.01  # an input moved the deadline earlier
+            late_loop.poke()
+            with anyio.fail_after(5):
+                while late.fired < 1:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        return late.fired, gone.fired
+
+    assert anyio.run(main) == (1, 0)
 
 
 class C(StrEnum):
