@@ -384,19 +384,37 @@ class _Streams:
                     self.connections[target][0].sendall(encode_frame(reply))
 
 
+def _bind(
+    family: socket.AddressFamily, host: str, port: int, *, stream: bool
+) -> tuple[socket.socket, socket.socket | None]:
+    """UDP on `port` and, with `stream`, TCP on the same number (STR-1). A kernel-picked
+    UDP port may be taken on TCP by another process: then pick again (20 tries)."""
+    for _ in range(20 if port == 0 else 1):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((host, port))
+        if not stream:
+            return sock, None
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.bind((host, sock.getsockname()[1]))
+        except OSError:
+            listener.close()
+            sock.close()
+            continue
+        return sock, listener
+    raise OSError(f"no port free on both UDP and TCP at {host}")
+
+
 def serve(mode: str, host: str, port: int) -> None:
     identity = Identity.generate(os.urandom)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.bind((host, port))
+    sock, listener = _bind(family, host, port, stream=mode not in ("no-stream", "silent"))
     bound_port = sock.getsockname()[1]
     node = Node(identity, rng=random.Random(), now=time.time())
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "udp")
     streams = _Streams(node, selector)
-    if mode not in ("no-stream", "silent"):
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.bind((host, bound_port))
+    if listener is not None:
         listener.listen()
         selector.register(listener, selectors.EVENT_READ, "listen")
     shown = f"[{host}]" if family == socket.AF_INET6 else host
