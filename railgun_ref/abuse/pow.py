@@ -54,6 +54,7 @@ from railgun_ref.wire import cbor
 __all__ = [
     "DEFAULT_CONFIG",
     "Admitted",
+    "PowChallenge",
     "EffortChanged",
     "PowConfig",
     "PowCounter",
@@ -63,9 +64,12 @@ __all__ = [
     "PowSolution",
     "SeedRotated",
     "Shed",
+    "challenge_from_value",
     "decode_solution",
     "encode_solution",
     "pow_value",
+    "solution_from_value",
+    "solution_value",
     "solve",
     "solves",
 ]
@@ -77,6 +81,8 @@ SEED_HEAD_SIZE: Final = 4
 NONCE_SIZE: Final = 16
 #: POW-2.1: the right-hand side of the puzzle's inequality.
 UINT32_MAX: Final = 2**32 - 1
+#: POW-2.3: the highest effort a service accepts or suggests.
+DEFAULT_MAX_EFFORT: Final = 1 << 19
 
 
 class PowRefusal(StrEnum):
@@ -129,12 +135,22 @@ def encode_solution(solution: PowSolution) -> bytes:
     return cbor.encode([POW_VERSION, solution.seed_head, solution.nonce, solution.effort])
 
 
+def solution_value(solution: PowSolution) -> list[object]:
+    """POW-2.2: the CBOR array of a solution, to nest in a request map (POW-6.1)."""
+    return [POW_VERSION, solution.seed_head, solution.nonce, solution.effort]
+
+
 def decode_solution(data: bytes) -> PowSolution:
     """POW-2.2: parse a solution. Raises only `RemoteProtocolError` (a `PowError`)."""
     try:
         value = cbor.decode(data)
     except RemoteProtocolError as exc:
         raise PowError(PowRefusal.MALFORMED, exc.message) from None
+    return solution_from_value(value)
+
+
+def solution_from_value(value: object) -> PowSolution:
+    """POW-2.2: a solution from its decoded CBOR array; `PowError` (MALFORMED) otherwise."""
     if not isinstance(value, list) or len(value) != 4 or value[0] != POW_VERSION:
         raise PowError(PowRefusal.MALFORMED, "must be [1, seed head, nonce, effort]")
     _, head, nonce, effort = value
@@ -145,6 +161,30 @@ def decode_solution(data: bytes) -> PowSolution:
     if type(effort) is not int or not 0 <= effort <= UINT32_MAX:
         raise PowError(PowRefusal.MALFORMED, "effort must be a uint32")
     return PowSolution(seed_head=head, nonce=nonce, effort=effort)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowChallenge:
+    """POW-6.2: what a refusal for load tells the requester: the full current seed and the
+    effort to pay. On the wire the CBOR array ``[seed (32 bytes), effort (1..2^19)]``."""
+
+    seed: bytes
+    effort: int
+
+    def to_value(self) -> list[object]:
+        return [self.seed, self.effort]
+
+
+def challenge_from_value(value: object) -> PowChallenge:
+    """POW-6.2: parse a challenge; anything else is MALFORMED (`RemoteProtocolError`)."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise PowError(PowRefusal.MALFORMED, "a challenge is [seed, effort]")
+    seed, effort = value
+    if not (isinstance(seed, bytes) and len(seed) == SEED_SIZE):
+        raise PowError(PowRefusal.MALFORMED, "a challenge's seed is 32 bytes")
+    if type(effort) is not int or not 1 <= effort <= DEFAULT_MAX_EFFORT:
+        raise PowError(PowRefusal.MALFORMED, "a challenge's effort is 1..2^19")
+    return PowChallenge(seed=seed, effort=effort)
 
 
 def pow_value(seed: bytes, service: bytes, requester: bytes, effort: int, nonce: bytes) -> int:
@@ -185,7 +225,7 @@ class PowConfig:
     update_period: float = 60.0  #: seconds between effort updates (POW-5.1)
     queue_limit: int = 256  #: requests waiting at most (POW-4.1)
     min_effort: int = 16  #: the lowest non-zero suggested effort (POW-5.1)
-    max_effort: int = 1 << 19  #: the highest effort accepted or suggested (POW-2.3)
+    max_effort: int = DEFAULT_MAX_EFFORT  #: the highest effort accepted or suggested (POW-2.3)
 
 
 DEFAULT_CONFIG: Final = PowConfig()
@@ -254,6 +294,11 @@ class PowService:
     @property
     def seed_head(self) -> bytes:
         return self._seeds[0][:SEED_HEAD_SIZE]
+
+    @property
+    def seed(self) -> bytes:
+        """POW-6.2: the current seed, which a refusal for load hands the requester."""
+        return self._seeds[0]
 
     # ---- inputs
 
