@@ -70,7 +70,9 @@ class AdmissionGate(Generic[T]):
         self._next_id = 0
         self._shed: list[tuple[T, PowChallenge]] = []
 
-    def offer(self, requester: NodeId, solution: PowSolution | None, item: T, *, now: float) -> None:
+    def offer(
+        self, requester: NodeId, solution: PowSolution | None, item: T, *, now: float
+    ) -> None:
         """POW-3, POW-4: check `solution` and queue `item`; `PowError` (counted) if refused."""
         self._next_id += 1
         self.pow.submit(requester, solution, self._next_id, now=now)

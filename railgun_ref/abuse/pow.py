@@ -54,8 +54,8 @@ from railgun_ref.wire import cbor
 __all__ = [
     "DEFAULT_CONFIG",
     "Admitted",
-    "PowChallenge",
     "EffortChanged",
+    "PowChallenge",
     "PowConfig",
     "PowCounter",
     "PowError",

@@ -32,6 +32,7 @@ from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.capabilities import detect_capabilities
+from railgun_ref.drivers.pow_solver import solve_off_loop
 from railgun_ref.drivers.storeforward_host import SfHost
 from railgun_ref.identity.keys import node_id_of
 from railgun_ref.storeforward import client as sfc
@@ -160,6 +161,9 @@ class TransportStoreForward:
             case sfc.SendTo(peer=peer, address=address, data=data):
                 if self.host is not None:
                     self.host.send(peer, address, data)
+            case sfc.SolvePow():
+                if self._tg is not None:
+                    self._tg.start_soon(self._solve, action)
             case sfc.SendMailboxKeys(member=member, data=data):
                 known = t.p2p.member_address(member) if t.p2p is not None else None
                 if known is None or self.host is None:
@@ -186,6 +190,18 @@ class TransportStoreForward:
                 )
             case _:
                 assert_never(action)
+
+    async def _solve(self, action: sfc.SolvePow) -> None:
+        """SF-9.4: pay a holder's price off the loop, then let the client send again."""
+        solution = await solve_off_loop(
+            action.challenge,
+            service=action.service,
+            requester=action.requester,
+            start=action.start,
+            max_tries=action.max_tries,
+        )
+        self.client.pow_solved(action.token, solution, now=self.transport.clock())
+        self.transport.loop.poke()
 
     async def _lookup(self, key: bytes) -> None:
         if self.host is None:

@@ -530,7 +530,9 @@ class StorageHolder:
         try:
             self._check_signed(request, now)
             self._remember(request.sender_key, request.request_id, request.timestamp_ms)
-            gate.offer(node_id_of(request.sender_key), request.pow_solution, (request, peer), now=now)
+            gate.offer(
+                node_id_of(request.sender_key), request.pow_solution, (request, peer), now=now
+            )
         except PowError as exc:  # POW-3.2: counted by reason in gate.pow.counters
             self._refuse(exc.code)
             self._reply(peer, request, exc.code, gate.challenge())

@@ -602,7 +602,11 @@ def to_json(message: SfMessage) -> dict[str, Any]:
         if value is None:
             continue  # SF-9: an absent optional key (the JSON of older messages is unchanged)
         if isinstance(value, PowSolution):
-            value = {"seedHead": value.seed_head.hex(), "nonce": value.nonce.hex(), "effort": value.effort}
+            value = {
+                "seedHead": value.seed_head.hex(),
+                "nonce": value.nonce.hex(),
+                "effort": value.effort,
+            }
         elif isinstance(value, PowChallenge):
             value = {"seed": value.seed.hex(), "effort": value.effort}
         elif isinstance(value, bytes):
