@@ -125,11 +125,10 @@ async def _flood(sf: SfHost, attacker: Identity, holder: NodeId, address: Addres
         await anyio.sleep(0.2)
 
 
-@pytest.mark.clause("SF-9.3", "SF-9.4", "POW-6.2", "POW-6.3")
 async def test_a_loaded_holder_asks_for_work_and_an_honest_sender_still_stores(
     tmp_path: Path,
 ) -> None:
-    """SF-9.3, SF-9.4, POW-6: shed with a price, paid, served first, stored."""
+    """SF-9.3, SF-9.4, POW-6.2, POW-6.3: shed with a price, paid, served first, stored."""
     holder_id, sender_id, attacker_id = (Identity.generate(os.urandom) for _ in range(3))
     member_id = Identity.generate(os.urandom)
     hosts = [NodeHost(i) for i in (holder_id, sender_id, attacker_id)]

@@ -97,15 +97,15 @@ def _shed_challenge(h: StorageHolder) -> m.Result:
 # ---------------------------------------------------------------- codec (SF-9.1, SF-9.2)
 
 
-@pytest.mark.clause("SF-9.1")
 def test_a_store_without_work_encodes_as_before() -> None:
+    """SF-9.1."""
     plain = store(1)
     assert 11 not in plain.to_map() and m.encode(m.decode(m.encode(plain))) == m.encode(plain)
     assert "powSolution" not in m.to_json(plain)
 
 
-@pytest.mark.clause("SF-9.1", "POW-6.1")
 def test_the_solution_is_signed_and_round_trips() -> None:
+    """SF-9.1, POW-6.1."""
     solution = PowSolution(seed_head=b"abcd", nonce=bytes(16), effort=16)
     paid = _paid(1, solution)
     decoded = m.decode(m.encode(paid))
@@ -116,7 +116,6 @@ def test_the_solution_is_signed_and_round_trips() -> None:
     assert isinstance(forged, m.StoreRequest) and not forged.signature_ok()
 
 
-@pytest.mark.clause("SF-9.1")
 @pytest.mark.parametrize(
     ("key", "value"),
     [
@@ -128,18 +127,19 @@ def test_the_solution_is_signed_and_round_trips() -> None:
     ],
 )
 def test_a_malformed_solution_is_refused(key: int, value: object) -> None:
+    """SF-9.1."""
     raw = {**store(1).to_map(), key: value}
     with pytest.raises(RemoteProtocolError) as caught:
         m.decode(cbor.encode(raw))
     assert caught.value.code is ErrorCode.MALFORMED
 
 
-@pytest.mark.clause("SF-9.2", "POW-6.2")
 @pytest.mark.parametrize(
     ("status", "value"),
     [(0, [bytes(32), 16]), (15, [bytes(31), 16]), (15, [bytes(32), 0]), (15, [bytes(32), 1 << 20])],
 )
 def test_a_bad_challenge_is_refused(status: int, value: object) -> None:
+    """SF-9.2, POW-6.2."""
     raw = {0: 2, 1: 1, 2: 1, 3: status, 4: bytes(32), 5: value}
     with pytest.raises(RemoteProtocolError) as caught:
         m.decode(cbor.encode(raw))
@@ -149,8 +149,8 @@ def test_a_bad_challenge_is_refused(status: int, value: object) -> None:
 # ---------------------------------------------------------------- holder (SF-9.3)
 
 
-@pytest.mark.clause("SF-9.3", "POW-6.2")
 def test_a_holder_not_loaded_asks_for_no_work() -> None:
+    """SF-9.3, POW-6.2."""
     h = StorageHolder(HOLDER, authoriser=VectorAuthoriser(), admission=_gate(), now=T0)
     h.receive(m.encode(store(1)), peer=PEER, now=T0)
     h.receive(m.encode(store(2, proof=b"")), peer=PEER, now=T0 + 1)
@@ -158,16 +158,16 @@ def test_a_holder_not_loaded_asks_for_no_work() -> None:
     assert [(r.status, r.challenge) for r in answers] == [(0, None), (ErrorCode.FORBIDDEN, None)]
 
 
-@pytest.mark.clause("SF-9.3", "POW-6.2")
 def test_a_loaded_holder_sheds_a_free_store_with_its_price() -> None:
+    """SF-9.3, POW-6.2."""
     h = _loaded_holder()
     shed = _shed_challenge(h)
     assert shed.challenge is not None and shed.challenge.effort == 16  # POW-6.2: min effort
     assert h.counters.get_count(SfCounter.REFUSED, ErrorCode.QUOTA) == 1
 
 
-@pytest.mark.clause("SF-9.3", "POW-6.3")
 def test_a_paid_store_jumps_the_queue_of_free_ones() -> None:
+    """SF-9.3, POW-6.3."""
     h = _loaded_holder()
     challenge = _shed_challenge(h).challenge
     assert challenge is not None
@@ -188,8 +188,8 @@ def test_a_paid_store_jumps_the_queue_of_free_ones() -> None:
     assert paid.message_id in h.held
 
 
-@pytest.mark.clause("SF-9.3", "POW-3.2")
 def test_wrong_stale_and_reused_solutions_are_typed_and_counted() -> None:
+    """SF-9.3, POW-3.2."""
     h = _loaded_holder()
     challenge = _shed_challenge(h).challenge
     assert challenge is not None
@@ -267,8 +267,8 @@ def _flood(net: Net, holder_id: NodeId) -> None:
         pass
 
 
-@pytest.mark.clause("SF-9.4")
 def test_the_client_pays_the_price_and_stores() -> None:
+    """SF-9.4."""
     config = SfClientConfig(redundancy=1, candidate_pool=1)
     net, sender, holder_id = _net_with_one_loaded_holder(config)
     _flood(net, holder_id)
@@ -301,8 +301,8 @@ def test_the_client_pays_the_price_and_stores() -> None:
     assert sender.counters.get_count(SfClientCounter.POW_PAID) == 1
 
 
-@pytest.mark.clause("SF-9.4")
 def test_the_client_declines_a_price_over_its_bound() -> None:
+    """SF-9.4."""
     config = SfClientConfig(redundancy=1, candidate_pool=1, max_pow_effort=8)
     net, sender, holder_id = _net_with_one_loaded_holder(config)
     _flood(net, holder_id)
@@ -319,8 +319,8 @@ def test_the_client_declines_a_price_over_its_bound() -> None:
     assert sender.counters.get_count(SfClientCounter.POW_DECLINED) == 1
 
 
-@pytest.mark.clause("SF-9.4")
 def test_an_unsolved_or_late_solution_is_counted() -> None:
+    """SF-9.4."""
     config = SfClientConfig(redundancy=1, candidate_pool=1)
     net, sender, holder_id = _net_with_one_loaded_holder(config)
     _flood(net, holder_id)
