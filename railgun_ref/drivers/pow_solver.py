@@ -9,23 +9,21 @@ or None if the bound ran out, back to the core.
 
 import anyio.to_thread
 
-from railgun_ref.abuse.pow import PowChallenge, PowSolution, solve
-from railgun_ref.core.ids import NodeId
+from railgun_ref.abuse.admission import SolvePow
+from railgun_ref.abuse.pow import PowSolution, solve
 
 
-async def solve_off_loop(
-    challenge: PowChallenge, *, service: NodeId, requester: NodeId, start: bytes, max_tries: int
-) -> PowSolution | None:
-    """POW-2.1: a solution of `challenge` for (service, requester), or None within the bound."""
+async def solve_off_loop(action: SolvePow) -> PowSolution | None:
+    """POW-2.1: a solution of the action's challenge, or None within its bound."""
 
     def work() -> PowSolution | None:
         return solve(
-            challenge.seed,
-            service,
-            requester,
-            challenge.effort,
-            start=start,
-            max_tries=max_tries,
+            action.challenge.seed,
+            action.service,
+            action.requester,
+            action.challenge.effort,
+            start=action.start,
+            max_tries=action.max_tries,
         )
 
     return await anyio.to_thread.run_sync(work)

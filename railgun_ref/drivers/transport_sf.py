@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 import anyio.abc
 
+from railgun_ref.abuse.admission import SolvePow
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
@@ -161,7 +162,7 @@ class TransportStoreForward:
             case sfc.SendTo(peer=peer, address=address, data=data):
                 if self.host is not None:
                     self.host.send(peer, address, data)
-            case sfc.SolvePow():
+            case SolvePow():
                 if self._tg is not None:
                     self._tg.start_soon(self._solve, action)
             case sfc.SendMailboxKeys(member=member, data=data):
@@ -191,15 +192,9 @@ class TransportStoreForward:
             case _:
                 assert_never(action)
 
-    async def _solve(self, action: sfc.SolvePow) -> None:
+    async def _solve(self, action: SolvePow) -> None:
         """SF-9.4: pay a holder's price off the loop, then let the client send again."""
-        solution = await solve_off_loop(
-            action.challenge,
-            service=action.service,
-            requester=action.requester,
-            start=action.start,
-            max_tries=action.max_tries,
-        )
+        solution = await solve_off_loop(action)
         self.client.pow_solved(action.token, solution, now=self.transport.clock())
         self.transport.loop.poke()
 

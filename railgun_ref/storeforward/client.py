@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, assert_never
 
+from railgun_ref.abuse.admission import MAX_POW_TRIES, SolvePow
 from railgun_ref.abuse.pow import DEFAULT_MAX_EFFORT, NONCE_SIZE, PowChallenge, PowSolution
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
@@ -88,8 +89,7 @@ class SfClientConfig:
     store_retry: float = 10.0  #: SF-8.3: pause before another round
     max_store_attempts: int = 5  #: SF-8.3: rounds before the job fails
     max_pow_effort: int = DEFAULT_MAX_EFFORT  #: SF-9.4: the highest price the client pays
-    #: SF-9.4: hashes one solution may take: one core-second at the reference's 0.9 M/s
-    max_pow_tries: int = 900_000
+    max_pow_tries: int = MAX_POW_TRIES  #: SF-9.4: hashes one solution may take
 
     def __post_init__(self) -> None:
         if self.redundancy < 1 or self.candidate_pool < self.redundancy:
@@ -174,19 +174,6 @@ class PickedUp:
     blob: bytes
     expires_at: float
     holder: NodeId
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SolvePow:
-    """SF-9.4: solve `challenge` (POW-2.1) for `service`, trying at most `max_tries` nonces
-    from `start`, off the core's thread; report with `SfClient.pow_solved(token, ...)`."""
-
-    token: int
-    service: NodeId
-    requester: NodeId
-    challenge: PowChallenge
-    start: bytes
-    max_tries: int
 
 
 Action = (

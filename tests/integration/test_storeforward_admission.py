@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from railgun_ref.abuse.admission import SolvePow
 from railgun_ref.abuse.pow import PowConfig, PowCounter
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.core.errors import ErrorCode
@@ -76,7 +77,7 @@ class Sender:
                 self.tg.start_soon(self._found, key)
             case sfc.SendTo(peer=peer, address=address, data=data):
                 self.sf.send(peer, address, data)
-            case sfc.SolvePow():
+            case SolvePow():
                 self.tg.start_soon(self._solve, action)
             case sfc.StoredFor():
                 self.stored.append(action)
@@ -94,14 +95,8 @@ class Sender:
         self.client.holders_found(key, [self.holder], now=time.time())
         self.loop.poke()
 
-    async def _solve(self, action: sfc.SolvePow) -> None:
-        solution = await solve_off_loop(
-            action.challenge,
-            service=action.service,
-            requester=action.requester,
-            start=action.start,
-            max_tries=action.max_tries,
-        )
+    async def _solve(self, action: SolvePow) -> None:
+        solution = await solve_off_loop(action)
         self.client.pow_solved(action.token, solution, now=time.time())
         self.loop.poke()
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from railgun_ref.abuse.admission import AdmissionGate
+from railgun_ref.abuse.admission import AdmissionGate, SolvePow
 from railgun_ref.abuse.pow import PowConfig, PowCounter, PowRefusal, PowSolution, solve, solves
 from railgun_ref.core import cbor
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -23,7 +23,6 @@ from railgun_ref.storeforward.client import (
     SfClient,
     SfClientConfig,
     SfClientCounter,
-    SolvePow,
     StoredFor,
 )
 from tests.unit.storeforward.sf import HOLDER, OTHER_SENDER, SENDER, T0, store
