@@ -305,6 +305,7 @@ class SfHost:
 
     async def _repair_lookup(self, key: bytes) -> None:
         candidates, announced = await self.lookup(key)
+        self.holder.reputation = self.host.reputation_scores()  # REP-5.1
         self.holder.holders_found(
             key,
             [

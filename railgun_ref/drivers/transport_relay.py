@@ -184,6 +184,7 @@ class TransportRelays:
             for node_id, address in outcome.closest[:_FETCH]:
                 tg.start_soon(fetch, node_id, address)
         found.sort(key=lambda peer: peer.node_id)
+        self.directory.set_reputation(self.transport.host.reputation_scores())  # RLY-1.2
         self.directory.near_found(room_id, found, now=self.transport.clock())
         self.transport.loop.poke()
 

@@ -202,5 +202,6 @@ class TransportStoreForward:
         if self.host is None:
             return
         candidates, announced = await self.host.lookup(key)  # SF-3.2, SF-8.6
+        self.client.reputation = self.transport.host.reputation_scores()  # REP-5.1
         self.client.holders_found(key, candidates, announced=announced, now=self.transport.clock())
         self.transport.loop.poke()

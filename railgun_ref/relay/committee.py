@@ -39,7 +39,7 @@ under `RelayCounter` and never raises for peer input.
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -94,14 +94,23 @@ def room_key(dht_ident: bytes) -> bytes:
 
 
 def select_committee(
-    dht_ident: bytes, candidates: Iterable[Candidate], config: CommitteeConfig | None = None
+    dht_ident: bytes,
+    candidates: Iterable[Candidate],
+    config: CommitteeConfig | None = None,
+    *,
+    reputation: Mapping[NodeId, int] | None = None,
 ) -> tuple[NodeId, ...]:
-    """RLY-1: the `size` best by capacity of the `pool` eligible peers nearest the room key."""
+    """RLY-1: the `size` best by capacity of the `pool` eligible peers nearest the room key.
+
+    RLY-1.2, REP-5.1: with `reputation` (the chooser's scores, unknown peers 0) a peer
+    below the host threshold is not eligible, so takes no place in the pool, and the
+    pool is ranked by `rank_score`; without it the order is capacity alone.
+    """
     config = config or CommitteeConfig()
     key = room_key(dht_ident)
-    eligible = rank_candidates(candidates, Role.RELAY).ranked
+    eligible = rank_candidates(candidates, Role.RELAY, reputation=reputation).ranked
     nearest = sorted(eligible, key=lambda ranked: distance(ranked.node_id, key))[: config.pool]
-    best = sorted(nearest, key=lambda ranked: (-ranked.score.total, ranked.node_id))
+    best = sorted(nearest, key=lambda ranked: (-ranked.rank, ranked.node_id))
     return tuple(ranked.node_id for ranked in best[: config.size])
 
 

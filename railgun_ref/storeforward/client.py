@@ -287,6 +287,8 @@ class SfClient:
         self._next_request = int.from_bytes(random_bytes(4), "big") + 1
         self._next_pickup: float | None = None
         self._follow_ups: list[float] = []  #: times of the follow-up pickups still due
+        #: SF-3.2, REP-5.1: this node's reputation scores of peers; None: capacity alone
+        self.reputation: Mapping[NodeId, int] | None = None
 
     # ---------------------------------------------------------------- contract
 
@@ -496,6 +498,7 @@ class SfClient:
                     redundancy=self.config.redundancy,
                     candidate_pool=self.config.candidate_pool,
                     exclude=exclude,
+                    reputation=self.reputation,
                 )
                 self._send_stores(key, job, [by_id[h] for h in chosen], now)
         pickup = self._pickups.get(rendezvous_key)

@@ -361,6 +361,8 @@ class StorageHolder:
         #: SF-3.4: keys this holder has announced since it started (renewed each repair round)
         self._announced: set[bytes] = set()
         self.last_refusal: ErrorCode | None = None
+        #: SF-3.2, REP-5.1: this node's reputation scores of peers for repair; None: capacity
+        self.reputation: Mapping[NodeId, int] | None = None
         for stored in restored:
             self._keep(stored, sender=None)
         for tomb in restored_tombstones:
@@ -449,6 +451,7 @@ class StorageHolder:
             redundancy=self.config.redundancy,
             candidate_pool=self.config.candidate_pool,
             exclude=frozenset({self.node_id}),
+            reputation=self.reputation,
         )
         targets += sorted(set(announced) - set(targets) - {self.node_id})
         ids = tuple(sorted(i for i, s in self._held.items() if s.rendezvous_key == rendezvous_key))
