@@ -486,6 +486,8 @@ def member_from_record(
 
 #: ROOM-6.1: at most this many non-member publishers remembered per room for replies.
 MAX_WAITING: Final = 64
+#: RLY-9.4: (relay, message) pairs remembered as paid before those of finished jobs go.
+MAX_RELAY_PAID: Final = 1024
 
 
 # ------------------------------------------------------------------ config
@@ -1600,6 +1602,9 @@ class P2PRoomCore:
             self.counters.inc(P2PCounter.RELAY_POW_DECLINED)
             return
         token, self._next_pow_token = self._next_pow_token, self._next_pow_token + 1
+        if len(self._relay_paid) >= MAX_RELAY_PAID:  # forget messages no longer being sent
+            live = {job.message_id for job in self._jobs.values()}
+            self._relay_paid = {k for k in self._relay_paid if k[1] in live}
         self._relay_paid.add(key)
         self._relay_pow[token] = key
         self.counters.inc(P2PCounter.RELAY_POW_ASKED)
