@@ -206,6 +206,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         # A --lookup run is a probe (the conformance control surface, REQ-1.1): it sends
         # the join and the lookups it was asked for and nothing else.
         advertise=args.advertise and not args.lookup,
+        admission_rate=args.admission_rate,
     )
 
 
@@ -600,6 +601,14 @@ def _add_node(sub: _Subparsers) -> None:
         action="store_false",
         help="do not advertise this node's capabilities in the DHT (CAP-3.7; default: advertise,"
         " except in a --lookup probe)",
+    )
+    node.add_argument(
+        "--admission-rate",
+        type=_positive_float,
+        default=None,
+        metavar="PER_SECOND",
+        help="serve at most this many STOREs and RELAY requests per second, asking for proof"
+        " of work beyond (SF-9.3, RLY-9.3; default: serve all)",
     )
     node.add_argument(
         "-v",

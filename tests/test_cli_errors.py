@@ -82,6 +82,7 @@ OPTION_MISTAKES = [
     (["frobnicate"], "invalid choice"),
     (["bench"], "required"),
     (["node", "--no-such-option"], "unrecognized arguments"),
+    (["node", "--admission-rate", "0"], "must be > 0"),
 ]
 
 

@@ -47,14 +47,32 @@ from enum import StrEnum
 from typing import Final
 
 from railgun_ref.core.counters import Counters
-from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
-from railgun_ref.wire import cbor
+from railgun_ref.wire.pow import (
+    DEFAULT_MAX_EFFORT,
+    NONCE_SIZE,
+    SEED_HEAD_SIZE,
+    SEED_SIZE,
+    UINT32_MAX,
+    PowChallenge,
+    PowError,
+    PowRefusal,
+    PowSolution,
+    challenge_from_value,
+    decode_solution,
+    encode_solution,
+    solution_from_value,
+    solution_value,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_MAX_EFFORT",
+    "NONCE_SIZE",
     "Admitted",
     "EffortChanged",
+    "PowChallenge",
     "PowConfig",
     "PowCounter",
     "PowError",
@@ -63,47 +81,17 @@ __all__ = [
     "PowSolution",
     "SeedRotated",
     "Shed",
+    "challenge_from_value",
     "decode_solution",
     "encode_solution",
     "pow_value",
+    "solution_from_value",
+    "solution_value",
     "solve",
     "solves",
 ]
 
 POW_DOMAIN: Final = b"railgun/v1/pow\x00"
-POW_VERSION: Final = 1
-SEED_SIZE: Final = 32
-SEED_HEAD_SIZE: Final = 4
-NONCE_SIZE: Final = 16
-#: POW-2.1: the right-hand side of the puzzle's inequality.
-UINT32_MAX: Final = 2**32 - 1
-
-
-class PowRefusal(StrEnum):
-    """POW-3.2: why a solution was refused (counter labels)."""
-
-    MALFORMED = "malformed"
-    WRONG = "wrong"  #: the hash does not meet the effort (or was made for another requester)
-    STALE = "stale"  #: names a seed the service no longer (or never) held
-    REUSED = "reused"  #: (requester, nonce) already accepted under this seed
-    EFFORT_TOO_HIGH = "effort-too-high"  #: above max_effort: no honest client pays that
-
-
-_CODES: Final = {
-    PowRefusal.MALFORMED: ErrorCode.MALFORMED,
-    PowRefusal.WRONG: ErrorCode.FORBIDDEN,
-    PowRefusal.STALE: ErrorCode.STALE,
-    PowRefusal.REUSED: ErrorCode.REPLAY,
-    PowRefusal.EFFORT_TOO_HIGH: ErrorCode.MALFORMED,
-}
-
-
-class PowError(RemoteProtocolError):
-    """A refused solution; `refusal` says which rule it broke."""
-
-    def __init__(self, refusal: PowRefusal, message: str) -> None:
-        super().__init__(_CODES[refusal], f"proof of work: {message}")
-        self.refusal = refusal
 
 
 class PowCounter(StrEnum):
@@ -114,37 +102,6 @@ class PowCounter(StrEnum):
     EFFORT_RAISED = "effort-raised"
     EFFORT_LOWERED = "effort-lowered"
     SEED_ROTATED = "seed-rotated"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PowSolution:
-    """POW-2.2: ``[1, seed head, nonce, effort]`` on the wire."""
-
-    seed_head: bytes
-    nonce: bytes
-    effort: int
-
-
-def encode_solution(solution: PowSolution) -> bytes:
-    return cbor.encode([POW_VERSION, solution.seed_head, solution.nonce, solution.effort])
-
-
-def decode_solution(data: bytes) -> PowSolution:
-    """POW-2.2: parse a solution. Raises only `RemoteProtocolError` (a `PowError`)."""
-    try:
-        value = cbor.decode(data)
-    except RemoteProtocolError as exc:
-        raise PowError(PowRefusal.MALFORMED, exc.message) from None
-    if not isinstance(value, list) or len(value) != 4 or value[0] != POW_VERSION:
-        raise PowError(PowRefusal.MALFORMED, "must be [1, seed head, nonce, effort]")
-    _, head, nonce, effort = value
-    if not (isinstance(head, bytes) and len(head) == SEED_HEAD_SIZE):
-        raise PowError(PowRefusal.MALFORMED, "seed head must be 4 bytes")
-    if not (isinstance(nonce, bytes) and len(nonce) == NONCE_SIZE):
-        raise PowError(PowRefusal.MALFORMED, "nonce must be 16 bytes")
-    if type(effort) is not int or not 0 <= effort <= UINT32_MAX:
-        raise PowError(PowRefusal.MALFORMED, "effort must be a uint32")
-    return PowSolution(seed_head=head, nonce=nonce, effort=effort)
 
 
 def pow_value(seed: bytes, service: bytes, requester: bytes, effort: int, nonce: bytes) -> int:
@@ -185,7 +142,7 @@ class PowConfig:
     update_period: float = 60.0  #: seconds between effort updates (POW-5.1)
     queue_limit: int = 256  #: requests waiting at most (POW-4.1)
     min_effort: int = 16  #: the lowest non-zero suggested effort (POW-5.1)
-    max_effort: int = 1 << 19  #: the highest effort accepted or suggested (POW-2.3)
+    max_effort: int = DEFAULT_MAX_EFFORT  #: the highest effort accepted or suggested (POW-2.3)
 
 
 DEFAULT_CONFIG: Final = PowConfig()
@@ -254,6 +211,11 @@ class PowService:
     @property
     def seed_head(self) -> bytes:
         return self._seeds[0][:SEED_HEAD_SIZE]
+
+    @property
+    def seed(self) -> bytes:
+        """POW-6.2: the current seed, which a refusal for load hands the requester."""
+        return self._seeds[0]
 
     # ---- inputs
 

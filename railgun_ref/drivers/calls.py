@@ -208,6 +208,10 @@ class RoomDirectory:
     def inbox(self) -> MemoryObjectReceiveStream[AppMessageReceived]:
         return self._transport.host.app_inbox(APP_TOPIC_VOICE)
 
+    def reputation_scores(self) -> Mapping[NodeId, int] | None:
+        """REP-5.1: this node's scores of its peers (None while reputation is off)."""
+        return self._transport.host.reputation_scores()
+
 
 class _CallChannel:
     """The runner's `SignallingChannel`: sends through the directory, receives what the
@@ -701,7 +705,8 @@ class CallManager:
         await self.learn_capabilities(members)
         caps = self.advertised if self.capabilities is None else self.capabilities
         candidates = [Candidate(node_id=n, capabilities=caps[n]) for n in members if n in caps]
-        best = rank_candidates(candidates, Role.TURN).best(TURN_PEERS)
+        reputation = self.directory.reputation_scores()  # REP-5.1
+        best = rank_candidates(candidates, Role.TURN, reputation=reputation).best(TURN_PEERS)
         now = time.time()
         stale = [n for n in best if not self._live_grant(n, now)]
         async with anyio.create_task_group() as tg:

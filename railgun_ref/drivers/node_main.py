@@ -36,6 +36,7 @@ from typing import Final
 
 import anyio
 
+from railgun_ref.abuse.admission import AdmissionGate
 from railgun_ref.capacity.budget import SharingBudget
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.capacity.selection import Role, is_eligible
@@ -52,7 +53,7 @@ from railgun_ref.drivers.console import UsageError
 from railgun_ref.drivers.keystore import load_or_create_identity
 from railgun_ref.drivers.relay_host import RelayHost
 from railgun_ref.drivers.sqlite_store import SqliteNodeStore
-from railgun_ref.drivers.storeforward_host import SfHost
+from railgun_ref.drivers.storeforward_host import AdmissionSettings, SfHost
 from railgun_ref.drivers.udp import (
     Direction,
     DriverCounter,
@@ -63,6 +64,7 @@ from railgun_ref.drivers.udp import (
     Traffic,
 )
 from railgun_ref.identity.keys import Identity
+from railgun_ref.relay.committee import RelayGate
 from railgun_ref.trace import TraceRecord
 from railgun_ref.wire.messages import MessageType
 
@@ -242,6 +244,7 @@ async def _serve(
     lookups: tuple[bytes, ...] = (),
     holder_path: Path | None = None,
     advertise: bool = True,
+    admission_rate: float | None = None,
 ) -> None:
     async with anyio.create_task_group() as tg:
         try:
@@ -251,12 +254,12 @@ async def _serve(
         reader = machine_reader(server=True)
         capabilities = reader()
         if holder_path is not None:  # SF-8.5: a node with a data directory keeps messages
-            holder = _holder(host, holder_path)
+            holder = _holder(host, holder_path, admission_rate)
             capabilities = holder.capabilities
             await tg.start(holder.run)
         elif advertise:  # CAP-3.7 (a holder advertises itself, SF-8.5); NAT not measured
             tg.start_soon(advertise_by_default, host, reader)
-        relay = _relay(host, capabilities)
+        relay = _relay(host, capabilities, admission_rate)
         if relay is not None:  # RLY-8.1: a node fit to relay serves committees
             await tg.start(relay.run)
         _print(
@@ -278,24 +281,32 @@ async def _serve(
                 return
 
 
-def _holder(host: NodeHost, path: Path) -> SfHost:
-    """SF-8.5: the store-and-forward holder of a server node (always on, open NAT)."""
+def _holder(host: NodeHost, path: Path, admission_rate: float | None) -> SfHost:
+    """SF-8.5: the store-and-forward holder of a server node (always on, open NAT);
+    with `admission_rate`, STOREs beyond that many per second pay for admission (SF-9.3)."""
     capabilities = detect_capabilities(
         upload_bandwidth=_SERVER_BANDWIDTH,
         download_bandwidth=_SERVER_BANDWIDTH,
         nat_type=NatType.OPEN,
         server=True,
     )
-    return SfHost(host, path=path, capabilities=capabilities)
+    admission = None if admission_rate is None else AdmissionSettings(rate=admission_rate)
+    return SfHost(host, path=path, capabilities=capabilities, admission=admission)
 
 
-def _relay(host: NodeHost, capabilities: DeviceCapabilities) -> RelayHost | None:
+def _relay(
+    host: NodeHost, capabilities: DeviceCapabilities, admission_rate: float | None
+) -> RelayHost | None:
     """RLY-8.1: a committee relay within the node's sharing budget (CAP-7), when the
-    capabilities it advertises make it eligible for the relay role (CAP-4.2)."""
+    capabilities it advertises make it eligible for the relay role (CAP-4.2); with
+    `admission_rate`, requests beyond that many per second pay for admission (RLY-9.3)."""
     if not is_eligible(capabilities, Role.RELAY):
         return None
     budget = SharingBudget(CapacitySharing(capabilities, now=time.time()))
-    return RelayHost(host, budget=budget)
+    gate: RelayGate | None = None
+    if admission_rate is not None:
+        gate = AdmissionGate(host.node_id, os.urandom, rate=admission_rate, now=time.time())
+    return RelayHost(host, budget=budget, admission=gate)
 
 
 def _open_data_dir(directory: Path) -> SqliteNodeStore:
@@ -315,6 +326,7 @@ def run_node(
     lookups: tuple[bytes, ...] = (),
     allow_public: bool = False,
     advertise: bool = True,
+    admission_rate: float | None = None,
 ) -> int:
     """Serve a node. With `data_dir`, its identity, held records and cached peers live
     there (``identity``, ``node.sqlite3``) and survive restarts; a restarted node with
@@ -346,6 +358,7 @@ def run_node(
             lookups,
             holder_path,
             advertise,
+            admission_rate,
         )
     finally:
         if store is not None:

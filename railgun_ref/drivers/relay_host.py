@@ -31,6 +31,12 @@ from railgun_ref.drivers.udp import HostStoppedError, NodeHost
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.relay import committee as rly
 from railgun_ref.transport.p2p import SendApp
+from railgun_ref.wire.relay import RelayFrameType, peek_relay_type
+
+
+def is_busy(payload: bytes) -> bool:
+    """RLY-9.2: is this relay-topic message a BUSY answer (for the requester side)?"""
+    return peek_relay_type(payload) == RelayFrameType.BUSY
 
 
 class RelayHostCounter(StrEnum):
@@ -49,12 +55,15 @@ class RelayHost:
         clock: Callable[[], float] = time.time,
         room_topic: bool = True,
         config: rly.RelayConfig | None = None,
+        admission: rly.RelayGate | None = None,
     ) -> None:
         self.host = host
         self.counters: Counters[RelayHostCounter] = Counters()
         self.relay = rly.CommitteeRelay(
-            config=config, budget=budget, node_id=host.node_id, now=clock()
+            config=config, budget=budget, node_id=host.node_id, admission=admission, now=clock()
         )
+        #: RLY-9.4: where BUSY answers to this node's own requests go (a client's P2P core)
+        self.busy_sink: Callable[[AppMessageReceived], None] | None = None
         self._clock = clock
         self._room_topic = room_topic
         self._loop = CoreLoop(clock=clock)
@@ -89,6 +98,9 @@ class RelayHost:
             async for event in inbox:
                 if topic == APP_TOPIC_RELAY:
                     self.counters.inc(RelayHostCounter.RECEIVED)
+                    if self.busy_sink is not None and is_busy(event.payload):
+                        self.busy_sink(event)  # RLY-9.4: an answer to us, not a request
+                        continue
                 self._feed(event, topic)
 
     def _feed(self, event: AppMessageReceived, topic: int) -> None:

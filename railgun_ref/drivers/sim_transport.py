@@ -59,6 +59,7 @@ from enum import Enum, StrEnum
 from functools import partial
 from typing import Final, assert_never
 
+from railgun_ref.abuse.admission import SolvePow
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import Address, NodeId
@@ -442,6 +443,8 @@ class SimTransportNetwork:
                 self.counters.inc(HarnessCounter.P2P_LOOKUP_MEMBERS)
             case p2p.MembersChanged():
                 self.counters.inc(HarnessCounter.P2P_MEMBERS_CHANGED)
+            case SolvePow():
+                pass  # the harness runs no committee relays, so none asks for work
             case _:
                 assert_never(action)
 

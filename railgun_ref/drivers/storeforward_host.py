@@ -31,8 +31,10 @@ key (its ident); with neither it is counted and not published.
 the key, which repair SYNCs (SF-7.2) and pickups ask (SF-8.6).
 """
 
+import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, assert_never
@@ -40,6 +42,9 @@ from typing import Final, assert_never
 import anyio
 import anyio.abc
 
+from railgun_ref.abuse.admission import AdmissionGate
+from railgun_ref.abuse.pow import DEFAULT_CONFIG as POW_DEFAULTS
+from railgun_ref.abuse.pow import PowConfig
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core import cbor
@@ -81,6 +86,15 @@ _FETCH: Final = 12
 MemberSink = Callable[[NodeId, Address, bytes], None]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdmissionSettings:
+    """SF-9.3: how many STOREs per second the holder serves before it asks for work."""
+
+    rate: float  #: STOREs served per second
+    burst: int = 1  #: STOREs served at once after a quiet spell
+    pow: PowConfig = POW_DEFAULTS  #: POW-1 .. POW-5 parameters (queue, efforts, periods)
+
+
 class SfHostCounter(StrEnum):
     RECEIVED = "sfh.received"  #: APP messages on the topic
     REFUSED = "sfh.refused"  #: not a store-and-forward message; label: its code
@@ -107,6 +121,7 @@ class SfHost:
         config: h.StoreForwardConfig = h.DEFAULT_CONFIG,
         clock: Callable[[], float] = time.time,
         advertise_interval: float = 60.0,
+        admission: AdmissionSettings | None = None,
     ) -> None:
         self.host = host
         self.capabilities = capabilities
@@ -115,8 +130,22 @@ class SfHost:
         self._clock = clock
         self._advertise_interval = advertise_interval
         self._store = SqliteHolderStore(path)
+        gate: h.StoreGate | None = None
+        if admission is not None:  # SF-9.3: STOREs pay for admission while the node is loaded
+            gate = AdmissionGate(
+                host.node_id,
+                os.urandom,
+                rate=admission.rate,
+                burst=admission.burst,
+                config=admission.pow,
+                now=clock(),
+            )
         self.holder = self._store.restore_holder(
-            host.node_id, authoriser=RoomProofAuthoriser(), config=config, now=clock()
+            host.node_id,
+            authoriser=RoomProofAuthoriser(),
+            config=config,
+            admission=gate,
+            now=clock(),
         )
         self._loop = CoreLoop(clock=clock)
         self._addresses: dict[NodeId, Address] = {}
@@ -276,6 +305,7 @@ class SfHost:
 
     async def _repair_lookup(self, key: bytes) -> None:
         candidates, announced = await self.lookup(key)
+        self.holder.reputation = self.host.reputation_scores()  # REP-5.1
         self.holder.holders_found(
             key,
             [

@@ -19,6 +19,7 @@ from railgun_ref.storeforward.holder import (
     StoreAuthoriser,
     StoredMessage,
     StoreForwardConfig,
+    StoreGate,
     Tombstone,
 )
 
@@ -138,9 +139,11 @@ class SqliteHolderStore:
         *,
         authoriser: StoreAuthoriser,
         config: StoreForwardConfig = DEFAULT_CONFIG,
+        admission: StoreGate | None = None,
         now: float,
     ) -> StorageHolder:
-        """A holder with everything this file kept (expired entries go at its first timer)."""
+        """A holder with everything this file kept (expired entries go at its first timer);
+        `admission` prices STOREs under load (SF-9.3)."""
         messages, tombstones = self.load()
         return StorageHolder(
             node_id,
@@ -148,6 +151,7 @@ class SqliteHolderStore:
             config=config,
             restored=messages,
             restored_tombstones=tombstones,
+            admission=admission,
             now=now,
         )
 

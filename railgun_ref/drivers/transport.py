@@ -56,6 +56,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from railgun_ref import rooms as closed
+from railgun_ref.abuse.admission import SolvePow
 from railgun_ref.bootstrap.manifest import AddressKind
 from railgun_ref.bootstrap.race import RaceFailed, RaceWon
 from railgun_ref.core.contract import ProtocolCore
@@ -74,6 +75,7 @@ from railgun_ref.drivers.central_client import (
 )
 from railgun_ref.drivers.loop import CoreLoop
 from railgun_ref.drivers.outbox_store import SqliteOutboxStore
+from railgun_ref.drivers.pow_solver import solve_off_loop
 from railgun_ref.drivers.sqlite import Schema, open_database
 from railgun_ref.drivers.transport_relay import TransportRelays
 from railgun_ref.drivers.transport_sf import TransportStoreForward
@@ -893,6 +895,9 @@ class HybridTransport:
                 if self._tg is not None and action.room_id not in self._lookups:
                     self._lookups.add(action.room_id)
                     self._tg.start_soon(self._lookup, action.room_id, action.dht_ident)
+            case SolvePow():
+                if self._tg is not None:
+                    self._tg.start_soon(self._solve_relay_pow, action)
             case p2p.MembersChanged():
                 core = self._core()
                 known = [(n, core.member_address(n)) for n in sorted(action.members)]
@@ -1152,6 +1157,13 @@ class HybridTransport:
                     return
                 except (ValueError, LocalProtocolError, OSError) as exc:
                     self._emit_failure(FailureKind.P2P, f"send to {action.address}: {exc}")
+
+    async def _solve_relay_pow(self, action: SolvePow) -> None:
+        """RLY-9.4: pay a committee relay's price off the loop, then ask it again."""
+        solution = await solve_off_loop(action)
+        if self.p2p is not None:
+            self.p2p.relay_pow_solved(action.token, solution, now=self._clock())
+            self._loop.poke()
 
     async def _app_receiver(self, inbox: MemoryObjectReceiveStream[AppMessageReceived]) -> None:
         async with inbox:

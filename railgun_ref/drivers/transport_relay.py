@@ -24,17 +24,19 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import anyio
 import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from railgun_ref.capacity.budget import SharingBudget
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.capacity.selection import Role, is_eligible
 from railgun_ref.capacity.sharing import CapacitySharing
 from railgun_ref.capacity.types import DeviceCapabilities
+from railgun_ref.core.constants import APP_TOPIC_RELAY
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.capabilities import detect_capabilities
-from railgun_ref.drivers.relay_host import RelayHost
+from railgun_ref.drivers.relay_host import RelayHost, is_busy
 from railgun_ref.drivers.udp import HostStoppedError
 from railgun_ref.events import AppMessageReceived
 from railgun_ref.relay import committee as rly
@@ -52,6 +54,7 @@ _FETCH: Final = 12
 
 class RelayWiringCounter(StrEnum):
     COMMITTEE_SET = "rly.committee_set"  #: committees given to the P2P core
+    NOT_A_RELAY = "rly.not_a_relay"  #: RLY-8.1: a request to a client that does not relay
 
 
 def loopback_capabilities(transport: "HybridTransport") -> DeviceCapabilities:
@@ -99,7 +102,25 @@ class TransportRelays:
         directory: ProtocolCore[rd.DirectoryAction] = self.directory
         self.transport.loop.add(directory, self._directory_action)
         if self.relay_host is not None:
+            self.relay_host.busy_sink = self._busy
             tg.start_soon(self.relay_host.run)
+        else:  # RLY-9.4: BUSY answers to our requests still arrive on the relay topic
+            tg.start_soon(self._read_busy, self.transport.host.app_inbox(APP_TOPIC_RELAY))
+
+    async def _read_busy(self, inbox: MemoryObjectReceiveStream[AppMessageReceived]) -> None:
+        async with inbox:
+            async for event in inbox:
+                if is_busy(event.payload):
+                    self._busy(event)
+                else:
+                    self.counters.inc(RelayWiringCounter.NOT_A_RELAY)
+
+    def _busy(self, event: AppMessageReceived) -> None:
+        """RLY-9.4: a committee relay's price for one of our requests: to the P2P core."""
+        core = self.transport.p2p
+        if core is not None:
+            core.relay_busy(event.sender, event.payload, now=self.transport.clock())
+            self.transport.loop.poke()
 
     # ---------------------------------------------------------------- hooks
 
@@ -163,6 +184,7 @@ class TransportRelays:
             for node_id, address in outcome.closest[:_FETCH]:
                 tg.start_soon(fetch, node_id, address)
         found.sort(key=lambda peer: peer.node_id)
+        self.directory.set_reputation(self.transport.host.reputation_scores())  # RLY-1.2
         self.directory.near_found(room_id, found, now=self.transport.clock())
         self.transport.loop.poke()
 

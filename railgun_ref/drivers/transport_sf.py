@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 import anyio.abc
 
+from railgun_ref.abuse.admission import SolvePow
 from railgun_ref.capacity.nat import NatType
 from railgun_ref.core.contract import ProtocolCore
 from railgun_ref.core.counters import Counters
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.capabilities import detect_capabilities
+from railgun_ref.drivers.pow_solver import solve_off_loop
 from railgun_ref.drivers.storeforward_host import SfHost
 from railgun_ref.identity.keys import node_id_of
 from railgun_ref.storeforward import client as sfc
@@ -160,6 +162,9 @@ class TransportStoreForward:
             case sfc.SendTo(peer=peer, address=address, data=data):
                 if self.host is not None:
                     self.host.send(peer, address, data)
+            case SolvePow():
+                if self._tg is not None:
+                    self._tg.start_soon(self._solve, action)
             case sfc.SendMailboxKeys(member=member, data=data):
                 known = t.p2p.member_address(member) if t.p2p is not None else None
                 if known is None or self.host is None:
@@ -187,9 +192,16 @@ class TransportStoreForward:
             case _:
                 assert_never(action)
 
+    async def _solve(self, action: SolvePow) -> None:
+        """SF-9.4: pay a holder's price off the loop, then let the client send again."""
+        solution = await solve_off_loop(action)
+        self.client.pow_solved(action.token, solution, now=self.transport.clock())
+        self.transport.loop.poke()
+
     async def _lookup(self, key: bytes) -> None:
         if self.host is None:
             return
         candidates, announced = await self.host.lookup(key)  # SF-3.2, SF-8.6
+        self.client.reputation = self.transport.host.reputation_scores()  # REP-5.1
         self.client.holders_found(key, candidates, announced=announced, now=self.transport.clock())
         self.transport.loop.poke()

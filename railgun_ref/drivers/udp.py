@@ -59,7 +59,7 @@ import socket
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Final, assert_never
@@ -402,6 +402,12 @@ class NodeHost:
     @property
     def node_id(self) -> NodeId:
         return self.node.node_id
+
+    def reputation_scores(self) -> Mapping[NodeId, int] | None:
+        """REP-5.1: the node's scores of its peers, for choosing hosts (relay committees,
+        holders, TURN peers); None while reputation is off (REP-6's default)."""
+        table = self.node.reputation
+        return None if table is None else table.scores()
 
     @property
     def address(self) -> Address:

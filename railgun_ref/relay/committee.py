@@ -39,10 +39,11 @@ under `RelayCounter` and never raises for peer input.
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from railgun_ref.abuse.admission import AdmissionGate
 from railgun_ref.capacity.budget import Duty, SharingBudget
 from railgun_ref.capacity.selection import Candidate, Role, rank_candidates
 from railgun_ref.capacity.sharing import Granted
@@ -64,9 +65,12 @@ from railgun_ref.transport.p2p import (
     member_from_record,
     receipt_message,
 )
+from railgun_ref.wire.pow import PowChallenge, PowError
 from railgun_ref.wire.relay import (
+    BusyFrame,
     RelayFrame,
     decode_relay_frame,
+    encode_busy_frame,
 )
 
 # ------------------------------------------------------------ committee (RLY-1)
@@ -90,14 +94,23 @@ def room_key(dht_ident: bytes) -> bytes:
 
 
 def select_committee(
-    dht_ident: bytes, candidates: Iterable[Candidate], config: CommitteeConfig | None = None
+    dht_ident: bytes,
+    candidates: Iterable[Candidate],
+    config: CommitteeConfig | None = None,
+    *,
+    reputation: Mapping[NodeId, int] | None = None,
 ) -> tuple[NodeId, ...]:
-    """RLY-1: the `size` best by capacity of the `pool` eligible peers nearest the room key."""
+    """RLY-1: the `size` best by capacity of the `pool` eligible peers nearest the room key.
+
+    RLY-1.2, REP-5.1: with `reputation` (the chooser's scores, unknown peers 0) a peer
+    below the host threshold is not eligible, so takes no place in the pool, and the
+    pool is ranked by `rank_score`; without it the order is capacity alone.
+    """
     config = config or CommitteeConfig()
     key = room_key(dht_ident)
-    eligible = rank_candidates(candidates, Role.RELAY).ranked
+    eligible = rank_candidates(candidates, Role.RELAY, reputation=reputation).ranked
     nearest = sorted(eligible, key=lambda ranked: distance(ranked.node_id, key))[: config.pool]
-    best = sorted(nearest, key=lambda ranked: (-ranked.score.total, ranked.node_id))
+    best = sorted(nearest, key=lambda ranked: (-ranked.rank, ranked.node_id))
     return tuple(ranked.node_id for ranked in best[: config.size])
 
 
@@ -161,6 +174,7 @@ class RelayCounter(StrEnum):
     DUPLICATE = "duplicate"  #: a request for a message already relayed
     RECEIPTS_FORWARDED = "receipts.forwarded"
     RECEIPT_UNKNOWN = "receipt.unknown"  #: a receipt for no message or member we relay
+    BUSY_SENT = "busy.sent"  #: RLY-9.3: BUSY answers naming a price
 
 
 class RelayRefusal(StrEnum):
@@ -171,6 +185,11 @@ class RelayRefusal(StrEnum):
     QUOTA = "quota"  #: max_rooms, max_messages or max_waiting reached
     BUDGET = "budget"  #: the sharing budget refused the room's connection slot
     BAD_RECEIPT = "bad_receipt"
+    SHED = "shed"  #: RLY-9.3: dropped from the full admission queue (answered BUSY)
+
+
+#: RLY-9.3: the admission gate of a relay; it queues (requester, its address, request).
+RelayGate = AdmissionGate[tuple[NodeId, Address, RelayFrame]]
 
 
 @dataclass(slots=True)
@@ -196,11 +215,14 @@ class CommitteeRelay:
         config: RelayConfig | None = None,
         budget: SharingBudget | None = None,
         node_id: NodeId | None = None,
+        admission: RelayGate | None = None,
         now: float,
     ) -> None:
         """`node_id`: this relay's own NodeId when it may be a member of rooms it relays
-        for (a client): it never sends itself a copy (RLY-3.1)."""
+        for (a client): it never sends itself a copy (RLY-3.1). `admission`: requests pay
+        for admission while the relay is overloaded (RLY-9.3); None serves each at once."""
         self.config = config or RelayConfig()
+        self.admission = admission
         self.node_id = node_id
         self.budget = budget
         self.counters: Counters[RelayCounter] = Counters()
@@ -215,9 +237,14 @@ class CommitteeRelay:
         return self._actions.popleft() if self._actions else None
 
     def next_deadline(self) -> float | None:
-        return min((m.expires_at for m in self._messages.values()), default=None)
+        times = [m.expires_at for m in self._messages.values()]
+        gate = self.admission.next_deadline() if self.admission is not None else None
+        if gate is not None:
+            times.append(gate)
+        return min(times, default=None)
 
     def on_timer(self, *, now: float) -> None:
+        self._serve_admitted(now)
         for message_id, relayed in list(self._messages.items()):
             if relayed.expires_at <= now:
                 del self._messages[message_id]
@@ -283,6 +310,47 @@ class CommitteeRelay:
         if sender not in view.members:
             self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.STRANGER)
             return
+        if self.admission is None:
+            self._relay(sender, address, frame, now)
+            return
+        try:  # RLY-9.3: a member's request waits its turn by the work it paid
+            self.admission.offer(sender, frame.pow_solution, (sender, address, frame), now=now)
+        except PowError as exc:  # POW-3.2: counted by reason in admission.pow.counters
+            self.counters.inc(RelayCounter.REJECTED, label=exc.code)
+            challenge = self.admission.challenge()
+            if challenge is not None:
+                self._busy(sender, address, frame, challenge)
+        self._serve_admitted(now)
+
+    def _serve_admitted(self, now: float) -> None:
+        """RLY-9.3: answer what the queue shed (BUSY), relay what it admits."""
+        gate = self.admission
+        if gate is None:
+            return
+        ready = gate.ready(now=now)
+        for (sender, address, frame), challenge in gate.shed():
+            self.counters.inc(RelayCounter.REJECTED, label=RelayRefusal.SHED)
+            self._busy(sender, address, frame, challenge)
+        for sender, address, frame in ready:
+            view = self._rooms.get(frame.dht_ident)
+            if view is not None and sender in view.members and frame.expires_ms > now * 1000:
+                self._relay(sender, address, frame, now)
+
+    def _busy(
+        self, sender: NodeId, address: Address, frame: RelayFrame, challenge: PowChallenge
+    ) -> None:
+        self.counters.inc(RelayCounter.BUSY_SENT)
+        busy = BusyFrame(message_id=frame.message_id, challenge=challenge)
+        self._actions.append(
+            SendApp(
+                peer=sender, address=address, topic=APP_TOPIC_RELAY, payload=encode_busy_frame(busy)
+            )
+        )
+
+    def _relay(self, sender: NodeId, address: Address, frame: RelayFrame, now: float) -> None:
+        """RLY-3.1: relay an admitted request from a member."""
+        view = self._rooms[frame.dht_ident]
+        expires_at = frame.expires_ms / 1000
         relayed = self._messages.get(frame.message_id)
         if relayed is None:
             if not self._admit(frame):

@@ -26,7 +26,7 @@ Sans-IO: time is the keyword-only ``now``; the driver does the lookups.
 """
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -141,10 +141,20 @@ class CapabilityDirectory:
         self._entries: dict[NodeId, _Entry] = {}
         self._rooms: dict[bytes, _Room] = {}
         self._fetching: set[NodeId] = set()
+        #: RLY-1.2, REP-5.1: this node's reputation scores of peers; None: capacity alone
+        self._reputation: Mapping[NodeId, int] | None = None
         self._actions: deque[DirectoryAction] = deque()
         del now  # nothing is due before the first room
 
     # ------------------------------------------------------------ queries
+
+    def set_reputation(self, scores: Mapping[NodeId, int] | None) -> None:
+        """RLY-1.2, REP-5.1: rank committees with these scores (None: capacity alone); a
+        committee that changes is reported as any change is (`SetCommittee`)."""
+        view = None if scores is None else dict(scores)
+        if view != self._reputation:
+            self._reputation = view
+            self._recompute_all()
 
     def capabilities(self, node_id: NodeId) -> DeviceCapabilities | None:
         entry = self._entries.get(node_id)
@@ -260,7 +270,9 @@ class CapabilityDirectory:
             for n in room.near
             if n in self._entries and n != self.node_id
         ]
-        chosen = select_committee(room.dht_ident, candidates, self.config.committee)
+        chosen = select_committee(
+            room.dht_ident, candidates, self.config.committee, reputation=self._reputation
+        )
         committee = tuple((n, self._entries[n].address) for n in chosen)
         if committee != room.committee:
             room.committee = committee

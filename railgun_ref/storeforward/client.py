@@ -22,6 +22,10 @@ Theory of operation (clauses of spec section SF):
    job *stored* (`StoredFor`, which settles the outbox for that member); a
    round where none answers 0 is retried after ``store_retry``, up to
    ``max_store_attempts`` rounds, then `StoreFailed`.
+   SF-9.4: a holder that refuses for load names a price (a proof-of-work
+   challenge, POW-6.2); the client asks its driver to solve it (`SolvePow`,
+   bounded by ``max_pow_tries`` hashes, about one core-second) and sends that
+   holder the STORE again, signed with the solution, once per round.
 3. **Pickup** (SF-5, SF-8.4). On start, on reconnect (`pickup_now`) and
    every ``pickup_interval``, the recipient looks up the rendezvous key of
    every epoch a live message can be in for every room, sends a signed
@@ -37,6 +41,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, assert_never
 
+from railgun_ref.abuse.admission import MAX_POW_TRIES, SolvePow
+from railgun_ref.abuse.pow import DEFAULT_MAX_EFFORT, NONCE_SIZE, PowChallenge, PowSolution
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.capacity.types import DeviceCapabilities
 from railgun_ref.core import cbor
@@ -82,6 +88,8 @@ class SfClientConfig:
     store_timeout: float = 5.0  #: SF-8.3: a store round waits this long for RESULTs
     store_retry: float = 10.0  #: SF-8.3: pause before another round
     max_store_attempts: int = 5  #: SF-8.3: rounds before the job fails
+    max_pow_effort: int = DEFAULT_MAX_EFFORT  #: SF-9.4: the highest price the client pays
+    max_pow_tries: int = MAX_POW_TRIES  #: SF-9.4: hashes one solution may take
 
     def __post_init__(self) -> None:
         if self.redundancy < 1 or self.candidate_pool < self.redundancy:
@@ -171,6 +179,7 @@ class PickedUp:
 Action = (
     LookupHolders
     | SendTo
+    | SolvePow
     | SendMailboxKeys
     | PersistMailboxKeys
     | StoredFor
@@ -207,6 +216,11 @@ class SfClientCounter(StrEnum):
     REJECTED = "sfc.rejected"  #: input refused; label: its code
     MAILBOX_SENT = "sfc.mailbox_sent"
     MAILBOX_LEARNED = "sfc.mailbox_learned"
+    POW_ASKED = "sfc.pow_asked"  #: SF-9.4: a holder's price accepted, a solution asked for
+    POW_DECLINED = "sfc.pow_declined"  #: SF-9.4: a price over ``max_pow_effort``, not paid
+    POW_PAID = "sfc.pow_paid"  #: SF-9.4: a STORE sent again with a solution
+    POW_UNSOLVED = "sfc.pow_unsolved"  #: SF-9.4: no solution within ``max_pow_tries``
+    POW_LATE = "sfc.pow_late"  #: SF-9.4: a solution for a round that had ended
 
 
 @dataclass(slots=True)
@@ -231,6 +245,11 @@ class _StoreJob:
     retrying: bool = False  #: `next_at` is the start of the next round
     sealed: bytes = b""  #: the ciphertext, sealed once (every round stores the same message)
     expires_ms: int = 0
+    mailbox: bytes = b""  #: this round's mailbox key and store proof
+    proof: bytes = b""
+    holders: dict[NodeId, "HolderCandidate"] = field(default_factory=dict)  #: this round's
+    solving: dict[int, NodeId] = field(default_factory=dict)  #: SF-9.4: token -> holder
+    paid: set[NodeId] = field(default_factory=set)  #: SF-9.4: holders paid this round
 
 
 @dataclass(slots=True)
@@ -268,6 +287,8 @@ class SfClient:
         self._next_request = int.from_bytes(random_bytes(4), "big") + 1
         self._next_pickup: float | None = None
         self._follow_ups: list[float] = []  #: times of the follow-up pickups still due
+        #: SF-3.2, REP-5.1: this node's reputation scores of peers; None: capacity alone
+        self.reputation: Mapping[NodeId, int] | None = None
 
     # ---------------------------------------------------------------- contract
 
@@ -477,6 +498,7 @@ class SfClient:
                     redundancy=self.config.redundancy,
                     candidate_pool=self.config.candidate_pool,
                     exclude=exclude,
+                    reputation=self.reputation,
                 )
                 self._send_stores(key, job, [by_id[h] for h in chosen], now)
         pickup = self._pickups.get(rendezvous_key)
@@ -519,28 +541,40 @@ class SfClient:
                 blob=job.blob,
                 ephemeral_seed=self._random_bytes(32),
             )
-        expires_ms, ciphertext = job.expires_ms, job.sealed
         rid = rendezvous_id(room.secret, job.member, epoch_of(now, self.config.epoch_length))
-        proof = room_store_proof(rid, self.identity.node_id)
+        job.proof = room_store_proof(rid, self.identity.node_id)
+        job.mailbox = mailbox
+        job.holders = {h.node_id: h for h in holders}
         for holder in holders:
-            request_id = self._new_request()
-            request = m.sign_store(
-                self.identity,
-                request_id=request_id,
-                timestamp_ms=int(now * 1000),
-                rendezvous_key=job.rendezvous_key,
-                mailbox_key=mailbox,
-                expires_ms=expires_ms,
-                ciphertext=ciphertext,
-                proof=proof,
-            )
-            job.pending[request_id] = holder.node_id
-            self._requests[request_id] = key
-            self.counters.inc(SfClientCounter.STORE_SENT)
-            self._actions.append(
-                SendTo(peer=holder.node_id, address=holder.address, data=m.encode(request))
-            )
+            self._send_store(key, job, holder, now, None)
         job.next_at = now + self.config.store_timeout
+
+    def _send_store(
+        self,
+        key: tuple[bytes, NodeId],
+        job: _StoreJob,
+        holder: HolderCandidate,
+        now: float,
+        solution: PowSolution | None,
+    ) -> None:
+        request_id = self._new_request()
+        request = m.sign_store(
+            self.identity,
+            request_id=request_id,
+            timestamp_ms=int(now * 1000),
+            rendezvous_key=job.rendezvous_key,
+            mailbox_key=job.mailbox,
+            expires_ms=job.expires_ms,
+            ciphertext=job.sealed,
+            proof=job.proof,
+            pow_solution=solution,
+        )
+        job.pending[request_id] = holder.node_id
+        self._requests[request_id] = key
+        self.counters.inc(SfClientCounter.STORE_SENT)
+        self._actions.append(
+            SendTo(peer=holder.node_id, address=holder.address, data=m.encode(request))
+        )
 
     def _on_result(self, result: m.Result, peer: NodeId, now: float) -> None:
         key = self._requests.get(result.request_id)
@@ -551,6 +585,8 @@ class SfClient:
         del self._requests[result.request_id]
         if result.status != 0:
             self.counters.inc(SfClientCounter.STORE_REFUSED, label=ErrorCode(result.status))
+            if result.challenge is not None:
+                self._pay(job, peer, result.challenge)
         elif not job.stored:
             job.stored = True
             self.counters.inc(SfClientCounter.STORED)
@@ -559,8 +595,48 @@ class SfClient:
                     room_id=job.room_id, message_id=job.message_id, member=job.member, holder=peer
                 )
             )
-        if not job.pending:
+        if not job.pending and not job.solving:
             self._end_round(key, job, now)
+
+    def _pay(self, job: _StoreJob, holder: NodeId, challenge: PowChallenge) -> None:
+        """SF-9.4: pay a holder's price once per round, if it is one an honest client pays."""
+        if job.stored or holder in job.paid or holder not in job.holders:
+            return
+        if challenge.effort > self.config.max_pow_effort:
+            self.counters.inc(SfClientCounter.POW_DECLINED)
+            return
+        token = self._new_request()
+        job.paid.add(holder)
+        job.solving[token] = holder
+        self.counters.inc(SfClientCounter.POW_ASKED)
+        self._actions.append(
+            SolvePow(
+                token=token,
+                service=holder,
+                requester=self.identity.node_id,
+                challenge=challenge,
+                start=self._random_bytes(NONCE_SIZE),
+                max_tries=self.config.max_pow_tries,
+            )
+        )
+
+    def pow_solved(self, token: int, solution: PowSolution | None, *, now: float) -> None:
+        """SF-9.4: the driver's answer to `SolvePow`: send the paid STORE (None: gave up)."""
+        found = next(((k, j) for k, j in self._jobs.items() if token in j.solving), None)
+        if found is None:
+            self.counters.inc(SfClientCounter.POW_LATE)
+            return
+        key, job = found
+        holder = job.solving.pop(token)
+        if solution is None or job.stored:
+            if solution is None:
+                self.counters.inc(SfClientCounter.POW_UNSOLVED)
+            if not job.pending and not job.solving:
+                self._end_round(key, job, now)
+            return
+        self.counters.inc(SfClientCounter.POW_PAID)
+        self._send_store(key, job, job.holders[holder], now, solution)
+        job.next_at = max(job.next_at or now, now + self.config.store_timeout)
 
     def _on_job_timer(self, key: tuple[bytes, NodeId], job: _StoreJob, now: float) -> None:
         if job.retrying:
@@ -574,6 +650,8 @@ class SfClient:
         for request_id in job.pending:
             self._requests.pop(request_id, None)
         job.pending.clear()
+        job.solving.clear()  # SF-9.4: a solution that comes later is counted and dropped
+        job.paid.clear()
         if job.stored:
             del self._jobs[key]
             self._done.add(key)

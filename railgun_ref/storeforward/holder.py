@@ -58,6 +58,8 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
+from railgun_ref.abuse.admission import AdmissionGate
+from railgun_ref.abuse.pow import PowChallenge, PowError
 from railgun_ref.capacity.selection import Candidate
 from railgun_ref.core.constants import MAX_CLOCK_SKEW
 from railgun_ref.core.counters import Counters
@@ -336,9 +338,12 @@ class StorageHolder:
         config: StoreForwardConfig = DEFAULT_CONFIG,
         restored: Iterable[StoredMessage] = (),
         restored_tombstones: Iterable[Tombstone] = (),
+        admission: "StoreGate | None" = None,
         now: float,
     ) -> None:
         self.node_id = node_id
+        #: SF-9.3: admission by proof of work under load; None serves every STORE at once.
+        self.admission = admission
         self.config = config
         self._authoriser = authoriser
         self._held: dict[bytes, StoredMessage] = {}
@@ -356,6 +361,8 @@ class StorageHolder:
         #: SF-3.4: keys this holder has announced since it started (renewed each repair round)
         self._announced: set[bytes] = set()
         self.last_refusal: ErrorCode | None = None
+        #: SF-3.2, REP-5.1: this node's reputation scores of peers for repair; None: capacity
+        self.reputation: Mapping[NodeId, int] | None = None
         for stored in restored:
             self._keep(stored, sender=None)
         for tomb in restored_tombstones:
@@ -391,10 +398,14 @@ class StorageHolder:
         return self._actions.popleft() if self._actions else None
 
     def next_deadline(self) -> float | None:
-        """CORE-1.3: the next repair round or the next expiry, whichever is first."""
+        """CORE-1.3: the next repair round, expiry or admission (SF-9.3), whichever is first."""
+        times = [self._next_repair]
         if self._expiries:
-            return min(self._next_repair, self._expiries[0][0] / 1000)
-        return self._next_repair
+            times.append(self._expiries[0][0] / 1000)
+        gate = self.admission.next_deadline() if self.admission is not None else None
+        if gate is not None:
+            times.append(gate)
+        return min(times)
 
     # ---------------------------------------------------------------- inputs
 
@@ -440,6 +451,7 @@ class StorageHolder:
             redundancy=self.config.redundancy,
             candidate_pool=self.config.candidate_pool,
             exclude=frozenset({self.node_id}),
+            reputation=self.reputation,
         )
         targets += sorted(set(announced) - set(targets) - {self.node_id})
         ids = tuple(sorted(i for i, s in self._held.items() if s.rendezvous_key == rendezvous_key))
@@ -465,6 +477,7 @@ class StorageHolder:
             self.repair_now(now=now)
         for key in [k for k, at in self._seen.items() if at <= now]:
             del self._seen[key]
+        self._serve_admitted(now)
 
     def repair_now(self, *, now: float, rejoined: bool = False) -> None:
         """SF-7.1: start a repair round at once; a driver calls it with `rejoined` on rejoin.
@@ -502,12 +515,54 @@ class StorageHolder:
     # ---------------------------------------------------------------- store
 
     def _on_store(self, request: m.StoreRequest, peer: NodeId, now: float) -> None:
+        if self.admission is not None:
+            self._admit_store(self.admission, request, peer, now)
+            return
         try:
             sender = self._check_store(request, now)
         except RemoteProtocolError as exc:
             self._refuse(exc.code)
             self._reply(peer, request, exc.code)
             return
+        self._keep_stored(request, peer, sender)
+
+    def _admit_store(
+        self, gate: "StoreGate", request: m.StoreRequest, peer: NodeId, now: float
+    ) -> None:
+        """SF-9.3: the signed-request checks, then the proof of work and the queue."""
+        try:
+            self._check_signed(request, now)
+            self._remember(request.sender_key, request.request_id, request.timestamp_ms)
+            gate.offer(
+                node_id_of(request.sender_key), request.pow_solution, (request, peer), now=now
+            )
+        except PowError as exc:  # POW-3.2: counted by reason in gate.pow.counters
+            self._refuse(exc.code)
+            self._reply(peer, request, exc.code, gate.challenge())
+        except RemoteProtocolError as exc:
+            self._refuse(exc.code)
+            self._reply(peer, request, exc.code)
+        self._serve_admitted(now)
+
+    def _serve_admitted(self, now: float) -> None:
+        """SF-9.3: answer what the queue shed (QUOTA with a challenge), serve what it admits."""
+        gate = self.admission
+        if gate is None:
+            return
+        ready = gate.ready(now=now)
+        for (request, peer), challenge in gate.shed():
+            self._refuse(ErrorCode.QUOTA)
+            self._reply(peer, request, ErrorCode.QUOTA, challenge)
+        for request, peer in ready:
+            try:
+                sender = self._check_admissible(request, now)
+            except RemoteProtocolError as exc:
+                self._refuse(exc.code)
+                self._reply(peer, request, exc.code)
+                continue
+            self._keep_stored(request, peer, sender)
+
+    def _keep_stored(self, request: m.StoreRequest, peer: NodeId, sender: NodeId) -> None:
         stored = self._stored_from(
             request.rendezvous_key, request.mailbox_key, request.expires_ms, request.ciphertext
         )
@@ -523,12 +578,22 @@ class StorageHolder:
 
     def _check_store(self, request: m.StoreRequest, now: float) -> NodeId:
         """SF-3.1: the checks of a STORE, in order; returns the sender's NodeId."""
+        self._check_signed(request, now)
+        sender = self._check_admissible(request, now)
+        self._remember(request.sender_key, request.request_id, request.timestamp_ms)
+        return sender
+
+    def _check_signed(self, request: m.StoreRequest, now: float) -> None:
+        """SF-3.1: sender key, signature, clock skew and replay (before any queue, SF-9.3)."""
         problem = public_key_problem(request.sender_key)
         if problem is not None:
             raise RemoteProtocolError(ErrorCode.BAD_KEY, problem)
         if not request.signature_ok():
             raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "store signature does not verify")
         self._check_fresh(request.sender_key, request.request_id, request.timestamp_ms, now)
+
+    def _check_admissible(self, request: m.StoreRequest, now: float) -> NodeId:
+        """SF-3.1: expiry, ``enabled``, authorisation, tombstone and quotas."""
         self._check_expiry(request.expires_ms, now)
         sender = node_id_of(request.sender_key)
         if not self.config.enabled:
@@ -542,7 +607,6 @@ class StorageHolder:
             len(request.ciphertext),
             sender,
         )
-        self._remember(request.sender_key, request.request_id, request.timestamp_ms)
         return sender
 
     def _check_fresh(self, key: bytes, request_id: int, timestamp_ms: int, now: float) -> None:
@@ -585,11 +649,18 @@ class StorageHolder:
         if self._total + size > c.total_quota_bytes:
             raise RemoteProtocolError(ErrorCode.QUOTA, "holder storage full")
 
-    def _reply(self, peer: NodeId, request: m.StoreRequest, code: ErrorCode | None) -> None:
+    def _reply(
+        self,
+        peer: NodeId,
+        request: m.StoreRequest,
+        code: ErrorCode | None,
+        challenge: PowChallenge | None = None,
+    ) -> None:
         result = m.Result(
             request_id=request.request_id,
             status=0 if code is None else int(code),
             message_id=request.message_id,
+            challenge=challenge,
         )
         self._actions.append(Send(peer=peer, data=m.encode(result)))
 
@@ -827,6 +898,10 @@ class StorageHolder:
                     self._counters.inc(SfCounter.TOMBSTONE_PURGED)
         if deleted or purged:
             self._actions.append(Persist(delete=tuple(deleted), purge=tuple(purged)))
+
+
+#: SF-9.3: the admission gate of a holder; it queues (STORE, the peer that carried it).
+StoreGate = AdmissionGate[tuple[m.StoreRequest, NodeId]]
 
 
 class _Call(Protocol):

@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
+from railgun_ref.abuse.pow import (
+    PowChallenge,
+    PowSolution,
+    challenge_from_value,
+    solution_from_value,
+    solution_value,
+)
 from railgun_ref.core import cbor
 from railgun_ref.core.constants import PROTOCOL_VERSION, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from railgun_ref.core.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -104,9 +111,11 @@ class StoreRequest:
     ciphertext: bytes
     proof: bytes
     signature: bytes
+    #: SF-9.1: key 11, present only when the sender paid for admission (POW-6.1).
+    pow_solution: PowSolution | None = None
 
     def signed_fields(self) -> dict[int, Any]:
-        return {
+        fields: dict[int, Any] = {
             0: int(SfType.STORE),
             1: PROTOCOL_VERSION,
             2: self.sender_key,
@@ -118,6 +127,9 @@ class StoreRequest:
             8: self.ciphertext,
             9: self.proof,
         }
+        if self.pow_solution is not None:  # SF-9.1: signed, so it cannot be moved
+            fields[11] = solution_value(self.pow_solution)
+        return fields
 
     def to_map(self) -> dict[int, Any]:
         return {**self.signed_fields(), 10: self.signature}
@@ -138,15 +150,20 @@ class Result:
     request_id: int
     status: int
     message_id: bytes
+    #: SF-9.2: key 5, only in a refusal while the holder is overloaded (POW-6.2).
+    challenge: PowChallenge | None = None
 
     def to_map(self) -> dict[int, Any]:
-        return {
+        fields: dict[int, Any] = {
             0: int(SfType.RESULT),
             1: PROTOCOL_VERSION,
             2: self.request_id,
             3: self.status,
             4: self.message_id,
         }
+        if self.challenge is not None:
+            fields[5] = self.challenge.to_value()
+        return fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,8 +324,9 @@ def sign_store(
     expires_ms: int,
     ciphertext: bytes,
     proof: bytes,
+    pow_solution: PowSolution | None = None,
 ) -> StoreRequest:
-    """A STORE signed by `sender` (SF-3.1)."""
+    """A STORE signed by `sender` (SF-3.1), with the admission work it paid if any (SF-9.1)."""
     unsigned = StoreRequest(
         sender_key=sender.public_key,
         request_id=request_id,
@@ -319,6 +337,7 @@ def sign_store(
         ciphertext=ciphertext,
         proof=proof,
         signature=bytes(SIGNATURE_SIZE),
+        pow_solution=pow_solution,
     )
     signature = sender.sign(STORE_DOMAIN + cbor.encode(unsigned.signed_fields()))
     return StoreRequest(**{**_fields_of(unsigned), "signature": signature})
@@ -401,8 +420,10 @@ def _ciphertext(value: object) -> bytes:
     return data
 
 
-def _shape(value: object, count: int) -> dict[int, Any]:
-    if type(value) is not dict or set(value) != set(range(count)):
+def _shape(value: object, count: int, optional: int | None = None) -> dict[int, Any]:
+    """SF-6.2: keys 0..count-1, and (SF-9) the type's one optional key if it has one."""
+    keys = set(range(count))
+    if type(value) is not dict or (set(value) != keys and set(value) != keys | {optional}):
         raise _malformed(f"message must be a map with keys 0..{count - 1}")
     if value[1] != PROTOCOL_VERSION or type(value[1]) is not int:
         raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, "unknown protocol version")
@@ -420,6 +441,7 @@ def _store(m: dict[int, Any]) -> StoreRequest:
         ciphertext=_ciphertext(m[8]),
         proof=_blob(m[9], "proof", MAX_PROOF_SIZE),
         signature=_id(m[10], "signature", SIGNATURE_SIZE),
+        pow_solution=solution_from_value(m[11]) if 11 in m else None,
     )
 
 
@@ -427,8 +449,14 @@ def _result(m: dict[int, Any]) -> Result:
     status = _uint(m[3], "status")
     if status != 0 and status not in ErrorCode.__members__.values():
         raise _malformed("status is 0 or an error code")
+    challenge = challenge_from_value(m[5]) if 5 in m else None
+    if challenge is not None and status == 0:
+        raise _malformed("only a refusal carries a challenge")
     return Result(
-        request_id=_uint(m[2], "request id"), status=status, message_id=_id(m[4], "message id")
+        request_id=_uint(m[2], "request id"),
+        status=status,
+        message_id=_id(m[4], "message id"),
+        challenge=challenge,
     )
 
 
@@ -498,6 +526,9 @@ def _mailbox_keys(m: dict[int, Any]) -> MailboxKeys:
     return MailboxKeys(room_id=room_id, first_epoch=_uint(m[3], "first epoch"), keys=keys)
 
 
+#: SF-9: the one optional key a type's map may add (POW-6.1, POW-6.2).
+_OPTIONAL: Final = {SfType.STORE: 11, SfType.RESULT: 5}
+
 #: SF-6.2: how many keys (0..n-1) each type's map has.
 _KEYS: Final = {
     SfType.STORE: 11,
@@ -533,7 +564,7 @@ def _shape_of(value: object, expected: SfType) -> dict[int, Any]:
 def from_map(value: object) -> SfMessage:
     """SF-6.2: parse one decoded message map (shape only: no signature is checked)."""
     kind = _type_of(value)
-    m = _shape(value, _KEYS[kind])
+    m = _shape(value, _KEYS[kind], _OPTIONAL.get(kind))
     match kind:
         case SfType.STORE:
             return _store(m)
@@ -568,7 +599,17 @@ def to_json(message: SfMessage) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in message.__slots__:
         value = getattr(message, name)
-        if isinstance(value, bytes):
+        if value is None:
+            continue  # SF-9: an absent optional key (the JSON of older messages is unchanged)
+        if isinstance(value, PowSolution):
+            value = {
+                "seedHead": value.seed_head.hex(),
+                "nonce": value.nonce.hex(),
+                "effort": value.effort,
+            }
+        elif isinstance(value, PowChallenge):
+            value = {"seed": value.seed.hex(), "effort": value.effort}
+        elif isinstance(value, bytes):
             value = value.hex()
         elif name == "message_ids":
             value = [item.hex() for item in value]

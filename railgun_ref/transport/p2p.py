@@ -63,6 +63,8 @@ Theory of operation:
   each refusal under `P2PCounter.REJECTED` (label: its code) and never raises for peer input.
 """
 
+import dataclasses
+import hashlib
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -70,6 +72,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
 from typing import Any, Final
 
+from railgun_ref.abuse.admission import MAX_POW_TRIES, SolvePow
 from railgun_ref.capacity.budget import Duty, SharingBudget
 from railgun_ref.capacity.scoring import score
 from railgun_ref.capacity.selection import Role, is_eligible
@@ -86,7 +89,13 @@ from railgun_ref.privacy.padding import pad_frame, unpad_frame
 from railgun_ref.rooms.announce import check_announcement_proof
 from railgun_ref.transport.state import Reach
 from railgun_ref.wire import cbor
-from railgun_ref.wire.relay import MAX_RELAY_BLOB, RelayFrame, encode_relay_frame
+from railgun_ref.wire.pow import DEFAULT_MAX_EFFORT, NONCE_SIZE, PowSolution
+from railgun_ref.wire.relay import (
+    MAX_RELAY_BLOB,
+    RelayFrame,
+    decode_busy_frame,
+    encode_relay_frame,
+)
 
 #: HT-6.2: the P2P room frames' format version.
 P2P_VERSION: Final = 1
@@ -477,6 +486,8 @@ def member_from_record(
 
 #: ROOM-6.1: at most this many non-member publishers remembered per room for replies.
 MAX_WAITING: Final = 64
+#: RLY-9.4: (relay, message) pairs remembered as paid before those of finished jobs go.
+MAX_RELAY_PAID: Final = 1024
 
 
 # ------------------------------------------------------------------ config
@@ -511,6 +522,8 @@ class P2PConfig:
     max_recent: int = 128  #: HT-7.4: at most this many of them
     #: PRIV-2.1: pad every frame to a bucket and refuse unpadded ones (both ends must agree)
     pad_frames: bool = False
+    max_pow_effort: int = DEFAULT_MAX_EFFORT  #: RLY-9.4: the highest price paid to a relay
+    max_pow_tries: int = MAX_POW_TRIES  #: RLY-9.4: hashes one solution may take
 
     def __post_init__(self) -> None:
         for name in (
@@ -638,6 +651,7 @@ class MembersChanged:
 #: The closed set of what `P2PRoomCore.next_action` returns (CORE-1.2).
 Action = (
     SendApp
+    | SolvePow
     | Delivered
     | Acked
     | DeliveryStalled
@@ -684,6 +698,12 @@ class P2PCounter(StrEnum):
     STATUS_UNKNOWN_MEMBER = "status.unknown_member"  #: HT-7.3: a notice from a non-member
     COVER_STARTED = "cover.started"  #: HT-7.4: jobs for members off central
     DIRECT_PATH = "direct.path"  #: NAT-6.3: a member's frames moved to a traversed path
+    RELAY_BUSY = "relay.busy"  #: RLY-9.4: BUSY answers from committee relays
+    RELAY_POW_ASKED = "relay.pow_asked"  #: RLY-9.4: a relay's price accepted, solving
+    RELAY_POW_DECLINED = "relay.pow_declined"  #: RLY-9.4: over max_pow_effort, or paid already
+    RELAY_POW_PAID = "relay.pow_paid"  #: RLY-9.4: RELAY requests sent again with a solution
+    RELAY_POW_UNSOLVED = "relay.pow_unsolved"  #: RLY-9.4: no solution within max_pow_tries
+    RELAY_POW_LATE = "relay.pow_late"  #: RLY-9.4: a solution for a message no longer sent
 
 
 class Refusal(StrEnum):
@@ -826,6 +846,10 @@ class P2PRoomCore:
         self._seen_expiries: list[tuple[float, bytes]] = []
         self._reassembly: dict[tuple[NodeId, bytes], _Reassembly] = {}
         self._off_central = False  #: HT-7.3: do we tell members we are off central?
+        #: RLY-9.4: token -> (relay, message id) of a price being paid, and those paid
+        self._relay_pow: dict[int, tuple[NodeId, bytes]] = {}
+        self._relay_paid: set[tuple[NodeId, bytes]] = set()
+        self._next_pow_token = 1
         self._next_status: float | None = None  #: when the next STATUS round goes out
         #: HT-7.4: our messages the central service took, oldest first, by message id.
         self._recent: dict[bytes, _Recent] = {}
@@ -1541,6 +1565,85 @@ class P2PRoomCore:
             self._actions.append(
                 SendApp(peer=relay, address=address, topic=APP_TOPIC_RELAY, payload=payload)
             )
+
+    def _committee_frame(
+        self, relay: NodeId, message_id: bytes
+    ) -> tuple[RelayFrame, Address] | None:
+        """RLY-2.1: the RELAY request we would send `relay` for `message_id`, if still due."""
+        for job in self._jobs.values():
+            room = self._rooms.get(job.room_id)
+            if job.message_id != message_id or room is None or room.closed is None:
+                continue
+            address = room.committee.get(relay)
+            if address is not None:
+                frame = RelayFrame(
+                    room_id=job.room_id,
+                    dht_ident=room.closed.dht_ident,
+                    message_id=job.message_id,
+                    expires_ms=_ms(job.expires_at),
+                    blob=job.blob,
+                )
+                return frame, address
+        return None
+
+    def relay_busy(self, sender: NodeId, payload: bytes, *, now: float) -> None:
+        """RLY-9.4: a committee relay's BUSY: pay its price once per message. Never raises."""
+        try:
+            busy = decode_busy_frame(payload)
+        except RemoteProtocolError as exc:
+            self.counters.inc(P2PCounter.REJECTED, label=exc.code)
+            return
+        self.counters.inc(P2PCounter.RELAY_BUSY)
+        key = (sender, busy.message_id)
+        if self._committee_frame(sender, busy.message_id) is None:
+            self.counters.inc(P2PCounter.REJECTED, label=ErrorCode.UNEXPECTED_RESPONSE)
+            return
+        if key in self._relay_paid or busy.challenge.effort > self.config.max_pow_effort:
+            self.counters.inc(P2PCounter.RELAY_POW_DECLINED)
+            return
+        token, self._next_pow_token = self._next_pow_token, self._next_pow_token + 1
+        if len(self._relay_paid) >= MAX_RELAY_PAID:  # forget messages no longer being sent
+            live = {job.message_id for job in self._jobs.values()}
+            self._relay_paid = {k for k in self._relay_paid if k[1] in live}
+        self._relay_paid.add(key)
+        self._relay_pow[token] = key
+        self.counters.inc(P2PCounter.RELAY_POW_ASKED)
+        # No randomness in the core: any start works, and one per (relay, message, seed)
+        # is enough as each pays once (POW-3.2's replay cache is per requester and nonce).
+        start = hashlib.sha256(sender + busy.message_id + busy.challenge.seed).digest()
+        self._actions.append(
+            SolvePow(
+                token=token,
+                service=sender,
+                requester=self.node_id,
+                challenge=busy.challenge,
+                start=start[:NONCE_SIZE],
+                max_tries=self.config.max_pow_tries,
+            )
+        )
+
+    def relay_pow_solved(self, token: int, solution: PowSolution | None, *, now: float) -> None:
+        """RLY-9.4: the driver's answer to `SolvePow`: ask the relay again, paying."""
+        key = self._relay_pow.pop(token, None)
+        if key is None:
+            self.counters.inc(P2PCounter.RELAY_POW_LATE)
+            return
+        if solution is None:
+            self.counters.inc(P2PCounter.RELAY_POW_UNSOLVED)
+            return
+        relay, message_id = key
+        found = self._committee_frame(relay, message_id)
+        if found is None:  # delivered, expired or given up meanwhile
+            self.counters.inc(P2PCounter.RELAY_POW_LATE)
+            return
+        frame, address = found
+        paid = dataclasses.replace(frame, pow_solution=solution)
+        self.counters.inc(P2PCounter.RELAY_POW_PAID)
+        self._actions.append(
+            SendApp(
+                peer=relay, address=address, topic=APP_TOPIC_RELAY, payload=encode_relay_frame(paid)
+            )
+        )
 
     def _relay_bandwidth(self, job: _Job, now: float) -> bool:
         """HT-7.6: charge one relay attempt to the BRIDGE budget; False: wait and retry."""

@@ -24,6 +24,7 @@ CORE_METHODS: Final = frozenset({"on_timer", "next_deadline", "next_action"})
 PARTS: Final[dict[tuple[str, str], str]] = {
     ("railgun_ref.rpc.requests", "PendingRequests"): "the node's requests in flight",
     ("railgun_ref.capacity.advert", "CapabilityDirectory"): "the node's fetched adverts",
+    ("railgun_ref.abuse.admission", "AdmissionGate"): "a holder's or relay's admission queue",
 }
 
 

@@ -37,6 +37,7 @@ NOTES: Final = {
     "Relay": "A RELAY request to a committee relay (RLY-2.1).",
     "Committee": "Committee selection (RLY-1.1).",
     "Forged": "A signature by another key or over other bytes.",
+    "Admission": "A RELAY request paying for admission (RLY-9.1).",
 }
 
 HEADER: Final = [
@@ -76,6 +77,7 @@ def describe(frame: Frame | RelayFrame) -> JsonObject:
                 "expiresMs": frame.expires_ms,
             }
         case RelayFrame():
+            paid = frame.pow_solution
             return {
                 "type": "RELAY",
                 "roomId": frame.room_id.hex(),
@@ -83,6 +85,18 @@ def describe(frame: Frame | RelayFrame) -> JsonObject:
                 "messageId": frame.message_id.hex(),
                 "expiresMs": frame.expires_ms,
                 "blobLength": len(frame.blob),
+                # RLY-9.1: only a paid request has it (older JSON unchanged)
+                **(
+                    {}
+                    if paid is None
+                    else {
+                        "powSolution": {
+                            "seedHead": paid.seed_head.hex(),
+                            "nonce": paid.nonce.hex(),
+                            "effort": paid.effort,
+                        }
+                    }
+                ),
             }
         case _:
             return {"type": type(frame).__name__}
@@ -238,6 +252,31 @@ def _relay_cases(v: Vectors) -> None:
     assert decode_relay_frame(encode_relay_frame(decode_relay_frame(cbor.encode(good))))
 
 
+def _paid_relay_cases(v: Vectors) -> None:
+    """RLY-9.1: a group of its own at the end, so the earlier tcIds stay put."""
+    tests = v.group("RelayDecodeTest")
+    good = RelayFrame(
+        room_id=ROOM,
+        dht_ident=pseudo_random("relays/ident", 32),
+        message_id=MID,
+        expires_ms=EXPIRES,
+        blob=pseudo_random("relays/blob", 300),
+    ).to_value()
+    head = pseudo_random("relays/pow-seed", 4)
+    cases: list[tuple[dict[int, Any], str]] = [
+        ({**good, 7: [1, head, bytes(range(16)), 16]}, "a RELAY request paying effort 16"),
+        ({**good, 7: [1, head, bytes(range(16)), 0]}, "a RELAY request paying effort 0"),
+        ({**good, 7: [2, head, bytes(range(16)), 16]}, "a solution of version 2"),
+        ({**good, 7: [1, head[:3], bytes(range(16)), 16]}, "a 3-byte seed head"),
+        ({**good, 7: [1, head, bytes(range(16))]}, "a solution without an effort"),
+        ({**good, 7: cbor.encode([1, head, bytes(range(16)), 16])}, "a solution in bytes"),
+        ({**good, 8: [1, head, bytes(range(16)), 16]}, "a solution under key 8"),
+    ]
+    for value, comment in cases:
+        data = cbor.encode(value)
+        _decode_test(v, tests, "RelayDecodeTest", data, comment, "RLY-9.1", "Admission")
+
+
 def committee_candidates(count: int, label: str) -> list[Candidate]:
     """Deterministic candidates: upload bandwidth and class vary with the index."""
     classes = [
@@ -297,4 +336,5 @@ def build() -> JsonObject:
     _status_cases(v)
     _relay_cases(v)
     _committee_cases(v)
+    _paid_relay_cases(v)
     return v.document()

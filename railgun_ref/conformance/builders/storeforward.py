@@ -44,6 +44,7 @@ NOTES: Final = {
     "Tombstone": "A deleted message offered again (store or replica): no resurrection.",
     "Repair": "Holder-to-holder SYNC and REPLICATE.",
     "Timer": "The holder's timer: expiries and tombstone purges.",
+    "Admission": "SF-9: a STORE paying for admission, or a RESULT naming the price.",
 }
 
 HEADER: Final = [
@@ -265,6 +266,43 @@ _CODEC: Final[tuple[tuple[bytes, str, tuple[str, ...], str], ...]] = (
     ),
     (m.encode(_S1)[:-1], "a STORE cut short", (), "SF-6.2"),
     (b"\xa2\x01\x01\x00\x01", "a map with keys out of order", (), "SF-6.2"),
+)
+
+
+def _paid_store(solution: object) -> bytes:
+    """SF-9.1: `_S1` re-signed with `solution` under key 11 (signature covers it)."""
+    unsigned = {**_S1.signed_fields(), 11: solution}
+    signature = SENDER.sign(m.STORE_DOMAIN + cbor.encode(unsigned))
+    return cbor.encode({**unsigned, 10: signature})
+
+
+_SOLUTION: Final = [1, pseudo_random("storeforward/pow-seed", 4), bytes(range(16)), 16]
+_SEED: Final = pseudo_random("storeforward/pow-seed", 32)
+_REFUSED: Final = m.Result(request_id=1, status=15, message_id=_S1.message_id)
+
+#: SF-9: (bytes, what, flags, clause), a group of its own so earlier tcIds stay put.
+_ADMISSION_CODEC: Final[tuple[tuple[bytes, str, tuple[str, ...], str], ...]] = (
+    (_paid_store(_SOLUTION), "a STORE carrying a solution (key 11)", (), "SF-9.1"),
+    (_paid_store([1, _SOLUTION[1], bytes(16), 0]), "a STORE paying effort 0", (), "SF-9.1"),
+    (_paid_store([2, *_SOLUTION[1:]]), "a solution of version 2", (), "SF-9.1"),
+    (_paid_store([1, b"abc", bytes(16), 16]), "a 3-byte seed head", (), "SF-9.1"),
+    (_paid_store([1, b"abcd", bytes(15), 16]), "a 15-byte nonce", (), "SF-9.1"),
+    (_paid_store([1, b"abcd", bytes(16), 2**32]), "an effort over uint32", (), "SF-9.1"),
+    (_paid_store(cbor.encode(_SOLUTION)), "a solution wrapped in bytes", (), "SF-9.1"),
+    (_with(_S1, 12, _SOLUTION), "a solution under key 12", (), "SF-9.1"),
+    (_with(_REFUSED, 5, [_SEED, 16]), "RESULT QUOTA with a challenge (key 5)", (), "SF-9.2"),
+    (_with(_REFUSED, 5, [_SEED, 1 << 19]), "a challenge of the highest effort", (), "SF-9.2"),
+    (_with(_REFUSED, 5, [_SEED, (1 << 19) + 1]), "a challenge over 2^19", (), "SF-9.2"),
+    (_with(_REFUSED, 5, [_SEED, 0]), "a challenge of effort 0", (), "SF-9.2"),
+    (_with(_REFUSED, 5, [_SEED[:4], 16]), "a challenge naming only the seed head", (), "SF-9.2"),
+    (_with(_REFUSED, 5, [_SEED]), "a challenge without an effort", (), "SF-9.2"),
+    (
+        _with(m.Result(request_id=1, status=0, message_id=_S1.message_id), 5, [_SEED, 16]),
+        "RESULT 0 with a challenge",
+        (),
+        "SF-9.2",
+    ),
+    (_with(_REFUSED, 6, [_SEED, 16]), "a challenge under key 6", (), "SF-9.2"),
 )
 
 
@@ -564,4 +602,7 @@ def build() -> JsonObject:
     tests = v.group("SfHolderScriptTest", holder=HOLDER.hex())
     for script in _SCRIPTS:
         _script(v, tests, script)
+    tests = v.group("SfMessageDecodeTest")
+    for data, what, flags, clause in _ADMISSION_CODEC:
+        _codec(v, tests, (data, what, ("Admission", *flags), clause))
     return v.document()
