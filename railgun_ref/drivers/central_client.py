@@ -589,6 +589,64 @@ def _valid_health_body(body: bytes) -> bool:
     )
 
 
+@dataclass(slots=True)
+class _CheckProgress:
+    """How far one health check got: its start (clock seconds) and whether it is resolving."""
+
+    start: float
+    in_dns: bool = False
+
+
+def _health_target(url: str, resolve: Resolver | None) -> tuple[str, int, str, str]:
+    """(host, port, request target, Host header) of a health check of `url`."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise ValueError(f"expected http://HOST:PORT, got {url!r}")
+    host = parts.hostname
+    if not _is_ip_literal(host):
+        if resolve is None:
+            raise ValueError(f"{host!r} is a name: pass resolve= to check it")
+    else:
+        check_destination_host(host)
+    target = parts.path if parts.path not in ("", "/") else HEALTH_PATH
+    return host, parts.port or 80, target, parts.netloc.rpartition("@")[2]
+
+
+async def _health_attempt(
+    target: tuple[str, int, str, str], resolve: Resolver | None, progress: _CheckProgress
+) -> tuple[int, bytes] | FailureLabel:
+    """Resolve (a name) and GET, with no deadline of its own: (status, body) or a label."""
+    host, port, path, host_header = target
+    address = host
+    if resolve is not None and not _is_ip_literal(host):
+        progress.in_dns = True
+        try:
+            address = await resolve(host)
+        except DnsError as exc:
+            return exc.label
+        progress.in_dns = False
+        check_destination_host(address)
+    return await _http_get(address, port, host_header, path)
+
+
+def _health_result(
+    outcome: tuple[int, bytes] | FailureLabel | None, progress: _CheckProgress, end: float
+) -> HealthResult:
+    """The `HealthResult` of an attempt that ended at `end` (None: not answered in time)."""
+    if outcome is None:
+        label = FailureLabel.DNS_TIMEOUT if progress.in_dns else FailureLabel.GENERIC_TIMEOUT
+        return HealthResult(at=end, ok=False, label=label)
+    if isinstance(outcome, FailureLabel):
+        return HealthResult(at=end, ok=False, label=outcome)
+    status, body = outcome
+    latency = end - progress.start
+    if status != 200:
+        return HealthResult(at=end, ok=False, latency=latency, label=FailureLabel.HTTP_ERROR)
+    if not _valid_health_body(body):
+        return HealthResult(at=end, ok=False, latency=latency, label=FailureLabel.INVALID_RESPONSE)
+    return HealthResult(at=end, ok=True, latency=latency)
+
+
 async def check_health(
     url: str,
     timeout: float,
@@ -610,42 +668,45 @@ async def check_health(
     `at` and the latency come from `clock`. Raises ValueError for a URL this
     project may not contact (not http, or refused by `drivers.addresses`).
     """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname is None:
-        raise ValueError(f"expected http://HOST:PORT, got {url!r}")
-    host = parts.hostname
-    port = parts.port or 80
-    target = parts.path if parts.path not in ("", "/") else HEALTH_PATH
-    host_header = parts.netloc.rpartition("@")[2]
-    if not _is_ip_literal(host):
-        if resolve is None:
-            raise ValueError(f"{host!r} is a name: pass resolve= to check it")
-    else:
-        check_destination_host(host)
-    start = clock()
-    in_dns = False
+    target = _health_target(url, resolve)
+    progress = _CheckProgress(start=clock())
     outcome: tuple[int, bytes] | FailureLabel | None = None
     with anyio.move_on_after(timeout):
-        address = host
-        if resolve is not None and not _is_ip_literal(host):
-            in_dns = True
-            try:
-                address = await resolve(host)
-            except DnsError as exc:
-                return HealthResult(at=clock(), ok=False, label=exc.label)
-            in_dns = False
-            check_destination_host(address)
-        outcome = await _http_get(address, port, host_header, target)
-    end = clock()
-    if outcome is None:
-        label = FailureLabel.DNS_TIMEOUT if in_dns else FailureLabel.GENERIC_TIMEOUT
-        return HealthResult(at=end, ok=False, label=label)
-    if isinstance(outcome, FailureLabel):
-        return HealthResult(at=end, ok=False, label=outcome)
-    status, body = outcome
-    latency = end - start
-    if status != 200:
-        return HealthResult(at=end, ok=False, latency=latency, label=FailureLabel.HTTP_ERROR)
-    if not _valid_health_body(body):
-        return HealthResult(at=end, ok=False, latency=latency, label=FailureLabel.INVALID_RESPONSE)
-    return HealthResult(at=end, ok=True, latency=latency)
+        outcome = await _health_attempt(target, resolve, progress)
+    return _health_result(outcome, progress, clock())
+
+
+async def check_health_waiting_late(
+    url: str,
+    timeout: float,
+    wait_late: float,
+    *,
+    report: Callable[[HealthResult], None],
+    resolve: Resolver | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> float | None:
+    """HT-2.5: `check_health`, its result handed to `report` once known or at `timeout`,
+    whichever is first; a check that timed out goes on waiting for its answer until
+    `wait_late` seconds after its start. Returns the latency of such a late answer
+    (None: answered in time, or never): a sample for the next checks' timeout."""
+    target = _health_target(url, resolve)
+    progress = _CheckProgress(start=clock())
+    timed_out = False
+
+    async def deadline() -> None:
+        nonlocal timed_out
+        await anyio.sleep(timeout)
+        timed_out = True
+        report(_health_result(None, progress, clock()))
+
+    outcome: tuple[int, bytes] | FailureLabel | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deadline)
+        with anyio.move_on_after(max(timeout, wait_late)):
+            outcome = await _health_attempt(target, resolve, progress)
+        tg.cancel_scope.cancel()
+    result = _health_result(outcome, progress, clock())
+    if not timed_out:
+        report(result)
+        return None
+    return result.latency

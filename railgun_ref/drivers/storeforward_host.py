@@ -82,6 +82,10 @@ _TO_HOLDER: Final = frozenset(
 )
 #: Peers whose capabilities one lookup fetches (twice the SF-3.2 pool).
 _FETCH: Final = 12
+#: Seconds a fetched capability advertisement is reused (at most until it expires).
+_ADVERT_REUSE: Final = 60.0
+#: Advertisements kept for reuse, oldest forgotten first.
+_ADVERTS_KEPT: Final = 1024
 
 MemberSink = Callable[[NodeId, Address, bytes], None]
 
@@ -107,6 +111,7 @@ class SfHostCounter(StrEnum):
     ANNOUNCER_REFUSED = "sfh.announcer_refused"  #: a rendezvous record refused; label: code
     ANNOUNCERS_FOUND = "sfh.announcers_found"  #: holders found by their rendezvous records
     ADVERTISED = "sfh.advertised"
+    ADVERT_REUSED = "sfh.advert_reused"  #: a candidate's advertisement fetched < 60 s ago
 
 
 class SfHost:
@@ -149,6 +154,9 @@ class SfHost:
         )
         self._loop = CoreLoop(clock=clock)
         self._addresses: dict[NodeId, Address] = {}
+        #: node id -> (reuse until, capabilities) of advertisements found (CAP-3.5): every
+        #: store round looked up to _FETCH of them again, each a DHT lookup of its own
+        self._adverts: dict[NodeId, tuple[float, DeviceCapabilities]] = {}
         #: SF-3.7: rendezvous key -> its store public key (a record's ident)
         self._store_keys: dict[bytes, bytes] = self._store.store_keys()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -251,10 +259,9 @@ class SfHost:
                 caps: DeviceCapabilities | None = self.capabilities
             else:
                 try:
-                    advert = await self.host.fetch_capabilities(node_id)
+                    caps = await self._capabilities_of(node_id)
                 except HostStoppedError:
                     return
-                caps = None if advert is None else advert.capabilities
             self._addresses[node_id] = address
             found.append(HolderCandidate(node_id=node_id, address=address, capabilities=caps))
 
@@ -262,6 +269,23 @@ class SfHost:
             for node_id, address in outcome.closest[:_FETCH]:
                 tg.start_soon(fetch, node_id, address)
         return sorted(found, key=lambda c: c.node_id)
+
+    async def _capabilities_of(self, node_id: NodeId) -> DeviceCapabilities | None:
+        """`node_id`'s advertised capabilities (CAP-3.5): fetched, or one found in the last
+        _ADVERT_REUSE seconds and not expired (a missing one is looked for every time)."""
+        now = self._clock()
+        kept = self._adverts.get(node_id)
+        if kept is not None and now < kept[0]:
+            self.counters.inc(SfHostCounter.ADVERT_REUSED)
+            return kept[1]
+        advert = await self.host.fetch_capabilities(node_id)
+        if advert is None:
+            return None
+        self._adverts.pop(node_id, None)
+        self._adverts[node_id] = (min(advert.expires_at, now + _ADVERT_REUSE), advert.capabilities)
+        if len(self._adverts) > _ADVERTS_KEPT:
+            del self._adverts[next(iter(self._adverts))]
+        return advert.capabilities
 
     async def _advertise(self) -> None:
         while True:

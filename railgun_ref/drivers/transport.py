@@ -6,9 +6,10 @@
   path: announcements, member look-ups, APP frames in and out;
 * a `CentralClient` session for the central path, reconnected with backoff
   whenever it drops, joined to every room, pushing mailbox deliveries in;
-* health checks of the central service (`check_health`) whenever the
-  service asks (`CheckHealth`), optionally resolving a host name with
-  `resolve` (DNS scenario) and dialling any URL, e.g. a fault proxy;
+* health checks of the central service (`check_health_waiting_late`) whenever
+  the service asks (`CheckHealth`, with its adaptive timeout, HT-2.5), optionally
+  resolving a host name with `resolve` (DNS scenario) and dialling any URL, e.g. a
+  fault proxy;
 * the SQLite outbox (HT-4.4) and a small state database: rooms joined and
   message ids already handed to the application, so a restarted client
   resumes sending what was not settled and never shows a message twice;
@@ -45,7 +46,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, assert_never
@@ -70,7 +71,7 @@ from railgun_ref.drivers.central_client import (
     CentralError,
     DnsError,
     Resolver,
-    check_health,
+    check_health_waiting_late,
     connect_central,
 )
 from railgun_ref.drivers.loop import CoreLoop
@@ -196,6 +197,7 @@ class TransportCounter(StrEnum):
     HEALTH_OK = "health.ok"
     HEALTH_FAILED = "health.failed"
     HEALTH_SKIPPED_BUSY = "health.skipped_busy"  #: a check asked for while the most run
+    HEALTH_LATE = "health.late"  #: HT-2.5: a timed-out check answered later (a sample)
     CENTRAL_CONNECTED = "central.connected"
     CENTRAL_SEND_UNCONNECTED = "central.send_unconnected"
     DHT_ANNOUNCE = "dht.announce"
@@ -424,6 +426,8 @@ class HybridTransport:
         (NAT-6.3; None: not at all, bridges only)."""
         self.identity = identity
         self.config = config or HybridTransportConfig()
+        if health_timeout is not None:  # a fixed floor of the check timeout (HT-2.4)
+            self.config = replace(self.config, aws_check_timeout=health_timeout)
         if central_url is None and self.config.preferred_mode is not TransportMode.P2P_ONLY:
             raise ValueError("a central_url is needed unless preferred_mode is p2p-only")
         self.p2p_config = p2p_config or p2p.P2PConfig()
@@ -436,11 +440,10 @@ class HybridTransport:
         self.bootstrap_race: RaceWon | RaceFailed | None = None
         self.resolve = resolve
         self.origin = origin
-        self.health_timeout = (
-            health_timeout
-            or self.config.aws_check_timeout
-            or min(5.0, max(1.0, self.config.check_interval))
-        )
+        #: Seconds a central session may take to connect and to answer a request: the
+        #: longest a health check may wait (HT-2.5), not its floor, so a slow but healthy
+        #: service (or a late event loop) keeps its session.
+        self.session_timeout = self.config.check_timeout_ceiling
         self.counters: Counters[TransportCounter] = Counters()
         self._clock = clock
         self._loop = CoreLoop(clock=clock)
@@ -458,8 +461,11 @@ class HybridTransport:
         self._app_out: MemoryObjectSendStream[p2p.SendApp] | None = None
         self._central_out: MemoryObjectSendStream[OutboxEntry | _RoomProof] | None = None
         self._central: CentralClient | None = None
-        #: health checks overlap: as many as can be waiting out their timeout at once
-        self._max_checks_in_flight = math.ceil(self.health_timeout / self.config.check_interval) + 1
+        #: health checks overlap: as many as can be waiting for an answer at once (each up
+        #: to the ceiling, HT-2.5), started an interval apart or, re-checking (HT-2.4), a
+        #: timeout apart
+        spacing = min(self.config.check_interval, self.config.check_timeout_floor)
+        self._max_checks_in_flight = math.ceil(self.config.check_timeout_ceiling / spacing) + 1
         self._checks_in_flight = 0
         self._next_check_seq = 0
         self._next_check_report = 0
@@ -745,12 +751,12 @@ class HybridTransport:
             case service.PersistOutbox(changes=changes):
                 assert self._outbox_store is not None
                 self._outbox_store.apply(changes)
-            case service.CheckHealth():
+            case service.CheckHealth(timeout=timeout):
                 if self._checks_in_flight >= self._max_checks_in_flight:
                     self.counters.inc(TransportCounter.HEALTH_SKIPPED_BUSY)
                 elif self._tg is not None:
                     self._checks_in_flight += 1
-                    self._tg.start_soon(self._health_check, self._next_check_seq)
+                    self._tg.start_soon(self._health_check, self._next_check_seq, timeout)
                     self._next_check_seq += 1
             case service.SendCentral(entry=entry):
                 if self._central_out is None:
@@ -1018,19 +1024,35 @@ class HybridTransport:
 
     # ------------------------------------------------------------------ tasks
 
-    async def _health_check(self, seq: int) -> None:
+    async def _health_check(self, seq: int, timeout: float) -> None:
         """One check; checks overlap (a blackholed one does not hold up the next), and
-        their results reach the service in the order the checks started."""
+        their results reach the service in the order the checks started. A check that
+        timed out waits on for its answer, whose latency the service samples (HT-2.5)."""
         assert self.central_url is not None
-        result: HealthResult | None = None
+        reported = False
+
+        def report(result: HealthResult | None) -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                self._check_results[seq] = result
+                self._report_checks()
+
         try:
-            result = await check_health(
-                self.central_url, self.health_timeout, resolve=self.resolve, clock=self._clock
+            late = await check_health_waiting_late(
+                self.central_url,
+                timeout,
+                self.config.check_timeout_ceiling,
+                report=report,
+                resolve=self.resolve,
+                clock=self._clock,
             )
+            if late is not None:
+                self.counters.inc(TransportCounter.HEALTH_LATE)
+                self.service.check_answered_late(latency=late, now=self._clock())
         finally:
             self._checks_in_flight -= 1
-            self._check_results[seq] = result
-            self._report_checks()
+            report(None)  # cancelled (or failed) before it had a result
 
     def _report_checks(self) -> None:
         """Hand over finished checks in start order (a cancelled one is skipped)."""
@@ -1182,7 +1204,7 @@ class HybridTransport:
         host = parts.hostname or ""
         if self.resolve is None or host.replace(".", "").isdigit():
             return self.central_url
-        with anyio.fail_after(self.health_timeout):
+        with anyio.fail_after(self.session_timeout):
             address = await self.resolve(host)
         netloc = f"{address}:{parts.port}" if parts.port else address
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
@@ -1200,7 +1222,7 @@ class HybridTransport:
                 async with connect_central(
                     url,
                     self.identity,
-                    timeout=self.health_timeout,
+                    timeout=self.session_timeout,
                     origin=self.origin,
                     random_bytes=self._random_bytes,
                 ) as client:

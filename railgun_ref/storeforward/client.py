@@ -35,6 +35,7 @@ Theory of operation (clauses of spec section SF):
    key, so holders that never held a replica get the tombstone too.
 """
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ MAILBOX_EPOCHS: Final = 8
 MAX_WAITING_KEYS: Final = 256
 #: SF-8.4: seconds after a return at which the member picks up again (stores in flight).
 FOLLOW_UPS: Final = (2.0, 5.0, 10.0, 20.0)
+#: SF-8.7: (message, member) pairs whose failed store is remembered, oldest forgotten first.
+MAX_FAILED_STORES: Final = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +93,8 @@ class SfClientConfig:
     max_store_attempts: int = 5  #: SF-8.3: rounds before the job fails
     max_pow_effort: int = DEFAULT_MAX_EFFORT  #: SF-9.4: the highest price the client pays
     max_pow_tries: int = MAX_POW_TRIES  #: SF-9.4: hashes one solution may take
+    #: SF-8.7: the longest pause before a failed store may start again
+    max_store_backoff: float = 300.0
 
     def __post_init__(self) -> None:
         if self.redundancy < 1 or self.candidate_pool < self.redundancy:
@@ -209,6 +214,7 @@ class SfClientCounter(StrEnum):
     STORED = "sfc.stored"  #: (message, member) settled by a RESULT 0
     STORE_REFUSED = "sfc.store_refused"  #: a RESULT with a code; label: the code
     STORE_FAILED = "sfc.store_failed"  #: label: `StoreFailure`
+    STORE_DEFERRED = "sfc.store_deferred"  #: SF-8.7: a store asked for too soon after a failure
     PICKUP_SENT = "sfc.pickup_sent"
     PICKUP_ANNOUNCER = "sfc.pickup_announcer"  #: SF-8.6: pickups to announcers beyond the pool
     PICKED_UP = "sfc.picked_up"  #: messages opened from pickups
@@ -280,6 +286,8 @@ class SfClient:
         self._waiting: dict[tuple[bytes, NodeId], m.MailboxKeys] = {}  #: not members yet
         self._jobs: dict[tuple[bytes, NodeId], _StoreJob] = {}
         self._done: set[tuple[bytes, NodeId]] = set()
+        #: SF-8.7: (message, member) -> (failures so far, earliest time of another try)
+        self._failed: dict[tuple[bytes, NodeId], tuple[int, float]] = {}
         self._requests: dict[int, tuple[bytes, NodeId]] = {}  #: STORE request id -> job key
         self._pickups: dict[bytes, _Pickup] = {}  #: rendezvous key -> pickup in progress
         self._pickup_requests: dict[int, tuple[bytes, NodeId]] = {}  #: id -> (key, holder)
@@ -423,15 +431,20 @@ class SfClient:
         expires_at: float,
         now: float,
     ) -> None:
-        """SF-8.3: keep `blob` for the offline `member` on holders (idempotent per pair)."""
+        """SF-8.3: keep `blob` for the offline `member` on holders (idempotent per pair;
+        after a failure, not again before the pause of SF-8.7)."""
         key = (message_id, member)
         if key in self._jobs or key in self._done:
+            return
+        failed = self._failed.get(key)
+        if failed is not None and now < failed[1]:
+            self.counters.inc(SfClientCounter.STORE_DEFERRED)
             return
         reason = self._cannot_store(room_id, member, now)
         if reason is None and not _fits_a_bucket(room_id, message_id, blob):
             reason = StoreFailure.TOO_LARGE  # the outbox keeps it for the other paths
         if reason is not None:
-            self._fail(room_id, message_id, member, reason)
+            self._fail(room_id, message_id, member, reason, now)
             return
         job = _StoreJob(
             room_id=room_id, message_id=message_id, member=member, blob=blob, expires_at=expires_at
@@ -525,7 +538,7 @@ class SfClient:
     ) -> None:
         if not holders:
             del self._jobs[key]
-            self._fail(job.room_id, job.message_id, job.member, StoreFailure.NO_HOLDERS)
+            self._fail(job.room_id, job.message_id, job.member, StoreFailure.NO_HOLDERS, now)
             return
         room = self._rooms[job.room_id]
         member_key = room.members[job.member]
@@ -655,14 +668,25 @@ class SfClient:
         if job.stored:
             del self._jobs[key]
             self._done.add(key)
+            self._failed.pop(key, None)
         elif job.attempts >= self.config.max_store_attempts:
             del self._jobs[key]
-            self._fail(job.room_id, job.message_id, job.member, StoreFailure.REFUSED)
+            self._fail(job.room_id, job.message_id, job.member, StoreFailure.REFUSED, now)
         else:
             job.retrying = True
             job.next_at = now + self.config.store_retry
 
-    def _fail(self, room_id: bytes, message_id: bytes, member: NodeId, why: StoreFailure) -> None:
+    def _fail(
+        self, room_id: bytes, message_id: bytes, member: NodeId, why: StoreFailure, now: float
+    ) -> None:
+        """Report the failure; SF-8.7: the pair waits store_retry x 2^(failures - 1), at most
+        max_store_backoff, before another store (forever if it can never fit a bucket)."""
+        key = (message_id, member)
+        failures = self._failed.pop(key, (0, now))[0] + 1
+        pause = min(self.config.store_retry * 2 ** (failures - 1), self.config.max_store_backoff)
+        self._failed[key] = (failures, math.inf if why is StoreFailure.TOO_LARGE else now + pause)
+        if len(self._failed) > MAX_FAILED_STORES:
+            del self._failed[next(iter(self._failed))]
         self.counters.inc(SfClientCounter.STORE_FAILED, label=why)
         self._actions.append(
             StoreFailed(room_id=room_id, message_id=message_id, member=member, reason=why)

@@ -20,6 +20,12 @@ Two detectors decide when the central path counts as down:
   flapping on it.
 
 Both are pure: results and `now` in, a verdict out.
+
+How long one check may take is `CheckTimeout` (HT-2.5): the configured
+timeout is a floor, and the latencies of answered checks (late answers to
+checks that already timed out included) raise it as RFC 6298 raises a
+retransmission timeout, up to the latency threshold, beyond which an answer
+counts as failed anyway.
 """
 
 import math
@@ -61,6 +67,43 @@ class HealthResult:
             raise ValueError("a successful check has no failure label")
         if not self.ok and self.label is None:
             raise ValueError("a failed check needs a failure label")
+
+
+class CheckTimeout:
+    """HT-2.5: a health check's deadline from the latencies of answered checks.
+
+    RFC 6298 §2 applied to whole checks: SRTT and RTTVAR (gains 1/8 and 1/4)
+    over every sample, and the deadline SRTT + 4·RTTVAR within [`floor`,
+    `ceiling`]; `floor` until the first sample. A check that times out gives
+    no sample and changes nothing (no back-off, RFC 6298 §5.5), so silence is
+    still detected within `failure_threshold` x `ceiling`. The P2P probe
+    timeout of HT-6.8 is the same estimator per member.
+    """
+
+    def __init__(self, *, floor: float, ceiling: float) -> None:
+        if not 0 < floor <= ceiling:
+            raise ValueError("need 0 < floor <= ceiling")
+        self.floor = floor
+        self.ceiling = ceiling
+        self.srtt: float | None = None  #: smoothed latency, seconds (None: no sample yet)
+        self.rttvar = 0.0  #: its mean deviation, seconds
+
+    def observe(self, latency: float) -> None:
+        """One answered check's latency, seconds (RFC 6298 §2.2, §2.3)."""
+        if latency < 0:
+            raise ValueError("a latency is not negative")
+        if self.srtt is None:
+            self.srtt, self.rttvar = latency, latency / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - latency)
+            self.srtt = 0.875 * self.srtt + 0.125 * latency
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the next check may take before it fails (``generic_timeout``)."""
+        if self.srtt is None:
+            return self.floor
+        return min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
 
 
 class FailureDetector(Protocol):

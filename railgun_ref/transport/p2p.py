@@ -256,6 +256,20 @@ def split_frame(frame: RoomFrame) -> list["RoomFrame | PartFrame"]:
     """
     if len(encode_frame(frame)) < MAX_FRAME_SIZE:
         return [frame]
+    return list(_parts(frame))
+
+
+def encode_room_frame(frame: RoomFrame) -> list[bytes]:
+    """HT-7.1: the encoding of `frame` if it fits one APP message, else those of its
+    PART frames (`split_frame`, with the whole frame encoded once, not twice)."""
+    whole = encode_frame(frame)
+    if len(whole) < MAX_FRAME_SIZE:
+        return [whole]
+    return [encode_frame(part) for part in _parts(frame)]
+
+
+def _parts(frame: RoomFrame) -> list["PartFrame"]:
+    """HT-7.1: the PART frames of `frame`, PART_SIZE bytes of its blob each."""
     total = len(frame.blob)
     return [
         PartFrame(
@@ -728,6 +742,8 @@ class PeerStatus(Enum):
 
 #: HT-6.8: probes per member whose answers still count as RTT samples
 PROBES_REMEMBERED: Final = 4
+#: Messages whose encoded direct ROOM frames are kept for re-sends (`_direct_payloads`).
+DIRECT_PAYLOADS_KEPT: Final = 64
 
 
 @dataclass(slots=True)
@@ -855,6 +871,9 @@ class P2PRoomCore:
         self._recent: dict[bytes, _Recent] = {}
         self._next_nonce = 1
         self._reported: tuple[Reach, bool, int, int] | None = None
+        #: message id -> ((room id, blob, expiry ms), payloads) of its direct ROOM frame: the
+        #: same bytes for every member and every attempt, so encoded once (oldest first).
+        self._direct: dict[bytes, tuple[tuple[bytes, bytes, int], tuple[bytes, ...]]] = {}
 
     # ----------------------------------------------------------- queries
 
@@ -1506,15 +1525,9 @@ class P2PRoomCore:
             job.attempts += 1
             peer = self._peers.get(job.target)
             job.next_at = now + self._resend_after(job.attempts, peer)
-            frame = RoomFrame(
-                room_id=job.room_id,
-                message_id=job.message_id,
-                expires_ms=_ms(job.expires_at),
-                blob=job.blob,
-            )
             if peer is not None:
                 self.counters.inc(P2PCounter.SEND_DIRECT if job.origin else P2PCounter.RELAY_DIRECT)
-                self._send_room(peer.node_id, peer.address, frame)
+                self._send_payloads(peer.node_id, peer.address, self._direct_payloads(job))
             unreachable = peer is None or self._status(peer) is PeerStatus.UNREACHABLE
             if job.hops >= 1 and (unreachable or job.attempts > config.relay_after):
                 bridges = self._bridges(job)
@@ -1790,11 +1803,40 @@ class P2PRoomCore:
 
     def _send_room(self, peer: NodeId, address: Address, frame: RoomFrame) -> None:
         """HT-7.1: a ROOM frame, in PART frames when it does not fit one APP message."""
-        frames = split_frame(frame)
-        if len(frames) > 1:
-            self.counters.inc(P2PCounter.PART_SENT, len(frames))
-        for each in frames:
-            self._send(peer, address, each)
+        self._send_payloads(peer, address, self._room_payloads(frame))
+
+    def _room_payloads(self, frame: RoomFrame) -> tuple[bytes, ...]:
+        """The APP payloads of a ROOM frame: itself or its parts (HT-7.1), padded (PRIV-2.1)."""
+        payloads = encode_room_frame(frame)
+        if self.config.pad_frames:
+            payloads = [pad_frame(payload) for payload in payloads]
+        return tuple(payloads)
+
+    def _direct_payloads(self, job: _Job) -> tuple[bytes, ...]:
+        """The payloads of `job`'s direct ROOM frame (hops 0, no relay list): the same for
+        every member and attempt, so kept for the last DIRECT_PAYLOADS_KEPT messages."""
+        expires_ms = _ms(job.expires_at)
+        what = (job.room_id, job.blob, expires_ms)
+        kept = self._direct.get(job.message_id)
+        if kept is not None and kept[0] == what:
+            return kept[1]
+        frame = RoomFrame(
+            room_id=job.room_id, message_id=job.message_id, expires_ms=expires_ms, blob=job.blob
+        )
+        payloads = self._room_payloads(frame)
+        self._direct.pop(job.message_id, None)
+        self._direct[job.message_id] = (what, payloads)
+        if len(self._direct) > DIRECT_PAYLOADS_KEPT:
+            del self._direct[next(iter(self._direct))]
+        return payloads
+
+    def _send_payloads(self, peer: NodeId, address: Address, payloads: tuple[bytes, ...]) -> None:
+        if len(payloads) > 1:
+            self.counters.inc(P2PCounter.PART_SENT, len(payloads))
+        for payload in payloads:
+            self._actions.append(
+                SendApp(peer=peer, address=address, topic=self.config.topic, payload=payload)
+            )
 
     def _drop_job(self, key: tuple[bytes, NodeId]) -> None:
         job = self._jobs.pop(key, None)

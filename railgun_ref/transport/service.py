@@ -24,6 +24,11 @@ the successes from before that silence must not count towards failback.
 The streak is kept as its first time and its length, so it costs O(1)
 however long the service stays healthy.
 
+Check timeouts (HT-2.5): each `CheckHealth` carries the time the check may
+take, the configured timeout raised by the latencies of answered checks
+(`CheckTimeout`), so a slow but healthy service -- or a client whose event
+loop is late -- still passes its checks and failback completes.
+
 Timers: `next_deadline()` includes the phi-accrual detector's
 `suspicion_time()` while the central path is up, and the detector suspects
 from that instant on (`now >= suspicion_time()`), so `on_timer` at the
@@ -40,6 +45,7 @@ from railgun_ref.core.counters import Counters
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.core.ids import NodeId
 from railgun_ref.transport.health import (
+    CheckTimeout,
     FailureDetector,
     FailureLabel,
     HealthResult,
@@ -96,8 +102,9 @@ class HybridTransportConfig:
     failback_successes: int = 3
     failback_min_interval: float = 10.0
     resend_interval: float = 5.0  #: unsettled outbox entries are re-sent this often
-    #: HT-2.4: seconds a health check may take before it fails (None: the driver's
-    #: default, the check interval clamped to 1..5 s)
+    #: HT-2.4, HT-2.5: seconds a health check may take before it fails, at least (None:
+    #: the check interval clamped to 1..5 s); answered checks raise it, at most to
+    #: `aws_latency_threshold` (`check_timeout_floor`, `check_timeout_ceiling`)
     aws_check_timeout: float | None = None
     #: HT-2.4: after a failed check, while the service is still judged up, check again
     #: at once instead of at the next interval
@@ -155,6 +162,19 @@ class HybridTransportConfig:
             return self.heartbeat_interval
         return self.aws_health_check_interval
 
+    @property
+    def check_timeout_floor(self) -> float:
+        """HT-2.4: the shortest wait of a check, seconds (`aws_check_timeout` or its default)."""
+        if self.aws_check_timeout is not None:
+            return self.aws_check_timeout
+        return min(5.0, max(1.0, self.check_interval))
+
+    @property
+    def check_timeout_ceiling(self) -> float:
+        """HT-2.5: the longest wait of a check, seconds: the latency threshold (a slower
+        answer counts as failed anyway, HT-2.2), or the floor if that is longer."""
+        return max(self.check_timeout_floor, self.aws_latency_threshold)
+
 
 class TransportOverrides(TypedDict, total=False):
     """Keyword arguments that override fields of `HybridTransportConfig` (any subset).
@@ -188,9 +208,15 @@ class TransportOverrides(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckHealth:
-    """Run one health check of the central service and report it with `health_result`."""
+    """Run one health check of the central service and report it with `health_result`.
+
+    The check fails (``generic_timeout``, or ``dns_timeout`` while resolving) after
+    `timeout` seconds (HT-2.5). A driver that keeps waiting for a timed-out check's
+    answer, up to `HybridTransportConfig.check_timeout_ceiling`, reports its latency
+    with `check_answered_late`."""
 
     check_id: int
+    timeout: float  #: seconds (HT-2.5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,6 +317,10 @@ class HybridTransportService:
             config.preferred_mode, redundancy=config.enable_hybrid_redundancy
         )
         self.detector = detector if detector is not None else make_detector(config)
+        #: HT-2.5: how long the next health check may take.
+        self.check_timeout = CheckTimeout(
+            floor=config.check_timeout_floor, ceiling=config.check_timeout_ceiling
+        )
         self.outbox = Outbox()
         self.dedup = Deduplicator()
         self.counters: Counters[ServiceCounter] = Counters()
@@ -310,6 +340,8 @@ class HybridTransportService:
     # ------------------------------------------------------------ inputs
 
     def health_result(self, result: HealthResult, *, now: float) -> None:
+        if result.latency is not None:
+            self.check_timeout.observe(result.latency)  # HT-2.5, before any classification
         result = self.detector.classify(result)
         self.detector.observe(result)
         if not result.ok:
@@ -325,6 +357,11 @@ class HybridTransportService:
         self._evaluate_central(now)
         if not result.ok:
             self._recheck(now)
+
+    def check_answered_late(self, *, latency: float, now: float) -> None:
+        """HT-2.5: a check already reported as timed out was answered after `latency`
+        seconds: a sample for the next checks' timeout, not a healthy check."""
+        self.check_timeout.observe(latency)
 
     def _recheck(self, now: float) -> None:
         """HT-2.4: a failed check while the service is judged up: the next one is due now."""
@@ -397,7 +434,9 @@ class HybridTransportService:
 
     def on_timer(self, *, now: float) -> None:
         if self._next_check is not None and now >= self._next_check:
-            self._actions.append(CheckHealth(check_id=self._next_check_id))
+            self._actions.append(
+                CheckHealth(check_id=self._next_check_id, timeout=self.check_timeout.timeout)
+            )
             self._next_check_id += 1
             self._next_check = now + self.config.check_interval
         self._evaluate_central(now)  # silence alone can make a detector suspect (HT-2.3)

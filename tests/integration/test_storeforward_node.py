@@ -15,7 +15,7 @@ from railgun_ref.capacity.nat import NatType
 from railgun_ref.core.errors import ErrorCode
 from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.drivers.capabilities import detect_capabilities
-from railgun_ref.drivers.storeforward_host import SfHost
+from railgun_ref.drivers.storeforward_host import SfHost, SfHostCounter
 from railgun_ref.drivers.storeforward_store import SqliteHolderStore
 from railgun_ref.drivers.udp import NodeHost
 from railgun_ref.identity.keys import Identity
@@ -94,6 +94,9 @@ async def test_node_holds_what_it_acknowledged_across_kill_9(tmp_path: Path) -> 
                         break
                     await anyio.sleep(0.3)
             node_id = next(c.node_id for c in holders if c.address == address)
+            again = await member.lookup_candidates(key)  # the advertisement is reused
+            assert [c.capabilities for c in again] == [c.capabilities for c in found]
+            assert member.counters.get_count(SfHostCounter.ADVERT_REUSED) >= 1
             proof = room_store_proof(
                 rendezvous_id(SECRET, recipient.node_id, epoch), sender.node_id
             )

@@ -29,7 +29,7 @@ from railgun_ref.drivers.central_client import origin_of, websocket_url
 from railgun_ref.drivers.dns_server import DnsMode, DnsServer
 from railgun_ref.drivers.fault_proxy import FaultProxy, ProxyMode
 from railgun_ref.drivers.resolver import StubResolver
-from railgun_ref.drivers.transport import Failure
+from railgun_ref.drivers.transport import Failure, TransportCounter
 from railgun_ref.transport.health import FailureLabel
 
 from .rooms_helpers import make_room
@@ -330,4 +330,39 @@ async def test_blocking_scenarios_fail_over_and_back(tmp_path: Path, scenario: s
             await wait_for(lambda: all_delivered(members), 20)
             await anyio.sleep(1)
             assert_exactly_once(members)
+            tg.cancel_scope.cancel()
+
+
+async def test_a_slow_central_service_lets_failback_complete(tmp_path: Path) -> None:
+    """HT-2.5, HT-3.3: after an IP block the service comes back slow -- each health check
+    answered after about 1.2 s, more than twice the fast profile's 0.5 s check timeout --
+    yet healthy: the late answers raise the timeout, the clients fail back and keep their
+    sessions. Blackholed again, it is still detected and they fail over."""
+    async with blockable_central(tmp_path) as (central_url, proxy, _dns):
+        origin = origin_of(websocket_url(central_url))
+        url = f"http://127.0.0.1:{proxy.address[1]}"
+        async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
+            members = await start_room(tg, stack, tmp_path, url, 2, origin=origin)
+            proxy.set_mode(ProxyMode.BLACKHOLE)
+            await wait_for(lambda: all(m.client.state == "connected-p2p" for m in members), 20)
+
+            proxy.set_mode(ProxyMode.DELAY, delay=0.6)  # per direction: 1.2 s per check
+            await wait_for(
+                lambda: all(
+                    m.client.state == "connected-aws" and m.client.transport.central_connected
+                    for m in members
+                ),
+                60,
+            )
+            for m in members:
+                assert m.client.transport.counters.get_count(TransportCounter.HEALTH_LATE) >= 1
+            for m in members:
+                await m.say(f"{m.name}: via a slow central service")
+            await wait_for(lambda: all_delivered(members), 30)
+
+            proxy.set_mode(ProxyMode.BLACKHOLE)
+            await wait_for(lambda: all(m.client.state == "connected-p2p" for m in members), 30)
+            assert all(
+                any(f.label is FailureLabel.GENERIC_TIMEOUT for f in m.failures) for m in members
+            )
             tg.cancel_scope.cancel()

@@ -411,3 +411,37 @@ def test_a_pickup_also_asks_the_announcers_of_the_key() -> None:
     assert len(asked) == member.config.candidate_pool + 1
     assert asked[far.node_id] == far.address
     assert member.counters.get_count(SfClientCounter.PICKUP_ANNOUNCER) == 1
+
+
+def test_a_failed_store_waits_with_backoff_before_it_starts_again() -> None:
+    """SF-8.7: a P2P job that stalls again soon after its store failed does not start a new
+    lookup and STORE round at once: the pair waits 10 s, then 20 s, ... (and forever for a
+    blob no bucket holds), so stalls every few seconds cause no store storm."""
+    net = Net()
+    net.online.clear()  # no holder answers a lookup: NO_HOLDERS
+    sender = net.client(SENDER, 1)
+    member = net.client(MEMBER, 2)
+    member.members_reachable(ROOM, [SENDER.node_id], now=T0)
+    net.pump(T0)
+    del net.clients[MEMBER.node_id]
+
+    def stall(at: float, message_id: bytes = bytes(16), size: int = 10) -> None:
+        sender.store(
+            room_id=ROOM,
+            message_id=message_id,
+            member=MEMBER.node_id,
+            blob=bytes(size),
+            expires_at=T0 + 3600,
+            now=at,
+        )
+        net.pump(at)
+
+    for at in (0, 1, 5, 9.9, 10, 15, 29.9, 30):  # stalls of a re-created P2P job
+        stall(T0 + at)
+    lookups = [a for a in net.out[SENDER.node_id] if isinstance(a, LookupHolders)]
+    failed = [a for a in net.out[SENDER.node_id] if isinstance(a, StoreFailed)]
+    assert len(lookups) == len(failed) == 3  # at 0, 10 and 30 s
+    assert sender.counters.get_count(SfClientCounter.STORE_DEFERRED) == 5
+    for at in (0, 100, 1000):
+        stall(T0 + at, message_id=bytes([9]) * 16, size=70_000)
+    assert sender.counters.get_count(SfClientCounter.STORE_FAILED, StoreFailure.TOO_LARGE) == 1

@@ -8,6 +8,7 @@ import pytest
 from railgun_ref.bench.detectors import LinkModel, run
 from railgun_ref.core.errors import LocalProtocolError
 from railgun_ref.transport.health import (
+    CheckTimeout,
     FailureDetector,
     FailureLabel,
     HealthResult,
@@ -46,6 +47,28 @@ def test_health_result_requires_consistent_label() -> None:
         HealthResult(at=0, ok=True, label=FailureLabel.DNS_NXDOMAIN)
     with pytest.raises(ValueError):
         HealthResult(at=0, ok=False)
+
+
+def test_check_timeout_follows_answered_checks_within_floor_and_ceiling() -> None:
+    """HT-2.5: the floor until the first answer; SRTT + 4 RTTVAR (RFC 6298) after, capped
+    at the ceiling; back to the floor once answers are fast again."""
+    timeout = CheckTimeout(floor=0.5, ceiling=2.0)
+    assert timeout.timeout == 0.5
+    timeout.observe(0.2)  # fast: 0.2 + 4 x 0.1 = 0.6
+    assert timeout.timeout == pytest.approx(0.6)
+    for _ in range(3):
+        timeout.observe(1.5)
+    assert timeout.timeout == 2.0  # slow and jittery: capped
+    for _ in range(40):
+        timeout.observe(1.5)
+    assert 1.5 < timeout.timeout < 2.0  # steady 1.5 s: a little above it
+    for _ in range(60):
+        timeout.observe(0.01)
+    assert timeout.timeout == 0.5
+    with pytest.raises(ValueError):
+        CheckTimeout(floor=2.0, ceiling=1.0)
+    with pytest.raises(ValueError):
+        timeout.observe(-1.0)
 
 
 def test_threshold_detector_needs_consecutive_failures() -> None:

@@ -20,6 +20,7 @@ from railgun_ref.core.ids import Address, NodeId
 from railgun_ref.dht.keys import KeyType
 from railgun_ref.dht.records import sign_record
 from railgun_ref.identity.keys import Identity
+from railgun_ref.transport import p2p as p2p_module
 from railgun_ref.transport.p2p import (
     Acked,
     AckFrame,
@@ -420,6 +421,57 @@ def test_retries_until_the_member_returns_then_stalls_and_revives() -> None:
     net.run(5)
     assert net.delivered(b) == [mid]
     assert net.acked(a) == {b.node_id}
+
+
+def test_a_message_is_encoded_once_for_every_member_and_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HT-6.3, HT-7.1: every copy of a message -- to each member, on each attempt -- is the
+    same direct ROOM frame, so it is encoded once (not once to measure its size and again
+    to send it, per copy); the copies still arrive and are acknowledged."""
+    encoded: list[bytes] = []
+    real_encode = p2p_module.encode_frame
+
+    def counting_encode(frame: Frame) -> bytes:
+        if isinstance(frame, RoomFrame):
+            encoded.append(frame.message_id)
+        return real_encode(frame)
+
+    monkeypatch.setattr(p2p_module, "encode_frame", counting_encode)
+    config = P2PConfig(
+        probe_interval=1.0,
+        probe_timeout=0.5,
+        max_attempts=3,
+        max_bridges=0,
+        lookup_interval=1e6,
+        announce_interval=1e6,
+    )
+    net = RoomNet(config=config)
+    a, *others = net.add(4)
+    net.join_all()
+    net.down.update(o.node_id for o in others)
+    mid, expires_at = message_id(7), net.now + 3600
+
+    def send() -> None:
+        members = a.members(ROOM)
+        a.send(
+            room_id=ROOM,
+            message_id=mid,
+            blob=b"x" * 300,
+            expires_at=expires_at,
+            members=members,
+            now=net.now,
+        )
+
+    send()
+    net.run(30)
+    assert a.counters.get_count(P2PCounter.SEND_DIRECT) == 3 * len(others)
+    net.down.clear()
+    send()  # the service's re-send revives the stalled jobs
+    net.run(5)
+    assert all(net.delivered(o) == [mid] for o in others)
+    assert net.acked(a) == {o.node_id for o in others}
+    assert encoded.count(mid) == 1
 
 
 def test_too_large_for_the_app_channel() -> None:

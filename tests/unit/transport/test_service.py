@@ -284,3 +284,93 @@ def test_without_recheck_a_failed_check_waits_for_the_interval() -> None:
     drain(service)
     assert _checks_at(service, T0 + 1) == 0
     assert _checks_at(service, T0 + 30) == 1
+
+
+class _CentralModel:
+    """The central service in virtual time as `HybridTransportService` sees it: each check
+    is answered `answer_after` seconds after it starts (None: never). A check not answered
+    by its `timeout` fails then, and the answer, if it comes by the ceiling, is reported
+    late -- what the driver does (HT-2.5)."""
+
+    def __init__(self, service: HybridTransportService, now: float) -> None:
+        self.service = service
+        self.now = now
+        self.answer_after: float | None = 0.05
+        self.events: list[tuple[float, int, HealthResult | float]] = []
+        self.states: list[tuple[float, TransportState]] = []
+        self.timeouts: list[float] = []
+        self._seq = 0
+
+    def _start(self, check: CheckHealth) -> None:
+        self.timeouts.append(check.timeout)
+        ceiling = self.service.config.check_timeout_ceiling
+        answer = self.answer_after
+        self._seq += 1
+        if answer is not None and answer <= check.timeout:
+            result = HealthResult(at=self.now + answer, ok=True, latency=answer)
+            self.events.append((self.now + answer, self._seq, result))
+            return
+        self.events.append((self.now + check.timeout, self._seq, _timeout(0.0)))
+        if answer is not None and answer <= ceiling:
+            self.events.append((self.now + answer, self._seq, answer))
+
+    def run(self, until: float, step: float = 0.05) -> None:
+        while self.now < until:
+            self.now = round(self.now + step, 6)
+            self.events.sort(key=lambda e: (e[0], e[1]))
+            while self.events and self.events[0][0] <= self.now:
+                at, _, what = self.events.pop(0)
+                if isinstance(what, HealthResult):
+                    result = dataclasses.replace(what, at=at)
+                    self.service.health_result(result, now=at)
+                else:
+                    self.service.check_answered_late(latency=what, now=at)
+            self.service.on_timer(now=self.now)
+            for action in drain(self.service):
+                if isinstance(action, CheckHealth):
+                    self._start(action)
+                elif isinstance(action, StateChanged):
+                    self.states.append((self.now, action.new))
+
+
+def test_a_slow_but_healthy_central_service_lets_failback_complete() -> None:
+    """HT-2.5, HT-3.3: after a failover the service comes back answering every check after
+    1.5 s, three times the fast profile's 0.5 s floor: the late answers raise the check
+    timeout, the checks pass, and the client fails back to the central path."""
+    config = fast_profile().transport
+    assert config.check_timeout_floor == 0.5
+    assert config.check_timeout_ceiling > 1.5
+    central = _CentralModel(started(config), T0)
+    central.answer_after = None  # blackholed: failover
+    central.run(T0 + 10)
+    assert central.service.state is TransportState.CONNECTED_P2P
+    central.answer_after = 1.5  # back, slow but healthy
+    central.run(T0 + 40)
+    assert central.service.state is TransportState.CONNECTED_AWS
+    assert central.timeouts[-1] > 1.5
+    assert all(0.5 <= t <= config.check_timeout_ceiling for t in central.timeouts)
+
+
+def test_a_dead_central_service_still_fails_within_the_ceiling_bound() -> None:
+    """HT-2.5: with the timeout at its ceiling (the service had been slow), a service that
+    stops answering is judged down after at most failure-threshold checks of at most the
+    ceiling each (the first starting within an interval of the fault)."""
+    config = fast_profile().transport
+    central = _CentralModel(started(config), T0)
+    central.answer_after = 1.9  # slow: the timeout climbs to the ceiling
+    central.run(T0 + 30)
+    assert central.service.state is TransportState.CONNECTED_AWS
+    assert central.timeouts[-1] == config.check_timeout_ceiling
+    fault_at = central.now
+    central.answer_after = None
+    central.run(fault_at + 20)
+    failover = [at for at, state in central.states if state is TransportState.CONNECTED_P2P]
+    bound = config.check_interval + config.aws_failure_threshold * config.check_timeout_ceiling
+    assert failover and failover[0] - fault_at <= bound + 0.1  # virtual time, one step
+
+
+def test_the_default_profile_keeps_a_fixed_check_timeout() -> None:
+    """HT-2.4, HT-2.5: a 30 s interval gives a 5 s floor, above the 2 s latency threshold,
+    so the default configuration's checks always wait 5 s, as before."""
+    config = seed_profile().transport
+    assert config.check_timeout_floor == config.check_timeout_ceiling == 5.0
