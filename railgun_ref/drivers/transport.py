@@ -857,6 +857,8 @@ class HybridTransport:
                         self._app_out.send_nowait(action)
                     except anyio.WouldBlock:  # the P2P core re-sends what is not acknowledged
                         self.counters.inc(TransportCounter.APP_QUEUE_FULL)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        self._app_out = None  # the sender ended with the host: stopping
             case p2p.Delivered():
                 self.service.received(
                     message_id=action.message_id,

@@ -642,12 +642,19 @@ class NodeHost:
             raise HostStoppedError("a NodeHost runs only once; make a new one")
         group = HostGroup(clock=self._clock)
         stopped = self._stopped = anyio.Event()
+        unbound: OSError | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(group.run)
-            address = group.add(self)
-            task_status.started(address)
-            await stopped.wait()
+            try:
+                address = group.add(self)
+            except OSError as exc:  # raised bare below, not in a group: callers catch it
+                unbound = exc
+            else:
+                task_status.started(address)
+                await stopped.wait()
             tg.cancel_scope.cancel()
+        if unbound is not None:
+            raise unbound
         if self._failure is not None:
             raise self._failure
 
