@@ -228,15 +228,20 @@ def _status_cases(v: Vectors) -> None:
         )
 
 
-def _relay_cases(v: Vectors) -> None:
-    tests = v.group("RelayDecodeTest")
-    good = RelayFrame(
+def _good_relay() -> dict[int, Any]:
+    """The valid RELAY request the decode cases vary."""
+    return RelayFrame(
         room_id=ROOM,
         dht_ident=pseudo_random("relays/ident", 32),
         message_id=MID,
         expires_ms=EXPIRES,
         blob=pseudo_random("relays/blob", 300),
     ).to_value()
+
+
+def _relay_cases(v: Vectors) -> None:
+    tests = v.group("RelayDecodeTest")
+    good = _good_relay()
     cases: list[tuple[dict[int, Any], str]] = [
         (good, "a RELAY request"),
         ({**good, 0: 2}, "version 2"),
@@ -255,13 +260,7 @@ def _relay_cases(v: Vectors) -> None:
 def _paid_relay_cases(v: Vectors) -> None:
     """RLY-9.1: a group of its own at the end, so the earlier tcIds stay put."""
     tests = v.group("RelayDecodeTest")
-    good = RelayFrame(
-        room_id=ROOM,
-        dht_ident=pseudo_random("relays/ident", 32),
-        message_id=MID,
-        expires_ms=EXPIRES,
-        blob=pseudo_random("relays/blob", 300),
-    ).to_value()
+    good = _good_relay()
     head = pseudo_random("relays/pow-seed", 4)
     cases: list[tuple[dict[int, Any], str]] = [
         ({**good, 7: [1, head, bytes(range(16)), 16]}, "a RELAY request paying effort 16"),

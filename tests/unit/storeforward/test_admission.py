@@ -266,11 +266,7 @@ def _flood(net: Net, holder_id: NodeId) -> None:
         pass
 
 
-def test_the_client_pays_the_price_and_stores() -> None:
-    """SF-9.4."""
-    config = SfClientConfig(redundancy=1, candidate_pool=1)
-    net, sender, holder_id = _net_with_one_loaded_holder(config)
-    _flood(net, holder_id)
+def _store_one(sender: SfClient) -> None:
     sender.store(
         room_id=ROOM,
         message_id=b"m" * 16,
@@ -279,6 +275,14 @@ def test_the_client_pays_the_price_and_stores() -> None:
         expires_at=T0 + 3600,
         now=T0,
     )
+
+
+def test_the_client_pays_the_price_and_stores() -> None:
+    """SF-9.4."""
+    config = SfClientConfig(redundancy=1, candidate_pool=1)
+    net, sender, holder_id = _net_with_one_loaded_holder(config)
+    _flood(net, holder_id)
+    _store_one(sender)
     net.pump(T0)
     asks = [a for a in net.out[SENDER.node_id] if isinstance(a, SolvePow)]
     assert len(asks) == 1 and asks[0].challenge.effort == 16
@@ -305,14 +309,7 @@ def test_the_client_declines_a_price_over_its_bound() -> None:
     config = SfClientConfig(redundancy=1, candidate_pool=1, max_pow_effort=8)
     net, sender, holder_id = _net_with_one_loaded_holder(config)
     _flood(net, holder_id)
-    sender.store(
-        room_id=ROOM,
-        message_id=b"m" * 16,
-        member=MEMBER.node_id,
-        blob=b"hi",
-        expires_at=T0 + 3600,
-        now=T0,
-    )
+    _store_one(sender)
     net.pump(T0)
     assert not [a for a in net.out[SENDER.node_id] if isinstance(a, SolvePow)]
     assert sender.counters.get_count(SfClientCounter.POW_DECLINED) == 1
@@ -323,14 +320,7 @@ def test_an_unsolved_or_late_solution_is_counted() -> None:
     config = SfClientConfig(redundancy=1, candidate_pool=1)
     net, sender, holder_id = _net_with_one_loaded_holder(config)
     _flood(net, holder_id)
-    sender.store(
-        room_id=ROOM,
-        message_id=b"m" * 16,
-        member=MEMBER.node_id,
-        blob=b"hi",
-        expires_at=T0 + 3600,
-        now=T0,
-    )
+    _store_one(sender)
     net.pump(T0)
     (ask,) = [a for a in net.out[SENDER.node_id] if isinstance(a, SolvePow)]
     sender.pow_solved(ask.token, None, now=T0 + 0.1)
